@@ -1,0 +1,64 @@
+#include "common/path.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace converge {
+namespace {
+
+TEST(ValidateRelativePathTest, AcceptsOrdinaryPaths) {
+  for (const char* p : {"a", "a/b/c.txt", "dir with space/ü.md", ".hidden", "a/.converge",
+                        "..dots", "x..y/z"}) {
+    EXPECT_TRUE(ValidateRelativePath(p).ok()) << p;
+  }
+}
+
+TEST(ValidateRelativePathTest, RejectsTraversalAndAbsolute) {
+  for (const char* p : {"..", "../x", "a/../../etc/passwd", "a/..", "/etc/passwd", "./a", "a/./b",
+                        "a//b", "a/", ""}) {
+    absl::Status s = ValidateRelativePath(p);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << p;
+  }
+}
+
+TEST(ValidateRelativePathTest, RejectsNulBackslashReservedAndInvalidUtf8) {
+  EXPECT_FALSE(ValidateRelativePath(std::string("a\0b", 3)).ok());
+  EXPECT_FALSE(ValidateRelativePath("a\\..\\b").ok());
+  EXPECT_FALSE(ValidateRelativePath(".converge/state").ok());
+  EXPECT_FALSE(ValidateRelativePath(".converge").ok());
+  EXPECT_FALSE(ValidateRelativePath("bad\xff").ok());
+  EXPECT_FALSE(ValidateRelativePath("overlong\xc0\xaf").ok());
+  EXPECT_FALSE(ValidateRelativePath("surrogate\xed\xa0\x80").ok());
+  EXPECT_FALSE(ValidateRelativePath("truncated\xe2\x82").ok());
+  EXPECT_TRUE(ValidateRelativePath("euro\xe2\x82\xac").ok());
+}
+
+TEST(ValidateRelativePathTest, EnforcesLengthLimits) {
+  EXPECT_TRUE(ValidateRelativePath(std::string(255, 'n')).ok());
+  EXPECT_FALSE(ValidateRelativePath(std::string(256, 'n')).ok());
+  std::string deep;
+  while (deep.size() <= kMaxPathBytes) deep += "abcdefgh/";
+  deep += "f";
+  EXPECT_FALSE(ValidateRelativePath(deep).ok());
+}
+
+TEST(ValidateIdTest, AcceptsSlugsRejectsOthers) {
+  EXPECT_TRUE(ValidateId("user", "alice").ok());
+  EXPECT_TRUE(ValidateId("user", "a1.b_c-d").ok());
+  EXPECT_FALSE(ValidateId("user", "").ok());
+  EXPECT_FALSE(ValidateId("user", "Alice").ok());
+  EXPECT_FALSE(ValidateId("user", "-a").ok());
+  EXPECT_FALSE(ValidateId("user", "a/b").ok());
+  EXPECT_FALSE(ValidateId("user", std::string(65, 'a')).ok());
+}
+
+TEST(PathPartsTest, ParentAndBase) {
+  EXPECT_EQ(ParentPath("a/b/c"), "a/b");
+  EXPECT_EQ(ParentPath("c"), "");
+  EXPECT_EQ(BaseName("a/b/c"), "c");
+  EXPECT_EQ(BaseName("c"), "c");
+}
+
+}  // namespace
+}  // namespace converge
