@@ -54,6 +54,13 @@ bool Decoder::GetLengthPrefixed(absl::string_view* s) {
   return true;
 }
 
+bool Decoder::GetRaw(size_t n, absl::string_view* s) {
+  if (n > in_.size()) return false;
+  *s = in_.substr(0, n);
+  in_.remove_prefix(n);
+  return true;
+}
+
 bool Decoder::GetLengthPrefixed(std::string* s) {
   absl::string_view view;
   if (!GetLengthPrefixed(&view)) return false;

@@ -24,7 +24,10 @@ class Decoder {
   bool GetVarint64(uint64_t* v);
   bool GetLengthPrefixed(absl::string_view* s);
   bool GetLengthPrefixed(std::string* s);
+  // GetRaw reads exactly n bytes.
+  bool GetRaw(size_t n, absl::string_view* s);
   bool done() const { return in_.empty(); }
+  size_t remaining() const { return in_.size(); }
 
  private:
   absl::string_view in_;

@@ -1,0 +1,90 @@
+#include "common/model.h"
+
+#include "common/wire.h"
+#include "gtest/gtest.h"
+
+namespace converge {
+namespace {
+
+FileVersion SampleFile() {
+  FileVersion v;
+  v.file_id = std::string(kFileIdBytes, 'i');
+  v.path = "docs/readme.txt";
+  v.mode = 0640;
+  v.mtime_ns = 1700000000123456789;
+  v.size = 5;
+  v.content_sha256 = HashOf("hello");
+  v.chunks = {{HashOf("hel"), 3}, {HashOf("lo"), 2}};
+  v.seq = 7;
+  v.origin_device = "dev1";
+  v.base_seq = 3;
+  return v;
+}
+
+TEST(ModelTest, FileVersionEncodingRoundTrips) {
+  FileVersion v = SampleFile();
+  absl::StatusOr<FileVersion> back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->path, v.path);
+  EXPECT_EQ(back->chunks, v.chunks);
+  EXPECT_EQ(back->content_sha256, v.content_sha256);
+  EXPECT_EQ(back->mtime_ns, v.mtime_ns);
+  EXPECT_EQ(back->seq, 7u);
+  EXPECT_EQ(back->base_seq, 3u);
+}
+
+TEST(ModelTest, CorruptRecordsAreDataLoss) {
+  std::string bytes = EncodeFileVersion(SampleFile());
+  EXPECT_EQ(DecodeFileVersion(bytes.substr(0, bytes.size() - 1)).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeCommit("garbage").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ModelTest, CommitRoundTripsThroughEncodingAndWire) {
+  Commit c;
+  c.namespace_id = "ns";
+  c.seq = 9;
+  c.origin_device = "dev1";
+  c.files = {SampleFile()};
+  absl::StatusOr<Commit> back = DecodeCommit(EncodeCommit(c));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->files.size(), 1u);
+
+  common::v1::Commit proto;
+  wire::CommitToProto(c, &proto);
+  absl::StatusOr<Commit> from = wire::CommitFromProto(proto);
+  ASSERT_TRUE(from.ok()) << from.status();
+  EXPECT_EQ(from->files[0].chunks, c.files[0].chunks);
+}
+
+TEST(ModelTest, ValidationRejectsBadVersions) {
+  FileVersion v = SampleFile();
+  v.size = 6;
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  v = SampleFile();
+  v.path = "../escape";
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  v = SampleFile();
+  v.file_id = "short";
+  EXPECT_FALSE(ValidateFileVersion(v).ok());
+  v = SampleFile();
+  v.kind = FileKind::kDirectory;
+  EXPECT_FALSE(ValidateFileVersion(v).ok());  // a directory has no chunks
+  EXPECT_FALSE(ValidateChanges({SampleFile(), SampleFile()}).ok());  // duplicate path
+  EXPECT_FALSE(ValidateChanges({}).ok());
+}
+
+TEST(WireTest, RejectsBadDigestAndKind) {
+  common::v1::FileVersion p;
+  wire::FileVersionToProto(SampleFile(), &p);
+  p.mutable_chunks(0)->set_sha256("not-32-bytes");
+  EXPECT_EQ(wire::FileVersionFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+  wire::FileVersionToProto(SampleFile(), &p);
+  p.clear_chunks();
+  wire::FileVersionToProto(SampleFile(), &p);
+  p.set_kind(common::v1::FILE_KIND_UNSPECIFIED);
+  EXPECT_FALSE(wire::FileVersionFromProto(p).ok());
+}
+
+}  // namespace
+}  // namespace converge
