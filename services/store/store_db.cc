@@ -1,0 +1,73 @@
+#include "services/store/store_db.h"
+
+#include <rocksdb/options.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/coding.h"
+
+namespace converge::store {
+
+absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
+  return absl::UnavailableError(message);
+}
+
+absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.IncreaseParallelism(2);
+  // Chunk bytes go to blob files so compaction does not rewrite them.
+  options.enable_blob_files = true;
+  options.min_blob_size = 4096;
+  options.compression = rocksdb::kLZ4Compression;
+  options.blob_compression_type = rocksdb::kNoCompression;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok() && options.compression != rocksdb::kNoCompression) {
+    options.compression = rocksdb::kNoCompression;
+    s = rocksdb::DB::Open(options, dir, &raw);
+  }
+  if (!s.ok()) return RocksStatus(s, absl::StrCat("open store database at ", dir));
+  return std::unique_ptr<StoreDb>(new StoreDb(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+std::string StoreDb::ChunkKey(const Digest& d) {
+  std::string k = "c";
+  k.append(reinterpret_cast<const char*>(d.data()), d.size());
+  return k;
+}
+
+std::string StoreDb::NamespaceKey(absl::string_view ns) { return absl::StrCat("n", ns); }
+
+std::string StoreDb::LogPrefix(absl::string_view ns) {
+  return absl::StrCat("l", ns, absl::string_view("\0", 1));
+}
+
+std::string StoreDb::LogKey(absl::string_view ns, uint64_t seq) {
+  std::string k = LogPrefix(ns);
+  PutFixed64BE(&k, seq);
+  return k;
+}
+
+std::string StoreDb::FilePrefix(absl::string_view ns) {
+  return absl::StrCat("f", ns, absl::string_view("\0", 1));
+}
+
+std::string StoreDb::FileKey(absl::string_view ns, absl::string_view path) {
+  return absl::StrCat(FilePrefix(ns), path);
+}
+
+std::string StoreDb::CursorPrefix(absl::string_view ns) {
+  return absl::StrCat("a", ns, absl::string_view("\0", 1));
+}
+
+std::string StoreDb::CursorKey(absl::string_view ns, absl::string_view device) {
+  return absl::StrCat(CursorPrefix(ns), device);
+}
+
+}  // namespace converge::store

@@ -1,0 +1,55 @@
+// StoreDb: the store's RocksDB instance and its key layout. ChunkStore and CommitLog share it.
+//
+// Keys (one column family; namespace and device ids never contain '\0'):
+//   'c' sha256[32]                  -> chunk bytes
+//   'n' ns                          -> namespace record (head seq, members)
+//   'l' ns '\0' seq(8, big-endian)  -> Commit (model.h encoding)
+//   'f' ns '\0' path                -> current FileVersion of path (tombstones included)
+//   'a' ns '\0' device              -> acked seq (varint)
+#ifndef CONVERGE_SERVICES_STORE_STORE_DB_H_
+#define CONVERGE_SERVICES_STORE_STORE_DB_H_
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/sha256.h"
+
+namespace converge::store {
+
+// Thread-safe (RocksDB is).
+class StoreDb {
+ public:
+  // Open creates the database under `dir` if needed. Returns Unavailable on I/O errors.
+  static absl::StatusOr<std::unique_ptr<StoreDb>> Open(const std::string& dir);
+
+  rocksdb::DB* db() { return db_.get(); }
+
+  static std::string ChunkKey(const Digest& d);
+  static std::string NamespaceKey(absl::string_view ns);
+  static std::string LogKey(absl::string_view ns, uint64_t seq);
+  static std::string LogPrefix(absl::string_view ns);
+  static std::string FileKey(absl::string_view ns, absl::string_view path);
+  static std::string FilePrefix(absl::string_view ns);
+  static std::string CursorKey(absl::string_view ns, absl::string_view device);
+  static std::string CursorPrefix(absl::string_view ns);
+
+ private:
+  explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// View returns the bytes of a RocksDB slice as an absl::string_view.
+inline absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+// RocksStatus maps a rocksdb::Status onto absl codes (I/O errors: Unavailable, corruption:
+// DataLoss, NotFound: NotFound), prefixed with `what`.
+absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what);
+
+}  // namespace converge::store
+
+#endif  // CONVERGE_SERVICES_STORE_STORE_DB_H_

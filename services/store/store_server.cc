@@ -1,0 +1,25 @@
+#include "services/store/store_server.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace converge::store {
+
+absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOptions& options) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
+  std::unique_ptr<StoreServer> s(new StoreServer());
+  CONVERGE_ASSIGN_OR_RETURN(s->db_, StoreDb::Open(options.data_dir + "/store.rocksdb"));
+  s->chunks_ = std::make_unique<ChunkStore>(s->db_.get());
+  s->log_ = std::make_unique<CommitLog>(s->db_.get(), s->chunks_.get(), Clock::Real());
+  s->publisher_ = std::make_unique<GrpcPublisher>(options.notify_address);
+  s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), s->publisher_.get(),
+                                               options.service_token);
+  return s;
+}
+
+}  // namespace converge::store

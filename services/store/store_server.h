@@ -1,0 +1,43 @@
+// StoreServer: everything converge-store runs, wired together; used by main.cc, the all-in-one
+// server and tests.
+#ifndef CONVERGE_SERVICES_STORE_STORE_SERVER_H_
+#define CONVERGE_SERVICES_STORE_STORE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "services/store/chunk_store.h"
+#include "services/store/commit_log.h"
+#include "services/store/publisher.h"
+#include "services/store/store_db.h"
+#include "services/store/store_service.h"
+
+namespace converge::store {
+
+struct StoreOptions {
+  std::string data_dir;
+  std::string notify_address;  // empty: no notifications
+  std::string service_token;
+};
+
+class StoreServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<StoreServer>> Create(const StoreOptions& options);
+
+  StoreService* service() { return service_.get(); }
+  CommitLog* log() { return log_.get(); }
+  ChunkStore* chunks() { return chunks_.get(); }
+
+ private:
+  StoreServer() = default;
+  std::unique_ptr<StoreDb> db_;
+  std::unique_ptr<ChunkStore> chunks_;
+  std::unique_ptr<CommitLog> log_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<StoreService> service_;
+};
+
+}  // namespace converge::store
+
+#endif  // CONVERGE_SERVICES_STORE_STORE_SERVER_H_

@@ -1,0 +1,191 @@
+#include "services/store/store_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/bearer_token.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/wire.h"
+
+namespace converge::store {
+namespace {
+
+constexpr size_t kPutBatchBytes = 8 << 20;
+constexpr size_t kListBatchFiles = 1000;
+
+grpc::Status TooMany(const char* what, int n, int limit) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat(n, " ", what, " in one call, the limit is ", limit));
+}
+
+}  // namespace
+
+grpc::Status StoreService::FindMissingChunks(grpc::ServerContext*,
+                                             const v1::FindMissingChunksRequest* req,
+                                             v1::FindMissingChunksResponse* resp) {
+  if (req->sha256_size() > kMaxDigestsPerCall) {
+    return TooMany("digests", req->sha256_size(), kMaxDigestsPerCall);
+  }
+  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
+  if (!wanted.ok()) return ToGrpcStatus(wanted.status());
+  absl::StatusOr<std::vector<Digest>> missing = chunks_->FindMissing(*wanted);
+  if (!missing.ok()) return ToGrpcStatus(missing.status());
+  for (const Digest& d : *missing) resp->add_missing_sha256(DigestToBytes(d));
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::PutChunks(grpc::ServerContext*,
+                                     grpc::ServerReader<v1::PutChunksRequest>* reader,
+                                     v1::PutChunksResponse* resp) {
+  v1::PutChunksRequest req;
+  bool first = true;
+  std::vector<ChunkData> batch;
+  size_t batch_bytes = 0;
+  auto flush = [&]() -> absl::Status {
+    absl::Status s = chunks_->Put(batch);
+    if (s.ok()) {
+      resp->set_chunks_stored(resp->chunks_stored() + batch.size());
+      resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
+    }
+    batch.clear();
+    batch_bytes = 0;
+    return s;
+  };
+  while (reader->Read(&req)) {
+    if (first) {
+      if (absl::Status s = log_->CheckAccess(req.namespace_id(), req.device_id()); !s.ok()) {
+        return ToGrpcStatus(s);
+      }
+      first = false;
+    }
+    absl::StatusOr<Digest> digest = DigestFromBytes(req.sha256());
+    if (!digest.ok()) return ToGrpcStatus(digest.status());
+    batch_bytes += req.data().size();
+    batch.push_back(ChunkData{*digest, std::move(*req.mutable_data())});
+    if (batch_bytes >= kPutBatchBytes) {
+      if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
+    }
+  }
+  if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
+  return ToGrpcStatus(flush());
+}
+
+grpc::Status StoreService::Commit(grpc::ServerContext*, const v1::CommitRequest* req,
+                                  v1::CommitResponse* resp) {
+  static auto log = GetLogger("store");
+  std::vector<FileVersion> changes;
+  changes.reserve(req->files_size());
+  for (const common::v1::FileVersion& f : req->files()) {
+    absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(f);
+    if (!v.ok()) return ToGrpcStatus(v.status());
+    changes.push_back(std::move(*v));
+  }
+  absl::StatusOr<converge::Commit> commit =
+      log_->Append(req->namespace_id(), req->device_id(), std::move(changes));
+  if (!commit.ok()) return ToGrpcStatus(commit.status());
+  log->debug("commit {}@{} from {}: {} file(s)", commit->namespace_id, commit->seq,
+             commit->origin_device, commit->files.size());
+  publisher_->Publish(commit->namespace_id, commit->seq);
+  resp->set_seq(commit->seq);
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
+                                grpc::ServerWriter<v1::PullResponse>* writer) {
+  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
+  if (!head.ok()) return ToGrpcStatus(head.status());
+  bool broken = false;
+  absl::Status s = log_->ReadSince(
+      req->namespace_id(), req->since_seq(), req->max_commits(), [&](const converge::Commit& c) {
+        if (ctx->IsCancelled()) return false;
+        v1::PullResponse resp;
+        wire::CommitToProto(c, resp.mutable_commit());
+        resp.set_head_seq(*head);
+        broken = !writer->Write(resp);
+        return !broken;
+      });
+  if (broken || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "pull cancelled");
+  return ToGrpcStatus(s);
+}
+
+grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChunksRequest* req,
+                                     grpc::ServerWriter<v1::GetChunksResponse>* writer) {
+  if (req->sha256_size() > kMaxChunksPerGetCall) {
+    return TooMany("chunks", req->sha256_size(), kMaxChunksPerGetCall);
+  }
+  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
+  if (!wanted.ok()) return ToGrpcStatus(wanted.status());
+  for (const Digest& d : *wanted) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    absl::StatusOr<std::string> data = chunks_->Get(d);
+    if (!data.ok()) return ToGrpcStatus(data.status());
+    v1::GetChunksResponse resp;
+    resp.set_sha256(DigestToBytes(d));
+    resp.set_data(std::move(*data));
+    if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::Ack(grpc::ServerContext*, const v1::AckRequest* req, v1::AckResponse*) {
+  return ToGrpcStatus(log_->Ack(req->namespace_id(), req->device_id(), req->seq()));
+}
+
+grpc::Status StoreService::ListFiles(grpc::ServerContext*, const v1::ListFilesRequest* req,
+                                     grpc::ServerWriter<v1::ListFilesResponse>* writer) {
+  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
+  if (!head.ok()) return ToGrpcStatus(head.status());
+  v1::ListFilesResponse batch;
+  batch.set_head_seq(*head);
+  bool broken = false;
+  absl::Status s = log_->ListFiles(req->namespace_id(), [&](const FileVersion& v) {
+    if (broken) return;
+    wire::FileVersionToProto(v, batch.add_files());
+    if (batch.files_size() >= static_cast<int>(kListBatchFiles)) {
+      broken = !writer->Write(batch);
+      batch.clear_files();
+    }
+  });
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (broken || !writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::RegisterNamespace(grpc::ServerContext* ctx,
+                                             const v1::RegisterNamespaceRequest* req,
+                                             v1::RegisterNamespaceResponse*) {
+  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  std::vector<std::string> members(req->member_device_ids().begin(),
+                                   req->member_device_ids().end());
+  return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), members));
+}
+
+grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
+                                             const v1::GetNamespaceStatsRequest* req,
+                                             v1::GetNamespaceStatsResponse* resp) {
+  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<NamespaceStats> stats = log_->Stats(req->namespace_id());
+  if (!stats.ok()) return ToGrpcStatus(stats.status());
+  resp->set_head_seq(stats->head_seq);
+  resp->set_live_files(stats->live_files);
+  resp->set_live_bytes(stats->live_bytes);
+  for (const auto& [device, seq] : stats->cursors) {
+    v1::DeviceCursor* c = resp->add_cursors();
+    c->set_device_id(device);
+    c->set_acked_seq(seq);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace converge::store

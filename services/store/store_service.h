@@ -1,0 +1,51 @@
+// StoreService: the gRPC face of the store. Each handler validates and converts the request,
+// calls one method of ChunkStore or CommitLog, maps the status and fills the response.
+#ifndef CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
+#define CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
+
+#include "converge/store/v1/store.grpc.pb.h"
+#include "services/store/chunk_store.h"
+#include "services/store/commit_log.h"
+#include "services/store/publisher.h"
+
+namespace converge::store {
+
+// Limits on one call.
+inline constexpr int kMaxDigestsPerCall = 100000;
+inline constexpr int kMaxChunksPerGetCall = 4096;
+
+class StoreService final : public v1::StoreService::Service {
+ public:
+  // `service_token` guards RegisterNamespace and GetNamespaceStats (empty: unguarded).
+  StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, std::string service_token)
+      : chunks_(chunks), log_(log), publisher_(publisher), service_token_(std::move(service_token)) {}
+
+  grpc::Status FindMissingChunks(grpc::ServerContext* ctx, const v1::FindMissingChunksRequest* req,
+                                 v1::FindMissingChunksResponse* resp) override;
+  grpc::Status PutChunks(grpc::ServerContext* ctx, grpc::ServerReader<v1::PutChunksRequest>* reader,
+                         v1::PutChunksResponse* resp) override;
+  grpc::Status Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
+                      v1::CommitResponse* resp) override;
+  grpc::Status Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
+                    grpc::ServerWriter<v1::PullResponse>* writer) override;
+  grpc::Status GetChunks(grpc::ServerContext* ctx, const v1::GetChunksRequest* req,
+                         grpc::ServerWriter<v1::GetChunksResponse>* writer) override;
+  grpc::Status Ack(grpc::ServerContext* ctx, const v1::AckRequest* req,
+                   v1::AckResponse* resp) override;
+  grpc::Status ListFiles(grpc::ServerContext* ctx, const v1::ListFilesRequest* req,
+                         grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
+  grpc::Status RegisterNamespace(grpc::ServerContext* ctx, const v1::RegisterNamespaceRequest* req,
+                                 v1::RegisterNamespaceResponse* resp) override;
+  grpc::Status GetNamespaceStats(grpc::ServerContext* ctx, const v1::GetNamespaceStatsRequest* req,
+                                 v1::GetNamespaceStatsResponse* resp) override;
+
+ private:
+  ChunkStore* const chunks_;
+  CommitLog* const log_;
+  Publisher* const publisher_;
+  const std::string service_token_;
+};
+
+}  // namespace converge::store
+
+#endif  // CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
