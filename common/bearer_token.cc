@@ -4,7 +4,7 @@
 
 namespace converge {
 
-absl::Status CheckBearerToken(const grpc::ServerContext& ctx, const std::string& expected) {
+absl::Status CheckBearerToken(const grpc::ServerContextBase& ctx, const std::string& expected) {
   if (expected.empty()) return absl::OkStatus();
   const auto& metadata = ctx.client_metadata();
   auto it = metadata.find("authorization");

@@ -13,7 +13,7 @@ namespace converge {
 
 // CheckBearerToken returns Unauthenticated unless the call carries `expected` (compared in
 // constant time). An empty `expected` means the guard is off and everything passes.
-absl::Status CheckBearerToken(const grpc::ServerContext& ctx, const std::string& expected);
+absl::Status CheckBearerToken(const grpc::ServerContextBase& ctx, const std::string& expected);
 
 // AddBearerToken attaches `token` to an outgoing call (nothing if empty).
 void AddBearerToken(grpc::ClientContext* ctx, const std::string& token);

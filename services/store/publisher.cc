@@ -2,11 +2,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/bearer_token.h"
 #include "common/logging.h"
 
 namespace converge::store {
 
-GrpcPublisher::GrpcPublisher(const std::string& address) {
+GrpcPublisher::GrpcPublisher(const std::string& address, std::string service_token)
+    : service_token_(std::move(service_token)) {
   if (address.empty()) return;
   stub_ = notification::v1::NotificationService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -44,6 +46,7 @@ void GrpcPublisher::Run() {
     for (const auto& [ns, seq] : batch) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      AddBearerToken(&ctx, service_token_);
       notification::v1::PublishRequest req;
       req.set_namespace_id(ns);
       req.set_seq(seq);

@@ -27,7 +27,7 @@ class Publisher {
 // GrpcPublisher publishes to converge-notify at `address`; an empty address publishes nowhere.
 class GrpcPublisher : public Publisher {
  public:
-  explicit GrpcPublisher(const std::string& address);
+  GrpcPublisher(const std::string& address, std::string service_token);
   ~GrpcPublisher() override;
 
   void Publish(const std::string& ns, uint64_t seq) override;
@@ -35,6 +35,7 @@ class GrpcPublisher : public Publisher {
  private:
   void Run();
 
+  const std::string service_token_;
   std::unique_ptr<notification::v1::NotificationService::Stub> stub_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, uint64_t> pending_ ABSL_GUARDED_BY(mu_);
