@@ -1,0 +1,25 @@
+#include "services/management/management_server.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace converge::management {
+
+absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
+    const ManagementOptions& options) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  if (options.endpoints.store_address.empty()) return absl::InvalidArgumentError("--store is required");
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
+  std::unique_ptr<ManagementServer> s(new ManagementServer());
+  s->sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_address, options.service_token);
+  CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
+                                                         s->sink_.get(), Clock::Real()));
+  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), options.token, options.endpoints);
+  return s;
+}
+
+}  // namespace converge::management

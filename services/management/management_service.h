@@ -1,0 +1,50 @@
+// ManagementService: the gRPC face of the Registry. Every call needs the bearer token.
+#ifndef CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
+#define CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
+
+#include <string>
+
+#include "converge/management/v1/management.grpc.pb.h"
+#include "services/management/registry.h"
+
+namespace converge::management {
+
+struct EndpointsConfig {
+  std::string store_address;
+  std::string notification_address;
+};
+
+class ManagementService final : public v1::ManagementService::Service {
+ public:
+  ManagementService(Registry* registry, std::string token, EndpointsConfig endpoints)
+      : registry_(registry), token_(std::move(token)), endpoints_(std::move(endpoints)) {}
+
+  grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
+                          v1::User* resp) override;
+  grpc::Status ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest* req,
+                         v1::ListUsersResponse* resp) override;
+  grpc::Status RegisterDevice(grpc::ServerContext* ctx, const v1::RegisterDeviceRequest* req,
+                              v1::RegisterDeviceResponse* resp) override;
+  grpc::Status ListDevices(grpc::ServerContext* ctx, const v1::ListDevicesRequest* req,
+                           v1::ListDevicesResponse* resp) override;
+  grpc::Status CreateNamespace(grpc::ServerContext* ctx, const v1::CreateNamespaceRequest* req,
+                               v1::Namespace* resp) override;
+  grpc::Status ListNamespaces(grpc::ServerContext* ctx, const v1::ListNamespacesRequest* req,
+                              v1::ListNamespacesResponse* resp) override;
+  grpc::Status AddDeviceToNamespace(grpc::ServerContext* ctx,
+                                    const v1::AddDeviceToNamespaceRequest* req,
+                                    v1::AddDeviceToNamespaceResponse* resp) override;
+  grpc::Status ListMembers(grpc::ServerContext* ctx, const v1::ListMembersRequest* req,
+                           v1::ListMembersResponse* resp) override;
+  grpc::Status GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
+                            v1::Endpoints* resp) override;
+
+ private:
+  Registry* const registry_;
+  const std::string token_;
+  const EndpointsConfig endpoints_;
+};
+
+}  // namespace converge::management
+
+#endif  // CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
