@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/string_view.h"
+
 namespace converge {
 
 // InitLogging sends all loggers to stderr at `level` ("debug", "info", "warn", "error");
@@ -21,5 +23,14 @@ void InitLogging(const std::string& level, bool json = false);
 std::shared_ptr<spdlog::logger> GetLogger(const std::string& name);
 
 }  // namespace converge
+
+// Debian's absl::string_view is its own type, not std::string_view: teach fmt to print it.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(s.data(), s.size()), ctx);
+  }
+};
 
 #endif  // CONVERGE_COMMON_LOGGING_H_

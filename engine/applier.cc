@@ -1,0 +1,201 @@
+#include "engine/applier.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+#include "engine/chunker.h"
+
+namespace converge::engine {
+namespace {
+
+// How many chunks are fetched in one round trip while assembling a file.
+constexpr size_t kFetchWindow = 16;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("apply");
+  return log;
+}
+
+}  // namespace
+
+std::string ConflictName(const std::string& path, const std::string& device, absl::Time when) {
+  const absl::string_view dir = ParentPath(path);
+  const absl::string_view base = BaseName(path);
+  size_t dot = base.rfind('.');
+  if (dot == 0 || dot == absl::string_view::npos) dot = base.size();
+  const std::string stamp = absl::FormatTime("%Y%m%dT%H%M%SZ", when, absl::UTCTimeZone());
+  std::string name = absl::StrCat(base.substr(0, dot), " (conflict ", device, " ", stamp, ")",
+                                  base.substr(dot));
+  return dir.empty() ? name : absl::StrCat(dir, "/", name);
+}
+
+absl::Status Applier::MoveAside(const std::string& path) {
+  const absl::Time now = clock_->Now();
+  std::string target = ConflictName(path, device_, now);
+  for (int n = 2; n < 100; ++n) {
+    absl::Status s = fs_->Rename(path, target);
+    if (s.ok()) {
+      ++stats_.conflicts;
+      Log()->warn("conflict: kept the local edit of '{}' as '{}'", path, target);
+      return absl::OkStatus();
+    }
+    if (!absl::IsAlreadyExists(s)) return s;
+    target = ConflictName(path, absl::StrCat(device_, "-", n), now);
+  }
+  return absl::AlreadyExistsError(absl::StrCat("no free conflict name for ", path));
+}
+
+absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
+                                             const std::optional<IndexEntry>& entry,
+                                             const LocalStat& planned_local) {
+  CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
+
+  // Chunks the local copy still has, by digest -> offset in the local file.
+  absl::flat_hash_map<std::string, uint64_t> local_offsets;
+  std::unique_ptr<ReadableFile> local_file;
+  if (entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kFile &&
+      planned_local.exists && planned_local.kind == FileKind::kFile) {
+    uint64_t offset = 0;
+    for (const ChunkRef& c : entry->version.chunks) {
+      local_offsets.emplace(DigestToBytes(c.sha256), offset);
+      offset += c.length;
+    }
+    absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(remote.path);
+    if (f.ok()) local_file = std::move(*f);
+  }
+
+  Sha256 whole;
+  for (size_t start = 0; start < remote.chunks.size(); start += kFetchWindow) {
+    const size_t end = std::min(remote.chunks.size(), start + kFetchWindow);
+    absl::flat_hash_map<std::string, std::string> window;
+    std::vector<Digest> to_fetch;
+    for (size_t i = start; i < end; ++i) {
+      const ChunkRef& c = remote.chunks[i];
+      const std::string key = DigestToBytes(c.sha256);
+      if (window.contains(key)) continue;
+      auto local = local_offsets.find(key);
+      if (local_file != nullptr && local != local_offsets.end()) {
+        std::string bytes;
+        if (local_file->Read(local->second, c.length, &bytes).ok() && HashOf(bytes) == c.sha256) {
+          stats_.bytes_reused += bytes.size();
+          window.emplace(key, std::move(bytes));
+          continue;
+        }
+      }
+      if (std::find(to_fetch.begin(), to_fetch.end(), c.sha256) == to_fetch.end()) {
+        to_fetch.push_back(c.sha256);
+      }
+    }
+    if (!to_fetch.empty()) {
+      CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(to_fetch, [&](const Digest& d, std::string bytes) {
+        stats_.bytes_fetched += bytes.size();
+        window[DigestToBytes(d)] = std::move(bytes);
+        return absl::OkStatus();
+      }));
+    }
+    for (size_t i = start; i < end; ++i) {
+      auto it = window.find(DigestToBytes(remote.chunks[i].sha256));
+      if (it == window.end() || it->second.size() != remote.chunks[i].length) {
+        return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", i, " was not delivered"));
+      }
+      whole.Update(it->second);
+      CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
+    }
+  }
+  if (whole.Finish() != remote.content_sha256) {
+    return absl::DataLossError(absl::StrCat(remote.path, ": assembled content does not match its hash"));
+  }
+  // The user may have edited the file while it downloaded: keep that edit.
+  CONVERGE_ASSIGN_OR_RETURN(LocalStat now, fs_->Stat(remote.path));
+  if (!now.Same(planned_local) && now.exists) CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+  CONVERGE_ASSIGN_OR_RETURN(LocalStat installed,
+                            temp->Install(remote.path, remote.mode == 0 ? 0644 : remote.mode,
+                                          remote.mtime_ns));
+  ++stats_.files_written;
+  return installed;
+}
+
+absl::StatusOr<IndexEntry> Applier::ApplyOne(const FileVersion& remote) {
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(remote.path));
+  CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(remote.path));
+  auto hash_local = [&]() -> absl::StatusOr<Digest> {
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(remote.path));
+    CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
+    return content.sha256;
+  };
+  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local));
+  const int64_t now_ns = absl::ToUnixNanos(clock_->Now());
+  IndexEntry out{remote, local, now_ns};
+  switch (action) {
+    case Action::kSkip:
+      return *entry;
+    case Action::kRecord:
+      break;
+    case Action::kKeepLocal:
+      // The index keeps the tombstone; the scanner sees the local entry as new and re-adds it.
+      out.local = LocalStat{};
+      Log()->warn("'{}' was deleted elsewhere but edited here: keeping the local edit", remote.path);
+      break;
+    case Action::kRemove: {
+      absl::Status s = fs_->Remove(remote.path);
+      if (absl::IsFailedPrecondition(s)) {
+        // A directory that still holds entries unknown elsewhere stays (and is re-added).
+        out.local = LocalStat{};
+        break;
+      }
+      CONVERGE_RETURN_IF_ERROR(s);
+      ++stats_.removed;
+      out.local = LocalStat{};
+      break;
+    }
+    case Action::kConflictThenMakeDir:
+      CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+      [[fallthrough]];
+    case Action::kMakeDir: {
+      CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(remote.path));
+      CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
+      ++stats_.dirs_made;
+      break;
+    }
+    case Action::kConflictThenWrite:
+      CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+      local = LocalStat{};
+      [[fallthrough]];
+    case Action::kWrite: {
+      CONVERGE_ASSIGN_OR_RETURN(out.local, WriteFile(remote, entry, local));
+      break;
+    }
+  }
+  Log()->debug("{} {}@{}", ActionName(action), remote.path, remote.seq);
+  return out;
+}
+
+absl::Status Applier::ApplyCommit(const Commit& commit) {
+  // Creations parents first, deletions children first.
+  std::vector<const FileVersion*> order;
+  for (const FileVersion& v : commit.files) order.push_back(&v);
+  std::stable_sort(order.begin(), order.end(), [](const FileVersion* a, const FileVersion* b) {
+    if (a->deleted != b->deleted) return !a->deleted;
+    return a->deleted ? a->path > b->path : a->path < b->path;
+  });
+  std::vector<IndexEntry> applied;
+  for (const FileVersion* v : order) {
+    absl::StatusOr<IndexEntry> entry = ApplyOne(*v);
+    if (!entry.ok()) {
+      absl::Status recorded = index_->Update(applied, std::nullopt);
+      if (!recorded.ok()) Log()->error("recording applied files failed: {}", recorded.ToString());
+      return absl::Status(entry.status().code(),
+                          absl::StrCat("apply ", v->path, "@", commit.seq, ": ", entry.status().message()));
+    }
+    applied.push_back(std::move(*entry));
+  }
+  return index_->Update(applied, commit.seq);
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,81 @@
+// Filesystem: everything the engine does to a synced folder, behind one interface so engine
+// logic can run against a fake (simulation, fault injection) as well as the real folder.
+// Paths are relative to the folder root and already validated (common/path.h).
+#ifndef CONVERGE_ENGINE_FILESYSTEM_H_
+#define CONVERGE_ENGINE_FILESYSTEM_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model.h"
+
+namespace converge::engine {
+
+// What the engine remembers of a local entry to tell whether it changed.
+struct LocalStat {
+  bool exists = false;
+  FileKind kind = FileKind::kFile;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t inode = 0;
+  uint32_t mode = 0;
+
+  // Same reports whether two stats describe the same unchanged entry.
+  bool Same(const LocalStat& o) const {
+    return exists == o.exists && (!exists || (kind == o.kind && size == o.size &&
+                                              mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns &&
+                                              inode == o.inode));
+  }
+};
+
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Read reads up to n bytes at offset into *out (fewer only at end of file).
+  virtual absl::Status Read(uint64_t offset, size_t n, std::string* out) = 0;
+};
+
+// A temp file in the engine's own area. Install makes it durable and renames it into place;
+// a temp file destroyed without Install is removed.
+class TempFile {
+ public:
+  virtual ~TempFile() = default;
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Install sets mode and mtime, fsyncs, renames over `path` (replacing a file there) and fsyncs
+  // the parent directory. Returns the installed file's stat.
+  virtual absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode,
+                                            int64_t mtime_ns) = 0;
+};
+
+class Filesystem {
+ public:
+  virtual ~Filesystem() = default;
+
+  // Walk calls fn for every regular file and directory below the root, parents before children,
+  // skipping the engine's reserved folder, symlinks and special files.
+  virtual absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
+  // Stat returns exists=false when nothing is at path.
+  virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() = 0;
+  // MakeDirs creates path and missing parents. FailedPrecondition if a component is a file or a
+  // symlink.
+  virtual absl::Status MakeDirs(const std::string& path) = 0;
+  // Remove deletes a file or an empty directory; FailedPrecondition if the directory is not
+  // empty; OK if nothing is there.
+  virtual absl::Status Remove(const std::string& path) = 0;
+  // Rename moves an entry within the folder; AlreadyExists if `to` exists.
+  virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // RootIntact reports whether the folder root is still the folder the engine opened and its
+  // marker file is there (an unmounted disk or a deleted root is never "everything deleted").
+  virtual absl::Status RootIntact() = 0;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_FILESYSTEM_H_

@@ -1,0 +1,374 @@
+#include "engine/local_filesystem.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/path.h"
+#include "common/random_id.h"
+#include "common/status_macros.h"
+
+namespace converge::engine {
+namespace {
+
+absl::Status Errno(absl::string_view what, absl::string_view path, int err = errno) {
+  std::string message = absl::StrCat(what, " ", path, ": ", strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(message);
+    case EEXIST:
+      return absl::AlreadyExistsError(message);
+    case ELOOP:
+    case EXDEV:
+    case ENOTDIR:
+    case EISDIR:
+    case ENOTEMPTY:
+      return absl::FailedPreconditionError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+LocalStat FromStat(const struct stat& st) {
+  LocalStat s;
+  s.exists = true;
+  s.kind = S_ISDIR(st.st_mode) ? FileKind::kDirectory : FileKind::kFile;
+  s.size = S_ISDIR(st.st_mode) ? 0 : static_cast<uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  s.inode = st.st_ino;
+  s.mode = st.st_mode & 07777;
+  return s;
+}
+
+// OpenBeneath opens `path` relative to `dirfd` without following any symlink and without
+// leaving `dirfd`: openat2 where the kernel has it, a component-by-component O_NOFOLLOW walk
+// otherwise.
+int OpenBeneath(int dirfd, const std::string& path, int flags, mode_t mode = 0) {
+  static bool have_openat2 = true;
+  if (have_openat2) {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof(how)));
+    if (fd >= 0 || errno != ENOSYS) return fd;
+    have_openat2 = false;
+  }
+  std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  if (parts.empty()) return openat(dirfd, ".", flags | O_CLOEXEC);
+  int cur = dirfd;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i] == "..") {
+      errno = EXDEV;
+      return -1;
+    }
+    int next = openat(cur, parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cur != dirfd) close(cur);
+    if (next < 0) return -1;
+    cur = next;
+  }
+  if (parts.back() == "..") {
+    errno = EXDEV;
+    return -1;
+  }
+  int fd = openat(cur, parts.back().c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  const int saved = errno;
+  if (cur != dirfd) close(cur);
+  errno = saved;
+  return fd;
+}
+
+class LocalReadableFile : public ReadableFile {
+ public:
+  explicit LocalReadableFile(int fd) : fd_(fd) {}
+  absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+    out->resize(n);
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = pread(fd_.get(), out->data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Errno("read", "file");
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    out->resize(done);
+    return absl::OkStatus();
+  }
+
+ private:
+  Fd fd_;
+};
+
+class LocalTempFile : public TempFile {
+ public:
+  LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd)
+      : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd) {}
+  ~LocalTempFile() override {
+    if (!installed_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+  }
+
+  absl::Status Append(absl::string_view data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t w = write(fd_.get(), data.data() + done, data.size() - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write temp", name_);
+      }
+      done += static_cast<size_t>(w);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode,
+                                    int64_t mtime_ns) override {
+    if (fchmod(fd_.get(), mode & 07777) != 0) return Errno("chmod temp", name_);
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_NOW;
+    times[1].tv_sec = mtime_ns / 1000000000;
+    times[1].tv_nsec = mtime_ns % 1000000000;
+    if (futimens(fd_.get(), times) != 0) return Errno("set mtime of temp", name_);
+    if (fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
+    CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(std::string(ParentPath(path))));
+    Fd parent(parent_raw);
+    const std::string base(BaseName(path));
+    if (renameat(tmp_dir_fd_, name_.c_str(), parent.get(), base.c_str()) != 0) {
+      return Errno("rename into place", path);
+    }
+    installed_ = true;
+    if (fsync(parent.get()) != 0) return Errno("fsync directory of", path);
+    struct stat st;
+    if (fstat(fd_.get(), &st) != 0) return Errno("stat", path);
+    return FromStat(st);
+  }
+
+ private:
+  LocalFilesystem* const fs_;
+  const int tmp_dir_fd_;
+  const std::string name_;
+  Fd fd_;
+  bool installed_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std::string& root) {
+  Fd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd.get() < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("folder ", root, " cannot be opened: ", strerror(errno)));
+  }
+  struct stat st;
+  if (fstat(root_fd.get(), &st) != 0) return Errno("stat", root);
+  if (mkdirat(root_fd.get(), kStateDirName, 0700) != 0 && errno != EEXIST) {
+    return Errno("create state dir in", root);
+  }
+  Fd state(OpenBeneath(root_fd.get(), kStateDirName, O_RDONLY | O_DIRECTORY));
+  if (state.get() < 0) return Errno("open state dir in", root);
+  Fd marker(openat(state.get(), kMarkerName, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (marker.get() < 0) return Errno("create marker in", root);
+  if (mkdirat(state.get(), "tmp", 0700) != 0 && errno != EEXIST) return Errno("create tmp in", root);
+  Fd tmp(OpenBeneath(state.get(), "tmp", O_RDONLY | O_DIRECTORY));
+  if (tmp.get() < 0) return Errno("open tmp in", root);
+  // Temp files of an interrupted run are never installed: drop them.
+  if (DIR* dir = fdopendir(dup(tmp.get()))) {
+    while (struct dirent* e = readdir(dir)) {
+      if (e->d_name[0] != '.') unlinkat(tmp.get(), e->d_name, 0);
+    }
+    closedir(dir);
+  }
+  return std::unique_ptr<LocalFilesystem>(
+      new LocalFilesystem(root, root_fd.release(), tmp.release(), st.st_ino));
+}
+
+LocalFilesystem::~LocalFilesystem() {
+  close(root_fd_);
+  close(tmp_fd_);
+}
+
+absl::StatusOr<int> LocalFilesystem::OpenDirBeneath(const std::string& rel) {
+  int fd = rel.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("open directory", rel);
+  return fd;
+}
+
+absl::Status LocalFilesystem::Walk(
+    const std::function<void(const std::string&, const LocalStat&)>& fn) {
+  struct Pending {
+    std::string rel;
+    int fd;
+  };
+  std::vector<Pending> stack;
+  stack.push_back({"", dup(root_fd_)});
+  absl::Status status;
+  while (!stack.empty()) {
+    Pending dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* d = fdopendir(dir.fd);
+    if (d == nullptr) {
+      close(dir.fd);
+      if (status.ok()) status = Errno("list", dir.rel);
+      continue;
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = readdir(d)) {
+      const absl::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (dir.rel.empty() && name == kStateDirName) continue;
+      names.emplace_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    std::vector<Pending> children;
+    for (const std::string& name : names) {
+      struct stat st;
+      if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced
+      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;  // symlinks, devices, fifos
+      const std::string rel = dir.rel.empty() ? name : absl::StrCat(dir.rel, "/", name);
+      if (!ValidateRelativePath(rel).ok()) continue;  // a name no other device could take
+      fn(rel, FromStat(st));
+      if (S_ISDIR(st.st_mode)) {
+        int child = openat(dirfd(d), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) children.push_back({rel, child});
+      }
+    }
+    closedir(d);
+    // Depth-first, in name order.
+    for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(std::move(*it));
+  }
+  return status;
+}
+
+absl::StatusOr<LocalStat> LocalFilesystem::Stat(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return LocalStat{};
+    return Errno("open parent of", path);
+  }
+  Fd dir(raw);
+  struct stat st;
+  if (fstatat(dir.get(), std::string(BaseName(path)).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return LocalStat{};
+    return Errno("stat", path);
+  }
+  return FromStat(st);
+}
+
+absl::StatusOr<std::unique_ptr<ReadableFile>> LocalFilesystem::OpenRead(const std::string& path) {
+  int fd = OpenBeneath(root_fd_, path, O_RDONLY);
+  if (fd < 0) return Errno("open", path);
+  return std::unique_ptr<ReadableFile>(new LocalReadableFile(fd));
+}
+
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
+  const std::string name = "t-" + RandomHex(8);
+  int fd = openat(tmp_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Errno("create temp", name);
+  return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd));
+}
+
+absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
+  Fd cur(dup(root_fd_));
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    const std::string name(part);
+    if (mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Errno("create directory", path);
+    }
+    int next = openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create directory ", path, ": '", name, "' is a file or symlink"));
+    }
+    cur.reset(next);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::Remove(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return Errno("open parent of", path);
+  }
+  Fd dir(raw);
+  const std::string base(BaseName(path));
+  if (unlinkat(dir.get(), base.c_str(), 0) == 0) return absl::OkStatus();
+  if (errno == ENOENT) return absl::OkStatus();
+  if (errno != EISDIR) return Errno("remove", path);
+  if (unlinkat(dir.get(), base.c_str(), AT_REMOVEDIR) == 0) return absl::OkStatus();
+  return Errno("remove directory", path);
+}
+
+absl::Status LocalFilesystem::Rename(const std::string& from, const std::string& to) {
+  CONVERGE_ASSIGN_OR_RETURN(int from_raw, OpenDirBeneath(std::string(ParentPath(from))));
+  Fd from_dir(from_raw);
+  CONVERGE_ASSIGN_OR_RETURN(int to_raw, OpenDirBeneath(std::string(ParentPath(to))));
+  Fd to_dir(to_raw);
+  if (renameat2(from_dir.get(), std::string(BaseName(from)).c_str(), to_dir.get(),
+                std::string(BaseName(to)).c_str(), RENAME_NOREPLACE) != 0) {
+    return Errno("rename", absl::StrCat(from, " to ", to));
+  }
+  if (fsync(to_dir.get()) != 0) return Errno("fsync directory of", to);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::RootIntact() {
+  struct stat st;
+  if (stat(root_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_ino != root_inode_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "folder ", root_, " is missing or was replaced (unmounted?): not syncing it"));
+  }
+  const std::string marker = absl::StrCat(root_, "/", kStateDirName, "/", kMarkerName);
+  if (access(marker.c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("marker ", marker, " is missing (unmounted disk?): not syncing the folder"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,55 @@
+// LocalFilesystem: Filesystem over a real folder. Every access below the root goes through
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) from a directory descriptor of the root, so a
+// symlink planted in the folder (or a hostile path) cannot make the engine read or write outside
+// it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic).
+//
+// Thread-compatible: one engine thread uses it.
+#ifndef CONVERGE_ENGINE_LOCAL_FILESYSTEM_H_
+#define CONVERGE_ENGINE_LOCAL_FILESYSTEM_H_
+
+#include <memory>
+#include <string>
+
+#include "engine/filesystem.h"
+
+namespace converge::engine {
+
+inline constexpr char kStateDirName[] = ".converge";
+inline constexpr char kMarkerName[] = "folder-marker";
+
+class LocalFilesystem : public Filesystem {
+ public:
+  // Open opens an existing folder, creates its state dir (0700) and marker if missing, and
+  // removes temp files a crash left behind. FailedPrecondition if the folder does not exist.
+  static absl::StatusOr<std::unique_ptr<LocalFilesystem>> Open(const std::string& root);
+  ~LocalFilesystem() override;
+
+  const std::string& root() const { return root_; }
+  std::string state_dir() const { return root_ + "/" + kStateDirName; }
+
+  absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) override;
+  absl::StatusOr<LocalStat> Stat(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;
+  absl::Status MakeDirs(const std::string& path) override;
+  absl::Status Remove(const std::string& path) override;
+  absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::Status RootIntact() override;
+
+  // OpenDirBeneath opens directory `rel` ("" = root), refusing symlinks and escapes.
+  // The caller closes the descriptor.
+  absl::StatusOr<int> OpenDirBeneath(const std::string& rel);
+
+ private:
+  LocalFilesystem(std::string root, int root_fd, int tmp_fd, uint64_t root_inode)
+      : root_(std::move(root)), root_fd_(root_fd), tmp_fd_(tmp_fd), root_inode_(root_inode) {}
+
+  const std::string root_;
+  const int root_fd_;
+  const int tmp_fd_;
+  const uint64_t root_inode_;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_LOCAL_FILESYSTEM_H_

@@ -1,0 +1,129 @@
+#include "engine/local_index.h"
+
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/coding.h"
+#include "common/status_macros.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr char kCursorKey[] = "m:cursor";
+
+std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
+std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
+
+absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.IsCorruption()) return absl::DataLossError(absl::StrCat(what, ": ", s.ToString()));
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(absl::StrCat(what, ": ", s.ToString()));
+  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+std::string EncodeEntry(const IndexEntry& e) {
+  std::string out;
+  PutLengthPrefixed(&out, EncodeFileVersion(e.version));
+  PutVarint64(&out, e.local.exists ? 1 : 0);
+  PutVarint64(&out, static_cast<uint64_t>(e.local.kind));
+  PutVarint64(&out, e.local.size);
+  PutVarint64(&out, static_cast<uint64_t>(e.local.mtime_ns));
+  PutVarint64(&out, static_cast<uint64_t>(e.local.ctime_ns));
+  PutVarint64(&out, e.local.inode);
+  PutVarint64(&out, e.local.mode);
+  PutVarint64(&out, static_cast<uint64_t>(e.recorded_at_ns));
+  return out;
+}
+
+absl::StatusOr<IndexEntry> DecodeEntry(absl::string_view bytes) {
+  Decoder d(bytes);
+  absl::string_view version;
+  uint64_t exists, kind, mtime, ctime, mode, at;
+  IndexEntry e;
+  if (!d.GetLengthPrefixed(&version) || !d.GetVarint64(&exists) || !d.GetVarint64(&kind) ||
+      !d.GetVarint64(&e.local.size) || !d.GetVarint64(&mtime) || !d.GetVarint64(&ctime) ||
+      !d.GetVarint64(&e.local.inode) || !d.GetVarint64(&mode) || !d.GetVarint64(&at) || !d.done()) {
+    return absl::DataLossError("corrupt index entry");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(e.version, DecodeFileVersion(version));
+  e.local.exists = exists != 0;
+  e.local.kind = static_cast<FileKind>(kind);
+  e.local.mtime_ns = static_cast<int64_t>(mtime);
+  e.local.ctime_ns = static_cast<int64_t>(ctime);
+  e.local.mode = static_cast<uint32_t>(mode);
+  e.recorded_at_ns = static_cast<int64_t>(at);
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.max_open_files = 64;
+  rocksdb::DB* raw = nullptr;
+  CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options, dir, &raw), "open index " + dir));
+  std::unique_ptr<LocalIndex> index(new LocalIndex(std::unique_ptr<rocksdb::DB>(raw)));
+  std::string value;
+  rocksdb::Status s = index->db_->Get(rocksdb::ReadOptions(), kCursorKey, &value);
+  if (s.ok()) {
+    Decoder d(value);
+    if (!d.GetVarint64(&index->cursor_)) return absl::DataLossError("corrupt index cursor");
+  } else if (!s.IsNotFound()) {
+    return Rocks(s, "read index cursor");
+  }
+  return index;
+}
+
+absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& path) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), PathKey(path), &value);
+  if (s.IsNotFound()) return std::optional<IndexEntry>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read index"));
+  CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(value));
+  return std::optional<IndexEntry>(std::move(e));
+}
+
+absl::Status LocalIndex::ForEach(const std::function<void(const IndexEntry&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("p:"); it->Valid() && it->key().starts_with("p:"); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));
+    fn(e);
+  }
+  return Rocks(it->status(), "scan index");
+}
+
+absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
+                                std::optional<uint64_t> cursor) {
+  if (entries.empty() && !cursor.has_value()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const IndexEntry& e : entries) batch.Put(PathKey(e.version.path), EncodeEntry(e));
+  if (cursor.has_value()) {
+    std::string value;
+    PutVarint64(&value, *cursor);
+    batch.Put(kCursorKey, value);
+  }
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "write index"));
+  if (cursor.has_value()) cursor_ = *cursor;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::GetSetting(const std::string& name) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), SettingKey(name), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read setting"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status LocalIndex::SetSetting(const std::string& name, const std::string& value) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return Rocks(db_->Put(sync, SettingKey(name), value), "write setting");
+}
+
+}  // namespace converge::engine

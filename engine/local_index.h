@@ -1,0 +1,57 @@
+// LocalIndex: the engine's memory of what it last synced, in RocksDB under the state dir.
+// For each path: the FileVersion last agreed with the store (seq, file_id, chunks, tombstones
+// too) and the local stat of the file when it matched that version. Plus the namespace cursor.
+//
+// The index is written only after the files it describes are durable, in one synced WriteBatch
+// per step (so a crash leaves the index describing an older, still-true state).
+//
+// Thread-compatible.
+#ifndef CONVERGE_ENGINE_LOCAL_INDEX_H_
+#define CONVERGE_ENGINE_LOCAL_INDEX_H_
+
+#include <rocksdb/db.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model.h"
+#include "engine/filesystem.h"
+
+namespace converge::engine {
+
+struct IndexEntry {
+  FileVersion version;  // what the store has for this path, as of version.seq
+  LocalStat local;      // the local entry when it last matched `version` (exists=false: absent)
+  int64_t recorded_at_ns = 0;  // when `local` was taken; stats too close to it are not trusted
+};
+
+class LocalIndex {
+ public:
+  static absl::StatusOr<std::unique_ptr<LocalIndex>> Open(const std::string& dir);
+
+  // Get returns nullopt if the path was never synced.
+  absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
+  absl::Status ForEach(const std::function<void(const IndexEntry&)>& fn);
+  uint64_t cursor() const { return cursor_; }
+
+  // Update writes `entries` (and the cursor, if given) in one synced batch.
+  absl::Status Update(const std::vector<IndexEntry>& entries, std::optional<uint64_t> cursor);
+
+  // Settings: small named values (device id, credential, namespace).
+  absl::StatusOr<std::optional<std::string>> GetSetting(const std::string& name);
+  absl::Status SetSetting(const std::string& name, const std::string& value);
+
+ private:
+  explicit LocalIndex(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  std::unique_ptr<rocksdb::DB> db_;
+  uint64_t cursor_ = 0;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_LOCAL_INDEX_H_

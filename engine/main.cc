@@ -1,0 +1,134 @@
+// converge-engine: keeps one local folder in sync with one namespace.
+//
+//   converge-engine --folder=~/Sync --management=127.0.0.1:7000 --user=alice --namespace=docs
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/server_runner.h"
+#include "engine/enrollment.h"
+#include "engine/local_filesystem.h"
+#include "engine/local_index.h"
+#include "engine/notification_listener.h"
+#include "engine/store_client.h"
+#include "engine/sync_engine.h"
+
+ABSL_FLAG(std::string, folder, "", "the folder to sync (must exist)");
+ABSL_FLAG(std::string, management, "", "address of converge-management");
+ABSL_FLAG(std::string, token, "", "management bearer token (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, user, "", "the user this device belongs to");
+ABSL_FLAG(std::string, namespace_id, "", "the namespace (synced folder id) to join");
+ABSL_FLAG(std::string, device_name, "", "a name for this device (default: host name)");
+ABSL_FLAG(std::string, store, "", "store address (default: as management says)");
+ABSL_FLAG(std::string, notify, "", "notification address (default: as management says)");
+ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(2), "how often the folder is scanned");
+ABSL_FLAG(bool, once, false, "sync once and exit (status 0 if the folder is in sync)");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
+ABSL_FLAG(bool, log_json, false, "log JSON lines");
+
+namespace {
+
+using converge::engine::Enrollment;
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  args.SetMaxSendMessageSize(16 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "device";
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  converge::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  converge::InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
+  auto log = converge::GetLogger("engine");
+
+  const std::string folder = absl::GetFlag(FLAGS_folder);
+  converge::engine::EnrollmentRequest request;
+  request.user_id = absl::GetFlag(FLAGS_user);
+  request.namespace_id = absl::GetFlag(FLAGS_namespace_id);
+  request.device_name = absl::GetFlag(FLAGS_device_name);
+  if (request.device_name.empty()) request.device_name = HostName();
+  request.token = absl::GetFlag(FLAGS_token);
+  if (request.token.empty() && getenv("CONVERGE_TOKEN") != nullptr) request.token = getenv("CONVERGE_TOKEN");
+  const std::string management_address = absl::GetFlag(FLAGS_management);
+  if (folder.empty() || management_address.empty() || request.user_id.empty() ||
+      request.namespace_id.empty()) {
+    log->error("--folder, --management, --user and --namespace_id are required");
+    return 2;
+  }
+
+  auto fs = converge::engine::LocalFilesystem::Open(folder);
+  if (!fs.ok()) {
+    log->error("{}", fs.status().ToString());
+    return 1;
+  }
+  auto index = converge::engine::LocalIndex::Open((*fs)->state_dir() + "/index.rocksdb");
+  if (!index.ok()) {
+    log->error("{}", index.status().ToString());
+    return 1;
+  }
+
+  // Management may still be starting: retry enrollment for a while.
+  auto management = converge::management::v1::ManagementService::NewStub(Channel(management_address));
+  absl::StatusOr<Enrollment> enrollment;
+  for (absl::Duration wait = absl::Milliseconds(200);; wait = std::min(wait * 2, absl::Seconds(5))) {
+    enrollment = converge::engine::Enroll(management.get(), index->get(), request);
+    if (enrollment.ok() || !absl::IsUnavailable(enrollment.status())) break;
+    log->warn("management not reachable ({}); retrying in {}", enrollment.status().message(),
+              absl::FormatDuration(wait));
+    absl::SleepFor(wait);
+  }
+  if (!enrollment.ok()) {
+    log->error("enrollment failed: {}", enrollment.status().ToString());
+    return 1;
+  }
+  std::string store_address = absl::GetFlag(FLAGS_store);
+  if (store_address.empty()) store_address = enrollment->store_address;
+  std::string notify_address = absl::GetFlag(FLAGS_notify);
+  if (notify_address.empty()) notify_address = enrollment->notification_address;
+  log->info("device {} syncing {} as namespace '{}' (store {}, notify {})", enrollment->device_id,
+            folder, request.namespace_id, store_address, notify_address);
+
+  converge::engine::GrpcStoreClient store(Channel(store_address), request.namespace_id,
+                                          enrollment->device_id);
+  converge::engine::EngineOptions options;
+  options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
+  converge::engine::SyncEngine engine(fs->get(), index->get(), &store, converge::Clock::Real(),
+                                      enrollment->device_id, options);
+  if (absl::GetFlag(FLAGS_once)) {
+    absl::Status s = engine.SyncOnce();
+    if (!s.ok()) log->error("sync: {}", s.ToString());
+    return s.ok() ? 0 : 1;
+  }
+
+  std::unique_ptr<converge::engine::NotificationListener> listener;
+  if (!notify_address.empty()) {
+    listener = std::make_unique<converge::engine::NotificationListener>(
+        Channel(notify_address), enrollment->device_id, request.namespace_id,
+        [&engine](uint64_t seq) { engine.NotifyRemoteHead(seq); });
+    listener->Start();
+  }
+  std::thread runner([&engine] { engine.Run(); });
+  int sig = converge::WaitForTerminationSignal();
+  log->info("signal {}: stopping", sig);
+  if (listener != nullptr) listener->Stop();
+  engine.Stop();
+  runner.join();
+  return 0;
+}

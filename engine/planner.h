@@ -1,0 +1,38 @@
+// Planner: decides what applying one remote version means for the local folder. Pure: it looks
+// at the remote version, the index entry and the local stat (and, only when it must, the local
+// content's hash through a callback) and returns an action.
+#ifndef CONVERGE_ENGINE_PLANNER_H_
+#define CONVERGE_ENGINE_PLANNER_H_
+
+#include <functional>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "common/model.h"
+#include "engine/local_index.h"
+
+namespace converge::engine {
+
+enum class Action {
+  kSkip,                 // the index already has this version or a newer one
+  kRecord,               // the folder already matches: update the index only
+  kWrite,                // write the remote file (new, or replacing an unchanged local one)
+  kMakeDir,              // create the remote directory
+  kRemove,               // delete the unchanged local entry
+  kKeepLocal,            // remote deleted what was edited here: the edit wins, it is re-added
+  kConflictThenWrite,    // keep the local edit as a conflict copy, then write the remote file
+  kConflictThenMakeDir,  // move the local file aside as a conflict copy, then create the dir
+};
+
+const char* ActionName(Action a);
+
+// LocalHash returns the SHA-256 of the local file's content (called at most once per plan).
+using LocalHash = std::function<absl::StatusOr<Digest>()>;
+
+// Plan decides; errors come only from `local_hash`.
+absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<IndexEntry>& entry,
+                            const LocalStat& local, const LocalHash& local_hash);
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_PLANNER_H_

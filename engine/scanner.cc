@@ -1,0 +1,87 @@
+#include "engine/scanner.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/container/flat_hash_set.h"
+#include "common/random_id.h"
+#include "common/status_macros.h"
+#include "engine/chunker.h"
+
+namespace converge::engine {
+
+bool Trusted(const IndexEntry& entry) {
+  const int64_t window = absl::ToInt64Nanoseconds(kRacyWindow);
+  return entry.local.mtime_ns + window < entry.recorded_at_ns &&
+         entry.local.ctime_ns + window < entry.recorded_at_ns;
+}
+
+absl::StatusOr<ScanResult> Scanner::Scan() {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  std::map<std::string, IndexEntry> known;
+  CONVERGE_RETURN_IF_ERROR(index_->ForEach([&](const IndexEntry& e) { known.emplace(e.version.path, e); }));
+
+  std::vector<std::pair<std::string, LocalStat>> walked;
+  CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
+    walked.emplace_back(path, st);
+  }));
+  result.entries_seen = walked.size();
+
+  absl::flat_hash_set<std::string> seen;
+  for (const auto& [path, st] : walked) {
+    seen.insert(path);
+    auto it = known.find(path);
+    const IndexEntry* entry = it == known.end() ? nullptr : &it->second;
+    const bool live = entry != nullptr && !entry->version.deleted;
+    if (live && entry->version.kind == st.kind) {
+      if (st.kind == FileKind::kDirectory) continue;
+      if (entry->local.Same(st) && Trusted(*entry)) continue;
+    }
+
+    FileVersion v;
+    v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id : RandomBytes(kFileIdBytes);
+    v.path = path;
+    v.kind = st.kind;
+    v.mode = st.mode & 0777;
+    v.mtime_ns = st.mtime_ns;
+    v.base_seq = entry == nullptr ? 0 : entry->version.seq;
+    if (st.kind == FileKind::kFile) {
+      absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->OpenRead(path);
+      if (!file.ok()) continue;  // vanished or unreadable: the next scan sees it again
+      absl::StatusOr<FileContent> content = ChunkFile(file->get(), chunk_bytes_);
+      ++result.files_hashed;
+      if (!content.ok()) continue;
+      // A file that changed while it was read is being written: take it on a later scan.
+      absl::StatusOr<LocalStat> after = fs_->Stat(path);
+      if (!after.ok() || !after->Same(st) || content->size != st.size) continue;
+      if (live && entry->version.kind == FileKind::kFile &&
+          content->sha256 == entry->version.content_sha256) {
+        result.refreshed.push_back(IndexEntry{entry->version, st, result.scanned_at_ns});
+        continue;
+      }
+      v.size = content->size;
+      v.content_sha256 = content->sha256;
+      v.chunks = std::move(content->chunks);
+    }
+    result.changes.push_back(LocalChange{std::move(v), st});
+  }
+
+  // Deletions, children before their parents.
+  for (auto it = known.rbegin(); it != known.rend(); ++it) {
+    const IndexEntry& e = it->second;
+    if (e.version.deleted || seen.contains(e.version.path)) continue;
+    FileVersion v;
+    v.file_id = e.version.file_id;
+    v.path = e.version.path;
+    v.kind = e.version.kind;
+    v.deleted = true;
+    v.base_seq = e.version.seq;
+    result.changes.push_back(LocalChange{std::move(v), LocalStat{}});
+  }
+  return result;
+}
+
+}  // namespace converge::engine

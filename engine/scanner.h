@@ -1,0 +1,58 @@
+// Scanner: walks the folder, compares it with the index and returns the local changes to commit.
+// Never touches the store. A file whose stat matches the index (and is old enough that a same-
+// size rewrite within the clock's granularity could not hide) is not read again.
+//
+// Thread-compatible.
+#ifndef CONVERGE_ENGINE_SCANNER_H_
+#define CONVERGE_ENGINE_SCANNER_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "engine/filesystem.h"
+#include "engine/local_index.h"
+
+namespace converge::engine {
+
+// A local change ready to commit: `version` carries base_seq and file_id; `local` is the stat
+// the version was read from.
+struct LocalChange {
+  FileVersion version;
+  LocalStat local;
+};
+
+struct ScanResult {
+  std::vector<LocalChange> changes;   // creations and edits in walk order, then deletions deepest first
+  std::vector<IndexEntry> refreshed;  // unchanged content, new stat: index only
+  uint64_t files_hashed = 0;
+  uint64_t entries_seen = 0;
+  int64_t scanned_at_ns = 0;
+};
+
+// Stats whose mtime or ctime are this close to when they were recorded are re-read.
+inline constexpr absl::Duration kRacyWindow = absl::Milliseconds(50);
+
+// Trusted reports whether `entry.local` can stand for the file's content without reading it.
+bool Trusted(const IndexEntry& entry);
+
+class Scanner {
+ public:
+  Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, uint32_t chunk_bytes)
+      : fs_(fs), index_(index), clock_(clock), chunk_bytes_(chunk_bytes) {}
+
+  // Scan returns FailedPrecondition if the folder root is missing or replaced (never reported
+  // as deletions), and the walk's error if part of the tree could not be read.
+  absl::StatusOr<ScanResult> Scan();
+
+ private:
+  Filesystem* const fs_;
+  LocalIndex* const index_;
+  Clock* const clock_;
+  const uint32_t chunk_bytes_;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_SCANNER_H_

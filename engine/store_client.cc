@@ -1,0 +1,176 @@
+#include "engine/store_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "common/wire.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr size_t kDigestsPerCall = 10000;
+
+}  // namespace
+
+GrpcStoreClient::GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::string namespace_id,
+                                 std::string device_id)
+    : stub_(store::v1::StoreService::NewStub(std::move(channel))),
+      namespace_id_(std::move(namespace_id)),
+      device_id_(std::move(device_id)) {}
+
+void GrpcStoreClient::Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+}
+
+absl::StatusOr<std::vector<Digest>> GrpcStoreClient::FindMissing(const std::vector<Digest>& digests) {
+  std::vector<Digest> missing;
+  for (size_t start = 0; start < digests.size(); start += kDigestsPerCall) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, absl::Seconds(30));
+    store::v1::FindMissingChunksRequest req;
+    req.set_namespace_id(namespace_id_);
+    req.set_device_id(device_id_);
+    for (size_t i = start; i < std::min(digests.size(), start + kDigestsPerCall); ++i) {
+      req.add_sha256(DigestToBytes(digests[i]));
+    }
+    store::v1::FindMissingChunksResponse resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->FindMissingChunks(&ctx, req, &resp), "store.FindMissingChunks"));
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> part, wire::DigestsFromProto(resp.missing_sha256()));
+    missing.insert(missing.end(), part.begin(), part.end());
+  }
+  return missing;
+}
+
+absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Minutes(30));
+  store::v1::PutChunksResponse resp;
+  std::unique_ptr<grpc::ClientWriter<store::v1::PutChunksRequest>> writer = stub_->PutChunks(&ctx, &resp);
+  bool first = true;
+  absl::Status produced;
+  ChunkUpload chunk;
+  while (true) {
+    absl::StatusOr<bool> more = next(&chunk);
+    if (!more.ok()) {
+      produced = more.status();
+      ctx.TryCancel();
+      break;
+    }
+    if (!*more) break;
+    store::v1::PutChunksRequest req;
+    if (first) {
+      req.set_namespace_id(namespace_id_);
+      req.set_device_id(device_id_);
+      first = false;
+    }
+    req.set_sha256(DigestToBytes(chunk.sha256));
+    req.set_data(std::move(chunk.data));
+    if (!writer->Write(req)) break;  // the server ended the call: Finish says why
+  }
+  if (first && produced.ok()) {
+    ctx.TryCancel();
+    writer->Finish().ok();
+    return absl::OkStatus();  // nothing to send
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  CONVERGE_RETURN_IF_ERROR(produced);
+  return FromGrpcStatus(s, "store.PutChunks");
+}
+
+absl::StatusOr<uint64_t> GrpcStoreClient::Commit(const std::vector<FileVersion>& changes) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Seconds(60));
+  store::v1::CommitRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  for (const FileVersion& v : changes) wire::FileVersionToProto(v, req.add_files());
+  store::v1::CommitResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->Commit(&ctx, req, &resp), "store.Commit"));
+  return resp.seq();
+}
+
+absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
+                                   const std::function<absl::Status(const converge::Commit&)>& fn) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Minutes(30));
+  store::v1::PullRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  req.set_since_seq(since_seq);
+  req.set_max_commits(max_commits);
+  auto reader = stub_->Pull(&ctx, req);
+  store::v1::PullResponse resp;
+  absl::Status handled;
+  uint64_t expected = since_seq + 1;
+  while (handled.ok() && reader->Read(&resp)) {
+    absl::StatusOr<converge::Commit> commit = wire::CommitFromProto(resp.commit());
+    if (!commit.ok()) {
+      handled = commit.status();
+    } else if (commit->seq != expected || commit->namespace_id != namespace_id_) {
+      handled = absl::DataLossError(absl::StrCat("store sent seq ", commit->seq, " of '",
+                                                 commit->namespace_id, "', expected ", expected));
+    } else {
+      ++expected;
+      handled = fn(*commit);
+    }
+  }
+  if (!handled.ok()) {
+    ctx.TryCancel();
+    reader->Finish().ok();
+    return handled;
+  }
+  return FromGrpcStatus(reader->Finish(), "store.Pull");
+}
+
+absl::Status GrpcStoreClient::Ack(uint64_t seq) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Seconds(10));
+  store::v1::AckRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  req.set_seq(seq);
+  store::v1::AckResponse resp;
+  return FromGrpcStatus(stub_->Ack(&ctx, req, &resp), "store.Ack");
+}
+
+absl::Status GrpcStoreClient::Fetch(const std::vector<Digest>& digests,
+                                    const std::function<absl::Status(const Digest&, std::string)>& sink) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Minutes(5));
+  store::v1::GetChunksRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  for (const Digest& d : digests) req.add_sha256(DigestToBytes(d));
+  auto reader = stub_->GetChunks(&ctx, req);
+  store::v1::GetChunksResponse resp;
+  size_t received = 0;
+  absl::Status handled;
+  while (handled.ok() && reader->Read(&resp)) {
+    if (received >= digests.size()) {
+      handled = absl::DataLossError("store sent more chunks than asked for");
+      break;
+    }
+    const Digest& want = digests[received++];
+    // Never trust the store's bytes: check them against the digest we asked for.
+    if (resp.sha256() != DigestToBytes(want) || HashOf(resp.data()) != want) {
+      handled = absl::DataLossError(absl::StrCat("store sent bad bytes for chunk ", DigestToHex(want)));
+      break;
+    }
+    handled = sink(want, std::move(*resp.mutable_data()));
+  }
+  if (!handled.ok()) {
+    ctx.TryCancel();
+    reader->Finish().ok();
+    return handled;
+  }
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.GetChunks"));
+  if (received != digests.size()) {
+    return absl::DataLossError(absl::StrCat("store sent ", received, " of ", digests.size(), " chunks"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,63 @@
+// StoreClient: the engine's view of converge-store, in domain types. GrpcStoreClient is the real
+// one; tests may substitute their own.
+//
+// Thread-safe (gRPC stubs are).
+#ifndef CONVERGE_ENGINE_STORE_CLIENT_H_
+#define CONVERGE_ENGINE_STORE_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/model.h"
+#include "converge/store/v1/store.grpc.pb.h"
+#include "engine/applier.h"
+
+namespace converge::engine {
+
+struct ChunkUpload {
+  Digest sha256;
+  std::string data;
+};
+
+class StoreClient : public ChunkSource {
+ public:
+  virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
+  // PutChunks uploads chunks produced by `next` until it returns false.
+  virtual absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) = 0;
+  // Commit returns the new seq; Aborted names the stale paths.
+  virtual absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) = 0;
+  // Pull calls fn for each commit after since_seq (at most max_commits).
+  virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
+                            const std::function<absl::Status(const converge::Commit&)>& fn) = 0;
+  virtual absl::Status Ack(uint64_t seq) = 0;
+};
+
+class GrpcStoreClient : public StoreClient {
+ public:
+  GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::string namespace_id,
+                  std::string device_id);
+
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) override;
+  absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
+  absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
+                    const std::function<absl::Status(const converge::Commit&)>& fn) override;
+  absl::Status Ack(uint64_t seq) override;
+  absl::Status Fetch(const std::vector<Digest>& digests,
+                     const std::function<absl::Status(const Digest&, std::string)>& sink) override;
+
+ private:
+  void Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const;
+
+  std::unique_ptr<store::v1::StoreService::Stub> stub_;
+  const std::string namespace_id_;
+  const std::string device_id_;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_STORE_CLIENT_H_

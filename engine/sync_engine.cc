@@ -1,0 +1,185 @@
+#include "engine/sync_engine.h"
+
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr uint32_t kPullBatch = 500;
+constexpr int kStaleRetries = 3;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("engine");
+  return log;
+}
+
+struct ChunkLocation {
+  std::string path;
+  uint64_t offset;
+  uint32_t length;
+};
+
+}  // namespace
+
+SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Clock* clock,
+                       std::string device_id, EngineOptions options)
+    : fs_(fs),
+      index_(index),
+      store_(store),
+      clock_(clock),
+      device_id_(std::move(device_id)),
+      options_(options),
+      scanner_(fs, index, clock, options.chunk_bytes),
+      applier_(fs, index, store, clock, device_id_) {}
+
+absl::Status SyncEngine::PullAndApply() {
+  const uint64_t before = index_->cursor();
+  while (true) {
+    uint32_t pulled = 0;
+    absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
+      ++pulled;
+      return applier_.ApplyCommit(c);
+    });
+    if (!s.ok() || pulled < kPullBatch) {
+      if (index_->cursor() > before) {
+        absl::Status acked = store_->Ack(index_->cursor());
+        if (!acked.ok()) Log()->warn("ack {} failed: {}", index_->cursor(), acked.ToString());
+        Log()->info("applied up to seq {}", index_->cursor());
+      }
+      return s;
+    }
+  }
+}
+
+absl::Status SyncEngine::ScanAndUpload() {
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, scanner_.Scan());
+  CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
+  if (scan.changes.empty()) return absl::OkStatus();
+
+  // Where each chunk can be read from, and which changes need it.
+  absl::flat_hash_map<std::string, ChunkLocation> where;
+  std::vector<Digest> digests;
+  for (const LocalChange& c : scan.changes) {
+    uint64_t offset = 0;
+    for (const ChunkRef& ref : c.version.chunks) {
+      if (where.emplace(DigestToBytes(ref.sha256), ChunkLocation{c.version.path, offset, ref.length}).second) {
+        digests.push_back(ref.sha256);
+      }
+      offset += ref.length;
+    }
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
+
+  // Upload what the store lacks, re-reading it from the files; a file that changed since the
+  // scan is left for the next scan.
+  absl::flat_hash_set<std::string> unreadable;  // digests whose bytes could not be produced
+  size_t next = 0;
+  std::string open_path;
+  std::unique_ptr<ReadableFile> open_file;
+  CONVERGE_RETURN_IF_ERROR(store_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    while (next < missing.size()) {
+      const Digest& d = missing[next++];
+      const ChunkLocation& loc = where[DigestToBytes(d)];
+      if (loc.path != open_path) {
+        open_path = loc.path;
+        absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(loc.path);
+        open_file = f.ok() ? std::move(*f) : nullptr;
+      }
+      std::string bytes;
+      if (open_file == nullptr || !open_file->Read(loc.offset, loc.length, &bytes).ok() ||
+          HashOf(bytes) != d) {
+        unreadable.insert(DigestToBytes(d));
+        continue;
+      }
+      out->sha256 = d;
+      out->data = std::move(bytes);
+      ++upload_stats_.chunks_uploaded;
+      upload_stats_.bytes_uploaded += out->data.size();
+      return true;
+    }
+    return false;
+  }));
+
+  std::vector<LocalChange> ready;
+  for (LocalChange& c : scan.changes) {
+    bool ok = true;
+    for (const ChunkRef& ref : c.version.chunks) ok = ok && !unreadable.contains(DigestToBytes(ref.sha256));
+    if (ok) ready.push_back(std::move(c));
+  }
+
+  for (size_t start = 0; start < ready.size(); start += options_.max_files_per_commit) {
+    const size_t end = std::min(ready.size(), start + options_.max_files_per_commit);
+    std::vector<FileVersion> batch;
+    for (size_t i = start; i < end; ++i) batch.push_back(ready[i].version);
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store_->Commit(batch));
+    std::vector<IndexEntry> entries;
+    for (size_t i = start; i < end; ++i) {
+      IndexEntry e{ready[i].version, ready[i].local, scan.scanned_at_ns};
+      e.version.seq = seq;
+      e.version.origin_device = device_id_;
+      entries.push_back(std::move(e));
+    }
+    CONVERGE_RETURN_IF_ERROR(index_->Update(entries, std::nullopt));
+    ++upload_stats_.commits;
+    upload_stats_.files_committed += entries.size();
+    Log()->info("committed {} change(s) as seq {}", entries.size(), seq);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::SyncOnce() {
+  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  for (int attempt = 0;; ++attempt) {
+    absl::Status s = ScanAndUpload();
+    if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
+    Log()->info("another device changed the same paths first ({}); pulling", s.message());
+    CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  }
+}
+
+void SyncEngine::NotifyRemoteHead(uint64_t seq) {
+  absl::MutexLock lock(&mu_);
+  if (seq > remote_head_) remote_head_ = seq;
+}
+
+void SyncEngine::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+}
+
+void SyncEngine::Run() {
+  absl::Time next_scan = clock_->Now();
+  absl::Status last;
+  while (true) {
+    bool pull_only = false;
+    {
+      absl::MutexLock lock(&mu_);
+      const uint64_t cursor = index_->cursor();
+      auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || remote_head_ > cursor;
+      };
+      const absl::Duration wait = next_scan - clock_->Now();
+      if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
+      if (stopping_) return;
+      pull_only = remote_head_ > cursor && clock_->Now() < next_scan;
+    }
+    absl::Status s = pull_only ? PullAndApply() : SyncOnce();
+    if (!pull_only) next_scan = clock_->Now() + options_.rescan_interval;
+    if (!s.ok() && s.ToString() != last.ToString()) Log()->error("sync: {}", s.ToString());
+    if (s.ok() && !last.ok()) Log()->info("sync healthy again");
+    last = s;
+    if (!s.ok() && pull_only) {
+      // Do not spin on a failing pull: wait for the next scan tick.
+      absl::MutexLock lock(&mu_);
+      auto stop = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(200));
+    }
+  }
+}
+
+}  // namespace converge::engine
