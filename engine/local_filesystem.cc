@@ -215,7 +215,7 @@ absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std
   Fd tmp(OpenBeneath(state.get(), "tmp", O_RDONLY | O_DIRECTORY));
   if (tmp.get() < 0) return Errno("open tmp in", root);
   // Temp files of an interrupted run are never installed: drop them.
-  if (DIR* dir = fdopendir(dup(tmp.get()))) {
+  if (DIR* dir = fdopendir(openat(tmp.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))) {
     while (struct dirent* e = readdir(dir)) {
       if (e->d_name[0] != '.') unlinkat(tmp.get(), e->d_name, 0);
     }
@@ -230,8 +230,12 @@ LocalFilesystem::~LocalFilesystem() {
   close(tmp_fd_);
 }
 
+int LocalFilesystem::ReopenRoot() const {
+  return openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 absl::StatusOr<int> LocalFilesystem::OpenDirBeneath(const std::string& rel) {
-  int fd = rel.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
+  int fd = rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return Errno("open directory", rel);
   return fd;
 }
@@ -243,7 +247,8 @@ absl::Status LocalFilesystem::Walk(
     int fd;
   };
   std::vector<Pending> stack;
-  stack.push_back({"", dup(root_fd_)});
+  // A fresh open file description: a dup() would share the directory offset of the last walk.
+  stack.push_back({"", ReopenRoot()});
   absl::Status status;
   while (!stack.empty()) {
     Pending dir = std::move(stack.back());
@@ -284,7 +289,7 @@ absl::Status LocalFilesystem::Walk(
 
 absl::StatusOr<LocalStat> LocalFilesystem::Stat(const std::string& path) {
   const std::string parent(ParentPath(path));
-  int raw = parent.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
   if (raw < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return LocalStat{};
     return Errno("open parent of", path);
@@ -312,7 +317,7 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
 }
 
 absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
-  Fd cur(dup(root_fd_));
+  Fd cur(ReopenRoot());
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     const std::string name(part);
     if (mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -330,7 +335,7 @@ absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
 
 absl::Status LocalFilesystem::Remove(const std::string& path) {
   const std::string parent(ParentPath(path));
-  int raw = parent.empty() ? dup(root_fd_) : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
   if (raw < 0) {
     if (errno == ENOENT) return absl::OkStatus();
     return Errno("open parent of", path);

@@ -44,6 +44,9 @@ class LocalFilesystem : public Filesystem {
   LocalFilesystem(std::string root, int root_fd, int tmp_fd, uint64_t root_inode)
       : root_(std::move(root)), root_fd_(root_fd), tmp_fd_(tmp_fd), root_inode_(root_inode) {}
 
+  // ReopenRoot opens the root again as a new open file description (own offset).
+  int ReopenRoot() const;
+
   const std::string root_;
   const int root_fd_;
   const int tmp_fd_;
