@@ -56,8 +56,9 @@ class Filesystem {
  public:
   virtual ~Filesystem() = default;
 
-  // Walk calls fn for every regular file and directory below the root, parents before children,
-  // skipping the engine's reserved folder, symlinks and special files.
+  // Walk calls fn for every regular file and directory below the root: a directory's entries in
+  // name order, every directory before what it holds. Skips the engine's reserved folder,
+  // symlinks, special files and names no other device could take.
   virtual absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
   // Stat returns exists=false when nothing is at path.
   virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;

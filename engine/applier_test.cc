@@ -1,0 +1,175 @@
+#include "engine/applier.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "engine/local_filesystem.h"
+#include "engine/test_folder.h"
+#include "gtest/gtest.h"
+
+namespace converge::engine {
+namespace {
+
+using testing::MakeTestDir;
+using testing::ReadFile;
+using testing::WriteFile;
+
+// Chunks from memory; `corrupt` makes it hand out wrong bytes (a hostile or broken store).
+class MemoryChunks : public ChunkSource {
+ public:
+  void Add(const std::string& data) { chunks_[DigestToBytes(HashOf(data))] = data; }
+  absl::Status Fetch(const std::vector<Digest>& digests,
+                     const std::function<absl::Status(const Digest&, std::string)>& sink) override {
+    for (const Digest& d : digests) {
+      ++fetched;
+      auto it = chunks_.find(DigestToBytes(d));
+      if (it == chunks_.end()) return absl::NotFoundError("no chunk");
+      absl::Status s = sink(d, corrupt ? it->second + "!" : it->second);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  bool corrupt = false;
+  int fetched = 0;
+
+ private:
+  std::map<std::string, std::string> chunks_;
+};
+
+class ApplierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = MakeTestDir();
+    auto fs = LocalFilesystem::Open(root_);
+    ASSERT_TRUE(fs.ok());
+    fs_ = std::move(*fs);
+    auto index = LocalIndex::Open(MakeTestDir(".index"));
+    ASSERT_TRUE(index.ok());
+    index_ = std::move(*index);
+    applier_ = std::make_unique<Applier>(fs_.get(), index_.get(), &chunks_, &clock_, "devB");
+  }
+
+  // A commit of one file version with content split in 4-byte chunks.
+  Commit FileCommit(uint64_t seq, const std::string& path, const std::string& content,
+                    bool deleted = false) {
+    FileVersion v;
+    v.file_id = std::string(kFileIdBytes, 'f');
+    v.path = path;
+    v.seq = seq;
+    v.mtime_ns = 1600000000000000000;
+    v.deleted = deleted;
+    if (!deleted) {
+      v.size = content.size();
+      v.content_sha256 = HashOf(content);
+      for (size_t i = 0; i < content.size(); i += 4) {
+        const std::string piece = content.substr(i, 4);
+        chunks_.Add(piece);
+        v.chunks.push_back({HashOf(piece), static_cast<uint32_t>(piece.size())});
+      }
+    }
+    Commit c;
+    c.namespace_id = "ns";
+    c.seq = seq;
+    c.files = {v};
+    return c;
+  }
+
+  std::vector<std::string> Files() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root_)) {
+      const std::string rel = e.path().string().substr(root_.size() + 1);
+      if (rel.rfind(".converge", 0) != 0) out.push_back(rel);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string root_;
+  FakeClock clock_{absl::FromUnixSeconds(1800000000)};
+  MemoryChunks chunks_;
+  std::unique_ptr<LocalFilesystem> fs_;
+  std::unique_ptr<LocalIndex> index_;
+  std::unique_ptr<Applier> applier_;
+};
+
+TEST_F(ApplierTest, WritesNewFilesDurablyAndMovesTheCursor) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "a/b/hello.txt", "hello world")).ok());
+  EXPECT_EQ(ReadFile(root_ + "/a/b/hello.txt"), "hello world");
+  EXPECT_EQ(index_->cursor(), 1u);
+  auto entry = index_->Get("a/b/hello.txt");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  EXPECT_EQ((*entry)->version.seq, 1u);
+  EXPECT_TRUE((*entry)->local.exists);
+  EXPECT_EQ((*entry)->local.mtime_ns, 1600000000000000000);  // the remote mtime is kept
+  auto st = fs_->Stat("a/b/hello.txt");
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE(st->Same((*entry)->local));
+}
+
+TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "f", "aaaabbbbcccc")).ok());
+  chunks_.fetched = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "f", "aaaaXXXXcccc")).ok());
+  EXPECT_EQ(ReadFile(root_ + "/f"), "aaaaXXXXcccc");
+  EXPECT_EQ(chunks_.fetched, 1);  // only the changed chunk crossed the wire
+  EXPECT_EQ(applier_->stats().bytes_reused, 8u);
+}
+
+TEST_F(ApplierTest, LocalEditIsKeptAsConflictCopy) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "doc.txt", "base")).ok());
+  WriteFile(root_ + "/doc.txt", "my local edit");
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "doc.txt", "their edit")).ok());
+  EXPECT_EQ(ReadFile(root_ + "/doc.txt"), "their edit");
+  std::vector<std::string> files = Files();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0], "doc (conflict devB 20270115T080000Z).txt");
+  EXPECT_EQ(ReadFile(root_ + "/" + files[0]), "my local edit");
+  EXPECT_EQ(applier_->stats().conflicts, 1u);
+}
+
+TEST_F(ApplierTest, RemoteDeleteRemovesUnchangedButKeepsEditedFiles) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "gone.txt", "bye")).ok());
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "kept.txt", "v1")).ok());
+  WriteFile(root_ + "/kept.txt", "edited here");
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(3, "gone.txt", "", true)).ok());
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(4, "kept.txt", "", true)).ok());
+  EXPECT_EQ(Files(), std::vector<std::string>{"kept.txt"});
+  EXPECT_EQ(ReadFile(root_ + "/kept.txt"), "edited here");
+  auto entry = index_->Get("kept.txt");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  EXPECT_TRUE((*entry)->version.deleted);  // the scanner will re-add the edit on top of seq 4
+  EXPECT_EQ((*entry)->version.seq, 4u);
+}
+
+TEST_F(ApplierTest, BadBytesFromTheStoreNeverReachTheFolder) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "f.txt", "good data")).ok());
+  chunks_.corrupt = true;
+  absl::Status s = applier_->ApplyCommit(FileCommit(2, "f.txt", "new data!!"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_EQ(ReadFile(root_ + "/f.txt"), "good data");
+  EXPECT_EQ(index_->cursor(), 1u);  // the commit is retried later
+  EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.converge/tmp"));
+}
+
+TEST_F(ApplierTest, RemotePathThroughALocalSymlinkIsRefused) {
+  const std::string outside = MakeTestDir(".outside");
+  ASSERT_EQ(symlink(outside.c_str(), (root_ + "/link").c_str()), 0);
+  absl::Status s = applier_->ApplyCommit(FileCommit(1, "link/planted.txt", "evil"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(std::filesystem::exists(outside + "/planted.txt"));
+  EXPECT_EQ(index_->cursor(), 0u);
+}
+
+TEST(ConflictNameTest, KeepsExtensionAndDirectory) {
+  const absl::Time t = absl::FromUnixSeconds(1800000000);
+  EXPECT_EQ(ConflictName("a/b/report.final.pdf", "dev1", t),
+            "a/b/report.final (conflict dev1 20270115T080000Z).pdf");
+  EXPECT_EQ(ConflictName("Makefile", "dev1", t), "Makefile (conflict dev1 20270115T080000Z)");
+  EXPECT_EQ(ConflictName(".bashrc", "dev1", t), ".bashrc (conflict dev1 20270115T080000Z)");
+}
+
+}  // namespace
+}  // namespace converge::engine

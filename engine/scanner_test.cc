@@ -1,0 +1,134 @@
+#include "engine/scanner.h"
+
+#include <filesystem>
+#include <map>
+
+#include "engine/local_filesystem.h"
+#include "engine/test_folder.h"
+#include "gtest/gtest.h"
+
+namespace converge::engine {
+namespace {
+
+using testing::MakeTestDir;
+using testing::WriteFile;
+
+class ScannerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = MakeTestDir();
+    auto fs = LocalFilesystem::Open(root_);
+    ASSERT_TRUE(fs.ok());
+    fs_ = std::move(*fs);
+    auto index = LocalIndex::Open(MakeTestDir(".index"));
+    ASSERT_TRUE(index.ok());
+    index_ = std::move(*index);
+  }
+
+  // Pretends the store accepted every change as `seq` (what SyncEngine does after a commit).
+  void Accept(const ScanResult& scan, uint64_t seq) {
+    std::vector<IndexEntry> entries = scan.refreshed;
+    for (const LocalChange& c : scan.changes) {
+      IndexEntry e{c.version, c.local, scan.scanned_at_ns};
+      e.version.seq = seq;
+      entries.push_back(e);
+    }
+    ASSERT_TRUE(index_->Update(entries, std::nullopt).ok());
+  }
+
+  std::string root_;
+  // Well after the files' mtimes, so recorded stats are trusted.
+  FakeClock clock_{absl::Now() + absl::Seconds(10)};
+  std::unique_ptr<LocalFilesystem> fs_;
+  std::unique_ptr<LocalIndex> index_;
+};
+
+TEST_F(ScannerTest, FindsNewFilesAndDirsThenNothingWithoutRehashing) {
+  WriteFile(root_ + "/docs/a.txt", "alpha");
+  WriteFile(root_ + "/empty", "");
+  WriteFile(root_ + "/big.bin", std::string(3 * 1024 + 5, 'z'));
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->changes.size(), 4u);
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  ASSERT_EQ(by_path.size(), 4u);
+  EXPECT_EQ(by_path["big.bin"].chunks.size(), 4u);  // 3 full chunks + 5 bytes
+  EXPECT_EQ(by_path["big.bin"].size, 3u * 1024 + 5);
+  EXPECT_EQ(by_path["docs"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["docs/a.txt"].content_sha256, HashOf("alpha"));
+  EXPECT_TRUE(by_path["empty"].chunks.empty());
+  EXPECT_EQ(by_path["empty"].content_sha256, HashOf(""));
+  for (const LocalChange& c : scan->changes) {
+    EXPECT_EQ(c.version.base_seq, 0u);
+    EXPECT_TRUE(ValidateFileVersion(c.version).ok()) << c.version.path;
+  }
+  Accept(*scan, 1);
+
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->changes.empty());
+  EXPECT_EQ(again->files_hashed, 0u);
+}
+
+TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
+  WriteFile(root_ + "/d/x.txt", "x");
+  WriteFile(root_ + "/keep.txt", "keep");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 7);
+  std::string x_id;
+  for (const LocalChange& c : first->changes) {
+    if (c.version.path == "d/x.txt") x_id = c.version.file_id;
+  }
+  ASSERT_EQ(x_id.size(), kFileIdBytes);
+
+  WriteFile(root_ + "/keep.txt", "keep, edited");
+  std::filesystem::remove_all(root_ + "/d");
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->changes.size(), 3u);
+  EXPECT_EQ(scan->changes[0].version.path, "keep.txt");
+  EXPECT_EQ(scan->changes[0].version.base_seq, 7u);
+  EXPECT_FALSE(scan->changes[0].version.deleted);
+  // Deletions come children first.
+  EXPECT_EQ(scan->changes[1].version.path, "d/x.txt");
+  EXPECT_TRUE(scan->changes[1].version.deleted);
+  EXPECT_EQ(scan->changes[1].version.file_id, x_id);
+  EXPECT_EQ(scan->changes[1].version.base_seq, 7u);
+  EXPECT_EQ(scan->changes[2].version.path, "d");
+  EXPECT_TRUE(scan->changes[2].version.deleted);
+}
+
+TEST_F(ScannerTest, TouchedButUnchangedFileIsRefreshedNotCommitted) {
+  WriteFile(root_ + "/f", "same");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  WriteFile(root_ + "/f", "same");  // rewritten, same content
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  EXPECT_TRUE(scan->changes.empty());
+  EXPECT_EQ(scan->refreshed.size(), 1u);
+  EXPECT_EQ(scan->files_hashed, 1u);
+}
+
+TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
+  WriteFile(root_ + "/f", "data");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::filesystem::remove_all(root_ + "/f");
+  std::filesystem::remove(root_ + "/.converge/folder-marker");  // looks like an unmounted disk
+  auto scan = scanner.Scan();
+  EXPECT_EQ(scan.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace converge::engine
