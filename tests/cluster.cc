@@ -1,0 +1,207 @@
+#include "tests/cluster.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "converge/management/v1/management.grpc.pb.h"
+#include "converge/store/v1/store.grpc.pb.h"
+
+namespace converge::testing {
+namespace {
+
+constexpr char kToken[] = "e2e-admin-token";
+constexpr char kServiceToken[] = "e2e-service-token";
+
+absl::StatusOr<std::string> HashFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path);
+  Sha256 h;
+  std::string buf(1 << 20, '\0');
+  while (in) {
+    in.read(buf.data(), buf.size());
+    h.Update(absl::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+  }
+  return DigestToHex(h.Finish());
+}
+
+}  // namespace
+
+std::string DescribeDifference(const Snapshot& a, const Snapshot& b) {
+  for (const auto& [path, what] : a) {
+    auto it = b.find(path);
+    if (it == b.end()) return absl::StrCat("'", path, "' only on the first side");
+    if (it->second != what) return absl::StrCat("'", path, "' differs: ", what.substr(0, 12), " vs ", it->second.substr(0, 12));
+  }
+  for (const auto& [path, what] : b) {
+    if (!a.count(path)) return absl::StrCat("'", path, "' only on the second side");
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
+  std::unique_ptr<Cluster> c(new Cluster(options));
+  std::filesystem::create_directories(options.dir + "/logs");
+  std::filesystem::create_directories(options.dir + "/run");
+  c->logs_ = options.dir + "/logs";
+  const std::string run = options.dir + "/run";
+  for (const char* f : {"notify.port", "store.port", "management.port"}) std::filesystem::remove(run + "/" + f);
+
+  CONVERGE_ASSIGN_OR_RETURN(c->notify_, ChildProcess::Start({Runfile("services/notification/converge-notify"),
+                                                             "--port_file=" + run + "/notify.port",
+                                                             std::string("--service_token=") + kServiceToken},
+                                                            c->logs_ + "/notify.log"));
+  CONVERGE_ASSIGN_OR_RETURN(int notify_port, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
+  const std::string notify = absl::StrCat("127.0.0.1:", notify_port);
+  CONVERGE_ASSIGN_OR_RETURN(c->store_, ChildProcess::Start({Runfile("services/store/converge-store"),
+                                                            "--data_dir=" + options.dir + "/data/store",
+                                                            "--notify=" + notify,
+                                                            "--port_file=" + run + "/store.port",
+                                                            std::string("--service_token=") + kServiceToken},
+                                                           c->logs_ + "/store.log"));
+  CONVERGE_ASSIGN_OR_RETURN(c->store_port_, WaitForPortFile(run + "/store.port", absl::Seconds(20)));
+  CONVERGE_ASSIGN_OR_RETURN(
+      c->management_,
+      ChildProcess::Start({Runfile("services/management/converge-management"),
+                           "--data_dir=" + options.dir + "/data/management",
+                           "--store=" + c->store_address(), "--notify=" + notify,
+                           "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
+                           std::string("--service_token=") + kServiceToken},
+                          c->logs_ + "/management.log"));
+  CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/management.port", absl::Seconds(20)));
+
+  auto stub = management::v1::ManagementService::NewStub(
+      grpc::CreateChannel(c->management_address(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    management::v1::CreateUserRequest req;
+    req.set_user_id(options.user);
+    management::v1::User resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->CreateUser(&ctx, req, &resp), "CreateUser"));
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    management::v1::CreateNamespaceRequest req;
+    req.set_namespace_id(options.namespace_id);
+    req.set_owner_user_id(options.user);
+    management::v1::Namespace resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->CreateNamespace(&ctx, req, &resp), "CreateNamespace"));
+  }
+  return c;
+}
+
+Cluster::~Cluster() {
+  for (auto& e : engines_) e->Stop(SIGTERM);
+  if (management_) management_->Stop(SIGTERM);
+  if (store_) store_->Stop(SIGTERM);
+  if (notify_) notify_->Stop(SIGTERM);
+}
+
+absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
+  const std::string folder = options_.dir + "/folders/" + name;
+  std::filesystem::create_directories(folder);
+  CONVERGE_ASSIGN_OR_RETURN(
+      std::unique_ptr<ChildProcess> engine,
+      ChildProcess::Start({Runfile("engine/converge-engine"), "--folder=" + folder,
+                           "--management=" + management_address(), std::string("--token=") + kToken,
+                           "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
+                           "--device_name=" + name,
+                           "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval)},
+                          logs_ + "/engine-" + name + ".log"));
+  engines_.push_back(std::move(engine));
+  folders_.push_back(folder);
+  return static_cast<int>(folders_.size()) - 1;
+}
+
+absl::StatusOr<Snapshot> Cluster::SnapshotFolder(const std::string& folder) {
+  Snapshot snap;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(folder, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string rel = it->path().string().substr(folder.size() + 1);
+    if (rel == ".converge") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory()) {
+      snap[rel] = "dir";
+    } else {
+      absl::StatusOr<std::string> h = HashFile(it->path().string());
+      if (!h.ok()) return h.status();  // changing under us: the caller retries
+      snap[rel] = *h;
+    }
+  }
+  if (ec) return absl::UnavailableError(absl::StrCat("walk ", folder, ": ", ec.message()));
+  return snap;
+}
+
+absl::StatusOr<Snapshot> Cluster::SnapshotStore() {
+  auto stub = store::v1::StoreService::NewStub(
+      grpc::CreateChannel(store_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  store::v1::ListFilesRequest req;
+  req.set_namespace_id(options_.namespace_id);
+  auto reader = stub->ListFiles(&ctx, req);
+  store::v1::ListFilesResponse resp;
+  Snapshot snap;
+  while (reader->Read(&resp)) {
+    for (const common::v1::FileVersion& f : resp.files()) {
+      if (f.deleted()) continue;
+      if (f.kind() == common::v1::FILE_KIND_DIRECTORY) {
+        snap[f.path()] = "dir";
+      } else {
+        CONVERGE_ASSIGN_OR_RETURN(Digest d, DigestFromBytes(f.content_sha256()));
+        snap[f.path()] = DigestToHex(d);
+      }
+    }
+  }
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "ListFiles"));
+  return snap;
+}
+
+absl::Status Cluster::WaitConverged(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last_difference = "not checked";
+  Snapshot previous;
+  bool have_previous = false;
+  while (absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    absl::StatusOr<Snapshot> store = SnapshotStore();
+    if (!store.ok()) {
+      last_difference = store.status().ToString();
+      continue;
+    }
+    std::string difference;
+    for (int i = 0; i < engine_count() && difference.empty(); ++i) {
+      absl::StatusOr<Snapshot> local = SnapshotFolder(folders_[i]);
+      if (!local.ok()) {
+        difference = local.status().ToString();
+        break;
+      }
+      std::string d = DescribeDifference(*local, *store);
+      if (!d.empty()) difference = absl::StrCat("folder ", i, " vs store: ", d);
+    }
+    if (difference.empty()) {
+      if (have_previous && previous == *store) return absl::OkStatus();
+      previous = *store;
+      have_previous = true;
+    } else {
+      have_previous = false;
+      last_difference = difference;
+    }
+  }
+  return absl::DeadlineExceededError(absl::StrCat("folders did not converge: ", last_difference));
+}
+
+}  // namespace converge::testing

@@ -1,0 +1,67 @@
+// Cluster: a whole Converge deployment of real processes on loopback for end-to-end tests and
+// benchmarks: converge-notify, converge-store, converge-management, a user and a namespace, and
+// any number of converge-engine processes, each syncing its own folder.
+#ifndef CONVERGE_TESTS_CLUSTER_H_
+#define CONVERGE_TESTS_CLUSTER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/process.h"
+
+namespace converge::testing {
+
+struct ClusterOptions {
+  std::string dir;  // everything lives below: data/, logs/, folders/
+  std::string user = "e2e";
+  std::string namespace_id = "shared";
+  absl::Duration rescan_interval = absl::Milliseconds(200);
+};
+
+// A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
+using Snapshot = std::map<std::string, std::string>;
+
+class Cluster {
+ public:
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(const ClusterOptions& options);
+  ~Cluster();
+
+  // AddEngine creates folder `name` (if needed) and starts an engine on it; returns its index.
+  absl::StatusOr<int> AddEngine(const std::string& name);
+  const std::string& folder(int engine) const { return folders_[engine]; }
+  int engine_count() const { return static_cast<int>(folders_.size()); }
+  std::string management_address() const { return "127.0.0.1:" + std::to_string(management_port_); }
+  std::string store_address() const { return "127.0.0.1:" + std::to_string(store_port_); }
+  const std::string& logs_dir() const { return logs_; }
+
+  // SnapshotFolder reads a folder (without the engine's state dir).
+  static absl::StatusOr<Snapshot> SnapshotFolder(const std::string& folder);
+  // SnapshotStore reads the namespace's live file table from the store.
+  absl::StatusOr<Snapshot> SnapshotStore();
+
+  // WaitConverged waits until every folder and the store hold the same content, twice in a row.
+  // On timeout, returns DeadlineExceeded describing the first difference.
+  absl::Status WaitConverged(absl::Duration timeout);
+
+ private:
+  explicit Cluster(ClusterOptions options) : options_(std::move(options)) {}
+
+  ClusterOptions options_;
+  std::string logs_;
+  int store_port_ = 0;
+  int management_port_ = 0;
+  std::unique_ptr<ChildProcess> notify_, store_, management_;
+  std::vector<std::unique_ptr<ChildProcess>> engines_;
+  std::vector<std::string> folders_;
+};
+
+// DescribeDifference names the first path where two snapshots differ ("" if equal).
+std::string DescribeDifference(const Snapshot& a, const Snapshot& b);
+
+}  // namespace converge::testing
+
+#endif  // CONVERGE_TESTS_CLUSTER_H_
