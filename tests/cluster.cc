@@ -107,20 +107,32 @@ Cluster::~Cluster() {
   if (notify_) notify_->Stop(SIGTERM);
 }
 
-absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
+absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::string& name) {
   const std::string folder = options_.dir + "/folders/" + name;
   std::filesystem::create_directories(folder);
-  CONVERGE_ASSIGN_OR_RETURN(
-      std::unique_ptr<ChildProcess> engine,
-      ChildProcess::Start({Runfile("engine/converge-engine"), "--folder=" + folder,
-                           "--management=" + management_address(), std::string("--token=") + kToken,
-                           "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
-                           "--device_name=" + name,
-                           "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval)},
-                          logs_ + "/engine-" + name + ".log"));
+  return ChildProcess::Start({Runfile("engine/converge-engine"), "--folder=" + folder,
+                              "--management=" + management_address(), std::string("--token=") + kToken,
+                              "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
+                              "--device_name=" + name,
+                              "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval)},
+                             logs_ + "/engine-" + name + ".log");
+}
+
+absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> engine, SpawnEngine(name));
   engines_.push_back(std::move(engine));
-  folders_.push_back(folder);
+  folders_.push_back(options_.dir + "/folders/" + name);
+  names_.push_back(name);
   return static_cast<int>(folders_.size()) - 1;
+}
+
+void Cluster::PauseEngine(int engine) { kill(engines_[engine]->pid(), SIGSTOP); }
+void Cluster::ResumeEngine(int engine) { kill(engines_[engine]->pid(), SIGCONT); }
+void Cluster::StopEngine(int engine) { engines_[engine]->Stop(SIGTERM); }
+
+absl::Status Cluster::StartEngine(int engine) {
+  CONVERGE_ASSIGN_OR_RETURN(engines_[engine], SpawnEngine(names_[engine]));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Snapshot> Cluster::SnapshotFolder(const std::string& folder) {

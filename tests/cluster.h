@@ -32,6 +32,12 @@ class Cluster {
 
   // AddEngine creates folder `name` (if needed) and starts an engine on it; returns its index.
   absl::StatusOr<int> AddEngine(const std::string& name);
+  // PauseEngine / ResumeEngine freeze and thaw an engine (SIGSTOP / SIGCONT).
+  void PauseEngine(int engine);
+  void ResumeEngine(int engine);
+  // StopEngine stops an engine (SIGTERM); StartEngine starts it again on the same folder.
+  void StopEngine(int engine);
+  absl::Status StartEngine(int engine);
   const std::string& folder(int engine) const { return folders_[engine]; }
   int engine_count() const { return static_cast<int>(folders_.size()); }
   std::string management_address() const { return "127.0.0.1:" + std::to_string(management_port_); }
@@ -49,6 +55,7 @@ class Cluster {
 
  private:
   explicit Cluster(ClusterOptions options) : options_(std::move(options)) {}
+  absl::StatusOr<std::unique_ptr<ChildProcess>> SpawnEngine(const std::string& name);
 
   ClusterOptions options_;
   std::string logs_;
@@ -57,6 +64,7 @@ class Cluster {
   std::unique_ptr<ChildProcess> notify_, store_, management_;
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
+  std::vector<std::string> names_;
 };
 
 // DescribeDifference names the first path where two snapshots differ ("" if equal).
