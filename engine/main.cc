@@ -114,6 +114,10 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_once)) {
     absl::Status s = engine.SyncOnce();
     if (!s.ok()) log->error("sync: {}", s.ToString());
+    const converge::engine::ScanStats& scan = engine.scan_stats();
+    log->info("sync once: scanned {} entries in {}, {} files hashed, {} changes committed, cursor {}",
+              scan.last_entries, absl::FormatDuration(scan.last_duration), scan.last_files_hashed,
+              engine.upload_stats().files_committed, (*index)->cursor());
     return s.ok() ? 0 : 1;
   }
 

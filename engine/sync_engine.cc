@@ -57,7 +57,15 @@ absl::Status SyncEngine::PullAndApply() {
 }
 
 absl::Status SyncEngine::ScanAndUpload() {
+  const absl::Time started = clock_->Now();
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, scanner_.Scan());
+  ++scan_stats_.scans;
+  scan_stats_.last_entries = scan.entries_seen;
+  scan_stats_.last_files_hashed = scan.files_hashed;
+  scan_stats_.last_changes = scan.changes.size();
+  scan_stats_.last_duration = clock_->Now() - started;
+  Log()->debug("scan: {} entries, {} files hashed, {} changes in {}", scan.entries_seen,
+               scan.files_hashed, scan.changes.size(), absl::FormatDuration(scan_stats_.last_duration));
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   if (scan.changes.empty()) return absl::OkStatus();
 

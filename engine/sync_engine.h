@@ -32,6 +32,14 @@ struct EngineOptions {
   size_t max_files_per_commit = 1000;
 };
 
+struct ScanStats {
+  uint64_t scans = 0;
+  uint64_t last_entries = 0;
+  uint64_t last_files_hashed = 0;
+  uint64_t last_changes = 0;
+  absl::Duration last_duration;
+};
+
 struct UploadStats {
   uint64_t commits = 0;
   uint64_t files_committed = 0;
@@ -58,6 +66,7 @@ class SyncEngine {
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
+  const ScanStats& scan_stats() const { return scan_stats_; }
 
  private:
   Filesystem* const fs_;
@@ -69,6 +78,7 @@ class SyncEngine {
   Scanner scanner_;
   Applier applier_;
   UploadStats upload_stats_;
+  ScanStats scan_stats_;
 
   absl::Mutex mu_;
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;

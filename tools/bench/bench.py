@@ -1,0 +1,1036 @@
+#!/usr/bin/env python3
+"""Converge side by side with rsync, unison and Syncthing, in one run, on this machine.
+
+  tools/bench/run --mode quick     # small sizes, a few minutes (CI runs this)
+  tools/bench/run --mode full      # the real figures (run by hand; results go under bench/results/)
+
+Every tool syncs folder A to folder B on loopback. Time is measured from the change on A until
+B's folder is identical (for continuously running tools: until the harness sees B match A; for
+rsync and unison: the command's run). Bytes are bytes on the wire, both directions. Each
+scenario is repeated; the report gives the median, min-max and the ratio Converge/peer, plus
+CPU seconds and peak memory of every process. See docs/benchmark.md.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "bazel-bin")
+MiB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+MODES = {
+    "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
+                  corpus_limit=8 * MiB, latency_edits=15, rescan_files=3000, ingest_mib=32,
+                  commits=300, fanout=[100], timeout=120),
+    "full": dict(reps=3, many=(10000, 1024, 10), few=(1000, 4096), big=100 * MiB, huge=1024 * MiB,
+                 corpus_limit=None, latency_edits=200, rescan_files=100000, ingest_mib=512,
+                 commits=3000, fanout=[100, 1000], timeout=900),
+}
+IGNORED = {".converge", ".stfolder", ".stversions"}
+
+
+def log(*args):
+    print("[bench]", *args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def random_bytes(n):
+    out = bytearray()
+    while len(out) < n:
+        out += os.urandom(min(64 * MiB, n - len(out)))
+    return bytes(out)
+
+
+def write_file(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# ----- what a folder holds ------------------------------------------------------------------
+
+def manifest(root, scope):
+    """{relative path: (size, mtime_ns) or 'dir'} below root/scope, skipping tools' own files."""
+    out = {}
+    base = os.path.join(root, scope)
+    if not os.path.exists(base):
+        return out
+    if os.path.isfile(base):
+        st = os.stat(base)
+        return {scope: (st.st_size, st.st_mtime_ns)}
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if d not in IGNORED]
+        rel = os.path.relpath(dirpath, root)
+        if rel != scope:
+            out[rel] = "dir"
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def content_hashes(root, scope):
+    out = {}
+    for rel, what in manifest(root, scope).items():
+        if what == "dir":
+            out[rel] = "dir"
+            continue
+        h = hashlib.sha256()
+        with open(os.path.join(root, rel), "rb") as f:
+            for block in iter(lambda: f.read(4 * MiB), b""):
+                h.update(block)
+        out[rel] = h.hexdigest()
+    return out
+
+
+def same(a, b, exact_mtime):
+    if a.keys() != b.keys():
+        return False
+    for k, v in a.items():
+        w = b[k]
+        if v == "dir" or w == "dir":
+            if v != w:
+                return False
+        elif v[0] != w[0] or (exact_mtime and v[1] != w[1]):
+            return False
+    return True
+
+
+# ----- per-process CPU, memory and TCP bytes --------------------------------------------------
+
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid):
+    """pid and its live descendants (a daemon may run its work in child processes)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(entry)[1]), []).append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def proc_cpu(pid):
+    """CPU seconds of pid's tree (live descendants, and reaped children of each)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = _stat_fields(p)
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def _status(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def proc_mem(pid, field):
+    """The largest `field` (VmRSS, VmHWM) in pid's tree."""
+    return max([_status(p, field) for p in process_tree(pid)] or [0])
+
+
+def reset_peak(pid):
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def tcp_bytes(pids):
+    """Bytes sent + received over the established TCP sockets of pids (kernel counters)."""
+    if not pids:
+        return 0
+    out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True, text=True).stdout
+    total, owner = 0, None
+    wanted = {str(p) for p in pids}
+    for line in out.splitlines():
+        if not line.startswith(("\t", " ")) or "users:" in line:
+            m = re.search(r"pid=(\d+)", line)
+            owner = m.group(1) if m else None
+            continue
+        if owner in wanted:
+            for key in ("bytes_sent", "bytes_received"):
+                m = re.search(key + r":(\d+)", line)
+                if m:
+                    total += int(m.group(1))
+    return total
+
+
+class CountingRelay:
+    """TCP relay 127.0.0.1:port -> target that counts bytes both ways (for unison)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.total = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((c, s), (s, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(1 << 20)
+                if not data:
+                    break
+                dst.sendall(data)
+                with self.lock:
+                    self.total += len(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+# ----- the tools --------------------------------------------------------------------------------
+
+class Tool:
+    """A way to sync a.* to b.*; subclasses start daemons or run commands."""
+    name = "?"
+    continuous = False  # True: runs all the time and notices changes itself
+    exact_mtime = True
+
+    def __init__(self, work):
+        self.work = os.path.join(work, self.name)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.a = os.path.join(self.work, "a")
+        self.b = os.path.join(self.work, "b")
+        os.makedirs(self.a)
+        os.makedirs(self.b)
+        self.daemons = {}  # label -> Popen
+        self.last_client = None  # (cpu seconds, max rss bytes) of the last command run
+
+    def start(self):
+        pass
+
+    def stop(self):
+        for p in self.daemons.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.daemons.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def pids(self):
+        return {label: p.pid for label, p in self.daemons.items() if p.poll() is None}
+
+    def kick(self):
+        """Continuous tools: hint that A changed (Syncthing: explicit scan)."""
+
+    def sync(self):
+        """Command tools: run one sync A -> B."""
+
+    def wire_bytes(self):
+        return 0
+
+    def run_client(self, argv, env=None):
+        """Runs a client command; records its CPU and peak memory; returns its output.
+
+        GNU time measures it: a child forked by this (large) Python process would report the
+        harness's memory as its own peak."""
+        report = os.path.join(self.work, "time.out")
+        p = subprocess.run(["/usr/bin/time", "-o", report, "-f", "%U %S %M", *argv],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {p.returncode}: {p.stdout[-2000:]}")
+        user, system, max_kib = open(report).read().split()[-3:]
+        self.last_client = (float(user) + float(system), int(max_kib) * 1024)
+        return p.stdout
+
+
+class Converge(Tool):
+    name = "converge"
+    continuous = True
+
+    def __init__(self, work, rescan_ms=50):
+        super().__init__(work)
+        self.rescan_ms = rescan_ms
+        self.token = "bench-token"
+        self.service_token = "bench-service-token"
+
+    def _spawn(self, label, argv):
+        logf = open(os.path.join(self.work, f"{label}.log"), "ab")
+        self.daemons[label] = subprocess.Popen(argv, stdout=logf, stderr=logf)
+
+    def _port(self, name):
+        path = os.path.join(self.work, name + ".port")
+        for _ in range(400):
+            if os.path.exists(path) and open(path).read().strip():
+                return int(open(path).read())
+            time.sleep(0.05)
+        raise RuntimeError(f"converge: no port in {path}")
+
+    def ctl(self, *args):
+        subprocess.run([f"{BIN}/tools/convergectl/convergectl", f"--management={self.management}",
+                        f"--token={self.token}", *args], check=True, capture_output=True)
+
+    def start(self):
+        w = self.work
+        self._spawn("notify", [f"{BIN}/services/notification/converge-notify",
+                               f"--port_file={w}/notify.port", f"--service_token={self.service_token}"])
+        self.notify = f"127.0.0.1:{self._port('notify')}"
+        self._spawn("store", [f"{BIN}/services/store/converge-store", f"--data_dir={w}/data/store",
+                              f"--notify={self.notify}", f"--port_file={w}/store.port",
+                              f"--service_token={self.service_token}"])
+        self.store = f"127.0.0.1:{self._port('store')}"
+        self._spawn("management", [f"{BIN}/services/management/converge-management",
+                                   f"--data_dir={w}/data/management", f"--store={self.store}",
+                                   f"--notify={self.notify}", f"--port_file={w}/management.port",
+                                   f"--token={self.token}", f"--service_token={self.service_token}"])
+        self.management = f"127.0.0.1:{self._port('management')}"
+        self.ctl("users", "create", "bench")
+        self.ctl("namespaces", "create", "bench", "--owner=bench")
+        for side, folder in (("engine_a", self.a), ("engine_b", self.b)):
+            self._spawn(side, self.engine_argv(folder, "bench", side))
+        # Ready when a file from A shows up on B.
+        write_file(os.path.join(self.a, ".ready"), b"ready")
+        deadline = time.time() + 60
+        while not os.path.exists(os.path.join(self.b, ".ready")):
+            if time.time() > deadline:
+                raise RuntimeError("converge engines did not start; see " + self.work)
+            time.sleep(0.02)
+
+    def engine_argv(self, folder, namespace, name, *extra):
+        return [f"{BIN}/engine/converge-engine", f"--folder={folder}", f"--management={self.management}",
+                f"--token={self.token}", "--user=bench", f"--namespace_id={namespace}",
+                f"--device_name={name}", f"--rescan_interval={self.rescan_ms}ms", *extra]
+
+    def wire_bytes(self):
+        return tcp_bytes([self.daemons["engine_a"].pid, self.daemons["engine_b"].pid])
+
+
+class RsyncLocal(Tool):
+    name = "rsync_local"
+
+    total = 0
+
+    def sync(self):
+        out = self.run_client(["rsync", "-a", "--delete", "--no-whole-file", "--stats", self.a + "/", self.b + "/"])
+        self.total += rsync_stat_bytes(out)
+
+    def wire_bytes(self):
+        return self.total
+
+
+def rsync_stat_bytes(out):
+    total = 0
+    for key in ("Total bytes sent", "Total bytes received"):
+        m = re.search(key + r": ([\d,]+)", out)
+        if m:
+            total += int(m.group(1).replace(",", ""))
+    return total
+
+
+class RsyncDaemon(RsyncLocal):
+    name = "rsync_daemon"
+
+    def start(self):
+        self.port = free_port()
+        conf = os.path.join(self.work, "rsyncd.conf")
+        with open(conf, "w") as f:
+            f.write(f"use chroot = false\npid file = {self.work}/rsyncd.pid\n[dst]\n  path = {self.b}\n"
+                    "  read only = false\n  uid = root\n  gid = root\n")
+        self.daemons["rsyncd"] = subprocess.Popen(
+            ["rsync", "--daemon", "--no-detach", f"--config={conf}", "--address=127.0.0.1", f"--port={self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.port)
+
+    def sync(self):
+        out = self.run_client(["rsync", "-a", "--delete", "--stats", self.a + "/", f"rsync://127.0.0.1:{self.port}/dst/"])
+        self.total += rsync_stat_bytes(out)
+
+
+class UnisonSocket(Tool):
+    name = "unison_socket"
+    exact_mtime = False
+    # Unison's fast check (size, mtime, inode) misses same-size in-place edits on this machine
+    # (seen even with edits 1.1 s apart); the edit scenarios set this to hash file contents.
+    careful = False
+
+    def start(self):
+        self.port = free_port()
+        env = dict(os.environ, UNISON=os.path.join(self.work, "home_server"))
+        self.daemons["unison_server"] = subprocess.Popen(
+            ["unison", "-socket", str(self.port), "-listen", "127.0.0.1"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.port)
+        self.relay = CountingRelay(self.port)
+
+    def stop(self):
+        super().stop()
+        self.relay.close()
+
+    def sync(self):
+        env = dict(os.environ, UNISON=os.path.join(self.work, "home_client"))
+        self.run_client(["unison", self.a, f"socket://127.0.0.1:{self.relay.port}/{self.b}", "-batch", "-auto",
+                         "-times", "-silent", "-confirmbigdel=false", "-ui", "text",
+                         "-fastcheck", "false" if self.careful else "default"], env=env)
+
+    def wire_bytes(self):
+        time.sleep(0.05)  # let the relay finish counting the last bytes
+        return self.relay.total
+
+
+class Syncthing(Tool):
+    name = "syncthing"
+    continuous = True
+    folder = "bench"
+
+    def _api(self, who, method, path, data=None):
+        req = urllib.request.Request(f"http://{self.gui[who]}{path}", method=method, data=data,
+                                     headers={"X-API-Key": "bench-apikey"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def start(self):
+        env = dict(os.environ, STNOUPGRADE="1", STNORESTART="1", STNODEFAULTFOLDER="1")
+        self.gui = {"a": f"127.0.0.1:{free_port()}", "b": f"127.0.0.1:{free_port()}"}
+        ports = {"a": free_port(), "b": free_port()}
+        ids = {}
+        for n in ("a", "b"):
+            home = os.path.join(self.work, "home_" + n)
+            os.makedirs(os.path.join(getattr(self, n), ".stfolder"), exist_ok=True)
+            subprocess.run(["syncthing", "generate", f"--home={home}", "--no-default-folder", "--skip-port-probing"],
+                           check=True, capture_output=True, env=env)
+            ids[n] = subprocess.run(["syncthing", "serve", f"--home={home}", "--device-id"], check=True,
+                                    capture_output=True, text=True, env=env).stdout.strip()
+        self.ids = ids
+        for me, other in (("a", "b"), ("b", "a")):
+            self._configure(me, other, ids, ports)
+        for n in ("a", "b"):
+            home = os.path.join(self.work, "home_" + n)
+            logf = open(os.path.join(self.work, f"syncthing_{n}.log"), "ab")
+            self.daemons["syncthing_" + n] = subprocess.Popen(
+                ["syncthing", "serve", f"--home={home}", "--no-browser", "--no-restart", "--no-upgrade",
+                 f"--gui-address=http://{self.gui[n]}", "--gui-apikey=bench-apikey"],
+                stdout=logf, stderr=logf, env=env)
+        deadline = time.time() + 120
+        while True:
+            try:
+                conns = self._api("a", "GET", "/rest/system/connections")["connections"]
+                if conns.get(ids["b"], {}).get("connected"):
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("syncthing A and B never connected")
+            time.sleep(0.2)
+        log(f"syncthing connected after {120 - (deadline - time.time()):.1f}s")
+
+    def _configure(self, me, other, ids, ports):
+        path = os.path.join(self.work, "home_" + me, "config.xml")
+        tree = ET.parse(path)
+        root = tree.getroot()
+        opts = root.find("options")
+
+        def setopt(parent, tag, val):
+            el = parent.find(tag)
+            if el is None:
+                el = ET.SubElement(parent, tag)
+            el.text = str(val)
+
+        for el in opts.findall("listenAddress"):
+            opts.remove(el)
+        ET.SubElement(opts, "listenAddress").text = f"tcp://127.0.0.1:{ports[me]}"
+        for tag, val in [("globalAnnounceEnabled", "false"), ("localAnnounceEnabled", "false"),
+                         ("relaysEnabled", "false"), ("natEnabled", "false"), ("startBrowser", "false"),
+                         ("urAccepted", "-1"), ("urSeen", "3"), ("urURL", "http://127.0.0.1:1/"),
+                         ("crashReportingEnabled", "false"), ("crashReportingURL", "http://127.0.0.1:1/"),
+                         ("autoUpgradeIntervalH", "0"), ("releasesURL", "http://127.0.0.1:1/"),
+                         ("stunServer", "127.0.0.1:1"), ("stunKeepaliveStartS", "0"),
+                         ("globalAnnounceServer", "http://127.0.0.1:1/"), ("setLowPriority", "false"),
+                         ("progressUpdateIntervalS", "-1"), ("restartOnWakeup", "false")]:
+            setopt(opts, tag, val)
+        gui = root.find("gui")
+        setopt(gui, "address", self.gui[me])
+        setopt(gui, "apikey", "bench-apikey")
+        for d in root.findall("device"):
+            root.remove(d)
+        for did, name, addr in ((ids[me], me, "dynamic"), (ids[other], other, f"tcp://127.0.0.1:{ports[other]}")):
+            d = ET.Element("device", {"id": did, "name": name, "compression": "metadata", "introducer": "false",
+                                      "skipIntroductionRemovals": "false", "introducedBy": ""})
+            ET.SubElement(d, "address").text = addr
+            ET.SubElement(d, "paused").text = "false"
+            ET.SubElement(d, "autoAcceptFolders").text = "false"
+            root.insert(0, d)
+        for f in root.findall("folder"):
+            root.remove(f)
+        f = ET.Element("folder", {"id": self.folder, "label": self.folder, "path": getattr(self, me),
+                                  "type": "sendreceive", "rescanIntervalS": "3600", "fsWatcherEnabled": "true",
+                                  "fsWatcherDelayS": "1", "ignorePerms": "false", "autoNormalize": "true"})
+        ET.SubElement(f, "filesystemType").text = "basic"
+        for did in (ids[me], ids[other]):
+            ET.SubElement(f, "device", {"id": did, "introducedBy": ""})
+        ET.SubElement(f, "markerName").text = ".stfolder"
+        root.insert(0, f)
+        tree.write(path)
+
+    def kick(self):
+        self._api("a", "POST", f"/rest/db/scan?folder={self.folder}")
+
+    def wire_bytes(self):
+        t = self._api("b", "GET", "/rest/system/connections")["total"]
+        return t["inBytesTotal"] + t["outBytesTotal"]
+
+    def stop(self):
+        for n in ("a", "b"):
+            try:
+                self._api(n, "POST", "/rest/system/shutdown")
+            except OSError:
+                pass
+        super().stop()
+
+
+def wait_tcp(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+TOOLS = {"converge": Converge, "rsync_local": RsyncLocal, "rsync_daemon": RsyncDaemon,
+         "unison_socket": UnisonSocket, "syncthing": Syncthing}
+
+
+# ----- measuring one change --------------------------------------------------------------------
+
+def measure(tool, change, scope, timeout, verify=True):
+    """Makes `change` on A and returns the record of how tool brought B in line."""
+    pids = tool.pids()
+    for pid in pids.values():
+        reset_peak(pid)
+    cpu0 = {label: proc_cpu(pid) for label, pid in pids.items()}
+    bytes0 = tool.wire_bytes()
+    t0 = time.perf_counter()
+    change()
+    if tool.continuous:
+        tool.kick()
+        want = manifest(tool.a, scope)
+        deadline = time.time() + timeout
+        while not same(manifest(tool.b, scope), want, tool.exact_mtime):
+            if time.time() > deadline:
+                raise RuntimeError(f"{tool.name}: B did not match A within {timeout}s for {scope}")
+            time.sleep(0.002)
+    else:
+        tool.sync()
+    seconds = time.perf_counter() - t0
+    record = {"seconds": seconds, "bytes": tool.wire_bytes() - bytes0,
+              "cpu_s": {label: round(proc_cpu(pid) - cpu0[label], 3) for label, pid in pids.items()},
+              "peak_rss": {label: proc_mem(pid, "VmHWM") for label, pid in pids.items()}}
+    if tool.last_client is not None:
+        record["cpu_s"]["client"] = round(tool.last_client[0], 3)
+        record["peak_rss"]["client"] = tool.last_client[1]
+        tool.last_client = None
+    if verify:
+        a, b = content_hashes(tool.a, scope), content_hashes(tool.b, scope)
+        if a != b:
+            raise RuntimeError(f"{tool.name}: B differs from A in {scope} after sync")
+    return record
+
+
+def remove_scope(tool, scope, timeout):
+    """Untimed cleanup: removes scope on A and waits until B has dropped it too."""
+    path = os.path.join(tool.a, scope)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+    if tool.continuous:
+        tool.kick()
+        deadline = time.time() + timeout
+        while os.path.exists(os.path.join(tool.b, scope)):
+            if time.time() > deadline:
+                raise RuntimeError(f"{tool.name}: {scope} not removed on B")
+            time.sleep(0.01)
+    else:
+        tool.sync()
+
+
+# ----- scenarios --------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, mode, work, tools):
+        self.cfg = MODES[mode]
+        self.mode = mode
+        self.work = work
+        self.stage = os.path.join(work, "stage")
+        self.tool_names = tools
+        self.results = []  # {scenario, tool, runs: [...]} or extra figures
+        self.notes = []
+
+    def add(self, scenario, tool, record):
+        for r in self.results:
+            if r["scenario"] == scenario and r["tool"] == tool:
+                r["runs"].append(record)
+                return
+        self.results.append({"scenario": scenario, "tool": tool, "runs": [record]})
+
+    def staged(self, name, build):
+        """Builds content in a staging folder (same filesystem) and returns a change() that moves
+        it into A at once."""
+        src = os.path.join(self.stage, name)
+        shutil.rmtree(src, ignore_errors=True)
+        build(src)
+        return src
+
+    def initial(self, tool, scenario, scope, build):
+        timeout = self.cfg["timeout"]
+        for rep in range(self.cfg["reps"]):
+            src = self.staged(scope, build)
+            dst = os.path.join(tool.a, scope)
+            rec = measure(tool, lambda: os.rename(src, dst), scope, timeout)
+            self.add(scenario, tool.name, rec)
+            log(f"{tool.name:14s} {scenario:32s} {rec['seconds']:8.3f}s {rec['bytes']:>12,d} B")
+            remove_scope(tool, scope, timeout)
+
+    def run_tool(self, tool):
+        cfg = self.cfg
+        n, size, dirs = cfg["many"]
+
+        def many_files(count, size, folders):
+            def build(root):
+                for i in range(count):
+                    write_file(os.path.join(root, f"d{i % folders:02d}", f"f{i:06d}.bin"), os.urandom(size))
+            return build
+
+        self.initial(tool, f"S1 initial {n}x{size // 1024}KiB", "s1", many_files(n, size, dirs))
+        n2, size2 = cfg["few"]
+        self.initial(tool, f"S2 initial {n2}x{size2 // 1024}KiB", "s2", many_files(n2, size2, 1))
+        big_label = f"{cfg['big'] // MiB}MiB"
+        self.initial(tool, f"S3a initial {big_label} file", "s3a",
+                     lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
+        self.initial(tool, f"S3b initial {cfg['huge'] // MiB}MiB file", "s3b",
+                     lambda root: write_file(os.path.join(root, "huge.bin"), random_bytes(cfg["huge"])))
+        self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
+        self.edits(tool, big_label)
+        if tool.continuous:
+            self.latency(tool)
+        self.rescan(tool)
+
+    def build_corpus(self, root):
+        """A tar of /usr/share/doc behind a first member of random bytes and random length, so that
+        no run can reuse chunks stored by an earlier run (with fixed-size chunks; content-defined
+        chunking would still find the shared members: runs after the first then measure dedup)."""
+        os.makedirs(root)
+        path = os.path.join(root, "corpus.tar")
+        limit = self.cfg["corpus_limit"]
+        with tarfile.open(path, "w") as tar:
+            nonce = os.path.join(self.stage, "nonce.bin")
+            write_file(nonce, os.urandom(1 + int.from_bytes(os.urandom(2), "little") % 8191))
+            tar.add(nonce, arcname="nonce.bin")
+            total = 0
+            for dirpath, _, files in sorted(os.walk("/usr/share/doc")):
+                for name in sorted(files):
+                    p = os.path.join(dirpath, name)
+                    if os.path.islink(p) or not os.path.isfile(p):
+                        continue
+                    tar.add(p, arcname=os.path.relpath(p, "/usr/share"))
+                    total += os.path.getsize(p)
+                    if limit and total >= limit:
+                        return
+
+    def edits(self, tool, big_label):
+        """S4/S5: a big file already on both sides; 1 MiB overwritten mid-file, 1 KiB inserted."""
+        cfg, timeout = self.cfg, self.cfg["timeout"]
+        scope = "s45"
+        src = self.staged(scope, lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
+        measure(tool, lambda: os.rename(src, os.path.join(tool.a, scope)), scope, timeout)
+        path = os.path.join(tool.a, scope, "big.bin")
+        tool.careful = True
+        for rep in range(cfg["reps"]):
+            time.sleep(1.1)  # unison's fast check compares mtimes in whole seconds
+
+            def overwrite():
+                with open(path, "r+b") as f:
+                    f.seek(cfg["big"] // 2)
+                    f.write(os.urandom(MiB))
+
+            rec = measure(tool, overwrite, scope, timeout)
+            self.add(f"S4 1MiB overwritten in {big_label}", tool.name, rec)
+            log(f"{tool.name:14s} {'S4 overwrite 1MiB':32s} {rec['seconds']:8.3f}s {rec['bytes']:>12,d} B")
+            time.sleep(1.1)
+            data = open(path, "rb").read()
+            off = len(data) // 2 + 17
+            staged_file = os.path.join(self.stage, "insert.bin")
+            write_file(staged_file, data[:off] + os.urandom(1024) + data[off:])
+            rec = measure(tool, lambda: os.replace(staged_file, path), scope, timeout)
+            self.add(f"S5 1KiB inserted in {big_label}", tool.name, rec)
+            log(f"{tool.name:14s} {'S5 insert 1KiB':32s} {rec['seconds']:8.3f}s {rec['bytes']:>12,d} B")
+        tool.careful = False
+        remove_scope(tool, scope, timeout)
+
+    def latency(self, tool):
+        """S6: one small edit at a time on A, until B has it; continuous tools only."""
+        path_a = os.path.join(tool.a, "latency.txt")
+        path_b = os.path.join(tool.b, "latency.txt")
+        staged_file = os.path.join(self.stage, "latency.txt")
+        samples = []
+        for i in range(self.cfg["latency_edits"]):
+            token = f"edit {i} {os.urandom(8).hex()}\n".encode()
+            write_file(staged_file, token)
+            t0 = time.perf_counter()
+            os.replace(staged_file, path_a)  # editors' save: write a temp file, rename over
+            deadline = time.time() + 30
+            while True:
+                try:
+                    with open(path_b, "rb") as f:
+                        if f.read() == token:
+                            break
+                except FileNotFoundError:
+                    pass
+                if time.time() > deadline:
+                    raise RuntimeError(f"{tool.name}: edit {i} never reached B")
+                time.sleep(0.0005)
+            samples.append(time.perf_counter() - t0)
+            time.sleep(0.01)
+        samples.sort()
+        q = lambda p: samples[min(len(samples) - 1, int(p * len(samples)))]
+        rec = {"seconds": q(0.5), "p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "edits": len(samples)}
+        self.add("S6 single small edit latency", tool.name, rec)
+        log(f"{tool.name:14s} {'S6 latency':32s} p50 {rec['p50'] * 1000:.1f}ms p95 {rec['p95'] * 1000:.1f}ms "
+            f"p99 {rec['p99'] * 1000:.1f}ms")
+
+    def rescan(self, tool):
+        """S7: a no-op sync over many files: time, and files hashed where the tool tells."""
+        count = self.cfg["rescan_files"]
+        scenario = f"S7 no-op rescan of {count} files"
+        folder = os.path.join(self.work, "rescan_" + tool.name)
+        if not os.path.exists(os.path.join(folder, "done")):
+            shutil.rmtree(folder, ignore_errors=True)
+            for i in range(count):
+                write_file(os.path.join(folder, "data", f"d{i // 1000:03d}", f"f{i:06d}"), b"x" * 100)
+            open(os.path.join(folder, "done"), "w").close()
+        data = os.path.join(folder, "data")
+        if isinstance(tool, Converge):
+            target = os.path.join(self.work, "rescan_converge_folder")
+            if not os.path.exists(target):
+                shutil.copytree(data, target)
+                tool.ctl("namespaces", "create", "rescan", "--owner=bench")
+            argv = tool.engine_argv(target, "rescan", "rescanner", "--once")
+            subprocess.run(argv, check=True, capture_output=True, timeout=3600)  # first sync: untimed
+            for _ in range(self.cfg["reps"]):
+                t0 = time.perf_counter()
+                p = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
+                total = time.perf_counter() - t0
+                m = re.search(r"scanned (\d+) entries in ([^,]+), (\d+) files hashed", p.stderr)
+                rec = {"seconds": total, "entries": int(m.group(1)), "scan": m.group(2), "files_hashed": int(m.group(3))}
+                self.add(scenario, tool.name, rec)
+                log(f"{tool.name:14s} {'S7 rescan':32s} {total:8.3f}s scan {rec['scan']} hashed {rec['files_hashed']}")
+        elif isinstance(tool, Syncthing):
+            # Index the files on A alone (B paused), then time a scan that finds nothing new.
+            self._pause_b(tool, True)
+            shutil.copytree(data, os.path.join(tool.a, "s7"))
+            tool.kick()
+            for _ in range(self.cfg["reps"]):
+                t0 = time.perf_counter()
+                tool.kick()
+                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None}
+                self.add(scenario, tool.name, rec)
+                log(f"{tool.name:14s} {'S7 rescan':32s} {rec['seconds']:8.3f}s")
+            shutil.rmtree(os.path.join(tool.a, "s7"))
+            tool.kick()
+            self._pause_b(tool, False)
+        else:
+            shutil.copytree(data, os.path.join(tool.a, "s7"))
+            tool.sync()
+            for _ in range(self.cfg["reps"]):
+                t0 = time.perf_counter()
+                tool.sync()
+                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None}
+                self.add(scenario, tool.name, rec)
+                log(f"{tool.name:14s} {'S7 rescan':32s} {rec['seconds']:8.3f}s")
+            shutil.rmtree(os.path.join(tool.a, "s7"))
+            tool.sync()
+
+    def _pause_b(self, tool, paused):
+        tool._api("a", "POST", f"/rest/system/{'pause' if paused else 'resume'}?device={tool.ids['b']}")
+
+    def service_load(self, converge):
+        """S8 store ingest and S9 notification fan-out, against Converge's running services."""
+        cfg = self.cfg
+        bench = f"{BIN}/tools/bench/converge-bench"
+        pids = converge.pids()
+        for label in ("store", "notify", "management"):
+            reset_peak(pids[label])
+        cpu0 = {label: proc_cpu(pid) for label, pid in pids.items()}
+        out = subprocess.run([bench, "ingest", f"--store={converge.store}", f"--service_token={converge.service_token}",
+                              f"--mib={cfg['ingest_mib']}", "--streams=2", f"--commits={cfg['commits']}", "--threads=8"],
+                             check=True, capture_output=True, text=True).stdout
+        rec = json.loads(out)
+        rec["seconds"] = rec["ingest_seconds"]
+        rec["cpu_s"] = {label: round(proc_cpu(pid) - cpu0[label], 3) for label, pid in pids.items()}
+        rec["peak_rss"] = {label: proc_mem(pid, "VmHWM") for label, pid in pids.items()}
+        self.add("S8 store ingest (durable)", "converge", rec)
+        log(f"converge       S8 ingest {rec['ingest_mb_per_s']:.0f} MB/s, {rec['commits_per_s']:.0f} commits/s")
+        for n in cfg["fanout"]:
+            notify_pid = pids["notify"]
+            reset_peak(notify_pid)
+            rss0 = proc_mem(notify_pid, "VmRSS")
+            cpu0 = proc_cpu(notify_pid)
+            p = subprocess.Popen([bench, "fanout", f"--notify={converge.notify}",
+                                  f"--service_token={converge.service_token}", f"--subscribers={n}", "--events=7"],
+                                 stdout=subprocess.PIPE, text=True)
+            peak = 0
+            while p.poll() is None:
+                peak = max(peak, proc_mem(notify_pid, "VmRSS"))
+                time.sleep(0.01)
+            rec = json.loads(p.stdout.read())
+            rec["seconds"] = rec["fanout_median_ms"] / 1000
+            rec["notify_rss_before"] = rss0
+            rec["notify_rss_peak"] = max(peak, proc_mem(notify_pid, "VmHWM"))
+            rec["store_rss"] = proc_mem(pids["store"], "VmRSS")
+            rec["management_rss"] = proc_mem(pids["management"], "VmRSS")
+            rec["cpu_s"] = {"notify": round(proc_cpu(notify_pid) - cpu0, 3)}
+            self.add(f"S9 fan-out to {n} engines", "converge", rec)
+            log(f"converge       S9 {n} engines: fan-out median {rec['fanout_median_ms']:.2f} ms, "
+                f"max {rec['fanout_max_ms']:.2f} ms, notify peak RSS {rec['notify_rss_peak'] / MiB:.1f} MiB")
+
+    def run(self):
+        os.makedirs(self.stage, exist_ok=True)
+        for name in self.tool_names:
+            tool = TOOLS[name](self.work)
+            log(f"--- {name}")
+            tool.start()
+            try:
+                self.run_tool(tool)
+                if isinstance(tool, Converge):
+                    self.service_load(tool)
+            finally:
+                tool.stop()
+            shutil.rmtree(tool.work, ignore_errors=True)
+
+
+# ----- report -----------------------------------------------------------------------------------
+
+def summarize(results):
+    for r in results:
+        secs = [run["seconds"] for run in r["runs"]]
+        r["median_s"] = statistics.median(secs)
+        r["min_s"], r["max_s"] = min(secs), max(secs)
+        b = [run["bytes"] for run in r["runs"] if run.get("bytes") is not None]
+        r["median_bytes"] = statistics.median(b) if b else None
+        cpu = [sum(run.get("cpu_s", {}).values()) for run in r["runs"] if run.get("cpu_s")]
+        r["median_cpu_s"] = statistics.median(cpu) if cpu else None
+        rss = [max(run["peak_rss"].values()) for run in r["runs"] if run.get("peak_rss")]
+        r["max_peak_rss"] = max(rss) if rss else None
+
+
+def ratios(results):
+    """{scenario: {peer: (time ratio, bytes ratio)}} of Converge over each peer."""
+    out = {}
+    conv = {r["scenario"]: r for r in results if r["tool"] == "converge"}
+    for r in results:
+        c = conv.get(r["scenario"])
+        if r["tool"] == "converge" or c is None:
+            continue
+        t = c["median_s"] / r["median_s"] if r["median_s"] else None
+        b = (c["median_bytes"] / r["median_bytes"]
+             if c.get("median_bytes") and r.get("median_bytes") else None)
+        out.setdefault(r["scenario"], {})[r["tool"]] = (t, b)
+    return out
+
+
+def fmt_s(s):
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_b(b):
+    if b is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1024)):
+        if b >= size:
+            return f"{b / size:.1f} {unit}"
+    return f"{b:.0f} B"
+
+
+def markdown(meta, results):
+    lines = [f"# Converge benchmark ({meta['mode']} mode, {meta['date']})", "",
+             f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
+             f"{meta['reps']} runs per scenario; median (min-max). Ratio = Converge / peer "
+             "(below 1: Converge is faster or sends less).", ""]
+    rat = ratios(results)
+    scenarios = []
+    for r in results:
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+    lines += ["| scenario | tool | time | bytes on the wire | CPU s | peak RSS | time ratio | bytes ratio |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in scenarios:
+        for r in [x for x in results if x["scenario"] == s]:
+            t, b = rat.get(s, {}).get(r["tool"], (None, None))
+            extra = ""
+            run0 = r["runs"][0]
+            if "p50" in run0:
+                extra = f" (p50 {fmt_s(run0['p50'])}, p95 {fmt_s(run0['p95'])}, p99 {fmt_s(run0['p99'])})"
+            if "files_hashed" in run0 and run0["files_hashed"] is not None:
+                extra = f" ({run0['files_hashed']} files hashed, scan {run0['scan']})"
+            if "ingest_mb_per_s" in run0:
+                extra = (f" ({run0['ingest_mb_per_s']:.0f} MB/s new chunk data; "
+                         f"{run0['commits_per_s']:.0f} commits/s, p50 {run0['commit_p50_ms']:.2f} ms)")
+            if "fanout_median_ms" in run0:
+                extra = (f" (max {run0['fanout_max_ms']:.2f} ms; notify RSS {fmt_b(run0['notify_rss_peak'])}, "
+                         f"store {fmt_b(run0['store_rss'])}, management {fmt_b(run0['management_rss'])})")
+            cpu = f"{r['median_cpu_s']:.2f}" if r.get("median_cpu_s") is not None else "-"
+            lines.append(f"| {s} | {r['tool']} | {fmt_s(r['median_s'])} ({fmt_s(r['min_s'])}-{fmt_s(r['max_s'])}){extra} "
+                         f"| {fmt_b(r['median_bytes'])} | {cpu} | {fmt_b(r['max_peak_rss'])} "
+                         f"| {f'{t:.2f}' if t else '-'} | {f'{b:.2f}' if b else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def charts(out_dir, results):
+    rat = ratios(results)
+    peers = sorted({p for v in rat.values() for p in v})
+    scenarios = [s for s in rat]
+    if not scenarios or not shutil.which("gnuplot"):
+        return []
+    made = []
+    for idx, what in ((0, "time"), (1, "bytes")):
+        dat = os.path.join(out_dir, f"ratio_{what}.dat")
+        rows = [s for s in scenarios if any(rat[s].get(p, (None, None))[idx] for p in peers)]
+        if not rows:
+            continue
+        with open(dat, "w") as f:
+            f.write("scenario " + " ".join(peers) + "\n")
+            for s in rows:
+                vals = [rat[s].get(p, (None, None))[idx] for p in peers]
+                f.write('"' + s.split(" ", 1)[0] + '" ' + " ".join(f"{v:.4f}" if v else "NaN" for v in vals) + "\n")
+        png = os.path.join(out_dir, f"ratio_{what}.png")
+        script = f"""
+set terminal pngcairo size 1100,520 font ",10"
+set output "{png}"
+set title "Converge / peer, {what} (below 1: Converge better)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set yrange [0.001:*]
+set grid ytics
+set key outside right
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2
+plot for [i=2:{len(peers) + 1}] "{dat}" using i:xtic(1) title columnheader(i)
+"""
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        made.append(png)
+    return made
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=sorted(MODES), default="quick")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
+    ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
+    ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
+    ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
+    args = ap.parse_args()
+    if args.reps:
+        MODES[args.mode]["reps"] = args.reps
+    date = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H%M%SZ")
+    out_dir = args.out or os.path.join(ROOT, "bench", "results", f"{args.mode}-{date}")
+    os.makedirs(out_dir, exist_ok=True)
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    tools = [t for t in args.tools.split(",") if t]
+    bench = Bench(args.mode, args.work, tools)
+    started = time.time()
+    failed = None
+    try:
+        bench.run()
+    except Exception as e:  # the report still shows what was measured
+        failed = f"{type(e).__name__}: {e}"
+        log("FAILED:", failed)
+    summarize(bench.results)
+    meta = {"mode": args.mode, "date": date, "reps": MODES[args.mode]["reps"], "tools": tools,
+            "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
+            "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
+            "seconds": round(time.time() - started, 1), "failed": failed}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": bench.results}, f, indent=1)
+    md = markdown(meta, bench.results)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    made = charts(out_dir, bench.results)
+    print(md)
+    log(f"results in {out_dir} ({', '.join(os.path.basename(m) for m in made) or 'no charts'}), "
+        f"{meta['seconds']} s")
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+// converge-bench: load generator for the benchmark harness (tools/bench/bench.py).
+//
+//   converge-bench ingest --store=ADDR --service_token=T --mib=256 --streams=2 --commits=2000 --threads=8
+//     New chunk data through PutChunks made durable by a synced Commit (MB/s), then small
+//     one-file commits from several threads (commits/s). Prints one JSON object.
+//   converge-bench fanout --notify=ADDR --service_token=T --subscribers=1000 --events=5
+//     Holds N Subscribe streams (one connection each, like N engines), publishes events and
+//     measures the time until every subscriber has each one. Prints one JSON object.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/model.h"
+#include "common/sha256.h"
+#include "common/wire.h"
+#include "converge/notification/v1/notification.grpc.pb.h"
+#include "converge/store/v1/store.grpc.pb.h"
+
+ABSL_FLAG(std::string, store, "", "converge-store address (ingest)");
+ABSL_FLAG(std::string, notify, "", "converge-notify address (fanout)");
+ABSL_FLAG(std::string, service_token, "", "service token of the deployment");
+ABSL_FLAG(std::string, namespace_id, "bench-load", "namespace to use");
+ABSL_FLAG(int, mib, 256, "ingest: MiB of new chunk data");
+ABSL_FLAG(int, streams, 2, "ingest: parallel PutChunks streams");
+ABSL_FLAG(int, commits, 2000, "ingest: number of small commits");
+ABSL_FLAG(int, threads, 8, "ingest: threads making small commits");
+ABSL_FLAG(int, subscribers, 1000, "fanout: subscriber streams");
+ABSL_FLAG(int, events, 5, "fanout: events to publish");
+
+namespace {
+
+namespace store_v1 = converge::store::v1;
+namespace notify_v1 = converge::notification::v1;
+using converge::Digest;
+
+constexpr char kDevice[] = "bench-device";
+
+std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+  args.SetMaxSendMessageSize(16 << 20);
+  args.SetMaxReceiveMessageSize(16 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void Die(const std::string& what, const grpc::Status& s) {
+  std::cerr << "converge-bench: " << what << ": " << s.error_message() << "\n";
+  exit(1);
+}
+
+std::string Random(std::mt19937_64& rng, size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
+  }
+  return out;
+}
+
+converge::FileVersion FileOf(const std::string& path, const std::vector<converge::ChunkRef>& chunks,
+                             const Digest& whole, uint64_t size) {
+  converge::FileVersion v;
+  v.file_id = std::string(converge::kFileIdBytes, 'b');
+  v.path = path;
+  v.size = size;
+  v.content_sha256 = whole;
+  v.chunks = chunks;
+  return v;
+}
+
+int Ingest() {
+  const std::string address = absl::GetFlag(FLAGS_store);
+  const std::string ns = absl::GetFlag(FLAGS_namespace_id);
+  auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
+    store_v1::RegisterNamespaceRequest req;
+    req.set_namespace_id(ns);
+    req.add_member_device_ids(kDevice);
+    store_v1::RegisterNamespaceResponse resp;
+    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
+    if (!s.ok()) Die("RegisterNamespace", s);
+  }
+
+  // 1) New chunk data: random 1 MiB chunks over parallel streams, then one synced commit.
+  const int mib = absl::GetFlag(FLAGS_mib);
+  const int streams = absl::GetFlag(FLAGS_streams);
+  std::mt19937_64 rng(std::random_device{}());
+  std::vector<std::string> chunks(mib);
+  std::vector<converge::ChunkRef> refs(mib);
+  converge::Sha256 whole;
+  for (int i = 0; i < mib; ++i) {
+    chunks[i] = Random(rng, 1 << 20);
+    refs[i] = {converge::HashOf(chunks[i]), 1u << 20};
+    whole.Update(chunks[i]);
+  }
+  const Digest whole_digest = whole.Finish();
+  const absl::Time t0 = absl::Now();
+  std::vector<std::thread> senders;
+  for (int s = 0; s < streams; ++s) {
+    senders.emplace_back([&, s] {
+      auto own = store_v1::StoreService::NewStub(OwnChannel(address));
+      grpc::ClientContext ctx;
+      store_v1::PutChunksResponse resp;
+      auto writer = own->PutChunks(&ctx, &resp);
+      for (int i = s; i < mib; i += streams) {
+        store_v1::PutChunksRequest req;
+        req.set_namespace_id(ns);
+        req.set_device_id(kDevice);
+        req.set_sha256(converge::DigestToBytes(refs[i].sha256));
+        req.set_data(chunks[i]);
+        if (!writer->Write(req)) break;
+      }
+      writer->WritesDone();
+      grpc::Status st = writer->Finish();
+      if (!st.ok()) Die("PutChunks", st);
+    });
+  }
+  for (auto& t : senders) t.join();
+  const std::string big_path = absl::StrCat("ingest/", absl::ToUnixNanos(t0), ".bin");
+  {
+    grpc::ClientContext ctx;
+    store_v1::CommitRequest req;
+    req.set_namespace_id(ns);
+    req.set_device_id(kDevice);
+    converge::wire::FileVersionToProto(
+        FileOf(big_path, refs, whole_digest, static_cast<uint64_t>(mib) << 20), req.add_files());
+    store_v1::CommitResponse resp;
+    grpc::Status s = stub->Commit(&ctx, req, &resp);
+    if (!s.ok()) Die("Commit (ingest)", s);
+  }
+  const double ingest_s = absl::ToDoubleSeconds(absl::Now() - t0);
+
+  // 2) Small commits: one 1 KiB file each, from several threads.
+  const std::string small = Random(rng, 1024);
+  const converge::ChunkRef small_ref{converge::HashOf(small), 1024};
+  {
+    grpc::ClientContext ctx;
+    store_v1::PutChunksResponse resp;
+    auto writer = stub->PutChunks(&ctx, &resp);
+    store_v1::PutChunksRequest req;
+    req.set_namespace_id(ns);
+    req.set_device_id(kDevice);
+    req.set_sha256(converge::DigestToBytes(small_ref.sha256));
+    req.set_data(small);
+    writer->Write(req);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) Die("PutChunks (small)", s);
+  }
+  const int commits = absl::GetFlag(FLAGS_commits);
+  const int threads = absl::GetFlag(FLAGS_threads);
+  std::atomic<int> next{0};
+  std::vector<double> latencies_ms(commits);
+  const absl::Time t1 = absl::Now();
+  std::vector<std::thread> committers;
+  for (int t = 0; t < threads; ++t) {
+    committers.emplace_back([&, t] {
+      auto own = store_v1::StoreService::NewStub(OwnChannel(address));
+      for (int i = next++; i < commits; i = next++) {
+        grpc::ClientContext ctx;
+        store_v1::CommitRequest req;
+        req.set_namespace_id(ns);
+        req.set_device_id(kDevice);
+        converge::wire::FileVersionToProto(
+            FileOf(absl::StrCat("small/", absl::ToUnixNanos(t1), "/", i), {small_ref}, small_ref.sha256, 1024),
+            req.add_files());
+        store_v1::CommitResponse resp;
+        const absl::Time start = absl::Now();
+        grpc::Status s = own->Commit(&ctx, req, &resp);
+        if (!s.ok()) Die("Commit (small)", s);
+        latencies_ms[i] = absl::ToDoubleMilliseconds(absl::Now() - start);
+      }
+    });
+  }
+  for (auto& t : committers) t.join();
+  const double commits_s = absl::ToDoubleSeconds(absl::Now() - t1);
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  printf("{\"ingest_mib\": %d, \"ingest_seconds\": %.4f, \"ingest_mb_per_s\": %.1f, "
+         "\"commits\": %d, \"commit_threads\": %d, \"commit_seconds\": %.4f, \"commits_per_s\": %.1f, "
+         "\"commit_p50_ms\": %.3f, \"commit_p99_ms\": %.3f}\n",
+         mib, ingest_s, mib * 1.048576 / ingest_s, commits, threads, commits_s, commits / commits_s,
+         latencies_ms[commits / 2], latencies_ms[std::min(commits - 1, commits * 99 / 100)]);
+  return 0;
+}
+
+// One simulated engine's Subscribe stream.
+class Subscriber : public grpc::ClientReadReactor<notify_v1::Event> {
+ public:
+  Subscriber(notify_v1::NotificationService::Stub* stub, const std::string& ns, int id,
+             std::atomic<uint64_t>* reached, absl::Mutex* mu, std::vector<absl::Time>* arrivals)
+      : reached_(reached), mu_(mu), arrivals_(arrivals) {
+    req_.set_device_id(absl::StrCat("bench-sub-", id));
+    req_.add_namespace_ids(ns);
+    stub->async()->Subscribe(&ctx_, &req_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    const absl::Time now = absl::Now();
+    if (event_.seq() > seen_) {
+      seen_ = event_.seq();
+      absl::MutexLock lock(mu_);
+      (*arrivals_)[seen_] = std::max((*arrivals_)[seen_], now);
+      ++reached_[seen_];
+    }
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status&) override { done_ = true; }
+  void Cancel() { ctx_.TryCancel(); }
+  bool done() const { return done_; }
+
+ private:
+  grpc::ClientContext ctx_;
+  notify_v1::SubscribeRequest req_;
+  notify_v1::Event event_;
+  uint64_t seen_ = 0;
+  std::atomic<uint64_t>* reached_;
+  absl::Mutex* mu_;
+  std::vector<absl::Time>* arrivals_;
+  std::atomic<bool> done_{false};
+};
+
+int Fanout() {
+  const std::string address = absl::GetFlag(FLAGS_notify);
+  const std::string ns = absl::StrCat(absl::GetFlag(FLAGS_namespace_id), "-", absl::ToUnixNanos(absl::Now()));
+  const int n = absl::GetFlag(FLAGS_subscribers);
+  const int events = absl::GetFlag(FLAGS_events);
+  std::vector<std::atomic<uint64_t>> reached(events + 2);
+  std::vector<absl::Time> arrivals(events + 2, absl::InfinitePast());
+  absl::Mutex mu;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<notify_v1::NotificationService::Stub>> stubs;
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  const absl::Time connect_start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    channels.push_back(OwnChannel(address));
+    stubs.push_back(notify_v1::NotificationService::NewStub(channels.back()));
+  }
+  // The first publish (seq 1) doubles as "everyone is subscribed": wait for the head event
+  // (seq 0 is not counted), so publish seq 1 repeatedly until all have it.
+  for (int i = 0; i < n; ++i) {
+    subs.push_back(std::make_unique<Subscriber>(stubs[i].get(), ns, i, reached.data(), &mu, &arrivals));
+  }
+  auto publisher = notify_v1::NotificationService::NewStub(OwnChannel(address));
+  auto publish = [&](uint64_t seq) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
+    notify_v1::PublishRequest req;
+    req.set_namespace_id(ns);
+    req.set_seq(seq);
+    notify_v1::PublishResponse resp;
+    grpc::Status s = publisher->Publish(&ctx, req, &resp);
+    if (!s.ok()) Die("Publish", s);
+    return resp.subscribers_notified();
+  };
+  // Wait until every stream is registered at the hub (Publish reports how many it reached).
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (publish(1) < static_cast<uint32_t>(n)) {
+    if (absl::Now() > deadline) {
+      std::cerr << "converge-bench: subscribers did not all connect\n";
+      return 1;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const double connect_s = absl::ToDoubleSeconds(absl::Now() - connect_start);
+  while (reached[1] < static_cast<uint64_t>(n)) absl::SleepFor(absl::Milliseconds(1));
+
+  std::vector<double> fanout_ms;
+  for (int e = 2; e < events + 2; ++e) {
+    const absl::Time start = absl::Now();
+    publish(e);
+    const absl::Time limit = start + absl::Seconds(10);
+    while (reached[e] < static_cast<uint64_t>(n) && absl::Now() < limit) absl::SleepFor(absl::Microseconds(100));
+    absl::Time last;
+    {
+      absl::MutexLock lock(&mu);
+      last = arrivals[e];
+    }
+    fanout_ms.push_back(reached[e] == static_cast<uint64_t>(n) ? absl::ToDoubleMilliseconds(last - start) : -1);
+  }
+  std::vector<double> sorted = fanout_ms;
+  std::sort(sorted.begin(), sorted.end());
+  printf("{\"subscribers\": %d, \"connect_seconds\": %.3f, \"fanout_ms\": [", n, connect_s);
+  for (size_t i = 0; i < fanout_ms.size(); ++i) printf("%s%.3f", i ? ", " : "", fanout_ms[i]);
+  printf("], \"fanout_median_ms\": %.3f, \"fanout_max_ms\": %.3f}\n", sorted[sorted.size() / 2], sorted.back());
+  fflush(stdout);
+  for (auto& s : subs) s->Cancel();
+  for (auto& s : subs) {
+    while (!s->done()) absl::SleepFor(absl::Milliseconds(1));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::string command = args.size() > 1 ? args[1] : "";
+  if (command == "ingest") return Ingest();
+  if (command == "fanout") return Fanout();
+  std::cerr << "usage: converge-bench ingest|fanout [flags]  (see --help)\n";
+  return 2;
+}
