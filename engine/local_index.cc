@@ -11,7 +11,9 @@ namespace {
 
 constexpr char kCursorKey[] = "m:cursor";
 
+// Live entries under "p:", tombstones under "t:".
 std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
+std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
 
 absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
@@ -78,15 +80,18 @@ absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& 
 }
 
 absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& path) {
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), PathKey(path), &value);
-  if (s.IsNotFound()) return std::optional<IndexEntry>();
-  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read index"));
-  CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(value));
-  return std::optional<IndexEntry>(std::move(e));
+  for (const std::string& key : {PathKey(path), TombstoneKey(path)}) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+    if (s.IsNotFound()) continue;
+    CONVERGE_RETURN_IF_ERROR(Rocks(s, "read index"));
+    CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(value));
+    return std::optional<IndexEntry>(std::move(e));
+  }
+  return std::optional<IndexEntry>();
 }
 
-absl::Status LocalIndex::ForEach(const std::function<void(const IndexEntry&)>& fn) {
+absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("p:"); it->Valid() && it->key().starts_with("p:"); it->Next()) {
     CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));
@@ -99,7 +104,11 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
                                 std::optional<uint64_t> cursor) {
   if (entries.empty() && !cursor.has_value()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
-  for (const IndexEntry& e : entries) batch.Put(PathKey(e.version.path), EncodeEntry(e));
+  for (const IndexEntry& e : entries) {
+    const std::string& path = e.version.path;
+    batch.Put(e.version.deleted ? TombstoneKey(path) : PathKey(path), EncodeEntry(e));
+    batch.Delete(e.version.deleted ? PathKey(path) : TombstoneKey(path));
+  }
   if (cursor.has_value()) {
     std::string value;
     PutVarint64(&value, *cursor);

@@ -3,7 +3,8 @@
 // too) and the local stat of the file when it matched that version. Plus the namespace cursor.
 //
 // The index is written only after the files it describes are durable, in one synced WriteBatch
-// per step (so a crash leaves the index describing an older, still-true state).
+// per step (so a crash leaves the index describing an older, still-true state). Tombstones are
+// kept apart from live entries, so a scan reads only what is in the folder.
 //
 // Thread-compatible.
 #ifndef CONVERGE_ENGINE_LOCAL_INDEX_H_
@@ -34,9 +35,10 @@ class LocalIndex {
  public:
   static absl::StatusOr<std::unique_ptr<LocalIndex>> Open(const std::string& dir);
 
-  // Get returns nullopt if the path was never synced.
+  // Get returns the entry of a path, live or tombstone; nullopt if the path was never synced.
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
-  absl::Status ForEach(const std::function<void(const IndexEntry&)>& fn);
+  // ForEachLive calls fn for every entry that is not a tombstone, in path order.
+  absl::Status ForEachLive(const std::function<void(const IndexEntry&)>& fn);
   uint64_t cursor() const { return cursor_; }
 
   // Update writes `entries` (and the cursor, if given) in one synced batch.

@@ -98,10 +98,14 @@ int main(int argc, char** argv) {
     log->error("enrollment failed: {}", enrollment.status().ToString());
     return 1;
   }
+  // Flags override what management says; an empty answer means "the management address" (the
+  // all-in-one converge-server serves everything on one port).
   std::string store_address = absl::GetFlag(FLAGS_store);
   if (store_address.empty()) store_address = enrollment->store_address;
+  if (store_address.empty()) store_address = management_address;
   std::string notify_address = absl::GetFlag(FLAGS_notify);
   if (notify_address.empty()) notify_address = enrollment->notification_address;
+  if (notify_address.empty()) notify_address = management_address;
   log->info("device {} syncing {} as namespace '{}' (store {}, notify {})", enrollment->device_id,
             folder, request.namespace_id, store_address, notify_address);
 

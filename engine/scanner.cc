@@ -21,8 +21,8 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
   ScanResult result;
   result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
 
-  std::map<std::string, IndexEntry> known;
-  CONVERGE_RETURN_IF_ERROR(index_->ForEach([&](const IndexEntry& e) { known.emplace(e.version.path, e); }));
+  std::map<std::string, IndexEntry> known;  // live entries only
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) { known.emplace(e.version.path, e); }));
 
   std::vector<std::pair<std::string, LocalStat>> walked;
   CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
@@ -35,6 +35,11 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
     seen.insert(path);
     auto it = known.find(path);
     const IndexEntry* entry = it == known.end() ? nullptr : &it->second;
+    std::optional<IndexEntry> tombstone;  // a new path may re-create a deleted one
+    if (entry == nullptr) {
+      CONVERGE_ASSIGN_OR_RETURN(tombstone, index_->Get(path));
+      if (tombstone.has_value()) entry = &*tombstone;
+    }
     const bool live = entry != nullptr && !entry->version.deleted;
     if (live && entry->version.kind == st.kind) {
       if (st.kind == FileKind::kDirectory) continue;

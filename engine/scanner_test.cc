@@ -132,3 +132,36 @@ TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
 
 }  // namespace
 }  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST_F(ScannerTest, RecreatedPathBuildsOnItsTombstone) {
+  WriteFile(root_ + "/f.txt", "v1");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 3);
+  std::filesystem::remove(root_ + "/f.txt");
+  auto deleted = scanner.Scan();
+  ASSERT_TRUE(deleted.ok());
+  ASSERT_EQ(deleted->changes.size(), 1u);
+  Accept(*deleted, 4);  // the tombstone
+  int live = 0;
+  ASSERT_TRUE(index_->ForEachLive([&](const IndexEntry&) { ++live; }).ok());
+  EXPECT_EQ(live, 0);  // scans do not read tombstones
+  auto tombstone = index_->Get("f.txt");
+  ASSERT_TRUE(tombstone.ok() && tombstone->has_value());
+  EXPECT_TRUE((*tombstone)->version.deleted);
+
+  WriteFile(root_ + "/f.txt", "v2");
+  clock_.Advance(absl::Seconds(10));
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->changes.size(), 1u);
+  EXPECT_EQ(again->changes[0].version.base_seq, 4u);
+  EXPECT_FALSE(again->changes[0].version.deleted);
+}
+
+}  // namespace
+}  // namespace converge::engine

@@ -53,8 +53,20 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   std::filesystem::create_directories(options.dir + "/run");
   c->logs_ = options.dir + "/logs";
   const std::string run = options.dir + "/run";
-  for (const char* f : {"notify.port", "store.port", "management.port"}) std::filesystem::remove(run + "/" + f);
+  for (const char* f : {"notify.port", "store.port", "management.port", "server.port"}) {
+    std::filesystem::remove(run + "/" + f);
+  }
 
+  if (options.all_in_one) {
+    CONVERGE_ASSIGN_OR_RETURN(c->server_, ChildProcess::Start({Runfile("services/server/converge-server"),
+                                                               "--data_dir=" + options.dir + "/data",
+                                                               "--port_file=" + run + "/server.port",
+                                                               std::string("--token=") + kToken,
+                                                               std::string("--service_token=") + kServiceToken},
+                                                              c->logs_ + "/server.log"));
+    CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/server.port", absl::Seconds(20)));
+    c->store_port_ = c->management_port_;
+  } else {
   CONVERGE_ASSIGN_OR_RETURN(c->notify_, ChildProcess::Start({Runfile("services/notification/converge-notify"),
                                                              "--port_file=" + run + "/notify.port",
                                                              std::string("--service_token=") + kServiceToken},
@@ -77,6 +89,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
                            std::string("--service_token=") + kServiceToken},
                           c->logs_ + "/management.log"));
   CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/management.port", absl::Seconds(20)));
+  }
 
   auto stub = management::v1::ManagementService::NewStub(
       grpc::CreateChannel(c->management_address(), grpc::InsecureChannelCredentials()));
@@ -102,6 +115,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
 
 Cluster::~Cluster() {
   for (auto& e : engines_) e->Stop(SIGTERM);
+  if (server_) server_->Stop(SIGTERM);
   if (management_) management_->Stop(SIGTERM);
   if (store_) store_->Stop(SIGTERM);
   if (notify_) notify_->Stop(SIGTERM);

@@ -20,6 +20,8 @@ struct ClusterOptions {
   std::string user = "e2e";
   std::string namespace_id = "shared";
   absl::Duration rescan_interval = absl::Milliseconds(200);
+  // Run the all-in-one converge-server instead of the three separate services.
+  bool all_in_one = false;
 };
 
 // A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
@@ -61,7 +63,7 @@ class Cluster {
   std::string logs_;
   int store_port_ = 0;
   int management_port_ = 0;
-  std::unique_ptr<ChildProcess> notify_, store_, management_;
+  std::unique_ptr<ChildProcess> notify_, store_, management_, server_;
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
   std::vector<std::string> names_;

@@ -209,6 +209,24 @@ TEST_F(E2eScenarioTest, ConcurrentEditsKeepBothVersions) {
   EXPECT_EQ(contents, (std::vector<std::string>{"alpha's edit", "beta's edit"}));
 }
 
+TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
+  ClusterOptions options;
+  options.dir = std::string(getenv("TEST_TMPDIR")) + "/all-in-one";
+  options.all_in_one = true;
+  std::filesystem::remove_all(options.dir);
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->AddEngine("one").ok());
+  ASSERT_TRUE((*cluster)->AddEngine("two").ok());
+  Write((*cluster)->folder(0) + "/docs/a.txt", "from one");
+  Write((*cluster)->folder(1) + "/b.bin", std::string(3 << 20, 'b'));
+  absl::Status converged = (*cluster)->WaitConverged(absl::Seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged << "; logs in " << (*cluster)->logs_dir();
+  auto snap = Cluster::SnapshotFolder((*cluster)->folder(1));
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->size(), 3u);  // docs, docs/a.txt, b.bin
+}
+
 TEST_F(E2eScenarioTest, StoppedEngineCatchesUpFromItsCursor) {
   Write(cluster_->folder(0) + "/a.txt", "one");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());

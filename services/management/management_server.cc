@@ -10,14 +10,21 @@ namespace converge::management {
 absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     const ManagementOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
-  if (options.endpoints.store_address.empty()) return absl::InvalidArgumentError("--store is required");
+  if (options.endpoints.store_address.empty() && options.sink == nullptr) {
+    return absl::InvalidArgumentError("--store is required");
+  }
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
   std::unique_ptr<ManagementServer> s(new ManagementServer());
-  s->sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_address, options.service_token);
+  NamespaceSink* sink = options.sink;
+  if (sink == nullptr) {
+    s->own_sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_address,
+                                                        options.service_token);
+    sink = s->own_sink_.get();
+  }
   CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
-                                                         s->sink_.get(), Clock::Real()));
+                                                         sink, Clock::Real()));
   s->service_ = std::make_unique<ManagementService>(s->registry_.get(), options.token, options.endpoints);
   return s;
 }

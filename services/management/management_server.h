@@ -16,7 +16,11 @@ struct ManagementOptions {
   std::string data_dir;
   std::string token;          // guards every call
   std::string service_token;  // sent to the store
-  EndpointsConfig endpoints;  // store_address is required
+  // Handed to engines; store_address is also where namespaces are registered unless `sink` is
+  // set. Empty addresses tell engines to use the management address (all-in-one server).
+  EndpointsConfig endpoints;
+  // When set, namespaces are registered here instead of over gRPC. Not owned.
+  NamespaceSink* sink = nullptr;
 };
 
 class ManagementServer {
@@ -27,7 +31,7 @@ class ManagementServer {
 
  private:
   ManagementServer() = default;
-  std::unique_ptr<StoreNamespaceSink> sink_;
+  std::unique_ptr<StoreNamespaceSink> own_sink_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagementService> service_;
 };

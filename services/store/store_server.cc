@@ -16,8 +16,12 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
   CONVERGE_ASSIGN_OR_RETURN(s->db_, StoreDb::Open(options.data_dir + "/store.rocksdb"));
   s->chunks_ = std::make_unique<ChunkStore>(s->db_.get());
   s->log_ = std::make_unique<CommitLog>(s->db_.get(), s->chunks_.get(), Clock::Real());
-  s->publisher_ = std::make_unique<GrpcPublisher>(options.notify_address, options.service_token);
-  s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), s->publisher_.get(),
+  Publisher* publisher = options.publisher;
+  if (publisher == nullptr) {
+    s->own_publisher_ = std::make_unique<GrpcPublisher>(options.notify_address, options.service_token);
+    publisher = s->own_publisher_.get();
+  }
+  s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher,
                                                options.service_token);
   return s;
 }

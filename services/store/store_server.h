@@ -19,6 +19,9 @@ struct StoreOptions {
   std::string data_dir;
   std::string notify_address;  // empty: no notifications
   std::string service_token;
+  // When set, commits are published here instead of to notify_address (the all-in-one server
+  // hands in its notification hub). Not owned.
+  Publisher* publisher = nullptr;
 };
 
 class StoreServer {
@@ -34,7 +37,7 @@ class StoreServer {
   std::unique_ptr<StoreDb> db_;
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<CommitLog> log_;
-  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Publisher> own_publisher_;
   std::unique_ptr<StoreService> service_;
 };
 

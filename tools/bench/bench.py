@@ -447,10 +447,10 @@ class Syncthing(Tool):
     continuous = True
     folder = "bench"
 
-    def _api(self, who, method, path, data=None):
+    def _api(self, who, method, path, data=None, timeout=600):
         req = urllib.request.Request(f"http://{self.gui[who]}{path}", method=method, data=data,
                                      headers={"X-API-Key": "bench-apikey"})
-        with urllib.request.urlopen(req, timeout=600) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             body = r.read()
         return json.loads(body) if body else None
 
@@ -537,8 +537,8 @@ class Syncthing(Tool):
         root.insert(0, f)
         tree.write(path)
 
-    def kick(self):
-        self._api("a", "POST", f"/rest/db/scan?folder={self.folder}")
+    def kick(self, timeout=600):
+        self._api("a", "POST", f"/rest/db/scan?folder={self.folder}", timeout=timeout)
 
     def wire_bytes(self):
         t = self._api("b", "GET", "/rest/system/connections")["total"]
@@ -783,24 +783,29 @@ class Bench:
                 shutil.copytree(data, target)
                 tool.ctl("namespaces", "create", "rescan", "--owner=bench")
             argv = tool.engine_argv(target, "rescan", "rescanner", "--once")
+            t0 = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True, timeout=3600)  # first sync: untimed
+            first = time.perf_counter() - t0
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
                 p = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
                 total = time.perf_counter() - t0
                 m = re.search(r"scanned (\d+) entries in ([^,]+), (\d+) files hashed", p.stderr)
-                rec = {"seconds": total, "entries": int(m.group(1)), "scan": m.group(2), "files_hashed": int(m.group(3))}
+                rec = {"seconds": total, "entries": int(m.group(1)), "scan": m.group(2),
+                       "files_hashed": int(m.group(3)), "first_pass_s": first}
                 self.add(scenario, tool.name, rec)
                 log(f"{tool.name:14s} {'S7 rescan':32s} {total:8.3f}s scan {rec['scan']} hashed {rec['files_hashed']}")
         elif isinstance(tool, Syncthing):
             # Index the files on A alone (B paused), then time a scan that finds nothing new.
             self._pause_b(tool, True)
             shutil.copytree(data, os.path.join(tool.a, "s7"))
-            tool.kick()
+            t0 = time.perf_counter()
+            tool.kick(timeout=7200)  # the first scan indexes every file: it takes long
+            first = time.perf_counter() - t0
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
                 tool.kick()
-                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None}
+                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None, "first_pass_s": first}
                 self.add(scenario, tool.name, rec)
                 log(f"{tool.name:14s} {'S7 rescan':32s} {rec['seconds']:8.3f}s")
             shutil.rmtree(os.path.join(tool.a, "s7"))
@@ -808,11 +813,13 @@ class Bench:
             self._pause_b(tool, False)
         else:
             shutil.copytree(data, os.path.join(tool.a, "s7"))
+            t0 = time.perf_counter()
             tool.sync()
+            first = time.perf_counter() - t0
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
                 tool.sync()
-                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None}
+                rec = {"seconds": time.perf_counter() - t0, "files_hashed": None, "first_pass_s": first}
                 self.add(scenario, tool.name, rec)
                 log(f"{tool.name:14s} {'S7 rescan':32s} {rec['seconds']:8.3f}s")
             shutil.rmtree(os.path.join(tool.a, "s7"))
@@ -919,11 +926,53 @@ def fmt_b(b):
     return f"{b:.0f} B"
 
 
+def matrix(results):
+    """Compact tables, scenario x tool: median time (and bytes), with Converge/peer ratios."""
+    tools = []
+    scenarios = []
+    for r in results:
+        if r["tool"] not in tools:
+            tools.append(r["tool"])
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+    by = {(r["scenario"], r["tool"]): r for r in results}
+    rat = ratios(results)
+    lines = ["| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
+    for s in scenarios:
+        cells = []
+        for t in tools:
+            r = by.get((s, t))
+            if r is None:
+                cells.append("")
+                continue
+            cell = fmt_s(r["median_s"])
+            run0 = r["runs"][0]
+            if "p99" in run0:
+                cell = f"p50 {fmt_s(run0['p50'])}, p99 {fmt_s(run0['p99'])}"
+            if "ingest_mb_per_s" in run0:
+                cell = f"{run0['ingest_mb_per_s']:.0f} MB/s; {run0['commits_per_s']:.0f} commits/s"
+            if "fanout_median_ms" in run0:
+                cell = f"{run0['fanout_median_ms']:.1f} ms (notify {fmt_b(run0['notify_rss_peak'])})"
+            if r.get("median_bytes"):
+                cell += f" / {fmt_b(r['median_bytes'])}"
+            tr, br = rat.get(s, {}).get(t, (None, None))
+            if tr:
+                cell += f" (x{tr:.2f}" + (f", bytes x{br:.2f}" if br else "") + ")"
+            cells.append(cell)
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(meta, results):
     lines = [f"# Converge benchmark ({meta['mode']} mode, {meta['date']})", "",
              f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
-             f"{meta['reps']} runs per scenario; median (min-max). Ratio = Converge / peer "
-             "(below 1: Converge is faster or sends less).", ""]
+             f"{meta['reps']} runs per scenario. Cells: median time / bytes on the wire; "
+             "(xR) = Converge / that peer, below 1: Converge is faster or sends less.", ""]
+    if meta.get("failed"):
+        lines += [f"**The run stopped early: {meta['failed']}**", ""]
+    lines += matrix(results)
+    lines += ["", "## Every figure", "",
+              "Median (min-max) of the runs; CPU s: all processes of the tool; peak RSS: the largest process.", ""]
     rat = ratios(results)
     scenarios = []
     for r in results:
@@ -940,6 +989,8 @@ def markdown(meta, results):
                 extra = f" (p50 {fmt_s(run0['p50'])}, p95 {fmt_s(run0['p95'])}, p99 {fmt_s(run0['p99'])})"
             if "files_hashed" in run0 and run0["files_hashed"] is not None:
                 extra = f" ({run0['files_hashed']} files hashed, scan {run0['scan']})"
+            if "first_pass_s" in run0:
+                extra += f" [first pass {fmt_s(run0['first_pass_s'])}]"
             if "ingest_mb_per_s" in run0:
                 extra = (f" ({run0['ingest_mb_per_s']:.0f} MB/s new chunk data; "
                          f"{run0['commits_per_s']:.0f} commits/s, p50 {run0['commit_p50_ms']:.2f} ms)")
@@ -997,7 +1048,19 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
+    ap.add_argument("--from-json", default=None, help="only rebuild results.md and charts from a results.json")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        out_dir = os.path.dirname(os.path.abspath(args.from_json))
+        summarize(saved["results"])
+        md = markdown(saved["meta"], saved["results"])
+        with open(os.path.join(out_dir, "results.md"), "w") as f:
+            f.write(md)
+        charts(out_dir, saved["results"])
+        print(md)
+        return 0
     if args.reps:
         MODES[args.mode]["reps"] = args.reps
     date = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H%M%SZ")

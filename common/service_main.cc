@@ -1,0 +1,51 @@
+#include "common/service_main.h"
+
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/logging.h"
+#include "common/server_runner.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "address to serve on (port 0: any free port)");
+ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(std::string, service_token, "",
+          "token for service-to-service calls (or $CONVERGE_SERVICE_TOKEN)");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
+ABSL_FLAG(bool, log_json, false, "log JSON lines");
+
+namespace converge {
+
+void InitService(int argc, char** argv) {
+  BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
+}
+
+std::string FlagOrEnv(const std::string& flag, const char* env) {
+  if (!flag.empty() || getenv(env) == nullptr) return flag;
+  return getenv(env);
+}
+
+std::string ServiceToken() {
+  return FlagOrEnv(absl::GetFlag(FLAGS_service_token), "CONVERGE_SERVICE_TOKEN");
+}
+
+int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services) {
+  auto log = GetLogger(name);
+  ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.port_file = absl::GetFlag(FLAGS_port_file);
+  absl::StatusOr<std::unique_ptr<RunningServer>> server = StartServer(options, services);
+  if (!server.ok()) {
+    log->error("cannot serve: {}", server.status().ToString());
+    return 1;
+  }
+  log->info("{} serving on port {}", name, (*server)->port());
+  const int sig = WaitForTerminationSignal();
+  log->info("signal {}: shutting down", sig);
+  (*server)->Shutdown();
+  return 0;
+}
+
+}  // namespace converge

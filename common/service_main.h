@@ -1,0 +1,43 @@
+// What every Converge service's main() shares: the common flags (--listen, --port_file,
+// --service_token, --log_level, --log_json), logging setup, and serving until SIGTERM/SIGINT.
+//
+//   int main(int argc, char** argv) {
+//     converge::InitService(argc, argv);
+//     ... build the service from its own flags ...
+//     return converge::ServeUntilSignal("converge-store", {service});
+//   }
+#ifndef CONVERGE_COMMON_SERVICE_MAIN_H_
+#define CONVERGE_COMMON_SERVICE_MAIN_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, port_file);
+ABSL_DECLARE_FLAG(std::string, service_token);
+ABSL_DECLARE_FLAG(std::string, log_level);
+ABSL_DECLARE_FLAG(bool, log_json);
+
+namespace converge {
+
+// InitService blocks the termination signals (before any thread starts), parses the command
+// line and sets up logging.
+void InitService(int argc, char** argv);
+
+// FlagOrEnv returns `flag` unless it is empty and the environment variable `env` is set.
+std::string FlagOrEnv(const std::string& flag, const char* env);
+
+// ServiceToken is --service_token, or $CONVERGE_SERVICE_TOKEN.
+std::string ServiceToken();
+
+// ServeUntilSignal serves `services` on --listen (writing --port_file) until SIGTERM or SIGINT,
+// then shuts down gracefully. Returns main()'s exit code.
+int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services);
+
+}  // namespace converge
+
+#endif  // CONVERGE_COMMON_SERVICE_MAIN_H_

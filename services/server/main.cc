@@ -1,0 +1,78 @@
+// converge-server: management, store and notification in one process on one port, the embedded
+// default for a single machine. The three talk through in-process adapters instead of gRPC;
+// engines use this one address for everything. The separate binaries remain the way to deploy
+// the services apart.
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "common/logging.h"
+#include "common/service_main.h"
+#include "services/management/management_server.h"
+#include "services/notification/notification_server.h"
+#include "services/store/store_server.h"
+
+ABSL_FLAG(std::string, data_dir, "", "folder for all state (required)");
+ABSL_FLAG(std::string, token, "", "bearer token guarding the management API (or $CONVERGE_TOKEN)");
+
+namespace {
+
+// Store -> notification hub, in process.
+class HubPublisher : public converge::store::Publisher {
+ public:
+  explicit HubPublisher(converge::notification::Hub* hub) : hub_(hub) {}
+  void Publish(const std::string& ns, uint64_t seq) override { hub_->Publish(ns, seq); }
+
+ private:
+  converge::notification::Hub* hub_;
+};
+
+// Management -> store's commit log, in process.
+class LogSink : public converge::management::NamespaceSink {
+ public:
+  explicit LogSink(converge::store::CommitLog* log) : log_(log) {}
+  absl::Status RegisterNamespace(const std::string& ns, const std::vector<std::string>& members) override {
+    return log_->RegisterNamespace(ns, members);
+  }
+
+ private:
+  converge::store::CommitLog* log_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  converge::InitService(argc, argv);
+  auto log = converge::GetLogger("converge-server");
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty()) {
+    log->error("--data_dir is required");
+    return 2;
+  }
+  const std::string service_token = converge::ServiceToken();
+  converge::notification::NotificationServer notify(service_token);
+  HubPublisher publisher(notify.hub());
+
+  converge::store::StoreOptions store_options;
+  store_options.data_dir = data_dir + "/store";
+  store_options.service_token = service_token;
+  store_options.publisher = &publisher;
+  auto store = converge::store::StoreServer::Create(store_options);
+  if (!store.ok()) {
+    log->error("cannot start the store: {}", store.status().ToString());
+    return 1;
+  }
+  LogSink sink((*store)->log());
+
+  converge::management::ManagementOptions management_options;
+  management_options.data_dir = data_dir + "/management";
+  management_options.token = converge::FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN");
+  management_options.service_token = service_token;
+  management_options.sink = &sink;  // endpoints stay empty: engines use this server's address
+  auto management = converge::management::ManagementServer::Create(management_options);
+  if (!management.ok()) {
+    log->error("cannot start management: {}", management.status().ToString());
+    return 1;
+  }
+  return converge::ServeUntilSignal(
+      "converge-server", {(*management)->service(), (*store)->service(), notify.service()});
+}
