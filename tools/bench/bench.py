@@ -1007,7 +1007,10 @@ def markdown(meta, results):
 def charts(out_dir, results):
     rat = ratios(results)
     peers = sorted({p for v in rat.values() for p in v})
-    scenarios = [s for s in rat]
+    scenarios = []
+    for r in results:  # in the order the scenarios were run
+        if r["scenario"] in rat and r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
     if not scenarios or not shutil.which("gnuplot"):
         return []
     made = []
@@ -1023,14 +1026,13 @@ def charts(out_dir, results):
                 f.write('"' + s.split(" ", 1)[0] + '" ' + " ".join(f"{v:.4f}" if v else "NaN" for v in vals) + "\n")
         png = os.path.join(out_dir, f"ratio_{what}.png")
         script = f"""
-set terminal pngcairo size 1100,520 font ",10"
+set terminal pngcairo size 1100,520 font ",10" noenhanced
 set output "{png}"
 set title "Converge / peer, {what} (below 1: Converge better)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
-set yrange [0.001:*]
 set grid ytics
 set key outside right
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2
