@@ -19,6 +19,7 @@
 #include "engine/notification_listener.h"
 #include "engine/store_client.h"
 #include "engine/sync_engine.h"
+#include "engine/watcher.h"
 
 ABSL_FLAG(std::string, folder, "", "the folder to sync (must exist)");
 ABSL_FLAG(std::string, management, "", "address of converge-management");
@@ -28,7 +29,10 @@ ABSL_FLAG(std::string, namespace_id, "", "the namespace (synced folder id) to jo
 ABSL_FLAG(std::string, device_name, "", "a name for this device (default: host name)");
 ABSL_FLAG(std::string, store, "", "store address (default: as management says)");
 ABSL_FLAG(std::string, notify, "", "notification address (default: as management says)");
-ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(2), "how often the folder is scanned");
+ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(10),
+          "how often the whole folder is scanned to verify (the watcher reports changes at once)");
+ABSL_FLAG(bool, watch, true, "watch the folder with inotify");
+ABSL_FLAG(absl::Duration, coalesce, absl::Milliseconds(3), "let a burst of local events settle this long");
 ABSL_FLAG(bool, once, false, "sync once and exit (status 0 if the folder is in sync)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
@@ -113,6 +117,7 @@ int main(int argc, char** argv) {
                                           enrollment->device_id);
   converge::engine::EngineOptions options;
   options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
+  options.coalesce_delay = absl::GetFlag(FLAGS_coalesce);
   converge::engine::SyncEngine engine(fs->get(), index->get(), &store, converge::Clock::Real(),
                                       enrollment->device_id, options);
   if (absl::GetFlag(FLAGS_once)) {
@@ -132,9 +137,21 @@ int main(int argc, char** argv) {
         [&engine](uint64_t seq) { engine.NotifyRemoteHead(seq); });
     listener->Start();
   }
+  std::unique_ptr<converge::engine::Watcher> watcher;
+  if (absl::GetFlag(FLAGS_watch)) {
+    auto started = converge::engine::Watcher::Start(folder, [&engine] { engine.NotifyLocalChange(); });
+    if (started.ok()) {
+      watcher = std::move(*started);
+      log->info("watching {} directories", watcher->watched_directories());
+    } else {
+      log->warn("no watcher ({}): relying on the scan every {}", started.status().message(),
+                absl::FormatDuration(options.rescan_interval));
+    }
+  }
   std::thread runner([&engine] { engine.Run(); });
   int sig = converge::WaitForTerminationSignal();
   log->info("signal {}: stopping", sig);
+  watcher.reset();
   if (listener != nullptr) listener->Stop();
   engine.Stop();
   runner.join();

@@ -155,6 +155,11 @@ void SyncEngine::NotifyRemoteHead(uint64_t seq) {
   if (seq > remote_head_) remote_head_ = seq;
 }
 
+void SyncEngine::NotifyLocalChange() {
+  absl::MutexLock lock(&mu_);
+  local_dirty_ = true;
+}
+
 void SyncEngine::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
@@ -165,16 +170,24 @@ void SyncEngine::Run() {
   absl::Status last;
   while (true) {
     bool pull_only = false;
+    bool local_change = false;
     {
       absl::MutexLock lock(&mu_);
       const uint64_t cursor = index_->cursor();
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || remote_head_ > cursor;
+        return stopping_ || remote_head_ > cursor || local_dirty_;
       };
       const absl::Duration wait = next_scan - clock_->Now();
       if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
       if (stopping_) return;
-      pull_only = remote_head_ > cursor && clock_->Now() < next_scan;
+      local_change = local_dirty_;
+      pull_only = !local_change && remote_head_ > cursor && clock_->Now() < next_scan;
+    }
+    if (local_change) {
+      // Let the burst settle; events during the scan set the flag again and cause another scan.
+      absl::SleepFor(options_.coalesce_delay);
+      absl::MutexLock lock(&mu_);
+      local_dirty_ = false;
     }
     absl::Status s = pull_only ? PullAndApply() : SyncOnce();
     if (!pull_only) next_scan = clock_->Now() + options_.rescan_interval;

@@ -3,7 +3,8 @@
 // chunks the store lacks). A stale base_seq (another device got there first) means: pull, apply
 // (which keeps conflicting local edits as conflict copies) and scan again.
 //
-// Run() loops until stopped; it wakes early when NotifyRemoteHead reports a seq past the cursor.
+// Run() loops until stopped; it wakes early when NotifyRemoteHead reports a seq past the cursor
+// and when NotifyLocalChange (the watcher) reports a local change.
 // Thread-safe: NotifyRemoteHead and Stop may be called from any thread; the rest from the thread
 // that calls Run (or directly, in tests).
 #ifndef CONVERGE_ENGINE_SYNC_ENGINE_H_
@@ -27,7 +28,11 @@
 namespace converge::engine {
 
 struct EngineOptions {
-  absl::Duration rescan_interval = absl::Seconds(2);
+  // The verifying full scan; with a watcher it is only the backstop.
+  absl::Duration rescan_interval = absl::Seconds(10);
+  // How long a burst of local change events is let settle before the scan (an editor's save is
+  // several events).
+  absl::Duration coalesce_delay = absl::Milliseconds(3);
   uint32_t chunk_bytes = kDefaultChunkBytes;
   size_t max_files_per_commit = 1000;
 };
@@ -63,6 +68,8 @@ class SyncEngine {
   void Run();
   void Stop();
   void NotifyRemoteHead(uint64_t seq);
+  // NotifyLocalChange: the watcher saw the folder change; scan after the coalescing delay.
+  void NotifyLocalChange();
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
@@ -82,6 +89,7 @@ class SyncEngine {
 
   absl::Mutex mu_;
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
+  bool local_dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

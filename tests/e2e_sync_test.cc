@@ -244,3 +244,36 @@ TEST_F(E2eScenarioTest, StoppedEngineCatchesUpFromItsCursor) {
 
 }  // namespace
 }  // namespace converge::testing
+
+namespace converge::testing {
+namespace {
+
+TEST(E2eWatcherTest, ChangesTravelWithoutWaitingForARescan) {
+  ClusterOptions options;
+  options.dir = std::string(getenv("TEST_TMPDIR")) + "/watcher";
+  options.rescan_interval = absl::Seconds(60);  // only the watcher can notice in time
+  std::filesystem::remove_all(options.dir);
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->AddEngine("a").ok());
+  ASSERT_TRUE((*cluster)->AddEngine("b").ok());
+  // The first scan at start-up finds nothing; everything after it comes from the watcher.
+  absl::SleepFor(absl::Seconds(1));
+  for (int i = 0; i < 5; ++i) {
+    const std::string content = "edit " + std::to_string(i);
+    const absl::Time start = absl::Now();
+    Write((*cluster)->folder(0) + "/w/file.txt", content);
+    std::string got;
+    while (absl::Now() - start < absl::Seconds(10)) {
+      std::ifstream in((*cluster)->folder(1) + "/w/file.txt", std::ios::binary);
+      got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (got == content) break;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_EQ(got, content) << "edit " << i << " did not arrive; logs in " << (*cluster)->logs_dir();
+    std::cout << "edit " << i << " arrived after " << absl::FormatDuration(absl::Now() - start) << std::endl;
+  }
+}
+
+}  // namespace
+}  // namespace converge::testing
