@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
@@ -13,8 +14,13 @@
 namespace converge::engine {
 namespace {
 
-// How many chunks are fetched in one round trip while assembling a file.
+// How many chunks are fetched in one round trip while assembling a large file.
 constexpr size_t kFetchWindow = 16;
+// Small files are written in batches of at most this many files or bytes.
+constexpr size_t kBatchedFiles = 256;  // each holds an open temp file until renamed
+constexpr uint64_t kBatchBytes = 64 << 20;
+// The store's limit on digests in one GetChunks call.
+constexpr size_t kMaxDigestsPerFetch = 4096;
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("apply");
@@ -121,7 +127,8 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   return installed;
 }
 
-absl::StatusOr<IndexEntry> Applier::ApplyOne(const FileVersion& remote) {
+absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& remote,
+                                                            std::vector<PendingWrite>* pending) {
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(remote.path));
   CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(remote.path));
   auto hash_local = [&]() -> absl::StatusOr<Digest> {
@@ -134,7 +141,7 @@ absl::StatusOr<IndexEntry> Applier::ApplyOne(const FileVersion& remote) {
   IndexEntry out{remote, local, now_ns};
   switch (action) {
     case Action::kSkip:
-      return *entry;
+      return entry;
     case Action::kRecord:
       break;
     case Action::kKeepLocal:
@@ -168,12 +175,94 @@ absl::StatusOr<IndexEntry> Applier::ApplyOne(const FileVersion& remote) {
       local = LocalStat{};
       [[fallthrough]];
     case Action::kWrite: {
+      if (remote.size <= kBatchedFileBytes) {
+        // Small files are written in batches: one fetch, one syncfs, one fsync per directory.
+        pending->push_back(PendingWrite{&remote, local});
+        Log()->debug("{} {}@{} (batched)", ActionName(action), remote.path, remote.seq);
+        return std::optional<IndexEntry>();
+      }
       CONVERGE_ASSIGN_OR_RETURN(out.local, WriteFile(remote, entry, local));
       break;
     }
   }
   Log()->debug("{} {}@{}", ActionName(action), remote.path, remote.seq);
-  return out;
+  return std::optional<IndexEntry>(std::move(out));
+}
+
+absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector<IndexEntry>* applied) {
+  if (pending->empty()) return absl::OkStatus();
+  std::vector<PendingWrite> batch;
+  batch.swap(*pending);
+
+  // 1. Every chunk the batch needs, in as few round trips as the store allows.
+  absl::flat_hash_map<std::string, std::string> chunks;
+  std::vector<Digest> wanted;
+  for (const PendingWrite& p : batch) {
+    for (const ChunkRef& c : p.remote->chunks) {
+      if (chunks.emplace(DigestToBytes(c.sha256), std::string()).second) wanted.push_back(c.sha256);
+    }
+  }
+  for (size_t start = 0; start < wanted.size(); start += kMaxDigestsPerFetch) {
+    std::vector<Digest> part(wanted.begin() + start,
+                             wanted.begin() + std::min(wanted.size(), start + kMaxDigestsPerFetch));
+    CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(part, [&](const Digest& d, std::string bytes) {
+      stats_.bytes_fetched += bytes.size();
+      chunks[DigestToBytes(d)] = std::move(bytes);
+      return absl::OkStatus();
+    }));
+  }
+
+  // 2. Temp files, assembled and verified, not yet synced.
+  std::vector<std::unique_ptr<TempFile>> temps;
+  for (const PendingWrite& p : batch) {
+    const FileVersion& remote = *p.remote;
+    CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
+    Sha256 whole;
+    for (const ChunkRef& c : remote.chunks) {
+      const std::string& bytes = chunks[DigestToBytes(c.sha256)];
+      if (bytes.size() != c.length) {
+        return absl::DataLossError(absl::StrCat(remote.path, ": a chunk was not delivered"));
+      }
+      whole.Update(bytes);
+      CONVERGE_RETURN_IF_ERROR(temp->Append(bytes));
+    }
+    if (whole.Finish() != remote.content_sha256) {
+      return absl::DataLossError(absl::StrCat(remote.path, ": assembled content does not match its hash"));
+    }
+    CONVERGE_RETURN_IF_ERROR(temp->Finish(remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns, /*sync=*/false));
+    temps.push_back(std::move(temp));
+  }
+
+  // 3. All of them durable at once, before any is renamed into place.
+  CONVERGE_RETURN_IF_ERROR(fs_->SyncAll());
+
+  // 4. Rename each into place, keeping any local edit made meanwhile; then the directories.
+  absl::flat_hash_set<std::string> dirs;
+  std::vector<IndexEntry> renamed;
+  absl::Status status;
+  for (size_t i = 0; i < batch.size() && status.ok(); ++i) {
+    const FileVersion& remote = *batch[i].remote;
+    absl::StatusOr<LocalStat> now = fs_->Stat(remote.path);
+    if (now.ok() && now->exists && !now->Same(batch[i].planned_local)) status = MoveAside(remote.path);
+    if (!now.ok()) status = now.status();
+    if (!status.ok()) break;
+    absl::StatusOr<LocalStat> installed = temps[i]->Rename(remote.path, /*sync_dir=*/false);
+    if (!installed.ok()) {
+      status = installed.status();
+      break;
+    }
+    dirs.insert(std::string(ParentPath(remote.path)));
+    renamed.push_back(IndexEntry{remote, *installed, absl::ToUnixNanos(clock_->Now())});
+    ++stats_.files_written;
+  }
+  for (const std::string& dir : dirs) {
+    absl::Status synced = fs_->SyncDir(dir);
+    if (status.ok() && !synced.ok()) status = synced;
+  }
+  // Only what is durable in its place is recorded.
+  if (status.ok()) applied->insert(applied->end(), renamed.begin(), renamed.end());
+  return status;
 }
 
 absl::Status Applier::ApplyCommit(const Commit& commit) {
@@ -185,16 +274,28 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
     return a->deleted ? a->path > b->path : a->path < b->path;
   });
   std::vector<IndexEntry> applied;
+  std::vector<PendingWrite> pending;
+  auto fail = [&](const std::string& what, const absl::Status& s) {
+    absl::Status recorded = index_->Update(applied, std::nullopt);
+    if (!recorded.ok()) Log()->error("recording applied files failed: {}", recorded.ToString());
+    return absl::Status(s.code(), absl::StrCat("apply ", what, "@", commit.seq, ": ", s.message()));
+  };
+  auto batch_bytes = [&]() {
+    uint64_t total = 0;
+    for (const PendingWrite& p : pending) total += p.remote->size;
+    return total;
+  };
   for (const FileVersion* v : order) {
-    absl::StatusOr<IndexEntry> entry = ApplyOne(*v);
-    if (!entry.ok()) {
-      absl::Status recorded = index_->Update(applied, std::nullopt);
-      if (!recorded.ok()) Log()->error("recording applied files failed: {}", recorded.ToString());
-      return absl::Status(entry.status().code(),
-                          absl::StrCat("apply ", v->path, "@", commit.seq, ": ", entry.status().message()));
+    // Writes of the batch land before any deletion (deletions come last in the order).
+    if ((v->deleted && !pending.empty()) || pending.size() >= kBatchedFiles ||
+        batch_bytes() >= kBatchBytes) {
+      if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
     }
-    applied.push_back(std::move(*entry));
+    absl::StatusOr<std::optional<IndexEntry>> entry = ApplyOne(*v, &pending);
+    if (!entry.ok()) return fail(v->path, entry.status());
+    if (entry->has_value()) applied.push_back(std::move(**entry));
   }
+  if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
   return index_->Update(applied, commit.seq);
 }
 

@@ -1,8 +1,10 @@
 // Applier: applies remote commits to the folder, atomically and durably, without losing local
 // edits. Files are assembled in a temp file (reusing chunks of the local copy where they still
-// match, fetching the rest), verified against the whole-file hash, fsynced and renamed into
+// match, fetching the rest), verified against the whole-file hash, made durable and renamed into
 // place; the index is updated only after that, in one synced batch per commit together with the
-// cursor.
+// cursor. Small files go in batches: their chunks come in one fetch, their temp files are made
+// durable by one syncfs before any is renamed, and each directory is fsynced once after the
+// renames.
 //
 // Thread-compatible.
 #ifndef CONVERGE_ENGINE_APPLIER_H_
@@ -42,6 +44,9 @@ struct ApplyStats {
 // ConflictName returns "dir/name (conflict <device> <UTC time>).ext" for "dir/name.ext".
 std::string ConflictName(const std::string& path, const std::string& device, absl::Time when);
 
+// Files up to this size are written in batches.
+inline constexpr uint64_t kBatchedFileBytes = 1 << 20;
+
 class Applier {
  public:
   Applier(Filesystem* fs, LocalIndex* index, ChunkSource* chunks, Clock* clock, std::string device)
@@ -55,7 +60,18 @@ class Applier {
   const ApplyStats& stats() const { return stats_; }
 
  private:
-  absl::StatusOr<IndexEntry> ApplyOne(const FileVersion& remote);
+  // A small file to write in the next batch; planned_local is the local entry it replaces (absent
+  // after a conflict copy was moved aside).
+  struct PendingWrite {
+    const FileVersion* remote;
+    LocalStat planned_local;
+  };
+
+  // ApplyOne plans and applies one version; returns nullopt when its write joined `pending`.
+  absl::StatusOr<std::optional<IndexEntry>> ApplyOne(const FileVersion& remote,
+                                                     std::vector<PendingWrite>* pending);
+  // WriteBatch writes the pending files and appends what it installed to `applied`.
+  absl::Status WriteBatch(std::vector<PendingWrite>* pending, std::vector<IndexEntry>* applied);
   absl::StatusOr<LocalStat> WriteFile(const FileVersion& remote, const std::optional<IndexEntry>& entry,
                                       const LocalStat& planned_local);
   absl::Status MoveAside(const std::string& path);

@@ -52,9 +52,9 @@ class ApplierTest : public ::testing::Test {
     applier_ = std::make_unique<Applier>(fs_.get(), index_.get(), &chunks_, &clock_, "devB");
   }
 
-  // A commit of one file version with content split in 4-byte chunks.
+  // A commit of one file version with content split in `chunk`-byte chunks.
   Commit FileCommit(uint64_t seq, const std::string& path, const std::string& content,
-                    bool deleted = false) {
+                    bool deleted = false, size_t chunk = 4) {
     FileVersion v;
     v.file_id = std::string(kFileIdBytes, 'f');
     v.path = path;
@@ -64,8 +64,8 @@ class ApplierTest : public ::testing::Test {
     if (!deleted) {
       v.size = content.size();
       v.content_sha256 = HashOf(content);
-      for (size_t i = 0; i < content.size(); i += 4) {
-        const std::string piece = content.substr(i, 4);
+      for (size_t i = 0; i < content.size(); i += chunk) {
+        const std::string piece = content.substr(i, chunk);
         chunks_.Add(piece);
         v.chunks.push_back({HashOf(piece), static_cast<uint32_t>(piece.size())});
       }
@@ -110,12 +110,37 @@ TEST_F(ApplierTest, WritesNewFilesDurablyAndMovesTheCursor) {
 }
 
 TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
-  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "f", "aaaabbbbcccc")).ok());
+  // Above the batching threshold, so the file is assembled on its own with chunk reuse.
+  const size_t k = 512 << 10;
+  const std::string a(k, 'a'), b(k, 'b'), c(k, 'c'), x(k, 'x');
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "f", a + b + c, false, k)).ok());
   chunks_.fetched = 0;
-  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "f", "aaaaXXXXcccc")).ok());
-  EXPECT_EQ(ReadFile(root_ + "/f"), "aaaaXXXXcccc");
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "f", a + x + c, false, k)).ok());
+  EXPECT_EQ(ReadFile(root_ + "/f"), a + x + c);
   EXPECT_EQ(chunks_.fetched, 1);  // only the changed chunk crossed the wire
-  EXPECT_EQ(applier_->stats().bytes_reused, 8u);
+  EXPECT_EQ(applier_->stats().bytes_reused, 2 * k);
+}
+
+TEST_F(ApplierTest, ManySmallFilesInOneCommitAreWrittenAsABatch) {
+  Commit c;
+  c.namespace_id = "ns";
+  c.seq = 1;
+  for (int i = 0; i < 2500; ++i) {  // more than one batch
+    Commit one = FileCommit(1, "d" + std::to_string(i % 7) + "/f" + std::to_string(i), "content " + std::to_string(i));
+    c.files.push_back(one.files[0]);
+  }
+  WriteFile(root_ + "/d3/f3", "a local file that differs");  // untracked: kept as a conflict copy
+  chunks_.fetched = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(c).ok());
+  EXPECT_EQ(index_->cursor(), 1u);
+  EXPECT_EQ(applier_->stats().files_written, 2500u);
+  EXPECT_EQ(applier_->stats().conflicts, 1u);
+  EXPECT_EQ(ReadFile(root_ + "/d0/f2499"), "content 2499");  // 2499 % 7 == 0
+  EXPECT_EQ(ReadFile(root_ + "/d3/f3"), "content 3");
+  int live = 0;
+  ASSERT_TRUE(index_->ForEachLive([&](const IndexEntry&) { ++live; }).ok());
+  EXPECT_EQ(live, 2500);
+  EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.converge/tmp"));
 }
 
 TEST_F(ApplierTest, LocalEditIsKeptAsConflictCopy) {

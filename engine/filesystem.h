@@ -46,10 +46,18 @@ class TempFile {
  public:
   virtual ~TempFile() = default;
   virtual absl::Status Append(absl::string_view data) = 0;
-  // Install sets mode and mtime, fsyncs, renames over `path` (replacing a file there) and fsyncs
-  // the parent directory. Returns the installed file's stat.
-  virtual absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode,
-                                            int64_t mtime_ns) = 0;
+  // Finish sets mode and mtime, and fsyncs the file when `sync` (a caller that makes many temp
+  // files durable at once with Filesystem::SyncAll passes false).
+  virtual absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) = 0;
+  // Rename moves the finished file over `path` (replacing a file there), fsyncing the parent
+  // directory when `sync_dir`. Returns the installed file's stat.
+  virtual absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) = 0;
+  // Install is Finish + Rename, both synced: the one-file durable replace.
+  absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+    absl::Status finished = Finish(mode, mtime_ns, /*sync=*/true);
+    if (!finished.ok()) return finished;
+    return Rename(path, /*sync_dir=*/true);
+  }
 };
 
 class Filesystem {
@@ -72,6 +80,10 @@ class Filesystem {
   virtual absl::Status Remove(const std::string& path) = 0;
   // Rename moves an entry within the folder; AlreadyExists if `to` exists.
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // SyncAll makes everything written to the folder's filesystem durable (syncfs).
+  virtual absl::Status SyncAll() = 0;
+  // SyncDir fsyncs directory `path` ("" = root), making renames in it durable.
+  virtual absl::Status SyncDir(const std::string& path) = 0;
   // RootIntact reports whether the folder root is still the folder the engine opened and its
   // marker file is there (an unmounted disk or a deleted root is never "everything deleted").
   virtual absl::Status RootIntact() = 0;

@@ -163,8 +163,7 @@ class LocalTempFile : public TempFile {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode,
-                                    int64_t mtime_ns) override {
+  absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) override {
     if (fchmod(fd_.get(), mode & 07777) != 0) return Errno("chmod temp", name_);
     struct timespec times[2];
     times[0].tv_sec = 0;
@@ -172,7 +171,11 @@ class LocalTempFile : public TempFile {
     times[1].tv_sec = mtime_ns / 1000000000;
     times[1].tv_nsec = mtime_ns % 1000000000;
     if (futimens(fd_.get(), times) != 0) return Errno("set mtime of temp", name_);
-    if (fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
+    if (sync && fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) override {
     CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(std::string(ParentPath(path))));
     Fd parent(parent_raw);
     const std::string base(BaseName(path));
@@ -180,7 +183,7 @@ class LocalTempFile : public TempFile {
       return Errno("rename into place", path);
     }
     installed_ = true;
-    if (fsync(parent.get()) != 0) return Errno("fsync directory of", path);
+    if (sync_dir && fsync(parent.get()) != 0) return Errno("fsync directory of", path);
     struct stat st;
     if (fstat(fd_.get(), &st) != 0) return Errno("stat", path);
     return FromStat(st);
@@ -359,6 +362,18 @@ absl::Status LocalFilesystem::Rename(const std::string& from, const std::string&
     return Errno("rename", absl::StrCat(from, " to ", to));
   }
   if (fsync(to_dir.get()) != 0) return Errno("fsync directory of", to);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::SyncAll() {
+  if (syncfs(root_fd_) != 0) return Errno("syncfs", root_);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::SyncDir(const std::string& path) {
+  CONVERGE_ASSIGN_OR_RETURN(int raw, OpenDirBeneath(path));
+  Fd dir(raw);
+  if (fsync(dir.get()) != 0) return Errno("fsync directory", path);
   return absl::OkStatus();
 }
 

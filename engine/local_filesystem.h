@@ -34,6 +34,8 @@ class LocalFilesystem : public Filesystem {
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::Status SyncAll() override;
+  absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;
 
   // OpenDirBeneath opens directory `rel` ("" = root), refusing symlinks and escapes.
