@@ -10,6 +10,7 @@ namespace converge::engine {
 namespace {
 
 constexpr char kCursorKey[] = "m:cursor";
+constexpr uint64_t kCompactAfterDeletions = 20000;
 
 // Live entries under "p:", tombstones under "t:".
 std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
@@ -118,6 +119,12 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
   sync.sync = true;
   CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "write index"));
   if (cursor.has_value()) cursor_ = *cursor;
+  deletions_since_compaction_ += entries.size();
+  if (deletions_since_compaction_ >= kCompactAfterDeletions) {
+    deletions_since_compaction_ = 0;
+    rocksdb::CompactRangeOptions options;
+    CONVERGE_RETURN_IF_ERROR(Rocks(db_->CompactRange(options, nullptr, nullptr), "compact index"));
+  }
   return absl::OkStatus();
 }
 

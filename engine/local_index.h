@@ -52,6 +52,9 @@ class LocalIndex {
   explicit LocalIndex(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   std::unique_ptr<rocksdb::DB> db_;
   uint64_t cursor_ = 0;
+  // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
+  // deletions the index compacts itself.
+  uint64_t deletions_since_compaction_ = 0;
 };
 
 }  // namespace converge::engine
