@@ -313,9 +313,8 @@ class Converge(Tool):
     name = "converge"
     continuous = True
 
-    def __init__(self, work, rescan_ms=50):
+    def __init__(self, work):
         super().__init__(work)
-        self.rescan_ms = rescan_ms
         self.token = "bench-token"
         self.service_token = "bench-service-token"
 
@@ -364,7 +363,7 @@ class Converge(Tool):
     def engine_argv(self, folder, namespace, name, *extra):
         return [f"{BIN}/engine/converge-engine", f"--folder={folder}", f"--management={self.management}",
                 f"--token={self.token}", "--user=bench", f"--namespace_id={namespace}",
-                f"--device_name={name}", f"--rescan_interval={self.rescan_ms}ms", *extra]
+                f"--device_name={name}", *extra]  # watcher on, verifying scan every 10 s
 
     def wire_bytes(self):
         return tcp_bytes([self.daemons["engine_a"].pid, self.daemons["engine_b"].pid])
@@ -965,7 +964,7 @@ def matrix(results):
 
 def markdown(meta, results):
     lines = [f"# Converge benchmark ({meta['mode']} mode, {meta['date']})", "",
-             f"Machine: {meta['machine']}. Command: `{meta['command']}`. "
+             f"Machine: {meta['machine']}. Commit: {meta.get('commit', '?')}. Command: `{meta['command']}`. "
              f"{meta['reps']} runs per scenario. Cells: median time / bytes on the wire; "
              "(xR) = Converge / that peer, below 1: Converge is faster or sends less.", ""]
     if meta.get("failed"):
@@ -1080,7 +1079,9 @@ def main():
         failed = f"{type(e).__name__}: {e}"
         log("FAILED:", failed)
     summarize(bench.results)
-    meta = {"mode": args.mode, "date": date, "reps": MODES[args.mode]["reps"], "tools": tools,
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    meta = {"mode": args.mode, "date": date, "commit": commit, "reps": MODES[args.mode]["reps"], "tools": tools,
             "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
             "seconds": round(time.time() - started, 1), "failed": failed}
