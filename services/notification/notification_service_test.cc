@@ -32,7 +32,7 @@ class NotificationServiceTest : public ::testing::Test {
   }
 
   void WaitForSubscribers(size_t n) {
-    for (int i = 0; i < 500 && notify_.hub()->subscriber_count() < n; ++i) {
+    for (int i = 0; i < 2500 && notify_.hub()->subscriber_count() != n; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     ASSERT_EQ(notify_.hub()->subscriber_count(), n);
