@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
+#include "common/rocksdb_status.h"
 #include "common/status_macros.h"
 
 namespace converge::engine {
@@ -17,14 +18,7 @@ std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
 std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
 
-absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
-
-absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  if (s.IsCorruption()) return absl::DataLossError(absl::StrCat(what, ": ", s.ToString()));
-  if (s.IsNoSpace()) return absl::ResourceExhaustedError(absl::StrCat(what, ": ", s.ToString()));
-  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
-}
+absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
 std::string EncodeEntry(const IndexEntry& e) {
   std::string out;

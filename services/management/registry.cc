@@ -6,6 +6,7 @@
 #include "common/coding.h"
 #include "common/path.h"
 #include "common/random_id.h"
+#include "common/rocksdb_status.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -21,14 +22,7 @@ std::string MemberPrefix(absl::string_view ns) {
   return absl::StrCat("m", ns, absl::string_view("\0", 1));
 }
 
-absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
-
-absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat(what, ": not found"));
-  if (s.IsCorruption()) return absl::DataLossError(absl::StrCat(what, ": ", s.ToString()));
-  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
-}
+absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
 std::string EncodeUser(const User& u) {
   std::string out;

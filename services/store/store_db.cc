@@ -7,16 +7,6 @@
 
 namespace converge::store {
 
-absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(message);
-  if (s.IsCorruption()) return absl::DataLossError(message);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
-  if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
-  return absl::UnavailableError(message);
-}
-
 absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;

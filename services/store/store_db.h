@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/rocksdb_status.h"
 #include "common/sha256.h"
 
 namespace converge::store {
@@ -43,12 +44,11 @@ class StoreDb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-// View returns the bytes of a RocksDB slice as an absl::string_view.
-inline absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
-
-// RocksStatus maps a rocksdb::Status onto absl codes (I/O errors: Unavailable, corruption:
-// DataLoss, NotFound: NotFound), prefixed with `what`.
-absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what);
+// RocksStatus is FromRocksStatus (common/rocksdb_status.h), under the store's own name.
+inline absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what) {
+  return FromRocksStatus(s, what);
+}
+using ::converge::View;
 
 }  // namespace converge::store
 
