@@ -37,10 +37,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MODES = {
     "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
-                  corpus_limit=8 * MiB, latency_edits=15, rescan_files=3000, ingest_mib=32,
+                  corpus_limit=8 * MiB, latency_edits=15, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
                   commits=300, fanout=[100], timeout=120),
     "full": dict(reps=3, many=(10000, 1024, 10), few=(1000, 4096), big=100 * MiB, huge=1024 * MiB,
-                 corpus_limit=None, latency_edits=200, rescan_files=100000, ingest_mib=512,
+                 corpus_limit=None, latency_edits=200, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
                  commits=3000, fanout=[100, 1000], timeout=900),
 }
 IGNORED = {".converge", ".stfolder", ".stversions"}
@@ -799,7 +799,15 @@ class Bench:
             self._pause_b(tool, True)
             shutil.copytree(data, os.path.join(tool.a, "s7"))
             t0 = time.perf_counter()
-            tool.kick(timeout=7200)  # the first scan indexes every file: it takes long
+            limit = self.cfg["first_scan_limit"]
+            try:
+                tool.kick(timeout=limit)  # the first scan indexes every file
+            except OSError:
+                note = (f"syncthing: the first scan of {count} files did not finish within {limit} s "
+                        "(no S7 figure)")
+                self.notes.append(note)
+                log(note)
+                return  # the instance is still busy indexing; stop() ends it
             first = time.perf_counter() - t0
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
@@ -969,6 +977,8 @@ def markdown(meta, results):
              "(xR) = Converge / that peer, below 1: Converge is faster or sends less.", ""]
     if meta.get("failed"):
         lines += [f"**The run stopped early: {meta['failed']}**", ""]
+    for note in meta.get("notes", []):
+        lines += [f"Note: {note}.", ""]
     lines += matrix(results)
     lines += ["", "## Every figure", "",
               "Median (min-max) of the runs; CPU s: all processes of the tool; peak RSS: the largest process.", ""]
@@ -1081,7 +1091,7 @@ def main():
     summarize(bench.results)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    meta = {"mode": args.mode, "date": date, "commit": commit, "reps": MODES[args.mode]["reps"], "tools": tools,
+    meta = {"mode": args.mode, "date": date, "commit": commit, "notes": bench.notes, "reps": MODES[args.mode]["reps"], "tools": tools,
             "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
             "seconds": round(time.time() - started, 1), "failed": failed}
