@@ -6,6 +6,8 @@
 #include "absl/flags/parse.h"
 #include "common/logging.h"
 #include "common/server_runner.h"
+#include "absl/strings/str_cat.h"
+#include "common/metrics.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "address to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
@@ -13,6 +15,9 @@ ABSL_FLAG(std::string, service_token, "",
           "token for service-to-service calls (or $CONVERGE_SERVICE_TOKEN)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics over HTTP here (host:port, port 0: any free port; empty: off)");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the metrics port here once serving");
 
 namespace converge {
 
@@ -31,6 +36,21 @@ std::string ServiceToken() {
   return FlagOrEnv(absl::GetFlag(FLAGS_service_token), "CONVERGE_SERVICE_TOKEN");
 }
 
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags() {
+  const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (listen.empty()) return std::unique_ptr<MetricsHttpServer>();
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(listen, &DefaultMetrics());
+  if (!server.ok()) return server.status();
+  const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file);
+  if (!port_file.empty()) {
+    absl::Status written = WriteFileAtomically(port_file, absl::StrCat((*server)->port(), "\n"));
+    if (!written.ok()) return written;
+  }
+  GetLogger("metrics")->info("metrics on http://{}:{}/metrics", listen.substr(0, listen.rfind(':')),
+                             (*server)->port());
+  return server;
+}
+
 int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services) {
   auto log = GetLogger(name);
   ServerOptions options;
@@ -42,6 +62,12 @@ int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>&
     return 1;
   }
   log->info("{} serving on port {}", name, (*server)->port());
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics = StartMetricsFromFlags();
+  if (!metrics.ok()) {
+    log->error("cannot serve metrics: {}", metrics.status().ToString());
+    (*server)->Shutdown();
+    return 1;
+  }
   const int sig = WaitForTerminationSignal();
   log->info("signal {}: shutting down", sig);
   (*server)->Shutdown();

@@ -1,5 +1,5 @@
 // What every Converge service's main() shares: the common flags (--listen, --port_file,
-// --service_token, --log_level, --log_json), logging setup, and serving until SIGTERM/SIGINT.
+// --service_token, --log_level, --log_json, --metrics_listen), logging setup, and serving until SIGTERM/SIGINT.
 //
 //   int main(int argc, char** argv) {
 //     converge::InitService(argc, argv);
@@ -15,12 +15,16 @@
 #include <vector>
 
 #include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "common/metrics_http.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, port_file);
 ABSL_DECLARE_FLAG(std::string, service_token);
 ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(bool, log_json);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
+ABSL_DECLARE_FLAG(std::string, metrics_port_file);
 
 namespace converge {
 
@@ -33,6 +37,10 @@ std::string FlagOrEnv(const std::string& flag, const char* env);
 
 // ServiceToken is --service_token, or $CONVERGE_SERVICE_TOKEN.
 std::string ServiceToken();
+
+// StartMetricsFromFlags serves DefaultMetrics() on --metrics_listen (writing
+// --metrics_port_file); a null server when the flag is empty.
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags();
 
 // ServeUntilSignal serves `services` on --listen (writing --port_file) until SIGTERM or SIGINT,
 // then shuts down gracefully. Returns main()'s exit code.

@@ -17,7 +17,7 @@ absl::Status Hub::Subscribe(Subscriber* s, const std::vector<std::string>& names
   for (const std::string& ns : namespaces) {
     by_namespace_[ns].insert(s);
     auto head = heads_.find(ns);
-    s->Deliver(ns, head == heads_.end() ? 0 : head->second);
+    s->Deliver(HeadEvent{ns, head == heads_.end() ? 0 : head->second, 0});
   }
   std::vector<std::string>& mine = namespaces_of_[s];
   mine.insert(mine.end(), namespaces.begin(), namespaces.end());
@@ -37,14 +37,59 @@ void Hub::Unsubscribe(Subscriber* s) {
   namespaces_of_.erase(it);
 }
 
-size_t Hub::Publish(const std::string& ns, uint64_t seq) {
+size_t Hub::Publish(const HeadEvent& event) {
   absl::MutexLock lock(&mu_);
-  uint64_t& head = heads_[ns];
-  if (seq > head) head = seq;
-  auto subs = by_namespace_.find(ns);
+  uint64_t& head = heads_[event.namespace_id];
+  if (event.seq > head) head = event.seq;
+  auto subs = by_namespace_.find(event.namespace_id);
   if (subs == by_namespace_.end()) return 0;
-  for (Subscriber* s : subs->second) s->Deliver(ns, seq);
-  return subs->second.size();
+  std::uniform_real_distribution<double> coin(0, 1);
+  size_t told = 0;
+  for (Subscriber* s : subs->second) {
+    if (drop_ratio_ > 0 && coin(rng_) < drop_ratio_) {
+      ++dropped_;
+      continue;
+    }
+    s->Deliver(event);
+    ++told;
+  }
+  return told;
+}
+
+std::vector<HeadEvent> Hub::Heads(Subscriber* s) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<HeadEvent> out;
+  auto it = namespaces_of_.find(s);
+  if (it == namespaces_of_.end()) return out;
+  for (const std::string& ns : it->second) {
+    auto head = heads_.find(ns);
+    out.push_back(HeadEvent{ns, head == heads_.end() ? 0 : head->second, 0});
+  }
+  return out;
+}
+
+size_t Hub::Heartbeat(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  size_t told = 0;
+  for (const auto& [s, namespaces] : namespaces_of_) {
+    if (!s->HeartbeatDue(now)) continue;
+    ++told;
+    for (const std::string& ns : namespaces) {
+      auto head = heads_.find(ns);
+      s->Deliver(HeadEvent{ns, head == heads_.end() ? 0 : head->second, 0, /*heartbeat=*/true});
+    }
+  }
+  return told;
+}
+
+void Hub::set_drop_ratio(double ratio) {
+  absl::MutexLock lock(&mu_);
+  drop_ratio_ = ratio;
+}
+
+uint64_t Hub::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
 }
 
 size_t Hub::subscriber_count() const {

@@ -1,7 +1,8 @@
 // Hub: who listens to which namespace, and the newest seq published for each.
 //
 //   hub.Subscribe(&subscriber, {"ns1", "ns2"});   // subscriber gets the current heads at once
-//   hub.Publish("ns1", 42);                       // every subscriber of ns1 gets (ns1, 42)
+//   hub.Publish({"ns1", 42, t});                  // every subscriber of ns1 gets (ns1, 42)
+//   hub.Heartbeat(absl::Now());                   // heads again to quiet subscribers
 //   hub.Unsubscribe(&subscriber);                 // no Deliver runs after this returns
 //
 // Thread-safe. Deliver is called with the hub's lock held: it must not block or call back into
@@ -10,6 +11,7 @@
 #define CONVERGE_SERVICES_NOTIFICATION_HUB_H_
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,16 +20,27 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace converge::notification {
 
 inline constexpr size_t kMaxNamespacesPerSubscription = 1000;
 
+struct HeadEvent {
+  std::string namespace_id;
+  uint64_t seq = 0;
+  int64_t committed_at_unix_micros = 0;  // 0: unknown
+  bool heartbeat = false;                // a repeat of the head on a quiet stream
+};
+
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
   // Deliver queues one event; must not block.
-  virtual void Deliver(const std::string& ns, uint64_t seq) = 0;
+  virtual void Deliver(const HeadEvent& event) = 0;
+  // HeartbeatDue reports whether the subscriber's stream has been quiet long enough that it
+  // should get its heads again; must not block.
+  virtual bool HeartbeatDue(absl::Time now) { return false; }
 };
 
 class Hub {
@@ -38,9 +51,21 @@ class Hub {
   absl::Status Subscribe(Subscriber* s, const std::vector<std::string>& namespaces);
   void Unsubscribe(Subscriber* s);
 
-  // Publish records `seq` as the head of `ns` (if newer) and delivers it to every subscriber of
-  // `ns`; returns how many were told.
-  size_t Publish(const std::string& ns, uint64_t seq);
+  // Publish records the event's seq as the head of its namespace (if newer) and delivers it to
+  // every subscriber of the namespace; returns how many were told.
+  size_t Publish(const HeadEvent& event);
+
+  // Heads returns the known head of every namespace `s` subscribed to.
+  std::vector<HeadEvent> Heads(Subscriber* s) const;
+
+  // Heartbeat delivers the heads again (as heartbeats) to every subscriber whose HeartbeatDue
+  // says so; returns how many got one.
+  size_t Heartbeat(absl::Time now);
+
+  // Fault injection for tests: drop this share (0..1) of deliveries; heads still advance, so
+  // heartbeats reveal the loss.
+  void set_drop_ratio(double ratio);
+  uint64_t dropped() const;
 
   size_t subscriber_count() const;
 
@@ -50,6 +75,9 @@ class Hub {
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Subscriber*, std::vector<std::string>> namespaces_of_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> heads_ ABSL_GUARDED_BY(mu_);
+  double drop_ratio_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_){std::random_device{}()};
 };
 
 }  // namespace converge::notification

@@ -4,6 +4,6 @@
 
 int main(int argc, char** argv) {
   converge::InitService(argc, argv);
-  converge::notification::NotificationServer notify(converge::ServiceToken());
+  converge::notification::NotificationServer notify(converge::notification::OptionsFromFlags(converge::ServiceToken()));
   return converge::ServeUntilSignal("converge-notify", {notify.service()});
 }

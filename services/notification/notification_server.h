@@ -12,15 +12,20 @@ namespace converge::notification {
 
 class NotificationServer {
  public:
-  explicit NotificationServer(std::string service_token)
-      : service_(&hub_, std::move(service_token)) {}
+  explicit NotificationServer(NotificationOptions options) : service_(&hub_, options) {
+    hub_.set_drop_ratio(options.fault_drop_ratio);
+  }
   NotificationService* service() { return &service_; }
   Hub* hub() { return &hub_; }
 
  private:
-  Hub hub_;
+  Hub hub_;  // outlives the service and its streams
   NotificationService service_;
 };
+
+// OptionsFromFlags: the notification flags (--heartbeat_interval, --fault_drop_events) shared
+// by converge-notify and converge-server.
+NotificationOptions OptionsFromFlags(std::string service_token);
 
 }  // namespace converge::notification
 

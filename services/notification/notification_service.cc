@@ -1,22 +1,46 @@
 #include "services/notification/notification_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/bearer_token.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/path.h"
 
 namespace converge::notification {
 namespace {
 
+constexpr absl::Duration kHeartbeatTick = absl::Milliseconds(50);
+
+struct Metrics {
+  Gauge* streams = DefaultMetrics().AddGauge("converge_notify_streams", "open Subscribe streams");
+  Counter* publishes = DefaultMetrics().AddCounter("converge_notify_publishes_total", "Publish calls accepted");
+  Counter* events = DefaultMetrics().AddCounter("converge_notify_events_sent_total", "events written to streams",
+                                                "kind=\"event\"");
+  Counter* heartbeats = DefaultMetrics().AddCounter("converge_notify_events_sent_total",
+                                                    "events written to streams", "kind=\"heartbeat\"");
+  Histogram* propagation = DefaultMetrics().AddHistogram(
+      "converge_notify_commit_to_sent_seconds",
+      "from the store making a commit durable to its event being written to a stream", LatencyBuckets());
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
+
 // One subscriber stream. Events queue per namespace (a newer seq replaces a queued older one)
 // and are written one at a time; the reactor never blocks.
 class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, public Subscriber {
  public:
-  explicit SubscribeReactor(Hub* hub) : hub_(hub) {}
+  SubscribeReactor(Hub* hub, absl::Duration heartbeat) : hub_(hub), heartbeat_(heartbeat) {
+    M().streams->Add(1);
+  }
 
   // Start validates the request and subscribes; a bad request finishes the stream.
   void Start(const std::string& device_id, const std::vector<std::string>& namespaces) {
@@ -25,17 +49,26 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
     if (!s.ok()) FinishOnce(ToGrpcStatus(s));
   }
 
-  void Deliver(const std::string& ns, uint64_t seq) override {
+  void Deliver(const HeadEvent& event) override {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
-    for (auto& queued : queue_) {
-      if (queued.first == ns) {
-        if (seq > queued.second) queued.second = seq;
+    for (HeadEvent& queued : queue_) {
+      if (queued.namespace_id == event.namespace_id) {
+        if (event.seq > queued.seq) {
+          queued.seq = event.seq;
+          queued.committed_at_unix_micros = event.committed_at_unix_micros;
+        }
+        queued.heartbeat = queued.heartbeat && event.heartbeat;
         return;
       }
     }
-    queue_.emplace_back(ns, seq);
+    queue_.push_back(event);
     MaybeWriteLocked();
+  }
+
+  bool HeartbeatDue(absl::Time now) override {
+    absl::MutexLock lock(&mu_);
+    return !finished_ && !writing_ && queue_.empty() && now - last_write_ >= heartbeat_;
   }
 
   void OnWriteDone(bool ok) override {
@@ -55,14 +88,28 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 
   void OnDone() override {
     hub_->Unsubscribe(this);  // after this no Deliver runs
+    M().streams->Add(-1);
     delete this;
   }
 
  private:
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_ || queue_.empty()) return;
-    event_.set_namespace_id(queue_.front().first);
-    event_.set_seq(queue_.front().second);
+    const HeadEvent& next = queue_.front();
+    event_.set_namespace_id(next.namespace_id);
+    event_.set_seq(next.seq);
+    event_.set_heartbeat(next.heartbeat);
+    event_.set_committed_at_unix_micros(next.committed_at_unix_micros);
+    last_write_ = absl::Now();
+    if (next.heartbeat) {
+      M().heartbeats->Add();
+    } else {
+      M().events->Add();
+      if (next.committed_at_unix_micros > 0) {
+        M().propagation->Observe(absl::ToDoubleSeconds(
+            last_write_ - absl::FromUnixMicros(next.committed_at_unix_micros)));
+      }
+    }
     queue_.pop_front();
     writing_ = true;
     StartWrite(&event_);
@@ -80,18 +127,37 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
   }
 
   Hub* const hub_;
+  const absl::Duration heartbeat_;
   absl::Mutex mu_;
-  std::deque<std::pair<std::string, uint64_t>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<HeadEvent> queue_ ABSL_GUARDED_BY(mu_);
   v1::Event event_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::Now();
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
 
+NotificationService::NotificationService(Hub* hub, NotificationOptions options)
+    : hub_(hub), options_(std::move(options)) {
+  M();  // register the metrics before the first scrape
+  heartbeats_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(kHeartbeatTick)) hub_->Heartbeat(absl::Now());
+  });
+}
+
+NotificationService::~NotificationService() {
+  stop_.Notify();
+  heartbeats_.join();
+}
+
 grpc::ServerWriteReactor<v1::Event>* NotificationService::Subscribe(
     grpc::CallbackServerContext*, const v1::SubscribeRequest* req) {
-  auto* reactor = new SubscribeReactor(hub_);
+  absl::Duration heartbeat = req->heartbeat_interval_ms() == 0
+                                 ? options_.default_heartbeat
+                                 : absl::Milliseconds(req->heartbeat_interval_ms());
+  heartbeat = std::clamp(heartbeat, options_.min_heartbeat, options_.max_heartbeat);
+  auto* reactor = new SubscribeReactor(hub_, heartbeat);
   reactor->Start(req->device_id(), {req->namespace_ids().begin(), req->namespace_ids().end()});
   return reactor;
 }
@@ -100,10 +166,12 @@ grpc::ServerUnaryReactor* NotificationService::Publish(grpc::CallbackServerConte
                                                        const v1::PublishRequest* req,
                                                        v1::PublishResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status s = CheckBearerToken(*ctx, service_token_);
+  absl::Status s = CheckBearerToken(*ctx, options_.service_token);
   if (s.ok()) s = ValidateId("namespace id", req->namespace_id());
   if (s.ok()) {
-    resp->set_subscribers_notified(static_cast<uint32_t>(hub_->Publish(req->namespace_id(), req->seq())));
+    M().publishes->Add();
+    const size_t told = hub_->Publish(HeadEvent{req->namespace_id(), req->seq(), req->committed_at_unix_micros()});
+    resp->set_subscribers_notified(static_cast<uint32_t>(told));
   }
   reactor->Finish(ToGrpcStatus(s));
   return reactor;

@@ -1,20 +1,32 @@
 // NotificationService: Subscribe streams over gRPC's callback API (one reactor per stream, no
-// thread held per subscriber), Publish from the store.
+// thread held per subscriber), Publish from the store. One background thread sends heartbeats
+// (the known heads again) on streams that have been quiet for their heartbeat interval.
 #ifndef CONVERGE_SERVICES_NOTIFICATION_NOTIFICATION_SERVICE_H_
 #define CONVERGE_SERVICES_NOTIFICATION_NOTIFICATION_SERVICE_H_
 
 #include <string>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "services/notification/hub.h"
 
 namespace converge::notification {
 
+struct NotificationOptions {
+  std::string service_token;  // guards Publish (empty: unguarded)
+  absl::Duration default_heartbeat = absl::Seconds(2);
+  absl::Duration min_heartbeat = absl::Milliseconds(100);
+  absl::Duration max_heartbeat = absl::Seconds(60);
+  // Fault injection (tests only): drop this share of event deliveries.
+  double fault_drop_ratio = 0;
+};
+
 class NotificationService final : public v1::NotificationService::CallbackService {
  public:
-  // `service_token` guards Publish (empty: unguarded).
-  NotificationService(Hub* hub, std::string service_token)
-      : hub_(hub), service_token_(std::move(service_token)) {}
+  NotificationService(Hub* hub, NotificationOptions options);
+  ~NotificationService() override;
 
   grpc::ServerWriteReactor<v1::Event>* Subscribe(grpc::CallbackServerContext* ctx,
                                                  const v1::SubscribeRequest* req) override;
@@ -24,7 +36,9 @@ class NotificationService final : public v1::NotificationService::CallbackServic
 
  private:
   Hub* const hub_;
-  const std::string service_token_;
+  const NotificationOptions options_;
+  absl::Notification stop_;
+  std::thread heartbeats_;
 };
 
 }  // namespace converge::notification

@@ -4,12 +4,19 @@
 #include <chrono>
 #include <thread>
 
+#include "common/metrics.h"
 #include "common/server_runner.h"
 #include "gtest/gtest.h"
 #include "services/notification/notification_server.h"
 
 namespace converge::notification {
 namespace {
+
+NotificationOptions Options() {
+  NotificationOptions o;
+  o.service_token = "svc";
+  return o;
+}
 
 class NotificationServiceTest : public ::testing::Test {
  protected:
@@ -21,12 +28,14 @@ class NotificationServiceTest : public ::testing::Test {
         grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
 
-  grpc::Status Publish(const std::string& ns, uint64_t seq, const std::string& token) {
+  grpc::Status Publish(const std::string& ns, uint64_t seq, const std::string& token,
+                       int64_t committed_at_us = 0) {
     grpc::ClientContext ctx;
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     v1::PublishRequest req;
     req.set_namespace_id(ns);
     req.set_seq(seq);
+    req.set_committed_at_unix_micros(committed_at_us);
     v1::PublishResponse resp;
     return stub_->Publish(&ctx, req, &resp);
   }
@@ -38,7 +47,7 @@ class NotificationServiceTest : public ::testing::Test {
     ASSERT_EQ(notify_.hub()->subscriber_count(), n);
   }
 
-  NotificationServer notify_{"svc"};
+  NotificationServer notify_{Options()};
   std::unique_ptr<RunningServer> server_;
   std::unique_ptr<v1::NotificationService::Stub> stub_;
 };
@@ -63,6 +72,57 @@ TEST_F(NotificationServiceTest, SubscriberGetsHeadThenEvents) {
   }
   reader->Finish().ok();
   WaitForSubscribers(0);
+}
+
+TEST_F(NotificationServiceTest, QuietStreamCarriesHeartbeatsWithTheHead) {
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_device_id("dev1");
+  req.add_namespace_ids("quiet");
+  req.set_heartbeat_interval_ms(100);
+  auto reader = stub_->Subscribe(&ctx, req);
+  v1::Event e;
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_FALSE(e.heartbeat());
+  WaitForSubscribers(1);
+  // An event lost on the way (dropped on purpose here) is repaired by the next heartbeat.
+  notify_.hub()->set_drop_ratio(1.0);
+  ASSERT_TRUE(Publish("quiet", 9, "svc").ok());
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_TRUE(e.heartbeat());
+  EXPECT_EQ(e.seq(), 9u);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(notify_.hub()->dropped(), 1u);
+  ctx.TryCancel();
+  while (reader->Read(&e)) {
+  }
+  reader->Finish().ok();
+}
+
+TEST_F(NotificationServiceTest, MeasuresCommitToSentLatency) {
+  const Histogram* h = DefaultMetrics().FindHistogram("converge_notify_commit_to_sent_seconds");
+  ASSERT_NE(h, nullptr);
+  const uint64_t before = h->snapshot().count;
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_device_id("dev1");
+  req.add_namespace_ids("timed");
+  auto reader = stub_->Subscribe(&ctx, req);
+  v1::Event e;
+  ASSERT_TRUE(reader->Read(&e));
+  WaitForSubscribers(1);
+  const int64_t committed = absl::ToUnixMicros(absl::Now() - absl::Milliseconds(20));
+  ASSERT_TRUE(Publish("timed", 1, "svc", committed).ok());
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_EQ(e.committed_at_unix_micros(), committed);
+  const Histogram::Snapshot s = h->snapshot();
+  EXPECT_EQ(s.count, before + 1);
+  EXPECT_GE(s.sum, 0.02);
+  ctx.TryCancel();
+  while (reader->Read(&e)) {
+  }
+  reader->Finish().ok();
 }
 
 TEST_F(NotificationServiceTest, PublishNeedsTokenAndBadSubscribeIsRefused) {

@@ -20,7 +20,9 @@ namespace {
 class HubPublisher : public converge::store::Publisher {
  public:
   explicit HubPublisher(converge::notification::Hub* hub) : hub_(hub) {}
-  void Publish(const std::string& ns, uint64_t seq) override { hub_->Publish(ns, seq); }
+  void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override {
+    hub_->Publish(converge::notification::HeadEvent{ns, seq, committed_at_unix_micros});
+  }
 
  private:
   converge::notification::Hub* hub_;
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string service_token = converge::ServiceToken();
-  converge::notification::NotificationServer notify(service_token);
+  converge::notification::NotificationServer notify(converge::notification::OptionsFromFlags(service_token));
   HubPublisher publisher(notify.hub());
 
   converge::store::StoreOptions store_options;

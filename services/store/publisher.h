@@ -1,6 +1,7 @@
 // Publisher: tells the notification service that a namespace reached a seq. Publishing never
-// blocks a commit: events go through a bounded queue to a background thread; when the queue is
-// full the oldest event of the same namespace is superseded (only the newest seq matters).
+// blocks a commit: events go to a background thread through a map of the newest seq per
+// namespace (a newer seq supersedes an unsent older one: only the newest matters). A failed
+// publish is retried with backoff until it succeeds or is superseded.
 //
 // Thread-safe.
 #ifndef CONVERGE_SERVICES_STORE_PUBLISHER_H_
@@ -21,7 +22,8 @@ namespace converge::store {
 class Publisher {
  public:
   virtual ~Publisher() = default;
-  virtual void Publish(const std::string& ns, uint64_t seq) = 0;
+  // `committed_at_unix_micros`: when the commit became durable (for propagation latency).
+  virtual void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) = 0;
 };
 
 // GrpcPublisher publishes to converge-notify at `address`; an empty address publishes nowhere.
@@ -30,7 +32,7 @@ class GrpcPublisher : public Publisher {
   GrpcPublisher(const std::string& address, std::string service_token);
   ~GrpcPublisher() override;
 
-  void Publish(const std::string& ns, uint64_t seq) override;
+  void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override;
 
  private:
   void Run();
@@ -38,7 +40,11 @@ class GrpcPublisher : public Publisher {
   const std::string service_token_;
   std::unique_ptr<notification::v1::NotificationService::Stub> stub_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, uint64_t> pending_ ABSL_GUARDED_BY(mu_);
+  struct Pending {
+    uint64_t seq = 0;
+    int64_t committed_at_unix_micros = 0;
+  };
+  absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

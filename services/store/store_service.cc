@@ -3,7 +3,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/bearer_token.h"
 #include "common/grpc_status.h"
+#include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/wire.h"
 
 namespace converge::store {
@@ -11,6 +13,21 @@ namespace {
 
 constexpr size_t kPutBatchBytes = 8 << 20;
 constexpr size_t kListBatchFiles = 1000;
+
+struct Metrics {
+  Counter* commits = DefaultMetrics().AddCounter("converge_store_commits_total", "commits made durable");
+  Counter* files = DefaultMetrics().AddCounter("converge_store_committed_files_total",
+                                               "file versions in durable commits");
+  Counter* bytes_in = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total",
+                                                  "chunk bytes received and sent", "direction=\"in\"");
+  Counter* bytes_out = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total",
+                                                   "chunk bytes received and sent", "direction=\"out\"");
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
 
 grpc::Status TooMany(const char* what, int n, int limit) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -46,6 +63,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
   auto flush = [&]() -> absl::Status {
     absl::Status s = chunks_->Put(batch);
     if (s.ok()) {
+      M().bytes_in->Add(batch_bytes);
       resp->set_chunks_stored(resp->chunks_stored() + batch.size());
       resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
     }
@@ -87,7 +105,9 @@ grpc::Status StoreService::Commit(grpc::ServerContext*, const v1::CommitRequest*
   if (!commit.ok()) return ToGrpcStatus(commit.status());
   log->debug("commit {}@{} from {}: {} file(s)", commit->namespace_id, commit->seq,
              commit->origin_device, commit->files.size());
-  publisher_->Publish(commit->namespace_id, commit->seq);
+  M().commits->Add();
+  M().files->Add(commit->files.size());
+  publisher_->Publish(commit->namespace_id, commit->seq, absl::ToUnixMicros(absl::Now()));
   resp->set_seq(commit->seq);
   return grpc::Status::OK;
 }
@@ -129,6 +149,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
     if (!data.ok()) return ToGrpcStatus(data.status());
     v1::GetChunksResponse resp;
     resp.set_sha256(DigestToBytes(d));
+    M().bytes_out->Add(data->size());
     resp.set_data(std::move(*data));
     if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   }
