@@ -24,6 +24,8 @@ struct LocalStat {
   int64_t ctime_ns = 0;
   uint64_t inode = 0;
   uint32_t mode = 0;
+  // A symlink, device, fifo or socket: never synced (Walk skips them; Stat reports them).
+  bool special = false;
 
   // Same reports whether two stats describe the same unchanged entry.
   bool Same(const LocalStat& o) const {
@@ -64,10 +66,15 @@ class Filesystem {
  public:
   virtual ~Filesystem() = default;
 
-  // Walk calls fn for every regular file and directory below the root: a directory's entries in
-  // name order, every directory before what it holds. Skips the engine's reserved folder,
-  // symlinks, special files and names no other device could take.
-  virtual absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
+  // Walk calls fn for every regular file and directory below directory `under` ("" = the
+  // root; not `under` itself): a directory's entries in name order, every directory before what
+  // it holds. Skips the engine's reserved folder, symlinks, special files and names no other
+  // device could take. NotFound if `under` is not a directory.
+  virtual absl::Status Walk(const std::string& under,
+                            const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
+  absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) {
+    return Walk("", fn);
+  }
   // Stat returns exists=false when nothing is at path.
   virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;

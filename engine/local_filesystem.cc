@@ -77,6 +77,7 @@ LocalStat FromStat(const struct stat& st) {
   s.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   s.inode = st.st_ino;
   s.mode = st.st_mode & 07777;
+  s.special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
   return s;
 }
 
@@ -244,14 +245,19 @@ absl::StatusOr<int> LocalFilesystem::OpenDirBeneath(const std::string& rel) {
 }
 
 absl::Status LocalFilesystem::Walk(
-    const std::function<void(const std::string&, const LocalStat&)>& fn) {
+    const std::string& under, const std::function<void(const std::string&, const LocalStat&)>& fn) {
   struct Pending {
     std::string rel;
     int fd;
   };
   std::vector<Pending> stack;
   // A fresh open file description: a dup() would share the directory offset of the last walk.
-  stack.push_back({"", ReopenRoot()});
+  const int top = under.empty() ? ReopenRoot() : OpenBeneath(root_fd_, under, O_RDONLY | O_DIRECTORY);
+  if (top < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(absl::StrCat("no directory ", under));
+    return Errno("open directory", under);
+  }
+  stack.push_back({under, top});
   absl::Status status;
   while (!stack.empty()) {
     Pending dir = std::move(stack.back());
@@ -294,7 +300,8 @@ absl::StatusOr<LocalStat> LocalFilesystem::Stat(const std::string& path) {
   const std::string parent(ParentPath(path));
   int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
   if (raw < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return LocalStat{};
+    // Nothing syncable is there: no parent, a file as parent, or a symlink on the way.
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV) return LocalStat{};
     return Errno("open parent of", path);
   }
   Fd dir(raw);

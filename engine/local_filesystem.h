@@ -27,7 +27,9 @@ class LocalFilesystem : public Filesystem {
   const std::string& root() const { return root_; }
   std::string state_dir() const { return root_ + "/" + kStateDirName; }
 
-  absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) override;
+  using Filesystem::Walk;
+  absl::Status Walk(const std::string& under,
+                    const std::function<void(const std::string&, const LocalStat&)>& fn) override;
   absl::StatusOr<LocalStat> Stat(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;

@@ -87,8 +87,18 @@ absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& pat
 }
 
 absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)>& fn) {
+  return ForEachLiveWithPrefix("p:", fn);
+}
+
+absl::Status LocalIndex::ForEachLiveUnder(const std::string& dir,
+                                          const std::function<void(const IndexEntry&)>& fn) {
+  return ForEachLiveWithPrefix(PathKey(absl::StrCat(dir, "/")), fn);
+}
+
+absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
+                                               const std::function<void(const IndexEntry&)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("p:"); it->Valid() && it->key().starts_with("p:"); it->Next()) {
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));
     fn(e);
   }

@@ -39,6 +39,8 @@ class LocalIndex {
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
   // ForEachLive calls fn for every entry that is not a tombstone, in path order.
   absl::Status ForEachLive(const std::function<void(const IndexEntry&)>& fn);
+  // ForEachLiveUnder calls fn for every live entry below directory `dir` (not dir itself).
+  absl::Status ForEachLiveUnder(const std::string& dir, const std::function<void(const IndexEntry&)>& fn);
   uint64_t cursor() const { return cursor_; }
 
   // Update writes `entries` (and the cursor, if given) in one synced batch.
@@ -50,6 +52,7 @@ class LocalIndex {
 
  private:
   explicit LocalIndex(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  absl::Status ForEachLiveWithPrefix(const std::string& prefix, const std::function<void(const IndexEntry&)>& fn);
   std::unique_ptr<rocksdb::DB> db_;
   uint64_t cursor_ = 0;
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many

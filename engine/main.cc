@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics_http.h"
 #include "common/server_runner.h"
 #include "engine/enrollment.h"
 #include "engine/local_filesystem.h"
@@ -33,6 +34,13 @@ ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(10),
           "how often the whole folder is scanned to verify (the watcher reports changes at once)");
 ABSL_FLAG(bool, watch, true, "watch the folder with inotify");
 ABSL_FLAG(absl::Duration, coalesce, absl::Milliseconds(3), "let a burst of local events settle this long");
+ABSL_FLAG(absl::Duration, write_settle, absl::Seconds(1),
+          "a file still open for writing is synced once it has been quiet this long");
+ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(2),
+          "heartbeat interval asked of the notification stream (3 missed: reconnect)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics over HTTP here (host:port, port 0: any free port; empty: off)");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the metrics port here once serving");
 ABSL_FLAG(bool, once, false, "sync once and exit (status 0 if the folder is in sync)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
@@ -110,14 +118,16 @@ int main(int argc, char** argv) {
   std::string notify_address = absl::GetFlag(FLAGS_notify);
   if (notify_address.empty()) notify_address = enrollment->notification_address;
   if (notify_address.empty()) notify_address = management_address;
-  log->info("device {} syncing {} as namespace '{}' (store {}, notify {})", enrollment->device_id,
-            folder, request.namespace_id, store_address, notify_address);
+  log->info("device {} syncing {} as namespace '{}' from cursor {} (store {}, notify {})",
+            enrollment->device_id, folder, request.namespace_id, (*index)->cursor(), store_address,
+            notify_address);
 
   converge::engine::GrpcStoreClient store(Channel(store_address), request.namespace_id,
                                           enrollment->device_id);
   converge::engine::EngineOptions options;
   options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
   options.coalesce_delay = absl::GetFlag(FLAGS_coalesce);
+  options.write_settle = absl::GetFlag(FLAGS_write_settle);
   converge::engine::SyncEngine engine(fs->get(), index->get(), &store, converge::Clock::Real(),
                                       enrollment->device_id, options);
   if (absl::GetFlag(FLAGS_once)) {
@@ -130,16 +140,41 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : 1;
   }
 
+  std::unique_ptr<converge::MetricsHttpServer> metrics;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    auto started = converge::MetricsHttpServer::Start(listen, &converge::DefaultMetrics());
+    if (!started.ok()) {
+      log->error("cannot serve metrics: {}", started.status().ToString());
+      return 1;
+    }
+    metrics = std::move(*started);
+    if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
+      absl::Status written = converge::WriteFileAtomically(port_file, absl::StrCat(metrics->port(), "\n"));
+      if (!written.ok()) log->warn("{}", written.ToString());
+    }
+    log->info("metrics on port {}", metrics->port());
+  }
+
   std::unique_ptr<converge::engine::NotificationListener> listener;
   if (!notify_address.empty()) {
+    converge::engine::NotificationListener::Callbacks callbacks;
+    callbacks.on_head = [&engine](uint64_t seq) { engine.NotifyRemoteHead(seq); };
+    callbacks.on_connected = [&engine] { engine.RequestPull(); };
     listener = std::make_unique<converge::engine::NotificationListener>(
-        Channel(notify_address), enrollment->device_id, request.namespace_id,
-        [&engine](uint64_t seq) { engine.NotifyRemoteHead(seq); });
+        Channel(notify_address), enrollment->device_id, request.namespace_id, absl::GetFlag(FLAGS_heartbeat),
+        std::move(callbacks));
     listener->Start();
   }
   std::unique_ptr<converge::engine::Watcher> watcher;
   if (absl::GetFlag(FLAGS_watch)) {
-    auto started = converge::engine::Watcher::Start(folder, [&engine] { engine.NotifyLocalChange(); });
+    auto on_events = [&engine](std::vector<converge::engine::PathEvent> events, bool overflow) {
+      if (overflow) engine.NotifyLocalChange();
+      std::vector<std::pair<std::string, bool>> paths;
+      paths.reserve(events.size());
+      for (auto& e : events) paths.emplace_back(std::move(e.path), e.writing);
+      if (!paths.empty()) engine.NotifyLocalPaths(paths);
+    };
+    auto started = converge::engine::Watcher::Start(folder, on_events);
     if (started.ok()) {
       watcher = std::move(*started);
       log->info("watching {} directories", watcher->watched_directories());

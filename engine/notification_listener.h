@@ -1,8 +1,11 @@
 // NotificationListener: keeps a Subscribe stream to converge-notify open and reports each
 // namespace head to a callback. Reconnects with jittered exponential backoff; every (re)connect
-// first delivers the current head, so an event lost while disconnected only delays a pull.
+// calls on_connected (the engine pulls from its cursor: events published while the stream was
+// down, or before a restarted notification service knew the head, are not lost). The stream
+// asks for heartbeats; one silent for kMissedHeartbeats intervals is taken as dead and
+// reconnected.
 //
-// Thread-safe. Owns one thread between Start and Stop.
+// Thread-safe. Owns two threads (the stream and its watchdog) between Start and Stop.
 #ifndef CONVERGE_ENGINE_NOTIFICATION_LISTENER_H_
 #define CONVERGE_ENGINE_NOTIFICATION_LISTENER_H_
 
@@ -13,31 +16,45 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 
 namespace converge::engine {
 
+inline constexpr int kMissedHeartbeats = 3;
+
 class NotificationListener {
  public:
-  using OnHead = std::function<void(uint64_t seq)>;
+  struct Callbacks {
+    std::function<void(uint64_t seq)> on_head;
+    std::function<void()> on_connected;
+  };
   NotificationListener(std::shared_ptr<grpc::Channel> channel, std::string device_id,
-                       std::string namespace_id, OnHead on_head);
+                       std::string namespace_id, absl::Duration heartbeat, Callbacks callbacks);
   ~NotificationListener();
 
   void Start();
   void Stop();
 
+  // How many times a stream was declared dead for silence (tests, status).
+  int silent_reconnects() const;
+
  private:
   void Run();
+  void Watchdog();
 
   std::unique_ptr<notification::v1::NotificationService::Stub> stub_;
   const std::string device_id_;
   const std::string namespace_id_;
-  const OnHead on_head_;
-  absl::Mutex mu_;
+  const absl::Duration heartbeat_;
+  const Callbacks callbacks_;
+  mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* current_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Time last_heard_ ABSL_GUARDED_BY(mu_);
+  int silent_reconnects_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  std::thread watchdog_;
 };
 
 }  // namespace converge::engine

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/path.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "engine/chunker.h"
@@ -28,8 +29,55 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
   CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
     walked.emplace_back(path, st);
   }));
-  result.entries_seen = walked.size();
+  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  return result;
+}
 
+absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& paths) {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  // Sorted, so parents come before children; a path below another listed directory is covered
+  // by that directory's walk but listing it twice is harmless (maps dedupe).
+  std::map<std::string, LocalStat> on_disk;
+  std::map<std::string, IndexEntry> known;
+  std::vector<std::string> sorted(paths.begin(), paths.end());
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (const std::string& path : sorted) {
+    if (!ValidateRelativePath(path).ok()) continue;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
+    if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
+    CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
+      known.emplace(e.version.path, e);
+    }));
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    if (!st.exists || st.special) continue;
+    // A new entry's parent must exist on the other devices first: include parents the index
+    // does not know yet (a watcher may report a file before its new directory).
+    for (std::string parent(ParentPath(path)); !parent.empty(); parent = std::string(ParentPath(parent))) {
+      if (on_disk.count(parent) > 0) break;
+      CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> p, index_->Get(parent));
+      if (p.has_value() && !p->version.deleted) break;
+      CONVERGE_ASSIGN_OR_RETURN(LocalStat pst, fs_->Stat(parent));
+      if (!pst.exists || pst.kind != FileKind::kDirectory) break;
+      on_disk.emplace(parent, pst);
+    }
+    on_disk[path] = st;
+    if (st.kind != FileKind::kDirectory) continue;
+    absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) { on_disk[p] = s; });
+    if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
+  }
+  std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
+  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  return result;
+}
+
+absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
+                              const std::map<std::string, IndexEntry>& known, ScanResult* out) {
+  ScanResult& result = *out;
+  result.entries_seen = walked.size();
   absl::flat_hash_set<std::string> seen;
   for (const auto& [path, st] : walked) {
     seen.insert(path);
@@ -86,7 +134,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
     v.base_seq = e.version.seq;
     result.changes.push_back(LocalChange{std::move(v), LocalStat{}});
   }
-  return result;
+  return absl::OkStatus();
 }
 
 }  // namespace converge::engine

@@ -6,6 +6,9 @@
 #ifndef CONVERGE_ENGINE_SCANNER_H_
 #define CONVERGE_ENGINE_SCANNER_H_
 
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -46,7 +49,17 @@ class Scanner {
   // as deletions), and the walk's error if part of the tree could not be read.
   absl::StatusOr<ScanResult> Scan();
 
+  // ScanPaths looks only at `paths` (as a watcher reported them) and, where one is a directory,
+  // at everything below it: what is there is compared with the index, known entries that are
+  // gone become deletions. Paths no other device could take are ignored.
+  absl::StatusOr<ScanResult> ScanPaths(const std::vector<std::string>& paths);
+
  private:
+  // Compare turns what is on disk (`walked`, parents before children) and what the index knows
+  // of the same part of the tree (`known`, live entries) into changes.
+  absl::Status Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
+                       const std::map<std::string, IndexEntry>& known, ScanResult* result);
+
   Filesystem* const fs_;
   LocalIndex* const index_;
   Clock* const clock_;

@@ -1,5 +1,6 @@
 #include "engine/scanner.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -161,6 +162,63 @@ TEST_F(ScannerTest, RecreatedPathBuildsOnItsTombstone) {
   ASSERT_EQ(again->changes.size(), 1u);
   EXPECT_EQ(again->changes[0].version.base_seq, 4u);
   EXPECT_FALSE(again->changes[0].version.deleted);
+}
+
+TEST_F(ScannerTest, ScanPathsLooksOnlyAtReportedPathsAndTheirSubtrees) {
+  WriteFile(root_ + "/keep/one.txt", "1");
+  WriteFile(root_ + "/gone/deep/two.txt", "2");
+  WriteFile(root_ + "/edited.txt", "old");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+
+  // Changes everywhere, but only some are reported.
+  WriteFile(root_ + "/edited.txt", "new content");
+  WriteFile(root_ + "/keep/unreported.txt", "u");
+  std::filesystem::remove_all(root_ + "/gone");
+  WriteFile(root_ + "/fresh/sub/three.txt", "3");
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.ScanPaths({"edited.txt", "gone", "fresh/sub/three.txt", "fresh", "../evil", ".converge"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  EXPECT_EQ(by_path.count("keep/unreported.txt"), 0u);  // the full scan finds it later
+  EXPECT_EQ(by_path["edited.txt"].content_sha256, HashOf("new content"));
+  EXPECT_TRUE(by_path["gone"].deleted);
+  EXPECT_TRUE(by_path["gone/deep"].deleted);
+  EXPECT_TRUE(by_path["gone/deep/two.txt"].deleted);
+  EXPECT_EQ(by_path["fresh"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["fresh/sub"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["fresh/sub/three.txt"].content_sha256, HashOf("3"));
+  EXPECT_EQ(by_path.size(), 7u) << [&] { std::string all; for (auto& [p, v] : by_path) all += p + " "; return all; }();
+  // Deletions come children first; creations parents first.
+  std::vector<std::string> order;
+  for (const LocalChange& c : scan->changes) order.push_back(c.version.path);
+  auto pos = [&](const std::string& p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
+  EXPECT_LT(pos("gone/deep/two.txt"), pos("gone"));
+  EXPECT_LT(pos("fresh"), pos("fresh/sub/three.txt"));
+  EXPECT_EQ(scan->files_hashed, 2u);
+}
+
+TEST_F(ScannerTest, ScanPathsAddsNewParentsOfAReportedFile) {
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  WriteFile(root_ + "/a/b/c.txt", "c");
+  auto scan = scanner.ScanPaths({"a/b/c.txt"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::vector<std::string> order;
+  for (const LocalChange& c : scan->changes) order.push_back(c.version.path);
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "a/b", "a/b/c.txt"}));
+}
+
+TEST_F(ScannerTest, ScanPathsIgnoresSymlinksLikeTheWalk) {
+  WriteFile(root_ + "/real/f.txt", "f");
+  std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");
+  std::filesystem::create_symlink("/etc/passwd", root_ + "/passwd");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  auto scan = scanner.ScanPaths({"link", "link/f.txt", "passwd"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_TRUE(scan->changes.empty());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace converge::engine {
@@ -16,6 +17,29 @@ constexpr int kStaleRetries = 3;
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("engine");
   return log;
+}
+
+struct Metrics {
+  Histogram* commit_to_applied = DefaultMetrics().AddHistogram(
+      "converge_engine_commit_to_applied_seconds",
+      "from the store making another device's commit durable to this engine having applied it "
+      "(store clock vs engine clock; millisecond commit times)",
+      LatencyBuckets());
+  Histogram* change_to_committed = DefaultMetrics().AddHistogram(
+      "converge_engine_change_to_committed_seconds",
+      "from the watcher reporting a local change to its commit being durable in the store", LatencyBuckets());
+  Counter* full_scans = DefaultMetrics().AddCounter("converge_engine_scans_total", "scans", "kind=\"full\"");
+  Counter* targeted_scans = DefaultMetrics().AddCounter("converge_engine_scans_total", "scans", "kind=\"paths\"");
+  Counter* commits = DefaultMetrics().AddCounter("converge_engine_commits_total", "local changes committed");
+  Counter* applied = DefaultMetrics().AddCounter("converge_engine_applied_commits_total", "remote commits applied");
+  Counter* bytes_up = DefaultMetrics().AddCounter("converge_engine_chunk_bytes_total", "chunk bytes moved",
+                                                  "direction=\"up\"");
+  Gauge* cursor = DefaultMetrics().AddGauge("converge_engine_cursor", "the highest seq applied");
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
 }
 
 struct ChunkLocation {
@@ -43,7 +67,16 @@ absl::Status SyncEngine::PullAndApply() {
     uint32_t pulled = 0;
     absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
       ++pulled;
-      return applier_.ApplyCommit(c);
+      absl::Status applied = applier_.ApplyCommit(c);
+      if (applied.ok()) {
+        M().applied->Add();
+        M().cursor->Set(static_cast<int64_t>(c.seq));
+        if (c.origin_device != device_id_ && c.committed_at_unix_ms > 0) {
+          M().commit_to_applied->Observe(
+              absl::ToDoubleSeconds(clock_->Now() - absl::FromUnixMillis(c.committed_at_unix_ms)));
+        }
+      }
+      return applied;
     });
     if (!s.ok() || pulled < kPullBatch) {
       if (index_->cursor() > before) {
@@ -56,10 +89,16 @@ absl::Status SyncEngine::PullAndApply() {
   }
 }
 
-absl::Status SyncEngine::ScanAndUpload() {
+absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {
   const absl::Time started = clock_->Now();
-  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, scanner_.Scan());
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan());
   ++scan_stats_.scans;
+  if (paths.has_value()) {
+    ++scan_stats_.targeted_scans;
+    M().targeted_scans->Add();
+  } else {
+    M().full_scans->Add();
+  }
   scan_stats_.last_entries = scan.entries_seen;
   scan_stats_.last_files_hashed = scan.files_hashed;
   scan_stats_.last_changes = scan.changes.size();
@@ -108,6 +147,7 @@ absl::Status SyncEngine::ScanAndUpload() {
       out->data = std::move(bytes);
       ++upload_stats_.chunks_uploaded;
       upload_stats_.bytes_uploaded += out->data.size();
+      M().bytes_up->Add(out->data.size());
       return true;
     }
     return false;
@@ -134,16 +174,17 @@ absl::Status SyncEngine::ScanAndUpload() {
     }
     CONVERGE_RETURN_IF_ERROR(index_->Update(entries, std::nullopt));
     ++upload_stats_.commits;
+    M().commits->Add();
     upload_stats_.files_committed += entries.size();
     Log()->info("committed {} change(s) as seq {}", entries.size(), seq);
   }
   return absl::OkStatus();
 }
 
-absl::Status SyncEngine::SyncOnce() {
+absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
   CONVERGE_RETURN_IF_ERROR(PullAndApply());
   for (int attempt = 0;; ++attempt) {
-    absl::Status s = ScanAndUpload();
+    absl::Status s = ScanAndUpload(paths);
     if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
     Log()->info("another device changed the same paths first ({}); pulling", s.message());
     CONVERGE_RETURN_IF_ERROR(PullAndApply());
@@ -155,9 +196,40 @@ void SyncEngine::NotifyRemoteHead(uint64_t seq) {
   if (seq > remote_head_) remote_head_ = seq;
 }
 
+void SyncEngine::RequestPull() {
+  absl::MutexLock lock(&mu_);
+  pull_requested_ = true;
+}
+
 void SyncEngine::NotifyLocalChange() {
   absl::MutexLock lock(&mu_);
-  local_dirty_ = true;
+  full_scan_requested_ = true;
+}
+
+void SyncEngine::NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [path, writing] : paths) {
+    auto [it, inserted] = dirty_.try_emplace(path);
+    if (inserted) it->second.first_event = now;
+    it->second.writing = writing;
+    it->second.last_event = now;
+  }
+}
+
+std::vector<std::string> SyncEngine::TakeReadyPaths(absl::Time now, absl::Time* earliest) {
+  std::vector<std::string> ready;
+  *earliest = absl::InfiniteFuture();
+  for (auto it = dirty_.begin(); it != dirty_.end();) {
+    if (!Ready(it->second, now)) {
+      ++it;
+      continue;
+    }
+    ready.push_back(it->first);
+    *earliest = std::min(*earliest, it->second.first_event);
+    dirty_.erase(it++);
+  }
+  return ready;
 }
 
 void SyncEngine::Stop() {
@@ -169,33 +241,71 @@ void SyncEngine::Run() {
   absl::Time next_scan = clock_->Now();
   absl::Status last;
   while (true) {
-    bool pull_only = false;
-    bool local_change = false;
+    bool full_scan = false;
+    bool pull = false;
+    bool local = false;
     {
       absl::MutexLock lock(&mu_);
       const uint64_t cursor = index_->cursor();
+      // Wake for: stop, a head past the cursor, a requested pull or full scan, a dirty path that
+      // is ready; else at the next full scan or when a path being written settles.
+      absl::Time deadline = next_scan;
+      for (const auto& [path, d] : dirty_) {
+        if (d.writing) deadline = std::min(deadline, d.last_event + options_.write_settle);
+      }
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || remote_head_ > cursor || local_dirty_;
+        if (stopping_ || remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
+        for (const auto& [path, d] : dirty_) {
+          if (!d.writing) return true;
+        }
+        return false;
       };
-      const absl::Duration wait = next_scan - clock_->Now();
+      const absl::Duration wait = deadline - clock_->Now();
       if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
       if (stopping_) return;
-      local_change = local_dirty_;
-      pull_only = !local_change && remote_head_ > cursor && clock_->Now() < next_scan;
+      const absl::Time now = clock_->Now();
+      full_scan = full_scan_requested_ || now >= next_scan;
+      local = full_scan;
+      for (const auto& [path, d] : dirty_) local = local || Ready(d, now);
+      pull = remote_head_ > cursor || pull_requested_;
+      pull_requested_ = false;
     }
-    if (local_change) {
-      // Let the burst settle; events during the scan set the flag again and cause another scan.
+    if (!local && !pull) continue;
+
+    absl::Status s;
+    if (local) {
+      // Let the burst settle; events during the scan mark paths dirty again for another round.
       absl::SleepFor(options_.coalesce_delay);
-      absl::MutexLock lock(&mu_);
-      local_dirty_ = false;
+      absl::Time earliest;
+      std::vector<std::string> paths;
+      {
+        absl::MutexLock lock(&mu_);
+        paths = TakeReadyPaths(clock_->Now(), &earliest);
+        if (full_scan) full_scan_requested_ = false;
+      }
+      if (full_scan) {
+        s = SyncOnce();
+        next_scan = clock_->Now() + options_.rescan_interval;
+      } else {
+        s = SyncOnce(paths);
+      }
+      if (s.ok() && earliest != absl::InfiniteFuture()) {
+        M().change_to_committed->Observe(absl::ToDoubleSeconds(clock_->Now() - earliest));
+      }
+      if (!s.ok() && !full_scan) {
+        // Scan them again on the next round (after the pause below).
+        std::vector<std::pair<std::string, bool>> again;
+        for (const std::string& p : paths) again.emplace_back(p, false);
+        NotifyLocalPaths(again);
+      }
+    } else {
+      s = PullAndApply();
     }
-    absl::Status s = pull_only ? PullAndApply() : SyncOnce();
-    if (!pull_only) next_scan = clock_->Now() + options_.rescan_interval;
     if (!s.ok() && s.ToString() != last.ToString()) Log()->error("sync: {}", s.ToString());
     if (s.ok() && !last.ok()) Log()->info("sync healthy again");
     last = s;
-    if (!s.ok() && pull_only) {
-      // Do not spin on a failing pull: wait for the next scan tick.
+    if (!s.ok()) {
+      // Do not spin on a failing store: pause before the next attempt.
       absl::MutexLock lock(&mu_);
       auto stop = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
       mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(200));

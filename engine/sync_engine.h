@@ -4,16 +4,23 @@
 // (which keeps conflicting local edits as conflict copies) and scan again.
 //
 // Run() loops until stopped; it wakes early when NotifyRemoteHead reports a seq past the cursor
-// and when NotifyLocalChange (the watcher) reports a local change.
+// (or RequestPull asks, after the notification stream reconnected), and when the watcher
+// reports changed paths (NotifyLocalPaths: only those are scanned; a path still being written
+// waits until its writer closes it or it has been quiet for write_settle) or asks for a full
+// scan (NotifyLocalChange). The full verifying scan runs every rescan_interval regardless.
 // Thread-safe: NotifyRemoteHead and Stop may be called from any thread; the rest from the thread
 // that calls Run (or directly, in tests).
 #ifndef CONVERGE_ENGINE_SYNC_ENGINE_H_
 #define CONVERGE_ENGINE_SYNC_ENGINE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -33,12 +40,16 @@ struct EngineOptions {
   // How long a burst of local change events is let settle before the scan (an editor's save is
   // several events).
   absl::Duration coalesce_delay = absl::Milliseconds(3);
+  // A file still open for writing is taken once it has been quiet this long (writers that keep
+  // files open, like logs).
+  absl::Duration write_settle = absl::Seconds(1);
   uint32_t chunk_bytes = kDefaultChunkBytes;
   size_t max_files_per_commit = 1000;
 };
 
 struct ScanStats {
   uint64_t scans = 0;
+  uint64_t targeted_scans = 0;
   uint64_t last_entries = 0;
   uint64_t last_files_hashed = 0;
   uint64_t last_changes = 0;
@@ -59,17 +70,24 @@ class SyncEngine {
 
   // PullAndApply applies every commit after the cursor and acks the new cursor.
   absl::Status PullAndApply();
-  // ScanAndUpload commits local changes. Aborted if another device changed one of the paths
-  // first (call PullAndApply, then scan again).
-  absl::Status ScanAndUpload();
+  // ScanAndUpload commits local changes: of the whole folder, or only of `paths` (and below).
+  // Aborted if another device changed one of the paths first (call PullAndApply, then scan
+  // again).
+  absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
   // SyncOnce: pull, scan and upload, retrying a stale commit a few times.
-  absl::Status SyncOnce();
+  absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
 
   void Run();
   void Stop();
   void NotifyRemoteHead(uint64_t seq);
-  // NotifyLocalChange: the watcher saw the folder change; scan after the coalescing delay.
+  // RequestPull: pull from the cursor even if no head past it was reported (the notification
+  // stream reconnected and its heads may be behind the store).
+  void RequestPull();
+  // NotifyLocalChange: scan the whole folder after the coalescing delay (the watcher lost
+  // events).
   void NotifyLocalChange();
+  // NotifyLocalPaths: these paths changed; `writing` ones may still be being written.
+  void NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths);
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
@@ -87,9 +105,24 @@ class SyncEngine {
   UploadStats upload_stats_;
   ScanStats scan_stats_;
 
+  struct DirtyPath {
+    bool writing = false;
+    absl::Time first_event;
+    absl::Time last_event;
+  };
+  // Ready reports whether a dirty path can be scanned now.
+  bool Ready(const DirtyPath& d, absl::Time now) const {
+    return !d.writing || now - d.last_event >= options_.write_settle;
+  }
+  // TakeReadyPaths removes and returns the dirty paths that can be scanned now, and the time of
+  // the earliest event among them.
+  std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
-  bool local_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool pull_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool full_scan_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, DirtyPath> dirty_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -29,8 +29,7 @@ std::shared_ptr<spdlog::logger> Log() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root,
-                                                        std::function<void()> on_change) {
+absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root, OnEvents on_events) {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("inotify_init1: ", strerror(errno)));
   int stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -38,7 +37,7 @@ absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root,
     close(fd);
     return absl::UnavailableError(absl::StrCat("eventfd: ", strerror(errno)));
   }
-  std::unique_ptr<Watcher> w(new Watcher(root, fd, stop, std::move(on_change)));
+  std::unique_ptr<Watcher> w(new Watcher(root, fd, stop, std::move(on_events)));
   w->AddTree("");
   if (w->by_wd_.empty()) return absl::UnavailableError("cannot watch " + root);
   Watcher* raw = w.get();
@@ -87,7 +86,15 @@ void Watcher::Run() {
       return;
     }
     if (fds[1].revents != 0) return;
-    bool changed = false;
+    bool overflow = false;
+    // In arrival order, one entry per path (its latest state).
+    std::vector<PathEvent> events;
+    absl::flat_hash_map<std::string, size_t> slot;
+    auto report = [&](const std::string& path) {
+      auto [it, inserted] = slot.emplace(path, events.size());
+      if (inserted) events.push_back(PathEvent{path, false});
+      events[it->second].writing = writing_.contains(path);
+    };
     while (true) {
       const ssize_t n = read(fd_, buf, sizeof(buf));
       if (n <= 0) break;
@@ -96,7 +103,7 @@ void Watcher::Run() {
         p += sizeof(struct inotify_event) + ev->len;
         if (ev->mask & IN_Q_OVERFLOW) {
           Log()->warn("inotify queue overflowed: rescanning");
-          changed = true;
+          overflow = true;
           continue;
         }
         auto dir = by_wd_.find(ev->wd);
@@ -107,13 +114,26 @@ void Watcher::Run() {
         if (dir == by_wd_.end()) continue;
         const std::string name = ev->len > 0 ? ev->name : "";
         if (dir->second.empty() && name == kStateDirName) continue;  // the engine's own files
-        if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && !name.empty()) {
-          AddTree(dir->second.empty() ? name : absl::StrCat(dir->second, "/", name));
+        if (name.empty()) {
+          // The watched directory itself was deleted or moved: its parent's watch reports the
+          // name; a moved-away root is the scanner's business (RootIntact).
+          if (!dir->second.empty()) report(dir->second);
+          continue;
         }
-        changed = true;
+        const std::string path = dir->second.empty() ? name : absl::StrCat(dir->second, "/", name);
+        const bool is_dir = (ev->mask & IN_ISDIR) != 0;
+        if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+          AddTree(path);  // a moved directory keeps its watches: this renames them
+        }
+        if (!is_dir) {
+          if (ev->mask & (IN_MODIFY | IN_CREATE)) writing_.insert(path);
+          if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) writing_.erase(path);
+        }
+        report(path);
       }
     }
-    if (changed) on_change_();
+    if (overflow) writing_.clear();
+    if (overflow || !events.empty()) on_events_(std::move(events), overflow);
   }
 }
 

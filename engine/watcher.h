@@ -1,6 +1,8 @@
-// Watcher: inotify on a whole folder tree. It only says "something changed" (the scanner finds
-// out what): every relevant event, and a queue overflow, calls on_change. New directories are
-// watched as they appear; the engine's state dir is not watched.
+// Watcher: inotify on a whole folder tree. It reports which paths changed (the scanner finds out
+// how) and whether each is still being written (modified or created and not yet closed after
+// writing), so the engine can wait for the writer to finish. A queue overflow reports
+// `overflow` (the engine then scans everything). New directories are watched as they appear
+// (and renamed ones under their new name); the engine's state dir is not watched.
 //
 // Thread-safe. Owns one thread from Start until destruction.
 #ifndef CONVERGE_ENGINE_WATCHER_H_
@@ -10,25 +12,33 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 
 namespace converge::engine {
 
+struct PathEvent {
+  std::string path;  // relative to the root
+  bool writing = false;
+};
+
 class Watcher {
  public:
+  using OnEvents = std::function<void(std::vector<PathEvent> events, bool overflow)>;
+
   // Start watches `root` and every directory below it. Returns Unavailable if inotify cannot be
   // set up (the engine then relies on its periodic scan).
-  static absl::StatusOr<std::unique_ptr<Watcher>> Start(const std::string& root,
-                                                        std::function<void()> on_change);
+  static absl::StatusOr<std::unique_ptr<Watcher>> Start(const std::string& root, OnEvents on_events);
   ~Watcher();
 
   size_t watched_directories() const { return by_wd_.size(); }
 
  private:
-  Watcher(std::string root, int inotify_fd, int stop_fd, std::function<void()> on_change)
-      : root_(std::move(root)), fd_(inotify_fd), stop_fd_(stop_fd), on_change_(std::move(on_change)) {}
+  Watcher(std::string root, int inotify_fd, int stop_fd, OnEvents on_events)
+      : root_(std::move(root)), fd_(inotify_fd), stop_fd_(stop_fd), on_events_(std::move(on_events)) {}
   // AddTree watches directory `rel` ("" = root) and everything below it.
   void AddTree(const std::string& rel);
   void Run();
@@ -36,8 +46,10 @@ class Watcher {
   const std::string root_;
   const int fd_;
   const int stop_fd_;  // eventfd: written to stop the thread
-  const std::function<void()> on_change_;
-  absl::flat_hash_map<int, std::string> by_wd_;  // touched by the watcher thread only after Start
+  const OnEvents on_events_;
+  // Touched by the watcher thread only after Start.
+  absl::flat_hash_map<int, std::string> by_wd_;
+  absl::flat_hash_set<std::string> writing_;  // modified or created, not yet closed
   std::thread thread_;
 };
 

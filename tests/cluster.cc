@@ -7,9 +7,13 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/metrics_http.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "converge/management/v1/management.grpc.pb.h"
@@ -67,12 +71,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/server.port", absl::Seconds(20)));
     c->store_port_ = c->management_port_;
   } else {
-  CONVERGE_ASSIGN_OR_RETURN(c->notify_, ChildProcess::Start({Runfile("services/notification/converge-notify"),
-                                                             "--port_file=" + run + "/notify.port",
-                                                             std::string("--service_token=") + kServiceToken},
-                                                            c->logs_ + "/notify.log"));
-  CONVERGE_ASSIGN_OR_RETURN(int notify_port, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
-  const std::string notify = absl::StrCat("127.0.0.1:", notify_port);
+  CONVERGE_RETURN_IF_ERROR(c->RestartNotify());
+  const std::string notify = absl::StrCat("127.0.0.1:", c->notify_port_);
   CONVERGE_ASSIGN_OR_RETURN(c->store_, ChildProcess::Start({Runfile("services/store/converge-store"),
                                                             "--data_dir=" + options.dir + "/data/store",
                                                             "--notify=" + notify,
@@ -121,15 +121,54 @@ Cluster::~Cluster() {
   if (notify_) notify_->Stop(SIGTERM);
 }
 
+absl::Status Cluster::RestartNotify() {
+  const std::string run = options_.dir + "/run";
+  std::filesystem::remove(run + "/notify.port");
+  // The first start picks a free port; a restart takes the same one (engines know it).
+  std::vector<std::string> argv = {Runfile("services/notification/converge-notify"),
+                                   absl::StrCat("--listen=127.0.0.1:", notify_port_),
+                                   "--port_file=" + run + "/notify.port",
+                                   std::string("--service_token=") + kServiceToken};
+  argv.insert(argv.end(), options_.notify_args.begin(), options_.notify_args.end());
+  CONVERGE_ASSIGN_OR_RETURN(notify_, ChildProcess::Start(argv, logs_ + "/notify.log"));
+  CONVERGE_ASSIGN_OR_RETURN(notify_port_, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
+  return absl::OkStatus();
+}
+
+void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
+void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }
+void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }
+
 absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::string& name) {
   const std::string folder = options_.dir + "/folders/" + name;
+  const std::string metrics_port_file = options_.dir + "/run/engine-" + name + ".metrics";
   std::filesystem::create_directories(folder);
-  return ChildProcess::Start({Runfile("engine/converge-engine"), "--folder=" + folder,
-                              "--management=" + management_address(), std::string("--token=") + kToken,
-                              "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
-                              "--device_name=" + name,
-                              "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval)},
-                             logs_ + "/engine-" + name + ".log");
+  std::filesystem::remove(metrics_port_file);
+  std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
+                                   "--management=" + management_address(), std::string("--token=") + kToken,
+                                   "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
+                                   "--device_name=" + name,
+                                   "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval),
+                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
+  argv.insert(argv.end(), options_.engine_args.begin(), options_.engine_args.end());
+  return ChildProcess::Start(argv, logs_ + "/engine-" + name + ".log");
+}
+
+absl::StatusOr<std::string> Cluster::EngineMetrics(int engine) {
+  CONVERGE_ASSIGN_OR_RETURN(
+      int port, WaitForPortFile(options_.dir + "/run/engine-" + names_[engine] + ".metrics", absl::Seconds(20)));
+  return HttpGet(absl::StrCat("127.0.0.1:", port), "/metrics");
+}
+
+double Cluster::MetricValue(const std::string& scrape, const std::string& series) {
+  const std::string prefix = series + " ";
+  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
+    if (absl::StartsWith(line, prefix)) {
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(prefix.size()), &v)) return v;
+    }
+  }
+  return -1;
 }
 
 absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
@@ -142,7 +181,7 @@ absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
 
 void Cluster::PauseEngine(int engine) { kill(engines_[engine]->pid(), SIGSTOP); }
 void Cluster::ResumeEngine(int engine) { kill(engines_[engine]->pid(), SIGCONT); }
-void Cluster::StopEngine(int engine) { engines_[engine]->Stop(SIGTERM); }
+void Cluster::StopEngine(int engine, bool kill) { engines_[engine]->Stop(kill ? SIGKILL : SIGTERM); }
 
 absl::Status Cluster::StartEngine(int engine) {
   CONVERGE_ASSIGN_OR_RETURN(engines_[engine], SpawnEngine(names_[engine]));

@@ -22,6 +22,9 @@ struct ClusterOptions {
   absl::Duration rescan_interval = absl::Milliseconds(200);
   // Run the all-in-one converge-server instead of the three separate services.
   bool all_in_one = false;
+  // Extra flags for converge-notify and for every engine.
+  std::vector<std::string> notify_args;
+  std::vector<std::string> engine_args;
 };
 
 // A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
@@ -37,9 +40,20 @@ class Cluster {
   // PauseEngine / ResumeEngine freeze and thaw an engine (SIGSTOP / SIGCONT).
   void PauseEngine(int engine);
   void ResumeEngine(int engine);
-  // StopEngine stops an engine (SIGTERM); StartEngine starts it again on the same folder.
-  void StopEngine(int engine);
+  // StopEngine stops an engine (SIGTERM, or SIGKILL when `kill`); StartEngine starts it again
+  // on the same folder.
+  void StopEngine(int engine, bool kill = false);
   absl::Status StartEngine(int engine);
+  // Notification service control (separate services only): stop (SIGKILL), start again on the
+  // same port, freeze and thaw (SIGSTOP / SIGCONT).
+  void KillNotify();
+  absl::Status RestartNotify();
+  void PauseNotify();
+  void ResumeNotify();
+  // EngineMetrics scrapes an engine's Prometheus endpoint.
+  absl::StatusOr<std::string> EngineMetrics(int engine);
+  // MetricValue returns the value of one series (`name{labels}` as printed) in a scrape, or -1.
+  static double MetricValue(const std::string& scrape, const std::string& series);
   const std::string& folder(int engine) const { return folders_[engine]; }
   int engine_count() const { return static_cast<int>(folders_.size()); }
   std::string management_address() const { return "127.0.0.1:" + std::to_string(management_port_); }
@@ -63,6 +77,7 @@ class Cluster {
   std::string logs_;
   int store_port_ = 0;
   int management_port_ = 0;
+  int notify_port_ = 0;
   std::unique_ptr<ChildProcess> notify_, store_, management_, server_;
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
