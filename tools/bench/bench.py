@@ -37,10 +37,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MODES = {
     "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
-                  corpus_limit=8 * MiB, latency_edits=15, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
+                  corpus_limit=8 * MiB, latency_edits=15, sustained_s=3, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
                   commits=300, fanout=[100], timeout=120),
     "full": dict(reps=3, many=(10000, 1024, 10), few=(1000, 4096), big=100 * MiB, huge=1024 * MiB,
-                 corpus_limit=None, latency_edits=200, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
+                 corpus_limit=None, latency_edits=200, sustained_s=10, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
                  commits=3000, fanout=[100, 1000], timeout=900),
 }
 IGNORED = {".converge", ".stfolder", ".stversions"}
@@ -632,6 +632,7 @@ class Bench:
         self.tool_names = tools
         self.results = []  # {scenario, tool, runs: [...]} or extra figures
         self.notes = []
+        self.only = set()  # scenario tags to run (S1..S10); empty: all
 
     def add(self, scenario, tool, record):
         for r in self.results:
@@ -668,19 +669,29 @@ class Bench:
                     write_file(os.path.join(root, f"d{i % folders:02d}", f"f{i:06d}.bin"), os.urandom(size))
             return build
 
-        self.initial(tool, f"S1 initial {n}x{size // 1024}KiB", "s1", many_files(n, size, dirs))
+        if self.want("S1"):
+            self.initial(tool, f"S1 initial {n}x{size // 1024}KiB", "s1", many_files(n, size, dirs))
         n2, size2 = cfg["few"]
-        self.initial(tool, f"S2 initial {n2}x{size2 // 1024}KiB", "s2", many_files(n2, size2, 1))
+        if self.want("S2"):
+            self.initial(tool, f"S2 initial {n2}x{size2 // 1024}KiB", "s2", many_files(n2, size2, 1))
         big_label = f"{cfg['big'] // MiB}MiB"
-        self.initial(tool, f"S3a initial {big_label} file", "s3a",
-                     lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
-        self.initial(tool, f"S3b initial {cfg['huge'] // MiB}MiB file", "s3b",
-                     lambda root: write_file(os.path.join(root, "huge.bin"), random_bytes(cfg["huge"])))
-        self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
-        self.edits(tool, big_label)
-        if tool.continuous:
+        if self.want("S3"):
+            self.initial(tool, f"S3a initial {big_label} file", "s3a",
+                         lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
+            self.initial(tool, f"S3b initial {cfg['huge'] // MiB}MiB file", "s3b",
+                         lambda root: write_file(os.path.join(root, "huge.bin"), random_bytes(cfg["huge"])))
+            self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
+        if self.want("S4") or self.want("S5"):
+            self.edits(tool, big_label)
+        if tool.continuous and self.want("S6"):
             self.latency(tool)
-        self.rescan(tool)
+        if tool.continuous and self.want("S10"):
+            self.sustained(tool)
+        if self.want("S7"):
+            self.rescan(tool)
+
+    def want(self, tag):
+        return not self.only or tag in self.only
 
     def build_corpus(self, root):
         """A tar of /usr/share/doc behind a first member of random bytes and random length, so that
@@ -764,6 +775,53 @@ class Bench:
         self.add("S6 single small edit latency", tool.name, rec)
         log(f"{tool.name:14s} {'S6 latency':32s} p50 {rec['p50'] * 1000:.1f}ms p95 {rec['p95'] * 1000:.1f}ms "
             f"p99 {rec['p99'] * 1000:.1f}ms")
+
+    def sustained(self, tool):
+        """S10: 100 edits/s on A (each a new small file, written in place) for sustained_s seconds;
+        the lag of each edit until B has it, and whether the lag grows (last second vs first)."""
+        n = 100 * self.cfg["sustained_s"]
+        folder_a = os.path.join(tool.a, "sustained")
+        folder_b = os.path.join(tool.b, "sustained")
+        os.makedirs(folder_a)
+        written = [None] * n
+        lag = [None] * n
+
+        def writer():
+            start = time.perf_counter()
+            for i in range(n):
+                delay = start + i / 100 - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                written[i] = time.perf_counter()
+                write_file(os.path.join(folder_a, f"e{i:05d}"), f"edit {i}\n".encode())
+
+        t = threading.Thread(target=writer)
+        t.start()
+        nxt = 0
+        deadline = time.time() + self.cfg["sustained_s"] + 120
+        # Files may arrive out of order (a tool is free to batch); poll each outstanding one.
+        while nxt < n and time.time() < deadline:
+            now = time.perf_counter()
+            for i in range(nxt, n):
+                if lag[i] is None and written[i] is not None and os.path.exists(os.path.join(folder_b, f"e{i:05d}")):
+                    lag[i] = now - written[i]
+                if written[i] is None:
+                    break
+            while nxt < n and lag[nxt] is not None:
+                nxt += 1
+            time.sleep(0.0005)
+        t.join()
+        if nxt < n:
+            raise RuntimeError(f"{tool.name}: only {nxt} of {n} sustained edits reached B")
+        ordered = sorted(lag)
+        q = lambda v, p: sorted(v)[min(len(v) - 1, int(p * len(v)))]
+        rec = {"seconds": q(lag, 0.5), "p50": q(lag, 0.5), "p95": q(lag, 0.95), "p99": q(lag, 0.99),
+               "edits": n, "first_p95": q(lag[:100], 0.95), "last_p95": q(lag[-100:], 0.95),
+               "max": ordered[-1]}
+        self.add("S10 sustained 100 edits/s lag", tool.name, rec)
+        log(f"{tool.name:14s} {'S10 100 edits/s':32s} p50 {rec['p50'] * 1000:.1f}ms p99 {rec['p99'] * 1000:.1f}ms "
+            f"first-second p95 {rec['first_p95'] * 1000:.1f}ms last-second p95 {rec['last_p95'] * 1000:.1f}ms")
+        remove_scope(tool, "sustained", self.cfg["timeout"])
 
     def rescan(self, tool):
         """S7: a no-op sync over many files: time, and files hashed where the tool tells."""
@@ -883,7 +941,7 @@ class Bench:
             tool.start()
             try:
                 self.run_tool(tool)
-                if isinstance(tool, Converge):
+                if isinstance(tool, Converge) and (self.want("S8") or self.want("S9")):
                     self.service_load(tool)
             finally:
                 tool.stop()
@@ -955,7 +1013,7 @@ def matrix(results):
             cell = fmt_s(r["median_s"])
             run0 = r["runs"][0]
             if "p99" in run0:
-                cell = f"p50 {fmt_s(run0['p50'])}, p99 {fmt_s(run0['p99'])}"
+                cell = f"p50 {fmt_s(run0['p50'])}, p95 {fmt_s(run0['p95'])}, p99 {fmt_s(run0['p99'])}"
             if "ingest_mb_per_s" in run0:
                 cell = f"{run0['ingest_mb_per_s']:.0f} MB/s; {run0['commits_per_s']:.0f} commits/s"
             if "fanout_median_ms" in run0:
@@ -996,6 +1054,8 @@ def markdown(meta, results):
             run0 = r["runs"][0]
             if "p50" in run0:
                 extra = f" (p50 {fmt_s(run0['p50'])}, p95 {fmt_s(run0['p95'])}, p99 {fmt_s(run0['p99'])})"
+            if "last_p95" in run0:
+                extra += f"; p95 first second {fmt_s(run0['first_p95'])}, last second {fmt_s(run0['last_p95'])}"
             if "files_hashed" in run0 and run0["files_hashed"] is not None:
                 extra = f" ({run0['files_hashed']} files hashed, scan {run0['scan']})"
             if "first_pass_s" in run0:
@@ -1059,6 +1119,8 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
+    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S10 (S3: S3a-c; S4 and S5 "
+                    "run together; S8 and S9 too); default: all")
     ap.add_argument("--from-json", default=None, help="only rebuild results.md and charts from a results.json")
     args = ap.parse_args()
     if args.from_json:
@@ -1081,6 +1143,7 @@ def main():
     os.makedirs(args.work)
     tools = [t for t in args.tools.split(",") if t]
     bench = Bench(args.mode, args.work, tools)
+    bench.only = {x.strip() for x in args.scenarios.split(",") if x.strip()}
     started = time.time()
     failed = None
     try:
