@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "common/version.h"
 #include "common/wire.h"
 
 namespace converge::engine {
@@ -22,6 +23,7 @@ GrpcStoreClient::GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::st
 
 void GrpcStoreClient::Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  ctx->AddMetadata(kVersionHeader, absl::StrCat("converge-engine/", kVersion));
 }
 
 absl::StatusOr<std::vector<Digest>> GrpcStoreClient::FindMissing(const std::vector<Digest>& digests) {

@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   }
   CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
                                                          sink, Clock::Real()));
-  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), options.token, options.endpoints);
+  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), sink, options.token, options.endpoints);
   return s;
 }
 

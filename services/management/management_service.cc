@@ -10,6 +10,17 @@ void ToProto(const User& u, v1::User* p) {
   p->set_user_id(u.user_id);
   p->set_display_name(u.display_name);
   p->set_created_at_unix_ms(u.created_at_unix_ms);
+  p->set_disabled(u.disabled);
+}
+
+v1::DeviceState ToProto(DeviceState s) {
+  switch (s) {
+    case DeviceState::kActive: return v1::DEVICE_STATE_ACTIVE;
+    case DeviceState::kRevoked: return v1::DEVICE_STATE_REVOKED;
+    case DeviceState::kWipePending: return v1::DEVICE_STATE_WIPE_PENDING;
+    case DeviceState::kWiped: return v1::DEVICE_STATE_WIPED;
+  }
+  return v1::DEVICE_STATE_UNSPECIFIED;
 }
 
 void ToProto(const Device& d, v1::Device* p) {
@@ -17,12 +28,32 @@ void ToProto(const Device& d, v1::Device* p) {
   p->set_user_id(d.user_id);
   p->set_name(d.name);
   p->set_created_at_unix_ms(d.created_at_unix_ms);
+  p->set_state(ToProto(d.state));
+}
+
+void ToProto(const DevicePosition& d, v1::DeviceNamespaceStatus* p) {
+  p->set_namespace_id(d.namespace_id);
+  p->set_device_id(d.device_id);
+  p->set_device_name(d.device_name);
+  p->set_acked_seq(d.acked_seq);
+  p->set_head_seq(d.head_seq);
+  p->set_lag_commits(d.lag_commits);
+  p->set_lag_bytes(d.lag_bytes);
+  p->set_lag_seconds(d.lag_seconds);
+}
+
+void ToProto(const DeviceReport& r, v1::Device* p) {
+  ToProto(r.device, p);
+  p->set_last_seen_unix_ms(r.last_seen_unix_ms);
+  p->set_software_version(r.software_version);
+  for (const DevicePosition& n : r.namespaces) ToProto(n, p->add_namespaces());
 }
 
 void ToProto(const Namespace& n, v1::Namespace* p) {
   p->set_namespace_id(n.namespace_id);
   p->set_owner_user_id(n.owner_user_id);
   p->set_created_at_unix_ms(n.created_at_unix_ms);
+  for (const std::string& u : n.shared_with) p->add_shared_with_user_ids(u);
 }
 
 }  // namespace
@@ -64,9 +95,11 @@ grpc::Status ManagementService::ListDevices(grpc::ServerContext* ctx,
                                             const v1::ListDevicesRequest* req,
                                             v1::ListDevicesResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<Device>> devices = registry_->ListDevices(req->user_id());
+  std::string store_error;
+  absl::StatusOr<std::vector<DeviceReport>> devices = fleet_.Devices(req->user_id(), &store_error);
   if (!devices.ok()) return ToGrpcStatus(devices.status());
-  for (const Device& d : *devices) ToProto(d, resp->add_devices());
+  for (const DeviceReport& d : *devices) ToProto(d, resp->add_devices());
+  resp->set_store_error(store_error);
   return grpc::Status::OK;
 }
 
@@ -112,6 +145,88 @@ grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1:
   CONVERGE_CHECK_TOKEN(ctx);
   resp->set_store_address(endpoints_.store_address);
   resp->set_notification_address(endpoints_.notification_address);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::DisableUser(grpc::ServerContext* ctx, const v1::DisableUserRequest* req,
+                                            v1::User* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<User> user = registry_->DisableUser(req->user_id());
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  ToProto(*user, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::RevokeDevice(grpc::ServerContext* ctx, const v1::RevokeDeviceRequest* req,
+                                             v1::Device* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<Device> device = registry_->RevokeDevice(req->device_id(), req->wipe());
+  if (!device.ok()) return ToGrpcStatus(device.status());
+  ToProto(*device, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req,
+                                          v1::Device* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  std::string store_error;
+  absl::StatusOr<DeviceReport> device = fleet_.GetDevice(req->device_id(), &store_error);
+  if (!device.ok()) return ToGrpcStatus(device.status());
+  ToProto(*device, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::ConfirmWipe(grpc::ServerContext*, const v1::ConfirmWipeRequest* req,
+                                            v1::Device* resp) {
+  // Authenticated by the device's own credential, not the operator token.
+  absl::StatusOr<Device> device = registry_->ConfirmWipe(req->device_id(), req->credential());
+  if (!device.ok()) return ToGrpcStatus(device.status());
+  ToProto(*device, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::ShareNamespace(grpc::ServerContext* ctx, const v1::ShareNamespaceRequest* req,
+                                               v1::Namespace* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<Namespace> ns = registry_->ShareNamespace(req->namespace_id(), req->user_id());
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  ToProto(*ns, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
+                                                   const v1::GetNamespaceStatusRequest* req,
+                                                   v1::NamespaceStatus* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<NamespaceReport> r = fleet_.NamespaceStatus(req->namespace_id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  ToProto(r->ns, resp->mutable_namespace_());
+  resp->set_head_seq(r->usage.head_seq);
+  resp->set_files(r->usage.live_files);
+  resp->set_bytes(r->usage.live_bytes);
+  resp->set_unique_chunks(r->usage.unique_chunks);
+  resp->set_unique_chunk_bytes(r->usage.unique_chunk_bytes);
+  resp->set_dedup_ratio(r->usage.unique_chunk_bytes == 0
+                            ? 1.0
+                            : static_cast<double>(r->usage.live_bytes) / static_cast<double>(r->usage.unique_chunk_bytes));
+  for (const DevicePosition& d : r->devices) ToProto(d, resp->add_devices());
+  resp->set_conflicts(static_cast<uint32_t>(r->usage.conflict_paths.size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
+                                              v1::ListConflictsResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<std::vector<ConflictCopy>> list = fleet_.Conflicts(req->namespace_id());
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (const ConflictCopy& c : *list) {
+    v1::Conflict* p = resp->add_conflicts();
+    p->set_namespace_id(c.namespace_id);
+    p->set_path(c.path);
+    p->set_original_path(c.original_path);
+    p->set_device(c.device);
+    p->set_detected_at(c.detected_at);
+  }
   return grpc::Status::OK;
 }
 

@@ -1,10 +1,12 @@
-// ManagementService: the gRPC face of the Registry. Every call needs the bearer token.
+// ManagementService: the gRPC face of the Registry and the Fleet view. Every call needs the
+// bearer token, except ConfirmWipe (the device's own credential).
 #ifndef CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 #define CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 
 #include <string>
 
 #include "converge/management/v1/management.grpc.pb.h"
+#include "services/management/fleet.h"
 #include "services/management/registry.h"
 
 namespace converge::management {
@@ -16,8 +18,8 @@ struct EndpointsConfig {
 
 class ManagementService final : public v1::ManagementService::Service {
  public:
-  ManagementService(Registry* registry, std::string token, EndpointsConfig endpoints)
-      : registry_(registry), token_(std::move(token)), endpoints_(std::move(endpoints)) {}
+  ManagementService(Registry* registry, NamespaceSink* store, std::string token, EndpointsConfig endpoints)
+      : registry_(registry), fleet_(registry, store), token_(std::move(token)), endpoints_(std::move(endpoints)) {}
 
   grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
                           v1::User* resp) override;
@@ -38,9 +40,20 @@ class ManagementService final : public v1::ManagementService::Service {
                            v1::ListMembersResponse* resp) override;
   grpc::Status GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
                             v1::Endpoints* resp) override;
+  grpc::Status DisableUser(grpc::ServerContext* ctx, const v1::DisableUserRequest* req, v1::User* resp) override;
+  grpc::Status RevokeDevice(grpc::ServerContext* ctx, const v1::RevokeDeviceRequest* req, v1::Device* resp) override;
+  grpc::Status GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req, v1::Device* resp) override;
+  grpc::Status ConfirmWipe(grpc::ServerContext* ctx, const v1::ConfirmWipeRequest* req, v1::Device* resp) override;
+  grpc::Status ShareNamespace(grpc::ServerContext* ctx, const v1::ShareNamespaceRequest* req,
+                              v1::Namespace* resp) override;
+  grpc::Status GetNamespaceStatus(grpc::ServerContext* ctx, const v1::GetNamespaceStatusRequest* req,
+                                  v1::NamespaceStatus* resp) override;
+  grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
+                             v1::ListConflictsResponse* resp) override;
 
  private:
   Registry* const registry_;
+  Fleet fleet_;
   const std::string token_;
   const EndpointsConfig endpoints_;
 };

@@ -2,6 +2,8 @@
 
 #include <rocksdb/options.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
 #include "common/path.h"
@@ -21,6 +23,9 @@ std::string NamespaceKey(absl::string_view id) { return absl::StrCat("n", id); }
 std::string MemberPrefix(absl::string_view ns) {
   return absl::StrCat("m", ns, absl::string_view("\0", 1));
 }
+std::string SharePrefix(absl::string_view ns) {
+  return absl::StrCat("s", ns, absl::string_view("\0", 1));
+}
 
 absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
@@ -28,6 +33,7 @@ std::string EncodeUser(const User& u) {
   std::string out;
   PutLengthPrefixed(&out, u.display_name);
   PutVarint64(&out, static_cast<uint64_t>(u.created_at_unix_ms));
+  PutVarint64(&out, u.disabled ? 1 : 0);
   return out;
 }
 
@@ -40,6 +46,9 @@ absl::StatusOr<User> DecodeUser(absl::string_view id, absl::string_view bytes) {
     return absl::DataLossError("corrupt user record");
   }
   u.created_at_unix_ms = static_cast<int64_t>(at);
+  uint64_t flags = 0;
+  if (!d.done() && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt user record");
+  u.disabled = (flags & 1) != 0;
   return u;
 }
 
@@ -49,6 +58,7 @@ std::string EncodeDevice(const Device& dev, absl::string_view credential_hash) {
   PutLengthPrefixed(&out, dev.name);
   PutVarint64(&out, static_cast<uint64_t>(dev.created_at_unix_ms));
   PutLengthPrefixed(&out, credential_hash);
+  PutVarint64(&out, static_cast<uint64_t>(dev.state));
   return out;
 }
 
@@ -64,6 +74,9 @@ absl::StatusOr<Device> DecodeDevice(absl::string_view id, absl::string_view byte
     return absl::DataLossError("corrupt device record");
   }
   dev.created_at_unix_ms = static_cast<int64_t>(at);
+  uint64_t state = 0;
+  if (!d.done() && (!d.GetVarint64(&state) || state > 3)) return absl::DataLossError("corrupt device record");
+  dev.state = static_cast<DeviceState>(state);
   if (credential_hash != nullptr) *credential_hash = std::move(hash);
   return dev;
 }
@@ -157,11 +170,10 @@ absl::StatusOr<RegisteredDevice> Registry::RegisterDevice(const std::string& use
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   CONVERGE_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::string> user = Read(UserKey(user_id));
-  if (absl::IsNotFound(user.status())) {
-    return absl::NotFoundError(absl::StrCat("unknown user '", user_id, "'"));
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  if (user.disabled) {
+    return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
   }
-  CONVERGE_RETURN_IF_ERROR(user.status());
   RegisteredDevice out;
   out.device = Device{"dev-" + RandomHex(8), user_id, name, absl::ToUnixMillis(clock_->Now())};
   out.credential = RandomHex(32);
@@ -183,11 +195,97 @@ absl::Status Registry::CheckDeviceCredential(const std::string& device_id,
                                              const std::string& credential) {
   absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
   std::string hash;
-  if (value.ok() && DecodeDevice(device_id, *value, &hash).ok() &&
-      hash == DigestToBytes(HashOf(credential))) {
-    return absl::OkStatus();
+  absl::StatusOr<Device> device =
+      value.ok() ? DecodeDevice(device_id, *value, &hash) : absl::StatusOr<Device>(value.status());
+  if (!device.ok() || hash != DigestToBytes(HashOf(credential))) {
+    return absl::UnauthenticatedError("unknown device or wrong credential");
   }
-  return absl::UnauthenticatedError("unknown device or wrong credential");
+  if (device->state != DeviceState::kActive) {
+    return absl::PermissionDeniedError(absl::StrCat("device '", device_id, "' is revoked"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<User> Registry::GetUserLocked(const std::string& user_id) {
+  absl::StatusOr<std::string> value = Read(UserKey(user_id));
+  if (absl::IsNotFound(value.status())) {
+    return absl::NotFoundError(absl::StrCat("unknown user '", user_id, "'"));
+  }
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  return DecodeUser(user_id, *value);
+}
+
+absl::StatusOr<User> Registry::DisableUser(const std::string& user_id) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  // Devices first: if the store cannot be told, the user stays enabled and a retry finishes.
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> devices, ListDevices(user_id));
+  for (const Device& d : devices) {
+    if (d.state == DeviceState::kActive) CONVERGE_RETURN_IF_ERROR(RevokeLocked(d.device_id, false).status());
+  }
+  user.disabled = true;
+  CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(user)));
+  return user;
+}
+
+absl::StatusOr<std::vector<std::string>> Registry::NamespacesOf(const std::string& device_id) {
+  std::vector<std::string> out;
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db_.get(), "m", [&](absl::string_view key, absl::string_view) {
+    const size_t sep = key.find('\0');
+    if (sep != absl::string_view::npos && key.substr(sep + 1) == device_id) out.emplace_back(key.substr(0, sep));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<Device> Registry::RevokeDevice(const std::string& device_id, bool wipe) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
+  absl::MutexLock lock(&mu_);
+  return RevokeLocked(device_id, wipe);
+}
+
+absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool wipe) {
+  absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
+  if (absl::IsNotFound(value.status())) {
+    return absl::NotFoundError(absl::StrCat("unknown device '", device_id, "'"));
+  }
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  std::string hash;
+  CONVERGE_ASSIGN_OR_RETURN(Device device, DecodeDevice(device_id, *value, &hash));
+  // Out of every namespace: the store first (it then refuses the device), then here.
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, NamespacesOf(device_id));
+  for (const std::string& ns : namespaces) {
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
+    members.erase(std::remove(members.begin(), members.end(), device_id), members.end());
+    CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, members));
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    CONVERGE_RETURN_IF_ERROR(Rocks(db_->Delete(sync, absl::StrCat(MemberPrefix(ns), device_id)), "write registry"));
+  }
+  if (device.state == DeviceState::kActive || (wipe && device.state == DeviceState::kRevoked)) {
+    device.state = wipe ? DeviceState::kWipePending : DeviceState::kRevoked;
+  }
+  CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(device, hash)));
+  return device;
+}
+
+absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const std::string& credential) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
+  std::string hash;
+  absl::StatusOr<Device> device =
+      value.ok() ? DecodeDevice(device_id, *value, &hash) : absl::StatusOr<Device>(value.status());
+  if (!device.ok() || hash != DigestToBytes(HashOf(credential))) {
+    return absl::UnauthenticatedError("unknown device or wrong credential");
+  }
+  if (device->state != DeviceState::kWipePending && device->state != DeviceState::kWiped) {
+    return absl::FailedPreconditionError(absl::StrCat("no wipe was requested for '", device_id, "'"));
+  }
+  device->state = DeviceState::kWiped;
+  CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(*device, hash)));
+  return *device;
 }
 
 absl::StatusOr<std::vector<Device>> Registry::ListDevices(const std::string& user_id) {
@@ -206,9 +304,8 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("owner user id", owner));
   absl::MutexLock lock(&mu_);
-  if (!Read(UserKey(owner)).ok()) {
-    return absl::NotFoundError(absl::StrCat("unknown user '", owner, "'"));
-  }
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(owner));
+  if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", owner, "' is disabled"));
   if (Read(NamespaceKey(ns)).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("namespace '", ns, "' exists"));
   }
@@ -223,10 +320,57 @@ absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces(const std::strin
   CONVERGE_RETURN_IF_ERROR(
       ForEachWithPrefix(db_.get(), "n", [&](absl::string_view id, absl::string_view v) {
         CONVERGE_ASSIGN_OR_RETURN(Namespace n, DecodeNamespace(id, v));
-        if (user_id.empty() || n.owner_user_id == user_id) out.push_back(std::move(n));
+        CONVERGE_ASSIGN_OR_RETURN(n.shared_with, SharedWith(n.namespace_id));
+        if (user_id.empty() || n.owner_user_id == user_id ||
+            std::find(n.shared_with.begin(), n.shared_with.end(), user_id) != n.shared_with.end()) {
+          out.push_back(std::move(n));
+        }
         return absl::OkStatus();
       }));
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Registry::SharedWith(const std::string& ns) {
+  std::vector<std::string> users;
+  CONVERGE_RETURN_IF_ERROR(
+      ForEachWithPrefix(db_.get(), SharePrefix(ns), [&](absl::string_view id, absl::string_view) {
+        users.emplace_back(id);
+        return absl::OkStatus();
+      }));
+  return users;
+}
+
+absl::StatusOr<Namespace> Registry::GetNamespaceLocked(const std::string& ns) {
+  absl::StatusOr<std::string> value = Read(NamespaceKey(ns));
+  if (absl::IsNotFound(value.status())) {
+    return absl::NotFoundError(absl::StrCat("unknown namespace '", ns, "'"));
+  }
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, DecodeNamespace(ns, *value));
+  CONVERGE_ASSIGN_OR_RETURN(n.shared_with, SharedWith(ns));
+  return n;
+}
+
+absl::StatusOr<Namespace> Registry::GetNamespace(const std::string& ns) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  return GetNamespaceLocked(ns);
+}
+
+absl::StatusOr<Namespace> Registry::ShareNamespace(const std::string& ns, const std::string& user_id) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
+  if (user_id == n.owner_user_id ||
+      std::find(n.shared_with.begin(), n.shared_with.end(), user_id) != n.shared_with.end()) {
+    return n;
+  }
+  CONVERGE_RETURN_IF_ERROR(Write(absl::StrCat(SharePrefix(ns), user_id), ""));
+  n.shared_with.push_back(user_id);
+  std::sort(n.shared_with.begin(), n.shared_with.end());
+  return n;
 }
 
 absl::StatusOr<std::vector<std::string>> Registry::MemberIds(const std::string& ns) {
@@ -243,17 +387,17 @@ absl::Status Registry::AddDevice(const std::string& ns, const std::string& devic
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::string> ns_value = Read(NamespaceKey(ns));
-  if (absl::IsNotFound(ns_value.status())) {
-    return absl::NotFoundError(absl::StrCat("unknown namespace '", ns, "'"));
-  }
-  CONVERGE_RETURN_IF_ERROR(ns_value.status());
-  CONVERGE_ASSIGN_OR_RETURN(Namespace n, DecodeNamespace(ns, *ns_value));
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
   CONVERGE_ASSIGN_OR_RETURN(Device d, GetDevice(device_id));
-  if (d.user_id != n.owner_user_id) {
+  if (d.state != DeviceState::kActive) {
+    return absl::FailedPreconditionError(absl::StrCat("device '", device_id, "' is revoked"));
+  }
+  if (d.user_id != n.owner_user_id &&
+      std::find(n.shared_with.begin(), n.shared_with.end(), d.user_id) == n.shared_with.end()) {
     return absl::PermissionDeniedError(absl::StrCat("device '", device_id, "' belongs to '",
                                                     d.user_id, "', namespace '", ns,
-                                                    "' to '", n.owner_user_id, "'"));
+                                                    "' to '", n.owner_user_id, "' (not shared with '",
+                                                    d.user_id, "')"));
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
   if (std::find(members.begin(), members.end(), device_id) == members.end()) {

@@ -1,7 +1,8 @@
 // Registry: users, devices, namespaces and membership, kept in RocksDB. The management
 // service's logic; knows no gRPC.
 //
-// Keys: 'u' user -> User; 'd' device -> Device; 'n' ns -> Namespace; 'm' ns '\0' device -> "".
+// Keys: 'u' user -> User; 'd' device -> Device; 'n' ns -> Namespace; 'm' ns '\0' device -> "";
+// 's' ns '\0' user -> "" (the namespace is shared with the user).
 //
 // Every change that the store must know about (a namespace and its members) is first told to the
 // store through NamespaceSink, then written here: a failure halfway leaves this registry as it
@@ -28,19 +29,45 @@ struct User {
   std::string user_id;
   std::string display_name;
   int64_t created_at_unix_ms = 0;
+  bool disabled = false;
 };
+
+enum class DeviceState { kActive = 0, kRevoked = 1, kWipePending = 2, kWiped = 3 };
 
 struct Device {
   std::string device_id;
   std::string user_id;
   std::string name;
   int64_t created_at_unix_ms = 0;
+  DeviceState state = DeviceState::kActive;
 };
 
 struct Namespace {
   std::string namespace_id;
   std::string owner_user_id;
   int64_t created_at_unix_ms = 0;
+  std::vector<std::string> shared_with;  // users besides the owner whose devices may join
+};
+
+// What the store says of a namespace (see converge-store's GetNamespaceStats).
+struct DeviceUsage {
+  std::string device_id;
+  uint64_t acked_seq = 0;
+  int64_t last_seen_unix_ms = 0;
+  std::string software_version;
+  uint64_t lag_commits = 0;
+  uint64_t lag_bytes = 0;
+  double lag_seconds = 0;
+};
+
+struct NamespaceUsage {
+  uint64_t head_seq = 0;
+  uint64_t live_files = 0;
+  uint64_t live_bytes = 0;
+  uint64_t unique_chunks = 0;
+  uint64_t unique_chunk_bytes = 0;
+  std::vector<DeviceUsage> devices;
+  std::vector<std::string> conflict_paths;
 };
 
 struct RegisteredDevice {
@@ -48,12 +75,14 @@ struct RegisteredDevice {
   std::string credential;  // shown once; the registry keeps only its SHA-256
 };
 
-// NamespaceSink is told the full member list of a namespace whenever it changes.
+// NamespaceSink is the store as management sees it: told the full member list of a namespace
+// whenever it changes, and asked how a namespace is used.
 class NamespaceSink {
  public:
   virtual ~NamespaceSink() = default;
   virtual absl::Status RegisterNamespace(const std::string& ns,
                                          const std::vector<std::string>& member_device_ids) = 0;
+  virtual absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) = 0;
 };
 
 class Registry {
@@ -66,21 +95,43 @@ class Registry {
   absl::StatusOr<User> CreateUser(const std::string& user_id, const std::string& display_name);
   absl::StatusOr<std::vector<User>> ListUsers();
 
-  // RegisterDevice: NotFound for an unknown user; InvalidArgument for an empty or over-long name.
+  // DisableUser revokes every device of the user and refuses it new devices and namespaces.
+  // NotFound for an unknown user. Idempotent.
+  absl::StatusOr<User> DisableUser(const std::string& user_id);
+
+  // RegisterDevice: NotFound for an unknown user; InvalidArgument for an empty or over-long
+  // name; FailedPrecondition for a disabled user.
   absl::StatusOr<RegisteredDevice> RegisterDevice(const std::string& user_id,
                                                   const std::string& name);
   // ListDevices of one user, or of all users if user_id is empty.
   absl::StatusOr<std::vector<Device>> ListDevices(const std::string& user_id);
+  absl::StatusOr<Device> GetDevice(const std::string& device_id);
   // CheckDeviceCredential: Unauthenticated unless `credential` belongs to `device_id`.
   absl::Status CheckDeviceCredential(const std::string& device_id, const std::string& credential);
+
+  // RevokeDevice removes the device from every namespace (the store is told first, so it
+  // refuses the device from then on) and marks it revoked, or wipe-pending when `wipe`.
+  // NotFound for an unknown device. Revoking again is allowed (it can add a wipe).
+  absl::StatusOr<Device> RevokeDevice(const std::string& device_id, bool wipe);
+  // ConfirmWipe: the device's engine deleted its synced files. Unauthenticated for a wrong
+  // credential, FailedPrecondition unless a wipe is pending (or done).
+  absl::StatusOr<Device> ConfirmWipe(const std::string& device_id, const std::string& credential);
+  // NamespacesOf lists the namespaces the device is a member of.
+  absl::StatusOr<std::vector<std::string>> NamespacesOf(const std::string& device_id);
 
   // CreateNamespace: NotFound for an unknown owner, AlreadyExists if taken, Unavailable if the
   // store cannot be told.
   absl::StatusOr<Namespace> CreateNamespace(const std::string& ns, const std::string& owner);
+  // ListNamespaces: all, or those a user owns or shares.
   absl::StatusOr<std::vector<Namespace>> ListNamespaces(const std::string& user_id);
+  absl::StatusOr<Namespace> GetNamespace(const std::string& ns);
+  // ShareNamespace lets `user_id`'s devices join `ns`. NotFound for an unknown namespace or
+  // user; FailedPrecondition for a disabled user. Idempotent.
+  absl::StatusOr<Namespace> ShareNamespace(const std::string& ns, const std::string& user_id);
 
   // AddDevice: NotFound for an unknown namespace or device; PermissionDenied if the device's
-  // user does not own the namespace. Idempotent.
+  // user neither owns the namespace nor has it shared; FailedPrecondition for a revoked device.
+  // Idempotent.
   absl::Status AddDevice(const std::string& ns, const std::string& device_id);
   absl::StatusOr<std::vector<Device>> ListMembers(const std::string& ns);
 
@@ -90,8 +141,11 @@ class Registry {
 
   absl::StatusOr<std::string> Read(const std::string& key);  // NotFound if absent
   absl::Status Write(const std::string& key, const std::string& value);
-  absl::StatusOr<Device> GetDevice(const std::string& device_id);
+  absl::StatusOr<User> GetUserLocked(const std::string& user_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Namespace> GetNamespaceLocked(const std::string& ns);
   absl::StatusOr<std::vector<std::string>> MemberIds(const std::string& ns);
+  absl::StatusOr<std::vector<std::string>> SharedWith(const std::string& ns);
+  absl::StatusOr<Device> RevokeLocked(const std::string& device_id, bool wipe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<rocksdb::DB> db_;
   NamespaceSink* const sink_;

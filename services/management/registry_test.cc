@@ -17,6 +17,7 @@ class FakeSink : public NamespaceSink {
     told[ns] = members;
     return absl::OkStatus();
   }
+  absl::StatusOr<NamespaceUsage> Usage(const std::string&) override { return NamespaceUsage{}; }
   absl::Status next_status;
   std::map<std::string, std::vector<std::string>> told;
 };
@@ -100,6 +101,79 @@ TEST_F(RegistryTest, SurvivesReopen) {
   auto r = Registry::Open(dir_, &sink_, &clock_);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->ListUsers()->size(), 1u);
+}
+
+TEST_F(RegistryTest, RevokeRemovesFromEveryNamespaceStoreFirst) {
+  ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
+  auto a = registry_->RegisterDevice("alice", "a");
+  auto b = registry_->RegisterDevice("alice", "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const char* ns : {"one", "two"}) {
+    ASSERT_TRUE(registry_->CreateNamespace(ns, "alice").ok());
+    ASSERT_TRUE(registry_->AddDevice(ns, a->device.device_id).ok());
+    ASSERT_TRUE(registry_->AddDevice(ns, b->device.device_id).ok());
+  }
+  EXPECT_EQ(registry_->NamespacesOf(a->device.device_id)->size(), 2u);
+
+  // The store refuses: nothing changes here.
+  sink_.next_status = absl::UnavailableError("store down");
+  EXPECT_EQ(registry_->RevokeDevice(a->device.device_id, false).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(registry_->GetDevice(a->device.device_id)->state, DeviceState::kActive);
+  sink_.next_status = absl::OkStatus();
+
+  auto revoked = registry_->RevokeDevice(a->device.device_id, false);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->state, DeviceState::kRevoked);
+  EXPECT_EQ(sink_.told["one"], (std::vector<std::string>{b->device.device_id}));
+  EXPECT_EQ(sink_.told["two"], (std::vector<std::string>{b->device.device_id}));
+  EXPECT_TRUE(registry_->NamespacesOf(a->device.device_id)->empty());
+  EXPECT_EQ(registry_->CheckDeviceCredential(a->device.device_id, a->credential).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(registry_->AddDevice("one", a->device.device_id).code(), absl::StatusCode::kFailedPrecondition);
+
+  // A wipe can follow a revoke; the engine confirms it with its credential.
+  EXPECT_EQ(registry_->ConfirmWipe(b->device.device_id, b->credential).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry_->RevokeDevice(a->device.device_id, true)->state, DeviceState::kWipePending);
+  EXPECT_EQ(registry_->ConfirmWipe(a->device.device_id, "wrong").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(registry_->ConfirmWipe(a->device.device_id, a->credential)->state, DeviceState::kWiped);
+  EXPECT_EQ(registry_->RevokeDevice("dev-none", false).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, DisabledUserLosesDevicesAndCannotAddMore) {
+  ASSERT_TRUE(registry_->CreateUser("bob", "").ok());
+  auto d = registry_->RegisterDevice("bob", "phone");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(registry_->CreateNamespace("bobs", "bob").ok());
+  ASSERT_TRUE(registry_->AddDevice("bobs", d->device.device_id).ok());
+  auto user = registry_->DisableUser("bob");
+  ASSERT_TRUE(user.ok()) << user.status();
+  EXPECT_TRUE(user->disabled);
+  EXPECT_TRUE(registry_->ListUsers()->at(0).disabled);
+  EXPECT_EQ(registry_->GetDevice(d->device.device_id)->state, DeviceState::kRevoked);
+  EXPECT_TRUE(sink_.told["bobs"].empty());
+  EXPECT_EQ(registry_->RegisterDevice("bob", "another").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry_->CreateNamespace("more", "bob").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry_->DisableUser("nobody").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, SharingLetsAnotherUsersDevicesJoin) {
+  ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
+  ASSERT_TRUE(registry_->CreateUser("carol", "").ok());
+  ASSERT_TRUE(registry_->CreateNamespace("team", "alice").ok());
+  auto carols = registry_->RegisterDevice("carol", "desk");
+  ASSERT_TRUE(carols.ok());
+  EXPECT_EQ(registry_->AddDevice("team", carols->device.device_id).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(registry_->ListNamespaces("carol")->empty());
+  auto shared = registry_->ShareNamespace("team", "carol");
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(shared->shared_with, (std::vector<std::string>{"carol"}));
+  EXPECT_TRUE(registry_->ShareNamespace("team", "carol").ok());  // idempotent
+  EXPECT_TRUE(registry_->AddDevice("team", carols->device.device_id).ok());
+  ASSERT_EQ(registry_->ListNamespaces("carol")->size(), 1u);
+  EXPECT_EQ(registry_->GetNamespace("team")->shared_with, (std::vector<std::string>{"carol"}));
+  EXPECT_EQ(registry_->ShareNamespace("team", "nobody").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_->ShareNamespace("none", "carol").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

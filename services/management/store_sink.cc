@@ -4,6 +4,7 @@
 
 #include "common/bearer_token.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 
 namespace converge::management {
 
@@ -22,6 +23,28 @@ absl::Status StoreNamespaceSink::RegisterNamespace(
   for (const std::string& id : member_device_ids) req.add_member_device_ids(id);
   store::v1::RegisterNamespaceResponse resp;
   return FromGrpcStatus(stub_->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");
+}
+
+absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::GetNamespaceStatsRequest req;
+  req.set_namespace_id(ns);
+  store::v1::GetNamespaceStatsResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetNamespaceStats(&ctx, req, &resp), "store.GetNamespaceStats"));
+  NamespaceUsage u;
+  u.head_seq = resp.head_seq();
+  u.live_files = resp.live_files();
+  u.live_bytes = resp.live_bytes();
+  u.unique_chunks = resp.unique_chunks();
+  u.unique_chunk_bytes = resp.unique_chunk_bytes();
+  u.conflict_paths.assign(resp.conflict_paths().begin(), resp.conflict_paths().end());
+  for (const store::v1::DeviceCursor& c : resp.cursors()) {
+    u.devices.push_back(DeviceUsage{c.device_id(), c.acked_seq(), c.last_seen_unix_ms(), c.software_version(),
+                                    c.lag_commits(), c.lag_bytes(), c.lag_seconds()});
+  }
+  return u;
 }
 
 }  // namespace converge::management

@@ -16,6 +16,7 @@ class StoreNamespaceSink : public NamespaceSink {
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns,
                                  const std::vector<std::string>& member_device_ids) override;
+  absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) override;
 
  private:
   std::unique_ptr<store::v1::StoreService::Stub> stub_;

@@ -35,6 +35,22 @@ class LogSink : public converge::management::NamespaceSink {
   absl::Status RegisterNamespace(const std::string& ns, const std::vector<std::string>& members) override {
     return log_->RegisterNamespace(ns, members);
   }
+  absl::StatusOr<converge::management::NamespaceUsage> Usage(const std::string& ns) override {
+    absl::StatusOr<converge::store::NamespaceStats> s = log_->Stats(ns);
+    if (!s.ok()) return s.status();
+    converge::management::NamespaceUsage u;
+    u.head_seq = s->head_seq;
+    u.live_files = s->live_files;
+    u.live_bytes = s->live_bytes;
+    u.unique_chunks = s->unique_chunks;
+    u.unique_chunk_bytes = s->unique_chunk_bytes;
+    u.conflict_paths = s->conflict_paths;
+    for (const converge::store::DeviceState& d : s->devices) {
+      u.devices.push_back({d.device_id, d.acked_seq, d.last_seen_unix_ms, d.software_version, d.lag_commits,
+                           d.lag_bytes, d.lag_seconds});
+    }
+    return u;
+  }
 
  private:
   converge::store::CommitLog* log_;

@@ -2,8 +2,10 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <map>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/coding.h"
@@ -16,11 +18,39 @@ namespace {
 constexpr uint64_t kNamespaceFormat = 1;
 constexpr size_t kMaxNamedPaths = 20;
 
-absl::StatusOr<uint64_t> DecodeCursor(absl::string_view bytes) {
+// A cursor record: varint seq, then (optional, newer records) varint last-seen ms and the
+// length-prefixed software version.
+struct CursorRecord {
+  uint64_t seq = 0;
+  int64_t last_seen_unix_ms = 0;
+  std::string software_version;
+};
+
+absl::StatusOr<CursorRecord> DecodeCursor(absl::string_view bytes) {
   Decoder d(bytes);
-  uint64_t seq;
-  if (!d.GetVarint64(&seq) || !d.done()) return absl::DataLossError("corrupt cursor record");
-  return seq;
+  CursorRecord r;
+  if (!d.GetVarint64(&r.seq)) return absl::DataLossError("corrupt cursor record");
+  if (d.done()) return r;
+  uint64_t seen = 0;
+  absl::string_view version;
+  if (!d.GetVarint64(&seen) || !d.GetLengthPrefixed(&version) || !d.done()) {
+    return absl::DataLossError("corrupt cursor record");
+  }
+  r.last_seen_unix_ms = static_cast<int64_t>(seen);
+  r.software_version = std::string(version);
+  return r;
+}
+
+std::string EncodeCursor(const CursorRecord& r) {
+  std::string out;
+  PutVarint64(&out, r.seq);
+  PutVarint64(&out, static_cast<uint64_t>(r.last_seen_unix_ms));
+  PutLengthPrefixed(&out, r.software_version);
+  return out;
+}
+
+std::string ActivityKey(absl::string_view ns, absl::string_view device) {
+  return absl::StrCat(ns, std::string(1, '\0'), device);
 }
 
 std::string NamedPaths(const std::vector<std::string>& paths) {
@@ -187,25 +217,42 @@ absl::Status CommitLog::ListFiles(const std::string& ns,
   return RocksStatus(it->status(), "read file table");
 }
 
-absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, uint64_t seq) {
+absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, uint64_t seq,
+                            const std::string& software_version) {
   CONVERGE_ASSIGN_OR_RETURN(uint64_t head, HeadSeq(ns));
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, device));
   if (seq > head) {
     return absl::InvalidArgumentError(absl::StrCat("ack of seq ", seq, " above head ", head));
   }
+  Touch(ns, device, software_version);
   absl::MutexLock lock(&mu_);  // cursor read-modify-write
   const std::string key = StoreDb::CursorKey(ns, device);
   std::string value;
+  CursorRecord record;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
   if (s.ok()) {
-    CONVERGE_ASSIGN_OR_RETURN(uint64_t current, DecodeCursor(value));
-    if (current >= seq) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(record, DecodeCursor(value));
   } else if (!s.IsNotFound()) {
     return RocksStatus(s, "read cursor");
   }
-  std::string encoded;
-  PutVarint64(&encoded, seq);
-  return RocksStatus(db_->db()->Put(rocksdb::WriteOptions(), key, encoded), "write cursor");
+  record.seq = std::max(record.seq, seq);
+  record.last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
+  if (!software_version.empty()) record.software_version = software_version;
+  return RocksStatus(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record)), "write cursor");
+}
+
+void CommitLog::Touch(const std::string& ns, const std::string& device, const std::string& software_version) {
+  if (device.empty()) return;
+  absl::MutexLock lock(&activity_mu_);
+  Activity& a = activity_[ActivityKey(ns, device)];
+  a.last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
+  if (!software_version.empty()) a.software_version = software_version;
+}
+
+bool IsConflictCopy(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  const absl::string_view name = slash == absl::string_view::npos ? path : path.substr(slash + 1);
+  return absl::StrContains(name, " (conflict dev-") && absl::StrContains(name, "Z)");
 }
 
 absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
@@ -216,19 +263,81 @@ absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
 
 absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
   NamespaceStats stats;
-  CONVERGE_ASSIGN_OR_RETURN(stats.head_seq, HeadSeq(ns));
+  std::vector<std::string> members;
+  {
+    absl::MutexLock lock(&mu_);
+    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    stats.head_seq = state->head_seq;
+    members.assign(state->members.begin(), state->members.end());
+  }
+  absl::flat_hash_set<std::string> chunks;
   CONVERGE_RETURN_IF_ERROR(ListFiles(ns, [&](const FileVersion& v) {
     if (v.deleted || v.kind != FileKind::kFile) return;
     ++stats.live_files;
     stats.live_bytes += v.size;
+    if (IsConflictCopy(v.path)) stats.conflict_paths.push_back(v.path);
+    for (const ChunkRef& c : v.chunks) {
+      if (chunks.insert(DigestToBytes(c.sha256)).second) {
+        ++stats.unique_chunks;
+        stats.unique_chunk_bytes += c.length;
+      }
+    }
   }));
+
+  // Every member, with its durable cursor record, then what it did since (in memory).
+  std::map<std::string, DeviceState> devices;
+  for (const std::string& m : members) devices[m].device_id = m;
   const std::string prefix = StoreDb::CursorPrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, DecodeCursor(View(it->value())));
-    stats.cursors.emplace_back(std::string(View(it->key()).substr(prefix.size())), seq);
+    CONVERGE_ASSIGN_OR_RETURN(CursorRecord r, DecodeCursor(View(it->value())));
+    DeviceState& d = devices[std::string(View(it->key()).substr(prefix.size()))];
+    d.device_id = std::string(View(it->key()).substr(prefix.size()));
+    d.acked_seq = r.seq;
+    d.last_seen_unix_ms = r.last_seen_unix_ms;
+    d.software_version = r.software_version;
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
+  {
+    absl::MutexLock lock(&activity_mu_);
+    for (auto& [id, d] : devices) {
+      auto a = activity_.find(ActivityKey(ns, id));
+      if (a == activity_.end() || a->second.last_seen_unix_ms < d.last_seen_unix_ms) continue;
+      d.last_seen_unix_ms = a->second.last_seen_unix_ms;
+      if (!a->second.software_version.empty()) d.software_version = a->second.software_version;
+    }
+  }
+
+  // Lag: one pass over the log from the lowest cursor (bounded), then per device.
+  uint64_t lowest = stats.head_seq;
+  for (const auto& [id, d] : devices) lowest = std::min(lowest, d.acked_seq);
+  struct Entry {
+    uint64_t seq;
+    uint64_t bytes;
+    int64_t committed_at_unix_ms;
+  };
+  std::vector<Entry> tail;
+  if (lowest < stats.head_seq) {
+    const uint64_t from = stats.head_seq - lowest > kMaxLagScan ? stats.head_seq - kMaxLagScan : lowest;
+    CONVERGE_RETURN_IF_ERROR(ReadSince(ns, from, kMaxLagScan, [&](const Commit& c) {
+      uint64_t bytes = 0;
+      for (const FileVersion& v : c.files) bytes += v.deleted ? 0 : v.size;
+      tail.push_back(Entry{c.seq, bytes, c.committed_at_unix_ms});
+      return true;
+    }));
+  }
+  const int64_t now_ms = absl::ToUnixMillis(clock_->Now());
+  for (auto& [id, d] : devices) {
+    d.lag_commits = stats.head_seq - std::min(d.acked_seq, stats.head_seq);
+    bool first = true;
+    for (const Entry& e : tail) {
+      if (e.seq <= d.acked_seq) continue;
+      d.lag_bytes += e.bytes;
+      if (first) d.lag_seconds = std::max<double>(0, (now_ms - e.committed_at_unix_ms) / 1000.0);
+      first = false;
+    }
+    stats.devices.push_back(d);
+  }
   return stats;
 }
 

@@ -27,12 +27,36 @@
 
 namespace converge::store {
 
+// What the store knows of one member device of a namespace.
+struct DeviceState {
+  std::string device_id;
+  uint64_t acked_seq = 0;
+  int64_t last_seen_unix_ms = 0;  // last call from the device (0: never)
+  std::string software_version;   // as the device's last call said
+  // How far behind the head the device's acked cursor is: commits, bytes of file content in
+  // them, and the age of the oldest commit it has not acked (0 when up to date).
+  uint64_t lag_commits = 0;
+  uint64_t lag_bytes = 0;
+  double lag_seconds = 0;
+};
+
 struct NamespaceStats {
   uint64_t head_seq = 0;
   uint64_t live_files = 0;
   uint64_t live_bytes = 0;
-  std::vector<std::pair<std::string, uint64_t>> cursors;  // device -> acked seq
+  // Distinct chunks the live files reference, and their bytes: live_bytes / unique_chunk_bytes
+  // is the namespace's dedup ratio.
+  uint64_t unique_chunks = 0;
+  uint64_t unique_chunk_bytes = 0;
+  std::vector<DeviceState> devices;        // every member, and any device with a cursor
+  std::vector<std::string> conflict_paths;  // live conflict copies ("name (conflict dev time).ext")
 };
+
+// IsConflictCopy reports whether a path's last component is named like a conflict copy.
+bool IsConflictCopy(absl::string_view path);
+
+// Commits scanned at most to compute a device's lag in bytes and seconds.
+inline constexpr uint32_t kMaxLagScan = 100000;
 
 class CommitLog {
  public:
@@ -64,9 +88,14 @@ class CommitLog {
   // order.
   absl::Status ListFiles(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
 
-  // Ack records that `device` applied and verified everything up to `seq`. Cursors only move
-  // forward; InvalidArgument if seq is above the head.
-  absl::Status Ack(const std::string& ns, const std::string& device, uint64_t seq);
+  // Ack records that `device` applied and verified everything up to `seq`, and when it was seen
+  // with which software version. Cursors only move forward; InvalidArgument if seq is above the
+  // head.
+  absl::Status Ack(const std::string& ns, const std::string& device, uint64_t seq,
+                   const std::string& software_version = "");
+
+  // Touch notes that `device` called (kept in memory; Ack makes it durable).
+  void Touch(const std::string& ns, const std::string& device, const std::string& software_version);
 
   absl::StatusOr<uint64_t> HeadSeq(const std::string& ns);
   absl::StatusOr<NamespaceStats> Stats(const std::string& ns);
@@ -85,8 +114,16 @@ class CommitLog {
   StoreDb* const db_;
   ChunkStore* const chunks_;
   Clock* const clock_;
+  struct Activity {
+    int64_t last_seen_unix_ms = 0;
+    std::string software_version;
+  };
+
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, NamespaceState> ns_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex activity_mu_;
+  // ns '\0' device -> last call
+  absl::flat_hash_map<std::string, Activity> activity_ ABSL_GUARDED_BY(activity_mu_);
 };
 
 }  // namespace converge::store

@@ -140,9 +140,54 @@ TEST_F(CommitLogTest, CursorsMoveForwardOnly) {
   EXPECT_EQ(log_->Ack("ns", "dev2", 3).code(), absl::StatusCode::kInvalidArgument);
   auto stats = log_->Stats("ns");
   ASSERT_TRUE(stats.ok());
-  ASSERT_EQ(stats->cursors.size(), 1u);
-  EXPECT_EQ(stats->cursors[0].first, "dev2");
-  EXPECT_EQ(stats->cursors[0].second, 2u);
+  ASSERT_EQ(stats->devices.size(), 2u);  // both members
+  EXPECT_EQ(stats->devices[1].device_id, "dev2");
+  EXPECT_EQ(stats->devices[1].acked_seq, 2u);
+  EXPECT_EQ(stats->devices[0].acked_seq, 0u);
+  Open();  // durable
+  stats = log_->Stats("ns");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->devices[1].acked_seq, 2u);
+}
+
+TEST_F(CommitLogTest, StatsTellLagDedupConflictsAndLastSeen) {
+  const std::string big(1000, 'b');
+  PutChunk("x");
+  PutChunk(big);
+  clock_.Advance(absl::Seconds(100));
+  const absl::Time t1 = clock_.Now();
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a", "x", 0), File("copy-of-a", "x", 0)}).ok());
+  ASSERT_TRUE(log_->Ack("ns", "dev1", 1, "converge-engine/test").ok());
+  clock_.Advance(absl::Seconds(30));
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("big", big, 0)}).ok());
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("notes (conflict dev-abc 2026-11-27 101500Z).txt", "x", 0)}).ok());
+  clock_.Advance(absl::Seconds(10));
+  log_->Touch("ns", "dev2", "converge-engine/9.9");
+
+  auto stats = log_->Stats("ns");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->head_seq, 3u);
+  EXPECT_EQ(stats->live_files, 4u);
+  EXPECT_EQ(stats->live_bytes, 1003u);
+  EXPECT_EQ(stats->unique_chunks, 2u);  // "x" three times, big once
+  EXPECT_EQ(stats->unique_chunk_bytes, 1001u);
+  EXPECT_EQ(stats->conflict_paths, (std::vector<std::string>{"notes (conflict dev-abc 2026-11-27 101500Z).txt"}));
+  ASSERT_EQ(stats->devices.size(), 2u);
+  const DeviceState& d1 = stats->devices[0];
+  EXPECT_EQ(d1.acked_seq, 1u);
+  EXPECT_EQ(d1.lag_commits, 2u);
+  EXPECT_EQ(d1.lag_bytes, 1001u);
+  EXPECT_DOUBLE_EQ(d1.lag_seconds, 10);  // its oldest unacked commit is 10 s old
+  EXPECT_EQ(d1.last_seen_unix_ms, absl::ToUnixMillis(t1));
+  EXPECT_EQ(d1.software_version, "converge-engine/test");
+  const DeviceState& d2 = stats->devices[1];
+  EXPECT_EQ(d2.lag_commits, 3u);
+  EXPECT_EQ(d2.lag_bytes, 1003u);
+  EXPECT_DOUBLE_EQ(d2.lag_seconds, 40);
+  EXPECT_EQ(d2.last_seen_unix_ms, absl::ToUnixMillis(clock_.Now()));
+  EXPECT_EQ(d2.software_version, "converge-engine/9.9");
+  EXPECT_TRUE(IsConflictCopy("d/x (conflict dev-1 2026-01-01 000000Z)"));
+  EXPECT_FALSE(IsConflictCopy("d (conflict dev-1 2026Z)/plain.txt"));
 }
 
 TEST_F(CommitLogTest, ChunkStoreVerifiesHashesAndDedups) {

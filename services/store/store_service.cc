@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/version.h"
 #include "common/wire.h"
 
 namespace converge::store {
@@ -27,6 +28,13 @@ struct Metrics {
 Metrics& M() {
   static Metrics* m = new Metrics();
   return *m;
+}
+
+// Version returns the software version a client sent in its metadata ("" if none), bounded.
+std::string Version(const grpc::ServerContext& ctx) {
+  auto it = ctx.client_metadata().find(kVersionHeader);
+  if (it == ctx.client_metadata().end()) return "";
+  return std::string(it->second.data(), std::min<size_t>(it->second.size(), 64));
 }
 
 grpc::Status TooMany(const char* what, int n, int limit) {
@@ -90,7 +98,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
   return ToGrpcStatus(flush());
 }
 
-grpc::Status StoreService::Commit(grpc::ServerContext*, const v1::CommitRequest* req,
+grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                   v1::CommitResponse* resp) {
   static auto log = GetLogger("store");
   std::vector<FileVersion> changes;
@@ -103,6 +111,7 @@ grpc::Status StoreService::Commit(grpc::ServerContext*, const v1::CommitRequest*
   absl::StatusOr<converge::Commit> commit =
       log_->Append(req->namespace_id(), req->device_id(), std::move(changes));
   if (!commit.ok()) return ToGrpcStatus(commit.status());
+  log_->Touch(req->namespace_id(), req->device_id(), Version(*ctx));
   log->debug("commit {}@{} from {}: {} file(s)", commit->namespace_id, commit->seq,
              commit->origin_device, commit->files.size());
   M().commits->Add();
@@ -117,6 +126,7 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
   if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  log_->Touch(req->namespace_id(), req->device_id(), Version(*ctx));
   absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   bool broken = false;
@@ -156,8 +166,8 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   return grpc::Status::OK;
 }
 
-grpc::Status StoreService::Ack(grpc::ServerContext*, const v1::AckRequest* req, v1::AckResponse*) {
-  return ToGrpcStatus(log_->Ack(req->namespace_id(), req->device_id(), req->seq()));
+grpc::Status StoreService::Ack(grpc::ServerContext* ctx, const v1::AckRequest* req, v1::AckResponse*) {
+  return ToGrpcStatus(log_->Ack(req->namespace_id(), req->device_id(), req->seq(), Version(*ctx)));
 }
 
 grpc::Status StoreService::ListFiles(grpc::ServerContext*, const v1::ListFilesRequest* req,
@@ -201,10 +211,18 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
   resp->set_head_seq(stats->head_seq);
   resp->set_live_files(stats->live_files);
   resp->set_live_bytes(stats->live_bytes);
-  for (const auto& [device, seq] : stats->cursors) {
+  resp->set_unique_chunks(stats->unique_chunks);
+  resp->set_unique_chunk_bytes(stats->unique_chunk_bytes);
+  for (const std::string& p : stats->conflict_paths) resp->add_conflict_paths(p);
+  for (const DeviceState& d : stats->devices) {
     v1::DeviceCursor* c = resp->add_cursors();
-    c->set_device_id(device);
-    c->set_acked_seq(seq);
+    c->set_device_id(d.device_id);
+    c->set_acked_seq(d.acked_seq);
+    c->set_last_seen_unix_ms(d.last_seen_unix_ms);
+    c->set_software_version(d.software_version);
+    c->set_lag_commits(d.lag_commits);
+    c->set_lag_bytes(d.lag_bytes);
+    c->set_lag_seconds(d.lag_seconds);
   }
   return grpc::Status::OK;
 }

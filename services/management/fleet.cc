@@ -1,0 +1,112 @@
+#include "services/management/fleet.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace converge::management {
+
+std::optional<ConflictCopy> ParseConflictCopy(const std::string& path) {
+  const absl::string_view dir = ParentPath(path);
+  const absl::string_view base = BaseName(path);
+  constexpr absl::string_view kMark = " (conflict ";
+  const size_t open = base.rfind(kMark);
+  if (open == absl::string_view::npos) return std::nullopt;
+  const size_t close = base.find(')', open);
+  if (close == absl::string_view::npos) return std::nullopt;
+  const absl::string_view inside = base.substr(open + kMark.size(), close - open - kMark.size());
+  const size_t space = inside.rfind(' ');
+  if (space == absl::string_view::npos || space == 0) return std::nullopt;
+  ConflictCopy c;
+  c.path = path;
+  c.device = std::string(inside.substr(0, space));
+  c.detected_at = std::string(inside.substr(space + 1));
+  if (c.detected_at.empty() || c.detected_at.back() != 'Z') return std::nullopt;
+  const std::string original = absl::StrCat(base.substr(0, open), base.substr(close + 1));
+  c.original_path = dir.empty() ? original : absl::StrCat(dir, "/", original);
+  return c;
+}
+
+absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user_id, std::string* store_error) {
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> devices, registry_->ListDevices(user_id));
+  std::map<std::string, absl::StatusOr<NamespaceUsage>> usage;  // asked once per namespace
+  std::vector<DeviceReport> out;
+  for (const Device& d : devices) {
+    DeviceReport r;
+    r.device = d;
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, registry_->NamespacesOf(d.device_id));
+    for (const std::string& ns : namespaces) {
+      auto it = usage.find(ns);
+      if (it == usage.end()) it = usage.emplace(ns, store_->Usage(ns)).first;
+      if (!it->second.ok()) {
+        if (store_error->empty()) *store_error = it->second.status().ToString();
+        continue;
+      }
+      for (const DeviceUsage& u : it->second->devices) {
+        if (u.device_id != d.device_id) continue;
+        r.namespaces.push_back(DevicePosition{ns, d.device_id, d.name, u.acked_seq, it->second->head_seq,
+                                              u.lag_commits, u.lag_bytes, u.lag_seconds});
+        if (u.last_seen_unix_ms > r.last_seen_unix_ms) {
+          r.last_seen_unix_ms = u.last_seen_unix_ms;
+          if (!u.software_version.empty()) r.software_version = u.software_version;
+        }
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<DeviceReport> Fleet::GetDevice(const std::string& device_id, std::string* store_error) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
+  CONVERGE_ASSIGN_OR_RETURN(Device device, registry_->GetDevice(device_id));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<DeviceReport> all, Devices(device.user_id, store_error));
+  for (DeviceReport& r : all) {
+    if (r.device.device_id == device_id) return std::move(r);
+  }
+  return absl::NotFoundError(absl::StrCat("unknown device '", device_id, "'"));
+}
+
+absl::StatusOr<NamespaceReport> Fleet::NamespaceStatus(const std::string& ns) {
+  NamespaceReport r;
+  CONVERGE_ASSIGN_OR_RETURN(r.ns, registry_->GetNamespace(ns));
+  CONVERGE_ASSIGN_OR_RETURN(r.usage, store_->Usage(ns));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
+  std::map<std::string, std::string> names;
+  for (const Device& d : members) names[d.device_id] = d.name;
+  for (const DeviceUsage& u : r.usage.devices) {
+    if (!names.count(u.device_id)) continue;  // a former member's cursor
+    r.devices.push_back(DevicePosition{ns, u.device_id, names[u.device_id], u.acked_seq, r.usage.head_seq,
+                                       u.lag_commits, u.lag_bytes, u.lag_seconds});
+  }
+  return r;
+}
+
+absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns) {
+  std::vector<std::string> namespaces;
+  if (ns.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<Namespace> all, registry_->ListNamespaces(""));
+    for (const Namespace& n : all) namespaces.push_back(n.namespace_id);
+  } else {
+    CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+    namespaces.push_back(ns);
+  }
+  std::vector<ConflictCopy> out;
+  for (const std::string& n : namespaces) {
+    CONVERGE_ASSIGN_OR_RETURN(NamespaceUsage usage, store_->Usage(n));
+    for (const std::string& path : usage.conflict_paths) {
+      std::optional<ConflictCopy> c = ParseConflictCopy(path);
+      if (!c.has_value()) continue;
+      c->namespace_id = n;
+      out.push_back(std::move(*c));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ConflictCopy& a, const ConflictCopy& b) { return a.detected_at < b.detected_at; });
+  return out;
+}
+
+}  // namespace converge::management

@@ -1,0 +1,73 @@
+// Fleet: the operator's view of users' devices and namespaces, joining what management records
+// (the registry) with what the store knows (cursors, last seen, lag, usage, conflict copies).
+// Logic only; knows no gRPC.
+//
+// Thread-safe (the registry and the sink are).
+#ifndef CONVERGE_SERVICES_MANAGEMENT_FLEET_H_
+#define CONVERGE_SERVICES_MANAGEMENT_FLEET_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/management/registry.h"
+
+namespace converge::management {
+
+// A device's position in one namespace.
+struct DevicePosition {
+  std::string namespace_id;
+  std::string device_id;
+  std::string device_name;
+  uint64_t acked_seq = 0;
+  uint64_t head_seq = 0;
+  uint64_t lag_commits = 0;
+  uint64_t lag_bytes = 0;
+  double lag_seconds = 0;
+};
+
+struct DeviceReport {
+  Device device;
+  int64_t last_seen_unix_ms = 0;
+  std::string software_version;
+  std::vector<DevicePosition> namespaces;
+};
+
+struct NamespaceReport {
+  Namespace ns;
+  NamespaceUsage usage;
+  std::vector<DevicePosition> devices;
+};
+
+struct ConflictCopy {
+  std::string namespace_id;
+  std::string path;
+  std::string original_path;
+  std::string device;
+  std::string detected_at;  // as in the name: 20261127T101500Z
+};
+
+// ParseConflictCopy reads "dir/name (conflict <device> <time>).ext"; nullopt for other paths.
+std::optional<ConflictCopy> ParseConflictCopy(const std::string& path);
+
+class Fleet {
+ public:
+  Fleet(Registry* registry, NamespaceSink* store) : registry_(registry), store_(store) {}
+
+  // Devices of one user (or all). When the store cannot be asked about a namespace, the
+  // devices are still listed, without its view, and *store_error says why.
+  absl::StatusOr<std::vector<DeviceReport>> Devices(const std::string& user_id, std::string* store_error);
+  absl::StatusOr<DeviceReport> GetDevice(const std::string& device_id, std::string* store_error);
+  absl::StatusOr<NamespaceReport> NamespaceStatus(const std::string& ns);
+  // Conflicts in one namespace (or every namespace), ordered by detection time.
+  absl::StatusOr<std::vector<ConflictCopy>> Conflicts(const std::string& ns);
+
+ private:
+  Registry* const registry_;
+  NamespaceSink* const store_;
+};
+
+}  // namespace converge::management
+
+#endif  // CONVERGE_SERVICES_MANAGEMENT_FLEET_H_
