@@ -1,5 +1,7 @@
 #include "engine/applier.h"
 
+#include "common/conflict_name.h"
+
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,14 +32,7 @@ std::shared_ptr<spdlog::logger> Log() {
 }  // namespace
 
 std::string ConflictName(const std::string& path, const std::string& device, absl::Time when) {
-  const absl::string_view dir = ParentPath(path);
-  const absl::string_view base = BaseName(path);
-  size_t dot = base.rfind('.');
-  if (dot == 0 || dot == absl::string_view::npos) dot = base.size();
-  const std::string stamp = absl::FormatTime("%Y%m%dT%H%M%SZ", when, absl::UTCTimeZone());
-  std::string name = absl::StrCat(base.substr(0, dot), " (conflict ", device, " ", stamp, ")",
-                                  base.substr(dot));
-  return dir.empty() ? name : absl::StrCat(dir, "/", name);
+  return MakeConflictName(path, device, when);
 }
 
 absl::Status Applier::MoveAside(const std::string& path) {

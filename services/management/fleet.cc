@@ -4,31 +4,11 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/conflict_name.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 
 namespace converge::management {
-
-std::optional<ConflictCopy> ParseConflictCopy(const std::string& path) {
-  const absl::string_view dir = ParentPath(path);
-  const absl::string_view base = BaseName(path);
-  constexpr absl::string_view kMark = " (conflict ";
-  const size_t open = base.rfind(kMark);
-  if (open == absl::string_view::npos) return std::nullopt;
-  const size_t close = base.find(')', open);
-  if (close == absl::string_view::npos) return std::nullopt;
-  const absl::string_view inside = base.substr(open + kMark.size(), close - open - kMark.size());
-  const size_t space = inside.rfind(' ');
-  if (space == absl::string_view::npos || space == 0) return std::nullopt;
-  ConflictCopy c;
-  c.path = path;
-  c.device = std::string(inside.substr(0, space));
-  c.detected_at = std::string(inside.substr(space + 1));
-  if (c.detected_at.empty() || c.detected_at.back() != 'Z') return std::nullopt;
-  const std::string original = absl::StrCat(base.substr(0, open), base.substr(close + 1));
-  c.original_path = dir.empty() ? original : absl::StrCat(dir, "/", original);
-  return c;
-}
 
 absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user_id, std::string* store_error) {
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> devices, registry_->ListDevices(user_id));
@@ -98,10 +78,9 @@ absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns
   for (const std::string& n : namespaces) {
     CONVERGE_ASSIGN_OR_RETURN(NamespaceUsage usage, store_->Usage(n));
     for (const std::string& path : usage.conflict_paths) {
-      std::optional<ConflictCopy> c = ParseConflictCopy(path);
+      std::optional<ConflictCopyName> c = ParseConflictName(path);
       if (!c.has_value()) continue;
-      c->namespace_id = n;
-      out.push_back(std::move(*c));
+      out.push_back(ConflictCopy{n, path, c->original_path, c->device, c->detected_at});
     }
   }
   std::stable_sort(out.begin(), out.end(),

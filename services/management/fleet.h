@@ -48,9 +48,6 @@ struct ConflictCopy {
   std::string detected_at;  // as in the name: 20261127T101500Z
 };
 
-// ParseConflictCopy reads "dir/name (conflict <device> <time>).ext"; nullopt for other paths.
-std::optional<ConflictCopy> ParseConflictCopy(const std::string& path);
-
 class Fleet {
  public:
   Fleet(Registry* registry, NamespaceSink* store) : registry_(registry), store_(store) {}

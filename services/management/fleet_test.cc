@@ -23,20 +23,6 @@ class FakeStore : public NamespaceSink {
   bool down = false;
 };
 
-TEST(ParseConflictCopyTest, ReadsTheEngineNaming) {
-  auto c = ParseConflictCopy("docs/notes (conflict dev-ab12 20261127T101500Z).txt");
-  ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(c->original_path, "docs/notes.txt");
-  EXPECT_EQ(c->device, "dev-ab12");
-  EXPECT_EQ(c->detected_at, "20261127T101500Z");
-  auto d = ParseConflictCopy("Makefile (conflict dev-x-2 20260101T000000Z)");
-  ASSERT_TRUE(d.has_value());
-  EXPECT_EQ(d->original_path, "Makefile");
-  EXPECT_EQ(d->device, "dev-x-2");
-  EXPECT_FALSE(ParseConflictCopy("plain.txt").has_value());
-  EXPECT_FALSE(ParseConflictCopy("a (conflict nospace).txt").has_value());
-}
-
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/coding.h"
+#include "common/conflict_name.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 
@@ -249,11 +250,6 @@ void CommitLog::Touch(const std::string& ns, const std::string& device, const st
   if (!software_version.empty()) a.software_version = software_version;
 }
 
-bool IsConflictCopy(absl::string_view path) {
-  const size_t slash = path.rfind('/');
-  const absl::string_view name = slash == absl::string_view::npos ? path : path.substr(slash + 1);
-  return absl::StrContains(name, " (conflict dev-") && absl::StrContains(name, "Z)");
-}
 
 absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
   absl::MutexLock lock(&mu_);

@@ -52,9 +52,6 @@ struct NamespaceStats {
   std::vector<std::string> conflict_paths;  // live conflict copies ("name (conflict dev time).ext")
 };
 
-// IsConflictCopy reports whether a path's last component is named like a conflict copy.
-bool IsConflictCopy(absl::string_view path);
-
 // Commits scanned at most to compute a device's lag in bytes and seconds.
 inline constexpr uint32_t kMaxLagScan = 100000;
 

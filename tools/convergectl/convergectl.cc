@@ -2,9 +2,13 @@
 //
 //   convergectl --management=127.0.0.1:7000 users create alice
 //   convergectl users list --json
+//   convergectl top --interval=2s
 //
-// Exit codes: 0 done, 1 the service refused or failed (the gRPC status is printed), 2 usage.
+// Exit codes: 0 done, 1 the service refused or failed (the gRPC status is printed) or a health
+// check failed, 2 usage.
 #include <grpcpp/grpcpp.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,10 +20,15 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/bearer_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(std::string, management, "", "address of converge-management (or $CONVERGE_MANAGEMENT)");
@@ -28,6 +37,9 @@ ABSL_FLAG(bool, json, false, "print JSON instead of tables");
 ABSL_FLAG(std::string, user, "", "filter by user (devices list, namespaces list)");
 ABSL_FLAG(std::string, owner, "", "owner user id (namespaces create)");
 ABSL_FLAG(std::string, display_name, "", "display name (users create)");
+ABSL_FLAG(bool, wipe, false, "devices revoke: also delete the synced files from the device");
+ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
+ABSL_FLAG(int, iterations, 0, "top: stop after this many refreshes (0: until interrupted)");
 
 namespace {
 
@@ -40,15 +52,24 @@ usage: convergectl [flags] <command>
 commands:
   users create <user-id> [--display_name=NAME]
   users list
-  devices list [--user=USER]
+  users disable <user-id>            revokes every device of the user
+  devices list [--user=USER]         last seen, version, lag per namespace
+  devices show <device-id>
+  devices revoke <device-id> [--wipe]
   namespaces create <namespace-id> --owner=USER
   namespaces list [--user=USER]
+  namespaces share <namespace-id> --user=USER
+  namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts
   members add <namespace-id> <device-id>
   members list <namespace-id>
+  conflicts list [<namespace-id>]
+  health                             gRPC health of management, store and notification
+  top [--interval=2s] [--iterations=N]
   endpoints
+  help [<command>]
 
 flags: --management=HOST:PORT --token=TOKEN --json (also $CONVERGE_MANAGEMENT, $CONVERGE_TOKEN)
-exit codes: 0 done, 1 the service refused or failed, 2 usage)";
+exit codes: 0 done, 1 the service refused or failed (or a service is not healthy), 2 usage)";
 
 std::string FlagOrEnv(const std::string& flag, const char* env) {
   if (!flag.empty() || getenv(env) == nullptr) return flag;
@@ -57,6 +78,50 @@ std::string FlagOrEnv(const std::string& flag, const char* env) {
 
 std::string Time(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
+}
+
+std::string Bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? absl::StrCat(b, " B") : absl::StrFormat("%.1f %s", v, units[u]);
+}
+
+std::string Ago(int64_t unix_ms) {
+  if (unix_ms <= 0) return "never";
+  const absl::Duration d = absl::Now() - absl::FromUnixMillis(unix_ms);
+  if (d < absl::Seconds(1)) return "just now";
+  if (d < absl::Minutes(2)) return absl::StrCat(absl::ToInt64Seconds(d), "s ago");
+  if (d < absl::Hours(2)) return absl::StrCat(absl::ToInt64Minutes(d), "m ago");
+  if (d < absl::Hours(48)) return absl::StrCat(absl::ToInt64Hours(d), "h ago");
+  return absl::StrCat(absl::ToInt64Hours(d) / 24, "d ago");
+}
+
+std::string Seconds(double s) {
+  if (s <= 0) return "0s";
+  if (s < 120) return absl::StrFormat("%.1fs", s);
+  return absl::StrCat(static_cast<int64_t>(s / 60), "m");
+}
+
+std::string StateName(v1::DeviceState s) {
+  switch (s) {
+    case v1::DEVICE_STATE_ACTIVE: return "active";
+    case v1::DEVICE_STATE_REVOKED: return "revoked";
+    case v1::DEVICE_STATE_WIPE_PENDING: return "wipe pending";
+    case v1::DEVICE_STATE_WIPED: return "wiped";
+    default: return "?";
+  }
+}
+
+// Lag of a device in one namespace: "up to date" or "3 commits, 1.2 MiB, 4.0s".
+std::string Lag(const v1::DeviceNamespaceStatus& n) {
+  if (n.lag_commits() == 0) return "up to date";
+  return absl::StrCat(n.lag_commits(), n.lag_commits() == 1 ? " commit, " : " commits, ", Bytes(n.lag_bytes()),
+                      ", ", Seconds(n.lag_seconds()));
 }
 
 // PrintTable prints rows under a header, columns padded to their widest cell.
@@ -104,21 +169,44 @@ int Usage(const std::string& why) {
   return 2;
 }
 
+// Help prints the usage lines of one noun ("devices"), or everything.
+int Help(const std::string& noun) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(kUsage, '\n')) {
+    if (noun.empty() || !absl::StartsWith(line, "  ") || absl::StartsWith(line, absl::StrCat("  ", noun))) {
+      absl::StrAppend(&out, line, "\n");
+    }
+  }
+  std::cout << out;
+  return 0;
+}
+
 class Cli {
  public:
-  Cli(std::unique_ptr<v1::ManagementService::Stub> stub, std::string token, bool json)
-      : stub_(std::move(stub)), token_(std::move(token)), json_(json) {}
+  Cli(std::string address, std::string token, bool json)
+      : address_(std::move(address)),
+        stub_(v1::ManagementService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))),
+        token_(std::move(token)),
+        json_(json) {}
 
   int Run(const std::vector<std::string>& args) {
     const std::string noun = args.size() > 0 ? args[0] : "";
     const std::string verb = args.size() > 1 ? args[1] : "";
     if (noun == "users" && verb == "create" && args.size() == 3) return CreateUser(args[2]);
     if (noun == "users" && verb == "list" && args.size() == 2) return ListUsers();
+    if (noun == "users" && verb == "disable" && args.size() == 3) return DisableUser(args[2]);
     if (noun == "devices" && verb == "list" && args.size() == 2) return ListDevices();
+    if (noun == "devices" && verb == "show" && args.size() == 3) return ShowDevice(args[2]);
+    if (noun == "devices" && verb == "revoke" && args.size() == 3) return RevokeDevice(args[2]);
     if (noun == "namespaces" && verb == "create" && args.size() == 3) return CreateNamespace(args[2]);
     if (noun == "namespaces" && verb == "list" && args.size() == 2) return ListNamespaces();
+    if (noun == "namespaces" && verb == "share" && args.size() == 3) return Share(args[2]);
+    if (noun == "namespaces" && verb == "status" && args.size() == 3) return NamespaceStatus(args[2]);
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
     if (noun == "members" && verb == "list" && args.size() == 3) return ListMembers(args[2]);
+    if (noun == "conflicts" && verb == "list" && args.size() <= 3) return Conflicts(args.size() == 3 ? args[2] : "");
+    if (noun == "health" && args.size() == 1) return Health();
+    if (noun == "top" && args.size() == 1) return Top();
     if (noun == "endpoints" && args.size() == 1) return Endpoints();
     return Usage(args.empty() ? "no command" : "unknown command: " + absl::StrJoin(args, " "));
   }
@@ -137,6 +225,27 @@ class Cli {
       rows.push_back({d.device_id(), d.user_id(), d.name(), Time(d.created_at_unix_ms())});
     }
     PrintTable({"DEVICE", "USER", "NAME", "REGISTERED"}, rows);
+  }
+
+  // PrintFleetDevices: one row per device and namespace, with the store's view.
+  void PrintFleetDevices(const google::protobuf::RepeatedPtrField<v1::Device>& devices) {
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::Device& d : devices) {
+      const std::vector<std::string> head = {d.device_id(), d.user_id(), d.name(), StateName(d.state()),
+                                             Ago(d.last_seen_unix_ms()),
+                                             d.software_version().empty() ? "-" : d.software_version()};
+      if (d.namespaces().empty()) {
+        std::vector<std::string> row = head;
+        row.insert(row.end(), {"-", "-", "-"});
+        rows.push_back(row);
+      }
+      for (const v1::DeviceNamespaceStatus& n : d.namespaces()) {
+        std::vector<std::string> row = head;
+        row.insert(row.end(), {n.namespace_id(), absl::StrCat(n.acked_seq(), "/", n.head_seq()), Lag(n)});
+        rows.push_back(row);
+      }
+    }
+    PrintTable({"DEVICE", "USER", "NAME", "STATE", "LAST SEEN", "VERSION", "NAMESPACE", "CURSOR", "LAG"}, rows);
   }
 
   int CreateUser(const std::string& id) {
@@ -158,9 +267,9 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::User& u : resp.users()) {
-      rows.push_back({u.user_id(), u.display_name(), Time(u.created_at_unix_ms())});
+      rows.push_back({u.user_id(), u.display_name(), Time(u.created_at_unix_ms()), u.disabled() ? "disabled" : "active"});
     }
-    PrintTable({"USER", "NAME", "CREATED"}, rows);
+    PrintTable({"USER", "NAME", "CREATED", "STATE"}, rows);
     return 0;
   }
 
@@ -171,7 +280,185 @@ class Cli {
     grpc::Status s = stub_->ListDevices(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
-    PrintDevices(resp.devices());
+    PrintFleetDevices(resp.devices());
+    if (!resp.store_error().empty()) std::cerr << "convergectl: the store's view is missing: " << resp.store_error() << "\n";
+    return 0;
+  }
+
+  int ShowDevice(const std::string& id) {
+    v1::GetDeviceRequest req;
+    req.set_device_id(id);
+    v1::Device resp;
+    grpc::Status s = stub_->GetDevice(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    google::protobuf::RepeatedPtrField<v1::Device> one;
+    *one.Add() = resp;
+    PrintFleetDevices(one);
+    return 0;
+  }
+
+  int RevokeDevice(const std::string& id) {
+    v1::RevokeDeviceRequest req;
+    req.set_device_id(id);
+    req.set_wipe(absl::GetFlag(FLAGS_wipe));
+    v1::Device resp;
+    grpc::Status s = stub_->RevokeDevice(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "device " << resp.device_id() << " (" << resp.name() << ") is " << StateName(resp.state())
+              << (resp.state() == v1::DEVICE_STATE_WIPE_PENDING ? ": its engine deletes the synced files when it next calls"
+                                                                  : "")
+              << "\n";
+    return 0;
+  }
+
+  int DisableUser(const std::string& id) {
+    v1::DisableUserRequest req;
+    req.set_user_id(id);
+    v1::User resp;
+    grpc::Status s = stub_->DisableUser(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "user " << resp.user_id() << " is disabled; its devices are revoked\n";
+    return 0;
+  }
+
+  int Share(const std::string& ns) {
+    if (absl::GetFlag(FLAGS_user).empty()) return Usage("namespaces share needs --user");
+    v1::ShareNamespaceRequest req;
+    req.set_namespace_id(ns);
+    req.set_user_id(absl::GetFlag(FLAGS_user));
+    v1::Namespace resp;
+    grpc::Status s = stub_->ShareNamespace(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "namespace " << resp.namespace_id() << " (owner " << resp.owner_user_id() << ") is shared with "
+              << absl::StrJoin(resp.shared_with_user_ids(), ", ") << "\n";
+    return 0;
+  }
+
+  int NamespaceStatus(const std::string& ns) {
+    v1::GetNamespaceStatusRequest req;
+    req.set_namespace_id(ns);
+    v1::NamespaceStatus resp;
+    grpc::Status s = stub_->GetNamespaceStatus(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    PrintNamespaceStatus(resp);
+    return 0;
+  }
+
+  void PrintNamespaceStatus(const v1::NamespaceStatus& r) {
+    const v1::Namespace& n = r.namespace_();
+    std::cout << "namespace " << n.namespace_id() << " (owner " << n.owner_user_id()
+              << (n.shared_with_user_ids().empty() ? "" : ", shared with " + absl::StrJoin(n.shared_with_user_ids(), ", "))
+              << "), head seq " << r.head_seq() << "\n"
+              << "  " << r.files() << " files, " << Bytes(r.bytes()) << " in " << r.unique_chunks() << " chunks of "
+              << Bytes(r.unique_chunk_bytes()) << " (dedup " << absl::StrFormat("%.2f", r.dedup_ratio()) << "x), "
+              << r.conflicts() << (r.conflicts() == 1 ? " conflict" : " conflicts") << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::DeviceNamespaceStatus& d : r.devices()) {
+      rows.push_back({d.device_id(), d.device_name(), absl::StrCat(d.acked_seq(), "/", d.head_seq()), Lag(d)});
+    }
+    PrintTable({"DEVICE", "NAME", "CURSOR", "LAG"}, rows);
+  }
+
+  int Conflicts(const std::string& ns) {
+    v1::ListConflictsRequest req;
+    req.set_namespace_id(ns);
+    v1::ListConflictsResponse resp;
+    grpc::Status s = stub_->ListConflicts(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::Conflict& c : resp.conflicts()) {
+      rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), c.detected_at()});
+    }
+    PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "DETECTED"}, rows);
+    return 0;
+  }
+
+  // Health checks management, then the store and notification addresses it hands to engines
+  // (an empty one: the all-in-one server at the management address).
+  int Health() {
+    v1::Endpoints endpoints;
+    grpc::Status s = stub_->GetEndpoints(Ctx().get(), v1::GetEndpointsRequest(), &endpoints);
+    std::vector<std::pair<std::string, std::string>> services = {{"management", address_}};
+    if (s.ok()) {
+      services.push_back({"store", endpoints.store_address().empty() ? address_ : endpoints.store_address()});
+      services.push_back({"notification", endpoints.notification_address().empty()
+                                              ? address_
+                                              : endpoints.notification_address()});
+    }
+    std::vector<std::vector<std::string>> rows;
+    bool all_ok = s.ok();
+    std::string json_out = "{\n";
+    for (size_t i = 0; i < services.size(); ++i) {
+      const auto& [name, address] = services[i];
+      auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      grpc::health::v1::HealthCheckResponse resp;
+      const absl::Time start = absl::Now();
+      grpc::Status hs = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+      const std::string took = absl::StrFormat("%.1f ms", absl::ToDoubleMilliseconds(absl::Now() - start));
+      std::string status = hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())
+                                   : absl::StrCat("DOWN (", hs.error_message(), ")");
+      if (name == "management" && !s.ok()) status = absl::StrCat("REFUSED (", s.error_message(), ")");
+      all_ok = all_ok && hs.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      rows.push_back({name, address, status, took});
+      absl::StrAppend(&json_out, "  \"", name, "\": {\"address\": \"", address, "\", \"status\": \"",
+                      hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()) : "DOWN",
+                      "\"}", i + 1 < services.size() ? "," : "", "\n");
+    }
+    if (json_) {
+      std::cout << json_out << "}\n";
+    } else {
+      PrintTable({"SERVICE", "ADDRESS", "STATUS", "LATENCY"}, rows);
+    }
+    if (!s.ok()) Fail(s);
+    return all_ok ? 0 : 1;
+  }
+
+  // Top refreshes a fleet summary: namespaces with their usage, devices with lag.
+  int Top() {
+    const int iterations = absl::GetFlag(FLAGS_iterations);
+    const bool tty = isatty(STDOUT_FILENO) != 0;
+    for (int i = 0; iterations == 0 || i < iterations; ++i) {
+      if (i > 0) absl::SleepFor(absl::GetFlag(FLAGS_interval));
+      v1::ListNamespacesResponse namespaces;
+      grpc::Status s = stub_->ListNamespaces(Ctx().get(), v1::ListNamespacesRequest(), &namespaces);
+      if (!s.ok()) return Fail(s);
+      v1::ListDevicesResponse devices;
+      s = stub_->ListDevices(Ctx().get(), v1::ListDevicesRequest(), &devices);
+      if (!s.ok()) return Fail(s);
+      if (tty) std::cout << "\033[H\033[2J";
+      std::cout << "converge fleet at " << Time(absl::ToUnixMillis(absl::Now())) << " (management " << address_
+                << ")\n\n";
+      std::vector<std::vector<std::string>> rows;
+      for (const v1::Namespace& n : namespaces.namespaces()) {
+        v1::GetNamespaceStatusRequest req;
+        req.set_namespace_id(n.namespace_id());
+        v1::NamespaceStatus st;
+        grpc::Status ss = stub_->GetNamespaceStatus(Ctx().get(), req, &st);
+        if (!ss.ok()) {
+          rows.push_back({n.namespace_id(), n.owner_user_id(), "?", "?", "?", "?", "?", ss.error_message()});
+          continue;
+        }
+        uint64_t behind = 0;
+        for (const v1::DeviceNamespaceStatus& d : st.devices()) behind += d.lag_commits() > 0 ? 1 : 0;
+        rows.push_back({n.namespace_id(), n.owner_user_id(), absl::StrCat(st.head_seq()), absl::StrCat(st.files()),
+                        Bytes(st.bytes()), absl::StrFormat("%.2fx", st.dedup_ratio()),
+                        absl::StrCat(st.devices_size() - behind, "/", st.devices_size(), " up to date"),
+                        absl::StrCat(st.conflicts())});
+      }
+      PrintTable({"NAMESPACE", "OWNER", "HEAD", "FILES", "BYTES", "DEDUP", "DEVICES", "CONFLICTS"}, rows);
+      std::cout << "\n";
+      PrintFleetDevices(devices.devices());
+      if (!devices.store_error().empty()) std::cout << "\nstore: " << devices.store_error() << "\n";
+      std::cout.flush();
+    }
     return 0;
   }
 
@@ -197,9 +484,10 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::Namespace& n : resp.namespaces()) {
-      rows.push_back({n.namespace_id(), n.owner_user_id(), Time(n.created_at_unix_ms())});
+      rows.push_back({n.namespace_id(), n.owner_user_id(), Time(n.created_at_unix_ms()),
+                      n.shared_with_user_ids().empty() ? "-" : absl::StrJoin(n.shared_with_user_ids(), ",")});
     }
-    PrintTable({"NAMESPACE", "OWNER", "CREATED"}, rows);
+    PrintTable({"NAMESPACE", "OWNER", "CREATED", "SHARED WITH"}, rows);
     return 0;
   }
 
@@ -236,6 +524,7 @@ class Cli {
     return 0;
   }
 
+  const std::string address_;
   std::unique_ptr<v1::ManagementService::Stub> stub_;
   const std::string token_;
   const bool json_;
@@ -245,11 +534,24 @@ class Cli {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // Help before flag parsing: `convergectl help devices`, `convergectl devices --help`.
+  std::vector<std::string> raw(argv + 1, argv + argc);
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == "--help" || raw[i] == "-h" || (i == 0 && raw[i] == "help")) {
+      std::string noun;
+      for (const std::string& a : raw) {
+        if (a != "help" && a != "--help" && a != "-h" && !absl::StartsWith(a, "-")) {
+          noun = a;
+          break;
+        }
+      }
+      return Help(noun);
+    }
+  }
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   const std::string address = FlagOrEnv(absl::GetFlag(FLAGS_management), "CONVERGE_MANAGEMENT");
   if (address.empty()) return Usage("--management (or $CONVERGE_MANAGEMENT) is required");
-  Cli cli(v1::ManagementService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
-          FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN"), absl::GetFlag(FLAGS_json));
+  Cli cli(address, FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN"), absl::GetFlag(FLAGS_json));
   return cli.Run(args);
 }
