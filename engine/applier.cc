@@ -85,6 +85,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
         std::string bytes;
         if (local_file->Read(local->second, c.length, &bytes).ok() && HashOf(bytes) == c.sha256) {
           stats_.bytes_reused += bytes.size();
+          if (progress_) progress_(bytes.size());
           window.emplace(key, std::move(bytes));
           continue;
         }
@@ -96,6 +97,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     if (!to_fetch.empty()) {
       CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(to_fetch, [&](const Digest& d, std::string bytes) {
         stats_.bytes_fetched += bytes.size();
+        if (progress_) progress_(bytes.size());
         window[DigestToBytes(d)] = std::move(bytes);
         return absl::OkStatus();
       }));
@@ -202,6 +204,7 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
                              wanted.begin() + std::min(wanted.size(), start + kMaxDigestsPerFetch));
     CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(part, [&](const Digest& d, std::string bytes) {
       stats_.bytes_fetched += bytes.size();
+      if (progress_) progress_(bytes.size());
       chunks[DigestToBytes(d)] = std::move(bytes);
       return absl::OkStatus();
     }));

@@ -58,6 +58,9 @@ class Applier {
   absl::Status ApplyCommit(const Commit& commit);
 
   const ApplyStats& stats() const { return stats_; }
+  // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
+  // long download).
+  void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
 
  private:
   // A small file to write in the next batch; planned_local is the local entry it replaces (absent
@@ -82,6 +85,7 @@ class Applier {
   Clock* const clock_;
   const std::string device_;
   ApplyStats stats_;
+  std::function<void(uint64_t)> progress_;
 };
 
 }  // namespace converge::engine

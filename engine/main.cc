@@ -1,9 +1,19 @@
 // converge-engine: keeps one local folder in sync with one namespace.
 //
-//   converge-engine --folder=~/Sync --management=127.0.0.1:7000 --user=alice --namespace=docs
+//   converge-engine --folder=~/Sync --management=127.0.0.1:7000 --user=alice --namespace_id=docs
+//   converge-engine status --folder=~/Sync [--watch] [--json]
+//   converge-engine pause --folder=~/Sync      (resume: converge-engine resume --folder=~/Sync)
+//
+// Exit codes: 0 stopped on request (or --once in sync), 1 error, 2 usage, 3 the device was
+// revoked (after a remote wipe, its synced files were deleted).
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <thread>
 
@@ -14,10 +24,12 @@
 #include "common/logging.h"
 #include "common/metrics_http.h"
 #include "common/server_runner.h"
+#include "engine/device_control.h"
 #include "engine/enrollment.h"
 #include "engine/local_filesystem.h"
 #include "engine/local_index.h"
 #include "engine/notification_listener.h"
+#include "engine/status_file.h"
 #include "engine/store_client.h"
 #include "engine/sync_engine.h"
 #include "engine/watcher.h"
@@ -42,6 +54,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics over HTTP here (host:port, port 0: any free port; empty: off)");
 ABSL_FLAG(std::string, metrics_port_file, "", "write the metrics port here once serving");
 ABSL_FLAG(bool, once, false, "sync once and exit (status 0 if the folder is in sync)");
+ABSL_FLAG(bool, watch_status, false, "status: refresh every half second until interrupted");
+ABSL_FLAG(bool, json, false, "status: print the status file's JSON");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
 
@@ -64,13 +78,95 @@ std::string HostName() {
 
 }  // namespace
 
+// Revoked ends an engine whose device was revoked. For a remote wipe it deletes the files it
+// synced, tells management (with the device credential), then deletes its own state. Returns
+// the exit code.
+int Revoked(converge::engine::DeviceFate fate, converge::engine::LocalFilesystem* fs,
+            std::unique_ptr<converge::engine::LocalIndex> index,
+            converge::management::v1::ManagementService::StubInterface* management, const std::string& device_id) {
+  auto log = converge::GetLogger("engine");
+  if (fate != converge::engine::DeviceFate::kWipe) {
+    log->error("device {} was revoked by an operator: not syncing (files left as they are)", device_id);
+    return 3;
+  }
+  log->warn("device {} was revoked with a remote wipe: deleting the synced files", device_id);
+  absl::StatusOr<converge::engine::WipeResult> wiped = converge::engine::WipeSyncedFiles(fs, index.get());
+  if (!wiped.ok()) {
+    log->error("wipe failed: {}", wiped.status().ToString());
+    return 1;
+  }
+  absl::StatusOr<std::optional<std::string>> credential = index->GetSetting("credential");
+  index.reset();
+  absl::Status confirmed = credential.ok() && credential->has_value()
+                               ? converge::engine::ConfirmWipe(management, device_id, **credential)
+                               : absl::InternalError("no credential");
+  if (!confirmed.ok()) log->error("could not confirm the wipe to management: {}", confirmed.ToString());
+  std::error_code ec;
+  std::filesystem::remove_all(fs->state_dir(), ec);
+  log->warn("wiped: {} files and {} directories deleted, {} directories kept (they hold files never synced)",
+            wiped->files_removed, wiped->dirs_removed, wiped->left);
+  return 3;
+}
+
+// Status prints what the engine running on `folder` is doing.
+int Status(const std::string& folder) {
+  while (true) {
+    absl::StatusOr<converge::engine::v1::EngineStatusFile> s = converge::engine::ReadStatus(folder);
+    if (!s.ok()) {
+      std::cerr << "converge-engine: " << s.status().message() << "\n";
+      return 1;
+    }
+    if (absl::GetFlag(FLAGS_json)) {
+      std::ifstream in(converge::engine::StatusPath(folder));
+      std::cout << in.rdbuf();
+    } else {
+      if (absl::GetFlag(FLAGS_watch_status) && isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
+      std::cout << converge::engine::FormatStatus(*s, converge::engine::EngineRunning(*s, absl::Now()),
+                                                  converge::engine::ConflictCopiesIn(folder), absl::Now());
+    }
+    std::cout.flush();
+    if (!absl::GetFlag(FLAGS_watch_status)) return 0;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+}
+
+// Pause leaves (or removes) the flag file the running engine obeys within half a second.
+int Pause(const std::string& folder, bool pause) {
+  const std::string flag = converge::engine::PauseFlagPath(folder);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(std::filesystem::path(flag).parent_path(), ec)) {
+    std::cerr << "converge-engine: " << folder << " is not a Converge folder\n";
+    return 1;
+  }
+  if (pause) {
+    std::ofstream(flag) << "paused\n";
+  } else {
+    std::filesystem::remove(flag, ec);
+  }
+  std::cout << (pause ? "paused " : "resumed ") << folder << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   converge::BlockTerminationSignals();
-  absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   converge::InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
   auto log = converge::GetLogger("engine");
 
   const std::string folder = absl::GetFlag(FLAGS_folder);
+  if (positional.size() > 1) {
+    const std::string command = positional[1];
+    if (positional.size() > 2 || (command != "status" && command != "pause" && command != "resume")) {
+      std::cerr << "converge-engine: unknown command; try status, pause or resume (--help for flags)\n";
+      return 2;
+    }
+    if (folder.empty()) {
+      std::cerr << "converge-engine: " << command << " needs --folder\n";
+      return 2;
+    }
+    if (command == "status") return Status(folder);
+    return Pause(folder, command == "pause");
+  }
   converge::engine::EnrollmentRequest request;
   request.user_id = absl::GetFlag(FLAGS_user);
   request.namespace_id = absl::GetFlag(FLAGS_namespace_id);
@@ -108,6 +204,16 @@ int main(int argc, char** argv) {
   }
   if (!enrollment.ok()) {
     log->error("enrollment failed: {}", enrollment.status().ToString());
+    // A device revoked while it was off: wipe if asked to.
+    absl::StatusOr<std::optional<std::string>> device_id = (*index)->GetSetting("device_id");
+    if (device_id.ok() && device_id->has_value() &&
+        (absl::IsFailedPrecondition(enrollment.status()) || absl::IsPermissionDenied(enrollment.status()))) {
+      absl::StatusOr<converge::engine::DeviceFate> fate =
+          converge::engine::AskFate(management.get(), request.token, **device_id);
+      if (fate.ok() && *fate != converge::engine::DeviceFate::kActive) {
+        return Revoked(*fate, fs->get(), std::move(*index), management.get(), **device_id);
+      }
+    }
     return 1;
   }
   // Flags override what management says; an empty answer means "the management address" (the
@@ -128,6 +234,18 @@ int main(int argc, char** argv) {
   options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
   options.coalesce_delay = absl::GetFlag(FLAGS_coalesce);
   options.write_settle = absl::GetFlag(FLAGS_write_settle);
+  // Refused by the store: ask management whether this device was revoked; if so, stop (the
+  // main thread waits for a signal: send ourselves one).
+  std::atomic<int> fate{static_cast<int>(converge::engine::DeviceFate::kActive)};
+  options.on_denied = [&](const absl::Status& why) {
+    absl::StatusOr<converge::engine::DeviceFate> f =
+        converge::engine::AskFate(management.get(), request.token, enrollment->device_id);
+    if (!f.ok() || *f == converge::engine::DeviceFate::kActive) return false;
+    log->warn("the store refused this device ({}) and management says it is revoked", why.message());
+    fate = static_cast<int>(*f);
+    kill(getpid(), SIGTERM);
+    return true;
+  };
   converge::engine::SyncEngine engine(fs->get(), index->get(), &store, converge::Clock::Real(),
                                       enrollment->device_id, options);
   if (absl::GetFlag(FLAGS_once)) {
@@ -183,6 +301,11 @@ int main(int argc, char** argv) {
                 absl::FormatDuration(options.rescan_interval));
     }
   }
+  converge::engine::v1::EngineStatusFile identity;
+  identity.set_folder(folder);
+  identity.set_device_id(enrollment->device_id);
+  identity.set_namespace_id(request.namespace_id);
+  auto status_writer = std::make_unique<converge::engine::StatusWriter>(&engine, identity, absl::Milliseconds(250));
   std::thread runner([&engine] { engine.Run(); });
   int sig = converge::WaitForTerminationSignal();
   log->info("signal {}: stopping", sig);
@@ -190,5 +313,11 @@ int main(int argc, char** argv) {
   if (listener != nullptr) listener->Stop();
   engine.Stop();
   runner.join();
+  status_writer.reset();
+  metrics.reset();
+  const auto final_fate = static_cast<converge::engine::DeviceFate>(fate.load());
+  if (final_fate != converge::engine::DeviceFate::kActive) {
+    return Revoked(final_fate, fs->get(), std::move(*index), management.get(), enrollment->device_id);
+  }
   return 0;
 }

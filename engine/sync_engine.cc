@@ -50,6 +50,18 @@ struct ChunkLocation {
 
 }  // namespace
 
+const char* StateName(EngineStatus::State s) {
+  switch (s) {
+    case EngineStatus::State::kStarting: return "starting";
+    case EngineStatus::State::kUpToDate: return "up to date";
+    case EngineStatus::State::kSyncing: return "syncing";
+    case EngineStatus::State::kPaused: return "paused";
+    case EngineStatus::State::kError: return "error";
+    case EngineStatus::State::kRevoked: return "revoked";
+  }
+  return "?";
+}
+
 SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Clock* clock,
                        std::string device_id, EngineOptions options)
     : fs_(fs),
@@ -59,7 +71,55 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
       device_id_(std::move(device_id)),
       options_(options),
       scanner_(fs, index, clock, options.chunk_bytes),
-      applier_(fs, index, store, clock, device_id_) {}
+      applier_(fs, index, store, clock, device_id_) {
+  applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
+  status_.cursor = index_->cursor();
+}
+
+EngineStatus SyncEngine::status() const {
+  EngineStatus s;
+  {
+    absl::MutexLock lock(&status_mu_);
+    s = status_;
+  }
+  absl::MutexLock lock(&mu_);
+  s.remote_head = std::max(s.remote_head, remote_head_);
+  s.pending_uploads = dirty_.size();
+  if (paused_) s.state = EngineStatus::State::kPaused;
+  return s;
+}
+
+void SyncEngine::SetState(EngineStatus::State state, const std::string& error) {
+  absl::MutexLock lock(&status_mu_);
+  status_.state = state;
+  status_.error = error;
+  status_.cursor = index_->cursor();
+  if (state == EngineStatus::State::kUpToDate) status_.last_synced = clock_->Now();
+}
+
+void SyncEngine::StartTransfer(const char* direction, uint64_t total) {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer = direction;
+  status_.transfer_done = 0;
+  status_.transfer_total = total;
+  status_.transfer_started = clock_->Now();
+}
+
+void SyncEngine::AddTransferred(uint64_t bytes) {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer_done += bytes;
+}
+
+void SyncEngine::EndTransfer() {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer.clear();
+  status_.cursor = index_->cursor();
+}
+
+void SyncEngine::SetPaused(bool paused) {
+  absl::MutexLock lock(&mu_);
+  paused_ = paused;
+}
 
 absl::Status SyncEngine::PullAndApply() {
   const uint64_t before = index_->cursor();
@@ -67,7 +127,11 @@ absl::Status SyncEngine::PullAndApply() {
     uint32_t pulled = 0;
     absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
       ++pulled;
+      uint64_t bytes = 0;
+      for (const FileVersion& v : c.files) bytes += v.deleted ? 0 : v.size;
+      StartTransfer("download", bytes);
       absl::Status applied = applier_.ApplyCommit(c);
+      EndTransfer();
       if (applied.ok()) {
         M().applied->Add();
         M().cursor->Set(static_cast<int64_t>(c.seq));
@@ -121,6 +185,9 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     }
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
+  uint64_t upload_total = 0;
+  for (const Digest& d : missing) upload_total += where[DigestToBytes(d)].length;
+  StartTransfer("upload", upload_total);
 
   // Upload what the store lacks, re-reading it from the files; a file that changed since the
   // scan is left for the next scan.
@@ -148,10 +215,12 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
       ++upload_stats_.chunks_uploaded;
       upload_stats_.bytes_uploaded += out->data.size();
       M().bytes_up->Add(out->data.size());
+      AddTransferred(out->data.size());
       return true;
     }
     return false;
   }));
+  EndTransfer();
 
   std::vector<LocalChange> ready;
   for (LocalChange& c : scan.changes) {
@@ -254,15 +323,25 @@ void SyncEngine::Run() {
         if (d.writing) deadline = std::min(deadline, d.last_event + options_.write_settle);
       }
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (stopping_ || remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
+        if (stopping_) return true;
+        if (paused_) return false;
+        if (remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
         for (const auto& [path, d] : dirty_) {
           if (!d.writing) return true;
         }
         return false;
       };
       const absl::Duration wait = deadline - clock_->Now();
+      if (paused_) {
+        // Paused: wake only to stop or resume (SetPaused does not signal; look twice a second).
+        auto resume = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !paused_; };
+        mu_.AwaitWithTimeout(absl::Condition(&resume), absl::Milliseconds(500));
+        if (stopping_) return;
+        continue;
+      }
       if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
       if (stopping_) return;
+      if (paused_) continue;
       const absl::Time now = clock_->Now();
       full_scan = full_scan_requested_ || now >= next_scan;
       local = full_scan;
@@ -272,6 +351,7 @@ void SyncEngine::Run() {
     }
     if (!local && !pull) continue;
 
+    SetState(EngineStatus::State::kSyncing);
     absl::Status s;
     if (local) {
       // Let the burst settle; events during the scan mark paths dirty again for another round.
@@ -304,6 +384,12 @@ void SyncEngine::Run() {
     if (!s.ok() && s.ToString() != last.ToString()) Log()->error("sync: {}", s.ToString());
     if (s.ok() && !last.ok()) Log()->info("sync healthy again");
     last = s;
+    if (absl::IsPermissionDenied(s) && options_.on_denied && options_.on_denied(s)) {
+      SetState(EngineStatus::State::kRevoked, std::string(s.message()));
+      return;
+    }
+    SetState(s.ok() ? EngineStatus::State::kUpToDate : EngineStatus::State::kError,
+             s.ok() ? "" : s.ToString());
     if (!s.ok()) {
       // Do not spin on a failing store: pause before the next attempt.
       absl::MutexLock lock(&mu_);

@@ -14,6 +14,7 @@
 #define CONVERGE_ENGINE_SYNC_ENGINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,6 +46,9 @@ struct EngineOptions {
   absl::Duration write_settle = absl::Seconds(1);
   uint32_t chunk_bytes = kDefaultChunkBytes;
   size_t max_files_per_commit = 1000;
+  // on_denied is told when the store refuses this device (PermissionDenied: removed from the
+  // namespace, revoked); returning true stops the engine.
+  std::function<bool(const absl::Status&)> on_denied;
 };
 
 struct ScanStats {
@@ -55,6 +59,24 @@ struct ScanStats {
   uint64_t last_changes = 0;
   absl::Duration last_duration;
 };
+
+// What the engine is doing, for `converge-engine status` (and tests).
+struct EngineStatus {
+  enum class State { kStarting, kUpToDate, kSyncing, kPaused, kError, kRevoked };
+  State state = State::kStarting;
+  std::string error;              // the last sync error, while in kError
+  uint64_t cursor = 0;            // applied up to
+  uint64_t remote_head = 0;       // newest seq heard of
+  uint64_t pending_uploads = 0;   // changed paths waiting to be scanned and committed
+  // The transfer in progress (direction empty when none): bytes done of total, since started.
+  std::string transfer;           // "upload" or "download"
+  uint64_t transfer_done = 0;
+  uint64_t transfer_total = 0;
+  absl::Time transfer_started;
+  absl::Time last_synced;         // when the engine was last up to date
+};
+
+const char* StateName(EngineStatus::State s);
 
 struct UploadStats {
   uint64_t commits = 0;
@@ -88,6 +110,10 @@ class SyncEngine {
   void NotifyLocalChange();
   // NotifyLocalPaths: these paths changed; `writing` ones may still be being written.
   void NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths);
+  // SetPaused: a paused engine neither scans nor pulls until resumed.
+  void SetPaused(bool paused);
+
+  EngineStatus status() const;
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
@@ -118,7 +144,17 @@ class SyncEngine {
   // the earliest event among them.
   std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
+  // Status updates from the sync thread.
+  void SetState(EngineStatus::State state, const std::string& error = "");
+  void StartTransfer(const char* direction, uint64_t total);
+  void AddTransferred(uint64_t bytes);
+  void EndTransfer();
+
+  mutable absl::Mutex status_mu_;
+  EngineStatus status_ ABSL_GUARDED_BY(status_mu_);
+
+  mutable absl::Mutex mu_;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
   bool pull_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool full_scan_requested_ ABSL_GUARDED_BY(mu_) = false;

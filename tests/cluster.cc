@@ -77,7 +77,9 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
                                                             "--data_dir=" + options.dir + "/data/store",
                                                             "--notify=" + notify,
                                                             "--port_file=" + run + "/store.port",
-                                                            std::string("--service_token=") + kServiceToken},
+                                                            std::string("--service_token=") + kServiceToken,
+                                                            "--metrics_listen=127.0.0.1:0",
+                                                            "--metrics_port_file=" + run + "/store.metrics"},
                                                            c->logs_ + "/store.log"));
   CONVERGE_ASSIGN_OR_RETURN(c->store_port_, WaitForPortFile(run + "/store.port", absl::Seconds(20)));
   CONVERGE_ASSIGN_OR_RETURN(
@@ -86,7 +88,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
                            "--data_dir=" + options.dir + "/data/management",
                            "--store=" + c->store_address(), "--notify=" + notify,
                            "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
-                           std::string("--service_token=") + kServiceToken},
+                           std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
+                           "--metrics_port_file=" + run + "/management.metrics"},
                           c->logs_ + "/management.log"));
   CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/management.port", absl::Seconds(20)));
   }
@@ -128,7 +131,8 @@ absl::Status Cluster::RestartNotify() {
   std::vector<std::string> argv = {Runfile("services/notification/converge-notify"),
                                    absl::StrCat("--listen=127.0.0.1:", notify_port_),
                                    "--port_file=" + run + "/notify.port",
-                                   std::string("--service_token=") + kServiceToken};
+                                   std::string("--service_token=") + kServiceToken,
+                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + run + "/notify.metrics"};
   argv.insert(argv.end(), options_.notify_args.begin(), options_.notify_args.end());
   CONVERGE_ASSIGN_OR_RETURN(notify_, ChildProcess::Start(argv, logs_ + "/notify.log"));
   CONVERGE_ASSIGN_OR_RETURN(notify_port_, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
@@ -158,6 +162,29 @@ absl::StatusOr<std::string> Cluster::EngineMetrics(int engine) {
   CONVERGE_ASSIGN_OR_RETURN(
       int port, WaitForPortFile(options_.dir + "/run/engine-" + names_[engine] + ".metrics", absl::Seconds(20)));
   return HttpGet(absl::StrCat("127.0.0.1:", port), "/metrics");
+}
+
+absl::StatusOr<std::string> Cluster::ServiceMetrics(const std::string& service) {
+  CONVERGE_ASSIGN_OR_RETURN(int port,
+                            WaitForPortFile(options_.dir + "/run/" + service + ".metrics", absl::Seconds(20)));
+  return HttpGet(absl::StrCat("127.0.0.1:", port), "/metrics");
+}
+
+absl::StatusOr<int> Cluster::EngineExit(int engine, absl::Duration timeout) {
+  return engines_[engine]->WaitExit(timeout);
+}
+
+CommandResult Cluster::Convergectl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {Runfile("tools/convergectl/convergectl"), "--management=" + management_address(),
+                                   std::string("--token=") + kToken};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, options_.dir + "/run");
+}
+
+CommandResult Cluster::EngineCommand(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {Runfile("engine/converge-engine")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, options_.dir + "/run");
 }
 
 double Cluster::MetricValue(const std::string& scrape, const std::string& series) {

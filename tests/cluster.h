@@ -50,8 +50,17 @@ class Cluster {
   absl::Status RestartNotify();
   void PauseNotify();
   void ResumeNotify();
-  // EngineMetrics scrapes an engine's Prometheus endpoint.
+  // EngineMetrics scrapes an engine's Prometheus endpoint; ServiceMetrics a service's
+  // ("notify", "store", "management"; separate services only).
   absl::StatusOr<std::string> EngineMetrics(int engine);
+  absl::StatusOr<std::string> ServiceMetrics(const std::string& service);
+  // EngineExit waits for an engine to exit by itself and returns its exit code.
+  absl::StatusOr<int> EngineExit(int engine, absl::Duration timeout);
+  // Convergectl runs convergectl against this cluster (management address and token set).
+  CommandResult Convergectl(const std::vector<std::string>& args);
+  // EngineCommand runs converge-engine with args (status, pause, resume ...).
+  CommandResult EngineCommand(const std::vector<std::string>& args);
+  const std::string& name(int engine) const { return names_[engine]; }
   // MetricValue returns the value of one series (`name{labels}` as printed) in a scrape, or -1.
   static double MetricValue(const std::string& scrape, const std::string& series);
   const std::string& folder(int engine) const { return folders_[engine]; }

@@ -22,17 +22,30 @@ class ChildProcess {
   // Start runs argv[0] with argv, stdout and stderr appended to `log_path`.
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv,
                                                              const std::string& log_path);
+  // Adopts a child process started elsewhere.
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
   ~ChildProcess();
 
   pid_t pid() const { return pid_; }
   // Stop sends `signal` and waits up to `grace` before SIGKILL. Returns the wait status.
   int Stop(int signal, absl::Duration grace = absl::Seconds(10));
+  // WaitExit waits up to `timeout` for the process to exit by itself and returns its exit code
+  // (128 + signal if a signal ended it); DeadlineExceeded if it is still running.
+  absl::StatusOr<int> WaitExit(absl::Duration timeout);
   bool running() const { return pid_ > 0; }
 
  private:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
   pid_t pid_;
 };
+
+// RunCommand runs argv to completion (killed after `timeout`) and returns what it printed.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& scratch_dir,
+                         absl::Duration timeout = absl::Seconds(60));
 
 // WaitForPortFile waits until a service writes its port to `path`.
 absl::StatusOr<int> WaitForPortFile(const std::string& path, absl::Duration timeout);

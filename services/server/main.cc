@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     log->error("cannot start the store: {}", store.status().ToString());
     return 1;
   }
+  (*store)->db()->ExportMetrics();
   LogSink sink((*store)->log());
 
   converge::management::ManagementOptions management_options;

@@ -20,5 +20,6 @@ int main(int argc, char** argv) {
     converge::GetLogger("converge-store")->error("cannot start: {}", store.status().ToString());
     return 1;
   }
+  (*store)->db()->ExportMetrics();
   return converge::ServeUntilSignal("converge-store", {(*store)->service()});
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
+#include "common/metrics.h"
 
 namespace converge::store {
 
@@ -58,6 +59,34 @@ std::string StoreDb::CursorPrefix(absl::string_view ns) {
 
 std::string StoreDb::CursorKey(absl::string_view ns, absl::string_view device) {
   return absl::StrCat(CursorPrefix(ns), device);
+}
+
+void StoreDb::ExportMetrics() {
+  rocksdb::DB* db = db_.get();
+  auto property = [db](const char* name) {
+    return [db, name]() -> double {
+      uint64_t v = 0;
+      return db->GetIntProperty(name, &v) ? static_cast<double>(v) : -1;
+    };
+  };
+  MetricsRegistry& m = DefaultMetrics();
+  m.AddGaugeFunction("converge_store_rocksdb_live_bytes", "live SST files (metadata, logs, small chunks)",
+                     property("rocksdb.live-sst-files-size"), "kind=\"sst\"");
+  m.AddGaugeFunction("converge_store_rocksdb_live_bytes", "live blob files (chunk bytes)",
+                     property("rocksdb.live-blob-file-size"), "kind=\"blob\"");
+  m.AddGaugeFunction("converge_store_rocksdb_live_bytes", "live SST and blob files", [db]() -> double {
+    uint64_t sst = 0, blob = 0;
+    db->GetIntProperty("rocksdb.live-sst-files-size", &sst);
+    db->GetIntProperty("rocksdb.live-blob-file-size", &blob);
+    return static_cast<double>(sst + blob);
+  });
+  m.AddGaugeFunction("converge_store_rocksdb_memtable_bytes", "memtables", property("rocksdb.cur-size-all-mem-tables"));
+  m.AddGaugeFunction("converge_store_rocksdb_write_stopped", "1 while RocksDB stops writes",
+                     property("rocksdb.is-write-stopped"));
+  m.AddGaugeFunction("converge_store_rocksdb_delayed_write_rate", "bytes/s RocksDB slows writes to (0: no stall)",
+                     property("rocksdb.actual-delayed-write-rate"));
+  m.AddGaugeFunction("converge_store_rocksdb_pending_compaction_bytes", "estimated bytes compaction still has to do",
+                     property("rocksdb.estimate-pending-compaction-bytes"));
 }
 
 }  // namespace converge::store

@@ -30,6 +30,10 @@ class StoreDb {
 
   rocksdb::DB* db() { return db_.get(); }
 
+  // ExportMetrics reports the database's size and write stalls to DefaultMetrics() (at every
+  // scrape). Call once; the StoreDb must outlive the process's metrics endpoint.
+  void ExportMetrics();
+
   static std::string ChunkKey(const Digest& d);
   static std::string NamespaceKey(absl::string_view ns);
   static std::string LogKey(absl::string_view ns, uint64_t seq);

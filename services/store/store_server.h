@@ -31,6 +31,7 @@ class StoreServer {
   StoreService* service() { return service_.get(); }
   CommitLog* log() { return log_.get(); }
   ChunkStore* chunks() { return chunks_.get(); }
+  StoreDb* db() { return db_.get(); }
 
  private:
   StoreServer() = default;

@@ -1,0 +1,51 @@
+// The engine's status file, <folder>/.converge/status.json: the running engine writes it
+// (StatusWriter) and `converge-engine status|pause|resume` read it or leave a pause flag
+// (<folder>/.converge/paused) that the running engine obeys.
+#ifndef CONVERGE_ENGINE_STATUS_FILE_H_
+#define CONVERGE_ENGINE_STATUS_FILE_H_
+
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "converge/engine/v1/status.pb.h"
+#include "engine/sync_engine.h"
+
+namespace converge::engine {
+
+std::string StatusPath(const std::string& folder);
+std::string PauseFlagPath(const std::string& folder);
+
+// StatusWriter writes the engine's status every `period` and applies the pause flag, on its own
+// thread, until destroyed.
+class StatusWriter {
+ public:
+  StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile identity, absl::Duration period);
+  ~StatusWriter();
+
+ private:
+  void WriteOnce();
+
+  SyncEngine* const engine_;
+  const engine::v1::EngineStatusFile identity_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder);
+
+// FormatStatus renders a status for people: state, cursor, pending work, the transfer with its
+// rate and ETA, conflict copies found in the folder. `now` judges whether the engine runs.
+std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
+                         const std::vector<std::string>& conflicts, absl::Time now);
+
+// ConflictCopiesIn lists the conflict copies in a folder (read only; skips the state dir).
+std::vector<std::string> ConflictCopiesIn(const std::string& folder);
+
+// EngineRunning: the status names a live process and was written in the last few seconds.
+bool EngineRunning(const engine::v1::EngineStatusFile& s, absl::Time now);
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_STATUS_FILE_H_

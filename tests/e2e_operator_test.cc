@@ -1,0 +1,268 @@
+// End to end, real processes: every convergectl command against running services (output
+// checked, not just exit codes), the engine's status/pause/resume, metrics scrapes of every
+// service and engine, and revocation with a remote wipe.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+
+namespace converge::testing {
+namespace {
+
+void Write(const std::string& path, const std::string& data) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// DeviceId reads the device id an engine enrolled with, from convergectl's device list.
+std::string DeviceIdOf(Cluster* c, const std::string& name) {
+  CommandResult r = c->Convergectl({"devices", "list"});
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() > 2 && cols[2] == name) return cols[0];
+  }
+  return "";
+}
+
+bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return cond();
+}
+
+class E2eOperatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions options;
+    options.dir = std::string(getenv("TEST_TMPDIR")) + "/" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(options.dir);
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    c_ = std::move(*cluster);
+    ASSERT_TRUE(c_->AddEngine("laptop").ok());
+    ASSERT_TRUE(c_->AddEngine("desktop").ok());
+    Write(c_->folder(0) + "/docs/a.txt", "alpha");
+    Write(c_->folder(0) + "/docs/b.txt", "alpha");  // same content: one chunk
+    Write(c_->folder(1) + "/big.bin", std::string(3 << 20, 'x'));
+    absl::Status converged = c_->WaitConverged(absl::Seconds(30));
+    ASSERT_TRUE(converged.ok()) << converged << "; logs in " << c_->logs_dir();
+  }
+
+  std::unique_ptr<Cluster> c_;
+};
+
+TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
+  // users
+  CommandResult r = c_->Convergectl({"users", "create", "carol", "--display_name=Carol C"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "created user carol\n");
+  r = c_->Convergectl({"users", "list"});
+  EXPECT_TRUE(absl::StrContains(r.out, "USER   NAME     CREATED")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "carol  Carol C")) << r.out;
+  r = c_->Convergectl({"users", "create", "Bad Id"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "INVALID_ARGUMENT")) << r.err;
+
+  // devices: both engines, active, seen, their version, up to date in the namespace
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(c_->Convergectl({"devices", "list"}).out, "up to date"); },
+                      absl::Seconds(10)));
+  r = c_->Convergectl({"devices", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* want : {"STATE", "LAST SEEN", "VERSION", "CURSOR", "LAG", "laptop", "desktop", "active",
+                           "converge-engine/0.4.0", "shared"}) {
+    EXPECT_TRUE(absl::StrContains(r.out, want)) << want << " missing from\n" << r.out;
+  }
+  const std::string laptop = DeviceIdOf(c_.get(), "laptop");
+  const std::string desktop = DeviceIdOf(c_.get(), "desktop");
+  ASSERT_FALSE(laptop.empty());
+  ASSERT_FALSE(desktop.empty());
+  r = c_->Convergectl({"devices", "show", laptop});
+  EXPECT_TRUE(absl::StrContains(r.out, laptop) && absl::StrContains(r.out, "laptop")) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, desktop)) << r.out;
+  r = c_->Convergectl({"--json", "devices", "list"});
+  EXPECT_TRUE(absl::StrContains(r.out, "\"software_version\": \"converge-engine/0.4.0\"")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "\"state\": \"DEVICE_STATE_ACTIVE\"")) << r.out;
+  r = c_->Convergectl({"devices", "show", "dev-nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "NOT_FOUND")) << r.err;
+
+  // namespaces: list, status (files, bytes, chunks, dedup), share, members
+  r = c_->Convergectl({"namespaces", "status", "shared"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // a.txt and b.txt share a chunk, and big.bin is three identical 1 MiB chunks.
+  EXPECT_TRUE(absl::StrContains(r.out, "3 files, 3.0 MiB in 2 chunks of 1.0 MiB (dedup 3.00x)")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "0 conflicts")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "laptop") && absl::StrContains(r.out, "desktop")) << r.out;
+  r = c_->Convergectl({"namespaces", "share", "shared", "--user=carol"});
+  EXPECT_EQ(r.out, "namespace shared (owner e2e) is shared with carol\n") << r.err;
+  r = c_->Convergectl({"namespaces", "list", "--user=carol"});
+  EXPECT_TRUE(absl::StrContains(r.out, "shared     e2e")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "carol")) << r.out;
+  r = c_->Convergectl({"namespaces", "share", "shared"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = c_->Convergectl({"members", "list", "shared"});
+  EXPECT_TRUE(absl::StrContains(r.out, laptop) && absl::StrContains(r.out, desktop)) << r.out;
+  r = c_->Convergectl({"namespaces", "create", "team", "--owner=carol"});
+  EXPECT_EQ(r.out, "created namespace team owned by carol\n") << r.err;
+  r = c_->Convergectl({"members", "add", "team", laptop});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
+
+  // conflicts: make one for real (desktop offline while both edit)
+  c_->PauseEngine(1);
+  Write(c_->folder(0) + "/docs/a.txt", "laptop's edit");
+  Write(c_->folder(1) + "/docs/a.txt", "desktop's edit");
+  c_->ResumeEngine(1);
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  r = c_->Convergectl({"conflicts", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "NAMESPACE  PATH")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "shared     docs/a.txt  docs/a (conflict dev-")) << r.out;
+  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"namespaces", "status", "shared"}).out, "1 conflict\n"));
+
+  // endpoints, health, top
+  r = c_->Convergectl({"endpoints"});
+  EXPECT_TRUE(absl::StrContains(r.out, "store         127.0.0.1:")) << r.out;
+  r = c_->Convergectl({"health"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "management") && absl::StrContains(r.out, "notification")) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, "DOWN")) << r.out;
+  c_->KillNotify();
+  r = c_->Convergectl({"health"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "notification") && absl::StrContains(r.out, "DOWN")) << r.out;
+  ASSERT_TRUE(c_->RestartNotify().ok());
+  r = c_->Convergectl({"top", "--iterations=2", "--interval=100ms"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> frames = absl::StrSplit(r.out, "converge fleet at");
+  EXPECT_EQ(frames.size(), 3u) << r.out;  // two refreshes
+  EXPECT_TRUE(absl::StrContains(r.out, "shared     e2e    ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "2/2 up to date")) << r.out;
+
+  // help and usage
+  r = c_->Convergectl({"devices", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.out, "devices revoke <device-id> [--wipe]")) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, "users create")) << r.out;
+  r = c_->Convergectl({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown command: frobnicate")) << r.err;
+
+  // users disable: carol has no devices; she is marked disabled and can register none
+  r = c_->Convergectl({"users", "disable", "carol"});
+  EXPECT_EQ(r.out, "user carol is disabled; its devices are revoked\n") << r.err;
+  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"users", "list"}).out, "disabled"));
+}
+
+TEST_F(E2eOperatorTest, EngineStatusPauseAndResume) {
+  CommandResult r;
+  ASSERT_TRUE(WaitFor([&] {
+    r = c_->EngineCommand({"status", "--folder=" + c_->folder(0)});
+    return absl::StrContains(r.out, "state      up to date (engine pid ");
+  }, absl::Seconds(5))) << r.out << "; logs in " << c_->logs_dir();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "in namespace shared")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "uploads    none waiting")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "conflicts  none")) << r.out;
+  r = c_->EngineCommand({"status", "--json", "--folder=" + c_->folder(0)});
+  EXPECT_TRUE(absl::StrContains(r.out, "\"state\": \"up to date\"")) << r.out;
+
+  r = c_->EngineCommand({"pause", "--folder=" + c_->folder(0)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(c_->EngineCommand({"status", "--folder=" + c_->folder(0)}).out, "state      paused");
+  }, absl::Seconds(5)));
+  Write(c_->folder(1) + "/while-paused.txt", "later");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(0) + "/while-paused.txt"));
+  r = c_->EngineCommand({"status", "--folder=" + c_->folder(0)});
+  EXPECT_TRUE(absl::StrContains(r.out, "commits to download")) << r.out;
+  r = c_->EngineCommand({"resume", "--folder=" + c_->folder(0)});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return Read(c_->folder(0) + "/while-paused.txt") == "later"; }, absl::Seconds(5)));
+
+  r = c_->EngineCommand({"status", "--folder=/nonexistent"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "no engine status")) << r.err;
+  r = c_->EngineCommand({"status"});
+  EXPECT_EQ(r.exit_code, 2);
+
+  c_->StopEngine(0);
+  r = c_->EngineCommand({"status", "--folder=" + c_->folder(0)});
+  EXPECT_TRUE(absl::StrContains(r.out, "state      not running")) << r.out;
+}
+
+TEST_F(E2eOperatorTest, MetricsOfEveryProcess) {
+  Write(c_->folder(0) + "/m.txt", "metrics");
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  auto engine = c_->EngineMetrics(1);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_GE(Cluster::MetricValue(*engine, "converge_engine_commit_to_applied_seconds_count"), 1) << *engine;
+  EXPECT_GE(Cluster::MetricValue(*engine, "converge_engine_applied_commits_total"), 1);
+  auto store = c_->ServiceMetrics("store");
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_GE(Cluster::MetricValue(*store, "converge_store_commits_total"), 3) << *store;
+  EXPECT_GE(Cluster::MetricValue(*store, "converge_rpc_requests_total{method=\"/converge.store.v1.StoreService/Commit\",code=\"OK\"}"), 3);
+  // big.bin's three identical chunks cross the wire once.
+  EXPECT_EQ(Cluster::MetricValue(*store, "converge_store_chunk_bytes_total{direction=\"in\"}"), (1 << 20) + 5 + 7);
+  EXPECT_GT(Cluster::MetricValue(*store, "converge_store_rocksdb_memtable_bytes"), 0) << *store;
+  EXPECT_GE(Cluster::MetricValue(*store, "converge_store_rocksdb_live_bytes"), 0) << *store;
+  EXPECT_EQ(Cluster::MetricValue(*store, "converge_store_rocksdb_write_stopped"), 0) << *store;
+  auto notify = c_->ServiceMetrics("notify");
+  ASSERT_TRUE(notify.ok()) << notify.status();
+  EXPECT_EQ(Cluster::MetricValue(*notify, "converge_notify_streams"), 2) << *notify;
+  EXPECT_GE(Cluster::MetricValue(*notify, "converge_notify_commit_to_sent_seconds_count"), 3) << *notify;
+  auto management = c_->ServiceMetrics("management");
+  ASSERT_TRUE(management.ok()) << management.status();
+  EXPECT_GE(Cluster::MetricValue(*management, "converge_rpc_requests_total{method=\"/converge.management.v1.ManagementService/RegisterDevice\",code=\"OK\"}"), 2)
+      << *management;
+}
+
+TEST_F(E2eOperatorTest, RevokeWithWipeDeletesSyncedFilesOnlyAndStopsTheEngine) {
+  const std::string desktop = DeviceIdOf(c_.get(), "desktop");
+  ASSERT_FALSE(desktop.empty());
+  // A file the desktop never synced: written while it is paused, so it cannot upload it.
+  c_->PauseEngine(1);
+  Write(c_->folder(1) + "/docs/private-draft.txt", "never synced");
+  CommandResult r = c_->Convergectl({"devices", "revoke", desktop, "--wipe"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "is wipe pending")) << r.out;
+  c_->ResumeEngine(1);
+  absl::StatusOr<int> code = c_->EngineExit(1, absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status() << "; logs in " << c_->logs_dir();
+  EXPECT_EQ(*code, 3);
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/docs/a.txt"));
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/big.bin"));
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/.converge"));
+  EXPECT_EQ(Read(c_->folder(1) + "/docs/private-draft.txt"), "never synced");
+  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(c_->Convergectl({"devices", "show", desktop}).out, "wiped"); },
+                      absl::Seconds(5)));
+  // The laptop keeps syncing; the store refuses the revoked device.
+  Write(c_->folder(0) + "/after.txt", "still works");
+  EXPECT_TRUE(WaitFor([&] { return c_->SnapshotStore().ok() && c_->SnapshotStore()->count("after.txt") == 1; },
+                      absl::Seconds(10)));
+  EXPECT_TRUE(std::filesystem::exists(c_->folder(0) + "/docs/a.txt"));
+  r = c_->Convergectl({"members", "list", "shared"});
+  EXPECT_FALSE(absl::StrContains(r.out, desktop)) << r.out;
+}
+
+}  // namespace
+}  // namespace converge::testing
