@@ -297,4 +297,25 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
   return index_->Update(applied, commit.seq);
 }
 
+absl::Status Applier::Restore(std::vector<FileVersion> versions) {
+  std::sort(versions.begin(), versions.end(),
+            [](const FileVersion& a, const FileVersion& b) { return a.path < b.path; });
+  std::vector<IndexEntry> restored;
+  for (const FileVersion& v : versions) {
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat now, fs_->Stat(v.path));
+    if (now.exists) continue;  // back already (or something new is there): the scan decides
+    if (v.kind == FileKind::kDirectory) {
+      CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(v.path));
+      CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(v.path));
+      restored.push_back(IndexEntry{v, st, absl::ToUnixNanos(clock_->Now())});
+      continue;
+    }
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat installed, WriteFile(v, std::nullopt, LocalStat{}));
+    ++stats_.files_written;
+    restored.push_back(IndexEntry{v, installed, absl::ToUnixNanos(clock_->Now())});
+  }
+  Log()->warn("restored {} of {} deleted entries", restored.size(), versions.size());
+  return index_->Update(restored, std::nullopt);
+}
+
 }  // namespace converge::engine

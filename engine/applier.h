@@ -57,6 +57,11 @@ class Applier {
   // applied again (idempotently) later.
   absl::Status ApplyCommit(const Commit& commit);
 
+  // Restore writes `versions` (as the index last recorded them) back into the folder, parents
+  // first, and records them in the index: the undo of local deletions the store refused (a
+  // rejected mass delete). A path that exists again locally is left as it is.
+  absl::Status Restore(std::vector<FileVersion> versions);
+
   const ApplyStats& stats() const { return stats_; }
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).

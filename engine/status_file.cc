@@ -70,6 +70,8 @@ void StatusWriter::WriteOnce() {
   out.set_transfer_total_bytes(s.transfer_total);
   out.set_transfer_started_unix_ms(Millis(s.transfer_started));
   out.set_last_synced_unix_ms(Millis(s.last_synced));
+  out.set_held_deletes(s.held_deletes);
+  out.set_held(s.held_message);
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
@@ -134,6 +136,10 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   absl::StrAppend(&out, "uploads    ", s.pending_uploads() == 0 ? "none waiting"
                                                                  : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
                   "\n");
+  if (s.held_deletes() > 0) {
+    absl::StrAppend(&out, "deletes    ", s.held_deletes(), " local deletions held by the store (", s.held(),
+                    "); an operator approves or rejects them with convergectl deletes\n");
+  }
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));
     const double rate = secs > 0 ? static_cast<double>(s.transfer_done_bytes()) / secs : 0;

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/logging.h"
+#include "common/mass_delete.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
 
@@ -58,6 +59,7 @@ const char* StateName(EngineStatus::State s) {
     case EngineStatus::State::kPaused: return "paused";
     case EngineStatus::State::kError: return "error";
     case EngineStatus::State::kRevoked: return "revoked";
+    case EngineStatus::State::kHeld: return "waiting for approval";
   }
   return "?";
 }
@@ -229,24 +231,83 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     if (ok) ready.push_back(std::move(c));
   }
 
-  for (size_t start = 0; start < ready.size(); start += options_.max_files_per_commit) {
-    const size_t end = std::min(ready.size(), start + options_.max_files_per_commit);
-    std::vector<FileVersion> batch;
-    for (size_t i = start; i < end; ++i) batch.push_back(ready[i].version);
-    CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store_->Commit(batch));
-    std::vector<IndexEntry> entries;
-    for (size_t i = start; i < end; ++i) {
-      IndexEntry e{ready[i].version, ready[i].local, scan.scanned_at_ns};
-      e.version.seq = seq;
-      e.version.origin_device = device_id_;
-      entries.push_back(std::move(e));
+  // Creations and edits in batches; deletions after them, together (so the store can judge a
+  // mass delete as a whole).
+  std::vector<LocalChange> deletions;
+  std::vector<LocalChange> others;
+  for (LocalChange& c : ready) (c.version.deleted ? deletions : others).push_back(std::move(c));
+  bool deferred = false;
+  if (!deletions.empty()) {
+    // Deletions wait until the folder has been quiet for delete_settle (rm -r in progress).
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_->Now();
+    if (now - last_local_event_ < options_.delete_settle) {
+      for (const LocalChange& c : deletions) {
+        auto [it, inserted] = dirty_.try_emplace(c.version.path);
+        if (inserted) it->second.first_event = now;
+        it->second.deletion = true;
+        it->second.last_event = now;
+      }
+      deletions.clear();
+      deferred = true;
     }
-    CONVERGE_RETURN_IF_ERROR(index_->Update(entries, std::nullopt));
-    ++upload_stats_.commits;
-    M().commits->Add();
-    upload_stats_.files_committed += entries.size();
-    Log()->info("committed {} change(s) as seq {}", entries.size(), seq);
   }
+  for (size_t start = 0; start < others.size(); start += options_.max_files_per_commit) {
+    const size_t end = std::min(others.size(), start + options_.max_files_per_commit);
+    CONVERGE_RETURN_IF_ERROR(CommitBatch(std::vector<LocalChange>(others.begin() + start, others.begin() + end),
+                                         scan.scanned_at_ns));
+  }
+  uint64_t held = 0;
+  std::string held_message;
+  for (size_t start = 0; start < deletions.size(); start += kMaxFilesPerCommit) {
+    const size_t end = std::min(deletions.size(), start + kMaxFilesPerCommit);
+    std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
+    absl::Status s = CommitBatch(batch, scan.scanned_at_ns);
+    if (IsMassDeleteHeld(s)) {
+      held += batch.size();
+      held_message = std::string(s.message());
+      continue;
+    }
+    if (IsMassDeleteRejected(s)) {
+      Log()->warn("the store rejected {} local deletion(s) ({}): restoring", batch.size(), s.message());
+      std::vector<FileVersion> restore;
+      for (const LocalChange& c : batch) {
+        CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> e, index_->Get(c.version.path));
+        if (e.has_value() && !e->version.deleted) restore.push_back(e->version);
+      }
+      CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(restore)));
+      continue;
+    }
+    CONVERGE_RETURN_IF_ERROR(s);
+  }
+  // A full scan sees every pending deletion; a targeted one only says something if it had any.
+  if (!deferred && (!deletions.empty() || !paths.has_value())) {
+    absl::MutexLock lock(&status_mu_);
+    if (held > 0 && held_message != status_.held_message) {
+      Log()->warn("{} local deletion(s) held by the store until an operator approves: {}", held, held_message);
+    }
+    status_.held_deletes = held;
+    status_.held_message = held_message;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
+  std::vector<FileVersion> versions;
+  for (const LocalChange& c : batch) versions.push_back(c.version);
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store_->Commit(versions));
+  std::vector<IndexEntry> entries;
+  for (const LocalChange& c : batch) {
+    IndexEntry e{c.version, c.local, scanned_at_ns};
+    e.version.seq = seq;
+    e.version.origin_device = device_id_;
+    entries.push_back(std::move(e));
+  }
+  CONVERGE_RETURN_IF_ERROR(index_->Update(entries, std::nullopt));
+  ++upload_stats_.commits;
+  M().commits->Add();
+  upload_stats_.files_committed += entries.size();
+  Log()->info("committed {} change(s) as seq {}", entries.size(), seq);
   return absl::OkStatus();
 }
 
@@ -278,10 +339,12 @@ void SyncEngine::NotifyLocalChange() {
 void SyncEngine::NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths) {
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
+  last_local_event_ = now;
   for (const auto& [path, writing] : paths) {
     auto [it, inserted] = dirty_.try_emplace(path);
     if (inserted) it->second.first_event = now;
     it->second.writing = writing;
+    it->second.deletion = false;
     it->second.last_event = now;
   }
 }
@@ -320,14 +383,14 @@ void SyncEngine::Run() {
       // is ready; else at the next full scan or when a path being written settles.
       absl::Time deadline = next_scan;
       for (const auto& [path, d] : dirty_) {
-        if (d.writing) deadline = std::min(deadline, d.last_event + options_.write_settle);
+        if (d.writing || d.deletion) deadline = std::min(deadline, ReadyAt(d));
       }
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         if (stopping_) return true;
         if (paused_) return false;
         if (remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
         for (const auto& [path, d] : dirty_) {
-          if (!d.writing) return true;
+          if (!d.writing && !d.deletion) return true;
         }
         return false;
       };
@@ -388,7 +451,13 @@ void SyncEngine::Run() {
       SetState(EngineStatus::State::kRevoked, std::string(s.message()));
       return;
     }
-    SetState(s.ok() ? EngineStatus::State::kUpToDate : EngineStatus::State::kError,
+    bool held = false;
+    {
+      absl::MutexLock lock(&status_mu_);
+      held = status_.held_deletes > 0;
+    }
+    SetState(!s.ok() ? EngineStatus::State::kError
+                     : held ? EngineStatus::State::kHeld : EngineStatus::State::kUpToDate,
              s.ok() ? "" : s.ToString());
     if (!s.ok()) {
       // Do not spin on a failing store: pause before the next attempt.

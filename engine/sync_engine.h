@@ -44,6 +44,9 @@ struct EngineOptions {
   // A file still open for writing is taken once it has been quiet this long (writers that keep
   // files open, like logs).
   absl::Duration write_settle = absl::Seconds(1);
+  // Deletions the watcher reports are committed once no local change has been seen for this
+  // long, so a burst of deletions (rm -r) reaches the store as one commit it can judge whole.
+  absl::Duration delete_settle = absl::Milliseconds(500);
   uint32_t chunk_bytes = kDefaultChunkBytes;
   size_t max_files_per_commit = 1000;
   // on_denied is told when the store refuses this device (PermissionDenied: removed from the
@@ -62,12 +65,14 @@ struct ScanStats {
 
 // What the engine is doing, for `converge-engine status` (and tests).
 struct EngineStatus {
-  enum class State { kStarting, kUpToDate, kSyncing, kPaused, kError, kRevoked };
+  enum class State { kStarting, kUpToDate, kSyncing, kPaused, kError, kRevoked, kHeld };
   State state = State::kStarting;
   std::string error;              // the last sync error, while in kError
   uint64_t cursor = 0;            // applied up to
   uint64_t remote_head = 0;       // newest seq heard of
   uint64_t pending_uploads = 0;   // changed paths waiting to be scanned and committed
+  uint64_t held_deletes = 0;      // local deletions the store holds for approval (kHeld)
+  std::string held_message;       // the store's words, with the hold's id
   // The transfer in progress (direction empty when none): bytes done of total, since started.
   std::string transfer;           // "upload" or "download"
   uint64_t transfer_done = 0;
@@ -133,16 +138,26 @@ class SyncEngine {
 
   struct DirtyPath {
     bool writing = false;
+    bool deletion = false;  // a deletion held back until the folder is quiet
     absl::Time first_event;
     absl::Time last_event;
   };
   // Ready reports whether a dirty path can be scanned now.
-  bool Ready(const DirtyPath& d, absl::Time now) const {
+  bool Ready(const DirtyPath& d, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (d.deletion) return now - last_local_event_ >= options_.delete_settle;
     return !d.writing || now - d.last_event >= options_.write_settle;
+  }
+  // ReadyAt: when a dirty path that is not ready now becomes ready.
+  absl::Time ReadyAt(const DirtyPath& d) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (d.deletion) return last_local_event_ + options_.delete_settle;
+    return d.writing ? d.last_event + options_.write_settle : absl::InfinitePast();
   }
   // TakeReadyPaths removes and returns the dirty paths that can be scanned now, and the time of
   // the earliest event among them.
   std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // CommitBatch commits one batch of scanned changes and records them in the index.
+  absl::Status CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns);
 
   // Status updates from the sync thread.
   void SetState(EngineStatus::State state, const std::string& error = "");
@@ -159,6 +174,7 @@ class SyncEngine {
   bool pull_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool full_scan_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, DirtyPath> dirty_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_local_event_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -264,5 +264,64 @@ TEST_F(E2eOperatorTest, RevokeWithWipeDeletesSyncedFilesOnlyAndStopsTheEngine) {
   EXPECT_FALSE(absl::StrContains(r.out, desktop)) << r.out;
 }
 
+// The id of the first pending mass delete convergectl lists ("" if none).
+std::string PendingDeleteId(Cluster* c) {
+  CommandResult r = c->Convergectl({"deletes", "list"});
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() > 3 && cols[3] == "pending") return cols[1];
+  }
+  return "";
+}
+
+TEST_F(E2eOperatorTest, MassDeleteHeldUntilApprovedOrRejected) {
+  for (int i = 0; i < 200; ++i) Write(c_->folder(0) + absl::StrCat("/many/f", i), absl::StrCat("file ", i));
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+
+  // The laptop deletes 150 of them: held, the desktop keeps its copies.
+  for (int i = 0; i < 150; ++i) std::filesystem::remove(c_->folder(0) + absl::StrCat("/many/f", i));
+  std::string id;
+  ASSERT_TRUE(WaitFor([&] { return !(id = PendingDeleteId(c_.get())).empty(); }, absl::Seconds(10)))
+      << c_->Convergectl({"deletes", "list", "--all"}).out << "; logs in " << c_->logs_dir();
+  CommandResult r = c_->Convergectl({"deletes", "list", "shared"});
+  EXPECT_TRUE(absl::StrContains(r.out, "pending  150 of ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "many/f0, many/f1")) << r.out;
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(c_->EngineCommand({"status", "--folder=" + c_->folder(0)}).out,
+                             "state      waiting for approval");
+  }, absl::Seconds(5))) << c_->EngineCommand({"status", "--folder=" + c_->folder(0)}).out;
+  EXPECT_TRUE(absl::StrContains(c_->EngineCommand({"status", "--folder=" + c_->folder(0)}).out,
+                                "deletes    150 local deletions held by the store"));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_TRUE(std::filesystem::exists(c_->folder(1) + "/many/f0"));
+  EXPECT_EQ(c_->SnapshotStore()->count("many/f0"), 1u);
+
+  r = c_->Convergectl({"deletes", "approve", "shared", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "is approved")) << r.out;
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/many/f0"));
+  EXPECT_TRUE(std::filesystem::exists(c_->folder(1) + "/many/f199"));
+  EXPECT_TRUE(PendingDeleteId(c_.get()).empty());
+  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"deletes", "list", "--all"}).out, "applied"));
+
+  // Now the desktop deletes everything under many/ and the operator rejects it: the desktop
+  // gets its files back.
+  for (int i = 150; i < 200; ++i) Write(c_->folder(1) + absl::StrCat("/many/g", i), "more");
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  std::filesystem::remove_all(c_->folder(1) + "/many");
+  ASSERT_TRUE(WaitFor([&] { return !(id = PendingDeleteId(c_.get())).empty(); }, absl::Seconds(10)));
+  r = c_->Convergectl({"deletes", "reject", "shared", id});
+  EXPECT_TRUE(absl::StrContains(r.out, "is rejected: the device restores the files")) << r.out << r.err;
+  ASSERT_TRUE(WaitFor([&] { return Read(c_->folder(1) + "/many/f199") == "file 199"; }, absl::Seconds(20)))
+      << "logs in " << c_->logs_dir();
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  EXPECT_EQ(Read(c_->folder(1) + "/many/g150"), "more");
+  EXPECT_EQ(Read(c_->folder(0) + "/many/g150"), "more");
+  r = c_->Convergectl({"deletes", "approve", "shared", id});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "FAILED_PRECONDITION")) << r.err;
+}
+
 }  // namespace
 }  // namespace converge::testing

@@ -88,4 +88,31 @@ absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns
   return out;
 }
 
+absl::StatusOr<std::vector<PendingDelete>> Fleet::PendingDeletes(const std::string& ns, bool include_resolved) {
+  std::vector<std::string> namespaces;
+  if (ns.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<Namespace> all, registry_->ListNamespaces(""));
+    for (const Namespace& n : all) namespaces.push_back(n.namespace_id);
+  } else {
+    CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+    namespaces.push_back(ns);
+  }
+  std::vector<PendingDelete> out;
+  for (const std::string& n : namespaces) {
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<PendingDelete> held, store_->ListHeldDeletes(n));
+    for (PendingDelete& p : held) {
+      if (include_resolved || p.state == "pending") out.push_back(std::move(p));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const PendingDelete& a, const PendingDelete& b) {
+    return a.created_at_unix_ms < b.created_at_unix_ms;
+  });
+  return out;
+}
+
+absl::StatusOr<PendingDelete> Fleet::ResolvePendingDelete(const std::string& ns, const std::string& id, bool approve) {
+  CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+  return store_->ResolveHeldDelete(ns, id, approve);
+}
+
 }  // namespace converge::management

@@ -59,6 +59,10 @@ class Fleet {
   absl::StatusOr<NamespaceReport> NamespaceStatus(const std::string& ns);
   // Conflicts in one namespace (or every namespace), ordered by detection time.
   absl::StatusOr<std::vector<ConflictCopy>> Conflicts(const std::string& ns);
+  // Held mass deletes in one namespace (or all), oldest first; only pending ones unless
+  // include_resolved.
+  absl::StatusOr<std::vector<PendingDelete>> PendingDeletes(const std::string& ns, bool include_resolved);
+  absl::StatusOr<PendingDelete> ResolvePendingDelete(const std::string& ns, const std::string& id, bool approve);
 
  private:
   Registry* const registry_;

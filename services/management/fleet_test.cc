@@ -19,6 +19,17 @@ class FakeStore : public NamespaceSink {
     if (down) return absl::UnavailableError("store down");
     return usage[ns];
   }
+  absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) override { return held[ns]; }
+  absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override {
+    for (PendingDelete& p : held[ns]) {
+      if (p.id == id) {
+        p.state = approve ? "approved" : "rejected";
+        return p;
+      }
+    }
+    return absl::NotFoundError(id);
+  }
+  std::map<std::string, std::vector<PendingDelete>> held;
   std::map<std::string, NamespaceUsage> usage;
   bool down = false;
 };
@@ -101,6 +112,22 @@ TEST_F(FleetTest, NamespaceStatusListsMembersOnlyAndConflictsAreOrdered) {
   EXPECT_EQ(conflicts->at(1).device, "dev-2");
   EXPECT_EQ(conflicts->at(0).namespace_id, "docs");
   EXPECT_EQ(fleet.Conflicts("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetTest, PendingDeletesAcrossNamespaces) {
+  store_.held["docs"] = {{"bbb", "docs", laptop_, "pending", 20, 150, 200, {"a", "b"}},
+                         {"aaa", "docs", laptop_, "applied", 10, 120, 130, {}}};
+  Fleet fleet(registry_.get(), &store_);
+  auto pending = fleet.PendingDeletes("", false);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().id, "bbb");
+  EXPECT_EQ(fleet.PendingDeletes("docs", true)->front().id, "aaa");  // oldest first
+  auto resolved = fleet.ResolvePendingDelete("docs", "bbb", false);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->state, "rejected");
+  EXPECT_TRUE(fleet.PendingDeletes("", false)->empty());
+  EXPECT_EQ(fleet.ResolvePendingDelete("nope", "bbb", true).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

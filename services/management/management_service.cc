@@ -230,4 +230,38 @@ grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1
   return grpc::Status::OK;
 }
 
+namespace {
+
+void ToProto(const PendingDelete& d, v1::PendingDelete* p) {
+  p->set_id(d.id);
+  p->set_namespace_id(d.namespace_id);
+  p->set_device_id(d.device_id);
+  p->set_state(d.state);
+  p->set_created_at_unix_ms(d.created_at_unix_ms);
+  p->set_deletes(d.deletes);
+  p->set_live_entries(d.live_entries);
+  for (const std::string& s : d.sample_paths) p->add_sample_paths(s);
+}
+
+}  // namespace
+
+grpc::Status ManagementService::ListPendingDeletes(grpc::ServerContext* ctx, const v1::ListPendingDeletesRequest* req,
+                                                   v1::ListPendingDeletesResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<std::vector<PendingDelete>> list = fleet_.PendingDeletes(req->namespace_id(), req->include_resolved());
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (const PendingDelete& d : *list) ToProto(d, resp->add_deletes());
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::ResolvePendingDelete(grpc::ServerContext* ctx,
+                                                     const v1::ResolvePendingDeleteRequest* req,
+                                                     v1::PendingDelete* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<PendingDelete> d = fleet_.ResolvePendingDelete(req->namespace_id(), req->id(), req->approve());
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  ToProto(*d, resp);
+  return grpc::Status::OK;
+}
+
 }  // namespace converge::management

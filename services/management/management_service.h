@@ -50,6 +50,10 @@ class ManagementService final : public v1::ManagementService::Service {
                                   v1::NamespaceStatus* resp) override;
   grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                              v1::ListConflictsResponse* resp) override;
+  grpc::Status ListPendingDeletes(grpc::ServerContext* ctx, const v1::ListPendingDeletesRequest* req,
+                                  v1::ListPendingDeletesResponse* resp) override;
+  grpc::Status ResolvePendingDelete(grpc::ServerContext* ctx, const v1::ResolvePendingDeleteRequest* req,
+                                    v1::PendingDelete* resp) override;
 
  private:
   Registry* const registry_;

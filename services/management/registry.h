@@ -60,6 +60,18 @@ struct DeviceUsage {
   double lag_seconds = 0;
 };
 
+// A mass delete the store holds for approval (see converge-store's HeldDelete).
+struct PendingDelete {
+  std::string id;
+  std::string namespace_id;
+  std::string device_id;
+  std::string state;  // pending, approved, rejected, applied
+  int64_t created_at_unix_ms = 0;
+  uint64_t deletes = 0;
+  uint64_t live_entries = 0;
+  std::vector<std::string> sample_paths;
+};
+
 struct NamespaceUsage {
   uint64_t head_seq = 0;
   uint64_t live_files = 0;
@@ -83,6 +95,9 @@ class NamespaceSink {
   virtual absl::Status RegisterNamespace(const std::string& ns,
                                          const std::vector<std::string>& member_device_ids) = 0;
   virtual absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) = 0;
+  virtual absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) = 0;
+  virtual absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
+                                                          bool approve) = 0;
 };
 
 class Registry {

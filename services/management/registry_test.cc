@@ -18,6 +18,12 @@ class FakeSink : public NamespaceSink {
     return absl::OkStatus();
   }
   absl::StatusOr<NamespaceUsage> Usage(const std::string&) override { return NamespaceUsage{}; }
+  absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string&) override {
+    return std::vector<PendingDelete>{};
+  }
+  absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string&, const std::string&, bool) override {
+    return absl::NotFoundError("none");
+  }
   absl::Status next_status;
   std::map<std::string, std::vector<std::string>> told;
 };

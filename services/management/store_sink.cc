@@ -47,4 +47,54 @@ absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) 
   return u;
 }
 
+namespace {
+
+PendingDelete FromProto(const store::v1::HeldDelete& h) {
+  PendingDelete p;
+  p.id = h.id();
+  p.namespace_id = h.namespace_id();
+  p.device_id = h.device_id();
+  switch (h.state()) {
+    case store::v1::HeldDelete::PENDING: p.state = "pending"; break;
+    case store::v1::HeldDelete::APPROVED: p.state = "approved"; break;
+    case store::v1::HeldDelete::REJECTED: p.state = "rejected"; break;
+    case store::v1::HeldDelete::APPLIED: p.state = "applied"; break;
+    default: p.state = "?";
+  }
+  p.created_at_unix_ms = h.created_at_unix_ms();
+  p.deletes = h.deletes();
+  p.live_entries = h.live_entries();
+  p.sample_paths.assign(h.sample_paths().begin(), h.sample_paths().end());
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PendingDelete>> StoreNamespaceSink::ListHeldDeletes(const std::string& ns) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ListHeldDeletesRequest req;
+  req.set_namespace_id(ns);
+  store::v1::ListHeldDeletesResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListHeldDeletes(&ctx, req, &resp), "store.ListHeldDeletes"));
+  std::vector<PendingDelete> out;
+  for (const store::v1::HeldDelete& h : resp.held()) out.push_back(FromProto(h));
+  return out;
+}
+
+absl::StatusOr<PendingDelete> StoreNamespaceSink::ResolveHeldDelete(const std::string& ns, const std::string& id,
+                                                                    bool approve) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ResolveHeldDeleteRequest req;
+  req.set_namespace_id(ns);
+  req.set_id(id);
+  req.set_approve(approve);
+  store::v1::HeldDelete resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ResolveHeldDelete(&ctx, req, &resp), "store.ResolveHeldDelete"));
+  return FromProto(resp);
+}
+
 }  // namespace converge::management

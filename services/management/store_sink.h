@@ -17,6 +17,8 @@ class StoreNamespaceSink : public NamespaceSink {
   absl::Status RegisterNamespace(const std::string& ns,
                                  const std::vector<std::string>& member_device_ids) override;
   absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) override;
+  absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) override;
+  absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override;
 
  private:
   std::unique_ptr<store::v1::StoreService::Stub> stub_;

@@ -51,8 +51,27 @@ class LogSink : public converge::management::NamespaceSink {
     }
     return u;
   }
+  absl::StatusOr<std::vector<converge::management::PendingDelete>> ListHeldDeletes(const std::string& ns) override {
+    absl::StatusOr<std::vector<converge::store::HeldDelete>> held = log_->ListHeld(ns);
+    if (!held.ok()) return held.status();
+    std::vector<converge::management::PendingDelete> out;
+    for (const auto& h : *held) out.push_back(Convert(h));
+    return out;
+  }
+  absl::StatusOr<converge::management::PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
+                                                                        bool approve) override {
+    absl::StatusOr<converge::store::HeldDelete> h = log_->ResolveHeld(ns, id, approve);
+    if (!h.ok()) return h.status();
+    return Convert(*h);
+  }
 
  private:
+  static converge::management::PendingDelete Convert(const converge::store::HeldDelete& h) {
+    static const char* const kStates[] = {"pending", "approved", "rejected", "applied"};
+    return {h.id, h.namespace_id, h.device, kStates[static_cast<int>(h.state)], h.created_at_unix_ms,
+            h.deletes, h.live_entries, h.sample};
+  }
+
   converge::store::CommitLog* log_;
 };
 

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/coding.h"
+#include "common/mass_delete.h"
+#include "common/sha256.h"
 #include "common/conflict_name.h"
 #include "common/path.h"
 #include "common/status_macros.h"
@@ -16,7 +18,9 @@
 namespace converge::store {
 namespace {
 
-constexpr uint64_t kNamespaceFormat = 1;
+constexpr uint64_t kNamespaceFormatV1 = 1;  // head seq, members
+constexpr uint64_t kNamespaceFormat = 2;    // head seq, members, live entries
+constexpr size_t kHeldSample = 5;
 constexpr size_t kMaxNamedPaths = 20;
 
 // A cursor record: varint seq, then (optional, newer records) varint last-seen ms and the
@@ -50,6 +54,41 @@ std::string EncodeCursor(const CursorRecord& r) {
   return out;
 }
 
+std::string EncodeHeld(const HeldDelete& h) {
+  std::string out;
+  PutVarint64(&out, static_cast<uint64_t>(h.state));
+  PutLengthPrefixed(&out, h.device);
+  PutVarint64(&out, static_cast<uint64_t>(h.created_at_unix_ms));
+  PutVarint64(&out, static_cast<uint64_t>(h.resolved_at_unix_ms));
+  PutVarint64(&out, h.deletes);
+  PutVarint64(&out, h.live_entries);
+  PutVarint64(&out, h.sample.size());
+  for (const std::string& p : h.sample) PutLengthPrefixed(&out, p);
+  return out;
+}
+
+absl::StatusOr<HeldDelete> DecodeHeld(absl::string_view ns, absl::string_view id, absl::string_view bytes) {
+  Decoder d(bytes);
+  HeldDelete h;
+  h.namespace_id = std::string(ns);
+  h.id = std::string(id);
+  uint64_t state, created, resolved, n;
+  if (!d.GetVarint64(&state) || state > 3 || !d.GetLengthPrefixed(&h.device) || !d.GetVarint64(&created) ||
+      !d.GetVarint64(&resolved) || !d.GetVarint64(&h.deletes) || !d.GetVarint64(&h.live_entries) ||
+      !d.GetVarint64(&n) || n > 1000) {
+    return absl::DataLossError("corrupt held delete record");
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string p;
+    if (!d.GetLengthPrefixed(&p)) return absl::DataLossError("corrupt held delete record");
+    h.sample.push_back(std::move(p));
+  }
+  h.state = static_cast<HeldDelete::State>(state);
+  h.created_at_unix_ms = static_cast<int64_t>(created);
+  h.resolved_at_unix_ms = static_cast<int64_t>(resolved);
+  return h;
+}
+
 std::string ActivityKey(absl::string_view ns, absl::string_view device) {
   return absl::StrCat(ns, std::string(1, '\0'), device);
 }
@@ -71,6 +110,7 @@ std::string CommitLog::EncodeNamespace(const NamespaceState& state) {
   std::sort(members.begin(), members.end());
   PutVarint64(&out, members.size());
   for (const std::string& m : members) PutLengthPrefixed(&out, m);
+  PutVarint64(&out, state.live_entries);
   return out;
 }
 
@@ -84,14 +124,26 @@ absl::StatusOr<CommitLog::NamespaceState*> CommitLog::LoadLocked(const std::stri
   Decoder d(value);
   NamespaceState state;
   uint64_t format, n;
-  if (!d.GetVarint64(&format) || format != kNamespaceFormat || !d.GetVarint64(&state.head_seq) ||
-      !d.GetVarint64(&n)) {
+  if (!d.GetVarint64(&format) || (format != kNamespaceFormat && format != kNamespaceFormatV1) ||
+      !d.GetVarint64(&state.head_seq) || !d.GetVarint64(&n)) {
     return absl::DataLossError(absl::StrCat("corrupt namespace record '", ns, "'"));
   }
   for (uint64_t i = 0; i < n; ++i) {
     std::string member;
     if (!d.GetLengthPrefixed(&member)) return absl::DataLossError("corrupt namespace record");
     state.members.insert(std::move(member));
+  }
+  if (format == kNamespaceFormat) {
+    if (!d.GetVarint64(&state.live_entries)) return absl::DataLossError("corrupt namespace record");
+  } else {
+    // Older record: count the live entries once (written back with the next commit).
+    const std::string prefix = StoreDb::FilePrefix(ns);
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion v, DecodeFileVersion(View(it->value())));
+      if (!v.deleted) ++state.live_entries;
+    }
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "count live entries"));
   }
   return &ns_.emplace(ns, std::move(state)).first->second;
 }
@@ -105,6 +157,7 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns,
   absl::StatusOr<NamespaceState*> current = LoadLocked(ns);
   if (current.ok()) {
     next.head_seq = (*current)->head_seq;
+    next.live_entries = (*current)->live_entries;
   } else if (!absl::IsNotFound(current.status())) {
     return current.status();
   }
@@ -113,7 +166,11 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns,
   sync.sync = true;
   CONVERGE_RETURN_IF_ERROR(RocksStatus(
       db_->db()->Put(sync, StoreDb::NamespaceKey(ns), EncodeNamespace(next)), "write namespace"));
-  ns_[ns] = std::move(next);
+  if (current.ok()) {
+    (*current)->members = std::move(next.members);
+  } else {
+    ns_[ns] = std::move(next);
+  }
   return absl::OkStatus();
 }
 
@@ -139,17 +196,23 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
 
   // Optimistic concurrency: each change must be made on top of the path's current version.
   std::vector<std::string> stale;
+  uint64_t live_deletes = 0;
+  int64_t live_delta = 0;
   for (const FileVersion& v : changes) {
     std::string value;
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, v.path), &value);
     uint64_t current_seq = 0;
+    bool was_live = false;
     if (s.ok()) {
       CONVERGE_ASSIGN_OR_RETURN(FileVersion current, DecodeFileVersion(value));
       current_seq = current.seq;
+      was_live = !current.deleted;
     } else if (!s.IsNotFound()) {
       return RocksStatus(s, "read file table");
     }
     if (v.base_seq != current_seq) stale.push_back(v.path);
+    if (v.deleted && was_live) ++live_deletes;
+    live_delta += (v.deleted ? 0 : 1) - (was_live ? 1 : 0);
   }
   if (!stale.empty()) {
     return absl::AbortedError(absl::StrCat("stale base_seq (pull and retry) for: ", NamedPaths(stale)));
@@ -168,26 +231,32 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
                      DigestToHex(missing.front())));
   }
 
+  rocksdb::WriteBatch batch;
+  CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch));
+
   Commit commit;
   commit.namespace_id = ns;
   commit.seq = state->head_seq + 1;
   commit.origin_device = device;
   commit.committed_at_unix_ms = absl::ToUnixMillis(clock_->Now());
   commit.files = std::move(changes);
-  rocksdb::WriteBatch batch;
   for (FileVersion& v : commit.files) {
     v.seq = commit.seq;
     v.origin_device = device;
     batch.Put(StoreDb::FileKey(ns, v.path), EncodeFileVersion(v));
   }
   batch.Put(StoreDb::LogKey(ns, commit.seq), EncodeCommit(commit));
-  NamespaceState next = *state;
+  NamespaceState next;
   next.head_seq = commit.seq;
+  next.members = state->members;
+  next.live_entries = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + live_delta));
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   rocksdb::WriteOptions sync;
   sync.sync = true;
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write commit"));
   state->head_seq = commit.seq;
+  state->live_entries = next.live_entries;
+  if (live_deletes > 0) state->recent_deletes[device].emplace_back(clock_->Now(), live_deletes);
   return commit;
 }
 
@@ -250,6 +319,104 @@ void CommitLog::Touch(const std::string& ns, const std::string& device, const st
   if (!software_version.empty()) a.software_version = software_version;
 }
 
+
+absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::string& device,
+                                              NamespaceState* state, const std::vector<FileVersion>& changes,
+                                              uint64_t live_deletes, rocksdb::WriteBatch* batch) {
+  if (live_deletes == 0) return absl::OkStatus();
+  // This device's deletions within the window count together.
+  const absl::Time now = clock_->Now();
+  auto& recent = state->recent_deletes[device];
+  recent.erase(std::remove_if(recent.begin(), recent.end(),
+                              [&](const auto& r) { return now - r.first > policy_.window; }),
+               recent.end());
+  uint64_t windowed = live_deletes;
+  for (const auto& r : recent) windowed += r.second;
+  const uint64_t base = state->live_entries + (windowed - live_deletes);  // entries before the window's deletions
+  if (windowed <= policy_.min_files || static_cast<double>(windowed) <= policy_.share * static_cast<double>(base)) {
+    return absl::OkStatus();
+  }
+
+  // Over the limit: the hold for exactly these deletions decides.
+  std::vector<std::string> deleted;
+  Sha256 h;
+  h.Update(device);
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) continue;
+    deleted.push_back(v.path);
+    h.Update(absl::StrCat(std::string(1, '\0'), v.path, std::string(1, '\0'), v.base_seq));
+  }
+  const std::string id = DigestToHex(h.Finish()).substr(0, 16);
+  const std::string key = StoreDb::HeldKey(ns, id);
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.ok()) {
+    CONVERGE_ASSIGN_OR_RETURN(HeldDelete held, DecodeHeld(ns, id, value));
+    switch (held.state) {
+      case HeldDelete::State::kApproved:
+        held.state = HeldDelete::State::kApplied;
+        batch->Put(key, EncodeHeld(held));
+        recent.clear();  // approved: this burst no longer counts against the device
+        return absl::OkStatus();
+      case HeldDelete::State::kRejected:
+        return MassDeleteRejectedError(id);
+      case HeldDelete::State::kApplied:
+      case HeldDelete::State::kPending:
+        return MassDeleteHeldError(id, windowed, base);
+    }
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(s.IsNotFound() ? rocksdb::Status::OK() : s, "read held delete"));
+  HeldDelete held;
+  held.id = id;
+  held.namespace_id = ns;
+  held.device = device;
+  held.created_at_unix_ms = absl::ToUnixMillis(now);
+  held.deletes = windowed;
+  held.live_entries = base;
+  std::sort(deleted.begin(), deleted.end());
+  held.sample.assign(deleted.begin(), deleted.begin() + std::min(deleted.size(), kHeldSample));
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
+  return MassDeleteHeldError(id, windowed, base);
+}
+
+absl::StatusOr<std::vector<HeldDelete>> CommitLog::ListHeld(const std::string& ns) {
+  CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
+  std::vector<HeldDelete> out;
+  const std::string prefix = StoreDb::HeldPrefix(ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(HeldDelete h, DecodeHeld(ns, View(it->key()).substr(prefix.size()), View(it->value())));
+    out.push_back(std::move(h));
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read held deletes"));
+  std::sort(out.begin(), out.end(),
+            [](const HeldDelete& a, const HeldDelete& b) { return a.created_at_unix_ms < b.created_at_unix_ms; });
+  return out;
+}
+
+absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const std::string& id, bool approve) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  CONVERGE_RETURN_IF_ERROR(ValidateId("held delete id", id));
+  absl::MutexLock lock(&mu_);  // against Append using the hold meanwhile
+  CONVERGE_RETURN_IF_ERROR(LoadLocked(ns).status());
+  const std::string key = StoreDb::HeldKey(ns, id);
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no held delete '", id, "' in '", ns, "'"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "read held delete"));
+  CONVERGE_ASSIGN_OR_RETURN(HeldDelete held, DecodeHeld(ns, id, value));
+  if (held.state != HeldDelete::State::kPending) {
+    return absl::FailedPreconditionError(absl::StrCat("held delete '", id, "' is no longer pending"));
+  }
+  held.state = approve ? HeldDelete::State::kApproved : HeldDelete::State::kRejected;
+  held.resolved_at_unix_ms = absl::ToUnixMillis(clock_->Now());
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
+  return held;
+}
 
 absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
   absl::MutexLock lock(&mu_);

@@ -20,6 +20,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "rocksdb/write_batch.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "services/store/chunk_store.h"
@@ -52,12 +54,37 @@ struct NamespaceStats {
   std::vector<std::string> conflict_paths;  // live conflict copies ("name (conflict dev time).ext")
 };
 
+// When a commit deletes too much of a namespace it is held (see HeldDelete).
+struct MassDeletePolicy {
+  uint64_t min_files = 100;  // hold only above this many deletions...
+  double share = 0.5;        // ...that are also above this share of the namespace's entries
+  // Deletions by the same device within this window count together (an engine that deletes in
+  // several commits cannot slip under the threshold).
+  absl::Duration window = absl::Seconds(60);
+};
+
+// A commit held for approval. Its id is derived from the device and the exact deletions, so
+// the engine's retries of the same commit find the same hold.
+struct HeldDelete {
+  enum class State { kPending = 0, kApproved = 1, kRejected = 2, kApplied = 3 };
+  std::string id;
+  std::string namespace_id;
+  std::string device;
+  State state = State::kPending;
+  int64_t created_at_unix_ms = 0;
+  int64_t resolved_at_unix_ms = 0;
+  uint64_t deletes = 0;
+  uint64_t live_entries = 0;           // in the namespace when it was held
+  std::vector<std::string> sample;     // the first few deleted paths
+};
+
 // Commits scanned at most to compute a device's lag in bytes and seconds.
 inline constexpr uint32_t kMaxLagScan = 100000;
 
 class CommitLog {
  public:
-  CommitLog(StoreDb* db, ChunkStore* chunks, Clock* clock) : db_(db), chunks_(chunks), clock_(clock) {}
+  CommitLog(StoreDb* db, ChunkStore* chunks, Clock* clock, MassDeletePolicy policy = {})
+      : db_(db), chunks_(chunks), clock_(clock), policy_(policy) {}
 
   // RegisterNamespace creates the namespace if new and sets its members. Idempotent.
   absl::Status RegisterNamespace(const std::string& ns, const std::vector<std::string>& members);
@@ -72,7 +99,10 @@ class CommitLog {
   //   InvalidArgument               a change fails ValidateChanges;
   //   Aborted                       a change's base_seq is not the path's current seq (the
   //                                 message names every such path: pull, then retry);
-  //   FailedPrecondition            a live file references chunks the store does not hold.
+  //   FailedPrecondition            a live file references chunks the store does not hold;
+  //                                 or the commit deletes more than the policy allows: it is
+  //                                 held (common/mass_delete.h says which) until approved, or
+  //                                 was rejected (the device should restore the files).
   absl::StatusOr<Commit> Append(const std::string& ns, const std::string& device,
                                 std::vector<FileVersion> changes);
 
@@ -94,13 +124,22 @@ class CommitLog {
   // Touch notes that `device` called (kept in memory; Ack makes it durable).
   void Touch(const std::string& ns, const std::string& device, const std::string& software_version);
 
+  // Held mass deletes of a namespace (all states), oldest first.
+  absl::StatusOr<std::vector<HeldDelete>> ListHeld(const std::string& ns);
+  // ResolveHeld approves or rejects a pending hold. NotFound for an unknown id,
+  // FailedPrecondition if it is not pending.
+  absl::StatusOr<HeldDelete> ResolveHeld(const std::string& ns, const std::string& id, bool approve);
+
   absl::StatusOr<uint64_t> HeadSeq(const std::string& ns);
   absl::StatusOr<NamespaceStats> Stats(const std::string& ns);
 
  private:
   struct NamespaceState {
     uint64_t head_seq = 0;
+    uint64_t live_entries = 0;  // live files and directories in the file table
     absl::flat_hash_set<std::string> members;
+    // Recent deletions per device (time, count), for the mass delete window.
+    absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;
   };
 
   // Loads the namespace record into ns_ if needed. NotFound if there is none.
@@ -108,9 +147,16 @@ class CommitLog {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string EncodeNamespace(const NamespaceState& state);
 
+  // CheckMassDelete returns OK if the commit may go ahead (writing the hold's new state into
+  // `batch` when an approved hold is used), or the held/rejected error.
+  absl::Status CheckMassDeleteLocked(const std::string& ns, const std::string& device, NamespaceState* state,
+                                     const std::vector<FileVersion>& changes, uint64_t live_deletes,
+                                     rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   StoreDb* const db_;
   ChunkStore* const chunks_;
   Clock* const clock_;
+  const MassDeletePolicy policy_;
   struct Activity {
     int64_t last_seen_unix_ms = 0;
     std::string software_version;

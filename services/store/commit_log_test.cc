@@ -1,5 +1,9 @@
 #include "services/store/commit_log.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/mass_delete.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -200,6 +204,107 @@ TEST_F(CommitLogTest, ChunkStoreVerifiesHashesAndDedups) {
   EXPECT_EQ((*missing)[0], HashOf("other"));
   EXPECT_EQ(*chunks_->Get(HashOf("good")), "good");
   EXPECT_EQ(chunks_->Get(HashOf("other")).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Commits `n` one-chunk files f0..f<n-1> from dev1 (all sharing the chunk "x").
+void CommitFiles(CommitLog* log, int n) {
+  std::vector<FileVersion> files;
+  for (int i = 0; i < n; ++i) {
+    FileVersion v;
+    v.file_id = std::string(kFileIdBytes, 'f');
+    v.path = absl::StrCat("f", i);
+    v.size = 1;
+    v.content_sha256 = HashOf("x");
+    v.chunks = {{HashOf("x"), 1}};
+    files.push_back(v);
+  }
+  ASSERT_TRUE(log->Append("ns", "dev1", files).ok());
+}
+
+std::vector<FileVersion> Deletions(int from, int to, uint64_t base_seq) {
+  std::vector<FileVersion> out;
+  for (int i = from; i < to; ++i) {
+    FileVersion v;
+    v.file_id = std::string(kFileIdBytes, 'f');
+    v.path = absl::StrCat("f", i);
+    v.deleted = true;
+    v.base_seq = base_seq;
+    out.push_back(v);
+  }
+  return out;
+}
+
+TEST_F(CommitLogTest, MassDeleteIsHeldUntilApproved) {
+  PutChunk("x");
+  CommitFiles(log_.get(), 300);
+  // 50 of 300: fine.
+  ASSERT_TRUE(log_->Append("ns", "dev1", Deletions(0, 50, 1)).ok());
+  clock_.Advance(absl::Minutes(5));  // outside the window
+  // 200 of 250: held, and held again (same id) when retried.
+  auto held = log_->Append("ns", "dev1", Deletions(50, 250, 1));
+  ASSERT_TRUE(IsMassDeleteHeld(held.status())) << held.status();
+  EXPECT_TRUE(absl::StrContains(held.status().message(), "deletes 200 of 250 entries")) << held.status();
+  EXPECT_TRUE(IsMassDeleteHeld(log_->Append("ns", "dev1", Deletions(50, 250, 1)).status()));
+  auto list = log_->ListHeld("ns");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  const HeldDelete h = list->front();
+  EXPECT_EQ(h.state, HeldDelete::State::kPending);
+  EXPECT_EQ(h.device, "dev1");
+  EXPECT_EQ(h.deletes, 200u);
+  EXPECT_EQ(h.sample.size(), 5u);
+  EXPECT_TRUE(absl::StrContains(held.status().message(), h.id));
+  // Nothing was deleted meanwhile.
+  EXPECT_EQ(log_->Stats("ns")->live_files, 250u);
+
+  auto approved = log_->ResolveHeld("ns", h.id, true);
+  ASSERT_TRUE(approved.ok()) << approved.status();
+  EXPECT_EQ(log_->ResolveHeld("ns", h.id, false).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log_->ResolveHeld("ns", "0123456789abcdef", true).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(log_->Append("ns", "dev1", Deletions(50, 250, 1)).ok());
+  EXPECT_EQ(log_->Stats("ns")->live_files, 50u);
+  EXPECT_EQ(log_->ListHeld("ns")->front().state, HeldDelete::State::kApplied);
+}
+
+TEST_F(CommitLogTest, RejectedMassDeleteTellsTheDeviceToRestore) {
+  PutChunk("x");
+  CommitFiles(log_.get(), 200);
+  auto held = log_->Append("ns", "dev2", Deletions(0, 150, 1));
+  ASSERT_TRUE(IsMassDeleteHeld(held.status())) << held.status();
+  const std::string id = log_->ListHeld("ns")->front().id;
+  ASSERT_TRUE(log_->ResolveHeld("ns", id, false).ok());
+  auto again = log_->Append("ns", "dev2", Deletions(0, 150, 1));
+  EXPECT_TRUE(IsMassDeleteRejected(again.status())) << again.status();
+  EXPECT_EQ(log_->Stats("ns")->live_files, 200u);
+}
+
+TEST_F(CommitLogTest, DeletionsSplitOverCommitsCountTogether) {
+  PutChunk("x");
+  CommitFiles(log_.get(), 1000);
+  // Ten commits of 90 deletions each: each alone is small, together within a minute they are not.
+  int held_at = -1;
+  for (int i = 0; i < 10; ++i) {
+    auto r = log_->Append("ns", "dev1", Deletions(i * 90, (i + 1) * 90, 1));
+    if (!r.ok()) {
+      ASSERT_TRUE(IsMassDeleteHeld(r.status())) << r.status();
+      held_at = i;
+      break;
+    }
+    clock_.Advance(absl::Seconds(1));
+  }
+  EXPECT_EQ(held_at, 5);  // 540 of 1000 is the first above half
+  // Another device is not affected by dev1's burst; and after the window dev1 is not either.
+  EXPECT_TRUE(log_->Append("ns", "dev2", Deletions(900, 950, 1)).ok());
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_TRUE(log_->Append("ns", "dev1", Deletions(450, 540, 1)).ok());
+}
+
+TEST_F(CommitLogTest, LiveCountSurvivesReopen) {
+  PutChunk("x");
+  CommitFiles(log_.get(), 150);
+  Open();
+  // Reopened: 120 of 150 is still recognised as a mass delete.
+  EXPECT_TRUE(IsMassDeleteHeld(log_->Append("ns", "dev1", Deletions(0, 120, 1)).status()));
 }
 
 }  // namespace

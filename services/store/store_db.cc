@@ -61,6 +61,14 @@ std::string StoreDb::CursorKey(absl::string_view ns, absl::string_view device) {
   return absl::StrCat(CursorPrefix(ns), device);
 }
 
+std::string StoreDb::HeldPrefix(absl::string_view ns) {
+  return absl::StrCat("h", ns, absl::string_view("\0", 1));
+}
+
+std::string StoreDb::HeldKey(absl::string_view ns, absl::string_view id) {
+  return absl::StrCat(HeldPrefix(ns), id);
+}
+
 void StoreDb::ExportMetrics() {
   rocksdb::DB* db = db_.get();
   auto property = [db](const char* name) {

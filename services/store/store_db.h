@@ -5,7 +5,8 @@
 //   'n' ns                          -> namespace record (head seq, members)
 //   'l' ns '\0' seq(8, big-endian)  -> Commit (model.h encoding)
 //   'f' ns '\0' path                -> current FileVersion of path (tombstones included)
-//   'a' ns '\0' device              -> acked seq (varint)
+//   'a' ns '\0' device              -> cursor record (acked seq, last seen, version)
+//   'h' ns '\0' id                  -> held mass delete (commit_log.h HeldDelete)
 #ifndef CONVERGE_SERVICES_STORE_STORE_DB_H_
 #define CONVERGE_SERVICES_STORE_STORE_DB_H_
 
@@ -42,6 +43,8 @@ class StoreDb {
   static std::string FilePrefix(absl::string_view ns);
   static std::string CursorKey(absl::string_view ns, absl::string_view device);
   static std::string CursorPrefix(absl::string_view ns);
+  static std::string HeldKey(absl::string_view ns, absl::string_view id);
+  static std::string HeldPrefix(absl::string_view ns);
 
  private:
   explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}

@@ -227,4 +227,43 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+namespace {
+
+void HeldToProto(const HeldDelete& h, v1::HeldDelete* p) {
+  p->set_id(h.id);
+  p->set_namespace_id(h.namespace_id);
+  p->set_device_id(h.device);
+  switch (h.state) {
+    case HeldDelete::State::kPending: p->set_state(v1::HeldDelete::PENDING); break;
+    case HeldDelete::State::kApproved: p->set_state(v1::HeldDelete::APPROVED); break;
+    case HeldDelete::State::kRejected: p->set_state(v1::HeldDelete::REJECTED); break;
+    case HeldDelete::State::kApplied: p->set_state(v1::HeldDelete::APPLIED); break;
+  }
+  p->set_created_at_unix_ms(h.created_at_unix_ms);
+  p->set_resolved_at_unix_ms(h.resolved_at_unix_ms);
+  p->set_deletes(h.deletes);
+  p->set_live_entries(h.live_entries);
+  for (const std::string& s : h.sample) p->add_sample_paths(s);
+}
+
+}  // namespace
+
+grpc::Status StoreService::ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
+                                           v1::ListHeldDeletesResponse* resp) {
+  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::vector<HeldDelete>> held = log_->ListHeld(req->namespace_id());
+  if (!held.ok()) return ToGrpcStatus(held.status());
+  for (const HeldDelete& h : *held) HeldToProto(h, resp->add_held());
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::ResolveHeldDelete(grpc::ServerContext* ctx, const v1::ResolveHeldDeleteRequest* req,
+                                             v1::HeldDelete* resp) {
+  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<HeldDelete> held = log_->ResolveHeld(req->namespace_id(), req->id(), req->approve());
+  if (!held.ok()) return ToGrpcStatus(held.status());
+  HeldToProto(*held, resp);
+  return grpc::Status::OK;
+}
+
 }  // namespace converge::store

@@ -36,6 +36,10 @@ class StoreService final : public v1::StoreService::Service {
                          grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
   grpc::Status RegisterNamespace(grpc::ServerContext* ctx, const v1::RegisterNamespaceRequest* req,
                                  v1::RegisterNamespaceResponse* resp) override;
+  grpc::Status ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
+                               v1::ListHeldDeletesResponse* resp) override;
+  grpc::Status ResolveHeldDelete(grpc::ServerContext* ctx, const v1::ResolveHeldDeleteRequest* req,
+                                 v1::HeldDelete* resp) override;
   grpc::Status GetNamespaceStats(grpc::ServerContext* ctx, const v1::GetNamespaceStatsRequest* req,
                                  v1::GetNamespaceStatsResponse* resp) override;
 

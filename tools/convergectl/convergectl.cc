@@ -40,6 +40,7 @@ ABSL_FLAG(std::string, display_name, "", "display name (users create)");
 ABSL_FLAG(bool, wipe, false, "devices revoke: also delete the synced files from the device");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many refreshes (0: until interrupted)");
+ABSL_FLAG(bool, all, false, "deletes list: also approved, rejected and applied ones");
 
 namespace {
 
@@ -63,6 +64,9 @@ commands:
   members add <namespace-id> <device-id>
   members list <namespace-id>
   conflicts list [<namespace-id>]
+  deletes list [<namespace-id>] [--all]    mass deletes held for approval
+  deletes approve <namespace-id> <id>
+  deletes reject <namespace-id> <id>       the deleting device restores the files
   health                             gRPC health of management, store and notification
   top [--interval=2s] [--iterations=N]
   endpoints
@@ -205,6 +209,10 @@ class Cli {
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
     if (noun == "members" && verb == "list" && args.size() == 3) return ListMembers(args[2]);
     if (noun == "conflicts" && verb == "list" && args.size() <= 3) return Conflicts(args.size() == 3 ? args[2] : "");
+    if (noun == "deletes" && verb == "list" && args.size() <= 3) return Deletes(args.size() == 3 ? args[2] : "");
+    if (noun == "deletes" && (verb == "approve" || verb == "reject") && args.size() == 4) {
+      return ResolveDelete(args[2], args[3], verb == "approve");
+    }
     if (noun == "health" && args.size() == 1) return Health();
     if (noun == "top" && args.size() == 1) return Top();
     if (noun == "endpoints" && args.size() == 1) return Endpoints();
@@ -376,6 +384,40 @@ class Cli {
       rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), c.detected_at()});
     }
     PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "DETECTED"}, rows);
+    return 0;
+  }
+
+  int Deletes(const std::string& ns) {
+    v1::ListPendingDeletesRequest req;
+    req.set_namespace_id(ns);
+    req.set_include_resolved(absl::GetFlag(FLAGS_all));
+    v1::ListPendingDeletesResponse resp;
+    grpc::Status s = stub_->ListPendingDeletes(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::PendingDelete& d : resp.deletes()) {
+      std::string sample = absl::StrJoin(d.sample_paths(), ", ");
+      if (d.deletes() > static_cast<uint64_t>(d.sample_paths_size())) absl::StrAppend(&sample, ", ...");
+      rows.push_back({d.namespace_id(), d.id(), d.device_id(), d.state(), absl::StrCat(d.deletes(), " of ", d.live_entries()),
+                      Time(d.created_at_unix_ms()), sample});
+    }
+    PrintTable({"NAMESPACE", "ID", "DEVICE", "STATE", "DELETES", "HELD SINCE", "PATHS"}, rows);
+    return 0;
+  }
+
+  int ResolveDelete(const std::string& ns, const std::string& id, bool approve) {
+    v1::ResolvePendingDeleteRequest req;
+    req.set_namespace_id(ns);
+    req.set_id(id);
+    req.set_approve(approve);
+    v1::PendingDelete resp;
+    grpc::Status s = stub_->ResolvePendingDelete(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "mass delete " << resp.id() << " in " << resp.namespace_id() << " (" << resp.deletes()
+              << " deletions by " << resp.device_id() << ") is " << resp.state()
+              << (approve ? ": the device's next sync applies it" : ": the device restores the files") << "\n";
     return 0;
   }
 
