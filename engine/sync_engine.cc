@@ -14,6 +14,7 @@ namespace {
 
 constexpr uint32_t kPullBatch = 500;
 constexpr int kStaleRetries = 3;
+constexpr absl::Duration kHeldRetry = absl::Seconds(2);
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("engine");
@@ -459,6 +460,8 @@ void SyncEngine::Run() {
     SetState(!s.ok() ? EngineStatus::State::kError
                      : held ? EngineStatus::State::kHeld : EngineStatus::State::kUpToDate,
              s.ok() ? "" : s.ToString());
+    // Held deletions: ask again soon, so an operator's decision takes effect within seconds.
+    if (held) next_scan = std::min(next_scan, clock_->Now() + kHeldRetry);
     if (!s.ok()) {
       // Do not spin on a failing store: pause before the next attempt.
       absl::MutexLock lock(&mu_);

@@ -59,6 +59,7 @@ PendingDelete FromProto(const store::v1::HeldDelete& h) {
     case store::v1::HeldDelete::APPROVED: p.state = "approved"; break;
     case store::v1::HeldDelete::REJECTED: p.state = "rejected"; break;
     case store::v1::HeldDelete::APPLIED: p.state = "applied"; break;
+    case store::v1::HeldDelete::RESTORED: p.state = "restored"; break;
     default: p.state = "?";
   }
   p.created_at_unix_ms = h.created_at_unix_ms();

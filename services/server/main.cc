@@ -67,7 +67,7 @@ class LogSink : public converge::management::NamespaceSink {
 
  private:
   static converge::management::PendingDelete Convert(const converge::store::HeldDelete& h) {
-    static const char* const kStates[] = {"pending", "approved", "rejected", "applied"};
+    static const char* const kStates[] = {"pending", "approved", "rejected", "applied", "restored"};
     return {h.id, h.namespace_id, h.device, kStates[static_cast<int>(h.state)], h.created_at_unix_ms,
             h.deletes, h.live_entries, h.sample};
   }

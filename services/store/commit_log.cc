@@ -73,7 +73,7 @@ absl::StatusOr<HeldDelete> DecodeHeld(absl::string_view ns, absl::string_view id
   h.namespace_id = std::string(ns);
   h.id = std::string(id);
   uint64_t state, created, resolved, n;
-  if (!d.GetVarint64(&state) || state > 3 || !d.GetLengthPrefixed(&h.device) || !d.GetVarint64(&created) ||
+  if (!d.GetVarint64(&state) || state > 4 || !d.GetLengthPrefixed(&h.device) || !d.GetVarint64(&created) ||
       !d.GetVarint64(&resolved) || !d.GetVarint64(&h.deletes) || !d.GetVarint64(&h.live_entries) ||
       !d.GetVarint64(&n) || n > 1000) {
     return absl::DataLossError("corrupt held delete record");
@@ -358,14 +358,21 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
         batch->Put(key, EncodeHeld(held));
         recent.clear();  // approved: this burst no longer counts against the device
         return absl::OkStatus();
-      case HeldDelete::State::kRejected:
+      case HeldDelete::State::kRejected: {
+        held.state = HeldDelete::State::kRestored;
+        rocksdb::WriteOptions sync;
+        sync.sync = true;
+        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
         return MassDeleteRejectedError(id);
-      case HeldDelete::State::kApplied:
+      }
       case HeldDelete::State::kPending:
         return MassDeleteHeldError(id, windowed, base);
+      case HeldDelete::State::kApplied:
+      case HeldDelete::State::kRestored:
+        break;  // the same deletions again, later: a new request
     }
   }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(s.IsNotFound() ? rocksdb::Status::OK() : s, "read held delete"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(s.IsNotFound() || s.ok() ? rocksdb::Status::OK() : s, "read held delete"));
   HeldDelete held;
   held.id = id;
   held.namespace_id = ns;

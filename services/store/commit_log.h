@@ -66,7 +66,9 @@ struct MassDeletePolicy {
 // A commit held for approval. Its id is derived from the device and the exact deletions, so
 // the engine's retries of the same commit find the same hold.
 struct HeldDelete {
-  enum class State { kPending = 0, kApproved = 1, kRejected = 2, kApplied = 3 };
+  // kRejected becomes kRestored once the device was told to restore: the same deletions made
+  // again later are a new request.
+  enum class State { kPending = 0, kApproved = 1, kRejected = 2, kApplied = 3, kRestored = 4 };
   std::string id;
   std::string namespace_id;
   std::string device;

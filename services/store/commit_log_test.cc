@@ -276,6 +276,10 @@ TEST_F(CommitLogTest, RejectedMassDeleteTellsTheDeviceToRestore) {
   auto again = log_->Append("ns", "dev2", Deletions(0, 150, 1));
   EXPECT_TRUE(IsMassDeleteRejected(again.status())) << again.status();
   EXPECT_EQ(log_->Stats("ns")->live_files, 200u);
+  EXPECT_EQ(log_->ListHeld("ns")->front().state, HeldDelete::State::kRestored);
+  // Told once; the same deletions made again later are a new request, held again.
+  EXPECT_TRUE(IsMassDeleteHeld(log_->Append("ns", "dev2", Deletions(0, 150, 1)).status()));
+  EXPECT_EQ(log_->ListHeld("ns")->front().state, HeldDelete::State::kPending);
 }
 
 TEST_F(CommitLogTest, DeletionsSplitOverCommitsCountTogether) {

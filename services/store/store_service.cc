@@ -238,6 +238,7 @@ void HeldToProto(const HeldDelete& h, v1::HeldDelete* p) {
     case HeldDelete::State::kApproved: p->set_state(v1::HeldDelete::APPROVED); break;
     case HeldDelete::State::kRejected: p->set_state(v1::HeldDelete::REJECTED); break;
     case HeldDelete::State::kApplied: p->set_state(v1::HeldDelete::APPLIED); break;
+    case HeldDelete::State::kRestored: p->set_state(v1::HeldDelete::RESTORED); break;
   }
   p->set_created_at_unix_ms(h.created_at_unix_ms);
   p->set_resolved_at_unix_ms(h.resolved_at_unix_ms);
