@@ -1,8 +1,17 @@
-// Chunker: cuts file content into chunks and hashes them (SHA-256 per chunk and per file) in
-// one sequential read. Fixed-size chunks for now; content-defined chunking replaces this later.
+// Chunker: cuts file content into content-defined chunks (FastCDC: a gear rolling hash with
+// normalized chunking and cut-point skipping) and hashes each chunk and the whole file
+// (SHA-256), in one sequential pass of big reads. An insert or delete moves the boundaries only
+// near the edit, so the rest of the file keeps its chunks (and the store and other devices
+// already have them).
+//
+//   FastCdc cdc(ChunkParams{});
+//   size_t cut = cdc.Cut(data, size);   // length of the next chunk at the start of data
+//
+// Thread-safe (const after construction).
 #ifndef CONVERGE_ENGINE_CHUNKER_H_
 #define CONVERGE_ENGINE_CHUNKER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -12,7 +21,27 @@
 
 namespace converge::engine {
 
-inline constexpr uint32_t kDefaultChunkBytes = 1 << 20;
+// Chunk size bounds. The defaults were chosen by measurement (docs/architecture.md): the mean
+// chunk is large enough that a 100 MiB file lists ~400 chunks (the metadata every version
+// carries), small enough that an edit costs a fraction of a MiB before deltas.
+struct ChunkParams {
+  uint32_t min_bytes = 64 << 10;
+  uint32_t avg_bytes = 256 << 10;  // a power of two
+  uint32_t max_bytes = 1 << 20;    // <= kMaxChunkBytes
+};
+
+class FastCdc {
+ public:
+  explicit FastCdc(ChunkParams params);
+  // Cut returns the length of the chunk that starts at data[0]: a content-defined boundary, or
+  // max_bytes, or n when n <= min_bytes (the rest of the input). `last` says data ends there.
+  size_t Cut(const uint8_t* data, size_t n) const;
+
+ private:
+  const ChunkParams params_;
+  uint64_t mask_small_;  // before avg_bytes: more bits, boundaries less likely
+  uint64_t mask_large_;  // after avg_bytes: fewer bits, boundaries more likely
+};
 
 struct FileContent {
   uint64_t size = 0;
@@ -20,8 +49,14 @@ struct FileContent {
   std::vector<ChunkRef> chunks;  // empty for an empty file
 };
 
-// ChunkFile reads `file` to its end in chunk_bytes pieces.
-absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, uint32_t chunk_bytes = kDefaultChunkBytes);
+// ChunkVisitor sees every chunk's bytes as it is cut (the engine uploads what the store lacks
+// without reading the file again).
+using ChunkVisitor = std::function<void(const ChunkRef& ref, uint64_t offset, const std::string& bytes)>;
+
+// ChunkFile reads `file` to its end and returns its chunks and hashes; calls `visit` (if set)
+// for each chunk.
+absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params = ChunkParams{},
+                                      const ChunkVisitor& visit = nullptr);
 
 }  // namespace converge::engine
 

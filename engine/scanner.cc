@@ -104,7 +104,7 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     if (st.kind == FileKind::kFile) {
       absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->OpenRead(path);
       if (!file.ok()) continue;  // vanished or unreadable: the next scan sees it again
-      absl::StatusOr<FileContent> content = ChunkFile(file->get(), chunk_bytes_);
+      absl::StatusOr<FileContent> content = ChunkFile(file->get(), params_);
       ++result.files_hashed;
       if (!content.ok()) continue;
       // A file that changed while it was read is being written: take it on a later scan.

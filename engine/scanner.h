@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "engine/chunker.h"
 #include "engine/filesystem.h"
 #include "engine/local_index.h"
 
@@ -42,8 +43,8 @@ bool Trusted(const IndexEntry& entry);
 
 class Scanner {
  public:
-  Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, uint32_t chunk_bytes)
-      : fs_(fs), index_(index), clock_(clock), chunk_bytes_(chunk_bytes) {}
+  Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, ChunkParams params)
+      : fs_(fs), index_(index), clock_(clock), params_(params) {}
 
   // Scan returns FailedPrecondition if the folder root is missing or replaced (never reported
   // as deletions), and the walk's error if part of the tree could not be read.
@@ -63,7 +64,7 @@ class Scanner {
   Filesystem* const fs_;
   LocalIndex* const index_;
   Clock* const clock_;
-  const uint32_t chunk_bytes_;
+  const ChunkParams params_;
 };
 
 }  // namespace converge::engine

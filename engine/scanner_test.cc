@@ -12,6 +12,9 @@ namespace converge::engine {
 namespace {
 
 using testing::MakeTestDir;
+
+// Small chunks, so small test files have several.
+constexpr ChunkParams kTestChunks{256, 512, 1024};
 using testing::WriteFile;
 
 class ScannerTest : public ::testing::Test {
@@ -48,14 +51,17 @@ TEST_F(ScannerTest, FindsNewFilesAndDirsThenNothingWithoutRehashing) {
   WriteFile(root_ + "/docs/a.txt", "alpha");
   WriteFile(root_ + "/empty", "");
   WriteFile(root_ + "/big.bin", std::string(3 * 1024 + 5, 'z'));
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto scan = scanner.Scan();
   ASSERT_TRUE(scan.ok()) << scan.status();
   ASSERT_EQ(scan->changes.size(), 4u);
   std::map<std::string, FileVersion> by_path;
   for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
   ASSERT_EQ(by_path.size(), 4u);
-  EXPECT_EQ(by_path["big.bin"].chunks.size(), 4u);  // 3 full chunks + 5 bytes
+  EXPECT_GE(by_path["big.bin"].chunks.size(), 4u);  // at most 1024 bytes each
+  uint64_t total = 0;
+  for (const ChunkRef& c : by_path["big.bin"].chunks) total += c.length;
+  EXPECT_EQ(total, 3u * 1024 + 5);
   EXPECT_EQ(by_path["big.bin"].size, 3u * 1024 + 5);
   EXPECT_EQ(by_path["docs"].kind, FileKind::kDirectory);
   EXPECT_EQ(by_path["docs/a.txt"].content_sha256, HashOf("alpha"));
@@ -76,7 +82,7 @@ TEST_F(ScannerTest, FindsNewFilesAndDirsThenNothingWithoutRehashing) {
 TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
   WriteFile(root_ + "/d/x.txt", "x");
   WriteFile(root_ + "/keep.txt", "keep");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 7);
@@ -106,7 +112,7 @@ TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
 
 TEST_F(ScannerTest, TouchedButUnchangedFileIsRefreshedNotCommitted) {
   WriteFile(root_ + "/f", "same");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 1);
@@ -121,7 +127,7 @@ TEST_F(ScannerTest, TouchedButUnchangedFileIsRefreshedNotCommitted) {
 
 TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
   WriteFile(root_ + "/f", "data");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 1);
@@ -139,7 +145,7 @@ namespace {
 
 TEST_F(ScannerTest, RecreatedPathBuildsOnItsTombstone) {
   WriteFile(root_ + "/f.txt", "v1");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 3);
@@ -168,7 +174,7 @@ TEST_F(ScannerTest, ScanPathsLooksOnlyAtReportedPathsAndTheirSubtrees) {
   WriteFile(root_ + "/keep/one.txt", "1");
   WriteFile(root_ + "/gone/deep/two.txt", "2");
   WriteFile(root_ + "/edited.txt", "old");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 1);
@@ -202,7 +208,7 @@ TEST_F(ScannerTest, ScanPathsLooksOnlyAtReportedPathsAndTheirSubtrees) {
 }
 
 TEST_F(ScannerTest, ScanPathsAddsNewParentsOfAReportedFile) {
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   WriteFile(root_ + "/a/b/c.txt", "c");
   auto scan = scanner.ScanPaths({"a/b/c.txt"});
   ASSERT_TRUE(scan.ok()) << scan.status();
@@ -215,7 +221,7 @@ TEST_F(ScannerTest, ScanPathsIgnoresSymlinksLikeTheWalk) {
   WriteFile(root_ + "/real/f.txt", "f");
   std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");
   std::filesystem::create_symlink("/etc/passwd", root_ + "/passwd");
-  Scanner scanner(fs_.get(), index_.get(), &clock_, 1024);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto scan = scanner.ScanPaths({"link", "link/f.txt", "passwd"});
   ASSERT_TRUE(scan.ok()) << scan.status();
   EXPECT_TRUE(scan->changes.empty());

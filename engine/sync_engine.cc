@@ -73,7 +73,7 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
       clock_(clock),
       device_id_(std::move(device_id)),
       options_(options),
-      scanner_(fs, index, clock, options.chunk_bytes),
+      scanner_(fs, index, clock, options.chunk_params),
       applier_(fs, index, store, clock, device_id_) {
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   status_.cursor = index_->cursor();

@@ -47,7 +47,7 @@ struct EngineOptions {
   // Deletions the watcher reports are committed once no local change has been seen for this
   // long, so a burst of deletions (rm -r) reaches the store as one commit it can judge whole.
   absl::Duration delete_settle = absl::Milliseconds(500);
-  uint32_t chunk_bytes = kDefaultChunkBytes;
+  ChunkParams chunk_params;
   size_t max_files_per_commit = 1000;
   // on_denied is told when the store refuses this device (PermissionDenied: removed from the
   // namespace, revoked); returning true stops the engine.

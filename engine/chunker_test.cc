@@ -1,0 +1,140 @@
+#include "engine/chunker.h"
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace converge::engine {
+namespace {
+
+std::string Random(std::mt19937_64& rng, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    const uint64_t v = rng();
+    memcpy(&s[i], &v, std::min<size_t>(8, n - i));
+  }
+  return s;
+}
+
+// A file in memory.
+class MemoryFile : public ReadableFile {
+ public:
+  explicit MemoryFile(std::string data) : data_(std::move(data)) {}
+  absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+    out->assign(offset >= data_.size() ? "" : data_.substr(offset, n));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string data_;
+};
+
+FileContent Chunks(const std::string& data, const ChunkParams& p = ChunkParams{}) {
+  MemoryFile f(data);
+  auto c = ChunkFile(&f, p);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+std::multiset<std::string> Digests(const FileContent& c) {
+  std::multiset<std::string> out;
+  for (const ChunkRef& r : c.chunks) out.insert(DigestToBytes(r.sha256));
+  return out;
+}
+
+TEST(ChunkerTest, SizesStayInBoundsAndAverageNearTarget) {
+  std::mt19937_64 rng(1);
+  const std::string data = Random(rng, 64 << 20);
+  const ChunkParams p;
+  FileContent c = Chunks(data, p);
+  uint64_t total = 0;
+  for (size_t i = 0; i < c.chunks.size(); ++i) {
+    total += c.chunks[i].length;
+    EXPECT_LE(c.chunks[i].length, p.max_bytes);
+    if (i + 1 < c.chunks.size()) EXPECT_GE(c.chunks[i].length, p.min_bytes);
+  }
+  EXPECT_EQ(total, data.size());
+  EXPECT_EQ(c.size, data.size());
+  EXPECT_EQ(c.sha256, HashOf(data));
+  const double avg = static_cast<double>(data.size()) / c.chunks.size();
+  EXPECT_GT(avg, p.avg_bytes * 0.75) << c.chunks.size() << " chunks";
+  EXPECT_LT(avg, p.avg_bytes * 1.5) << c.chunks.size() << " chunks";
+}
+
+TEST(ChunkerTest, SmallAndEmptyFilesAreOneChunkOrNone) {
+  EXPECT_TRUE(Chunks("").chunks.empty());
+  EXPECT_EQ(Chunks("").sha256, HashOf(""));
+  FileContent c = Chunks(std::string(60 << 10, 'a'));
+  ASSERT_EQ(c.chunks.size(), 1u);
+  EXPECT_EQ(c.chunks[0].length, 60u << 10);
+}
+
+// Property: for random content and a random insert or delete anywhere, all but a few chunks
+// (those around the edit; a destroyed boundary can cascade through max-size cuts until the next
+// natural one) are unchanged.
+TEST(ChunkerTest, BoundariesAreStableUnderInsertsAndDeletes) {
+  std::mt19937_64 rng(42);
+  const ChunkParams p;
+  size_t total_fresh = 0;
+  constexpr int kRounds = 40;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string base = Random(rng, (4 << 20) + rng() % (4 << 20));
+    const FileContent before = Chunks(base, p);
+    const size_t at = rng() % base.size();
+    std::string edited = base;
+    const size_t len = 1 + rng() % 4096;
+    if (round % 2 == 0) {
+      edited.insert(at, Random(rng, len));
+    } else {
+      edited.erase(at, std::min(len, base.size() - at));
+    }
+    const FileContent after = Chunks(edited, p);
+    std::multiset<std::string> old_set = Digests(before);
+    size_t fresh = 0;
+    for (const ChunkRef& r : after.chunks) {
+      auto it = old_set.find(DigestToBytes(r.sha256));
+      if (it == old_set.end()) {
+        ++fresh;
+      } else {
+        old_set.erase(it);
+      }
+    }
+    EXPECT_LE(fresh, 5u) << "round " << round << ": " << fresh << " new chunks of " << after.chunks.size();
+    total_fresh += fresh;
+  }
+  EXPECT_LE(static_cast<double>(total_fresh) / kRounds, 2.5) << total_fresh << " new chunks in " << kRounds << " edits";
+}
+
+TEST(ChunkerTest, SameContentCutsTheSameEverywhere) {
+  std::mt19937_64 rng(7);
+  const std::string shared = Random(rng, 3 << 20);
+  // The same bytes behind different prefixes resynchronise: most chunks are shared.
+  FileContent a = Chunks(Random(rng, 100000) + shared);
+  FileContent b = Chunks(Random(rng, 333333) + shared);
+  std::multiset<std::string> da = Digests(a);
+  size_t common = 0;
+  for (const ChunkRef& r : b.chunks) common += da.count(DigestToBytes(r.sha256)) > 0 ? 1 : 0;
+  EXPECT_GE(common, b.chunks.size() - 3);
+}
+
+TEST(ChunkerTest, VisitorSeesEveryChunkInOrder) {
+  std::mt19937_64 rng(3);
+  const std::string data = Random(rng, 2 << 20);
+  MemoryFile f(data);
+  std::string rebuilt;
+  uint64_t next_offset = 0;
+  auto c = ChunkFile(&f, ChunkParams{}, [&](const ChunkRef& ref, uint64_t offset, const std::string& bytes) {
+    EXPECT_EQ(offset, next_offset);
+    EXPECT_EQ(HashOf(bytes), ref.sha256);
+    next_offset += bytes.size();
+    rebuilt += bytes;
+  });
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(rebuilt, data);
+}
+
+}  // namespace
+}  // namespace converge::engine
