@@ -1,13 +1,12 @@
 #include "engine/applier.h"
 
-#include "common/conflict_name.h"
-
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/conflict_name.h"
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/status_macros.h"
@@ -57,25 +56,59 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
 
-  // Chunks the local copy still has, by digest -> offset in the local file.
+  // Chunks the local copy still has, by digest -> offset in the local file, and where each old
+  // chunk starts (a changed chunk is fetched as a delta against the old one at its offset).
   absl::flat_hash_map<std::string, uint64_t> local_offsets;
+  std::vector<std::pair<uint64_t, const ChunkRef*>> old_layout;
   std::unique_ptr<ReadableFile> local_file;
   if (entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kFile &&
       planned_local.exists && planned_local.kind == FileKind::kFile) {
     uint64_t offset = 0;
     for (const ChunkRef& c : entry->version.chunks) {
       local_offsets.emplace(DigestToBytes(c.sha256), offset);
+      old_layout.emplace_back(offset, &c);
       offset += c.length;
     }
     absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(remote.path);
     if (f.ok()) local_file = std::move(*f);
+  }
+  // BaseAt: the old chunk covering `offset`, if the local copy has it.
+  auto base_at = [&](uint64_t offset) -> std::optional<Digest> {
+    if (local_file == nullptr || old_layout.empty()) return std::nullopt;
+    auto it = std::upper_bound(old_layout.begin(), old_layout.end(), offset,
+                               [](uint64_t o, const auto& e) { return o < e.first; });
+    if (it == old_layout.begin()) return std::nullopt;
+    --it;
+    return it->second->sha256;
+  };
+  ChunkSource::BaseReader read_base = [&](const Digest& d) -> absl::StatusOr<std::string> {
+    auto local = local_offsets.find(DigestToBytes(d));
+    if (local_file == nullptr || local == local_offsets.end()) return absl::NotFoundError("no such base");
+    for (const auto& [offset, ref] : old_layout) {
+      if (ref->sha256 != d) continue;
+      std::string bytes;
+      CONVERGE_RETURN_IF_ERROR(local_file->Read(offset, ref->length, &bytes));
+      if (HashOf(bytes) != d) return absl::DataLossError("the local base chunk changed");
+      return bytes;
+    }
+    return absl::NotFoundError("no such base");
+  };
+
+  std::vector<uint64_t> offsets;  // of each remote chunk
+  {
+    uint64_t offset = 0;
+    for (const ChunkRef& c : remote.chunks) {
+      offsets.push_back(offset);
+      offset += c.length;
+    }
   }
 
   Sha256 whole;
   for (size_t start = 0; start < remote.chunks.size(); start += kFetchWindow) {
     const size_t end = std::min(remote.chunks.size(), start + kFetchWindow);
     absl::flat_hash_map<std::string, std::string> window;
-    std::vector<Digest> to_fetch;
+    std::vector<ChunkWant> to_fetch;
+    absl::flat_hash_set<std::string> asked;
     for (size_t i = start; i < end; ++i) {
       const ChunkRef& c = remote.chunks[i];
       const std::string key = DigestToBytes(c.sha256);
@@ -90,12 +123,10 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
           continue;
         }
       }
-      if (std::find(to_fetch.begin(), to_fetch.end(), c.sha256) == to_fetch.end()) {
-        to_fetch.push_back(c.sha256);
-      }
+      if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_at(offsets[i])});
     }
     if (!to_fetch.empty()) {
-      CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(to_fetch, [&](const Digest& d, std::string bytes) {
+      CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(to_fetch, read_base, [&](const Digest& d, std::string bytes) {
         stats_.bytes_fetched += bytes.size();
         if (progress_) progress_(bytes.size());
         window[DigestToBytes(d)] = std::move(bytes);
@@ -172,9 +203,20 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
       local = LocalStat{};
       [[fallthrough]];
     case Action::kWrite: {
-      if (remote.size <= kBatchedFileBytes) {
+      // An edited file of several chunks goes alone: it reuses the chunks its old copy has and
+      // fetches the others as deltas against the old chunks at their offsets.
+      const bool edit_of_many = remote.chunks.size() > 1 && entry.has_value() && !entry->version.deleted &&
+                                entry->version.kind == FileKind::kFile && local.exists;
+      if (remote.size <= kBatchedFileBytes && !edit_of_many) {
         // Small files are written in batches: one fetch, one syncfs, one fsync per directory.
-        pending->push_back(PendingWrite{&remote, local});
+        PendingWrite w{&remote, local, std::nullopt};
+        // An edited small file: offer the old content as a delta base.
+        if (entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kFile &&
+            entry->version.chunks.size() == 1 && local.exists && local.kind == FileKind::kFile &&
+            local.Same(entry->local)) {
+          w.base = entry->version.chunks[0].sha256;
+        }
+        pending->push_back(w);
         Log()->debug("{} {}@{} (batched)", ActionName(action), remote.path, remote.seq);
         return std::optional<IndexEntry>();
       }
@@ -191,18 +233,35 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
   std::vector<PendingWrite> batch;
   batch.swap(*pending);
 
-  // 1. Every chunk the batch needs, in as few round trips as the store allows.
+  // 1. Every chunk the batch needs, in as few round trips as the store allows; an edited file's
+  // old content is offered as the base of a delta.
   absl::flat_hash_map<std::string, std::string> chunks;
-  std::vector<Digest> wanted;
+  absl::flat_hash_map<std::string, std::string> base_paths;  // base digest -> local path
+  std::vector<ChunkWant> wanted;
   for (const PendingWrite& p : batch) {
     for (const ChunkRef& c : p.remote->chunks) {
-      if (chunks.emplace(DigestToBytes(c.sha256), std::string()).second) wanted.push_back(c.sha256);
+      if (!chunks.emplace(DigestToBytes(c.sha256), std::string()).second) continue;
+      std::optional<Digest> base;
+      if (p.base.has_value() && p.remote->chunks.size() == 1) {
+        base = p.base;
+        base_paths[DigestToBytes(*p.base)] = p.remote->path;
+      }
+      wanted.push_back(ChunkWant{c.sha256, base});
     }
   }
+  ChunkSource::BaseReader read_base = [&](const Digest& d) -> absl::StatusOr<std::string> {
+    auto it = base_paths.find(DigestToBytes(d));
+    if (it == base_paths.end()) return absl::NotFoundError("no such base");
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(it->second));
+    std::string bytes;
+    CONVERGE_RETURN_IF_ERROR(f->Read(0, kMaxChunkBytes, &bytes));
+    if (HashOf(bytes) != d) return absl::DataLossError("the local base changed");
+    return bytes;
+  };
   for (size_t start = 0; start < wanted.size(); start += kMaxDigestsPerFetch) {
-    std::vector<Digest> part(wanted.begin() + start,
-                             wanted.begin() + std::min(wanted.size(), start + kMaxDigestsPerFetch));
-    CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(part, [&](const Digest& d, std::string bytes) {
+    std::vector<ChunkWant> part(wanted.begin() + start,
+                                wanted.begin() + std::min(wanted.size(), start + kMaxDigestsPerFetch));
+    CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(part, read_base, [&](const Digest& d, std::string bytes) {
       stats_.bytes_fetched += bytes.size();
       if (progress_) progress_(bytes.size());
       chunks[DigestToBytes(d)] = std::move(bytes);

@@ -11,6 +11,7 @@
 #define CONVERGE_ENGINE_APPLIER_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,13 +24,31 @@
 
 namespace converge::engine {
 
+// A chunk to fetch, and optionally a chunk the device has that resembles it (the store may then
+// send only the difference).
+struct ChunkWant {
+  Digest sha256;
+  std::optional<Digest> base;
+};
+
 // ChunkSource fetches chunk bytes by digest (from the store).
 class ChunkSource {
  public:
+  using Sink = std::function<absl::Status(const Digest&, std::string)>;
+  // BaseReader returns the raw bytes of a base chunk the device has (checked against its hash).
+  using BaseReader = std::function<absl::StatusOr<std::string>(const Digest&)>;
+
   virtual ~ChunkSource() = default;
-  // Fetch calls `sink` once per requested digest with bytes already checked against it.
-  virtual absl::Status Fetch(const std::vector<Digest>& digests,
-                             const std::function<absl::Status(const Digest&, std::string)>& sink) = 0;
+  // Fetch calls `sink` once per wanted chunk, in order, with raw bytes already checked against
+  // its digest. `read_base` is asked for a base when the store answered with a delta.
+  virtual absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) = 0;
+
+  absl::Status Fetch(const std::vector<Digest>& digests, const Sink& sink) {
+    std::vector<ChunkWant> wants;
+    wants.reserve(digests.size());
+    for (const Digest& d : digests) wants.push_back(ChunkWant{d, std::nullopt});
+    return Fetch(wants, nullptr, sink);
+  }
 };
 
 struct ApplyStats {
@@ -73,6 +92,7 @@ class Applier {
   struct PendingWrite {
     const FileVersion* remote;
     LocalStat planned_local;
+    std::optional<Digest> base;  // the old content's chunk, if the local copy still has it
   };
 
   // ApplyOne plans and applies one version; returns nullopt when its write joined `pending`.

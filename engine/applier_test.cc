@@ -21,10 +21,15 @@ using testing::WriteFile;
 class MemoryChunks : public ChunkSource {
  public:
   void Add(const std::string& data) { chunks_[DigestToBytes(HashOf(data))] = data; }
-  absl::Status Fetch(const std::vector<Digest>& digests,
-                     const std::function<absl::Status(const Digest&, std::string)>& sink) override {
-    for (const Digest& d : digests) {
+  using ChunkSource::Fetch;
+  absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) override {
+    for (const ChunkWant& w : wants) {
+      const Digest& d = w.sha256;
       ++fetched;
+      if (w.base.has_value()) {
+        ++with_base;
+        last_base = *w.base;
+      }
       auto it = chunks_.find(DigestToBytes(d));
       if (it == chunks_.end()) return absl::NotFoundError("no chunk");
       absl::Status s = sink(d, corrupt ? it->second + "!" : it->second);
@@ -34,6 +39,8 @@ class MemoryChunks : public ChunkSource {
   }
   bool corrupt = false;
   int fetched = 0;
+  int with_base = 0;
+  Digest last_base{};
 
  private:
   std::map<std::string, std::string> chunks_;
@@ -118,7 +125,31 @@ TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
   ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "f", a + x + c, false, k)).ok());
   EXPECT_EQ(ReadFile(root_ + "/f"), a + x + c);
   EXPECT_EQ(chunks_.fetched, 1);  // only the changed chunk crossed the wire
+  EXPECT_EQ(chunks_.with_base, 1);  // offered with the old chunk at its offset as a delta base
+  EXPECT_EQ(chunks_.last_base, HashOf(b));
   EXPECT_EQ(applier_->stats().bytes_reused, 2 * k);
+}
+
+TEST_F(ApplierTest, EditedSmallFilesOfferTheirOldContentAsBase) {
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "notes.txt", "version one", false, 1 << 20)).ok());
+  chunks_.with_base = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "notes.txt", "version two", false, 1 << 20)).ok());
+  EXPECT_EQ(ReadFile(root_ + "/notes.txt"), "version two");
+  EXPECT_EQ(chunks_.with_base, 1);
+  EXPECT_EQ(chunks_.last_base, HashOf("version one"));
+  // A file new to this device has nothing to offer.
+  chunks_.with_base = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(3, "other.txt", "fresh")).ok());
+  EXPECT_EQ(chunks_.with_base, 0);
+  // A small edited file of several chunks reuses what it has and offers bases for the rest.
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(4, "small.txt", "aaaabbbbcccc")).ok());
+  chunks_.fetched = 0;
+  chunks_.with_base = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(5, "small.txt", "aaaaXbbbcccc")).ok());
+  EXPECT_EQ(ReadFile(root_ + "/small.txt"), "aaaaXbbbcccc");
+  EXPECT_EQ(chunks_.fetched, 1);
+  EXPECT_EQ(chunks_.with_base, 1);
+  EXPECT_EQ(chunks_.last_base, HashOf("bbbb"));
 }
 
 TEST_F(ApplierTest, ManySmallFilesInOneCommitAreWrittenAsABatch) {

@@ -69,6 +69,8 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
     }
     req.set_sha256(DigestToBytes(chunk.sha256));
     req.set_data(std::move(chunk.data));
+    req.set_encoding(chunk.encoding == ChunkEncoding::kZstd ? store::v1::CHUNK_ENCODING_ZSTD
+                                                             : store::v1::CHUNK_ENCODING_RAW);
     if (!writer->Write(req)) break;  // the server ended the call: Finish says why
   }
   if (first && produced.ok()) {
@@ -138,30 +140,56 @@ absl::Status GrpcStoreClient::Ack(uint64_t seq) {
   return FromGrpcStatus(stub_->Ack(&ctx, req, &resp), "store.Ack");
 }
 
-absl::Status GrpcStoreClient::Fetch(const std::vector<Digest>& digests,
-                                    const std::function<absl::Status(const Digest&, std::string)>& sink) {
+absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base,
+                                    const Sink& sink) {
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Minutes(5));
   store::v1::GetChunksRequest req;
   req.set_namespace_id(namespace_id_);
   req.set_device_id(device_id_);
-  for (const Digest& d : digests) req.add_sha256(DigestToBytes(d));
+  bool any_base = false;
+  for (const ChunkWant& w : wants) any_base = any_base || (w.base.has_value() && read_base != nullptr);
+  for (const ChunkWant& w : wants) {
+    req.add_sha256(DigestToBytes(w.sha256));
+    if (any_base) req.add_base_sha256(w.base.has_value() ? DigestToBytes(*w.base) : "");
+  }
   auto reader = stub_->GetChunks(&ctx, req);
   store::v1::GetChunksResponse resp;
   size_t received = 0;
   absl::Status handled;
   while (handled.ok() && reader->Read(&resp)) {
-    if (received >= digests.size()) {
+    if (received >= wants.size()) {
       handled = absl::DataLossError("store sent more chunks than asked for");
       break;
     }
-    const Digest& want = digests[received++];
-    // Never trust the store's bytes: check them against the digest we asked for.
-    if (resp.sha256() != DigestToBytes(want) || HashOf(resp.data()) != want) {
-      handled = absl::DataLossError(absl::StrCat("store sent bad bytes for chunk ", DigestToHex(want)));
+    const ChunkWant& want = wants[received++];
+    // Never trust the store's bytes: decode them and check them against the digest we asked for.
+    absl::StatusOr<std::string> raw;
+    switch (resp.encoding()) {
+      case store::v1::CHUNK_ENCODING_RAW:
+        raw = std::move(*resp.mutable_data());
+        break;
+      case store::v1::CHUNK_ENCODING_ZSTD:
+        raw = Decompress(resp.data(), kMaxChunkBytes);
+        break;
+      case store::v1::CHUNK_ENCODING_ZSTD_DELTA: {
+        if (!want.base.has_value() || read_base == nullptr || resp.base_sha256() != DigestToBytes(*want.base)) {
+          raw = absl::DataLossError("store sent a delta against a chunk we did not offer");
+          break;
+        }
+        absl::StatusOr<std::string> base = read_base(*want.base);
+        raw = base.ok() ? DeltaDecode(resp.data(), *base, kMaxChunkBytes) : base.status();
+        break;
+      }
+      default:
+        raw = absl::DataLossError("store sent an unknown chunk encoding");
+    }
+    if (!raw.ok() || resp.sha256() != DigestToBytes(want.sha256) || HashOf(*raw) != want.sha256) {
+      handled = absl::DataLossError(absl::StrCat("store sent bad bytes for chunk ", DigestToHex(want.sha256),
+                                                 raw.ok() ? "" : absl::StrCat(": ", raw.status().message())));
       break;
     }
-    handled = sink(want, std::move(*resp.mutable_data()));
+    handled = sink(want.sha256, std::move(*raw));
   }
   if (!handled.ok()) {
     ctx.TryCancel();
@@ -169,8 +197,8 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<Digest>& digests,
     return handled;
   }
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.GetChunks"));
-  if (received != digests.size()) {
-    return absl::DataLossError(absl::StrCat("store sent ", received, " of ", digests.size(), " chunks"));
+  if (received != wants.size()) {
+    return absl::DataLossError(absl::StrCat("store sent ", received, " of ", wants.size(), " chunks"));
   }
   return absl::OkStatus();
 }

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/chunk_codec.h"
 #include "common/model.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "engine/applier.h"
@@ -20,7 +21,8 @@ namespace converge::engine {
 
 struct ChunkUpload {
   Digest sha256;
-  std::string data;
+  std::string data;  // in `encoding`
+  ChunkEncoding encoding = ChunkEncoding::kRaw;
 };
 
 class StoreClient : public ChunkSource {
@@ -47,8 +49,8 @@ class GrpcStoreClient : public StoreClient {
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq) override;
-  absl::Status Fetch(const std::vector<Digest>& digests,
-                     const std::function<absl::Status(const Digest&, std::string)>& sink) override;
+  using ChunkSource::Fetch;
+  absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 
  private:
   void Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const;

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "common/chunk_codec.h"
 #include "common/logging.h"
 #include "common/mass_delete.h"
 #include "common/metrics.h"
@@ -214,11 +215,17 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
         continue;
       }
       out->sha256 = d;
-      out->data = std::move(bytes);
+      if (std::optional<std::string> z = CompressIfWorthIt(bytes)) {
+        out->encoding = ChunkEncoding::kZstd;
+        out->data = std::move(*z);
+      } else {
+        out->encoding = ChunkEncoding::kRaw;
+        out->data = std::move(bytes);
+      }
       ++upload_stats_.chunks_uploaded;
       upload_stats_.bytes_uploaded += out->data.size();
       M().bytes_up->Add(out->data.size());
-      AddTransferred(out->data.size());
+      AddTransferred(loc.length);
       return true;
     }
     return false;

@@ -33,32 +33,76 @@ absl::StatusOr<std::vector<Digest>> ChunkStore::FindMissing(const std::vector<Di
   return missing;
 }
 
+namespace {
+
+constexpr char kRawTag = static_cast<char>(0xC0);
+constexpr char kZstdTag = static_cast<char>(0xC1);
+
+absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view payload) {
+  switch (encoding) {
+    case ChunkEncoding::kRaw: return std::string(payload);
+    case ChunkEncoding::kZstd: return Decompress(payload, kMaxChunkBytes);
+    default: return absl::InvalidArgumentError("chunks are stored raw or zstd");
+  }
+}
+
+}  // namespace
+
 absl::Status ChunkStore::Put(const std::vector<ChunkData>& chunks) {
   rocksdb::WriteBatch batch;
   for (const ChunkData& c : chunks) {
-    if (c.data.empty() || c.data.size() > kMaxChunkBytes) {
+    absl::StatusOr<std::string> raw = Decode(c.encoding, c.data);
+    if (!raw.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), ": ", raw.status().message()));
+    }
+    if (raw->empty() || raw->size() > kMaxChunkBytes) {
       return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), " has ",
-                                                     c.data.size(), " bytes, outside (0, ",
+                                                     raw->size(), " bytes, outside (0, ",
                                                      kMaxChunkBytes, "]"));
     }
-    if (HashOf(c.data) != c.sha256) {
+    if (HashOf(*raw) != c.sha256) {
       return absl::InvalidArgumentError(
           absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
     }
-    batch.Put(StoreDb::ChunkKey(c.sha256), c.data);
+    std::string value;
+    value.reserve(c.data.size() + 1);
+    value.push_back(c.encoding == ChunkEncoding::kZstd ? kZstdTag : kRawTag);
+    value.append(c.data);
+    batch.Put(StoreDb::ChunkKey(c.sha256), value);
   }
   return RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &batch), "write chunks");
 }
 
-absl::StatusOr<std::string> ChunkStore::Get(const Digest& d) {
+absl::StatusOr<StoredChunk> ChunkStore::GetStored(const Digest& d, std::string* raw) {
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::ChunkKey(d), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
   if (!s.ok()) return RocksStatus(s, "read chunk");
-  if (HashOf(value) != d) {
-    return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
+  StoredChunk out;
+  if (!value.empty() && (value[0] == kRawTag || value[0] == kZstdTag)) {
+    out.encoding = value[0] == kZstdTag ? ChunkEncoding::kZstd : ChunkEncoding::kRaw;
+    out.payload = value.substr(1);
+    absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
+    if (decoded.ok() && HashOf(*decoded) == d) {
+      *raw = std::move(*decoded);
+      return out;
+    }
   }
-  return value;
+  // A value written before chunks carried a tag is the raw bytes.
+  if (HashOf(value) == d) {
+    out.encoding = ChunkEncoding::kRaw;
+    out.payload = value;
+    *raw = std::move(value);
+    return out;
+  }
+  return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
+}
+
+absl::StatusOr<std::string> ChunkStore::Get(const Digest& d) {
+  std::string raw;
+  absl::StatusOr<StoredChunk> stored = GetStored(d, &raw);
+  if (!stored.ok()) return stored.status();
+  return raw;
 }
 
 }  // namespace converge::store

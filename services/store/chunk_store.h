@@ -1,5 +1,6 @@
 // ChunkStore: content-addressed chunk bytes, each kept once (dedup across files, versions and
-// devices), named by SHA-256.
+// devices), named by SHA-256 of the raw bytes, stored zstd-compressed when that paid (values:
+// one byte 0xC0 raw / 0xC1 zstd, then the payload).
 //
 // Thread-safe: all methods may be called concurrently.
 #ifndef CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
@@ -10,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/chunk_codec.h"
 #include "common/sha256.h"
 #include "services/store/store_db.h"
 
@@ -17,7 +19,14 @@ namespace converge::store {
 
 struct ChunkData {
   Digest sha256;
-  std::string data;
+  std::string data;  // in `encoding` (raw or zstd)
+  ChunkEncoding encoding = ChunkEncoding::kRaw;
+};
+
+// A chunk as stored: raw, or zstd-compressed when that paid.
+struct StoredChunk {
+  ChunkEncoding encoding = ChunkEncoding::kRaw;
+  std::string payload;
 };
 
 class ChunkStore {
@@ -31,15 +40,18 @@ class ChunkStore {
   // Has reports whether the chunk is stored.
   absl::StatusOr<bool> Has(const Digest& d);
 
-  // Put stores chunks after checking each one's bytes against its digest. Returns
-  // InvalidArgument naming the first chunk whose bytes do not match (and stores none of the
-  // batch), or whose size is 0 or above kMaxChunkBytes. The write is not synced on its own: the
-  // synced commit that references the chunks makes them durable (same WAL).
+  // Put stores chunks after decoding each one and checking its raw bytes against its digest.
+  // Returns InvalidArgument naming the first chunk that does not decode or match (and stores
+  // none of the batch), or whose raw size is 0 or above kMaxChunkBytes. Compressed chunks are
+  // kept compressed. The write is not synced on its own: the synced commit that references the
+  // chunks makes them durable (same WAL).
   absl::Status Put(const std::vector<ChunkData>& chunks);
 
-  // Get returns the bytes of a chunk, NotFound if absent, DataLoss if the stored bytes no
+  // Get returns the raw bytes of a chunk, NotFound if absent, DataLoss if the stored bytes no
   // longer match the digest.
   absl::StatusOr<std::string> Get(const Digest& d);
+  // GetStored returns a chunk as stored, and its raw bytes in *raw (checked as Get does).
+  absl::StatusOr<StoredChunk> GetStored(const Digest& d, std::string* raw);
 
  private:
   StoreDb* db_;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/bearer_token.h"
+#include "common/chunk_codec.h"
 #include "common/grpc_status.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
@@ -23,6 +24,8 @@ struct Metrics {
                                                   "chunk bytes received and sent", "direction=\"in\"");
   Counter* bytes_out = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total",
                                                    "chunk bytes received and sent", "direction=\"out\"");
+  Counter* delta_saved = DefaultMetrics().AddCounter("converge_store_delta_saved_bytes_total",
+                                                     "bytes not sent because a delta against the device's chunk was");
 };
 
 Metrics& M() {
@@ -88,8 +91,12 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
     }
     absl::StatusOr<Digest> digest = DigestFromBytes(req.sha256());
     if (!digest.ok()) return ToGrpcStatus(digest.status());
+    if (req.encoding() != v1::CHUNK_ENCODING_RAW && req.encoding() != v1::CHUNK_ENCODING_ZSTD) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw or zstd");
+    }
     batch_bytes += req.data().size();
-    batch.push_back(ChunkData{*digest, std::move(*req.mutable_data())});
+    batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
+                              req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
     if (batch_bytes >= kPutBatchBytes) {
       if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
     }
@@ -153,14 +160,35 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   }
   absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
-  for (const Digest& d : *wanted) {
+  if (req->base_sha256_size() != 0 && req->base_sha256_size() != req->sha256_size()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "base_sha256 must be empty or parallel to sha256");
+  }
+  for (size_t i = 0; i < wanted->size(); ++i) {
+    const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    absl::StatusOr<std::string> data = chunks_->Get(d);
-    if (!data.ok()) return ToGrpcStatus(data.status());
+    std::string raw;
+    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(d, &raw);
+    if (!stored.ok()) return ToGrpcStatus(stored.status());
     v1::GetChunksResponse resp;
     resp.set_sha256(DigestToBytes(d));
-    M().bytes_out->Add(data->size());
-    resp.set_data(std::move(*data));
+    resp.set_encoding(stored->encoding == ChunkEncoding::kZstd ? v1::CHUNK_ENCODING_ZSTD : v1::CHUNK_ENCODING_RAW);
+    // The device has a similar chunk: send the difference if that is much smaller.
+    if (req->base_sha256_size() > 0 && !req->base_sha256(i).empty()) {
+      absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
+      if (!base.ok()) return ToGrpcStatus(base.status());
+      absl::StatusOr<std::string> base_raw = chunks_->Get(*base);
+      if (base_raw.ok()) {
+        std::optional<std::string> delta = DeltaEncode(raw, *base_raw, stored->payload.size());
+        if (delta.has_value()) {
+          M().delta_saved->Add(stored->payload.size() - delta->size());
+          resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_DELTA);
+          resp.set_base_sha256(req->base_sha256(i));
+          stored->payload = std::move(*delta);
+        }
+      }
+    }
+    M().bytes_out->Add(stored->payload.size());
+    resp.set_data(std::move(stored->payload));
     if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   }
   return grpc::Status::OK;

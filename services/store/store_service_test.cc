@@ -6,6 +6,7 @@
 
 #include "common/server_runner.h"
 #include "common/wire.h"
+#include "common/chunk_codec.h"
 #include "gtest/gtest.h"
 #include "services/store/store_server.h"
 
@@ -35,7 +36,8 @@ class StoreServiceTest : public ::testing::Test {
     ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
   }
 
-  grpc::Status Put(const std::string& hash_of, const std::string& data) {
+  grpc::Status Put(const std::string& hash_of, const std::string& data,
+                   v1::ChunkEncoding encoding = v1::CHUNK_ENCODING_RAW) {
     grpc::ClientContext ctx;
     v1::PutChunksResponse resp;
     auto writer = stub_->PutChunks(&ctx, &resp);
@@ -44,6 +46,7 @@ class StoreServiceTest : public ::testing::Test {
     req.set_device_id("dev1");
     req.set_sha256(DigestToBytes(HashOf(hash_of)));
     req.set_data(data);
+    req.set_encoding(encoding);
     writer->Write(req);
     writer->WritesDone();
     return writer->Finish();
@@ -106,6 +109,65 @@ TEST_F(StoreServiceTest, UploadCommitPullAndFetch) {
   EXPECT_EQ(chunk.data(), "hello");
   EXPECT_FALSE(chunks->Read(&chunk));
   EXPECT_TRUE(chunks->Finish().ok());
+}
+
+// Reads one chunk through GetChunks, optionally offering a base.
+v1::GetChunksResponse GetOne(v1::StoreService::Stub* stub, const std::string& hash_of, const std::string& base_of) {
+  grpc::ClientContext ctx;
+  v1::GetChunksRequest get;
+  get.set_namespace_id("ns");
+  get.set_device_id("dev1");
+  get.add_sha256(DigestToBytes(HashOf(hash_of)));
+  if (!base_of.empty()) get.add_base_sha256(DigestToBytes(HashOf(base_of)));
+  auto reader = stub->GetChunks(&ctx, get);
+  v1::GetChunksResponse chunk;
+  EXPECT_TRUE(reader->Read(&chunk));
+  EXPECT_TRUE(reader->Finish().ok());
+  return chunk;
+}
+
+TEST_F(StoreServiceTest, CompressedChunksStayCompressedAndDeltasAreSmall) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "line " + std::to_string(i) + " of a compressible chunk\n";
+  std::optional<std::string> z = CompressIfWorthIt(text);
+  ASSERT_TRUE(z.has_value());
+  ASSERT_TRUE(Put(text, *z, v1::CHUNK_ENCODING_ZSTD).ok());
+  v1::GetChunksResponse got = GetOne(stub_.get(), text, "");
+  EXPECT_EQ(got.encoding(), v1::CHUNK_ENCODING_ZSTD);
+  EXPECT_EQ(got.data(), *z);
+
+  // An edited version, fetched by a device that has the old one: a delta of about the edit.
+  std::string edited = text;
+  edited.insert(text.size() / 2, "an inserted sentence that was not there before\n");
+  ASSERT_TRUE(Put(edited, edited).ok());
+  got = GetOne(stub_.get(), edited, text);
+  EXPECT_EQ(got.encoding(), v1::CHUNK_ENCODING_ZSTD_DELTA);
+  EXPECT_EQ(got.base_sha256(), DigestToBytes(HashOf(text)));
+  EXPECT_LT(got.data().size(), 200u);
+  auto back = DeltaDecode(got.data(), text, kMaxChunkBytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, edited);
+  // A base the store does not have: the plain chunk.
+  got = GetOne(stub_.get(), edited, "never stored");
+  EXPECT_NE(got.encoding(), v1::CHUNK_ENCODING_ZSTD_DELTA);
+}
+
+TEST_F(StoreServiceTest, BadEncodingsAreRefusedAndNothingStored) {
+  std::string text(100000, 'q');
+  std::optional<std::string> z = CompressIfWorthIt(text);
+  ASSERT_TRUE(z.has_value());
+  // zstd bytes that decode to something else than the hash says.
+  EXPECT_EQ(Put("other", *z, v1::CHUNK_ENCODING_ZSTD).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Not a zstd frame at all.
+  EXPECT_EQ(Put(text, "garbage", v1::CHUNK_ENCODING_ZSTD).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Deltas are not accepted on upload.
+  EXPECT_EQ(Put(text, *z, v1::CHUNK_ENCODING_ZSTD_DELTA).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A bomb: 5 MiB of zeros (over the chunk limit) compresses to a few hundred bytes.
+  const std::string big(5 << 20, '\0');
+  EXPECT_EQ(Put(big, *CompressIfWorthIt(big), v1::CHUNK_ENCODING_ZSTD).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(*store_->chunks()->Has(HashOf(text)));
+  EXPECT_FALSE(*store_->chunks()->Has(HashOf(big)));
 }
 
 TEST_F(StoreServiceTest, ChunkWhoseBytesDoNotMatchItsHash) {
