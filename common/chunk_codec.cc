@@ -72,6 +72,15 @@ std::optional<std::string> CompressIfWorthIt(absl::string_view raw) {
   return out;
 }
 
+std::string Compress(absl::string_view raw) {
+  ZSTD_CCtx* ctx = ThreadCCtx();
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, kLevel);
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), raw.data(), raw.size());
+  out.resize(ZSTD_isError(n) ? 0 : n);
+  return out;
+}
+
 absl::StatusOr<std::string> Decompress(absl::string_view compressed, size_t max_bytes) {
   return DecompressWith(ThreadDCtx(), compressed, max_bytes);
 }

@@ -23,6 +23,9 @@ enum class ChunkEncoding { kRaw = 0, kZstd = 1, kZstdDelta = 2 };
 // Compress returns the zstd form of `raw` if it is at least 10% smaller, else nullopt.
 std::optional<std::string> CompressIfWorthIt(absl::string_view raw);
 
+// Compress returns the zstd frame of `raw` whatever it saves.
+std::string Compress(absl::string_view raw);
+
 // Decompress returns the raw bytes of a zstd frame; InvalidArgument if it is not one, or if it
 // would exceed max_bytes (a decompression bomb is refused before it is expanded).
 absl::StatusOr<std::string> Decompress(absl::string_view compressed, size_t max_bytes);

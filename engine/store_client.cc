@@ -45,6 +45,37 @@ absl::StatusOr<std::vector<Digest>> GrpcStoreClient::FindMissing(const std::vect
   return missing;
 }
 
+absl::StatusOr<absl::flat_hash_map<std::string, Signature>> GrpcStoreClient::Signatures(
+    const std::vector<Digest>& digests) {
+  absl::flat_hash_map<std::string, Signature> out;
+  for (size_t start = 0; start < digests.size(); start += kDigestsPerCall) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, absl::Seconds(60));
+    store::v1::GetChunkSignaturesRequest req;
+    req.set_namespace_id(namespace_id_);
+    req.set_device_id(device_id_);
+    for (size_t i = start; i < std::min(digests.size(), start + kDigestsPerCall); ++i) {
+      req.add_sha256(DigestToBytes(digests[i]));
+    }
+    store::v1::GetChunkSignaturesResponse resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetChunkSignatures(&ctx, req, &resp), "store.GetChunkSignatures"));
+    for (const store::v1::ChunkSignature& p : resp.signatures()) {
+      // A malformed signature only costs a larger upload: check it is consistent, else skip.
+      if (p.block_bytes() == 0 || p.weak_size() != p.strong_size() ||
+          static_cast<uint64_t>(p.weak_size()) != (p.length() + p.block_bytes() - 1) / p.block_bytes()) {
+        continue;
+      }
+      Signature sig;
+      sig.block_bytes = p.block_bytes();
+      sig.length = p.length();
+      sig.weak.assign(p.weak().begin(), p.weak().end());
+      sig.strong.assign(p.strong().begin(), p.strong().end());
+      out.emplace(p.sha256(), std::move(sig));
+    }
+  }
+  return out;
+}
+
 absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) {
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Minutes(30));
@@ -69,8 +100,14 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
     }
     req.set_sha256(DigestToBytes(chunk.sha256));
     req.set_data(std::move(chunk.data));
-    req.set_encoding(chunk.encoding == ChunkEncoding::kZstd ? store::v1::CHUNK_ENCODING_ZSTD
-                                                             : store::v1::CHUNK_ENCODING_RAW);
+    if (chunk.delta) {
+      req.set_encoding(store::v1::CHUNK_ENCODING_RSYNC_DELTA);
+      req.set_base_sha256(DigestToBytes(chunk.base));
+      req.set_block_bytes(chunk.block_bytes);
+    } else {
+      req.set_encoding(chunk.encoding == ChunkEncoding::kZstd ? store::v1::CHUNK_ENCODING_ZSTD
+                                                               : store::v1::CHUNK_ENCODING_RAW);
+    }
     if (!writer->Write(req)) break;  // the server ended the call: Finish says why
   }
   if (first && produced.ok()) {

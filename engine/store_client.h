@@ -12,7 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/container/flat_hash_map.h"
 #include "common/chunk_codec.h"
+#include "common/rsync_delta.h"
 #include "common/model.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "engine/applier.h"
@@ -21,13 +23,19 @@ namespace converge::engine {
 
 struct ChunkUpload {
   Digest sha256;
-  std::string data;  // in `encoding`
+  std::string data;  // in `encoding`; for a delta, the zstd-compressed rsync delta
   ChunkEncoding encoding = ChunkEncoding::kRaw;
+  bool delta = false;      // an rsync delta against `base`
+  Digest base{};
+  uint32_t block_bytes = 0;
 };
 
 class StoreClient : public ChunkSource {
  public:
   virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
+  // Signatures returns the rsync signatures of the chunks the store holds among `digests`, by
+  // digest bytes.
+  virtual absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) = 0;
   // PutChunks uploads chunks produced by `next` until it returns false.
   virtual absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) = 0;
   // Commit returns the new seq; Aborted names the stale paths.
@@ -44,6 +52,7 @@ class GrpcStoreClient : public StoreClient {
                   std::string device_id);
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) override;
   absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) override;
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/chunk_codec.h"
+#include "common/rsync_delta.h"
 #include "common/logging.h"
 #include "common/mass_delete.h"
 #include "common/metrics.h"
@@ -38,6 +39,8 @@ struct Metrics {
   Counter* bytes_up = DefaultMetrics().AddCounter("converge_engine_chunk_bytes_total", "chunk bytes moved",
                                                   "direction=\"up\"");
   Gauge* cursor = DefaultMetrics().AddGauge("converge_engine_cursor", "the highest seq applied");
+  Counter* delta_saved = DefaultMetrics().AddCounter("converge_engine_delta_saved_bytes_total",
+                                                     "upload bytes saved by rsync deltas against the store's chunks");
 };
 
 Metrics& M() {
@@ -176,19 +179,50 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   if (scan.changes.empty()) return absl::OkStatus();
 
-  // Where each chunk can be read from, and which changes need it.
+  // Where each chunk can be read from, and which changes need it. Chunks of a file's previous
+  // version are stored already (that version is the store's current one): not asked about.
+  // A new chunk's base is the previous version's chunk at its offset: if the store has it, an
+  // edit uploads as an rsync delta against it.
   absl::flat_hash_map<std::string, ChunkLocation> where;
+  absl::flat_hash_map<std::string, Digest> base_of;  // new chunk -> old chunk at its offset
   std::vector<Digest> digests;
   for (const LocalChange& c : scan.changes) {
+    if (c.version.chunks.empty()) continue;
+    absl::flat_hash_set<std::string> stored;
+    std::vector<std::pair<uint64_t, Digest>> old_layout;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(c.version.path));
+    if (old.has_value() && !old->version.deleted && old->version.kind == FileKind::kFile) {
+      uint64_t offset = 0;
+      for (const ChunkRef& ref : old->version.chunks) {
+        stored.insert(DigestToBytes(ref.sha256));
+        old_layout.emplace_back(offset, ref.sha256);
+        offset += ref.length;
+      }
+    }
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
-      if (where.emplace(DigestToBytes(ref.sha256), ChunkLocation{c.version.path, offset, ref.length}).second) {
+      const std::string key = DigestToBytes(ref.sha256);
+      if (!stored.contains(key) && where.emplace(key, ChunkLocation{c.version.path, offset, ref.length}).second) {
         digests.push_back(ref.sha256);
+        auto it = std::upper_bound(old_layout.begin(), old_layout.end(), offset,
+                                   [](uint64_t o, const auto& e) { return o < e.first; });
+        if (it != old_layout.begin()) base_of.emplace(key, std::prev(it)->second);
       }
       offset += ref.length;
     }
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
+  std::vector<Digest> bases;
+  absl::flat_hash_set<std::string> asked_bases;
+  for (const Digest& d : missing) {
+    auto b = base_of.find(DigestToBytes(d));
+    if (b != base_of.end() && asked_bases.insert(DigestToBytes(b->second)).second) bases.push_back(b->second);
+  }
+  absl::flat_hash_map<std::string, Signature> signatures;
+  if (!bases.empty()) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Signature>> got = store_->Signatures(bases);
+    if (got.ok()) signatures = std::move(*got);  // without them, chunks go whole
+  }
   uint64_t upload_total = 0;
   for (const Digest& d : missing) upload_total += where[DigestToBytes(d)].length;
   StartTransfer("upload", upload_total);
@@ -215,12 +249,25 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
         continue;
       }
       out->sha256 = d;
+      out->delta = false;
+      // An edit of a chunk the store has: an rsync delta against it, if that is much smaller.
+      std::string delta;
+      auto base = base_of.find(DigestToBytes(d));
+      auto sig = base == base_of.end() ? signatures.end() : signatures.find(DigestToBytes(base->second));
+      if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
       if (std::optional<std::string> z = CompressIfWorthIt(bytes)) {
         out->encoding = ChunkEncoding::kZstd;
         out->data = std::move(*z);
       } else {
         out->encoding = ChunkEncoding::kRaw;
         out->data = std::move(bytes);
+      }
+      if (!delta.empty() && delta.size() * 10 < out->data.size() * 9) {
+        M().delta_saved->Add(out->data.size() - delta.size());
+        out->delta = true;
+        out->base = base->second;
+        out->block_bytes = sig->second.block_bytes;
+        out->data = std::move(delta);
       }
       ++upload_stats_.chunks_uploaded;
       upload_stats_.bytes_uploaded += out->data.size();

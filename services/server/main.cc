@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   store_options.data_dir = data_dir + "/store";
   store_options.service_token = service_token;
   store_options.publisher = &publisher;
+  store_options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   auto store = converge::store::StoreServer::Create(store_options);
   if (!store.ok()) {
     log->error("cannot start the store: {}", store.status().ToString());

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.notify_address = absl::GetFlag(FLAGS_notify);
   options.service_token = converge::ServiceToken();
+  options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   auto store = converge::store::StoreServer::Create(options);
   if (!store.ok()) {
     converge::GetLogger("converge-store")->error("cannot start: {}", store.status().ToString());

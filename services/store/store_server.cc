@@ -1,9 +1,15 @@
 #include "services/store/store_server.h"
 
+#include "absl/flags/flag.h"
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+
+ABSL_FLAG(uint64_t, mass_delete_min_files, 100,
+          "hold a commit for approval when it deletes more than this many entries...");
+ABSL_FLAG(double, mass_delete_share, 0.5, "...and more than this share of its namespace (2: never)");
 
 namespace converge::store {
 
@@ -15,7 +21,7 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
   std::unique_ptr<StoreServer> s(new StoreServer());
   CONVERGE_ASSIGN_OR_RETURN(s->db_, StoreDb::Open(options.data_dir + "/store.rocksdb"));
   s->chunks_ = std::make_unique<ChunkStore>(s->db_.get());
-  s->log_ = std::make_unique<CommitLog>(s->db_.get(), s->chunks_.get(), Clock::Real());
+  s->log_ = std::make_unique<CommitLog>(s->db_.get(), s->chunks_.get(), Clock::Real(), options.mass_delete);
   Publisher* publisher = options.publisher;
   if (publisher == nullptr) {
     s->own_publisher_ = std::make_unique<GrpcPublisher>(options.notify_address, options.service_token);
@@ -24,6 +30,13 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
   s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher,
                                                options.service_token);
   return s;
+}
+
+MassDeletePolicy MassDeletePolicyFromFlags() {
+  MassDeletePolicy p;
+  p.min_files = absl::GetFlag(FLAGS_mass_delete_min_files);
+  p.share = absl::GetFlag(FLAGS_mass_delete_share);
+  return p;
 }
 
 }  // namespace converge::store

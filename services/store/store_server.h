@@ -22,7 +22,12 @@ struct StoreOptions {
   // When set, commits are published here instead of to notify_address (the all-in-one server
   // hands in its notification hub). Not owned.
   Publisher* publisher = nullptr;
+  MassDeletePolicy mass_delete;
 };
+
+// MassDeletePolicyFromFlags: --mass_delete_min_files and --mass_delete_share (converge-store
+// and converge-server).
+MassDeletePolicy MassDeletePolicyFromFlags();
 
 class StoreServer {
  public:

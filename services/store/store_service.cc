@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/bearer_token.h"
 #include "common/chunk_codec.h"
+#include "common/rsync_delta.h"
 #include "common/grpc_status.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
@@ -74,7 +75,6 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
   auto flush = [&]() -> absl::Status {
     absl::Status s = chunks_->Put(batch);
     if (s.ok()) {
-      M().bytes_in->Add(batch_bytes);
       resp->set_chunks_stored(resp->chunks_stored() + batch.size());
       resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
     }
@@ -91,18 +91,67 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
     }
     absl::StatusOr<Digest> digest = DigestFromBytes(req.sha256());
     if (!digest.ok()) return ToGrpcStatus(digest.status());
-    if (req.encoding() != v1::CHUNK_ENCODING_RAW && req.encoding() != v1::CHUNK_ENCODING_ZSTD) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw or zstd");
-    }
     batch_bytes += req.data().size();
-    batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
-                              req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
+    M().bytes_in->Add(req.data().size());
+    if (req.encoding() == v1::CHUNK_ENCODING_RSYNC_DELTA) {
+      // Rebuild the chunk from the base the store holds; Put checks the result's hash.
+      absl::StatusOr<std::string> raw = RebuildFromDelta(req);
+      if (!raw.ok()) return ToGrpcStatus(raw.status());
+      std::optional<std::string> z = CompressIfWorthIt(*raw);
+      batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
+                                    : ChunkData{*digest, std::move(*raw), ChunkEncoding::kRaw});
+    } else if (req.encoding() == v1::CHUNK_ENCODING_RAW || req.encoding() == v1::CHUNK_ENCODING_ZSTD) {
+      batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
+                                req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
+    } else {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw, zstd or rsync deltas");
+    }
     if (batch_bytes >= kPutBatchBytes) {
       if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
     }
   }
   if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
   return ToGrpcStatus(flush());
+}
+
+absl::StatusOr<std::string> StoreService::RebuildFromDelta(const v1::PutChunksRequest& req) {
+  absl::StatusOr<Digest> base_digest = DigestFromBytes(req.base_sha256());
+  if (!base_digest.ok()) return base_digest.status();
+  absl::StatusOr<std::string> base = chunks_->Get(*base_digest);
+  if (absl::IsNotFound(base.status())) {
+    return absl::FailedPreconditionError("the delta's base chunk is not stored: upload the chunk whole");
+  }
+  if (!base.ok()) return base.status();
+  if (req.block_bytes() < 64 || req.block_bytes() > (1u << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat("delta block size ", req.block_bytes(), " out of range"));
+  }
+  // The ops stream is itself bounded: literals plus 10 bytes per copied block at most.
+  absl::StatusOr<std::string> ops = Decompress(req.data(), 2 * kMaxChunkBytes);
+  if (!ops.ok()) return ops.status();
+  return ApplyDelta(*ops, *base, req.block_bytes(), kMaxChunkBytes);
+}
+
+grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext*, const v1::GetChunkSignaturesRequest* req,
+                                              v1::GetChunkSignaturesResponse* resp) {
+  if (req->sha256_size() > kMaxDigestsPerCall) return TooMany("digests", req->sha256_size(), kMaxDigestsPerCall);
+  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
+  if (!wanted.ok()) return ToGrpcStatus(wanted.status());
+  for (const Digest& d : *wanted) {
+    absl::StatusOr<std::string> raw = chunks_->Get(d);
+    if (absl::IsNotFound(raw.status())) continue;
+    if (!raw.ok()) return ToGrpcStatus(raw.status());
+    const Signature sig = MakeSignature(*raw, BlockBytesFor(raw->size()));
+    v1::ChunkSignature* out = resp->add_signatures();
+    out->set_sha256(DigestToBytes(d));
+    out->set_block_bytes(sig.block_bytes);
+    out->set_length(sig.length);
+    for (uint32_t w : sig.weak) out->add_weak(w);
+    for (uint64_t st : sig.strong) out->add_strong(st);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,

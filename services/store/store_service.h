@@ -36,6 +36,8 @@ class StoreService final : public v1::StoreService::Service {
                          grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
   grpc::Status RegisterNamespace(grpc::ServerContext* ctx, const v1::RegisterNamespaceRequest* req,
                                  v1::RegisterNamespaceResponse* resp) override;
+  grpc::Status GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,
+                                  v1::GetChunkSignaturesResponse* resp) override;
   grpc::Status ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
                                v1::ListHeldDeletesResponse* resp) override;
   grpc::Status ResolveHeldDelete(grpc::ServerContext* ctx, const v1::ResolveHeldDeleteRequest* req,
@@ -44,6 +46,9 @@ class StoreService final : public v1::StoreService::Service {
                                  v1::GetNamespaceStatsResponse* resp) override;
 
  private:
+  // RebuildFromDelta returns the raw chunk an RSYNC_DELTA upload describes.
+  absl::StatusOr<std::string> RebuildFromDelta(const v1::PutChunksRequest& req);
+
   ChunkStore* const chunks_;
   CommitLog* const log_;
   Publisher* const publisher_;

@@ -7,6 +7,7 @@
 #include "common/server_runner.h"
 #include "common/wire.h"
 #include "common/chunk_codec.h"
+#include "common/rsync_delta.h"
 #include "gtest/gtest.h"
 #include "services/store/store_server.h"
 
@@ -168,6 +169,54 @@ TEST_F(StoreServiceTest, BadEncodingsAreRefusedAndNothingStored) {
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_FALSE(*store_->chunks()->Has(HashOf(text)));
   EXPECT_FALSE(*store_->chunks()->Has(HashOf(big)));
+}
+
+TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
+  std::string base;
+  for (int i = 0; i < 20000; ++i) base += std::to_string(i * 7919 % 10007) + ",";
+  ASSERT_TRUE(Put(base, base).ok());
+  grpc::ClientContext sig_ctx;
+  v1::GetChunkSignaturesRequest sig_req;
+  sig_req.set_namespace_id("ns");
+  sig_req.set_device_id("dev1");
+  sig_req.add_sha256(DigestToBytes(HashOf(base)));
+  sig_req.add_sha256(DigestToBytes(HashOf("not stored")));
+  v1::GetChunkSignaturesResponse sigs;
+  ASSERT_TRUE(stub_->GetChunkSignatures(&sig_ctx, sig_req, &sigs).ok());
+  ASSERT_EQ(sigs.signatures_size(), 1);  // only chunks the store holds
+  const v1::ChunkSignature& p = sigs.signatures(0);
+  Signature sig;
+  sig.block_bytes = p.block_bytes();
+  sig.length = p.length();
+  sig.weak.assign(p.weak().begin(), p.weak().end());
+  sig.strong.assign(p.strong().begin(), p.strong().end());
+
+  std::string edited = base;
+  edited.insert(base.size() / 3, "EDITED HERE");
+  const std::string delta = Compress(MakeDelta(edited, sig));
+  EXPECT_LT(delta.size(), 2 * p.block_bytes());
+  auto put_delta = [&](const std::string& hash_of, const std::string& base_of, uint32_t block) {
+    grpc::ClientContext ctx;
+    v1::PutChunksResponse resp;
+    auto writer = stub_->PutChunks(&ctx, &resp);
+    v1::PutChunksRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id("dev1");
+    req.set_sha256(DigestToBytes(HashOf(hash_of)));
+    req.set_data(delta);
+    req.set_encoding(v1::CHUNK_ENCODING_RSYNC_DELTA);
+    req.set_base_sha256(DigestToBytes(HashOf(base_of)));
+    req.set_block_bytes(block);
+    writer->Write(req);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  EXPECT_EQ(put_delta("something else", base, p.block_bytes()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(put_delta(edited, "unknown base", p.block_bytes()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(put_delta(edited, base, 3).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(*store_->chunks()->Has(HashOf(edited)));
+  ASSERT_TRUE(put_delta(edited, base, p.block_bytes()).ok());
+  EXPECT_EQ(*store_->chunks()->Get(HashOf(edited)), edited);
 }
 
 TEST_F(StoreServiceTest, ChunkWhoseBytesDoNotMatchItsHash) {
