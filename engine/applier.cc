@@ -17,6 +17,8 @@ namespace {
 
 // How many chunks are fetched in one round trip while assembling a large file.
 constexpr size_t kFetchWindow = 16;
+// Downloads at least this large go through a resumable partial file.
+constexpr uint64_t kResumableBytes = 8 << 20;
 // Small files are written in batches of at most this many files or bytes.
 constexpr size_t kBatchedFiles = 256;  // each holds an open temp file until renamed
 constexpr uint64_t kBatchBytes = 64 << 20;
@@ -54,7 +56,32 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
                                              const std::optional<IndexEntry>& entry,
                                              const LocalStat& planned_local) {
   CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
-  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
+  // A large download goes to a partial file named by its content hash: if it is interrupted
+  // (killed, disconnected), the next attempt keeps the verified chunks it already has.
+  std::unique_ptr<TempFile> temp;
+  uint64_t partial_bytes = 0;
+  if (remote.size >= kResumableBytes) {
+    CONVERGE_ASSIGN_OR_RETURN(temp, fs_->OpenPartial(DigestToHex(remote.content_sha256), &partial_bytes));
+  } else {
+    CONVERGE_ASSIGN_OR_RETURN(temp, fs_->CreateTemp());
+  }
+  Sha256 whole;
+  size_t first = 0;  // chunks already in the partial file, verified
+  uint64_t verified = 0;
+  while (first < remote.chunks.size() && verified + remote.chunks[first].length <= partial_bytes) {
+    std::string bytes;
+    CONVERGE_RETURN_IF_ERROR(temp->ReadBack(verified, remote.chunks[first].length, &bytes));
+    if (HashOf(bytes) != remote.chunks[first].sha256) break;
+    whole.Update(bytes);
+    verified += bytes.size();
+    ++first;
+  }
+  if (partial_bytes > 0) {
+    CONVERGE_RETURN_IF_ERROR(temp->Truncate(verified));
+    stats_.bytes_resumed += verified;
+    if (progress_) progress_(verified);
+    Log()->info("resuming the download of '{}' after {} verified bytes", remote.path, verified);
+  }
 
   // Chunks the local copy still has, by digest -> offset in the local file, and where each old
   // chunk starts (a changed chunk is fetched as a delta against the old one at its offset).
@@ -103,8 +130,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     }
   }
 
-  Sha256 whole;
-  for (size_t start = 0; start < remote.chunks.size(); start += kFetchWindow) {
+  for (size_t start = first; start < remote.chunks.size(); start += kFetchWindow) {
     const size_t end = std::min(remote.chunks.size(), start + kFetchWindow);
     absl::flat_hash_map<std::string, std::string> window;
     std::vector<ChunkWant> to_fetch;

@@ -58,6 +58,7 @@ struct ApplyStats {
   uint64_t conflicts = 0;
   uint64_t bytes_fetched = 0;
   uint64_t bytes_reused = 0;
+  uint64_t bytes_resumed = 0;  // found verified in an interrupted download's partial file
 };
 
 // ConflictName returns "dir/name (conflict <device> <UTC time>).ext" for "dir/name.ext".

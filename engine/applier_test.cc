@@ -25,6 +25,7 @@ class MemoryChunks : public ChunkSource {
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) override {
     for (const ChunkWant& w : wants) {
       const Digest& d = w.sha256;
+      if (fail_after >= 0 && fetched >= fail_after) return absl::UnavailableError("connection cut");
       ++fetched;
       if (w.base.has_value()) {
         ++with_base;
@@ -39,6 +40,7 @@ class MemoryChunks : public ChunkSource {
   }
   bool corrupt = false;
   int fetched = 0;
+  int fail_after = -1;  // fail every fetch once this many chunks were handed out
   int with_base = 0;
   Digest last_base{};
 
@@ -128,6 +130,37 @@ TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
   EXPECT_EQ(chunks_.with_base, 1);  // offered with the old chunk at its offset as a delta base
   EXPECT_EQ(chunks_.last_base, HashOf(b));
   EXPECT_EQ(applier_->stats().bytes_reused, 2 * k);
+}
+
+TEST_F(ApplierTest, InterruptedLargeDownloadResumesWithoutRefetching) {
+  std::string content;
+  for (int i = 0; i < 20; ++i) content += std::string(1 << 20, static_cast<char>('A' + i));
+  const Commit commit = FileCommit(1, "big.bin", content, false, 1 << 20);
+  chunks_.fail_after = 17;  // the connection drops in the second fetch window
+  EXPECT_EQ(applier_->ApplyCommit(commit).code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/big.bin"));  // nothing half-written in place
+  EXPECT_EQ(index_->cursor(), 0u);
+  chunks_.fail_after = -1;
+  chunks_.fetched = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(commit).ok());
+  EXPECT_EQ(ReadFile(root_ + "/big.bin"), content);
+  EXPECT_EQ(chunks_.fetched, 4);  // the first window's 16 chunks were kept, verified
+  EXPECT_EQ(applier_->stats().bytes_resumed, 16u << 20);
+  EXPECT_EQ(index_->cursor(), 1u);
+}
+
+TEST_F(ApplierTest, CorruptPartialFileIsNotTrusted) {
+  std::string content;
+  for (int i = 0; i < 10; ++i) content += std::string(1 << 20, static_cast<char>('a' + i));
+  const Commit commit = FileCommit(1, "big.bin", content, false, 1 << 20);
+  // A partial file from an earlier attempt, damaged in its third chunk.
+  std::string damaged = content.substr(0, 4 << 20);
+  damaged[(2 << 20) + 5] ^= 1;
+  WriteFile(root_ + "/.converge/tmp/partial-" + DigestToHex(HashOf(content)), damaged);
+  chunks_.fetched = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(commit).ok());
+  EXPECT_EQ(ReadFile(root_ + "/big.bin"), content);
+  EXPECT_EQ(chunks_.fetched, 8);  // only the first two chunks were good
 }
 
 TEST_F(ApplierTest, EditedSmallFilesOfferTheirOldContentAsBase) {

@@ -54,6 +54,10 @@ class TempFile {
   // Rename moves the finished file over `path` (replacing a file there), fsyncing the parent
   // directory when `sync_dir`. Returns the installed file's stat.
   virtual absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) = 0;
+  // ReadBack reads what was appended (a resumed partial file checks its prefix); Truncate drops
+  // everything after `bytes`.
+  virtual absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) = 0;
+  virtual absl::Status Truncate(uint64_t bytes) = 0;
   // Install is Finish + Rename, both synced: the one-file durable replace.
   absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode, int64_t mtime_ns) {
     absl::Status finished = Finish(mode, mtime_ns, /*sync=*/true);
@@ -79,6 +83,11 @@ class Filesystem {
   virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() = 0;
+  // OpenPartial opens (or creates) the partial download named `key` (64 hex digits: the content
+  // hash) and says how many bytes it already holds; appends go after them. Unlike a temp file,
+  // it survives its TempFile's destruction (and the engine's restart, for a week) until
+  // installed, so an interrupted download resumes.
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) = 0;
   // MakeDirs creates path and missing parents. FailedPrecondition if a component is a file or a
   // symlink.
   virtual absl::Status MakeDirs(const std::string& path) = 0;

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/path.h"
@@ -145,10 +147,30 @@ class LocalReadableFile : public ReadableFile {
 
 class LocalTempFile : public TempFile {
  public:
-  LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd)
-      : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd) {}
+  LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd, bool keep = false)
+      : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd), keep_(keep) {}
   ~LocalTempFile() override {
-    if (!installed_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+    if (!installed_ && !keep_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+  }
+
+  absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) override {
+    out->resize(n);
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t r = pread(fd_.get(), out->data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Errno("read back", name_);
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    out->resize(done);
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(uint64_t bytes) override {
+    if (ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) return Errno("truncate", name_);
+    if (lseek(fd_.get(), static_cast<off_t>(bytes), SEEK_SET) < 0) return Errno("seek", name_);
+    return absl::OkStatus();
   }
 
   absl::Status Append(absl::string_view data) override {
@@ -195,8 +217,12 @@ class LocalTempFile : public TempFile {
   const int tmp_dir_fd_;
   const std::string name_;
   Fd fd_;
+  const bool keep_;
   bool installed_ = false;
 };
+
+constexpr char kPartialPrefix[] = "partial-";
+constexpr int64_t kPartialMaxAgeSeconds = 7 * 24 * 3600;
 
 }  // namespace
 
@@ -218,10 +244,18 @@ absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std
   if (mkdirat(state.get(), "tmp", 0700) != 0 && errno != EEXIST) return Errno("create tmp in", root);
   Fd tmp(OpenBeneath(state.get(), "tmp", O_RDONLY | O_DIRECTORY));
   if (tmp.get() < 0) return Errno("open tmp in", root);
-  // Temp files of an interrupted run are never installed: drop them.
+  // Temp files of an interrupted run are never installed: drop them. Partial downloads stay
+  // (a week) so the download resumes.
   if (DIR* dir = fdopendir(openat(tmp.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))) {
+    const time_t now = time(nullptr);
     while (struct dirent* e = readdir(dir)) {
-      if (e->d_name[0] != '.') unlinkat(tmp.get(), e->d_name, 0);
+      if (e->d_name[0] == '.') continue;
+      struct stat pst;
+      if (absl::StartsWith(e->d_name, kPartialPrefix) && fstatat(tmp.get(), e->d_name, &pst, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(pst.st_mode) && now - pst.st_mtime < kPartialMaxAgeSeconds) {
+        continue;
+      }
+      unlinkat(tmp.get(), e->d_name, 0);
     }
     closedir(dir);
   }
@@ -324,6 +358,27 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
   int fd = openat(tmp_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Errno("create temp", name);
   return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd));
+}
+
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::OpenPartial(const std::string& key,
+                                                                      uint64_t* existing_bytes) {
+  if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError("a partial download is named by 64 hex digits");
+  }
+  const std::string name = kPartialPrefix + key;
+  int fd = openat(tmp_fd_, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Errno("open partial", name);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(name, " is not a regular file"));
+  }
+  *existing_bytes = static_cast<uint64_t>(st.st_size);
+  if (lseek(fd, 0, SEEK_END) < 0) {
+    close(fd);
+    return Errno("seek", name);
+  }
+  return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd, /*keep=*/true));
 }
 
 absl::Status LocalFilesystem::MakeDirs(const std::string& path) {

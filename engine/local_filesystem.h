@@ -33,6 +33,7 @@ class LocalFilesystem : public Filesystem {
   absl::StatusOr<LocalStat> Stat(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;
+  absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
