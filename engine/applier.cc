@@ -36,6 +36,27 @@ std::string ConflictName(const std::string& path, const std::string& device, abs
   return MakeConflictName(path, device, when);
 }
 
+std::optional<std::string> Applier::FindLocally(const Digest& d) {
+  absl::StatusOr<std::optional<std::string>> path = index_->FindChunk(d);
+  if (!path.ok() || !path->has_value()) return std::nullopt;
+  absl::StatusOr<std::optional<IndexEntry>> entry = index_->Get(**path);
+  if (!entry.ok() || !entry->has_value() || (*entry)->version.deleted) return std::nullopt;
+  uint64_t offset = 0;
+  const ChunkRef* found = nullptr;
+  for (const ChunkRef& c : (*entry)->version.chunks) {
+    if (c.sha256 == d) {
+      found = &c;
+      break;
+    }
+    offset += c.length;
+  }
+  if (found == nullptr) return std::nullopt;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(**path);
+  std::string bytes;
+  if (!f.ok() || !(*f)->Read(offset, found->length, &bytes).ok() || HashOf(bytes) != d) return std::nullopt;
+  return bytes;
+}
+
 absl::Status Applier::MoveAside(const std::string& path) {
   const absl::Time now = clock_->Now();
   std::string target = ConflictName(path, device_, now);
@@ -148,6 +169,13 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
           window.emplace(key, std::move(bytes));
           continue;
         }
+      }
+      // Any other synced file of the folder that has it (a copy, a moved file, a shared block).
+      if (std::optional<std::string> found = FindLocally(c.sha256)) {
+        stats_.bytes_reused += found->size();
+        if (progress_) progress_(found->size());
+        window.emplace(key, std::move(*found));
+        continue;
       }
       if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_at(offsets[i])});
     }
@@ -267,6 +295,11 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
   for (const PendingWrite& p : batch) {
     for (const ChunkRef& c : p.remote->chunks) {
       if (!chunks.emplace(DigestToBytes(c.sha256), std::string()).second) continue;
+      if (std::optional<std::string> found = FindLocally(c.sha256)) {
+        stats_.bytes_reused += found->size();
+        chunks[DigestToBytes(c.sha256)] = std::move(*found);
+        continue;
+      }
       std::optional<Digest> base;
       if (p.base.has_value() && p.remote->chunks.size() == 1) {
         base = p.base;

@@ -104,6 +104,9 @@ class Applier {
   absl::StatusOr<LocalStat> WriteFile(const FileVersion& remote, const std::optional<IndexEntry>& entry,
                                       const LocalStat& planned_local);
   absl::Status MoveAside(const std::string& path);
+  // FindLocally returns a chunk's bytes from any synced file of the folder that still has it
+  // (checked against its hash), or nullopt.
+  std::optional<std::string> FindLocally(const Digest& d);
 
   Filesystem* const fs_;
   LocalIndex* const index_;

@@ -163,6 +163,27 @@ TEST_F(ApplierTest, CorruptPartialFileIsNotTrusted) {
   EXPECT_EQ(chunks_.fetched, 8);  // only the first two chunks were good
 }
 
+TEST_F(ApplierTest, ChunksFromOtherFilesOfTheFolderAreNotFetched) {
+  const size_t k = 512 << 10;
+  const std::string a(k, 'a'), b(k, 'b'), c(k, 'c');
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "original.bin", a + b + c, false, k)).ok());
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "small.txt", "tiny", false, k)).ok());
+  chunks_.fetched = 0;
+  // A copy elsewhere (large path), and a small file with content the folder has.
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(3, "dir/copy.bin", c + a + b, false, k)).ok());
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(4, "again.txt", "tiny", false, k)).ok());
+  EXPECT_EQ(ReadFile(root_ + "/dir/copy.bin"), c + a + b);
+  EXPECT_EQ(ReadFile(root_ + "/again.txt"), "tiny");
+  EXPECT_EQ(chunks_.fetched, 0);
+  // Files that changed locally since they were synced are not trusted for their old chunks.
+  WriteFile(root_ + "/original.bin", "rewritten locally");
+  WriteFile(root_ + "/dir/copy.bin", "rewritten too");
+  chunks_.fetched = 0;
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(5, "third.bin", b + b + a, false, k)).ok());
+  EXPECT_EQ(ReadFile(root_ + "/third.bin"), b + b + a);
+  EXPECT_EQ(chunks_.fetched, 2);  // b and a, from the store
+}
+
 TEST_F(ApplierTest, EditedSmallFilesOfferTheirOldContentAsBase) {
   ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "notes.txt", "version one", false, 1 << 20)).ok());
   chunks_.with_base = 0;

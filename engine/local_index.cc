@@ -13,8 +13,9 @@ namespace {
 constexpr char kCursorKey[] = "m:cursor";
 constexpr uint64_t kCompactAfterDeletions = 20000;
 
-// Live entries under "p:", tombstones under "t:".
+// Live entries under "p:", tombstones under "t:", chunk locations under "k:" + digest.
 std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
+std::string ChunkKey(const Digest& d) { return absl::StrCat("k:", DigestToBytes(d)); }
 std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
 
@@ -113,6 +114,10 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     const std::string& path = e.version.path;
     batch.Put(e.version.deleted ? TombstoneKey(path) : PathKey(path), EncodeEntry(e));
     batch.Delete(e.version.deleted ? PathKey(path) : TombstoneKey(path));
+    // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
+    if (!e.version.deleted && e.version.kind == FileKind::kFile) {
+      for (const ChunkRef& c : e.version.chunks) batch.Put(ChunkKey(c.sha256), path);
+    }
   }
   if (cursor.has_value()) {
     std::string value;
@@ -130,6 +135,14 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     CONVERGE_RETURN_IF_ERROR(Rocks(db_->CompactRange(options, nullptr, nullptr), "compact index"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d) {
+  std::string path;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ChunkKey(d), &path);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read chunk location"));
+  return std::optional<std::string>(std::move(path));
 }
 
 absl::StatusOr<std::optional<std::string>> LocalIndex::GetSetting(const std::string& name) {

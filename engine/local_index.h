@@ -46,6 +46,10 @@ class LocalIndex {
   // Update writes `entries` (and the cursor, if given) in one synced batch.
   absl::Status Update(const std::vector<IndexEntry>& entries, std::optional<uint64_t> cursor);
 
+  // FindChunk returns a path whose synced version contained the chunk (a hint: the file may have
+  // changed since; check its entry and the bytes' hash).
+  absl::StatusOr<std::optional<std::string>> FindChunk(const Digest& d);
+
   // Settings: small named values (device id, credential, namespace).
   absl::StatusOr<std::optional<std::string>> GetSetting(const std::string& name);
   absl::Status SetSetting(const std::string& name, const std::string& value);
