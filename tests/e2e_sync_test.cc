@@ -209,6 +209,51 @@ TEST_F(E2eScenarioTest, ConcurrentEditsKeepBothVersions) {
   EXPECT_EQ(contents, (std::vector<std::string>{"alpha's edit", "beta's edit"}));
 }
 
+TEST_F(E2eScenarioTest, KilledDownloadResumesWithoutRefetchingAndDedupAcrossFiles) {
+  std::mt19937_64 rng(99);
+  const std::string big = RandomBytes(rng, 96 << 20);
+  Write(cluster_->folder(0) + "/big.bin", big);
+  // Kill beta (-9) once its partial download holds some verified chunks.
+  const std::string tmp = cluster_->folder(1) + "/.converge/tmp";
+  bool killed = false;
+  for (int i = 0; i < 3000 && !killed; ++i) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(tmp, ec)) {
+      if (e.path().filename().string().rfind("partial-", 0) == 0 && e.file_size(ec) >= (8u << 20)) {
+        cluster_->StopEngine(1, /*kill=*/true);
+        killed = true;
+        break;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(killed) << "beta finished before it could be killed; logs in " << cluster_->logs_dir();
+  EXPECT_FALSE(std::filesystem::exists(cluster_->folder(1) + "/big.bin"));
+  ASSERT_TRUE(cluster_->StartEngine(1).ok());
+  absl::Status converged = cluster_->WaitConverged(absl::Seconds(60));
+  ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
+  EXPECT_EQ(Read(1, "big.bin"), big);
+  std::ifstream log(cluster_->logs_dir() + "/engine-beta.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("resuming the download of 'big.bin' after"), std::string::npos);
+
+  // A copy of the file on beta is committed without uploading its chunks again, and alpha
+  // builds its copy from its own big.bin.
+  auto store_bytes = [&](const char* direction) {
+    auto scrape = cluster_->ServiceMetrics("store");
+    return scrape.ok() ? Cluster::MetricValue(*scrape, absl::StrCat("converge_store_chunk_bytes_total{direction=\"",
+                                                                     direction, "\"}"))
+                       : -1;
+  };
+  const double in_before = store_bytes("in"), out_before = store_bytes("out");
+  std::filesystem::copy_file(cluster_->folder(1) + "/big.bin", cluster_->folder(1) + "/copy.bin");
+  converged = cluster_->WaitConverged(absl::Seconds(60));
+  ASSERT_TRUE(converged.ok()) << converged;
+  EXPECT_EQ(Read(0, "copy.bin"), big);
+  EXPECT_EQ(store_bytes("in"), in_before);    // nothing uploaded: dedup across files
+  EXPECT_EQ(store_bytes("out"), out_before);  // nothing downloaded: alpha had every chunk
+}
+
 TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
   ClusterOptions options;
   options.dir = std::string(getenv("TEST_TMPDIR")) + "/all-in-one";
