@@ -1,9 +1,13 @@
 #include "engine/chunker.h"
 
 #include <algorithm>
+#include <deque>
+#include <memory>
+#include <thread>
 #include <random>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 
 namespace converge::engine {
@@ -62,10 +66,57 @@ size_t FastCdc::Cut(const uint8_t* data, size_t n) const {
   return end;
 }
 
+// WholeHasher computes the whole-file SHA-256 on a second core while the caller cuts and hashes
+// chunks: the file's reads are handed over in order.
+class WholeHasher {
+ public:
+  WholeHasher() : thread_([this] { Run(); }) {}
+  ~WholeHasher() {
+    if (thread_.joinable()) Finish();
+  }
+  void Push(std::shared_ptr<const std::string> block) {
+    absl::MutexLock lock(&mu_);
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < 4; };
+    mu_.Await(absl::Condition(&room));
+    queue_.push_back(std::move(block));
+  }
+  Digest Finish() {
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    thread_.join();
+    return sha_.Finish();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      std::shared_ptr<const std::string> block;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !queue_.empty(); };
+        mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) return;
+        block = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      sha_.Update(*block);
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<const std::string>> queue_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  Sha256 sha_;  // touched by the thread only, then by Finish after join
+  std::thread thread_;
+};
+
 absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params, const ChunkVisitor& visit) {
   const FastCdc cdc(params);
   FileContent content;
-  Sha256 whole;
+  Sha256 whole;                          // small files: here
+  std::unique_ptr<WholeHasher> hasher;   // large files: on the other core
   std::string buf;    // unchunked bytes, from buf_start
   std::string more;
   uint64_t read_offset = 0;
@@ -77,22 +128,27 @@ absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& par
       buf.erase(0, pos);
       pos = 0;
       CONVERGE_RETURN_IF_ERROR(file->Read(read_offset, kReadBytes, &more));
+      if (read_offset == 0 && more.size() == kReadBytes) hasher = std::make_unique<WholeHasher>();
       read_offset += more.size();
       if (more.size() < kReadBytes) eof = true;
       buf.append(more);
+      if (hasher != nullptr) {
+        hasher->Push(std::make_shared<const std::string>(std::move(more)));
+        more = std::string();
+      }
       continue;
     }
     if (pos == buf.size()) break;
     const size_t len = cdc.Cut(reinterpret_cast<const uint8_t*>(buf.data()) + pos, buf.size() - pos);
     const absl::string_view piece(buf.data() + pos, len);
-    whole.Update(piece);
+    if (hasher == nullptr) whole.Update(piece);
     const ChunkRef ref{HashOf(piece), static_cast<uint32_t>(len)};
     content.chunks.push_back(ref);
     if (visit) visit(ref, content.size, std::string(piece));
     content.size += len;
     pos += len;
   }
-  content.sha256 = whole.Finish();
+  content.sha256 = hasher != nullptr ? hasher->Finish() : whole.Finish();
   return content;
 }
 

@@ -4,9 +4,14 @@
 //     New chunk data through PutChunks made durable by a synced Commit (MB/s), then small
 //     one-file commits from several threads (commits/s). Prints one JSON object.
 //   converge-bench fanout --notify=ADDR --service_token=T --subscribers=1000 --events=5
+//   converge-bench chunking [--file=PATH | --mib=512]
 //     Holds N Subscribe streams (one connection each, like N engines), publishes events and
 //     measures the time until every subscriber has each one. Prints one JSON object.
 #include <grpcpp/grpcpp.h>
+
+#include <cstring>
+
+#include <fstream>
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +29,8 @@
 #include "absl/time/clock.h"
 #include "common/model.h"
 #include "common/sha256.h"
+#include "engine/chunker.h"
+#include "absl/container/flat_hash_set.h"
 #include "common/wire.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
@@ -38,6 +45,7 @@ ABSL_FLAG(int, commits, 2000, "ingest: number of small commits");
 ABSL_FLAG(int, threads, 8, "ingest: threads making small commits");
 ABSL_FLAG(int, subscribers, 1000, "fanout: subscriber streams");
 ABSL_FLAG(int, events, 5, "fanout: events to publish");
+ABSL_FLAG(std::string, file, "", "chunking: a file to chunk (default: --mib of random bytes)");
 
 namespace {
 
@@ -306,6 +314,83 @@ int Fanout() {
   return 0;
 }
 
+// Chunking: throughput of content-defined chunking and SHA-256 on this machine, and how chunk
+// size bounds trade metadata (chunks per GiB) for dedup (distinct bytes) on a file.
+int Chunking() {
+  using converge::DigestToBytes;
+  using converge::DigestToHex;
+  using converge::HashOf;
+  std::string data;
+  const std::string path = absl::GetFlag(FLAGS_file);
+  if (!path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } else {
+    std::mt19937_64 rng(1);
+    data.resize(static_cast<size_t>(absl::GetFlag(FLAGS_mib)) << 20);
+    for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+      const uint64_t v = rng();
+      memcpy(&data[i], &v, 8);
+    }
+  }
+  const double mb = static_cast<double>(data.size()) / 1e6;
+  auto rate = [&](absl::Duration d) { return mb / absl::ToDoubleSeconds(d); };
+  absl::Time t = absl::Now();
+  const converge::Digest whole = HashOf(data);
+  const double sha = rate(absl::Now() - t);
+  printf("{\"bytes\": %zu, \"sha256_mb_per_s\": %.0f, \"params\": [", data.size(), sha);
+  bool first = true;
+  for (const converge::engine::ChunkParams& p :
+       {converge::engine::ChunkParams{16 << 10, 64 << 10, 256 << 10}, converge::engine::ChunkParams{},
+        converge::engine::ChunkParams{256 << 10, 1 << 20, 4 << 20}}) {
+    const converge::engine::FastCdc cdc(p);
+    t = absl::Now();
+    std::vector<size_t> cuts;
+    for (size_t pos = 0; pos < data.size();) {
+      const size_t len = cdc.Cut(reinterpret_cast<const uint8_t*>(data.data()) + pos, data.size() - pos);
+      cuts.push_back(len);
+      pos += len;
+    }
+    const double cut = rate(absl::Now() - t);
+    // Cut and hash every chunk, then distinct bytes.
+    t = absl::Now();
+    absl::flat_hash_set<std::string> seen;
+    uint64_t distinct = 0;
+    size_t pos = 0;
+    for (size_t len : cuts) {
+      if (seen.insert(DigestToBytes(HashOf(absl::string_view(data).substr(pos, len)))).second) distinct += len;
+      pos += len;
+    }
+    const double hashed = rate(absl::Now() - t);
+    printf("%s{\"min\": %u, \"avg\": %u, \"max\": %u, \"chunks\": %zu, \"mean_bytes\": %.0f, "
+           "\"cdc_mb_per_s\": %.0f, \"chunk_sha_mb_per_s\": %.0f, \"distinct_bytes\": %lu, "
+           "\"metadata_bytes_per_gib\": %.0f}",
+           first ? "" : ", ", p.min_bytes, p.avg_bytes, p.max_bytes, cuts.size(),
+           static_cast<double>(data.size()) / cuts.size(), cut, hashed, static_cast<unsigned long>(distinct),
+           42.0 * cuts.size() * (1 << 30) / static_cast<double>(data.size()));
+    first = false;
+  }
+  // The engine's own path: ChunkFile (cut, chunk hashes, whole-file hash on a second core).
+  class MemoryFile : public converge::engine::ReadableFile {
+   public:
+    explicit MemoryFile(const std::string& d) : d_(d) {}
+    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+      out->assign(offset >= d_.size() ? "" : d_.substr(offset, n));
+      return absl::OkStatus();
+    }
+
+   private:
+    const std::string& d_;
+  } file(data);
+  t = absl::Now();
+  absl::StatusOr<converge::engine::FileContent> content = converge::engine::ChunkFile(&file);
+  const double chunkfile = rate(absl::Now() - t);
+  if (!content.ok() || content->sha256 != whole) return 1;
+  printf("], \"chunkfile_mb_per_s\": %.0f, \"whole_sha256\": \"%s\"}\n", chunkfile,
+         DigestToHex(whole).substr(0, 16).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -313,6 +398,7 @@ int main(int argc, char** argv) {
   const std::string command = args.size() > 1 ? args[1] : "";
   if (command == "ingest") return Ingest();
   if (command == "fanout") return Fanout();
-  std::cerr << "usage: converge-bench ingest|fanout [flags]  (see --help)\n";
+  if (command == "chunking") return Chunking();
+  std::cerr << "usage: converge-bench ingest|fanout|chunking [flags]  (see --help)\n";
   return 2;
 }
