@@ -319,9 +319,11 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
     absl::Status s = CommitBatch(batch, scan.scanned_at_ns);
     if (IsMassDeleteHeld(s)) {
-      held += batch.size();
+      // The rest (parents of what is held, deepest first) waits too: never delete a directory
+      // whose contents are held.
+      held += deletions.size() - start;
       held_message = std::string(s.message());
-      continue;
+      break;
     }
     if (IsMassDeleteRejected(s)) {
       Log()->warn("the store rejected {} local deletion(s) ({}): restoring", batch.size(), s.message());
@@ -331,7 +333,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
         if (e.has_value() && !e->version.deleted) restore.push_back(e->version);
       }
       CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(restore)));
-      continue;
+      break;  // the parents of restored entries stay too
     }
     CONVERGE_RETURN_IF_ERROR(s);
   }

@@ -231,6 +231,25 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
                      DigestToHex(missing.front())));
   }
 
+  // A directory may be deleted only with everything in it.
+  absl::flat_hash_set<std::string> deleted_here;
+  for (const FileVersion& v : changes) {
+    if (v.deleted) deleted_here.insert(v.path);
+  }
+  for (const FileVersion& v : changes) {
+    if (!v.deleted || v.kind != FileKind::kDirectory) continue;
+    const std::string prefix = StoreDb::FileKey(ns, absl::StrCat(v.path, "/"));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it->value())));
+      if (!child.deleted && !deleted_here.contains(child.path)) {
+        return absl::FailedPreconditionError(absl::StrCat("cannot delete directory '", v.path, "': '", child.path,
+                                                          "' in it is not deleted"));
+      }
+    }
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
+  }
+
   rocksdb::WriteBatch batch;
   CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch));
 

@@ -311,5 +311,28 @@ TEST_F(CommitLogTest, LiveCountSurvivesReopen) {
   EXPECT_TRUE(IsMassDeleteHeld(log_->Append("ns", "dev1", Deletions(0, 120, 1)).status()));
 }
 
+TEST_F(CommitLogTest, DirectoryIsDeletedOnlyWithItsContents) {
+  PutChunk("x");
+  FileVersion dir = File("d", "", 0);
+  dir.kind = FileKind::kDirectory;
+  dir.chunks.clear();
+  dir.size = 0;
+  dir.content_sha256 = Digest{};
+  ASSERT_TRUE(log_->Append("ns", "dev1", {dir, File("d/a", "x", 0), File("d/b", "x", 0)}).ok());
+  FileVersion gone_dir = dir;
+  gone_dir.deleted = true;
+  gone_dir.base_seq = 1;
+  FileVersion gone_a = File("d/a", "", 1);
+  gone_a.deleted = true;
+  gone_a.chunks.clear();
+  gone_a.content_sha256 = Digest{};
+  auto refused = log_->Append("ns", "dev1", {gone_dir, gone_a});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "'d/b' in it is not deleted")) << refused.status();
+  FileVersion gone_b = gone_a;
+  gone_b.path = "d/b";
+  EXPECT_TRUE(log_->Append("ns", "dev1", {gone_b, gone_a, gone_dir}).ok());
+}
+
 }  // namespace
 }  // namespace converge::store
