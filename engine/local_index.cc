@@ -98,7 +98,13 @@ absl::Status LocalIndex::ForEachLiveUnder(const std::string& dir,
 
 absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
                                                const std::function<void(const IndexEntry&)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // Bounded above, so the iterator does not wander through deletion markers past the prefix.
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::Slice bound(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &bound;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));
     fn(e);

@@ -49,10 +49,14 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
     if (!ValidateRelativePath(path).ok()) continue;
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
     if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
-    CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
-      known.emplace(e.version.path, e);
-    }));
     CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    // Only a directory (known or on disk) has a subtree to compare.
+    const bool known_dir = entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kDirectory;
+    if (known_dir || (st.exists && st.kind == FileKind::kDirectory)) {
+      CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
+        known.emplace(e.version.path, e);
+      }));
+    }
     if (!st.exists || st.special) continue;
     // A new entry's parent must exist on the other devices first: include parents the index
     // does not know yet (a watcher may report a file before its new directory).
