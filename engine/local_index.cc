@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
 #include "common/rocksdb_status.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace converge::engine {
@@ -135,10 +136,16 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
   CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "write index"));
   if (cursor.has_value()) cursor_ = *cursor;
   deletions_since_compaction_ += entries.size();
-  if (deletions_since_compaction_ >= kCompactAfterDeletions) {
+  if (deletions_since_compaction_ >= kCompactAfterDeletions && !compacting_.exchange(true)) {
+    // In the background: a compaction of a large index takes seconds, and syncing must not wait.
     deletions_since_compaction_ = 0;
-    rocksdb::CompactRangeOptions options;
-    CONVERGE_RETURN_IF_ERROR(Rocks(db_->CompactRange(options, nullptr, nullptr), "compact index"));
+    if (compactor_.joinable()) compactor_.join();
+    compactor_ = std::thread([this] {
+      rocksdb::CompactRangeOptions options;
+      rocksdb::Status s = db_->CompactRange(options, nullptr, nullptr);
+      if (!s.ok()) GetLogger("index")->warn("index compaction: {}", s.ToString());
+      compacting_ = false;
+    });
   }
   return absl::OkStatus();
 }

@@ -13,7 +13,9 @@
 #include <rocksdb/db.h>
 
 #include <functional>
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +35,9 @@ struct IndexEntry {
 
 class LocalIndex {
  public:
+  ~LocalIndex() {
+    if (compactor_.joinable()) compactor_.join();
+  }
   static absl::StatusOr<std::unique_ptr<LocalIndex>> Open(const std::string& dir);
 
   // Get returns the entry of a path, live or tombstone; nullopt if the path was never synced.
@@ -62,6 +67,8 @@ class LocalIndex {
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
   // deletions the index compacts itself.
   uint64_t deletions_since_compaction_ = 0;
+  std::atomic<bool> compacting_{false};
+  std::thread compactor_;  // joined by the destructor
 };
 
 }  // namespace converge::engine

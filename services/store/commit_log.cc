@@ -251,7 +251,8 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   }
 
   rocksdb::WriteBatch batch;
-  CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch));
+  bool approved = false;
+  CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch, &approved));
 
   Commit commit;
   commit.namespace_id = ns;
@@ -275,7 +276,8 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write commit"));
   state->head_seq = commit.seq;
   state->live_entries = next.live_entries;
-  if (live_deletes > 0) state->recent_deletes[device].emplace_back(clock_->Now(), live_deletes);
+  // Approved deletions are settled: they do not count against the device's next ones.
+  if (live_deletes > 0 && !approved) state->recent_deletes[device].emplace_back(clock_->Now(), live_deletes);
   return commit;
 }
 
@@ -341,7 +343,7 @@ void CommitLog::Touch(const std::string& ns, const std::string& device, const st
 
 absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::string& device,
                                               NamespaceState* state, const std::vector<FileVersion>& changes,
-                                              uint64_t live_deletes, rocksdb::WriteBatch* batch) {
+                                              uint64_t live_deletes, rocksdb::WriteBatch* batch, bool* approved) {
   if (live_deletes == 0) return absl::OkStatus();
   // This device's deletions within the window count together.
   const absl::Time now = clock_->Now();
@@ -376,6 +378,7 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
         held.state = HeldDelete::State::kApplied;
         batch->Put(key, EncodeHeld(held));
         recent.clear();  // approved: this burst no longer counts against the device
+        *approved = true;
         return absl::OkStatus();
       case HeldDelete::State::kRejected: {
         held.state = HeldDelete::State::kRestored;

@@ -153,7 +153,7 @@ class CommitLog {
   // `batch` when an approved hold is used), or the held/rejected error.
   absl::Status CheckMassDeleteLocked(const std::string& ns, const std::string& device, NamespaceState* state,
                                      const std::vector<FileVersion>& changes, uint64_t live_deletes,
-                                     rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                     rocksdb::WriteBatch* batch, bool* approved) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   StoreDb* const db_;
   ChunkStore* const chunks_;
