@@ -20,7 +20,10 @@ constexpr size_t kFetchWindow = 16;
 // Downloads at least this large go through a resumable partial file.
 constexpr uint64_t kResumableBytes = 8 << 20;
 // Small files are written in batches of at most this many files or bytes.
-constexpr size_t kBatchedFiles = 256;  // each holds an open temp file until renamed
+// Each holds an open temp file until renamed (the engine raises its descriptor limit); one
+// syncfs per batch, and syncfs also flushes whatever else is dirty on the filesystem, so
+// batches are large.
+constexpr size_t kBatchedFiles = 1024;
 constexpr uint64_t kBatchBytes = 64 << 20;
 // The store's limit on digests in one GetChunks call.
 constexpr size_t kMaxDigestsPerFetch = 4096;

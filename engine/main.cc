@@ -7,6 +7,7 @@
 // Exit codes: 0 stopped on request (or --once in sync), 1 error, 2 usage, 3 the device was
 // revoked (after a remote wipe, its synced files were deleted).
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -147,8 +148,19 @@ int Pause(const std::string& folder, bool pause) {
   return 0;
 }
 
+// RaiseFileLimit lifts the soft descriptor limit to the hard one (batched applying keeps up to
+// 1,024 temp files open).
+void RaiseFileLimit() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 int main(int argc, char** argv) {
   converge::BlockTerminationSignals();
+  RaiseFileLimit();
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   converge::InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
   auto log = converge::GetLogger("engine");
