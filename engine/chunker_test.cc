@@ -54,7 +54,9 @@ TEST(ChunkerTest, SizesStayInBoundsAndAverageNearTarget) {
   for (size_t i = 0; i < c.chunks.size(); ++i) {
     total += c.chunks[i].length;
     EXPECT_LE(c.chunks[i].length, p.max_bytes);
-    if (i + 1 < c.chunks.size()) EXPECT_GE(c.chunks[i].length, p.min_bytes);
+    if (i + 1 < c.chunks.size()) {
+      EXPECT_GE(c.chunks[i].length, p.min_bytes);
+    }
   }
   EXPECT_EQ(total, data.size());
   EXPECT_EQ(c.size, data.size());
