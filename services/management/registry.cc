@@ -110,6 +110,16 @@ absl::Status ForEachWithPrefix(rocksdb::DB* db, const std::string& prefix, Fn fn
   return Rocks(it->status(), "scan registry");
 }
 
+// KeysWithPrefix returns the rest of every key that starts with prefix (member and share ids).
+absl::StatusOr<std::vector<std::string>> KeysWithPrefix(rocksdb::DB* db, const std::string& prefix) {
+  std::vector<std::string> out;
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db, prefix, [&](absl::string_view rest, absl::string_view) {
+    out.emplace_back(rest);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 absl::Status CheckName(const std::string& name) {
   if (name.empty() || name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError(absl::StrCat("name must have 1..", kMaxNameBytes, " bytes"));
@@ -182,25 +192,31 @@ absl::StatusOr<RegisteredDevice> Registry::RegisterDevice(const std::string& use
   return out;
 }
 
-absl::StatusOr<Device> Registry::GetDevice(const std::string& device_id) {
+absl::StatusOr<Device> Registry::ReadDevice(const std::string& device_id, std::string* credential_hash) {
   absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
   if (absl::IsNotFound(value.status())) {
     return absl::NotFoundError(absl::StrCat("unknown device '", device_id, "'"));
   }
   CONVERGE_RETURN_IF_ERROR(value.status());
-  return DecodeDevice(device_id, *value);
+  return DecodeDevice(device_id, *value, credential_hash);
+}
+
+absl::StatusOr<Device> Registry::GetDevice(const std::string& device_id) { return ReadDevice(device_id, nullptr); }
+
+absl::StatusOr<Device> Registry::Authenticate(const std::string& device_id, const std::string& credential,
+                                              std::string* credential_hash) {
+  absl::StatusOr<Device> device = ReadDevice(device_id, credential_hash);
+  if (!device.ok() || *credential_hash != DigestToBytes(HashOf(credential))) {
+    return absl::UnauthenticatedError("unknown device or wrong credential");
+  }
+  return device;
 }
 
 absl::Status Registry::CheckDeviceCredential(const std::string& device_id,
                                              const std::string& credential) {
-  absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
   std::string hash;
-  absl::StatusOr<Device> device =
-      value.ok() ? DecodeDevice(device_id, *value, &hash) : absl::StatusOr<Device>(value.status());
-  if (!device.ok() || hash != DigestToBytes(HashOf(credential))) {
-    return absl::UnauthenticatedError("unknown device or wrong credential");
-  }
-  if (device->state != DeviceState::kActive) {
+  CONVERGE_ASSIGN_OR_RETURN(Device device, Authenticate(device_id, credential, &hash));
+  if (device.state != DeviceState::kActive) {
     return absl::PermissionDeniedError(absl::StrCat("device '", device_id, "' is revoked"));
   }
   return absl::OkStatus();
@@ -246,13 +262,8 @@ absl::StatusOr<Device> Registry::RevokeDevice(const std::string& device_id, bool
 }
 
 absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool wipe) {
-  absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
-  if (absl::IsNotFound(value.status())) {
-    return absl::NotFoundError(absl::StrCat("unknown device '", device_id, "'"));
-  }
-  CONVERGE_RETURN_IF_ERROR(value.status());
   std::string hash;
-  CONVERGE_ASSIGN_OR_RETURN(Device device, DecodeDevice(device_id, *value, &hash));
+  CONVERGE_ASSIGN_OR_RETURN(Device device, ReadDevice(device_id, &hash));
   // Out of every namespace: the store first (it then refuses the device), then here.
   CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, NamespacesOf(device_id));
   for (const std::string& ns : namespaces) {
@@ -273,19 +284,14 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
 absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const std::string& credential) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::string> value = Read(DeviceKey(device_id));
   std::string hash;
-  absl::StatusOr<Device> device =
-      value.ok() ? DecodeDevice(device_id, *value, &hash) : absl::StatusOr<Device>(value.status());
-  if (!device.ok() || hash != DigestToBytes(HashOf(credential))) {
-    return absl::UnauthenticatedError("unknown device or wrong credential");
-  }
-  if (device->state != DeviceState::kWipePending && device->state != DeviceState::kWiped) {
+  CONVERGE_ASSIGN_OR_RETURN(Device device, Authenticate(device_id, credential, &hash));
+  if (device.state != DeviceState::kWipePending && device.state != DeviceState::kWiped) {
     return absl::FailedPreconditionError(absl::StrCat("no wipe was requested for '", device_id, "'"));
   }
-  device->state = DeviceState::kWiped;
-  CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(*device, hash)));
-  return *device;
+  device.state = DeviceState::kWiped;
+  CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(device, hash)));
+  return device;
 }
 
 absl::StatusOr<std::vector<Device>> Registry::ListDevices(const std::string& user_id) {
@@ -331,13 +337,7 @@ absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces(const std::strin
 }
 
 absl::StatusOr<std::vector<std::string>> Registry::SharedWith(const std::string& ns) {
-  std::vector<std::string> users;
-  CONVERGE_RETURN_IF_ERROR(
-      ForEachWithPrefix(db_.get(), SharePrefix(ns), [&](absl::string_view id, absl::string_view) {
-        users.emplace_back(id);
-        return absl::OkStatus();
-      }));
-  return users;
+  return KeysWithPrefix(db_.get(), SharePrefix(ns));
 }
 
 absl::StatusOr<Namespace> Registry::GetNamespaceLocked(const std::string& ns) {
@@ -374,13 +374,7 @@ absl::StatusOr<Namespace> Registry::ShareNamespace(const std::string& ns, const 
 }
 
 absl::StatusOr<std::vector<std::string>> Registry::MemberIds(const std::string& ns) {
-  std::vector<std::string> ids;
-  CONVERGE_RETURN_IF_ERROR(
-      ForEachWithPrefix(db_.get(), MemberPrefix(ns), [&](absl::string_view id, absl::string_view) {
-        ids.emplace_back(id);
-        return absl::OkStatus();
-      }));
-  return ids;
+  return KeysWithPrefix(db_.get(), MemberPrefix(ns));
 }
 
 absl::Status Registry::AddDevice(const std::string& ns, const std::string& device_id) {

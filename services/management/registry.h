@@ -156,6 +156,11 @@ class Registry {
 
   absl::StatusOr<std::string> Read(const std::string& key);  // NotFound if absent
   absl::Status Write(const std::string& key, const std::string& value);
+  // ReadDevice: NotFound for an unknown device; the stored credential hash into *credential_hash
+  // when not null. Authenticate also checks the credential (Unauthenticated otherwise).
+  absl::StatusOr<Device> ReadDevice(const std::string& device_id, std::string* credential_hash);
+  absl::StatusOr<Device> Authenticate(const std::string& device_id, const std::string& credential,
+                                      std::string* credential_hash);
   absl::StatusOr<User> GetUserLocked(const std::string& user_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Namespace> GetNamespaceLocked(const std::string& ns);
   absl::StatusOr<std::vector<std::string>> MemberIds(const std::string& ns);
