@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/human_format.h"
 #include "common/conflict_name.h"
 #include "common/logging.h"
 #include "common/server_runner.h"
@@ -19,16 +20,6 @@
 namespace converge::engine {
 namespace {
 
-std::string Bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? absl::StrCat(b, " B") : absl::StrFormat("%.1f %s", v, units[u]);
-}
 
 int64_t Millis(absl::Time t) { return t == absl::Time() ? 0 : absl::ToUnixMillis(t); }
 
@@ -151,8 +142,8 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                            ? 100.0
                            : 100.0 * static_cast<double>(s.transfer_done_bytes()) / static_cast<double>(s.transfer_total_bytes());
     absl::StrAppend(&out, "transfer   ", s.transfer() == "upload" ? "uploading " : "downloading ",
-                    Bytes(s.transfer_done_bytes()), " of ", Bytes(s.transfer_total_bytes()),
-                    absl::StrFormat(" (%.0f%%), %s/s, ETA %s", pct, Bytes(static_cast<uint64_t>(rate)), eta), "\n");
+                    HumanBytes(s.transfer_done_bytes()), " of ", HumanBytes(s.transfer_total_bytes()),
+                    absl::StrFormat(" (%.0f%%), %s/s, ETA %s", pct, HumanBytes(static_cast<uint64_t>(rate)), eta), "\n");
   }
   if (s.last_synced_unix_ms() > 0) {
     absl::StrAppend(&out, "synced     ",

@@ -26,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/human_format.h"
 #include "common/bearer_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -45,6 +46,7 @@ ABSL_FLAG(bool, all, false, "deletes list: also approved, rejected and applied o
 namespace {
 
 namespace v1 = converge::management::v1;
+using converge::HumanBytes;
 
 constexpr char kUsage[] = R"(convergectl: operate Converge through the management API.
 
@@ -84,16 +86,6 @@ std::string Time(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
 }
 
-std::string Bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? absl::StrCat(b, " B") : absl::StrFormat("%.1f %s", v, units[u]);
-}
 
 std::string Ago(int64_t unix_ms) {
   if (unix_ms <= 0) return "never";
@@ -124,7 +116,7 @@ std::string StateName(v1::DeviceState s) {
 // Lag of a device in one namespace: "up to date" or "3 commits, 1.2 MiB, 4.0s".
 std::string Lag(const v1::DeviceNamespaceStatus& n) {
   if (n.lag_commits() == 0) return "up to date";
-  return absl::StrCat(n.lag_commits(), n.lag_commits() == 1 ? " commit, " : " commits, ", Bytes(n.lag_bytes()),
+  return absl::StrCat(n.lag_commits(), n.lag_commits() == 1 ? " commit, " : " commits, ", HumanBytes(n.lag_bytes()),
                       ", ", Seconds(n.lag_seconds()));
 }
 
@@ -362,8 +354,8 @@ class Cli {
     std::cout << "namespace " << n.namespace_id() << " (owner " << n.owner_user_id()
               << (n.shared_with_user_ids().empty() ? "" : ", shared with " + absl::StrJoin(n.shared_with_user_ids(), ", "))
               << "), head seq " << r.head_seq() << "\n"
-              << "  " << r.files() << " files, " << Bytes(r.bytes()) << " in " << r.unique_chunks() << " chunks of "
-              << Bytes(r.unique_chunk_bytes()) << " (dedup " << absl::StrFormat("%.2f", r.dedup_ratio()) << "x), "
+              << "  " << r.files() << " files, " << HumanBytes(r.bytes()) << " in " << r.unique_chunks() << " chunks of "
+              << HumanBytes(r.unique_chunk_bytes()) << " (dedup " << absl::StrFormat("%.2f", r.dedup_ratio()) << "x), "
               << r.conflicts() << (r.conflicts() == 1 ? " conflict" : " conflicts") << "\n";
     std::vector<std::vector<std::string>> rows;
     for (const v1::DeviceNamespaceStatus& d : r.devices()) {
@@ -491,7 +483,7 @@ class Cli {
         uint64_t behind = 0;
         for (const v1::DeviceNamespaceStatus& d : st.devices()) behind += d.lag_commits() > 0 ? 1 : 0;
         rows.push_back({n.namespace_id(), n.owner_user_id(), absl::StrCat(st.head_seq()), absl::StrCat(st.files()),
-                        Bytes(st.bytes()), absl::StrFormat("%.2fx", st.dedup_ratio()),
+                        HumanBytes(st.bytes()), absl::StrFormat("%.2fx", st.dedup_ratio()),
                         absl::StrCat(st.devices_size() - behind, "/", st.devices_size(), " up to date"),
                         absl::StrCat(st.conflicts())});
       }
