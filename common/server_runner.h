@@ -26,8 +26,14 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:0";
   // When set, the bound port is written here (atomically) once the server is up.
   std::string port_file;
+  // Null: plaintext. See common/tls.h.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Limits that blunt hostile clients (see docs/security.md): message sizes, concurrent streams
+  // on one connection, and the threads all calls share.
   int max_receive_message_bytes = 16 << 20;
   int max_send_message_bytes = 16 << 20;
+  int max_concurrent_streams_per_connection = 256;
+  int max_threads = 256;
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
 

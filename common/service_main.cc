@@ -8,6 +8,7 @@
 #include "common/server_runner.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics.h"
+#include "common/tls.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "address to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
@@ -18,6 +19,8 @@ ABSL_FLAG(bool, log_json, false, "log JSON lines");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics over HTTP here (host:port, port 0: any free port; empty: off)");
 ABSL_FLAG(std::string, metrics_port_file, "", "write the metrics port here once serving");
+ABSL_FLAG(std::string, token_verify_key, "",
+          "PEM Ed25519 public key that verifies device tokens (management's token-verify.pub)");
 
 namespace converge {
 
@@ -34,6 +37,25 @@ std::string FlagOrEnv(const std::string& flag, const char* env) {
 
 std::string ServiceToken() {
   return FlagOrEnv(absl::GetFlag(FLAGS_service_token), "CONVERGE_SERVICE_TOKEN");
+}
+
+absl::StatusOr<AuthOptions> ServiceAuthFromFlags(const std::string& operator_token) {
+  AuthOptions auth;
+  auth.operator_token = operator_token;
+  auth.service_token = ServiceToken();
+  const std::string key = FlagOrEnv(absl::GetFlag(FLAGS_token_verify_key), "CONVERGE_TOKEN_VERIFY_KEY");
+  if (key.empty()) {
+    GetLogger("auth")->warn("no --token_verify_key: device tokens are not checked (tests on one machine only)");
+    return auth;
+  }
+  absl::StatusOr<std::unique_ptr<TokenVerifier>> verifier = TokenVerifier::FromPemFile(key);
+  if (!verifier.ok()) return verifier.status();
+  auth.verifier = std::move(*verifier);
+  return auth;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ServiceChannelCredentials() {
+  return ChannelCredentials(TlsFromFlags());
 }
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags() {
@@ -56,6 +78,14 @@ int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>&
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.port_file = absl::GetFlag(FLAGS_port_file);
+  const TlsFiles tls = TlsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = ServerCredentials(tls);
+  if (!creds.ok()) {
+    log->error("cannot serve: {}", creds.status().ToString());
+    return 1;
+  }
+  options.credentials = *creds;
+  if (!tls.enabled()) log->warn("no --tls_ca: serving PLAINTEXT (for tests on one machine only)");
   absl::StatusOr<std::unique_ptr<RunningServer>> server = StartServer(options, services);
   if (!server.ok()) {
     log->error("cannot serve: {}", server.status().ToString());

@@ -16,6 +16,7 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "common/auth.h"
 #include "common/metrics_http.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
@@ -25,6 +26,7 @@ ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(bool, log_json);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
 ABSL_DECLARE_FLAG(std::string, metrics_port_file);
+ABSL_DECLARE_FLAG(std::string, token_verify_key);
 
 namespace converge {
 
@@ -37,6 +39,14 @@ std::string FlagOrEnv(const std::string& flag, const char* env);
 
 // ServiceToken is --service_token, or $CONVERGE_SERVICE_TOKEN.
 std::string ServiceToken();
+
+// ServiceAuthFromFlags: who may call this service — `operator_token`, the service token, and
+// device tokens verified with --token_verify_key (none verified when it is empty: a warning).
+absl::StatusOr<AuthOptions> ServiceAuthFromFlags(const std::string& operator_token);
+
+// ServiceChannelCredentials: how this service calls another one — TLS with its own certificate
+// as the client certificate (mutual TLS), or plaintext when TLS is off.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ServiceChannelCredentials();
 
 // StartMetricsFromFlags serves DefaultMetrics() on --metrics_listen (writing
 // --metrics_port_file); a null server when the flag is empty.

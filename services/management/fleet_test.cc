@@ -12,7 +12,9 @@ namespace {
 // The store as a table of canned usage per namespace.
 class FakeStore : public NamespaceSink {
  public:
-  absl::Status RegisterNamespace(const std::string&, const std::vector<std::string>&) override {
+  absl::StatusOr<uint64_t> SetQuota(const std::string&, uint64_t) override { return 0; }
+  absl::Status RevokeDevices(const std::vector<std::string>&, absl::Time) override { return absl::OkStatus(); }
+  absl::Status RegisterNamespace(const std::string&, const std::string&, const std::vector<std::string>&) override {
     return absl::OkStatus();
   }
   absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) override {

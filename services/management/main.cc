@@ -9,7 +9,10 @@
 ABSL_FLAG(std::string, data_dir, "", "folder for the registry's RocksDB (required)");
 ABSL_FLAG(std::string, store, "", "address of converge-store (required)");
 ABSL_FLAG(std::string, notify, "", "address of converge-notify, handed to engines");
-ABSL_FLAG(std::string, token, "", "bearer token guarding the API (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, token, "", "the operators' bearer token (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, token_signing_key, "",
+          "PEM Ed25519 private key that signs device tokens (or $CONVERGE_TOKEN_SIGNING_KEY)");
+ABSL_FLAG(absl::Duration, device_token_ttl, absl::Minutes(10), "how long a device token lives (at most 1h)");
 
 int main(int argc, char** argv) {
   converge::InitService(argc, argv);
@@ -20,6 +23,16 @@ int main(int argc, char** argv) {
   options.service_token = converge::ServiceToken();
   options.endpoints.store_address = absl::GetFlag(FLAGS_store);
   options.endpoints.notification_address = absl::GetFlag(FLAGS_notify);
+  options.token_signing_key =
+      converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
+  options.device_token_ttl = absl::GetFlag(FLAGS_device_token_ttl);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ServiceChannelCredentials();
+  if (!creds.ok()) {
+    log->error("cannot start: {}", creds.status().ToString());
+    return 1;
+  }
+  options.client_credentials = *creds;
+  if (options.token_signing_key.empty()) log->warn("no --token_signing_key: devices cannot get tokens");
   if (options.token.empty()) log->warn("no --token: the management API is unguarded");
   auto management = converge::management::ManagementServer::Create(options);
   if (!management.ok()) {

@@ -20,12 +20,21 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   NamespaceSink* sink = options.sink;
   if (sink == nullptr) {
     s->own_sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_address,
-                                                        options.service_token);
+                                                        options.endpoints.notification_address,
+                                                        options.service_token, options.client_credentials);
     sink = s->own_sink_.get();
   }
   CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
                                                          sink, Clock::Real()));
-  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), sink, options.token, options.endpoints);
+  std::shared_ptr<const TokenSigner> signer;
+  if (!options.token_signing_key.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(signer, TokenSigner::FromPemFile(options.token_signing_key));
+  }
+  AuthOptions auth;
+  auth.operator_token = options.token;
+  auth.service_token = options.service_token;
+  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), sink, std::move(auth), std::move(signer),
+                                                    options.device_token_ttl, options.endpoints);
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "services/management/management_service.h"
 #include "services/management/registry.h"
 #include "services/management/store_sink.h"
@@ -14,8 +15,13 @@ namespace converge::management {
 
 struct ManagementOptions {
   std::string data_dir;
-  std::string token;          // guards every call
-  std::string service_token;  // sent to the store
+  std::string token;          // the operator credential
+  std::string service_token;  // sent to the store and notify over plaintext; accepted from services
+  // Signs device tokens (empty: no device tokens; engines must then use the operator token).
+  std::string token_signing_key;
+  absl::Duration device_token_ttl = absl::Minutes(10);
+  // How management reaches the store and notify (null: plaintext).
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials;
   // Handed to engines; store_address is also where namespaces are registered unless `sink` is
   // set. Empty addresses tell engines to use the management address (all-in-one server).
   EndpointsConfig endpoints;

@@ -1,7 +1,9 @@
 #include "services/management/management_service.h"
 
-#include "common/bearer_token.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/path.h"
 
 namespace converge::management {
 namespace {
@@ -11,6 +13,7 @@ void ToProto(const User& u, v1::User* p) {
   p->set_display_name(u.display_name);
   p->set_created_at_unix_ms(u.created_at_unix_ms);
   p->set_disabled(u.disabled);
+  p->set_quota_bytes(u.quota_bytes);
 }
 
 v1::DeviceState ToProto(DeviceState s) {
@@ -58,9 +61,44 @@ void ToProto(const Namespace& n, v1::Namespace* p) {
 
 }  // namespace
 
-#define CONVERGE_CHECK_TOKEN(ctx)                                     \
-  if (absl::Status _auth = CheckBearerToken(*(ctx), token_); !_auth.ok()) \
+#define CONVERGE_CHECK_TOKEN(ctx)                                            \
+  if (absl::Status _auth = auth_.RequireOperator(*(ctx)); !_auth.ok()) \
   return ToGrpcStatus(_auth)
+
+namespace {
+
+AuthOptions WithVerifier(AuthOptions auth, const std::shared_ptr<const TokenSigner>& signer) {
+  if (signer != nullptr) auth.verifier = signer->MakeVerifier();
+  return auth;
+}
+
+}  // namespace
+
+ManagementService::ManagementService(Registry* registry, NamespaceSink* store, AuthOptions auth,
+                                     std::shared_ptr<const TokenSigner> signer, absl::Duration token_ttl,
+                                     EndpointsConfig endpoints)
+    : registry_(registry),
+      fleet_(registry, store),
+      auth_(WithVerifier(std::move(auth), signer)),
+      signer_(std::move(signer)),
+      token_ttl_(std::clamp(token_ttl, absl::Seconds(1), kMaxDeviceTokenTtl)),
+      endpoints_(std::move(endpoints)) {}
+
+absl::Status ManagementService::OperatorOrDevice(const grpc::ServerContext& ctx, const std::string& device_id,
+                                                 DeviceClaims* claims) const {
+  if (auth_.IsOperator(ctx)) return absl::OkStatus();
+  if (!auth_.verifies_devices()) return auth_.RequireOperator(ctx);
+  absl::StatusOr<DeviceClaims> device = auth_.VerifyDevice(ctx);
+  if (!device.ok()) {
+    // Neither: say what an operator would need if the call carried no device token.
+    return BearerOf(ctx).rfind(kDeviceTokenPrefix, 0) == 0 ? device.status() : auth_.RequireOperator(ctx);
+  }
+  if (!device_id.empty() && device->device_id != device_id) {
+    return absl::PermissionDeniedError("a device may act only for itself");
+  }
+  if (claims != nullptr) *claims = std::move(*device);
+  return absl::OkStatus();
+}
 
 grpc::Status ManagementService::CreateUser(grpc::ServerContext* ctx,
                                            const v1::CreateUserRequest* req, v1::User* resp) {
@@ -83,8 +121,19 @@ grpc::Status ManagementService::ListUsers(grpc::ServerContext* ctx, const v1::Li
 grpc::Status ManagementService::RegisterDevice(grpc::ServerContext* ctx,
                                                const v1::RegisterDeviceRequest* req,
                                                v1::RegisterDeviceResponse* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<RegisteredDevice> device = registry_->RegisterDevice(req->user_id(), req->name());
+  // The user comes from the enrollment token; only an operator names it in the request.
+  std::string user_id = req->user_id();
+  if (!req->enrollment_token().empty()) {
+    absl::StatusOr<std::string> enrolled = registry_->RedeemEnrollmentToken(req->enrollment_token());
+    if (!enrolled.ok()) return ToGrpcStatus(enrolled.status());
+    if (!user_id.empty() && user_id != *enrolled) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "the enrollment token is for another user");
+    }
+    user_id = *enrolled;
+  } else {
+    CONVERGE_CHECK_TOKEN(ctx);
+  }
+  absl::StatusOr<RegisteredDevice> device = registry_->RegisterDevice(user_id, req->name());
   if (!device.ok()) return ToGrpcStatus(device.status());
   ToProto(device->device, resp->mutable_device());
   resp->set_credential(device->credential);
@@ -126,7 +175,7 @@ grpc::Status ManagementService::ListNamespaces(grpc::ServerContext* ctx,
 grpc::Status ManagementService::AddDeviceToNamespace(grpc::ServerContext* ctx,
                                                      const v1::AddDeviceToNamespaceRequest* req,
                                                      v1::AddDeviceToNamespaceResponse*) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  if (absl::Status s = OperatorOrDevice(*ctx, req->device_id()); !s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(registry_->AddDevice(req->namespace_id(), req->device_id()));
 }
 
@@ -142,7 +191,7 @@ grpc::Status ManagementService::ListMembers(grpc::ServerContext* ctx,
 
 grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest*,
                                              v1::Endpoints* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  if (absl::Status s = OperatorOrDevice(*ctx, ""); !s.ok()) return ToGrpcStatus(s);
   resp->set_store_address(endpoints_.store_address);
   resp->set_notification_address(endpoints_.notification_address);
   return grpc::Status::OK;
@@ -168,7 +217,14 @@ grpc::Status ManagementService::RevokeDevice(grpc::ServerContext* ctx, const v1:
 
 grpc::Status ManagementService::GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req,
                                           v1::Device* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  // A device may ask about itself, with its token or (revoked: no token) its credential.
+  if (!req->credential().empty()) {
+    if (absl::Status s = registry_->VerifyCredential(req->device_id(), req->credential()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+  } else if (absl::Status s = OperatorOrDevice(*ctx, req->device_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   std::string store_error;
   absl::StatusOr<DeviceReport> device = fleet_.GetDevice(req->device_id(), &store_error);
   if (!device.ok()) return ToGrpcStatus(device.status());
@@ -261,6 +317,55 @@ grpc::Status ManagementService::ResolvePendingDelete(grpc::ServerContext* ctx,
   absl::StatusOr<PendingDelete> d = fleet_.ResolvePendingDelete(req->namespace_id(), req->id(), req->approve());
   if (!d.ok()) return ToGrpcStatus(d.status());
   ToProto(*d, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::CreateEnrollmentToken(grpc::ServerContext* ctx,
+                                                      const v1::CreateEnrollmentTokenRequest* req,
+                                                      v1::EnrollmentToken* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  const absl::Duration ttl = req->ttl_seconds() == 0 ? absl::Hours(24) : absl::Seconds(req->ttl_seconds());
+  absl::StatusOr<EnrollmentGrant> grant = registry_->CreateEnrollmentToken(req->user_id(), ttl);
+  if (!grant.ok()) return ToGrpcStatus(grant.status());
+  resp->set_token(grant->token);
+  resp->set_user_id(grant->user_id);
+  resp->set_expires_at_unix_ms(grant->expires_at_unix_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::IssueDeviceToken(grpc::ServerContext*, const v1::IssueDeviceTokenRequest* req,
+                                                 v1::DeviceToken* resp) {
+  if (signer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "management has no --token_signing_key");
+  }
+  // Authenticated by the device's long-term credential; revoked devices get none.
+  if (absl::Status s = registry_->CheckDeviceCredential(req->device_id(), req->credential()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<Device> device = registry_->GetDevice(req->device_id());
+  if (!device.ok()) return ToGrpcStatus(device.status());
+  absl::StatusOr<std::vector<std::string>> namespaces = registry_->NamespacesOf(req->device_id());
+  if (!namespaces.ok()) return ToGrpcStatus(namespaces.status());
+  DeviceClaims claims;
+  claims.device_id = device->device_id;
+  claims.user_id = device->user_id;
+  claims.namespaces = std::move(*namespaces);
+  claims.issued_at = absl::Now();
+  claims.expires_at = claims.issued_at + token_ttl_;
+  absl::StatusOr<std::string> token = signer_->Sign(claims);
+  if (!token.ok()) return ToGrpcStatus(token.status());
+  resp->set_token(*token);
+  resp->set_expires_at_unix_ms(absl::ToUnixMillis(claims.expires_at));
+  for (const std::string& ns : claims.namespaces) resp->add_namespace_ids(ns);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::SetUserQuota(grpc::ServerContext* ctx, const v1::SetUserQuotaRequest* req,
+                                             v1::User* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<User> user = registry_->SetQuota(req->user_id(), req->quota_bytes());
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  ToProto(*user, resp);
   return grpc::Status::OK;
 }
 

@@ -1,10 +1,17 @@
-// ManagementService: the gRPC face of the Registry and the Fleet view. Every call needs the
-// bearer token, except ConfirmWipe (the device's own credential).
+// ManagementService: the gRPC face of the Registry and the Fleet view.
+//
+// Who may call what: operators (the operator token) everything; devices register with an
+// enrollment token an operator issued, get short-lived device tokens with their long-term
+// credential (IssueDeviceToken), and with a device token may join their user's namespaces, read
+// the endpoints and their own record; ConfirmWipe and GetDevice also take the credential (a
+// revoked device has no token).
 #ifndef CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 #define CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 
 #include <string>
 
+#include "common/auth.h"
+#include "common/device_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "services/management/fleet.h"
 #include "services/management/registry.h"
@@ -18,8 +25,10 @@ struct EndpointsConfig {
 
 class ManagementService final : public v1::ManagementService::Service {
  public:
-  ManagementService(Registry* registry, NamespaceSink* store, std::string token, EndpointsConfig endpoints)
-      : registry_(registry), fleet_(registry, store), token_(std::move(token)), endpoints_(std::move(endpoints)) {}
+  // `signer`: signs device tokens (null: IssueDeviceToken fails and device tokens are not
+  // accepted here); they live `token_ttl` (at most kMaxDeviceTokenTtl).
+  ManagementService(Registry* registry, NamespaceSink* store, AuthOptions auth, std::shared_ptr<const TokenSigner> signer,
+                    absl::Duration token_ttl, EndpointsConfig endpoints);
 
   grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
                           v1::User* resp) override;
@@ -54,11 +63,23 @@ class ManagementService final : public v1::ManagementService::Service {
                                   v1::ListPendingDeletesResponse* resp) override;
   grpc::Status ResolvePendingDelete(grpc::ServerContext* ctx, const v1::ResolvePendingDeleteRequest* req,
                                     v1::PendingDelete* resp) override;
+  grpc::Status CreateEnrollmentToken(grpc::ServerContext* ctx, const v1::CreateEnrollmentTokenRequest* req,
+                                     v1::EnrollmentToken* resp) override;
+  grpc::Status IssueDeviceToken(grpc::ServerContext* ctx, const v1::IssueDeviceTokenRequest* req,
+                                v1::DeviceToken* resp) override;
+  grpc::Status SetUserQuota(grpc::ServerContext* ctx, const v1::SetUserQuotaRequest* req, v1::User* resp) override;
 
  private:
+  // OperatorOrDevice: OK for an operator, or for a device token of `device_id` (any device when
+  // empty). Returns the device's claims in *claims when it was a device.
+  absl::Status OperatorOrDevice(const grpc::ServerContext& ctx, const std::string& device_id,
+                                DeviceClaims* claims = nullptr) const;
+
   Registry* const registry_;
   Fleet fleet_;
-  const std::string token_;
+  const Authenticator auth_;
+  const std::shared_ptr<const TokenSigner> signer_;
+  const absl::Duration token_ttl_;
   const EndpointsConfig endpoints_;
 };
 

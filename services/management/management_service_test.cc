@@ -18,7 +18,10 @@ class ManagementServiceTest : public ::testing::Test {
     const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/" +
                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir);
-    auto store = store::StoreServer::Create({dir + "/store", "", "svc"});
+    store::StoreOptions store_options;
+    store_options.data_dir = dir + "/store";
+    store_options.auth.service_token = "svc";
+    auto store = store::StoreServer::Create(store_options);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
     auto store_server = StartServer(ServerOptions{}, {store_->service()});

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
+#include "common/device_token.h"
+#include "common/logging.h"
 #include "common/path.h"
 #include "common/random_id.h"
 #include "common/rocksdb_status.h"
@@ -20,6 +22,7 @@ constexpr size_t kMaxNameBytes = 200;
 std::string UserKey(absl::string_view id) { return absl::StrCat("u", id); }
 std::string DeviceKey(absl::string_view id) { return absl::StrCat("d", id); }
 std::string NamespaceKey(absl::string_view id) { return absl::StrCat("n", id); }
+std::string EnrollmentKey(absl::string_view token) { return absl::StrCat("e", DigestToBytes(HashOf(token))); }
 std::string MemberPrefix(absl::string_view ns) {
   return absl::StrCat("m", ns, absl::string_view("\0", 1));
 }
@@ -34,6 +37,7 @@ std::string EncodeUser(const User& u) {
   PutLengthPrefixed(&out, u.display_name);
   PutVarint64(&out, static_cast<uint64_t>(u.created_at_unix_ms));
   PutVarint64(&out, u.disabled ? 1 : 0);
+  PutVarint64(&out, u.quota_bytes);
   return out;
 }
 
@@ -49,6 +53,7 @@ absl::StatusOr<User> DecodeUser(absl::string_view id, absl::string_view bytes) {
   uint64_t flags = 0;
   if (!d.done() && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt user record");
   u.disabled = (flags & 1) != 0;
+  if (!d.done() && !d.GetVarint64(&u.quota_bytes)) return absl::DataLossError("corrupt user record");
   return u;
 }
 
@@ -222,6 +227,11 @@ absl::Status Registry::CheckDeviceCredential(const std::string& device_id,
   return absl::OkStatus();
 }
 
+absl::Status Registry::VerifyCredential(const std::string& device_id, const std::string& credential) {
+  std::string hash;
+  return Authenticate(device_id, credential, &hash).status();
+}
+
 absl::StatusOr<User> Registry::GetUserLocked(const std::string& user_id) {
   absl::StatusOr<std::string> value = Read(UserKey(user_id));
   if (absl::IsNotFound(value.status())) {
@@ -267,9 +277,10 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
   // Out of every namespace: the store first (it then refuses the device), then here.
   CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, NamespacesOf(device_id));
   for (const std::string& ns : namespaces) {
+    CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
     CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
     members.erase(std::remove(members.begin(), members.end(), device_id), members.end());
-    CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, members));
+    CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, n.owner_user_id, members));
     rocksdb::WriteOptions sync;
     sync.sync = true;
     CONVERGE_RETURN_IF_ERROR(Rocks(db_->Delete(sync, absl::StrCat(MemberPrefix(ns), device_id)), "write registry"));
@@ -278,7 +289,60 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
     device.state = wipe ? DeviceState::kWipePending : DeviceState::kRevoked;
   }
   CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(device, hash)));
+  // Open notification streams close now; the store already refuses the device. Tokens expire
+  // within kMaxDeviceTokenTtl, so refusing them that long is enough.
+  if (absl::Status told = sink_->RevokeDevices({device_id}, clock_->Now() + kMaxDeviceTokenTtl); !told.ok()) {
+    GetLogger("registry")->warn("revoked {} but could not tell the notification service: {}", device_id,
+                                told.ToString());
+  }
   return device;
+}
+
+absl::StatusOr<User> Registry::SetQuota(const std::string& user_id, uint64_t quota_bytes) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  CONVERGE_RETURN_IF_ERROR(sink_->SetQuota(user_id, quota_bytes).status());
+  user.quota_bytes = quota_bytes;
+  CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(user)));
+  return user;
+}
+
+absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
+  if (ttl <= absl::ZeroDuration() || ttl > absl::Hours(24 * 30)) {
+    return absl::InvalidArgumentError("an enrollment token lives between 1 s and 30 days");
+  }
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
+  EnrollmentGrant grant;
+  grant.token = "cve1." + RandomHex(24);
+  grant.user_id = user_id;
+  grant.expires_at_unix_ms = absl::ToUnixMillis(clock_->Now() + ttl);
+  std::string value;
+  PutLengthPrefixed(&value, user_id);
+  PutVarint64(&value, static_cast<uint64_t>(grant.expires_at_unix_ms));
+  CONVERGE_RETURN_IF_ERROR(Write(EnrollmentKey(grant.token), value));
+  return grant;
+}
+
+absl::StatusOr<std::string> Registry::RedeemEnrollmentToken(const std::string& token) {
+  if (token.empty() || token.size() > 256) return absl::UnauthenticatedError("invalid enrollment token");
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<std::string> value = Read(EnrollmentKey(token));
+  if (absl::IsNotFound(value.status())) return absl::UnauthenticatedError("invalid enrollment token");
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  Decoder d(*value);
+  std::string user_id;
+  uint64_t expires = 0;
+  if (!d.GetLengthPrefixed(&user_id) || !d.GetVarint64(&expires)) return absl::DataLossError("corrupt enrollment token");
+  if (absl::FromUnixMillis(static_cast<int64_t>(expires)) <= clock_->Now()) {
+    return absl::UnauthenticatedError("enrollment token expired");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
+  if (user.disabled) return absl::PermissionDeniedError(absl::StrCat("user '", user_id, "' is disabled"));
+  return user_id;
 }
 
 absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const std::string& credential) {
@@ -315,7 +379,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   if (Read(NamespaceKey(ns)).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("namespace '", ns, "' exists"));
   }
-  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, {}));
+  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, owner, {}));
   Namespace n{ns, owner, absl::ToUnixMillis(clock_->Now())};
   CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
   return n;
@@ -398,7 +462,7 @@ absl::Status Registry::AddDevice(const std::string& ns, const std::string& devic
     members.push_back(device_id);
   }
   // Tell the store even when already a member: it heals a store that missed an earlier call.
-  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, members));
+  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, n.owner_user_id, members));
   return Write(absl::StrCat(MemberPrefix(ns), device_id), "");
 }
 

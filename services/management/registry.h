@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 
 namespace converge::management {
@@ -30,6 +31,13 @@ struct User {
   std::string display_name;
   int64_t created_at_unix_ms = 0;
   bool disabled = false;
+  uint64_t quota_bytes = 0;  // 0: unlimited
+};
+
+struct EnrollmentGrant {
+  std::string token;  // shown once; the registry keeps only its SHA-256
+  std::string user_id;
+  int64_t expires_at_unix_ms = 0;
 };
 
 enum class DeviceState { kActive = 0, kRevoked = 1, kWipePending = 2, kWiped = 3 };
@@ -92,8 +100,13 @@ struct RegisteredDevice {
 class NamespaceSink {
  public:
   virtual ~NamespaceSink() = default;
-  virtual absl::Status RegisterNamespace(const std::string& ns,
+  virtual absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                          const std::vector<std::string>& member_device_ids) = 0;
+  // SetQuota sets a user's storage quota at the store (0: unlimited); returns the bytes it uses.
+  virtual absl::StatusOr<uint64_t> SetQuota(const std::string& user_id, uint64_t quota_bytes) = 0;
+  // RevokeDevices tells the notification service(s) to close the devices' streams and refuse
+  // their tokens until `until` (the store already refuses them: they are no longer members).
+  virtual absl::Status RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) = 0;
   virtual absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) = 0;
   virtual absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) = 0;
   virtual absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
@@ -113,6 +126,15 @@ class Registry {
   // DisableUser revokes every device of the user and refuses it new devices and namespaces.
   // NotFound for an unknown user. Idempotent.
   absl::StatusOr<User> DisableUser(const std::string& user_id);
+  // SetQuota: the store first, then here. NotFound for an unknown user.
+  absl::StatusOr<User> SetQuota(const std::string& user_id, uint64_t quota_bytes);
+
+  // CreateEnrollmentToken issues a token with which devices may be registered for `user_id`
+  // until `ttl` passes (any number of devices). FailedPrecondition for a disabled user.
+  absl::StatusOr<EnrollmentGrant> CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl);
+  // RedeemEnrollmentToken returns the user a valid, unexpired token enrolls for;
+  // Unauthenticated otherwise.
+  absl::StatusOr<std::string> RedeemEnrollmentToken(const std::string& token);
 
   // RegisterDevice: NotFound for an unknown user; InvalidArgument for an empty or over-long
   // name; FailedPrecondition for a disabled user.
@@ -123,6 +145,8 @@ class Registry {
   absl::StatusOr<Device> GetDevice(const std::string& device_id);
   // CheckDeviceCredential: Unauthenticated unless `credential` belongs to `device_id`.
   absl::Status CheckDeviceCredential(const std::string& device_id, const std::string& credential);
+  // VerifyCredential: like CheckDeviceCredential, but for a device in any state.
+  absl::Status VerifyCredential(const std::string& device_id, const std::string& credential);
 
   // RevokeDevice removes the device from every namespace (the store is told first, so it
   // refuses the device from then on) and marks it revoked, or wipe-pending when `wipe`.

@@ -11,10 +11,20 @@ namespace {
 
 class FakeSink : public NamespaceSink {
  public:
-  absl::Status RegisterNamespace(const std::string& ns,
+  absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
                                  const std::vector<std::string>& members) override {
     if (!next_status.ok()) return next_status;
     told[ns] = members;
+    owners[ns] = owner;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> SetQuota(const std::string& user, uint64_t bytes) override {
+    if (!next_status.ok()) return next_status;
+    quotas[user] = bytes;
+    return 0;
+  }
+  absl::Status RevokeDevices(const std::vector<std::string>& devices, absl::Time) override {
+    revoked.insert(revoked.end(), devices.begin(), devices.end());
     return absl::OkStatus();
   }
   absl::StatusOr<NamespaceUsage> Usage(const std::string&) override { return NamespaceUsage{}; }
@@ -26,6 +36,9 @@ class FakeSink : public NamespaceSink {
   }
   absl::Status next_status;
   std::map<std::string, std::vector<std::string>> told;
+  std::map<std::string, std::string> owners;
+  std::map<std::string, uint64_t> quotas;
+  std::vector<std::string> revoked;
 };
 
 class RegistryTest : public ::testing::Test {

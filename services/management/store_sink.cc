@@ -8,18 +8,49 @@
 
 namespace converge::management {
 
-StoreNamespaceSink::StoreNamespaceSink(const std::string& store_address, std::string service_token)
-    : stub_(store::v1::StoreService::NewStub(
-          grpc::CreateChannel(store_address, grpc::InsecureChannelCredentials()))),
-      service_token_(std::move(service_token)) {}
+StoreNamespaceSink::StoreNamespaceSink(const std::string& store_address, const std::string& notify_address,
+                                       std::string service_token,
+                                       std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : service_token_(std::move(service_token)) {
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  stub_ = store::v1::StoreService::NewStub(grpc::CreateChannel(store_address, credentials));
+  if (!notify_address.empty()) {
+    notify_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(notify_address, credentials));
+  }
+}
+
+absl::StatusOr<uint64_t> StoreNamespaceSink::SetQuota(const std::string& user_id, uint64_t quota_bytes) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::SetQuotaRequest req;
+  req.set_user_id(user_id);
+  req.set_quota_bytes(quota_bytes);
+  store::v1::SetQuotaResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->SetQuota(&ctx, req, &resp), "store.SetQuota"));
+  return resp.used_bytes();
+}
+
+absl::Status StoreNamespaceSink::RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) {
+  if (notify_ == nullptr) return absl::OkStatus();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  AddBearerToken(&ctx, service_token_);
+  notification::v1::RevokeDevicesRequest req;
+  for (const std::string& d : device_ids) req.add_device_ids(d);
+  req.set_until_unix_ms(absl::ToUnixMillis(until));
+  notification::v1::RevokeDevicesResponse resp;
+  return FromGrpcStatus(notify_->RevokeDevices(&ctx, req, &resp), "notify.RevokeDevices");
+}
 
 absl::Status StoreNamespaceSink::RegisterNamespace(
-    const std::string& ns, const std::vector<std::string>& member_device_ids) {
+    const std::string& ns, const std::string& owner_user_id, const std::vector<std::string>& member_device_ids) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   AddBearerToken(&ctx, service_token_);
   store::v1::RegisterNamespaceRequest req;
   req.set_namespace_id(ns);
+  req.set_owner_user_id(owner_user_id);
   for (const std::string& id : member_device_ids) req.add_member_device_ids(id);
   store::v1::RegisterNamespaceResponse resp;
   return FromGrpcStatus(stub_->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");

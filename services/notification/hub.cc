@@ -92,6 +92,18 @@ uint64_t Hub::dropped() const {
   return dropped_;
 }
 
+size_t Hub::CloseDevice(const std::string& device_id) {
+  absl::MutexLock lock(&mu_);
+  size_t closed = 0;
+  for (const auto& [s, namespaces] : namespaces_of_) {
+    if (s->device_id() == device_id) {
+      s->Close();
+      ++closed;
+    }
+  }
+  return closed;
+}
+
 size_t Hub::subscriber_count() const {
   absl::MutexLock lock(&mu_);
   return namespaces_of_.size();

@@ -41,6 +41,10 @@ class Subscriber {
   // HeartbeatDue reports whether the subscriber's stream has been quiet long enough that it
   // should get its heads again; must not block.
   virtual bool HeartbeatDue(absl::Time now) { return false; }
+  // The device whose stream this is ("" if unknown).
+  virtual std::string device_id() const { return ""; }
+  // Close ends the stream (the device was revoked); must not block or call back into the hub.
+  virtual void Close() {}
 };
 
 class Hub {
@@ -68,6 +72,9 @@ class Hub {
   uint64_t dropped() const;
 
   size_t subscriber_count() const;
+
+  // CloseDevice closes every stream of `device_id`; returns how many.
+  size_t CloseDevice(const std::string& device_id);
 
  private:
   mutable absl::Mutex mu_;

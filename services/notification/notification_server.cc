@@ -9,9 +9,9 @@ ABSL_FLAG(double, fault_drop_events, 0,
 
 namespace converge::notification {
 
-NotificationOptions OptionsFromFlags(std::string service_token) {
+NotificationOptions OptionsFromFlags(AuthOptions auth) {
   NotificationOptions o;
-  o.service_token = std::move(service_token);
+  o.auth = std::move(auth);
   o.default_heartbeat = absl::GetFlag(FLAGS_heartbeat_interval);
   o.fault_drop_ratio = absl::GetFlag(FLAGS_fault_drop_events);
   return o;

@@ -16,6 +16,10 @@ class NotificationServer {
     hub_.set_drop_ratio(options.fault_drop_ratio);
   }
   NotificationService* service() { return &service_; }
+  // RevokeDevices: what the RevokeDevices RPC does, in process (the all-in-one server).
+  size_t RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) {
+    return service_.Revoke(device_ids, until);
+  }
   Hub* hub() { return &hub_; }
 
  private:
@@ -25,7 +29,7 @@ class NotificationServer {
 
 // OptionsFromFlags: the notification flags (--heartbeat_interval, --fault_drop_events) shared
 // by converge-notify and converge-server.
-NotificationOptions OptionsFromFlags(std::string service_token);
+NotificationOptions OptionsFromFlags(AuthOptions auth);
 
 }  // namespace converge::notification
 

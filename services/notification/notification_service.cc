@@ -6,7 +6,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/bearer_token.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -42,11 +42,21 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
     M().streams->Add(1);
   }
 
-  // Start validates the request and subscribes; a bad request finishes the stream.
-  void Start(const std::string& device_id, const std::vector<std::string>& namespaces) {
-    absl::Status s = ValidateId("device id", device_id);
+  // Start subscribes, or finishes the stream with `denied` (a failed authorization) or a bad
+  // request's error.
+  void Start(const std::string& device_id, const std::vector<std::string>& namespaces, absl::Status denied) {
+    device_id_ = device_id;
+    absl::Status s = denied;
+    if (s.ok()) s = ValidateId("device id", device_id);
     if (s.ok()) s = hub_->Subscribe(this, namespaces);
     if (!s.ok()) FinishOnce(ToGrpcStatus(s));
+  }
+
+  std::string device_id() const override { return device_id_; }
+
+  void Close() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "device revoked"));
   }
 
   void Deliver(const HeadEvent& event) override {
@@ -128,6 +138,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 
   Hub* const hub_;
   const absl::Duration heartbeat_;
+  std::string device_id_;  // set before the hub knows the reactor
   absl::Mutex mu_;
   std::deque<HeadEvent> queue_ ABSL_GUARDED_BY(mu_);
   v1::Event event_ ABSL_GUARDED_BY(mu_);
@@ -139,7 +150,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 }  // namespace
 
 NotificationService::NotificationService(Hub* hub, NotificationOptions options)
-    : hub_(hub), options_(std::move(options)) {
+    : hub_(hub), options_(options), auth_(std::move(options.auth)) {
   M();  // register the metrics before the first scrape
   heartbeats_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(kHeartbeatTick)) hub_->Heartbeat(absl::Now());
@@ -152,13 +163,60 @@ NotificationService::~NotificationService() {
 }
 
 grpc::ServerWriteReactor<v1::Event>* NotificationService::Subscribe(
-    grpc::CallbackServerContext*, const v1::SubscribeRequest* req) {
+    grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* req) {
   absl::Duration heartbeat = req->heartbeat_interval_ms() == 0
                                  ? options_.default_heartbeat
                                  : absl::Milliseconds(req->heartbeat_interval_ms());
   heartbeat = std::clamp(heartbeat, options_.min_heartbeat, options_.max_heartbeat);
+  std::vector<std::string> namespaces(req->namespace_ids().begin(), req->namespace_ids().end());
+  // The device and what it may hear of come from its token.
+  std::string device = req->device_id();
+  absl::Status denied;
+  if (auth_.verifies_devices()) {
+    absl::StatusOr<DeviceClaims> claims = auth_.VerifyDevice(*ctx);
+    if (!claims.ok()) {
+      denied = claims.status();
+    } else if (!device.empty() && device != claims->device_id) {
+      denied = absl::PermissionDeniedError("the device token is for another device");
+    } else {
+      device = claims->device_id;
+      for (const std::string& ns : namespaces) {
+        if (!claims->HasNamespace(ns)) {
+          denied = absl::PermissionDeniedError(absl::StrCat("device '", device, "' may not subscribe to namespace '",
+                                                            ns.substr(0, 64), "'"));
+          break;
+        }
+      }
+    }
+  }
   auto* reactor = new SubscribeReactor(hub_, heartbeat);
-  reactor->Start(req->device_id(), {req->namespace_ids().begin(), req->namespace_ids().end()});
+  reactor->Start(device, namespaces, denied);
+  return reactor;
+}
+
+size_t NotificationService::Revoke(const std::vector<std::string>& device_ids, absl::Time until) {
+  static auto log = GetLogger("notify");
+  size_t closed = 0;
+  for (const std::string& device : device_ids) {
+    auth_.Revoke(device, until);
+    closed += hub_->CloseDevice(device);
+  }
+  log->info("revoked {} device(s), closed {} stream(s)", device_ids.size(), closed);
+  return closed;
+}
+
+grpc::ServerUnaryReactor* NotificationService::RevokeDevices(grpc::CallbackServerContext* ctx,
+                                                             const v1::RevokeDevicesRequest* req,
+                                                             v1::RevokeDevicesResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status s = auth_.RequireService(*ctx);
+  if (s.ok() && req->device_ids_size() > 10000) s = absl::InvalidArgumentError("at most 10000 devices per call");
+  for (int i = 0; s.ok() && i < req->device_ids_size(); ++i) s = ValidateId("device id", req->device_ids(i));
+  if (s.ok()) {
+    const absl::Time until = std::max(absl::FromUnixMillis(req->until_unix_ms()), absl::Now() + kMaxDeviceTokenTtl);
+    resp->set_streams_closed(static_cast<uint32_t>(Revoke({req->device_ids().begin(), req->device_ids().end()}, until)));
+  }
+  reactor->Finish(ToGrpcStatus(s));
   return reactor;
 }
 
@@ -166,7 +224,7 @@ grpc::ServerUnaryReactor* NotificationService::Publish(grpc::CallbackServerConte
                                                        const v1::PublishRequest* req,
                                                        v1::PublishResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status s = CheckBearerToken(*ctx, options_.service_token);
+  absl::Status s = auth_.RequireService(*ctx);
   if (s.ok()) s = ValidateId("namespace id", req->namespace_id());
   if (s.ok()) {
     M().publishes->Add();

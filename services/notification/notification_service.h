@@ -9,13 +9,16 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "services/notification/hub.h"
 
 namespace converge::notification {
 
 struct NotificationOptions {
-  std::string service_token;  // guards Publish (empty: unguarded)
+  // Who may call: devices (token) subscribe to the namespaces their token names; services (mutual
+  // TLS or the service token) publish and revoke.
+  AuthOptions auth;
   absl::Duration default_heartbeat = absl::Seconds(2);
   absl::Duration min_heartbeat = absl::Milliseconds(100);
   absl::Duration max_heartbeat = absl::Seconds(60);
@@ -33,10 +36,15 @@ class NotificationService final : public v1::NotificationService::CallbackServic
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
                                     const v1::PublishRequest* req,
                                     v1::PublishResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeDevices(grpc::CallbackServerContext* ctx, const v1::RevokeDevicesRequest* req,
+                                          v1::RevokeDevicesResponse* resp) override;
+  // Revoke refuses the devices' tokens until `until` and closes their streams; returns how many.
+  size_t Revoke(const std::vector<std::string>& device_ids, absl::Time until);
 
  private:
   Hub* const hub_;
   const NotificationOptions options_;
+  Authenticator auth_;
   absl::Notification stop_;
   std::thread heartbeats_;
 };

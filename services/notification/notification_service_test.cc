@@ -14,7 +14,7 @@ namespace {
 
 NotificationOptions Options() {
   NotificationOptions o;
-  o.service_token = "svc";
+  o.auth.service_token = "svc";
   return o;
 }
 

@@ -12,7 +12,9 @@
 #include "services/store/store_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for all state (required)");
-ABSL_FLAG(std::string, token, "", "bearer token guarding the management API (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, token, "", "the operators' bearer token (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, token_signing_key, "",
+          "PEM Ed25519 private key that signs device tokens (or $CONVERGE_TOKEN_SIGNING_KEY)");
 
 namespace {
 
@@ -31,9 +33,19 @@ class HubPublisher : public converge::store::Publisher {
 // Management -> store's commit log, in process.
 class LogSink : public converge::management::NamespaceSink {
  public:
-  explicit LogSink(converge::store::CommitLog* log) : log_(log) {}
-  absl::Status RegisterNamespace(const std::string& ns, const std::vector<std::string>& members) override {
-    return log_->RegisterNamespace(ns, members);
+  LogSink(converge::store::CommitLog* log, converge::store::ChunkStore* chunks,
+          converge::notification::NotificationServer* notify)
+      : log_(log), chunks_(chunks), notify_(notify) {}
+  absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
+                                 const std::vector<std::string>& members) override {
+    return log_->RegisterNamespace(ns, owner, members);
+  }
+  absl::StatusOr<uint64_t> SetQuota(const std::string& user, uint64_t bytes) override {
+    return chunks_->SetQuota(user, bytes);
+  }
+  absl::Status RevokeDevices(const std::vector<std::string>& devices, absl::Time until) override {
+    notify_->RevokeDevices(devices, until);
+    return absl::OkStatus();
   }
   absl::StatusOr<converge::management::NamespaceUsage> Usage(const std::string& ns) override {
     absl::StatusOr<converge::store::NamespaceStats> s = log_->Stats(ns);
@@ -73,6 +85,8 @@ class LogSink : public converge::management::NamespaceSink {
   }
 
   converge::store::CommitLog* log_;
+  converge::store::ChunkStore* chunks_;
+  converge::notification::NotificationServer* notify_;
 };
 
 }  // namespace
@@ -86,12 +100,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string service_token = converge::ServiceToken();
-  converge::notification::NotificationServer notify(converge::notification::OptionsFromFlags(service_token));
+  absl::StatusOr<converge::AuthOptions> auth = converge::ServiceAuthFromFlags("");
+  if (!auth.ok()) {
+    log->error("cannot start: {}", auth.status().ToString());
+    return 2;
+  }
+  converge::notification::NotificationServer notify(converge::notification::OptionsFromFlags(*auth));
   HubPublisher publisher(notify.hub());
 
   converge::store::StoreOptions store_options;
   store_options.data_dir = data_dir + "/store";
   store_options.service_token = service_token;
+  store_options.auth = *auth;
   store_options.publisher = &publisher;
   store_options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   auto store = converge::store::StoreServer::Create(store_options);
@@ -100,12 +120,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*store)->db()->ExportMetrics();
-  LogSink sink((*store)->log());
+  LogSink sink((*store)->log(), (*store)->chunks(), &notify);
 
   converge::management::ManagementOptions management_options;
   management_options.data_dir = data_dir + "/management";
   management_options.token = converge::FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN");
   management_options.service_token = service_token;
+  management_options.token_signing_key =
+      converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
   management_options.sink = &sink;  // endpoints stay empty: engines use this server's address
   auto management = converge::management::ManagementServer::Create(management_options);
   if (!management.ok()) {

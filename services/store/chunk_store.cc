@@ -4,11 +4,75 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/coding.h"
 #include "common/model.h"
 
 namespace converge::store {
 
-absl::StatusOr<bool> ChunkStore::Has(const Digest& d) {
+absl::StatusOr<bool> ChunkStore::Has(const std::string& owner, const Digest& d) {
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::OwnedKey(owner, d), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return RocksStatus(s, "read chunk owner");
+  return true;
+}
+
+absl::StatusOr<uint64_t> ChunkStore::ReadCounter(const std::string& key) {
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok()) return RocksStatus(s, "read counter");
+  if (value.size() != 8) return absl::DataLossError("corrupt counter");
+  return DecodeFixed64BE(value);
+}
+
+absl::Status ChunkStore::Adopt(const std::string& owner, const std::vector<Digest>& digests) {
+  absl::MutexLock lock(&owner_mu_);
+  rocksdb::WriteBatch batch;
+  absl::flat_hash_set<std::string> seen;
+  uint64_t added = 0;
+  for (const Digest& d : digests) {
+    if (!seen.insert(DigestToBytes(d)).second) continue;
+    absl::StatusOr<bool> owned = Has(owner, d);
+    if (!owned.ok()) return owned.status();
+    if (*owned) continue;
+    std::string raw;
+    absl::StatusOr<StoredChunk> stored = ReadStored(d, &raw);
+    if (absl::IsNotFound(stored.status())) continue;
+    if (!stored.ok()) return stored.status();
+    std::string size;
+    PutVarint64(&size, raw.size());
+    batch.Put(StoreDb::OwnedKey(owner, d), size);
+    added += raw.size();
+  }
+  absl::StatusOr<uint64_t> used = ReadCounter(StoreDb::UsageKey(owner));
+  if (!used.ok()) return used.status();
+  std::string v;
+  PutFixed64BE(&v, *used + added);
+  batch.Put(StoreDb::UsageKey(owner), v);
+  return RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &batch), "adopt chunks");
+}
+
+absl::StatusOr<uint64_t> ChunkStore::SetQuota(const std::string& owner, uint64_t quota_bytes) {
+  absl::MutexLock lock(&owner_mu_);
+  std::string v;
+  PutFixed64BE(&v, quota_bytes);
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  absl::Status s = RocksStatus(db_->db()->Put(sync, StoreDb::QuotaKey(owner), v), "write quota");
+  if (!s.ok()) return s;
+  return ReadCounter(StoreDb::UsageKey(owner));
+}
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> ChunkStore::Usage(const std::string& owner) {
+  absl::StatusOr<uint64_t> used = ReadCounter(StoreDb::UsageKey(owner));
+  if (!used.ok()) return used.status();
+  absl::StatusOr<uint64_t> quota = ReadCounter(StoreDb::QuotaKey(owner));
+  if (!quota.ok()) return quota.status();
+  return std::make_pair(*used, *quota);
+}
+
+absl::StatusOr<bool> ChunkStore::HasContent(const Digest& d) {
   rocksdb::PinnableSlice value;
   const std::string key = StoreDb::ChunkKey(d);
   std::string unused;
@@ -21,12 +85,13 @@ absl::StatusOr<bool> ChunkStore::Has(const Digest& d) {
   return true;
 }
 
-absl::StatusOr<std::vector<Digest>> ChunkStore::FindMissing(const std::vector<Digest>& wanted) {
+absl::StatusOr<std::vector<Digest>> ChunkStore::FindMissing(const std::string& owner,
+                                                            const std::vector<Digest>& wanted) {
   std::vector<Digest> missing;
   absl::flat_hash_set<std::string> seen;
   for (const Digest& d : wanted) {
     if (!seen.insert(DigestToBytes(d)).second) continue;
-    absl::StatusOr<bool> has = Has(d);
+    absl::StatusOr<bool> has = Has(owner, d);
     if (!has.ok()) return has.status();
     if (!*has) missing.push_back(d);
   }
@@ -48,8 +113,9 @@ absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view pay
 
 }  // namespace
 
-absl::Status ChunkStore::Put(const std::vector<ChunkData>& chunks) {
+absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkData>& chunks) {
   rocksdb::WriteBatch batch;
+  std::vector<std::pair<const ChunkData*, uint64_t>> checked;  // chunk, raw size
   for (const ChunkData& c : chunks) {
     absl::StatusOr<std::string> raw = Decode(c.encoding, c.data);
     if (!raw.ok()) {
@@ -64,16 +130,54 @@ absl::Status ChunkStore::Put(const std::vector<ChunkData>& chunks) {
       return absl::InvalidArgumentError(
           absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
     }
-    std::string value;
-    value.reserve(c.data.size() + 1);
-    value.push_back(c.encoding == ChunkEncoding::kZstd ? kZstdTag : kRawTag);
-    value.append(c.data);
-    batch.Put(StoreDb::ChunkKey(c.sha256), value);
+    checked.emplace_back(&c, raw->size());
+  }
+  absl::MutexLock lock(&owner_mu_);
+  uint64_t added = 0;
+  absl::flat_hash_set<std::string> in_batch;
+  for (const auto& [c, raw_size] : checked) {
+    if (!in_batch.insert(DigestToBytes(c->sha256)).second) continue;
+    absl::StatusOr<bool> content = HasContent(c->sha256);
+    if (!content.ok()) return content.status();
+    if (!*content) {
+      std::string value;
+      value.reserve(c->data.size() + 1);
+      value.push_back(c->encoding == ChunkEncoding::kZstd ? kZstdTag : kRawTag);
+      value.append(c->data);
+      batch.Put(StoreDb::ChunkKey(c->sha256), value);
+    }
+    absl::StatusOr<bool> owned = Has(owner, c->sha256);
+    if (!owned.ok()) return owned.status();
+    if (!*owned) {
+      std::string size;
+      PutVarint64(&size, raw_size);
+      batch.Put(StoreDb::OwnedKey(owner, c->sha256), size);
+      added += raw_size;
+    }
+  }
+  if (added > 0) {
+    absl::StatusOr<std::pair<uint64_t, uint64_t>> usage = Usage(owner);
+    if (!usage.ok()) return usage.status();
+    const auto [used, quota] = *usage;
+    if (quota != 0 && used + added > quota) {
+      return absl::ResourceExhaustedError(absl::StrCat("storage quota of '", owner, "' exceeded: ", used, " + ",
+                                                       added, " bytes > quota ", quota));
+    }
+    std::string v;
+    PutFixed64BE(&v, used + added);
+    batch.Put(StoreDb::UsageKey(owner), v);
   }
   return RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &batch), "write chunks");
 }
 
-absl::StatusOr<StoredChunk> ChunkStore::GetStored(const Digest& d, std::string* raw) {
+absl::StatusOr<StoredChunk> ChunkStore::GetStored(const std::string& owner, const Digest& d, std::string* raw) {
+  absl::StatusOr<bool> owned = Has(owner, d);
+  if (!owned.ok()) return owned.status();
+  if (!*owned) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
+  return ReadStored(d, raw);
+}
+
+absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string* raw) {
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::ChunkKey(d), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
@@ -98,9 +202,9 @@ absl::StatusOr<StoredChunk> ChunkStore::GetStored(const Digest& d, std::string* 
   return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
 }
 
-absl::StatusOr<std::string> ChunkStore::Get(const Digest& d) {
+absl::StatusOr<std::string> ChunkStore::Get(const std::string& owner, const Digest& d) {
   std::string raw;
-  absl::StatusOr<StoredChunk> stored = GetStored(d, &raw);
+  absl::StatusOr<StoredChunk> stored = GetStored(owner, d, &raw);
   if (!stored.ok()) return stored.status();
   return raw;
 }

@@ -2,6 +2,12 @@
 // devices), named by SHA-256 of the raw bytes, stored zstd-compressed when that paid (values:
 // one byte 0xC0 raw / 0xC1 zstd, then the payload).
 //
+// Chunks belong to owners (the user whose namespaces they were uploaded to). Content is stored
+// once for everyone, but an owner sees only chunks it uploaded itself: FindMissing reports a chunk
+// another owner holds as missing (the device proves it has the bytes by uploading them), and Get
+// answers NotFound for it, so dedup leaks nothing across tenants. Each owner's distinct chunk
+// bytes count against its quota.
+//
 // Thread-safe: all methods may be called concurrently.
 #ifndef CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
 #define CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
@@ -11,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/chunk_codec.h"
 #include "common/sha256.h"
 #include "services/store/store_db.h"
@@ -33,28 +40,43 @@ class ChunkStore {
  public:
   explicit ChunkStore(StoreDb* db) : db_(db) {}
 
-  // FindMissing returns the digests of `wanted` the store does not hold, in request order,
+  // FindMissing returns the digests of `wanted` that `owner` does not hold, in request order,
   // without duplicates.
-  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& wanted);
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::string& owner, const std::vector<Digest>& wanted);
 
-  // Has reports whether the chunk is stored.
-  absl::StatusOr<bool> Has(const Digest& d);
+  // Has reports whether `owner` holds the chunk.
+  absl::StatusOr<bool> Has(const std::string& owner, const Digest& d);
 
   // Put stores chunks after decoding each one and checking its raw bytes against its digest.
   // Returns InvalidArgument naming the first chunk that does not decode or match (and stores
   // none of the batch), or whose raw size is 0 or above kMaxChunkBytes. Compressed chunks are
   // kept compressed. The write is not synced on its own: the synced commit that references the
-  // chunks makes them durable (same WAL).
-  absl::Status Put(const std::vector<ChunkData>& chunks);
+  // chunks makes them durable (same WAL). ResourceExhausted (and nothing stored) if the chunks
+  // new to `owner` would take it over its quota.
+  absl::Status Put(const std::string& owner, const std::vector<ChunkData>& chunks);
 
-  // Get returns the raw bytes of a chunk, NotFound if absent, DataLoss if the stored bytes no
-  // longer match the digest.
-  absl::StatusOr<std::string> Get(const Digest& d);
+  // Get returns the raw bytes of a chunk `owner` holds, NotFound if it holds none, DataLoss if
+  // the stored bytes no longer match the digest.
+  absl::StatusOr<std::string> Get(const std::string& owner, const Digest& d);
   // GetStored returns a chunk as stored, and its raw bytes in *raw (checked as Get does).
-  absl::StatusOr<StoredChunk> GetStored(const Digest& d, std::string* raw);
+  absl::StatusOr<StoredChunk> GetStored(const std::string& owner, const Digest& d, std::string* raw);
+
+  // Adopt makes `owner` hold the stored chunks among `digests` (absent ones are skipped), counting
+  // them in its usage but not against its quota: a namespace from before owners keeps its files.
+  absl::Status Adopt(const std::string& owner, const std::vector<Digest>& digests);
+
+  // SetQuota sets `owner`'s quota in bytes (0: unlimited) and returns the bytes it uses.
+  absl::StatusOr<uint64_t> SetQuota(const std::string& owner, uint64_t quota_bytes);
+  // Usage returns the distinct chunk bytes `owner` has stored and its quota (0: unlimited).
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> Usage(const std::string& owner);
 
  private:
+  absl::StatusOr<bool> HasContent(const Digest& d);
+  absl::StatusOr<StoredChunk> ReadStored(const Digest& d, std::string* raw);  // any owner's
+  absl::StatusOr<uint64_t> ReadCounter(const std::string& key);
+
   StoreDb* db_;
+  absl::Mutex owner_mu_;  // serialises quota checks with usage updates
 };
 
 }  // namespace converge::store

@@ -145,12 +145,15 @@ absl::StatusOr<CommitLog::NamespaceState*> CommitLog::LoadLocked(const std::stri
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "count live entries"));
   }
+  s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
+  if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read namespace owner");
   return &ns_.emplace(ns, std::move(state)).first->second;
 }
 
-absl::Status CommitLog::RegisterNamespace(const std::string& ns,
+absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::string& owner,
                                           const std::vector<std::string>& members) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  if (!owner.empty()) CONVERGE_RETURN_IF_ERROR(ValidateId("user id", owner));
   for (const std::string& m : members) CONVERGE_RETURN_IF_ERROR(ValidateId("device id", m));
   absl::MutexLock lock(&mu_);
   NamespaceState next;
@@ -158,20 +161,43 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns,
   if (current.ok()) {
     next.head_seq = (*current)->head_seq;
     next.live_entries = (*current)->live_entries;
+    next.owner = (*current)->owner;
   } else if (!absl::IsNotFound(current.status())) {
     return current.status();
+  }
+  if (!owner.empty() && !next.owner.empty() && owner != next.owner) {
+    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
+  }
+  const bool adopt = current.ok() && next.owner.empty() && !owner.empty();
+  if (!owner.empty()) next.owner = owner;
+  if (adopt) {
+    // A namespace from before owners: its owner adopts the chunks its live files reference.
+    std::vector<Digest> referenced;
+    CONVERGE_RETURN_IF_ERROR(ListFilesLocked(ns, [&](const FileVersion& v) {
+      if (!v.deleted) for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
+    }));
+    CONVERGE_RETURN_IF_ERROR(chunks_->Adopt(owner, referenced));
   }
   next.members.insert(members.begin(), members.end());
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(
-      db_->db()->Put(sync, StoreDb::NamespaceKey(ns), EncodeNamespace(next)), "write namespace"));
+  rocksdb::WriteBatch batch;
+  batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
+  if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write namespace"));
   if (current.ok()) {
     (*current)->members = std::move(next.members);
+    (*current)->owner = next.owner;
   } else {
     ns_[ns] = std::move(next);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CommitLog::OwnerOf(const std::string& ns) {
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  return state->owner;
 }
 
 absl::Status CommitLog::CheckAccess(const std::string& ns, const std::string& device) {
@@ -224,7 +250,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     if (v.deleted || v.kind != FileKind::kFile) continue;
     for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
   }
-  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, chunks_->FindMissing(referenced));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, chunks_->FindMissing(state->owner, referenced));
   if (!missing.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat(missing.size(), " referenced chunk(s) not uploaded, first ",
@@ -299,6 +325,10 @@ absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uin
 absl::Status CommitLog::ListFiles(const std::string& ns,
                                   const std::function<void(const FileVersion&)>& fn) {
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
+  return ListFilesLocked(ns, fn);
+}
+
+absl::Status CommitLog::ListFilesLocked(const std::string& ns, const std::function<void(const FileVersion&)>& fn) {
   const std::string prefix = StoreDb::FilePrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

@@ -88,8 +88,14 @@ class CommitLog {
   CommitLog(StoreDb* db, ChunkStore* chunks, Clock* clock, MassDeletePolicy policy = {})
       : db_(db), chunks_(chunks), clock_(clock), policy_(policy) {}
 
-  // RegisterNamespace creates the namespace if new and sets its members. Idempotent.
-  absl::Status RegisterNamespace(const std::string& ns, const std::vector<std::string>& members);
+  // RegisterNamespace creates the namespace if new and sets its owner and members. Idempotent.
+  // FailedPrecondition if it has another owner already. A namespace from before owners (0.4)
+  // that gets one adopts the chunks its files reference for that owner.
+  absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
+                                 const std::vector<std::string>& members);
+
+  // OwnerOf returns the namespace's owner ("" for a namespace from before owners).
+  absl::StatusOr<std::string> OwnerOf(const std::string& ns);
 
   // CheckAccess returns NotFound for an unknown namespace and PermissionDenied if `device` is
   // not a member. An empty device is the operator (allowed).
@@ -139,6 +145,7 @@ class CommitLog {
   struct NamespaceState {
     uint64_t head_seq = 0;
     uint64_t live_entries = 0;  // live files and directories in the file table
+    std::string owner;          // whose chunks its files reference
     absl::flat_hash_set<std::string> members;
     // Recent deletions per device (time, count), for the mass delete window.
     absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;
@@ -148,6 +155,8 @@ class CommitLog {
   absl::StatusOr<NamespaceState*> LoadLocked(const std::string& ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string EncodeNamespace(const NamespaceState& state);
+  // Reads the file table without taking mu_ (a snapshot of RocksDB, safe under or without it).
+  absl::Status ListFilesLocked(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
 
   // CheckMassDelete returns OK if the commit may go ahead (writing the hold's new state into
   // `batch` when an approved hold is used), or the held/rejected error.

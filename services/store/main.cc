@@ -15,6 +15,15 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.notify_address = absl::GetFlag(FLAGS_notify);
   options.service_token = converge::ServiceToken();
+  auto log = converge::GetLogger("converge-store");
+  absl::StatusOr<converge::AuthOptions> auth = converge::ServiceAuthFromFlags("");
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ServiceChannelCredentials();
+  if (!auth.ok() || !creds.ok()) {
+    log->error("cannot start: {}", (!auth.ok() ? auth.status() : creds.status()).ToString());
+    return 1;
+  }
+  options.auth = *auth;
+  options.client_credentials = *creds;
   options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   auto store = converge::store::StoreServer::Create(options);
   if (!store.ok()) {

@@ -28,12 +28,13 @@ Metrics& M() {
 
 }  // namespace
 
-GrpcPublisher::GrpcPublisher(const std::string& address, std::string service_token)
+GrpcPublisher::GrpcPublisher(const std::string& address, std::string service_token,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
     : service_token_(std::move(service_token)) {
   M();
   if (address.empty()) return;
-  stub_ = notification::v1::NotificationService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  stub_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(
+      address, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials()));
   thread_ = std::thread([this] { Run(); });
 }
 

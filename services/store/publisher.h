@@ -15,6 +15,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include <grpcpp/grpcpp.h>
+
 #include "converge/notification/v1/notification.grpc.pb.h"
 
 namespace converge::store {
@@ -29,7 +31,9 @@ class Publisher {
 // GrpcPublisher publishes to converge-notify at `address`; an empty address publishes nowhere.
 class GrpcPublisher : public Publisher {
  public:
-  GrpcPublisher(const std::string& address, std::string service_token);
+  // `credentials`: how to reach notify (null: plaintext).
+  GrpcPublisher(const std::string& address, std::string service_token,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   ~GrpcPublisher() override;
 
   void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override;

@@ -69,6 +69,16 @@ std::string StoreDb::HeldKey(absl::string_view ns, absl::string_view id) {
   return absl::StrCat(HeldPrefix(ns), id);
 }
 
+std::string StoreDb::OwnedKey(absl::string_view owner, const Digest& d) {
+  std::string k = absl::StrCat("o", owner, absl::string_view("\0", 1));
+  k.append(reinterpret_cast<const char*>(d.data()), d.size());
+  return k;
+}
+
+std::string StoreDb::QuotaKey(absl::string_view owner) { return absl::StrCat("q", owner); }
+std::string StoreDb::UsageKey(absl::string_view owner) { return absl::StrCat("u", owner); }
+std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
+
 void StoreDb::ExportMetrics() {
   rocksdb::DB* db = db_.get();
   auto property = [db](const char* name) {

@@ -45,6 +45,13 @@ class StoreDb {
   static std::string CursorPrefix(absl::string_view ns);
   static std::string HeldKey(absl::string_view ns, absl::string_view id);
   static std::string HeldPrefix(absl::string_view ns);
+  // Chunk ownership: which owner (user) has stored a chunk, with its raw size.
+  static std::string OwnedKey(absl::string_view owner, const Digest& d);
+  // Per owner: quota and bytes used (fixed64 big-endian).
+  static std::string QuotaKey(absl::string_view owner);
+  static std::string UsageKey(absl::string_view owner);
+  // The owner of a namespace.
+  static std::string NamespaceOwnerKey(absl::string_view ns);
 
  private:
   explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}

@@ -18,7 +18,11 @@ namespace converge::store {
 struct StoreOptions {
   std::string data_dir;
   std::string notify_address;  // empty: no notifications
-  std::string service_token;
+  std::string service_token;  // sent to notify over plaintext
+  // Who may call (devices by token, services by certificate or token); see common/auth.h.
+  AuthOptions auth;
+  // How the store calls converge-notify (null: plaintext).
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials;
   // When set, commits are published here instead of to notify_address (the all-in-one server
   // hands in its notification hub). Not owned.
   Publisher* publisher = nullptr;

@@ -1,13 +1,13 @@
 #include "services/store/store_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/bearer_token.h"
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
 #include "common/grpc_status.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/path.h"
 #include "common/version.h"
 #include "common/wire.h"
 
@@ -48,32 +48,44 @@ grpc::Status TooMany(const char* what, int n, int limit) {
 
 }  // namespace
 
-grpc::Status StoreService::FindMissingChunks(grpc::ServerContext*,
+absl::StatusOr<StoreService::Caller> StoreService::Authorize(const grpc::ServerContext& ctx, const std::string& ns,
+                                                            const std::string& request_device_id) {
+  absl::StatusOr<std::string> device = auth_.DeviceOf(ctx, request_device_id);
+  if (!device.ok()) return device.status();
+  if (absl::Status s = ValidateId("namespace id", ns); !s.ok()) return s;
+  if (absl::Status s = log_->CheckAccess(ns, *device); !s.ok()) return s;
+  absl::StatusOr<std::string> owner = log_->OwnerOf(ns);
+  if (!owner.ok()) return owner.status();
+  return Caller{std::move(*device), std::move(*owner)};
+}
+
+grpc::Status StoreService::FindMissingChunks(grpc::ServerContext* ctx,
                                              const v1::FindMissingChunksRequest* req,
                                              v1::FindMissingChunksResponse* resp) {
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (req->sha256_size() > kMaxDigestsPerCall) {
     return TooMany("digests", req->sha256_size(), kMaxDigestsPerCall);
   }
-  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
   absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
-  absl::StatusOr<std::vector<Digest>> missing = chunks_->FindMissing(*wanted);
+  absl::StatusOr<std::vector<Digest>> missing = chunks_->FindMissing(caller->owner, *wanted);
   if (!missing.ok()) return ToGrpcStatus(missing.status());
   for (const Digest& d : *missing) resp->add_missing_sha256(DigestToBytes(d));
   return grpc::Status::OK;
 }
 
-grpc::Status StoreService::PutChunks(grpc::ServerContext*,
+grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
                                      grpc::ServerReader<v1::PutChunksRequest>* reader,
                                      v1::PutChunksResponse* resp) {
   v1::PutChunksRequest req;
   bool first = true;
+  Caller caller;
+  std::string first_namespace;
   std::vector<ChunkData> batch;
   size_t batch_bytes = 0;
   auto flush = [&]() -> absl::Status {
-    absl::Status s = chunks_->Put(batch);
+    absl::Status s = chunks_->Put(caller.owner, batch);
     if (s.ok()) {
       resp->set_chunks_stored(resp->chunks_stored() + batch.size());
       resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
@@ -84,18 +96,21 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
   };
   while (reader->Read(&req)) {
     if (first) {
-      if (absl::Status s = log_->CheckAccess(req.namespace_id(), req.device_id()); !s.ok()) {
-        return ToGrpcStatus(s);
-      }
+      absl::StatusOr<Caller> c = Authorize(*ctx, req.namespace_id(), req.device_id());
+      if (!c.ok()) return ToGrpcStatus(c.status());
+      caller = std::move(*c);
       first = false;
+    } else if (!req.namespace_id().empty() && req.namespace_id() != first_namespace) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "one PutChunks stream uploads to one namespace");
     }
+    if (first_namespace.empty()) first_namespace = req.namespace_id();
     absl::StatusOr<Digest> digest = DigestFromBytes(req.sha256());
     if (!digest.ok()) return ToGrpcStatus(digest.status());
     batch_bytes += req.data().size();
     M().bytes_in->Add(req.data().size());
     if (req.encoding() == v1::CHUNK_ENCODING_RSYNC_DELTA) {
       // Rebuild the chunk from the base the store holds; Put checks the result's hash.
-      absl::StatusOr<std::string> raw = RebuildFromDelta(req);
+      absl::StatusOr<std::string> raw = RebuildFromDelta(caller.owner, req);
       if (!raw.ok()) return ToGrpcStatus(raw.status());
       std::optional<std::string> z = CompressIfWorthIt(*raw);
       batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
@@ -114,10 +129,10 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext*,
   return ToGrpcStatus(flush());
 }
 
-absl::StatusOr<std::string> StoreService::RebuildFromDelta(const v1::PutChunksRequest& req) {
+absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
   absl::StatusOr<Digest> base_digest = DigestFromBytes(req.base_sha256());
   if (!base_digest.ok()) return base_digest.status();
-  absl::StatusOr<std::string> base = chunks_->Get(*base_digest);
+  absl::StatusOr<std::string> base = chunks_->Get(owner, *base_digest);
   if (absl::IsNotFound(base.status())) {
     return absl::FailedPreconditionError("the delta's base chunk is not stored: upload the chunk whole");
   }
@@ -131,16 +146,15 @@ absl::StatusOr<std::string> StoreService::RebuildFromDelta(const v1::PutChunksRe
   return ApplyDelta(*ops, *base, req.block_bytes(), kMaxChunkBytes);
 }
 
-grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext*, const v1::GetChunkSignaturesRequest* req,
+grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,
                                               v1::GetChunkSignaturesResponse* resp) {
-  if (req->sha256_size() > kMaxDigestsPerCall) return TooMany("digests", req->sha256_size(), kMaxDigestsPerCall);
-  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (req->sha256_size() > kMaxChunksPerGetCall) return TooMany("digests", req->sha256_size(), kMaxChunksPerGetCall);
   absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
   for (const Digest& d : *wanted) {
-    absl::StatusOr<std::string> raw = chunks_->Get(d);
+    absl::StatusOr<std::string> raw = chunks_->Get(caller->owner, d);
     if (absl::IsNotFound(raw.status())) continue;
     if (!raw.ok()) return ToGrpcStatus(raw.status());
     const Signature sig = MakeSignature(*raw, BlockBytesFor(raw->size()));
@@ -157,6 +171,8 @@ grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext*, const v1::Ge
 grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                   v1::CommitResponse* resp) {
   static auto log = GetLogger("store");
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   std::vector<FileVersion> changes;
   changes.reserve(req->files_size());
   for (const common::v1::FileVersion& f : req->files()) {
@@ -164,10 +180,9 @@ grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequ
     if (!v.ok()) return ToGrpcStatus(v.status());
     changes.push_back(std::move(*v));
   }
-  absl::StatusOr<converge::Commit> commit =
-      log_->Append(req->namespace_id(), req->device_id(), std::move(changes));
+  absl::StatusOr<converge::Commit> commit = log_->Append(req->namespace_id(), caller->device, std::move(changes));
   if (!commit.ok()) return ToGrpcStatus(commit.status());
-  log_->Touch(req->namespace_id(), req->device_id(), Version(*ctx));
+  log_->Touch(req->namespace_id(), caller->device, Version(*ctx));
   log->debug("commit {}@{} from {}: {} file(s)", commit->namespace_id, commit->seq,
              commit->origin_device, commit->files.size());
   M().commits->Add();
@@ -179,10 +194,9 @@ grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequ
 
 grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
                                 grpc::ServerWriter<v1::PullResponse>* writer) {
-  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
-  log_->Touch(req->namespace_id(), req->device_id(), Version(*ctx));
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  log_->Touch(req->namespace_id(), caller->device, Version(*ctx));
   absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   bool broken = false;
@@ -201,11 +215,10 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
 
 grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChunksRequest* req,
                                      grpc::ServerWriter<v1::GetChunksResponse>* writer) {
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (req->sha256_size() > kMaxChunksPerGetCall) {
     return TooMany("chunks", req->sha256_size(), kMaxChunksPerGetCall);
-  }
-  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
-    return ToGrpcStatus(s);
   }
   absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
@@ -216,7 +229,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     std::string raw;
-    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(d, &raw);
+    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, &raw);
     if (!stored.ok()) return ToGrpcStatus(stored.status());
     v1::GetChunksResponse resp;
     resp.set_sha256(DigestToBytes(d));
@@ -225,7 +238,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
     if (req->base_sha256_size() > 0 && !req->base_sha256(i).empty()) {
       absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
       if (!base.ok()) return ToGrpcStatus(base.status());
-      absl::StatusOr<std::string> base_raw = chunks_->Get(*base);
+      absl::StatusOr<std::string> base_raw = chunks_->Get(caller->owner, *base);
       if (base_raw.ok()) {
         std::optional<std::string> delta = DeltaEncode(raw, *base_raw, stored->payload.size());
         if (delta.has_value()) {
@@ -244,14 +257,15 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
 }
 
 grpc::Status StoreService::Ack(grpc::ServerContext* ctx, const v1::AckRequest* req, v1::AckResponse*) {
-  return ToGrpcStatus(log_->Ack(req->namespace_id(), req->device_id(), req->seq(), Version(*ctx)));
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return ToGrpcStatus(log_->Ack(req->namespace_id(), caller->device, req->seq(), Version(*ctx)));
 }
 
-grpc::Status StoreService::ListFiles(grpc::ServerContext*, const v1::ListFilesRequest* req,
+grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFilesRequest* req,
                                      grpc::ServerWriter<v1::ListFilesResponse>* writer) {
-  if (absl::Status s = log_->CheckAccess(req->namespace_id(), req->device_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
+  absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   v1::ListFilesResponse batch;
@@ -273,16 +287,26 @@ grpc::Status StoreService::ListFiles(grpc::ServerContext*, const v1::ListFilesRe
 grpc::Status StoreService::RegisterNamespace(grpc::ServerContext* ctx,
                                              const v1::RegisterNamespaceRequest* req,
                                              v1::RegisterNamespaceResponse*) {
-  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::string> members(req->member_device_ids().begin(),
                                    req->member_device_ids().end());
-  return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), members));
+  return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), req->owner_user_id(), members));
+}
+
+grpc::Status StoreService::SetQuota(grpc::ServerContext* ctx, const v1::SetQuotaRequest* req,
+                                    v1::SetQuotaResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateId("user id", req->user_id()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<uint64_t> used = chunks_->SetQuota(req->user_id(), req->quota_bytes());
+  if (!used.ok()) return ToGrpcStatus(used.status());
+  resp->set_used_bytes(*used);
+  return grpc::Status::OK;
 }
 
 grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
                                              const v1::GetNamespaceStatsRequest* req,
                                              v1::GetNamespaceStatsResponse* resp) {
-  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<NamespaceStats> stats = log_->Stats(req->namespace_id());
   if (!stats.ok()) return ToGrpcStatus(stats.status());
   resp->set_head_seq(stats->head_seq);
@@ -328,7 +352,7 @@ void HeldToProto(const HeldDelete& h, v1::HeldDelete* p) {
 
 grpc::Status StoreService::ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
                                            v1::ListHeldDeletesResponse* resp) {
-  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<std::vector<HeldDelete>> held = log_->ListHeld(req->namespace_id());
   if (!held.ok()) return ToGrpcStatus(held.status());
   for (const HeldDelete& h : *held) HeldToProto(h, resp->add_held());
@@ -337,7 +361,7 @@ grpc::Status StoreService::ListHeldDeletes(grpc::ServerContext* ctx, const v1::L
 
 grpc::Status StoreService::ResolveHeldDelete(grpc::ServerContext* ctx, const v1::ResolveHeldDeleteRequest* req,
                                              v1::HeldDelete* resp) {
-  if (absl::Status s = CheckBearerToken(*ctx, service_token_); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<HeldDelete> held = log_->ResolveHeld(req->namespace_id(), req->id(), req->approve());
   if (!held.ok()) return ToGrpcStatus(held.status());
   HeldToProto(*held, resp);

@@ -3,6 +3,7 @@
 #ifndef CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
 #define CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
 
+#include "common/auth.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
@@ -16,9 +17,10 @@ inline constexpr int kMaxChunksPerGetCall = 4096;
 
 class StoreService final : public v1::StoreService::Service {
  public:
-  // `service_token` guards RegisterNamespace and GetNamespaceStats (empty: unguarded).
-  StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, std::string service_token)
-      : chunks_(chunks), log_(log), publisher_(publisher), service_token_(std::move(service_token)) {}
+  // `auth` says who calls: devices (by their token) for the data calls, services (mutual TLS or
+  // the service token) for RegisterNamespace, SetQuota, stats and held deletes.
+  StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, AuthOptions auth)
+      : chunks_(chunks), log_(log), publisher_(publisher), auth_(std::move(auth)) {}
 
   grpc::Status FindMissingChunks(grpc::ServerContext* ctx, const v1::FindMissingChunksRequest* req,
                                  v1::FindMissingChunksResponse* resp) override;
@@ -36,6 +38,8 @@ class StoreService final : public v1::StoreService::Service {
                          grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
   grpc::Status RegisterNamespace(grpc::ServerContext* ctx, const v1::RegisterNamespaceRequest* req,
                                  v1::RegisterNamespaceResponse* resp) override;
+  grpc::Status SetQuota(grpc::ServerContext* ctx, const v1::SetQuotaRequest* req,
+                        v1::SetQuotaResponse* resp) override;
   grpc::Status GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,
                                   v1::GetChunkSignaturesResponse* resp) override;
   grpc::Status ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
@@ -46,13 +50,23 @@ class StoreService final : public v1::StoreService::Service {
                                  v1::GetNamespaceStatsResponse* resp) override;
 
  private:
+  // Caller: the device a call acts for (from its token) and the owner of the namespace it may
+  // use (whose chunks it sees).
+  struct Caller {
+    std::string device;
+    std::string owner;
+  };
+  // Authorize: Unauthenticated without a valid device token, PermissionDenied if the device is
+  // not a member of `ns` (or the request names another device), NotFound for an unknown `ns`.
+  absl::StatusOr<Caller> Authorize(const grpc::ServerContext& ctx, const std::string& ns,
+                                   const std::string& request_device_id);
   // RebuildFromDelta returns the raw chunk an RSYNC_DELTA upload describes.
-  absl::StatusOr<std::string> RebuildFromDelta(const v1::PutChunksRequest& req);
+  absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req);
 
   ChunkStore* const chunks_;
   CommitLog* const log_;
   Publisher* const publisher_;
-  const std::string service_token_;
+  Authenticator auth_;
 };
 
 }  // namespace converge::store

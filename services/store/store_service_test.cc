@@ -20,7 +20,10 @@ class StoreServiceTest : public ::testing::Test {
     const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/" +
                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir);
-    auto store = StoreServer::Create({dir, "", "secret"});
+    StoreOptions options;
+    options.data_dir = dir;
+    options.auth.service_token = "secret";
+    auto store = StoreServer::Create(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     auto server = StartServer(ServerOptions{}, {store_->service()});
@@ -32,6 +35,7 @@ class StoreServiceTest : public ::testing::Test {
     ctx.AddMetadata("authorization", "Bearer secret");
     v1::RegisterNamespaceRequest req;
     req.set_namespace_id("ns");
+    req.set_owner_user_id("alice");
     req.add_member_device_ids("dev1");
     v1::RegisterNamespaceResponse resp;
     ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
@@ -167,8 +171,8 @@ TEST_F(StoreServiceTest, BadEncodingsAreRefusedAndNothingStored) {
   const std::string big(5 << 20, '\0');
   EXPECT_EQ(Put(big, *CompressIfWorthIt(big), v1::CHUNK_ENCODING_ZSTD).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_FALSE(*store_->chunks()->Has(HashOf(text)));
-  EXPECT_FALSE(*store_->chunks()->Has(HashOf(big)));
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(text)));
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(big)));
 }
 
 TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
@@ -214,17 +218,17 @@ TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   EXPECT_EQ(put_delta("something else", base, p.block_bytes()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(put_delta(edited, "unknown base", p.block_bytes()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(put_delta(edited, base, 3).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_FALSE(*store_->chunks()->Has(HashOf(edited)));
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(edited)));
   ASSERT_TRUE(put_delta(edited, base, p.block_bytes()).ok());
-  EXPECT_EQ(*store_->chunks()->Get(HashOf(edited)), edited);
+  EXPECT_EQ(*store_->chunks()->Get("alice", HashOf(edited)), edited);
 }
 
 TEST_F(StoreServiceTest, ChunkWhoseBytesDoNotMatchItsHash) {
   grpc::Status s = Put("hello", "tampered");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("do not match"), std::string::npos);
-  EXPECT_FALSE(*store_->chunks()->Has(HashOf("hello")));
-  EXPECT_FALSE(*store_->chunks()->Has(HashOf("tampered")));
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf("hello")));
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf("tampered")));
 }
 
 TEST_F(StoreServiceTest, CommitReferencingMissingChunks) {
