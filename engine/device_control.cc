@@ -11,12 +11,12 @@
 namespace converge::engine {
 
 absl::StatusOr<DeviceFate> AskFate(management::v1::ManagementService::StubInterface* management,
-                                   const std::string& token, const std::string& device_id) {
+                                   const std::string& device_id, const std::string& credential) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  AddBearerToken(&ctx, token);
   management::v1::GetDeviceRequest req;
   req.set_device_id(device_id);
+  req.set_credential(credential);
   management::v1::Device resp;
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->GetDevice(&ctx, req, &resp), "management.GetDevice"));
   switch (resp.state()) {

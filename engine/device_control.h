@@ -14,9 +14,10 @@ namespace converge::engine {
 
 enum class DeviceFate { kActive, kRevoked, kWipe };
 
-// AskFate asks management whether this device is still active.
+// AskFate asks management whether this device is still active, authenticated by the device's
+// own credential (a revoked device has no token).
 absl::StatusOr<DeviceFate> AskFate(management::v1::ManagementService::StubInterface* management,
-                                   const std::string& token, const std::string& device_id);
+                                   const std::string& device_id, const std::string& credential);
 
 struct WipeResult {
   uint64_t files_removed = 0;

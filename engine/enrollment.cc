@@ -29,8 +29,22 @@ absl::Status BindSetting(LocalIndex* index, const std::string& name, const std::
 
 }  // namespace
 
+absl::StatusOr<absl::Time> RefreshDeviceToken(management::v1::ManagementService::StubInterface* management,
+                                              const std::string& device_id, const std::string& credential,
+                                              TokenSource* tokens) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  management::v1::IssueDeviceTokenRequest req;
+  req.set_device_id(device_id);
+  req.set_credential(credential);
+  management::v1::DeviceToken resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->IssueDeviceToken(&ctx, req, &resp), "management.IssueDeviceToken"));
+  tokens->Set(resp.token());
+  return absl::FromUnixMillis(resp.expires_at_unix_ms());
+}
+
 absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterface* management,
-                                  LocalIndex* index, const EnrollmentRequest& request) {
+                                  LocalIndex* index, const EnrollmentRequest& request, TokenSource* tokens) {
   CONVERGE_RETURN_IF_ERROR(BindSetting(index, "namespace", request.namespace_id));
   CONVERGE_RETURN_IF_ERROR(BindSetting(index, "user", request.user_id));
   Enrollment out;
@@ -41,10 +55,11 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
     out.credential = *credential;
   } else {
     grpc::ClientContext ctx;
-    Prepare(&ctx, request.token);
+    Prepare(&ctx, request.enrollment_token.empty() ? request.token : "");
     management::v1::RegisterDeviceRequest req;
     req.set_user_id(request.user_id);
     req.set_name(request.device_name);
+    req.set_enrollment_token(request.enrollment_token);
     management::v1::RegisterDeviceResponse resp;
     CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->RegisterDevice(&ctx, req, &resp),
                                             "management.RegisterDevice"));
@@ -55,8 +70,13 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
     CONVERGE_RETURN_IF_ERROR(index->SetSetting("device_id", out.device_id));
   }
 
+  // A device token (when management signs them) authenticates the rest.
+  absl::StatusOr<absl::Time> token = RefreshDeviceToken(management, out.device_id, out.credential, tokens);
+  if (!token.ok() && !absl::IsFailedPrecondition(token.status())) return token.status();
+  const std::string bearer = token.ok() ? "" : request.token;
+
   grpc::ClientContext join_ctx;
-  Prepare(&join_ctx, request.token);
+  Prepare(&join_ctx, bearer);
   management::v1::AddDeviceToNamespaceRequest join;
   join.set_namespace_id(request.namespace_id);
   join.set_device_id(out.device_id);
@@ -64,8 +84,11 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->AddDeviceToNamespace(&join_ctx, join, &joined),
                                           "management.AddDeviceToNamespace"));
 
+  // The token names the namespaces it grants: get one that includes the one just joined.
+  if (token.ok()) CONVERGE_RETURN_IF_ERROR(RefreshDeviceToken(management, out.device_id, out.credential, tokens).status());
+
   grpc::ClientContext ep_ctx;
-  Prepare(&ep_ctx, request.token);
+  Prepare(&ep_ctx, bearer);
   management::v1::Endpoints endpoints;
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(
       management->GetEndpoints(&ep_ctx, management::v1::GetEndpointsRequest(), &endpoints),

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/channel.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "engine/local_index.h"
 
@@ -17,7 +19,8 @@ struct EnrollmentRequest {
   std::string user_id;
   std::string device_name;
   std::string namespace_id;
-  std::string token;  // management bearer token
+  std::string token;             // the operator's bearer token (registers for any user)
+  std::string enrollment_token;  // or a token an operator issued for this user
 };
 
 struct Enrollment {
@@ -28,8 +31,17 @@ struct Enrollment {
 };
 
 // Enroll returns FailedPrecondition if the folder is already bound to another namespace or user.
+// It puts the device's token into `tokens` (the channels' TokenSource), which is how it then joins
+// the namespace and asks for the endpoints; without a token (management signs none) it uses the
+// operator token.
 absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterface* management,
-                                  LocalIndex* index, const EnrollmentRequest& request);
+                                  LocalIndex* index, const EnrollmentRequest& request, TokenSource* tokens);
+
+// RefreshDeviceToken gets a fresh device token into `tokens` and returns when it expires.
+// FailedPrecondition if management signs no tokens.
+absl::StatusOr<absl::Time> RefreshDeviceToken(management::v1::ManagementService::StubInterface* management,
+                                              const std::string& device_id, const std::string& credential,
+                                              TokenSource* tokens);
 
 }  // namespace converge::engine
 

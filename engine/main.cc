@@ -22,7 +22,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/synchronization/notification.h"
+#include "common/channel.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "common/metrics_http.h"
 #include "common/server_runner.h"
 #include "engine/device_control.h"
@@ -37,7 +40,9 @@
 
 ABSL_FLAG(std::string, folder, "", "the folder to sync (must exist)");
 ABSL_FLAG(std::string, management, "", "address of converge-management");
-ABSL_FLAG(std::string, token, "", "management bearer token (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, token, "", "the operator's bearer token, to register the device (or $CONVERGE_TOKEN)");
+ABSL_FLAG(std::string, enroll_token, "",
+          "an enrollment token an operator issued for --user (or $CONVERGE_ENROLL_TOKEN)");
 ABSL_FLAG(std::string, user, "", "the user this device belongs to");
 ABSL_FLAG(std::string, namespace_id, "", "the namespace (synced folder id) to join");
 ABSL_FLAG(std::string, device_name, "", "a name for this device (default: host name)");
@@ -64,11 +69,39 @@ namespace {
 
 using converge::engine::Enrollment;
 
+// Every channel: TLS verified against --tls_ca (plaintext without one), carrying the device token.
+std::shared_ptr<grpc::ChannelCredentials> g_credentials;
+std::shared_ptr<converge::TokenSource> g_tokens = std::make_shared<converge::TokenSource>();
+
 std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetMaxSendMessageSize(16 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // Reconnect soon after a service comes back: gRPC's default backoff grows to two minutes, far
+  // beyond the engine's own retry cadence (at most 5 s).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a new channel means a new connection
+  return converge::MakeChannel(address, g_credentials, args, g_tokens);
+}
+
+// KeepTokenFresh renews the device token at a third of its life left until `stop`.
+void KeepTokenFresh(converge::management::v1::ManagementService::StubInterface* management,
+                    const std::string& device_id, const std::string& credential, absl::Time expires,
+                    absl::Notification* stop) {
+  auto log = converge::GetLogger("engine");
+  for (;;) {
+    const absl::Duration left = expires - absl::Now();
+    if (stop->WaitForNotificationWithTimeout(std::max(left * 2 / 3, absl::Seconds(1)))) return;
+    absl::StatusOr<absl::Time> renewed = converge::engine::RefreshDeviceToken(management, device_id, credential,
+                                                                             g_tokens.get());
+    if (renewed.ok()) {
+      expires = *renewed;
+    } else {
+      log->warn("cannot renew the device token: {}", renewed.status().ToString());
+      expires = absl::Now() + absl::Seconds(3);  // retry soon
+    }
+  }
 }
 
 std::string HostName() {
@@ -186,6 +219,20 @@ int main(int argc, char** argv) {
   if (request.device_name.empty()) request.device_name = HostName();
   request.token = absl::GetFlag(FLAGS_token);
   if (request.token.empty() && getenv("CONVERGE_TOKEN") != nullptr) request.token = getenv("CONVERGE_TOKEN");
+  request.enrollment_token = absl::GetFlag(FLAGS_enroll_token);
+  if (request.enrollment_token.empty() && getenv("CONVERGE_ENROLL_TOKEN") != nullptr) {
+    request.enrollment_token = getenv("CONVERGE_ENROLL_TOKEN");
+  }
+  {
+    const converge::TlsFiles tls = converge::TlsFromFlags();
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ChannelCredentials(tls);
+    if (!creds.ok()) {
+      log->error("{}", creds.status().ToString());
+      return 2;
+    }
+    g_credentials = *creds;
+    if (!tls.enabled()) log->warn("no --tls_ca: talking PLAINTEXT to the services (tests on one machine only)");
+  }
   const std::string management_address = absl::GetFlag(FLAGS_management);
   if (folder.empty() || management_address.empty() || request.user_id.empty() ||
       request.namespace_id.empty()) {
@@ -208,7 +255,7 @@ int main(int argc, char** argv) {
   auto management = converge::management::v1::ManagementService::NewStub(Channel(management_address));
   absl::StatusOr<Enrollment> enrollment;
   for (absl::Duration wait = absl::Milliseconds(200);; wait = std::min(wait * 2, absl::Seconds(5))) {
-    enrollment = converge::engine::Enroll(management.get(), index->get(), request);
+    enrollment = converge::engine::Enroll(management.get(), index->get(), request, g_tokens.get());
     if (enrollment.ok() || !absl::IsUnavailable(enrollment.status())) break;
     log->warn("management not reachable ({}); retrying in {}", enrollment.status().message(),
               absl::FormatDuration(wait));
@@ -218,10 +265,11 @@ int main(int argc, char** argv) {
     log->error("enrollment failed: {}", enrollment.status().ToString());
     // A device revoked while it was off: wipe if asked to.
     absl::StatusOr<std::optional<std::string>> device_id = (*index)->GetSetting("device_id");
-    if (device_id.ok() && device_id->has_value() &&
+    absl::StatusOr<std::optional<std::string>> credential = (*index)->GetSetting("credential");
+    if (device_id.ok() && device_id->has_value() && credential.ok() && credential->has_value() &&
         (absl::IsFailedPrecondition(enrollment.status()) || absl::IsPermissionDenied(enrollment.status()))) {
       absl::StatusOr<converge::engine::DeviceFate> fate =
-          converge::engine::AskFate(management.get(), request.token, **device_id);
+          converge::engine::AskFate(management.get(), **device_id, **credential);
       if (fate.ok() && *fate != converge::engine::DeviceFate::kActive) {
         return Revoked(*fate, fs->get(), std::move(*index), management.get(), **device_id);
       }
@@ -251,7 +299,7 @@ int main(int argc, char** argv) {
   std::atomic<int> fate{static_cast<int>(converge::engine::DeviceFate::kActive)};
   options.on_denied = [&](const absl::Status& why) {
     absl::StatusOr<converge::engine::DeviceFate> f =
-        converge::engine::AskFate(management.get(), request.token, enrollment->device_id);
+        converge::engine::AskFate(management.get(), enrollment->device_id, enrollment->credential);
     if (!f.ok() || *f == converge::engine::DeviceFate::kActive) return false;
     log->warn("the store refused this device ({}) and management says it is revoked", why.message());
     fate = static_cast<int>(*f);
@@ -291,7 +339,7 @@ int main(int argc, char** argv) {
     callbacks.on_head = [&engine](uint64_t seq) { engine.NotifyRemoteHead(seq); };
     callbacks.on_connected = [&engine] { engine.RequestPull(); };
     listener = std::make_unique<converge::engine::NotificationListener>(
-        Channel(notify_address), enrollment->device_id, request.namespace_id, absl::GetFlag(FLAGS_heartbeat),
+        [notify_address] { return Channel(notify_address); }, enrollment->device_id, request.namespace_id, absl::GetFlag(FLAGS_heartbeat),
         std::move(callbacks));
     listener->Start();
   }
@@ -319,8 +367,18 @@ int main(int argc, char** argv) {
   identity.set_namespace_id(request.namespace_id);
   auto status_writer = std::make_unique<converge::engine::StatusWriter>(&engine, identity, absl::Milliseconds(250));
   std::thread runner([&engine] { engine.Run(); });
+  absl::Notification stop_refresh;
+  std::thread refresher;
+  if (!g_tokens->Get().empty()) {
+    refresher = std::thread([&] {
+      KeepTokenFresh(management.get(), enrollment->device_id, enrollment->credential, absl::Now() + absl::Minutes(1),
+                     &stop_refresh);
+    });
+  }
   int sig = converge::WaitForTerminationSignal();
   log->info("signal {}: stopping", sig);
+  stop_refresh.Notify();
+  if (refresher.joinable()) refresher.join();
   watcher.reset();
   if (listener != nullptr) listener->Stop();
   engine.Stop();

@@ -33,6 +33,14 @@ NotificationListener::NotificationListener(std::shared_ptr<grpc::Channel> channe
       heartbeat_(heartbeat),
       callbacks_(std::move(callbacks)) {}
 
+NotificationListener::NotificationListener(std::function<std::shared_ptr<grpc::Channel>()> connect,
+                                           std::string device_id, std::string namespace_id,
+                                           absl::Duration heartbeat, Callbacks callbacks)
+    : NotificationListener(connect(), std::move(device_id), std::move(namespace_id), heartbeat,
+                           std::move(callbacks)) {
+  connect_ = std::move(connect);
+}
+
 NotificationListener::~NotificationListener() { Stop(); }
 
 void NotificationListener::Start() {
@@ -73,7 +81,12 @@ void NotificationListener::Run() {
   std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = absl::Milliseconds(100);
   bool first = true;
+  int failures = 0;  // consecutive attempts that heard nothing
   while (true) {
+    if (failures >= 2 && connect_) {
+      stub_ = notification::v1::NotificationService::NewStub(connect_());
+      failures = 0;
+    }
     grpc::ClientContext ctx;
     {
       absl::MutexLock lock(&mu_);
@@ -109,6 +122,7 @@ void NotificationListener::Run() {
       if (stopping_) return;
     }
     if (got_any) backoff = absl::Milliseconds(100);
+    failures = got_any ? 0 : failures + 1;
     Log()->debug("notification stream ended ({}); reconnecting", s.error_message());
     // Jittered exponential backoff, capped at 5 s.
     std::uniform_real_distribution<double> jitter(0.5, 1.5);

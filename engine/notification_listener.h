@@ -31,6 +31,10 @@ class NotificationListener {
   };
   NotificationListener(std::shared_ptr<grpc::Channel> channel, std::string device_id,
                        std::string namespace_id, absl::Duration heartbeat, Callbacks callbacks);
+  // With `connect`, a channel that keeps failing is replaced by a fresh one (gRPC's own
+  // reconnection can stay in its failure state long after the service is back).
+  NotificationListener(std::function<std::shared_ptr<grpc::Channel>()> connect, std::string device_id,
+                       std::string namespace_id, absl::Duration heartbeat, Callbacks callbacks);
   ~NotificationListener();
 
   void Start();
@@ -43,7 +47,8 @@ class NotificationListener {
   void Run();
   void Watchdog();
 
-  std::unique_ptr<notification::v1::NotificationService::Stub> stub_;
+  std::unique_ptr<notification::v1::NotificationService::Stub> stub_;  // used by Run() only
+  std::function<std::shared_ptr<grpc::Channel>()> connect_;
   const std::string device_id_;
   const std::string namespace_id_;
   const absl::Duration heartbeat_;

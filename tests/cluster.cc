@@ -15,6 +15,7 @@
 #include "common/grpc_status.h"
 #include "common/metrics_http.h"
 #include "common/sha256.h"
+#include "common/tls.h"
 #include "common/status_macros.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
@@ -51,8 +52,46 @@ std::string DescribeDifference(const Snapshot& a, const Snapshot& b) {
   return "";
 }
 
+std::string Cluster::OperatorToken() { return kToken; }
+
+std::shared_ptr<grpc::ChannelCredentials> Cluster::DeviceCredentials() const {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> c = ChannelCredentials({tls_dir() + "/ca.crt", "", ""});
+  return c.ok() ? *c : grpc::InsecureChannelCredentials();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Cluster::ServiceCredentials() const {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> c =
+      ChannelCredentials({tls_dir() + "/ca.crt", tls_dir() + "/service.crt", tls_dir() + "/service.key"});
+  return c.ok() ? *c : grpc::InsecureChannelCredentials();
+}
+
+absl::StatusOr<std::string> Cluster::SignDeviceToken(const std::string& device_id, const std::string& user_id,
+                                                     const std::vector<std::string>& namespaces, absl::Duration ttl) {
+  DeviceClaims claims;
+  claims.device_id = device_id;
+  claims.user_id = user_id;
+  claims.namespaces = namespaces;
+  claims.issued_at = absl::Now();
+  claims.expires_at = claims.issued_at + ttl;
+  return signer_->Sign(claims);
+}
+
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
   std::unique_ptr<Cluster> c(new Cluster(options));
+  // TLS on every hop and device tokens, as in production.
+  const std::string tls = options.dir + "/tls";
+  std::filesystem::create_directories(options.dir);
+  CommandResult certs = RunCommand({Runfile("tools/certs/make-certs"), tls}, options.dir);
+  if (certs.exit_code != 0) return absl::InternalError("make-certs failed: " + certs.err);
+  CONVERGE_ASSIGN_OR_RETURN(c->signer_, TokenSigner::FromPemFile(tls + "/token-signing.key"));
+  const std::vector<std::string> service_tls = {"--tls_ca=" + tls + "/ca.crt", "--tls_cert=" + tls + "/service.crt",
+                                                "--tls_key=" + tls + "/service.key"};
+  const std::string verify_key = "--token_verify_key=" + tls + "/token-verify.pub";
+  const std::string signing_key = "--token_signing_key=" + tls + "/token-signing.key";
+  auto with = [](std::vector<std::string> argv, const std::vector<std::string>& more) {
+    argv.insert(argv.end(), more.begin(), more.end());
+    return argv;
+  };
   std::filesystem::create_directories(options.dir + "/logs");
   std::filesystem::create_directories(options.dir + "/run");
   c->logs_ = options.dir + "/logs";
@@ -62,40 +101,45 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   }
 
   if (options.all_in_one) {
-    CONVERGE_ASSIGN_OR_RETURN(c->server_, ChildProcess::Start({Runfile("services/server/converge-server"),
-                                                               "--data_dir=" + options.dir + "/data",
-                                                               "--port_file=" + run + "/server.port",
-                                                               std::string("--token=") + kToken,
-                                                               std::string("--service_token=") + kServiceToken},
+    CONVERGE_ASSIGN_OR_RETURN(c->server_, ChildProcess::Start(with({Runfile("services/server/converge-server"),
+                                                                    "--data_dir=" + options.dir + "/data",
+                                                                    "--port_file=" + run + "/server.port",
+                                                                    std::string("--token=") + kToken,
+                                                                    std::string("--service_token=") + kServiceToken,
+                                                                    verify_key, signing_key},
+                                                                   service_tls),
                                                               c->logs_ + "/server.log"));
     CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/server.port", absl::Seconds(20)));
     c->store_port_ = c->management_port_;
   } else {
   CONVERGE_RETURN_IF_ERROR(c->RestartNotify());
   const std::string notify = absl::StrCat("127.0.0.1:", c->notify_port_);
-  CONVERGE_ASSIGN_OR_RETURN(c->store_, ChildProcess::Start({Runfile("services/store/converge-store"),
-                                                            "--data_dir=" + options.dir + "/data/store",
-                                                            "--notify=" + notify,
-                                                            "--port_file=" + run + "/store.port",
-                                                            std::string("--service_token=") + kServiceToken,
-                                                            "--metrics_listen=127.0.0.1:0",
-                                                            "--metrics_port_file=" + run + "/store.metrics"},
+  CONVERGE_ASSIGN_OR_RETURN(c->store_, ChildProcess::Start(with({Runfile("services/store/converge-store"),
+                                                                 "--data_dir=" + options.dir + "/data/store",
+                                                                 "--notify=" + notify,
+                                                                 "--port_file=" + run + "/store.port",
+                                                                 std::string("--service_token=") + kServiceToken,
+                                                                 "--metrics_listen=127.0.0.1:0",
+                                                                 "--metrics_port_file=" + run + "/store.metrics",
+                                                                 verify_key},
+                                                                service_tls),
                                                            c->logs_ + "/store.log"));
   CONVERGE_ASSIGN_OR_RETURN(c->store_port_, WaitForPortFile(run + "/store.port", absl::Seconds(20)));
   CONVERGE_ASSIGN_OR_RETURN(
       c->management_,
-      ChildProcess::Start({Runfile("services/management/converge-management"),
-                           "--data_dir=" + options.dir + "/data/management",
-                           "--store=" + c->store_address(), "--notify=" + notify,
-                           "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
-                           std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
-                           "--metrics_port_file=" + run + "/management.metrics"},
+      ChildProcess::Start(with({Runfile("services/management/converge-management"),
+                                "--data_dir=" + options.dir + "/data/management",
+                                "--store=" + c->store_address(), "--notify=" + notify,
+                                "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
+                                std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
+                                "--metrics_port_file=" + run + "/management.metrics", signing_key},
+                               service_tls),
                           c->logs_ + "/management.log"));
   CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/management.port", absl::Seconds(20)));
   }
 
   auto stub = management::v1::ManagementService::NewStub(
-      grpc::CreateChannel(c->management_address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(c->management_address(), c->DeviceCredentials()));
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
@@ -113,6 +157,15 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     management::v1::Namespace resp;
     CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->CreateNamespace(&ctx, req, &resp), "CreateNamespace"));
   }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    management::v1::CreateEnrollmentTokenRequest req;
+    req.set_user_id(options.user);
+    management::v1::EnrollmentToken resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->CreateEnrollmentToken(&ctx, req, &resp), "CreateEnrollmentToken"));
+    c->enrollment_token_ = resp.token();
+  }
   return c;
 }
 
@@ -128,11 +181,15 @@ absl::Status Cluster::RestartNotify() {
   const std::string run = options_.dir + "/run";
   std::filesystem::remove(run + "/notify.port");
   // The first start picks a free port; a restart takes the same one (engines know it).
+  const std::string tls = tls_dir();
   std::vector<std::string> argv = {Runfile("services/notification/converge-notify"),
                                    absl::StrCat("--listen=127.0.0.1:", notify_port_),
                                    "--port_file=" + run + "/notify.port",
                                    std::string("--service_token=") + kServiceToken,
-                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + run + "/notify.metrics"};
+                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + run + "/notify.metrics",
+                                   "--tls_ca=" + tls + "/ca.crt", "--tls_cert=" + tls + "/service.crt",
+                                   "--tls_key=" + tls + "/service.key",
+                                   "--token_verify_key=" + tls + "/token-verify.pub"};
   argv.insert(argv.end(), options_.notify_args.begin(), options_.notify_args.end());
   CONVERGE_ASSIGN_OR_RETURN(notify_, ChildProcess::Start(argv, logs_ + "/notify.log"));
   CONVERGE_ASSIGN_OR_RETURN(notify_port_, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
@@ -149,7 +206,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
   std::filesystem::create_directories(folder);
   std::filesystem::remove(metrics_port_file);
   std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
-                                   "--management=" + management_address(), std::string("--token=") + kToken,
+                                   "--management=" + management_address(), "--enroll_token=" + enrollment_token_,
+                                   "--tls_ca=" + tls_dir() + "/ca.crt",
                                    "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
                                    "--device_name=" + name,
                                    "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval),
@@ -176,7 +234,7 @@ absl::StatusOr<int> Cluster::EngineExit(int engine, absl::Duration timeout) {
 
 CommandResult Cluster::Convergectl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {Runfile("tools/convergectl/convergectl"), "--management=" + management_address(),
-                                   std::string("--token=") + kToken};
+                                   std::string("--token=") + kToken, "--tls_ca=" + tls_dir() + "/ca.crt"};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, options_.dir + "/run");
 }
@@ -238,10 +296,28 @@ absl::StatusOr<Snapshot> Cluster::SnapshotFolder(const std::string& folder) {
 }
 
 absl::StatusOr<Snapshot> Cluster::SnapshotStore() {
-  auto stub = store::v1::StoreService::NewStub(
-      grpc::CreateChannel(store_address(), grpc::InsecureChannelCredentials()));
+  // Read as a member device of the namespace, with a token minted by the cluster's key.
+  std::string device;
+  {
+    auto management = management::v1::ManagementService::NewStub(
+        grpc::CreateChannel(management_address(), DeviceCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    management::v1::ListMembersRequest req;
+    req.set_namespace_id(options_.namespace_id);
+    management::v1::ListMembersResponse resp;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->ListMembers(&ctx, req, &resp), "ListMembers"));
+    for (const auto& d : resp.devices()) {
+      if (d.state() == management::v1::DEVICE_STATE_ACTIVE) device = d.device_id();
+    }
+    if (device.empty()) return absl::UnavailableError("no member device yet");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::string token, SignDeviceToken(device, options_.user, {options_.namespace_id}));
+  auto stub = store::v1::StoreService::NewStub(grpc::CreateChannel(store_address(), DeviceCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.AddMetadata("authorization", "Bearer " + token);
   store::v1::ListFilesRequest req;
   req.set_namespace_id(options_.namespace_id);
   auto reader = stub->ListFiles(&ctx, req);

@@ -11,6 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include <grpcpp/grpcpp.h>
+
+#include "common/device_token.h"
 #include "tests/process.h"
 
 namespace converge::testing {
@@ -66,6 +69,23 @@ class Cluster {
   const std::string& folder(int engine) const { return folders_[engine]; }
   int engine_count() const { return static_cast<int>(folders_.size()); }
   std::string management_address() const { return "127.0.0.1:" + std::to_string(management_port_); }
+  std::string notify_address() const { return "127.0.0.1:" + std::to_string(all_in_one() ? management_port_ : notify_port_); }
+  bool all_in_one() const { return options_.all_in_one; }
+  // TLS material (tools/certs/make-certs): ca.crt, service.crt/.key, token keys.
+  std::string tls_dir() const { return options_.dir + "/tls"; }
+  // Channel credentials a device uses (TLS against the cluster's CA).
+  std::shared_ptr<grpc::ChannelCredentials> DeviceCredentials() const;
+  // Channel credentials a service uses (its certificate presented: mutual TLS).
+  std::shared_ptr<grpc::ChannelCredentials> ServiceCredentials() const;
+  // SignDeviceToken mints a device token with the cluster's signing key (what management would
+  // issue), for tests that act as a device.
+  absl::StatusOr<std::string> SignDeviceToken(const std::string& device_id, const std::string& user_id,
+                                              const std::vector<std::string>& namespaces,
+                                              absl::Duration ttl = absl::Minutes(10));
+  // EnrollmentToken: the token engines of the cluster's user register with.
+  const std::string& enrollment_token() const { return enrollment_token_; }
+  // OperatorToken: the operator credential.
+  static std::string OperatorToken();
   std::string store_address() const { return "127.0.0.1:" + std::to_string(store_port_); }
   const std::string& logs_dir() const { return logs_; }
 
@@ -91,6 +111,8 @@ class Cluster {
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
   std::vector<std::string> names_;
+  std::string enrollment_token_;
+  std::unique_ptr<TokenSigner> signer_;
 };
 
 // DescribeDifference names the first path where two snapshots differ ("" if equal).

@@ -335,21 +335,29 @@ class Converge(Tool):
 
     def ctl(self, *args):
         subprocess.run([f"{BIN}/tools/convergectl/convergectl", f"--management={self.management}",
-                        f"--token={self.token}", *args], check=True, capture_output=True)
+                        f"--token={self.token}", f"--tls_ca={self.tls}/ca.crt", *args], check=True, capture_output=True)
 
     def start(self):
         w = self.work
+        # As deployed: TLS on every hop, device tokens signed by management.
+        self.tls = os.path.join(w, "tls")
+        subprocess.run([os.path.join(ROOT, "tools/certs/make-certs"), self.tls], check=True)
+        self.service_tls = [f"--tls_ca={self.tls}/ca.crt", f"--tls_cert={self.tls}/service.crt",
+                            f"--tls_key={self.tls}/service.key"]
+        verify = f"--token_verify_key={self.tls}/token-verify.pub"
         self._spawn("notify", [f"{BIN}/services/notification/converge-notify",
-                               f"--port_file={w}/notify.port", f"--service_token={self.service_token}"])
+                               f"--port_file={w}/notify.port", f"--service_token={self.service_token}",
+                               verify, *self.service_tls])
         self.notify = f"127.0.0.1:{self._port('notify')}"
         self._spawn("store", [f"{BIN}/services/store/converge-store", f"--data_dir={w}/data/store",
                               f"--notify={self.notify}", f"--port_file={w}/store.port",
-                              f"--service_token={self.service_token}"])
+                              f"--service_token={self.service_token}", verify, *self.service_tls])
         self.store = f"127.0.0.1:{self._port('store')}"
         self._spawn("management", [f"{BIN}/services/management/converge-management",
                                    f"--data_dir={w}/data/management", f"--store={self.store}",
                                    f"--notify={self.notify}", f"--port_file={w}/management.port",
-                                   f"--token={self.token}", f"--service_token={self.service_token}"])
+                                   f"--token={self.token}", f"--service_token={self.service_token}",
+                                   f"--token_signing_key={self.tls}/token-signing.key", *self.service_tls])
         self.management = f"127.0.0.1:{self._port('management')}"
         self.ctl("users", "create", "bench")
         self.ctl("namespaces", "create", "bench", "--owner=bench")
@@ -369,7 +377,8 @@ class Converge(Tool):
             return
         self._last_approval = now
         out = subprocess.run([f"{BIN}/tools/convergectl/convergectl", f"--management={self.management}",
-                              f"--token={self.token}", "deletes", "list"], capture_output=True, text=True).stdout
+                              f"--token={self.token}", f"--tls_ca={self.tls}/ca.crt", "deletes", "list"],
+                             capture_output=True, text=True).stdout
         for line in out.splitlines()[1:]:
             cols = line.split()
             if len(cols) > 3 and cols[3] == "pending":
@@ -377,7 +386,7 @@ class Converge(Tool):
 
     def engine_argv(self, folder, namespace, name, *extra):
         return [f"{BIN}/engine/converge-engine", f"--folder={folder}", f"--management={self.management}",
-                f"--token={self.token}", "--user=bench", f"--namespace_id={namespace}",
+                f"--token={self.token}", f"--tls_ca={self.tls}/ca.crt", "--user=bench", f"--namespace_id={namespace}",
                 f"--device_name={name}", *extra]  # watcher on, verifying scan every 10 s
 
     def wire_bytes(self):
@@ -919,7 +928,9 @@ class Bench:
         for label in ("store", "notify", "management"):
             reset_peak(pids[label])
         cpu0 = {label: proc_cpu(pid) for label, pid in pids.items()}
+        load_auth = [*converge.service_tls, f"--token_signing_key={converge.tls}/token-signing.key"]
         out = subprocess.run([bench, "ingest", f"--store={converge.store}", f"--service_token={converge.service_token}",
+                              *load_auth,
                               f"--mib={cfg['ingest_mib']}", "--streams=2", f"--commits={cfg['commits']}", "--threads=8"],
                              check=True, capture_output=True, text=True).stdout
         rec = json.loads(out)
@@ -933,7 +944,7 @@ class Bench:
             reset_peak(notify_pid)
             rss0 = proc_mem(notify_pid, "VmRSS")
             cpu0 = proc_cpu(notify_pid)
-            p = subprocess.Popen([bench, "fanout", f"--notify={converge.notify}",
+            p = subprocess.Popen([bench, "fanout", f"--notify={converge.notify}", *load_auth,
                                   f"--service_token={converge.service_token}", f"--subscribers={n}", "--events=7"],
                                  stdout=subprocess.PIPE, text=True)
             peak = 0

@@ -28,7 +28,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/model.h"
+#include "common/device_token.h"
 #include "common/sha256.h"
+#include "common/tls.h"
 #include "engine/chunker.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/wire.h"
@@ -37,7 +39,9 @@
 
 ABSL_FLAG(std::string, store, "", "converge-store address (ingest)");
 ABSL_FLAG(std::string, notify, "", "converge-notify address (fanout)");
-ABSL_FLAG(std::string, service_token, "", "service token of the deployment");
+ABSL_FLAG(std::string, service_token, "", "service token of the deployment (plaintext deployments)");
+ABSL_FLAG(std::string, token_signing_key, "",
+          "management's token signing key: the load generator mints device tokens for its simulated devices");
 ABSL_FLAG(std::string, namespace_id, "bench-load", "namespace to use");
 ABSL_FLAG(int, mib, 256, "ingest: MiB of new chunk data");
 ABSL_FLAG(int, streams, 2, "ingest: parallel PutChunks streams");
@@ -60,7 +64,42 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
   args.SetMaxSendMessageSize(16 << 20);
   args.SetMaxReceiveMessageSize(16 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // TLS with the service certificate (--tls_ca/--tls_cert/--tls_key), as the services use.
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ChannelCredentials(converge::TlsFromFlags());
+  if (!creds.ok()) {
+    std::cerr << "converge-bench: " << creds.status().message() << "\n";
+    exit(2);
+  }
+  return grpc::CreateCustomChannel(address, *creds, args);
+}
+
+// DeviceToken mints a token for a simulated device (empty without --token_signing_key).
+std::string DeviceToken(const std::string& device, const std::string& ns) {
+  static std::unique_ptr<converge::TokenSigner> signer = [] {
+    const std::string key = absl::GetFlag(FLAGS_token_signing_key);
+    if (key.empty()) return std::unique_ptr<converge::TokenSigner>();
+    auto s = converge::TokenSigner::FromPemFile(key);
+    if (!s.ok()) {
+      std::cerr << "converge-bench: " << s.status().message() << "\n";
+      exit(2);
+    }
+    return std::move(*s);
+  }();
+  if (signer == nullptr) return "";
+  converge::DeviceClaims claims;
+  claims.device_id = device;
+  claims.user_id = "bench-load";
+  claims.namespaces = {ns};
+  claims.issued_at = absl::Now();
+  claims.expires_at = claims.issued_at + absl::Minutes(30);
+  absl::StatusOr<std::string> token = signer->Sign(claims);
+  return token.ok() ? *token : "";
+}
+
+// AsDevice authorizes a call as the simulated device `kDevice` of `ns`.
+void AsDevice(grpc::ClientContext* ctx, const std::string& ns) {
+  static const std::string token = DeviceToken(kDevice, ns);
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
 }
 
 void Die(const std::string& what, const grpc::Status& s) {
@@ -97,6 +136,7 @@ int Ingest() {
     ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
     store_v1::RegisterNamespaceRequest req;
     req.set_namespace_id(ns);
+    req.set_owner_user_id("bench-load");
     req.add_member_device_ids(kDevice);
     store_v1::RegisterNamespaceResponse resp;
     grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
@@ -122,6 +162,7 @@ int Ingest() {
     senders.emplace_back([&, s] {
       auto own = store_v1::StoreService::NewStub(OwnChannel(address));
       grpc::ClientContext ctx;
+      AsDevice(&ctx, ns);
       store_v1::PutChunksResponse resp;
       auto writer = own->PutChunks(&ctx, &resp);
       for (int i = s; i < mib; i += streams) {
@@ -141,6 +182,7 @@ int Ingest() {
   const std::string big_path = absl::StrCat("ingest/", absl::ToUnixNanos(t0), ".bin");
   {
     grpc::ClientContext ctx;
+    AsDevice(&ctx, ns);
     store_v1::CommitRequest req;
     req.set_namespace_id(ns);
     req.set_device_id(kDevice);
@@ -157,6 +199,7 @@ int Ingest() {
   const converge::ChunkRef small_ref{converge::HashOf(small), 1024};
   {
     grpc::ClientContext ctx;
+    AsDevice(&ctx, ns);
     store_v1::PutChunksResponse resp;
     auto writer = stub->PutChunks(&ctx, &resp);
     store_v1::PutChunksRequest req;
@@ -180,6 +223,7 @@ int Ingest() {
       auto own = store_v1::StoreService::NewStub(OwnChannel(address));
       for (int i = next++; i < commits; i = next++) {
         grpc::ClientContext ctx;
+        AsDevice(&ctx, ns);
         store_v1::CommitRequest req;
         req.set_namespace_id(ns);
         req.set_device_id(kDevice);
@@ -213,6 +257,8 @@ class Subscriber : public grpc::ClientReadReactor<notify_v1::Event> {
       : reached_(reached), mu_(mu), arrivals_(arrivals) {
     req_.set_device_id(absl::StrCat("bench-sub-", id));
     req_.add_namespace_ids(ns);
+    const std::string token = DeviceToken(req_.device_id(), ns);
+    if (!token.empty()) ctx_.AddMetadata("authorization", "Bearer " + token);
     stub->async()->Subscribe(&ctx_, &req_, this);
     StartRead(&event_);
     StartCall();

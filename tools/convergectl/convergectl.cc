@@ -27,7 +27,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/human_format.h"
+#include "absl/strings/numbers.h"
 #include "common/bearer_token.h"
+#include "common/channel.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -42,6 +44,7 @@ ABSL_FLAG(bool, wipe, false, "devices revoke: also delete the synced files from 
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many refreshes (0: until interrupted)");
 ABSL_FLAG(bool, all, false, "deletes list: also approved, rejected and applied ones");
+ABSL_FLAG(absl::Duration, ttl, absl::Hours(24), "users enroll: how long the enrollment token is valid");
 
 namespace {
 
@@ -56,6 +59,8 @@ commands:
   users create <user-id> [--display_name=NAME]
   users list
   users disable <user-id>            revokes every device of the user
+  users enroll <user-id> [--ttl=24h] a token engines register devices of the user with
+  users quota <user-id> <bytes>      storage quota enforced by the store (0: unlimited)
   devices list [--user=USER]         last seen, version, lag per namespace
   devices show <device-id>
   devices revoke <device-id> [--wipe]
@@ -177,11 +182,21 @@ int Help(const std::string& noun) {
   return 0;
 }
 
+// Connect: TLS verified against --tls_ca / $CONVERGE_TLS_CA (plaintext without one).
+std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = converge::MakeChannelFromFlags(address);
+  if (!channel.ok()) {
+    std::cerr << "convergectl: " << channel.status().message() << "\n";
+    exit(2);
+  }
+  return *channel;
+}
+
 class Cli {
  public:
   Cli(std::string address, std::string token, bool json)
       : address_(std::move(address)),
-        stub_(v1::ManagementService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))),
+        stub_(v1::ManagementService::NewStub(Connect(address_))),
         token_(std::move(token)),
         json_(json) {}
 
@@ -191,6 +206,8 @@ class Cli {
     if (noun == "users" && verb == "create" && args.size() == 3) return CreateUser(args[2]);
     if (noun == "users" && verb == "list" && args.size() == 2) return ListUsers();
     if (noun == "users" && verb == "disable" && args.size() == 3) return DisableUser(args[2]);
+    if (noun == "users" && verb == "enroll" && args.size() == 3) return Enroll(args[2]);
+    if (noun == "users" && verb == "quota" && args.size() == 4) return Quota(args[2], args[3]);
     if (noun == "devices" && verb == "list" && args.size() == 2) return ListDevices();
     if (noun == "devices" && verb == "show" && args.size() == 3) return ShowDevice(args[2]);
     if (noun == "devices" && verb == "revoke" && args.size() == 3) return RevokeDevice(args[2]);
@@ -313,6 +330,37 @@ class Cli {
     return 0;
   }
 
+  int Enroll(const std::string& id) {
+    v1::CreateEnrollmentTokenRequest req;
+    req.set_user_id(id);
+    req.set_ttl_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(absl::GetFlag(FLAGS_ttl))));
+    v1::EnrollmentToken resp;
+    grpc::Status s = stub_->CreateEnrollmentToken(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << resp.token() << "\n";
+    std::cerr << "enrollment token for " << resp.user_id() << ", valid until "
+              << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(resp.expires_at_unix_ms()),
+                                  absl::UTCTimeZone())
+              << " (converge-engine --enroll_token=...)\n";
+    return 0;
+  }
+
+  int Quota(const std::string& id, const std::string& bytes) {
+    uint64_t quota = 0;
+    if (!absl::SimpleAtoi(bytes, &quota)) return Usage("users quota needs a byte count");
+    v1::SetUserQuotaRequest req;
+    req.set_user_id(id);
+    req.set_quota_bytes(quota);
+    v1::User resp;
+    grpc::Status s = stub_->SetUserQuota(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "user " << resp.user_id() << " quota: "
+              << (resp.quota_bytes() == 0 ? std::string("unlimited") : HumanBytes(resp.quota_bytes())) << "\n";
+    return 0;
+  }
+
   int DisableUser(const std::string& id) {
     v1::DisableUserRequest req;
     req.set_user_id(id);
@@ -430,7 +478,7 @@ class Cli {
     std::string json_out = "{\n";
     for (size_t i = 0; i < services.size(); ++i) {
       const auto& [name, address] = services[i];
-      auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      auto health = grpc::health::v1::Health::NewStub(Connect(address));
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
       grpc::health::v1::HealthCheckResponse resp;
