@@ -1,5 +1,5 @@
-// The shared bearer token that guards operator and service-to-service calls until device
-// credentials and TLS arrive. Sent as metadata "authorization: Bearer <token>".
+// Attaching a bearer credential (operator, service or device token) to an outgoing call, as
+// metadata "authorization: Bearer <token>". Servers read it through common/auth.h.
 #ifndef CONVERGE_COMMON_BEARER_TOKEN_H_
 #define CONVERGE_COMMON_BEARER_TOKEN_H_
 
@@ -7,13 +7,7 @@
 
 #include <string>
 
-#include "absl/status/status.h"
-
 namespace converge {
-
-// CheckBearerToken returns Unauthenticated unless the call carries `expected` (compared in
-// constant time). An empty `expected` means the guard is off and everything passes.
-absl::Status CheckBearerToken(const grpc::ServerContextBase& ctx, const std::string& expected);
 
 // AddBearerToken attaches `token` to an outgoing call (nothing if empty).
 void AddBearerToken(grpc::ClientContext* ctx, const std::string& token);
