@@ -46,7 +46,58 @@ bool IsValidUtf8(absl::string_view s) {
   return true;
 }
 
+// FoldCodePoint lowers the capitals of the scripts CaseFold covers.
+uint32_t FoldCodePoint(uint32_t cp) {
+  if (cp >= 'A' && cp <= 'Z') return cp + 0x20;
+  if (cp < 0xC0) return cp;
+  if (cp <= 0xDE) return cp == 0xD7 ? cp : cp + 0x20;                       // Latin-1
+  if (cp >= 0x100 && cp <= 0x137) return cp | 1;                            // Latin Extended-A pairs
+  if (cp >= 0x139 && cp <= 0x148) return (cp & 1) ? cp + 1 : cp;
+  if (cp >= 0x14A && cp <= 0x177) return cp | 1;
+  if (cp == 0x178) return 0xFF;
+  if (cp >= 0x179 && cp <= 0x17E) return (cp & 1) ? cp + 1 : cp;
+  if (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2) return cp + 0x20;          // Greek
+  if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;                         // Cyrillic
+  if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;
+  return cp;
+}
+
+void AppendUtf8(std::string* out, uint32_t cp) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
 }  // namespace
+
+std::string CaseFold(absl::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  size_t i = 0;
+  while (i < path.size()) {
+    const uint8_t c = static_cast<uint8_t>(path[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(FoldCodePoint(c)));
+      ++i;
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < path.size()) {
+      // Every code point CaseFold changes is below U+0800: two bytes in, two bytes out.
+      const uint32_t cp = ((c & 0x1Fu) << 6) | (static_cast<uint8_t>(path[i + 1]) & 0x3Fu);
+      AppendUtf8(&out, FoldCodePoint(cp));
+      i += 2;
+    } else {
+      out.push_back(path[i]);
+      ++i;
+    }
+  }
+  return out;
+}
 
 absl::Status ValidateRelativePath(absl::string_view path) {
   if (path.empty()) return absl::InvalidArgumentError("path is empty");

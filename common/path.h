@@ -24,6 +24,12 @@ absl::Status ValidateRelativePath(absl::string_view path);
 // ValidateId returns OK for ids of users, namespaces and devices: [a-z0-9][a-z0-9._-]{0,63}.
 absl::Status ValidateId(absl::string_view what, absl::string_view id);
 
+// CaseFold maps a valid UTF-8 path to the key under which case-insensitive filesystems (macOS,
+// Windows) see it: ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic capitals become small
+// letters; every other byte is kept. Two different paths with the same fold cannot both exist
+// on such a device, so the store refuses the second (a case collision).
+std::string CaseFold(absl::string_view path);
+
 // ParentPath returns "a/b" for "a/b/c" and "" for "c".
 absl::string_view ParentPath(absl::string_view path);
 // BaseName returns "c" for "a/b/c".

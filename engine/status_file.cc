@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/human_format.h"
 #include "common/conflict_name.h"
 #include "common/logging.h"
@@ -63,6 +64,7 @@ void StatusWriter::WriteOnce() {
   out.set_last_synced_unix_ms(Millis(s.last_synced));
   out.set_held_deletes(s.held_deletes);
   out.set_held(s.held_message);
+  for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
@@ -130,6 +132,11 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   if (s.held_deletes() > 0) {
     absl::StrAppend(&out, "deletes    ", s.held_deletes(), " local deletions held by the store (", s.held(),
                     "); an operator approves or rejects them with convergectl deletes\n");
+  }
+  if (s.case_collisions_size() > 0) {
+    absl::StrAppend(&out, "not synced ", s.case_collisions_size(),
+                    " local name(s) differing only in case from synced ones (rename to sync): ",
+                    absl::StrJoin(s.case_collisions(), ", "), "\n");
   }
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));

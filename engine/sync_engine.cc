@@ -1,5 +1,6 @@
 #include "engine/sync_engine.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
@@ -8,6 +9,7 @@
 #include "common/rsync_delta.h"
 #include "common/logging.h"
 #include "common/mass_delete.h"
+#include "common/path.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
 
@@ -163,6 +165,11 @@ absl::Status SyncEngine::PullAndApply() {
 absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {
   const absl::Time started = clock_->Now();
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan());
+  if (!paths.has_value()) {
+    // A full scan finds every case collision again (a renamed one is gone).
+    absl::MutexLock lock(&status_mu_);
+    status_.case_collisions.clear();
+  }
   ++scan_stats_.scans;
   if (paths.has_value()) {
     ++scan_stats_.targeted_scans;
@@ -350,6 +357,51 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
 }
 
 absl::Status SyncEngine::CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
+  absl::Status s = CommitBatchOnce(batch, scanned_at_ns);
+  if (!absl::IsAlreadyExists(s)) return s;
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<LocalChange> rest, WithoutCaseCollisions(batch));
+  if (rest.size() == batch.size()) return s;  // not one we can see: another device's new name
+  return rest.empty() ? absl::OkStatus() : CommitBatchOnce(rest, scanned_at_ns);
+}
+
+absl::StatusOr<std::vector<LocalChange>> SyncEngine::WithoutCaseCollisions(const std::vector<LocalChange>& batch) {
+  absl::flat_hash_set<std::string> deleted_here;
+  for (const LocalChange& c : batch) {
+    if (c.version.deleted) deleted_here.insert(c.version.path);
+  }
+  absl::flat_hash_map<std::string, std::string> holder;  // CaseFold -> live path
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
+    if (!deleted_here.contains(e.version.path)) holder.emplace(CaseFold(e.version.path), e.version.path);
+  }));
+  std::vector<LocalChange> rest;
+  std::vector<std::string> colliding;
+  for (const LocalChange& c : batch) {
+    bool collides = false;
+    if (!c.version.deleted) {
+      for (absl::string_view p = c.version.path; !p.empty() && !collides; p = ParentPath(p)) {
+        auto [it, inserted] = holder.try_emplace(CaseFold(p), std::string(p));
+        collides = !inserted && it->second != p;
+      }
+    }
+    if (collides) {
+      colliding.push_back(c.version.path);
+    } else {
+      rest.push_back(c);
+    }
+  }
+  absl::MutexLock lock(&status_mu_);
+  for (const std::string& p : colliding) {
+    if (case_warned_.insert(p).second) {
+      Log()->warn("not syncing '{}': its name differs only in case from a synced one (rename it to sync it)", p);
+    }
+    if (std::find(status_.case_collisions.begin(), status_.case_collisions.end(), p) == status_.case_collisions.end()) {
+      status_.case_collisions.push_back(p);
+    }
+  }
+  return rest;
+}
+
+absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
   std::vector<FileVersion> versions;
   for (const LocalChange& c : batch) versions.push_back(c.version);
   CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store_->Commit(versions));

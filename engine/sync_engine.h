@@ -22,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -73,6 +74,9 @@ struct EngineStatus {
   uint64_t pending_uploads = 0;   // changed paths waiting to be scanned and committed
   uint64_t held_deletes = 0;      // local deletions the store holds for approval (kHeld)
   std::string held_message;       // the store's words, with the hold's id
+  // Local paths not synced because they differ only in case from a synced path (the store
+  // refuses them: a case-insensitive device could not hold both). Renaming one syncs it.
+  std::vector<std::string> case_collisions;
   // The transfer in progress (direction empty when none): bytes done of total, since started.
   std::string transfer;           // "upload" or "download"
   uint64_t transfer_done = 0;
@@ -157,7 +161,13 @@ class SyncEngine {
   std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // CommitBatch commits one batch of scanned changes and records them in the index.
+  // A batch the store refuses for a case collision is committed again without the colliding
+  // names, which stay local (EngineStatus::case_collisions).
   absl::Status CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns);
+  absl::Status CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns);
+  // WithoutCaseCollisions returns the changes of `batch` whose names (and directories) do not
+  // differ only in case from a live synced path or an earlier name of the batch.
+  absl::StatusOr<std::vector<LocalChange>> WithoutCaseCollisions(const std::vector<LocalChange>& batch);
 
   // Status updates from the sync thread.
   void SetState(EngineStatus::State state, const std::string& error = "");
@@ -167,6 +177,7 @@ class SyncEngine {
 
   mutable absl::Mutex status_mu_;
   EngineStatus status_ ABSL_GUARDED_BY(status_mu_);
+  absl::flat_hash_set<std::string> case_warned_ ABSL_GUARDED_BY(status_mu_);  // logged once
 
   mutable absl::Mutex mu_;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;

@@ -254,6 +254,36 @@ TEST_F(E2eScenarioTest, KilledDownloadResumesWithoutRefetchingAndDedupAcrossFile
   EXPECT_EQ(store_bytes("out"), out_before);  // nothing downloaded: alpha had every chunk
 }
 
+TEST_F(E2eScenarioTest, NameDifferingOnlyInCaseStaysLocalAndIsReported) {
+  Write(cluster_->folder(0) + "/Report.txt", "upper");
+  ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
+  // beta (Linux) can hold both names; a Mac or Windows device could not: the store refuses the
+  // second, and beta keeps it local and says so.
+  Write(cluster_->folder(1) + "/report.txt", "lower");
+  std::string status;
+  for (int i = 0; i < 100; ++i) {
+    status = cluster_->EngineCommand({"status", "--folder=" + cluster_->folder(1)}).out;
+    if (status.find("report.txt") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_NE(status.find("not synced 1 local name(s) differing only in case from synced ones (rename to sync): "
+                        "report.txt"),
+            std::string::npos)
+      << status;
+  auto store = cluster_->SnapshotStore();
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(store->count("report.txt"), 0u);
+  EXPECT_EQ(store->count("Report.txt"), 1u);
+  EXPECT_FALSE(std::filesystem::exists(cluster_->folder(0) + "/report.txt"));
+  EXPECT_EQ(Read(1, "Report.txt"), "upper");  // untouched
+
+  // Renamed, it syncs.
+  std::filesystem::rename(cluster_->folder(1) + "/report.txt", cluster_->folder(1) + "/report (beta).txt");
+  absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
+  EXPECT_EQ(Read(0, "report (beta).txt"), "lower");
+}
+
 TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
   ClusterOptions options;
   options.dir = std::string(getenv("TEST_TMPDIR")) + "/all-in-one";

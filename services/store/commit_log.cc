@@ -184,6 +184,10 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
+  if (!current.ok()) {
+    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");  // a new namespace's (empty) index
+    next.case_index_ready = true;
+  }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write namespace"));
   if (current.ok()) {
     (*current)->members = std::move(next.members);
@@ -208,6 +212,16 @@ absl::Status CommitLog::CheckAccess(const std::string& ns, const std::string& de
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CommitLog::OwnerFor(const std::string& ns, const std::string& device) {
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  if (!device.empty() && !state->members.contains(device)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
+  }
+  return state->owner;
 }
 
 absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::string& device,
@@ -277,6 +291,8 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   }
 
   rocksdb::WriteBatch batch;
+  CONVERGE_RETURN_IF_ERROR(EnsureCaseIndexLocked(ns, state));
+  CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
   bool approved = false;
   CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch, &approved));
 
@@ -305,6 +321,86 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   // Approved deletions are settled: they do not count against the device's next ones.
   if (live_deletes > 0 && !approved) state->recent_deletes[device].emplace_back(clock_->Now(), live_deletes);
   return commit;
+}
+
+absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state) {
+  if (state->case_index_ready) return absl::OkStatus();
+  std::string marker;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CaseIndexMarkerKey(ns), &marker);
+  if (s.IsNotFound()) {
+    // A namespace from before the index: index its live paths once.
+    rocksdb::WriteBatch batch;
+    CONVERGE_RETURN_IF_ERROR(ListFilesLocked(ns, [&](const FileVersion& v) {
+      if (!v.deleted) batch.Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
+    }));
+    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = db_->db()->Write(sync, &batch);
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "case index"));
+  state->case_index_ready = true;
+  return absl::OkStatus();
+}
+
+absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const std::vector<FileVersion>& changes,
+                                                  rocksdb::WriteBatch* batch) {
+  absl::flat_hash_set<std::string> deleted_here;
+  for (const FileVersion& v : changes) {
+    if (v.deleted) deleted_here.insert(v.path);
+  }
+  // fold -> the path that holds it after this commit, for paths this commit names.
+  absl::flat_hash_map<std::string, std::string> claimed;
+  // The spelling a live entry (not deleted here) gives `path`'s fold: as an entry itself, or as
+  // a directory above entries (directories need not be entries). "" if none. CaseFold keeps
+  // byte lengths, so a live path's prefix spells its directories.
+  auto live_spelling = [&](absl::string_view path, const std::string& folded) -> absl::StatusOr<std::string> {
+    std::string holder;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CaseKey(ns, folded), &holder);
+    if (s.ok() && !deleted_here.contains(holder)) return holder;
+    if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
+    const std::string below = StoreDb::CaseKey(ns, absl::StrCat(folded, "/"));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(below); it->Valid() && it->key().starts_with(below); it->Next()) {
+      const absl::string_view live = View(it->value());
+      if (!deleted_here.contains(live)) return std::string(live.substr(0, path.size()));
+    }
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "case index"));
+    return std::string();
+  };
+  auto check = [&](absl::string_view path) -> absl::Status {
+    const std::string folded = CaseFold(path);
+    auto [it, inserted] = claimed.try_emplace(folded, path);
+    if (!inserted) {
+      if (it->second == path) return absl::OkStatus();
+    } else {
+      CONVERGE_ASSIGN_OR_RETURN(std::string holder, live_spelling(path, folded));
+      if (holder.empty() || holder == path) return absl::OkStatus();
+      it->second = holder;
+    }
+    return absl::AlreadyExistsError(absl::StrCat("case collision: '", path, "' differs only in case from '",
+                                                 it->second, "' (a case-insensitive device could not hold both)"));
+  };
+  for (const FileVersion& v : changes) {
+    if (v.deleted) continue;
+    CONVERGE_RETURN_IF_ERROR(check(v.path));
+    for (absl::string_view dir = ParentPath(v.path); !dir.empty(); dir = ParentPath(dir)) {
+      CONVERGE_RETURN_IF_ERROR(check(dir));
+    }
+  }
+  // Deletions first: a case-only rename deletes and re-adds the same fold in one batch.
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) continue;
+    const std::string key = StoreDb::CaseKey(ns, CaseFold(v.path));
+    std::string holder;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &holder);
+    if (s.ok() && holder == v.path) batch->Delete(key);
+    if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
+  }
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) batch->Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uint32_t max_commits,

@@ -100,11 +100,16 @@ class CommitLog {
   // CheckAccess returns NotFound for an unknown namespace and PermissionDenied if `device` is
   // not a member. An empty device is the operator (allowed).
   absl::Status CheckAccess(const std::string& ns, const std::string& device);
+  // OwnerFor is CheckAccess, then OwnerOf, under one lock.
+  absl::StatusOr<std::string> OwnerFor(const std::string& ns, const std::string& device);
 
   // Append commits `changes` made by `device` as the namespace's next seq and returns the commit.
   // Errors, with nothing written:
   //   NotFound / PermissionDenied   as CheckAccess;
   //   InvalidArgument               a change fails ValidateChanges;
+  //   AlreadyExists                 a new path (or one of its directories) differs only in case
+  //                                 from a live path (CaseFold): devices on case-insensitive
+  //                                 filesystems could not hold both;
   //   Aborted                       a change's base_seq is not the path's current seq (the
   //                                 message names every such path: pull, then retry);
   //   FailedPrecondition            a live file references chunks the store does not hold;
@@ -146,6 +151,7 @@ class CommitLog {
     uint64_t head_seq = 0;
     uint64_t live_entries = 0;  // live files and directories in the file table
     std::string owner;          // whose chunks its files reference
+    bool case_index_ready = false;  // the CaseKey index of its live paths exists
     absl::flat_hash_set<std::string> members;
     // Recent deletions per device (time, count), for the mass delete window.
     absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;
@@ -155,6 +161,13 @@ class CommitLog {
   absl::StatusOr<NamespaceState*> LoadLocked(const std::string& ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string EncodeNamespace(const NamespaceState& state);
+  // EnsureCaseIndexLocked builds the CaseKey index of a namespace from before it (once).
+  absl::Status EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CheckCaseCollisionsLocked returns AlreadyExists if a new live path of `changes` (or one of
+  // its directories) has the fold of another live path that this commit does not delete, or of
+  // another path of the commit; otherwise adds the index updates to `batch`.
+  absl::Status CheckCaseCollisionsLocked(const std::string& ns, const std::vector<FileVersion>& changes,
+                                         rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the file table without taking mu_ (a snapshot of RocksDB, safe under or without it).
   absl::Status ListFilesLocked(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
 

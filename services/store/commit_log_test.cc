@@ -364,5 +364,58 @@ TEST_F(CommitLogTest, DirectoryIsDeletedOnlyWithItsContents) {
   EXPECT_TRUE(log_->Append("ns", "dev1", {gone_b, gone_a, gone_dir}).ok());
 }
 
+TEST_F(CommitLogTest, CaseCollisionsAreRefusedButCaseOnlyRenamesPass) {
+  PutChunk("x");
+  FileVersion dir = File("Docs", "", 0);
+  dir.kind = FileKind::kDirectory;
+  ASSERT_TRUE(log_->Append("ns", "dev1", {dir, File("Docs/Readme.md", "x", 0)}).ok());
+  for (const std::string& path : {"Docs/README.md", "docs/readme.md", "DOCS/other.md", "docs"}) {
+    auto r = log_->Append("ns", "dev2", {File(path, "x", 0)});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists) << path << ": " << r.status();
+  }
+  auto twice = log_->Append("ns", "dev2", {File("x.txt", "x", 0), File("X.TXT", "x", 0)});
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(absl::StrContains(twice.status().message(), "'X.TXT' differs only in case from 'x.txt'"))
+      << twice.status();
+  EXPECT_EQ(*log_->HeadSeq("ns"), 1u);
+
+  // A case-only rename deletes the old name and creates the new one in one commit.
+  FileVersion old_name = File("Docs/Readme.md", "", 1);
+  old_name.deleted = true;
+  old_name.chunks.clear();
+  old_name.content_sha256 = Digest{};
+  ASSERT_TRUE(log_->Append("ns", "dev1", {old_name, File("Docs/README.md", "x", 0)}).ok());
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("Docs/Readme.md", "x", 2)}).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  // Once the holder is deleted the other spelling is free.
+  FileVersion gone = old_name;
+  gone.path = "Docs/README.md";
+  gone.base_seq = 2;
+  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());
+  EXPECT_TRUE(log_->Append("ns", "dev2", {File("Docs/readme.MD", "x", 0)}).ok());
+}
+
+TEST_F(CommitLogTest, CaseIndexIsBuiltForNamespacesFromBeforeIt) {
+  PutChunk("x");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("Photo.JPG", "x", 0)}).ok());
+  // Remove the index as a store from before it would have none.
+  rocksdb::WriteBatch drop;
+  drop.DeleteRange(StoreDb::CaseKey("ns", ""), StoreDb::CaseKey("ns", "\xff"));
+  drop.Delete(StoreDb::CaseIndexMarkerKey("ns"));
+  ASSERT_TRUE(db_->db()->Write(rocksdb::WriteOptions(), &drop).ok());
+  Open();
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("photo.jpg", "x", 0)}).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(CommitLogTest, DirectoriesThatAreNotEntriesCollideToo) {
+  PutChunk("x");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("Music/Album/song.mp3", "x", 0)}).ok());
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("music/other.mp3", "x", 0)}).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("Music/ALBUM", "x", 0)}).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(log_->Append("ns", "dev2", {File("Music/Album/other.mp3", "x", 0)}).ok());
+}
+
 }  // namespace
 }  // namespace converge::store

@@ -77,6 +77,10 @@ std::string StoreDb::OwnedKey(absl::string_view owner, const Digest& d) {
 
 std::string StoreDb::QuotaKey(absl::string_view owner) { return absl::StrCat("q", owner); }
 std::string StoreDb::UsageKey(absl::string_view owner) { return absl::StrCat("u", owner); }
+std::string StoreDb::CaseKey(absl::string_view ns, absl::string_view folded) {
+  return absl::StrCat("k", ns, absl::string_view("\0", 1), folded);
+}
+std::string StoreDb::CaseIndexMarkerKey(absl::string_view ns) { return absl::StrCat("K", ns); }
 std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
 
 void StoreDb::ExportMetrics() {

@@ -50,6 +50,10 @@ class StoreDb {
   // Per owner: quota and bytes used (fixed64 big-endian).
   static std::string QuotaKey(absl::string_view owner);
   static std::string UsageKey(absl::string_view owner);
+  // Case-collision index: a namespace's live paths by CaseFold (value: the path), and the
+  // marker saying the index was built for the namespace.
+  static std::string CaseKey(absl::string_view ns, absl::string_view folded);
+  static std::string CaseIndexMarkerKey(absl::string_view ns);
   // The owner of a namespace.
   static std::string NamespaceOwnerKey(absl::string_view ns);
 
