@@ -3,8 +3,15 @@
 // (a device of one user cannot list, pull, push or subscribe to another user's namespace), and
 // revoking a device closes its open notification stream within a second.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <thread>
 #include <functional>
 #include <map>
 #include <string>
@@ -37,7 +44,8 @@ const char* CodeName(StatusCode c) {
       {StatusCode::PERMISSION_DENIED, "PERMISSION_DENIED"}, {StatusCode::RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"},
       {StatusCode::FAILED_PRECONDITION, "FAILED_PRECONDITION"}, {StatusCode::ABORTED, "ABORTED"},
       {StatusCode::UNAVAILABLE, "UNAVAILABLE"}, {StatusCode::UNAUTHENTICATED, "UNAUTHENTICATED"},
-      {StatusCode::INTERNAL, "INTERNAL"}, {StatusCode::UNKNOWN, "UNKNOWN"}};
+      {StatusCode::INTERNAL, "INTERNAL"}, {StatusCode::UNKNOWN, "UNKNOWN"},
+      {StatusCode::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"}};
   auto it = names.find(c);
   return it == names.end() ? "?" : it->second;
 }
@@ -216,6 +224,8 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
   const DeviceIdentity alice = MakeDevice("e2e", "shared", false);
   const DeviceIdentity bob = MakeDevice("bob", "bobs", true);
   const std::string ns = "shared";
+  ASSERT_TRUE(Put(alice.token, ns, DigestToBytes(HashOf("case")), "case").ok());
+  ASSERT_TRUE(Commit(alice.token, ns, {File("Case/Sensitive.txt", "case")}).ok());
   const uint64_t head0 = Head(alice.token, ns);
 
   // Paths from the network.
@@ -241,6 +251,14 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
   // Paths are proto3 strings: gRPC's parser refuses invalid UTF-8 before any handler runs.
   Check("path", "invalid UTF-8 (refused by the protobuf parser)", StatusCode::INTERNAL,
         CommitPath(alice.token, ns, "bad\xff\xfe"));
+
+  // Case collisions: a case-insensitive device (macOS, Windows) could not hold both names.
+  Check("path", "name differing only in case from a live file", StatusCode::ALREADY_EXISTS,
+        Commit(alice.token, ns, {File("Case/SENSITIVE.TXT", "case")}));
+  Check("path", "directory differing only in case from a live one", StatusCode::ALREADY_EXISTS,
+        Commit(alice.token, ns, {File("case/other.txt", "case")}));
+  Check("path", "two names differing only in case in one commit", StatusCode::ALREADY_EXISTS,
+        Commit(alice.token, ns, {File("\xc3\x84pfel.txt", "case"), File("\xc3\xa4pfel.txt", "case")}));
 
   // Commits.
   Check("commit", "references a chunk never uploaded", StatusCode::FAILED_PRECONDITION,
@@ -460,12 +478,105 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
     Check("transport", "plaintext client against a TLS service", StatusCode::UNAVAILABLE,
           plain->FindMissingChunks(Ctx(alice.token).get(), req, &resp));
   }
+  {
+    // One device holding more notification streams than an engine ever needs.
+    const DeviceIdentity greedy = MakeDevice("e2e", ns, false);
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+    std::vector<std::unique_ptr<grpc::ClientReader<nv1::Event>>> streams;
+    nv1::SubscribeRequest req;
+    req.add_namespace_ids(ns);
+    for (int i = 0; i < 8; ++i) {
+      contexts.push_back(Ctx(greedy.token));
+      streams.push_back(notify_->Subscribe(contexts.back().get(), req));
+      nv1::Event e;
+      ASSERT_TRUE(streams.back()->Read(&e)) << "stream " << i;  // open: the head arrived
+    }
+    Check("limits", "a 9th open notification stream of one device", StatusCode::RESOURCE_EXHAUSTED,
+          Subscribe(greedy.token, ns));
+    int events = 0;
+    EXPECT_EQ(Subscribe(alice.token, ns, &events).error_code(), StatusCode::DEADLINE_EXCEEDED);
+    EXPECT_GE(events, 1) << "another device of the same user could not subscribe";
+    for (auto& c : contexts) c->TryCancel();
+    for (auto& s : streams) s->Finish().ok();
+  }
   EXPECT_EQ(Head(alice.token, ns), head0) << "a refused call advanced the log";
   EXPECT_EQ(Head(bob.token, "bobs"), 0u) << "bob's namespace was written";
 
   printf("\n| # | area | hostile input | status |\n|---|---|---|---|\n");
   for (const std::string& r : rows_) printf("%s\n", r.c_str());
   EXPECT_GE(rows_.size(), 40u);
+}
+
+// Latencies (ms) of `n` small calls of a device, sorted.
+std::vector<double> SmallCallLatencies(sv1::StoreService::Stub* store, const std::string& token, const std::string& ns,
+                                       int n, int* failures) {
+  std::vector<double> ms;
+  sv1::FindMissingChunksRequest req;
+  req.set_namespace_id(ns);
+  req.add_sha256(std::string(32, 's'));
+  for (int i = 0; i < n; ++i) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    sv1::FindMissingChunksResponse resp;
+    const absl::Time t0 = absl::Now();
+    if (!store->FindMissingChunks(&ctx, req, &resp).ok()) ++*failures;
+    ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+TEST_F(HostileTest, AFloodOfCallsFromOneDeviceLeavesOthersServed) {
+  const DeviceIdentity flooder = MakeDevice("e2e", "shared", false);
+  const DeviceIdentity victim = MakeDevice("carol", "carols", true);
+  int victim_failures = 0;
+  const std::vector<double> before = SmallCallLatencies(store_.get(), victim.token, "carols", 200, &victim_failures);
+
+  // 64 threads on 4 connections, each making small calls as fast as it can. They run at the
+  // lowest CPU priority: the flooding device stands for a machine of its own, and on this host
+  // its client work would otherwise be charged to the service it attacks.
+  sv1::FindMissingChunksRequest small;
+  small.set_namespace_id("shared");
+  small.add_sha256(std::string(32, 'f'));
+  std::atomic<bool> stop{false};
+  std::atomic<int> served{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int c = 0; c < 4; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("converge.flood.channel", c);  // distinct connections
+    channels.push_back(grpc::CreateCustomChannel(cluster_->store_address(), cluster_->DeviceCredentials(), args));
+  }
+  const absl::Time flood_start = absl::Now();
+  for (int t = 0; t < 64; ++t) {
+    threads.emplace_back([&, t] {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+      auto stub = sv1::StoreService::NewStub(channels[t % channels.size()]);
+      while (!stop.load() && absl::Now() - flood_start < absl::Seconds(30)) {
+        auto ctx = Ctx(flooder.token);
+        sv1::FindMissingChunksResponse resp;
+        const grpc::Status s = stub->FindMissingChunks(ctx.get(), small, &resp);
+        (s.ok() ? served : s.error_code() == StatusCode::RESOURCE_EXHAUSTED ? refused : other)++;
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // the flood is under way
+  const std::vector<double> during = SmallCallLatencies(store_.get(), victim.token, "carols", 200, &victim_failures);
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  const double flood_seconds = absl::ToDoubleSeconds(absl::Now() - flood_start);
+
+  auto pct = [](const std::vector<double>& v, double p) { return v[static_cast<size_t>(p * (v.size() - 1))]; };
+  printf("flood: %d calls served, %d refused (RESOURCE_EXHAUSTED), %d other errors in %.1f s\n", served.load(),
+         refused.load(), other.load(), flood_seconds);
+  printf("another user's small call: p50 %.2f ms, p99 %.2f ms before; p50 %.2f ms, p99 %.2f ms during the flood\n",
+         pct(before, 0.5), pct(before, 0.99), pct(during, 0.5), pct(during, 0.99));
+  EXPECT_EQ(victim_failures, 0) << "the flood made another device's calls fail";
+  EXPECT_GT(served.load(), 0);
+  EXPECT_GT(refused.load(), 0) << "a flood of one device was never limited";
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_LT(pct(during, 0.99), 500) << "another device waited too long during the flood";
 }
 
 TEST_F(HostileTest, RevokingADeviceClosesItsStreamAndRefusesItEverywhere) {

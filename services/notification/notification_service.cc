@@ -44,8 +44,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 
   // Start subscribes, or finishes the stream with `denied` (a failed authorization) or a bad
   // request's error.
-  void Start(const std::string& device_id, const std::vector<std::string>& namespaces, absl::Status denied) {
+  void Start(const std::string& device_id, const std::vector<std::string>& namespaces, absl::Status denied,
+             CallLimiter::Slot slot) {
     device_id_ = device_id;
+    slot_ = std::move(slot);
     absl::Status s = denied;
     if (s.ok()) s = ValidateId("device id", device_id);
     if (s.ok()) s = hub_->Subscribe(this, namespaces);
@@ -139,6 +141,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
   Hub* const hub_;
   const absl::Duration heartbeat_;
   std::string device_id_;  // set before the hub knows the reactor
+  CallLimiter::Slot slot_;  // the device's place among its open streams
   absl::Mutex mu_;
   std::deque<HeadEvent> queue_ ABSL_GUARDED_BY(mu_);
   v1::Event event_ ABSL_GUARDED_BY(mu_);
@@ -150,7 +153,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 }  // namespace
 
 NotificationService::NotificationService(Hub* hub, NotificationOptions options)
-    : hub_(hub), options_(options), auth_(std::move(options.auth)) {
+    : hub_(hub), options_(options), auth_(std::move(options.auth)), streams_(CallLimiter::Limits{options.max_streams_per_device, 0, 0}) {
   M();  // register the metrics before the first scrape
   heartbeats_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(kHeartbeatTick)) hub_->Heartbeat(absl::Now());
@@ -189,8 +192,17 @@ grpc::ServerWriteReactor<v1::Event>* NotificationService::Subscribe(
       }
     }
   }
+  CallLimiter::Slot slot;
+  if (denied.ok()) {
+    absl::StatusOr<CallLimiter::Slot> admitted = streams_.Acquire(device, "streams");
+    if (admitted.ok()) {
+      slot = std::move(*admitted);
+    } else {
+      denied = admitted.status();
+    }
+  }
   auto* reactor = new SubscribeReactor(hub_, heartbeat);
-  reactor->Start(device, namespaces, denied);
+  reactor->Start(device, namespaces, denied, std::move(slot));
   return reactor;
 }
 

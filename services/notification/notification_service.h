@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/auth.h"
+#include "common/call_limiter.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "services/notification/hub.h"
 
@@ -22,6 +23,8 @@ struct NotificationOptions {
   absl::Duration default_heartbeat = absl::Seconds(2);
   absl::Duration min_heartbeat = absl::Milliseconds(100);
   absl::Duration max_heartbeat = absl::Seconds(60);
+  // Streams one device may hold open at once (an engine holds one); 0: no limit.
+  int max_streams_per_device = 8;
   // Fault injection (tests only): drop this share of event deliveries.
   double fault_drop_ratio = 0;
 };
@@ -45,6 +48,7 @@ class NotificationService final : public v1::NotificationService::CallbackServic
   Hub* const hub_;
   const NotificationOptions options_;
   Authenticator auth_;
+  CallLimiter streams_;
   absl::Notification stop_;
   std::thread heartbeats_;
 };

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   store_options.auth = *auth;
   store_options.publisher = &publisher;
   store_options.mass_delete = converge::store::MassDeletePolicyFromFlags();
+  store_options.per_device = converge::store::DeviceLimitsFromFlags();
   auto store = converge::store::StoreServer::Create(store_options);
   if (!store.ok()) {
     log->error("cannot start the store: {}", store.status().ToString());

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   options.auth = *auth;
   options.client_credentials = *creds;
   options.mass_delete = converge::store::MassDeletePolicyFromFlags();
+  options.per_device = converge::store::DeviceLimitsFromFlags();
   auto store = converge::store::StoreServer::Create(options);
   if (!store.ok()) {
     converge::GetLogger("converge-store")->error("cannot start: {}", store.status().ToString());

@@ -9,6 +9,11 @@
 
 ABSL_FLAG(uint64_t, mass_delete_min_files, 100,
           "hold a commit for approval when it deletes more than this many entries...");
+ABSL_FLAG(int, max_calls_per_device, converge::store::kDefaultDeviceLimits.max_in_flight,
+          "calls one device may have in flight; more are refused with RESOURCE_EXHAUSTED (0: no limit)");
+ABSL_FLAG(double, max_call_rate_per_device, converge::store::kDefaultDeviceLimits.calls_per_second,
+          "calls one device may start a second (bursts of twice that); more are refused with "
+          "RESOURCE_EXHAUSTED (0: no limit)");
 ABSL_FLAG(double, mass_delete_share, 0.5, "...and more than this share of its namespace (2: never)");
 
 namespace converge::store {
@@ -28,8 +33,17 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
                                                         options.client_credentials);
     publisher = s->own_publisher_.get();
   }
-  s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher, options.auth);
+  s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher, options.auth,
+                                             options.per_device);
   return s;
+}
+
+CallLimiter::Limits DeviceLimitsFromFlags() {
+  CallLimiter::Limits limits;
+  limits.max_in_flight = absl::GetFlag(FLAGS_max_calls_per_device);
+  limits.calls_per_second = absl::GetFlag(FLAGS_max_call_rate_per_device);
+  limits.burst = 2 * limits.calls_per_second;
+  return limits;
 }
 
 MassDeletePolicy MassDeletePolicyFromFlags() {

@@ -27,7 +27,12 @@ struct StoreOptions {
   // hands in its notification hub). Not owned.
   Publisher* publisher = nullptr;
   MassDeletePolicy mass_delete;
+  CallLimiter::Limits per_device = kDefaultDeviceLimits;
 };
+
+// DeviceLimitsFromFlags: --max_calls_per_device and --max_call_rate_per_device (converge-store
+// and converge-server).
+CallLimiter::Limits DeviceLimitsFromFlags();
 
 // MassDeletePolicyFromFlags: --mass_delete_min_files and --mass_delete_share (converge-store
 // and converge-server).

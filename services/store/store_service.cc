@@ -53,10 +53,11 @@ absl::StatusOr<StoreService::Caller> StoreService::Authorize(const grpc::ServerC
   absl::StatusOr<std::string> device = auth_.DeviceOf(ctx, request_device_id);
   if (!device.ok()) return device.status();
   if (absl::Status s = ValidateId("namespace id", ns); !s.ok()) return s;
-  if (absl::Status s = log_->CheckAccess(ns, *device); !s.ok()) return s;
-  absl::StatusOr<std::string> owner = log_->OwnerOf(ns);
+  absl::StatusOr<std::string> owner = log_->OwnerFor(ns, *device);
   if (!owner.ok()) return owner.status();
-  return Caller{std::move(*device), std::move(*owner)};
+  absl::StatusOr<CallLimiter::Slot> slot = limiter_.Acquire(*device);
+  if (!slot.ok()) return slot.status();
+  return Caller{std::move(*device), std::move(*owner), std::move(*slot)};
 }
 
 grpc::Status StoreService::FindMissingChunks(grpc::ServerContext* ctx,

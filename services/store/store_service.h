@@ -4,6 +4,7 @@
 #define CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
 
 #include "common/auth.h"
+#include "common/call_limiter.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
@@ -14,13 +15,20 @@ namespace converge::store {
 // Limits on one call.
 inline constexpr int kMaxDigestsPerCall = 100000;
 inline constexpr int kMaxChunksPerGetCall = 4096;
+// What one device may do: calls in flight (an engine has at most three: each holds a server
+// thread) and calls started a second (an engine committing small files one by one makes a few
+// hundred).
+inline constexpr CallLimiter::Limits kDefaultDeviceLimits = {8, 2000, 4000};
 
 class StoreService final : public v1::StoreService::Service {
  public:
   // `auth` says who calls: devices (by their token) for the data calls, services (mutual TLS or
   // the service token) for RegisterNamespace, SetQuota, stats and held deletes.
-  StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, AuthOptions auth)
-      : chunks_(chunks), log_(log), publisher_(publisher), auth_(std::move(auth)) {}
+  // A device's calls are limited by `per_device` (in flight and per second); more are refused
+  // with RESOURCE_EXHAUSTED.
+  StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, AuthOptions auth,
+               CallLimiter::Limits per_device = kDefaultDeviceLimits)
+      : chunks_(chunks), log_(log), publisher_(publisher), auth_(std::move(auth)), limiter_(per_device) {}
 
   grpc::Status FindMissingChunks(grpc::ServerContext* ctx, const v1::FindMissingChunksRequest* req,
                                  v1::FindMissingChunksResponse* resp) override;
@@ -55,6 +63,7 @@ class StoreService final : public v1::StoreService::Service {
   struct Caller {
     std::string device;
     std::string owner;
+    CallLimiter::Slot slot;  // the device's place among its calls in flight
   };
   // Authorize: Unauthenticated without a valid device token, PermissionDenied if the device is
   // not a member of `ns` (or the request names another device), NotFound for an unknown `ns`.
@@ -67,6 +76,7 @@ class StoreService final : public v1::StoreService::Service {
   CommitLog* const log_;
   Publisher* const publisher_;
   Authenticator auth_;
+  CallLimiter limiter_;
 };
 
 }  // namespace converge::store
