@@ -60,5 +60,19 @@ TEST(PathPartsTest, ParentAndBase) {
   EXPECT_EQ(BaseName("c"), "c");
 }
 
+TEST(CaseFoldTest, FoldsCapitalsOfCommonScriptsOnly) {
+  EXPECT_EQ(CaseFold("Docs/README.md"), "docs/readme.md");
+  EXPECT_EQ(CaseFold("docs/readme.md"), "docs/readme.md");
+  EXPECT_EQ(CaseFold("\xc3\x84pfel"), "\xc3\xa4pfel");          // Ä -> ä
+  EXPECT_EQ(CaseFold("\xc3\x97"), "\xc3\x97");                  // × has no small form
+  EXPECT_EQ(CaseFold("\xc5\x81\xc3\xb3" "d\xc5\xba"), "\xc5\x82\xc3\xb3" "d\xc5\xba");  // Łódź
+  EXPECT_EQ(CaseFold("\xc5\xb9"), "\xc5\xba");                  // Ź -> ź
+  EXPECT_EQ(CaseFold("\xce\xa9"), "\xcf\x89");                  // Ω -> ω
+  EXPECT_EQ(CaseFold("\xd0\x9c\xd0\xb8\xd1\x80"), "\xd0\xbc\xd0\xb8\xd1\x80");  // Мир
+  EXPECT_EQ(CaseFold("\xd0\x81"), "\xd1\x91");                  // Ё -> ё
+  EXPECT_EQ(CaseFold("euro\xe2\x82\xac"), "euro\xe2\x82\xac");  // three-byte: kept
+  EXPECT_NE(CaseFold("a.txt"), CaseFold("b.txt"));
+}
+
 }  // namespace
 }  // namespace converge
