@@ -15,7 +15,9 @@ import time
 
 import grpc
 
-server_bin, protos, scratch = sys.argv[1:4]
+server_bin, protos, scratch, make_certs = sys.argv[1:5]
+tls = os.path.join(scratch, "tls")
+subprocess.run([make_certs, tls], check=True)
 gen = os.path.join(scratch, "gen")
 os.makedirs(gen, exist_ok=True)
 subprocess.run(["/usr/bin/protoc", f"-I{protos}", f"--python_out={gen}", f"--grpc_python_out={gen}",
@@ -29,7 +31,8 @@ TOKEN = "interop-token"
 port_file = os.path.join(scratch, "server.port")
 log = open(os.path.join(scratch, "server.log"), "wb")
 server = subprocess.Popen([server_bin, f"--data_dir={scratch}/data", "--listen=127.0.0.1:0",
-                           f"--port_file={port_file}", f"--token={TOKEN}", "--service_token=svc"],
+                           f"--port_file={port_file}", f"--token={TOKEN}", "--service_token=svc",
+                           f"--tls_ca={tls}/ca.crt", f"--tls_cert={tls}/service.crt", f"--tls_key={tls}/service.key"],
                           stdout=log, stderr=log)
 failures = []
 
@@ -46,7 +49,8 @@ try:
             break
         time.sleep(0.05)
     address = "127.0.0.1:" + open(port_file).read().strip()
-    channel = grpc.insecure_channel(address)
+    root = open(os.path.join(tls, "ca.crt"), "rb").read()
+    channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
     grpc.channel_ready_future(channel).result(timeout=20)
     stub = pb_grpc.ManagementServiceStub(channel)
     auth = [("authorization", "Bearer " + TOKEN)]
@@ -99,6 +103,10 @@ try:
           code_of(lambda: stub.AddDeviceToNamespace(pb.AddDeviceToNamespaceRequest(
               namespace_id="pyns", device_id=reg.device.device_id), metadata=auth))
           == grpc.StatusCode.FAILED_PRECONDITION)
+    plain = pb_grpc.ManagementServiceStub(grpc.insecure_channel(address))
+    check("plaintext client against the TLS server: UNAVAILABLE",
+          code_of(lambda: plain.ListUsers(pb.ListUsersRequest(), metadata=auth, timeout=5))
+          == grpc.StatusCode.UNAVAILABLE)
 finally:
     server.terminate()
     server.wait(timeout=20)
