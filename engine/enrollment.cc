@@ -90,8 +90,10 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
   grpc::ClientContext ep_ctx;
   Prepare(&ep_ctx, bearer);
   management::v1::Endpoints endpoints;
+  management::v1::GetEndpointsRequest ep_req;
+  ep_req.set_namespace_id(request.namespace_id);  // its store shard
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(
-      management->GetEndpoints(&ep_ctx, management::v1::GetEndpointsRequest(), &endpoints),
+      management->GetEndpoints(&ep_ctx, ep_req, &endpoints),
       "management.GetEndpoints"));
   out.store_address = endpoints.store_address();
   out.notification_address = endpoints.notification_address();

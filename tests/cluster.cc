@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
@@ -114,22 +115,32 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   } else {
   CONVERGE_RETURN_IF_ERROR(c->RestartNotify());
   const std::string notify = absl::StrCat("127.0.0.1:", c->notify_port_);
-  CONVERGE_ASSIGN_OR_RETURN(c->store_, ChildProcess::Start(with({Runfile("services/store/converge-store"),
-                                                                 "--data_dir=" + options.dir + "/data/store",
-                                                                 "--notify=" + notify,
-                                                                 "--port_file=" + run + "/store.port",
-                                                                 std::string("--service_token=") + kServiceToken,
-                                                                 "--metrics_listen=127.0.0.1:0",
-                                                                 "--metrics_port_file=" + run + "/store.metrics",
-                                                                 verify_key},
-                                                                service_tls),
-                                                           c->logs_ + "/store.log"));
-  CONVERGE_ASSIGN_OR_RETURN(c->store_port_, WaitForPortFile(run + "/store.port", absl::Seconds(20)));
+  // Store shards: "store" (shard 0), "store-1", "store-2", ...
+  std::vector<std::string> shard_addresses;
+  for (int shard = 0; shard < std::max(1, options.store_shards); ++shard) {
+    const std::string name = shard == 0 ? "store" : absl::StrCat("store-", shard);
+    std::filesystem::remove(run + "/" + name + ".port");
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> store,
+                              ChildProcess::Start(with({Runfile("services/store/converge-store"),
+                                                        "--data_dir=" + options.dir + "/data/" + name,
+                                                        "--notify=" + notify, "--port_file=" + run + "/" + name + ".port",
+                                                        std::string("--service_token=") + kServiceToken,
+                                                        "--metrics_listen=127.0.0.1:0",
+                                                        "--metrics_port_file=" + run + "/" + name + ".metrics",
+                                                        verify_key},
+                                                       service_tls),
+                                                  c->logs_ + "/" + name + ".log"));
+    CONVERGE_ASSIGN_OR_RETURN(int port, WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
+    c->stores_.push_back(std::move(store));
+    c->store_ports_.push_back(port);
+    shard_addresses.push_back(absl::StrCat("127.0.0.1:", port));
+  }
+  c->store_port_ = c->store_ports_[0];
   CONVERGE_ASSIGN_OR_RETURN(
       c->management_,
       ChildProcess::Start(with({Runfile("services/management/converge-management"),
                                 "--data_dir=" + options.dir + "/data/management",
-                                "--store=" + c->store_address(), "--notify=" + notify,
+                                "--store=" + absl::StrJoin(shard_addresses, ","), "--notify=" + notify,
                                 "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
                                 std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
                                 "--metrics_port_file=" + run + "/management.metrics", signing_key},
@@ -173,7 +184,7 @@ Cluster::~Cluster() {
   for (auto& e : engines_) e->Stop(SIGTERM);
   if (server_) server_->Stop(SIGTERM);
   if (management_) management_->Stop(SIGTERM);
-  if (store_) store_->Stop(SIGTERM);
+  for (auto& s : stores_) s->Stop(SIGTERM);
   if (notify_) notify_->Stop(SIGTERM);
 }
 
@@ -200,15 +211,15 @@ void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
 void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }
 void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }
 
-absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::string& name) {
+absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::string& name, const EngineIdentity& id) {
   const std::string folder = options_.dir + "/folders/" + name;
   const std::string metrics_port_file = options_.dir + "/run/engine-" + name + ".metrics";
   std::filesystem::create_directories(folder);
   std::filesystem::remove(metrics_port_file);
   std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
-                                   "--management=" + management_address(), "--enroll_token=" + enrollment_token_,
+                                   "--management=" + management_address(), "--enroll_token=" + id.enroll_token,
                                    "--tls_ca=" + tls_dir() + "/ca.crt",
-                                   "--user=" + options_.user, "--namespace_id=" + options_.namespace_id,
+                                   "--user=" + id.user, "--namespace_id=" + id.namespace_id,
                                    "--device_name=" + name,
                                    "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval),
                                    "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
@@ -257,7 +268,12 @@ double Cluster::MetricValue(const std::string& scrape, const std::string& series
 }
 
 absl::StatusOr<int> Cluster::AddEngine(const std::string& name) {
-  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> engine, SpawnEngine(name));
+  return AddEngine(name, {options_.user, options_.namespace_id, enrollment_token_});
+}
+
+absl::StatusOr<int> Cluster::AddEngine(const std::string& name, const EngineIdentity& id) {
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> engine, SpawnEngine(name, id));
+  identities_.push_back(id);
   engines_.push_back(std::move(engine));
   folders_.push_back(options_.dir + "/folders/" + name);
   names_.push_back(name);
@@ -269,7 +285,7 @@ void Cluster::ResumeEngine(int engine) { kill(engines_[engine]->pid(), SIGCONT);
 void Cluster::StopEngine(int engine, bool kill) { engines_[engine]->Stop(kill ? SIGKILL : SIGTERM); }
 
 absl::Status Cluster::StartEngine(int engine) {
-  CONVERGE_ASSIGN_OR_RETURN(engines_[engine], SpawnEngine(names_[engine]));
+  CONVERGE_ASSIGN_OR_RETURN(engines_[engine], SpawnEngine(names_[engine], identities_[engine]));
   return absl::OkStatus();
 }
 

@@ -28,6 +28,15 @@ struct ClusterOptions {
   // Extra flags for converge-notify and for every engine.
   std::vector<std::string> notify_args;
   std::vector<std::string> engine_args;
+  // Store shards (separate services only): management spreads users over them.
+  int store_shards = 1;
+};
+
+// Who an engine syncs as: user, namespace and the enrollment token it registers with.
+struct EngineIdentity {
+  std::string user;
+  std::string namespace_id;
+  std::string enroll_token;
 };
 
 // A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
@@ -40,6 +49,8 @@ class Cluster {
 
   // AddEngine creates folder `name` (if needed) and starts an engine on it; returns its index.
   absl::StatusOr<int> AddEngine(const std::string& name);
+  // AddEngine for another user or namespace (made with Convergectl).
+  absl::StatusOr<int> AddEngine(const std::string& name, const EngineIdentity& id);
   // PauseEngine / ResumeEngine freeze and thaw an engine (SIGSTOP / SIGCONT).
   void PauseEngine(int engine);
   void ResumeEngine(int engine);
@@ -87,6 +98,8 @@ class Cluster {
   // OperatorToken: the operator credential.
   static std::string OperatorToken();
   std::string store_address() const { return "127.0.0.1:" + std::to_string(store_port_); }
+  // The address of store shard `shard` (separate services only).
+  std::string store_address(int shard) const { return "127.0.0.1:" + std::to_string(store_ports_.at(shard)); }
   const std::string& logs_dir() const { return logs_; }
 
   // SnapshotFolder reads a folder (without the engine's state dir).
@@ -100,14 +113,17 @@ class Cluster {
 
  private:
   explicit Cluster(ClusterOptions options) : options_(std::move(options)) {}
-  absl::StatusOr<std::unique_ptr<ChildProcess>> SpawnEngine(const std::string& name);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> SpawnEngine(const std::string& name, const EngineIdentity& id);
 
   ClusterOptions options_;
   std::string logs_;
   int store_port_ = 0;
+  std::vector<int> store_ports_;
+  std::vector<std::unique_ptr<ChildProcess>> stores_;
+  std::vector<EngineIdentity> identities_;
   int management_port_ = 0;
   int notify_port_ = 0;
-  std::unique_ptr<ChildProcess> notify_, store_, management_, server_;
+  std::unique_ptr<ChildProcess> notify_, management_, server_;
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
   std::vector<std::string> names_;

@@ -2,12 +2,15 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
 #include "common/logging.h"
 #include "common/service_main.h"
 #include "services/management/management_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the registry's RocksDB (required)");
-ABSL_FLAG(std::string, store, "", "address of converge-store (required)");
+ABSL_FLAG(std::string, store, "",
+          "address of converge-store (required); several store shards: their addresses, comma-separated, in "
+          "shard order (append new shards at the end, never reorder or remove)");
 ABSL_FLAG(std::string, notify, "", "address of converge-notify, handed to engines");
 ABSL_FLAG(std::string, token, "", "the operators' bearer token (or $CONVERGE_TOKEN)");
 ABSL_FLAG(std::string, token_signing_key, "",
@@ -21,7 +24,9 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.token = converge::FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN");
   options.service_token = converge::ServiceToken();
-  options.endpoints.store_address = absl::GetFlag(FLAGS_store);
+  for (absl::string_view shard : absl::StrSplit(absl::GetFlag(FLAGS_store), ',', absl::SkipEmpty())) {
+    options.endpoints.store_addresses.emplace_back(shard);
+  }
   options.endpoints.notification_address = absl::GetFlag(FLAGS_notify);
   options.token_signing_key =
       converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");

@@ -10,7 +10,7 @@ namespace converge::management {
 absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     const ManagementOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
-  if (options.endpoints.store_address.empty() && options.sink == nullptr) {
+  if (options.endpoints.store_addresses.empty() && options.sink == nullptr) {
     return absl::InvalidArgumentError("--store is required");
   }
   std::error_code ec;
@@ -19,13 +19,14 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   std::unique_ptr<ManagementServer> s(new ManagementServer());
   NamespaceSink* sink = options.sink;
   if (sink == nullptr) {
-    s->own_sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_address,
+    s->own_sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_addresses,
                                                         options.endpoints.notification_address,
                                                         options.service_token, options.client_credentials);
     sink = s->own_sink_.get();
   }
   CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
                                                          sink, Clock::Real()));
+  if (s->own_sink_ != nullptr) s->own_sink_->set_shard_map(s->registry_.get());
   std::shared_ptr<const TokenSigner> signer;
   if (!options.token_signing_key.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(signer, TokenSigner::FromPemFile(options.token_signing_key));

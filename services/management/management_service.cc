@@ -14,6 +14,7 @@ void ToProto(const User& u, v1::User* p) {
   p->set_created_at_unix_ms(u.created_at_unix_ms);
   p->set_disabled(u.disabled);
   p->set_quota_bytes(u.quota_bytes);
+  p->set_shard(u.shard);
 }
 
 v1::DeviceState ToProto(DeviceState s) {
@@ -189,10 +190,17 @@ grpc::Status ManagementService::ListMembers(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest*,
+grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
                                              v1::Endpoints* resp) {
   if (absl::Status s = OperatorOrDevice(*ctx, ""); !s.ok()) return ToGrpcStatus(s);
-  resp->set_store_address(endpoints_.store_address);
+  uint32_t shard = 0;
+  if (!req->namespace_id().empty() && endpoints_.store_addresses.size() > 1) {
+    absl::StatusOr<uint32_t> found = registry_->ShardOfNamespace(req->namespace_id());
+    if (!found.ok()) return ToGrpcStatus(found.status());
+    shard = *found;
+  }
+  if (shard < endpoints_.store_addresses.size()) resp->set_store_address(endpoints_.store_addresses[shard]);
+  resp->set_shard(shard);
   resp->set_notification_address(endpoints_.notification_address);
   return grpc::Status::OK;
 }

@@ -9,6 +9,7 @@
 #define CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 
 #include <string>
+#include <vector>
 
 #include "common/auth.h"
 #include "common/device_token.h"
@@ -19,7 +20,9 @@
 namespace converge::management {
 
 struct EndpointsConfig {
-  std::string store_address;
+  // The store shards, in shard order (one for most deployments). A namespace lives on its
+  // owner's shard; GetEndpoints names the shard of the namespace asked about.
+  std::vector<std::string> store_addresses;
   std::string notification_address;
 };
 

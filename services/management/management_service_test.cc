@@ -32,7 +32,7 @@ class ManagementServiceTest : public ::testing::Test {
     options.data_dir = dir + "/management";
     options.token = "admin";
     options.service_token = "svc";
-    options.endpoints = {store_server_->address(), "127.0.0.1:1"};
+    options.endpoints = {{store_server_->address()}, "127.0.0.1:1"};
     auto management = ManagementServer::Create(options);
     ASSERT_TRUE(management.ok()) << management.status();
     management_ = std::move(*management);

@@ -38,6 +38,7 @@ std::string EncodeUser(const User& u) {
   PutVarint64(&out, static_cast<uint64_t>(u.created_at_unix_ms));
   PutVarint64(&out, u.disabled ? 1 : 0);
   PutVarint64(&out, u.quota_bytes);
+  PutVarint64(&out, u.shard);
   return out;
 }
 
@@ -54,6 +55,9 @@ absl::StatusOr<User> DecodeUser(absl::string_view id, absl::string_view bytes) {
   if (!d.done() && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt user record");
   u.disabled = (flags & 1) != 0;
   if (!d.done() && !d.GetVarint64(&u.quota_bytes)) return absl::DataLossError("corrupt user record");
+  uint64_t shard = 0;  // users from before shards live on shard 0
+  if (!d.done() && !d.GetVarint64(&shard)) return absl::DataLossError("corrupt user record");
+  u.shard = static_cast<uint32_t>(shard);
   return u;
 }
 
@@ -165,8 +169,32 @@ absl::StatusOr<User> Registry::CreateUser(const std::string& user_id,
   }
   User u{user_id, display_name.empty() ? user_id : display_name,
          absl::ToUnixMillis(clock_->Now())};
+  // The shard with the fewest users (the lowest on a tie).
+  std::vector<uint64_t> users_on(std::max<uint32_t>(1, sink_->shard_count()), 0);
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db_.get(), "u", [&](absl::string_view id, absl::string_view v) {
+    CONVERGE_ASSIGN_OR_RETURN(User other, DecodeUser(id, v));
+    if (other.shard < users_on.size()) ++users_on[other.shard];
+    return absl::OkStatus();
+  }));
+  u.shard = static_cast<uint32_t>(std::min_element(users_on.begin(), users_on.end()) - users_on.begin());
   CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(u)));
   return u;
+}
+
+absl::StatusOr<uint32_t> Registry::ShardOfUser(const std::string& user_id) {
+  absl::StatusOr<std::string> value = Read(UserKey(user_id));
+  if (absl::IsNotFound(value.status())) return absl::NotFoundError(absl::StrCat("unknown user '", user_id, "'"));
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  CONVERGE_ASSIGN_OR_RETURN(User u, DecodeUser(user_id, *value));
+  return u.shard;
+}
+
+absl::StatusOr<uint32_t> Registry::ShardOfNamespace(const std::string& ns) {
+  absl::StatusOr<std::string> value = Read(NamespaceKey(ns));
+  if (absl::IsNotFound(value.status())) return absl::NotFoundError(absl::StrCat("unknown namespace '", ns, "'"));
+  CONVERGE_RETURN_IF_ERROR(value.status());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, DecodeNamespace(ns, *value));
+  return ShardOfUser(n.owner_user_id);
 }
 
 absl::StatusOr<std::vector<User>> Registry::ListUsers() {

@@ -32,6 +32,9 @@ struct User {
   int64_t created_at_unix_ms = 0;
   bool disabled = false;
   uint64_t quota_bytes = 0;  // 0: unlimited
+  // The store shard holding the user's namespaces (and chunks), assigned at creation to the
+  // shard with the fewest users; never changes.
+  uint32_t shard = 0;
 };
 
 struct EnrollmentGrant {
@@ -111,15 +114,32 @@ class NamespaceSink {
   virtual absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) = 0;
   virtual absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
                                                           bool approve) = 0;
+  // How many store shards there are (namespaces live on their owner's shard).
+  virtual uint32_t shard_count() const { return 1; }
 };
 
-class Registry {
+// ShardMap says which store shard holds a user's or a namespace's data. Implemented by the
+// Registry; its lookups take no registry lock (a sink may call them from inside a registry call).
+class ShardMap {
+ public:
+  virtual ~ShardMap() = default;
+  virtual absl::StatusOr<uint32_t> ShardOfUser(const std::string& user_id) = 0;
+  virtual absl::StatusOr<uint32_t> ShardOfNamespace(const std::string& ns) = 0;
+};
+
+class Registry : public ShardMap {
  public:
   // Open creates the database under `dir` if needed.
   static absl::StatusOr<std::unique_ptr<Registry>> Open(const std::string& dir, NamespaceSink* sink,
                                                         Clock* clock);
 
-  // CreateUser: InvalidArgument for a bad id, AlreadyExists if taken.
+  // ShardOfUser: NotFound for an unknown user. ShardOfNamespace: the owner's shard; NotFound
+  // for an unknown namespace.
+  absl::StatusOr<uint32_t> ShardOfUser(const std::string& user_id) override;
+  absl::StatusOr<uint32_t> ShardOfNamespace(const std::string& ns) override;
+
+  // CreateUser: InvalidArgument for a bad id, AlreadyExists if taken. The user is placed on the
+  // store shard with the fewest users.
   absl::StatusOr<User> CreateUser(const std::string& user_id, const std::string& display_name);
   absl::StatusOr<std::vector<User>> ListUsers();
 

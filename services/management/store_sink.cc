@@ -2,21 +2,47 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_cat.h"
+
 #include "common/bearer_token.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 
 namespace converge::management {
 
-StoreNamespaceSink::StoreNamespaceSink(const std::string& store_address, const std::string& notify_address,
-                                       std::string service_token,
+StoreNamespaceSink::StoreNamespaceSink(const std::vector<std::string>& store_addresses,
+                                       const std::string& notify_address, std::string service_token,
                                        std::shared_ptr<grpc::ChannelCredentials> credentials)
     : service_token_(std::move(service_token)) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
-  stub_ = store::v1::StoreService::NewStub(grpc::CreateChannel(store_address, credentials));
+  for (const std::string& address : store_addresses) {
+    stubs_.push_back(store::v1::StoreService::NewStub(grpc::CreateChannel(address, credentials)));
+  }
   if (!notify_address.empty()) {
     notify_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(notify_address, credentials));
   }
+}
+
+absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForUser(const std::string& user_id) {
+  if (stubs_.size() == 1) return stubs_[0].get();
+  if (shard_map_ == nullptr) return absl::InternalError("several store shards but no shard map");
+  CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_map_->ShardOfUser(user_id));
+  if (shard >= stubs_.size()) {
+    return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is on store shard ", shard, " but only ",
+                                                      stubs_.size(), " are configured (shards must never be removed)"));
+  }
+  return stubs_[shard].get();
+}
+
+absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForNamespace(const std::string& ns) {
+  if (stubs_.size() == 1) return stubs_[0].get();
+  if (shard_map_ == nullptr) return absl::InternalError("several store shards but no shard map");
+  CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_map_->ShardOfNamespace(ns));
+  if (shard >= stubs_.size()) {
+    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is on store shard ", shard, " but only ",
+                                                      stubs_.size(), " are configured (shards must never be removed)"));
+  }
+  return stubs_[shard].get();
 }
 
 absl::StatusOr<uint64_t> StoreNamespaceSink::SetQuota(const std::string& user_id, uint64_t quota_bytes) {
@@ -27,7 +53,8 @@ absl::StatusOr<uint64_t> StoreNamespaceSink::SetQuota(const std::string& user_id
   req.set_user_id(user_id);
   req.set_quota_bytes(quota_bytes);
   store::v1::SetQuotaResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->SetQuota(&ctx, req, &resp), "store.SetQuota"));
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForUser(user_id));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->SetQuota(&ctx, req, &resp), "store.SetQuota"));
   return resp.used_bytes();
 }
 
@@ -53,7 +80,8 @@ absl::Status StoreNamespaceSink::RegisterNamespace(
   req.set_owner_user_id(owner_user_id);
   for (const std::string& id : member_device_ids) req.add_member_device_ids(id);
   store::v1::RegisterNamespaceResponse resp;
-  return FromGrpcStatus(stub_->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForUser(owner_user_id));
+  return FromGrpcStatus(stub->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");
 }
 
 absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) {
@@ -63,7 +91,8 @@ absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) 
   store::v1::GetNamespaceStatsRequest req;
   req.set_namespace_id(ns);
   store::v1::GetNamespaceStatsResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetNamespaceStats(&ctx, req, &resp), "store.GetNamespaceStats"));
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->GetNamespaceStats(&ctx, req, &resp), "store.GetNamespaceStats"));
   NamespaceUsage u;
   u.head_seq = resp.head_seq();
   u.live_files = resp.live_files();
@@ -109,7 +138,8 @@ absl::StatusOr<std::vector<PendingDelete>> StoreNamespaceSink::ListHeldDeletes(c
   store::v1::ListHeldDeletesRequest req;
   req.set_namespace_id(ns);
   store::v1::ListHeldDeletesResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListHeldDeletes(&ctx, req, &resp), "store.ListHeldDeletes"));
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ListHeldDeletes(&ctx, req, &resp), "store.ListHeldDeletes"));
   std::vector<PendingDelete> out;
   for (const store::v1::HeldDelete& h : resp.held()) out.push_back(FromProto(h));
   return out;
@@ -125,7 +155,8 @@ absl::StatusOr<PendingDelete> StoreNamespaceSink::ResolveHeldDelete(const std::s
   req.set_id(id);
   req.set_approve(approve);
   store::v1::HeldDelete resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ResolveHeldDelete(&ctx, req, &resp), "store.ResolveHeldDelete"));
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ResolveHeldDelete(&ctx, req, &resp), "store.ResolveHeldDelete"));
   return FromProto(resp);
 }
 

@@ -1,9 +1,11 @@
-// StoreNamespaceSink: tells converge-store about namespaces and their members over gRPC.
+// StoreNamespaceSink: tells converge-store about namespaces and their members over gRPC. With
+// several store shards, each call goes to the shard of the namespace's owner (ShardMap).
 #ifndef CONVERGE_SERVICES_MANAGEMENT_STORE_SINK_H_
 #define CONVERGE_SERVICES_MANAGEMENT_STORE_SINK_H_
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -17,8 +19,12 @@ class StoreNamespaceSink : public NamespaceSink {
  public:
   // `credentials`: how management reaches the store and notify (null: plaintext). An empty
   // `notify_address` tells no notification service about revocations.
-  StoreNamespaceSink(const std::string& store_address, const std::string& notify_address, std::string service_token,
-                     std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // `store_addresses`: the shards, in shard order (shards are only ever appended).
+  StoreNamespaceSink(const std::vector<std::string>& store_addresses, const std::string& notify_address,
+                     std::string service_token, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // The map from users and namespaces to shards (needed with more than one shard); not owned.
+  void set_shard_map(ShardMap* map) { shard_map_ = map; }
+  uint32_t shard_count() const override { return static_cast<uint32_t>(stubs_.size()); }
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                  const std::vector<std::string>& member_device_ids) override;
@@ -29,7 +35,12 @@ class StoreNamespaceSink : public NamespaceSink {
   absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override;
 
  private:
-  std::unique_ptr<store::v1::StoreService::Stub> stub_;
+  // The stub of the shard holding a user's / a namespace's data.
+  absl::StatusOr<store::v1::StoreService::Stub*> ForUser(const std::string& user_id);
+  absl::StatusOr<store::v1::StoreService::Stub*> ForNamespace(const std::string& ns);
+
+  std::vector<std::unique_ptr<store::v1::StoreService::Stub>> stubs_;
+  ShardMap* shard_map_ = nullptr;
   std::unique_ptr<notification::v1::NotificationService::Stub> notify_;
   const std::string service_token_;
 };

@@ -7,7 +7,9 @@
 #include "services/store/store_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the store's RocksDB (required)");
-ABSL_FLAG(std::string, notify, "", "address of converge-notify (empty: none)");
+ABSL_FLAG(std::string, notify, "",
+          "converge-notify to publish to (empty: none); several replicas: comma-separated host:port, or "
+          "all:NAME:PORT for every address NAME resolves to (re-resolved every 10 s)");
 
 int main(int argc, char** argv) {
   converge::InitService(argc, argv);

@@ -2,7 +2,16 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 #include "common/bearer_token.h"
 #include "common/logging.h"
@@ -29,12 +38,12 @@ Metrics& M() {
 }  // namespace
 
 GrpcPublisher::GrpcPublisher(const std::string& address, std::string service_token,
-                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+                             std::shared_ptr<grpc::ChannelCredentials> credentials, const grpc::ChannelArguments& args)
     : service_token_(std::move(service_token)) {
   M();
   if (address.empty()) return;
-  stub_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(
-      address, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials()));
+  stub_ = notification::v1::NotificationService::NewStub(grpc::CreateCustomChannel(
+      address, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(), args));
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -109,6 +118,90 @@ void GrpcPublisher::Run() {
       }
     }
     backoff = std::clamp(backoff * 2, absl::Milliseconds(50), absl::Seconds(2));
+  }
+}
+
+FanoutPublisher::FanoutPublisher(const std::string& targets, std::string service_token,
+                                 std::shared_ptr<grpc::ChannelCredentials> credentials, std::string tls_name,
+                                 absl::Duration resolve_every)
+    : service_token_(std::move(service_token)), credentials_(std::move(credentials)), tls_name_(std::move(tls_name)) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (absl::string_view target : absl::StrSplit(targets, ',', absl::SkipEmpty())) {
+      if (absl::ConsumePrefix(&target, "all:")) {
+        resolved_names_.emplace_back(target);
+      } else {
+        publishers_[std::string(target)] = std::make_unique<GrpcPublisher>(std::string(target), service_token_, credentials_);
+      }
+    }
+  }
+  if (resolved_names_.empty()) return;
+  Resolve();
+  resolver_ = std::thread([this, resolve_every] {
+    while (!stop_.WaitForNotificationWithTimeout(resolve_every)) Resolve();
+  });
+}
+
+FanoutPublisher::~FanoutPublisher() {
+  stop_.Notify();
+  if (resolver_.joinable()) resolver_.join();
+}
+
+void FanoutPublisher::Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [address, publisher] : publishers_) publisher->Publish(ns, seq, committed_at_unix_micros);
+}
+
+std::vector<std::string> FanoutPublisher::addresses() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [address, publisher] : publishers_) out.push_back(address);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void FanoutPublisher::Resolve() {
+  static auto log = GetLogger("store.publish");
+  for (const std::string& name : resolved_names_) {
+    const size_t colon = name.rfind(':');
+    if (colon == std::string::npos) continue;
+    const std::string host = name.substr(0, colon), port = name.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+      log->warn("resolve {}: {}", name, gai_strerror(rc));
+      continue;  // keep the replicas known so far
+    }
+    absl::flat_hash_set<std::string> now;
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      char ip[INET6_ADDRSTRLEN] = {};
+      const void* raw = a->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr)
+                                                 : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr);
+      if (inet_ntop(a->ai_family, raw, ip, sizeof(ip)) == nullptr) continue;
+      now.insert(a->ai_family == AF_INET6 ? absl::StrCat("[", ip, "]:", port) : absl::StrCat(ip, ":", port));
+    }
+    freeaddrinfo(found);
+    absl::MutexLock lock(&mu_);
+    for (const std::string& address : now) {
+      if (publishers_.contains(address)) continue;
+      grpc::ChannelArguments args;
+      args.SetSslTargetNameOverride(tls_name_);  // the certificate names the service, not the pod
+      publishers_[address] = std::make_unique<GrpcPublisher>(address, service_token_, credentials_, args);
+      resolved_from_[address] = name;
+      log->info("publishing to notification replica {} ({})", address, name);
+    }
+    // Replicas of this name that went away.
+    for (auto it = resolved_from_.begin(); it != resolved_from_.end();) {
+      if (it->second == name && !now.contains(it->first)) {
+        log->info("notification replica {} is gone", it->first);
+        publishers_.erase(it->first);
+        resolved_from_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
   }
 }
 

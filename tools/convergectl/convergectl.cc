@@ -75,8 +75,9 @@ commands:
   deletes approve <namespace-id> <id>
   deletes reject <namespace-id> <id>       the deleting device restores the files
   health                             gRPC health of management, store and notification
+  probe <host:port>                  gRPC health of one service (no token; container healthchecks)
   top [--interval=2s] [--iterations=N]
-  endpoints
+  endpoints [<namespace-id>]         the addresses engines are given (the namespace's store shard)
   help [<command>]
 
 flags: --management=HOST:PORT --token=TOKEN --json (also $CONVERGE_MANAGEMENT, $CONVERGE_TOKEN)
@@ -192,6 +193,21 @@ std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
   return *channel;
 }
 
+// Probe asks one service's gRPC health (no management, no token): exit 0 if it is SERVING.
+int Probe(const std::string& address) {
+  auto health = grpc::health::v1::Health::NewStub(Connect(address));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::Status s = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+  if (!s.ok()) {
+    std::cerr << "convergectl: " << address << ": DOWN (" << s.error_message() << ")\n";
+    return 1;
+  }
+  std::cout << address << ": " << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()) << "\n";
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
 class Cli {
  public:
   Cli(std::string address, std::string token, bool json)
@@ -224,7 +240,7 @@ class Cli {
     }
     if (noun == "health" && args.size() == 1) return Health();
     if (noun == "top" && args.size() == 1) return Top();
-    if (noun == "endpoints" && args.size() == 1) return Endpoints();
+    if (noun == "endpoints" && args.size() <= 2) return Endpoints(args.size() == 2 ? args[1] : "");
     return Usage(args.empty() ? "no command" : "unknown command: " + absl::StrJoin(args, " "));
   }
 
@@ -284,9 +300,10 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::User& u : resp.users()) {
-      rows.push_back({u.user_id(), u.display_name(), Time(u.created_at_unix_ms()), u.disabled() ? "disabled" : "active"});
+      rows.push_back({u.user_id(), u.display_name(), Time(u.created_at_unix_ms()), u.disabled() ? "disabled" : "active",
+                      absl::StrCat(u.shard())});
     }
-    PrintTable({"USER", "NAME", "CREATED", "STATE"}, rows);
+    PrintTable({"USER", "NAME", "CREATED", "STATE", "SHARD"}, rows);
     return 0;
   }
 
@@ -596,13 +613,16 @@ class Cli {
     return 0;
   }
 
-  int Endpoints() {
+  int Endpoints(const std::string& ns) {
+    v1::GetEndpointsRequest req;
+    req.set_namespace_id(ns);
     v1::Endpoints resp;
-    grpc::Status s = stub_->GetEndpoints(Ctx().get(), v1::GetEndpointsRequest(), &resp);
+    grpc::Status s = stub_->GetEndpoints(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     PrintTable({"SERVICE", "ADDRESS"},
-               {{"store", resp.store_address()}, {"notification", resp.notification_address()}});
+               {{absl::StrCat("store (shard ", resp.shard(), ")"), resp.store_address()},
+                {"notification", resp.notification_address()}});
     return 0;
   }
 
@@ -632,6 +652,10 @@ int main(int argc, char** argv) {
   }
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
+  if (!args.empty() && args[0] == "probe") {
+    if (args.size() != 2) return Usage("probe needs one address (host:port)");
+    return Probe(args[1]);
+  }
   const std::string address = FlagOrEnv(absl::GetFlag(FLAGS_management), "CONVERGE_MANAGEMENT");
   if (address.empty()) return Usage("--management (or $CONVERGE_MANAGEMENT) is required");
   Cli cli(address, FlagOrEnv(absl::GetFlag(FLAGS_token), "CONVERGE_TOKEN"), absl::GetFlag(FLAGS_json));
