@@ -221,7 +221,7 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
     CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
     return content.sha256;
   };
-  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local));
+  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins_));
   const int64_t now_ns = absl::ToUnixNanos(clock_->Now());
   IndexEntry out{remote, local, now_ns};
   switch (action) {
@@ -232,7 +232,11 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
     case Action::kKeepLocal:
       // The index keeps the tombstone; the scanner sees the local entry as new and re-adds it.
       out.local = LocalStat{};
-      Log()->warn("'{}' was deleted elsewhere but edited here: keeping the local edit", remote.path);
+      if (remote.deleted) {
+        Log()->warn("'{}' was deleted elsewhere but edited here: keeping the local edit", remote.path);
+      } else {
+        Log()->info("'{}': the store's version is older than this device's: keeping the local file", remote.path);
+      }
       break;
     case Action::kRemove: {
       absl::Status s = fs_->Remove(remote.path);

@@ -83,6 +83,9 @@ class Applier {
   absl::Status Restore(std::vector<FileVersion> versions);
 
   const ApplyStats& stats() const { return stats_; }
+  // While re-syncing with a store restored from an older backup, a local file that differs from
+  // the store's version is the newer one (Plan's local_wins).
+  void set_local_wins(bool local_wins) { local_wins_ = local_wins; }
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).
   void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
@@ -113,6 +116,7 @@ class Applier {
   ChunkSource* const chunks_;
   Clock* const clock_;
   const std::string device_;
+  bool local_wins_ = false;
   ApplyStats stats_;
   std::function<void(uint64_t)> progress_;
 };

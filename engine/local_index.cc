@@ -113,6 +113,23 @@ absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
   return Rocks(it->status(), "scan index");
 }
 
+absl::Status LocalIndex::ForgetSyncState() {
+  rocksdb::WriteBatch batch;
+  for (const char* prefix : {"p:", "t:", "k:"}) {
+    std::string end = prefix;
+    end.back() = static_cast<char>(end.back() + 1);
+    batch.DeleteRange(prefix, end);
+  }
+  std::string zero;
+  PutVarint64(&zero, 0);
+  batch.Put(kCursorKey, zero);
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "forget sync state"));
+  cursor_ = 0;
+  return absl::OkStatus();
+}
+
 absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
                                 std::optional<uint64_t> cursor) {
   if (entries.empty() && !cursor.has_value()) return absl::OkStatus();

@@ -47,6 +47,9 @@ class LocalIndex {
   // ForEachLiveUnder calls fn for every live entry below directory `dir` (not dir itself).
   absl::Status ForEachLiveUnder(const std::string& dir, const std::function<void(const IndexEntry&)>& fn);
   uint64_t cursor() const { return cursor_; }
+  // ForgetSyncState drops every entry, tombstone and chunk hint and sets the cursor to 0 (the
+  // settings stay): the folder re-syncs as if its files had never been synced.
+  absl::Status ForgetSyncState();
 
   // Update writes `entries` (and the cursor, if given) in one synced batch.
   absl::Status Update(const std::vector<IndexEntry>& entries, std::optional<uint64_t> cursor);

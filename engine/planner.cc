@@ -20,7 +20,7 @@ const char* ActionName(Action a) {
 }
 
 absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<IndexEntry>& entry,
-                            const LocalStat& local, const LocalHash& local_hash) {
+                            const LocalStat& local, const LocalHash& local_hash, bool local_wins) {
   if (entry.has_value() && entry->version.seq >= remote.seq) return Action::kSkip;
 
   std::optional<Digest> hash;
@@ -58,7 +58,7 @@ absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<Index
   if (same) return Action::kWrite;
   CONVERGE_ASSIGN_OR_RETURN(Digest d, local_digest());
   if (d == remote.content_sha256) return Action::kRecord;
-  return Action::kConflictThenWrite;
+  return local_wins ? Action::kKeepLocal : Action::kConflictThenWrite;
 }
 
 }  // namespace converge::engine

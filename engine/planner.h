@@ -19,7 +19,8 @@ enum class Action {
   kWrite,                // write the remote file (new, or replacing an unchanged local one)
   kMakeDir,              // create the remote directory
   kRemove,               // delete the unchanged local entry
-  kKeepLocal,            // remote deleted what was edited here: the edit wins, it is re-added
+  kKeepLocal,            // remote deleted what was edited here (or, local_wins, holds an older
+                         // version): the local file wins, it is uploaded again
   kConflictThenWrite,    // keep the local edit as a conflict copy, then write the remote file
   kConflictThenMakeDir,  // move the local file aside as a conflict copy, then create the dir
 };
@@ -29,9 +30,11 @@ const char* ActionName(Action a);
 // LocalHash returns the SHA-256 of the local file's content (called at most once per plan).
 using LocalHash = std::function<absl::StatusOr<Digest>()>;
 
-// Plan decides; errors come only from `local_hash`.
+// Plan decides; errors come only from `local_hash`. `local_wins`: the store lost versions newer
+// than this device's (it was restored from an older backup): a local file that differs from the
+// remote one is the newer version (kKeepLocal: uploaded as an edit of it), not a conflict.
 absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<IndexEntry>& entry,
-                            const LocalStat& local, const LocalHash& local_hash);
+                            const LocalStat& local, const LocalHash& local_hash, bool local_wins = false);
 
 }  // namespace converge::engine
 

@@ -122,5 +122,19 @@ TEST(PlannerTest, HashErrorsPropagate) {
             absl::StatusCode::kUnavailable);
 }
 
+TEST(PlannerTest, AfterTheStoreLostNewerVersionsTheLocalFileWins) {
+  int calls = 0;
+  // Re-syncing with a store restored from an older backup: no index entry, a differing local
+  // file is this device's newer version (kept and uploaded), not a conflict.
+  EXPECT_EQ(*Plan(Remote(2, "old"), std::nullopt, Stat(5, 100), HashOfContent("newer", &calls), true),
+            Action::kKeepLocal);
+  EXPECT_EQ(*Plan(Remote(2, "old"), std::nullopt, Stat(5, 100), HashOfContent("newer", &calls)),
+            Action::kConflictThenWrite);
+  // The same content is recorded; a missing local file is written (nothing is lost).
+  EXPECT_EQ(*Plan(Remote(2, "same"), std::nullopt, Stat(4, 100), HashOfContent("same", &calls), true),
+            Action::kRecord);
+  EXPECT_EQ(*Plan(Remote(2, "old"), std::nullopt, LocalStat{}, HashOfContent("", &calls), true), Action::kWrite);
+}
+
 }  // namespace
 }  // namespace converge::engine

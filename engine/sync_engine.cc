@@ -12,8 +12,14 @@
 #include "common/path.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "common/store_behind.h"
 
 namespace converge::engine {
+namespace {
+// Index setting: "1" while re-syncing after the store was found behind this device.
+constexpr char kResyncSetting[] = "resync_after_store_loss";
+}  // namespace
+
 namespace {
 
 constexpr uint32_t kPullBatch = 500;
@@ -131,7 +137,12 @@ void SyncEngine::SetPaused(bool paused) {
 }
 
 absl::Status SyncEngine::PullAndApply() {
-  const uint64_t before = index_->cursor();
+  // A re-sync after the store lost newer versions survives a restart of the engine.
+  absl::StatusOr<std::optional<std::string>> resync = index_->GetSetting(kResyncSetting);
+  const bool resyncing = resync.ok() && resync->has_value() && **resync == "1";
+  applier_.set_local_wins(resyncing);
+  uint64_t before = index_->cursor();
+  bool forgot = false;
   while (true) {
     uint32_t pulled = 0;
     absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
@@ -151,6 +162,23 @@ absl::Status SyncEngine::PullAndApply() {
       }
       return applied;
     });
+    if (IsStoreBehind(s) && !forgot) {
+      // The store was restored from an older backup: what this device applied past its head is
+      // gone there and its seqs will be reused. Re-sync from scratch; local files that differ
+      // from the store's are the newer versions and are uploaded as edits (nothing is lost).
+      Log()->warn("{}: re-syncing; local files newer than the store's are uploaded again", s.message());
+      CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kResyncSetting, "1"));
+      CONVERGE_RETURN_IF_ERROR(index_->ForgetSyncState());
+      applier_.set_local_wins(true);
+      forgot = true;
+      before = 0;
+      continue;
+    }
+    if (s.ok() && pulled < kPullBatch && (resyncing || forgot)) {
+      CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kResyncSetting, "0"));
+      applier_.set_local_wins(false);
+      Log()->info("re-synced with the store up to seq {}", index_->cursor());
+    }
     if (!s.ok() || pulled < kPullBatch) {
       if (index_->cursor() > before) {
         absl::Status acked = store_->Ack(index_->cursor());

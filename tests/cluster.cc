@@ -118,22 +118,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   // Store shards: "store" (shard 0), "store-1", "store-2", ...
   std::vector<std::string> shard_addresses;
   for (int shard = 0; shard < std::max(1, options.store_shards); ++shard) {
-    const std::string name = shard == 0 ? "store" : absl::StrCat("store-", shard);
-    std::filesystem::remove(run + "/" + name + ".port");
-    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> store,
-                              ChildProcess::Start(with({Runfile("services/store/converge-store"),
-                                                        "--data_dir=" + options.dir + "/data/" + name,
-                                                        "--notify=" + notify, "--port_file=" + run + "/" + name + ".port",
-                                                        std::string("--service_token=") + kServiceToken,
-                                                        "--metrics_listen=127.0.0.1:0",
-                                                        "--metrics_port_file=" + run + "/" + name + ".metrics",
-                                                        verify_key},
-                                                       service_tls),
-                                                  c->logs_ + "/" + name + ".log"));
-    CONVERGE_ASSIGN_OR_RETURN(int port, WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
-    c->stores_.push_back(std::move(store));
-    c->store_ports_.push_back(port);
-    shard_addresses.push_back(absl::StrCat("127.0.0.1:", port));
+    c->stores_.emplace_back();
+    c->store_ports_.push_back(0);
+    CONVERGE_RETURN_IF_ERROR(c->StartStore(shard));
+    shard_addresses.push_back(c->store_address(shard));
   }
   c->store_port_ = c->store_ports_[0];
   CONVERGE_ASSIGN_OR_RETURN(
@@ -206,6 +194,35 @@ absl::Status Cluster::RestartNotify() {
   CONVERGE_ASSIGN_OR_RETURN(notify_port_, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
   return absl::OkStatus();
 }
+
+std::string Cluster::StoreDataDir(int shard) const {
+  return options_.dir + "/data/" + (shard == 0 ? std::string("store") : absl::StrCat("store-", shard));
+}
+
+absl::Status Cluster::StartStore(int shard) {
+  const std::string run = options_.dir + "/run";
+  const std::string name = shard == 0 ? "store" : absl::StrCat("store-", shard);
+  std::filesystem::remove(run + "/" + name + ".port");
+  const std::string tls = tls_dir();
+  // The first start picks a free port; a restart takes the same one (engines know it).
+  std::vector<std::string> argv = {Runfile("services/store/converge-store"),
+                                   absl::StrCat("--listen=127.0.0.1:", store_ports_[shard]),
+                                   "--data_dir=" + StoreDataDir(shard),
+                                   absl::StrCat("--notify=127.0.0.1:", notify_port_),
+                                   "--port_file=" + run + "/" + name + ".port",
+                                   std::string("--service_token=") + kServiceToken,
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--metrics_port_file=" + run + "/" + name + ".metrics",
+                                   "--token_verify_key=" + tls + "/token-verify.pub",
+                                   "--tls_ca=" + tls + "/ca.crt", "--tls_cert=" + tls + "/service.crt",
+                                   "--tls_key=" + tls + "/service.key"};
+  argv.insert(argv.end(), options_.store_args.begin(), options_.store_args.end());
+  CONVERGE_ASSIGN_OR_RETURN(stores_[shard], ChildProcess::Start(argv, logs_ + "/" + name + ".log"));
+  CONVERGE_ASSIGN_OR_RETURN(store_ports_[shard], WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
+  return absl::OkStatus();
+}
+
+void Cluster::StopStore(int shard) { stores_[shard]->Stop(SIGTERM); }
 
 void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
 void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }

@@ -30,6 +30,8 @@ struct ClusterOptions {
   std::vector<std::string> engine_args;
   // Store shards (separate services only): management spreads users over them.
   int store_shards = 1;
+  // Extra flags for every converge-store.
+  std::vector<std::string> store_args;
 };
 
 // Who an engine syncs as: user, namespace and the enrollment token it registers with.
@@ -61,6 +63,11 @@ class Cluster {
   // Notification service control (separate services only): stop (SIGKILL), start again on the
   // same port, freeze and thaw (SIGSTOP / SIGCONT).
   void KillNotify();
+  // Store control (separate services only): stop (SIGTERM) and start again on the same port and
+  // data directory.
+  void StopStore(int shard = 0);
+  absl::Status StartStore(int shard = 0);
+  std::string StoreDataDir(int shard = 0) const;
   absl::Status RestartNotify();
   void PauseNotify();
   void ResumeNotify();

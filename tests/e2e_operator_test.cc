@@ -139,7 +139,7 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
 
   // endpoints, health, top
   r = c_->Convergectl({"endpoints"});
-  EXPECT_TRUE(absl::StrContains(r.out, "store         127.0.0.1:")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "store (shard 0)  127.0.0.1:")) << r.out;
   r = c_->Convergectl({"health"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "management") && absl::StrContains(r.out, "notification")) << r.out;

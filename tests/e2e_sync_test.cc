@@ -284,6 +284,44 @@ TEST_F(E2eScenarioTest, NameDifferingOnlyInCaseStaysLocalAndIsReported) {
   EXPECT_EQ(Read(0, "report (beta).txt"), "lower");
 }
 
+TEST_F(E2eScenarioTest, StoreRestoredFromAnOlderBackupLosesNothing) {
+  Write(cluster_->folder(0) + "/a.txt", "one");
+  Write(cluster_->folder(0) + "/same.txt", "never changes");
+  ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
+  // A consistent backup: the store stopped, its data directory copied.
+  const std::string backup = cluster_->StoreDataDir() + "-backup";
+  cluster_->StopStore();
+  std::filesystem::copy(cluster_->StoreDataDir(), backup, std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(cluster_->StartStore().ok());
+  // Changes the backup does not have.
+  Write(cluster_->folder(0) + "/a.txt", "two, after the backup");
+  Write(cluster_->folder(0) + "/from-alpha.txt", "made after the backup");
+  Write(cluster_->folder(1) + "/from-beta.txt", "beta, after the backup");
+  absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged;
+
+  // The store comes back from the backup: it is behind both engines.
+  cluster_->StopStore();
+  std::filesystem::remove_all(cluster_->StoreDataDir());
+  std::filesystem::copy(backup, cluster_->StoreDataDir(), std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(cluster_->StartStore().ok());
+  converged = cluster_->WaitConverged(absl::Seconds(60));
+  ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
+  // Nothing lost, no conflict copies: the engines' newer files won and the store caught up.
+  for (int e = 0; e < 2; ++e) {
+    EXPECT_EQ(Read(e, "a.txt"), "two, after the backup");
+    EXPECT_EQ(Read(e, "from-alpha.txt"), "made after the backup");
+    EXPECT_EQ(Read(e, "from-beta.txt"), "beta, after the backup");
+    EXPECT_EQ(Read(e, "same.txt"), "never changes");
+    auto snap = Cluster::SnapshotFolder(cluster_->folder(e));
+    ASSERT_TRUE(snap.ok());
+    EXPECT_EQ(snap->size(), 4u) << DescribeDifference(*snap, {});
+  }
+  std::ifstream log(cluster_->logs_dir() + "/engine-alpha.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("the store is behind this device"), std::string::npos);
+}
+
 TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
   ClusterOptions options;
   options.dir = std::string(getenv("TEST_TMPDIR")) + "/all-in-one";

@@ -4,6 +4,7 @@
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
 #include "common/grpc_status.h"
+#include "common/store_behind.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -200,6 +201,9 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
   log_->Touch(req->namespace_id(), caller->device, Version(*ctx));
   absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
+  // A device past the head synced with a newer state of this store: it was restored from an
+  // older backup. The device must re-sync (its applied seqs will be reused for other commits).
+  if (req->since_seq() > *head) return ToGrpcStatus(StoreBehindError(req->since_seq(), *head));
   bool broken = false;
   absl::Status s = log_->ReadSince(
       req->namespace_id(), req->since_seq(), req->max_commits(), [&](const converge::Commit& c) {
