@@ -124,17 +124,30 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     shard_addresses.push_back(c->store_address(shard));
   }
   c->store_port_ = c->store_ports_[0];
-  CONVERGE_ASSIGN_OR_RETURN(
-      c->management_,
-      ChildProcess::Start(with({Runfile("services/management/converge-management"),
-                                "--data_dir=" + options.dir + "/data/management",
-                                "--store=" + absl::StrJoin(shard_addresses, ","), "--notify=" + notify,
-                                "--port_file=" + run + "/management.port", std::string("--token=") + kToken,
-                                std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
-                                "--metrics_port_file=" + run + "/management.metrics", signing_key},
-                               service_tls),
-                          c->logs_ + "/management.log"));
-  CONVERGE_ASSIGN_OR_RETURN(c->management_port_, WaitForPortFile(run + "/management.port", absl::Seconds(20)));
+  // Management replicas: "management" (0), "management-1", ...; several share the registry kept
+  // on the first store shard.
+  const int replicas = std::max(1, options.management_replicas);
+  for (int i = 0; i < replicas; ++i) {
+    const std::string name = i == 0 ? "management" : absl::StrCat("management-", i);
+    std::vector<std::string> argv = {Runfile("services/management/converge-management"),
+                                     "--data_dir=" + options.dir + "/data/" + name,
+                                     "--store=" + absl::StrJoin(shard_addresses, ","), "--notify=" + notify,
+                                     "--port_file=" + run + "/" + name + ".port", std::string("--token=") + kToken,
+                                     std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
+                                     "--metrics_port_file=" + run + "/" + name + ".metrics", signing_key};
+    if (replicas > 1) argv.push_back("--registry_in_store");
+    std::filesystem::remove(run + "/" + name + ".port");
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> m,
+                              ChildProcess::Start(with(argv, service_tls), c->logs_ + "/" + name + ".log"));
+    CONVERGE_ASSIGN_OR_RETURN(int port, WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
+    if (i == 0) {
+      c->management_ = std::move(m);
+      c->management_port_ = port;
+    } else {
+      c->extra_managements_.push_back(std::move(m));
+    }
+    c->management_ports_.push_back(port);
+  }
   }
 
   auto stub = management::v1::ManagementService::NewStub(
@@ -171,6 +184,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
 Cluster::~Cluster() {
   for (auto& e : engines_) e->Stop(SIGTERM);
   if (server_) server_->Stop(SIGTERM);
+  for (auto& m : extra_managements_) m->Stop(SIGTERM);
   if (management_) management_->Stop(SIGTERM);
   for (auto& s : stores_) s->Stop(SIGTERM);
   if (notify_) notify_->Stop(SIGTERM);
@@ -225,6 +239,9 @@ absl::Status Cluster::StartStore(int shard) {
 void Cluster::StopStore(int shard) { stores_[shard]->Stop(SIGTERM); }
 
 void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
+void Cluster::KillManagement(int replica) {
+  (replica == 0 ? management_ : extra_managements_.at(replica - 1))->Stop(SIGKILL);
+}
 void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }
 void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }
 
@@ -234,7 +251,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
   std::filesystem::create_directories(folder);
   std::filesystem::remove(metrics_port_file);
   std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
-                                   "--management=" + management_address(), "--enroll_token=" + id.enroll_token,
+                                   "--management=" + (id.management.empty() ? management_address() : id.management),
+                                   "--enroll_token=" + id.enroll_token,
                                    "--tls_ca=" + tls_dir() + "/ca.crt",
                                    "--user=" + id.user, "--namespace_id=" + id.namespace_id,
                                    "--device_name=" + name,

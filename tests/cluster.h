@@ -32,6 +32,8 @@ struct ClusterOptions {
   int store_shards = 1;
   // Extra flags for every converge-store.
   std::vector<std::string> store_args;
+  // Management replicas (separate services only); several keep the registry on the store.
+  int management_replicas = 1;
 };
 
 // Who an engine syncs as: user, namespace and the enrollment token it registers with.
@@ -39,6 +41,7 @@ struct EngineIdentity {
   std::string user;
   std::string namespace_id;
   std::string enroll_token;
+  std::string management;  // the management replica it enrolls through (empty: the first)
 };
 
 // A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
@@ -87,6 +90,10 @@ class Cluster {
   const std::string& folder(int engine) const { return folders_[engine]; }
   int engine_count() const { return static_cast<int>(folders_.size()); }
   std::string management_address() const { return "127.0.0.1:" + std::to_string(management_port_); }
+  std::string management_address(int replica) const {
+    return "127.0.0.1:" + std::to_string(management_ports_.at(replica));
+  }
+  void KillManagement(int replica);
   std::string notify_address() const { return "127.0.0.1:" + std::to_string(all_in_one() ? management_port_ : notify_port_); }
   bool all_in_one() const { return options_.all_in_one; }
   // TLS material (tools/certs/make-certs): ca.crt, service.crt/.key, token keys.
@@ -128,6 +135,8 @@ class Cluster {
   std::vector<int> store_ports_;
   std::vector<std::unique_ptr<ChildProcess>> stores_;
   std::vector<EngineIdentity> identities_;
+  std::vector<int> management_ports_;
+  std::vector<std::unique_ptr<ChildProcess>> extra_managements_;
   int management_port_ = 0;
   int notify_port_ = 0;
   std::unique_ptr<ChildProcess> notify_, management_, server_;

@@ -15,6 +15,9 @@ ABSL_FLAG(std::string, notify, "", "address of converge-notify, handed to engine
 ABSL_FLAG(std::string, token, "", "the operators' bearer token (or $CONVERGE_TOKEN)");
 ABSL_FLAG(std::string, token_signing_key, "",
           "PEM Ed25519 private key that signs device tokens (or $CONVERGE_TOKEN_SIGNING_KEY)");
+ABSL_FLAG(bool, registry_in_store, false,
+          "keep the registry on the first store shard (not under --data_dir): several management replicas "
+          "can then serve, changes serialised by the store's registry lock");
 ABSL_FLAG(absl::Duration, device_token_ttl, absl::Minutes(10), "how long a device token lives (at most 1h)");
 
 int main(int argc, char** argv) {
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
   options.token_signing_key =
       converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
   options.device_token_ttl = absl::GetFlag(FLAGS_device_token_ttl);
+  options.registry_in_store = absl::GetFlag(FLAGS_registry_in_store);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ServiceChannelCredentials();
   if (!creds.ok()) {
     log->error("cannot start: {}", creds.status().ToString());

@@ -4,18 +4,26 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "services/management/store_registry_kv.h"
 
 namespace converge::management {
 
 absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     const ManagementOptions& options) {
-  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  if (options.data_dir.empty() && !options.registry_in_store) {
+    return absl::InvalidArgumentError("--data_dir (or --registry_in_store) is required");
+  }
+  if (options.registry_in_store && options.endpoints.store_addresses.empty()) {
+    return absl::InvalidArgumentError("--registry_in_store needs --store");
+  }
   if (options.endpoints.store_addresses.empty() && options.sink == nullptr) {
     return absl::InvalidArgumentError("--store is required");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
+  if (!options.data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
+  }
   std::unique_ptr<ManagementServer> s(new ManagementServer());
   NamespaceSink* sink = options.sink;
   if (sink == nullptr) {
@@ -24,8 +32,14 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
                                                         options.service_token, options.client_credentials);
     sink = s->own_sink_.get();
   }
-  CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb",
-                                                         sink, Clock::Real()));
+  if (options.registry_in_store) {
+    CONVERGE_ASSIGN_OR_RETURN(
+        s->registry_, Registry::Open(std::make_unique<StoreRegistryKv>(options.endpoints.store_addresses[0],
+                                                                       options.service_token, options.client_credentials),
+                                     sink, Clock::Real()));
+  } else {
+    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb", sink, Clock::Real()));
+  }
   if (s->own_sink_ != nullptr) s->own_sink_->set_shard_map(s->registry_.get());
   std::shared_ptr<const TokenSigner> signer;
   if (!options.token_signing_key.empty()) {

@@ -27,6 +27,9 @@ struct ManagementOptions {
   EndpointsConfig endpoints;
   // When set, namespaces are registered here instead of over gRPC. Not owned.
   NamespaceSink* sink = nullptr;
+  // Keep the registry on the first store shard instead of under data_dir, so that several
+  // management replicas can serve (--registry_in_store).
+  bool registry_in_store = false;
 };
 
 class ManagementServer {

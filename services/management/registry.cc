@@ -110,19 +110,14 @@ absl::StatusOr<Namespace> DecodeNamespace(absl::string_view id, absl::string_vie
 }
 
 // ForEachWithPrefix calls fn(key without prefix, value) for every key starting with prefix.
-template <typename Fn>
-absl::Status ForEachWithPrefix(rocksdb::DB* db, const std::string& prefix, Fn fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    CONVERGE_RETURN_IF_ERROR(fn(View(it->key()).substr(prefix.size()), View(it->value())));
-  }
-  return Rocks(it->status(), "scan registry");
+absl::Status ForEachWithPrefix(RegistryKv* kv, const std::string& prefix, const RegistryKv::ScanFn& fn) {
+  return kv->Scan(prefix, fn);
 }
 
 // KeysWithPrefix returns the rest of every key that starts with prefix (member and share ids).
-absl::StatusOr<std::vector<std::string>> KeysWithPrefix(rocksdb::DB* db, const std::string& prefix) {
+absl::StatusOr<std::vector<std::string>> KeysWithPrefix(RegistryKv* kv, const std::string& prefix) {
   std::vector<std::string> out;
-  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db, prefix, [&](absl::string_view rest, absl::string_view) {
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv, prefix, [&](absl::string_view rest, absl::string_view) {
     out.emplace_back(rest);
     return absl::OkStatus();
   }));
@@ -140,30 +135,25 @@ absl::Status CheckName(const std::string& name) {
 
 absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(const std::string& dir,
                                                          NamespaceSink* sink, Clock* clock) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  rocksdb::DB* raw = nullptr;
-  CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options, dir, &raw), "open registry"));
-  return std::unique_ptr<Registry>(new Registry(std::unique_ptr<rocksdb::DB>(raw), sink, clock));
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRegistryKv> kv, LocalRegistryKv::Open(dir));
+  return Open(std::move(kv), sink, clock);
 }
 
-absl::StatusOr<std::string> Registry::Read(const std::string& key) {
-  std::string value;
-  CONVERGE_RETURN_IF_ERROR(Rocks(db_->Get(rocksdb::ReadOptions(), key, &value), "read registry"));
-  return value;
+absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink,
+                                                         Clock* clock) {
+  return std::unique_ptr<Registry>(new Registry(std::move(kv), sink, clock));
 }
 
-absl::Status Registry::Write(const std::string& key, const std::string& value) {
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return Rocks(db_->Put(sync, key, value), "write registry");
-}
+absl::StatusOr<std::string> Registry::Read(const std::string& key) { return kv_->Get(key); }
+
+absl::Status Registry::Write(const std::string& key, const std::string& value) { return kv_->Put(key, value); }
 
 absl::StatusOr<User> Registry::CreateUser(const std::string& user_id,
                                           const std::string& display_name) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   if (display_name.size() > kMaxNameBytes) return absl::InvalidArgumentError("display name too long");
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   if (Read(UserKey(user_id)).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("user '", user_id, "' exists"));
   }
@@ -171,7 +161,7 @@ absl::StatusOr<User> Registry::CreateUser(const std::string& user_id,
          absl::ToUnixMillis(clock_->Now())};
   // The shard with the fewest users (the lowest on a tie).
   std::vector<uint64_t> users_on(std::max<uint32_t>(1, sink_->shard_count()), 0);
-  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db_.get(), "u", [&](absl::string_view id, absl::string_view v) {
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv_.get(), "u", [&](absl::string_view id, absl::string_view v) {
     CONVERGE_ASSIGN_OR_RETURN(User other, DecodeUser(id, v));
     if (other.shard < users_on.size()) ++users_on[other.shard];
     return absl::OkStatus();
@@ -200,7 +190,7 @@ absl::StatusOr<uint32_t> Registry::ShardOfNamespace(const std::string& ns) {
 absl::StatusOr<std::vector<User>> Registry::ListUsers() {
   std::vector<User> users;
   CONVERGE_RETURN_IF_ERROR(
-      ForEachWithPrefix(db_.get(), "u", [&](absl::string_view id, absl::string_view v) {
+      ForEachWithPrefix(kv_.get(), "u", [&](absl::string_view id, absl::string_view v) {
         CONVERGE_ASSIGN_OR_RETURN(User u, DecodeUser(id, v));
         users.push_back(std::move(u));
         return absl::OkStatus();
@@ -213,6 +203,7 @@ absl::StatusOr<RegisteredDevice> Registry::RegisterDevice(const std::string& use
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   CONVERGE_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   if (user.disabled) {
     return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
@@ -272,6 +263,7 @@ absl::StatusOr<User> Registry::GetUserLocked(const std::string& user_id) {
 absl::StatusOr<User> Registry::DisableUser(const std::string& user_id) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   // Devices first: if the store cannot be told, the user stays enabled and a retry finishes.
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> devices, ListDevices(user_id));
@@ -285,7 +277,7 @@ absl::StatusOr<User> Registry::DisableUser(const std::string& user_id) {
 
 absl::StatusOr<std::vector<std::string>> Registry::NamespacesOf(const std::string& device_id) {
   std::vector<std::string> out;
-  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(db_.get(), "m", [&](absl::string_view key, absl::string_view) {
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv_.get(), "m", [&](absl::string_view key, absl::string_view) {
     const size_t sep = key.find('\0');
     if (sep != absl::string_view::npos && key.substr(sep + 1) == device_id) out.emplace_back(key.substr(0, sep));
     return absl::OkStatus();
@@ -296,6 +288,7 @@ absl::StatusOr<std::vector<std::string>> Registry::NamespacesOf(const std::strin
 absl::StatusOr<Device> Registry::RevokeDevice(const std::string& device_id, bool wipe) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   return RevokeLocked(device_id, wipe);
 }
 
@@ -309,9 +302,7 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
     CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
     members.erase(std::remove(members.begin(), members.end(), device_id), members.end());
     CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, n.owner_user_id, members));
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
-    CONVERGE_RETURN_IF_ERROR(Rocks(db_->Delete(sync, absl::StrCat(MemberPrefix(ns), device_id)), "write registry"));
+    CONVERGE_RETURN_IF_ERROR(kv_->Delete(absl::StrCat(MemberPrefix(ns), device_id)));
   }
   if (device.state == DeviceState::kActive || (wipe && device.state == DeviceState::kRevoked)) {
     device.state = wipe ? DeviceState::kWipePending : DeviceState::kRevoked;
@@ -329,6 +320,7 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
 absl::StatusOr<User> Registry::SetQuota(const std::string& user_id, uint64_t quota_bytes) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   CONVERGE_RETURN_IF_ERROR(sink_->SetQuota(user_id, quota_bytes).status());
   user.quota_bytes = quota_bytes;
@@ -342,6 +334,7 @@ absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::strin
     return absl::InvalidArgumentError("an enrollment token lives between 1 s and 30 days");
   }
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
   EnrollmentGrant grant;
@@ -358,6 +351,7 @@ absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::strin
 absl::StatusOr<std::string> Registry::RedeemEnrollmentToken(const std::string& token) {
   if (token.empty() || token.size() > 256) return absl::UnauthenticatedError("invalid enrollment token");
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   absl::StatusOr<std::string> value = Read(EnrollmentKey(token));
   if (absl::IsNotFound(value.status())) return absl::UnauthenticatedError("invalid enrollment token");
   CONVERGE_RETURN_IF_ERROR(value.status());
@@ -376,6 +370,7 @@ absl::StatusOr<std::string> Registry::RedeemEnrollmentToken(const std::string& t
 absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const std::string& credential) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   std::string hash;
   CONVERGE_ASSIGN_OR_RETURN(Device device, Authenticate(device_id, credential, &hash));
   if (device.state != DeviceState::kWipePending && device.state != DeviceState::kWiped) {
@@ -389,7 +384,7 @@ absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const
 absl::StatusOr<std::vector<Device>> Registry::ListDevices(const std::string& user_id) {
   std::vector<Device> devices;
   CONVERGE_RETURN_IF_ERROR(
-      ForEachWithPrefix(db_.get(), "d", [&](absl::string_view id, absl::string_view v) {
+      ForEachWithPrefix(kv_.get(), "d", [&](absl::string_view id, absl::string_view v) {
         CONVERGE_ASSIGN_OR_RETURN(Device d, DecodeDevice(id, v));
         if (user_id.empty() || d.user_id == user_id) devices.push_back(std::move(d));
         return absl::OkStatus();
@@ -402,6 +397,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("owner user id", owner));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(owner));
   if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", owner, "' is disabled"));
   if (Read(NamespaceKey(ns)).ok()) {
@@ -416,7 +412,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
 absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces(const std::string& user_id) {
   std::vector<Namespace> out;
   CONVERGE_RETURN_IF_ERROR(
-      ForEachWithPrefix(db_.get(), "n", [&](absl::string_view id, absl::string_view v) {
+      ForEachWithPrefix(kv_.get(), "n", [&](absl::string_view id, absl::string_view v) {
         CONVERGE_ASSIGN_OR_RETURN(Namespace n, DecodeNamespace(id, v));
         CONVERGE_ASSIGN_OR_RETURN(n.shared_with, SharedWith(n.namespace_id));
         if (user_id.empty() || n.owner_user_id == user_id ||
@@ -429,7 +425,7 @@ absl::StatusOr<std::vector<Namespace>> Registry::ListNamespaces(const std::strin
 }
 
 absl::StatusOr<std::vector<std::string>> Registry::SharedWith(const std::string& ns) {
-  return KeysWithPrefix(db_.get(), SharePrefix(ns));
+  return KeysWithPrefix(kv_.get(), SharePrefix(ns));
 }
 
 absl::StatusOr<Namespace> Registry::GetNamespaceLocked(const std::string& ns) {
@@ -452,6 +448,7 @@ absl::StatusOr<Namespace> Registry::ShareNamespace(const std::string& ns, const 
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   if (user.disabled) return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
@@ -466,13 +463,14 @@ absl::StatusOr<Namespace> Registry::ShareNamespace(const std::string& ns, const 
 }
 
 absl::StatusOr<std::vector<std::string>> Registry::MemberIds(const std::string& ns) {
-  return KeysWithPrefix(db_.get(), MemberPrefix(ns));
+  return KeysWithPrefix(kv_.get(), MemberPrefix(ns));
 }
 
 absl::Status Registry::AddDevice(const std::string& ns, const std::string& device_id) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("device id", device_id));
   absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
   CONVERGE_ASSIGN_OR_RETURN(Device d, GetDevice(device_id));
   if (d.state != DeviceState::kActive) {

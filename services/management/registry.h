@@ -12,7 +12,6 @@
 #ifndef CONVERGE_SERVICES_MANAGEMENT_REGISTRY_H_
 #define CONVERGE_SERVICES_MANAGEMENT_REGISTRY_H_
 
-#include <rocksdb/db.h>
 
 #include <memory>
 #include <string>
@@ -23,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "services/management/registry_kv.h"
 
 namespace converge::management {
 
@@ -132,6 +132,9 @@ class Registry : public ShardMap {
   // Open creates the database under `dir` if needed.
   static absl::StatusOr<std::unique_ptr<Registry>> Open(const std::string& dir, NamespaceSink* sink,
                                                         Clock* clock);
+  // Open over another store of records (StoreRegistryKv: shared by several management replicas).
+  static absl::StatusOr<std::unique_ptr<Registry>> Open(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink,
+                                                        Clock* clock);
 
   // ShardOfUser: NotFound for an unknown user. ShardOfNamespace: the owner's shard; NotFound
   // for an unknown namespace.
@@ -195,8 +198,8 @@ class Registry : public ShardMap {
   absl::StatusOr<std::vector<Device>> ListMembers(const std::string& ns);
 
  private:
-  Registry(std::unique_ptr<rocksdb::DB> db, NamespaceSink* sink, Clock* clock)
-      : db_(std::move(db)), sink_(sink), clock_(clock) {}
+  Registry(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink, Clock* clock)
+      : kv_(std::move(kv)), sink_(sink), clock_(clock) {}
 
   absl::StatusOr<std::string> Read(const std::string& key);  // NotFound if absent
   absl::Status Write(const std::string& key, const std::string& value);
@@ -211,10 +214,10 @@ class Registry : public ShardMap {
   absl::StatusOr<std::vector<std::string>> SharedWith(const std::string& ns);
   absl::StatusOr<Device> RevokeLocked(const std::string& device_id, bool wipe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<RegistryKv> kv_;
   NamespaceSink* const sink_;
   Clock* const clock_;
-  absl::Mutex mu_;  // serialises changes
+  absl::Mutex mu_;  // serialises changes in this process; kv_->Lock() across replicas
 };
 
 }  // namespace converge::management

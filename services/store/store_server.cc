@@ -35,6 +35,8 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
   }
   s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher, options.auth,
                                              options.per_device);
+  s->registry_ = std::make_unique<RegistryArea>(s->db_.get(), Clock::Real());
+  s->service_->set_registry(s->registry_.get());
   return s;
 }
 

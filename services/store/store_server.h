@@ -53,6 +53,7 @@ class StoreServer {
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Publisher> own_publisher_;
+  std::unique_ptr<RegistryArea> registry_;
   std::unique_ptr<StoreService> service_;
 };
 

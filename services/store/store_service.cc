@@ -289,6 +289,53 @@ grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFil
   return grpc::Status::OK;
 }
 
+grpc::Status StoreService::RegistryRead(grpc::ServerContext* ctx, const v1::RegistryReadRequest* req,
+                                        v1::RegistryReadResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (registry_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no registry here");
+  if (!req->key().empty()) {
+    absl::StatusOr<std::string> value = registry_->Get(req->key());
+    if (!value.ok()) return ToGrpcStatus(value.status());
+    v1::RegistryRecord* r = resp->add_records();
+    r->set_key(req->key());
+    r->set_value(*value);
+    return grpc::Status::OK;
+  }
+  return ToGrpcStatus(registry_->Scan(req->prefix(), [&](const std::string& key, const std::string& value) {
+    v1::RegistryRecord* r = resp->add_records();
+    r->set_key(key);
+    r->set_value(value);
+  }));
+}
+
+grpc::Status StoreService::RegistryWrite(grpc::ServerContext* ctx, const v1::RegistryWriteRequest* req,
+                                         v1::RegistryWriteResponse*) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (registry_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no registry here");
+  std::vector<std::pair<std::string, std::string>> puts;
+  for (const v1::RegistryRecord& r : req->put()) {
+    if (r.key().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty registry key");
+    puts.emplace_back(r.key(), r.value());
+  }
+  std::vector<std::string> deletes(req->delete_().begin(), req->delete_().end());
+  return ToGrpcStatus(registry_->Write(req->holder(), puts, deletes));
+}
+
+grpc::Status StoreService::RegistryLock(grpc::ServerContext* ctx, const v1::RegistryLockRequest* req,
+                                        v1::RegistryLockResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (registry_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no registry here");
+  if (req->holder().empty() || req->holder().size() > 128) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registry lock holder must have 1..128 bytes");
+  }
+  if (req->release()) {
+    registry_->Release(req->holder());
+    return grpc::Status::OK;
+  }
+  resp->set_acquired(registry_->Lock(req->holder(), absl::Milliseconds(req->lease_ms())));
+  return grpc::Status::OK;
+}
+
 grpc::Status StoreService::RegisterNamespace(grpc::ServerContext* ctx,
                                              const v1::RegisterNamespaceRequest* req,
                                              v1::RegisterNamespaceResponse*) {

@@ -9,6 +9,7 @@
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
 #include "services/store/publisher.h"
+#include "services/store/registry_area.h"
 
 namespace converge::store {
 
@@ -56,6 +57,14 @@ class StoreService final : public v1::StoreService::Service {
                                  v1::HeldDelete* resp) override;
   grpc::Status GetNamespaceStats(grpc::ServerContext* ctx, const v1::GetNamespaceStatsRequest* req,
                                  v1::GetNamespaceStatsResponse* resp) override;
+  grpc::Status RegistryRead(grpc::ServerContext* ctx, const v1::RegistryReadRequest* req,
+                            v1::RegistryReadResponse* resp) override;
+  grpc::Status RegistryWrite(grpc::ServerContext* ctx, const v1::RegistryWriteRequest* req,
+                             v1::RegistryWriteResponse* resp) override;
+  grpc::Status RegistryLock(grpc::ServerContext* ctx, const v1::RegistryLockRequest* req,
+                            v1::RegistryLockResponse* resp) override;
+  // Where management's shared registry lives (null: the Registry RPCs are UNIMPLEMENTED). Not owned.
+  void set_registry(RegistryArea* registry) { registry_ = registry; }
 
  private:
   // Caller: the device a call acts for (from its token) and the owner of the namespace it may
@@ -77,6 +86,7 @@ class StoreService final : public v1::StoreService::Service {
   Publisher* const publisher_;
   Authenticator auth_;
   CallLimiter limiter_;
+  RegistryArea* registry_ = nullptr;
 };
 
 }  // namespace converge::store

@@ -33,8 +33,10 @@ store = find("StatefulSet", "store")
 assert store["spec"]["volumeClaimTemplates"], "store needs persistent volumes"
 assert store["spec"]["replicas"] >= 2, "two store shards"
 assert find("Service", "store")["spec"]["clusterIP"] == "None", "store pods need stable names"
-mgmt = find("StatefulSet", "management")
+mgmt = find("Deployment", "management")
+assert mgmt["spec"]["replicas"] >= 2, "several management replicas"
 args = mgmt["spec"]["template"]["spec"]["containers"][0]["args"]
+assert "--registry_in_store" in args, "replicas share the registry on the store"
 shards = [a for a in args if a.startswith("--store=")][0].split("=", 1)[1].split(",")
 assert len(shards) == store["spec"]["replicas"], "management lists every store shard"
 notify = find("Deployment", "notification")
