@@ -23,26 +23,24 @@ StoreNamespaceSink::StoreNamespaceSink(const std::vector<std::string>& store_add
   }
 }
 
-absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForUser(const std::string& user_id) {
+absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForShard(
+    const std::function<absl::StatusOr<uint32_t>()>& shard_of, const std::string& what) {
   if (stubs_.size() == 1) return stubs_[0].get();
   if (shard_map_ == nullptr) return absl::InternalError("several store shards but no shard map");
-  CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_map_->ShardOfUser(user_id));
+  CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_of());
   if (shard >= stubs_.size()) {
-    return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is on store shard ", shard, " but only ",
-                                                      stubs_.size(), " are configured (shards must never be removed)"));
+    return absl::FailedPreconditionError(absl::StrCat(what, " is on store shard ", shard, " but only ", stubs_.size(),
+                                                      " are configured (shards must never be removed)"));
   }
   return stubs_[shard].get();
 }
 
+absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForUser(const std::string& user_id) {
+  return ForShard([&] { return shard_map_->ShardOfUser(user_id); }, absl::StrCat("user '", user_id, "'"));
+}
+
 absl::StatusOr<store::v1::StoreService::Stub*> StoreNamespaceSink::ForNamespace(const std::string& ns) {
-  if (stubs_.size() == 1) return stubs_[0].get();
-  if (shard_map_ == nullptr) return absl::InternalError("several store shards but no shard map");
-  CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_map_->ShardOfNamespace(ns));
-  if (shard >= stubs_.size()) {
-    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is on store shard ", shard, " but only ",
-                                                      stubs_.size(), " are configured (shards must never be removed)"));
-  }
-  return stubs_[shard].get();
+  return ForShard([&] { return shard_map_->ShardOfNamespace(ns); }, absl::StrCat("namespace '", ns, "'"));
 }
 
 absl::StatusOr<uint64_t> StoreNamespaceSink::SetQuota(const std::string& user_id, uint64_t quota_bytes) {

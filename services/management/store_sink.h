@@ -3,6 +3,7 @@
 #ifndef CONVERGE_SERVICES_MANAGEMENT_STORE_SINK_H_
 #define CONVERGE_SERVICES_MANAGEMENT_STORE_SINK_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ class StoreNamespaceSink : public NamespaceSink {
 
  private:
   // The stub of the shard holding a user's / a namespace's data.
+  absl::StatusOr<store::v1::StoreService::Stub*> ForShard(const std::function<absl::StatusOr<uint32_t>()>& shard_of,
+                                                          const std::string& what);
   absl::StatusOr<store::v1::StoreService::Stub*> ForUser(const std::string& user_id);
   absl::StatusOr<store::v1::StoreService::Stub*> ForNamespace(const std::string& ns);
 
