@@ -155,6 +155,9 @@ absl::StatusOr<Commit> DecodeCommit(absl::string_view bytes) {
     return absl::DataLossError("corrupt commit record");
   }
   c.committed_at_unix_ms = static_cast<int64_t>(at);
+  // Every version takes well over 16 bytes: a count beyond that is corruption, not a request to
+  // allocate (found by //tests/fuzz:wire_fuzz).
+  if (n > d.remaining() / 16) return absl::DataLossError("corrupt commit record: file count");
   c.files.resize(n);
   for (FileVersion& v : c.files) {
     if (!GetFileVersion(&d, &v)) return absl::DataLossError("corrupt commit record");

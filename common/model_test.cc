@@ -40,6 +40,18 @@ TEST(ModelTest, CorruptRecordsAreDataLoss) {
   EXPECT_EQ(DecodeCommit("garbage").status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(ModelTest, ACommitClaimingHugeFileCountsIsDataLossNotAnAllocation) {
+  // Found by //tests/fuzz:wire_fuzz: the count was trusted and resized to.
+  Commit c;
+  c.namespace_id = "ns";
+  c.seq = 1;
+  std::string bytes = EncodeCommit(c);
+  bytes.back() = '\xff';  // the file count's varint now goes on...
+  for (int i = 0; i < 4; ++i) bytes.push_back('\xff');
+  bytes.push_back('\x3f');  // ...to about 2^41
+  EXPECT_TRUE(absl::IsDataLoss(DecodeCommit(bytes).status()));
+}
+
 TEST(ModelTest, CommitRoundTripsThroughEncodingAndWire) {
   Commit c;
   c.namespace_id = "ns";

@@ -127,7 +127,8 @@ absl::Status ValidateRelativePath(absl::string_view path) {
       return absl::InvalidArgumentError(absl::StrCat("path component over ", kMaxNameBytes,
                                                      " bytes: ", part.substr(0, 32), "..."));
     }
-    if (first && part == kReservedName) {
+    // In any case: on a case-insensitive filesystem ".Converge" is the engine's state directory.
+    if (first && CaseFold(part) == kReservedName) {
       return absl::InvalidArgumentError(absl::StrCat("path uses the reserved name ", kReservedName));
     }
     first = false;

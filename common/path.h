@@ -17,7 +17,7 @@ inline constexpr absl::string_view kReservedName = ".converge";
 
 // ValidateRelativePath returns OK for a '/'-separated relative path of valid UTF-8 whose
 // components are neither empty, "." nor "..", contain no NUL or backslash, are at most
-// kMaxNameBytes long, and whose first component is not kReservedName.
+// kMaxNameBytes long, and whose first component is not kReservedName in any case.
 // Returns InvalidArgument naming the problem otherwise.
 absl::Status ValidateRelativePath(absl::string_view path);
 

@@ -27,6 +27,8 @@ TEST(ValidateRelativePathTest, RejectsNulBackslashReservedAndInvalidUtf8) {
   EXPECT_FALSE(ValidateRelativePath("a\\..\\b").ok());
   EXPECT_FALSE(ValidateRelativePath(".converge/state").ok());
   EXPECT_FALSE(ValidateRelativePath(".converge").ok());
+  EXPECT_FALSE(ValidateRelativePath(".Converge/index.rocksdb/CURRENT").ok());  // macOS, Windows
+  EXPECT_TRUE(ValidateRelativePath("a/.converge").ok());
   EXPECT_FALSE(ValidateRelativePath("bad\xff").ok());
   EXPECT_FALSE(ValidateRelativePath("overlong\xc0\xaf").ok());
   EXPECT_FALSE(ValidateRelativePath("surrogate\xed\xa0\x80").ok());
