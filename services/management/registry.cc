@@ -1,7 +1,5 @@
 #include "services/management/registry.h"
 
-#include <rocksdb/options.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +8,6 @@
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/random_id.h"
-#include "common/rocksdb_status.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -30,7 +27,6 @@ std::string SharePrefix(absl::string_view ns) {
   return absl::StrCat("s", ns, absl::string_view("\0", 1));
 }
 
-absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
 std::string EncodeUser(const User& u) {
   std::string out;
