@@ -58,8 +58,9 @@ absl::StatusOr<IndexEntry> DecodeEntry(absl::string_view bytes) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& dir, rocksdb::Env* env) {
   rocksdb::Options options;
+  if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.max_open_files = 64;
   rocksdb::DB* raw = nullptr;

@@ -38,7 +38,8 @@ class LocalIndex {
   ~LocalIndex() {
     if (compactor_.joinable()) compactor_.join();
   }
-  static absl::StatusOr<std::unique_ptr<LocalIndex>> Open(const std::string& dir);
+  // `env`: tests substitute their own (power cuts); default the real filesystem.
+  static absl::StatusOr<std::unique_ptr<LocalIndex>> Open(const std::string& dir, rocksdb::Env* env = nullptr);
 
   // Get returns the entry of a path, live or tombstone; nullopt if the path was never synced.
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);

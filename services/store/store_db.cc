@@ -8,8 +8,9 @@
 
 namespace converge::store {
 
-absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, rocksdb::Env* env) {
   rocksdb::Options options;
+  if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
   // Chunk bytes go to blob files so compaction does not rewrite them.

@@ -27,7 +27,7 @@ namespace converge::store {
 class StoreDb {
  public:
   // Open creates the database under `dir` if needed. Returns Unavailable on I/O errors.
-  static absl::StatusOr<std::unique_ptr<StoreDb>> Open(const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<StoreDb>> Open(const std::string& dir, rocksdb::Env* env = nullptr);
 
   rocksdb::DB* db() { return db_.get(); }
 
