@@ -385,7 +385,10 @@ absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
   Fd cur(ReopenRoot());
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     const std::string name(part);
-    if (mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (mkdirat(cur.get(), name.c_str(), 0755) == 0) {
+      // The new directory's name is durable before anything is installed in it.
+      if (fsync(cur.get()) != 0) return Errno("fsync directory above", path);
+    } else if (errno != EEXIST) {
       return Errno("create directory", path);
     }
     int next = openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

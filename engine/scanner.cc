@@ -99,7 +99,8 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     }
 
     FileVersion v;
-    v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id : RandomBytes(kFileIdBytes);
+    v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id
+                                                               : new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes);
     v.path = path;
     v.kind = st.kind;
     v.mode = st.mode & 0777;

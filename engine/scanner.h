@@ -6,6 +6,7 @@
 #ifndef CONVERGE_ENGINE_SCANNER_H_
 #define CONVERGE_ENGINE_SCANNER_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -55,6 +56,10 @@ class Scanner {
   // gone become deletions. Paths no other device could take are ignored.
   absl::StatusOr<ScanResult> ScanPaths(const std::vector<std::string>& paths);
 
+  // set_file_ids replaces the random new file ids (kFileIdBytes each) with `next` (a simulation
+  // that must replay exactly).
+  void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
+
  private:
   // Compare turns what is on disk (`walked`, parents before children) and what the index knows
   // of the same part of the tree (`known`, live entries) into changes.
@@ -65,6 +70,7 @@ class Scanner {
   LocalIndex* const index_;
   Clock* const clock_;
   const ChunkParams params_;
+  std::function<std::string()> new_file_id_;
 };
 
 }  // namespace converge::engine

@@ -53,6 +53,9 @@ struct EngineOptions {
   // on_denied is told when the store refuses this device (PermissionDenied: removed from the
   // namespace, revoked); returning true stops the engine.
   std::function<bool(const absl::Status&)> on_denied;
+  // new_file_id: where new files' ids come from (default: random; a simulation makes them
+  // deterministic).
+  std::function<std::string()> new_file_id;
 };
 
 struct ScanStats {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
 #include "common/model.h"
+#include "common/rsync_delta.h"
 
 namespace converge::store {
 
@@ -207,6 +208,22 @@ absl::StatusOr<std::string> ChunkStore::Get(const std::string& owner, const Dige
   absl::StatusOr<StoredChunk> stored = GetStored(owner, d, &raw);
   if (!stored.ok()) return stored.status();
   return raw;
+}
+
+absl::StatusOr<std::string> ChunkStore::RebuildFromDelta(const std::string& owner, const Digest& base_digest,
+                                                       uint32_t block_bytes, absl::string_view delta) {
+  absl::StatusOr<std::string> base = Get(owner, base_digest);
+  if (absl::IsNotFound(base.status())) {
+    return absl::FailedPreconditionError("the delta's base chunk is not stored: upload the chunk whole");
+  }
+  if (!base.ok()) return base.status();
+  if (block_bytes < 64 || block_bytes > (1u << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat("delta block size ", block_bytes, " out of range"));
+  }
+  // The ops stream is itself bounded: literals plus 10 bytes per copied block at most.
+  absl::StatusOr<std::string> ops = Decompress(delta, 2 * kMaxChunkBytes);
+  if (!ops.ok()) return ops.status();
+  return ApplyDelta(*ops, *base, block_bytes, kMaxChunkBytes);
 }
 
 }  // namespace converge::store

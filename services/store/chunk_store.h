@@ -55,6 +55,12 @@ class ChunkStore {
   // new to `owner` would take it over its quota.
   absl::Status Put(const std::string& owner, const std::vector<ChunkData>& chunks);
 
+  // RebuildFromDelta returns the raw chunk an uploaded rsync delta (zstd-compressed ops against
+  // `base`, blocks of `block_bytes`) describes. FailedPrecondition if `owner` holds no `base`
+  // (upload the chunk whole); InvalidArgument for a malformed delta. Put checks the result's hash.
+  absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const Digest& base, uint32_t block_bytes,
+                                               absl::string_view delta);
+
   // Get returns the raw bytes of a chunk `owner` holds, NotFound if it holds none, DataLoss if
   // the stored bytes no longer match the digest.
   absl::StatusOr<std::string> Get(const std::string& owner, const Digest& d);

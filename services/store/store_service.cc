@@ -134,18 +134,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
 absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
   absl::StatusOr<Digest> base_digest = DigestFromBytes(req.base_sha256());
   if (!base_digest.ok()) return base_digest.status();
-  absl::StatusOr<std::string> base = chunks_->Get(owner, *base_digest);
-  if (absl::IsNotFound(base.status())) {
-    return absl::FailedPreconditionError("the delta's base chunk is not stored: upload the chunk whole");
-  }
-  if (!base.ok()) return base.status();
-  if (req.block_bytes() < 64 || req.block_bytes() > (1u << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat("delta block size ", req.block_bytes(), " out of range"));
-  }
-  // The ops stream is itself bounded: literals plus 10 bytes per copied block at most.
-  absl::StatusOr<std::string> ops = Decompress(req.data(), 2 * kMaxChunkBytes);
-  if (!ops.ok()) return ops.status();
-  return ApplyDelta(*ops, *base, req.block_bytes(), kMaxChunkBytes);
+  return chunks_->RebuildFromDelta(owner, *base_digest, req.block_bytes(), req.data());
 }
 
 grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,

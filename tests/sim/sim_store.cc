@@ -1,0 +1,159 @@
+#include "tests/sim/sim_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/chunk_codec.h"
+#include "common/rsync_delta.h"
+#include "common/status_macros.h"
+#include "common/store_behind.h"
+
+namespace converge::sim {
+namespace {
+
+absl::Status Lost(const char* call, bool after) {
+  return absl::UnavailableError(absl::StrCat(call, after ? ": reply lost" : ": request lost"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SimStore>> SimStore::Create(Clock* clock, const std::vector<std::string>& members,
+                                                           store::MassDeletePolicy policy) {
+  std::unique_ptr<SimStore> s(new SimStore(clock, policy));
+  CONVERGE_RETURN_IF_ERROR(s->Open());
+  CONVERGE_RETURN_IF_ERROR(s->log_->RegisterNamespace(kNamespace, kOwner, members));
+  return s;
+}
+
+absl::Status SimStore::Open() {
+  CONVERGE_ASSIGN_OR_RETURN(db_, store::StoreDb::Open("/store", env_.env()));
+  chunks_ = std::make_unique<store::ChunkStore>(db_.get());
+  log_ = std::make_unique<store::CommitLog>(db_.get(), chunks_.get(), clock_, policy_);
+  return absl::OkStatus();
+}
+
+absl::Status SimStore::PowerCut() {
+  env_.Cut();
+  log_.reset();
+  chunks_.reset();
+  db_.reset();
+  CONVERGE_RETURN_IF_ERROR(env_.Recover());
+  return Open();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> SimStore::Files() {
+  std::map<std::string, std::string> out;
+  absl::Status problem;
+  CONVERGE_RETURN_IF_ERROR(log_->ListFiles(kNamespace, [&](const FileVersion& v) {
+    if (v.deleted || !problem.ok()) return;
+    if (v.kind == FileKind::kDirectory) {
+      out[v.path] = "/";
+      return;
+    }
+    std::string content;
+    for (const ChunkRef& c : v.chunks) {
+      absl::StatusOr<std::string> bytes = chunks_->Get(kOwner, c.sha256);
+      if (!bytes.ok()) {
+        problem = absl::DataLossError(absl::StrCat(v.path, "@", v.seq, ": ", bytes.status().ToString()));
+        return;
+      }
+      content += *bytes;
+    }
+    out[v.path] = std::move(content);
+  }));
+  CONVERGE_RETURN_IF_ERROR(problem);
+  return out;
+}
+
+absl::StatusOr<std::vector<Digest>> SimStoreClient::FindMissing(const std::vector<Digest>& digests) {
+  const Fault f = Ask("FindMissing");
+  if (f == Fault::kDropRequest) return Lost("FindMissing", false);
+  absl::StatusOr<std::vector<Digest>> missing = store_->chunks()->FindMissing(SimStore::kOwner, digests);
+  if (f == Fault::kDropReply) return Lost("FindMissing", true);
+  return missing;
+}
+
+absl::StatusOr<absl::flat_hash_map<std::string, Signature>> SimStoreClient::Signatures(const std::vector<Digest>& digests) {
+  if (Ask("Signatures") != Fault::kNone) return Lost("Signatures", false);
+  absl::flat_hash_map<std::string, Signature> out;
+  for (const Digest& d : digests) {
+    absl::StatusOr<std::string> raw = store_->chunks()->Get(SimStore::kOwner, d);
+    if (absl::IsNotFound(raw.status())) continue;
+    CONVERGE_RETURN_IF_ERROR(raw.status());
+    out[DigestToBytes(d)] = MakeSignature(*raw, BlockBytesFor(raw->size()));
+  }
+  return out;
+}
+
+absl::Status SimStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(engine::ChunkUpload*)>& next) {
+  const Fault f = Ask("PutChunks");
+  std::vector<store::ChunkData> batch;
+  while (true) {
+    engine::ChunkUpload up;
+    CONVERGE_ASSIGN_OR_RETURN(bool more, next(&up));
+    if (!more) break;
+    bytes_up_ += up.data.size();
+    if (up.delta) {
+      CONVERGE_ASSIGN_OR_RETURN(std::string raw, store_->chunks()->RebuildFromDelta(SimStore::kOwner, up.base,
+                                                                                     up.block_bytes, up.data));
+      batch.push_back(store::ChunkData{up.sha256, std::move(raw), ChunkEncoding::kRaw});
+    } else {
+      batch.push_back(store::ChunkData{up.sha256, std::move(up.data), up.encoding});
+    }
+  }
+  if (f == Fault::kDropRequest) return Lost("PutChunks", false);
+  if (!batch.empty()) CONVERGE_RETURN_IF_ERROR(store_->chunks()->Put(SimStore::kOwner, batch));
+  if (f == Fault::kDropReply) return Lost("PutChunks", true);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SimStoreClient::Commit(const std::vector<FileVersion>& changes) {
+  const Fault f = Ask("Commit");
+  if (f == Fault::kDropRequest) return Lost("Commit", false);
+  CONVERGE_ASSIGN_OR_RETURN(converge::Commit c, store_->log()->Append(SimStore::kNamespace, device_, changes));
+  if (f == Fault::kDropReply) return Lost("Commit", true);
+  return c.seq;
+}
+
+absl::Status SimStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
+                                  const std::function<absl::Status(const converge::Commit&)>& fn) {
+  const Fault f = Ask("Pull");
+  if (f == Fault::kDropRequest) return Lost("Pull", false);
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->log()->HeadSeq(SimStore::kNamespace));
+  if (since_seq > head) return StoreBehindError(since_seq, head);
+  absl::Status failed;
+  int delivered = 0;
+  CONVERGE_RETURN_IF_ERROR(store_->log()->ReadSince(SimStore::kNamespace, since_seq, max_commits, [&](const converge::Commit& c) {
+    // A lost reply cuts the stream after its first commit.
+    if (f == Fault::kDropReply && delivered == 1) return false;
+    ++delivered;
+    failed = fn(c);
+    return failed.ok();
+  }));
+  CONVERGE_RETURN_IF_ERROR(failed);
+  if (f == Fault::kDropReply) return Lost("Pull", true);
+  return absl::OkStatus();
+}
+
+absl::Status SimStoreClient::Ack(uint64_t seq) {
+  const Fault f = Ask("Ack");
+  if (f == Fault::kDropRequest) return Lost("Ack", false);
+  CONVERGE_RETURN_IF_ERROR(store_->log()->Ack(SimStore::kNamespace, device_, seq));
+  if (f == Fault::kDropReply) return Lost("Ack", true);
+  return absl::OkStatus();
+}
+
+absl::Status SimStoreClient::Fetch(const std::vector<engine::ChunkWant>& wants, const BaseReader&, const Sink& sink) {
+  const Fault f = Ask("Fetch");
+  if (f == Fault::kDropRequest) return Lost("Fetch", false);
+  size_t i = 0;
+  for (const engine::ChunkWant& w : wants) {
+    if (f == Fault::kDropReply && i++ == wants.size() / 2) return Lost("Fetch", true);
+    CONVERGE_ASSIGN_OR_RETURN(std::string raw, store_->chunks()->Get(SimStore::kOwner, w.sha256));
+    bytes_down_ += raw.size();
+    CONVERGE_RETURN_IF_ERROR(sink(w.sha256, std::move(raw)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace converge::sim

@@ -1,0 +1,391 @@
+#include "tests/sim/simulation.h"
+
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/power_cut_env.h"
+#include "common/sha256.h"
+#include "engine/local_index.h"
+#include "engine/mem_filesystem.h"
+#include "engine/sync_engine.h"
+#include "tests/sim/sim_store.h"
+
+namespace converge::sim {
+
+void SimTotals::Add(const SimTotals& o) {
+  seeds += o.seeds;
+  operations += o.operations;
+  user_writes += o.user_writes;
+  syncs += o.syncs;
+  sync_errors += o.sync_errors;
+  device_power_cuts += o.device_power_cuts;
+  store_power_cuts += o.store_power_cuts;
+  lost_messages += o.lost_messages;
+  conflict_copies += o.conflict_copies;
+  writes_checked += o.writes_checked;
+}
+
+std::string SimTotals::Summary() const {
+  return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", syncs,
+                      " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
+                      " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
+                      " lost messages, ", conflict_copies, " conflict copies, ", writes_checked,
+                      " user writes proven kept, data lost: 0");
+}
+
+namespace {
+
+using engine::LocalIndex;
+using engine::MemFilesystem;
+using engine::SyncEngine;
+
+struct Device {
+  std::string id;
+  std::unique_ptr<MemFilesystem> fs;
+  std::unique_ptr<PowerCutEnv> env;  // under the engine's index
+  std::unique_ptr<LocalIndex> index;
+  std::unique_ptr<SimStoreClient> client;
+  std::unique_ptr<SyncEngine> engine;
+  uint64_t next_file_id = 0;
+  // The user's writes still current on this device: path -> content.
+  std::map<std::string, std::string> current;
+};
+
+std::string Show(const std::map<std::string, std::string>& files) {
+  std::string out;
+  for (const auto& [p, c] : files) {
+    absl::StrAppend(&out, "    ", p, c == "/" ? " (dir)" : absl::StrCat(" ", c.size(), " bytes ", c.substr(0, 24)), "\n");
+  }
+  return out;
+}
+
+class Run {
+ public:
+  Run(uint64_t seed, const SimOptions& options, SimTotals* totals)
+      : seed_(seed), options_(options), totals_(totals), rng_(seed) {}
+
+  std::string Go() {
+    std::vector<std::string> ids;
+    for (int i = 0; i < options_.devices; ++i) ids.push_back(absl::StrCat("dev", i));
+    absl::StatusOr<std::unique_ptr<SimStore>> store = SimStore::Create(&clock_, ids);
+    if (!store.ok()) return absl::StrCat("create the store: ", store.status().ToString());
+    store_ = std::move(*store);
+    for (const std::string& id : ids) {
+      auto d = std::make_unique<Device>();
+      d->id = id;
+      d->fs = std::make_unique<MemFilesystem>(&clock_);
+      d->env = std::make_unique<PowerCutEnv>();
+      if (absl::Status s = Start(*d); !s.ok()) return absl::StrCat(id, ": start: ", s.ToString());
+      devices_.push_back(std::move(d));
+    }
+
+    for (int op = 0; op < options_.operations; ++op) {
+      ++totals_->operations;
+      clock_.Advance(absl::Milliseconds(1 + Below(50)));
+      const double u = Uniform();
+      Device& d = *devices_[Below(devices_.size())];
+      if (u < options_.device_power_cut) {
+        Trace(absl::StrCat(op, ": power cut on ", d.id));
+        if (absl::Status s = PowerCut(d); !s.ok()) return absl::StrCat("op ", op, ": ", d.id, " restart: ", s.ToString());
+        if (std::string why = Reconcile(d); !why.empty()) return absl::StrCat("op ", op, ": ", why);
+      } else if (u < options_.device_power_cut + options_.store_power_cut) {
+        Trace(absl::StrCat(op, ": store power cut"));
+        ++totals_->store_power_cuts;
+        if (absl::Status s = store_->PowerCut(); !s.ok()) return absl::StrCat("op ", op, ": store restart: ", s.ToString());
+      } else if (u < 0.06) {
+        clock_.Advance(absl::Seconds(1 + Below(30)));  // a device sleeps, time jumps
+      } else if (u < 0.55) {
+        UserOp(op, d);
+      } else {
+        Sync(op, d);
+        if (std::string why = Reconcile(d); !why.empty()) return absl::StrCat("op ", op, ": ", why);
+      }
+    }
+
+    // Faults stop; everyone syncs until the folders agree.
+    faults_ = false;
+    std::string why;
+    for (int round = 0; round < 12; ++round) {
+      clock_.Advance(absl::Seconds(3));
+      for (auto& d : devices_) {
+        Sync(-1, *d);
+        if (std::string why = Reconcile(*d); !why.empty()) return absl::StrCat("final sync: ", why);
+      }
+      why = Converged();
+      if (why.empty()) break;
+    }
+    if (!why.empty()) return absl::StrCat("did not converge: ", why);
+    return CheckNothingLost();
+  }
+
+ private:
+  double Uniform() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
+  uint64_t Below(uint64_t n) { return rng_() % n; }
+  void Trace(const std::string& s) {
+    if (options_.verbose) std::cerr << "[seed " << seed_ << "] " << s << "\n";
+  }
+
+  absl::Status Start(Device& d) {
+    absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", d.env->env());
+    if (!index.ok()) return index.status();
+    d.index = std::move(*index);
+    d.client = std::make_unique<SimStoreClient>(store_.get(), d.id, [this](const char*) {
+      if (!faults_) return Fault::kNone;
+      const double u = Uniform();
+      if (u < options_.lose_request) {
+        ++totals_->lost_messages;
+        return Fault::kDropRequest;
+      }
+      if (u < options_.lose_request + options_.lose_reply) {
+        ++totals_->lost_messages;
+        return Fault::kDropReply;
+      }
+      return Fault::kNone;
+    });
+    engine::EngineOptions eo;
+    // Small chunks, so that files of a few KiB have several and edits reuse some.
+    eo.chunk_params = engine::ChunkParams{256, 1024, 4096};
+    Device* dp = &d;
+    eo.new_file_id = [dp]() {
+      std::string id = absl::StrCat(dp->id, "-", dp->next_file_id++);
+      id.resize(kFileIdBytes, '.');
+      return id;
+    };
+    d.engine = std::make_unique<SyncEngine>(d.fs.get(), d.index.get(), d.client.get(), &clock_, d.id, eo);
+    return absl::OkStatus();
+  }
+
+  absl::Status PowerCut(Device& d) {
+    ++totals_->device_power_cuts;
+    d.env->Cut();
+    d.engine.reset();
+    d.client.reset();
+    d.index.reset();
+    if (absl::Status s = d.env->Recover(); !s.ok()) return s;
+    d.fs->PowerCut();
+    return Start(d);
+  }
+
+  // Reconcile follows the user's current writes on `d` after the engine touched the folder: a
+  // write moved aside as a conflict copy is followed to its new name; one that is gone must be
+  // in the store's history (another device's later change replaced it), or it was lost.
+  std::string Reconcile(Device& d) {
+    std::map<std::string, std::string> snap = d.fs->Snapshot();
+    std::map<Digest, std::string> where;
+    for (const auto& [p, c] : snap) {
+      if (c != "/") where.emplace(HashOf(c), p);
+    }
+    std::map<std::string, std::string> now;
+    for (const auto& [p, c] : d.current) {
+      auto at = snap.find(p);
+      if (at != snap.end() && at->second == c) {
+        now[p] = c;
+        continue;
+      }
+      const Digest h = HashOf(c);
+      auto moved = where.find(h);
+      if (moved != where.end()) {
+        now[moved->second] = c;
+        continue;
+      }
+      if (std::string why = ReadHistory(); !why.empty()) return why;
+      if (!history_.count(h)) {
+        return absl::StrCat("lost: ", d.id, "'s write of ", p, " (", c.substr(0, 40),
+                            "...) is gone from its folder and not in the store's history; folder now:\n", Show(snap));
+      }
+      ++totals_->writes_checked;
+    }
+    d.current = std::move(now);
+    return "";
+  }
+
+  // ReadHistory adds the contents of the commits since the last read to history_.
+  std::string ReadHistory() {
+    absl::StatusOr<uint64_t> head = store_->log()->HeadSeq(SimStore::kNamespace);
+    if (!head.ok()) return head.status().ToString();
+    if (*head < history_seq_) return absl::StrCat("the store lost commits: head ", *head, " < ", history_seq_);
+    absl::Status read = store_->log()->ReadSince(SimStore::kNamespace, history_seq_, 0, [&](const Commit& c) {
+      for (const FileVersion& v : c.files) {
+        if (!v.deleted && v.kind == FileKind::kFile) history_.insert(v.content_sha256);
+      }
+      history_seq_ = c.seq;
+      return true;
+    });
+    if (!read.ok()) return absl::StrCat("read the history: ", read.ToString());
+    return "";
+  }
+
+  void Sync(int op, Device& d) {
+    ++totals_->syncs;
+    absl::Status s = d.engine->SyncOnce();
+    if (!s.ok()) ++totals_->sync_errors;
+    Trace(absl::StrCat(op, ": sync ", d.id, ": ", s.ok() ? "ok" : s.ToString()));
+  }
+
+  std::string Content(int op, const Device& d) {
+    const size_t size = Below(8) == 0 ? 3000 + Below(9000) : Below(600);
+    std::string c = absl::StrCat("<", seed_, "/", op, "/", d.id, ">");
+    for (size_t i = 0; i < size; ++i) c.push_back(static_cast<char>('a' + Below(26)));
+    return c;
+  }
+
+  std::string RandomPath() {
+    static const char* dirs[] = {"", "docs", "src", "src/lib", "photos 2026", "docs/old"};
+    static const char* names[] = {"a.txt", "b", "notes.md", "c d.txt", "x", "é.txt", "y.bin"};
+    const std::string dir = dirs[Below(6)];
+    const std::string name = names[Below(7)];
+    return dir.empty() ? name : absl::StrCat(dir, "/", name);
+  }
+
+  void UserOp(int op, Device& d) {
+    std::map<std::string, std::string> snap = d.fs->Snapshot();
+    std::vector<std::string> files, dirs;
+    for (const auto& [p, c] : snap) (c == "/" ? dirs : files).push_back(p);
+    const uint64_t kind = Below(100);
+    absl::Status s;
+    std::string what;
+    if (kind < 35 || (files.empty() && kind < 80)) {
+      const std::string path = RandomPath();
+      const std::string content = Content(op, d);
+      what = absl::StrCat("write ", path);
+      s = d.fs->UserWrite(path, content);
+      if (s.ok()) {
+        d.current[path] = content;
+        ++totals_->user_writes;
+      }
+    } else if (kind < 60 && !files.empty()) {
+      const std::string path = files[Below(files.size())];
+      // Half the edits append to the file, half replace it.
+      std::string content = Below(2) ? snap[path] + Content(op, d) : Content(op, d);
+      what = absl::StrCat("edit ", path);
+      s = d.fs->UserWrite(path, content);
+      if (s.ok()) {
+        d.current[path] = content;
+        ++totals_->user_writes;
+      }
+    } else if (kind < 72 && !files.empty()) {
+      const std::string path = files[Below(files.size())];
+      what = absl::StrCat("delete ", path);
+      s = d.fs->UserRemove(path);
+      if (s.ok()) Forget(d, path);
+    } else if (kind < 84 && !files.empty()) {
+      const std::string from = files[Below(files.size())];
+      const std::string to = RandomPath();
+      what = absl::StrCat("rename ", from, " -> ", to);
+      if (snap.count(to) == 0) {
+        s = d.fs->UserRename(from, to);
+        if (s.ok()) Moved(d, from, to);
+      }
+    } else if (kind < 90) {
+      const std::string path = RandomPath();
+      what = absl::StrCat("mkdir ", path);
+      s = d.fs->UserMkdir(path);
+    } else if (kind < 95 && !dirs.empty()) {
+      const std::string path = dirs[Below(dirs.size())];
+      what = absl::StrCat("rm -r ", path);
+      s = d.fs->UserRemove(path);
+      if (s.ok()) Forget(d, path);
+    } else if (!dirs.empty()) {
+      const std::string from = dirs[Below(dirs.size())];
+      const std::string to = absl::StrCat("moved", Below(3));
+      what = absl::StrCat("mv ", from, " ", to);
+      if (snap.count(to) == 0 && !absl::StartsWith(to, from + "/")) {
+        s = d.fs->UserRename(from, to);
+        if (s.ok()) Moved(d, from, to);
+      }
+    }
+    Trace(absl::StrCat(op, ": ", d.id, " user ", what, ": ", s.ok() ? "ok" : s.ToString()));
+  }
+
+  static bool Within(const std::string& path, const std::string& dir) {
+    return path == dir || absl::StartsWith(path, dir + "/");
+  }
+  void Forget(Device& d, const std::string& path) {
+    for (auto it = d.current.begin(); it != d.current.end();) {
+      it = Within(it->first, path) ? d.current.erase(it) : std::next(it);
+    }
+  }
+  void Moved(Device& d, const std::string& from, const std::string& to) {
+    std::map<std::string, std::string> moved;
+    for (auto it = d.current.begin(); it != d.current.end();) {
+      if (Within(it->first, from)) {
+        moved[to + it->first.substr(from.size())] = it->second;
+        it = d.current.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [p, c] : moved) d.current[p] = c;
+  }
+
+  std::string Converged() {
+    absl::StatusOr<std::map<std::string, std::string>> files = store_->Files();
+    if (!files.ok()) return absl::StrCat("the store's files: ", files.status().ToString());
+    for (auto& d : devices_) {
+      std::map<std::string, std::string> snap = d->fs->Snapshot();
+      if (snap != *files) {
+        std::string diff;
+        for (const auto& [p, c] : snap) {
+          auto it = files->find(p);
+          if (it == files->end()) absl::StrAppend(&diff, "    only on ", d->id, ": ", p, "\n");
+          else if (it->second != c) absl::StrAppend(&diff, "    differs: ", p, "\n");
+        }
+        for (const auto& [p, c] : *files) {
+          if (!snap.count(p)) absl::StrAppend(&diff, "    only in the store: ", p, "\n");
+        }
+        return absl::StrCat(d->id, " differs from the store:\n", diff, "  store:\n", Show(*files));
+      }
+    }
+    return "";
+  }
+
+  std::string CheckNothingLost() {
+    if (std::string why = ReadHistory(); !why.empty()) return why;
+    std::set<Digest> kept = history_;
+    std::map<std::string, std::string> final_files = devices_[0]->fs->Snapshot();
+    for (const auto& [p, c] : final_files) {
+      if (c != "/") kept.insert(HashOf(c));
+      if (absl::StrContains(p, " (conflict ")) ++totals_->conflict_copies;
+    }
+    for (auto& d : devices_) {
+      for (const auto& [p, c] : d->current) {
+        if (!kept.count(HashOf(c))) {
+          return absl::StrCat("lost: ", d->id, "'s write of ", p, " (", c.substr(0, 40),
+                              "...) is neither in the folders nor in the store's history; final folder:\n",
+                              Show(final_files));
+        }
+        ++totals_->writes_checked;
+      }
+    }
+    return "";
+  }
+
+  const uint64_t seed_;
+  const SimOptions options_;
+  SimTotals* const totals_;
+  std::mt19937_64 rng_;
+  FakeClock clock_;
+  bool faults_ = true;
+  std::unique_ptr<SimStore> store_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::set<Digest> history_;  // contents of every file version committed up to history_seq_
+  uint64_t history_seq_ = 0;
+};
+
+}  // namespace
+
+std::string RunSeed(uint64_t seed, const SimOptions& options, SimTotals* totals) {
+  ++totals->seeds;
+  Run run(seed, options, totals);
+  return run.Go();
+}
+
+}  // namespace converge::sim
