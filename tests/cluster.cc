@@ -237,6 +237,7 @@ absl::Status Cluster::StartStore(int shard) {
 }
 
 void Cluster::StopStore(int shard) { stores_[shard]->Stop(SIGTERM); }
+void Cluster::KillStore(int shard) { stores_[shard]->Stop(SIGKILL); }
 
 void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
 void Cluster::KillManagement(int replica) {

@@ -69,6 +69,8 @@ class Cluster {
   // Store control (separate services only): stop (SIGTERM) and start again on the same port and
   // data directory.
   void StopStore(int shard = 0);
+  // KillStore: kill -9.
+  void KillStore(int shard = 0);
   absl::Status StartStore(int shard = 0);
   std::string StoreDataDir(int shard = 0) const;
   absl::Status RestartNotify();
