@@ -11,6 +11,8 @@
 namespace converge::sim {
 namespace {
 
+absl::Status Late(const char* call) { return absl::DeadlineExceededError(absl::StrCat(call, ": no reply in time")); }
+
 absl::Status Lost(const char* call, bool after) {
   return absl::UnavailableError(absl::StrCat(call, after ? ": reply lost" : ": request lost"));
 }
@@ -67,7 +69,7 @@ absl::StatusOr<std::map<std::string, std::string>> SimStore::Files() {
 
 absl::StatusOr<std::vector<Digest>> SimStoreClient::FindMissing(const std::vector<Digest>& digests) {
   const Fault f = Ask("FindMissing");
-  if (f == Fault::kDropRequest) return Lost("FindMissing", false);
+  if (f == Fault::kDropRequest || f == Fault::kDelay) return Lost("FindMissing", false);
   absl::StatusOr<std::vector<Digest>> missing = store_->chunks()->FindMissing(SimStore::kOwner, digests);
   if (f == Fault::kDropReply) return Lost("FindMissing", true);
   return missing;
@@ -102,6 +104,13 @@ absl::Status SimStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(
     }
   }
   if (f == Fault::kDropRequest) return Lost("PutChunks", false);
+  if (f == Fault::kDelay) {
+    SimStore* store = store_;
+    defer_([store, batch = std::move(batch)] {
+      if (!batch.empty()) store->chunks()->Put(SimStore::kOwner, batch).IgnoreError();
+    });
+    return Late("PutChunks");
+  }
   if (!batch.empty()) CONVERGE_RETURN_IF_ERROR(store_->chunks()->Put(SimStore::kOwner, batch));
   if (f == Fault::kDropReply) return Lost("PutChunks", true);
   return absl::OkStatus();
@@ -110,6 +119,15 @@ absl::Status SimStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(
 absl::StatusOr<uint64_t> SimStoreClient::Commit(const std::vector<FileVersion>& changes) {
   const Fault f = Ask("Commit");
   if (f == Fault::kDropRequest) return Lost("Commit", false);
+  if (f == Fault::kDelay) {
+    // Arrives after whatever this device and the others do meanwhile: its base_seqs may be
+    // stale by then (refused whole), or not (committed, and the device learns it by pulling).
+    SimStore* store = store_;
+    defer_([store, device = device_, changes] {
+      store->log()->Append(SimStore::kNamespace, device, changes).IgnoreError();
+    });
+    return Late("Commit");
+  }
   CONVERGE_ASSIGN_OR_RETURN(converge::Commit c, store_->log()->Append(SimStore::kNamespace, device_, changes));
   if (f == Fault::kDropReply) return Lost("Commit", true);
   return c.seq;
@@ -118,7 +136,7 @@ absl::StatusOr<uint64_t> SimStoreClient::Commit(const std::vector<FileVersion>& 
 absl::Status SimStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
                                   const std::function<absl::Status(const converge::Commit&)>& fn) {
   const Fault f = Ask("Pull");
-  if (f == Fault::kDropRequest) return Lost("Pull", false);
+  if (f == Fault::kDropRequest || f == Fault::kDelay) return Lost("Pull", false);
   CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->log()->HeadSeq(SimStore::kNamespace));
   if (since_seq > head) return StoreBehindError(since_seq, head);
   absl::Status failed;
@@ -138,6 +156,11 @@ absl::Status SimStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
 absl::Status SimStoreClient::Ack(uint64_t seq) {
   const Fault f = Ask("Ack");
   if (f == Fault::kDropRequest) return Lost("Ack", false);
+  if (f == Fault::kDelay) {
+    SimStore* store = store_;
+    defer_([store, device = device_, seq] { store->log()->Ack(SimStore::kNamespace, device, seq).IgnoreError(); });
+    return Late("Ack");
+  }
   CONVERGE_RETURN_IF_ERROR(store_->log()->Ack(SimStore::kNamespace, device_, seq));
   if (f == Fault::kDropReply) return Lost("Ack", true);
   return absl::OkStatus();
@@ -145,7 +168,7 @@ absl::Status SimStoreClient::Ack(uint64_t seq) {
 
 absl::Status SimStoreClient::Fetch(const std::vector<engine::ChunkWant>& wants, const BaseReader&, const Sink& sink) {
   const Fault f = Ask("Fetch");
-  if (f == Fault::kDropRequest) return Lost("Fetch", false);
+  if (f == Fault::kDropRequest || f == Fault::kDelay) return Lost("Fetch", false);
   size_t i = 0;
   for (const engine::ChunkWant& w : wants) {
     if (f == Fault::kDropReply && i++ == wants.size() / 2) return Lost("Fetch", true);

@@ -61,13 +61,18 @@ enum class Fault {
   kNone,
   kDropRequest,  // the call never reaches the store: UNAVAILABLE, nothing done
   kDropReply,    // the store did it; the reply is lost: UNAVAILABLE
+  kDelay,        // the request is held in the network and reaches the store later, after other
+                 // calls (Commit, PutChunks, Ack; others treat it as kDropRequest):
+                 // DEADLINE_EXCEEDED now
 };
 
 class SimStoreClient : public engine::StoreClient {
  public:
   // `fault` is asked once per call with the call's name; null: a perfect network.
-  SimStoreClient(SimStore* store, std::string device, std::function<Fault(const char*)> fault = nullptr)
-      : store_(store), device_(std::move(device)), fault_(std::move(fault)) {}
+  // `defer` takes a delayed request's delivery, to run when the network decides.
+  SimStoreClient(SimStore* store, std::string device, std::function<Fault(const char*)> fault = nullptr,
+                 std::function<void(std::function<void()>)> defer = nullptr)
+      : store_(store), device_(std::move(device)), fault_(std::move(fault)), defer_(std::move(defer)) {}
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
   absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) override;
@@ -84,11 +89,15 @@ class SimStoreClient : public engine::StoreClient {
   uint64_t bytes_down() const { return bytes_down_; }
 
  private:
-  Fault Ask(const char* call) { return fault_ ? fault_(call) : Fault::kNone; }
+  Fault Ask(const char* call) {
+    const Fault f = fault_ ? fault_(call) : Fault::kNone;
+    return f == Fault::kDelay && !defer_ ? Fault::kDropRequest : f;
+  }
 
   SimStore* const store_;
   const std::string device_;
   const std::function<Fault(const char*)> fault_;
+  const std::function<void(std::function<void()>)> defer_;
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
 };

@@ -29,6 +29,7 @@ void SimTotals::Add(const SimTotals& o) {
   device_power_cuts += o.device_power_cuts;
   store_power_cuts += o.store_power_cuts;
   lost_messages += o.lost_messages;
+  delayed_messages += o.delayed_messages;
   conflict_copies += o.conflict_copies;
   writes_checked += o.writes_checked;
 }
@@ -37,7 +38,7 @@ std::string SimTotals::Summary() const {
   return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", syncs,
                       " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
                       " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
-                      " lost messages, ", conflict_copies, " conflict copies, ", writes_checked,
+                      " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ", writes_checked,
                       " user writes proven kept, data lost: 0");
 }
 
@@ -102,6 +103,8 @@ class Run {
         if (absl::Status s = store_->PowerCut(); !s.ok()) return absl::StrCat("op ", op, ": store restart: ", s.ToString());
       } else if (u < 0.06) {
         clock_.Advance(absl::Seconds(1 + Below(30)));  // a device sleeps, time jumps
+      } else if (u < 0.12 && !in_flight_.empty()) {
+        Deliver(op, Below(in_flight_.size()));  // a held request arrives, out of order
       } else if (u < 0.55) {
         UserOp(op, d);
       } else {
@@ -110,8 +113,9 @@ class Run {
       }
     }
 
-    // Faults stop; everyone syncs until the folders agree.
+    // Faults stop (held requests arrive, in random order); everyone syncs until the folders agree.
     faults_ = false;
+    while (!in_flight_.empty()) Deliver(-1, Below(in_flight_.size()));
     std::string why;
     for (int round = 0; round < 12; ++round) {
       clock_.Advance(absl::Seconds(3));
@@ -148,7 +152,11 @@ class Run {
         ++totals_->lost_messages;
         return Fault::kDropReply;
       }
+      if (u < options_.lose_request + options_.lose_reply + options_.delay) return Fault::kDelay;
       return Fault::kNone;
+    }, [this](std::function<void()> deliver) {
+      ++totals_->delayed_messages;
+      in_flight_.push_back(std::move(deliver));
     });
     engine::EngineOptions eo;
     // Small chunks, so that files of a few KiB have several and edits reuse some.
@@ -221,6 +229,13 @@ class Run {
     });
     if (!read.ok()) return absl::StrCat("read the history: ", read.ToString());
     return "";
+  }
+
+  void Deliver(int op, size_t i) {
+    std::function<void()> deliver = std::move(in_flight_[i]);
+    in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+    Trace(absl::StrCat(op, ": a held request reaches the store"));
+    deliver();
   }
 
   void Sync(int op, Device& d) {
@@ -376,6 +391,7 @@ class Run {
   bool faults_ = true;
   std::unique_ptr<SimStore> store_;
   std::vector<std::unique_ptr<Device>> devices_;
+  std::vector<std::function<void()>> in_flight_;  // held requests, not yet delivered
   std::set<Digest> history_;  // contents of every file version committed up to history_seq_
   uint64_t history_seq_ = 0;
 };

@@ -1,7 +1,7 @@
 // Simulation: one seeded run of several devices' real sync engines (SyncEngine, Scanner,
 // Applier, LocalIndex) and the store's real logic (CommitLog, ChunkStore) in one process, on
 // in-memory folders and databases that can lose power, a simulated network that loses requests
-// and replies, and a fake clock. A seeded scheduler mixes the users' file operations (create,
+// and replies or holds them and delivers them late, out of order, and a fake clock. A seeded scheduler mixes the users' file operations (create,
 // edit, delete, rename, mkdir, rmdir) with engine sync rounds, device power cuts (the engine
 // restarts on what was durable), store power cuts, lost messages and clock jumps; then the
 // faults stop and the devices sync until quiet.
@@ -23,6 +23,7 @@ struct SimOptions {
   int operations = 200;
   double lose_request = 0.03;  // per store call, while faults are on
   double lose_reply = 0.03;
+  double delay = 0.03;  // held in the network, delivered later out of order
   double device_power_cut = 0.02;  // per operation
   double store_power_cut = 0.01;
   bool verbose = false;  // print every step (to replay a failure)
@@ -37,6 +38,7 @@ struct SimTotals {
   uint64_t device_power_cuts = 0;
   uint64_t store_power_cuts = 0;
   uint64_t lost_messages = 0;
+  uint64_t delayed_messages = 0;
   uint64_t conflict_copies = 0;  // in the final folders
   uint64_t writes_checked = 0;   // user writes proven kept
   void Add(const SimTotals& o);
