@@ -221,7 +221,10 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
     CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
     return content.sha256;
   };
-  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins_));
+  // This device's own commit, arriving after a later local edit (its index write had failed, or
+  // the reply was lost): the local file is the newer version, not a conflict with itself.
+  const bool own = !remote.origin_device.empty() && remote.origin_device == device_;
+  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins_ || own));
   const int64_t now_ns = absl::ToUnixNanos(clock_->Now());
   IndexEntry out{remote, local, now_ns};
   switch (action) {

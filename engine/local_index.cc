@@ -63,21 +63,50 @@ absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& 
   if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.max_open_files = 64;
-  rocksdb::DB* raw = nullptr;
-  CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options, dir, &raw), "open index " + dir));
-  std::unique_ptr<LocalIndex> index(new LocalIndex(std::unique_ptr<rocksdb::DB>(raw)));
-  std::string value;
-  rocksdb::Status s = index->db_->Get(rocksdb::ReadOptions(), kCursorKey, &value);
-  if (s.ok()) {
-    Decoder d(value);
-    if (!d.GetVarint64(&index->cursor_)) return absl::DataLossError("corrupt index cursor");
-  } else if (!s.IsNotFound()) {
-    return Rocks(s, "read index cursor");
-  }
+  std::unique_ptr<LocalIndex> index(new LocalIndex(dir, options));
+  CONVERGE_RETURN_IF_ERROR(index->Reopen());
   return index;
 }
 
+absl::Status LocalIndex::Reopen() {
+  rocksdb::DB* raw = nullptr;
+  CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options_, dir_, &raw), "open index " + dir_));
+  db_.reset(raw);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kCursorKey, &value);
+  cursor_ = 0;
+  if (s.ok()) {
+    Decoder d(value);
+    if (!d.GetVarint64(&cursor_)) return absl::DataLossError("corrupt index cursor");
+  } else if (!s.IsNotFound()) {
+    return Rocks(s, "read index cursor");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalIndex::Usable() {
+  if (db_ != nullptr) return absl::OkStatus();
+  return Reopen();
+}
+
+absl::Status LocalIndex::WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  const rocksdb::Status s = db_->Write(sync, batch);
+  if (!s.ok() && !s.IsInvalidArgument() && !db_->Resume().ok()) {
+    // RocksDB refuses every write after a failed WAL sync, for good: close it now and reopen it
+    // (recovering what is durable) at the next use, as a restart would. The failed write was
+    // not acknowledged to anyone.
+    GetLogger("index")->warn("index write failed ({}): reopening the index", s.ToString());
+    if (compactor_.joinable()) compactor_.join();
+    db_.reset();
+  }
+  return Rocks(s, what);
+}
+
 absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& path) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
   for (const std::string& key : {PathKey(path), TombstoneKey(path)}) {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
@@ -100,6 +129,7 @@ absl::Status LocalIndex::ForEachLiveUnder(const std::string& dir,
 
 absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
                                                const std::function<void(const IndexEntry&)>& fn) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
   // Bounded above, so the iterator does not wander through deletion markers past the prefix.
   std::string upper = prefix;
   upper.back() = static_cast<char>(upper.back() + 1);
@@ -124,9 +154,7 @@ absl::Status LocalIndex::ForgetSyncState() {
   std::string zero;
   PutVarint64(&zero, 0);
   batch.Put(kCursorKey, zero);
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "forget sync state"));
+  CONVERGE_RETURN_IF_ERROR(WriteSynced(&batch, "forget sync state"));
   cursor_ = 0;
   return absl::OkStatus();
 }
@@ -149,9 +177,7 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     PutVarint64(&value, *cursor);
     batch.Put(kCursorKey, value);
   }
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(Rocks(db_->Write(sync, &batch), "write index"));
+  CONVERGE_RETURN_IF_ERROR(WriteSynced(&batch, "write index"));
   if (cursor.has_value()) cursor_ = *cursor;
   deletions_since_compaction_ += entries.size();
   if (deletions_since_compaction_ >= kCompactAfterDeletions && !compacting_.exchange(true)) {
@@ -169,6 +195,7 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
 }
 
 absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
   std::string path;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ChunkKey(d), &path);
   if (s.IsNotFound()) return std::optional<std::string>();
@@ -177,6 +204,7 @@ absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d
 }
 
 absl::StatusOr<std::optional<std::string>> LocalIndex::GetSetting(const std::string& name) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), SettingKey(name), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
@@ -185,9 +213,9 @@ absl::StatusOr<std::optional<std::string>> LocalIndex::GetSetting(const std::str
 }
 
 absl::Status LocalIndex::SetSetting(const std::string& name, const std::string& value) {
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return Rocks(db_->Put(sync, SettingKey(name), value), "write setting");
+  rocksdb::WriteBatch batch;
+  batch.Put(SettingKey(name), value);
+  return WriteSynced(&batch, "write setting");
 }
 
 }  // namespace converge::engine

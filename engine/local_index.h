@@ -64,9 +64,17 @@ class LocalIndex {
   absl::Status SetSetting(const std::string& name, const std::string& value);
 
  private:
-  explicit LocalIndex(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  LocalIndex(std::string dir, rocksdb::Options options) : dir_(std::move(dir)), options_(std::move(options)) {}
+  // Reopen opens the database and reads the cursor; Usable reopens it if a write error closed it.
+  absl::Status Reopen();
+  absl::Status Usable();
+  // WriteSynced writes a batch durably; after an error RocksDB cannot recover from in place, the
+  // database is closed and reopened at the next use.
+  absl::Status WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what);
   absl::Status ForEachLiveWithPrefix(const std::string& prefix, const std::function<void(const IndexEntry&)>& fn);
-  std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  const rocksdb::Options options_;
+  std::unique_ptr<rocksdb::DB> db_;  // null after a write error, until reopened
   uint64_t cursor_ = 0;
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
   // deletions the index compacts itself.

@@ -231,6 +231,7 @@ absl::Status Cluster::StartStore(int shard) {
                                    "--tls_ca=" + tls + "/ca.crt", "--tls_cert=" + tls + "/service.crt",
                                    "--tls_key=" + tls + "/service.key"};
   argv.insert(argv.end(), options_.store_args.begin(), options_.store_args.end());
+  argv.insert(argv.begin(), options_.store_wrapper.begin(), options_.store_wrapper.end());
   CONVERGE_ASSIGN_OR_RETURN(stores_[shard], ChildProcess::Start(argv, logs_ + "/" + name + ".log"));
   CONVERGE_ASSIGN_OR_RETURN(store_ports_[shard], WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
   return absl::OkStatus();
@@ -238,6 +239,10 @@ absl::Status Cluster::StartStore(int shard) {
 
 void Cluster::StopStore(int shard) { stores_[shard]->Stop(SIGTERM); }
 void Cluster::KillStore(int shard) { stores_[shard]->Stop(SIGKILL); }
+int Cluster::store_pid(int shard) const { return stores_.at(shard)->pid(); }
+int Cluster::notify_pid() const { return notify_->pid(); }
+absl::StatusOr<int> Cluster::StoreExit(int shard, absl::Duration timeout) { return stores_.at(shard)->WaitExit(timeout); }
+int Cluster::engine_pid(int engine) const { return engines_.at(engine)->pid(); }
 
 void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
 void Cluster::KillManagement(int replica) {
@@ -260,6 +265,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
                                    "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval),
                                    "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
   argv.insert(argv.end(), options_.engine_args.begin(), options_.engine_args.end());
+  argv.insert(argv.begin(), options_.engine_wrapper.begin(), options_.engine_wrapper.end());
   return ChildProcess::Start(argv, logs_ + "/engine-" + name + ".log");
 }
 

@@ -34,6 +34,9 @@ struct ClusterOptions {
   std::vector<std::string> store_args;
   // Management replicas (separate services only); several keep the registry on the store.
   int management_replicas = 1;
+  // Commands the store and the engines run under (e.g. fiu-run for fault injection).
+  std::vector<std::string> store_wrapper;
+  std::vector<std::string> engine_wrapper;
 };
 
 // Who an engine syncs as: user, namespace and the enrollment token it registers with.
@@ -71,6 +74,11 @@ class Cluster {
   void StopStore(int shard = 0);
   // KillStore: kill -9.
   void KillStore(int shard = 0);
+  int store_pid(int shard = 0) const;
+  int notify_pid() const;
+  // StoreExit waits up to `timeout` for the store to exit by itself and returns its exit code.
+  absl::StatusOr<int> StoreExit(int shard, absl::Duration timeout);
+  int engine_pid(int engine) const;
   absl::Status StartStore(int shard = 0);
   std::string StoreDataDir(int shard = 0) const;
   absl::Status RestartNotify();

@@ -51,7 +51,7 @@ absl::Status ChunkStore::Adopt(const std::string& owner, const std::vector<Diges
   std::string v;
   PutFixed64BE(&v, *used + added);
   batch.Put(StoreDb::UsageKey(owner), v);
-  return RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &batch), "adopt chunks");
+  return RocksStatus(db_->Checked(db_->db()->Write(rocksdb::WriteOptions(), &batch)), "adopt chunks");
 }
 
 absl::StatusOr<uint64_t> ChunkStore::SetQuota(const std::string& owner, uint64_t quota_bytes) {
@@ -60,7 +60,7 @@ absl::StatusOr<uint64_t> ChunkStore::SetQuota(const std::string& owner, uint64_t
   PutFixed64BE(&v, quota_bytes);
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  absl::Status s = RocksStatus(db_->db()->Put(sync, StoreDb::QuotaKey(owner), v), "write quota");
+  absl::Status s = RocksStatus(db_->Checked(db_->db()->Put(sync, StoreDb::QuotaKey(owner), v)), "write quota");
   if (!s.ok()) return s;
   return ReadCounter(StoreDb::UsageKey(owner));
 }
@@ -168,7 +168,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     PutFixed64BE(&v, used + added);
     batch.Put(StoreDb::UsageKey(owner), v);
   }
-  return RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &batch), "write chunks");
+  return RocksStatus(db_->Checked(db_->db()->Write(rocksdb::WriteOptions(), &batch)), "write chunks");
 }
 
 absl::StatusOr<StoredChunk> ChunkStore::GetStored(const std::string& owner, const Digest& d, std::string* raw) {

@@ -188,7 +188,7 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
     batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");  // a new namespace's (empty) index
     next.case_index_ready = true;
   }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write namespace"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write namespace"));
   if (current.ok()) {
     (*current)->members = std::move(next.members);
     (*current)->owner = next.owner;
@@ -315,7 +315,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(sync, &batch), "write commit"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write commit"));
   state->head_seq = commit.seq;
   state->live_entries = next.live_entries;
   // Approved deletions are settled: they do not count against the device's next ones.
@@ -336,7 +336,7 @@ absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceSt
     batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    s = db_->db()->Write(sync, &batch);
+    s = db_->Checked(db_->db()->Write(sync, &batch));
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "case index"));
   state->case_index_ready = true;
@@ -455,7 +455,7 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
   record.seq = std::max(record.seq, seq);
   record.last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
   if (!software_version.empty()) record.software_version = software_version;
-  return RocksStatus(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record)), "write cursor");
+  return RocksStatus(db_->Checked(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record))), "write cursor");
 }
 
 void CommitLog::Touch(const std::string& ns, const std::string& device, const std::string& software_version) {
@@ -510,7 +510,7 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
         held.state = HeldDelete::State::kRestored;
         rocksdb::WriteOptions sync;
         sync.sync = true;
-        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
+        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
         return MassDeleteRejectedError(id);
       }
       case HeldDelete::State::kPending:
@@ -532,7 +532,7 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
   held.sample.assign(deleted.begin(), deleted.begin() + std::min(deleted.size(), kHeldSample));
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
   return MassDeleteHeldError(id, windowed, base);
 }
 
@@ -569,7 +569,7 @@ absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const s
   held.resolved_at_unix_ms = absl::ToUnixMillis(clock_->Now());
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Put(sync, key, EncodeHeld(held)), "write held delete"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
   return held;
 }
 

@@ -34,6 +34,7 @@ absl::StatusOr<Store> OpenStore(PowerCutEnv& env, Clock* clock) {
   absl::StatusOr<std::unique_ptr<StoreDb>> db = StoreDb::Open("/store", env.env());
   if (!db.ok()) return db.status();
   s.db = std::move(*db);
+  s.db->set_on_unrecoverable([] {});  // the test reopens the store after each cut
   s.chunks = std::make_unique<ChunkStore>(s.db.get());
   s.log = std::make_unique<CommitLog>(s.db.get(), s.chunks.get(), clock);
   return s;

@@ -42,7 +42,7 @@ absl::Status RegistryArea::Write(const std::string& holder,
   for (const std::string& key : deletes) batch.Delete(AreaKey(key));
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  return RocksStatus(db_->db()->Write(sync, &batch), "write registry");
+  return RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write registry");
 }
 
 bool RegistryArea::Lock(const std::string& holder, absl::Duration lease) {

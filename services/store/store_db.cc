@@ -1,9 +1,11 @@
 #include "services/store/store_db.h"
 
 #include <rocksdb/options.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
+#include "common/logging.h"
 #include "common/metrics.h"
 
 namespace converge::store {
@@ -26,6 +28,22 @@ absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, r
   }
   if (!s.ok()) return RocksStatus(s, absl::StrCat("open store database at ", dir));
   return std::unique_ptr<StoreDb>(new StoreDb(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+rocksdb::Status StoreDb::Checked(const rocksdb::Status& s) {
+  if (s.ok() || s.IsInvalidArgument() || s.IsNotFound() || s.IsBusy() || s.IsTimedOut()) return s;
+  // A full disk: RocksDB recovers by itself once there is room again.
+  if (s.IsNoSpace()) return s;
+  const rocksdb::Status resumed = db_->Resume();
+  if (resumed.ok() || resumed.IsBusy()) return s;  // recovered, or recovering
+  if (on_unrecoverable_) {
+    on_unrecoverable_();
+    return s;
+  }
+  GetLogger("store")->critical("the database refuses writes after an I/O error ({}; recovery: {}): exiting, to be "
+                               "restarted on what is durable", s.ToString(), resumed.ToString());
+  spdlog::shutdown();
+  _exit(75);
 }
 
 std::string StoreDb::ChunkKey(const Digest& d) {

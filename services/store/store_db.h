@@ -12,6 +12,7 @@
 
 #include <rocksdb/db.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,17 @@ class StoreDb {
   static absl::StatusOr<std::unique_ptr<StoreDb>> Open(const std::string& dir, rocksdb::Env* env = nullptr);
 
   rocksdb::DB* db() { return db_.get(); }
+
+  // Checked returns the status of a write. After a failed write RocksDB refuses all writes until
+  // it recovers: from a full disk it does by itself once there is room; after other I/O errors
+  // (a failed fsync) Checked asks it to (DB::Resume). If it cannot
+  // (a failed WAL sync is fatal to it), the process exits (code 75) for its supervisor to start
+  // it again: as PostgreSQL does after a failed fsync, the store recovers from what was durable
+  // rather than trust a retried fsync. Nothing acknowledged is lost: the failed write was not.
+  rocksdb::Status Checked(const rocksdb::Status& s);
+  // set_on_unrecoverable replaces the exit (tests that cut the power, and throw the database
+  // away themselves).
+  void set_on_unrecoverable(std::function<void()> fn) { on_unrecoverable_ = std::move(fn); }
 
   // ExportMetrics reports the database's size and write stalls to DefaultMetrics() (at every
   // scrape). Call once; the StoreDb must outlive the process's metrics endpoint.
@@ -60,6 +72,7 @@ class StoreDb {
  private:
   explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   std::unique_ptr<rocksdb::DB> db_;
+  std::function<void()> on_unrecoverable_;
 };
 
 // RocksStatus is FromRocksStatus (common/rocksdb_status.h), under the store's own name.

@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<SimStore>> SimStore::Create(Clock* clock, const s
 
 absl::Status SimStore::Open() {
   CONVERGE_ASSIGN_OR_RETURN(db_, store::StoreDb::Open("/store", env_.env()));
+  db_->set_on_unrecoverable([] {});  // a power cut: the simulation reopens the store itself
   chunks_ = std::make_unique<store::ChunkStore>(db_.get());
   log_ = std::make_unique<store::CommitLog>(db_.get(), chunks_.get(), clock_, policy_);
   return absl::OkStatus();
