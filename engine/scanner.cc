@@ -4,12 +4,21 @@
 #include <map>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/logging.h"
 #include "common/path.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "engine/chunker.h"
 
 namespace converge::engine {
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("scan");
+  return log;
+}
+
+}  // namespace
 
 bool Trusted(const IndexEntry& entry) {
   const int64_t window = absl::ToInt64Nanoseconds(kRacyWindow);
@@ -78,9 +87,36 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
   return result;
 }
 
-absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
-                              const std::map<std::string, IndexEntry>& known, ScanResult* out) {
+IgnoreRules Scanner::LoadIgnoreRules() {
+  absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
+  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) return IgnoreRules();
+  absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(kIgnoreFileName);
+  std::string text;
+  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return IgnoreRules();
+  if (st->size > kMaxIgnoreFileBytes) {
+    Log()->warn("{} is over {} bytes: only its start is read", kIgnoreFileName, kMaxIgnoreFileBytes);
+  }
+  return IgnoreRules::Parse(text);
+}
+
+absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& all_walked,
+                              const std::map<std::string, IndexEntry>& all_known, ScanResult* out) {
   ScanResult& result = *out;
+  // Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
+  const IgnoreRules rules = LoadIgnoreRules();
+  std::vector<std::pair<std::string, LocalStat>> walked;
+  walked.reserve(all_walked.size());
+  for (const auto& w : all_walked) {
+    if (rules.Ignored(w.first, w.second.kind == FileKind::kDirectory)) {
+      ++result.ignored;
+    } else {
+      walked.push_back(w);
+    }
+  }
+  std::map<std::string, IndexEntry> known;
+  for (const auto& [path, e] : all_known) {
+    if (!rules.Ignored(path, e.version.kind == FileKind::kDirectory)) known.emplace(path, e);
+  }
   result.entries_seen = walked.size();
   absl::flat_hash_set<std::string> seen;
   for (const auto& [path, st] : walked) {

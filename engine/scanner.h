@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/ignore.h"
 #include "engine/chunker.h"
 #include "engine/filesystem.h"
 #include "engine/local_index.h"
@@ -33,6 +34,7 @@ struct ScanResult {
   std::vector<IndexEntry> refreshed;  // unchanged content, new stat: index only
   uint64_t files_hashed = 0;
   uint64_t entries_seen = 0;
+  uint64_t ignored = 0;  // entries left alone by the folder's .convergeignore
   int64_t scanned_at_ns = 0;
 };
 
@@ -61,6 +63,8 @@ class Scanner {
   void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
 
  private:
+  // LoadIgnoreRules reads the folder's .convergeignore (none: nothing ignored).
+  IgnoreRules LoadIgnoreRules();
   // Compare turns what is on disk (`walked`, parents before children) and what the index knows
   // of the same part of the tree (`known`, live entries) into changes.
   absl::Status Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "engine/local_filesystem.h"
 #include "engine/test_folder.h"
@@ -77,6 +78,27 @@ TEST_F(ScannerTest, FindsNewFilesAndDirsThenNothingWithoutRehashing) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->changes.empty());
   EXPECT_EQ(again->files_hashed, 0u);
+}
+
+TEST_F(ScannerTest, IgnoredPathsAreNeitherUploadedNorTakenAsDeleted) {
+  WriteFile(root_ + "/keep.txt", "kept");
+  WriteFile(root_ + "/old.log", "synced before the rule");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+
+  WriteFile(root_ + "/.convergeignore", "*.log\nbuild/\n!build.txt\n");
+  WriteFile(root_ + "/new.log", "noise");
+  WriteFile(root_ + "/build/out.o", "object");
+  WriteFile(root_ + "/build.txt", "not the directory");
+  std::filesystem::remove(root_ + "/old.log");  // ignored now: its deletion is not synced either
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::set<std::string> changed;
+  for (const LocalChange& c : scan->changes) changed.insert(c.version.path);
+  EXPECT_EQ(changed, (std::set<std::string>{".convergeignore", "build.txt"}));
+  EXPECT_EQ(scan->ignored, 3u);  // new.log, build, build/out.o
 }
 
 TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {

@@ -340,6 +340,37 @@ TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
   EXPECT_EQ(snap->size(), 3u);  // docs, docs/a.txt, b.bin
 }
 
+TEST_F(E2eScenarioTest, IgnoredFilesStayLocalOnEveryDevice) {
+  // The rules file is synced like any file, so beta ignores the same paths.
+  Write(cluster_->folder(0) + "/.convergeignore", "# build output and editor leftovers\n*.tmp\ncache/\n");
+  Write(cluster_->folder(0) + "/kept.txt", "synced");
+  Write(cluster_->folder(0) + "/draft.tmp", "alpha's scratch");
+  Write(cluster_->folder(0) + "/cache/blob", std::string(100000, 'c'));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && (Read(1, "kept.txt") != "synced" || Read(1, ".convergeignore").empty())) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Read(1, "kept.txt"), "synced");
+  Write(cluster_->folder(1) + "/beta.tmp", "beta's scratch");
+  Write(cluster_->folder(1) + "/after.txt", "synced too");
+  while (absl::Now() < deadline && Read(0, "after.txt") != "synced too") absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(Read(0, "after.txt"), "synced too");
+  absl::SleepFor(absl::Seconds(1));  // and a full scan or two
+
+  auto store = cluster_->SnapshotStore();
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (const char* ignored : {"draft.tmp", "cache", "cache/blob", "beta.tmp"}) {
+    EXPECT_EQ(store->count(ignored), 0u) << ignored << " reached the store";
+  }
+  EXPECT_EQ(store->count(".convergeignore"), 1u);
+  EXPECT_FALSE(std::filesystem::exists(cluster_->folder(1) + "/draft.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(cluster_->folder(1) + "/cache"));
+  EXPECT_FALSE(std::filesystem::exists(cluster_->folder(0) + "/beta.tmp"));
+  // Each device keeps its own ignored files.
+  EXPECT_EQ(Read(0, "draft.tmp"), "alpha's scratch");
+  EXPECT_EQ(Read(1, "beta.tmp"), "beta's scratch");
+}
+
 TEST_F(E2eScenarioTest, StoppedEngineCatchesUpFromItsCursor) {
   Write(cluster_->folder(0) + "/a.txt", "one");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
