@@ -5,8 +5,8 @@
 // push, pull, download). Every 10 s it samples the store's and notify's memory and open file
 // descriptors. Pass: every file arrives everywhere, and memory and descriptors stay flat.
 //
-// CI runs a small load (20 engines, 20 s). The run, by hand:
-//   bazel test //tests:load_test --test_output=all --test_timeout=1500 \
+// CI runs a small load (20 engines, 20 s). The run, by hand (one line):
+//   bazel test //tests:load_test --test_output=all --test_timeout=1500
 //     --test_env=CONVERGE_LOAD_ENGINES=200 --test_env=CONVERGE_LOAD_SECONDS=600
 #include <dirent.h>
 
