@@ -137,8 +137,9 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
                                      "--metrics_port_file=" + run + "/" + name + ".metrics", signing_key};
     if (replicas > 1) argv.push_back("--registry_in_store");
     std::filesystem::remove(run + "/" + name + ".port");
+    c->management_argv_.push_back(with(argv, service_tls));
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> m,
-                              ChildProcess::Start(with(argv, service_tls), c->logs_ + "/" + name + ".log"));
+                              ChildProcess::Start(c->management_argv_.back(), c->logs_ + "/" + name + ".log"));
     CONVERGE_ASSIGN_OR_RETURN(int port, WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20)));
     if (i == 0) {
       c->management_ = std::move(m);
@@ -247,6 +248,18 @@ int Cluster::engine_pid(int engine) const { return engines_.at(engine)->pid(); }
 void Cluster::KillNotify() { notify_->Stop(SIGKILL); }
 void Cluster::KillManagement(int replica) {
   (replica == 0 ? management_ : extra_managements_.at(replica - 1))->Stop(SIGKILL);
+}
+
+absl::Status Cluster::StartManagement(int replica) {
+  const std::string name = replica == 0 ? "management" : absl::StrCat("management-", replica);
+  const std::string port_file = options_.dir + "/run/" + name + ".port";
+  std::filesystem::remove(port_file);
+  // The same port as before: engines know it.
+  std::vector<std::string> argv = management_argv_.at(replica);
+  argv.push_back(absl::StrCat("--listen=127.0.0.1:", management_ports_.at(replica)));
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> m, ChildProcess::Start(argv, logs_ + "/" + name + ".log"));
+  (replica == 0 ? management_ : extra_managements_.at(replica - 1)) = std::move(m);
+  return WaitForPortFile(port_file, absl::Seconds(20)).status();
 }
 void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }
 void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }

@@ -104,6 +104,8 @@ class Cluster {
     return "127.0.0.1:" + std::to_string(management_ports_.at(replica));
   }
   void KillManagement(int replica);
+  // StartManagement starts a killed replica again on its port and data directory.
+  absl::Status StartManagement(int replica);
   std::string notify_address() const { return "127.0.0.1:" + std::to_string(all_in_one() ? management_port_ : notify_port_); }
   bool all_in_one() const { return options_.all_in_one; }
   // TLS material (tools/certs/make-certs): ca.crt, service.crt/.key, token keys.
@@ -147,6 +149,7 @@ class Cluster {
   std::vector<EngineIdentity> identities_;
   std::vector<int> management_ports_;
   std::vector<std::unique_ptr<ChildProcess>> extra_managements_;
+  std::vector<std::vector<std::string>> management_argv_;  // per replica, without --listen
   int management_port_ = 0;
   int notify_port_ = 0;
   std::unique_ptr<ChildProcess> notify_, management_, server_;

@@ -1,7 +1,7 @@
 // Real processes under faults: the store, the notification service and three engines on
 // loopback while each engine's user keeps creating, editing and deleting files, and
-//   - kill -9 hits the store, the notification service or an engine every few hundred
-//     milliseconds (CONVERGE_CHAOS_KILLS, default 36), each started again;
+//   - kill -9 hits the store, the notification service, management or an engine every few
+//     hundred milliseconds (CONVERGE_CHAOS_KILLS, default 36), each started again;
 //   - in a network namespace of the test's own, nftables drops 15% of the packets to and from
 //     the services, then cuts them off entirely (a partition), then cuts off only notify;
 //   - the store's data directory and one engine's folder sit on small tmpfs mounts that fill up,
@@ -181,8 +181,13 @@ TEST_F(E2eFaultsTest, KilledServicesAndEnginesLoseNothing) {
   for (int k = 0; k < kills; ++k) {
     for (int i = 0, n = 1 + static_cast<int>(rng_() % 4); i < n; ++i) UserStep();
     absl::SleepFor(absl::Milliseconds(50 + rng_() % 300));
-    const int target = static_cast<int>(rng_() % 5);  // 0 store, 1 notify, 2..4 engines
-    if (target == 0) {
+    const int target = static_cast<int>(rng_() % 6);  // 0 store, 1 notify, 2..4 engines, 5 management
+    if (target == 5) {
+      c.KillManagement(0);
+      ++killed["management"];
+      absl::SleepFor(absl::Milliseconds(rng_() % 200));
+      ASSERT_TRUE(c.StartManagement(0).ok());
+    } else if (target == 0) {
       c.KillStore();
       ++killed["store"];
       absl::SleepFor(absl::Milliseconds(rng_() % 200));
