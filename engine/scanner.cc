@@ -151,8 +151,9 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
       // A file that changed while it was read is being written: take it on a later scan.
       absl::StatusOr<LocalStat> after = fs_->Stat(path);
       if (!after.ok() || !after->Same(st) || content->size != st.size) continue;
+      // Same bytes and permission bits: only the stat changed (touched, or rewritten as is).
       if (live && entry->version.kind == FileKind::kFile &&
-          content->sha256 == entry->version.content_sha256) {
+          content->sha256 == entry->version.content_sha256 && (st.mode & 0777) == (entry->version.mode & 0777)) {
         result.refreshed.push_back(IndexEntry{entry->version, st, result.scanned_at_ns});
         continue;
       }

@@ -101,6 +101,21 @@ TEST_F(ScannerTest, IgnoredPathsAreNeitherUploadedNorTakenAsDeleted) {
   EXPECT_EQ(scan->ignored, 3u);  // new.log, build, build/out.o
 }
 
+TEST_F(ScannerTest, AChangeOfPermissionBitsAloneIsCommitted) {
+  WriteFile(root_ + "/run.sh", "#!/bin/sh\n");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::filesystem::permissions(root_ + "/run.sh", std::filesystem::perms::owner_all);
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->changes.size(), 1u);
+  EXPECT_EQ(scan->changes[0].version.mode, 0700u);
+  EXPECT_EQ(scan->changes[0].version.base_seq, 1u);
+  EXPECT_EQ(scan->changes[0].version.content_sha256, HashOf("#!/bin/sh\n"));
+}
+
 TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
   WriteFile(root_ + "/d/x.txt", "x");
   WriteFile(root_ + "/keep.txt", "keep");

@@ -5,6 +5,8 @@
 // match the store's file table. The seed is printed; CONVERGE_E2E_SEED replays it.
 #include <algorithm>
 #include <cstdlib>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -369,6 +371,45 @@ TEST_F(E2eScenarioTest, IgnoredFilesStayLocalOnEveryDevice) {
   // Each device keeps its own ignored files.
   EXPECT_EQ(Read(0, "draft.tmp"), "alpha's scratch");
   EXPECT_EQ(Read(1, "beta.tmp"), "beta's scratch");
+}
+
+TEST_F(E2eScenarioTest, NamesModesTimesAndEmptyDirectoriesArriveAsTheyAre) {
+  const std::string a = cluster_->folder(0), b = cluster_->folder(1);
+  std::filesystem::create_directories(a + "/empty dir/nested");
+  Write(a + "/spaces and ünïcödé ✓.txt", "unicode");
+  Write(a + "/line\nbreak.txt", "newline in the name");
+  Write(a + "/run.sh", "#!/bin/sh\necho hi\n");
+  ASSERT_EQ(chmod((a + "/run.sh").c_str(), 0750), 0);
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1577836800, 123456789}};  // 2020-01-01
+  ASSERT_EQ(utimensat(AT_FDCWD, (a + "/run.sh").c_str(), times, 0), 0);
+  Write(a + "/Readme.md", "case");
+  absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
+  ASSERT_TRUE(converged.ok()) << converged;
+
+  struct stat st;
+  ASSERT_EQ(stat((b + "/run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1577836800);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 123456789);
+  EXPECT_TRUE(std::filesystem::is_directory(b + "/empty dir/nested"));
+  EXPECT_EQ(Read(1, "line\nbreak.txt"), "newline in the name");
+  EXPECT_EQ(Read(1, "spaces and ünïcödé ✓.txt"), "unicode");
+
+  // A case-only rename, and a change of permission bits alone.
+  std::filesystem::rename(a + "/Readme.md", a + "/README.md");
+  ASSERT_EQ(chmod((a + "/run.sh").c_str(), 0700), 0);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    ASSERT_EQ(stat((b + "/run.sh").c_str(), &st), 0);
+    if (std::filesystem::exists(b + "/README.md") && !std::filesystem::exists(b + "/Readme.md") &&
+        (st.st_mode & 07777) == 0700) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Read(1, "README.md"), "case");
+  EXPECT_FALSE(std::filesystem::exists(b + "/Readme.md"));
+  EXPECT_EQ(st.st_mode & 07777, 0700u) << "a change of permission bits alone did not arrive";
 }
 
 TEST_F(E2eScenarioTest, StoppedEngineCatchesUpFromItsCursor) {
