@@ -87,23 +87,30 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
   return result;
 }
 
-IgnoreRules Scanner::LoadIgnoreRules() {
+const IgnoreRules& Scanner::IgnoreRulesNow() {
   absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
-  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) return IgnoreRules();
+  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) {
+    ignore_stat_ = LocalStat{};
+    ignore_rules_ = IgnoreRules();
+    return ignore_rules_;
+  }
+  if (st->Same(ignore_stat_)) return ignore_rules_;
   absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(kIgnoreFileName);
   std::string text;
-  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return IgnoreRules();
+  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return ignore_rules_;  // the next scan tries again
   if (st->size > kMaxIgnoreFileBytes) {
     Log()->warn("{} is over {} bytes: only its start is read", kIgnoreFileName, kMaxIgnoreFileBytes);
   }
-  return IgnoreRules::Parse(text);
+  ignore_stat_ = *st;
+  ignore_rules_ = IgnoreRules::Parse(text);
+  return ignore_rules_;
 }
 
 absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& all_walked,
                               const std::map<std::string, IndexEntry>& all_known, ScanResult* out) {
   ScanResult& result = *out;
   // Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
-  const IgnoreRules rules = LoadIgnoreRules();
+  const IgnoreRules& rules = IgnoreRulesNow();
   std::vector<std::pair<std::string, LocalStat>> walked;
   walked.reserve(all_walked.size());
   for (const auto& w : all_walked) {

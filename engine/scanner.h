@@ -63,8 +63,9 @@ class Scanner {
   void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
 
  private:
-  // LoadIgnoreRules reads the folder's .convergeignore (none: nothing ignored).
-  IgnoreRules LoadIgnoreRules();
+  // IgnoreRulesNow returns the rules of the folder's .convergeignore (none: nothing ignored),
+  // read again only when the file changed.
+  const IgnoreRules& IgnoreRulesNow();
   // Compare turns what is on disk (`walked`, parents before children) and what the index knows
   // of the same part of the tree (`known`, live entries) into changes.
   absl::Status Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
@@ -75,6 +76,8 @@ class Scanner {
   Clock* const clock_;
   const ChunkParams params_;
   std::function<std::string()> new_file_id_;
+  LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
+  IgnoreRules ignore_rules_;
 };
 
 }  // namespace converge::engine

@@ -47,6 +47,11 @@ struct EngineIdentity {
   std::string management;  // the management replica it enrolls through (empty: the first)
 };
 
+// WriteFile writes `data` to `path`, creating its directories; ReadFile returns a file's bytes
+// ("" if it cannot be read).
+void WriteFile(const std::string& path, const std::string& data);
+std::string ReadFile(const std::string& path);
+
 // A folder's content: relative path -> "dir" or the file's SHA-256 in hex.
 using Snapshot = std::map<std::string, std::string>;
 

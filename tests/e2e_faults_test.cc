@@ -39,17 +39,6 @@
 namespace converge::testing {
 namespace {
 
-void Write(const std::string& path, const std::string& data) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 uint64_t EnvOr(const char* name, uint64_t fallback) {
   const char* v = getenv(name);
   return v == nullptr ? fallback : strtoull(v, nullptr, 10);
@@ -99,7 +88,7 @@ class E2eFaultsTest : public ::testing::Test {
       x = x * 6364136223846793005ull + 1442695040888963407ull;
       content.push_back(static_cast<char>(x >> 56));
     }
-    Write(c.folder(e) + "/" + path, content);
+    WriteFile(c.folder(e) + "/" + path, content);
     expected_[path] = content;
     ever_written_.insert(HashOf(content));
     ++writes_;
@@ -113,7 +102,7 @@ class E2eFaultsTest : public ::testing::Test {
       if (!snap.ok()) continue;  // changing under us
       for (const auto& [path, hash] : *snap) {
         if (hash == "dir" || !absl::StartsWith(path, "user-")) continue;
-        const std::string content = Read(cluster_->folder(e) + "/" + path);
+        const std::string content = ReadFile(cluster_->folder(e) + "/" + path);
         EXPECT_TRUE(ever_written_.count(HashOf(content)) || content.empty())
             << "seed " << seed_ << ": " << path << " on " << cluster_->name(e) << " holds " << content.size()
             << " bytes no user wrote";
@@ -128,7 +117,7 @@ class E2eFaultsTest : public ::testing::Test {
     ASSERT_TRUE(converged.ok()) << "seed " << seed_ << ": " << converged;
     for (int e = 0; e < c.engine_count(); ++e) {
       for (const auto& [path, content] : expected_) {
-        const std::string got = Read(c.folder(e) + "/" + path);
+        const std::string got = ReadFile(c.folder(e) + "/" + path);
         EXPECT_TRUE(got == content) << "seed " << seed_ << ": " << path << " on " << c.name(e) << " has "
                                     << got.size() << " bytes, want " << content.size();
       }
@@ -392,7 +381,7 @@ TEST_F(E2eFaultsTest, FailingFsyncLosesNothing) {
   // Failed syncs surfaced as errors (and were retried), in the engines' logs.
   int surfaced = 0;
   for (const char* log : {"/engine-a.log", "/engine-b.log"}) {
-    const std::string text = Read(c.logs_dir() + log);
+    const std::string text = ReadFile(c.logs_dir() + log);
     for (size_t at = text.find("Input/output error"); at != std::string::npos; at = text.find("Input/output error", at + 1)) {
       ++surfaced;
     }

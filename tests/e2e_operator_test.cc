@@ -16,17 +16,6 @@
 namespace converge::testing {
 namespace {
 
-void Write(const std::string& path, const std::string& data) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // DeviceId reads the device id an engine enrolled with, from convergectl's device list.
 std::string DeviceIdOf(Cluster* c, const std::string& name) {
   CommandResult r = c->Convergectl({"devices", "list"});
@@ -58,9 +47,9 @@ class E2eOperatorTest : public ::testing::Test {
     c_ = std::move(*cluster);
     ASSERT_TRUE(c_->AddEngine("laptop").ok());
     ASSERT_TRUE(c_->AddEngine("desktop").ok());
-    Write(c_->folder(0) + "/docs/a.txt", "alpha");
-    Write(c_->folder(0) + "/docs/b.txt", "alpha");  // same content: one chunk
-    Write(c_->folder(1) + "/big.bin", std::string(3 << 20, 'x'));
+    WriteFile(c_->folder(0) + "/docs/a.txt", "alpha");
+    WriteFile(c_->folder(0) + "/docs/b.txt", "alpha");  // same content: one chunk
+    WriteFile(c_->folder(1) + "/big.bin", std::string(3 << 20, 'x'));
     absl::Status converged = c_->WaitConverged(absl::Seconds(30));
     ASSERT_TRUE(converged.ok()) << converged << "; logs in " << c_->logs_dir();
   }
@@ -127,8 +116,8 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
 
   // conflicts: make one for real (desktop offline while both edit)
   c_->PauseEngine(1);
-  Write(c_->folder(0) + "/docs/a.txt", "laptop's edit");
-  Write(c_->folder(1) + "/docs/a.txt", "desktop's edit");
+  WriteFile(c_->folder(0) + "/docs/a.txt", "laptop's edit");
+  WriteFile(c_->folder(1) + "/docs/a.txt", "desktop's edit");
   c_->ResumeEngine(1);
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
   r = c_->Convergectl({"conflicts", "list"});
@@ -190,14 +179,14 @@ TEST_F(E2eOperatorTest, EngineStatusPauseAndResume) {
   ASSERT_TRUE(WaitFor([&] {
     return absl::StrContains(c_->EngineCommand({"status", "--folder=" + c_->folder(0)}).out, "state      paused");
   }, absl::Seconds(5)));
-  Write(c_->folder(1) + "/while-paused.txt", "later");
+  WriteFile(c_->folder(1) + "/while-paused.txt", "later");
   absl::SleepFor(absl::Seconds(1));
   EXPECT_FALSE(std::filesystem::exists(c_->folder(0) + "/while-paused.txt"));
   r = c_->EngineCommand({"status", "--folder=" + c_->folder(0)});
   EXPECT_TRUE(absl::StrContains(r.out, "commits to download")) << r.out;
   r = c_->EngineCommand({"resume", "--folder=" + c_->folder(0)});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_TRUE(WaitFor([&] { return Read(c_->folder(0) + "/while-paused.txt") == "later"; }, absl::Seconds(5)));
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(c_->folder(0) + "/while-paused.txt") == "later"; }, absl::Seconds(5)));
 
   r = c_->EngineCommand({"status", "--folder=/nonexistent"});
   EXPECT_EQ(r.exit_code, 1);
@@ -211,7 +200,7 @@ TEST_F(E2eOperatorTest, EngineStatusPauseAndResume) {
 }
 
 TEST_F(E2eOperatorTest, MetricsOfEveryProcess) {
-  Write(c_->folder(0) + "/m.txt", "metrics");
+  WriteFile(c_->folder(0) + "/m.txt", "metrics");
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
   auto engine = c_->EngineMetrics(1);
   ASSERT_TRUE(engine.ok()) << engine.status();
@@ -243,7 +232,7 @@ TEST_F(E2eOperatorTest, RevokeWithWipeDeletesSyncedFilesOnlyAndStopsTheEngine) {
   ASSERT_FALSE(desktop.empty());
   // A file the desktop never synced: written while it is paused, so it cannot upload it.
   c_->PauseEngine(1);
-  Write(c_->folder(1) + "/docs/private-draft.txt", "never synced");
+  WriteFile(c_->folder(1) + "/docs/private-draft.txt", "never synced");
   CommandResult r = c_->Convergectl({"devices", "revoke", desktop, "--wipe"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "is wipe pending")) << r.out;
@@ -254,11 +243,11 @@ TEST_F(E2eOperatorTest, RevokeWithWipeDeletesSyncedFilesOnlyAndStopsTheEngine) {
   EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/docs/a.txt"));
   EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/big.bin"));
   EXPECT_FALSE(std::filesystem::exists(c_->folder(1) + "/.converge"));
-  EXPECT_EQ(Read(c_->folder(1) + "/docs/private-draft.txt"), "never synced");
+  EXPECT_EQ(ReadFile(c_->folder(1) + "/docs/private-draft.txt"), "never synced");
   EXPECT_TRUE(WaitFor([&] { return absl::StrContains(c_->Convergectl({"devices", "show", desktop}).out, "wiped"); },
                       absl::Seconds(5)));
   // The laptop keeps syncing; the store refuses the revoked device.
-  Write(c_->folder(0) + "/after.txt", "still works");
+  WriteFile(c_->folder(0) + "/after.txt", "still works");
   EXPECT_TRUE(WaitFor([&] { return c_->SnapshotStore().ok() && c_->SnapshotStore()->count("after.txt") == 1; },
                       absl::Seconds(10)));
   EXPECT_TRUE(std::filesystem::exists(c_->folder(0) + "/docs/a.txt"));
@@ -277,7 +266,7 @@ std::string PendingDeleteId(Cluster* c) {
 }
 
 TEST_F(E2eOperatorTest, MassDeleteHeldUntilApprovedOrRejected) {
-  for (int i = 0; i < 200; ++i) Write(c_->folder(0) + absl::StrCat("/many/f", i), absl::StrCat("file ", i));
+  for (int i = 0; i < 200; ++i) WriteFile(c_->folder(0) + absl::StrCat("/many/f", i), absl::StrCat("file ", i));
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
 
   // The laptop deletes 150 of them: held, the desktop keeps its copies.
@@ -309,17 +298,17 @@ TEST_F(E2eOperatorTest, MassDeleteHeldUntilApprovedOrRejected) {
 
   // Now the desktop deletes everything under many/ and the operator rejects it: the desktop
   // gets its files back.
-  for (int i = 150; i < 200; ++i) Write(c_->folder(1) + absl::StrCat("/many/g", i), "more");
+  for (int i = 150; i < 200; ++i) WriteFile(c_->folder(1) + absl::StrCat("/many/g", i), "more");
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
   std::filesystem::remove_all(c_->folder(1) + "/many");
   ASSERT_TRUE(WaitFor([&] { return !(id = PendingDeleteId(c_.get())).empty(); }, absl::Seconds(10)));
   r = c_->Convergectl({"deletes", "reject", "shared", id});
   EXPECT_TRUE(absl::StrContains(r.out, "is rejected: the device restores the files")) << r.out << r.err;
-  ASSERT_TRUE(WaitFor([&] { return Read(c_->folder(1) + "/many/f199") == "file 199"; }, absl::Seconds(20)))
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(1) + "/many/f199") == "file 199"; }, absl::Seconds(20)))
       << "logs in " << c_->logs_dir();
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
-  EXPECT_EQ(Read(c_->folder(1) + "/many/g150"), "more");
-  EXPECT_EQ(Read(c_->folder(0) + "/many/g150"), "more");
+  EXPECT_EQ(ReadFile(c_->folder(1) + "/many/g150"), "more");
+  EXPECT_EQ(ReadFile(c_->folder(0) + "/many/g150"), "more");
   r = c_->Convergectl({"deletes", "approve", "shared", id});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "FAILED_PRECONDITION")) << r.err;

@@ -20,23 +20,12 @@
 namespace converge::testing {
 namespace {
 
-void Write(const std::string& path, const std::string& data) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // WaitForContent waits until `path` holds `content`; returns how long that took, or nullopt.
 std::optional<absl::Duration> WaitForContent(const std::string& path, const std::string& content,
                                              absl::Duration limit) {
   const absl::Time start = absl::Now();
   while (absl::Now() - start < limit) {
-    if (Read(path) == content) return absl::Now() - start;
+    if (ReadFile(path) == content) return absl::Now() - start;
     absl::SleepFor(absl::Milliseconds(1));
   }
   return std::nullopt;
@@ -70,14 +59,14 @@ double FullScans(Cluster* c, int engine) {
 TEST(E2ePushTest, FrozenThenRestartedNotificationServiceLosesNothing) {
   auto c = StartCluster("notify-restart", {}, {"--heartbeat=200ms"});
   ASSERT_NE(c, nullptr);
-  Write(c->folder(0) + "/warmup.txt", "w");
+  WriteFile(c->folder(0) + "/warmup.txt", "w");
   ASSERT_TRUE(WaitForContent(c->folder(1) + "/warmup.txt", "w", absl::Seconds(10)));
 
   // Frozen: streams go silent; engines notice within a few heartbeats and reconnect. Edits made
   // meanwhile are committed (the store is up) and reach B once notify thaws and B reconnects.
   c->PauseNotify();
   absl::SleepFor(absl::Seconds(1));
-  for (int i = 0; i < 20; ++i) Write(c->folder(0) + absl::StrCat("/frozen/f", i), absl::StrCat("frozen ", i));
+  for (int i = 0; i < 20; ++i) WriteFile(c->folder(0) + absl::StrCat("/frozen/f", i), absl::StrCat("frozen ", i));
   absl::SleepFor(absl::Milliseconds(500));
   c->ResumeNotify();
   ASSERT_TRUE(WaitForContent(c->folder(1) + "/frozen/f19", "frozen 19", absl::Seconds(10)))
@@ -91,7 +80,7 @@ TEST(E2ePushTest, FrozenThenRestartedNotificationServiceLosesNothing) {
   std::atomic<int> written{0};
   std::thread writer([&] {
     for (int i = 0; i < 150; ++i) {
-      Write(c->folder(0) + absl::StrCat("/load/f", i % 30), absl::StrCat("version ", i));
+      WriteFile(c->folder(0) + absl::StrCat("/load/f", i % 30), absl::StrCat("version ", i));
       written = i + 1;
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -104,7 +93,7 @@ TEST(E2ePushTest, FrozenThenRestartedNotificationServiceLosesNothing) {
   writer.join();
   absl::Status converged = c->WaitConverged(absl::Seconds(15));
   ASSERT_TRUE(converged.ok()) << converged << "; logs in " << c->logs_dir();
-  EXPECT_EQ(Read(c->folder(1) + "/load/f29"), "version 149");
+  EXPECT_EQ(ReadFile(c->folder(1) + "/load/f29"), "version 149");
   // No engine fell back on a full rescan: one full scan each, at start-up.
   EXPECT_EQ(FullScans(c.get(), 0), 1);
   EXPECT_EQ(FullScans(c.get(), 1), 1);
@@ -117,7 +106,7 @@ TEST(E2ePushTest, DroppedEventsAreRepairedByHeartbeats) {
   absl::SleepFor(absl::Milliseconds(500));
   for (int i = 0; i < 5; ++i) {
     const std::string content = absl::StrCat("edit ", i);
-    Write(c->folder(0) + "/doc.txt", content);
+    WriteFile(c->folder(0) + "/doc.txt", content);
     std::optional<absl::Duration> took = WaitForContent(c->folder(1) + "/doc.txt", content, absl::Seconds(10));
     ASSERT_TRUE(took.has_value()) << "edit " << i << " never arrived; logs in " << c->logs_dir();
     // A heartbeat is due within 200 ms of the stream going quiet.
@@ -131,12 +120,12 @@ TEST(E2ePushTest, DroppedEventsAreRepairedByHeartbeats) {
 TEST(E2ePushTest, KilledEnginesResumeFromTheirCursors) {
   auto c = StartCluster("killed", {}, {});
   ASSERT_NE(c, nullptr);
-  Write(c->folder(0) + "/first.txt", "1");
+  WriteFile(c->folder(0) + "/first.txt", "1");
   ASSERT_TRUE(WaitForContent(c->folder(1) + "/first.txt", "1", absl::Seconds(10)));
 
   // A burst on A; B is killed (-9) while applying it, A while still uploading the rest.
   std::thread burst([&] {
-    for (int i = 0; i < 300; ++i) Write(c->folder(0) + absl::StrCat("/burst/f", i), std::string(4096 + i, 'x'));
+    for (int i = 0; i < 300; ++i) WriteFile(c->folder(0) + absl::StrCat("/burst/f", i), std::string(4096 + i, 'x'));
   });
   for (int i = 0; i < 2000 && !std::filesystem::exists(c->folder(1) + "/burst"); ++i) {
     absl::SleepFor(absl::Milliseconds(2));
@@ -152,7 +141,7 @@ TEST(E2ePushTest, KilledEnginesResumeFromTheirCursors) {
   ASSERT_TRUE(snap.ok());
   EXPECT_EQ(snap->size(), 302u);  // first.txt, burst/, 300 files
   // The restarted B picked up from the cursor it had durably recorded, not from zero.
-  const std::string log = Read(c->logs_dir() + "/engine-b.log");
+  const std::string log = ReadFile(c->logs_dir() + "/engine-b.log");
   const size_t restart = log.rfind("from cursor ");
   ASSERT_NE(restart, std::string::npos);
   EXPECT_NE(log.substr(restart, 14), "from cursor 0 ") << log.substr(restart, 40);
@@ -169,7 +158,7 @@ TEST(E2ePushTest, SustainedHundredEditsPerSecondWithoutGrowingLag) {
     for (int i = 0; i < kEdits; ++i) {
       absl::SleepFor(start + absl::Milliseconds(10 * i) - absl::Now());
       written[i] = absl::Now();
-      Write(c->folder(0) + absl::StrCat("/s/f", i), absl::StrCat("edit ", i));
+      WriteFile(c->folder(0) + absl::StrCat("/s/f", i), absl::StrCat("edit ", i));
     }
   });
   // B applies commits in order: watch for each file in turn.

@@ -16,19 +16,9 @@
 namespace converge::testing {
 namespace {
 
-void Write(const std::string& path, const std::string& data) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 bool WaitForContent(const std::string& path, const std::string& want, absl::Duration timeout) {
   for (absl::Time end = absl::Now() + timeout; absl::Now() < end; absl::SleepFor(absl::Milliseconds(50))) {
-    if (Read(path) == want) return true;
+    if (ReadFile(path) == want) return true;
   }
   return false;
 }
@@ -80,9 +70,9 @@ TEST(E2eShardsTest, NamespacesSpreadOverTwoStoreShardsAndSyncThroughEach) {
   auto delta = cluster.AddEngine("delta", {"zoe", "zoes", zoe_token});
   ASSERT_TRUE(gamma.ok() && delta.ok());
 
-  Write(cluster.folder(0) + "/docs/e2e.txt", "on shard 0");
-  Write(cluster.folder(*gamma) + "/docs/zoe.txt", "on shard 1");
-  Write(cluster.folder(*delta) + "/back.txt", "zoe's other device");
+  WriteFile(cluster.folder(0) + "/docs/e2e.txt", "on shard 0");
+  WriteFile(cluster.folder(*gamma) + "/docs/zoe.txt", "on shard 1");
+  WriteFile(cluster.folder(*delta) + "/back.txt", "zoe's other device");
   EXPECT_TRUE(WaitForContent(cluster.folder(1) + "/docs/e2e.txt", "on shard 0", absl::Seconds(30)))
       << "logs in " << cluster.logs_dir();
   EXPECT_TRUE(WaitForContent(cluster.folder(*delta) + "/docs/zoe.txt", "on shard 1", absl::Seconds(30)))

@@ -33,12 +33,6 @@ std::string RandomBytes(std::mt19937_64& rng, size_t n) {
   return out;
 }
 
-void Write(const std::string& path, const std::string& data) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
 // Files and directories currently in a folder (relative paths), outside the state dir.
 void List(const std::string& folder, std::vector<std::string>* files, std::vector<std::string>* dirs) {
   for (auto it = std::filesystem::recursive_directory_iterator(folder);
@@ -87,7 +81,7 @@ class E2eSyncTest : public ::testing::Test {
     if (kind <= 3 || files.empty()) {  // create (sometimes empty)
       const std::string path = RandomFilePath(rng);
       const size_t size = rng() % 5 == 0 ? 0 : rng() % (64 << 10);
-      Write(root + "/" + path, RandomBytes(rng, size));
+      WriteFile(root + "/" + path, RandomBytes(rng, size));
       return absl::StrCat("create ", path, " (", size, " B)");
     }
     const std::string victim = files[rng() % files.size()];
@@ -100,7 +94,7 @@ class E2eSyncTest : public ::testing::Test {
         const std::string patch = RandomBytes(rng, 64 << 10);
         f.write(patch.data(), static_cast<std::streamsize>(patch.size()));
       } else {
-        Write(path, RandomBytes(rng, rng() % (32 << 10) + 1));
+        WriteFile(path, RandomBytes(rng, rng() % (32 << 10) + 1));
       }
       return absl::StrCat("edit ", victim);
     }
@@ -132,7 +126,7 @@ TEST_F(E2eSyncTest, ThreeEnginesConvergeOnRandomOperations) {
   std::mt19937_64 rng(seed_);
 
   // A 50 MiB file from device 0 first.
-  Write(cluster_->folder(0) + "/big/video.bin", RandomBytes(rng, kBigFileBytes));
+  WriteFile(cluster_->folder(0) + "/big/video.bin", RandomBytes(rng, kBigFileBytes));
   absl::Status converged = cluster_->WaitConverged(absl::Seconds(120));
   ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
 
@@ -186,12 +180,12 @@ class E2eScenarioTest : public ::testing::Test {
 };
 
 TEST_F(E2eScenarioTest, ConcurrentEditsKeepBothVersions) {
-  Write(cluster_->folder(0) + "/notes.txt", "original");
+  WriteFile(cluster_->folder(0) + "/notes.txt", "original");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
 
   cluster_->PauseEngine(1);  // beta is offline while both edit
-  Write(cluster_->folder(0) + "/notes.txt", "alpha's edit");
-  Write(cluster_->folder(1) + "/notes.txt", "beta's edit");
+  WriteFile(cluster_->folder(0) + "/notes.txt", "alpha's edit");
+  WriteFile(cluster_->folder(1) + "/notes.txt", "beta's edit");
   cluster_->ResumeEngine(1);
   absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
   ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
@@ -214,7 +208,7 @@ TEST_F(E2eScenarioTest, ConcurrentEditsKeepBothVersions) {
 TEST_F(E2eScenarioTest, KilledDownloadResumesWithoutRefetchingAndDedupAcrossFiles) {
   std::mt19937_64 rng(99);
   const std::string big = RandomBytes(rng, 96 << 20);
-  Write(cluster_->folder(0) + "/big.bin", big);
+  WriteFile(cluster_->folder(0) + "/big.bin", big);
   // Kill beta (-9) once its partial download holds some verified chunks.
   const std::string tmp = cluster_->folder(1) + "/.converge/tmp";
   bool killed = false;
@@ -257,11 +251,11 @@ TEST_F(E2eScenarioTest, KilledDownloadResumesWithoutRefetchingAndDedupAcrossFile
 }
 
 TEST_F(E2eScenarioTest, NameDifferingOnlyInCaseStaysLocalAndIsReported) {
-  Write(cluster_->folder(0) + "/Report.txt", "upper");
+  WriteFile(cluster_->folder(0) + "/Report.txt", "upper");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
   // beta (Linux) can hold both names; a Mac or Windows device could not: the store refuses the
   // second, and beta keeps it local and says so.
-  Write(cluster_->folder(1) + "/report.txt", "lower");
+  WriteFile(cluster_->folder(1) + "/report.txt", "lower");
   std::string status;
   for (int i = 0; i < 100; ++i) {
     status = cluster_->EngineCommand({"status", "--folder=" + cluster_->folder(1)}).out;
@@ -287,8 +281,8 @@ TEST_F(E2eScenarioTest, NameDifferingOnlyInCaseStaysLocalAndIsReported) {
 }
 
 TEST_F(E2eScenarioTest, StoreRestoredFromAnOlderBackupLosesNothing) {
-  Write(cluster_->folder(0) + "/a.txt", "one");
-  Write(cluster_->folder(0) + "/same.txt", "never changes");
+  WriteFile(cluster_->folder(0) + "/a.txt", "one");
+  WriteFile(cluster_->folder(0) + "/same.txt", "never changes");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
   // A consistent backup: the store stopped, its data directory copied.
   const std::string backup = cluster_->StoreDataDir() + "-backup";
@@ -296,9 +290,9 @@ TEST_F(E2eScenarioTest, StoreRestoredFromAnOlderBackupLosesNothing) {
   std::filesystem::copy(cluster_->StoreDataDir(), backup, std::filesystem::copy_options::recursive);
   ASSERT_TRUE(cluster_->StartStore().ok());
   // Changes the backup does not have.
-  Write(cluster_->folder(0) + "/a.txt", "two, after the backup");
-  Write(cluster_->folder(0) + "/from-alpha.txt", "made after the backup");
-  Write(cluster_->folder(1) + "/from-beta.txt", "beta, after the backup");
+  WriteFile(cluster_->folder(0) + "/a.txt", "two, after the backup");
+  WriteFile(cluster_->folder(0) + "/from-alpha.txt", "made after the backup");
+  WriteFile(cluster_->folder(1) + "/from-beta.txt", "beta, after the backup");
   absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
   ASSERT_TRUE(converged.ok()) << converged;
 
@@ -333,8 +327,8 @@ TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->AddEngine("one").ok());
   ASSERT_TRUE((*cluster)->AddEngine("two").ok());
-  Write((*cluster)->folder(0) + "/docs/a.txt", "from one");
-  Write((*cluster)->folder(1) + "/b.bin", std::string(3 << 20, 'b'));
+  WriteFile((*cluster)->folder(0) + "/docs/a.txt", "from one");
+  WriteFile((*cluster)->folder(1) + "/b.bin", std::string(3 << 20, 'b'));
   absl::Status converged = (*cluster)->WaitConverged(absl::Seconds(30));
   ASSERT_TRUE(converged.ok()) << converged << "; logs in " << (*cluster)->logs_dir();
   auto snap = Cluster::SnapshotFolder((*cluster)->folder(1));
@@ -344,17 +338,17 @@ TEST(E2eAllInOneTest, ConvergeServerSyncsEngines) {
 
 TEST_F(E2eScenarioTest, IgnoredFilesStayLocalOnEveryDevice) {
   // The rules file is synced like any file, so beta ignores the same paths.
-  Write(cluster_->folder(0) + "/.convergeignore", "# build output and editor leftovers\n*.tmp\ncache/\n");
-  Write(cluster_->folder(0) + "/kept.txt", "synced");
-  Write(cluster_->folder(0) + "/draft.tmp", "alpha's scratch");
-  Write(cluster_->folder(0) + "/cache/blob", std::string(100000, 'c'));
+  WriteFile(cluster_->folder(0) + "/.convergeignore", "# build output and editor leftovers\n*.tmp\ncache/\n");
+  WriteFile(cluster_->folder(0) + "/kept.txt", "synced");
+  WriteFile(cluster_->folder(0) + "/draft.tmp", "alpha's scratch");
+  WriteFile(cluster_->folder(0) + "/cache/blob", std::string(100000, 'c'));
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline && (Read(1, "kept.txt") != "synced" || Read(1, ".convergeignore").empty())) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_EQ(Read(1, "kept.txt"), "synced");
-  Write(cluster_->folder(1) + "/beta.tmp", "beta's scratch");
-  Write(cluster_->folder(1) + "/after.txt", "synced too");
+  WriteFile(cluster_->folder(1) + "/beta.tmp", "beta's scratch");
+  WriteFile(cluster_->folder(1) + "/after.txt", "synced too");
   while (absl::Now() < deadline && Read(0, "after.txt") != "synced too") absl::SleepFor(absl::Milliseconds(20));
   ASSERT_EQ(Read(0, "after.txt"), "synced too");
   absl::SleepFor(absl::Seconds(1));  // and a full scan or two
@@ -376,13 +370,13 @@ TEST_F(E2eScenarioTest, IgnoredFilesStayLocalOnEveryDevice) {
 TEST_F(E2eScenarioTest, NamesModesTimesAndEmptyDirectoriesArriveAsTheyAre) {
   const std::string a = cluster_->folder(0), b = cluster_->folder(1);
   std::filesystem::create_directories(a + "/empty dir/nested");
-  Write(a + "/spaces and ünïcödé ✓.txt", "unicode");
-  Write(a + "/line\nbreak.txt", "newline in the name");
-  Write(a + "/run.sh", "#!/bin/sh\necho hi\n");
+  WriteFile(a + "/spaces and ünïcödé ✓.txt", "unicode");
+  WriteFile(a + "/line\nbreak.txt", "newline in the name");
+  WriteFile(a + "/run.sh", "#!/bin/sh\necho hi\n");
   ASSERT_EQ(chmod((a + "/run.sh").c_str(), 0750), 0);
   struct timespec times[2] = {{0, UTIME_OMIT}, {1577836800, 123456789}};  // 2020-01-01
   ASSERT_EQ(utimensat(AT_FDCWD, (a + "/run.sh").c_str(), times, 0), 0);
-  Write(a + "/Readme.md", "case");
+  WriteFile(a + "/Readme.md", "case");
   absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
   ASSERT_TRUE(converged.ok()) << converged;
 
@@ -413,12 +407,12 @@ TEST_F(E2eScenarioTest, NamesModesTimesAndEmptyDirectoriesArriveAsTheyAre) {
 }
 
 TEST_F(E2eScenarioTest, StoppedEngineCatchesUpFromItsCursor) {
-  Write(cluster_->folder(0) + "/a.txt", "one");
+  WriteFile(cluster_->folder(0) + "/a.txt", "one");
   ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
   cluster_->StopEngine(1);
-  Write(cluster_->folder(0) + "/b/c.txt", "two");
+  WriteFile(cluster_->folder(0) + "/b/c.txt", "two");
   std::filesystem::remove(cluster_->folder(0) + "/a.txt");
-  Write(cluster_->folder(1) + "/offline.txt", "made while beta was stopped");
+  WriteFile(cluster_->folder(1) + "/offline.txt", "made while beta was stopped");
   ASSERT_TRUE(cluster_->StartEngine(1).ok());
   absl::Status converged = cluster_->WaitConverged(absl::Seconds(30));
   ASSERT_TRUE(converged.ok()) << converged << "; logs in " << cluster_->logs_dir();
@@ -447,7 +441,7 @@ TEST(E2eWatcherTest, ChangesTravelWithoutWaitingForARescan) {
   for (int i = 0; i < 5; ++i) {
     const std::string content = "edit " + std::to_string(i);
     const absl::Time start = absl::Now();
-    Write((*cluster)->folder(0) + "/w/file.txt", content);
+    WriteFile((*cluster)->folder(0) + "/w/file.txt", content);
     std::string got;
     while (absl::Now() - start < absl::Seconds(10)) {
       std::ifstream in((*cluster)->folder(1) + "/w/file.txt", std::ios::binary);

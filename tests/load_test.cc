@@ -34,11 +34,6 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
   return v == nullptr ? fallback : strtoull(v, nullptr, 10);
 }
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 void WriteAtomically(const std::string& path, const std::string& data) {
   const std::string tmp = path + ".writing~";
   {
@@ -90,7 +85,7 @@ TEST(LoadTest, ManyEnginesStayFastAndFlat) {
   // 128 by default: more engines on one machine (as one user) would fall back to periodic scans.
   // As root, the limit is raised for the run and put back after it.
   const std::string limit_file = "/proc/sys/fs/inotify/max_user_instances";
-  const std::string old_limit = Read(limit_file);
+  const std::string old_limit = ReadFile(limit_file);
   const uint64_t limit = strtoull(old_limit.c_str(), nullptr, 10);
   struct Restore {
     std::string file, value;
@@ -100,7 +95,7 @@ TEST(LoadTest, ManyEnginesStayFastAndFlat) {
   } restore{limit_file, ""};
   if (limit > 0 && limit < static_cast<uint64_t>(engines) + 64) {
     std::ofstream(limit_file) << engines + 128;
-    if (strtoull(Read(limit_file).c_str(), nullptr, 10) >= static_cast<uint64_t>(engines) + 64) {
+    if (strtoull(ReadFile(limit_file).c_str(), nullptr, 10) >= static_cast<uint64_t>(engines) + 64) {
       restore.value = old_limit;
       std::cout << "inotify instances per user raised from " << limit << " to " << engines + 128 << " for the run\n";
     } else {
@@ -150,7 +145,7 @@ TEST(LoadTest, ManyEnginesStayFastAndFlat) {
           for (size_t i = 0; i < members[it->group].size(); ++i) {
             const int e = members[it->group][i];
             if (e == it->writer || it->arrived[i]) continue;
-            if (Read(c.folder(e) + "/" + it->path) == it->content) {
+            if (ReadFile(c.folder(e) + "/" + it->path) == it->content) {
               it->arrived[i] = true;
               if (it->first_ms < 0) it->first_ms = absl::ToDoubleMilliseconds(absl::Now() - it->written);
             } else {

@@ -93,15 +93,6 @@ class HostileStore final : public sv1::StoreService::Service {
   std::map<std::string, ServedChunk> chunks_ ABSL_GUARDED_BY(mu_);
 };
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
-
 // Every entry below `dir` (recursively, symlinks not followed) with its content or link target.
 std::map<std::string, std::string> Tree(const std::string& dir) {
   std::map<std::string, std::string> out;

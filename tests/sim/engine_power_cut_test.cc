@@ -13,47 +13,19 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/logging.h"
-#include "common/power_cut_env.h"
 #include "common/sha256.h"
-#include "engine/local_index.h"
-#include "engine/mem_filesystem.h"
 #include "engine/sync_engine.h"
 #include "gtest/gtest.h"
-#include "tests/sim/sim_store.h"
+#include "tests/sim/sim_device.h"
 
 namespace converge::sim {
 namespace {
 
-using engine::MemFilesystem;
-
-struct Device {
-  Device(std::string id, Clock* clock) : id(std::move(id)), fs(clock) {}
-  absl::Status Start(SimStore* store, Clock* clock) {
-    absl::StatusOr<std::unique_ptr<engine::LocalIndex>> opened = engine::LocalIndex::Open("/index", env.env());
-    if (!opened.ok()) return opened.status();
-    index = std::move(*opened);
-    client = std::make_unique<SimStoreClient>(store, id);
-    engine::EngineOptions eo;
-    eo.chunk_params = engine::ChunkParams{1024, 4096, 16384};
-    engine = std::make_unique<engine::SyncEngine>(&fs, index.get(), client.get(), clock, id, eo);
-    return absl::OkStatus();
-  }
-  absl::Status PowerCutAndRestart(SimStore* store, Clock* clock) {
-    env.Cut();
-    engine.reset();
-    client.reset();
-    index.reset();
-    if (absl::Status s = env.Recover(); !s.ok()) return s;
-    fs.PowerCut();
-    return Start(store, clock);
-  }
-  std::string id;
-  MemFilesystem fs;
-  PowerCutEnv env;
-  std::unique_ptr<engine::LocalIndex> index;
-  std::unique_ptr<SimStoreClient> client;
-  std::unique_ptr<engine::SyncEngine> engine;
-};
+engine::EngineOptions Options() {
+  engine::EngineOptions eo;
+  eo.chunk_params = engine::ChunkParams{1024, 4096, 16384};
+  return eo;
+}
 
 std::string Bytes(size_t n, char seed) {
   std::string s(n, '\0');
@@ -81,36 +53,36 @@ Outcome CutEverywhere(const std::map<std::string, std::string>& before, const st
     FakeClock clock;
     auto store = SimStore::Create(&clock, {"a", "b"});
     EXPECT_TRUE(store.ok());
-    Device a("a", &clock), b("b", &clock);
-    EXPECT_TRUE(a.Start(store->get(), &clock).ok());
-    EXPECT_TRUE(b.Start(store->get(), &clock).ok());
-    b.fs.set_ignore_fsync(ignore_fsync);
+    SimDevice a("a", &clock, store->get(), Options()), b("b", &clock, store->get(), Options());
+    EXPECT_TRUE(a.Start().ok());
+    EXPECT_TRUE(b.Start().ok());
+    b.fs().set_ignore_fsync(ignore_fsync);
     std::set<Digest> good;
     for (const auto& [p, c] : before) {
-      EXPECT_TRUE(a.fs.UserWrite(p, c).ok());
+      EXPECT_TRUE(a.fs().UserWrite(p, c).ok());
       good.insert(HashOf(c));
     }
-    EXPECT_TRUE(a.engine->SyncOnce().ok());
+    EXPECT_TRUE(a.engine().SyncOnce().ok());
     clock.Advance(absl::Seconds(5));
-    EXPECT_TRUE(b.engine->SyncOnce().ok());
+    EXPECT_TRUE(b.engine().SyncOnce().ok());
     clock.Advance(absl::Seconds(5));
     for (const auto& [p, c] : after) {
-      EXPECT_TRUE(a.fs.UserWrite(p, c).ok());
+      EXPECT_TRUE(a.fs().UserWrite(p, c).ok());
       good.insert(HashOf(c));
     }
-    EXPECT_TRUE(a.engine->SyncOnce().ok());
+    EXPECT_TRUE(a.engine().SyncOnce().ok());
     clock.Advance(absl::Seconds(5));
 
-    b.fs.FailAfter(n);
-    const absl::Status died = b.engine->SyncOnce();
+    b.fs().FailAfter(n);
+    const absl::Status died = b.engine().SyncOnce();
     // Past the last change, B got through: the power goes right after it.
     const bool last = died.ok();
     ++out.cut_points;
-    EXPECT_TRUE(b.PowerCutAndRestart(store->get(), &clock).ok());
+    EXPECT_TRUE(b.PowerCut().ok());
     clock.Advance(absl::Seconds(5));
     for (int round = 0; round < 3; ++round) {
-      b.engine->SyncOnce().IgnoreError();
-      a.engine->SyncOnce().IgnoreError();
+      b.engine().SyncOnce().IgnoreError();
+      a.engine().SyncOnce().IgnoreError();
       clock.Advance(absl::Seconds(5));
     }
     // Every version the store holds of these files is good content: nothing bad went up.
@@ -122,7 +94,7 @@ Outcome CutEverywhere(const std::map<std::string, std::string>& before, const st
     }).IgnoreError();
     std::map<std::string, std::string> want = before;
     for (const auto& [p, c] : after) want[p] = c;
-    std::map<std::string, std::string> got = b.fs.Snapshot();
+    std::map<std::string, std::string> got = b.fs().Snapshot();
     for (const auto& [p, c] : want) {
       if (got[p] != c) ++out.bad_endings;
     }

@@ -11,11 +11,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "common/power_cut_env.h"
 #include "common/sha256.h"
-#include "engine/local_index.h"
-#include "engine/mem_filesystem.h"
 #include "engine/sync_engine.h"
+#include "tests/sim/sim_device.h"
 #include "tests/sim/sim_store.h"
 
 namespace converge::sim {
@@ -44,17 +42,9 @@ std::string SimTotals::Summary() const {
 
 namespace {
 
-using engine::LocalIndex;
-using engine::MemFilesystem;
-using engine::SyncEngine;
 
 struct Device {
-  std::string id;
-  std::unique_ptr<MemFilesystem> fs;
-  std::unique_ptr<PowerCutEnv> env;  // under the engine's index
-  std::unique_ptr<LocalIndex> index;
-  std::unique_ptr<SimStoreClient> client;
-  std::unique_ptr<SyncEngine> engine;
+  std::unique_ptr<SimDevice> sim;
   uint64_t next_file_id = 0;
   // The user's writes still current on this device: path -> content.
   std::map<std::string, std::string> current;
@@ -81,10 +71,8 @@ class Run {
     store_ = std::move(*store);
     for (const std::string& id : ids) {
       auto d = std::make_unique<Device>();
-      d->id = id;
-      d->fs = std::make_unique<MemFilesystem>(&clock_);
-      d->env = std::make_unique<PowerCutEnv>();
-      if (absl::Status s = Start(*d); !s.ok()) return absl::StrCat(id, ": start: ", s.ToString());
+      d->sim = std::make_unique<SimDevice>(id, &clock_, store_.get(), EngineOptionsFor(d.get()), NetworkFault(), Defer());
+      if (absl::Status s = d->sim->Start(); !s.ok()) return absl::StrCat(id, ": start: ", s.ToString());
       devices_.push_back(std::move(d));
     }
 
@@ -94,8 +82,8 @@ class Run {
       const double u = Uniform();
       Device& d = *devices_[Below(devices_.size())];
       if (u < options_.device_power_cut) {
-        Trace(absl::StrCat(op, ": power cut on ", d.id));
-        if (absl::Status s = PowerCut(d); !s.ok()) return absl::StrCat("op ", op, ": ", d.id, " restart: ", s.ToString());
+        Trace(absl::StrCat(op, ": power cut on ", d.sim->id()));
+        if (absl::Status s = PowerCut(d); !s.ok()) return absl::StrCat("op ", op, ": ", d.sim->id(), " restart: ", s.ToString());
         if (std::string why = Reconcile(d); !why.empty()) return absl::StrCat("op ", op, ": ", why);
       } else if (u < options_.device_power_cut + options_.store_power_cut) {
         Trace(absl::StrCat(op, ": store power cut"));
@@ -137,11 +125,9 @@ class Run {
     if (options_.verbose) std::cerr << "[seed " << seed_ << "] " << s << "\n";
   }
 
-  absl::Status Start(Device& d) {
-    absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", d.env->env());
-    if (!index.ok()) return index.status();
-    d.index = std::move(*index);
-    d.client = std::make_unique<SimStoreClient>(store_.get(), d.id, [this](const char*) {
+  // The network of the simulation: lost, held and delayed requests while faults are on.
+  std::function<Fault(const char*)> NetworkFault() {
+    return [this](const char*) {
       if (!faults_) return Fault::kNone;
       const double u = Uniform();
       if (u < options_.lose_request) {
@@ -154,39 +140,36 @@ class Run {
       }
       if (u < options_.lose_request + options_.lose_reply + options_.delay) return Fault::kDelay;
       return Fault::kNone;
-    }, [this](std::function<void()> deliver) {
+    };
+  }
+  std::function<void(std::function<void()>)> Defer() {
+    return [this](std::function<void()> deliver) {
       ++totals_->delayed_messages;
       in_flight_.push_back(std::move(deliver));
-    });
+    };
+  }
+  static engine::EngineOptions EngineOptionsFor(Device* d) {
     engine::EngineOptions eo;
     // Small chunks, so that files of a few KiB have several and edits reuse some.
     eo.chunk_params = engine::ChunkParams{256, 1024, 4096};
-    Device* dp = &d;
-    eo.new_file_id = [dp]() {
-      std::string id = absl::StrCat(dp->id, "-", dp->next_file_id++);
+    eo.new_file_id = [d]() {
+      std::string id = absl::StrCat(d->sim->id(), "-", d->next_file_id++);
       id.resize(kFileIdBytes, '.');
       return id;
     };
-    d.engine = std::make_unique<SyncEngine>(d.fs.get(), d.index.get(), d.client.get(), &clock_, d.id, eo);
-    return absl::OkStatus();
+    return eo;
   }
 
   absl::Status PowerCut(Device& d) {
     ++totals_->device_power_cuts;
-    d.env->Cut();
-    d.engine.reset();
-    d.client.reset();
-    d.index.reset();
-    if (absl::Status s = d.env->Recover(); !s.ok()) return s;
-    d.fs->PowerCut();
-    return Start(d);
+    return d.sim->PowerCut();
   }
 
   // Reconcile follows the user's current writes on `d` after the engine touched the folder: a
   // write moved aside as a conflict copy is followed to its new name; one that is gone must be
   // in the store's history (another device's later change replaced it), or it was lost.
   std::string Reconcile(Device& d) {
-    std::map<std::string, std::string> snap = d.fs->Snapshot();
+    std::map<std::string, std::string> snap = d.sim->fs().Snapshot();
     std::map<Digest, std::string> where;
     for (const auto& [p, c] : snap) {
       if (c != "/") where.emplace(HashOf(c), p);
@@ -206,7 +189,7 @@ class Run {
       }
       if (std::string why = ReadHistory(); !why.empty()) return why;
       if (!history_.count(h)) {
-        return absl::StrCat("lost: ", d.id, "'s write of ", p, " (", c.substr(0, 40),
+        return absl::StrCat("lost: ", d.sim->id(), "'s write of ", p, " (", c.substr(0, 40),
                             "...) is gone from its folder and not in the store's history; folder now:\n", Show(snap));
       }
       ++totals_->writes_checked;
@@ -240,14 +223,14 @@ class Run {
 
   void Sync(int op, Device& d) {
     ++totals_->syncs;
-    absl::Status s = d.engine->SyncOnce();
+    absl::Status s = d.sim->engine().SyncOnce();
     if (!s.ok()) ++totals_->sync_errors;
-    Trace(absl::StrCat(op, ": sync ", d.id, ": ", s.ok() ? "ok" : s.ToString()));
+    Trace(absl::StrCat(op, ": sync ", d.sim->id(), ": ", s.ok() ? "ok" : s.ToString()));
   }
 
   std::string Content(int op, const Device& d) {
     const size_t size = Below(8) == 0 ? 3000 + Below(9000) : Below(600);
-    std::string c = absl::StrCat("<", seed_, "/", op, "/", d.id, ">");
+    std::string c = absl::StrCat("<", seed_, "/", op, "/", d.sim->id(), ">");
     for (size_t i = 0; i < size; ++i) c.push_back(static_cast<char>('a' + Below(26)));
     return c;
   }
@@ -261,7 +244,7 @@ class Run {
   }
 
   void UserOp(int op, Device& d) {
-    std::map<std::string, std::string> snap = d.fs->Snapshot();
+    std::map<std::string, std::string> snap = d.sim->fs().Snapshot();
     std::vector<std::string> files, dirs;
     for (const auto& [p, c] : snap) (c == "/" ? dirs : files).push_back(p);
     const uint64_t kind = Below(100);
@@ -271,7 +254,7 @@ class Run {
       const std::string path = RandomPath();
       const std::string content = Content(op, d);
       what = absl::StrCat("write ", path);
-      s = d.fs->UserWrite(path, content);
+      s = d.sim->fs().UserWrite(path, content);
       if (s.ok()) {
         d.current[path] = content;
         ++totals_->user_writes;
@@ -281,7 +264,7 @@ class Run {
       // Half the edits append to the file, half replace it.
       std::string content = Below(2) ? snap[path] + Content(op, d) : Content(op, d);
       what = absl::StrCat("edit ", path);
-      s = d.fs->UserWrite(path, content);
+      s = d.sim->fs().UserWrite(path, content);
       if (s.ok()) {
         d.current[path] = content;
         ++totals_->user_writes;
@@ -289,35 +272,35 @@ class Run {
     } else if (kind < 72 && !files.empty()) {
       const std::string path = files[Below(files.size())];
       what = absl::StrCat("delete ", path);
-      s = d.fs->UserRemove(path);
+      s = d.sim->fs().UserRemove(path);
       if (s.ok()) Forget(d, path);
     } else if (kind < 84 && !files.empty()) {
       const std::string from = files[Below(files.size())];
       const std::string to = RandomPath();
       what = absl::StrCat("rename ", from, " -> ", to);
       if (snap.count(to) == 0) {
-        s = d.fs->UserRename(from, to);
+        s = d.sim->fs().UserRename(from, to);
         if (s.ok()) Moved(d, from, to);
       }
     } else if (kind < 90) {
       const std::string path = RandomPath();
       what = absl::StrCat("mkdir ", path);
-      s = d.fs->UserMkdir(path);
+      s = d.sim->fs().UserMkdir(path);
     } else if (kind < 95 && !dirs.empty()) {
       const std::string path = dirs[Below(dirs.size())];
       what = absl::StrCat("rm -r ", path);
-      s = d.fs->UserRemove(path);
+      s = d.sim->fs().UserRemove(path);
       if (s.ok()) Forget(d, path);
     } else if (!dirs.empty()) {
       const std::string from = dirs[Below(dirs.size())];
       const std::string to = absl::StrCat("moved", Below(3));
       what = absl::StrCat("mv ", from, " ", to);
       if (snap.count(to) == 0 && !absl::StartsWith(to, from + "/")) {
-        s = d.fs->UserRename(from, to);
+        s = d.sim->fs().UserRename(from, to);
         if (s.ok()) Moved(d, from, to);
       }
     }
-    Trace(absl::StrCat(op, ": ", d.id, " user ", what, ": ", s.ok() ? "ok" : s.ToString()));
+    Trace(absl::StrCat(op, ": ", d.sim->id(), " user ", what, ": ", s.ok() ? "ok" : s.ToString()));
   }
 
   static bool Within(const std::string& path, const std::string& dir) {
@@ -345,18 +328,18 @@ class Run {
     absl::StatusOr<std::map<std::string, std::string>> files = store_->Files();
     if (!files.ok()) return absl::StrCat("the store's files: ", files.status().ToString());
     for (auto& d : devices_) {
-      std::map<std::string, std::string> snap = d->fs->Snapshot();
+      std::map<std::string, std::string> snap = d->sim->fs().Snapshot();
       if (snap != *files) {
         std::string diff;
         for (const auto& [p, c] : snap) {
           auto it = files->find(p);
-          if (it == files->end()) absl::StrAppend(&diff, "    only on ", d->id, ": ", p, "\n");
+          if (it == files->end()) absl::StrAppend(&diff, "    only on ", d->sim->id(), ": ", p, "\n");
           else if (it->second != c) absl::StrAppend(&diff, "    differs: ", p, "\n");
         }
         for (const auto& [p, c] : *files) {
           if (!snap.count(p)) absl::StrAppend(&diff, "    only in the store: ", p, "\n");
         }
-        return absl::StrCat(d->id, " differs from the store:\n", diff, "  store:\n", Show(*files));
+        return absl::StrCat(d->sim->id(), " differs from the store:\n", diff, "  store:\n", Show(*files));
       }
     }
     return "";
@@ -365,7 +348,7 @@ class Run {
   std::string CheckNothingLost() {
     if (std::string why = ReadHistory(); !why.empty()) return why;
     std::set<Digest> kept = history_;
-    std::map<std::string, std::string> final_files = devices_[0]->fs->Snapshot();
+    std::map<std::string, std::string> final_files = devices_[0]->sim->fs().Snapshot();
     for (const auto& [p, c] : final_files) {
       if (c != "/") kept.insert(HashOf(c));
       if (absl::StrContains(p, " (conflict ")) ++totals_->conflict_copies;
@@ -373,7 +356,7 @@ class Run {
     for (auto& d : devices_) {
       for (const auto& [p, c] : d->current) {
         if (!kept.count(HashOf(c))) {
-          return absl::StrCat("lost: ", d->id, "'s write of ", p, " (", c.substr(0, 40),
+          return absl::StrCat("lost: ", d->sim->id(), "'s write of ", p, " (", c.substr(0, 40),
                               "...) is neither in the folders nor in the store's history; final folder:\n",
                               Show(final_files));
         }
