@@ -11,6 +11,7 @@
 #include "common/path.h"
 #include "common/status_macros.h"
 #include "engine/chunker.h"
+#include "engine/scanner.h"
 
 namespace converge::engine {
 namespace {
@@ -391,10 +392,99 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
   return status;
 }
 
+std::vector<std::pair<std::string, std::string>> Applier::UndoLocalMoves(const Commit& commit) {
+  std::vector<std::pair<std::string, std::string>> undone;
+  if (local_moves_.empty()) return undone;
+  absl::flat_hash_set<std::string> touched;
+  for (const FileVersion& v : commit.files) touched.insert(v.path);
+  for (const auto& [from, to] : local_moves_) {
+    if (!touched.contains(from)) continue;
+    absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
+    absl::StatusOr<LocalStat> at_to = fs_->Stat(to);
+    if (!at_from.ok() || at_from->exists || !at_to.ok() || !at_to->exists) continue;
+    if (!fs_->MakeDirs(std::string(ParentPath(from))).ok() || !fs_->Rename(to, from).ok()) continue;
+    Log()->info("'{}' changed elsewhere while it was moved here to '{}': applying it, then moving it again",
+                from, to);
+    undone.emplace_back(from, to);
+  }
+  return undone;
+}
+
+absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done) {
+  absl::flat_hash_map<std::string, const FileVersion*> tombstones;  // file_id -> tombstone
+  for (const FileVersion& v : commit.files) {
+    if (v.deleted && v.kind == FileKind::kFile) tombstones.emplace(v.file_id, &v);
+  }
+  if (tombstones.empty()) return absl::OkStatus();
+  std::vector<IndexEntry> moved;
+  absl::flat_hash_set<std::string> dirs;
+  absl::Status status;
+  for (const FileVersion& v : commit.files) {
+    if (v.deleted || v.kind != FileKind::kFile) continue;
+    auto t = tombstones.find(v.file_id);
+    if (t == tombstones.end() || t->second->path == v.path) continue;
+    const std::string& from = t->second->path;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(from));
+    if (!entry.has_value() || entry->version.deleted || entry->version.kind != FileKind::kFile ||
+        entry->version.file_id != v.file_id || entry->version.seq >= v.seq) {
+      continue;
+    }
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> there, index_->Get(v.path));
+    if (there.has_value() && !there->version.deleted) continue;  // the new path holds a synced entry
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat src, fs_->Stat(from));
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat dst, fs_->Stat(v.path));
+    if (!src.exists || src.kind != FileKind::kFile || dst.exists) continue;
+    bool unchanged = entry->local.Same(src) && Trusted(*entry);
+    if (!unchanged) {
+      CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(from));
+      CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
+      unchanged = content.sha256 == entry->version.content_sha256;
+    }
+    status = fs_->MakeDirs(std::string(ParentPath(v.path)));
+    if (status.ok()) status = fs_->Rename(from, v.path);
+    if (!status.ok()) break;
+    dirs.insert(std::string(ParentPath(from)));
+    dirs.insert(std::string(ParentPath(v.path)));
+    ++stats_.moved;
+    const bool same_content = v.content_sha256 == entry->version.content_sha256;
+    // An edit made here before the move arrived travels with the file: the index keeps the stat
+    // it was synced with, so the next scan uploads the edit at the new path.
+    IndexEntry e{same_content ? v : entry->version, entry->local, absl::ToUnixNanos(clock_->Now())};
+    e.version.path = v.path;
+    if (unchanged) {
+      absl::StatusOr<LocalStat> now = fs_->Stat(v.path);
+      if (!now.ok()) {
+        status = now.status();
+        break;
+      }
+      e.local = *now;
+    }
+    moved.push_back(std::move(e));
+    if (same_content) done->insert(&v);
+    Log()->debug("moved {} -> {}@{} in place", from, v.path, v.seq);
+  }
+  for (const std::string& dir : dirs) {
+    absl::Status synced = fs_->SyncDir(dir);
+    if (status.ok() && !synced.ok()) status = synced;
+  }
+  // Recorded once the renames are durable; on error, what was not recorded is found again.
+  if (status.ok()) return index_->Update(moved, std::nullopt);
+  absl::Status recorded = index_->Update(moved, std::nullopt);
+  if (!recorded.ok()) Log()->error("recording moved files failed: {}", recorded.ToString());
+  return status;
+}
+
 absl::Status Applier::ApplyCommit(const Commit& commit) {
+  const std::vector<std::pair<std::string, std::string>> redo = UndoLocalMoves(commit);
+  absl::flat_hash_set<const FileVersion*> done;
+  if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
+  }
   // Creations parents first, deletions children first.
   std::vector<const FileVersion*> order;
-  for (const FileVersion& v : commit.files) order.push_back(&v);
+  for (const FileVersion& v : commit.files) {
+    if (!done.contains(&v)) order.push_back(&v);
+  }
   std::stable_sort(order.begin(), order.end(), [](const FileVersion* a, const FileVersion* b) {
     if (a->deleted != b->deleted) return !a->deleted;
     return a->deleted ? a->path > b->path : a->path < b->path;
@@ -422,7 +512,14 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
     if (entry->has_value()) applied.push_back(std::move(**entry));
   }
   if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
-  return index_->Update(applied, commit.seq);
+  CONVERGE_RETURN_IF_ERROR(index_->Update(applied, commit.seq));
+  for (const auto& [from, to] : redo) {
+    absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
+    absl::StatusOr<LocalStat> at_to = fs_->Stat(to);
+    if (!at_from.ok() || !at_from->exists || !at_to.ok() || at_to->exists) continue;
+    if (fs_->MakeDirs(std::string(ParentPath(to))).ok()) (void)fs_->Rename(from, to);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Applier::Restore(std::vector<FileVersion> versions) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/model.h"
@@ -59,6 +60,7 @@ struct ApplyStats {
   uint64_t bytes_fetched = 0;
   uint64_t bytes_reused = 0;
   uint64_t bytes_resumed = 0;  // found verified in an interrupted download's partial file
+  uint64_t moved = 0;          // files renamed in place (a move elsewhere: nothing fetched)
 };
 
 // ConflictName returns "dir/name (conflict <device> <UTC time>).ext" for "dir/name.ext".
@@ -81,6 +83,11 @@ class Applier {
   // first, and records them in the index: the undo of local deletions the store refused (a
   // rejected mass delete). A path that exists again locally is left as it is.
   absl::Status Restore(std::vector<FileVersion> versions);
+
+  // set_local_moves: moves this device made that the store has not taken yet (its commit was
+  // stale): old path -> new path. A commit that changes an old path is applied with the move
+  // undone and the move is made again after it, so the next scan commits it on top.
+  void set_local_moves(std::vector<std::pair<std::string, std::string>> moves) { local_moves_ = std::move(moves); }
 
   const ApplyStats& stats() const { return stats_; }
   // While re-syncing with a store restored from an older backup, a local file that differs from
@@ -107,6 +114,13 @@ class Applier {
   absl::StatusOr<LocalStat> WriteFile(const FileVersion& remote, const std::optional<IndexEntry>& entry,
                                       const LocalStat& planned_local);
   absl::Status MoveAside(const std::string& path);
+  // MoveInPlace renames the local files that `commit` moves (same file_id, tombstone at the old
+  // path) when the local copy is there and the new path is free, records them, and adds the
+  // moved versions whose content is unchanged to `done` (the rest are applied as edits of the
+  // moved file).
+  absl::Status MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done);
+  // UndoLocalMoves puts back the local moves whose old path `commit` changes and returns them.
+  std::vector<std::pair<std::string, std::string>> UndoLocalMoves(const Commit& commit);
   // FindLocally returns a chunk's bytes from any synced file of the folder that still has it
   // (checked against its hash), or nullopt.
   std::optional<std::string> FindLocally(const Digest& d);
@@ -119,6 +133,7 @@ class Applier {
   bool local_wins_ = false;
   ApplyStats stats_;
   std::function<void(uint64_t)> progress_;
+  std::vector<std::pair<std::string, std::string>> local_moves_;
 };
 
 }  // namespace converge::engine

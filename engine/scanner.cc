@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/logging.h"
 #include "common/path.h"
@@ -16,6 +17,18 @@ namespace {
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("scan");
   return log;
+}
+
+// MovedAway is the tombstone of a moved entry's old path.
+LocalChange MovedAway(const IndexEntry& e) {
+  LocalChange c;
+  c.version.file_id = e.version.file_id;
+  c.version.path = e.version.path;
+  c.version.kind = e.version.kind;
+  c.version.deleted = true;
+  c.version.base_seq = e.version.seq;
+  c.moved = true;
+  return c;
 }
 
 }  // namespace
@@ -126,8 +139,26 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
   }
   result.entries_seen = walked.size();
   absl::flat_hash_set<std::string> seen;
+  for (const auto& w : walked) seen.insert(w.first);
+
+  // Moves: a known file that is gone from its path, found again at a new path by its inode with
+  // the same size and mtime (a rename: not read again), or by its content (a rename that also
+  // touched it, a copy then a delete). It keeps its file_id. (Directories are not matched: an
+  // inode number is reused once freed, and their files are matched one by one anyway.)
+  absl::flat_hash_map<uint64_t, const IndexEntry*> gone_by_inode;
+  absl::flat_hash_map<std::string, const IndexEntry*> gone_by_content;
+  for (const auto& [path, e] : known) {
+    if (seen.contains(path) || e.version.kind != FileKind::kFile) continue;
+    if (e.local.exists && e.local.inode != 0) gone_by_inode.emplace(e.local.inode, &e);
+    if (e.version.size > 0) gone_by_content.emplace(DigestToBytes(e.version.content_sha256), &e);
+  }
+  absl::flat_hash_set<std::string> moved_away;  // paths whose tombstone follows their move
+  auto claim = [&](const IndexEntry* source) -> const IndexEntry* {
+    if (source == nullptr || !moved_away.insert(source->version.path).second) return nullptr;
+    return source;
+  };
+
   for (const auto& [path, st] : walked) {
-    seen.insert(path);
     auto it = known.find(path);
     const IndexEntry* entry = it == known.end() ? nullptr : &it->second;
     std::optional<IndexEntry> tombstone;  // a new path may re-create a deleted one
@@ -142,13 +173,34 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     }
 
     FileVersion v;
-    v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id
-                                                               : new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes);
     v.path = path;
     v.kind = st.kind;
     v.mode = st.mode & 0777;
     v.mtime_ns = st.mtime_ns;
     v.base_seq = entry == nullptr ? 0 : entry->version.seq;
+    const IndexEntry* source = nullptr;  // the known file this one was moved from
+    if (!live && st.kind == FileKind::kFile && st.inode != 0) {
+      auto by_inode = gone_by_inode.find(st.inode);
+      if (by_inode != gone_by_inode.end() && by_inode->second->local.size == st.size &&
+          by_inode->second->local.mtime_ns == st.mtime_ns && Trusted(*by_inode->second) &&
+          (st.mode & 0777) == (by_inode->second->version.mode & 0777)) {
+        source = claim(by_inode->second);
+      }
+    }
+    if (source != nullptr) {
+      // Renamed, not rewritten (a rename keeps the inode and mtime): its content is known.
+      v.file_id = source->version.file_id;
+      v.size = source->version.size;
+      v.content_sha256 = source->version.content_sha256;
+      v.chunks = source->version.chunks;
+      ++result.moves;
+      result.changes.push_back(LocalChange{std::move(v), st, source->version.path});
+      result.changes.push_back(MovedAway(*source));
+      continue;
+    }
+    v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id
+                : new_file_id_                        ? new_file_id_()
+                                                      : RandomBytes(kFileIdBytes);
     if (st.kind == FileKind::kFile) {
       absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->OpenRead(path);
       if (!file.ok()) continue;  // vanished or unreadable: the next scan sees it again
@@ -167,6 +219,19 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
       v.size = content->size;
       v.content_sha256 = content->sha256;
       v.chunks = std::move(content->chunks);
+      if (source == nullptr && !live) {
+        auto by_content = gone_by_content.find(DigestToBytes(v.content_sha256));
+        if (by_content != gone_by_content.end()) {
+          source = claim(by_content->second);
+          if (source != nullptr) v.file_id = source->version.file_id;
+        }
+      }
+    }
+    if (source != nullptr) {
+      ++result.moves;
+      result.changes.push_back(LocalChange{std::move(v), st, source->version.path});
+      result.changes.push_back(MovedAway(*source));
+      continue;
     }
     result.changes.push_back(LocalChange{std::move(v), st});
   }
@@ -174,7 +239,7 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
   // Deletions, children before their parents.
   for (auto it = known.rbegin(); it != known.rend(); ++it) {
     const IndexEntry& e = it->second;
-    if (e.version.deleted || seen.contains(e.version.path)) continue;
+    if (e.version.deleted || seen.contains(e.version.path) || moved_away.contains(e.version.path)) continue;
     FileVersion v;
     v.file_id = e.version.file_id;
     v.path = e.version.path;

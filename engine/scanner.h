@@ -27,10 +27,18 @@ namespace converge::engine {
 struct LocalChange {
   FileVersion version;
   LocalStat local;
+  // A move: on a live version, the path it was moved from (it keeps that entry's file_id, and
+  // the tombstone of that path follows it at once, with `moved` set: the two travel in one
+  // commit, so other devices rename in place).
+  std::string moved_from;
+  bool moved = false;
 };
 
 struct ScanResult {
-  std::vector<LocalChange> changes;   // creations and edits in walk order, then deletions deepest first
+  // Creations and edits in walk order (each move followed by its source's tombstone), then
+  // deletions deepest first.
+  std::vector<LocalChange> changes;
+  uint64_t moves = 0;                 // files and directories found moved (not re-read)
   std::vector<IndexEntry> refreshed;  // unchanged content, new stat: index only
   uint64_t files_hashed = 0;
   uint64_t entries_seen = 0;

@@ -142,6 +142,8 @@ absl::Status SyncEngine::PullAndApply() {
   absl::StatusOr<std::optional<std::string>> resync = index_->GetSetting(kResyncSetting);
   const bool resyncing = resync.ok() && resync->has_value() && **resync == "1";
   applier_.set_local_wins(resyncing);
+  applier_.set_local_moves(std::move(pending_local_moves_));
+  pending_local_moves_.clear();
   uint64_t before = index_->cursor();
   bool forgot = false;
   while (true) {
@@ -226,7 +228,9 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     if (c.version.chunks.empty()) continue;
     absl::flat_hash_set<std::string> stored;
     std::vector<std::pair<uint64_t, Digest>> old_layout;
-    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(c.version.path));
+    // A moved file's chunks are those of the entry it was moved from.
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old,
+                              index_->Get(c.moved_from.empty() ? c.version.path : c.moved_from));
     if (old.has_value() && !old->version.deleted && old->version.kind == FileKind::kFile) {
       uint64_t offset = 0;
       for (const ChunkRef& ref : old->version.chunks) {
@@ -326,7 +330,8 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   // mass delete as a whole).
   std::vector<LocalChange> deletions;
   std::vector<LocalChange> others;
-  for (LocalChange& c : ready) (c.version.deleted ? deletions : others).push_back(std::move(c));
+  // A move's tombstone stays right after its new path (one commit renames in place elsewhere).
+  for (LocalChange& c : ready) (c.version.deleted && !c.moved ? deletions : others).push_back(std::move(c));
   bool deferred = false;
   if (!deletions.empty()) {
     // Deletions wait until the folder has been quiet for delete_settle (rm -r in progress).
@@ -343,8 +348,9 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
       deferred = true;
     }
   }
-  for (size_t start = 0; start < others.size(); start += options_.max_files_per_commit) {
-    const size_t end = std::min(others.size(), start + options_.max_files_per_commit);
+  for (size_t start = 0, end = 0; start < others.size(); start = end) {
+    end = std::min(others.size(), start + options_.max_files_per_commit);
+    if (end < others.size() && others[end].moved) ++end;  // never part a move from its tombstone
     CONVERGE_RETURN_IF_ERROR(CommitBatch(std::vector<LocalChange>(others.begin() + start, others.begin() + end),
                                          scan.scanned_at_ns));
   }
@@ -433,7 +439,15 @@ absl::StatusOr<std::vector<LocalChange>> SyncEngine::WithoutCaseCollisions(const
 absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
   std::vector<FileVersion> versions;
   for (const LocalChange& c : batch) versions.push_back(c.version);
-  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store_->Commit(versions));
+  absl::StatusOr<uint64_t> committed = store_->Commit(versions);
+  if (absl::IsAborted(committed.status())) {
+    // Another device changed some of these paths first: the pull that follows applies that with
+    // this batch's moves undone, then makes them again (PullAndApply).
+    for (const LocalChange& c : batch) {
+      if (!c.moved_from.empty()) pending_local_moves_.emplace_back(c.moved_from, c.version.path);
+    }
+  }
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, committed);
   std::vector<IndexEntry> entries;
   for (const LocalChange& c : batch) {
     IndexEntry e{c.version, c.local, scanned_at_ns};

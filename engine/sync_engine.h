@@ -142,6 +142,8 @@ class SyncEngine {
   Applier applier_;
   UploadStats upload_stats_;
   ScanStats scan_stats_;
+  // Moves of a commit the store refused as stale, for the next pull (old path, new path).
+  std::vector<std::pair<std::string, std::string>> pending_local_moves_;
 
   struct DirtyPath {
     bool writing = false;

@@ -238,6 +238,11 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   std::vector<std::string> stale;
   uint64_t live_deletes = 0;
   int64_t live_delta = 0;
+  // A move is a tombstone and a live version with the same file_id in one commit: not a delete.
+  absl::flat_hash_set<std::string> live_ids;
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) live_ids.insert(v.file_id);
+  }
   for (const FileVersion& v : changes) {
     std::string value;
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, v.path), &value);
@@ -251,7 +256,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
       return RocksStatus(s, "read file table");
     }
     if (v.base_seq != current_seq) stale.push_back(v.path);
-    if (v.deleted && was_live) ++live_deletes;
+    if (v.deleted && was_live && !live_ids.contains(v.file_id)) ++live_deletes;
     live_delta += (v.deleted ? 0 : 1) - (was_live ? 1 : 0);
   }
   if (!stale.empty()) {

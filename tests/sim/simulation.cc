@@ -29,6 +29,7 @@ void SimTotals::Add(const SimTotals& o) {
   lost_messages += o.lost_messages;
   delayed_messages += o.delayed_messages;
   conflict_copies += o.conflict_copies;
+  moved_in_place += o.moved_in_place;
   writes_checked += o.writes_checked;
 }
 
@@ -36,7 +37,8 @@ std::string SimTotals::Summary() const {
   return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", syncs,
                       " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
                       " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
-                      " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ", writes_checked,
+                      " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ",
+                      moved_in_place, " files moved in place, ", writes_checked,
                       " user writes proven kept, data lost: 0");
 }
 
@@ -223,8 +225,10 @@ class Run {
 
   void Sync(int op, Device& d) {
     ++totals_->syncs;
+    const uint64_t moved = d.sim->engine().apply_stats().moved;
     absl::Status s = d.sim->engine().SyncOnce();
     if (!s.ok()) ++totals_->sync_errors;
+    totals_->moved_in_place += d.sim->engine().apply_stats().moved - moved;
     Trace(absl::StrCat(op, ": sync ", d.sim->id(), ": ", s.ok() ? "ok" : s.ToString()));
   }
 
