@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
   store_options.publisher = &publisher;
   store_options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   store_options.per_device = converge::store::DeviceLimitsFromFlags();
+  store_options.compaction = converge::store::CompactionOptionsFromFlags();
   auto store = converge::store::StoreServer::Create(store_options);
   if (!store.ok()) {
     log->error("cannot start the store: {}", store.status().ToString());

@@ -7,6 +7,7 @@
 #include "common/coding.h"
 #include "common/model.h"
 #include "common/rsync_delta.h"
+#include "common/status_macros.h"
 
 namespace converge::store {
 
@@ -94,9 +95,79 @@ absl::StatusOr<std::vector<Digest>> ChunkStore::FindMissing(const std::string& o
     if (!seen.insert(DigestToBytes(d)).second) continue;
     absl::StatusOr<bool> has = Has(owner, d);
     if (!has.ok()) return has.status();
-    if (!*has) missing.push_back(d);
+    if (*has) {
+      Touch(d);
+    } else {
+      missing.push_back(d);
+    }
   }
   return missing;
+}
+
+void ChunkStore::Touch(const Digest& d) {
+  absl::MutexLock lock(&recent_mu_);
+  recent_[DigestToBytes(d)] = absl::Now();
+}
+
+absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
+    const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Duration grace) {
+  absl::flat_hash_set<std::string> recent;
+  {
+    absl::MutexLock lock(&recent_mu_);
+    const absl::Time cutoff = absl::Now() - grace;
+    for (auto it = recent_.begin(); it != recent_.end();) {
+      if (it->second < cutoff) {
+        recent_.erase(it++);
+      } else {
+        recent.insert(it->first);
+        ++it;
+      }
+    }
+  }
+  absl::MutexLock lock(&owner_mu_);
+  SweepResult result;
+  rocksdb::WriteBatch batch;
+  absl::flat_hash_map<std::string, uint64_t> freed;  // owner -> raw bytes no longer held
+  absl::flat_hash_set<std::string> still_held;       // digests some owner keeps
+  absl::flat_hash_map<std::string, uint64_t> dropped;  // digest -> raw size, held by nobody now?
+  static const absl::flat_hash_set<std::string> kNone;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("o"); it->Valid() && it->key().starts_with("o"); it->Next()) {
+    absl::string_view key = View(it->key());
+    if (key.size() < 1 + 1 + kDigestSize) continue;
+    const std::string owner(key.substr(1, key.size() - 2 - kDigestSize));
+    const std::string digest(key.substr(key.size() - kDigestSize));
+    auto refs = referenced.find(owner);
+    const absl::flat_hash_set<std::string>& mine = refs == referenced.end() ? kNone : refs->second;
+    if (mine.contains(digest) || recent.contains(digest)) {
+      still_held.insert(digest);
+      continue;
+    }
+    Decoder d(View(it->value()));
+    uint64_t size = 0;
+    if (!d.GetVarint64(&size)) size = 0;
+    batch.Delete(it->key());
+    freed[owner] += size;
+    dropped[digest] = size;
+    ++result.holds_dropped;
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read chunk owners"));
+  for (const auto& [digest, size] : dropped) {
+    if (still_held.contains(digest)) continue;
+    batch.Delete(absl::StrCat("c", digest));
+    ++result.chunks_dropped;
+    result.bytes_dropped += size;
+  }
+  for (const auto& [owner, bytes] : freed) {
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t used, ReadCounter(StoreDb::UsageKey(owner)));
+    std::string v;
+    PutFixed64BE(&v, used > bytes ? used - bytes : 0);
+    batch.Put(StoreDb::UsageKey(owner), v);
+  }
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "sweep chunks"));
+  return result;
 }
 
 namespace {
@@ -132,6 +203,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
           absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
     }
     checked.emplace_back(&c, raw->size());
+    Touch(c.sha256);
   }
   absl::MutexLock lock(&owner_mu_);
   uint64_t added = 0;

@@ -15,7 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/chunk_codec.h"
@@ -71,6 +74,18 @@ class ChunkStore {
   // them in its usage but not against its quota: a namespace from before owners keeps its files.
   absl::Status Adopt(const std::string& owner, const std::vector<Digest>& digests);
 
+  // Sweep drops what no kept version references: each owner's hold on a chunk not in
+  // `referenced[owner]` (its usage shrinks) and the bytes of a chunk no owner holds any more.
+  // Chunks uploaded or asked about within `grace` are kept (a commit may be about to reference
+  // them). Returns the chunks and raw bytes whose content was dropped.
+  struct SweepResult {
+    uint64_t holds_dropped = 0;
+    uint64_t chunks_dropped = 0;
+    uint64_t bytes_dropped = 0;
+  };
+  absl::StatusOr<SweepResult> Sweep(
+      const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Duration grace);
+
   // SetQuota sets `owner`'s quota in bytes (0: unlimited) and returns the bytes it uses.
   absl::StatusOr<uint64_t> SetQuota(const std::string& owner, uint64_t quota_bytes);
   // Usage returns the distinct chunk bytes `owner` has stored and its quota (0: unlimited).
@@ -81,8 +96,13 @@ class ChunkStore {
   absl::StatusOr<StoredChunk> ReadStored(const Digest& d, std::string* raw);  // any owner's
   absl::StatusOr<uint64_t> ReadCounter(const std::string& key);
 
+  // Touch notes that a chunk was uploaded or found (Sweep keeps it for a while).
+  void Touch(const Digest& d);
+
   StoreDb* db_;
   absl::Mutex owner_mu_;  // serialises quota checks with usage updates
+  absl::Mutex recent_mu_;
+  absl::flat_hash_map<std::string, absl::Time> recent_ ABSL_GUARDED_BY(recent_mu_);
 };
 
 }  // namespace converge::store

@@ -1,4 +1,5 @@
 #include "services/store/commit_log.h"
+#include "services/store/cursor_record.h"
 
 #include <rocksdb/write_batch.h>
 
@@ -25,35 +26,6 @@ constexpr size_t kMaxNamedPaths = 20;
 
 // A cursor record: varint seq, then (optional, newer records) varint last-seen ms and the
 // length-prefixed software version.
-struct CursorRecord {
-  uint64_t seq = 0;
-  int64_t last_seen_unix_ms = 0;
-  std::string software_version;
-};
-
-absl::StatusOr<CursorRecord> DecodeCursor(absl::string_view bytes) {
-  Decoder d(bytes);
-  CursorRecord r;
-  if (!d.GetVarint64(&r.seq)) return absl::DataLossError("corrupt cursor record");
-  if (d.done()) return r;
-  uint64_t seen = 0;
-  absl::string_view version;
-  if (!d.GetVarint64(&seen) || !d.GetLengthPrefixed(&version) || !d.done()) {
-    return absl::DataLossError("corrupt cursor record");
-  }
-  r.last_seen_unix_ms = static_cast<int64_t>(seen);
-  r.software_version = std::string(version);
-  return r;
-}
-
-std::string EncodeCursor(const CursorRecord& r) {
-  std::string out;
-  PutVarint64(&out, r.seq);
-  PutVarint64(&out, static_cast<uint64_t>(r.last_seen_unix_ms));
-  PutLengthPrefixed(&out, r.software_version);
-  return out;
-}
-
 std::string EncodeHeld(const HeldDelete& h) {
   std::string out;
   PutVarint64(&out, static_cast<uint64_t>(h.state));
@@ -147,6 +119,15 @@ absl::StatusOr<CommitLog::NamespaceState*> CommitLog::LoadLocked(const std::stri
   }
   s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
   if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read namespace owner");
+  std::string compaction;
+  s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CompactionKey(ns), &compaction);
+  if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read compaction record");
+  if (s.ok()) {
+    Decoder c(compaction);
+    if (!c.GetFixed64BE(&state.compacted_through) || !c.GetFixed64BE(&state.dropped_through)) {
+      return absl::DataLossError(absl::StrCat("corrupt compaction record '", ns, "'"));
+    }
+  }
   return &ns_.emplace(ns, std::move(state)).first->second;
 }
 
@@ -243,6 +224,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   for (const FileVersion& v : changes) {
     if (!v.deleted) live_ids.insert(v.file_id);
   }
+  absl::flat_hash_set<std::string> live_before;
   for (const FileVersion& v : changes) {
     std::string value;
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, v.path), &value);
@@ -255,7 +237,10 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     } else if (!s.IsNotFound()) {
       return RocksStatus(s, "read file table");
     }
-    if (v.base_seq != current_seq) stale.push_back(v.path);
+    if (was_live) live_before.insert(v.path);
+    // A device may still know a tombstone compaction dropped: made on top of it is current.
+    const bool dropped_tombstone = s.IsNotFound() && v.base_seq <= state->dropped_through;
+    if (v.base_seq != current_seq && !dropped_tombstone) stale.push_back(v.path);
     if (v.deleted && was_live && !live_ids.contains(v.file_id)) ++live_deletes;
     live_delta += (v.deleted ? 0 : 1) - (was_live ? 1 : 0);
   }
@@ -313,6 +298,8 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     batch.Put(StoreDb::FileKey(ns, v.path), EncodeFileVersion(v));
   }
   batch.Put(StoreDb::LogKey(ns, commit.seq), EncodeCommit(commit));
+  CONVERGE_RETURN_IF_ERROR(RecordHistory(db_, commit, [&](const std::string& p) { return live_before.contains(p); },
+                                         &batch));
   NamespaceState next;
   next.head_seq = commit.seq;
   next.members = state->members;
@@ -410,7 +397,16 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
 
 absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uint32_t max_commits,
                                   const std::function<bool(const Commit&)>& fn) {
-  CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
+  uint64_t compacted_through = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    compacted_through = state->compacted_through;
+  }
+  if (since_seq < compacted_through) {
+    return absl::OutOfRangeError(absl::StrCat(kCompactedMessage, compacted_through + 1,
+                                              " is folded into the file table: list the files, then pull from their head"));
+  }
   const std::string prefix = StoreDb::LogPrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   uint32_t sent = 0;
@@ -458,6 +454,7 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
     return RocksStatus(s, "read cursor");
   }
   record.seq = std::max(record.seq, seq);
+  record.evicted = false;  // it is back
   record.last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
   if (!software_version.empty()) record.software_version = software_version;
   return RocksStatus(db_->Checked(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record))), "write cursor");
@@ -591,8 +588,11 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     absl::MutexLock lock(&mu_);
     CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
     stats.head_seq = state->head_seq;
+    stats.compacted_through = state->compacted_through;
     members.assign(state->members.begin(), state->members.end());
   }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> open, ListConflicts(ns, false));
+  stats.open_conflicts = open.size();
   absl::flat_hash_set<std::string> chunks;
   CONVERGE_RETURN_IF_ERROR(ListFiles(ns, [&](const FileVersion& v) {
     if (v.deleted || v.kind != FileKind::kFile) return;
@@ -619,8 +619,18 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     d.acked_seq = r.seq;
     d.last_seen_unix_ms = r.last_seen_unix_ms;
     d.software_version = r.software_version;
+    d.evicted = r.evicted;
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
+  const absl::flat_hash_set<std::string> member_set(members.begin(), members.end());
+  stats.watermark = stats.head_seq;
+  for (const auto& [id, d] : devices) {
+    if (member_set.contains(id) && !d.evicted) stats.watermark = std::min(stats.watermark, d.acked_seq);
+  }
+  for (auto& [id, d] : devices) {
+    d.pins_watermark = member_set.contains(id) && !d.evicted && d.acked_seq == stats.watermark &&
+                       stats.watermark < stats.head_seq;
+  }
   {
     absl::MutexLock lock(&activity_mu_);
     for (auto& [id, d] : devices) {
@@ -634,6 +644,7 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
   // Lag: one pass over the log from the lowest cursor (bounded), then per device.
   uint64_t lowest = stats.head_seq;
   for (const auto& [id, d] : devices) lowest = std::min(lowest, d.acked_seq);
+  lowest = std::max(lowest, stats.compacted_through);  // the log below is gone
   struct Entry {
     uint64_t seq;
     uint64_t bytes;

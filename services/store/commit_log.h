@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "services/store/chunk_store.h"
+#include "services/store/history.h"
 #include "services/store/store_db.h"
 
 namespace converge::store {
@@ -40,6 +41,10 @@ struct DeviceState {
   uint64_t lag_commits = 0;
   uint64_t lag_bytes = 0;
   double lag_seconds = 0;
+  // An operator evicted it: it no longer holds back compaction; if it comes back it gets a
+  // snapshot of the file table and the log after it.
+  bool evicted = false;
+  bool pins_watermark = false;  // its cursor is the watermark, below the head
 };
 
 struct NamespaceStats {
@@ -52,7 +57,26 @@ struct NamespaceStats {
   uint64_t unique_chunk_bytes = 0;
   std::vector<DeviceState> devices;        // every member, and any device with a cursor
   std::vector<std::string> conflict_paths;  // live conflict copies ("name (conflict dev time).ext")
+  uint64_t open_conflicts = 0;              // conflict records not yet resolved
+  // The lowest acked cursor of the members not evicted: the log at or below it is folded into
+  // the file table by compaction. Pulls from below compacted_through get a snapshot instead.
+  uint64_t watermark = 0;
+  uint64_t compacted_through = 0;
 };
+
+// What Compact did.
+struct CompactionResult {
+  uint64_t watermark = 0;
+  uint64_t compacted_through = 0;
+  uint64_t log_entries_dropped = 0;
+  uint64_t versions_dropped = 0;    // history versions older than the retention
+  uint64_t tombstones_dropped = 0;  // deleted paths every device applied, past the retention
+  std::vector<std::string> pinned_by;  // members whose cursor is the watermark (below the head)
+};
+
+// Returned (OutOfRange) by ReadSince for a cursor below what the log keeps; its message
+// starts with this.
+inline constexpr char kCompactedMessage[] = "compacted: the log before seq ";
 
 // When a commit deletes too much of a namespace it is held (see HeldDelete).
 struct MassDeletePolicy {
@@ -143,6 +167,30 @@ class CommitLog {
   // FailedPrecondition if it is not pending.
   absl::StatusOr<HeldDelete> ResolveHeld(const std::string& ns, const std::string& id, bool approve);
 
+  // History: the versions of a path, newest first (at most `limit`, 0: all); the state of the
+  // namespace as of a time. Kept for the retention Compact is given.
+  absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path, size_t limit);
+  absl::Status StateAt(const std::string& ns, int64_t at_unix_ms, const std::function<void(const HistoryVersion&)>& fn);
+
+  // Conflict copies committed in the namespace (history.h ConflictRecord). ResolveConflict marks
+  // one resolved (NotFound if there is no record of that copy); the copy stays until deleted.
+  absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns, bool include_resolved);
+  absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path,
+                                                 const std::string& by);
+
+  // Compact folds the log at or below the watermark into the file table (dropping those log
+  // entries), drops history versions superseded before now - retention, and drops tombstones
+  // every member applied that are older than the retention (with their history). Synced.
+  absl::StatusOr<CompactionResult> Compact(const std::string& ns, absl::Duration retention);
+  // CollectGarbage drops chunks that no file table entry or kept history version of their
+  // owner's namespaces references (ChunkStore::Sweep; recently uploaded ones stay for `grace`).
+  absl::StatusOr<ChunkStore::SweepResult> CollectGarbage(absl::Duration grace);
+  // Evict stops a member's cursor from holding back compaction (NotFound if not a member). Its
+  // next ack (it came back) ends the eviction.
+  absl::Status Evict(const std::string& ns, const std::string& device);
+  // Namespaces lists every namespace id.
+  absl::StatusOr<std::vector<std::string>> Namespaces();
+
   absl::StatusOr<uint64_t> HeadSeq(const std::string& ns);
   absl::StatusOr<NamespaceStats> Stats(const std::string& ns);
 
@@ -152,6 +200,8 @@ class CommitLog {
     uint64_t live_entries = 0;  // live files and directories in the file table
     std::string owner;          // whose chunks its files reference
     bool case_index_ready = false;  // the CaseKey index of its live paths exists
+    uint64_t compacted_through = 0;  // log entries at or below it are gone
+    uint64_t dropped_through = 0;    // tombstones at or below it may be gone from the file table
     absl::flat_hash_set<std::string> members;
     // Recent deletions per device (time, count), for the mass delete window.
     absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;

@@ -419,3 +419,203 @@ TEST_F(CommitLogTest, DirectoriesThatAreNotEntriesCollideToo) {
 
 }  // namespace
 }  // namespace converge::store
+
+namespace converge::store {
+namespace {
+
+TEST_F(CommitLogTest, HistoryKeepsEveryVersionAndTheStateAtATime) {
+  PutChunk("one");
+  PutChunk("two");
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "one", 0)}).ok());
+  const int64_t after_first = absl::ToUnixMillis(clock_.Now());
+  clock_.Advance(absl::Minutes(5));
+  ASSERT_TRUE(log_->Append("ns", "dev2", {File("a.txt", "two", 1), File("b.txt", "one", 0)}).ok());
+  clock_.Advance(absl::Minutes(5));
+  FileVersion gone = File("b.txt", "", 2);
+  gone.deleted = true;
+  gone.chunks.clear();
+  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());
+
+  auto versions = log_->Versions("ns", "a.txt", 0);
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].version.content_sha256, HashOf("two"));  // newest first
+  EXPECT_EQ((*versions)[0].version.origin_device, "dev2");
+  EXPECT_EQ((*versions)[1].version.content_sha256, HashOf("one"));
+  EXPECT_LT((*versions)[1].committed_at_unix_ms, (*versions)[0].committed_at_unix_ms);
+  auto b = log_->Versions("ns", "b.txt", 1);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_TRUE((*b)[0].version.deleted);
+
+  std::map<std::string, FileVersion> then;
+  ASSERT_TRUE(log_->StateAt("ns", after_first, [&](const HistoryVersion& h) { then[h.version.path] = h.version; }).ok());
+  ASSERT_EQ(then.size(), 1u);  // b.txt did not exist yet
+  EXPECT_EQ(then["a.txt"].content_sha256, HashOf("one"));
+}
+
+TEST_F(CommitLogTest, ConflictCopiesAreRecordedUntilResolvedOrDeleted) {
+  PutChunk("mine");
+  PutChunk("theirs");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("doc.txt", "theirs", 0)}).ok());
+  const std::string copy = "doc (conflict dev2 20261127T101500Z).txt";
+  const std::string copy2 = "doc (conflict dev2 20261127T101600Z).txt";
+  ASSERT_TRUE(log_->Append("ns", "dev2", {File(copy, "mine", 0), File(copy2, "mine", 0)}).ok());
+  auto open = log_->ListConflicts("ns", false);
+  ASSERT_TRUE(open.ok()) << open.status();
+  ASSERT_EQ(open->size(), 2u);
+  EXPECT_EQ((*open)[0].original_path, "doc.txt");
+  EXPECT_EQ((*open)[0].device, "dev2");
+  EXPECT_EQ((*open)[0].seq, 2u);
+  EXPECT_FALSE((*open)[0].resolved);
+
+  // Marked resolved by a user: the copy stays, the record is closed.
+  auto resolved = log_->ResolveConflict("ns", copy, "dev1");
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_TRUE(resolved->resolved);
+  EXPECT_EQ(resolved->resolved_by, "dev1");
+  // Deleting the other copy resolves it.
+  FileVersion gone = File(copy2, "", 2);
+  gone.deleted = true;
+  gone.chunks.clear();
+  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());
+  open = log_->ListConflicts("ns", false);
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty());
+  auto all = log_->ListConflicts("ns", true);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].resolved_by, "deleted by dev1");
+  EXPECT_TRUE(absl::IsNotFound(log_->ResolveConflict("ns", "nope.txt", "dev1").status()));
+  auto stats = log_->Stats("ns");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->open_conflicts, 0u);
+}
+
+TEST_F(CommitLogTest, CompactionFoldsTheLogBelowTheWatermarkAndDropsOldHistory) {
+  PutChunk("v1");
+  PutChunk("v2");
+  PutChunk("v3");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v1", 0), File("gone.txt", "v1", 0)}).ok());  // 1
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v2", 1)}).ok());                            // 2
+  FileVersion gone = File("gone.txt", "", 1);
+  gone.deleted = true;
+  gone.chunks.clear();
+  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());                                               // 3
+  clock_.Advance(absl::Hours(24 * 40));
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v3", 2)}).ok());                            // 4
+
+  // dev2 never acked: it pins the watermark at 0 and nothing is folded.
+  ASSERT_TRUE(log_->Ack("ns", "dev1", 4).ok());
+  auto r = log_->Compact("ns", absl::Hours(24 * 30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->watermark, 0u);
+  EXPECT_EQ(r->pinned_by, std::vector<std::string>{"dev2"});
+  EXPECT_EQ(r->log_entries_dropped, 0u);
+  EXPECT_EQ(r->tombstones_dropped, 0u);       // dev2 has not applied the deletion
+  EXPECT_EQ(r->versions_dropped, 2u);  // a.txt v1 and gone.txt v1: superseded 40 days ago
+  auto stats = log_->Stats("ns");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->watermark, 0u);
+  ASSERT_EQ(stats->devices.size(), 2u);
+  EXPECT_TRUE(stats->devices[1].pins_watermark);
+
+  // Evicted, dev2 no longer holds it back.
+  ASSERT_TRUE(log_->Evict("ns", "dev2").ok());
+  EXPECT_TRUE(absl::IsNotFound(log_->Evict("ns", "stranger")));
+  r = log_->Compact("ns", absl::Hours(24 * 30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->watermark, 4u);
+  EXPECT_EQ(r->log_entries_dropped, 4u);
+  EXPECT_EQ(r->tombstones_dropped, 1u);
+  auto versions = log_->Versions("ns", "a.txt", 0);
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(versions->size(), 2u);  // v2 (current until 0 days ago) and v3
+  std::vector<std::string> table;
+  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) { table.push_back(v.path); }).ok());
+  EXPECT_EQ(table, std::vector<std::string>{"a.txt"});
+
+  // A pull from below the compacted log is told to take a snapshot; from the head it is fine.
+  absl::Status s = log_->ReadSince("ns", 2, 0, [](const Commit&) { return true; });
+  EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
+  EXPECT_TRUE(log_->ReadSince("ns", 4, 0, [](const Commit&) { return true; }).ok());
+
+  // A device that still knows the dropped tombstone (seq 3) re-creates the path on top of it.
+  EXPECT_TRUE(log_->Append("ns", "dev1", {File("gone.txt", "v1", 3)}).ok());
+
+  // Survives a restart; an ack ends the eviction.
+  Open();
+  EXPECT_TRUE(absl::IsOutOfRange(log_->ReadSince("ns", 0, 0, [](const Commit&) { return true; })));
+  ASSERT_TRUE(log_->Ack("ns", "dev2", 5).ok());
+  stats = log_->Stats("ns");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_FALSE(stats->devices[1].evicted);
+  EXPECT_EQ(stats->compacted_through, 4u);
+}
+
+TEST_F(CommitLogTest, GarbageCollectionDropsChunksNoKeptVersionReferences) {
+  PutChunk("old");
+  PutChunk("new");
+  PutChunk("never committed");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "old", 0)}).ok());
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "new", 1)}).ok());
+  // Within the grace period everything stays.
+  auto swept = log_->CollectGarbage(absl::Hours(1));
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(swept->chunks_dropped, 0u);
+  // History still references "old": only the never committed chunk goes.
+  swept = log_->CollectGarbage(absl::ZeroDuration());
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(swept->chunks_dropped, 1u);
+  EXPECT_EQ(swept->bytes_dropped, std::string("never committed").size());
+  auto has = chunks_->Has("alice", HashOf("never committed"));
+  ASSERT_TRUE(has.ok());
+  EXPECT_FALSE(*has);
+  // Once the old version is past the retention, its chunk goes too.
+  ASSERT_TRUE(log_->Ack("ns", "dev1", 2).ok());
+  ASSERT_TRUE(log_->Ack("ns", "dev2", 2).ok());
+  clock_.Advance(absl::Hours(24 * 31));
+  ASSERT_TRUE(log_->Compact("ns", absl::Hours(24 * 30)).ok());
+  swept = log_->CollectGarbage(absl::ZeroDuration());
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(swept->chunks_dropped, 1u);
+  auto old_chunk = chunks_->Get("alice", HashOf("old"));
+  EXPECT_TRUE(absl::IsNotFound(old_chunk.status())) << old_chunk.status();
+  auto new_chunk = chunks_->Get("alice", HashOf("new"));
+  EXPECT_TRUE(new_chunk.ok()) << new_chunk.status();
+  auto usage = chunks_->Usage("alice");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->first, 3u);  // "new"
+}
+
+TEST_F(CommitLogTest, AMoveIsNotCountedAsADeletion) {
+  std::vector<FileVersion> files;
+  for (int i = 0; i < 150; ++i) {
+    FileVersion v = File(absl::StrCat("f", i), "", 0);
+    v.file_id = absl::StrCat(std::string(kFileIdBytes - 4, 'i'), absl::Dec(i, absl::kZeroPad4));
+    files.push_back(v);
+  }
+  ASSERT_TRUE(log_->Append("ns", "dev1", files).ok());
+  std::vector<FileVersion> moves;
+  for (const FileVersion& f : files) {
+    FileVersion to = f;
+    to.path = "moved/" + f.path;
+    to.base_seq = 0;
+    FileVersion from = f;
+    from.deleted = true;
+    from.base_seq = 1;
+    moves.push_back(to);
+    moves.push_back(from);
+  }
+  FileVersion dir;
+  dir.file_id = std::string(kFileIdBytes, 'd');
+  dir.path = "moved";
+  dir.kind = FileKind::kDirectory;
+  moves.insert(moves.begin(), dir);
+  auto c = log_->Append("ns", "dev1", moves);
+  EXPECT_TRUE(c.ok()) << c.status();  // 150 "deletions" of 150 entries would be held
+}
+
+}  // namespace
+}  // namespace converge::store

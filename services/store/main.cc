@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   options.client_credentials = *creds;
   options.mass_delete = converge::store::MassDeletePolicyFromFlags();
   options.per_device = converge::store::DeviceLimitsFromFlags();
+  options.compaction = converge::store::CompactionOptionsFromFlags();
   auto store = converge::store::StoreServer::Create(options);
   if (!store.ok()) {
     converge::GetLogger("converge-store")->error("cannot start: {}", store.status().ToString());

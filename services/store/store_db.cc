@@ -101,6 +101,7 @@ std::string StoreDb::CaseKey(absl::string_view ns, absl::string_view folded) {
 }
 std::string StoreDb::CaseIndexMarkerKey(absl::string_view ns) { return absl::StrCat("K", ns); }
 std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
+std::string StoreDb::CompactionKey(absl::string_view ns) { return absl::StrCat("C", ns); }
 
 void StoreDb::ExportMetrics() {
   rocksdb::DB* db = db_.get();

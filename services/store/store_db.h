@@ -7,6 +7,8 @@
 //   'f' ns '\0' path                -> current FileVersion of path (tombstones included)
 //   'a' ns '\0' device              -> cursor record (acked seq, last seen, version)
 //   'h' ns '\0' id                  -> held mass delete (commit_log.h HeldDelete)
+//   'C' ns                          -> compaction record
+//   'v', 'x'                        -> history and conflict records (history.h)
 #ifndef CONVERGE_SERVICES_STORE_STORE_DB_H_
 #define CONVERGE_SERVICES_STORE_STORE_DB_H_
 
@@ -68,6 +70,8 @@ class StoreDb {
   static std::string CaseIndexMarkerKey(absl::string_view ns);
   // The owner of a namespace.
   static std::string NamespaceOwnerKey(absl::string_view ns);
+  // How far a namespace was compacted (fixed64 compacted_through, fixed64 dropped_through).
+  static std::string CompactionKey(absl::string_view ns);
 
  private:
   explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}

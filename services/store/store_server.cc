@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 
 ABSL_FLAG(uint64_t, mass_delete_min_files, 100,
@@ -15,6 +16,10 @@ ABSL_FLAG(double, max_call_rate_per_device, converge::store::kDefaultDeviceLimit
           "calls one device may start a second (bursts of twice that); more are refused with "
           "RESOURCE_EXHAUSTED (0: no limit)");
 ABSL_FLAG(double, mass_delete_share, 0.5, "...and more than this share of its namespace (2: never)");
+ABSL_FLAG(absl::Duration, history_retention, converge::store::kDefaultHistoryRetention,
+          "old versions and deletions are kept this long (users list and restore them)");
+ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
+          "how often every namespace is compacted and unreferenced chunks dropped (0: only on request)");
 
 namespace converge::store {
 
@@ -37,7 +42,51 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
                                              options.per_device);
   s->registry_ = std::make_unique<RegistryArea>(s->db_.get(), Clock::Real());
   s->service_->set_registry(s->registry_.get());
+  s->service_->set_compaction(options.compaction.history_retention, options.compaction.chunk_grace);
+  if (options.compaction.interval > absl::ZeroDuration()) {
+    StoreServer* server = s.get();
+    const CompactionOptions compaction = options.compaction;
+    s->compactor_ = std::thread([server, compaction] { server->CompactEvery(compaction); });
+  }
   return s;
+}
+
+StoreServer::~StoreServer() {
+  stop_.Notify();
+  if (compactor_.joinable()) compactor_.join();
+}
+
+void StoreServer::CompactEvery(const CompactionOptions& options) {
+  auto log = GetLogger("compaction");
+  while (!stop_.WaitForNotificationWithTimeout(options.interval)) {
+    absl::StatusOr<std::vector<std::string>> namespaces = log_->Namespaces();
+    if (!namespaces.ok()) {
+      log->warn("{}", namespaces.status().ToString());
+      continue;
+    }
+    for (const std::string& ns : *namespaces) {
+      absl::StatusOr<CompactionResult> r = log_->Compact(ns, options.history_retention);
+      if (!r.ok()) {
+        log->warn("compact {}: {}", ns, r.status().ToString());
+      } else if (r->log_entries_dropped + r->versions_dropped + r->tombstones_dropped > 0) {
+        log->info("compacted {} through seq {}: {} log entries, {} old versions, {} tombstones dropped", ns,
+                  r->compacted_through, r->log_entries_dropped, r->versions_dropped, r->tombstones_dropped);
+      }
+    }
+    absl::StatusOr<ChunkStore::SweepResult> swept = log_->CollectGarbage(options.chunk_grace);
+    if (!swept.ok()) {
+      log->warn("chunk garbage collection: {}", swept.status().ToString());
+    } else if (swept->chunks_dropped > 0) {
+      log->info("dropped {} unreferenced chunks ({} bytes)", swept->chunks_dropped, swept->bytes_dropped);
+    }
+  }
+}
+
+CompactionOptions CompactionOptionsFromFlags() {
+  CompactionOptions c;
+  c.history_retention = absl::GetFlag(FLAGS_history_retention);
+  c.interval = absl::GetFlag(FLAGS_compact_interval);
+  return c;
 }
 
 CallLimiter::Limits DeviceLimitsFromFlags() {

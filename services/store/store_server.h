@@ -6,7 +6,10 @@
 #include <memory>
 #include <string>
 
+#include <thread>
+
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
 #include "services/store/publisher.h"
@@ -14,6 +17,13 @@
 #include "services/store/store_service.h"
 
 namespace converge::store {
+
+// Compaction and garbage collection (commit_log.h Compact, CollectGarbage).
+struct CompactionOptions {
+  absl::Duration history_retention = kDefaultHistoryRetention;
+  absl::Duration interval = absl::Minutes(10);  // 0: only when asked (the Compact RPC)
+  absl::Duration chunk_grace = absl::Hours(1);
+};
 
 struct StoreOptions {
   std::string data_dir;
@@ -28,6 +38,7 @@ struct StoreOptions {
   Publisher* publisher = nullptr;
   MassDeletePolicy mass_delete;
   CallLimiter::Limits per_device = kDefaultDeviceLimits;
+  CompactionOptions compaction;
 };
 
 // DeviceLimitsFromFlags: --max_calls_per_device and --max_call_rate_per_device (converge-store
@@ -38,9 +49,13 @@ CallLimiter::Limits DeviceLimitsFromFlags();
 // and converge-server).
 MassDeletePolicy MassDeletePolicyFromFlags();
 
+// CompactionOptionsFromFlags: --history_retention and --compact_interval.
+CompactionOptions CompactionOptionsFromFlags();
+
 class StoreServer {
  public:
   static absl::StatusOr<std::unique_ptr<StoreServer>> Create(const StoreOptions& options);
+  ~StoreServer();
 
   StoreService* service() { return service_.get(); }
   CommitLog* log() { return log_.get(); }
@@ -49,12 +64,15 @@ class StoreServer {
 
  private:
   StoreServer() = default;
+  void CompactEvery(const CompactionOptions& options);
   std::unique_ptr<StoreDb> db_;
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Publisher> own_publisher_;
   std::unique_ptr<RegistryArea> registry_;
   std::unique_ptr<StoreService> service_;
+  absl::Notification stop_;
+  std::thread compactor_;  // joined first by the destructor
 };
 
 }  // namespace converge::store

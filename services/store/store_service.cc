@@ -9,6 +9,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/path.h"
+#include "common/status_macros.h"
 #include "common/version.h"
 #include "common/wire.h"
 
@@ -17,6 +18,7 @@ namespace {
 
 constexpr size_t kPutBatchBytes = 8 << 20;
 constexpr size_t kListBatchFiles = 1000;
+constexpr size_t kMaxVersionsPerCall = 10000;
 
 struct Metrics {
   Counter* commits = DefaultMetrics().AddCounter("converge_store_commits_total", "commits made durable");
@@ -355,6 +357,9 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
   resp->set_live_bytes(stats->live_bytes);
   resp->set_unique_chunks(stats->unique_chunks);
   resp->set_unique_chunk_bytes(stats->unique_chunk_bytes);
+  resp->set_open_conflicts(stats->open_conflicts);
+  resp->set_watermark(stats->watermark);
+  resp->set_compacted_through(stats->compacted_through);
   for (const std::string& p : stats->conflict_paths) resp->add_conflict_paths(p);
   for (const DeviceState& d : stats->devices) {
     v1::DeviceCursor* c = resp->add_cursors();
@@ -365,6 +370,8 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
     c->set_lag_commits(d.lag_commits);
     c->set_lag_bytes(d.lag_bytes);
     c->set_lag_seconds(d.lag_seconds);
+    c->set_evicted(d.evicted);
+    c->set_pins_watermark(d.pins_watermark);
   }
   return grpc::Status::OK;
 }
@@ -407,6 +414,116 @@ grpc::Status StoreService::ResolveHeldDelete(grpc::ServerContext* ctx, const v1:
   if (!held.ok()) return ToGrpcStatus(held.status());
   HeldToProto(*held, resp);
   return grpc::Status::OK;
+}
+
+absl::StatusOr<std::string> StoreService::MemberOrOperator(const grpc::ServerContext& ctx, const std::string& ns,
+                                                           const std::string& request_device_id) {
+  if (auth_.RequireService(ctx).ok()) {
+    CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+    CONVERGE_RETURN_IF_ERROR(log_->CheckAccess(ns, ""));
+    return std::string("operator");
+  }
+  absl::StatusOr<Caller> caller = Authorize(ctx, ns, request_device_id);
+  if (!caller.ok()) return caller.status();
+  return caller->device;
+}
+
+namespace {
+
+void ConflictToProto(const ConflictRecord& r, v1::Conflict* p) {
+  p->set_copy_path(r.copy_path);
+  p->set_original_path(r.original_path);
+  p->set_device_id(r.device);
+  p->set_seq(r.seq);
+  p->set_created_at_unix_ms(r.created_at_unix_ms);
+  p->set_resolved(r.resolved);
+  p->set_resolved_at_unix_ms(r.resolved_at_unix_ms);
+  p->set_resolved_by(r.resolved_by);
+}
+
+}  // namespace
+
+grpc::Status StoreService::ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
+                                        v1::ListVersionsResponse* resp) {
+  absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  const size_t limit = req->limit() == 0 || req->limit() > kMaxVersionsPerCall ? kMaxVersionsPerCall : req->limit();
+  absl::StatusOr<std::vector<HistoryVersion>> versions = log_->Versions(req->namespace_id(), req->path(), limit);
+  if (!versions.ok()) return ToGrpcStatus(versions.status());
+  for (const HistoryVersion& h : *versions) {
+    v1::HistoryVersion* out = resp->add_versions();
+    wire::FileVersionToProto(h.version, out->mutable_version());
+    out->set_committed_at_unix_ms(h.committed_at_unix_ms);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::ListFilesAt(grpc::ServerContext* ctx, const v1::ListFilesAtRequest* req,
+                                       grpc::ServerWriter<v1::ListFilesResponse>* writer) {
+  absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
+  if (!head.ok()) return ToGrpcStatus(head.status());
+  v1::ListFilesResponse batch;
+  batch.set_head_seq(*head);
+  bool broken = false;
+  absl::Status s = log_->StateAt(req->namespace_id(), req->at_unix_ms(), [&](const HistoryVersion& h) {
+    if (broken) return;
+    wire::FileVersionToProto(h.version, batch.add_files());
+    if (batch.files_size() >= static_cast<int>(kListBatchFiles)) {
+      broken = !writer->Write(batch);
+      batch.clear_files();
+    }
+  });
+  if (broken) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (batch.files_size() > 0 && !writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
+                                         v1::ListConflictsResponse* resp) {
+  absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  absl::StatusOr<std::vector<ConflictRecord>> conflicts = log_->ListConflicts(req->namespace_id(), req->include_resolved());
+  if (!conflicts.ok()) return ToGrpcStatus(conflicts.status());
+  for (const ConflictRecord& r : *conflicts) ConflictToProto(r, resp->add_conflicts());
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
+                                           v1::Conflict* resp) {
+  absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  if (absl::Status s = ValidateRelativePath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<ConflictRecord> r = log_->ResolveConflict(req->namespace_id(), req->copy_path(), *who);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  ConflictToProto(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::Compact(grpc::ServerContext* ctx, const v1::CompactRequest* req, v1::CompactResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<CompactionResult> r = log_->Compact(req->namespace_id(), retention_);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  absl::StatusOr<ChunkStore::SweepResult> swept = log_->CollectGarbage(chunk_grace_);
+  if (!swept.ok()) return ToGrpcStatus(swept.status());
+  resp->set_watermark(r->watermark);
+  resp->set_compacted_through(r->compacted_through);
+  resp->set_log_entries_dropped(r->log_entries_dropped);
+  resp->set_versions_dropped(r->versions_dropped);
+  resp->set_tombstones_dropped(r->tombstones_dropped);
+  for (const std::string& d : r->pinned_by) resp->add_pinned_by(d);
+  resp->set_chunks_dropped(swept->chunks_dropped);
+  resp->set_bytes_dropped(swept->bytes_dropped);
+  return grpc::Status::OK;
+}
+
+grpc::Status StoreService::EvictDevice(grpc::ServerContext* ctx, const v1::EvictDeviceRequest* req,
+                                       v1::EvictDeviceResponse*) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(log_->Evict(req->namespace_id(), req->evict_device_id()));
 }
 
 }  // namespace converge::store

@@ -21,6 +21,9 @@ inline constexpr int kMaxChunksPerGetCall = 4096;
 // hundred).
 inline constexpr CallLimiter::Limits kDefaultDeviceLimits = {8, 2000, 4000};
 
+// How long old versions and deletions are kept by default.
+inline constexpr absl::Duration kDefaultHistoryRetention = absl::Hours(24 * 30);
+
 class StoreService final : public v1::StoreService::Service {
  public:
   // `auth` says who calls: devices (by their token) for the data calls, services (mutual TLS or
@@ -57,6 +60,23 @@ class StoreService final : public v1::StoreService::Service {
                                  v1::HeldDelete* resp) override;
   grpc::Status GetNamespaceStats(grpc::ServerContext* ctx, const v1::GetNamespaceStatsRequest* req,
                                  v1::GetNamespaceStatsResponse* resp) override;
+  grpc::Status ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
+                            v1::ListVersionsResponse* resp) override;
+  grpc::Status ListFilesAt(grpc::ServerContext* ctx, const v1::ListFilesAtRequest* req,
+                           grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
+  grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
+                             v1::ListConflictsResponse* resp) override;
+  grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
+                               v1::Conflict* resp) override;
+  grpc::Status Compact(grpc::ServerContext* ctx, const v1::CompactRequest* req, v1::CompactResponse* resp) override;
+  grpc::Status EvictDevice(grpc::ServerContext* ctx, const v1::EvictDeviceRequest* req,
+                           v1::EvictDeviceResponse* resp) override;
+  // The history retention Compact applies, and how long an unreferenced chunk that was just
+  // uploaded or asked about is kept (a commit may be about to reference it).
+  void set_compaction(absl::Duration retention, absl::Duration chunk_grace) {
+    retention_ = retention;
+    chunk_grace_ = chunk_grace;
+  }
   grpc::Status RegistryRead(grpc::ServerContext* ctx, const v1::RegistryReadRequest* req,
                             v1::RegistryReadResponse* resp) override;
   grpc::Status RegistryWrite(grpc::ServerContext* ctx, const v1::RegistryWriteRequest* req,
@@ -78,6 +98,10 @@ class StoreService final : public v1::StoreService::Service {
   // not a member of `ns` (or the request names another device), NotFound for an unknown `ns`.
   absl::StatusOr<Caller> Authorize(const grpc::ServerContext& ctx, const std::string& ns,
                                    const std::string& request_device_id);
+  // MemberOrOperator: a service caller (an operator through management) is "operator";
+  // otherwise the call must come from a member device (Authorize), named in the result.
+  absl::StatusOr<std::string> MemberOrOperator(const grpc::ServerContext& ctx, const std::string& ns,
+                                               const std::string& request_device_id);
   // RebuildFromDelta returns the raw chunk an RSYNC_DELTA upload describes.
   absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req);
 
@@ -87,6 +111,8 @@ class StoreService final : public v1::StoreService::Service {
   Authenticator auth_;
   CallLimiter limiter_;
   RegistryArea* registry_ = nullptr;
+  absl::Duration retention_ = kDefaultHistoryRetention;
+  absl::Duration chunk_grace_ = absl::Hours(1);
 };
 
 }  // namespace converge::store
