@@ -25,6 +25,20 @@ inline bool IsStoreBehind(const absl::Status& s) {
   return absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), kStoreBehind);
 }
 
+// A device whose cursor is below what the store's log still keeps (compaction folded it into
+// the file table) is refused a Pull with OUT_OF_RANGE carrying this marker; the engine then
+// applies the file table (a snapshot) and pulls the log after it.
+inline constexpr char kLogCompacted[] = "compacted: the log before seq ";
+
+inline absl::Status LogCompactedError(uint64_t first_kept) {
+  return absl::OutOfRangeError(absl::StrCat(kLogCompacted, first_kept,
+                                            " is folded into the file table: list the files, then pull from their head"));
+}
+
+inline bool IsLogCompacted(const absl::Status& s) {
+  return absl::IsOutOfRange(s) && absl::StrContains(s.message(), kLogCompacted);
+}
+
 }  // namespace converge
 
 #endif  // CONVERGE_COMMON_STORE_BEHIND_H_

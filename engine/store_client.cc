@@ -240,4 +240,102 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> GrpcStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                                   int64_t at_unix_ms) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Minutes(30));
+  std::unique_ptr<grpc::ClientReaderInterface<store::v1::ListFilesResponse>> reader;
+  if (at_unix_ms >= 0) {
+    store::v1::ListFilesAtRequest req;
+    req.set_namespace_id(namespace_id_);
+    req.set_device_id(device_id_);
+    req.set_at_unix_ms(at_unix_ms);
+    reader = stub_->ListFilesAt(&ctx, req);
+  } else {
+    store::v1::ListFilesRequest req;
+    req.set_namespace_id(namespace_id_);
+    req.set_device_id(device_id_);
+    reader = stub_->ListFiles(&ctx, req);
+  }
+  store::v1::ListFilesResponse resp;
+  uint64_t head = 0;
+  absl::Status handled;
+  while (handled.ok() && reader->Read(&resp)) {
+    head = std::max(head, resp.head_seq());
+    for (const auto& f : resp.files()) {
+      absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(f);
+      if (!v.ok()) {
+        handled = v.status();
+        break;
+      }
+      if (absl::Status valid = ValidateFileVersion(*v); !valid.ok()) {
+        handled = valid;
+        break;
+      }
+      fn(*v);
+    }
+  }
+  if (!handled.ok()) {
+    ctx.TryCancel();
+    reader->Finish().ok();
+    return handled;
+  }
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.ListFiles"));
+  return head;
+}
+
+absl::StatusOr<std::vector<VersionInfo>> GrpcStoreClient::ListVersions(const std::string& path, uint32_t limit) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Seconds(30));
+  store::v1::ListVersionsRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  req.set_path(path);
+  req.set_limit(limit);
+  store::v1::ListVersionsResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListVersions(&ctx, req, &resp), "store.ListVersions"));
+  std::vector<VersionInfo> out;
+  for (const auto& h : resp.versions()) {
+    CONVERGE_ASSIGN_OR_RETURN(FileVersion v, wire::FileVersionFromProto(h.version()));
+    CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(v));
+    out.push_back(VersionInfo{std::move(v), h.committed_at_unix_ms()});
+  }
+  return out;
+}
+
+namespace {
+
+ConflictInfo FromProto(const store::v1::Conflict& c) {
+  return ConflictInfo{c.copy_path(), c.original_path(), c.device_id(), c.seq(), c.created_at_unix_ms(),
+                      c.resolved(), c.resolved_at_unix_ms(), c.resolved_by()};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ConflictInfo>> GrpcStoreClient::ListConflicts(bool include_resolved) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Seconds(30));
+  store::v1::ListConflictsRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  req.set_include_resolved(include_resolved);
+  store::v1::ListConflictsResponse resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListConflicts(&ctx, req, &resp), "store.ListConflicts"));
+  std::vector<ConflictInfo> out;
+  for (const auto& c : resp.conflicts()) out.push_back(FromProto(c));
+  return out;
+}
+
+absl::StatusOr<ConflictInfo> GrpcStoreClient::ResolveConflict(const std::string& copy_path) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, absl::Seconds(30));
+  store::v1::ResolveConflictRequest req;
+  req.set_namespace_id(namespace_id_);
+  req.set_device_id(device_id_);
+  req.set_copy_path(copy_path);
+  store::v1::Conflict resp;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ResolveConflict(&ctx, req, &resp), "store.ResolveConflict"));
+  return FromProto(resp);
+}
+
 }  // namespace converge::engine

@@ -30,8 +30,43 @@ struct ChunkUpload {
   uint32_t block_bytes = 0;
 };
 
+// One kept version of a path (the store's history).
+struct VersionInfo {
+  FileVersion version;
+  int64_t committed_at_unix_ms = 0;
+};
+
+// A conflict copy the store recorded.
+struct ConflictInfo {
+  std::string copy_path;
+  std::string original_path;
+  std::string device;
+  uint64_t seq = 0;
+  int64_t created_at_unix_ms = 0;
+  bool resolved = false;
+  int64_t resolved_at_unix_ms = 0;
+  std::string resolved_by;
+};
+
 class StoreClient : public ChunkSource {
  public:
+  // ListFiles calls fn with every entry of the namespace's file table (tombstones too) and
+  // returns the head seq it was read at (the table may be newer). `at_unix_ms` >= 0: the state
+  // as of that time instead, from the history.
+  virtual absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                             int64_t at_unix_ms = -1) {
+    return absl::UnimplementedError("ListFiles");
+  }
+  // History and conflicts (the engine's CLI).
+  virtual absl::StatusOr<std::vector<VersionInfo>> ListVersions(const std::string& path, uint32_t limit) {
+    return absl::UnimplementedError("ListVersions");
+  }
+  virtual absl::StatusOr<std::vector<ConflictInfo>> ListConflicts(bool include_resolved) {
+    return absl::UnimplementedError("ListConflicts");
+  }
+  virtual absl::StatusOr<ConflictInfo> ResolveConflict(const std::string& copy_path) {
+    return absl::UnimplementedError("ResolveConflict");
+  }
   virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
   // Signatures returns the rsync signatures of the chunks the store holds among `digests`, by
   // digest bytes.
@@ -58,6 +93,10 @@ class GrpcStoreClient : public StoreClient {
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq) override;
+  absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions(const std::string& path, uint32_t limit) override;
+  absl::StatusOr<std::vector<ConflictInfo>> ListConflicts(bool include_resolved) override;
+  absl::StatusOr<ConflictInfo> ResolveConflict(const std::string& copy_path) override;
   using ChunkSource::Fetch;
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 

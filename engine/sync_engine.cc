@@ -32,6 +32,8 @@ std::shared_ptr<spdlog::logger> Log() {
 }
 
 struct Metrics {
+  Counter* snapshots = DefaultMetrics().AddCounter("converge_engine_snapshots_total",
+                                                   "file tables applied because the store had compacted the log");
   Histogram* commit_to_applied = DefaultMetrics().AddHistogram(
       "converge_engine_commit_to_applied_seconds",
       "from the store making another device's commit durable to this engine having applied it "
@@ -165,6 +167,11 @@ absl::Status SyncEngine::PullAndApply() {
       }
       return applied;
     });
+    if (IsLogCompacted(s)) {
+      // Offline longer than the store keeps its log: the file table, then the log after it.
+      CONVERGE_RETURN_IF_ERROR(ApplySnapshot());
+      continue;
+    }
     if (IsStoreBehind(s) && !forgot) {
       // The store was restored from an older backup: what this device applied past its head is
       // gone there and its seqs will be reused. Re-sync from scratch; local files that differ
@@ -191,6 +198,32 @@ absl::Status SyncEngine::PullAndApply() {
       return s;
     }
   }
+}
+
+absl::Status SyncEngine::ApplySnapshot() {
+  Commit snapshot;
+  absl::flat_hash_set<std::string> listed;
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->ListFiles([&](const FileVersion& v) {
+    listed.insert(v.path);
+    snapshot.files.push_back(v);
+  }));
+  snapshot.seq = head;
+  // What this device has that the table no longer lists was deleted, and compacted away since.
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
+    if (listed.contains(e.version.path)) return;
+    FileVersion gone;
+    gone.file_id = e.version.file_id;
+    gone.path = e.version.path;
+    gone.kind = e.version.kind;
+    gone.deleted = true;
+    gone.seq = head;
+    snapshot.files.push_back(std::move(gone));
+  }));
+  Log()->info("the store compacted the log past this device's cursor {}: applying its file table at seq {} "
+              "({} entries), then the log after it", index_->cursor(), head, snapshot.files.size());
+  M().snapshots->Add();
+  ++snapshots_;
+  return applier_.ApplyCommit(snapshot);
 }
 
 absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {

@@ -130,6 +130,8 @@ class SyncEngine {
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
   const ScanStats& scan_stats() const { return scan_stats_; }
+  // How many times the store's file table was applied instead of its (compacted) log.
+  uint64_t snapshots() const { return snapshots_; }
 
  private:
   Filesystem* const fs_;
@@ -142,6 +144,7 @@ class SyncEngine {
   Applier applier_;
   UploadStats upload_stats_;
   ScanStats scan_stats_;
+  uint64_t snapshots_ = 0;
   // Moves of a commit the store refused as stale, for the next pull (old path, new path).
   std::vector<std::pair<std::string, std::string>> pending_local_moves_;
 
@@ -165,6 +168,9 @@ class SyncEngine {
   // the earliest event among them.
   std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
+  // the log this device still needed), deleting what the table no longer has.
+  absl::Status ApplySnapshot();
   // CommitBatch commits one batch of scanned changes and records them in the index.
   // A batch the store refuses for a case collision is committed again without the colliding
   // names, which stay local (EngineStatus::case_collisions).

@@ -1,5 +1,6 @@
 #include "services/store/commit_log.h"
 #include "services/store/cursor_record.h"
+#include "common/store_behind.h"
 
 #include <rocksdb/write_batch.h>
 
@@ -404,8 +405,7 @@ absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uin
     compacted_through = state->compacted_through;
   }
   if (since_seq < compacted_through) {
-    return absl::OutOfRangeError(absl::StrCat(kCompactedMessage, compacted_through + 1,
-                                              " is folded into the file table: list the files, then pull from their head"));
+    return LogCompactedError(compacted_through + 1);  // common/store_behind.h
   }
   const std::string prefix = StoreDb::LogPrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));

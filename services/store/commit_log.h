@@ -74,9 +74,6 @@ struct CompactionResult {
   std::vector<std::string> pinned_by;  // members whose cursor is the watermark (below the head)
 };
 
-// Returned (OutOfRange) by ReadSince for a cursor below what the log keeps; its message
-// starts with this.
-inline constexpr char kCompactedMessage[] = "compacted: the log before seq ";
 
 // When a commit deletes too much of a namespace it is held (see HeldDelete).
 struct MassDeletePolicy {

@@ -154,6 +154,23 @@ absl::Status SimStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> SimStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                                  int64_t at_unix_ms) {
+  const Fault f = Ask("ListFiles");
+  if (f == Fault::kDropRequest || f == Fault::kDelay) return Lost("ListFiles", false);
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->log()->HeadSeq(SimStore::kNamespace));
+  std::vector<FileVersion> files;
+  if (at_unix_ms >= 0) {
+    CONVERGE_RETURN_IF_ERROR(store_->log()->StateAt(SimStore::kNamespace, at_unix_ms,
+                                                    [&](const store::HistoryVersion& h) { files.push_back(h.version); }));
+  } else {
+    CONVERGE_RETURN_IF_ERROR(store_->log()->ListFiles(SimStore::kNamespace, [&](const FileVersion& v) { files.push_back(v); }));
+  }
+  if (f == Fault::kDropReply) return Lost("ListFiles", true);
+  for (const FileVersion& v : files) fn(v);
+  return head;
+}
+
 absl::Status SimStoreClient::Ack(uint64_t seq) {
   const Fault f = Ask("Ack");
   if (f == Fault::kDropRequest) return Lost("Ack", false);

@@ -81,6 +81,7 @@ class SimStoreClient : public engine::StoreClient {
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq) override;
+  absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
   using ChunkSource::Fetch;
   absl::Status Fetch(const std::vector<engine::ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 

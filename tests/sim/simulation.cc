@@ -30,6 +30,10 @@ void SimTotals::Add(const SimTotals& o) {
   delayed_messages += o.delayed_messages;
   conflict_copies += o.conflict_copies;
   moved_in_place += o.moved_in_place;
+  compactions += o.compactions;
+  evictions += o.evictions;
+  log_entries_compacted += o.log_entries_compacted;
+  snapshots += o.snapshots;
   writes_checked += o.writes_checked;
 }
 
@@ -38,7 +42,9 @@ std::string SimTotals::Summary() const {
                       " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
                       " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
                       " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ",
-                      moved_in_place, " files moved in place, ", writes_checked,
+                      moved_in_place, " files moved in place, ", compactions, " compactions (", evictions,
+                      " evictions, ", log_entries_compacted, " log entries folded, ",
+                      snapshots, " snapshots applied), ", writes_checked,
                       " user writes proven kept, data lost: 0");
 }
 
@@ -81,6 +87,9 @@ class Run {
     for (int op = 0; op < options_.operations; ++op) {
       ++totals_->operations;
       clock_.Advance(absl::Milliseconds(1 + Below(50)));
+      if (Below(100) == 0) {
+        if (std::string why = Compact(op); !why.empty()) return absl::StrCat("op ", op, ": ", why);
+      }
       const double u = Uniform();
       Device& d = *devices_[Below(devices_.size())];
       if (u < options_.device_power_cut) {
@@ -200,6 +209,27 @@ class Run {
     return "";
   }
 
+  // Compact: the store compacts its log (after an operator evicted a device, half the time) and
+  // drops unreferenced chunks at once, even ones just uploaded for a commit still to come.
+  std::string Compact(int op) {
+    if (std::string why = ReadHistory(); !why.empty()) return why;  // the check's own record first
+    if (Below(2) == 0) {
+      Device& d = *devices_[Below(devices_.size())];
+      Trace(absl::StrCat(op, ": evict ", d.sim->id()));
+      if (absl::Status s = store_->log()->Evict(SimStore::kNamespace, d.sim->id()); !s.ok()) return s.ToString();
+      ++totals_->evictions;
+    }
+    absl::StatusOr<store::CompactionResult> r = store_->log()->Compact(SimStore::kNamespace, absl::Hours(24 * 30));
+    if (!r.ok()) return absl::StrCat("compact: ", r.status().ToString());
+    absl::StatusOr<store::ChunkStore::SweepResult> swept = store_->log()->CollectGarbage(absl::ZeroDuration());
+    if (!swept.ok()) return absl::StrCat("collect garbage: ", swept.status().ToString());
+    Trace(absl::StrCat(op, ": compacted through ", r->compacted_through, ", ", swept->chunks_dropped, " chunks dropped"));
+    ++totals_->compactions;
+    totals_->log_entries_compacted += r->log_entries_dropped;
+    history_seq_ = std::max(history_seq_, r->compacted_through);
+    return "";
+  }
+
   // ReadHistory adds the contents of the commits since the last read to history_.
   std::string ReadHistory() {
     absl::StatusOr<uint64_t> head = store_->log()->HeadSeq(SimStore::kNamespace);
@@ -226,9 +256,11 @@ class Run {
   void Sync(int op, Device& d) {
     ++totals_->syncs;
     const uint64_t moved = d.sim->engine().apply_stats().moved;
+    const uint64_t snapshots = d.sim->engine().snapshots();
     absl::Status s = d.sim->engine().SyncOnce();
     if (!s.ok()) ++totals_->sync_errors;
     totals_->moved_in_place += d.sim->engine().apply_stats().moved - moved;
+    totals_->snapshots += d.sim->engine().snapshots() - snapshots;
     Trace(absl::StrCat(op, ": sync ", d.sim->id(), ": ", s.ok() ? "ok" : s.ToString()));
   }
 

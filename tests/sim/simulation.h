@@ -41,6 +41,10 @@ struct SimTotals {
   uint64_t delayed_messages = 0;
   uint64_t conflict_copies = 0;  // in the final folders
   uint64_t moved_in_place = 0;   // files devices renamed in place for another's move
+  uint64_t compactions = 0;
+  uint64_t evictions = 0;
+  uint64_t log_entries_compacted = 0;
+  uint64_t snapshots = 0;        // devices that got the file table instead of the compacted log
   uint64_t writes_checked = 0;   // user writes proven kept
   void Add(const SimTotals& o);
   std::string Summary() const;
