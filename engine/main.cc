@@ -3,6 +3,9 @@
 //   converge-engine --folder=~/Sync --management=127.0.0.1:7000 --user=alice --namespace_id=docs
 //   converge-engine status --folder=~/Sync [--watch] [--json]
 //   converge-engine pause --folder=~/Sync      (resume: converge-engine resume --folder=~/Sync)
+//   converge-engine history PATH --folder=~/Sync
+//   converge-engine restore [PATH] --folder=~/Sync (--seq=N | --at=TIME)
+//   converge-engine conflicts --folder=~/Sync [--all]; converge-engine resolve COPY --folder=~/Sync
 //
 // Exit codes: 0 stopped on request (or --once in sync), 1 error, 2 usage, 3 the device was
 // revoked (after a remote wipe, its synced files were deleted).
@@ -28,7 +31,11 @@
 #include "common/tls.h"
 #include "common/metrics_http.h"
 #include "common/server_runner.h"
+#include "common/random_id.h"
+#include "engine/control_cli.h"
+#include "engine/control_service.h"
 #include "engine/device_control.h"
+#include "engine/history.h"
 #include "engine/enrollment.h"
 #include "engine/local_filesystem.h"
 #include "engine/local_index.h"
@@ -62,6 +69,10 @@ ABSL_FLAG(std::string, metrics_port_file, "", "write the metrics port here once 
 ABSL_FLAG(bool, once, false, "sync once and exit (status 0 if the folder is in sync)");
 ABSL_FLAG(bool, watch_status, false, "status: refresh every half second until interrupted");
 ABSL_FLAG(bool, json, false, "status: print the status file's JSON");
+ABSL_FLAG(uint64_t, seq, 0, "restore: the version (seq, as `history` lists) to restore");
+ABSL_FLAG(std::string, at, "", "restore: the time to go back to (2026-11-27T10:15:00Z, or ago: 90m, 2h, 3d)");
+ABSL_FLAG(bool, all, false, "conflicts: resolved ones too");
+ABSL_FLAG(uint32_t, limit, 0, "history: at most this many versions (0: all kept)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
 
@@ -201,13 +212,26 @@ int main(int argc, char** argv) {
   const std::string folder = absl::GetFlag(FLAGS_folder);
   if (positional.size() > 1) {
     const std::string command = positional[1];
-    if (positional.size() > 2 || (command != "status" && command != "pause" && command != "resume")) {
-      std::cerr << "converge-engine: unknown command; try status, pause or resume (--help for flags)\n";
+    const bool control = converge::engine::IsControlCommand(command);
+    if ((positional.size() > 2 && !control) ||
+        (command != "status" && command != "pause" && command != "resume" && !control)) {
+      std::cerr << "converge-engine: unknown command; try status, pause, resume, history, restore, conflicts or "
+                   "resolve (--help for flags)\n";
       return 2;
     }
     if (folder.empty()) {
       std::cerr << "converge-engine: " << command << " needs --folder\n";
       return 2;
+    }
+    if (control) {
+      converge::engine::ControlArgs args;
+      args.folder = folder;
+      args.args.assign(positional.begin() + 2, positional.end());
+      args.seq = absl::GetFlag(FLAGS_seq);
+      args.at = absl::GetFlag(FLAGS_at);
+      args.all = absl::GetFlag(FLAGS_all);
+      args.limit = absl::GetFlag(FLAGS_limit);
+      return converge::engine::RunControlCommand(command, args);
     }
     if (command == "status") return Status(folder);
     return Pause(folder, command == "pause");
@@ -366,6 +390,27 @@ int main(int argc, char** argv) {
   identity.set_device_id(enrollment->device_id);
   identity.set_namespace_id(request.namespace_id);
   auto status_writer = std::make_unique<converge::engine::StatusWriter>(&engine, identity, absl::Milliseconds(250));
+  // The local control API (history, restore, conflicts) on a socket only this user can reach.
+  converge::engine::FolderHistory history(&store, [] { return converge::RandomBytes(converge::kFileIdBytes); });
+  converge::engine::ControlService control(&history);
+  std::unique_ptr<converge::RunningServer> control_server;
+  {
+    const std::string socket = converge::engine::ControlSocketPath(folder);
+    std::error_code ec;
+    std::filesystem::remove(socket, ec);  // left by an engine that was killed
+    converge::ServerOptions control_options;
+    control_options.listen = "unix:" + socket;
+    control_options.max_threads = 4;
+    auto started = converge::StartServer(control_options, {&control});
+    if (started.ok()) {
+      control_server = std::move(*started);
+      std::filesystem::permissions(socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                   ec);
+    } else {
+      log->warn("no control socket ({}): history, restore and conflicts commands will not reach this engine",
+                started.status().message());
+    }
+  }
   std::thread runner([&engine] { engine.Run(); });
   absl::Notification stop_refresh;
   std::thread refresher;
@@ -379,6 +424,7 @@ int main(int argc, char** argv) {
   log->info("signal {}: stopping", sig);
   stop_refresh.Notify();
   if (refresher.joinable()) refresher.join();
+  control_server.reset();
   watcher.reset();
   if (listener != nullptr) listener->Stop();
   engine.Stop();

@@ -28,7 +28,8 @@ absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user
       for (const DeviceUsage& u : it->second->devices) {
         if (u.device_id != d.device_id) continue;
         r.namespaces.push_back(DevicePosition{ns, d.device_id, d.name, u.acked_seq, it->second->head_seq,
-                                              u.lag_commits, u.lag_bytes, u.lag_seconds});
+                                              u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted,
+                                              u.pins_watermark});
         if (u.last_seen_unix_ms > r.last_seen_unix_ms) {
           r.last_seen_unix_ms = u.last_seen_unix_ms;
           if (!u.software_version.empty()) r.software_version = u.software_version;
@@ -60,12 +61,23 @@ absl::StatusOr<NamespaceReport> Fleet::NamespaceStatus(const std::string& ns) {
   for (const DeviceUsage& u : r.usage.devices) {
     if (!names.count(u.device_id)) continue;  // a former member's cursor
     r.devices.push_back(DevicePosition{ns, u.device_id, names[u.device_id], u.acked_seq, r.usage.head_seq,
-                                       u.lag_commits, u.lag_bytes, u.lag_seconds});
+                                       u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted, u.pins_watermark});
   }
   return r;
 }
 
-absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns) {
+namespace {
+
+ConflictCopy Copy(const ConflictRecord& r) {
+  ConflictCopy c{r.namespace_id, r.copy_path, r.original_path, r.device_id, "", r.seq, r.resolved,
+                 r.resolved_at_unix_ms, r.resolved_by};
+  if (std::optional<ConflictCopyName> name = ParseConflictName(r.copy_path)) c.detected_at = name->detected_at;
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns, bool include_resolved) {
   std::vector<std::string> namespaces;
   if (ns.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(std::vector<Namespace> all, registry_->ListNamespaces(""));
@@ -76,6 +88,13 @@ absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns
   }
   std::vector<ConflictCopy> out;
   for (const std::string& n : namespaces) {
+    absl::StatusOr<std::vector<ConflictRecord>> records = store_->ListConflicts(n, include_resolved);
+    if (records.ok()) {
+      for (const ConflictRecord& r : *records) out.push_back(Copy(r));
+      continue;
+    }
+    if (!absl::IsUnimplemented(records.status())) return records.status();
+    // A store from before conflict records: the live conflict copies, by name.
     CONVERGE_ASSIGN_OR_RETURN(NamespaceUsage usage, store_->Usage(n));
     for (const std::string& path : usage.conflict_paths) {
       std::optional<ConflictCopyName> c = ParseConflictName(path);
@@ -86,6 +105,26 @@ absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns
   std::stable_sort(out.begin(), out.end(),
                    [](const ConflictCopy& a, const ConflictCopy& b) { return a.detected_at < b.detected_at; });
   return out;
+}
+
+absl::StatusOr<ConflictCopy> Fleet::ResolveConflict(const std::string& ns, const std::string& copy_path) {
+  CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+  CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, store_->ResolveConflict(ns, copy_path));
+  return Copy(r);
+}
+
+absl::StatusOr<CompactionSummary> Fleet::Compact(const std::string& ns) {
+  CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+  return store_->Compact(ns);
+}
+
+absl::Status Fleet::Evict(const std::string& ns, const std::string& device_id) {
+  CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
+  for (const Device& d : members) {
+    if (d.device_id == device_id) return store_->Evict(ns, device_id);
+  }
+  return absl::NotFoundError(absl::StrCat("device '", device_id, "' is not a member of '", ns, "'"));
 }
 
 absl::StatusOr<std::vector<PendingDelete>> Fleet::PendingDeletes(const std::string& ns, bool include_resolved) {

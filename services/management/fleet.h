@@ -25,6 +25,8 @@ struct DevicePosition {
   uint64_t lag_commits = 0;
   uint64_t lag_bytes = 0;
   double lag_seconds = 0;
+  bool evicted = false;
+  bool pins_watermark = false;
 };
 
 struct DeviceReport {
@@ -46,6 +48,10 @@ struct ConflictCopy {
   std::string original_path;
   std::string device;
   std::string detected_at;  // as in the name: 20261127T101500Z
+  uint64_t seq = 0;          // the commit that made the copy (0: not known to the store)
+  bool resolved = false;
+  int64_t resolved_at_unix_ms = 0;
+  std::string resolved_by;
 };
 
 class Fleet {
@@ -57,8 +63,13 @@ class Fleet {
   absl::StatusOr<std::vector<DeviceReport>> Devices(const std::string& user_id, std::string* store_error);
   absl::StatusOr<DeviceReport> GetDevice(const std::string& device_id, std::string* store_error);
   absl::StatusOr<NamespaceReport> NamespaceStatus(const std::string& ns);
-  // Conflicts in one namespace (or every namespace), ordered by detection time.
-  absl::StatusOr<std::vector<ConflictCopy>> Conflicts(const std::string& ns);
+  // Conflicts in one namespace (or every namespace), ordered by detection time: the open ones
+  // the store recorded (resolved ones too if asked).
+  absl::StatusOr<std::vector<ConflictCopy>> Conflicts(const std::string& ns, bool include_resolved = false);
+  absl::StatusOr<ConflictCopy> ResolveConflict(const std::string& ns, const std::string& copy_path);
+  absl::StatusOr<CompactionSummary> Compact(const std::string& ns);
+  // Evict: NotFound unless `device_id` is a member of `ns`.
+  absl::Status Evict(const std::string& ns, const std::string& device_id);
   // Held mass deletes in one namespace (or all), oldest first; only pending ones unless
   // include_resolved.
   absl::StatusOr<std::vector<PendingDelete>> PendingDeletes(const std::string& ns, bool include_resolved);

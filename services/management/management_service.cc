@@ -44,6 +44,20 @@ void ToProto(const DevicePosition& d, v1::DeviceNamespaceStatus* p) {
   p->set_lag_commits(d.lag_commits);
   p->set_lag_bytes(d.lag_bytes);
   p->set_lag_seconds(d.lag_seconds);
+  p->set_evicted(d.evicted);
+  p->set_pins_watermark(d.pins_watermark);
+}
+
+void ToProto(const ConflictCopy& c, v1::Conflict* p) {
+  p->set_namespace_id(c.namespace_id);
+  p->set_path(c.path);
+  p->set_original_path(c.original_path);
+  p->set_device(c.device);
+  p->set_detected_at(c.detected_at);
+  p->set_seq(c.seq);
+  p->set_resolved(c.resolved);
+  p->set_resolved_at_unix_ms(c.resolved_at_unix_ms);
+  p->set_resolved_by(c.resolved_by);
 }
 
 void ToProto(const DeviceReport& r, v1::Device* p) {
@@ -274,24 +288,51 @@ grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
                             ? 1.0
                             : static_cast<double>(r->usage.live_bytes) / static_cast<double>(r->usage.unique_chunk_bytes));
   for (const DevicePosition& d : r->devices) ToProto(d, resp->add_devices());
-  resp->set_conflicts(static_cast<uint32_t>(r->usage.conflict_paths.size()));
+  resp->set_conflicts(static_cast<uint32_t>(r->usage.open_conflicts));
+  resp->set_watermark(r->usage.watermark);
+  resp->set_compacted_through(r->usage.compacted_through);
   return grpc::Status::OK;
 }
 
 grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                                               v1::ListConflictsResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<ConflictCopy>> list = fleet_.Conflicts(req->namespace_id());
+  absl::StatusOr<std::vector<ConflictCopy>> list = fleet_.Conflicts(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (const ConflictCopy& c : *list) {
-    v1::Conflict* p = resp->add_conflicts();
-    p->set_namespace_id(c.namespace_id);
-    p->set_path(c.path);
-    p->set_original_path(c.original_path);
-    p->set_device(c.device);
-    p->set_detected_at(c.detected_at);
-  }
+  for (const ConflictCopy& c : *list) ToProto(c, resp->add_conflicts());
   return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
+                                                v1::Conflict* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<ConflictCopy> c = fleet_.ResolveConflict(req->namespace_id(), req->path());
+  if (!c.ok()) return ToGrpcStatus(c.status());
+  ToProto(*c, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::CompactNamespace(grpc::ServerContext* ctx, const v1::CompactNamespaceRequest* req,
+                                                 v1::CompactNamespaceResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<CompactionSummary> r = fleet_.Compact(req->namespace_id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  resp->set_watermark(r->watermark);
+  resp->set_compacted_through(r->compacted_through);
+  resp->set_log_entries_dropped(r->log_entries_dropped);
+  resp->set_versions_dropped(r->versions_dropped);
+  resp->set_tombstones_dropped(r->tombstones_dropped);
+  for (const std::string& d : r->pinned_by) resp->add_pinned_by(d);
+  resp->set_chunks_dropped(r->chunks_dropped);
+  resp->set_bytes_dropped(r->bytes_dropped);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::EvictDevice(grpc::ServerContext* ctx, const v1::EvictDeviceRequest* req,
+                                            v1::EvictDeviceResponse*) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  return ToGrpcStatus(fleet_.Evict(req->namespace_id(), req->device_id()));
 }
 
 namespace {

@@ -62,6 +62,12 @@ class ManagementService final : public v1::ManagementService::Service {
                                   v1::NamespaceStatus* resp) override;
   grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                              v1::ListConflictsResponse* resp) override;
+  grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
+                               v1::Conflict* resp) override;
+  grpc::Status CompactNamespace(grpc::ServerContext* ctx, const v1::CompactNamespaceRequest* req,
+                                v1::CompactNamespaceResponse* resp) override;
+  grpc::Status EvictDevice(grpc::ServerContext* ctx, const v1::EvictDeviceRequest* req,
+                           v1::EvictDeviceResponse* resp) override;
   grpc::Status ListPendingDeletes(grpc::ServerContext* ctx, const v1::ListPendingDeletesRequest* req,
                                   v1::ListPendingDeletesResponse* resp) override;
   grpc::Status ResolvePendingDelete(grpc::ServerContext* ctx, const v1::ResolvePendingDeleteRequest* req,

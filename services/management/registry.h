@@ -69,6 +69,33 @@ struct DeviceUsage {
   uint64_t lag_commits = 0;
   uint64_t lag_bytes = 0;
   double lag_seconds = 0;
+  bool evicted = false;
+  bool pins_watermark = false;
+};
+
+// A conflict copy the store recorded (see converge-store's Conflict).
+struct ConflictRecord {
+  std::string namespace_id;
+  std::string copy_path;
+  std::string original_path;
+  std::string device_id;
+  uint64_t seq = 0;
+  int64_t created_at_unix_ms = 0;
+  bool resolved = false;
+  int64_t resolved_at_unix_ms = 0;
+  std::string resolved_by;
+};
+
+// What compacting a namespace did (see converge-store's Compact).
+struct CompactionSummary {
+  uint64_t watermark = 0;
+  uint64_t compacted_through = 0;
+  uint64_t log_entries_dropped = 0;
+  uint64_t versions_dropped = 0;
+  uint64_t tombstones_dropped = 0;
+  std::vector<std::string> pinned_by;
+  uint64_t chunks_dropped = 0;
+  uint64_t bytes_dropped = 0;
 };
 
 // A mass delete the store holds for approval (see converge-store's HeldDelete).
@@ -91,6 +118,9 @@ struct NamespaceUsage {
   uint64_t unique_chunk_bytes = 0;
   std::vector<DeviceUsage> devices;
   std::vector<std::string> conflict_paths;
+  uint64_t open_conflicts = 0;
+  uint64_t watermark = 0;
+  uint64_t compacted_through = 0;
 };
 
 struct RegisteredDevice {
@@ -114,6 +144,18 @@ class NamespaceSink {
   virtual absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) = 0;
   virtual absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
                                                           bool approve) = 0;
+  virtual absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns, bool include_resolved) {
+    return absl::UnimplementedError("ListConflicts");
+  }
+  virtual absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) {
+    return absl::UnimplementedError("ResolveConflict");
+  }
+  virtual absl::StatusOr<CompactionSummary> Compact(const std::string& ns) {
+    return absl::UnimplementedError("Compact");
+  }
+  virtual absl::Status Evict(const std::string& ns, const std::string& device_id) {
+    return absl::UnimplementedError("Evict");
+  }
   // How many store shards there are (namespaces live on their owner's shard).
   virtual uint32_t shard_count() const { return 1; }
 };

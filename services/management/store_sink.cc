@@ -100,8 +100,12 @@ absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) 
   u.conflict_paths.assign(resp.conflict_paths().begin(), resp.conflict_paths().end());
   for (const store::v1::DeviceCursor& c : resp.cursors()) {
     u.devices.push_back(DeviceUsage{c.device_id(), c.acked_seq(), c.last_seen_unix_ms(), c.software_version(),
-                                    c.lag_commits(), c.lag_bytes(), c.lag_seconds()});
+                                    c.lag_commits(), c.lag_bytes(), c.lag_seconds(), c.evicted(),
+                                    c.pins_watermark()});
   }
+  u.open_conflicts = resp.open_conflicts();
+  u.watermark = resp.watermark();
+  u.compacted_through = resp.compacted_through();
   return u;
 }
 
@@ -156,6 +160,77 @@ absl::StatusOr<PendingDelete> StoreNamespaceSink::ResolveHeldDelete(const std::s
   CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ResolveHeldDelete(&ctx, req, &resp), "store.ResolveHeldDelete"));
   return FromProto(resp);
+}
+
+namespace {
+
+ConflictRecord FromProto(const std::string& ns, const store::v1::Conflict& c) {
+  return ConflictRecord{ns, c.copy_path(), c.original_path(), c.device_id(), c.seq(), c.created_at_unix_ms(),
+                        c.resolved(), c.resolved_at_unix_ms(), c.resolved_by()};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ConflictRecord>> StoreNamespaceSink::ListConflicts(const std::string& ns,
+                                                                            bool include_resolved) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ListConflictsRequest req;
+  req.set_namespace_id(ns);
+  req.set_include_resolved(include_resolved);
+  store::v1::ListConflictsResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ListConflicts(&ctx, req, &resp), "store.ListConflicts"));
+  std::vector<ConflictRecord> out;
+  for (const store::v1::Conflict& c : resp.conflicts()) out.push_back(FromProto(ns, c));
+  return out;
+}
+
+absl::StatusOr<ConflictRecord> StoreNamespaceSink::ResolveConflict(const std::string& ns, const std::string& copy_path) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ResolveConflictRequest req;
+  req.set_namespace_id(ns);
+  req.set_copy_path(copy_path);
+  store::v1::Conflict resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ResolveConflict(&ctx, req, &resp), "store.ResolveConflict"));
+  return FromProto(ns, resp);
+}
+
+absl::StatusOr<CompactionSummary> StoreNamespaceSink::Compact(const std::string& ns) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::CompactRequest req;
+  req.set_namespace_id(ns);
+  store::v1::CompactResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->Compact(&ctx, req, &resp), "store.Compact"));
+  CompactionSummary out;
+  out.watermark = resp.watermark();
+  out.compacted_through = resp.compacted_through();
+  out.log_entries_dropped = resp.log_entries_dropped();
+  out.versions_dropped = resp.versions_dropped();
+  out.tombstones_dropped = resp.tombstones_dropped();
+  out.pinned_by.assign(resp.pinned_by().begin(), resp.pinned_by().end());
+  out.chunks_dropped = resp.chunks_dropped();
+  out.bytes_dropped = resp.bytes_dropped();
+  return out;
+}
+
+absl::Status StoreNamespaceSink::Evict(const std::string& ns, const std::string& device_id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::EvictDeviceRequest req;
+  req.set_namespace_id(ns);
+  req.set_evict_device_id(device_id);
+  store::v1::EvictDeviceResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  return FromGrpcStatus(stub->EvictDevice(&ctx, req, &resp), "store.EvictDevice");
 }
 
 }  // namespace converge::management

@@ -34,6 +34,10 @@ class StoreNamespaceSink : public NamespaceSink {
   absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) override;
   absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) override;
   absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override;
+  absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns, bool include_resolved) override;
+  absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) override;
+  absl::StatusOr<CompactionSummary> Compact(const std::string& ns) override;
+  absl::Status Evict(const std::string& ns, const std::string& device_id) override;
 
  private:
   // The stub of the shard holding a user's / a namespace's data.

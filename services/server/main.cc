@@ -59,10 +59,39 @@ class LogSink : public converge::management::NamespaceSink {
     u.conflict_paths = s->conflict_paths;
     for (const converge::store::DeviceState& d : s->devices) {
       u.devices.push_back({d.device_id, d.acked_seq, d.last_seen_unix_ms, d.software_version, d.lag_commits,
-                           d.lag_bytes, d.lag_seconds});
+                           d.lag_bytes, d.lag_seconds, d.evicted, d.pins_watermark});
     }
+    u.open_conflicts = s->open_conflicts;
+    u.watermark = s->watermark;
+    u.compacted_through = s->compacted_through;
     return u;
   }
+  absl::StatusOr<std::vector<converge::management::ConflictRecord>> ListConflicts(const std::string& ns,
+                                                                                bool include_resolved) override {
+    absl::StatusOr<std::vector<converge::store::ConflictRecord>> records = log_->ListConflicts(ns, include_resolved);
+    if (!records.ok()) return records.status();
+    std::vector<converge::management::ConflictRecord> out;
+    for (const auto& r : *records) out.push_back(Convert(ns, r));
+    return out;
+  }
+  absl::StatusOr<converge::management::ConflictRecord> ResolveConflict(const std::string& ns,
+                                                                       const std::string& copy_path) override {
+    absl::StatusOr<converge::store::ConflictRecord> r = log_->ResolveConflict(ns, copy_path, "operator");
+    if (!r.ok()) return r.status();
+    return Convert(ns, *r);
+  }
+  absl::StatusOr<converge::management::CompactionSummary> Compact(const std::string& ns) override {
+    absl::StatusOr<converge::store::CompactionResult> r = log_->Compact(ns, retention_);
+    if (!r.ok()) return r.status();
+    absl::StatusOr<converge::store::ChunkStore::SweepResult> swept = log_->CollectGarbage(absl::Hours(1));
+    if (!swept.ok()) return swept.status();
+    return converge::management::CompactionSummary{r->watermark,          r->compacted_through,
+                                                   r->log_entries_dropped, r->versions_dropped,
+                                                   r->tombstones_dropped,  r->pinned_by,
+                                                   swept->chunks_dropped,  swept->bytes_dropped};
+  }
+  absl::Status Evict(const std::string& ns, const std::string& device_id) override { return log_->Evict(ns, device_id); }
+  void set_retention(absl::Duration retention) { retention_ = retention; }
   absl::StatusOr<std::vector<converge::management::PendingDelete>> ListHeldDeletes(const std::string& ns) override {
     absl::StatusOr<std::vector<converge::store::HeldDelete>> held = log_->ListHeld(ns);
     if (!held.ok()) return held.status();
@@ -84,9 +113,15 @@ class LogSink : public converge::management::NamespaceSink {
             h.deletes, h.live_entries, h.sample};
   }
 
+  static converge::management::ConflictRecord Convert(const std::string& ns, const converge::store::ConflictRecord& r) {
+    return {ns, r.copy_path, r.original_path, r.device, r.seq, r.created_at_unix_ms, r.resolved,
+            r.resolved_at_unix_ms, r.resolved_by};
+  }
+
   converge::store::CommitLog* log_;
   converge::store::ChunkStore* chunks_;
   converge::notification::NotificationServer* notify_;
+  absl::Duration retention_ = converge::store::kDefaultHistoryRetention;
 };
 
 }  // namespace
@@ -123,6 +158,7 @@ int main(int argc, char** argv) {
   }
   (*store)->db()->ExportMetrics();
   LogSink sink((*store)->log(), (*store)->chunks(), &notify);
+  sink.set_retention(store_options.compaction.history_retention);
 
   converge::management::ManagementOptions management_options;
   management_options.data_dir = data_dir + "/management";

@@ -171,6 +171,40 @@ absl::StatusOr<uint64_t> SimStoreClient::ListFiles(const std::function<void(cons
   return head;
 }
 
+absl::StatusOr<std::vector<engine::VersionInfo>> SimStoreClient::ListVersions(const std::string& path,
+                                                                             uint32_t limit) {
+  if (Ask("ListVersions") != Fault::kNone) return Lost("ListVersions", false);
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<store::HistoryVersion> versions,
+                            store_->log()->Versions(SimStore::kNamespace, path, limit));
+  std::vector<engine::VersionInfo> out;
+  for (store::HistoryVersion& h : versions) out.push_back(engine::VersionInfo{std::move(h.version), h.committed_at_unix_ms});
+  return out;
+}
+
+namespace {
+
+engine::ConflictInfo Info(const store::ConflictRecord& r) {
+  return engine::ConflictInfo{r.copy_path, r.original_path,       r.device,     r.seq,
+                              r.created_at_unix_ms, r.resolved, r.resolved_at_unix_ms, r.resolved_by};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<engine::ConflictInfo>> SimStoreClient::ListConflicts(bool include_resolved) {
+  if (Ask("ListConflicts") != Fault::kNone) return Lost("ListConflicts", false);
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<store::ConflictRecord> records,
+                            store_->log()->ListConflicts(SimStore::kNamespace, include_resolved));
+  std::vector<engine::ConflictInfo> out;
+  for (const store::ConflictRecord& r : records) out.push_back(Info(r));
+  return out;
+}
+
+absl::StatusOr<engine::ConflictInfo> SimStoreClient::ResolveConflict(const std::string& copy_path) {
+  if (Ask("ResolveConflict") != Fault::kNone) return Lost("ResolveConflict", false);
+  CONVERGE_ASSIGN_OR_RETURN(store::ConflictRecord r, store_->log()->ResolveConflict(SimStore::kNamespace, copy_path, device_));
+  return Info(r);
+}
+
 absl::Status SimStoreClient::Ack(uint64_t seq) {
   const Fault f = Ask("Ack");
   if (f == Fault::kDropRequest) return Lost("Ack", false);

@@ -82,6 +82,9 @@ class SimStoreClient : public engine::StoreClient {
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq) override;
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
+  absl::StatusOr<std::vector<engine::VersionInfo>> ListVersions(const std::string& path, uint32_t limit) override;
+  absl::StatusOr<std::vector<engine::ConflictInfo>> ListConflicts(bool include_resolved) override;
+  absl::StatusOr<engine::ConflictInfo> ResolveConflict(const std::string& copy_path) override;
   using ChunkSource::Fetch;
   absl::Status Fetch(const std::vector<engine::ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 

@@ -67,10 +67,15 @@ commands:
   namespaces create <namespace-id> --owner=USER
   namespaces list [--user=USER]
   namespaces share <namespace-id> --user=USER
-  namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts
+  namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts, watermark
+  namespaces compact <namespace-id>  fold the log below the watermark, drop old history and chunks
+  namespaces evict <namespace-id> <device-id>
+                                     stop an absent device pinning the watermark (it gets a
+                                     snapshot when it returns)
   members add <namespace-id> <device-id>
   members list <namespace-id>
-  conflicts list [<namespace-id>]
+  conflicts list [<namespace-id>] [--all]   open conflict copies (resolved ones too)
+  conflicts resolve <namespace-id> <copy-path>
   deletes list [<namespace-id>] [--all]    mass deletes held for approval
   deletes approve <namespace-id> <id>
   deletes reject <namespace-id> <id>       the deleting device restores the files
@@ -233,7 +238,10 @@ class Cli {
     if (noun == "namespaces" && verb == "status" && args.size() == 3) return NamespaceStatus(args[2]);
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
     if (noun == "members" && verb == "list" && args.size() == 3) return ListMembers(args[2]);
+    if (noun == "namespaces" && verb == "compact" && args.size() == 3) return Compact(args[2]);
+    if (noun == "namespaces" && verb == "evict" && args.size() == 4) return Evict(args[2], args[3]);
     if (noun == "conflicts" && verb == "list" && args.size() <= 3) return Conflicts(args.size() == 3 ? args[2] : "");
+    if (noun == "conflicts" && verb == "resolve" && args.size() == 4) return ResolveConflict(args[2], args[3]);
     if (noun == "deletes" && verb == "list" && args.size() <= 3) return Deletes(args.size() == 3 ? args[2] : "");
     if (noun == "deletes" && (verb == "approve" || verb == "reject") && args.size() == 4) {
       return ResolveDelete(args[2], args[3], verb == "approve");
@@ -421,26 +429,76 @@ class Cli {
               << "), head seq " << r.head_seq() << "\n"
               << "  " << r.files() << " files, " << HumanBytes(r.bytes()) << " in " << r.unique_chunks() << " chunks of "
               << HumanBytes(r.unique_chunk_bytes()) << " (dedup " << absl::StrFormat("%.2f", r.dedup_ratio()) << "x), "
-              << r.conflicts() << (r.conflicts() == 1 ? " conflict" : " conflicts") << "\n";
+              << r.conflicts() << (r.conflicts() == 1 ? " open conflict" : " open conflicts") << "\n"
+              << "  watermark " << r.watermark() << ", log compacted through seq " << r.compacted_through() << "\n";
     std::vector<std::vector<std::string>> rows;
     for (const v1::DeviceNamespaceStatus& d : r.devices()) {
-      rows.push_back({d.device_id(), d.device_name(), absl::StrCat(d.acked_seq(), "/", d.head_seq()), Lag(d)});
+      std::string note = d.evicted() ? "evicted" : d.pins_watermark() ? "pins the watermark" : "";
+      rows.push_back({d.device_id(), d.device_name(), absl::StrCat(d.acked_seq(), "/", d.head_seq()), Lag(d), note});
     }
-    PrintTable({"DEVICE", "NAME", "CURSOR", "LAG"}, rows);
+    PrintTable({"DEVICE", "NAME", "CURSOR", "LAG", "COMPACTION"}, rows);
+  }
+
+  int Compact(const std::string& ns) {
+    v1::CompactNamespaceRequest req;
+    req.set_namespace_id(ns);
+    v1::CompactNamespaceResponse resp;
+    auto ctx = Ctx();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    grpc::Status s = stub_->CompactNamespace(ctx.get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "compacted " << ns << " through seq " << resp.compacted_through() << " (watermark "
+              << resp.watermark() << "): " << resp.log_entries_dropped() << " log entries folded, "
+              << resp.versions_dropped() << " old versions and " << resp.tombstones_dropped()
+              << " deletions past the retention dropped, " << resp.chunks_dropped() << " chunks ("
+              << HumanBytes(resp.bytes_dropped()) << ") freed\n";
+    if (resp.pinned_by_size() > 0) {
+      std::cout << "the watermark is held by: " << absl::StrJoin(resp.pinned_by(), ", ")
+                << " (convergectl namespaces evict " << ns << " <device-id>)\n";
+    }
+    return 0;
+  }
+
+  int Evict(const std::string& ns, const std::string& device) {
+    v1::EvictDeviceRequest req;
+    req.set_namespace_id(ns);
+    req.set_device_id(device);
+    v1::EvictDeviceResponse resp;
+    grpc::Status s = stub_->EvictDevice(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "evicted " << device << " from the watermark of " << ns
+              << ": if it comes back, it gets a snapshot of the folder\n";
+    return 0;
+  }
+
+  int ResolveConflict(const std::string& ns, const std::string& path) {
+    v1::ResolveConflictRequest req;
+    req.set_namespace_id(ns);
+    req.set_path(path);
+    v1::Conflict resp;
+    grpc::Status s = stub_->ResolveConflict(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "resolved " << resp.path() << " in " << ns << " (the copy stays until someone deletes it)\n";
+    return 0;
   }
 
   int Conflicts(const std::string& ns) {
     v1::ListConflictsRequest req;
     req.set_namespace_id(ns);
+    req.set_include_resolved(absl::GetFlag(FLAGS_all));
     v1::ListConflictsResponse resp;
     grpc::Status s = stub_->ListConflicts(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::Conflict& c : resp.conflicts()) {
-      rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), c.detected_at()});
+      rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), c.detected_at(),
+                      c.resolved() ? absl::StrCat("resolved (", c.resolved_by(), ")") : "open"});
     }
-    PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "DETECTED"}, rows);
+    PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "DETECTED", "STATE"}, rows);
     return 0;
   }
 
