@@ -30,6 +30,7 @@ void PutFileVersion(std::string* out, const FileVersion& v) {
   PutVarint64(out, v.seq);
   PutLengthPrefixed(out, v.origin_device);
   PutVarint64(out, v.base_seq);
+  if (v.kind == FileKind::kSymlink) PutLengthPrefixed(out, v.symlink_target);
 }
 
 size_t bytes_left(const Decoder* d) { return d->remaining(); }
@@ -44,8 +45,8 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
       digest.size() != kDigestSize || !d->GetVarint64(&nchunks)) {
     return false;
   }
-  if (kind != static_cast<uint64_t>(FileKind::kFile) &&
-      kind != static_cast<uint64_t>(FileKind::kDirectory)) {
+  if (kind != static_cast<uint64_t>(FileKind::kFile) && kind != static_cast<uint64_t>(FileKind::kDirectory) &&
+      kind != static_cast<uint64_t>(FileKind::kSymlink)) {
     return false;
   }
   v->kind = static_cast<FileKind>(kind);
@@ -69,6 +70,8 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
     return false;
   }
   v->deleted = deleted != 0;
+  v->symlink_target.clear();
+  if (v->kind == FileKind::kSymlink && !d->GetLengthPrefixed(&v->symlink_target)) return false;
   return true;
 }
 
@@ -79,6 +82,20 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
   if (v.file_id.size() != kFileIdBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(v.path, ": file_id must have ", kFileIdBytes, " bytes"));
+  }
+  if (v.kind == FileKind::kSymlink && !v.deleted) {
+    if (v.symlink_target.empty() || v.symlink_target.size() > kMaxSymlinkTarget ||
+        v.symlink_target.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(v.path, ": a symlink target must have 1 to ", kMaxSymlinkTarget, " bytes and no NUL"));
+    }
+    if (!v.chunks.empty() || v.size != 0 || v.content_sha256 != HashOf(v.symlink_target)) {
+      return absl::InvalidArgumentError(absl::StrCat(v.path, ": a symlink carries only its target"));
+    }
+    return absl::OkStatus();
+  }
+  if (!v.symlink_target.empty() && v.kind != FileKind::kSymlink) {
+    return absl::InvalidArgumentError(absl::StrCat(v.path, ": only a symlink has a target"));
   }
   if (v.kind == FileKind::kDirectory || v.deleted) {
     if (!v.chunks.empty() || v.size != 0) {

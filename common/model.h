@@ -21,7 +21,10 @@ inline constexpr uint32_t kMaxChunkBytes = 4 << 20;
 inline constexpr size_t kMaxFilesPerCommit = 10000;
 inline constexpr size_t kFileIdBytes = 16;
 
-enum class FileKind : uint8_t { kFile = 1, kDirectory = 2 };
+enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
+
+// The longest symlink target accepted (Linux's PATH_MAX less the NUL).
+inline constexpr size_t kMaxSymlinkTarget = 4095;
 
 struct ChunkRef {
   Digest sha256{};
@@ -36,12 +39,14 @@ struct FileVersion {
   uint32_t mode = 0644;
   int64_t mtime_ns = 0;
   uint64_t size = 0;
-  Digest content_sha256{};      // files only
+  Digest content_sha256{};      // files; for symlinks the SHA-256 of the target
   std::vector<ChunkRef> chunks;  // files only, in order
   bool deleted = false;
   uint64_t seq = 0;  // assigned by the store
   std::string origin_device;
   uint64_t base_seq = 0;  // the seq this change was made on top of; 0 for a new path
+  // A symlink's target, as the link holds it (synced as a link, never followed).
+  std::string symlink_target;
 };
 
 struct Commit {

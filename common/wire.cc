@@ -16,13 +16,20 @@ absl::StatusOr<FileVersion> FileVersionFromProto(const common::v1::FileVersion& 
     case common::v1::FILE_KIND_DIRECTORY:
       v.kind = FileKind::kDirectory;
       break;
+    case common::v1::FILE_KIND_SYMLINK:
+      v.kind = FileKind::kSymlink;
+      if (p.symlink_target().size() > kMaxSymlinkTarget) {
+        return absl::InvalidArgumentError(absl::StrCat(p.path().substr(0, 256), ": symlink target too long"));
+      }
+      v.symlink_target = p.symlink_target();
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(p.path().substr(0, 256), ": unknown kind"));
   }
   v.mode = p.mode() & 07777;
   v.mtime_ns = p.mtime_ns();
   v.size = p.size();
-  if (v.kind == FileKind::kFile && !p.deleted()) {
+  if ((v.kind == FileKind::kFile || v.kind == FileKind::kSymlink) && !p.deleted()) {
     CONVERGE_ASSIGN_OR_RETURN(v.content_sha256, DigestFromBytes(p.content_sha256()));
   }
   v.chunks.reserve(p.chunks_size());
@@ -44,11 +51,13 @@ void FileVersionToProto(const FileVersion& v, common::v1::FileVersion* p) {
   p->set_file_id(v.file_id);
   p->set_path(v.path);
   p->set_kind(v.kind == FileKind::kDirectory ? common::v1::FILE_KIND_DIRECTORY
+              : v.kind == FileKind::kSymlink ? common::v1::FILE_KIND_SYMLINK
                                              : common::v1::FILE_KIND_FILE);
+  if (v.kind == FileKind::kSymlink) p->set_symlink_target(v.symlink_target);
   p->set_mode(v.mode);
   p->set_mtime_ns(v.mtime_ns);
   p->set_size(v.size);
-  if (v.kind == FileKind::kFile && !v.deleted) p->set_content_sha256(DigestToBytes(v.content_sha256));
+  if (v.kind != FileKind::kDirectory && !v.deleted) p->set_content_sha256(DigestToBytes(v.content_sha256));
   for (const ChunkRef& c : v.chunks) {
     common::v1::ChunkRef* out = p->add_chunks();
     out->set_sha256(DigestToBytes(c.sha256));

@@ -218,6 +218,10 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(remote.path));
   CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(remote.path));
   auto hash_local = [&]() -> absl::StatusOr<Digest> {
+    if (local.kind == FileKind::kSymlink) {  // a link is its target
+      CONVERGE_ASSIGN_OR_RETURN(std::string target, fs_->ReadLink(remote.path));
+      return HashOf(target);
+    }
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(remote.path));
     CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
     return content.sha256;
@@ -268,6 +272,13 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
       local = LocalStat{};
       [[fallthrough]];
     case Action::kWrite: {
+      if (remote.kind == FileKind::kSymlink) {  // synced as a link, never followed
+        CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
+        CONVERGE_RETURN_IF_ERROR(fs_->MakeSymlink(remote.path, remote.symlink_target));
+        CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
+        ++stats_.files_written;
+        break;
+      }
       // An edited file of several chunks goes alone: it reuses the chunks its old copy has and
       // fetches the others as deltas against the old chunks at their offsets.
       const bool edit_of_many = remote.chunks.size() > 1 && entry.has_value() && !entry->version.deleted &&
@@ -535,7 +546,14 @@ absl::Status Applier::Restore(std::vector<FileVersion> versions) {
       restored.push_back(IndexEntry{v, st, absl::ToUnixNanos(clock_->Now())});
       continue;
     }
-    CONVERGE_ASSIGN_OR_RETURN(LocalStat installed, WriteFile(v, std::nullopt, LocalStat{}));
+    LocalStat installed;
+    if (v.kind == FileKind::kSymlink) {
+      CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(v.path))));
+      CONVERGE_RETURN_IF_ERROR(fs_->MakeSymlink(v.path, v.symlink_target));
+      CONVERGE_ASSIGN_OR_RETURN(installed, fs_->Stat(v.path));
+    } else {
+      CONVERGE_ASSIGN_OR_RETURN(installed, WriteFile(v, std::nullopt, LocalStat{}));
+    }
     ++stats_.files_written;
     restored.push_back(IndexEntry{v, installed, absl::ToUnixNanos(clock_->Now())});
   }

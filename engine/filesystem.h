@@ -24,7 +24,8 @@ struct LocalStat {
   int64_t ctime_ns = 0;
   uint64_t inode = 0;
   uint32_t mode = 0;
-  // A symlink, device, fifo or socket: never synced (Walk skips them; Stat reports them).
+  // A device, fifo or socket: never synced (Walk skips them; Stat reports them). Symlinks are
+  // kind kSymlink (synced as links, never followed); size is the target's length.
   bool special = false;
 
   // Same reports whether two stats describe the same unchanged entry.
@@ -70,10 +71,10 @@ class Filesystem {
  public:
   virtual ~Filesystem() = default;
 
-  // Walk calls fn for every regular file and directory below directory `under` ("" = the
-  // root; not `under` itself): a directory's entries in name order, every directory before what
-  // it holds. Skips the engine's reserved folder, symlinks, special files and names no other
-  // device could take. NotFound if `under` is not a directory.
+  // Walk calls fn for every regular file, directory and symlink below directory `under` ("" =
+  // the root; not `under` itself): a directory's entries in name order, every directory before
+  // what it holds; symlinks are not followed. Skips the engine's reserved folder, special files
+  // and names no other device could take. NotFound if `under` is not a directory.
   virtual absl::Status Walk(const std::string& under,
                             const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
   absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) {
@@ -96,6 +97,15 @@ class Filesystem {
   virtual absl::Status Remove(const std::string& path) = 0;
   // Rename moves an entry within the folder; AlreadyExists if `to` exists.
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // ReadLink returns the target of the symlink at `path` (InvalidArgument if it is not one).
+  virtual absl::StatusOr<std::string> ReadLink(const std::string& path) {
+    return absl::UnimplementedError("symlinks are not supported here");
+  }
+  // MakeSymlink atomically puts a symlink to `target` at `path` (replacing a file or symlink
+  // there) and makes it durable. The target is stored as given, never resolved.
+  virtual absl::Status MakeSymlink(const std::string& path, const std::string& target) {
+    return absl::UnimplementedError("symlinks are not supported here");
+  }
   // SyncAll makes everything written to the folder's filesystem durable (syncfs).
   virtual absl::Status SyncAll() = 0;
   // SyncDir fsyncs directory `path` ("" = root), making renames in it durable.

@@ -73,13 +73,13 @@ class Fd {
 LocalStat FromStat(const struct stat& st) {
   LocalStat s;
   s.exists = true;
-  s.kind = S_ISDIR(st.st_mode) ? FileKind::kDirectory : FileKind::kFile;
+  s.kind = S_ISDIR(st.st_mode) ? FileKind::kDirectory : S_ISLNK(st.st_mode) ? FileKind::kSymlink : FileKind::kFile;
   s.size = S_ISDIR(st.st_mode) ? 0 : static_cast<uint64_t>(st.st_size);
   s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   s.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   s.inode = st.st_ino;
   s.mode = st.st_mode & 07777;
-  s.special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+  s.special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode);
   return s;
 }
 
@@ -314,7 +314,7 @@ absl::Status LocalFilesystem::Walk(
     for (const std::string& name : names) {
       struct stat st;
       if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced
-      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;  // symlinks, devices, fifos
+      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) continue;  // devices, fifos
       const std::string rel = dir.rel.empty() ? name : absl::StrCat(dir.rel, "/", name);
       if (!ValidateRelativePath(rel).ok()) continue;  // a name no other device could take
       fn(rel, FromStat(st));
@@ -415,6 +415,40 @@ absl::Status LocalFilesystem::Remove(const std::string& path) {
   if (errno != EISDIR) return Errno("remove", path);
   if (unlinkat(dir.get(), base.c_str(), AT_REMOVEDIR) == 0) return absl::OkStatus();
   return Errno("remove directory", path);
+}
+
+absl::StatusOr<std::string> LocalFilesystem::ReadLink(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return Errno("open parent of", path);
+  Fd dir(raw);
+  std::string target(kMaxSymlinkTarget + 1, '\0');
+  ssize_t n = readlinkat(dir.get(), std::string(BaseName(path)).c_str(), target.data(), target.size());
+  if (n < 0) {
+    if (errno == EINVAL) return absl::InvalidArgumentError(absl::StrCat(path, " is not a symlink"));
+    return Errno("read link", path);
+  }
+  if (static_cast<size_t>(n) > kMaxSymlinkTarget) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": symlink target longer than ", kMaxSymlinkTarget));
+  }
+  target.resize(static_cast<size_t>(n));
+  return target;
+}
+
+absl::Status LocalFilesystem::MakeSymlink(const std::string& path, const std::string& target) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return Errno("open parent of", path);
+  Fd dir(raw);
+  const std::string name = "l-" + RandomHex(8);
+  if (symlinkat(target.c_str(), tmp_fd_, name.c_str()) != 0) return Errno("create symlink", path);
+  if (renameat(tmp_fd_, name.c_str(), dir.get(), std::string(BaseName(path)).c_str()) != 0) {
+    absl::Status failed = Errno("install symlink", path);
+    unlinkat(tmp_fd_, name.c_str(), 0);
+    return failed;
+  }
+  if (fsync(dir.get()) != 0) return Errno("fsync directory of", path);
+  return absl::OkStatus();
 }
 
 absl::Status LocalFilesystem::Rename(const std::string& from, const std::string& to) {

@@ -37,6 +37,8 @@ class LocalFilesystem : public Filesystem {
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override;
+  absl::Status MakeSymlink(const std::string& path, const std::string& target) override;
   absl::Status SyncAll() override;
   absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;

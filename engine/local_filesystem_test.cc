@@ -21,15 +21,16 @@ std::vector<std::string> WalkPaths(Filesystem* fs) {
   return paths;
 }
 
-TEST(LocalFilesystemTest, WalkIsRepeatableAndSkipsStateDirAndSymlinks) {
+TEST(LocalFilesystemTest, WalkIsRepeatableSkipsStateDirAndDoesNotFollowSymlinks) {
   const std::string root = MakeTestDir();
   WriteFile(root + "/b.txt", "b");
   WriteFile(root + "/a/x.txt", "x");
   ASSERT_EQ(symlink("/etc", (root + "/link").c_str()), 0);
   auto fs = LocalFilesystem::Open(root);
   ASSERT_TRUE(fs.ok()) << fs.status();
-  // Each directory's entries in name order, a directory before what it holds.
-  const std::vector<std::string> want = {"a", "b.txt", "a/x.txt"};
+  // Each directory's entries in name order, a directory before what it holds; the symlink is an
+  // entry of its own, not the directory it points to.
+  const std::vector<std::string> want = {"a", "b.txt", "link", "a/x.txt"};
   EXPECT_EQ(WalkPaths(fs->get()), want);
   // A second walk sees the same tree (regression: a shared directory offset made it empty).
   EXPECT_EQ(WalkPaths(fs->get()), want);
@@ -122,6 +123,37 @@ TEST(LocalFilesystemTest, RootIntactDetectsMissingMarkerAndReplacedRoot) {
   EXPECT_EQ((*fs2)->RootIntact().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(LocalFilesystem::Open(root + "/does-not-exist").status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST(LocalFilesystemTest, SymlinksAreReadAndMadeAsLinksNeverFollowed) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/dir/f.txt", "f");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  ASSERT_TRUE((*fs)->MakeSymlink("dir/to-outside", "/etc").ok());
+  ASSERT_TRUE((*fs)->MakeSymlink("rel", "dir/f.txt").ok());
+  auto st = (*fs)->Stat("dir/to-outside");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->kind, FileKind::kSymlink);
+  EXPECT_FALSE(st->special);
+  auto target = (*fs)->ReadLink("dir/to-outside");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(*target, "/etc");
+  // Replaced atomically by another target.
+  ASSERT_TRUE((*fs)->MakeSymlink("rel", "elsewhere").ok());
+  EXPECT_EQ(*(*fs)->ReadLink("rel"), "elsewhere");
+  // Nothing goes through a link: reading or creating below it is refused.
+  EXPECT_FALSE((*fs)->OpenRead("dir/to-outside/passwd").ok());
+  EXPECT_FALSE((*fs)->MakeDirs("dir/to-outside/sub").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument((*fs)->ReadLink("dir/f.txt").status()));
+  ASSERT_TRUE((*fs)->Remove("rel").ok());
+  EXPECT_FALSE((*fs)->Stat("rel")->exists);
 }
 
 }  // namespace

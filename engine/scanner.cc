@@ -201,6 +201,17 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     v.file_id = live && entry->version.kind == st.kind ? entry->version.file_id
                 : new_file_id_                        ? new_file_id_()
                                                       : RandomBytes(kFileIdBytes);
+    if (st.kind == FileKind::kSymlink) {
+      absl::StatusOr<std::string> target = fs_->ReadLink(path);
+      if (!target.ok() || target->empty()) continue;  // gone meanwhile: the next scan sees it
+      if (live && entry->version.kind == FileKind::kSymlink && entry->version.symlink_target == *target) {
+        result.refreshed.push_back(IndexEntry{entry->version, st, result.scanned_at_ns});
+        continue;
+      }
+      v.symlink_target = std::move(*target);
+      v.content_sha256 = HashOf(v.symlink_target);
+      v.mode = 0777;
+    }
     if (st.kind == FileKind::kFile) {
       absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->OpenRead(path);
       if (!file.ok()) continue;  // vanished or unreadable: the next scan sees it again

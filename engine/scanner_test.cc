@@ -254,14 +254,39 @@ TEST_F(ScannerTest, ScanPathsAddsNewParentsOfAReportedFile) {
   EXPECT_EQ(order, (std::vector<std::string>{"a", "a/b", "a/b/c.txt"}));
 }
 
-TEST_F(ScannerTest, ScanPathsIgnoresSymlinksLikeTheWalk) {
+TEST_F(ScannerTest, SymlinksAreCommittedAsLinksAndNeverFollowed) {
   WriteFile(root_ + "/real/f.txt", "f");
   std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");
   std::filesystem::create_symlink("/etc/passwd", root_ + "/passwd");
   Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto scan = scanner.ScanPaths({"link", "link/f.txt", "passwd"});
   ASSERT_TRUE(scan.ok()) << scan.status();
-  EXPECT_TRUE(scan->changes.empty());
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  ASSERT_EQ(by_path.size(), 2u);  // nothing below the link
+  EXPECT_EQ(by_path["link"].kind, FileKind::kSymlink);
+  EXPECT_EQ(by_path["link"].symlink_target, root_ + "/real");
+  EXPECT_EQ(by_path["passwd"].symlink_target, "/etc/passwd");
+  EXPECT_EQ(by_path["passwd"].content_sha256, HashOf("/etc/passwd"));
+  EXPECT_TRUE(by_path["passwd"].chunks.empty());
+  EXPECT_TRUE(ValidateFileVersion(by_path["passwd"]).ok());
+  EXPECT_EQ(scan->files_hashed, 0u);  // /etc/passwd was not read
+  Accept(*scan, 1);
+  // Unchanged links are not committed again; a retargeted one is, on top of its version.
+  clock_.Advance(absl::Seconds(10));
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  std::vector<std::string> changed;
+  for (const LocalChange& c : again->changes) changed.push_back(c.version.path);
+  EXPECT_EQ(changed, (std::vector<std::string>{"real", "real/f.txt"}));  // not scanned before
+  std::filesystem::remove(root_ + "/passwd");
+  std::filesystem::create_symlink("/etc/hosts", root_ + "/passwd");
+  clock_.Advance(absl::Seconds(10));
+  auto retargeted = scanner.ScanPaths({"passwd"});
+  ASSERT_TRUE(retargeted.ok());
+  ASSERT_EQ(retargeted->changes.size(), 1u);
+  EXPECT_EQ(retargeted->changes[0].version.symlink_target, "/etc/hosts");
+  EXPECT_EQ(retargeted->changes[0].version.base_seq, 1u);
 }
 
 }  // namespace
