@@ -1,18 +1,30 @@
 #include "engine/control_cli.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/human_format.h"
+#include "common/sha256.h"
 #include "converge/engine/v1/control.grpc.pb.h"
 #include "engine/local_filesystem.h"
 
 namespace converge::engine {
 namespace {
+
+// sun_path holds 108 bytes with the NUL.
+constexpr size_t kMaxSocketPath = 100;
+
+std::string ShortSocketDir() { return absl::StrCat("/tmp/converge-", getuid()); }
 
 std::string When(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
@@ -30,7 +42,30 @@ int Fail(const grpc::Status& s, const std::string& folder) {
 }  // namespace
 
 std::string ControlSocketPath(const std::string& folder) {
-  return absl::StrCat(folder, "/", kStateDirName, "/control.sock");
+  std::error_code ec;
+  std::string absolute = std::filesystem::weakly_canonical(std::filesystem::absolute(folder, ec), ec).string();
+  if (absolute.empty()) absolute = folder;
+  const std::string beside = absl::StrCat(absolute, "/", kStateDirName, "/control.sock");
+  if (beside.size() < kMaxSocketPath) return beside;
+  return absl::StrCat(ShortSocketDir(), "/", DigestToHex(HashOf(absolute)).substr(0, 32), ".sock");
+}
+
+absl::StatusOr<std::string> PrepareControlSocket(const std::string& folder) {
+  const std::string path = ControlSocketPath(folder);
+  if (absl::StartsWith(path, ShortSocketDir())) {
+    if (mkdir(ShortSocketDir().c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::UnavailableError(absl::StrCat("create ", ShortSocketDir(), ": ", strerror(errno)));
+    }
+    struct stat st;
+    if (lstat(ShortSocketDir().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 077) != 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(ShortSocketDir(), " is not a directory only this user can use: not serving control there"));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove(path, ec);  // left by an engine that was killed
+  return path;
 }
 
 absl::StatusOr<absl::Time> ParseWhen(const std::string& text, absl::Time now) {

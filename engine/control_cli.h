@@ -17,8 +17,15 @@
 
 namespace converge::engine {
 
-// ControlSocketPath: where the running engine of `folder` serves its control API.
+// ControlSocketPath: where the running engine of `folder` serves its control API: in the
+// folder's state directory, or (a Unix socket path has at most 107 bytes) in
+// /tmp/converge-<uid>/, named by the hash of the folder's absolute path.
 std::string ControlSocketPath(const std::string& folder);
+
+// PrepareControlSocket returns ControlSocketPath after making sure its directory is this user's
+// alone (creating /tmp/converge-<uid> 0700 if needed; refusing one that is not) and removing a
+// socket left by an engine that was killed.
+absl::StatusOr<std::string> PrepareControlSocket(const std::string& folder);
 
 // ParseWhen reads TIME as above, relative to `now`.
 absl::StatusOr<absl::Time> ParseWhen(const std::string& text, absl::Time now);

@@ -394,22 +394,22 @@ int main(int argc, char** argv) {
   converge::engine::FolderHistory history(&store, [] { return converge::RandomBytes(converge::kFileIdBytes); });
   converge::engine::ControlService control(&history);
   std::unique_ptr<converge::RunningServer> control_server;
-  {
-    const std::string socket = converge::engine::ControlSocketPath(folder);
-    std::error_code ec;
-    std::filesystem::remove(socket, ec);  // left by an engine that was killed
+  if (absl::StatusOr<std::string> socket = converge::engine::PrepareControlSocket(folder); socket.ok()) {
     converge::ServerOptions control_options;
-    control_options.listen = "unix:" + socket;
+    control_options.listen = "unix:" + *socket;
     control_options.max_threads = 4;
     auto started = converge::StartServer(control_options, {&control});
     if (started.ok()) {
       control_server = std::move(*started);
-      std::filesystem::permissions(socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::error_code ec;
+      std::filesystem::permissions(*socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
                                    ec);
     } else {
       log->warn("no control socket ({}): history, restore and conflicts commands will not reach this engine",
                 started.status().message());
     }
+  } else {
+    log->warn("no control socket: {}", socket.status().message());
   }
   std::thread runner([&engine] { engine.Run(); });
   absl::Notification stop_refresh;

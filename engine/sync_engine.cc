@@ -488,7 +488,14 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
     e.version.origin_device = device_id_;
     entries.push_back(std::move(e));
   }
-  CONVERGE_RETURN_IF_ERROR(index_->Update(entries, std::nullopt));
+  // The commit right after the cursor is this device's own, applied already: the cursor moves
+  // past it (and is acked: a device that only writes must not hold back compaction).
+  const bool next = index_->cursor() + 1 == seq;
+  CONVERGE_RETURN_IF_ERROR(index_->Update(entries, next ? std::optional<uint64_t>(seq) : std::nullopt));
+  if (next) {
+    absl::Status acked = store_->Ack(seq);
+    if (!acked.ok()) Log()->debug("ack {} failed: {}", seq, acked.ToString());
+  }
   ++upload_stats_.commits;
   M().commits->Add();
   upload_stats_.files_committed += entries.size();
@@ -497,13 +504,20 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
 }
 
 absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
-  CONVERGE_RETURN_IF_ERROR(PullAndApply());
-  for (int attempt = 0;; ++attempt) {
-    absl::Status s = ScanAndUpload(paths);
-    if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
-    Log()->info("another device changed the same paths first ({}); pulling", s.message());
+  // Local changes are committed before pulling: a local move is then known (as a commit, or as
+  // a stale one whose moves the pull undoes and makes again) before another device's change of
+  // the same file is applied, so the two end as one file.
+  // A failed upload is tried again after pulling (what the store has may be why it failed).
+  absl::Status s = ScanAndUpload(paths);
+  for (int attempt = 0; !s.ok() && attempt < kStaleRetries; ++attempt) {
+    if (absl::IsAborted(s)) {
+      Log()->info("another device changed the same paths first ({}); pulling", s.message());
+    }
     CONVERGE_RETURN_IF_ERROR(PullAndApply());
+    s = ScanAndUpload(paths);
   }
+  if (!s.ok()) return s;
+  return PullAndApply();
 }
 
 void SyncEngine::NotifyRemoteHead(uint64_t seq) {

@@ -108,7 +108,8 @@ class SyncEngine {
   // Aborted if another device changed one of the paths first (call PullAndApply, then scan
   // again).
   absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
-  // SyncOnce: pull, scan and upload, retrying a stale commit a few times.
+  // SyncOnce: scan and upload (retrying a stale commit a few times, pulling in between), then
+  // pull.
   absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
 
   void Run();

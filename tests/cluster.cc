@@ -365,7 +365,9 @@ absl::StatusOr<Snapshot> Cluster::SnapshotFolder(const std::string& folder) {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->is_directory()) {
+    if (it->is_symlink()) {  // synced as a link: compared by target, never followed
+      snap[rel] = "link:" + std::filesystem::read_symlink(it->path(), ec).string();
+    } else if (it->is_directory()) {
       snap[rel] = "dir";
     } else {
       absl::StatusOr<std::string> h = HashFile(it->path().string());
@@ -410,6 +412,8 @@ absl::StatusOr<Snapshot> Cluster::SnapshotStore() {
       if (f.deleted()) continue;
       if (f.kind() == common::v1::FILE_KIND_DIRECTORY) {
         snap[f.path()] = "dir";
+      } else if (f.kind() == common::v1::FILE_KIND_SYMLINK) {
+        snap[f.path()] = "link:" + f.symlink_target();
       } else {
         CONVERGE_ASSIGN_OR_RETURN(Digest d, DigestFromBytes(f.content_sha256()));
         snap[f.path()] = DigestToHex(d);

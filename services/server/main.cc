@@ -83,7 +83,7 @@ class LogSink : public converge::management::NamespaceSink {
   absl::StatusOr<converge::management::CompactionSummary> Compact(const std::string& ns) override {
     absl::StatusOr<converge::store::CompactionResult> r = log_->Compact(ns, retention_);
     if (!r.ok()) return r.status();
-    absl::StatusOr<converge::store::ChunkStore::SweepResult> swept = log_->CollectGarbage(absl::Hours(1));
+    absl::StatusOr<converge::store::ChunkStore::SweepResult> swept = log_->CollectGarbage(chunk_grace_);
     if (!swept.ok()) return swept.status();
     return converge::management::CompactionSummary{r->watermark,          r->compacted_through,
                                                    r->log_entries_dropped, r->versions_dropped,
@@ -91,7 +91,10 @@ class LogSink : public converge::management::NamespaceSink {
                                                    swept->chunks_dropped,  swept->bytes_dropped};
   }
   absl::Status Evict(const std::string& ns, const std::string& device_id) override { return log_->Evict(ns, device_id); }
-  void set_retention(absl::Duration retention) { retention_ = retention; }
+  void set_compaction(absl::Duration retention, absl::Duration chunk_grace) {
+    retention_ = retention;
+    chunk_grace_ = chunk_grace;
+  }
   absl::StatusOr<std::vector<converge::management::PendingDelete>> ListHeldDeletes(const std::string& ns) override {
     absl::StatusOr<std::vector<converge::store::HeldDelete>> held = log_->ListHeld(ns);
     if (!held.ok()) return held.status();
@@ -122,6 +125,7 @@ class LogSink : public converge::management::NamespaceSink {
   converge::store::ChunkStore* chunks_;
   converge::notification::NotificationServer* notify_;
   absl::Duration retention_ = converge::store::kDefaultHistoryRetention;
+  absl::Duration chunk_grace_ = absl::Hours(1);
 };
 
 }  // namespace
@@ -158,7 +162,7 @@ int main(int argc, char** argv) {
   }
   (*store)->db()->ExportMetrics();
   LogSink sink((*store)->log(), (*store)->chunks(), &notify);
-  sink.set_retention(store_options.compaction.history_retention);
+  sink.set_compaction(store_options.compaction.history_retention, store_options.compaction.chunk_grace);
 
   converge::management::ManagementOptions management_options;
   management_options.data_dir = data_dir + "/management";

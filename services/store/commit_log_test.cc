@@ -572,7 +572,14 @@ TEST_F(CommitLogTest, GarbageCollectionDropsChunksNoKeptVersionReferences) {
   auto has = chunks_->Has("alice", HashOf("never committed"));
   ASSERT_TRUE(has.ok());
   EXPECT_FALSE(*has);
-  // Once the old version is past the retention, its chunk goes too.
+  // Past the retention its history goes, but the log a device has not applied still needs it.
+  clock_.Advance(absl::Hours(24 * 31));
+  ASSERT_TRUE(log_->Compact("ns", absl::Hours(24 * 30)).ok());
+  swept = log_->CollectGarbage(absl::ZeroDuration());
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(swept->chunks_dropped, 0u);
+  EXPECT_TRUE(chunks_->Get("alice", HashOf("old")).ok());
+  // Once every device applied it (the log is folded), its chunk goes too.
   ASSERT_TRUE(log_->Ack("ns", "dev1", 2).ok());
   ASSERT_TRUE(log_->Ack("ns", "dev2", 2).ok());
   clock_.Advance(absl::Hours(24 * 31));

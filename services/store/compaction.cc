@@ -202,6 +202,14 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
       mark(h.version);
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read history"));
+    // The log not yet compacted: a device behind the watermark still downloads from it.
+    const std::string log_prefix = StoreDb::LogPrefix(ns);
+    std::unique_ptr<rocksdb::Iterator> log(db_->db()->NewIterator(rocksdb::ReadOptions()));
+    for (log->Seek(log_prefix); log->Valid() && log->key().starts_with(log_prefix); log->Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(Commit c, DecodeCommit(View(log->value())));
+      for (const FileVersion& v : c.files) mark(v);
+    }
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(log->status(), "read log"));
   }
   return chunks_->Sweep(referenced, grace);
 }

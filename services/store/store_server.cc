@@ -18,6 +18,8 @@ ABSL_FLAG(double, max_call_rate_per_device, converge::store::kDefaultDeviceLimit
 ABSL_FLAG(double, mass_delete_share, 0.5, "...and more than this share of its namespace (2: never)");
 ABSL_FLAG(absl::Duration, history_retention, converge::store::kDefaultHistoryRetention,
           "old versions and deletions are kept this long (users list and restore them)");
+ABSL_FLAG(absl::Duration, chunk_grace, absl::Hours(1),
+          "an unreferenced chunk uploaded or asked about this recently is kept (a commit may be coming)");
 ABSL_FLAG(absl::Duration, compact_interval, absl::Minutes(10),
           "how often every namespace is compacted and unreferenced chunks dropped (0: only on request)");
 
@@ -86,6 +88,7 @@ CompactionOptions CompactionOptionsFromFlags() {
   CompactionOptions c;
   c.history_retention = absl::GetFlag(FLAGS_history_retention);
   c.interval = absl::GetFlag(FLAGS_compact_interval);
+  c.chunk_grace = absl::GetFlag(FLAGS_chunk_grace);
   return c;
 }
 

@@ -49,7 +49,7 @@ CallLimiter::Limits DeviceLimitsFromFlags();
 // and converge-server).
 MassDeletePolicy MassDeletePolicyFromFlags();
 
-// CompactionOptionsFromFlags: --history_retention and --compact_interval.
+// CompactionOptionsFromFlags: --history_retention, --compact_interval and --chunk_grace.
 CompactionOptions CompactionOptionsFromFlags();
 
 class StoreServer {
