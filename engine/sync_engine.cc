@@ -507,6 +507,9 @@ absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>&
   // Local changes are committed before pulling: a local move is then known (as a commit, or as
   // a stale one whose moves the pull undoes and makes again) before another device's change of
   // the same file is applied, so the two end as one file.
+  // A device joining (cursor 0) takes what the store has first: its local copies of files the
+  // store has are then recognised, not committed as new ones.
+  if (index_->cursor() == 0) CONVERGE_RETURN_IF_ERROR(PullAndApply());
   // A failed upload is tried again after pulling (what the store has may be why it failed).
   absl::Status s = ScanAndUpload(paths);
   for (int attempt = 0; !s.ok() && attempt < kStaleRetries; ++attempt) {

@@ -109,7 +109,7 @@ class SyncEngine {
   // again).
   absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
   // SyncOnce: scan and upload (retrying a stale commit a few times, pulling in between), then
-  // pull.
+  // pull. A device that never synced pulls first.
   absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
 
   void Run();

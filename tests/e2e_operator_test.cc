@@ -97,7 +97,7 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   // a.txt and b.txt share a chunk, and big.bin is three identical 1 MiB chunks.
   EXPECT_TRUE(absl::StrContains(r.out, "3 files, 3.0 MiB in 2 chunks of 1.0 MiB (dedup 3.00x)")) << r.out;
-  EXPECT_TRUE(absl::StrContains(r.out, "0 conflicts")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "0 open conflicts")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "laptop") && absl::StrContains(r.out, "desktop")) << r.out;
   r = c_->Convergectl({"namespaces", "share", "shared", "--user=carol"});
   EXPECT_EQ(r.out, "namespace shared (owner e2e) is shared with carol\n") << r.err;
@@ -124,7 +124,7 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "NAMESPACE  PATH")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "shared     docs/a.txt  docs/a (conflict dev-")) << r.out;
-  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"namespaces", "status", "shared"}).out, "1 conflict\n"));
+  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"namespaces", "status", "shared"}).out, "1 open conflict\n"));
 
   // endpoints, health, top
   r = c_->Convergectl({"endpoints"});
