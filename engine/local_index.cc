@@ -19,6 +19,11 @@ std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
 std::string ChunkKey(const Digest& d) { return absl::StrCat("k:", DigestToBytes(d)); }
 std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
+std::string InodeKey(uint64_t inode) {
+  std::string k = "i:";
+  PutFixed64BE(&k, inode);
+  return k;
+}
 
 absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
@@ -146,7 +151,7 @@ absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
 
 absl::Status LocalIndex::ForgetSyncState() {
   rocksdb::WriteBatch batch;
-  for (const char* prefix : {"p:", "t:", "k:"}) {
+  for (const char* prefix : {"p:", "t:", "k:", "i:"}) {
     std::string end = prefix;
     end.back() = static_cast<char>(end.back() + 1);
     batch.DeleteRange(prefix, end);
@@ -170,6 +175,9 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
     if (!e.version.deleted && e.version.kind == FileKind::kFile) {
       for (const ChunkRef& c : e.version.chunks) batch.Put(ChunkKey(c.sha256), path);
+      // Which path a local inode was synced at (a hint: a file found under a new name with it
+      // may have been moved there).
+      if (e.local.exists && e.local.inode != 0) batch.Put(InodeKey(e.local.inode), path);
     }
   }
   if (cursor.has_value()) {
@@ -200,6 +208,15 @@ absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ChunkKey(d), &path);
   if (s.IsNotFound()) return std::optional<std::string>();
   CONVERGE_RETURN_IF_ERROR(Rocks(s, "read chunk location"));
+  return std::optional<std::string>(std::move(path));
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::FindInode(uint64_t inode) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::string path;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), InodeKey(inode), &path);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read inode location"));
   return std::optional<std::string>(std::move(path));
 }
 

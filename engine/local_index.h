@@ -59,6 +59,10 @@ class LocalIndex {
   // changed since; check its entry and the bytes' hash).
   absl::StatusOr<std::optional<std::string>> FindChunk(const Digest& d);
 
+  // FindInode returns the path whose synced entry last had this local inode (a hint: check the
+  // entry's stat).
+  absl::StatusOr<std::optional<std::string>> FindInode(uint64_t inode);
+
   // Settings: small named values (device id, credential, namespace).
   absl::StatusOr<std::optional<std::string>> GetSetting(const std::string& name);
   absl::Status SetSetting(const std::string& name, const std::string& value);

@@ -254,6 +254,53 @@ TEST_F(ScannerTest, ScanPathsAddsNewParentsOfAReportedFile) {
   EXPECT_EQ(order, (std::vector<std::string>{"a", "a/b", "a/b/c.txt"}));
 }
 
+TEST_F(ScannerTest, AMovedFileOrDirectoryKeepsItsFileIdsAndIsNotReadAgain) {
+  for (int i = 0; i < 50; ++i) WriteFile(root_ + "/photos/" + std::to_string(i % 3) + "/p" + std::to_string(i), "photo " + std::to_string(i));
+  WriteFile(root_ + "/big.bin", std::string(5000, 'b'));
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::map<std::string, std::string> ids;
+  for (const LocalChange& c : first->changes) ids[c.version.path] = c.version.file_id;
+
+  clock_.Advance(absl::Seconds(10));
+  std::filesystem::create_directories(root_ + "/albums");
+  std::filesystem::rename(root_ + "/photos", root_ + "/albums/2026");
+  std::filesystem::rename(root_ + "/big.bin", root_ + "/big renamed.bin");
+  auto scan = scanner.ScanPaths({"albums", "albums/2026", "photos", "big.bin", "big renamed.bin"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_EQ(scan->moves, 51u);
+  EXPECT_EQ(scan->files_hashed, 0u);  // renamed, not rewritten: nothing read
+  // Each move is followed by its old path's tombstone; only the old directories are deleted.
+  std::vector<std::string> plain_deletions;
+  for (size_t i = 0; i < scan->changes.size(); ++i) {
+    const LocalChange& c = scan->changes[i];
+    if (!c.moved_from.empty()) {
+      ASSERT_LT(i + 1, scan->changes.size());
+      EXPECT_EQ(scan->changes[i + 1].version.path, c.moved_from);
+      EXPECT_TRUE(scan->changes[i + 1].moved);
+      EXPECT_EQ(c.version.file_id, ids[c.moved_from]);
+      EXPECT_EQ(scan->changes[i + 1].version.file_id, ids[c.moved_from]);
+    }
+    if (c.version.deleted && !c.moved) plain_deletions.push_back(c.version.path);
+  }
+  EXPECT_EQ(plain_deletions, (std::vector<std::string>{"photos/2", "photos/1", "photos/0", "photos"}));
+
+  // Only the new name reported (the watcher delivered the old one in another batch): the index
+  // knows where the inode was synced, and it is gone from there.
+  Accept(*scan, 2);
+  clock_.Advance(absl::Seconds(10));
+  std::filesystem::rename(root_ + "/big renamed.bin", root_ + "/albums/big.bin");
+  auto alone = scanner.ScanPaths({"albums/big.bin"});
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ASSERT_EQ(alone->changes.size(), 2u);
+  EXPECT_EQ(alone->changes[0].moved_from, "big renamed.bin");
+  EXPECT_EQ(alone->changes[0].version.file_id, ids["big.bin"]);
+  EXPECT_TRUE(alone->changes[1].moved);
+  EXPECT_EQ(alone->files_hashed, 0u);
+}
+
 TEST_F(ScannerTest, SymlinksAreCommittedAsLinksAndNeverFollowed) {
   WriteFile(root_ + "/real/f.txt", "f");
   std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");
