@@ -8,6 +8,7 @@
 // by hand: --test_env=CONVERGE_MOVE_BIG_MIB=1024.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -137,7 +138,17 @@ TEST_F(E2eSemanticsTest, EditMeetsMoveAndMoveMeetsMoveEndAsOneFile) {
   Start();
   WriteFile(Path(0, "notes.txt"), "draft");
   WriteFile(Path(0, "plan.txt"), "plan");
+  WriteFile(Path(0, "todo.txt"), "todo");
   Converge();
+  // An edit beats a delete, whichever comes first.
+  cluster_->PauseEngine(1);
+  std::filesystem::remove(Path(0, "todo.txt"));
+  WriteFile(Path(1, "todo.txt"), "todo, edited on beta");
+  absl::SleepFor(absl::Seconds(1));
+  cluster_->ResumeEngine(1);
+  Converge();
+  EXPECT_EQ(ReadFile(Path(0, "todo.txt")), "todo, edited on beta");
+
   cluster_->PauseEngine(1);  // beta is offline: both change the same files
   std::filesystem::create_directories(Path(0, "docs"));
   std::filesystem::rename(Path(0, "notes.txt"), Path(0, "docs/notes.txt"));  // alpha moves...
@@ -165,14 +176,31 @@ TEST_F(E2eSemanticsTest, EditMeetsMoveAndMoveMeetsMoveEndAsOneFile) {
 }
 
 TEST_F(E2eSemanticsTest, ConflictsAreRecordedListedAndResolved) {
-  Start();
+  Start({}, 3);
   WriteFile(Path(0, "budget.txt"), "v0");
   Converge();
+  // Three devices edit the same file at once: one edit wins, the other two are kept as copies.
   cluster_->PauseEngine(1);
+  cluster_->PauseEngine(2);
   WriteFile(Path(0, "budget.txt"), "alpha's numbers");
   WriteFile(Path(1, "budget.txt"), "beta's numbers");
+  WriteFile(Path(2, "budget.txt"), "gamma's numbers");
   absl::SleepFor(absl::Seconds(1));
   cluster_->ResumeEngine(1);
+  cluster_->ResumeEngine(2);
+  Converge();
+  auto snap = Cluster::SnapshotFolder(cluster_->folder(2));
+  ASSERT_TRUE(snap.ok());
+  std::vector<std::string> contents;
+  for (const auto& [path, hash] : *snap) contents.push_back(ReadFile(Path(2, path)));
+  std::sort(contents.begin(), contents.end());
+  EXPECT_EQ(contents, (std::vector<std::string>{"alpha's numbers", "beta's numbers", "gamma's numbers"}));
+  CommandResult fleet = cluster_->Convergectl({"conflicts", "list"});
+  EXPECT_EQ(std::count(fleet.out.begin(), fleet.out.end(), '\n'), 3) << fleet.out;  // header + 2
+  const size_t second = fleet.out.rfind("budget (conflict ");
+  ASSERT_NE(second, std::string::npos);
+  const std::string other_copy = fleet.out.substr(second, fleet.out.find(".txt", second) + 4 - second);
+  std::filesystem::remove(Path(2, other_copy));  // deleting a copy resolves it
   Converge();
   // The user sees the conflict on either device...
   CommandResult listed = Engine(0, {"conflicts"});
@@ -183,7 +211,7 @@ TEST_F(E2eSemanticsTest, ConflictsAreRecordedListedAndResolved) {
   const std::string copy = listed.out.substr(start, listed.out.find('\n', start) - start);
   EXPECT_TRUE(std::filesystem::exists(Path(0, copy))) << copy;
   // ...and the operator across the fleet.
-  CommandResult fleet = cluster_->Convergectl({"conflicts", "list"});
+  fleet = cluster_->Convergectl({"conflicts", "list"});
   ASSERT_EQ(fleet.exit_code, 0) << fleet.err;
   EXPECT_TRUE(absl::StrContains(fleet.out, copy)) << fleet.out;
   EXPECT_TRUE(absl::StrContains(fleet.out, "open")) << fleet.out;
@@ -197,6 +225,8 @@ TEST_F(E2eSemanticsTest, ConflictsAreRecordedListedAndResolved) {
   EXPECT_TRUE(std::filesystem::exists(Path(1, copy)));
   CommandResult status = cluster_->Convergectl({"namespaces", "status", "shared"});
   EXPECT_TRUE(absl::StrContains(status.out, "0 open conflicts")) << status.out;
+  fleet = cluster_->Convergectl({"conflicts", "list", "--all"});
+  EXPECT_TRUE(absl::StrContains(fleet.out, "resolved (deleted by dev-")) << fleet.out;
   // Resolving an unknown copy is a clear error.
   CommandResult unknown = cluster_->Convergectl({"conflicts", "resolve", "shared", "nope.txt"});
   EXPECT_EQ(unknown.exit_code, 1);
@@ -295,6 +325,22 @@ TEST_F(E2eSemanticsTest, CompactionWaitsForDevicesAndAnEvictedDeviceGetsASnapsho
   EXPECT_FALSE(std::filesystem::exists(Path(1, "f12.txt")));  // its tombstone was compacted away
   status = cluster_->Convergectl({"namespaces", "status", "shared"});
   EXPECT_FALSE(absl::StrContains(status.out, "evicted")) << status.out;  // its ack ended the eviction
+}
+
+TEST_F(E2eSemanticsTest, AFolderWhoseDiskIsGoneIsNeverTakenAsEverythingDeleted) {
+  Start();
+  for (int i = 0; i < 5; ++i) WriteFile(Path(0, absl::StrCat("keep", i, ".txt")), "keep");
+  Converge();
+  // beta's disk is "unmounted": its files vanish and so does the marker in the state dir.
+  for (int i = 0; i < 5; ++i) std::filesystem::remove(Path(1, absl::StrCat("keep", i, ".txt")));
+  std::filesystem::remove(Path(1, ".converge/folder-marker"));
+  absl::SleepFor(absl::Seconds(2));  // ten full scans
+  auto store = cluster_->SnapshotStore();
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(store->size(), 5u);  // nothing deleted in the store
+  EXPECT_EQ(ReadFile(Path(0, "keep3.txt")), "keep");
+  CommandResult status = Engine(1, {"status"});
+  EXPECT_TRUE(absl::StrContains(status.out, "marker")) << status.out;
 }
 
 TEST_F(E2eSemanticsTest, SymlinksAreSyncedAsLinksNeverFollowed) {
