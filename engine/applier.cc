@@ -486,7 +486,19 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
 }
 
 absl::Status Applier::ApplyCommit(const Commit& commit) {
+  // A local move undone for this commit is made again afterwards, whether or not it applied.
   const std::vector<std::pair<std::string, std::string>> redo = UndoLocalMoves(commit);
+  absl::Status applied = ApplyCommitInPlace(commit);
+  for (const auto& [from, to] : redo) {
+    absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
+    absl::StatusOr<LocalStat> at_to = fs_->Stat(to);
+    if (!at_from.ok() || !at_from->exists || !at_to.ok() || at_to->exists) continue;
+    if (fs_->MakeDirs(std::string(ParentPath(to))).ok()) (void)fs_->Rename(from, to);
+  }
+  return applied;
+}
+
+absl::Status Applier::ApplyCommitInPlace(const Commit& commit) {
   absl::flat_hash_set<const FileVersion*> done;
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
@@ -523,14 +535,7 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
     if (entry->has_value()) applied.push_back(std::move(**entry));
   }
   if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
-  CONVERGE_RETURN_IF_ERROR(index_->Update(applied, commit.seq));
-  for (const auto& [from, to] : redo) {
-    absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
-    absl::StatusOr<LocalStat> at_to = fs_->Stat(to);
-    if (!at_from.ok() || !at_from->exists || !at_to.ok() || at_to->exists) continue;
-    if (fs_->MakeDirs(std::string(ParentPath(to))).ok()) (void)fs_->Rename(from, to);
-  }
-  return absl::OkStatus();
+  return index_->Update(applied, commit.seq);
 }
 
 absl::Status Applier::Restore(std::vector<FileVersion> versions) {

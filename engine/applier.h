@@ -119,6 +119,8 @@ class Applier {
   // moved versions whose content is unchanged to `done` (the rest are applied as edits of the
   // moved file).
   absl::Status MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done);
+  // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves.
+  absl::Status ApplyCommitInPlace(const Commit& commit);
   // UndoLocalMoves puts back the local moves whose old path `commit` changes and returns them.
   std::vector<std::pair<std::string, std::string>> UndoLocalMoves(const Commit& commit);
   // FindLocally returns a chunk's bytes from any synced file of the folder that still has it

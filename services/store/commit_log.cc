@@ -444,6 +444,16 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
   }
   Touch(ns, device, software_version);
   absl::MutexLock lock(&mu_);  // cursor read-modify-write
+  return UpdateCursorLocked(ns, device, /*sync=*/false, [&](CursorRecord* record) {
+    record->seq = std::max(record->seq, seq);
+    record->evicted = false;  // it is back
+    record->last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
+    if (!software_version.empty()) record->software_version = software_version;
+  });
+}
+
+absl::Status CommitLog::UpdateCursorLocked(const std::string& ns, const std::string& device, bool sync,
+                                           const std::function<void(CursorRecord*)>& change) {
   const std::string key = StoreDb::CursorKey(ns, device);
   std::string value;
   CursorRecord record;
@@ -453,11 +463,10 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
   } else if (!s.IsNotFound()) {
     return RocksStatus(s, "read cursor");
   }
-  record.seq = std::max(record.seq, seq);
-  record.evicted = false;  // it is back
-  record.last_seen_unix_ms = absl::ToUnixMillis(clock_->Now());
-  if (!software_version.empty()) record.software_version = software_version;
-  return RocksStatus(db_->Checked(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record))), "write cursor");
+  change(&record);
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return RocksStatus(db_->Checked(db_->db()->Put(options, key, EncodeCursor(record))), "write cursor");
 }
 
 void CommitLog::Touch(const std::string& ns, const std::string& device, const std::string& software_version) {

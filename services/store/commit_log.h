@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "services/store/chunk_store.h"
+#include "services/store/cursor_record.h"
 #include "services/store/history.h"
 #include "services/store/store_db.h"
 
@@ -204,6 +205,10 @@ class CommitLog {
     absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;
   };
 
+  // UpdateCursorLocked reads the cursor record of (ns, device) (a fresh one if none), lets
+  // `change` edit it and writes it back (synced when `sync`).
+  absl::Status UpdateCursorLocked(const std::string& ns, const std::string& device, bool sync,
+                                  const std::function<void(CursorRecord*)>& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads the namespace record into ns_ if needed. NotFound if there is none.
   absl::StatusOr<NamespaceState*> LoadLocked(const std::string& ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -64,19 +64,7 @@ absl::Status CommitLog::Evict(const std::string& ns, const std::string& device) 
   if (!state->members.contains(device)) {
     return absl::NotFoundError(absl::StrCat("device '", device, "' is not a member of '", ns, "'"));
   }
-  const std::string key = StoreDb::CursorKey(ns, device);
-  std::string value;
-  CursorRecord record;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
-  if (s.ok()) {
-    CONVERGE_ASSIGN_OR_RETURN(record, DecodeCursor(value));
-  } else if (!s.IsNotFound()) {
-    return RocksStatus(s, "read cursor");
-  }
-  record.evicted = true;
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeCursor(record))), "evict device");
+  return UpdateCursorLocked(ns, device, /*sync=*/true, [](CursorRecord* record) { record->evicted = true; });
 }
 
 absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl::Duration retention) {
