@@ -1,3 +1,4 @@
+#include <sys/stat.h>
 #include "engine/applier.h"
 
 #include <unistd.h>
@@ -252,6 +253,103 @@ TEST_F(ApplierTest, RemoteDeleteRemovesUnchangedButKeepsEditedFiles) {
   ASSERT_TRUE(entry.ok() && entry->has_value());
   EXPECT_TRUE((*entry)->version.deleted);  // the scanner will re-add the edit on top of seq 4
   EXPECT_EQ((*entry)->version.seq, 4u);
+}
+
+// MoveCommit: `from` moved to `to` (same file_id, same content) as one commit.
+Commit MoveCommit(const Commit& created, uint64_t seq, const std::string& to) {
+  Commit c = created;
+  c.seq = seq;
+  FileVersion moved = created.files[0];
+  moved.seq = seq;
+  moved.path = to;
+  FileVersion gone = created.files[0];
+  gone.seq = seq;
+  gone.deleted = true;
+  gone.chunks.clear();
+  gone.size = 0;
+  c.files = {moved, gone};
+  return c;
+}
+
+TEST_F(ApplierTest, AMoveRenamesTheLocalFileInPlaceAndFetchesNothing) {
+  const Commit created = FileCommit(1, "a/report.txt", "quarterly numbers");
+  ASSERT_TRUE(applier_->ApplyCommit(created).ok());
+  struct stat before;
+  ASSERT_EQ(stat((root_ + "/a/report.txt").c_str(), &before), 0);
+  const int fetched = chunks_.fetched;
+  ASSERT_TRUE(applier_->ApplyCommit(MoveCommit(created, 2, "b/c/report.txt")).ok());
+  struct stat after;
+  ASSERT_EQ(stat((root_ + "/b/c/report.txt").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);  // the same file, renamed
+  EXPECT_EQ(chunks_.fetched, fetched);
+  EXPECT_EQ(applier_->stats().moved, 1u);
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/a/report.txt"));
+  auto entry = index_->Get("b/c/report.txt");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  EXPECT_EQ((*entry)->version.seq, 2u);
+  EXPECT_EQ((*entry)->local.inode, after.st_ino);
+  auto old = index_->Get("a/report.txt");
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_TRUE((*old)->version.deleted);
+}
+
+TEST_F(ApplierTest, ALocalEditTravelsWithTheMoveAndIsNotOverwritten) {
+  const Commit created = FileCommit(1, "notes.txt", "draft");
+  ASSERT_TRUE(applier_->ApplyCommit(created).ok());
+  WriteFile(root_ + "/notes.txt", "draft, edited here");
+  ASSERT_TRUE(applier_->ApplyCommit(MoveCommit(created, 2, "docs/notes.txt")).ok());
+  EXPECT_EQ(Files(), (std::vector<std::string>{"docs", "docs/notes.txt"}));
+  EXPECT_EQ(ReadFile(root_ + "/docs/notes.txt"), "draft, edited here");
+  // The index keeps the synced stat: the scanner sees the edit and uploads it at the new path.
+  auto entry = index_->Get("docs/notes.txt");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  auto now = fs_->Stat("docs/notes.txt");
+  ASSERT_TRUE(now.ok());
+  EXPECT_FALSE((*entry)->local.Same(*now));
+  EXPECT_EQ((*entry)->version.seq, 2u);
+}
+
+TEST_F(ApplierTest, ALocalMoveTheStoreRefusedIsMadeAgainAfterTheRemoteChange) {
+  const Commit created = FileCommit(1, "plan.txt", "v1");
+  ASSERT_TRUE(applier_->ApplyCommit(created).ok());
+  // Moved here (not yet committed) while another device edited it.
+  std::filesystem::create_directories(root_ + "/mine");
+  std::filesystem::rename(root_ + "/plan.txt", root_ + "/mine/plan.txt");
+  applier_->set_local_moves({{"plan.txt", "mine/plan.txt"}});
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "plan.txt", "v2 from elsewhere")).ok());
+  // The edit was applied to the file, which is back where the user moved it (the next scan
+  // commits the move on top of the edit).
+  EXPECT_EQ(Files(), (std::vector<std::string>{"mine", "mine/plan.txt"}));
+  EXPECT_EQ(ReadFile(root_ + "/mine/plan.txt"), "v2 from elsewhere");
+}
+
+TEST_F(ApplierTest, SymlinksAreMadeAsLinksAndAnEditedLinkIsKept) {
+  FileVersion link;
+  link.file_id = std::string(kFileIdBytes, 'l');
+  link.path = "docs/latest";
+  link.kind = FileKind::kSymlink;
+  link.symlink_target = "../archive/2026.txt";
+  link.content_sha256 = HashOf(link.symlink_target);
+  link.seq = 1;
+  Commit c;
+  c.namespace_id = "ns";
+  c.seq = 1;
+  c.files = {link};
+  ASSERT_TRUE(applier_->ApplyCommit(c).ok());
+  EXPECT_EQ(std::filesystem::read_symlink(root_ + "/docs/latest").string(), "../archive/2026.txt");
+  // Retargeted here and elsewhere at once: the local link is kept as a conflict copy.
+  std::filesystem::remove(root_ + "/docs/latest");
+  std::filesystem::create_symlink("mine", root_ + "/docs/latest");
+  c.seq = 2;
+  c.files[0].seq = 2;
+  c.files[0].symlink_target = "theirs";
+  c.files[0].content_sha256 = HashOf("theirs");
+  ASSERT_TRUE(applier_->ApplyCommit(c).ok());
+  EXPECT_EQ(std::filesystem::read_symlink(root_ + "/docs/latest").string(), "theirs");
+  std::vector<std::string> files = Files();
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[2].rfind("docs/latest (conflict devB ", 0), 0u) << files[2];
+  EXPECT_EQ(std::filesystem::read_symlink(root_ + "/" + files[2]).string(), "mine") << files[2];
 }
 
 TEST_F(ApplierTest, BadBytesFromTheStoreNeverReachTheFolder) {
