@@ -434,6 +434,16 @@ class RsyncDaemon(RsyncLocal):
         self.total += rsync_stat_bytes(out)
 
 
+class RsyncDaemonZ(RsyncDaemon):
+    """rsync over its daemon protocol with -z: the peer for compressible data."""
+    name = "rsync_daemon_z"
+
+    def sync(self):
+        out = self.run_client(["rsync", "-az", "--delete", "--stats", self.a + "/",
+                               f"rsync://127.0.0.1:{self.port}/dst/"])
+        self.total += rsync_stat_bytes(out)
+
+
 class UnisonSocket(Tool):
     name = "unison_socket"
     exact_mtime = False
@@ -588,7 +598,7 @@ def wait_tcp(port, timeout=20):
 
 
 TOOLS = {"converge": Converge, "rsync_local": RsyncLocal, "rsync_daemon": RsyncDaemon,
-         "unison_socket": UnisonSocket, "syncthing": Syncthing}
+         "rsync_daemon_z": RsyncDaemonZ, "unison_socket": UnisonSocket, "syncthing": Syncthing}
 
 
 # ----- measuring one change --------------------------------------------------------------------
