@@ -110,11 +110,11 @@ void ChunkStore::Touch(const Digest& d) {
 }
 
 absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
-    const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Duration grace) {
+    const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Time touched_since) {
   absl::flat_hash_set<std::string> recent;
   {
     absl::MutexLock lock(&recent_mu_);
-    const absl::Time cutoff = absl::Now() - grace;
+    const absl::Time cutoff = touched_since;
     for (auto it = recent_.begin(); it != recent_.end();) {
       if (it->second < cutoff) {
         recent_.erase(it++);

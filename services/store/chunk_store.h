@@ -76,15 +76,15 @@ class ChunkStore {
 
   // Sweep drops what no kept version references: each owner's hold on a chunk not in
   // `referenced[owner]` (its usage shrinks) and the bytes of a chunk no owner holds any more.
-  // Chunks uploaded or asked about within `grace` are kept (a commit may be about to reference
-  // them). Returns the chunks and raw bytes whose content was dropped.
+  // Chunks uploaded or asked about since `touched_since` are kept (a commit may be about to
+  // reference them). Returns the chunks and raw bytes whose content was dropped.
   struct SweepResult {
     uint64_t holds_dropped = 0;
     uint64_t chunks_dropped = 0;
     uint64_t bytes_dropped = 0;
   };
   absl::StatusOr<SweepResult> Sweep(
-      const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Duration grace);
+      const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Time touched_since);
 
   // SetQuota sets `owner`'s quota in bytes (0: unlimited) and returns the bytes it uses.
   absl::StatusOr<uint64_t> SetQuota(const std::string& owner, uint64_t quota_bytes);

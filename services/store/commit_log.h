@@ -179,9 +179,12 @@ class CommitLog {
   // Compact folds the log at or below the watermark into the file table (dropping those log
   // entries), drops history versions superseded before now - retention, and drops tombstones
   // every member applied that are older than the retention (with their history). Synced.
+  // Commits wait only while it checks the tombstones and writes, not while it reads history.
   absl::StatusOr<CompactionResult> Compact(const std::string& ns, absl::Duration retention);
-  // CollectGarbage drops chunks that no file table entry or kept history version of their
-  // owner's namespaces references (ChunkStore::Sweep; recently uploaded ones stay for `grace`).
+  // CollectGarbage drops chunks that no file table entry, kept history version or uncompacted
+  // log entry of their owner's namespaces references (ChunkStore::Sweep; chunks uploaded or
+  // asked about within `grace` stay). Marks without blocking commits (a commit asks about the
+  // chunks it references, which keeps them), sweeps under the commit lock.
   absl::StatusOr<ChunkStore::SweepResult> CollectGarbage(absl::Duration grace);
   // Evict stops a member's cursor from holding back compaction (NotFound if not a member). Its
   // next ack (it came back) ends the eviction.
@@ -238,6 +241,9 @@ class CommitLog {
     std::string software_version;
   };
 
+  // Compactions run one at a time, and hold mu_ (which every commit takes) only to check and
+  // write what they decided.
+  absl::Mutex compaction_mu_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, NamespaceState> ns_ ABSL_GUARDED_BY(mu_);
   absl::Mutex activity_mu_;

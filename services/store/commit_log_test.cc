@@ -4,7 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/mass_delete.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <memory>
 
@@ -622,6 +624,60 @@ TEST_F(CommitLogTest, AMoveIsNotCountedAsADeletion) {
   moves.insert(moves.begin(), dir);
   auto c = log_->Append("ns", "dev1", moves);
   EXPECT_TRUE(c.ok()) << c.status();  // 150 "deletions" of 150 entries would be held
+}
+
+}  // namespace
+}  // namespace converge::store
+
+namespace converge::store {
+namespace {
+
+TEST_F(CommitLogTest, CompactionAndGarbageCollectionRacingCommitsLoseNoChunk) {
+  // Commits (each with new chunks, and edits that make old ones garbage) race compactions and
+  // collections with no grace period; afterwards every committed live file's chunks are there.
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    while (!done) {
+      ASSERT_TRUE(log_->Compact("ns", absl::ZeroDuration()).ok());
+      ASSERT_TRUE(log_->CollectGarbage(absl::ZeroDuration()).ok());
+    }
+  });
+  std::map<std::string, uint64_t> seq_of;
+  for (int i = 0; i < 300; ++i) {
+    const std::string path = absl::StrCat("f", i % 20, ".txt");
+    const std::string content = absl::StrCat("version ", i, " of ", path);
+    // As a device does: ask which chunks are missing, upload them, commit; with no grace a
+    // collection may drop the upload before the commit (refused: upload again).
+    absl::StatusOr<Commit> c;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      auto missing = chunks_->FindMissing("alice", {HashOf(content)});
+      ASSERT_TRUE(missing.ok());
+      if (!missing->empty()) PutChunk(content);
+      c = log_->Append("ns", "dev1", {File(path, content, seq_of[path])});
+      if (!absl::IsFailedPrecondition(c.status())) break;
+    }
+    ASSERT_TRUE(c.ok()) << c.status();
+    seq_of[path] = c->seq;
+    ASSERT_TRUE(log_->Ack("ns", "dev1", c->seq).ok());
+    ASSERT_TRUE(log_->Ack("ns", "dev2", c->seq).ok());
+  }
+  done = true;
+  collector.join();
+  clock_.Advance(absl::Seconds(1));  // every old version is now past the (zero) retention
+  ASSERT_TRUE(log_->Compact("ns", absl::ZeroDuration()).ok());
+  ASSERT_TRUE(log_->CollectGarbage(absl::ZeroDuration()).ok());
+  int live = 0;
+  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) {
+                    if (v.deleted) return;
+                    ++live;
+                    for (const ChunkRef& c : v.chunks) EXPECT_TRUE(chunks_->Get("alice", c.sha256).ok()) << v.path;
+                  }).ok());
+  EXPECT_EQ(live, 20);
+  auto usage = chunks_->Usage("alice");
+  ASSERT_TRUE(usage.ok());
+  uint64_t expected = 0;
+  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) { expected += v.size; }).ok());
+  EXPECT_EQ(usage->first, expected);  // old versions' chunks were collected, the usage followed
 }
 
 }  // namespace

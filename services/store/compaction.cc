@@ -68,12 +68,21 @@ absl::Status CommitLog::Evict(const std::string& ns, const std::string& device) 
 }
 
 absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl::Duration retention) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  absl::MutexLock one_at_a_time(&compaction_mu_);
   CompactionResult result;
+  uint64_t head = 0, compacted_before = 0, dropped_before = 0;
+  absl::flat_hash_set<std::string> members;
+  {
+    absl::MutexLock lock(&mu_);
+    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    head = state->head_seq;
+    compacted_before = state->compacted_through;
+    dropped_before = state->dropped_through;
+    members = state->members;
+  }
 
   // The watermark: the lowest cursor of the members not evicted (a member that never acked
-  // holds it at 0).
+  // holds it at 0). Cursors only move forward, so one read late is merely conservative.
   std::map<std::string, CursorRecord> cursors;
   const std::string cursor_prefix = StoreDb::CursorPrefix(ns);
   {
@@ -84,24 +93,24 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
   }
-  result.watermark = state->head_seq;
-  for (const std::string& m : state->members) {
+  result.watermark = head;
+  for (const std::string& m : members) {
     const CursorRecord r = cursors.count(m) > 0 ? cursors[m] : CursorRecord{};
     if (!r.evicted) result.watermark = std::min(result.watermark, r.seq);
   }
-  for (const std::string& m : state->members) {
+  for (const std::string& m : members) {
     const CursorRecord r = cursors.count(m) > 0 ? cursors[m] : CursorRecord{};
-    if (!r.evicted && r.seq == result.watermark && result.watermark < state->head_seq) result.pinned_by.push_back(m);
+    if (!r.evicted && r.seq == result.watermark && result.watermark < head) result.pinned_by.push_back(m);
   }
   std::sort(result.pinned_by.begin(), result.pinned_by.end());
 
   rocksdb::WriteBatch batch;
   // 1. The log at or below the watermark: every member has applied it; the file table has it.
-  const uint64_t compacted_through = std::max(state->compacted_through, result.watermark);
+  const uint64_t compacted_through = std::max(compacted_before, result.watermark);
   {
     const std::string prefix = StoreDb::LogPrefix(ns);
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(StoreDb::LogKey(ns, state->compacted_through + 1));
+    for (it->Seek(StoreDb::LogKey(ns, compacted_before + 1));
          it->Valid() && it->key().starts_with(prefix) && it->key().compare(StoreDb::LogKey(ns, compacted_through)) <= 0;
          it->Next()) {
       batch.Delete(it->key());
@@ -110,17 +119,23 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read log"));
   }
 
-  // 2. History: a version superseded before the cutoff goes; so does a deleted path whose
-  // tombstone is older than the cutoff and applied by every member (with its file table entry).
+  // 2. History: a version superseded before the cutoff goes (later commits only add newer
+  // versions, so this stays true). A deleted path whose tombstone is older than the cutoff and
+  // applied by every member is a candidate: checked against the file table under the lock.
   const int64_t cutoff_ms = absl::ToUnixMillis(clock_->Now() - retention);
-  uint64_t dropped_through = state->dropped_through;
   struct Kept {
     std::string key;
     HistoryVersion h;
   };
+  struct Candidate {
+    std::string history_key;
+    std::string path;
+    uint64_t seq;
+  };
+  std::vector<Candidate> candidates;
   std::vector<Kept> group;  // one path's versions, oldest first
-  auto settle = [&]() -> absl::Status {
-    if (group.empty()) return absl::OkStatus();
+  auto settle = [&]() {
+    if (group.empty()) return;
     for (size_t i = 0; i + 1 < group.size(); ++i) {
       if (group[i + 1].h.committed_at_unix_ms < cutoff_ms) {
         batch.Delete(group[i].key);
@@ -129,55 +144,62 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
     }
     const HistoryVersion& last = group.back().h;
     if (last.version.deleted && last.committed_at_unix_ms < cutoff_ms && last.version.seq <= result.watermark) {
-      std::string value;
-      rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, last.version.path), &value);
-      CONVERGE_RETURN_IF_ERROR(RocksStatus(s.IsNotFound() ? rocksdb::Status::OK() : s, "read file table"));
-      if (s.ok()) {
-        CONVERGE_ASSIGN_OR_RETURN(FileVersion current, DecodeFileVersion(value));
-        if (current.deleted && current.seq == last.version.seq) {
-          batch.Delete(StoreDb::FileKey(ns, last.version.path));
-          batch.Delete(group.back().key);
-          ++result.versions_dropped;
-          ++result.tombstones_dropped;
-          dropped_through = std::max(dropped_through, last.version.seq);
-        }
-      }
+      candidates.push_back(Candidate{group.back().key, last.version.path, last.version.seq});
     }
     group.clear();
-    return absl::OkStatus();
   };
   {
     const std::string prefix = HistoryPrefix(ns);
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       CONVERGE_ASSIGN_OR_RETURN(HistoryVersion h, DecodeHistory(View(it->value())));
-      if (!group.empty() && group.back().h.version.path != h.version.path) CONVERGE_RETURN_IF_ERROR(settle());
+      if (!group.empty() && group.back().h.version.path != h.version.path) settle();
       group.push_back(Kept{it->key().ToString(), std::move(h)});
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read history"));
-    CONVERGE_RETURN_IF_ERROR(settle());
+    settle();
   }
 
+  // 3. Under the lock: drop the candidates still deleted at that seq, and write.
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  uint64_t dropped_through = std::max(dropped_before, state->dropped_through);
+  for (const Candidate& c : candidates) {
+    std::string value;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, c.path), &value);
+    if (s.IsNotFound()) continue;
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "read file table"));
+    CONVERGE_ASSIGN_OR_RETURN(FileVersion current, DecodeFileVersion(value));
+    if (!current.deleted || current.seq != c.seq) continue;  // re-created meanwhile
+    batch.Delete(StoreDb::FileKey(ns, c.path));
+    batch.Delete(c.history_key);
+    ++result.versions_dropped;
+    ++result.tombstones_dropped;
+    dropped_through = std::max(dropped_through, c.seq);
+  }
   std::string record;
-  PutFixed64BE(&record, compacted_through);
+  const uint64_t through = std::max(compacted_through, state->compacted_through);
+  PutFixed64BE(&record, through);
   PutFixed64BE(&record, dropped_through);
   batch.Put(StoreDb::CompactionKey(ns), record);
   rocksdb::WriteOptions sync;
   sync.sync = true;
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write compaction"));
-  state->compacted_through = compacted_through;
+  state->compacted_through = through;
   state->dropped_through = dropped_through;
-  result.compacted_through = compacted_through;
+  result.compacted_through = through;
   return result;
 }
 
 absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration grace) {
+  // Whatever is touched from here on is kept whatever the grace: a commit made during the
+  // marking may reference it.
+  const absl::Time marking = absl::Now();
   CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, Namespaces());
-  absl::MutexLock lock(&mu_);  // no commit between marking and sweeping
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> referenced;  // owner -> digests
   for (const std::string& ns : namespaces) {
-    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
-    absl::flat_hash_set<std::string>& mine = referenced[state->owner];
+    CONVERGE_ASSIGN_OR_RETURN(std::string owner, OwnerOf(ns));
+    absl::flat_hash_set<std::string>& mine = referenced[owner];
     auto mark = [&](const FileVersion& v) {
       if (v.deleted || v.kind != FileKind::kFile) return;
       for (const ChunkRef& c : v.chunks) mine.insert(DigestToBytes(c.sha256));
@@ -199,7 +221,10 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(log->status(), "read log"));
   }
-  return chunks_->Sweep(referenced, grace);
+  // A commit made since the marking asked about every chunk it references (Append's
+  // FindMissing), which Sweep keeps as recent: sweeping under the commit lock sees that.
+  absl::MutexLock lock(&mu_);
+  return chunks_->Sweep(referenced, std::min(marking, absl::Now() - grace));
 }
 
 }  // namespace converge::store
