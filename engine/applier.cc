@@ -16,8 +16,10 @@
 namespace converge::engine {
 namespace {
 
-// How many chunks are fetched in one round trip while assembling a large file.
-constexpr size_t kFetchWindow = 16;
+// How much of a large file is fetched in one round trip while assembling it: at most this many
+// chunks and about this many bytes (fewer round trips; bounded memory).
+constexpr size_t kFetchWindow = 256;
+constexpr uint64_t kFetchWindowBytes = 32 << 20;
 // Downloads at least this large go through a resumable partial file.
 constexpr uint64_t kResumableBytes = 8 << 20;
 // Small files are written in batches of at most this many files or bytes.
@@ -155,8 +157,12 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     }
   }
 
-  for (size_t start = first; start < remote.chunks.size(); start += kFetchWindow) {
-    const size_t end = std::min(remote.chunks.size(), start + kFetchWindow);
+  for (size_t start = first, end = first; start < remote.chunks.size(); start = end) {
+    uint64_t window_bytes = 0;
+    for (end = start; end < remote.chunks.size() && end - start < kFetchWindow && window_bytes < kFetchWindowBytes;
+         ++end) {
+      window_bytes += remote.chunks[end].length;
+    }
     absl::flat_hash_map<std::string, std::string> window;
     std::vector<ChunkWant> to_fetch;
     absl::flat_hash_set<std::string> asked;
@@ -183,21 +189,32 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
       }
       if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_at(offsets[i])});
     }
+    // Chunks go into the (partial) file in order as soon as they are there, so an interruption
+    // in the middle of a window keeps what arrived.
+    size_t next = start;
+    auto write_ready = [&]() -> absl::Status {
+      for (; next < end; ++next) {
+        auto it = window.find(DigestToBytes(remote.chunks[next].sha256));
+        if (it == window.end()) return absl::OkStatus();
+        if (it->second.size() != remote.chunks[next].length) {
+          return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " has the wrong length"));
+        }
+        whole.Update(it->second);
+        CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
+      }
+      return absl::OkStatus();
+    };
+    CONVERGE_RETURN_IF_ERROR(write_ready());
     if (!to_fetch.empty()) {
       CONVERGE_RETURN_IF_ERROR(chunks_->Fetch(to_fetch, read_base, [&](const Digest& d, std::string bytes) {
         stats_.bytes_fetched += bytes.size();
         if (progress_) progress_(bytes.size());
         window[DigestToBytes(d)] = std::move(bytes);
-        return absl::OkStatus();
+        return write_ready();
       }));
     }
-    for (size_t i = start; i < end; ++i) {
-      auto it = window.find(DigestToBytes(remote.chunks[i].sha256));
-      if (it == window.end() || it->second.size() != remote.chunks[i].length) {
-        return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", i, " was not delivered"));
-      }
-      whole.Update(it->second);
-      CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
+    if (next != end) {
+      return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " was not delivered"));
     }
   }
   if (whole.Finish() != remote.content_sha256) {
