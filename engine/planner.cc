@@ -47,6 +47,10 @@ absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<Index
     CONVERGE_ASSIGN_OR_RETURN(bool same, unchanged());
     return same ? Action::kRemove : Action::kKeepLocal;
   }
+  // local_wins (this device's own commit, or a re-sync after the store lost newer versions): an
+  // entry the index has and the folder no longer has was deleted here after that version.
+  const bool deleted_here = !local.exists && local_wins && entry.has_value() && !entry->version.deleted;
+  if (deleted_here) return Action::kKeepLocal;
   if (remote.kind == FileKind::kDirectory) {
     if (!local.exists) return Action::kMakeDir;
     if (local.kind == FileKind::kDirectory) return Action::kRecord;

@@ -32,8 +32,10 @@ using LocalHash = std::function<absl::StatusOr<Digest>()>;
 
 // Plan decides; errors come only from `local_hash`. `local_wins`: the store lost versions newer
 // than this device's (it was restored from an older backup): a local file that differs from the
-// remote one is the newer version (kKeepLocal: uploaded as an edit of it), not a conflict. The
-// applier also sets it for this device's own commits (a later local edit is newer than them).
+// remote one is the newer version (kKeepLocal: uploaded as an edit of it), not a conflict, and
+// a synced entry gone from the folder was deleted since (kKeepLocal: the deletion is uploaded).
+// The applier also sets it for this device's own commits (a later local edit or deletion is
+// newer than them).
 absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<IndexEntry>& entry,
                             const LocalStat& local, const LocalHash& local_hash, bool local_wins = false);
 

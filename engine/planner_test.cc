@@ -138,3 +138,38 @@ TEST(PlannerTest, AfterTheStoreLostNewerVersionsTheLocalFileWins) {
 
 }  // namespace
 }  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST(PlannerTest, ALocalDeletionAfterThisDevicesOwnCommitWins) {
+  // The device committed v2 but its index kept v1 (its write failed); the user then deleted the
+  // file. v2 coming back must not bring it back: the deletion is newer.
+  FileVersion v1;
+  v1.file_id = std::string(kFileIdBytes, 'f');
+  v1.path = "a.txt";
+  v1.seq = 1;
+  FileVersion v2 = v1;
+  v2.seq = 2;
+  v2.origin_device = "me";
+  IndexEntry entry{v1, LocalStat{}, 0};
+  entry.local.exists = true;
+  LocalStat gone;
+  auto no_hash = []() -> absl::StatusOr<Digest> { return absl::InternalError("not needed"); };
+  auto own = Plan(v2, entry, gone, no_hash, /*local_wins=*/true);
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(*own, Action::kKeepLocal);
+  // Another device's edit still beats the local deletion.
+  auto theirs = Plan(v2, entry, gone, no_hash, /*local_wins=*/false);
+  ASSERT_TRUE(theirs.ok());
+  EXPECT_EQ(*theirs, Action::kWrite);
+  // A directory alike.
+  v2.kind = FileKind::kDirectory;
+  entry.version.kind = FileKind::kDirectory;
+  auto dir = Plan(v2, entry, gone, no_hash, /*local_wins=*/true);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(*dir, Action::kKeepLocal);
+}
+
+}  // namespace
+}  // namespace converge::engine

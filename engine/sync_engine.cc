@@ -504,23 +504,50 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
 }
 
 absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
-  // Local changes are committed before pulling: a local move is then known (as a commit, or as
-  // a stale one whose moves the pull undoes and makes again) before another device's change of
-  // the same file is applied, so the two end as one file.
-  // A device joining (cursor 0) takes what the store has first: its local copies of files the
-  // store has are then recognised, not committed as new ones.
-  if (index_->cursor() == 0) CONVERGE_RETURN_IF_ERROR(PullAndApply());
-  // A failed upload is tried again after pulling (what the store has may be why it failed).
-  absl::Status s = ScanAndUpload(paths);
-  for (int attempt = 0; !s.ok() && attempt < kStaleRetries; ++attempt) {
-    if (absl::IsAborted(s)) {
-      Log()->info("another device changed the same paths first ({}); pulling", s.message());
-    }
+  // Moves among the paths the watcher reported are known before pulling: another device's
+  // change of a moved file is then applied with the move undone and made again after it.
+  if (paths.has_value()) CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(*paths));
+  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  for (int attempt = 0;; ++attempt) {
+    absl::Status s = ScanAndUpload(paths);
+    if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
+    Log()->info("another device changed the same paths first ({}); pulling", s.message());
     CONVERGE_RETURN_IF_ERROR(PullAndApply());
-    s = ScanAndUpload(paths);
   }
-  if (!s.ok()) return s;
-  return PullAndApply();
+}
+
+absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths) {
+  auto check = [&](const std::string& path, const LocalStat& st) -> absl::Status {
+    if (!st.exists || st.kind != FileKind::kFile || st.inode == 0) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> here, index_->Get(path));
+    if (here.has_value() && !here->version.deleted) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> was, index_->FindInode(st.inode));
+    if (!was.has_value() || *was == path) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(*was));
+    if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile ||
+        old->local.inode != st.inode || old->local.size != st.size || old->local.mtime_ns != st.mtime_ns) {
+      return absl::OkStatus();
+    }
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat there, fs_->Stat(*was));
+    if (there.exists && there.inode == st.inode) return absl::OkStatus();  // a hard link
+    pending_local_moves_.emplace_back(*was, path);
+    return absl::OkStatus();
+  };
+  for (const std::string& path : paths) {
+    if (!ValidateRelativePath(path).ok()) continue;
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    if (st.exists && st.kind == FileKind::kDirectory) {
+      absl::Status inner;
+      absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) {
+        if (inner.ok()) inner = check(p, s);
+      });
+      if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
+      CONVERGE_RETURN_IF_ERROR(inner);
+      continue;
+    }
+    CONVERGE_RETURN_IF_ERROR(check(path, st));
+  }
+  return absl::OkStatus();
 }
 
 void SyncEngine::NotifyRemoteHead(uint64_t seq) {
@@ -629,7 +656,8 @@ void SyncEngine::Run() {
         if (full_scan) full_scan_requested_ = false;
       }
       if (full_scan) {
-        s = SyncOnce();
+        s = DetectLocalMoves(paths);
+        if (s.ok()) s = SyncOnce();
         next_scan = clock_->Now() + options_.rescan_interval;
       } else {
         s = SyncOnce(paths);

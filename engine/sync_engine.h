@@ -108,8 +108,8 @@ class SyncEngine {
   // Aborted if another device changed one of the paths first (call PullAndApply, then scan
   // again).
   absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
-  // SyncOnce: scan and upload (retrying a stale commit a few times, pulling in between), then
-  // pull. A device that never synced pulls first.
+  // SyncOnce: pull, scan and upload, retrying a stale commit a few times. With `paths` (what the
+  // watcher reported), local moves among them are noted first (DetectLocalMoves).
   absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
 
   void Run();
@@ -169,6 +169,10 @@ class SyncEngine {
   // the earliest event among them.
   std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // DetectLocalMoves notes the files at `paths` (and below directories among them) that are a
+  // synced file renamed here and not yet committed (same inode, size and mtime; the old name is
+  // gone), for the next pull to undo and make again (Applier::set_local_moves).
+  absl::Status DetectLocalMoves(const std::vector<std::string>& paths);
   // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
   // the log this device still needed), deleting what the table no longer has.
   absl::Status ApplySnapshot();
