@@ -39,6 +39,12 @@ bool Trusted(const IndexEntry& entry) {
          entry.local.ctime_ns + window < entry.recorded_at_ns;
 }
 
+bool RenamedFrom(const IndexEntry& e, const LocalStat& st) {
+  return !e.version.deleted && e.version.kind == FileKind::kFile && st.kind == FileKind::kFile && st.inode != 0 &&
+         e.local.inode == st.inode && e.local.size == st.size && e.local.mtime_ns == st.mtime_ns && Trusted(e) &&
+         (st.mode & 0777) == (e.version.mode & 0777);
+}
+
 absl::StatusOr<ScanResult> Scanner::Scan() {
   CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
   ScanResult result;
@@ -179,15 +185,10 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     v.mtime_ns = st.mtime_ns;
     v.base_seq = entry == nullptr ? 0 : entry->version.seq;
     const IndexEntry* source = nullptr;  // the known file this one was moved from
-    auto renamed_from = [&](const IndexEntry& e) {
-      return !e.version.deleted && e.version.kind == FileKind::kFile && e.local.inode == st.inode &&
-             e.local.size == st.size && e.local.mtime_ns == st.mtime_ns && Trusted(e) &&
-             (st.mode & 0777) == (e.version.mode & 0777);
-    };
     std::optional<IndexEntry> elsewhere;  // a source outside this scan's part of the tree
     if (!live && st.kind == FileKind::kFile && st.inode != 0) {
       auto by_inode = gone_by_inode.find(st.inode);
-      if (by_inode != gone_by_inode.end() && renamed_from(*by_inode->second)) {
+      if (by_inode != gone_by_inode.end() && RenamedFrom(*by_inode->second, st)) {
         source = claim(by_inode->second);
       } else if (by_inode == gone_by_inode.end()) {
         // Its old name may not be among the paths this scan looks at (the watcher reported the
@@ -196,7 +197,7 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
         if (was.has_value() && *was != path && !seen.contains(*was) && !moved_away.contains(*was)) {
           CONVERGE_ASSIGN_OR_RETURN(elsewhere, index_->Get(*was));
           CONVERGE_ASSIGN_OR_RETURN(LocalStat there, fs_->Stat(*was));
-          if (elsewhere.has_value() && renamed_from(*elsewhere) && (!there.exists || there.inode != st.inode) &&
+          if (elsewhere.has_value() && RenamedFrom(*elsewhere, st) && (!there.exists || there.inode != st.inode) &&
               !rules.Ignored(*was, false)) {
             source = claim(&*elsewhere);
           }

@@ -52,6 +52,11 @@ inline constexpr absl::Duration kRacyWindow = absl::Milliseconds(50);
 // Trusted reports whether `entry.local` can stand for the file's content without reading it.
 bool Trusted(const IndexEntry& entry);
 
+// RenamedFrom reports whether the file with stat `st` is the synced file of `entry` under another
+// name, unchanged: same inode, size, mtime and permission bits, and a trusted recorded stat (a
+// rename keeps all of them; the content need not be read again).
+bool RenamedFrom(const IndexEntry& entry, const LocalStat& st);
+
 class Scanner {
  public:
   Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, ChunkParams params)

@@ -524,10 +524,7 @@ absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths)
     CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> was, index_->FindInode(st.inode));
     if (!was.has_value() || *was == path) return absl::OkStatus();
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(*was));
-    if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile ||
-        old->local.inode != st.inode || old->local.size != st.size || old->local.mtime_ns != st.mtime_ns) {
-      return absl::OkStatus();
-    }
+    if (!old.has_value() || !RenamedFrom(*old, st)) return absl::OkStatus();
     CONVERGE_ASSIGN_OR_RETURN(LocalStat there, fs_->Stat(*was));
     if (there.exists && there.inode == st.inode) return absl::OkStatus();  // a hard link
     pending_local_moves_.emplace_back(*was, path);
