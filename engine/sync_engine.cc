@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
 #include "common/logging.h"
@@ -640,7 +641,9 @@ void SyncEngine::Run() {
     }
     if (!local && !pull) continue;
 
-    SetState(EngineStatus::State::kSyncing);
+    // A retry keeps the failure in view: the status of a folder failing every round reads
+    // "syncing: retrying after: <why>", never a bare "syncing" between two errors.
+    SetState(EngineStatus::State::kSyncing, last.ok() ? "" : absl::StrCat("retrying after: ", last.ToString()));
     absl::Status s;
     if (local) {
       // Let the burst settle; events during the scan mark paths dirty again for another round.
