@@ -77,6 +77,20 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
 
 }  // namespace
 
+Digest ContentDigest(const std::vector<ChunkRef>& chunks) {
+  if (chunks.empty()) return HashOf("");
+  if (chunks.size() == 1) return chunks[0].sha256;
+  Sha256 h;
+  h.Update(absl::string_view("converge chunk list v1\0", 23));
+  for (const ChunkRef& c : chunks) {
+    h.Update(absl::string_view(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size()));
+    const char len[4] = {static_cast<char>(c.length & 0xff), static_cast<char>((c.length >> 8) & 0xff),
+                         static_cast<char>((c.length >> 16) & 0xff), static_cast<char>((c.length >> 24) & 0xff)};
+    h.Update(absl::string_view(len, sizeof(len)));
+  }
+  return h.Finish();
+}
+
 absl::Status ValidateFileVersion(const FileVersion& v) {
   CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.path));
   if (v.file_id.size() != kFileIdBytes) {
@@ -115,6 +129,9 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
   if (total != v.size) {
     return absl::InvalidArgumentError(
         absl::StrCat(v.path, ": chunks add up to ", total, " bytes but size is ", v.size));
+  }
+  if (v.content_sha256 != ContentDigest(v.chunks)) {
+    return absl::InvalidArgumentError(absl::StrCat(v.path, ": content hash does not match the chunk list"));
   }
   return absl::OkStatus();
 }

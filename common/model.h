@@ -49,6 +49,12 @@ struct FileVersion {
   std::string symlink_target;
 };
 
+// ContentDigest names a file's content from its chunk list, so nobody reads the content twice:
+// for an empty or one-chunk file it is the SHA-256 of the content itself (the chunk's digest);
+// for more chunks, the SHA-256 of the list (a tag, then each chunk's digest and little-endian
+// 32-bit length). Every chunk is verified by its own digest wherever it is read or received.
+Digest ContentDigest(const std::vector<ChunkRef>& chunks);
+
 struct Commit {
   std::string namespace_id;
   uint64_t seq = 0;

@@ -13,8 +13,8 @@ FileVersion SampleFile() {
   v.mode = 0640;
   v.mtime_ns = 1700000000123456789;
   v.size = 5;
-  v.content_sha256 = HashOf("hello");
   v.chunks = {{HashOf("hel"), 3}, {HashOf("lo"), 2}};
+  v.content_sha256 = ContentDigest(v.chunks);
   v.seq = 7;
   v.origin_device = "dev1";
   v.base_seq = 3;
@@ -82,6 +82,12 @@ TEST(ModelTest, ValidationRejectsBadVersions) {
   v = SampleFile();
   v.kind = FileKind::kDirectory;
   EXPECT_FALSE(ValidateFileVersion(v).ok());  // a directory has no chunks
+  v = SampleFile();
+  v.content_sha256 = HashOf("hello");  // a content hash the chunk list does not name
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  v = SampleFile();
+  std::swap(v.chunks[0], v.chunks[1]);  // same chunks, other order, same size
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(ValidateChanges({SampleFile(), SampleFile()}).ok());  // duplicate path
   EXPECT_FALSE(ValidateChanges({}).ok());
 }

@@ -92,14 +92,12 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   } else {
     CONVERGE_ASSIGN_OR_RETURN(temp, fs_->CreateTemp());
   }
-  Sha256 whole;
   size_t first = 0;  // chunks already in the partial file, verified
   uint64_t verified = 0;
   while (first < remote.chunks.size() && verified + remote.chunks[first].length <= partial_bytes) {
     std::string bytes;
     CONVERGE_RETURN_IF_ERROR(temp->ReadBack(verified, remote.chunks[first].length, &bytes));
     if (HashOf(bytes) != remote.chunks[first].sha256) break;
-    whole.Update(bytes);
     verified += bytes.size();
     ++first;
   }
@@ -199,7 +197,6 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
         if (it->second.size() != remote.chunks[next].length) {
           return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " has the wrong length"));
         }
-        whole.Update(it->second);
         CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
       }
       return absl::OkStatus();
@@ -217,8 +214,9 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
       return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " was not delivered"));
     }
   }
-  if (whole.Finish() != remote.content_sha256) {
-    return absl::DataLossError(absl::StrCat(remote.path, ": assembled content does not match its hash"));
+  // Every chunk written was verified by its digest as it was read, fetched or resumed.
+  if (ContentDigest(remote.chunks) != remote.content_sha256) {
+    return absl::DataLossError(absl::StrCat(remote.path, ": the chunk list does not match the content hash"));
   }
   // The user may have edited the file while it downloaded: keep that edit.
   CONVERGE_ASSIGN_OR_RETURN(LocalStat now, fs_->Stat(remote.path));
@@ -240,7 +238,7 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
       return HashOf(target);
     }
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(remote.path));
-    CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
+    CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get(), params_));
     return content.sha256;
   };
   // This device's own commit, arriving after a later local edit (its index write had failed, or
@@ -373,17 +371,16 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
     const FileVersion& remote = *p.remote;
     CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
-    Sha256 whole;
     for (const ChunkRef& c : remote.chunks) {
       const std::string& bytes = chunks[DigestToBytes(c.sha256)];
       if (bytes.size() != c.length) {
         return absl::DataLossError(absl::StrCat(remote.path, ": a chunk was not delivered"));
       }
-      whole.Update(bytes);
       CONVERGE_RETURN_IF_ERROR(temp->Append(bytes));
     }
-    if (whole.Finish() != remote.content_sha256) {
-      return absl::DataLossError(absl::StrCat(remote.path, ": assembled content does not match its hash"));
+    // Each chunk was verified by its digest as it was found locally or fetched.
+    if (ContentDigest(remote.chunks) != remote.content_sha256) {
+      return absl::DataLossError(absl::StrCat(remote.path, ": the chunk list does not match the content hash"));
     }
     CONVERGE_RETURN_IF_ERROR(temp->Finish(remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns, /*sync=*/false));
     temps.push_back(std::move(temp));
@@ -465,7 +462,7 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
     bool unchanged = entry->local.Same(src) && Trusted(*entry);
     if (!unchanged) {
       CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(from));
-      CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get()));
+      CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get(), params_));
       unchanged = content.sha256 == entry->version.content_sha256;
     }
     status = fs_->MakeDirs(std::string(ParentPath(v.path)));

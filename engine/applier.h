@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/model.h"
+#include "engine/chunker.h"
 #include "engine/filesystem.h"
 #include "engine/local_index.h"
 #include "engine/planner.h"
@@ -71,8 +72,10 @@ inline constexpr uint64_t kBatchedFileBytes = 1 << 20;
 
 class Applier {
  public:
-  Applier(Filesystem* fs, LocalIndex* index, ChunkSource* chunks, Clock* clock, std::string device)
-      : fs_(fs), index_(index), chunks_(chunks), clock_(clock), device_(std::move(device)) {}
+  // `params` must be those the scanner cuts with: a local file's content hash comes from them.
+  Applier(Filesystem* fs, LocalIndex* index, ChunkSource* chunks, Clock* clock, std::string device,
+          ChunkParams params = ChunkParams{})
+      : fs_(fs), index_(index), chunks_(chunks), clock_(clock), device_(std::move(device)), params_(params) {}
 
   // ApplyCommit applies every version of `commit` and moves the cursor to commit.seq.
   // On error, what was applied is recorded in the index but the cursor stays, so the commit is
@@ -132,6 +135,7 @@ class Applier {
   ChunkSource* const chunks_;
   Clock* const clock_;
   const std::string device_;
+  const ChunkParams params_;
   bool local_wins_ = false;
   ApplyStats stats_;
   std::function<void(uint64_t)> progress_;

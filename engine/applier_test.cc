@@ -73,12 +73,12 @@ class ApplierTest : public ::testing::Test {
     v.deleted = deleted;
     if (!deleted) {
       v.size = content.size();
-      v.content_sha256 = HashOf(content);
       for (size_t i = 0; i < content.size(); i += chunk) {
         const std::string piece = content.substr(i, chunk);
         chunks_.Add(piece);
         v.chunks.push_back({HashOf(piece), static_cast<uint32_t>(piece.size())});
       }
+      v.content_sha256 = ContentDigest(v.chunks);
     }
     Commit c;
     c.namespace_id = "ns";
@@ -157,7 +157,7 @@ TEST_F(ApplierTest, CorruptPartialFileIsNotTrusted) {
   // A partial file from an earlier attempt, damaged in its third chunk.
   std::string damaged = content.substr(0, 4 << 20);
   damaged[(2 << 20) + 5] ^= 1;
-  WriteFile(root_ + "/.converge/tmp/partial-" + DigestToHex(HashOf(content)), damaged);
+  WriteFile(root_ + "/.converge/tmp/partial-" + DigestToHex(commit.files[0].content_sha256), damaged);
   chunks_.fetched = 0;
   ASSERT_TRUE(applier_->ApplyCommit(commit).ok());
   EXPECT_EQ(ReadFile(root_ + "/big.bin"), content);

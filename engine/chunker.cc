@@ -1,6 +1,7 @@
 #include "engine/chunker.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <thread>
@@ -22,6 +23,16 @@ const uint64_t* Gear() {
     std::mt19937_64 rng(0x636f6e7665726765ULL);  // "converge"
     std::vector<uint64_t> t(256);
     for (uint64_t& v : t) v = rng();
+    return t;
+  }();
+  return table.data();
+}
+
+// The gear table shifted left by one (the first byte of a two-byte step).
+const uint64_t* GearShifted() {
+  static const std::vector<uint64_t> table = [] {
+    std::vector<uint64_t> t(Gear(), Gear() + 256);
+    for (uint64_t& v : t) v <<= 1;
     return t;
   }();
   return table.data();
@@ -53,8 +64,46 @@ size_t FastCdc::Cut(const uint8_t* data, size_t n) const {
   const size_t end = std::min<size_t>(n, params_.max_bytes);
   const size_t normal = std::min<size_t>(end, params_.avg_bytes);
   const uint64_t* gear = Gear();
+  const uint64_t* gear2 = GearShifted();
   uint64_t fp = 0;
   size_t i = params_.min_bytes;  // cut-point skipping: no boundary before min_bytes
+  // Two bytes a step: fp after both is (fp << 2) + (gear[a] << 1) + gear[b], whose second term
+  // does not depend on fp, so the chain through fp is one shift and one add per two bytes. The
+  // fingerprint after the first byte is checked too: the cuts are those of one byte a step.
+  auto scan = [&](size_t limit, uint64_t mask) -> bool {
+    for (; i + 1 < limit; i += 2) {
+      const uint64_t first = (fp << 1) + gear[data[i]];
+      fp = (fp << 2) + (gear2[data[i]] + gear[data[i + 1]]);
+      if ((first & mask) == 0) {
+        i += 1;
+        return true;
+      }
+      if ((fp & mask) == 0) {
+        i += 2;
+        return true;
+      }
+    }
+    for (; i < limit; ++i) {
+      fp = (fp << 1) + gear[data[i]];
+      if ((fp & mask) == 0) {
+        i += 1;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (scan(normal, mask_small_)) return i;
+  if (scan(end, mask_large_)) return i;
+  return end;
+}
+
+size_t FastCdc::CutOneByteAStep(const uint8_t* data, size_t n) const {
+  if (n <= params_.min_bytes) return n;
+  const size_t end = std::min<size_t>(n, params_.max_bytes);
+  const size_t normal = std::min<size_t>(end, params_.avg_bytes);
+  const uint64_t* gear = Gear();
+  uint64_t fp = 0;
+  size_t i = params_.min_bytes;
   for (; i < normal; ++i) {
     fp = (fp << 1) + gear[data[i]];
     if ((fp & mask_small_) == 0) return i + 1;
@@ -66,90 +115,172 @@ size_t FastCdc::Cut(const uint8_t* data, size_t n) const {
   return end;
 }
 
-// WholeHasher computes the whole-file SHA-256 on a second core while the caller cuts and hashes
-// chunks: the file's reads are handed over in order.
-class WholeHasher {
+namespace {
+
+// A read buffer; chunks cut from it are hashed (and visited) in place.
+struct Block {
+  std::unique_ptr<char[]> data;
+  size_t size = 0;
+};
+
+struct Piece {
+  std::shared_ptr<const Block> block;
+  size_t start = 0;
+  size_t length = 0;
+  uint64_t offset = 0;  // in the file
+};
+
+// BlockPool recycles read buffers (a fresh one costs page faults and zeroing by the kernel).
+class BlockPool {
  public:
-  WholeHasher() : thread_([this] { Run(); }) {}
-  ~WholeHasher() {
+  std::shared_ptr<Block> Get(size_t capacity) {
+    std::unique_ptr<Block> b;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!free_.empty()) {
+        b = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (b == nullptr) {
+      b = std::make_unique<Block>();
+      b->data.reset(new char[capacity]);
+    }
+    b->size = 0;
+    return std::shared_ptr<Block>(b.release(), [this](Block* done) {
+      absl::MutexLock lock(&mu_);
+      free_.emplace_back(done);
+    });
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Block>> free_ ABSL_GUARDED_BY(mu_);
+};
+
+// ChunkHasher hashes chunks on a second core while the caller reads and cuts the next ones;
+// chunks are hashed and visited in the order they were cut.
+class ChunkHasher {
+ public:
+  ChunkHasher(FileContent* content, const ChunkVisitor* visit)
+      : content_(content), visit_(visit), thread_([this] { Run(); }) {}
+  ~ChunkHasher() {
     if (thread_.joinable()) Finish();
   }
-  void Push(std::shared_ptr<const std::string> block) {
+  void Push(Piece piece) {
     absl::MutexLock lock(&mu_);
-    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < 4; };
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.size() < kQueueChunks; };
     mu_.Await(absl::Condition(&room));
-    queue_.push_back(std::move(block));
+    queue_.push_back(std::move(piece));
   }
-  Digest Finish() {
+  void Finish() {
     {
       absl::MutexLock lock(&mu_);
       done_ = true;
     }
     thread_.join();
-    return sha_.Finish();
   }
 
  private:
+  static constexpr size_t kQueueChunks = 32;
+
   void Run() {
     while (true) {
-      std::shared_ptr<const std::string> block;
+      Piece piece;
       {
         absl::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ || !queue_.empty(); };
         mu_.Await(absl::Condition(&ready));
         if (queue_.empty()) return;
-        block = std::move(queue_.front());
+        piece = std::move(queue_.front());
         queue_.pop_front();
       }
-      sha_.Update(*block);
+      const absl::string_view bytes(piece.block->data.get() + piece.start, piece.length);
+      const ChunkRef ref{HashOf(bytes), static_cast<uint32_t>(piece.length)};
+      content_->chunks.push_back(ref);  // the caller reads it only after Finish
+      if (*visit_) (*visit_)(ref, piece.offset, bytes);
     }
   }
 
+  FileContent* const content_;
+  const ChunkVisitor* const visit_;
   absl::Mutex mu_;
-  std::deque<std::shared_ptr<const std::string>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Piece> queue_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  Sha256 sha_;  // touched by the thread only, then by Finish after join
   std::thread thread_;
 };
+
+}  // namespace
 
 absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params, const ChunkVisitor& visit) {
   const FastCdc cdc(params);
   FileContent content;
-  Sha256 whole;                          // small files: here
-  std::unique_ptr<WholeHasher> hasher;   // large files: on the other core
-  std::string buf;    // unchunked bytes, from buf_start
-  std::string more;
+  BlockPool pool;  // outlives every block: the hasher and `block` are gone before it
+  std::unique_ptr<ChunkHasher> hasher;  // large files: chunks hashed on the other core
+  std::shared_ptr<Block> block = std::make_shared<Block>();
+  size_t pos = 0;  // start of the next chunk in block
   uint64_t read_offset = 0;
   bool eof = false;
-  size_t pos = 0;     // start of the next chunk in buf
+  absl::Status status;
   while (true) {
-    // Keep at least max_bytes ahead of pos, unless the file ended.
-    if (!eof && buf.size() - pos < params.max_bytes) {
-      buf.erase(0, pos);
-      pos = 0;
-      CONVERGE_RETURN_IF_ERROR(file->Read(read_offset, kReadBytes, &more));
-      if (read_offset == 0 && more.size() == kReadBytes) hasher = std::make_unique<WholeHasher>();
-      read_offset += more.size();
-      if (more.size() < kReadBytes) eof = true;
-      buf.append(more);
-      if (hasher != nullptr) {
-        hasher->Push(std::make_shared<const std::string>(std::move(more)));
-        more = std::string();
+    // Keep at least max_bytes ahead of pos, unless the file ended: the uncut rest moves to the
+    // front of a new block and the next read lands right after it.
+    if (!eof && block->size - pos < params.max_bytes) {
+      const size_t rest = block->size - pos;
+      std::shared_ptr<Block> next = pool.Get(params.max_bytes + kReadBytes);  // rest < max_bytes
+      if (rest > 0) memcpy(next->data.get(), block->data.get() + pos, rest);
+      absl::StatusOr<size_t> got = file->ReadInto(read_offset, kReadBytes, next->data.get() + rest);
+      if (!got.ok()) {
+        status = got.status();
+        break;
       }
+      if (read_offset == 0 && *got == kReadBytes) hasher = std::make_unique<ChunkHasher>(&content, &visit);
+      read_offset += *got;
+      eof = *got < kReadBytes;
+      next->size = rest + *got;
+      block = std::move(next);
+      pos = 0;
       continue;
     }
-    if (pos == buf.size()) break;
-    const size_t len = cdc.Cut(reinterpret_cast<const uint8_t*>(buf.data()) + pos, buf.size() - pos);
-    const absl::string_view piece(buf.data() + pos, len);
-    if (hasher == nullptr) whole.Update(piece);
-    const ChunkRef ref{HashOf(piece), static_cast<uint32_t>(len)};
-    content.chunks.push_back(ref);
-    if (visit) visit(ref, content.size, std::string(piece));
+    if (pos == block->size) break;
+    const size_t len = cdc.Cut(reinterpret_cast<const uint8_t*>(block->data.get()) + pos, block->size - pos);
+    if (hasher != nullptr) {
+      hasher->Push(Piece{block, pos, len, content.size});
+    } else {
+      const absl::string_view piece(block->data.get() + pos, len);
+      const ChunkRef ref{HashOf(piece), static_cast<uint32_t>(len)};
+      content.chunks.push_back(ref);
+      if (visit) visit(ref, content.size, piece);
+    }
     content.size += len;
     pos += len;
   }
-  content.sha256 = hasher != nullptr ? hasher->Finish() : whole.Finish();
+  if (hasher != nullptr) hasher->Finish();
+  CONVERGE_RETURN_IF_ERROR(status);
+  content.sha256 = ContentDigest(content.chunks);
   return content;
+}
+
+FileContent ChunkBytes(absl::string_view data, const ChunkParams& params) {
+  class Bytes : public ReadableFile {
+   public:
+    explicit Bytes(absl::string_view d) : d_(d) {}
+    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+      const absl::string_view part = offset >= d_.size() ? absl::string_view() : d_.substr(offset, n);
+      out->assign(part.data(), part.size());
+      return absl::OkStatus();
+    }
+    absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) override {
+      const absl::string_view part = offset >= d_.size() ? absl::string_view() : d_.substr(offset, n);
+      if (!part.empty()) memcpy(dst, part.data(), part.size());
+      return part.size();
+    }
+
+   private:
+    const absl::string_view d_;
+  } file(data);
+  absl::StatusOr<FileContent> content = ChunkFile(&file, params);
+  return content.ok() ? *std::move(content) : FileContent{};  // reading memory cannot fail
 }
 
 }  // namespace converge::engine

@@ -1,6 +1,7 @@
 // Chunker: cuts file content into content-defined chunks (FastCDC: a gear rolling hash with
-// normalized chunking and cut-point skipping) and hashes each chunk and the whole file
-// (SHA-256), in one sequential pass of big reads. An insert or delete moves the boundaries only
+// normalized chunking and cut-point skipping) and hashes each chunk (SHA-256), in one sequential
+// pass of big reads; for a large file the chunks are hashed on a second core while the next
+// ones are cut. The file's content hash is named from its chunk list (ContentDigest). An insert or delete moves the boundaries only
 // near the edit, so the rest of the file keeps its chunks (and the store and other devices
 // already have them).
 //
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/model.h"
 #include "engine/filesystem.h"
 
@@ -36,6 +38,9 @@ class FastCdc {
   // Cut returns the length of the chunk that starts at data[0]: a content-defined boundary, or
   // max_bytes, or n when n <= min_bytes (the rest of the input). `last` says data ends there.
   size_t Cut(const uint8_t* data, size_t n) const;
+  // CutOneByteAStep is the definition Cut computes faster (FastCDC's loop, one byte a step):
+  // every device must cut the same content at the same places, so tests hold Cut to it.
+  size_t CutOneByteAStep(const uint8_t* data, size_t n) const;
 
  private:
   const ChunkParams params_;
@@ -49,14 +54,18 @@ struct FileContent {
   std::vector<ChunkRef> chunks;  // empty for an empty file
 };
 
-// ChunkVisitor sees every chunk's bytes as it is cut (the engine uploads what the store lacks
-// without reading the file again).
-using ChunkVisitor = std::function<void(const ChunkRef& ref, uint64_t offset, const std::string& bytes)>;
+// ChunkVisitor sees every chunk's bytes once hashed, in file order (the engine uploads what the
+// store lacks without reading the file again). For a large file it runs on the hashing thread,
+// while ChunkFile's caller waits in ChunkFile.
+using ChunkVisitor = std::function<void(const ChunkRef& ref, uint64_t offset, absl::string_view bytes)>;
 
 // ChunkFile reads `file` to its end and returns its chunks and hashes; calls `visit` (if set)
 // for each chunk.
 absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params = ChunkParams{},
                                       const ChunkVisitor& visit = nullptr);
+
+// ChunkBytes chunks bytes in memory as ChunkFile chunks a file with the same content.
+FileContent ChunkBytes(absl::string_view data, const ChunkParams& params = ChunkParams{});
 
 }  // namespace converge::engine
 

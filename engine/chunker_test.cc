@@ -60,7 +60,7 @@ TEST(ChunkerTest, SizesStayInBoundsAndAverageNearTarget) {
   }
   EXPECT_EQ(total, data.size());
   EXPECT_EQ(c.size, data.size());
-  EXPECT_EQ(c.sha256, HashOf(data));
+  EXPECT_EQ(c.sha256, ContentDigest(c.chunks));
   const double avg = static_cast<double>(data.size()) / c.chunks.size();
   EXPECT_GT(avg, p.avg_bytes * 0.75) << c.chunks.size() << " chunks";
   EXPECT_LT(avg, p.avg_bytes * 1.5) << c.chunks.size() << " chunks";
@@ -123,19 +123,63 @@ TEST(ChunkerTest, SameContentCutsTheSameEverywhere) {
 }
 
 TEST(ChunkerTest, VisitorSeesEveryChunkInOrder) {
-  std::mt19937_64 rng(3);
-  const std::string data = Random(rng, 2 << 20);
-  MemoryFile f(data);
-  std::string rebuilt;
-  uint64_t next_offset = 0;
-  auto c = ChunkFile(&f, ChunkParams{}, [&](const ChunkRef& ref, uint64_t offset, const std::string& bytes) {
-    EXPECT_EQ(offset, next_offset);
-    EXPECT_EQ(HashOf(bytes), ref.sha256);
-    next_offset += bytes.size();
-    rebuilt += bytes;
-  });
+  // 2 MiB is cut and hashed in one thread; 40 MiB is hashed on a second one.
+  for (size_t mib : {2, 40}) {
+    std::mt19937_64 rng(3);
+    const std::string data = Random(rng, mib << 20);
+    MemoryFile f(data);
+    std::string rebuilt;
+    uint64_t next_offset = 0;
+    size_t visited = 0;
+    auto c = ChunkFile(&f, ChunkParams{}, [&](const ChunkRef& ref, uint64_t offset, absl::string_view bytes) {
+      EXPECT_EQ(offset, next_offset);
+      EXPECT_EQ(HashOf(bytes), ref.sha256);
+      next_offset += bytes.size();
+      rebuilt.append(bytes.data(), bytes.size());
+      ++visited;
+    });
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(rebuilt, data) << mib;
+    EXPECT_EQ(visited, c->chunks.size());
+    EXPECT_EQ(c->size, data.size());
+    EXPECT_EQ(c->sha256, ContentDigest(c->chunks));
+  }
+}
+
+TEST(ChunkerTest, ContentDigestOfOneChunkIsTheContentsHash) {
+  const std::string small = "a small file";
+  MemoryFile f(small);
+  auto c = ChunkFile(&f);
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(rebuilt, data);
+  ASSERT_EQ(c->chunks.size(), 1u);
+  EXPECT_EQ(c->sha256, HashOf(small));
+  MemoryFile empty("");
+  auto e = ChunkFile(&empty);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->sha256, HashOf(""));
+  // More chunks: the list is named, and any change of a digest or a length renames it.
+  std::vector<ChunkRef> list = {{HashOf("x"), 1}, {HashOf("y"), 1}};
+  const Digest named = ContentDigest(list);
+  EXPECT_NE(named, HashOf("xy"));
+  list[1].length = 2;
+  EXPECT_NE(ContentDigest(list), named);
+}
+
+TEST(ChunkerTest, TwoBytesAStepCutsWhereOneByteAStepWould) {
+  std::mt19937_64 rng(11);
+  const std::string data = Random(rng, 16 << 20);
+  const FastCdc cdc(ChunkParams{});
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(data.data());
+  size_t pos = 0;
+  size_t cuts = 0;
+  while (pos < data.size()) {
+    const size_t n = data.size() - pos;
+    const size_t got = cdc.Cut(bytes + pos, n);
+    EXPECT_EQ(got, cdc.CutOneByteAStep(bytes + pos, n)) << "at " << pos;
+    pos += got;
+    ++cuts;
+  }
+  EXPECT_GT(cuts, 40u);
 }
 
 }  // namespace

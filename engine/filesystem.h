@@ -4,6 +4,7 @@
 #ifndef CONVERGE_ENGINE_FILESYSTEM_H_
 #define CONVERGE_ENGINE_FILESYSTEM_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +42,15 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Read reads up to n bytes at offset into *out (fewer only at end of file).
   virtual absl::Status Read(uint64_t offset, size_t n, std::string* out) = 0;
+  // ReadInto reads up to n bytes at offset into dst and returns how many (fewer only at end of
+  // file): big sequential reads into the caller's buffer, with no copy on the way.
+  virtual absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) {
+    std::string bytes;
+    absl::Status s = Read(offset, n, &bytes);
+    if (!s.ok()) return s;
+    std::copy(bytes.begin(), bytes.end(), dst);
+    return bytes.size();
+  }
 };
 
 // A temp file in the engine's own area. Install makes it durable and renames it into place;

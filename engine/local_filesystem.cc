@@ -127,9 +127,15 @@ class LocalReadableFile : public ReadableFile {
   explicit LocalReadableFile(int fd) : fd_(fd) {}
   absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
     out->resize(n);
+    absl::StatusOr<size_t> done = ReadInto(offset, n, out->data());
+    if (!done.ok()) return done.status();
+    out->resize(*done);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) override {
     size_t done = 0;
     while (done < n) {
-      ssize_t r = pread(fd_.get(), out->data() + done, n - done, static_cast<off_t>(offset + done));
+      ssize_t r = pread(fd_.get(), dst + done, n - done, static_cast<off_t>(offset + done));
       if (r < 0) {
         if (errno == EINTR) continue;
         return Errno("read", "file");
@@ -137,8 +143,7 @@ class LocalReadableFile : public ReadableFile {
       if (r == 0) break;
       done += static_cast<size_t>(r);
     }
-    out->resize(done);
-    return absl::OkStatus();
+    return done;
   }
 
  private:

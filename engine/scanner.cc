@@ -232,7 +232,14 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
     if (st.kind == FileKind::kFile) {
       absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->OpenRead(path);
       if (!file.ok()) continue;  // vanished or unreadable: the next scan sees it again
-      absl::StatusOr<FileContent> content = ChunkFile(file->get(), params_);
+      ChunkVisitor visit;
+      if (chunk_sink_) {
+        const std::string& file_path = path;  // (a structured binding cannot be captured)
+        visit = [this, &file_path](const ChunkRef& ref, uint64_t offset, absl::string_view bytes) {
+          chunk_sink_(file_path, ref, offset, bytes);
+        };
+      }
+      absl::StatusOr<FileContent> content = ChunkFile(file->get(), params_, visit);
       ++result.files_hashed;
       if (!content.ok()) continue;
       // A file that changed while it was read is being written: take it on a later scan.

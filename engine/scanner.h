@@ -75,6 +75,13 @@ class Scanner {
   // that must replay exactly).
   void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
 
+  // ChunkSink sees every chunk of every file the scan reads, with its bytes, as it is hashed
+  // (the engine uploads what the store lacks from there: files are read once). For a large
+  // file it runs on the chunker's hashing thread while the scan waits for that file.
+  using ChunkSink =
+      std::function<void(const std::string& path, const ChunkRef& ref, uint64_t offset, absl::string_view bytes)>;
+  void set_chunk_sink(ChunkSink sink) { chunk_sink_ = std::move(sink); }
+
  private:
   // IgnoreRulesNow returns the rules of the folder's .convergeignore (none: nothing ignored),
   // read again only when the file changed.
@@ -89,6 +96,7 @@ class Scanner {
   Clock* const clock_;
   const ChunkParams params_;
   std::function<std::string()> new_file_id_;
+  ChunkSink chunk_sink_;
   LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
   IgnoreRules ignore_rules_;
 };

@@ -59,12 +59,6 @@ Metrics& M() {
   return *m;
 }
 
-struct ChunkLocation {
-  std::string path;
-  uint64_t offset;
-  uint32_t length;
-};
-
 }  // namespace
 
 const char* StateName(EngineStatus::State s) {
@@ -89,7 +83,7 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
       device_id_(std::move(device_id)),
       options_(options),
       scanner_(fs, index, clock, options.chunk_params),
-      applier_(fs, index, store, clock, device_id_) {
+      applier_(fs, index, store, clock, device_id_, options.chunk_params) {
   if (options_.new_file_id) scanner_.set_file_ids(options_.new_file_id);
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   status_.cursor = index_->cursor();
@@ -227,9 +221,154 @@ absl::Status SyncEngine::ApplySnapshot() {
   return applier_.ApplyCommit(snapshot);
 }
 
+namespace {
+
+// A scan uploads what it read in batches of this many bytes, while it goes on.
+constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
+
+// OldChunkAt: the chunk of `layout` (offset, digest; by offset) that covers `offset`.
+std::optional<Digest> OldChunkAt(const std::vector<std::pair<uint64_t, Digest>>& layout, uint64_t offset) {
+  auto it = std::upper_bound(layout.begin(), layout.end(), offset,
+                             [](uint64_t o, const auto& e) { return o < e.first; });
+  if (it == layout.begin()) return std::nullopt;
+  return std::prev(it)->second;
+}
+
+}  // namespace
+
+absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
+                                      absl::flat_hash_set<std::string>* unreadable) {
+  if (chunks.empty()) return absl::OkStatus();
+  absl::flat_hash_map<std::string, size_t> index_of;
+  std::vector<Digest> digests;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (index_of.emplace(DigestToBytes(chunks[i].sha256), i).second) digests.push_back(chunks[i].sha256);
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
+  absl::flat_hash_set<std::string> lacking;
+  for (const Digest& d : missing) lacking.insert(DigestToBytes(d));
+  for (const Digest& d : digests) {
+    if (!lacking.contains(DigestToBytes(d))) stored->insert(DigestToBytes(d));
+  }
+  if (missing.empty()) return absl::OkStatus();
+  // An edit of a chunk the store has: its signature, for an rsync delta against it.
+  std::vector<Digest> bases;
+  absl::flat_hash_set<std::string> asked_bases;
+  for (const Digest& d : missing) {
+    const OutgoingChunk& c = chunks[index_of[DigestToBytes(d)]];
+    if (c.base.has_value() && asked_bases.insert(DigestToBytes(*c.base)).second) bases.push_back(*c.base);
+  }
+  absl::flat_hash_map<std::string, Signature> signatures;
+  if (!bases.empty()) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Signature>> got = store_->Signatures(bases);
+    if (got.ok()) signatures = std::move(*got);  // without them, chunks go whole
+  }
+  uint64_t upload_total = 0;
+  for (const Digest& d : missing) upload_total += chunks[index_of[DigestToBytes(d)]].length;
+  StartTransfer("upload", upload_total);
+
+  size_t next = 0;
+  std::string open_path;
+  std::unique_ptr<ReadableFile> open_file;
+  absl::Status sent = store_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    while (next < missing.size()) {
+      const Digest& d = missing[next++];
+      OutgoingChunk& c = chunks[index_of[DigestToBytes(d)]];
+      std::string bytes = std::move(c.bytes);
+      if (bytes.empty()) {
+        // Not kept from the scan: read again; a file that changed since is left for the next scan.
+        if (c.path != open_path) {
+          open_path = c.path;
+          absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(c.path);
+          open_file = f.ok() ? std::move(*f) : nullptr;
+        }
+        upload_stats_.bytes_read_again += c.length;
+        if (open_file == nullptr || !open_file->Read(c.offset, c.length, &bytes).ok() || HashOf(bytes) != d) {
+          unreadable->insert(DigestToBytes(d));
+          continue;
+        }
+      }
+      out->sha256 = d;
+      out->delta = false;
+      std::string delta;
+      auto sig = c.base.has_value() ? signatures.find(DigestToBytes(*c.base)) : signatures.end();
+      if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
+      if (std::optional<std::string> z = CompressIfWorthIt(bytes)) {
+        out->encoding = ChunkEncoding::kZstd;
+        out->data = std::move(*z);
+      } else {
+        out->encoding = ChunkEncoding::kRaw;
+        out->data = std::move(bytes);
+      }
+      if (!delta.empty() && delta.size() * 10 < out->data.size() * 9) {
+        M().delta_saved->Add(out->data.size() - delta.size());
+        out->delta = true;
+        out->base = *c.base;
+        out->block_bytes = sig->second.block_bytes;
+        out->data = std::move(delta);
+      }
+      ++upload_stats_.chunks_uploaded;
+      upload_stats_.bytes_uploaded += out->data.size();
+      M().bytes_up->Add(out->data.size());
+      AddTransferred(c.length);
+      stored->insert(DigestToBytes(d));
+      return true;
+    }
+    return false;
+  });
+  EndTransfer();
+  if (!sent.ok()) {
+    for (const Digest& d : missing) stored->erase(DigestToBytes(d));  // not known to have arrived
+  }
+  return sent;
+}
+
+void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const ChunkRef& ref, uint64_t offset,
+                                  absl::string_view bytes) {
+  if (!u->status.ok()) return;
+  if (path != u->layout_path) {
+    // The previous version of this file: its chunks are stored (it is the store's version), and
+    // a changed chunk's base is the old chunk at its offset.
+    u->layout_path = path;
+    u->layout_chunks.clear();
+    u->layout.clear();
+    absl::StatusOr<std::optional<IndexEntry>> old = index_->Get(path);
+    if (old.ok() && old->has_value() && !(*old)->version.deleted && (*old)->version.kind == FileKind::kFile) {
+      uint64_t at = 0;
+      for (const ChunkRef& c : (*old)->version.chunks) {
+        u->layout_chunks.insert(DigestToBytes(c.sha256));
+        u->layout.emplace_back(at, c.sha256);
+        at += c.length;
+      }
+    }
+  }
+  const std::string key = DigestToBytes(ref.sha256);
+  if (u->layout_chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
+  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, OldChunkAt(u->layout, offset), std::string(bytes), path, offset});
+  u->pending_bytes += ref.length;
+  if (u->pending_bytes >= kScanUploadBatchBytes) u->status = FlushScanUploads(u);
+}
+
+absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
+  std::vector<OutgoingChunk> batch;
+  batch.swap(u->pending);
+  u->pending_bytes = 0;
+  u->queued.clear();
+  return UploadChunks(std::move(batch), &u->stored, &u->unreadable);
+}
+
 absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {
   const absl::Time started = clock_->Now();
-  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan());
+  // The files the scan reads go to the store as they are read (once), batch by batch.
+  ScanUploads uploads;
+  scanner_.set_chunk_sink([this, &uploads](const std::string& path, const ChunkRef& ref, uint64_t offset,
+                                           absl::string_view bytes) {
+    CollectScanChunk(&uploads, path, ref, offset, bytes);
+  });
+  absl::StatusOr<ScanResult> scanned = paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan();
+  scanner_.set_chunk_sink(nullptr);
+  CONVERGE_RETURN_IF_ERROR(uploads.status);
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
   if (!paths.has_value()) {
     // A full scan finds every case collision again (a renamed one is gone).
     absl::MutexLock lock(&status_mu_);
@@ -250,25 +389,23 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
                scan.files_hashed, scan.changes.size(), absl::FormatDuration(scan_stats_.last_duration));
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   if (scan.changes.empty()) return absl::OkStatus();
+  CONVERGE_RETURN_IF_ERROR(FlushScanUploads(&uploads));
 
-  // Where each chunk can be read from, and which changes need it. Chunks of a file's previous
-  // version are stored already (that version is the store's current one): not asked about.
-  // A new chunk's base is the previous version's chunk at its offset: if the store has it, an
-  // edit uploads as an rsync delta against it.
-  absl::flat_hash_map<std::string, ChunkLocation> where;
-  absl::flat_hash_map<std::string, Digest> base_of;  // new chunk -> old chunk at its offset
-  std::vector<Digest> digests;
+  // Any chunk of a change not uploaded from the scan (normally none) is read again from its
+  // file. Chunks of a file's previous version are stored already (that version is the store's
+  // current one): not asked about; a moved file's are those of the entry it was moved from.
+  std::vector<OutgoingChunk> leftovers;
+  absl::flat_hash_set<std::string> listed;
   for (const LocalChange& c : scan.changes) {
     if (c.version.chunks.empty()) continue;
-    absl::flat_hash_set<std::string> stored;
+    absl::flat_hash_set<std::string> previous;
     std::vector<std::pair<uint64_t, Digest>> old_layout;
-    // A moved file's chunks are those of the entry it was moved from.
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old,
                               index_->Get(c.moved_from.empty() ? c.version.path : c.moved_from));
     if (old.has_value() && !old->version.deleted && old->version.kind == FileKind::kFile) {
       uint64_t offset = 0;
       for (const ChunkRef& ref : old->version.chunks) {
-        stored.insert(DigestToBytes(ref.sha256));
+        previous.insert(DigestToBytes(ref.sha256));
         old_layout.emplace_back(offset, ref.sha256);
         offset += ref.length;
       }
@@ -276,82 +413,16 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
-      if (!stored.contains(key) && where.emplace(key, ChunkLocation{c.version.path, offset, ref.length}).second) {
-        digests.push_back(ref.sha256);
-        auto it = std::upper_bound(old_layout.begin(), old_layout.end(), offset,
-                                   [](uint64_t o, const auto& e) { return o < e.first; });
-        if (it != old_layout.begin()) base_of.emplace(key, std::prev(it)->second);
+      if (!previous.contains(key) && !uploads.stored.contains(key) && !uploads.unreadable.contains(key) &&
+          listed.insert(key).second) {
+        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, OldChunkAt(old_layout, offset), "", c.version.path,
+                                          offset});
       }
       offset += ref.length;
     }
   }
-  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
-  std::vector<Digest> bases;
-  absl::flat_hash_set<std::string> asked_bases;
-  for (const Digest& d : missing) {
-    auto b = base_of.find(DigestToBytes(d));
-    if (b != base_of.end() && asked_bases.insert(DigestToBytes(b->second)).second) bases.push_back(b->second);
-  }
-  absl::flat_hash_map<std::string, Signature> signatures;
-  if (!bases.empty()) {
-    absl::StatusOr<absl::flat_hash_map<std::string, Signature>> got = store_->Signatures(bases);
-    if (got.ok()) signatures = std::move(*got);  // without them, chunks go whole
-  }
-  uint64_t upload_total = 0;
-  for (const Digest& d : missing) upload_total += where[DigestToBytes(d)].length;
-  StartTransfer("upload", upload_total);
-
-  // Upload what the store lacks, re-reading it from the files; a file that changed since the
-  // scan is left for the next scan.
-  absl::flat_hash_set<std::string> unreadable;  // digests whose bytes could not be produced
-  size_t next = 0;
-  std::string open_path;
-  std::unique_ptr<ReadableFile> open_file;
-  CONVERGE_RETURN_IF_ERROR(store_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
-    while (next < missing.size()) {
-      const Digest& d = missing[next++];
-      const ChunkLocation& loc = where[DigestToBytes(d)];
-      if (loc.path != open_path) {
-        open_path = loc.path;
-        absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(loc.path);
-        open_file = f.ok() ? std::move(*f) : nullptr;
-      }
-      std::string bytes;
-      if (open_file == nullptr || !open_file->Read(loc.offset, loc.length, &bytes).ok() ||
-          HashOf(bytes) != d) {
-        unreadable.insert(DigestToBytes(d));
-        continue;
-      }
-      out->sha256 = d;
-      out->delta = false;
-      // An edit of a chunk the store has: an rsync delta against it, if that is much smaller.
-      std::string delta;
-      auto base = base_of.find(DigestToBytes(d));
-      auto sig = base == base_of.end() ? signatures.end() : signatures.find(DigestToBytes(base->second));
-      if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
-      if (std::optional<std::string> z = CompressIfWorthIt(bytes)) {
-        out->encoding = ChunkEncoding::kZstd;
-        out->data = std::move(*z);
-      } else {
-        out->encoding = ChunkEncoding::kRaw;
-        out->data = std::move(bytes);
-      }
-      if (!delta.empty() && delta.size() * 10 < out->data.size() * 9) {
-        M().delta_saved->Add(out->data.size() - delta.size());
-        out->delta = true;
-        out->base = base->second;
-        out->block_bytes = sig->second.block_bytes;
-        out->data = std::move(delta);
-      }
-      ++upload_stats_.chunks_uploaded;
-      upload_stats_.bytes_uploaded += out->data.size();
-      M().bytes_up->Add(out->data.size());
-      AddTransferred(loc.length);
-      return true;
-    }
-    return false;
-  }));
-  EndTransfer();
+  CONVERGE_RETURN_IF_ERROR(UploadChunks(std::move(leftovers), &uploads.stored, &uploads.unreadable));
+  const absl::flat_hash_set<std::string>& unreadable = uploads.unreadable;
 
   std::vector<LocalChange> ready;
   for (LocalChange& c : scan.changes) {

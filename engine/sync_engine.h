@@ -95,6 +95,8 @@ struct UploadStats {
   uint64_t files_committed = 0;
   uint64_t chunks_uploaded = 0;
   uint64_t bytes_uploaded = 0;
+  // Bytes of chunks read from their files a second time (the scan's own copy was not at hand).
+  uint64_t bytes_read_again = 0;
 };
 
 class SyncEngine {
@@ -176,6 +178,39 @@ class SyncEngine {
   // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
   // the log this device still needed), deleting what the table no longer has.
   absl::Status ApplySnapshot();
+  // A chunk to upload if the store lacks it.
+  struct OutgoingChunk {
+    Digest sha256{};
+    uint32_t length = 0;
+    std::optional<Digest> base;  // the old chunk at its offset: an edit may go as a delta on it
+    std::string bytes;           // as the scan hashed them; empty: read again at path/offset
+    std::string path;
+    uint64_t offset = 0;
+  };
+  // UploadChunks asks the store which of `chunks` it lacks and sends those (zstd when that
+  // pays, an rsync delta against `base` when much smaller). A chunk read again whose bytes no
+  // longer match goes to `unreadable` (its file changed since the scan). Every other digest
+  // goes to `stored`: the store has it now.
+  absl::Status UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
+                            absl::flat_hash_set<std::string>* unreadable);
+  // What a scan's chunk sink collects: chunks of the files being read, uploaded in batches of
+  // kScanUploadBatchBytes while the scan goes on.
+  struct ScanUploads {
+    std::vector<OutgoingChunk> pending;
+    uint64_t pending_bytes = 0;
+    absl::flat_hash_set<std::string> queued;  // digests in pending
+    absl::flat_hash_set<std::string> stored;  // digests the store has now
+    absl::flat_hash_set<std::string> unreadable;
+    // The previous version of the file being read: its chunks (stored) and their offsets.
+    std::string layout_path;
+    absl::flat_hash_set<std::string> layout_chunks;
+    std::vector<std::pair<uint64_t, Digest>> layout;
+    absl::Status status;
+  };
+  void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
+                        absl::string_view bytes);
+  absl::Status FlushScanUploads(ScanUploads* uploads);
+
   // CommitBatch commits one batch of scanned changes and records them in the index.
   // A batch the store refuses for a case collision is committed again without the colliding
   // names, which stay local (EngineStatus::case_collisions).

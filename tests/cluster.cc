@@ -18,6 +18,7 @@
 #include "common/sha256.h"
 #include "common/tls.h"
 #include "common/status_macros.h"
+#include "engine/chunker.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
 
@@ -27,16 +28,28 @@ namespace {
 constexpr char kToken[] = "e2e-admin-token";
 constexpr char kServiceToken[] = "e2e-service-token";
 
+// HashFile names a file's content as the store does (ContentDigest of its chunks; the chunker
+// is held to its one-byte-a-step definition and to the content by engine/chunker_test).
 absl::StatusOr<std::string> HashFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(path);
-  Sha256 h;
-  std::string buf(1 << 20, '\0');
-  while (in) {
-    in.read(buf.data(), buf.size());
-    h.Update(absl::string_view(buf.data(), static_cast<size_t>(in.gcount())));
-  }
-  return DigestToHex(h.Finish());
+  class StreamFile : public engine::ReadableFile {
+   public:
+    explicit StreamFile(const std::string& path) : in_(path, std::ios::binary) {}
+    bool ok() const { return static_cast<bool>(in_); }
+    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+      out->resize(n);
+      in_.clear();
+      in_.seekg(static_cast<std::streamoff>(offset));
+      in_.read(out->data(), static_cast<std::streamsize>(n));
+      out->resize(static_cast<size_t>(in_.gcount()));
+      return absl::OkStatus();
+    }
+
+   private:
+    std::ifstream in_;
+  } file(path);
+  if (!file.ok()) return absl::NotFoundError(path);
+  CONVERGE_ASSIGN_OR_RETURN(engine::FileContent content, engine::ChunkFile(&file));
+  return DigestToHex(content.sha256);
 }
 
 }  // namespace

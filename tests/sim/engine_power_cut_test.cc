@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/sha256.h"
+#include "engine/chunker.h"
 #include "engine/sync_engine.h"
 #include "gtest/gtest.h"
 #include "tests/sim/sim_device.h"
@@ -21,9 +22,11 @@
 namespace converge::sim {
 namespace {
 
+const engine::ChunkParams kChunkParams{1024, 4096, 16384};
+
 engine::EngineOptions Options() {
   engine::EngineOptions eo;
-  eo.chunk_params = engine::ChunkParams{1024, 4096, 16384};
+  eo.chunk_params = kChunkParams;
   return eo;
 }
 
@@ -60,7 +63,7 @@ Outcome CutEverywhere(const std::map<std::string, std::string>& before, const st
     std::set<Digest> good;
     for (const auto& [p, c] : before) {
       EXPECT_TRUE(a.fs().UserWrite(p, c).ok());
-      good.insert(HashOf(c));
+      good.insert(engine::ChunkBytes(c, kChunkParams).sha256);
     }
     EXPECT_TRUE(a.engine().SyncOnce().ok());
     clock.Advance(absl::Seconds(5));
@@ -68,7 +71,7 @@ Outcome CutEverywhere(const std::map<std::string, std::string>& before, const st
     clock.Advance(absl::Seconds(5));
     for (const auto& [p, c] : after) {
       EXPECT_TRUE(a.fs().UserWrite(p, c).ok());
-      good.insert(HashOf(c));
+      good.insert(engine::ChunkBytes(c, kChunkParams).sha256);
     }
     EXPECT_TRUE(a.engine().SyncOnce().ok());
     clock.Advance(absl::Seconds(5));

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/sha256.h"
+#include "engine/chunker.h"
 #include "engine/sync_engine.h"
 #include "tests/sim/sim_device.h"
 #include "tests/sim/sim_store.h"
@@ -50,6 +51,7 @@ std::string SimTotals::Summary() const {
 
 namespace {
 
+const engine::ChunkParams kChunkParams{256, 1024, 4096};
 
 struct Device {
   std::unique_ptr<SimDevice> sim;
@@ -162,7 +164,7 @@ class Run {
   static engine::EngineOptions EngineOptionsFor(Device* d) {
     engine::EngineOptions eo;
     // Small chunks, so that files of a few KiB have several and edits reuse some.
-    eo.chunk_params = engine::ChunkParams{256, 1024, 4096};
+    eo.chunk_params = kChunkParams;
     eo.new_file_id = [d]() {
       std::string id = absl::StrCat(d->sim->id(), "-", d->next_file_id++);
       id.resize(kFileIdBytes, '.');
@@ -183,7 +185,7 @@ class Run {
     std::map<std::string, std::string> snap = d.sim->fs().Snapshot();
     std::map<Digest, std::string> where;
     for (const auto& [p, c] : snap) {
-      if (c != "/") where.emplace(HashOf(c), p);
+      if (c != "/") where.emplace(engine::ChunkBytes(c, kChunkParams).sha256, p);
     }
     std::map<std::string, std::string> now;
     for (const auto& [p, c] : d.current) {
@@ -192,7 +194,7 @@ class Run {
         now[p] = c;
         continue;
       }
-      const Digest h = HashOf(c);
+      const Digest h = engine::ChunkBytes(c, kChunkParams).sha256;
       auto moved = where.find(h);
       if (moved != where.end()) {
         now[moved->second] = c;
@@ -386,12 +388,12 @@ class Run {
     std::set<Digest> kept = history_;
     std::map<std::string, std::string> final_files = devices_[0]->sim->fs().Snapshot();
     for (const auto& [p, c] : final_files) {
-      if (c != "/") kept.insert(HashOf(c));
+      if (c != "/") kept.insert(engine::ChunkBytes(c, kChunkParams).sha256);
       if (absl::StrContains(p, " (conflict ")) ++totals_->conflict_copies;
     }
     for (auto& d : devices_) {
       for (const auto& [p, c] : d->current) {
-        if (!kept.count(HashOf(c))) {
+        if (!kept.count(engine::ChunkBytes(c, kChunkParams).sha256)) {
           return absl::StrCat("lost: ", d->sim->id(), "'s write of ", p, " (", c.substr(0, 40),
                               "...) is neither in the folders nor in the store's history; final folder:\n",
                               Show(final_files));

@@ -1,0 +1,68 @@
+// The engine reads a file once to upload it: the scan's chunks go to the store as they are
+// hashed, in batches, and only the chunks the store lacks travel.
+#include <random>
+#include <string>
+
+#include "common/clock.h"
+#include "engine/chunker.h"
+#include "engine/sync_engine.h"
+#include "gtest/gtest.h"
+#include "tests/sim/sim_device.h"
+
+namespace converge::sim {
+namespace {
+
+std::string Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    const uint64_t v = rng();
+    memcpy(&s[i], &v, 8);
+  }
+  return s;
+}
+
+TEST(EngineUploadTest, AFileIsReadOnceAndOnlyWhatTheStoreLacksTravels) {
+  FakeClock clock;
+  auto store = SimStore::Create(&clock, {"a", "b"});
+  ASSERT_TRUE(store.ok());
+  SimDevice a("a", &clock, store->get(), engine::EngineOptions{});
+  SimDevice b("b", &clock, store->get(), engine::EngineOptions{});
+  ASSERT_TRUE(a.Start().ok());
+  ASSERT_TRUE(b.Start().ok());
+
+  // 72 MiB: hashed on the chunker's second thread, uploaded in three batches during the scan.
+  const std::string big = Random(72 << 20, 1);
+  const engine::FileContent chunks = engine::ChunkBytes(big);
+  ASSERT_TRUE(a.fs().UserWrite("big.bin", big).ok());
+  ASSERT_TRUE(a.engine().SyncOnce().ok());
+  EXPECT_EQ(a.engine().upload_stats().bytes_read_again, 0u);
+  EXPECT_EQ(a.engine().upload_stats().chunks_uploaded, chunks.chunks.size());
+  for (const ChunkRef& c : chunks.chunks) {
+    absl::StatusOr<bool> has = (*store)->chunks()->Has(SimStore::kOwner, c.sha256);
+    ASSERT_TRUE(has.ok());
+    EXPECT_TRUE(*has);
+  }
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(b.engine().SyncOnce().ok());
+  EXPECT_EQ(b.fs().Snapshot()["big.bin"], big);
+
+  // 1 MiB overwritten in the middle: the chunks around it travel, nothing else, nothing twice.
+  std::string edited = big;
+  const std::string patch = Random(1 << 20, 2);
+  edited.replace(36 << 20, patch.size(), patch);
+  const uint64_t before = a.engine().upload_stats().chunks_uploaded;
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(a.fs().UserWrite("big.bin", edited).ok());
+  ASSERT_TRUE(a.engine().SyncOnce().ok());
+  const uint64_t sent = a.engine().upload_stats().chunks_uploaded - before;
+  EXPECT_GE(sent, 2u);
+  EXPECT_LE(sent, 8u);  // 1 MiB of 256 KiB-mean chunks, and its two edges
+  EXPECT_EQ(a.engine().upload_stats().bytes_read_again, 0u);
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(b.engine().SyncOnce().ok());
+  EXPECT_EQ(b.fs().Snapshot()["big.bin"], edited);
+}
+
+}  // namespace
+}  // namespace converge::sim
