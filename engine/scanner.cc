@@ -34,9 +34,12 @@ LocalChange MovedAway(const IndexEntry& e) {
 }  // namespace
 
 bool Trusted(const IndexEntry& entry) {
-  const int64_t window = absl::ToInt64Nanoseconds(kRacyWindow);
-  return entry.local.mtime_ns + window < entry.recorded_at_ns &&
-         entry.local.ctime_ns + window < entry.recorded_at_ns;
+  // A write after the stat was taken sets mtime to the time of that write: it shows unless the
+  // recorded mtime was already that recent (a write in the same clock tick keeps it). A recent
+  // ctime alone (a file the applier just installed with its version's mtime, one renamed or
+  // chmod'ed just now) does not hide a later write: its mtime moves. Only a writer that puts
+  // the old mtime back within the same tick would go unseen.
+  return entry.local.mtime_ns + absl::ToInt64Nanoseconds(kRacyWindow) < entry.recorded_at_ns;
 }
 
 bool RenamedFrom(const IndexEntry& e, const LocalStat& st) {

@@ -46,7 +46,7 @@ struct ScanResult {
   int64_t scanned_at_ns = 0;
 };
 
-// Stats whose mtime or ctime are this close to when they were recorded are re-read.
+// Stats whose mtime is this close to when they were recorded are re-read.
 inline constexpr absl::Duration kRacyWindow = absl::Milliseconds(50);
 
 // Trusted reports whether `entry.local` can stand for the file's content without reading it.
