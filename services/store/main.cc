@@ -3,6 +3,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/logging.h"
+#include "common/memory_trim.h"
 #include "common/service_main.h"
 #include "services/store/store_server.h"
 
@@ -35,5 +36,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*store)->db()->ExportMetrics();
+  converge::MemoryTrimmer trim(absl::Seconds(5));  // chunk buffers freed on gRPC threads
   return converge::ServeUntilSignal("converge-store", {(*store)->service()});
 }
