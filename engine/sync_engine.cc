@@ -226,15 +226,27 @@ namespace {
 // A scan uploads what it read in batches of this many bytes, while it goes on.
 constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
 
-// OldChunkAt: the chunk of `layout` (offset, digest; by offset) that covers `offset`.
-std::optional<Digest> OldChunkAt(const std::vector<std::pair<uint64_t, Digest>>& layout, uint64_t offset) {
-  auto it = std::upper_bound(layout.begin(), layout.end(), offset,
+}  // namespace
+
+std::optional<Digest> SyncEngine::ChunkLayout::At(uint64_t offset) const {
+  auto it = std::upper_bound(starts.begin(), starts.end(), offset,
                              [](uint64_t o, const auto& e) { return o < e.first; });
-  if (it == layout.begin()) return std::nullopt;
+  if (it == starts.begin()) return std::nullopt;
   return std::prev(it)->second;
 }
 
-}  // namespace
+absl::StatusOr<SyncEngine::ChunkLayout> SyncEngine::LayoutOf(const std::string& path) {
+  ChunkLayout out;
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(path));
+  if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile) return out;
+  uint64_t at = 0;
+  for (const ChunkRef& c : old->version.chunks) {
+    out.chunks.insert(DigestToBytes(c.sha256));
+    out.starts.emplace_back(at, c.sha256);
+    at += c.length;
+  }
+  return out;
+}
 
 absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
                                       absl::flat_hash_set<std::string>* unreadable) {
@@ -329,22 +341,17 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
   if (path != u->layout_path) {
     // The previous version of this file: its chunks are stored (it is the store's version), and
     // a changed chunk's base is the old chunk at its offset.
-    u->layout_path = path;
-    u->layout_chunks.clear();
-    u->layout.clear();
-    absl::StatusOr<std::optional<IndexEntry>> old = index_->Get(path);
-    if (old.ok() && old->has_value() && !(*old)->version.deleted && (*old)->version.kind == FileKind::kFile) {
-      uint64_t at = 0;
-      for (const ChunkRef& c : (*old)->version.chunks) {
-        u->layout_chunks.insert(DigestToBytes(c.sha256));
-        u->layout.emplace_back(at, c.sha256);
-        at += c.length;
-      }
+    absl::StatusOr<ChunkLayout> layout = LayoutOf(path);
+    if (!layout.ok()) {
+      u->status = layout.status();
+      return;
     }
+    u->layout_path = path;
+    u->layout = std::move(*layout);
   }
   const std::string key = DigestToBytes(ref.sha256);
-  if (u->layout_chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
-  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, OldChunkAt(u->layout, offset), std::string(bytes), path, offset});
+  if (u->layout.chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
+  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->layout.At(offset), std::string(bytes), path, offset});
   u->pending_bytes += ref.length;
   if (u->pending_bytes >= kScanUploadBatchBytes) u->status = FlushScanUploads(u);
 }
@@ -398,25 +405,13 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   absl::flat_hash_set<std::string> listed;
   for (const LocalChange& c : scan.changes) {
     if (c.version.chunks.empty()) continue;
-    absl::flat_hash_set<std::string> previous;
-    std::vector<std::pair<uint64_t, Digest>> old_layout;
-    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old,
-                              index_->Get(c.moved_from.empty() ? c.version.path : c.moved_from));
-    if (old.has_value() && !old->version.deleted && old->version.kind == FileKind::kFile) {
-      uint64_t offset = 0;
-      for (const ChunkRef& ref : old->version.chunks) {
-        previous.insert(DigestToBytes(ref.sha256));
-        old_layout.emplace_back(offset, ref.sha256);
-        offset += ref.length;
-      }
-    }
+    CONVERGE_ASSIGN_OR_RETURN(ChunkLayout previous, LayoutOf(c.moved_from.empty() ? c.version.path : c.moved_from));
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
-      if (!previous.contains(key) && !uploads.stored.contains(key) && !uploads.unreadable.contains(key) &&
+      if (!previous.chunks.contains(key) && !uploads.stored.contains(key) && !uploads.unreadable.contains(key) &&
           listed.insert(key).second) {
-        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, OldChunkAt(old_layout, offset), "", c.version.path,
-                                          offset});
+        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.At(offset), "", c.version.path, offset});
       }
       offset += ref.length;
     }

@@ -178,6 +178,14 @@ class SyncEngine {
   // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
   // the log this device still needed), deleting what the table no longer has.
   absl::Status ApplySnapshot();
+  // The chunks of the synced version at a path (the store has them all), and where each starts.
+  struct ChunkLayout {
+    absl::flat_hash_set<std::string> chunks;
+    std::vector<std::pair<uint64_t, Digest>> starts;  // by offset
+    // The old chunk covering `offset`: a new chunk there may go as a delta against it.
+    std::optional<Digest> At(uint64_t offset) const;
+  };
+  absl::StatusOr<ChunkLayout> LayoutOf(const std::string& path);
   // A chunk to upload if the store lacks it.
   struct OutgoingChunk {
     Digest sha256{};
@@ -201,10 +209,9 @@ class SyncEngine {
     absl::flat_hash_set<std::string> queued;  // digests in pending
     absl::flat_hash_set<std::string> stored;  // digests the store has now
     absl::flat_hash_set<std::string> unreadable;
-    // The previous version of the file being read: its chunks (stored) and their offsets.
+    // The previous version of the file being read.
     std::string layout_path;
-    absl::flat_hash_set<std::string> layout_chunks;
-    std::vector<std::pair<uint64_t, Digest>> layout;
+    ChunkLayout layout;
     absl::Status status;
   };
   void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,

@@ -303,8 +303,12 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
                                    "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
   argv.insert(argv.end(), options_.engine_args.begin(), options_.engine_args.end());
   argv.insert(argv.begin(), options_.engine_wrapper.begin(), options_.engine_wrapper.end());
-  return ChildProcess::Start(argv, logs_ + "/engine-" + name + ".log");
+  return ChildProcess::Start(argv, EngineLogPath(name));
 }
+
+std::string Cluster::EngineLogPath(const std::string& name) const { return logs_ + "/engine-" + name + ".log"; }
+
+std::string Cluster::EngineLog(int engine) const { return ReadFile(EngineLogPath(names_.at(engine))); }
 
 absl::StatusOr<std::string> Cluster::EngineMetrics(int engine) {
   CONVERGE_ASSIGN_OR_RETURN(

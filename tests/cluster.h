@@ -132,6 +132,8 @@ class Cluster {
   // The address of store shard `shard` (separate services only).
   std::string store_address(int shard) const { return "127.0.0.1:" + std::to_string(store_ports_.at(shard)); }
   const std::string& logs_dir() const { return logs_; }
+  // EngineLog returns what engine `engine` has logged so far.
+  std::string EngineLog(int engine) const;
 
   // SnapshotFolder reads a folder (without the engine's state dir).
   static absl::StatusOr<Snapshot> SnapshotFolder(const std::string& folder);
@@ -143,6 +145,7 @@ class Cluster {
   absl::Status WaitConverged(absl::Duration timeout);
 
  private:
+  std::string EngineLogPath(const std::string& name) const;
   explicit Cluster(ClusterOptions options) : options_(std::move(options)) {}
   absl::StatusOr<std::unique_ptr<ChildProcess>> SpawnEngine(const std::string& name, const EngineIdentity& id);
 

@@ -323,8 +323,8 @@ TEST_F(E2eFaultsTest, FullDisksLoseNothing) {
   // The store writes chunks in batches of up to 8 MiB (plus RocksDB's own files): a batch that
   // does not fit is refused whole, so a full store disk can still show most of a batch free.
   EXPECT_LT(store_free, 10u << 20) << "the store's disk never filled";
-  const std::string a_log = ReadFile(cluster_->logs_dir() + "/engine-" + cluster_->name(0) + ".log");
-  const std::string c_log = ReadFile(cluster_->logs_dir() + "/engine-" + cluster_->name(2) + ".log");
+  const std::string a_log = cluster_->EngineLog(0);
+  const std::string c_log = cluster_->EngineLog(2);
   EXPECT_TRUE(absl::StrContains(a_log, "No space") || absl::StrContains(c_log, "No space"))
       << "no upload was refused for a full store disk; logs in " << cluster_->logs_dir();
   EXPECT_LT(b_free, 1u << 20) << "b's disk never filled";

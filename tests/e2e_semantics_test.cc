@@ -84,7 +84,7 @@ class E2eSemanticsTest : public ::testing::Test {
     return status.substr(start, status.find('"', start) - start);
   }
 
-  std::string EngineLog(int engine) { return ReadFile(cluster_->logs_dir() + "/engine-" + cluster_->name(engine) + ".log"); }
+  std::string EngineLog(int engine) { return cluster_->EngineLog(engine); }
 
   std::unique_ptr<Cluster> cluster_;
 };

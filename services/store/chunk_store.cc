@@ -190,17 +190,15 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
   std::vector<std::pair<const ChunkData*, uint64_t>> checked;  // chunk, raw size
   for (const ChunkData& c : chunks) {
     // Raw bytes are checked where they are; zstd ones once decoded.
-    absl::StatusOr<std::string> decoded;
+    std::string decoded;
     if (c.encoding != ChunkEncoding::kRaw) {
-      decoded = Decode(c.encoding, c.data);
-      if (!decoded.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("chunk ", DigestToHex(c.sha256), ": ", decoded.status().message()));
+      absl::StatusOr<std::string> d = Decode(c.encoding, c.data);
+      if (!d.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), ": ", d.status().message()));
       }
-    } else {
-      decoded = std::string();
+      decoded = std::move(*d);
     }
-    const absl::string_view raw = c.encoding == ChunkEncoding::kRaw ? absl::string_view(c.data) : *decoded;
+    const absl::string_view raw = c.encoding == ChunkEncoding::kRaw ? absl::string_view(c.data) : decoded;
     if (raw.empty() || raw.size() > kMaxChunkBytes) {
       return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), " has ",
                                                      raw.size(), " bytes, outside (0, ",

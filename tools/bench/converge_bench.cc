@@ -420,28 +420,12 @@ int Chunking() {
     first = false;
   }
   // The engine's own path: ChunkFile (read, cut, chunk hashes on a second core, content digest).
-  class MemoryFile : public converge::engine::ReadableFile {
-   public:
-    explicit MemoryFile(const std::string& d) : d_(d) {}
-    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
-      out->assign(offset >= d_.size() ? "" : d_.substr(offset, n));
-      return absl::OkStatus();
-    }
-    absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) override {  // like pread
-      const size_t got = offset >= d_.size() ? 0 : std::min<size_t>(n, d_.size() - offset);
-      memcpy(dst, d_.data() + offset, got);
-      return got;
-    }
-
-   private:
-    const std::string& d_;
-  } file(data);
   t = absl::Now();
   const double cpu0 = CpuSeconds();
-  absl::StatusOr<converge::engine::FileContent> content = converge::engine::ChunkFile(&file);
+  const converge::engine::FileContent content = converge::engine::ChunkBytes(data);  // ChunkFile over memory
   const double chunkfile = rate(absl::Now() - t);
   const double chunkfile_cpu = mb / (CpuSeconds() - cpu0);  // per core-second
-  if (!content.ok() || content->size != data.size() || content->sha256 != converge::ContentDigest(content->chunks)) {
+  if (content.size != data.size() || content.sha256 != converge::ContentDigest(content.chunks)) {
     return 1;
   }
   printf("], \"chunkfile_mb_per_s\": %.0f, \"chunkfile_mb_per_cpu_s\": %.0f, \"whole_sha256\": \"%s\"}\n",
