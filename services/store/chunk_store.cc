@@ -30,6 +30,8 @@ absl::StatusOr<uint64_t> ChunkStore::ReadCounter(const std::string& key) {
 
 absl::Status ChunkStore::Adopt(const std::string& owner, const std::vector<Digest>& digests) {
   absl::MutexLock lock(&owner_mu_);
+  // The holds below go to the WAL: the chunk bytes they name must not be lost behind them.
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->MakeUnloggedDurable(), "flush chunks"));
   rocksdb::WriteBatch batch;
   absl::flat_hash_set<std::string> seen;
   uint64_t added = 0;
@@ -59,9 +61,7 @@ absl::StatusOr<uint64_t> ChunkStore::SetQuota(const std::string& owner, uint64_t
   absl::MutexLock lock(&owner_mu_);
   std::string v;
   PutFixed64BE(&v, quota_bytes);
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  absl::Status s = RocksStatus(db_->Checked(db_->db()->Put(sync, StoreDb::QuotaKey(owner), v)), "write quota");
+  absl::Status s = RocksStatus(db_->PutSynced(StoreDb::QuotaKey(owner), v), "write quota");
   if (!s.ok()) return s;
   return ReadCounter(StoreDb::UsageKey(owner));
 }
@@ -164,15 +164,14 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
     PutFixed64BE(&v, used > bytes ? used - bytes : 0);
     batch.Put(StoreDb::UsageKey(owner), v);
   }
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "sweep chunks"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "sweep chunks"));
   return result;
 }
 
 namespace {
 
 constexpr char kRawTag = static_cast<char>(0xC0);
+constexpr uint64_t kUnloggedBatchBytes = 4 << 20;
 constexpr char kZstdTag = static_cast<char>(0xC1);
 
 absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view payload) {
@@ -213,6 +212,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
   }
   absl::MutexLock lock(&owner_mu_);
   uint64_t added = 0;
+  uint64_t content_bytes = 0;  // chunk bytes new to the store
   absl::flat_hash_set<std::string> in_batch;
   for (const auto& [c, raw_size] : checked) {
     if (!in_batch.insert(DigestToBytes(c->sha256)).second) continue;
@@ -225,6 +225,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
       const rocksdb::Slice key_part(key);
       const rocksdb::Slice value_parts[2] = {rocksdb::Slice(&tag, 1), rocksdb::Slice(c->data)};
       batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+      content_bytes += c->data.size();
     }
     absl::StatusOr<bool> owned = Has(owner, c->sha256);
     if (!owned.ok()) return owned.status();
@@ -247,6 +248,10 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     PutFixed64BE(&v, used + added);
     batch.Put(StoreDb::UsageKey(owner), v);
   }
+  // A large batch skips the WAL: its bytes are written once, into a blob file when flushed
+  // (StoreDb::WriteUnlogged), and the commit that references them pays one flush. Small ones
+  // go to the WAL as before, so a stream of small commits does not flush a memtable each.
+  if (content_bytes >= kUnloggedBatchBytes) return RocksStatus(db_->WriteUnlogged(&batch), "write chunks");
   return RocksStatus(db_->Checked(db_->db()->Write(rocksdb::WriteOptions(), &batch)), "write chunks");
 }
 

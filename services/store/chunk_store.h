@@ -53,8 +53,11 @@ class ChunkStore {
   // Put stores chunks after decoding each one and checking its raw bytes against its digest.
   // Returns InvalidArgument naming the first chunk that does not decode or match (and stores
   // none of the batch), or whose raw size is 0 or above kMaxChunkBytes. Compressed chunks are
-  // kept compressed. The write is not synced on its own: the synced commit that references the
-  // chunks makes them durable (same WAL). ResourceExhausted (and nothing stored) if the chunks
+  // kept compressed. The write is not synced: the synced commit that references the chunks makes
+  // them durable. A batch of 4 MiB or more skips the WAL (its bytes are written once, to a blob
+  // file, when their memtable is flushed) and that commit flushes them first
+  // (StoreDb::WriteSynced); a crash before then loses chunks nothing references yet, and the
+  // device uploads them again. ResourceExhausted (and nothing stored) if the chunks
   // new to `owner` would take it over its quota.
   absl::Status Put(const std::string& owner, const std::vector<ChunkData>& chunks);
 

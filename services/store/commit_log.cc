@@ -161,8 +161,6 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
     CONVERGE_RETURN_IF_ERROR(chunks_->Adopt(owner, referenced));
   }
   next.members.insert(members.begin(), members.end());
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
@@ -170,7 +168,7 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
     batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");  // a new namespace's (empty) index
     next.case_index_ready = true;
   }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write namespace"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
   if (current.ok()) {
     (*current)->members = std::move(next.members);
     (*current)->owner = next.owner;
@@ -306,9 +304,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   next.members = state->members;
   next.live_entries = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + live_delta));
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write commit"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write commit"));
   state->head_seq = commit.seq;
   state->live_entries = next.live_entries;
   // Approved deletions are settled: they do not count against the device's next ones.
@@ -327,9 +323,7 @@ absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceSt
       if (!v.deleted) batch.Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
     }));
     batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
-    s = db_->Checked(db_->db()->Write(sync, &batch));
+    s = db_->WriteSynced(&batch);
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "case index"));
   state->case_index_ready = true;
@@ -464,9 +458,8 @@ absl::Status CommitLog::UpdateCursorLocked(const std::string& ns, const std::str
     return RocksStatus(s, "read cursor");
   }
   change(&record);
-  rocksdb::WriteOptions options;
-  options.sync = sync;
-  return RocksStatus(db_->Checked(db_->db()->Put(options, key, EncodeCursor(record))), "write cursor");
+  if (sync) return RocksStatus(db_->PutSynced(key, EncodeCursor(record)), "write cursor");
+  return RocksStatus(db_->Checked(db_->db()->Put(rocksdb::WriteOptions(), key, EncodeCursor(record))), "write cursor");
 }
 
 void CommitLog::Touch(const std::string& ns, const std::string& device, const std::string& software_version) {
@@ -519,9 +512,7 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
         return absl::OkStatus();
       case HeldDelete::State::kRejected: {
         held.state = HeldDelete::State::kRestored;
-        rocksdb::WriteOptions sync;
-        sync.sync = true;
-        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
+        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeHeld(held)), "write held delete"));
         return MassDeleteRejectedError(id);
       }
       case HeldDelete::State::kPending:
@@ -541,9 +532,7 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
   held.live_entries = base;
   std::sort(deleted.begin(), deleted.end());
   held.sample.assign(deleted.begin(), deleted.begin() + std::min(deleted.size(), kHeldSample));
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeHeld(held)), "write held delete"));
   return MassDeleteHeldError(id, windowed, base);
 }
 
@@ -578,9 +567,7 @@ absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const s
   }
   held.state = approve ? HeldDelete::State::kApproved : HeldDelete::State::kRejected;
   held.resolved_at_unix_ms = absl::ToUnixMillis(clock_->Now());
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeHeld(held))), "write held delete"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeHeld(held)), "write held delete"));
   return held;
 }
 

@@ -42,9 +42,7 @@ absl::StatusOr<ConflictRecord> CommitLog::ResolveConflict(const std::string& ns,
   r.resolved = true;
   r.resolved_at_unix_ms = absl::ToUnixMillis(clock_->Now());
   r.resolved_by = by;
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Put(sync, key, EncodeConflict(r))), "resolve conflict"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeConflict(r)), "resolve conflict"));
   return r;
 }
 
@@ -182,9 +180,7 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
   PutFixed64BE(&record, through);
   PutFixed64BE(&record, dropped_through);
   batch.Put(StoreDb::CompactionKey(ns), record);
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write compaction"));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write compaction"));
   state->compacted_through = through;
   state->dropped_through = dropped_through;
   result.compacted_through = through;

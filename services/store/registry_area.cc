@@ -40,9 +40,7 @@ absl::Status RegistryArea::Write(const std::string& holder,
   rocksdb::WriteBatch batch;
   for (const auto& [key, value] : puts) batch.Put(AreaKey(key), value);
   for (const std::string& key : deletes) batch.Delete(AreaKey(key));
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  return RocksStatus(db_->Checked(db_->db()->Write(sync, &batch)), "write registry");
+  return RocksStatus(db_->WriteSynced(&batch), "write registry");
 }
 
 bool RegistryArea::Lock(const std::string& holder, absl::Duration lease) {

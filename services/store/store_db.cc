@@ -46,6 +46,42 @@ rocksdb::Status StoreDb::Checked(const rocksdb::Status& s) {
   _exit(75);
 }
 
+rocksdb::Status StoreDb::WriteUnlogged(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  rocksdb::Status s = Checked(db_->Write(unlogged, batch));
+  if (s.ok()) unlogged_writes_.fetch_add(1);
+  return s;
+}
+
+rocksdb::Status StoreDb::MakeUnloggedDurable() {
+  absl::MutexLock lock(&flush_mu_);
+  // Every write counted by now is in the memtables this flush takes (it was counted after it
+  // was applied); later ones are left to the next call.
+  const uint64_t covered = unlogged_writes_.load();
+  if (durable_unlogged_ >= covered) return rocksdb::Status::OK();
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  flush.allow_write_stall = true;
+  rocksdb::Status s = Checked(db_->Flush(flush));
+  if (s.ok()) durable_unlogged_ = covered;
+  return s;
+}
+
+rocksdb::Status StoreDb::WriteSynced(rocksdb::WriteBatch* batch) {
+  rocksdb::Status s = MakeUnloggedDurable();
+  if (!s.ok()) return s;
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return Checked(db_->Write(sync, batch));
+}
+
+rocksdb::Status StoreDb::PutSynced(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+  rocksdb::WriteBatch batch;
+  batch.Put(key, value);
+  return WriteSynced(&batch);
+}
+
 std::string StoreDb::ChunkKey(const Digest& d) {
   std::string k = "c";
   k.append(reinterpret_cast<const char*>(d.data()), d.size());

@@ -14,6 +14,10 @@
 
 #include <rocksdb/db.h>
 
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/rocksdb_status.h"
 #include "common/sha256.h"
 
@@ -41,6 +46,20 @@ class StoreDb {
   // it again: as PostgreSQL does after a failed fsync, the store recovers from what was durable
   // rather than trust a retried fsync. Nothing acknowledged is lost: the failed write was not.
   rocksdb::Status Checked(const rocksdb::Status& s);
+
+  // Chunk bytes are written once: WriteUnlogged skips the write-ahead log (the bytes reach disk
+  // when their memtable is flushed, into a blob file) instead of writing them to the WAL and
+  // again to a blob file. Unlogged writes are lost by a crash until flushed, so every synced
+  // write (WriteSynced, PutSynced: commits, the namespace and quota records, sweeps) first makes
+  // the unlogged writes before it durable (MakeUnloggedDurable: one memtable flush, none when
+  // there were no unlogged writes since the last). A commit can therefore never be durable while
+  // a chunk it references is not. All return Checked statuses.
+  rocksdb::Status WriteUnlogged(rocksdb::WriteBatch* batch);
+  rocksdb::Status MakeUnloggedDurable();
+  rocksdb::Status WriteSynced(rocksdb::WriteBatch* batch);
+  rocksdb::Status PutSynced(const rocksdb::Slice& key, const rocksdb::Slice& value);
+  uint64_t unlogged_writes() const { return unlogged_writes_.load(); }
+
   // set_on_unrecoverable replaces the exit (tests that cut the power, and throw the database
   // away themselves).
   void set_on_unrecoverable(std::function<void()> fn) { on_unrecoverable_ = std::move(fn); }
@@ -77,6 +96,9 @@ class StoreDb {
   explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   std::unique_ptr<rocksdb::DB> db_;
   std::function<void()> on_unrecoverable_;
+  std::atomic<uint64_t> unlogged_writes_{0};  // counted once in the memtable
+  absl::Mutex flush_mu_;
+  uint64_t durable_unlogged_ ABSL_GUARDED_BY(flush_mu_) = 0;
 };
 
 // RocksStatus is FromRocksStatus (common/rocksdb_status.h), under the store's own name.
