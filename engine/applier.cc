@@ -1,6 +1,7 @@
 #include "engine/applier.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -12,6 +13,7 @@
 #include "common/status_macros.h"
 #include "engine/chunker.h"
 #include "engine/scanner.h"
+#include "engine/write_behind.h"
 
 namespace converge::engine {
 namespace {
@@ -22,6 +24,8 @@ constexpr size_t kFetchWindow = 256;
 constexpr uint64_t kFetchWindowBytes = 32 << 20;
 // Downloads at least this large go through a resumable partial file.
 constexpr uint64_t kResumableBytes = 8 << 20;
+// Bytes of a large download waiting for the writer thread, at most.
+constexpr uint64_t kWriteBehindBytes = 64 << 20;
 // Small files are written in batches of at most this many files or bytes.
 // Each holds an open temp file until renamed (the engine raises its descriptor limit); one
 // syncfs per batch, and syncfs also flushes whatever else is dirty on the filesystem, so
@@ -146,6 +150,10 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     return absl::NotFoundError("no such base");
   };
 
+  // A large file is written on a second thread while the next chunks arrive and are checked.
+  std::optional<WriteBehind> behind;
+  if (remote.size >= kResumableBytes) behind.emplace(temp.get(), kWriteBehindBytes);
+
   std::vector<uint64_t> offsets;  // of each remote chunk
   {
     uint64_t offset = 0;
@@ -162,6 +170,8 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
       window_bytes += remote.chunks[end].length;
     }
     absl::flat_hash_map<std::string, std::string> window;
+    absl::flat_hash_map<std::string, int> uses;  // chunks of the window not yet written, by digest
+    for (size_t i = start; i < end; ++i) ++uses[DigestToBytes(remote.chunks[i].sha256)];
     std::vector<ChunkWant> to_fetch;
     absl::flat_hash_set<std::string> asked;
     for (size_t i = start; i < end; ++i) {
@@ -197,7 +207,13 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
         if (it->second.size() != remote.chunks[next].length) {
           return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " has the wrong length"));
         }
-        CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
+        if (!behind.has_value()) {
+          CONVERGE_RETURN_IF_ERROR(temp->Append(it->second));
+        } else if (--uses[it->first] == 0) {
+          CONVERGE_RETURN_IF_ERROR(behind->Append(std::move(it->second)));  // its last place
+        } else {
+          CONVERGE_RETURN_IF_ERROR(behind->Append(it->second));
+        }
       }
       return absl::OkStatus();
     };
@@ -214,6 +230,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
       return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " was not delivered"));
     }
   }
+  if (behind.has_value()) CONVERGE_RETURN_IF_ERROR(behind->Finish());
   // Every chunk written was verified by its digest as it was read, fetched or resumed.
   if (ContentDigest(remote.chunks) != remote.content_sha256) {
     return absl::DataLossError(absl::StrCat(remote.path, ": the chunk list does not match the content hash"));
