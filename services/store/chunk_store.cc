@@ -272,20 +272,27 @@ absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string*
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
   if (!s.ok()) return RocksStatus(s, "read chunk");
   StoredChunk out;
-  if (!value.empty() && (value[0] == kRawTag || value[0] == kZstdTag)) {
-    out.encoding = value[0] == kZstdTag ? ChunkEncoding::kZstd : ChunkEncoding::kRaw;
+  if (!value.empty() && value[0] == kRawTag && HashOf(absl::string_view(value).substr(1)) == d) {
+    // The common case, copied once more at most (when the raw bytes are wanted too).
+    value.erase(0, 1);
+    if (raw != nullptr) *raw = value;
+    out.payload = std::move(value);
+    return out;
+  }
+  if (!value.empty() && value[0] == kZstdTag) {
+    out.encoding = ChunkEncoding::kZstd;
     out.payload = value.substr(1);
     absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
     if (decoded.ok() && HashOf(*decoded) == d) {
-      *raw = std::move(*decoded);
+      if (raw != nullptr) *raw = std::move(*decoded);
       return out;
     }
   }
   // A value written before chunks carried a tag is the raw bytes.
   if (HashOf(value) == d) {
     out.encoding = ChunkEncoding::kRaw;
-    out.payload = value;
-    *raw = std::move(value);
+    if (raw != nullptr) *raw = value;
+    out.payload = std::move(value);
     return out;
   }
   return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));

@@ -70,7 +70,8 @@ class ChunkStore {
   // Get returns the raw bytes of a chunk `owner` holds, NotFound if it holds none, DataLoss if
   // the stored bytes no longer match the digest.
   absl::StatusOr<std::string> Get(const std::string& owner, const Digest& d);
-  // GetStored returns a chunk as stored, and its raw bytes in *raw (checked as Get does).
+  // GetStored returns a chunk as stored, checked as Get does, and its raw bytes in *raw unless
+  // raw is null.
   absl::StatusOr<StoredChunk> GetStored(const std::string& owner, const Digest& d, std::string* raw);
 
   // Adopt makes `owner` hold the stored chunks among `digests` (absent ones are skipped), counting

@@ -224,14 +224,15 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   for (size_t i = 0; i < wanted->size(); ++i) {
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    std::string raw;
-    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, &raw);
+    const bool has_base = req->base_sha256_size() > 0 && !req->base_sha256(i).empty();
+    std::string raw;  // wanted only to make a delta
+    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, has_base ? &raw : nullptr);
     if (!stored.ok()) return ToGrpcStatus(stored.status());
     v1::GetChunksResponse resp;
     resp.set_sha256(DigestToBytes(d));
     resp.set_encoding(stored->encoding == ChunkEncoding::kZstd ? v1::CHUNK_ENCODING_ZSTD : v1::CHUNK_ENCODING_RAW);
     // The device has a similar chunk: send the difference if that is much smaller.
-    if (req->base_sha256_size() > 0 && !req->base_sha256(i).empty()) {
+    if (has_base) {
       absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
       if (!base.ok()) return ToGrpcStatus(base.status());
       absl::StatusOr<std::string> base_raw = chunks_->Get(caller->owner, *base);
