@@ -128,14 +128,11 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(remote.path);
     if (f.ok()) local_file = std::move(*f);
   }
-  // BaseAt: the old chunk covering `offset`, if the local copy has it.
-  auto base_at = [&](uint64_t offset) -> std::optional<Digest> {
-    if (local_file == nullptr || old_layout.empty()) return std::nullopt;
-    auto it = std::upper_bound(old_layout.begin(), old_layout.end(), offset,
-                               [](uint64_t o, const auto& e) { return o < e.first; });
-    if (it == old_layout.begin()) return std::nullopt;
-    --it;
-    return it->second->sha256;
+  // BaseFor: the old chunk a new one overlaps most, if the local copy has it.
+  const ChunkLayout layout = local_file == nullptr ? ChunkLayout() : ChunkLayout(entry->version.chunks);
+  auto base_for = [&](uint64_t offset, uint64_t length) -> std::optional<Digest> {
+    if (local_file == nullptr) return std::nullopt;
+    return layout.BaseFor(offset, length);
   };
   ChunkSource::BaseReader read_base = [&](const Digest& d) -> absl::StatusOr<std::string> {
     auto local = local_offsets.find(DigestToBytes(d));
@@ -195,7 +192,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
         window.emplace(key, std::move(*found));
         continue;
       }
-      if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_at(offsets[i])});
+      if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_for(offsets[i], c.length)});
     }
     // Chunks go into the (partial) file in order as soon as they are there, so an interruption
     // in the middle of a window keeps what arrived.

@@ -283,4 +283,30 @@ FileContent ChunkBytes(absl::string_view data, const ChunkParams& params) {
   return content.ok() ? *std::move(content) : FileContent{};  // reading memory cannot fail
 }
 
+ChunkLayout::ChunkLayout(const std::vector<ChunkRef>& chunks) : chunks_(chunks) {
+  uint64_t at = 0;
+  for (const ChunkRef& c : chunks_) {
+    starts_.push_back(at);
+    at += c.length;
+  }
+}
+
+std::optional<Digest> ChunkLayout::BaseFor(uint64_t offset, uint64_t length) const {
+  const uint64_t end = offset + std::max<uint64_t>(length, 1);
+  // The first old chunk that reaches past `offset`, then each one up to `end`.
+  size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin();
+  if (i > 0) --i;
+  std::optional<Digest> best;
+  uint64_t best_overlap = 0;
+  for (; i < chunks_.size() && starts_[i] < end; ++i) {
+    const uint64_t from = std::max(starts_[i], offset);
+    const uint64_t to = std::min(starts_[i] + chunks_[i].length, end);
+    if (to > from && to - from > best_overlap) {
+      best_overlap = to - from;
+      best = chunks_[i].sha256;
+    }
+  }
+  return best;
+}
+
 }  // namespace converge::engine

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -66,6 +67,23 @@ absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& par
 
 // ChunkBytes chunks bytes in memory as ChunkFile chunks a file with the same content.
 FileContent ChunkBytes(absl::string_view data, const ChunkParams& params = ChunkParams{});
+
+// ChunkLayout: where the chunks of a file's previous version lay, to choose the old chunk a
+// changed chunk is best sent as a delta against.
+class ChunkLayout {
+ public:
+  ChunkLayout() = default;
+  explicit ChunkLayout(const std::vector<ChunkRef>& chunks);
+
+  // BaseFor returns the old chunk that overlaps [offset, offset + length) most. The chunk cut
+  // anew where an edit ends holds the old bytes after the edit: those of the old chunk at its
+  // end, not at its start.
+  std::optional<Digest> BaseFor(uint64_t offset, uint64_t length) const;
+
+ private:
+  std::vector<uint64_t> starts_;  // ascending
+  std::vector<ChunkRef> chunks_;
+};
 
 }  // namespace converge::engine
 

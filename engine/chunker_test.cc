@@ -184,3 +184,23 @@ TEST(ChunkerTest, TwoBytesAStepCutsWhereOneByteAStepWould) {
 
 }  // namespace
 }  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST(ChunkLayoutTest, BaseIsTheOldChunkOverlappingMost) {
+  const std::vector<ChunkRef> old = {{HashOf("a"), 100}, {HashOf("b"), 200}, {HashOf("c"), 100}};
+  const ChunkLayout layout(old);
+  EXPECT_EQ(layout.BaseFor(0, 100), HashOf("a"));
+  EXPECT_EQ(layout.BaseFor(50, 100), HashOf("a"));   // 50 and 50: the first
+  EXPECT_EQ(layout.BaseFor(120, 250), HashOf("b"));  // 180 of b, 70 of c
+  // A chunk cut anew at the end of an edit: its old bytes are those of the chunk at its end.
+  EXPECT_EQ(layout.BaseFor(280, 100), HashOf("c"));
+  EXPECT_EQ(layout.BaseFor(10, 380), HashOf("b"));   // spans all three
+  EXPECT_EQ(layout.BaseFor(399, 50), HashOf("c"));
+  EXPECT_EQ(layout.BaseFor(400, 10), std::nullopt);  // past the old end
+  EXPECT_EQ(ChunkLayout().BaseFor(0, 10), std::nullopt);
+}
+
+}  // namespace
+}  // namespace converge::engine

@@ -228,23 +228,12 @@ constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
 
 }  // namespace
 
-std::optional<Digest> SyncEngine::ChunkLayout::At(uint64_t offset) const {
-  auto it = std::upper_bound(starts.begin(), starts.end(), offset,
-                             [](uint64_t o, const auto& e) { return o < e.first; });
-  if (it == starts.begin()) return std::nullopt;
-  return std::prev(it)->second;
-}
-
-absl::StatusOr<SyncEngine::ChunkLayout> SyncEngine::LayoutOf(const std::string& path) {
-  ChunkLayout out;
+absl::StatusOr<SyncEngine::PreviousChunks> SyncEngine::PreviousOf(const std::string& path) {
+  PreviousChunks out;
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(path));
   if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile) return out;
-  uint64_t at = 0;
-  for (const ChunkRef& c : old->version.chunks) {
-    out.chunks.insert(DigestToBytes(c.sha256));
-    out.starts.emplace_back(at, c.sha256);
-    at += c.length;
-  }
+  for (const ChunkRef& c : old->version.chunks) out.chunks.insert(DigestToBytes(c.sha256));
+  out.layout = ChunkLayout(old->version.chunks);
   return out;
 }
 
@@ -341,17 +330,18 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
   if (path != u->layout_path) {
     // The previous version of this file: its chunks are stored (it is the store's version), and
     // a changed chunk's base is the old chunk at its offset.
-    absl::StatusOr<ChunkLayout> layout = LayoutOf(path);
-    if (!layout.ok()) {
-      u->status = layout.status();
+    absl::StatusOr<PreviousChunks> previous = PreviousOf(path);
+    if (!previous.ok()) {
+      u->status = previous.status();
       return;
     }
     u->layout_path = path;
-    u->layout = std::move(*layout);
+    u->previous = std::move(*previous);
   }
   const std::string key = DigestToBytes(ref.sha256);
-  if (u->layout.chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
-  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->layout.At(offset), std::string(bytes), path, offset});
+  if (u->previous.chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
+  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->previous.layout.BaseFor(offset, ref.length),
+                                        std::string(bytes), path, offset});
   u->pending_bytes += ref.length;
   if (u->pending_bytes >= kScanUploadBatchBytes) u->status = FlushScanUploads(u);
 }
@@ -405,13 +395,14 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   absl::flat_hash_set<std::string> listed;
   for (const LocalChange& c : scan.changes) {
     if (c.version.chunks.empty()) continue;
-    CONVERGE_ASSIGN_OR_RETURN(ChunkLayout previous, LayoutOf(c.moved_from.empty() ? c.version.path : c.moved_from));
+    CONVERGE_ASSIGN_OR_RETURN(PreviousChunks previous, PreviousOf(c.moved_from.empty() ? c.version.path : c.moved_from));
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
       if (!previous.chunks.contains(key) && !uploads.stored.contains(key) && !uploads.unreadable.contains(key) &&
           listed.insert(key).second) {
-        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.At(offset), "", c.version.path, offset});
+        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BaseFor(offset, ref.length), "",
+                                            c.version.path, offset});
       }
       offset += ref.length;
     }

@@ -178,14 +178,13 @@ class SyncEngine {
   // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
   // the log this device still needed), deleting what the table no longer has.
   absl::Status ApplySnapshot();
-  // The chunks of the synced version at a path (the store has them all), and where each starts.
-  struct ChunkLayout {
+  // The chunks of the synced version at a path (the store has them all), and where they lay (a
+  // changed chunk may go as a delta against the old one it overlaps most).
+  struct PreviousChunks {
     absl::flat_hash_set<std::string> chunks;
-    std::vector<std::pair<uint64_t, Digest>> starts;  // by offset
-    // The old chunk covering `offset`: a new chunk there may go as a delta against it.
-    std::optional<Digest> At(uint64_t offset) const;
+    ChunkLayout layout;
   };
-  absl::StatusOr<ChunkLayout> LayoutOf(const std::string& path);
+  absl::StatusOr<PreviousChunks> PreviousOf(const std::string& path);
   // A chunk to upload if the store lacks it.
   struct OutgoingChunk {
     Digest sha256{};
@@ -211,7 +210,7 @@ class SyncEngine {
     absl::flat_hash_set<std::string> unreadable;
     // The previous version of the file being read.
     std::string layout_path;
-    ChunkLayout layout;
+    PreviousChunks previous;
     absl::Status status;
   };
   void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
