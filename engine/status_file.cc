@@ -33,9 +33,9 @@ StatusWriter::StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile iden
     : engine_(engine), identity_(std::move(identity)) {
   thread_ = std::thread([this, period] {
     do {
-      WriteOnce();
+      WriteOnce(/*force=*/false);
     } while (!stop_.WaitForNotificationWithTimeout(period));
-    WriteOnce();
+    WriteOnce(/*force=*/true);
   });
 }
 
@@ -44,14 +44,13 @@ StatusWriter::~StatusWriter() {
   thread_.join();
 }
 
-void StatusWriter::WriteOnce() {
+void StatusWriter::WriteOnce(bool force) {
   std::error_code ec;
   engine_->SetPaused(std::filesystem::exists(PauseFlagPath(identity_.folder()), ec));
   const EngineStatus s = engine_->status();
   engine::v1::EngineStatusFile out = identity_;
   out.set_pid(getpid());
   out.set_version(kVersion);
-  out.set_updated_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   out.set_state(StateName(s.state));
   out.set_error(s.error);
   out.set_cursor(s.cursor);
@@ -65,6 +64,11 @@ void StatusWriter::WriteOnce() {
   out.set_held_deletes(s.held_deletes);
   out.set_held(s.held_message);
   for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
+  const absl::Time now = absl::Now();
+  std::string unchanged;
+  if (!out.SerializeToString(&unchanged)) return;
+  if (!force && unchanged == last_ && now - last_written_ < kStatusHeartbeat) return;
+  out.set_updated_at_unix_ms(absl::ToUnixMillis(now));
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
@@ -72,7 +76,10 @@ void StatusWriter::WriteOnce() {
   options.always_print_primitive_fields = true;
   if (!google::protobuf::util::MessageToJsonString(out, &json, options).ok()) return;
   absl::Status written = WriteFileAtomically(StatusPath(identity_.folder()), json);
-  if (!written.ok()) {
+  if (written.ok()) {
+    last_ = std::move(unchanged);
+    last_written_ = now;
+  } else {
     static auto log = GetLogger("engine");
     log->warn("status file: {}", written.ToString());
   }

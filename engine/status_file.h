@@ -17,21 +17,27 @@ namespace converge::engine {
 std::string StatusPath(const std::string& folder);
 std::string PauseFlagPath(const std::string& folder);
 
-// StatusWriter writes the engine's status every `period` and applies the pause flag, on its own
-// thread, until destroyed.
+// StatusWriter looks at the engine's status every `period` and applies the pause flag, on its
+// own thread, until destroyed. It writes the status file when the status changed, and every
+// kStatusHeartbeat when it did not (readers take a file older than 5 s for a stopped engine):
+// an idle engine does not rewrite the file four times a second.
 class StatusWriter {
  public:
   StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile identity, absl::Duration period);
   ~StatusWriter();
 
  private:
-  void WriteOnce();
+  void WriteOnce(bool force);
 
   SyncEngine* const engine_;
   const engine::v1::EngineStatusFile identity_;
   absl::Notification stop_;
+  std::string last_;  // the last status written, its time left out (used by the thread only)
+  absl::Time last_written_ = absl::InfinitePast();
   std::thread thread_;
 };
+
+inline constexpr absl::Duration kStatusHeartbeat = absl::Seconds(2);
 
 absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder);
 
