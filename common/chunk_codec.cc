@@ -10,6 +10,8 @@ namespace {
 constexpr int kLevel = 3;
 constexpr size_t kSampleBytes = 32 << 10;
 constexpr int kDeltaWindowLog = 23;  // 8 MiB: base and target of up to 4 MiB each
+constexpr int kStreamWindowLog = 23;  // 8 MiB of earlier chunks as context
+constexpr size_t kStreamSampleBytes = 16 << 10;
 
 bool Saves(size_t compressed, size_t raw) { return compressed * 10 < raw * 9; }
 
@@ -69,6 +71,7 @@ std::optional<std::string> CompressIfWorthIt(absl::string_view raw) {
   const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), raw.data(), raw.size());
   if (ZSTD_isError(n) || !Saves(n, raw.size())) return std::nullopt;
   out.resize(n);
+  out.shrink_to_fit();  // a compressed chunk held in a batch keeps only its own size
   return out;
 }
 
@@ -78,6 +81,7 @@ std::string Compress(absl::string_view raw) {
   std::string out(ZSTD_compressBound(raw.size()), '\0');
   const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), raw.data(), raw.size());
   out.resize(ZSTD_isError(n) ? 0 : n);
+  out.shrink_to_fit();
   return out;
 }
 
@@ -108,6 +112,80 @@ absl::StatusOr<std::string> DeltaDecode(absl::string_view delta, absl::string_vi
     return absl::InternalError("cannot use the delta base");
   }
   return DecompressWith(ctx, delta, max_bytes);
+}
+
+bool LooksCompressible(absl::string_view raw) {
+  if (raw.size() < 64) return false;
+  if (raw.size() <= 4 * kStreamSampleBytes) return true;
+  ZSTD_CCtx* ctx = ThreadCCtx();
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, 1);
+  std::string out(ZSTD_compressBound(kStreamSampleBytes), '\0');
+  for (size_t at : {size_t{0}, (raw.size() - kStreamSampleBytes) / 2, raw.size() - kStreamSampleBytes}) {
+    const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), raw.data() + at, kStreamSampleBytes);
+    ZSTD_CCtx_reset(ctx, ZSTD_reset_session_only);
+    if (!ZSTD_isError(n) && Saves(n, kStreamSampleBytes)) return true;
+  }
+  return false;
+}
+
+struct StreamEncoder::Ctx : CCtx {
+  std::string buffer;
+};
+struct StreamDecoder::Ctx : DCtx {
+  std::string buffer;
+};
+
+StreamEncoder::StreamEncoder() : ctx_(std::make_unique<Ctx>()) {
+  ZSTD_CCtx_setParameter(ctx_->ctx, ZSTD_c_compressionLevel, kLevel);
+  ZSTD_CCtx_setParameter(ctx_->ctx, ZSTD_c_windowLog, kStreamWindowLog);
+}
+StreamEncoder::~StreamEncoder() = default;
+
+absl::StatusOr<std::string> StreamEncoder::Encode(absl::string_view raw) {
+  std::string& out = ctx_->buffer;  // reused: the piece returned is a right-sized copy
+  out.resize(ZSTD_compressBound(raw.size()) + 64);
+  ZSTD_inBuffer in{raw.data(), raw.size(), 0};
+  ZSTD_outBuffer o{out.data(), out.size(), 0};
+  while (true) {
+    const size_t left = ZSTD_compressStream2(ctx_->ctx, &o, &in, ZSTD_e_flush);
+    if (ZSTD_isError(left)) return absl::InternalError(absl::StrCat("zstd stream: ", ZSTD_getErrorName(left)));
+    if (left == 0 && in.pos == in.size) break;
+    if (o.pos == o.size) {  // more room for what is still to flush
+      out.resize(out.size() * 2);
+      o.dst = out.data();
+      o.size = out.size();
+    }
+  }
+  return std::string(out.data(), o.pos);
+}
+
+StreamDecoder::StreamDecoder() : ctx_(std::make_unique<Ctx>()) {
+  ZSTD_DCtx_setParameter(ctx_->ctx, ZSTD_d_windowLogMax, kStreamWindowLog);
+}
+StreamDecoder::~StreamDecoder() = default;
+
+absl::StatusOr<std::string> StreamDecoder::Decode(absl::string_view piece, size_t max_bytes) {
+  if (broken_) return absl::InvalidArgumentError("zstd stream already failed");
+  // One byte more than allowed: a piece that fills it is too large. The buffer is reused; the
+  // bytes returned are a right-sized copy (a small chunk must not hold a 4 MiB allocation).
+  std::string& out = ctx_->buffer;
+  out.resize(max_bytes + 1);
+  ZSTD_inBuffer in{piece.data(), piece.size(), 0};
+  ZSTD_outBuffer o{out.data(), out.size(), 0};
+  while (true) {
+    const size_t before = o.pos;
+    const size_t ret = ZSTD_decompressStream(ctx_->ctx, &o, &in);
+    if (ZSTD_isError(ret)) {
+      broken_ = true;
+      return absl::InvalidArgumentError(absl::StrCat("corrupt zstd stream: ", ZSTD_getErrorName(ret)));
+    }
+    if (o.pos > max_bytes) {
+      broken_ = true;
+      return absl::InvalidArgumentError(absl::StrCat("zstd stream piece over ", max_bytes, " bytes"));
+    }
+    if (in.pos == in.size && o.pos == before) break;  // all of it in, nothing more out
+  }
+  return std::string(out.data(), o.pos);
 }
 
 }  // namespace converge

@@ -6,10 +6,14 @@
 //               detected on a sample and not compressed at all)
 //   zstd delta  zstd with another chunk (the "base", which the receiver already has) as a
 //               prefix: an edited chunk costs about the size of the edit
+//   zstd stream on the wire only: the compressible chunks of one call form one zstd stream,
+//               each chunk a flushed piece of it, so that a chunk is compressed with the ones
+//               before it as context (text repeats across chunks: licences, logs, sources)
 #ifndef CONVERGE_COMMON_CHUNK_CODEC_H_
 #define CONVERGE_COMMON_CHUNK_CODEC_H_
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -34,6 +38,43 @@ absl::StatusOr<std::string> Decompress(absl::string_view compressed, size_t max_
 // same base. Returns nullopt unless it is at least 10% smaller than `max_useful` bytes.
 std::optional<std::string> DeltaEncode(absl::string_view target, absl::string_view base, size_t max_useful);
 absl::StatusOr<std::string> DeltaDecode(absl::string_view delta, absl::string_view base, size_t max_bytes);
+
+// LooksCompressible: whether zstd is worth trying on `raw` (samples of a large chunk, at its
+// start, middle and end, compress by 10%; small chunks are tried whole).
+bool LooksCompressible(absl::string_view raw);
+
+// StreamEncoder: the sender's side of a zstd stream (one per call). Encode returns the next
+// piece: `raw` compressed with every earlier piece as context (an 8 MiB window).
+class StreamEncoder {
+ public:
+  StreamEncoder();
+  ~StreamEncoder();
+  StreamEncoder(const StreamEncoder&) = delete;
+  StreamEncoder& operator=(const StreamEncoder&) = delete;
+  absl::StatusOr<std::string> Encode(absl::string_view raw);
+
+ private:
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+};
+
+// StreamDecoder: the receiver's side. Decode returns the raw bytes of the next piece, pieces
+// taken in the order they were encoded. InvalidArgument (and the stream is unusable) for bytes
+// that are not the next piece, a piece of more than max_bytes, or a window above 8 MiB (memory
+// a hostile sender could make the receiver hold).
+class StreamDecoder {
+ public:
+  StreamDecoder();
+  ~StreamDecoder();
+  StreamDecoder(const StreamDecoder&) = delete;
+  StreamDecoder& operator=(const StreamDecoder&) = delete;
+  absl::StatusOr<std::string> Decode(absl::string_view piece, size_t max_bytes);
+
+ private:
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+  bool broken_ = false;
+};
 
 }  // namespace converge
 

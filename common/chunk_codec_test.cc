@@ -1,6 +1,9 @@
 #include "common/chunk_codec.h"
 
 #include <random>
+#include <string>
+
+#include <zstd.h>
 
 #include "gtest/gtest.h"
 
@@ -57,6 +60,84 @@ TEST(ChunkCodecTest, DeltaOfAnEditedChunkCostsAboutTheEdit) {
   EXPECT_TRUE(!wrong.ok() || *wrong != target);
   // Unrelated content: no useful delta.
   EXPECT_FALSE(DeltaEncode(Random(1 << 20, 4), base, 1 << 20).has_value());
+}
+
+TEST(ChunkCodecTest, StreamPiecesUseEarlierChunksAsContext) {
+  // Three chunks that repeat one another (random, so each alone does not compress).
+  const std::string a = Random(200 << 10, 5);
+  const std::string b = a.substr(1000) + Random(1000, 6);
+  const std::string c = Random(300 << 10, 7);
+  StreamEncoder enc;
+  StreamDecoder dec;
+  auto pa = enc.Encode(a);
+  auto pb = enc.Encode(b);
+  auto pc = enc.Encode(c);
+  ASSERT_TRUE(pa.ok() && pb.ok() && pc.ok());
+  EXPECT_GT(pa->size(), a.size() * 99 / 100);  // nothing to refer to yet
+  EXPECT_LT(pb->size(), 4000u);                 // b is a copy of a, but for 1 KiB
+  auto ra = dec.Decode(*pa, 4 << 20);
+  auto rb = dec.Decode(*pb, 4 << 20);
+  auto rc = dec.Decode(*pc, 4 << 20);
+  ASSERT_TRUE(ra.ok() && rb.ok() && rc.ok()) << rb.status() << rc.status();
+  EXPECT_EQ(*ra, a);
+  EXPECT_EQ(*rb, b);
+  EXPECT_EQ(*rc, c);
+  // Text compresses on its own too.
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i % 97) + " of a licence\n";
+  auto pt = enc.Encode(text);
+  ASSERT_TRUE(pt.ok());
+  EXPECT_LT(pt->size(), text.size() / 10);
+  EXPECT_EQ(*dec.Decode(*pt, 4 << 20), text);
+  EXPECT_TRUE(LooksCompressible(text));
+  EXPECT_FALSE(LooksCompressible(Random(1 << 20, 8)));
+}
+
+TEST(ChunkCodecTest, StreamDecoderRefusesHostilePieces) {
+  // A piece out of order: b refers to a, which this decoder never saw.
+  const std::string a = Random(100 << 10, 10);
+  StreamEncoder enc;
+  ASSERT_TRUE(enc.Encode(a).ok());
+  auto pb = enc.Encode(a);
+  ASSERT_TRUE(pb.ok());
+  StreamDecoder fresh;
+  auto wrong = fresh.Decode(*pb, 4 << 20);
+  EXPECT_TRUE(!wrong.ok() || *wrong != a);
+  // Garbage; and once broken, the stream stays refused.
+  StreamDecoder dec;
+  EXPECT_FALSE(dec.Decode("not zstd at all, not zstd at all", 4 << 20).ok());
+  StreamEncoder enc2;
+  EXPECT_FALSE(dec.Decode(*enc2.Encode("hello"), 4 << 20).ok());
+  // A piece larger than allowed (a bomb: 64 MiB of zeros in a few KiB) is refused.
+  StreamEncoder enc3;
+  auto bomb = enc3.Encode(std::string(64 << 20, '\0'));
+  ASSERT_TRUE(bomb.ok());
+  EXPECT_LT(bomb->size(), 64u << 10);
+  StreamDecoder dec3;
+  EXPECT_EQ(dec3.Decode(*bomb, 4 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  // A stream asking for a window of 128 MiB (memory the receiver would have to hold).
+  const std::string wide = Random(1 << 20, 11);
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 27);
+  std::string out(ZSTD_compressBound(wide.size()) + 64, '\0');
+  ZSTD_inBuffer in{wide.data(), wide.size(), 0};
+  ZSTD_outBuffer o{out.data(), out.size(), 0};
+  while (ZSTD_compressStream2(cctx, &o, &in, ZSTD_e_flush) != 0) {
+  }
+  ZSTD_freeCCtx(cctx);
+  out.resize(o.pos);
+  StreamDecoder dec4;
+  auto too_wide = dec4.Decode(out, 64 << 20);
+  ASSERT_FALSE(too_wide.ok());
+  EXPECT_NE(too_wide.status().message().find("memory"), std::string::npos) << too_wide.status();
+  // The same bytes with the default limit (128 MiB) decode.
+  ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  std::string back(2 << 20, '\0');
+  ZSTD_inBuffer bin{out.data(), out.size(), 0};
+  ZSTD_outBuffer bout{back.data(), back.size(), 0};
+  EXPECT_FALSE(ZSTD_isError(ZSTD_decompressStream(dctx, &bout, &bin)));
+  ZSTD_freeDCtx(dctx);
+  EXPECT_EQ(back.substr(0, bout.pos), wide);
 }
 
 }  // namespace

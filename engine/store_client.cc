@@ -84,6 +84,7 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
   bool first = true;
   absl::Status produced;
   ChunkUpload chunk;
+  std::unique_ptr<StreamEncoder> stream;  // made for the first compressible chunk
   while (true) {
     absl::StatusOr<bool> more = next(&chunk);
     if (!more.ok()) {
@@ -99,6 +100,19 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
       first = false;
     }
     req.set_sha256(DigestToBytes(chunk.sha256));
+    if (chunk.compressible && !chunk.delta && chunk.encoding == ChunkEncoding::kRaw) {
+      if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
+      absl::StatusOr<std::string> piece = stream->Encode(chunk.data);
+      if (!piece.ok()) {
+        produced = piece.status();
+        ctx.TryCancel();
+        break;
+      }
+      req.set_data(std::move(*piece));
+      req.set_encoding(store::v1::CHUNK_ENCODING_ZSTD_STREAM);
+      if (!writer->Write(req)) break;
+      continue;
+    }
     req.set_data(std::move(chunk.data));
     if (chunk.delta) {
       req.set_encoding(store::v1::CHUNK_ENCODING_RSYNC_DELTA);
@@ -184,6 +198,8 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
   store::v1::GetChunksRequest req;
   req.set_namespace_id(namespace_id_);
   req.set_device_id(device_id_);
+  req.set_accept_zstd_stream(true);
+  StreamDecoder stream;
   bool any_base = false;
   for (const ChunkWant& w : wants) any_base = any_base || (w.base.has_value() && read_base != nullptr);
   for (const ChunkWant& w : wants) {
@@ -208,6 +224,9 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
         break;
       case store::v1::CHUNK_ENCODING_ZSTD:
         raw = Decompress(resp.data(), kMaxChunkBytes);
+        break;
+      case store::v1::CHUNK_ENCODING_ZSTD_STREAM:
+        raw = stream.Decode(resp.data(), kMaxChunkBytes);
         break;
       case store::v1::CHUNK_ENCODING_ZSTD_DELTA: {
         if (!want.base.has_value() || read_base == nullptr || resp.base_sha256() != DigestToBytes(*want.base)) {

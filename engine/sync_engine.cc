@@ -294,15 +294,19 @@ absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::f
       std::string delta;
       auto sig = c.base.has_value() ? signatures.find(DigestToBytes(*c.base)) : signatures.end();
       if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
-      if (std::optional<std::string> z = CompressIfWorthIt(bytes)) {
-        out->encoding = ChunkEncoding::kZstd;
-        out->data = std::move(*z);
-      } else {
-        out->encoding = ChunkEncoding::kRaw;
-        out->data = std::move(bytes);
+      // Compressible bytes go raw: the transport compresses them with the call's earlier chunks
+      // as context.
+      out->encoding = ChunkEncoding::kRaw;
+      out->compressible = LooksCompressible(bytes);
+      out->data = std::move(bytes);
+      size_t plain = out->data.size();  // what the chunk costs without a delta, about
+      if (!delta.empty() && out->compressible) {
+        const size_t z = Compress(out->data).size();
+        if (z > 0) plain = std::min(plain, z);
       }
-      if (!delta.empty() && delta.size() * 10 < out->data.size() * 9) {
-        M().delta_saved->Add(out->data.size() - delta.size());
+      if (!delta.empty() && delta.size() * 10 < plain * 9) {
+        M().delta_saved->Add(plain - delta.size());
+        out->compressible = false;
         out->delta = true;
         out->base = *c.base;
         out->block_bytes = sig->second.block_bytes;
@@ -343,10 +347,35 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
   u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->previous.layout.BaseFor(offset, ref.length),
                                         std::string(bytes), path, offset});
   u->pending_bytes += ref.length;
-  if (u->pending_bytes >= kScanUploadBatchBytes) u->status = FlushScanUploads(u);
+  if (u->pending_bytes >= kScanUploadBatchBytes) HandOverScanBatch(u);
+}
+
+void SyncEngine::AwaitScanBatch(ScanUploads* u) {
+  if (!u->in_flight.valid()) return;
+  BatchUpload done = u->in_flight.get();
+  u->stored.merge(done.stored);
+  u->unreadable.merge(done.unreadable);
+  if (u->status.ok()) u->status = done.status;
+}
+
+void SyncEngine::HandOverScanBatch(ScanUploads* u) {
+  AwaitScanBatch(u);
+  if (!u->status.ok()) return;
+  std::vector<OutgoingChunk> batch;
+  batch.swap(u->pending);
+  u->pending_bytes = 0;
+  u->queued.clear();
+  // Only this batch's upload calls the store meanwhile: the scan reads the folder.
+  u->in_flight = std::async(std::launch::async, [this, batch = std::move(batch)]() mutable {
+    BatchUpload out;
+    out.status = UploadChunks(std::move(batch), &out.stored, &out.unreadable);
+    return out;
+  });
 }
 
 absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
+  AwaitScanBatch(u);
+  CONVERGE_RETURN_IF_ERROR(u->status);
   std::vector<OutgoingChunk> batch;
   batch.swap(u->pending);
   u->pending_bytes = 0;
@@ -364,6 +393,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   });
   absl::StatusOr<ScanResult> scanned = paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan();
   scanner_.set_chunk_sink(nullptr);
+  AwaitScanBatch(&uploads);
   CONVERGE_RETURN_IF_ERROR(uploads.status);
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
   if (!paths.has_value()) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <utility>
@@ -201,7 +202,13 @@ class SyncEngine {
   absl::Status UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
                             absl::flat_hash_set<std::string>* unreadable);
   // What a scan's chunk sink collects: chunks of the files being read, uploaded in batches of
-  // kScanUploadBatchBytes while the scan goes on.
+  // kScanUploadBatchBytes while the scan goes on. One batch is uploaded on a thread of its own
+  // while the next one is read (the sink waits for it before it hands over the next).
+  struct BatchUpload {
+    absl::Status status;
+    absl::flat_hash_set<std::string> stored;
+    absl::flat_hash_set<std::string> unreadable;
+  };
   struct ScanUploads {
     std::vector<OutgoingChunk> pending;
     uint64_t pending_bytes = 0;
@@ -212,9 +219,14 @@ class SyncEngine {
     std::string layout_path;
     PreviousChunks previous;
     absl::Status status;
+    std::future<BatchUpload> in_flight;  // the batch being uploaded, if any
   };
   void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
                         absl::string_view bytes);
+  // HandOverScanBatch waits for the batch in flight, then starts uploading the pending one.
+  // FlushScanUploads uploads what is pending and waits for every batch.
+  void HandOverScanBatch(ScanUploads* uploads);
+  void AwaitScanBatch(ScanUploads* uploads);
   absl::Status FlushScanUploads(ScanUploads* uploads);
 
   // CommitBatch commits one batch of scanned changes and records them in the index.

@@ -24,6 +24,16 @@
 namespace converge::testing {
 namespace {
 
+// PeakRssMiB: the largest resident size a process had (VmHWM), in MiB.
+uint64_t PeakRssMiB(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return strtoull(line.c_str() + 6, nullptr, 10) / 1024;
+  }
+  return 0;
+}
+
 uint64_t EnvOr(const char* name, uint64_t fallback) {
   const char* v = getenv(name);
   return v == nullptr ? fallback : strtoull(v, nullptr, 10);
@@ -102,7 +112,13 @@ TEST_F(E2eSemanticsTest, AMovedFileOrFolderIsRenamedInPlaceAndMovesNoChunk) {
   absl::Time started = absl::Now();
   Converge(absl::Seconds(600));
   std::cout << "initial sync of " << big_mib << " MiB and " << files << " files: "
-            << absl::FormatDuration(absl::Now() - started) << "\n";
+            << absl::FormatDuration(absl::Now() - started) << "; peak RSS: store " << PeakRssMiB(cluster_->store_pid())
+            << " MiB, engines " << PeakRssMiB(cluster_->engine_pid(0)) << " and " << PeakRssMiB(cluster_->engine_pid(1))
+            << " MiB\n";
+  // Thousands of small chunks in flight must not each hold a chunk-sized buffer (they once held
+  // 4 MiB each, and the store was killed for memory).
+  EXPECT_LT(PeakRssMiB(cluster_->store_pid()), 1024u);
+  EXPECT_LT(PeakRssMiB(cluster_->engine_pid(1)), 1024u);
   const uint64_t big_inode = Inode(Path(1, "big.bin"));
   const uint64_t photo_inode = Inode(Path(1, "photos/0/p7.jpg"));
   ASSERT_NE(big_inode, 0u);

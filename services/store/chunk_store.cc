@@ -284,7 +284,7 @@ absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string*
     out.payload = value.substr(1);
     absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
     if (decoded.ok() && HashOf(*decoded) == d) {
-      if (raw != nullptr) *raw = std::move(*decoded);
+      (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
       return out;
     }
   }

@@ -37,6 +37,7 @@ struct ChunkData {
 struct StoredChunk {
   ChunkEncoding encoding = ChunkEncoding::kRaw;
   std::string payload;
+  std::string decoded;  // a compressed chunk's raw bytes (decoded to check them), unless given back in *raw
 };
 
 class ChunkStore {

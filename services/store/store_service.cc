@@ -88,6 +88,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
   std::string first_namespace;
   std::vector<ChunkData> batch;
   size_t batch_bytes = 0;
+  StreamDecoder stream;  // the call's CHUNK_ENCODING_ZSTD_STREAM pieces, in order
   auto flush = [&]() -> absl::Status {
     absl::Status s = chunks_->Put(caller.owner, batch);
     if (s.ok()) {
@@ -119,11 +120,21 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
       std::optional<std::string> z = CompressIfWorthIt(*raw);
       batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
                                     : ChunkData{*digest, std::move(*raw), ChunkEncoding::kRaw});
+    } else if (req.encoding() == v1::CHUNK_ENCODING_ZSTD_STREAM) {
+      // Stored on its own (compressed again without the stream's context); Put checks the hash.
+      absl::StatusOr<std::string> raw = stream.Decode(req.data(), kMaxChunkBytes);
+      if (!raw.ok()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("chunk ", DigestToHex(*digest), ": ", raw.status().message()));
+      }
+      std::optional<std::string> z = CompressIfWorthIt(*raw);
+      batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
+                                    : ChunkData{*digest, std::move(*raw), ChunkEncoding::kRaw});
     } else if (req.encoding() == v1::CHUNK_ENCODING_RAW || req.encoding() == v1::CHUNK_ENCODING_ZSTD) {
       batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
                                 req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
     } else {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw, zstd or rsync deltas");
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw, zstd, zstd stream or rsync deltas");
     }
     if (batch_bytes >= kPutBatchBytes) {
       if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
@@ -221,6 +232,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   if (req->base_sha256_size() != 0 && req->base_sha256_size() != req->sha256_size()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "base_sha256 must be empty or parallel to sha256");
   }
+  std::unique_ptr<StreamEncoder> stream;  // made for the first compressed chunk, if the device takes it
   for (size_t i = 0; i < wanted->size(); ++i) {
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
@@ -245,6 +257,14 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
           stored->payload = std::move(*delta);
         }
       }
+    }
+    if (resp.encoding() == v1::CHUNK_ENCODING_ZSTD && req->accept_zstd_stream()) {
+      // Compressed again with the call's earlier chunks as context.
+      if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
+      absl::StatusOr<std::string> piece = stream->Encode(has_base ? raw : stored->decoded);
+      if (!piece.ok()) return ToGrpcStatus(piece.status());
+      resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_STREAM);
+      stored->payload = std::move(*piece);
     }
     M().bytes_out->Add(stored->payload.size());
     resp.set_data(std::move(stored->payload));

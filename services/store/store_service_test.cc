@@ -175,6 +175,76 @@ TEST_F(StoreServiceTest, BadEncodingsAreRefusedAndNothingStored) {
   EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(big)));
 }
 
+TEST_F(StoreServiceTest, ZstdStreamChunksUseEarlierOnesAsContext) {
+  // Three text chunks that repeat one another, uploaded as one zstd stream.
+  std::vector<std::string> texts;
+  std::string text;
+  for (int i = 0; i < 4000; ++i) text += "line " + std::to_string(i * 31 % 977) + " of a licence text\n";
+  texts = {text, text + "one more line\n", "a preamble\n" + text};
+  StreamEncoder enc;
+  std::vector<std::string> pieces;
+  {
+    grpc::ClientContext ctx;
+    v1::PutChunksResponse resp;
+    auto writer = stub_->PutChunks(&ctx, &resp);
+    for (const std::string& t : texts) {
+      v1::PutChunksRequest req;
+      req.set_namespace_id("ns");
+      req.set_device_id("dev1");
+      req.set_sha256(DigestToBytes(HashOf(t)));
+      pieces.push_back(*enc.Encode(t));
+      req.set_data(pieces.back());
+      req.set_encoding(v1::CHUNK_ENCODING_ZSTD_STREAM);
+      ASSERT_TRUE(writer->Write(req));
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(resp.chunks_stored(), 3u);
+  }
+  EXPECT_LT(pieces[1].size(), pieces[0].size() / 5);  // the second and third ride on the first
+  EXPECT_LT(pieces[2].size(), pieces[0].size() / 5);
+
+  // A device that takes streams gets them; one that does not (an older engine) gets plain zstd.
+  for (bool accept : {true, false}) {
+    grpc::ClientContext ctx;
+    v1::GetChunksRequest get;
+    get.set_namespace_id("ns");
+    get.set_device_id("dev1");
+    get.set_accept_zstd_stream(accept);
+    for (const std::string& t : texts) get.add_sha256(DigestToBytes(HashOf(t)));
+    auto reader = stub_->GetChunks(&ctx, get);
+    StreamDecoder dec;
+    v1::GetChunksResponse chunk;
+    size_t i = 0, wire = 0;
+    for (; reader->Read(&chunk); ++i) {
+      ASSERT_LT(i, texts.size());
+      absl::StatusOr<std::string> raw;
+      if (accept) {
+        EXPECT_EQ(chunk.encoding(), v1::CHUNK_ENCODING_ZSTD_STREAM);
+        raw = dec.Decode(chunk.data(), kMaxChunkBytes);
+      } else {
+        EXPECT_EQ(chunk.encoding(), v1::CHUNK_ENCODING_ZSTD);
+        raw = Decompress(chunk.data(), kMaxChunkBytes);
+      }
+      ASSERT_TRUE(raw.ok()) << raw.status();
+      EXPECT_EQ(*raw, texts[i]);
+      wire += chunk.data().size();
+    }
+    EXPECT_EQ(i, texts.size());
+    EXPECT_TRUE(reader->Finish().ok());
+    if (accept) EXPECT_LT(wire, pieces[0].size() * 3 / 2);
+  }
+
+  // A piece out of its stream (no context) or not zstd at all: refused, nothing stored.
+  const std::string other = text + "a last line\n";
+  StreamEncoder enc2;
+  ASSERT_TRUE(enc2.Encode(text).ok());
+  EXPECT_EQ(Put(other, *enc2.Encode(other), v1::CHUNK_ENCODING_ZSTD_STREAM).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Put(other, "garbage", v1::CHUNK_ENCODING_ZSTD_STREAM).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(other)));
+}
+
 TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   std::string base;
   for (int i = 0; i < 20000; ++i) base += std::to_string(i * 7919 % 10007) + ",";

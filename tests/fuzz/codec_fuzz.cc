@@ -35,10 +35,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!delta.ok() || delta->size() <= kLimit);
   auto rsync = converge::ApplyDelta(bytes, base, 512, kLimit);
   FUZZ_CHECK(!rsync.ok() || rsync->size() <= kLimit);
+  {
+    // As the first piece of a stream, and as a piece after a real one.
+    converge::StreamDecoder fresh;
+    auto piece = fresh.Decode(bytes, kLimit);
+    FUZZ_CHECK(!piece.ok() || piece->size() <= kLimit);
+    converge::StreamEncoder enc;
+    converge::StreamDecoder dec;
+    auto first = dec.Decode(*enc.Encode(base), kLimit);
+    FUZZ_CHECK(first.ok() && *first == base);
+    auto next = dec.Decode(bytes, kLimit);
+    FUZZ_CHECK(!next.ok() || next->size() <= kLimit);
+  }
 
   // Round trips of the same bytes as content.
   auto back = converge::Decompress(converge::Compress(bytes), kLimit);
   FUZZ_CHECK(back.ok() && *back == bytes);
+  {
+    converge::StreamEncoder enc;
+    converge::StreamDecoder dec;
+    for (int i = 0; i < 2; ++i) {  // the second time with the first as context
+      auto piece = enc.Encode(bytes);
+      FUZZ_CHECK(piece.ok());
+      auto decoded = dec.Decode(*piece, kLimit);
+      FUZZ_CHECK(decoded.ok() && *decoded == bytes);
+    }
+  }
   if (auto encoded = converge::DeltaEncode(bytes, base, kLimit); encoded.has_value()) {
     auto decoded = converge::DeltaDecode(*encoded, base, kLimit);
     FUZZ_CHECK(decoded.ok() && *decoded == bytes);
