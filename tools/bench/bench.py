@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -297,6 +298,10 @@ class Tool:
     def wire_bytes(self):
         return 0
 
+    def hop_bytes(self):
+        """Tools that relay through a server: bytes of each device's own link; None: one link."""
+        return None
+
     def run_client(self, argv, env=None):
         """Runs a client command; records its CPU and peak memory; returns its output.
 
@@ -391,6 +396,10 @@ class Converge(Tool):
 
     def wire_bytes(self):
         return tcp_bytes([self.daemons["engine_a"].pid, self.daemons["engine_b"].pid])
+
+    def hop_bytes(self):
+        # Every byte crosses two links, A -> store and store -> B: wire_bytes counts both.
+        return {"a": tcp_bytes([self.daemons["engine_a"].pid]), "b": tcp_bytes([self.daemons["engine_b"].pid])}
 
 
 class RsyncLocal(Tool):
@@ -610,6 +619,7 @@ def measure(tool, change, scope, timeout, verify=True):
         reset_peak(pid)
     cpu0 = {label: proc_cpu(pid) for label, pid in pids.items()}
     bytes0 = tool.wire_bytes()
+    hops0 = tool.hop_bytes()
     t0 = time.perf_counter()
     change()
     if tool.continuous:
@@ -626,6 +636,10 @@ def measure(tool, change, scope, timeout, verify=True):
     record = {"seconds": seconds, "bytes": tool.wire_bytes() - bytes0,
               "cpu_s": {label: round(proc_cpu(pid) - cpu0[label], 3) for label, pid in pids.items()},
               "peak_rss": {label: proc_mem(pid, "VmHWM") for label, pid in pids.items()}}
+    if hops0 is not None:
+        hops = {k: v - hops0[k] for k, v in tool.hop_bytes().items()}
+        record["hops"] = hops
+        record["link_bytes"] = max(hops.values())
     if tool.last_client is not None:
         record["cpu_s"]["client"] = round(tool.last_client[0], 3)
         record["peak_rss"]["client"] = tool.last_client[1]
@@ -731,9 +745,11 @@ class Bench:
         return not self.only or tag in self.only
 
     def build_corpus(self, root):
-        """A tar of /usr/share/doc behind a first member of random bytes and random length, so that
-        no run can reuse chunks stored by an earlier run (with fixed-size chunks; content-defined
-        chunking would still find the shared members: runs after the first then measure dedup)."""
+        """A tar of /usr/share/doc behind a first member of random bytes and random length, its
+        bytes then mapped through a random permutation of the 256 byte values: the same
+        redundancy for every compressor (repeats stay repeats), but new bytes every run, so that
+        no run reuses chunks an earlier run stored (content-defined chunking would otherwise find
+        the shared members, and runs after the first would measure dedup, not a first sync)."""
         os.makedirs(root)
         path = os.path.join(root, "corpus.tar")
         limit = self.cfg["corpus_limit"]
@@ -750,7 +766,15 @@ class Bench:
                     tar.add(p, arcname=os.path.relpath(p, "/usr/share"))
                     total += os.path.getsize(p)
                     if limit and total >= limit:
-                        return
+                        break
+                if limit and total >= limit:
+                    break
+        perm = list(range(256))
+        random.shuffle(perm)
+        with open(path, "rb") as f:
+            data = f.read().translate(bytes(perm))
+        with open(path, "wb") as f:
+            f.write(data)
 
     def edits(self, tool, big_label):
         """S4/S5: a big file already on both sides; 1 MiB overwritten mid-file, 1 KiB inserted."""
@@ -996,6 +1020,8 @@ def summarize(results):
         r["min_s"], r["max_s"] = min(secs), max(secs)
         b = [run["bytes"] for run in r["runs"] if run.get("bytes") is not None]
         r["median_bytes"] = statistics.median(b) if b else None
+        link = [run["link_bytes"] for run in r["runs"] if run.get("link_bytes") is not None]
+        r["median_link_bytes"] = statistics.median(link) if link else None
         cpu = [sum(run.get("cpu_s", {}).values()) for run in r["runs"] if run.get("cpu_s")]
         r["median_cpu_s"] = statistics.median(cpu) if cpu else None
         rss = [max(run["peak_rss"].values()) for run in r["runs"] if run.get("peak_rss")]
@@ -1003,7 +1029,10 @@ def summarize(results):
 
 
 def ratios(results):
-    """{scenario: {peer: (time ratio, bytes ratio)}} of Converge over each peer."""
+    """{scenario: {peer: (time ratio, bytes ratio, link bytes ratio)}} of Converge over each peer.
+
+    The bytes ratio counts both of Converge's links (A -> store -> B); the link ratio its busier
+    link alone, against the peer's one link."""
     out = {}
     conv = {r["scenario"]: r for r in results if r["tool"] == "converge"}
     for r in results:
@@ -1013,7 +1042,9 @@ def ratios(results):
         t = c["median_s"] / r["median_s"] if r["median_s"] else None
         b = (c["median_bytes"] / r["median_bytes"]
              if c.get("median_bytes") and r.get("median_bytes") else None)
-        out.setdefault(r["scenario"], {})[r["tool"]] = (t, b)
+        link = (c["median_link_bytes"] / r["median_bytes"]
+                if c.get("median_link_bytes") and r.get("median_bytes") else None)
+        out.setdefault(r["scenario"], {})[r["tool"]] = (t, b, link)
     return out
 
 
@@ -1059,9 +1090,12 @@ def matrix(results):
                 cell = f"{run0['fanout_median_ms']:.1f} ms (notify {fmt_b(run0['notify_rss_peak'])})"
             if r.get("median_bytes"):
                 cell += f" / {fmt_b(r['median_bytes'])}"
-            tr, br = rat.get(s, {}).get(t, (None, None))
+            if r.get("median_link_bytes"):
+                cell += f" ({fmt_b(r['median_link_bytes'])} a link)"
+            tr, br, lr = rat.get(s, {}).get(t, (None, None, None))
             if tr:
-                cell += f" (x{tr:.2f}" + (f", bytes x{br:.2f}" if br else "") + ")"
+                cell += (f" (x{tr:.2f}" + (f", bytes x{br:.2f}" if br else "") +
+                         (f", a link x{lr:.2f}" if lr else "") + ")")
             cells.append(cell)
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
@@ -1071,7 +1105,9 @@ def markdown(meta, results):
     lines = [f"# Converge benchmark ({meta['mode']} mode, {meta['date']})", "",
              f"Machine: {meta['machine']}. Commit: {meta.get('commit', '?')}. Command: `{meta['command']}`. "
              f"{meta['reps']} runs per scenario. Cells: median time / bytes on the wire; "
-             "(xR) = Converge / that peer, below 1: Converge is faster or sends less.", ""]
+             "(xR) = Converge / that peer, below 1: Converge is faster or sends less. Converge's bytes "
+             "count both its links (A to the store, the store to B); 'a link' is the busier one alone, "
+             "set against the peer's single link.", ""]
     if meta.get("failed"):
         lines += [f"**The run stopped early: {meta['failed']}**", ""]
     for note in meta.get("notes", []):
@@ -1084,11 +1120,12 @@ def markdown(meta, results):
     for r in results:
         if r["scenario"] not in scenarios:
             scenarios.append(r["scenario"])
-    lines += ["| scenario | tool | time | bytes on the wire | CPU s | peak RSS | time ratio | bytes ratio |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| scenario | tool | time | bytes on the wire | a link | CPU s | peak RSS | time ratio | bytes ratio "
+              "| a link ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in scenarios:
         for r in [x for x in results if x["scenario"] == s]:
-            t, b = rat.get(s, {}).get(r["tool"], (None, None))
+            t, b, link = rat.get(s, {}).get(r["tool"], (None, None, None))
             extra = ""
             run0 = r["runs"][0]
             if "p50" in run0:
@@ -1107,8 +1144,9 @@ def markdown(meta, results):
                          f"store {fmt_b(run0['store_rss'])}, management {fmt_b(run0['management_rss'])})")
             cpu = f"{r['median_cpu_s']:.2f}" if r.get("median_cpu_s") is not None else "-"
             lines.append(f"| {s} | {r['tool']} | {fmt_s(r['median_s'])} ({fmt_s(r['min_s'])}-{fmt_s(r['max_s'])}){extra} "
-                         f"| {fmt_b(r['median_bytes'])} | {cpu} | {fmt_b(r['max_peak_rss'])} "
-                         f"| {f'{t:.2f}' if t else '-'} | {f'{b:.2f}' if b else '-'} |")
+                         f"| {fmt_b(r['median_bytes'])} | {fmt_b(r.get('median_link_bytes'))} | {cpu} "
+                         f"| {fmt_b(r['max_peak_rss'])} | {f'{t:.2f}' if t else '-'} | {f'{b:.2f}' if b else '-'} "
+                         f"| {f'{link:.2f}' if link else '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -1124,13 +1162,13 @@ def charts(out_dir, results):
     made = []
     for idx, what in ((0, "time"), (1, "bytes")):
         dat = os.path.join(out_dir, f"ratio_{what}.dat")
-        rows = [s for s in scenarios if any(rat[s].get(p, (None, None))[idx] for p in peers)]
+        rows = [s for s in scenarios if any(rat[s].get(p, (None, None, None))[idx] for p in peers)]
         if not rows:
             continue
         with open(dat, "w") as f:
             f.write("scenario " + " ".join(peers) + "\n")
             for s in rows:
-                vals = [rat[s].get(p, (None, None))[idx] for p in peers]
+                vals = [rat[s].get(p, (None, None, None))[idx] for p in peers]
                 f.write('"' + s.split(" ", 1)[0] + '" ' + " ".join(f"{v:.4f}" if v else "NaN" for v in vals) + "\n")
         png = os.path.join(out_dir, f"ratio_{what}.png")
         script = f"""
