@@ -156,7 +156,13 @@ absl::StatusOr<std::string> StreamEncoder::Encode(absl::string_view raw) {
       o.size = out.size();
     }
   }
+  bytes_in_ += raw.size();
+  bytes_out_ += o.pos;
   return std::string(out.data(), o.pos);
+}
+
+bool StreamEncoder::Worth(absl::string_view raw) const {
+  return bytes_in_ == 0 || bytes_out_ * 100 < bytes_in_ * 97 || LooksCompressible(raw);
 }
 
 StreamDecoder::StreamDecoder() : ctx_(std::make_unique<Ctx>()) {

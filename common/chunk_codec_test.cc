@@ -140,5 +140,23 @@ TEST(ChunkCodecTest, StreamDecoderRefusesHostilePieces) {
   EXPECT_EQ(back.substr(0, bout.pos), wide);
 }
 
+TEST(ChunkCodecTest, StreamTriesWhatDoesNotCompressAloneOnlyWhileItPays) {
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i % 97) + " of a licence\n";
+  const std::string noise = Random(256 << 10, 12);
+  StreamEncoder random_stream;
+  EXPECT_TRUE(random_stream.Worth(noise));  // nothing known yet
+  ASSERT_TRUE(random_stream.Encode(noise).ok());
+  EXPECT_FALSE(random_stream.Worth(Random(256 << 10, 13)));  // the stream does not pay
+  EXPECT_TRUE(random_stream.Worth(text));                    // text alone does
+  StreamEncoder text_stream;
+  ASSERT_TRUE(text_stream.Encode(text).ok());
+  EXPECT_TRUE(text_stream.Worth(noise));  // the stream pays: noise may repeat something in it
+  auto again = text_stream.Encode(noise);
+  auto repeat = text_stream.Encode(noise);  // a repeat of incompressible bytes costs little
+  ASSERT_TRUE(again.ok() && repeat.ok());
+  EXPECT_LT(repeat->size(), 1000u);
+}
+
 }  // namespace
 }  // namespace converge

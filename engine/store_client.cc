@@ -100,8 +100,8 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
       first = false;
     }
     req.set_sha256(DigestToBytes(chunk.sha256));
-    if (chunk.compressible && !chunk.delta && chunk.encoding == ChunkEncoding::kRaw) {
-      if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
+    if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
+    if (chunk.in_stream && !chunk.delta && chunk.encoding == ChunkEncoding::kRaw && stream->Worth(chunk.data)) {
       absl::StatusOr<std::string> piece = stream->Encode(chunk.data);
       if (!piece.ok()) {
         produced = piece.status();

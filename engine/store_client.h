@@ -25,9 +25,9 @@ struct ChunkUpload {
   Digest sha256;
   std::string data;  // in `encoding`; for a delta, the zstd-compressed rsync delta
   ChunkEncoding encoding = ChunkEncoding::kRaw;
-  // Raw bytes worth compressing: the transport compresses them with the call's earlier ones as
-  // context (GrpcStoreClient: CHUNK_ENCODING_ZSTD_STREAM).
-  bool compressible = false;
+  // Raw bytes the transport may compress with the call's earlier chunks as context
+  // (GrpcStoreClient: CHUNK_ENCODING_ZSTD_STREAM, when StreamEncoder::Worth says so).
+  bool in_stream = false;
   bool delta = false;      // an rsync delta against `base`
   Digest base{};
   uint32_t block_bytes = 0;

@@ -294,19 +294,21 @@ absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::f
       std::string delta;
       auto sig = c.base.has_value() ? signatures.find(DigestToBytes(*c.base)) : signatures.end();
       if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
-      // Compressible bytes go raw: the transport compresses them with the call's earlier chunks
-      // as context.
+      // Chunks go raw to the transport, which compresses them in the call's zstd stream with the
+      // call's earlier chunks as context (StreamEncoder::Worth: what compresses alone, and
+      // anything while the stream pays: a chunk that does not compress alone may repeat one
+      // sent before it, the same archive in two packages).
       out->encoding = ChunkEncoding::kRaw;
-      out->compressible = LooksCompressible(bytes);
+      out->in_stream = true;
       out->data = std::move(bytes);
       size_t plain = out->data.size();  // what the chunk costs without a delta, about
-      if (!delta.empty() && out->compressible) {
+      if (!delta.empty() && LooksCompressible(out->data)) {
         const size_t z = Compress(out->data).size();
         if (z > 0) plain = std::min(plain, z);
       }
       if (!delta.empty() && delta.size() * 10 < plain * 9) {
         M().delta_saved->Add(plain - delta.size());
-        out->compressible = false;
+        out->in_stream = false;
         out->delta = true;
         out->base = *c.base;
         out->block_bytes = sig->second.block_bytes;

@@ -258,10 +258,13 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
         }
       }
     }
-    if (resp.encoding() == v1::CHUNK_ENCODING_ZSTD && req->accept_zstd_stream()) {
-      // Compressed again with the call's earlier chunks as context.
-      if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
-      absl::StatusOr<std::string> piece = stream->Encode(has_base ? raw : stored->decoded);
+    if (stream == nullptr && req->accept_zstd_stream()) stream = std::make_unique<StreamEncoder>();
+    const std::string& plain = stored->encoding == ChunkEncoding::kRaw ? stored->payload
+                               : has_base                              ? raw
+                                                                       : stored->decoded;
+    if (resp.encoding() != v1::CHUNK_ENCODING_ZSTD_DELTA && stream != nullptr && stream->Worth(plain)) {
+      // Compressed (again) with the call's earlier chunks as context (StreamEncoder::Worth).
+      absl::StatusOr<std::string> piece = stream->Encode(plain);
       if (!piece.ok()) return ToGrpcStatus(piece.status());
       resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_STREAM);
       stored->payload = std::move(*piece);

@@ -5,6 +5,7 @@
 //     one-file commits from several threads (commits/s). Prints one JSON object.
 //   converge-bench fanout --notify=ADDR --service_token=T --subscribers=1000 --events=5
 //   converge-bench chunking [--file=PATH | --mib=512]
+//   converge-bench compression --file=PATH [--call_mib=32]
 //     Holds N Subscribe streams (one connection each, like N engines), publishes events and
 //     measures the time until every subscriber has each one. Prints one JSON object.
 #include <grpcpp/grpcpp.h>
@@ -28,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/chunk_codec.h"
 #include "common/model.h"
 #include "common/device_token.h"
 #include "common/sha256.h"
@@ -50,7 +52,8 @@ ABSL_FLAG(int, commits, 2000, "ingest: number of small commits");
 ABSL_FLAG(int, threads, 8, "ingest: threads making small commits");
 ABSL_FLAG(int, subscribers, 1000, "fanout: subscriber streams");
 ABSL_FLAG(int, events, 5, "fanout: events to publish");
-ABSL_FLAG(std::string, file, "", "chunking: a file to chunk (default: --mib of random bytes)");
+ABSL_FLAG(std::string, file, "", "chunking: a file to chunk (default: --mib of random bytes); compression: the file");
+ABSL_FLAG(int, call_mib, 32, "compression: MiB of chunks per call (one zstd stream each)");
 
 namespace {
 
@@ -433,6 +436,54 @@ int Chunking() {
   return 0;
 }
 
+// Compression: the bytes a file's chunks cost on the wire, each compressed on its own
+// (CompressIfWorthIt: how chunks rest in the store), in one zstd stream per call of --call_mib
+// (every chunk; only the chunks whose samples compress; or as the engine and store send them,
+// StreamEncoder::Worth), and zstd over the whole file.
+int Compression() {
+  const std::string path = absl::GetFlag(FLAGS_file);
+  std::ifstream in(path, std::ios::binary);
+  if (path.empty() || !in) {
+    std::cerr << "compression needs --file\n";
+    return 2;
+  }
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const converge::engine::FileContent content = converge::engine::ChunkBytes(data);
+  const uint64_t call_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_call_mib)) << 20;
+  uint64_t per_chunk = 0, stream = 0, raw_sent = 0, in_call = 0, stream_all = 0, sent = 0;
+  size_t pos = 0;
+  auto encoder = std::make_unique<converge::StreamEncoder>();
+  auto engine = std::make_unique<converge::StreamEncoder>();  // as the engine sends (Worth)
+  auto encoder_all = std::make_unique<converge::StreamEncoder>();  // every chunk into the stream
+  for (const converge::ChunkRef& c : content.chunks) {
+    const absl::string_view bytes = absl::string_view(data).substr(pos, c.length);
+    pos += c.length;
+    std::optional<std::string> z = converge::CompressIfWorthIt(bytes);
+    per_chunk += z.has_value() ? z->size() : bytes.size();
+    if (in_call >= call_bytes) {
+      encoder = std::make_unique<converge::StreamEncoder>();
+      encoder_all = std::make_unique<converge::StreamEncoder>();
+      engine = std::make_unique<converge::StreamEncoder>();
+      in_call = 0;
+    }
+    in_call += bytes.size();
+    stream_all += encoder_all->Encode(bytes)->size();
+    sent += engine->Worth(bytes) ? engine->Encode(bytes)->size() : bytes.size();
+    if (converge::LooksCompressible(bytes)) {
+      stream += encoder->Encode(bytes)->size();
+    } else {
+      stream += bytes.size();
+      raw_sent += bytes.size();
+    }
+  }
+  printf("{\"bytes\": %zu, \"chunks\": %zu, \"per_chunk_zstd\": %lu, \"stream_of_compressible_chunks\": %lu, "
+         "\"sent_raw_by_it\": %lu, \"stream_of_every_chunk\": %lu, \"as_sent\": %lu, \"whole_file_zstd\": %zu}\n",
+         data.size(), content.chunks.size(), static_cast<unsigned long>(per_chunk), static_cast<unsigned long>(stream),
+         static_cast<unsigned long>(raw_sent), static_cast<unsigned long>(stream_all), static_cast<unsigned long>(sent),
+         converge::Compress(data).size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -441,6 +492,7 @@ int main(int argc, char** argv) {
   if (command == "ingest") return Ingest();
   if (command == "fanout") return Fanout();
   if (command == "chunking") return Chunking();
-  std::cerr << "usage: converge-bench ingest|fanout|chunking [flags]  (see --help)\n";
+  if (command == "compression") return Compression();
+  std::cerr << "usage: converge-bench ingest|fanout|chunking|compression [flags]  (see --help)\n";
   return 2;
 }
