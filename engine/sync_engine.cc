@@ -335,7 +335,7 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
   if (!u->status.ok()) return;
   if (path != u->layout_path) {
     // The previous version of this file: its chunks are stored (it is the store's version), and
-    // a changed chunk's base is the old chunk at its offset.
+    // a changed chunk's base is the old chunk it overlaps most.
     absl::StatusOr<PreviousChunks> previous = PreviousOf(path);
     if (!previous.ok()) {
       u->status = previous.status();
