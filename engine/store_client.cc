@@ -84,7 +84,7 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
   bool first = true;
   absl::Status produced;
   ChunkUpload chunk;
-  std::unique_ptr<StreamEncoder> stream;  // made for the first compressible chunk
+  std::unique_ptr<StreamEncoder> stream;  // made for the first chunk that may go in it
   while (true) {
     absl::StatusOr<bool> more = next(&chunk);
     if (!more.ok()) {
@@ -100,8 +100,9 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
       first = false;
     }
     req.set_sha256(DigestToBytes(chunk.sha256));
-    if (stream == nullptr) stream = std::make_unique<StreamEncoder>();
-    if (chunk.in_stream && !chunk.delta && chunk.encoding == ChunkEncoding::kRaw && stream->Worth(chunk.data)) {
+    const bool streamable = chunk.in_stream && !chunk.delta && chunk.encoding == ChunkEncoding::kRaw;
+    if (streamable && stream == nullptr) stream = std::make_unique<StreamEncoder>();
+    if (streamable && stream->Worth(chunk.data)) {
       absl::StatusOr<std::string> piece = stream->Encode(chunk.data);
       if (!piece.ok()) {
         produced = piece.status();

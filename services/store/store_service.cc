@@ -49,6 +49,13 @@ grpc::Status TooMany(const char* what, int n, int limit) {
                       absl::StrCat(n, " ", what, " in one call, the limit is ", limit));
 }
 
+// ToStore: a chunk received whole, kept zstd-compressed on its own when that pays.
+ChunkData ToStore(const Digest& digest, std::string raw) {
+  std::optional<std::string> z = CompressIfWorthIt(raw);
+  return z.has_value() ? ChunkData{digest, std::move(*z), ChunkEncoding::kZstd}
+                       : ChunkData{digest, std::move(raw), ChunkEncoding::kRaw};
+}
+
 }  // namespace
 
 absl::StatusOr<StoreService::Caller> StoreService::Authorize(const grpc::ServerContext& ctx, const std::string& ns,
@@ -117,9 +124,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
       // Rebuild the chunk from the base the store holds; Put checks the result's hash.
       absl::StatusOr<std::string> raw = RebuildFromDelta(caller.owner, req);
       if (!raw.ok()) return ToGrpcStatus(raw.status());
-      std::optional<std::string> z = CompressIfWorthIt(*raw);
-      batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
-                                    : ChunkData{*digest, std::move(*raw), ChunkEncoding::kRaw});
+      batch.push_back(ToStore(*digest, std::move(*raw)));
     } else if (req.encoding() == v1::CHUNK_ENCODING_ZSTD_STREAM) {
       // Stored on its own (compressed again without the stream's context); Put checks the hash.
       absl::StatusOr<std::string> raw = stream.Decode(req.data(), kMaxChunkBytes);
@@ -127,9 +132,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             absl::StrCat("chunk ", DigestToHex(*digest), ": ", raw.status().message()));
       }
-      std::optional<std::string> z = CompressIfWorthIt(*raw);
-      batch.push_back(z.has_value() ? ChunkData{*digest, std::move(*z), ChunkEncoding::kZstd}
-                                    : ChunkData{*digest, std::move(*raw), ChunkEncoding::kRaw});
+      batch.push_back(ToStore(*digest, std::move(*raw)));
     } else if (req.encoding() == v1::CHUNK_ENCODING_RAW || req.encoding() == v1::CHUNK_ENCODING_ZSTD) {
       batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
                                 req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
@@ -232,7 +235,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   if (req->base_sha256_size() != 0 && req->base_sha256_size() != req->sha256_size()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "base_sha256 must be empty or parallel to sha256");
   }
-  std::unique_ptr<StreamEncoder> stream;  // made for the first compressed chunk, if the device takes it
+  std::unique_ptr<StreamEncoder> stream;  // made for the first chunk, if the device takes streams
   for (size_t i = 0; i < wanted->size(); ++i) {
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
