@@ -379,6 +379,7 @@ int main(int argc, char** argv) {
     auto started = converge::engine::Watcher::Start(folder, on_events);
     if (started.ok()) {
       watcher = std::move(*started);
+      engine.set_local_event_flush([w = watcher.get()] { w->Flush(); });
       log->info("watching {} directories", watcher->watched_directories());
     } else {
       log->warn("no watcher ({}): relying on the scan every {}", started.status().message(),
@@ -425,10 +426,10 @@ int main(int argc, char** argv) {
   stop_refresh.Notify();
   if (refresher.joinable()) refresher.join();
   control_server.reset();
-  watcher.reset();
   if (listener != nullptr) listener->Stop();
   engine.Stop();
   runner.join();
+  watcher.reset();  // after the engine's last pull (which flushes it)
   status_writer.reset();
   metrics.reset();
   const auto final_fate = static_cast<converge::engine::DeviceFate>(fate.load());

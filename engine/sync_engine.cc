@@ -139,6 +139,18 @@ absl::Status SyncEngine::PullAndApply() {
   absl::StatusOr<std::optional<std::string>> resync = index_->GetSetting(kResyncSetting);
   const bool resyncing = resync.ok() && resync->has_value() && **resync == "1";
   applier_.set_local_wins(resyncing);
+  // A move made here that no scan has taken yet (reported late, or not ready to scan) is noted
+  // too: another device's change of the moved file is then applied with the move undone.
+  if (flush_local_events_) flush_local_events_();
+  std::vector<std::string> unscanned;
+  {
+    absl::MutexLock lock(&mu_);
+    unscanned.reserve(dirty_.size());
+    for (const auto& [path, d] : dirty_) unscanned.push_back(path);
+  }
+  if (absl::Status s = DetectLocalMoves(unscanned); !s.ok()) {
+    Log()->warn("looking for moves among changed paths: {}", s.ToString());  // the pull goes on
+  }
   applier_.set_local_moves(std::move(pending_local_moves_));
   pending_local_moves_.clear();
   uint64_t before = index_->cursor();

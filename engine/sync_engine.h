@@ -128,6 +128,9 @@ class SyncEngine {
   void NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths);
   // SetPaused: a paused engine neither scans nor pulls until resumed.
   void SetPaused(bool paused);
+  // set_local_event_flush: called before every pull to have the watcher report what it has
+  // queued (Watcher::Flush). Set before Run; the callee must outlive the engine's last pull.
+  void set_local_event_flush(std::function<void()> flush) { flush_local_events_ = std::move(flush); }
 
   EngineStatus status() const;
 
@@ -151,6 +154,7 @@ class SyncEngine {
   uint64_t snapshots_ = 0;
   // Moves of a commit the store refused as stale, for the next pull (old path, new path).
   std::vector<std::pair<std::string, std::string>> pending_local_moves_;
+  std::function<void()> flush_local_events_;
 
   struct DirtyPath {
     bool writing = false;

@@ -38,8 +38,11 @@ absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root,
     return absl::UnavailableError(absl::StrCat("eventfd: ", strerror(errno)));
   }
   std::unique_ptr<Watcher> w(new Watcher(root, fd, stop, std::move(on_events)));
-  w->AddTree("");
-  if (w->by_wd_.empty()) return absl::UnavailableError("cannot watch " + root);
+  {
+    absl::MutexLock lock(&w->mu_);
+    w->AddTree("");
+    if (w->by_wd_.empty()) return absl::UnavailableError("cannot watch " + root);
+  }
   Watcher* raw = w.get();
   w->thread_ = std::thread([raw] { raw->Run(); });
   return w;
@@ -77,7 +80,6 @@ void Watcher::AddTree(const std::string& rel) {
 }
 
 void Watcher::Run() {
-  alignas(struct inotify_event) char buf[64 * 1024];
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
   while (true) {
     if (poll(fds, 2, -1) < 0) {
@@ -86,55 +88,64 @@ void Watcher::Run() {
       return;
     }
     if (fds[1].revents != 0) return;
-    bool overflow = false;
-    // In arrival order, one entry per path (its latest state).
-    std::vector<PathEvent> events;
-    absl::flat_hash_map<std::string, size_t> slot;
-    auto report = [&](const std::string& path) {
-      auto [it, inserted] = slot.emplace(path, events.size());
-      if (inserted) events.push_back(PathEvent{path, false});
-      events[it->second].writing = writing_.contains(path);
-    };
-    while (true) {
-      const ssize_t n = read(fd_, buf, sizeof(buf));
-      if (n <= 0) break;
-      for (char* p = buf; p < buf + n;) {
-        auto* ev = reinterpret_cast<struct inotify_event*>(p);
-        p += sizeof(struct inotify_event) + ev->len;
-        if (ev->mask & IN_Q_OVERFLOW) {
-          Log()->warn("inotify queue overflowed: rescanning");
-          overflow = true;
-          continue;
-        }
-        auto dir = by_wd_.find(ev->wd);
-        if (ev->mask & IN_IGNORED) {
-          if (dir != by_wd_.end()) by_wd_.erase(dir);
-          continue;
-        }
-        if (dir == by_wd_.end()) continue;
-        const std::string name = ev->len > 0 ? ev->name : "";
-        if (dir->second.empty() && name == kStateDirName) continue;  // the engine's own files
-        if (name.empty()) {
-          // The watched directory itself was deleted or moved: its parent's watch reports the
-          // name; a moved-away root is the scanner's business (RootIntact).
-          if (!dir->second.empty()) report(dir->second);
-          continue;
-        }
-        const std::string path = dir->second.empty() ? name : absl::StrCat(dir->second, "/", name);
-        const bool is_dir = (ev->mask & IN_ISDIR) != 0;
-        if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
-          AddTree(path);  // a moved directory keeps its watches: this renames them
-        }
-        if (!is_dir) {
-          if (ev->mask & (IN_MODIFY | IN_CREATE)) writing_.insert(path);
-          if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) writing_.erase(path);
-        }
-        report(path);
-      }
-    }
-    if (overflow) writing_.clear();
-    if (overflow || !events.empty()) on_events_(std::move(events), overflow);
+    Drain();
   }
+}
+
+void Watcher::Flush() { Drain(); }
+
+void Watcher::Drain() {
+  alignas(struct inotify_event) char buf[64 * 1024];
+  absl::MutexLock lock(&mu_);
+  bool overflow = false;
+  // In arrival order, one entry per path (its latest state).
+  std::vector<PathEvent> events;
+  absl::flat_hash_map<std::string, size_t> slot;
+  auto report = [&](const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto [it, inserted] = slot.emplace(path, events.size());
+    if (inserted) events.push_back(PathEvent{path, false});
+    events[it->second].writing = writing_.contains(path);
+  };
+  while (true) {
+    const ssize_t n = read(fd_, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(p);
+      p += sizeof(struct inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        Log()->warn("inotify queue overflowed: rescanning");
+        overflow = true;
+        continue;
+      }
+      auto dir = by_wd_.find(ev->wd);
+      if (ev->mask & IN_IGNORED) {
+        if (dir != by_wd_.end()) by_wd_.erase(dir);
+        continue;
+      }
+      if (dir == by_wd_.end()) continue;
+      const std::string name = ev->len > 0 ? ev->name : "";
+      if (dir->second.empty() && name == kStateDirName) continue;  // the engine's own files
+      if (name.empty()) {
+        // The watched directory itself was deleted or moved: its parent's watch reports the
+        // name; a moved-away root is the scanner's business (RootIntact).
+        if (!dir->second.empty()) report(dir->second);
+        continue;
+      }
+      const std::string path = dir->second.empty() ? name : absl::StrCat(dir->second, "/", name);
+      const bool is_dir = (ev->mask & IN_ISDIR) != 0;
+      if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+        AddTree(path);  // a moved directory keeps its watches: this renames them
+      }
+      if (!is_dir) {
+        if (ev->mask & (IN_MODIFY | IN_CREATE)) writing_.insert(path);
+        if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) writing_.erase(path);
+      }
+      report(path);
+    }
+  }
+  if (overflow) writing_.clear();
+  // Reported under the lock: a Flush and the thread never deliver out of order.
+  if (overflow || !events.empty()) on_events_(std::move(events), overflow);
 }
 
 }  // namespace converge::engine

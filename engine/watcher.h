@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace converge::engine {
 
@@ -34,22 +35,32 @@ class Watcher {
   static absl::StatusOr<std::unique_ptr<Watcher>> Start(const std::string& root, OnEvents on_events);
   ~Watcher();
 
-  size_t watched_directories() const { return by_wd_.size(); }
+  // Flush delivers, before it returns, every event the kernel has queued so far (the engine
+  // calls it before pulling, so a move made here is known even if this thread has not run yet).
+  void Flush();
+
+  size_t watched_directories() const {
+    absl::MutexLock lock(&mu_);
+    return by_wd_.size();
+  }
 
  private:
   Watcher(std::string root, int inotify_fd, int stop_fd, OnEvents on_events)
       : root_(std::move(root)), fd_(inotify_fd), stop_fd_(stop_fd), on_events_(std::move(on_events)) {}
   // AddTree watches directory `rel` ("" = root) and everything below it.
-  void AddTree(const std::string& rel);
+  void AddTree(const std::string& rel) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
+  // Drain reads and reports whatever is queued; returns at once if nothing is.
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string root_;
   const int fd_;
   const int stop_fd_;  // eventfd: written to stop the thread
   const OnEvents on_events_;
-  // Touched by the watcher thread only after Start.
-  absl::flat_hash_map<int, std::string> by_wd_;
-  absl::flat_hash_set<std::string> writing_;  // modified or created, not yet closed
+  // Held while events are read and reported (by the thread or Flush), so they stay in order.
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<int, std::string> by_wd_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> writing_ ABSL_GUARDED_BY(mu_);  // modified or created, not yet closed
   std::thread thread_;
 };
 

@@ -36,6 +36,10 @@ class Recorder {
     };
     return mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Seconds(2));
   }
+  bool Seen(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    return latest_.count(path) > 0;
+  }
   size_t paths() {
     absl::MutexLock lock(&mu_);
     return latest_.size();
@@ -50,6 +54,24 @@ class Recorder {
   std::map<std::string, bool> latest_ ABSL_GUARDED_BY(mu_);
   int overflows_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+TEST(WatcherTest, FlushReportsWhatIsQueuedBeforeItReturns) {
+  const std::string root = MakeTestDir();
+  std::filesystem::create_directories(root + "/b");
+  WriteFile(root + "/plan.txt", "plan");
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  for (int round = 0; round < 50; ++round) {
+    const std::string from = round % 2 == 0 ? "plan.txt" : "b/plan.txt";
+    const std::string to = round % 2 == 0 ? "b/plan.txt" : "plan.txt";
+    rec.Clear();
+    std::filesystem::rename(root + "/" + from, root + "/" + to);
+    (*watcher)->Flush();  // no waiting: both names are known when it returns
+    EXPECT_TRUE(rec.Seen(from)) << round;
+    EXPECT_TRUE(rec.Seen(to)) << round;
+  }
+}
 
 TEST(WatcherTest, ReportsPathsIncludingInNewMovedAndRenamedDirectories) {
   const std::string root = MakeTestDir();
