@@ -128,6 +128,9 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(remote.path);
     if (f.ok()) local_file = std::move(*f);
   }
+  // A local copy unchanged since it was synced (the stat the index trusts) is not hashed again
+  // as its chunks are reused; if it changes while being read, nothing is installed (below).
+  const bool trust_local = local_file != nullptr && entry->local.Same(planned_local) && Trusted(*entry);
   // BaseFor: the old chunk a new one overlaps most, if the local copy has it.
   const ChunkLayout layout = local_file == nullptr ? ChunkLayout() : ChunkLayout(entry->version.chunks);
   auto base_for = [&](uint64_t offset, uint64_t length) -> std::optional<Digest> {
@@ -178,7 +181,8 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
       auto local = local_offsets.find(key);
       if (local_file != nullptr && local != local_offsets.end()) {
         std::string bytes;
-        if (local_file->Read(local->second, c.length, &bytes).ok() && HashOf(bytes) == c.sha256) {
+        if (local_file->Read(local->second, c.length, &bytes).ok() && bytes.size() == c.length &&
+            (trust_local || HashOf(bytes) == c.sha256)) {
           stats_.bytes_reused += bytes.size();
           if (progress_) progress_(bytes.size());
           window.emplace(key, std::move(bytes));
@@ -234,6 +238,10 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   }
   // The user may have edited the file while it downloaded: keep that edit.
   CONVERGE_ASSIGN_OR_RETURN(LocalStat now, fs_->Stat(remote.path));
+  if (trust_local && !now.Same(planned_local)) {
+    // Chunks taken from it unhashed may hold the edit: the next attempt checks every chunk.
+    return absl::AbortedError(absl::StrCat(remote.path, " changed here while its new version was built; trying again"));
+  }
   if (!now.Same(planned_local) && now.exists) CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
   CONVERGE_ASSIGN_OR_RETURN(LocalStat installed,
                             temp->Install(remote.path, remote.mode == 0 ? 0644 : remote.mode,

@@ -1,3 +1,4 @@
+#include <functional>
 #include <sys/stat.h>
 #include "engine/applier.h"
 
@@ -24,6 +25,7 @@ class MemoryChunks : public ChunkSource {
   void Add(const std::string& data) { chunks_[DigestToBytes(HashOf(data))] = data; }
   using ChunkSource::Fetch;
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) override {
+    if (on_fetch) on_fetch();
     for (const ChunkWant& w : wants) {
       const Digest& d = w.sha256;
       if (fail_after >= 0 && fetched >= fail_after) return absl::UnavailableError("connection cut");
@@ -40,6 +42,7 @@ class MemoryChunks : public ChunkSource {
     return absl::OkStatus();
   }
   bool corrupt = false;
+  std::function<void()> on_fetch;  // runs as each Fetch starts
   int fetched = 0;
   int fail_after = -1;  // fail every fetch once this many chunks were handed out
   int with_base = 0;
@@ -227,6 +230,33 @@ TEST_F(ApplierTest, ManySmallFilesInOneCommitAreWrittenAsABatch) {
   ASSERT_TRUE(index_->ForEachLive([&](const IndexEntry&) { ++live; }).ok());
   EXPECT_EQ(live, 2500);
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.converge/tmp"));
+}
+
+TEST_F(ApplierTest, AnEditWhileTheNewVersionIsBuiltIsNeverMixedIntoIt) {
+  // 300 chunks of 1 KiB: two fetch windows; the second window's chunks are read from the local
+  // copy after the first window's changed chunk was fetched.
+  std::string v1;
+  for (int i = 0; i < 300; ++i) v1 += std::string(1024, static_cast<char>('A' + i % 50)) + std::to_string(i % 10);
+  v1.resize(300 * 1024);
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "f", v1, false, 1024)).ok());
+  std::string v2 = v1;
+  v2.replace(10 * 1024, 1024, std::string(1024, '#'));
+  const std::string edit(v1.size(), 'e');  // the user rewrites the file while it is rebuilt
+  chunks_.on_fetch = [&] {
+    chunks_.on_fetch = nullptr;
+    WriteFile(root_ + "/f", edit);
+  };
+  absl::Status first = applier_->ApplyCommit(FileCommit(2, "f", v2, false, 1024));
+  EXPECT_TRUE(absl::IsAborted(first)) << first;
+  EXPECT_TRUE(ReadFile(root_ + "/f") == edit);  // nothing installed over the edit
+  EXPECT_EQ(index_->cursor(), 1u);
+  // Tried again: every chunk of the local copy is checked; the edit is kept as a copy.
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "f", v2, false, 1024)).ok());
+  EXPECT_TRUE(ReadFile(root_ + "/f") == v2);
+  std::vector<std::string> files = Files();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_TRUE(absl::StartsWith(files[1], "f (conflict devB")) << files[1];
+  EXPECT_TRUE(ReadFile(root_ + "/" + files[1]) == edit);
 }
 
 TEST_F(ApplierTest, LocalEditIsKeptAsConflictCopy) {

@@ -173,6 +173,7 @@ class LocalTempFile : public TempFile {
   }
 
   absl::Status Truncate(uint64_t bytes) override {
+    unflushed_ = 0;
     if (ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) return Errno("truncate", name_);
     if (lseek(fd_.get(), static_cast<off_t>(bytes), SEEK_SET) < 0) return Errno("seek", name_);
     return absl::OkStatus();
@@ -187,6 +188,17 @@ class LocalTempFile : public TempFile {
         return Errno("write temp", name_);
       }
       done += static_cast<size_t>(w);
+    }
+    // Start writing back what has piled up (no waiting): the fsync before the file is installed
+    // then waits for the last few MiB, not for the whole file.
+    unflushed_ += data.size();
+    if (unflushed_ >= kWritebackBytes) {
+      const off_t end = lseek(fd_.get(), 0, SEEK_CUR);
+      if (end >= static_cast<off_t>(unflushed_)) {
+        (void)sync_file_range(fd_.get(), end - static_cast<off_t>(unflushed_), static_cast<off_t>(unflushed_),
+                              SYNC_FILE_RANGE_WRITE);
+      }
+      unflushed_ = 0;
     }
     return absl::OkStatus();
   }
@@ -224,6 +236,8 @@ class LocalTempFile : public TempFile {
   Fd fd_;
   const bool keep_;
   bool installed_ = false;
+  static constexpr size_t kWritebackBytes = 8 << 20;
+  size_t unflushed_ = 0;  // appended since writeback was last started
 };
 
 constexpr char kPartialPrefix[] = "partial-";

@@ -20,6 +20,9 @@ absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, r
   options.min_blob_size = 4096;
   options.compression = rocksdb::kLZ4Compression;
   options.blob_compression_type = rocksdb::kNoCompression;
+  // Blob and table files are written back as they grow: the sync at the end of a flush then
+  // waits for the last MiB, not for a whole memtable of chunks.
+  options.bytes_per_sync = 1 << 20;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok() && options.compression != rocksdb::kNoCompression) {
