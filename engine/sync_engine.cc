@@ -375,10 +375,7 @@ void SyncEngine::AwaitScanBatch(ScanUploads* u) {
 void SyncEngine::HandOverScanBatch(ScanUploads* u) {
   AwaitScanBatch(u);
   if (!u->status.ok()) return;
-  std::vector<OutgoingChunk> batch;
-  batch.swap(u->pending);
-  u->pending_bytes = 0;
-  u->queued.clear();
+  std::vector<OutgoingChunk> batch = TakePending(u);
   // Only this batch's upload calls the store meanwhile: the scan reads the folder.
   u->in_flight = std::async(std::launch::async, [this, batch = std::move(batch)]() mutable {
     BatchUpload out;
@@ -390,11 +387,15 @@ void SyncEngine::HandOverScanBatch(ScanUploads* u) {
 absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
   AwaitScanBatch(u);
   CONVERGE_RETURN_IF_ERROR(u->status);
+  return UploadChunks(TakePending(u), &u->stored, &u->unreadable);
+}
+
+std::vector<SyncEngine::OutgoingChunk> SyncEngine::TakePending(ScanUploads* u) {
   std::vector<OutgoingChunk> batch;
   batch.swap(u->pending);
   u->pending_bytes = 0;
   u->queued.clear();
-  return UploadChunks(std::move(batch), &u->stored, &u->unreadable);
+  return batch;
 }
 
 absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {

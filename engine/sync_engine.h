@@ -232,6 +232,8 @@ class SyncEngine {
   void HandOverScanBatch(ScanUploads* uploads);
   void AwaitScanBatch(ScanUploads* uploads);
   absl::Status FlushScanUploads(ScanUploads* uploads);
+  // TakePending empties the pending batch and returns it.
+  static std::vector<OutgoingChunk> TakePending(ScanUploads* uploads);
 
   // CommitBatch commits one batch of scanned changes and records them in the index.
   // A batch the store refuses for a case collision is committed again without the colliding
