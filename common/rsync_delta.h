@@ -10,6 +10,7 @@
 #ifndef CONVERGE_COMMON_RSYNC_DELTA_H_
 #define CONVERGE_COMMON_RSYNC_DELTA_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@
 #include "absl/strings/string_view.h"
 
 namespace converge {
+
+// A delta's base is one chunk or a sequence of at most this many (their bytes one after another:
+// a chunk cut anew after an edit can span two or three old ones).
+inline constexpr size_t kMaxDeltaBases = 4;
 
 struct Signature {
   uint32_t block_bytes = 0;

@@ -131,11 +131,11 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   // A local copy unchanged since it was synced (the stat the index trusts) is not hashed again
   // as its chunks are reused; if it changes while being read, nothing is installed (below).
   const bool trust_local = local_file != nullptr && entry->local.Same(planned_local) && Trusted(*entry);
-  // BaseFor: the old chunk a new one overlaps most, if the local copy has it.
+  // BasesFor: the old chunks a new one overlaps, if the local copy has them.
   const ChunkLayout layout = local_file == nullptr ? ChunkLayout() : ChunkLayout(entry->version.chunks);
-  auto base_for = [&](uint64_t offset, uint64_t length) -> std::optional<Digest> {
-    if (local_file == nullptr) return std::nullopt;
-    return layout.BaseFor(offset, length);
+  auto bases_for = [&](uint64_t offset, uint64_t length) -> std::vector<Digest> {
+    if (local_file == nullptr) return {};
+    return layout.BasesFor(offset, length);
   };
   ChunkSource::BaseReader read_base = [&](const Digest& d) -> absl::StatusOr<std::string> {
     auto local = local_offsets.find(DigestToBytes(d));
@@ -196,7 +196,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
         window.emplace(key, std::move(*found));
         continue;
       }
-      if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, base_for(offsets[i], c.length)});
+      if (asked.insert(key).second) to_fetch.push_back(ChunkWant{c.sha256, bases_for(offsets[i], c.length)});
     }
     // Chunks go into the (partial) file in order as soon as they are there, so an interruption
     // in the middle of a window keeps what arrived.
@@ -359,12 +359,12 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
         chunks[DigestToBytes(c.sha256)] = std::move(*found);
         continue;
       }
-      std::optional<Digest> base;
+      std::vector<Digest> bases;
       if (p.base.has_value() && p.remote->chunks.size() == 1) {
-        base = p.base;
+        bases.push_back(*p.base);
         base_paths[DigestToBytes(*p.base)] = p.remote->path;
       }
-      wanted.push_back(ChunkWant{c.sha256, base});
+      wanted.push_back(ChunkWant{c.sha256, std::move(bases)});
     }
   }
   ChunkSource::BaseReader read_base = [&](const Digest& d) -> absl::StatusOr<std::string> {

@@ -30,7 +30,9 @@ namespace converge::engine {
 // send only the difference).
 struct ChunkWant {
   Digest sha256;
-  std::optional<Digest> base;
+  // Chunks the device has whose bytes, one after another, resemble the wanted one (0 to
+  // kMaxDeltaBases): the store may send a delta against them.
+  std::vector<Digest> bases;
 };
 
 // ChunkSource fetches chunk bytes by digest (from the store).
@@ -48,7 +50,7 @@ class ChunkSource {
   absl::Status Fetch(const std::vector<Digest>& digests, const Sink& sink) {
     std::vector<ChunkWant> wants;
     wants.reserve(digests.size());
-    for (const Digest& d : digests) wants.push_back(ChunkWant{d, std::nullopt});
+    for (const Digest& d : digests) wants.push_back(ChunkWant{d, {}});
     return Fetch(wants, nullptr, sink);
   }
 };

@@ -30,9 +30,9 @@ class MemoryChunks : public ChunkSource {
       const Digest& d = w.sha256;
       if (fail_after >= 0 && fetched >= fail_after) return absl::UnavailableError("connection cut");
       ++fetched;
-      if (w.base.has_value()) {
+      if (!w.bases.empty()) {
         ++with_base;
-        last_base = *w.base;
+        last_bases = w.bases;
       }
       auto it = chunks_.find(DigestToBytes(d));
       if (it == chunks_.end()) return absl::NotFoundError("no chunk");
@@ -46,7 +46,7 @@ class MemoryChunks : public ChunkSource {
   int fetched = 0;
   int fail_after = -1;  // fail every fetch once this many chunks were handed out
   int with_base = 0;
-  Digest last_base{};
+  std::vector<Digest> last_bases;
 
  private:
   std::map<std::string, std::string> chunks_;
@@ -132,7 +132,7 @@ TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
   EXPECT_EQ(ReadFile(root_ + "/f"), a + x + c);
   EXPECT_EQ(chunks_.fetched, 1);  // only the changed chunk crossed the wire
   EXPECT_EQ(chunks_.with_base, 1);  // offered with the old chunk at its offset as a delta base
-  EXPECT_EQ(chunks_.last_base, HashOf(b));
+  EXPECT_EQ(chunks_.last_bases, std::vector<Digest>{HashOf(b)});
   EXPECT_EQ(applier_->stats().bytes_reused, 2 * k);
 }
 
@@ -194,7 +194,7 @@ TEST_F(ApplierTest, EditedSmallFilesOfferTheirOldContentAsBase) {
   ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "notes.txt", "version two", false, 1 << 20)).ok());
   EXPECT_EQ(ReadFile(root_ + "/notes.txt"), "version two");
   EXPECT_EQ(chunks_.with_base, 1);
-  EXPECT_EQ(chunks_.last_base, HashOf("version one"));
+  EXPECT_EQ(chunks_.last_bases, std::vector<Digest>{HashOf("version one")});
   // A file new to this device has nothing to offer.
   chunks_.with_base = 0;
   ASSERT_TRUE(applier_->ApplyCommit(FileCommit(3, "other.txt", "fresh")).ok());
@@ -207,7 +207,7 @@ TEST_F(ApplierTest, EditedSmallFilesOfferTheirOldContentAsBase) {
   EXPECT_EQ(ReadFile(root_ + "/small.txt"), "aaaaXbbbcccc");
   EXPECT_EQ(chunks_.fetched, 1);
   EXPECT_EQ(chunks_.with_base, 1);
-  EXPECT_EQ(chunks_.last_base, HashOf("bbbb"));
+  EXPECT_EQ(chunks_.last_bases, std::vector<Digest>{HashOf("bbbb")});
 }
 
 TEST_F(ApplierTest, ManySmallFilesInOneCommitAreWrittenAsABatch) {

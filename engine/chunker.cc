@@ -9,12 +9,14 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "common/rsync_delta.h"
 #include "common/status_macros.h"
 
 namespace converge::engine {
 namespace {
 
 constexpr size_t kReadBytes = 8 << 20;  // big sequential reads
+constexpr uint64_t kMinExtraBaseOverlap = 16 << 10;  // ChunkLayout::BasesFor
 
 // The gear table: 256 fixed pseudo-random 64-bit values (a fixed seed: every device must cut
 // the same content at the same places).
@@ -322,6 +324,46 @@ std::optional<Digest> ChunkLayout::BaseFor(uint64_t offset, uint64_t length) con
     }
   }
   return best;
+}
+
+std::vector<Digest> ChunkLayout::BasesFor(uint64_t offset, uint64_t length) const {
+  const uint64_t end = offset + std::max<uint64_t>(length, 1);
+  size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin();
+  if (i > 0) --i;
+  std::vector<size_t> overlapping;
+  std::vector<uint64_t> overlap;
+  for (; i < chunks_.size() && starts_[i] < end; ++i) {
+    const uint64_t from = std::max(starts_[i], offset);
+    const uint64_t to = std::min(starts_[i] + chunks_[i].length, end);
+    if (to <= from) continue;
+    overlapping.push_back(i);
+    overlap.push_back(to - from);
+  }
+  // One that shares only a few KiB costs more in signature bytes (and a coarser block size
+  // for the rest) than its bytes would as literals: only the one overlapping most stays then.
+  const uint64_t most = overlap.empty() ? 0 : *std::max_element(overlap.begin(), overlap.end());
+  for (size_t k = overlapping.size(); k-- > 0;) {
+    if (overlap[k] < kMinExtraBaseOverlap && overlap[k] != most) {
+      overlapping.erase(overlapping.begin() + k);
+      overlap.erase(overlap.begin() + k);
+    }
+  }
+  // The run of at most kMaxDeltaBases consecutive ones that overlaps most.
+  size_t best = 0;
+  uint64_t best_sum = 0;
+  for (size_t first = 0; first < overlapping.size(); ++first) {
+    uint64_t sum = 0;
+    for (size_t k = first; k < overlapping.size() && k < first + kMaxDeltaBases; ++k) sum += overlap[k];
+    if (sum > best_sum) {
+      best_sum = sum;
+      best = first;
+    }
+  }
+  std::vector<Digest> out;
+  for (size_t k = best; k < overlapping.size() && k < best + kMaxDeltaBases; ++k) {
+    out.push_back(chunks_[overlapping[k]].sha256);
+  }
+  return out;
 }
 
 }  // namespace converge::engine

@@ -79,6 +79,11 @@ class ChunkLayout {
   // anew where an edit ends holds the old bytes after the edit: those of the old chunk at its
   // end, not at its start.
   std::optional<Digest> BaseFor(uint64_t offset, uint64_t length) const;
+  // BasesFor returns the old chunks that overlap [offset, offset + length), in order (at most
+  // kMaxDeltaBases: the run of them that overlaps most). A chunk cut anew after an edit often
+  // spans two old ones until the cut points fall back onto the old boundaries: a delta against
+  // both carries only the edit.
+  std::vector<Digest> BasesFor(uint64_t offset, uint64_t length) const;
 
  private:
   std::vector<uint64_t> starts_;  // ascending

@@ -214,5 +214,24 @@ TEST(ChunkLayoutTest, BaseIsTheOldChunkOverlappingMost) {
   EXPECT_EQ(ChunkLayout().BaseFor(0, 10), std::nullopt);
 }
 
+TEST(ChunkLayoutTest, BasesAreTheOldChunksOverlappingWithMoreThanAFewKiB) {
+  constexpr uint32_t k = 64 << 10;
+  std::vector<ChunkRef> old;
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) old.push_back({HashOf(name), k});
+  const ChunkLayout layout(old);
+  using V = std::vector<Digest>;
+  EXPECT_EQ(layout.BasesFor(0, k), V{HashOf("a")});
+  // A chunk cut anew after an edit, across the old boundaries: both old chunks, in order.
+  EXPECT_EQ(layout.BasesFor(k / 2, k), (V{HashOf("a"), HashOf("b")}));
+  EXPECT_EQ(layout.BasesFor(k / 2, 2 * k), (V{HashOf("a"), HashOf("b"), HashOf("c")}));
+  // A few KiB of a neighbour are not worth its signature: only the chunk overlapping most.
+  EXPECT_EQ(layout.BasesFor(k - 1024, k), V{HashOf("b")});
+  EXPECT_EQ(layout.BasesFor(k + 1024, k), V{HashOf("b")});
+  // At most kMaxDeltaBases, the run overlapping most.
+  EXPECT_EQ(layout.BasesFor(k / 2, 5 * k), (V{HashOf("b"), HashOf("c"), HashOf("d"), HashOf("e")}));
+  EXPECT_EQ(layout.BasesFor(6 * k, 10), V{});  // past the old end
+  EXPECT_EQ(ChunkLayout().BasesFor(0, 10), V{});
+}
+
 }  // namespace
 }  // namespace converge::engine

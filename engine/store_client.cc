@@ -12,6 +12,7 @@ namespace converge::engine {
 namespace {
 
 constexpr size_t kDigestsPerCall = 10000;
+constexpr size_t kDigestsPerSignaturesCall = 4096;  // the store's limit for GetChunkSignatures
 
 }  // namespace
 
@@ -46,16 +47,25 @@ absl::StatusOr<std::vector<Digest>> GrpcStoreClient::FindMissing(const std::vect
 }
 
 absl::StatusOr<absl::flat_hash_map<std::string, Signature>> GrpcStoreClient::Signatures(
-    const std::vector<Digest>& digests) {
+    const std::vector<std::vector<Digest>>& bases) {
   absl::flat_hash_map<std::string, Signature> out;
-  for (size_t start = 0; start < digests.size(); start += kDigestsPerCall) {
+  for (size_t start = 0; start < bases.size();) {
     grpc::ClientContext ctx;
     Prepare(&ctx, absl::Seconds(60));
     store::v1::GetChunkSignaturesRequest req;
     req.set_namespace_id(namespace_id_);
     req.set_device_id(device_id_);
-    for (size_t i = start; i < std::min(digests.size(), start + kDigestsPerCall); ++i) {
-      req.add_sha256(DigestToBytes(digests[i]));
+    // One chunk goes as itself (every store knows that), several as a sequence.
+    for (size_t digests = 0;
+         start < bases.size() && (digests == 0 || digests + bases[start].size() <= kDigestsPerSignaturesCall); ++start) {
+      const std::vector<Digest>& base = bases[start];
+      digests += base.size();
+      if (base.size() == 1) {
+        req.add_sha256(DigestToBytes(base[0]));
+      } else if (!base.empty() && base.size() <= kMaxDeltaBases) {
+        store::v1::ChunkSequence* seq = req.add_sequences();
+        for (const Digest& d : base) seq->add_sha256(DigestToBytes(d));
+      }
     }
     store::v1::GetChunkSignaturesResponse resp;
     CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetChunkSignatures(&ctx, req, &resp), "store.GetChunkSignatures"));
@@ -70,7 +80,9 @@ absl::StatusOr<absl::flat_hash_map<std::string, Signature>> GrpcStoreClient::Sig
       sig.length = p.length();
       sig.weak.assign(p.weak().begin(), p.weak().end());
       sig.strong.assign(p.strong().begin(), p.strong().end());
-      out.emplace(p.sha256(), std::move(sig));
+      std::string key = p.sha256();
+      for (const std::string& d : p.sequence()) key += d;
+      out.emplace(std::move(key), std::move(sig));
     }
   }
   return out;
@@ -117,7 +129,11 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
     req.set_data(std::move(chunk.data));
     if (chunk.delta) {
       req.set_encoding(store::v1::CHUNK_ENCODING_RSYNC_DELTA);
-      req.set_base_sha256(DigestToBytes(chunk.base));
+      if (chunk.bases.size() == 1) {
+        req.set_base_sha256(DigestToBytes(chunk.bases[0]));
+      } else {
+        for (const Digest& d : chunk.bases) req.add_base_sequence(DigestToBytes(d));
+      }
       req.set_block_bytes(chunk.block_bytes);
     } else {
       req.set_encoding(chunk.encoding == ChunkEncoding::kZstd ? store::v1::CHUNK_ENCODING_ZSTD
@@ -201,11 +217,21 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
   req.set_device_id(device_id_);
   req.set_accept_zstd_stream(true);
   StreamDecoder stream;
+  // Bases of one chunk go as base_sha256 (every store knows it), of several as base_sequences.
   bool any_base = false;
-  for (const ChunkWant& w : wants) any_base = any_base || (w.base.has_value() && read_base != nullptr);
+  bool any_sequence = false;
+  for (const ChunkWant& w : wants) {
+    any_base = any_base || (!w.bases.empty() && read_base != nullptr);
+    any_sequence = any_sequence || (w.bases.size() > 1 && read_base != nullptr);
+  }
   for (const ChunkWant& w : wants) {
     req.add_sha256(DigestToBytes(w.sha256));
-    if (any_base) req.add_base_sha256(w.base.has_value() ? DigestToBytes(*w.base) : "");
+    if (any_sequence) {
+      store::v1::ChunkSequence* seq = req.add_base_sequences();
+      for (const Digest& d : w.bases) seq->add_sha256(DigestToBytes(d));
+    } else if (any_base) {
+      req.add_base_sha256(w.bases.empty() ? "" : DigestToBytes(w.bases[0]));
+    }
   }
   auto reader = stub_->GetChunks(&ctx, req);
   store::v1::GetChunksResponse resp;
@@ -230,12 +256,23 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
         raw = stream.Decode(resp.data(), kMaxChunkBytes);
         break;
       case store::v1::CHUNK_ENCODING_ZSTD_DELTA: {
-        if (!want.base.has_value() || read_base == nullptr || resp.base_sha256() != DigestToBytes(*want.base)) {
-          raw = absl::DataLossError("store sent a delta against a chunk we did not offer");
+        std::string named = resp.base_sha256();  // the base the store used, as SequenceKey
+        for (const std::string& d : resp.base_sequence()) named += d;
+        if (want.bases.empty() || read_base == nullptr || named != SequenceKey(want.bases)) {
+          raw = absl::DataLossError("store sent a delta against chunks we did not offer");
           break;
         }
-        absl::StatusOr<std::string> base = read_base(*want.base);
-        raw = base.ok() ? DeltaDecode(resp.data(), *base, kMaxChunkBytes) : base.status();
+        std::string base;
+        absl::Status read = absl::OkStatus();
+        for (const Digest& d : want.bases) {
+          absl::StatusOr<std::string> part = read_base(d);
+          if (!part.ok()) {
+            read = part.status();
+            break;
+          }
+          base += *part;
+        }
+        raw = read.ok() ? DeltaDecode(resp.data(), base, kMaxChunkBytes) : absl::StatusOr<std::string>(read);
         break;
       }
       default:

@@ -21,6 +21,14 @@
 
 namespace converge::engine {
 
+// SequenceKey names a delta's base (chunks whose bytes follow one another) in the answer of
+// StoreClient::Signatures: their digests' bytes, one after another.
+inline std::string SequenceKey(const std::vector<Digest>& bases) {
+  std::string key;
+  for (const Digest& d : bases) key += DigestToBytes(d);
+  return key;
+}
+
 struct ChunkUpload {
   Digest sha256;
   std::string data;  // in `encoding`; for a delta, the zstd-compressed rsync delta
@@ -28,8 +36,8 @@ struct ChunkUpload {
   // Raw bytes the transport may compress with the call's earlier chunks as context
   // (GrpcStoreClient: CHUNK_ENCODING_ZSTD_STREAM, when StreamEncoder::Worth says so).
   bool in_stream = false;
-  bool delta = false;      // an rsync delta against `base`
-  Digest base{};
+  bool delta = false;         // an rsync delta against `bases`' bytes one after another
+  std::vector<Digest> bases;  // 1 to kMaxDeltaBases
   uint32_t block_bytes = 0;
 };
 
@@ -71,9 +79,10 @@ class StoreClient : public ChunkSource {
     return absl::UnimplementedError("ResolveConflict");
   }
   virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
-  // Signatures returns the rsync signatures of the chunks the store holds among `digests`, by
-  // digest bytes.
-  virtual absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) = 0;
+  // Signatures returns the rsync signatures of the bases (each one chunk, or up to
+  // kMaxDeltaBases whose bytes follow one another) whose chunks the store holds, by SequenceKey.
+  virtual absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
+      const std::vector<std::vector<Digest>>& bases) = 0;
   // PutChunks uploads chunks produced by `next` until it returns false.
   virtual absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) = 0;
   // Commit returns the new seq; Aborted names the stale paths.
@@ -90,7 +99,8 @@ class GrpcStoreClient : public StoreClient {
                   std::string device_id);
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
-  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
+      const std::vector<std::vector<Digest>>& bases) override;
   absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) override;
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,

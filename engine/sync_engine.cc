@@ -264,12 +264,12 @@ absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::f
     if (!lacking.contains(DigestToBytes(d))) stored->insert(DigestToBytes(d));
   }
   if (missing.empty()) return absl::OkStatus();
-  // An edit of a chunk the store has: its signature, for an rsync delta against it.
-  std::vector<Digest> bases;
+  // An edit of chunks the store has: their signature, for an rsync delta against them.
+  std::vector<std::vector<Digest>> bases;
   absl::flat_hash_set<std::string> asked_bases;
   for (const Digest& d : missing) {
     const OutgoingChunk& c = chunks[index_of[DigestToBytes(d)]];
-    if (c.base.has_value() && asked_bases.insert(DigestToBytes(*c.base)).second) bases.push_back(*c.base);
+    if (!c.bases.empty() && asked_bases.insert(SequenceKey(c.bases)).second) bases.push_back(c.bases);
   }
   absl::flat_hash_map<std::string, Signature> signatures;
   if (!bases.empty()) {
@@ -304,7 +304,7 @@ absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::f
       out->sha256 = d;
       out->delta = false;
       std::string delta;
-      auto sig = c.base.has_value() ? signatures.find(DigestToBytes(*c.base)) : signatures.end();
+      auto sig = c.bases.empty() ? signatures.end() : signatures.find(SequenceKey(c.bases));
       if (sig != signatures.end()) delta = Compress(MakeDelta(bytes, sig->second));
       // Chunks go raw to the transport, which compresses them in the call's zstd stream with the
       // call's earlier chunks as context (StreamEncoder::Worth: what compresses alone, and
@@ -322,7 +322,7 @@ absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::f
         M().delta_saved->Add(plain - delta.size());
         out->in_stream = false;
         out->delta = true;
-        out->base = *c.base;
+        out->bases = c.bases;
         out->block_bytes = sig->second.block_bytes;
         out->data = std::move(delta);
       }
@@ -358,7 +358,7 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
   }
   const std::string key = DigestToBytes(ref.sha256);
   if (u->previous.chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
-  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->previous.layout.BaseFor(offset, ref.length),
+  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->previous.layout.BasesFor(offset, ref.length),
                                         std::string(bytes), path, offset});
   u->pending_bytes += ref.length;
   if (u->pending_bytes >= kScanUploadBatchBytes) HandOverScanBatch(u);
@@ -446,7 +446,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
       const std::string key = DigestToBytes(ref.sha256);
       if (!previous.chunks.contains(key) && !uploads.stored.contains(key) && !uploads.unreadable.contains(key) &&
           listed.insert(key).second) {
-        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BaseFor(offset, ref.length), "",
+        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BasesFor(offset, ref.length), "",
                                             c.version.path, offset});
       }
       offset += ref.length;

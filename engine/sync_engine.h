@@ -194,13 +194,13 @@ class SyncEngine {
   struct OutgoingChunk {
     Digest sha256{};
     uint32_t length = 0;
-    std::optional<Digest> base;  // the old chunk at its offset: an edit may go as a delta on it
+    std::vector<Digest> bases;   // the old chunks at its offset: an edit may go as a delta on them
     std::string bytes;           // as the scan hashed them; empty: read again at path/offset
     std::string path;
     uint64_t offset = 0;
   };
   // UploadChunks asks the store which of `chunks` it lacks and sends those (zstd when that
-  // pays, an rsync delta against `base` when much smaller). A chunk read again whose bytes no
+  // pays, an rsync delta against `bases` when much smaller). A chunk read again whose bytes no
   // longer match goes to `unreadable` (its file changed since the scan). Every other digest
   // goes to `stored`: the store has it now.
   absl::Status UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,

@@ -119,7 +119,7 @@ class HostileTest : public ::testing::Test {
 
   grpc::Status Put(const std::string& token, const std::string& ns, const std::string& digest_bytes,
                    const std::string& data, sv1::ChunkEncoding encoding = sv1::CHUNK_ENCODING_RAW,
-                   const std::string& base = "") {
+                   const std::string& base = "", const std::vector<std::string>& base_sequence = {}) {
     auto ctx = Ctx(token);
     sv1::PutChunksResponse resp;
     auto writer = store_->PutChunks(ctx.get(), &resp);
@@ -132,6 +132,8 @@ class HostileTest : public ::testing::Test {
       req.set_base_sha256(base);
       req.set_block_bytes(1024);
     }
+    for (const std::string& b : base_sequence) req.add_base_sequence(b);
+    if (!base_sequence.empty()) req.set_block_bytes(1024);
     writer->Write(req);
     writer->WritesDone();
     return writer->Finish();
@@ -316,6 +318,12 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
   Check("chunks", "rsync delta against another user's chunk", StatusCode::FAILED_PRECONDITION,
         Put(alice.token, ns, DigestToBytes(HashOf("y")), Compress("ops"), sv1::CHUNK_ENCODING_RSYNC_DELTA,
             DigestToBytes(HashOf("bob's secret"))));
+  Check("chunks", "rsync delta against a sequence holding another user's chunk", StatusCode::FAILED_PRECONDITION,
+        Put(alice.token, ns, DigestToBytes(HashOf("y")), Compress("ops"), sv1::CHUNK_ENCODING_RSYNC_DELTA, "",
+            {DigestToBytes(HashOf("bob's secret")), DigestToBytes(HashOf("bob's secret"))}));
+  Check("chunks", "rsync delta against a sequence of five chunks", StatusCode::INVALID_ARGUMENT,
+        Put(alice.token, ns, DigestToBytes(HashOf("y")), Compress("ops"), sv1::CHUNK_ENCODING_RSYNC_DELTA, "",
+            std::vector<std::string>(5, DigestToBytes(HashOf("y")))));
   Check("chunks", "message over the 16 MiB limit", StatusCode::RESOURCE_EXHAUSTED,
         Put(alice.token, ns, DigestToBytes(HashOf("big")), std::string(17 << 20, 'b')));
   {
@@ -367,6 +375,17 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
     grpc::Status s = store_->GetChunkSignatures(Ctx(alice.token).get(), req, &resp);
     EXPECT_EQ(resp.signatures_size(), 0);
     Check("tenancy", "signatures of another user's chunk (answered: none)", StatusCode::OK, s);
+  }
+  {
+    sv1::GetChunkSignaturesRequest req;
+    req.set_namespace_id(ns);
+    sv1::ChunkSequence* seq = req.add_sequences();
+    seq->add_sha256(DigestToBytes(HashOf("bob's secret")));
+    seq->add_sha256(DigestToBytes(HashOf("bob's secret")));
+    sv1::GetChunkSignaturesResponse resp;
+    grpc::Status s = store_->GetChunkSignatures(Ctx(alice.token).get(), req, &resp);
+    EXPECT_EQ(resp.signatures_size(), 0);
+    Check("tenancy", "signatures of a sequence of another user's chunks (answered: none)", StatusCode::OK, s);
   }
   {
     sv1::PullRequest req;

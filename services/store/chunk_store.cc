@@ -305,9 +305,22 @@ absl::StatusOr<std::string> ChunkStore::Get(const std::string& owner, const Dige
   return raw;
 }
 
-absl::StatusOr<std::string> ChunkStore::RebuildFromDelta(const std::string& owner, const Digest& base_digest,
+absl::StatusOr<std::string> ChunkStore::Sequence(const std::string& owner, const std::vector<Digest>& chunks) {
+  if (chunks.empty() || chunks.size() > kMaxDeltaBases) {
+    return absl::InvalidArgumentError(absl::StrCat("a base is 1 to ", kMaxDeltaBases, " chunks, not ", chunks.size()));
+  }
+  if (chunks.size() == 1) return Get(owner, chunks[0]);
+  std::string out;
+  for (const Digest& d : chunks) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string raw, Get(owner, d));
+    out += raw;
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ChunkStore::RebuildFromDelta(const std::string& owner, const std::vector<Digest>& bases,
                                                        uint32_t block_bytes, absl::string_view delta) {
-  absl::StatusOr<std::string> base = Get(owner, base_digest);
+  absl::StatusOr<std::string> base = Sequence(owner, bases);
   if (absl::IsNotFound(base.status())) {
     return absl::FailedPreconditionError("the delta's base chunk is not stored: upload the chunk whole");
   }

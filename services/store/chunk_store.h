@@ -63,10 +63,15 @@ class ChunkStore {
   absl::Status Put(const std::string& owner, const std::vector<ChunkData>& chunks);
 
   // RebuildFromDelta returns the raw chunk an uploaded rsync delta (zstd-compressed ops against
-  // `base`, blocks of `block_bytes`) describes. FailedPrecondition if `owner` holds no `base`
-  // (upload the chunk whole); InvalidArgument for a malformed delta. Put checks the result's hash.
-  absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const Digest& base, uint32_t block_bytes,
-                                               absl::string_view delta);
+  // the bytes of `bases` one after another, blocks of `block_bytes`) describes.
+  // FailedPrecondition if `owner` lacks one of `bases` (upload the chunk whole); InvalidArgument
+  // for a malformed delta or more than kMaxDeltaBases bases. Put checks the result's hash.
+  absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const std::vector<Digest>& bases,
+                                               uint32_t block_bytes, absl::string_view delta);
+
+  // Sequence returns the bytes of `chunks` (1 to kMaxDeltaBases of them) one after another, as
+  // Get does for one; InvalidArgument for none or too many.
+  absl::StatusOr<std::string> Sequence(const std::string& owner, const std::vector<Digest>& chunks);
 
   // Get returns the raw bytes of a chunk `owner` holds, NotFound if it holds none, DataLoss if
   // the stored bytes no longer match the digest.

@@ -49,6 +49,14 @@ grpc::Status TooMany(const char* what, int n, int limit) {
                       absl::StrCat(n, " ", what, " in one call, the limit is ", limit));
 }
 
+// SequenceFromProto: the chunks of a delta's base sequence, 2 to kMaxDeltaBases of them.
+absl::StatusOr<std::vector<Digest>> SequenceFromProto(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  if (in.size() < 2 || in.size() > static_cast<int>(kMaxDeltaBases)) {
+    return absl::InvalidArgumentError(absl::StrCat("a base sequence is 2 to ", kMaxDeltaBases, " chunks, not ", in.size()));
+  }
+  return wire::DigestsFromProto(in);
+}
+
 // ToStore: a chunk received whole, kept zstd-compressed on its own when that pays.
 ChunkData ToStore(const Digest& digest, std::string raw) {
   std::optional<std::string> z = CompressIfWorthIt(raw);
@@ -148,29 +156,56 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
 }
 
 absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
-  absl::StatusOr<Digest> base_digest = DigestFromBytes(req.base_sha256());
-  if (!base_digest.ok()) return base_digest.status();
-  return chunks_->RebuildFromDelta(owner, *base_digest, req.block_bytes(), req.data());
+  std::vector<Digest> bases;
+  if (req.base_sequence_size() > 0) {
+    if (!req.base_sha256().empty()) return absl::InvalidArgumentError("a delta names base_sha256 or base_sequence, not both");
+    CONVERGE_ASSIGN_OR_RETURN(bases, SequenceFromProto(req.base_sequence()));
+  } else {
+    CONVERGE_ASSIGN_OR_RETURN(Digest base, DigestFromBytes(req.base_sha256()));
+    bases.push_back(base);
+  }
+  return chunks_->RebuildFromDelta(owner, bases, req.block_bytes(), req.data());
 }
 
 grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,
                                               v1::GetChunkSignaturesResponse* resp) {
   absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  if (req->sha256_size() > kMaxChunksPerGetCall) return TooMany("digests", req->sha256_size(), kMaxChunksPerGetCall);
+  int digests = req->sha256_size();
+  for (const v1::ChunkSequence& seq : req->sequences()) digests += seq.sha256_size();
+  if (digests > kMaxChunksPerGetCall) return TooMany("digests", digests, kMaxChunksPerGetCall);
   absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
-  for (const Digest& d : *wanted) {
-    absl::StatusOr<std::string> raw = chunks_->Get(caller->owner, d);
-    if (absl::IsNotFound(raw.status())) continue;
-    if (!raw.ok()) return ToGrpcStatus(raw.status());
+  std::vector<std::vector<Digest>> sequences;
+  for (const v1::ChunkSequence& seq : req->sequences()) {
+    absl::StatusOr<std::vector<Digest>> one = SequenceFromProto(seq.sha256());
+    if (!one.ok()) return ToGrpcStatus(one.status());
+    sequences.push_back(std::move(*one));
+  }
+  // Chunks (or sequences) the caller's owner does not hold get no signature.
+  auto sign = [&](const std::vector<Digest>& base) -> absl::StatusOr<v1::ChunkSignature*> {
+    absl::StatusOr<std::string> raw = chunks_->Sequence(caller->owner, base);
+    if (absl::IsNotFound(raw.status())) return nullptr;
+    if (!raw.ok()) return raw.status();
     const Signature sig = MakeSignature(*raw, BlockBytesFor(raw->size()));
     v1::ChunkSignature* out = resp->add_signatures();
-    out->set_sha256(DigestToBytes(d));
     out->set_block_bytes(sig.block_bytes);
     out->set_length(sig.length);
     for (uint32_t w : sig.weak) out->add_weak(w);
     for (uint64_t st : sig.strong) out->add_strong(st);
+    return out;
+  };
+  for (const Digest& d : *wanted) {
+    absl::StatusOr<v1::ChunkSignature*> out = sign({d});
+    if (!out.ok()) return ToGrpcStatus(out.status());
+    if (*out != nullptr) (*out)->set_sha256(DigestToBytes(d));
+  }
+  for (const std::vector<Digest>& seq : sequences) {
+    absl::StatusOr<v1::ChunkSignature*> out = sign(seq);
+    if (!out.ok()) return ToGrpcStatus(out.status());
+    if (*out != nullptr) {
+      for (const Digest& d : seq) (*out)->add_sequence(DigestToBytes(d));
+    }
   }
   return grpc::Status::OK;
 }
@@ -235,11 +270,32 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   if (req->base_sha256_size() != 0 && req->base_sha256_size() != req->sha256_size()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "base_sha256 must be empty or parallel to sha256");
   }
+  if (req->base_sequences_size() != 0 &&
+      (req->base_sequences_size() != req->sha256_size() || req->base_sha256_size() != 0)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "base_sequences must be empty or parallel to sha256, and then base_sha256 empty");
+  }
+  // The device's bases of each wanted chunk (none, one, or a sequence).
+  std::vector<std::vector<Digest>> bases(wanted->size());
+  for (size_t i = 0; i < wanted->size(); ++i) {
+    if (req->base_sha256_size() > 0 && !req->base_sha256(i).empty()) {
+      absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
+      if (!base.ok()) return ToGrpcStatus(base.status());
+      bases[i].push_back(*base);
+    } else if (req->base_sequences_size() > 0 && req->base_sequences(i).sha256_size() > 0) {
+      if (req->base_sequences(i).sha256_size() > static_cast<int>(kMaxDeltaBases)) {
+        return TooMany("base chunks for one chunk", req->base_sequences(i).sha256_size(), kMaxDeltaBases);
+      }
+      absl::StatusOr<std::vector<Digest>> seq = wire::DigestsFromProto(req->base_sequences(i).sha256());
+      if (!seq.ok()) return ToGrpcStatus(seq.status());
+      bases[i] = std::move(*seq);
+    }
+  }
   std::unique_ptr<StreamEncoder> stream;  // made for the first chunk, if the device takes streams
   for (size_t i = 0; i < wanted->size(); ++i) {
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    const bool has_base = req->base_sha256_size() > 0 && !req->base_sha256(i).empty();
+    const bool has_base = !bases[i].empty();
     std::string raw;  // wanted only to make a delta
     absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, has_base ? &raw : nullptr);
     if (!stored.ok()) return ToGrpcStatus(stored.status());
@@ -248,15 +304,17 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
     resp.set_encoding(stored->encoding == ChunkEncoding::kZstd ? v1::CHUNK_ENCODING_ZSTD : v1::CHUNK_ENCODING_RAW);
     // The device has a similar chunk: send the difference if that is much smaller.
     if (has_base) {
-      absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
-      if (!base.ok()) return ToGrpcStatus(base.status());
-      absl::StatusOr<std::string> base_raw = chunks_->Get(caller->owner, *base);
+      absl::StatusOr<std::string> base_raw = chunks_->Sequence(caller->owner, bases[i]);
       if (base_raw.ok()) {
         std::optional<std::string> delta = DeltaEncode(raw, *base_raw, stored->payload.size());
         if (delta.has_value()) {
           M().delta_saved->Add(stored->payload.size() - delta->size());
           resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_DELTA);
-          resp.set_base_sha256(req->base_sha256(i));
+          if (bases[i].size() == 1) {
+            resp.set_base_sha256(DigestToBytes(bases[i][0]));
+          } else {
+            for (const Digest& d : bases[i]) resp.add_base_sequence(DigestToBytes(d));
+          }
           stored->payload = std::move(*delta);
         }
       }

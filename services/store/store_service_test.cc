@@ -293,6 +293,109 @@ TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   EXPECT_EQ(*store_->chunks()->Get("alice", HashOf(edited)), edited);
 }
 
+// Random bytes, as a file's incompressible content.
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (char& c : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+TEST_F(StoreServiceTest, DeltasAgainstASequenceOfChunksBothWays) {
+  // After an edit, a chunk is cut across two old ones: its bytes are the end of one and the
+  // start of the next. Against both, the delta is about the edit.
+  const std::string x = RandomBytes(64 << 10, 1), y = RandomBytes(64 << 10, 2);
+  ASSERT_TRUE(Put(x, x).ok());
+  ASSERT_TRUE(Put(y, y).ok());
+  const std::string spanning = x.substr(32 << 10) + "an edit" + y.substr(0, 32 << 10);
+  const std::vector<std::string> xy = {DigestToBytes(HashOf(x)), DigestToBytes(HashOf(y))};
+
+  // Upload: the signature of the sequence, then a delta against it.
+  grpc::ClientContext sig_ctx;
+  v1::GetChunkSignaturesRequest sig_req;
+  sig_req.set_namespace_id("ns");
+  sig_req.set_device_id("dev1");
+  for (const std::string& d : xy) sig_req.add_sequences()->add_sha256(d);  // sequences of one: refused
+  v1::GetChunkSignaturesResponse sigs;
+  EXPECT_EQ(stub_->GetChunkSignatures(&sig_ctx, sig_req, &sigs).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext sig_ctx2;
+  sig_req.clear_sequences();
+  sig_req.add_sequences()->mutable_sha256()->Add(xy.begin(), xy.end());
+  v1::ChunkSequence* unknown = sig_req.add_sequences();
+  unknown->add_sha256(xy[0]);
+  unknown->add_sha256(DigestToBytes(HashOf("never stored")));
+  ASSERT_TRUE(stub_->GetChunkSignatures(&sig_ctx2, sig_req, &sigs).ok());
+  ASSERT_EQ(sigs.signatures_size(), 1);  // only sequences the store holds every chunk of
+  const v1::ChunkSignature& p = sigs.signatures(0);
+  EXPECT_TRUE(std::vector<std::string>(p.sequence().begin(), p.sequence().end()) == xy);
+  EXPECT_EQ(p.length(), x.size() + y.size());
+  Signature sig;
+  sig.block_bytes = p.block_bytes();
+  sig.length = p.length();
+  sig.weak.assign(p.weak().begin(), p.weak().end());
+  sig.strong.assign(p.strong().begin(), p.strong().end());
+  const std::string delta = Compress(MakeDelta(spanning, sig));
+  EXPECT_LT(delta.size(), 4u << 10);  // against x alone: over 32 KiB
+  auto put_delta = [&](const std::vector<std::string>& sequence, const std::string& single) {
+    grpc::ClientContext ctx;
+    v1::PutChunksResponse resp;
+    auto writer = stub_->PutChunks(&ctx, &resp);
+    v1::PutChunksRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id("dev1");
+    req.set_sha256(DigestToBytes(HashOf(spanning)));
+    req.set_data(delta);
+    req.set_encoding(v1::CHUNK_ENCODING_RSYNC_DELTA);
+    for (const std::string& d : sequence) req.add_base_sequence(d);
+    req.set_base_sha256(single);
+    req.set_block_bytes(p.block_bytes());
+    writer->Write(req);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  EXPECT_EQ(put_delta({xy[0]}, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // a sequence of one
+  EXPECT_EQ(put_delta({xy[0], xy[1], xy[0], xy[1], xy[0]}, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(put_delta(xy, xy[0]).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // both kinds of base
+  EXPECT_EQ(put_delta({xy[1], xy[0]}, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // rebuilt wrong
+  EXPECT_EQ(put_delta({xy[0], DigestToBytes(HashOf("never stored"))}, "").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(spanning)));
+  ASSERT_TRUE(put_delta(xy, "").ok());
+  EXPECT_TRUE(*store_->chunks()->Get("alice", HashOf(spanning)) == spanning);
+
+  // Download, by a device that has x and y: a zstd delta against their bytes together.
+  auto get = [&](const std::vector<std::string>& bases, bool parallel) {
+    grpc::ClientContext ctx;
+    v1::GetChunksRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id("dev1");
+    req.add_sha256(DigestToBytes(HashOf(spanning)));
+    v1::ChunkSequence* seq = req.add_base_sequences();
+    for (const std::string& d : bases) seq->add_sha256(d);
+    if (!parallel) req.add_base_sequences();
+    auto reader = stub_->GetChunks(&ctx, req);
+    v1::GetChunksResponse chunk;
+    if (!reader->Read(&chunk)) chunk.Clear();
+    grpc::Status s = reader->Finish();
+    return std::make_pair(s, chunk);
+  };
+  auto [status, got] = get(xy, true);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.encoding(), v1::CHUNK_ENCODING_ZSTD_DELTA);
+  EXPECT_TRUE(std::vector<std::string>(got.base_sequence().begin(), got.base_sequence().end()) == xy);
+  EXPECT_LT(got.data().size(), 4u << 10);
+  absl::StatusOr<std::string> back = DeltaDecode(got.data(), x + y, kMaxChunkBytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == spanning);
+  EXPECT_EQ(get(xy, false).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // not parallel
+  EXPECT_EQ(get({xy[0], xy[1], xy[0], xy[1], xy[0]}, true).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(StoreServiceTest, ChunkWhoseBytesDoNotMatchItsHash) {
   grpc::Status s = Put("hello", "tampered");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);

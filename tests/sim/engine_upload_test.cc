@@ -1,5 +1,7 @@
 // The engine reads a file once to upload it: the scan's chunks go to the store as they are
 // hashed, in batches, and only the chunks the store lacks travel.
+#include <algorithm>
+#include <map>
 #include <random>
 #include <string>
 
@@ -62,6 +64,37 @@ TEST(EngineUploadTest, AFileIsReadOnceAndOnlyWhatTheStoreLacksTravels) {
   clock.Advance(absl::Seconds(1));
   ASSERT_TRUE(b.engine().SyncOnce().ok());
   EXPECT_EQ(b.fs().Snapshot()["big.bin"], edited);
+}
+
+TEST(EngineUploadTest, AnOverwriteCostsAboutItsOwnBytesWhereverTheCutPointsFall) {
+  // After an edit the cut points take a chunk or two to fall back onto the old ones; those new
+  // chunks span two old ones, and go as deltas against both (ChunkLayout::BasesFor).
+  FakeClock clock;
+  auto store = SimStore::Create(&clock, {"a"});
+  ASSERT_TRUE(store.ok());
+  SimDevice a("a", &clock, store->get(), engine::EngineOptions{});
+  ASSERT_TRUE(a.Start().ok());
+  std::string content = Random(24 << 20, 3);
+  ASSERT_TRUE(a.fs().UserWrite("big.bin", content).ok());
+  ASSERT_TRUE(a.engine().SyncOnce().ok());
+  constexpr size_t kEdit = 256 << 10;
+  uint64_t worst = 0;
+  for (int i = 0; i < 8; ++i) {
+    content.replace((2 + 2 * i) * (1 << 20) + i * 12345, kEdit, Random(kEdit, 10 + i));
+    const uint64_t before = a.engine().upload_stats().bytes_uploaded;
+    clock.Advance(absl::Seconds(1));
+    ASSERT_TRUE(a.fs().UserWrite("big.bin", content).ok());
+    ASSERT_TRUE(a.engine().SyncOnce().ok());
+    const uint64_t sent = a.engine().upload_stats().bytes_uploaded - before;
+    worst = std::max(worst, sent);
+    EXPECT_GE(sent, kEdit) << "edit " << i;  // random bytes do not compress
+  }
+  // The edit, plus signatures, an rsync block and a neighbour's few KiB at each of its ends
+  // (262-294 KB for these eight; against one old chunk each, up to 478 KB).
+  EXPECT_LE(worst, kEdit + (40 << 10));
+  absl::StatusOr<std::map<std::string, std::string>> files = (*store)->Files();
+  ASSERT_TRUE(files.ok());
+  EXPECT_TRUE((*files)["big.bin"] == content);
 }
 
 }  // namespace

@@ -76,14 +76,15 @@ absl::StatusOr<std::vector<Digest>> SimStoreClient::FindMissing(const std::vecto
   return missing;
 }
 
-absl::StatusOr<absl::flat_hash_map<std::string, Signature>> SimStoreClient::Signatures(const std::vector<Digest>& digests) {
+absl::StatusOr<absl::flat_hash_map<std::string, Signature>> SimStoreClient::Signatures(
+    const std::vector<std::vector<Digest>>& bases) {
   if (Ask("Signatures") != Fault::kNone) return Lost("Signatures", false);
   absl::flat_hash_map<std::string, Signature> out;
-  for (const Digest& d : digests) {
-    absl::StatusOr<std::string> raw = store_->chunks()->Get(SimStore::kOwner, d);
+  for (const std::vector<Digest>& base : bases) {
+    absl::StatusOr<std::string> raw = store_->chunks()->Sequence(SimStore::kOwner, base);
     if (absl::IsNotFound(raw.status())) continue;
     CONVERGE_RETURN_IF_ERROR(raw.status());
-    out[DigestToBytes(d)] = MakeSignature(*raw, BlockBytesFor(raw->size()));
+    out[engine::SequenceKey(base)] = MakeSignature(*raw, BlockBytesFor(raw->size()));
   }
   return out;
 }
@@ -97,7 +98,7 @@ absl::Status SimStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(
     if (!more) break;
     bytes_up_ += up.data.size();
     if (up.delta) {
-      CONVERGE_ASSIGN_OR_RETURN(std::string raw, store_->chunks()->RebuildFromDelta(SimStore::kOwner, up.base,
+      CONVERGE_ASSIGN_OR_RETURN(std::string raw, store_->chunks()->RebuildFromDelta(SimStore::kOwner, up.bases,
                                                                                      up.block_bytes, up.data));
       batch.push_back(store::ChunkData{up.sha256, std::move(raw), ChunkEncoding::kRaw});
     } else {

@@ -75,7 +75,8 @@ class SimStoreClient : public engine::StoreClient {
       : store_(store), device_(std::move(device)), fault_(std::move(fault)), defer_(std::move(defer)) {}
 
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
-  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(const std::vector<Digest>& digests) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
+      const std::vector<std::vector<Digest>>& bases) override;
   absl::Status PutChunks(const std::function<absl::StatusOr<bool>(engine::ChunkUpload*)>& next) override;
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
