@@ -152,7 +152,9 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
     }
   }
   if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
-  return ToGrpcStatus(flush());
+  absl::Status flushed = flush();
+  if (flushed.ok()) chunks_->StartFlushing();
+  return ToGrpcStatus(flushed);
 }
 
 absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
