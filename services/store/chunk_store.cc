@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
+#include "common/crc32c.h"
 #include "common/model.h"
 #include "common/rsync_delta.h"
 #include "common/status_macros.h"
@@ -170,9 +171,15 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
 
 namespace {
 
+// A chunk's value: a tag byte, then for the checked tags the CRC-32C of the payload (4 bytes,
+// little-endian), then the payload. Values from before the CRC (0xC0, 0xC1, and untagged raw
+// bytes) are checked by their SHA-256 when read.
 constexpr char kRawTag = static_cast<char>(0xC0);
-constexpr uint64_t kUnloggedBatchBytes = 4 << 20;
 constexpr char kZstdTag = static_cast<char>(0xC1);
+constexpr char kCheckedRawTag = static_cast<char>(0xC2);
+constexpr char kCheckedZstdTag = static_cast<char>(0xC3);
+constexpr size_t kCheckedHeaderBytes = 5;
+constexpr uint64_t kUnloggedBatchBytes = 4 << 20;
 
 absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view payload) {
   switch (encoding) {
@@ -219,11 +226,14 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     absl::StatusOr<bool> content = HasContent(c->sha256);
     if (!content.ok()) return content.status();
     if (!*content) {
-      // The value is a tag and the bytes as they came, put together by the batch itself.
-      const char tag = c->encoding == ChunkEncoding::kZstd ? kZstdTag : kRawTag;
+      // The value is a tag, the CRC and the bytes as they came, put together by the batch itself.
+      char header[kCheckedHeaderBytes];
+      header[0] = c->encoding == ChunkEncoding::kZstd ? kCheckedZstdTag : kCheckedRawTag;
+      const uint32_t crc = Crc32c(c->data);
+      for (int i = 0; i < 4; ++i) header[1 + i] = static_cast<char>(crc >> (8 * i));
       const std::string key = StoreDb::ChunkKey(c->sha256);
       const rocksdb::Slice key_part(key);
-      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(&tag, 1), rocksdb::Slice(c->data)};
+      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, sizeof(header)), rocksdb::Slice(c->data)};
       batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
       content_bytes += c->data.size();
     }
@@ -264,14 +274,33 @@ absl::StatusOr<StoredChunk> ChunkStore::GetStored(const std::string& owner, cons
 
 absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string* raw) {
   std::string value;
-  // The chunk's SHA-256 below proves its bytes; RocksDB's own CRC over them (software CRC32c
-  // in Debian's build, ~1 s of CPU a GiB) would check them a second time.
+  // The chunk's own CRC-32C (or, for a value from before it, SHA-256) below proves its bytes;
+  // RocksDB's CRC over them (software CRC32c in Debian's build, ~1 s of CPU a GiB) would check
+  // them a second time.
   rocksdb::ReadOptions read;
   read.verify_checksums = false;
   rocksdb::Status s = db_->db()->Get(read, StoreDb::ChunkKey(d), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
   if (!s.ok()) return RocksStatus(s, "read chunk");
   StoredChunk out;
+  if (value.size() >= kCheckedHeaderBytes && (value[0] == kCheckedRawTag || value[0] == kCheckedZstdTag)) {
+    // Checked by its SHA-256 when it was put; the CRC says it is still those bytes.
+    uint32_t crc = 0;
+    for (int i = 0; i < 4; ++i) crc |= static_cast<uint32_t>(static_cast<uint8_t>(value[1 + i])) << (8 * i);
+    const bool zstd = value[0] == kCheckedZstdTag;
+    value.erase(0, kCheckedHeaderBytes);
+    if (Crc32c(value) != crc) return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
+    out.encoding = zstd ? ChunkEncoding::kZstd : ChunkEncoding::kRaw;
+    out.payload = std::move(value);
+    if (!zstd) {
+      if (raw != nullptr) *raw = out.payload;
+      return out;
+    }
+    absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
+    if (!decoded.ok()) return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
+    (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
+    return out;
+  }
   if (!value.empty() && value[0] == kRawTag && HashOf(absl::string_view(value).substr(1)) == d) {
     // The common case, copied once more at most (when the raw bytes are wanted too).
     value.erase(0, 1);

@@ -1,6 +1,7 @@
 // ChunkStore: content-addressed chunk bytes, each kept once (dedup across files, versions and
-// devices), named by SHA-256 of the raw bytes, stored zstd-compressed when that paid (values:
-// one byte 0xC0 raw / 0xC1 zstd, then the payload).
+// devices), named by SHA-256 of the raw bytes (checked when put), stored zstd-compressed when
+// that paid (values: one byte 0xC2 raw / 0xC3 zstd, the payload's CRC-32C, the payload; the CRC
+// is checked on every read, so a chunk damaged on disk is refused, not served).
 //
 // Chunks belong to owners (the user whose namespaces they were uploaded to). Content is stored
 // once for everyone, but an owner sees only chunks it uploaded itself: FindMissing reports a chunk

@@ -9,6 +9,7 @@
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
 #include "gtest/gtest.h"
+#include "services/store/store_db.h"
 #include "services/store/store_server.h"
 
 namespace converge::store {
@@ -394,6 +395,46 @@ TEST_F(StoreServiceTest, DeltasAgainstASequenceOfChunksBothWays) {
   EXPECT_TRUE(*back == spanning);
   EXPECT_EQ(get(xy, false).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // not parallel
   EXPECT_EQ(get({xy[0], xy[1], xy[0], xy[1], xy[0]}, true).first.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(StoreServiceTest, AChunkDamagedOnDiskIsRefusedNotServed) {
+  const std::string x = RandomBytes(200 << 10, 7);
+  ASSERT_TRUE(Put(x, x).ok());
+  rocksdb::DB* db = store_->db()->db();
+  const std::string key = StoreDb::ChunkKey(HashOf(x));
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+  EXPECT_EQ(value.size(), x.size() + 5);  // tag, CRC-32C, the bytes
+  auto fetch = [&]() {
+    grpc::ClientContext ctx;
+    v1::GetChunksRequest get;
+    get.set_namespace_id("ns");
+    get.set_device_id("dev1");
+    get.add_sha256(DigestToBytes(HashOf(x)));
+    auto reader = stub_->GetChunks(&ctx, get);
+    v1::GetChunksResponse chunk;
+    const bool got = reader->Read(&chunk);
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(!got || chunk.data() == x) << "damaged bytes served";
+    return s;
+  };
+  ASSERT_TRUE(fetch().ok());
+
+  // One bit flipped in the middle, as a failing disk would.
+  std::string damaged = value;
+  damaged[damaged.size() / 2] ^= 0x10;
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, damaged).ok());
+  EXPECT_EQ(fetch().error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::IsDataLoss(store_->chunks()->Get("alice", HashOf(x)).status()));
+
+  // A value from before the CRC (tag 0xC0, then the bytes) is still read, checked by its hash.
+  const std::string old_format = std::string(1, '\xC0') + x;
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, old_format).ok());
+  EXPECT_TRUE(fetch().ok());
+  std::string old_damaged = old_format;
+  old_damaged[1000] ^= 0x01;
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, old_damaged).ok());
+  EXPECT_EQ(fetch().error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
 TEST_F(StoreServiceTest, ChunkWhoseBytesDoNotMatchItsHash) {
