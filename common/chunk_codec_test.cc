@@ -5,20 +5,11 @@
 
 #include <zstd.h>
 
+#include "common/random_bytes_for_test.h"
 #include "gtest/gtest.h"
 
 namespace converge {
 namespace {
-
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    const uint64_t v = rng();
-    memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
 
 TEST(ChunkCodecTest, CompressesOnlyWhenItPays) {
   std::string text;
@@ -29,7 +20,7 @@ TEST(ChunkCodecTest, CompressesOnlyWhenItPays) {
   auto back = Decompress(*z, text.size());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, text);
-  EXPECT_FALSE(CompressIfWorthIt(Random(1 << 20, 1)).has_value());
+  EXPECT_FALSE(CompressIfWorthIt(RandomBytesForTest(1 << 20, 1)).has_value());
   EXPECT_FALSE(CompressIfWorthIt("tiny").has_value());
 }
 
@@ -46,9 +37,9 @@ TEST(ChunkCodecTest, RefusesCorruptAndOversizedFrames) {
 }
 
 TEST(ChunkCodecTest, DeltaOfAnEditedChunkCostsAboutTheEdit) {
-  const std::string base = Random(1 << 20, 2);
+  const std::string base = RandomBytesForTest(1 << 20, 2);
   std::string target = base;
-  target.insert(500000, Random(1024, 3));  // 1 KiB inserted
+  target.insert(500000, RandomBytesForTest(1024, 3));  // 1 KiB inserted
   auto delta = DeltaEncode(target, base, target.size());
   ASSERT_TRUE(delta.has_value());
   EXPECT_LT(delta->size(), 1200u);
@@ -56,17 +47,17 @@ TEST(ChunkCodecTest, DeltaOfAnEditedChunkCostsAboutTheEdit) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, target);
   // With the wrong base it does not decode to the target.
-  auto wrong = DeltaDecode(*delta, Random(1 << 20, 9), 4 << 20);
+  auto wrong = DeltaDecode(*delta, RandomBytesForTest(1 << 20, 9), 4 << 20);
   EXPECT_TRUE(!wrong.ok() || *wrong != target);
   // Unrelated content: no useful delta.
-  EXPECT_FALSE(DeltaEncode(Random(1 << 20, 4), base, 1 << 20).has_value());
+  EXPECT_FALSE(DeltaEncode(RandomBytesForTest(1 << 20, 4), base, 1 << 20).has_value());
 }
 
 TEST(ChunkCodecTest, StreamPiecesUseEarlierChunksAsContext) {
   // Three chunks that repeat one another (random, so each alone does not compress).
-  const std::string a = Random(200 << 10, 5);
-  const std::string b = a.substr(1000) + Random(1000, 6);
-  const std::string c = Random(300 << 10, 7);
+  const std::string a = RandomBytesForTest(200 << 10, 5);
+  const std::string b = a.substr(1000) + RandomBytesForTest(1000, 6);
+  const std::string c = RandomBytesForTest(300 << 10, 7);
   StreamEncoder enc;
   StreamDecoder dec;
   auto pa = enc.Encode(a);
@@ -90,12 +81,12 @@ TEST(ChunkCodecTest, StreamPiecesUseEarlierChunksAsContext) {
   EXPECT_LT(pt->size(), text.size() / 10);
   EXPECT_EQ(*dec.Decode(*pt, 4 << 20), text);
   EXPECT_TRUE(LooksCompressible(text));
-  EXPECT_FALSE(LooksCompressible(Random(1 << 20, 8)));
+  EXPECT_FALSE(LooksCompressible(RandomBytesForTest(1 << 20, 8)));
 }
 
 TEST(ChunkCodecTest, StreamDecoderRefusesHostilePieces) {
   // A piece out of order: b refers to a, which this decoder never saw.
-  const std::string a = Random(100 << 10, 10);
+  const std::string a = RandomBytesForTest(100 << 10, 10);
   StreamEncoder enc;
   ASSERT_TRUE(enc.Encode(a).ok());
   auto pb = enc.Encode(a);
@@ -116,7 +107,7 @@ TEST(ChunkCodecTest, StreamDecoderRefusesHostilePieces) {
   StreamDecoder dec3;
   EXPECT_EQ(dec3.Decode(*bomb, 4 << 20).status().code(), absl::StatusCode::kInvalidArgument);
   // A stream asking for a window of 128 MiB (memory the receiver would have to hold).
-  const std::string wide = Random(1 << 20, 11);
+  const std::string wide = RandomBytesForTest(1 << 20, 11);
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 27);
   std::string out(ZSTD_compressBound(wide.size()) + 64, '\0');
@@ -143,11 +134,11 @@ TEST(ChunkCodecTest, StreamDecoderRefusesHostilePieces) {
 TEST(ChunkCodecTest, StreamTriesWhatDoesNotCompressAloneOnlyWhileItPays) {
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i % 97) + " of a licence\n";
-  const std::string noise = Random(256 << 10, 12);
+  const std::string noise = RandomBytesForTest(256 << 10, 12);
   StreamEncoder random_stream;
   EXPECT_TRUE(random_stream.Worth(noise));  // nothing known yet
   ASSERT_TRUE(random_stream.Encode(noise).ok());
-  EXPECT_FALSE(random_stream.Worth(Random(256 << 10, 13)));  // the stream does not pay
+  EXPECT_FALSE(random_stream.Worth(RandomBytesForTest(256 << 10, 13)));  // the stream does not pay
   EXPECT_TRUE(random_stream.Worth(text));                    // text alone does
   StreamEncoder text_stream;
   ASSERT_TRUE(text_stream.Encode(text).ok());

@@ -2,29 +2,20 @@
 
 #include <random>
 
+#include "common/random_bytes_for_test.h"
 #include "gtest/gtest.h"
 
 namespace converge {
 namespace {
 
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    const uint64_t v = rng();
-    memcpy(&s[i], &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
 TEST(RsyncDeltaTest, AnInsertCostsAboutItsSizePlusABlock) {
-  const std::string base = Random(256 << 10, 1);
+  const std::string base = RandomBytesForTest(256 << 10, 1);
   const uint32_t bs = BlockBytesFor(base.size());
   const Signature sig = MakeSignature(base, bs);
   EXPECT_EQ(sig.weak.size(), (base.size() + bs - 1) / bs);
   for (size_t at : {size_t{0}, size_t{1000}, base.size() / 2, base.size() - 10, base.size()}) {
     std::string target = base;
-    target.insert(at, Random(1024, at + 7));
+    target.insert(at, RandomBytesForTest(1024, at + 7));
     const std::string delta = MakeDelta(target, sig);
     EXPECT_LT(delta.size(), 1024 + 2 * bs + 1024) << "insert at " << at;
     auto rebuilt = ApplyDelta(delta, base, bs, 4 << 20);
@@ -34,14 +25,14 @@ TEST(RsyncDeltaTest, AnInsertCostsAboutItsSizePlusABlock) {
 }
 
 TEST(RsyncDeltaTest, DeletesOverwritesAndUnrelatedContentRoundTrip) {
-  const std::string base = Random(100000, 2);
+  const std::string base = RandomBytesForTest(100000, 2);
   const uint32_t bs = 1024;
   const Signature sig = MakeSignature(base, bs);
   std::string deleted = base;
   deleted.erase(50000, 3000);
   std::string overwritten = base;
-  overwritten.replace(20000, 500, Random(500, 3));
-  const std::string unrelated = Random(90000, 4);
+  overwritten.replace(20000, 500, RandomBytesForTest(500, 3));
+  const std::string unrelated = RandomBytesForTest(90000, 4);
   for (const std::string* t : std::vector<const std::string*>{&deleted, &overwritten, &unrelated}) {
     auto rebuilt = ApplyDelta(MakeDelta(*t, sig), base, bs, 4 << 20);
     ASSERT_TRUE(rebuilt.ok());
@@ -51,7 +42,7 @@ TEST(RsyncDeltaTest, DeletesOverwritesAndUnrelatedContentRoundTrip) {
 }
 
 TEST(RsyncDeltaTest, MalformedDeltasAreRefused) {
-  const std::string base = Random(10000, 5);
+  const std::string base = RandomBytesForTest(10000, 5);
   EXPECT_FALSE(ApplyDelta(std::string("\x07", 1), base, 1024, 1 << 20).ok());     // unknown op
   EXPECT_FALSE(ApplyDelta(std::string("\x01\x63", 2), base, 1024, 1 << 20).ok());  // block 99 of 10
   EXPECT_FALSE(ApplyDelta(std::string("\x00\x05" "ab", 4), base, 1024, 1 << 20).ok());  // short literal

@@ -13,23 +13,12 @@
 #include "common/rsync_delta.h"
 #include "common/server_runner.h"
 #include "engine/store_client.h"
+#include "common/random_bytes_for_test.h"
 #include "gtest/gtest.h"
 #include "services/store/store_server.h"
 
 namespace converge::testing {
 namespace {
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (char& c : s) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
 
 class StoreClientTest : public ::testing::Test {
  protected:
@@ -74,7 +63,7 @@ class StoreClientTest : public ::testing::Test {
 };
 
 TEST_F(StoreClientTest, AChunkCutAcrossTwoOldOnesTravelsAsADeltaAgainstBoth) {
-  const std::string x = RandomBytes(96 << 10, 1), y = RandomBytes(96 << 10, 2);
+  const std::string x = RandomBytesForTest(96 << 10, 1), y = RandomBytesForTest(96 << 10, 2);
   ASSERT_TRUE(Put({engine::ChunkUpload{HashOf(x), x}, engine::ChunkUpload{HashOf(y), y}}).ok());
   const std::string spanning = x.substr(40 << 10) + "an edit" + y.substr(0, 40 << 10);
   const std::vector<Digest> xy = {HashOf(x), HashOf(y)};

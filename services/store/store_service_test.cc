@@ -8,6 +8,7 @@
 #include "common/wire.h"
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
+#include "common/random_bytes_for_test.h"
 #include "gtest/gtest.h"
 #include "services/store/store_db.h"
 #include "services/store/store_server.h"
@@ -42,20 +43,41 @@ class StoreServiceTest : public ::testing::Test {
     ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
   }
 
-  grpc::Status Put(const std::string& hash_of, const std::string& data,
-                   v1::ChunkEncoding encoding = v1::CHUNK_ENCODING_RAW) {
-    grpc::ClientContext ctx;
-    v1::PutChunksResponse resp;
-    auto writer = stub_->PutChunks(&ctx, &resp);
+  // PutRequest: one chunk upload of `data` as the chunk `hash_of` names.
+  static v1::PutChunksRequest PutRequest(const std::string& hash_of, const std::string& data,
+                                         v1::ChunkEncoding encoding) {
     v1::PutChunksRequest req;
     req.set_namespace_id("ns");
     req.set_device_id("dev1");
     req.set_sha256(DigestToBytes(HashOf(hash_of)));
     req.set_data(data);
     req.set_encoding(encoding);
+    return req;
+  }
+
+  grpc::Status Send(const v1::PutChunksRequest& req) {
+    grpc::ClientContext ctx;
+    v1::PutChunksResponse resp;
+    auto writer = stub_->PutChunks(&ctx, &resp);
     writer->Write(req);
     writer->WritesDone();
     return writer->Finish();
+  }
+
+  grpc::Status Put(const std::string& hash_of, const std::string& data,
+                   v1::ChunkEncoding encoding = v1::CHUNK_ENCODING_RAW) {
+    return Send(PutRequest(hash_of, data, encoding));
+  }
+
+  // PutDelta uploads `delta` (an rsync delta, zstd-compressed) as the chunk `hash_of` names,
+  // against base_sha256 and/or base_sequence as given (raw digest bytes; empty: not set).
+  grpc::Status PutDelta(const std::string& hash_of, const std::string& delta, const std::string& base_sha256,
+                        const std::vector<std::string>& base_sequence, uint32_t block_bytes) {
+    v1::PutChunksRequest req = PutRequest(hash_of, delta, v1::CHUNK_ENCODING_RSYNC_DELTA);
+    req.set_base_sha256(base_sha256);
+    for (const std::string& d : base_sequence) req.add_base_sequence(d);
+    req.set_block_bytes(block_bytes);
+    return Send(req);
   }
 
   grpc::Status Commit(const std::string& ns, const std::string& path, const std::string& content,
@@ -246,6 +268,15 @@ TEST_F(StoreServiceTest, ZstdStreamChunksUseEarlierOnesAsContext) {
   EXPECT_FALSE(*store_->chunks()->Has("alice", HashOf(other)));
 }
 
+Signature SignatureOf(const v1::ChunkSignature& p) {
+  Signature sig;
+  sig.block_bytes = p.block_bytes();
+  sig.length = p.length();
+  sig.weak.assign(p.weak().begin(), p.weak().end());
+  sig.strong.assign(p.strong().begin(), p.strong().end());
+  return sig;
+}
+
 TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   std::string base;
   for (int i = 0; i < 20000; ++i) base += std::to_string(i * 7919 % 10007) + ",";
@@ -260,31 +291,14 @@ TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   ASSERT_TRUE(stub_->GetChunkSignatures(&sig_ctx, sig_req, &sigs).ok());
   ASSERT_EQ(sigs.signatures_size(), 1);  // only chunks the store holds
   const v1::ChunkSignature& p = sigs.signatures(0);
-  Signature sig;
-  sig.block_bytes = p.block_bytes();
-  sig.length = p.length();
-  sig.weak.assign(p.weak().begin(), p.weak().end());
-  sig.strong.assign(p.strong().begin(), p.strong().end());
+  const Signature sig = SignatureOf(p);
 
   std::string edited = base;
   edited.insert(base.size() / 3, "EDITED HERE");
   const std::string delta = Compress(MakeDelta(edited, sig));
   EXPECT_LT(delta.size(), 2 * p.block_bytes());
   auto put_delta = [&](const std::string& hash_of, const std::string& base_of, uint32_t block) {
-    grpc::ClientContext ctx;
-    v1::PutChunksResponse resp;
-    auto writer = stub_->PutChunks(&ctx, &resp);
-    v1::PutChunksRequest req;
-    req.set_namespace_id("ns");
-    req.set_device_id("dev1");
-    req.set_sha256(DigestToBytes(HashOf(hash_of)));
-    req.set_data(delta);
-    req.set_encoding(v1::CHUNK_ENCODING_RSYNC_DELTA);
-    req.set_base_sha256(DigestToBytes(HashOf(base_of)));
-    req.set_block_bytes(block);
-    writer->Write(req);
-    writer->WritesDone();
-    return writer->Finish();
+    return PutDelta(hash_of, delta, DigestToBytes(HashOf(base_of)), {}, block);
   };
   EXPECT_EQ(put_delta("something else", base, p.block_bytes()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(put_delta(edited, "unknown base", p.block_bytes()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -294,23 +308,10 @@ TEST_F(StoreServiceTest, RsyncDeltaUploadsAreRebuiltAndChecked) {
   EXPECT_EQ(*store_->chunks()->Get("alice", HashOf(edited)), edited);
 }
 
-// Random bytes, as a file's incompressible content.
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (char& c : s) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
-
 TEST_F(StoreServiceTest, DeltasAgainstASequenceOfChunksBothWays) {
   // After an edit, a chunk is cut across two old ones: its bytes are the end of one and the
   // start of the next. Against both, the delta is about the edit.
-  const std::string x = RandomBytes(64 << 10, 1), y = RandomBytes(64 << 10, 2);
+  const std::string x = RandomBytesForTest(64 << 10, 1), y = RandomBytesForTest(64 << 10, 2);
   ASSERT_TRUE(Put(x, x).ok());
   ASSERT_TRUE(Put(y, y).ok());
   const std::string spanning = x.substr(32 << 10) + "an edit" + y.substr(0, 32 << 10);
@@ -335,29 +336,11 @@ TEST_F(StoreServiceTest, DeltasAgainstASequenceOfChunksBothWays) {
   const v1::ChunkSignature& p = sigs.signatures(0);
   EXPECT_TRUE(std::vector<std::string>(p.sequence().begin(), p.sequence().end()) == xy);
   EXPECT_EQ(p.length(), x.size() + y.size());
-  Signature sig;
-  sig.block_bytes = p.block_bytes();
-  sig.length = p.length();
-  sig.weak.assign(p.weak().begin(), p.weak().end());
-  sig.strong.assign(p.strong().begin(), p.strong().end());
+  const Signature sig = SignatureOf(p);
   const std::string delta = Compress(MakeDelta(spanning, sig));
   EXPECT_LT(delta.size(), 4u << 10);  // against x alone: over 32 KiB
   auto put_delta = [&](const std::vector<std::string>& sequence, const std::string& single) {
-    grpc::ClientContext ctx;
-    v1::PutChunksResponse resp;
-    auto writer = stub_->PutChunks(&ctx, &resp);
-    v1::PutChunksRequest req;
-    req.set_namespace_id("ns");
-    req.set_device_id("dev1");
-    req.set_sha256(DigestToBytes(HashOf(spanning)));
-    req.set_data(delta);
-    req.set_encoding(v1::CHUNK_ENCODING_RSYNC_DELTA);
-    for (const std::string& d : sequence) req.add_base_sequence(d);
-    req.set_base_sha256(single);
-    req.set_block_bytes(p.block_bytes());
-    writer->Write(req);
-    writer->WritesDone();
-    return writer->Finish();
+    return PutDelta(spanning, delta, single, sequence, p.block_bytes());
   };
   EXPECT_EQ(put_delta({xy[0]}, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // a sequence of one
   EXPECT_EQ(put_delta({xy[0], xy[1], xy[0], xy[1], xy[0]}, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -398,7 +381,7 @@ TEST_F(StoreServiceTest, DeltasAgainstASequenceOfChunksBothWays) {
 }
 
 TEST_F(StoreServiceTest, AChunkDamagedOnDiskIsRefusedNotServed) {
-  const std::string x = RandomBytes(200 << 10, 7);
+  const std::string x = RandomBytesForTest(200 << 10, 7);
   ASSERT_TRUE(Put(x, x).ok());
   rocksdb::DB* db = store_->db()->db();
   const std::string key = StoreDb::ChunkKey(HashOf(x));

@@ -8,21 +8,12 @@
 #include "common/clock.h"
 #include "engine/chunker.h"
 #include "engine/sync_engine.h"
+#include "common/random_bytes_for_test.h"
 #include "gtest/gtest.h"
 #include "tests/sim/sim_device.h"
 
 namespace converge::sim {
 namespace {
-
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint64_t v = rng();
-    memcpy(&s[i], &v, 8);
-  }
-  return s;
-}
 
 TEST(EngineUploadTest, AFileIsReadOnceAndOnlyWhatTheStoreLacksTravels) {
   FakeClock clock;
@@ -34,7 +25,7 @@ TEST(EngineUploadTest, AFileIsReadOnceAndOnlyWhatTheStoreLacksTravels) {
   ASSERT_TRUE(b.Start().ok());
 
   // 72 MiB: hashed on the chunker's second thread, uploaded in three batches during the scan.
-  const std::string big = Random(72 << 20, 1);
+  const std::string big = RandomBytesForTest(72 << 20, 1);
   const engine::FileContent chunks = engine::ChunkBytes(big);
   ASSERT_TRUE(a.fs().UserWrite("big.bin", big).ok());
   ASSERT_TRUE(a.engine().SyncOnce().ok());
@@ -51,7 +42,7 @@ TEST(EngineUploadTest, AFileIsReadOnceAndOnlyWhatTheStoreLacksTravels) {
 
   // 1 MiB overwritten in the middle: the chunks around it travel, nothing else, nothing twice.
   std::string edited = big;
-  const std::string patch = Random(1 << 20, 2);
+  const std::string patch = RandomBytesForTest(1 << 20, 2);
   edited.replace(36 << 20, patch.size(), patch);
   const uint64_t before = a.engine().upload_stats().chunks_uploaded;
   clock.Advance(absl::Seconds(1));
@@ -74,13 +65,13 @@ TEST(EngineUploadTest, AnOverwriteCostsAboutItsOwnBytesWhereverTheCutPointsFall)
   ASSERT_TRUE(store.ok());
   SimDevice a("a", &clock, store->get(), engine::EngineOptions{});
   ASSERT_TRUE(a.Start().ok());
-  std::string content = Random(24 << 20, 3);
+  std::string content = RandomBytesForTest(24 << 20, 3);
   ASSERT_TRUE(a.fs().UserWrite("big.bin", content).ok());
   ASSERT_TRUE(a.engine().SyncOnce().ok());
   constexpr size_t kEdit = 256 << 10;
   uint64_t worst = 0;
   for (int i = 0; i < 8; ++i) {
-    content.replace((2 + 2 * i) * (1 << 20) + i * 12345, kEdit, Random(kEdit, 10 + i));
+    content.replace((2 + 2 * i) * (1 << 20) + i * 12345, kEdit, RandomBytesForTest(kEdit, 10 + i));
     const uint64_t before = a.engine().upload_stats().bytes_uploaded;
     clock.Advance(absl::Seconds(1));
     ASSERT_TRUE(a.fs().UserWrite("big.bin", content).ok());
