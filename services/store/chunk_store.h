@@ -74,10 +74,6 @@ class ChunkStore {
   // Get does for one; InvalidArgument for none or too many.
   absl::StatusOr<std::string> Sequence(const std::string& owner, const std::vector<Digest>& chunks);
 
-  // StartFlushing starts writing chunks put unlogged to their blob file (StoreDb); the commit
-  // that makes them durable then waits for less.
-  void StartFlushing() { db_->StartFlushingUnlogged(); }
-
   // Get returns the raw bytes of a chunk `owner` holds, NotFound if it holds none, DataLoss if
   // the stored bytes no longer match the digest.
   absl::StatusOr<std::string> Get(const std::string& owner, const Digest& d);

@@ -71,17 +71,6 @@ rocksdb::Status StoreDb::MakeUnloggedDurable() {
   return s;
 }
 
-void StoreDb::StartFlushingUnlogged() {
-  {
-    absl::MutexLock lock(&flush_mu_);
-    if (durable_unlogged_ >= unlogged_writes_.load()) return;
-  }
-  rocksdb::FlushOptions flush;
-  flush.wait = false;
-  flush.allow_write_stall = true;
-  Checked(db_->Flush(flush)).ok();  // MakeUnloggedDurable waits for it, or flushes again
-}
-
 rocksdb::Status StoreDb::WriteSynced(rocksdb::WriteBatch* batch) {
   rocksdb::Status s = MakeUnloggedDurable();
   if (!s.ok()) return s;

@@ -56,10 +56,6 @@ class StoreDb {
   // a chunk it references is not. All return Checked statuses.
   rocksdb::Status WriteUnlogged(rocksdb::WriteBatch* batch);
   rocksdb::Status MakeUnloggedDurable();
-  // StartFlushingUnlogged starts, without waiting, the flush the next MakeUnloggedDurable would
-  // wait for (when there are unlogged writes): an upload's bytes are written to their blob file
-  // while the device goes on, and the commit then waits for little.
-  void StartFlushingUnlogged();
   rocksdb::Status WriteSynced(rocksdb::WriteBatch* batch);
   rocksdb::Status PutSynced(const rocksdb::Slice& key, const rocksdb::Slice& value);
   uint64_t unlogged_writes() const { return unlogged_writes_.load(); }

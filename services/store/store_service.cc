@@ -152,9 +152,7 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
     }
   }
   if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
-  absl::Status flushed = flush();
-  if (flushed.ok()) chunks_->StartFlushing();
-  return ToGrpcStatus(flushed);
+  return ToGrpcStatus(flush());
 }
 
 absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
