@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -308,6 +309,28 @@ TEST_F(E2eFaultsTest, FullDisksLoseNothing) {
   ASSERT_TRUE(MountTmpfs(store_disk, 48)) << strerror(errno);
   ASSERT_TRUE(MountTmpfs(b_disk, 6)) << strerror(errno);
   ASSERT_NO_FATAL_FAILURE(StartCluster());
+  // The test is the store's supervisor, as compose's restart policy would be. Debian's RocksDB
+  // (7.8, built with assertions) aborts when it appends to a WAL after a write to it met the full
+  // disk (fixed upstream in 9.1); a store that finds no room to open exits (1) until there is.
+  // Either way it starts again on what was durable.
+  struct Supervisor {
+    std::atomic<bool> on{true};
+    std::atomic<int> restarts{0};
+    std::thread thread;
+    ~Supervisor() {
+      on = false;
+      if (thread.joinable()) thread.join();
+    }
+  } supervisor;
+  supervisor.thread = std::thread([&] {
+    while (supervisor.on) {
+      absl::StatusOr<int> exited = cluster_->StoreExit(0, absl::Milliseconds(50));
+      if (!exited.ok()) continue;
+      EXPECT_TRUE(*exited == 1 || *exited == 75 || *exited == 128 + SIGABRT) << "the store exited with " << *exited;
+      ++supervisor.restarts;
+      cluster_->StartStore().IgnoreError();
+    }
+  });
   // The least free space each disk had, sampled from now on: the store's disk is full for the
   // moment a memtable flush (a large chunk batch skips the WAL and reaches disk then) does not
   // fit, and RocksDB removes the partial file again (a failed download frees its temp file too).
@@ -341,7 +364,7 @@ TEST_F(E2eFaultsTest, FullDisksLoseNothing) {
   EXPECT_LT(store_free, 10u << 20) << "the store's disk never filled";
   const std::string a_log = cluster_->EngineLog(0);
   const std::string c_log = cluster_->EngineLog(2);
-  EXPECT_TRUE(absl::StrContains(a_log, "No space") || absl::StrContains(c_log, "No space"))
+  EXPECT_TRUE(absl::StrContains(a_log, "No space") || absl::StrContains(c_log, "No space") || supervisor.restarts > 0)
       << "no upload was refused for a full store disk; logs in " << cluster_->logs_dir();
   EXPECT_LT(b_free, 1u << 20) << "b's disk never filled";
   NoHalfWrittenFile();
@@ -351,7 +374,7 @@ TEST_F(E2eFaultsTest, FullDisksLoseNothing) {
   ASSERT_TRUE(ResizeTmpfs(b_disk, 600));
   ASSERT_NO_FATAL_FAILURE(ConvergedExactly(absl::Seconds(180)));
   NoHalfWrittenFile();
-  std::cout << "disk full: " << Summary() << "\n";
+  std::cout << "disk full: " << supervisor.restarts << " store restarts; " << Summary() << "\n";
 }
 
 TEST_F(E2eFaultsTest, FailingFsyncLosesNothing) {
