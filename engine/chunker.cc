@@ -4,6 +4,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <random>
 #include <string>
@@ -308,52 +309,31 @@ ChunkLayout::ChunkLayout(const std::vector<ChunkRef>& chunks) : chunks_(chunks) 
   }
 }
 
-std::optional<Digest> ChunkLayout::BaseFor(uint64_t offset, uint64_t length) const {
-  const uint64_t end = offset + std::max<uint64_t>(length, 1);
-  // The first old chunk that reaches past `offset`, then each one up to `end`.
-  size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin();
-  if (i > 0) --i;
-  std::optional<Digest> best;
-  uint64_t best_overlap = 0;
-  for (; i < chunks_.size() && starts_[i] < end; ++i) {
-    const uint64_t from = std::max(starts_[i], offset);
-    const uint64_t to = std::min(starts_[i] + chunks_[i].length, end);
-    if (to > from && to - from > best_overlap) {
-      best_overlap = to - from;
-      best = chunks_[i].sha256;
-    }
-  }
-  return best;
-}
-
 std::vector<Digest> ChunkLayout::BasesFor(uint64_t offset, uint64_t length) const {
   const uint64_t end = offset + std::max<uint64_t>(length, 1);
+  // The old chunks overlapping [offset, end): index, bytes shared. The first is the last one
+  // that starts at or before `offset`.
+  std::vector<std::pair<size_t, uint64_t>> overlapping;
   size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin();
   if (i > 0) --i;
-  std::vector<size_t> overlapping;
-  std::vector<uint64_t> overlap;
   for (; i < chunks_.size() && starts_[i] < end; ++i) {
     const uint64_t from = std::max(starts_[i], offset);
     const uint64_t to = std::min(starts_[i] + chunks_[i].length, end);
-    if (to <= from) continue;
-    overlapping.push_back(i);
-    overlap.push_back(to - from);
+    if (to > from) overlapping.emplace_back(i, to - from);
   }
   // One that shares only a few KiB costs more in signature bytes (and a coarser block size
   // for the rest) than its bytes would as literals: only the one overlapping most stays then.
-  const uint64_t most = overlap.empty() ? 0 : *std::max_element(overlap.begin(), overlap.end());
-  for (size_t k = overlapping.size(); k-- > 0;) {
-    if (overlap[k] < kMinExtraBaseOverlap && overlap[k] != most) {
-      overlapping.erase(overlapping.begin() + k);
-      overlap.erase(overlap.begin() + k);
-    }
-  }
-  // The run of at most kMaxDeltaBases consecutive ones that overlaps most.
+  uint64_t most = 0;
+  for (const auto& [index, shared] : overlapping) most = std::max(most, shared);
+  overlapping.erase(std::remove_if(overlapping.begin(), overlapping.end(),
+                                   [&](const auto& o) { return o.second < kMinExtraBaseOverlap && o.second != most; }),
+                    overlapping.end());
+  // The run of at most kMaxDeltaBases of them that overlaps most.
   size_t best = 0;
   uint64_t best_sum = 0;
   for (size_t first = 0; first < overlapping.size(); ++first) {
     uint64_t sum = 0;
-    for (size_t k = first; k < overlapping.size() && k < first + kMaxDeltaBases; ++k) sum += overlap[k];
+    for (size_t k = first; k < overlapping.size() && k < first + kMaxDeltaBases; ++k) sum += overlapping[k].second;
     if (sum > best_sum) {
       best_sum = sum;
       best = first;
@@ -361,7 +341,7 @@ std::vector<Digest> ChunkLayout::BasesFor(uint64_t offset, uint64_t length) cons
   }
   std::vector<Digest> out;
   for (size_t k = best; k < overlapping.size() && k < best + kMaxDeltaBases; ++k) {
-    out.push_back(chunks_[overlapping[k]].sha256);
+    out.push_back(chunks_[overlapping[k].first].sha256);
   }
   return out;
 }

@@ -14,7 +14,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,14 +74,11 @@ class ChunkLayout {
   ChunkLayout() = default;
   explicit ChunkLayout(const std::vector<ChunkRef>& chunks);
 
-  // BaseFor returns the old chunk that overlaps [offset, offset + length) most. The chunk cut
-  // anew where an edit ends holds the old bytes after the edit: those of the old chunk at its
-  // end, not at its start.
-  std::optional<Digest> BaseFor(uint64_t offset, uint64_t length) const;
   // BasesFor returns the old chunks that overlap [offset, offset + length), in order (at most
-  // kMaxDeltaBases: the run of them that overlaps most). A chunk cut anew after an edit often
-  // spans two old ones until the cut points fall back onto the old boundaries: a delta against
-  // both carries only the edit.
+  // kMaxDeltaBases: the run of them that overlaps most; a neighbour sharing under 16 KiB is left
+  // out unless it is the only one). A chunk cut anew after an edit often spans two old ones
+  // until the cut points fall back onto the old boundaries: a delta against both carries only
+  // the edit.
   std::vector<Digest> BasesFor(uint64_t offset, uint64_t length) const;
 
  private:

@@ -200,20 +200,6 @@ TEST(ChunkerTest, TwoBytesAStepCutsWhereOneByteAStepWould) {
 namespace converge::engine {
 namespace {
 
-TEST(ChunkLayoutTest, BaseIsTheOldChunkOverlappingMost) {
-  const std::vector<ChunkRef> old = {{HashOf("a"), 100}, {HashOf("b"), 200}, {HashOf("c"), 100}};
-  const ChunkLayout layout(old);
-  EXPECT_EQ(layout.BaseFor(0, 100), HashOf("a"));
-  EXPECT_EQ(layout.BaseFor(50, 100), HashOf("a"));   // 50 and 50: the first
-  EXPECT_EQ(layout.BaseFor(120, 250), HashOf("b"));  // 180 of b, 70 of c
-  // A chunk cut anew at the end of an edit: its old bytes are those of the chunk at its end.
-  EXPECT_EQ(layout.BaseFor(280, 100), HashOf("c"));
-  EXPECT_EQ(layout.BaseFor(10, 380), HashOf("b"));   // spans all three
-  EXPECT_EQ(layout.BaseFor(399, 50), HashOf("c"));
-  EXPECT_EQ(layout.BaseFor(400, 10), std::nullopt);  // past the old end
-  EXPECT_EQ(ChunkLayout().BaseFor(0, 10), std::nullopt);
-}
-
 TEST(ChunkLayoutTest, BasesAreTheOldChunksOverlappingWithMoreThanAFewKiB) {
   constexpr uint32_t k = 64 << 10;
   std::vector<ChunkRef> old;
@@ -224,9 +210,11 @@ TEST(ChunkLayoutTest, BasesAreTheOldChunksOverlappingWithMoreThanAFewKiB) {
   // A chunk cut anew after an edit, across the old boundaries: both old chunks, in order.
   EXPECT_EQ(layout.BasesFor(k / 2, k), (V{HashOf("a"), HashOf("b")}));
   EXPECT_EQ(layout.BasesFor(k / 2, 2 * k), (V{HashOf("a"), HashOf("b"), HashOf("c")}));
-  // A few KiB of a neighbour are not worth its signature: only the chunk overlapping most.
+  // A few KiB of a neighbour are not worth its signature: only the chunk overlapping most (the
+  // chunk cut anew where an edit ends holds the old bytes of the chunk at its end).
   EXPECT_EQ(layout.BasesFor(k - 1024, k), V{HashOf("b")});
   EXPECT_EQ(layout.BasesFor(k + 1024, k), V{HashOf("b")});
+  EXPECT_EQ(layout.BasesFor(6 * k - 10, 50), V{HashOf("f")});  // runs past the old end
   // At most kMaxDeltaBases, the run overlapping most.
   EXPECT_EQ(layout.BasesFor(k / 2, 5 * k), (V{HashOf("b"), HashOf("c"), HashOf("d"), HashOf("e")}));
   EXPECT_EQ(layout.BasesFor(6 * k, 10), V{});  // past the old end

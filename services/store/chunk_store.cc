@@ -193,7 +193,12 @@ absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view pay
 
 absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkData>& chunks) {
   rocksdb::WriteBatch batch;
-  std::vector<std::pair<const ChunkData*, uint64_t>> checked;  // chunk, raw size
+  struct Checked {
+    const ChunkData* chunk;
+    uint64_t raw_size;
+    char header[kCheckedHeaderBytes];  // of its stored value: tag, CRC-32C of the bytes as they came
+  };
+  std::vector<Checked> checked;
   for (const ChunkData& c : chunks) {
     // Raw bytes are checked where they are; zstd ones once decoded.
     std::string decoded;
@@ -214,26 +219,27 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
       return absl::InvalidArgumentError(
           absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
     }
-    checked.emplace_back(&c, raw.size());
+    // Computed here, outside the lock below.
+    Checked& k = checked.emplace_back(Checked{&c, raw.size(), {}});
+    k.header[0] = c.encoding == ChunkEncoding::kZstd ? kCheckedZstdTag : kCheckedRawTag;
+    const uint32_t crc = Crc32c(c.data);
+    for (int i = 0; i < 4; ++i) k.header[1 + i] = static_cast<char>(crc >> (8 * i));
     Touch(c.sha256);
   }
   absl::MutexLock lock(&owner_mu_);
   uint64_t added = 0;
   uint64_t content_bytes = 0;  // chunk bytes new to the store
   absl::flat_hash_set<std::string> in_batch;
-  for (const auto& [c, raw_size] : checked) {
+  for (const Checked& k : checked) {
+    const ChunkData* c = k.chunk;
     if (!in_batch.insert(DigestToBytes(c->sha256)).second) continue;
     absl::StatusOr<bool> content = HasContent(c->sha256);
     if (!content.ok()) return content.status();
     if (!*content) {
-      // The value is a tag, the CRC and the bytes as they came, put together by the batch itself.
-      char header[kCheckedHeaderBytes];
-      header[0] = c->encoding == ChunkEncoding::kZstd ? kCheckedZstdTag : kCheckedRawTag;
-      const uint32_t crc = Crc32c(c->data);
-      for (int i = 0; i < 4; ++i) header[1 + i] = static_cast<char>(crc >> (8 * i));
+      // The value is the header and the bytes as they came, put together by the batch itself.
       const std::string key = StoreDb::ChunkKey(c->sha256);
       const rocksdb::Slice key_part(key);
-      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, sizeof(header)), rocksdb::Slice(c->data)};
+      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(k.header, sizeof(k.header)), rocksdb::Slice(c->data)};
       batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
       content_bytes += c->data.size();
     }
@@ -241,9 +247,9 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     if (!owned.ok()) return owned.status();
     if (!*owned) {
       std::string size;
-      PutVarint64(&size, raw_size);
+      PutVarint64(&size, k.raw_size);
       batch.Put(StoreDb::OwnedKey(owner, c->sha256), size);
-      added += raw_size;
+      added += k.raw_size;
     }
   }
   if (added > 0) {
