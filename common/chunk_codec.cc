@@ -40,7 +40,20 @@ ZSTD_DCtx* ThreadDCtx() {
   return d.ctx;
 }
 
+// DecompressWith decodes exactly one zstd frame that is all of `in`: skippable frames and bytes
+// after the frame are refused (they would be stored and counted as something they are not).
 absl::StatusOr<std::string> DecompressWith(ZSTD_DCtx* ctx, absl::string_view in, size_t max_bytes) {
+  if (in.size() < 4 || static_cast<uint8_t>(in[0]) != (ZSTD_MAGICNUMBER & 0xFF) ||
+      static_cast<uint8_t>(in[1]) != ((ZSTD_MAGICNUMBER >> 8) & 0xFF) ||
+      static_cast<uint8_t>(in[2]) != ((ZSTD_MAGICNUMBER >> 16) & 0xFF) ||
+      static_cast<uint8_t>(in[3]) != ((ZSTD_MAGICNUMBER >> 24) & 0xFF)) {
+    return absl::InvalidArgumentError("not a zstd frame (or a skippable one)");
+  }
+  const size_t frame = ZSTD_findFrameCompressedSize(in.data(), in.size());
+  if (ZSTD_isError(frame)) return absl::InvalidArgumentError("not a whole zstd frame");
+  if (frame != in.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(in.size() - frame, " bytes after the zstd frame: one frame only"));
+  }
   const unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return absl::InvalidArgumentError("not a zstd frame");
   if (size == ZSTD_CONTENTSIZE_UNKNOWN || size > max_bytes) {

@@ -36,6 +36,32 @@ TEST(ChunkCodecTest, RefusesCorruptAndOversizedFrames) {
   EXPECT_TRUE(!bad.ok() || *bad != text);
 }
 
+// A skippable frame (magic 0x184D2A5?, then a 4-byte length) of `bytes` zero bytes.
+std::string SkippableFrame(size_t bytes) {
+  std::string f = {'\x50', '\x2A', '\x4D', '\x18'};
+  for (int i = 0; i < 4; ++i) f.push_back(static_cast<char>((bytes >> (8 * i)) & 0xFF));
+  return f + std::string(bytes, '\0');
+}
+
+TEST(ChunkCodecTest, AcceptsExactlyOneFrameAndNothingAfterIt) {
+  const std::string small(16, 'x');
+  const std::string z = Compress(small);
+  ASSERT_TRUE(Decompress(z, 1 << 20).ok());
+  // What a quota bypass sent: a 16-byte frame followed by 1 MiB that decoding would skip.
+  EXPECT_EQ(Decompress(z + SkippableFrame(1 << 20), 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Decompress(SkippableFrame(64) + z, 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Decompress(z + z, 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Decompress(z + "x", 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  // A delta carries one frame too.
+  const std::string base = RandomBytesForTest(4096, 7);
+  std::string target = base;
+  target[100] ^= 1;
+  std::optional<std::string> delta = DeltaEncode(target, base, target.size());
+  ASSERT_TRUE(delta.has_value());
+  ASSERT_TRUE(DeltaDecode(*delta, base, 1 << 20).ok());
+  EXPECT_FALSE(DeltaDecode(*delta + SkippableFrame(1024), base, 1 << 20).ok());
+}
+
 TEST(ChunkCodecTest, DeltaOfAnEditedChunkCostsAboutTheEdit) {
   const std::string base = RandomBytesForTest(1 << 20, 2);
   std::string target = base;

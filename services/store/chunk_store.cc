@@ -195,7 +195,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
   rocksdb::WriteBatch batch;
   struct Checked {
     const ChunkData* chunk;
-    uint64_t raw_size;
+    uint64_t charged;  // against the owner's quota
     char header[kCheckedHeaderBytes];  // of its stored value: tag, CRC-32C of the bytes as they came
   };
   std::vector<Checked> checked;
@@ -219,8 +219,9 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
       return absl::InvalidArgumentError(
           absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
     }
-    // Computed here, outside the lock below.
-    Checked& k = checked.emplace_back(Checked{&c, raw.size(), {}});
+    // Computed here, outside the lock below. An owner is charged what the chunk takes: its raw
+    // bytes, or the bytes as stored if those are more.
+    Checked& k = checked.emplace_back(Checked{&c, std::max<uint64_t>(raw.size(), c.data.size()), {}});
     k.header[0] = c.encoding == ChunkEncoding::kZstd ? kCheckedZstdTag : kCheckedRawTag;
     const uint32_t crc = Crc32c(c.data);
     for (int i = 0; i < 4; ++i) k.header[1 + i] = static_cast<char>(crc >> (8 * i));
@@ -247,9 +248,9 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     if (!owned.ok()) return owned.status();
     if (!*owned) {
       std::string size;
-      PutVarint64(&size, k.raw_size);
+      PutVarint64(&size, k.charged);
       batch.Put(StoreDb::OwnedKey(owner, c->sha256), size);
-      added += k.raw_size;
+      added += k.charged;
     }
   }
   if (added > 0) {
