@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/coding.h"
 #include "common/path.h"
 #include "common/status_macros.h"
@@ -93,6 +94,9 @@ Digest ContentDigest(const std::vector<ChunkRef>& chunks) {
 
 absl::Status ValidateFileVersion(const FileVersion& v) {
   CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.path));
+  if ((v.mode & ~0777u) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: mode 0%o has bits beyond 0777 (setuid, setgid, sticky or a file type)", v.path, v.mode));
+  }
   if (v.file_id.size() != kFileIdBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(v.path, ": file_id must have ", kFileIdBytes, " bytes"));

@@ -88,6 +88,14 @@ TEST(ModelTest, ValidationRejectsBadVersions) {
   v = SampleFile();
   std::swap(v.chunks[0], v.chunks[1]);  // same chunks, other order, same size
   EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  for (uint32_t mode : {04755u, 02755u, 01777u, 0100644u}) {  // setuid, setgid, sticky, a type
+    v = SampleFile();
+    v.mode = mode;
+    EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument) << mode;
+  }
+  v = SampleFile();
+  v.mode = 0777;
+  EXPECT_TRUE(ValidateFileVersion(v).ok());
   EXPECT_FALSE(ValidateChanges({SampleFile(), SampleFile()}).ok());  // duplicate path
   EXPECT_FALSE(ValidateChanges({}).ok());
 }

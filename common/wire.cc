@@ -26,7 +26,7 @@ absl::StatusOr<FileVersion> FileVersionFromProto(const common::v1::FileVersion& 
     default:
       return absl::InvalidArgumentError(absl::StrCat(p.path().substr(0, 256), ": unknown kind"));
   }
-  v.mode = p.mode() & 07777;
+  v.mode = p.mode();  // ValidateFileVersion keeps it to 0777
   v.mtime_ns = p.mtime_ns();
   v.size = p.size();
   if ((v.kind == FileKind::kFile || v.kind == FileKind::kSymlink) && !p.deleted()) {

@@ -204,7 +204,7 @@ class LocalTempFile : public TempFile {
   }
 
   absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) override {
-    if (fchmod(fd_.get(), mode & 07777) != 0) return Errno("chmod temp", name_);
+    if (fchmod(fd_.get(), fs_->Mode(mode)) != 0) return Errno("chmod temp", name_);
     struct timespec times[2];
     times[0].tv_sec = 0;
     times[0].tv_nsec = UTIME_NOW;
@@ -216,11 +216,19 @@ class LocalTempFile : public TempFile {
   }
 
   absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) override {
-    CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(std::string(ParentPath(path))));
+    const std::string dir(ParentPath(path));
+    CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(dir));
     Fd parent(parent_raw);
     const std::string base(BaseName(path));
+    fs_->BeforeInstall();
+    CONVERGE_RETURN_IF_ERROR(fs_->StillBeneath(parent.get(), dir));
     if (renameat(tmp_dir_fd_, name_.c_str(), parent.get(), base.c_str()) != 0) {
       return Errno("rename into place", path);
+    }
+    if (absl::Status moved = fs_->StillBeneath(parent.get(), dir); !moved.ok()) {
+      // Swapped out between the check and the rename: take the file back.
+      if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, name_.c_str()) != 0) installed_ = true;
+      return moved;
     }
     installed_ = true;
     if (sync_dir && fsync(parent.get()) != 0) return Errno("fsync directory of", path);
@@ -285,6 +293,32 @@ absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std
 LocalFilesystem::~LocalFilesystem() {
   close(root_fd_);
   close(tmp_fd_);
+}
+
+uint32_t LocalFilesystem::ReadUmask() {
+  // /proc says it without changing it (umask() would, for a moment, for every thread).
+  if (FILE* f = fopen("/proc/self/status", "re")) {
+    char line[256];
+    unsigned int mask = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f) != nullptr) found = sscanf(line, "Umask: %o", &mask) == 1;
+    fclose(f);
+    if (found) return mask & 0777;
+  }
+  const mode_t mask = umask(022);
+  umask(mask);
+  return mask & 0777;
+}
+
+absl::Status LocalFilesystem::StillBeneath(int dirfd, const std::string& rel) {
+  struct stat held, now;
+  Fd again(rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY));
+  if (fstat(dirfd, &held) != 0 || again.get() < 0 || fstat(again.get(), &now) != 0 || held.st_dev != now.st_dev ||
+      held.st_ino != now.st_ino) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("directory '", rel, "' was moved or replaced while installing into it: not writing there"));
+  }
+  return absl::OkStatus();
 }
 
 int LocalFilesystem::ReopenRoot() const {
@@ -404,7 +438,7 @@ absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
   Fd cur(ReopenRoot());
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     const std::string name(part);
-    if (mkdirat(cur.get(), name.c_str(), 0755) == 0) {
+    if (mkdirat(cur.get(), name.c_str(), Mode(0755)) == 0) {
       // The new directory's name is durable before anything is installed in it.
       if (fsync(cur.get()) != 0) return Errno("fsync directory above", path);
     } else if (errno != EEXIST) {
@@ -461,6 +495,11 @@ absl::Status LocalFilesystem::MakeSymlink(const std::string& path, const std::st
   Fd dir(raw);
   const std::string name = "l-" + RandomHex(8);
   if (symlinkat(target.c_str(), tmp_fd_, name.c_str()) != 0) return Errno("create symlink", path);
+  BeforeInstall();
+  if (absl::Status moved = StillBeneath(dir.get(), parent); !moved.ok()) {
+    unlinkat(tmp_fd_, name.c_str(), 0);
+    return moved;
+  }
   if (renameat(tmp_fd_, name.c_str(), dir.get(), std::string(BaseName(path)).c_str()) != 0) {
     absl::Status failed = Errno("install symlink", path);
     unlinkat(tmp_fd_, name.c_str(), 0);
@@ -475,6 +514,9 @@ absl::Status LocalFilesystem::Rename(const std::string& from, const std::string&
   Fd from_dir(from_raw);
   CONVERGE_ASSIGN_OR_RETURN(int to_raw, OpenDirBeneath(std::string(ParentPath(to))));
   Fd to_dir(to_raw);
+  BeforeInstall();
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(from_dir.get(), std::string(ParentPath(from))));
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(to_dir.get(), std::string(ParentPath(to))));
   if (renameat2(from_dir.get(), std::string(BaseName(from)).c_str(), to_dir.get(),
                 std::string(BaseName(to)).c_str(), RENAME_NOREPLACE) != 0) {
     return Errno("rename", absl::StrCat(from, " to ", to));

@@ -7,6 +7,7 @@
 #ifndef CONVERGE_ENGINE_LOCAL_FILESYSTEM_H_
 #define CONVERGE_ENGINE_LOCAL_FILESYSTEM_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,22 @@ class LocalFilesystem : public Filesystem {
   // The caller closes the descriptor.
   absl::StatusOr<int> OpenDirBeneath(const std::string& rel);
 
+  // StillBeneath returns OK if `dirfd` (opened as directory `rel`) is still the directory that
+  // `rel` names inside the folder; FailedPrecondition if it was moved or swapped out of it
+  // meanwhile (a rename into it now would land outside the folder).
+  absl::Status StillBeneath(int dirfd, const std::string& rel);
+
+  // Mode returns the permission bits a synced file or directory gets here: `mode` from the
+  // network kept to 0777 (never setuid, setgid or sticky), less this process's umask (never
+  // group- or world-writable where the umask says no).
+  uint32_t Mode(uint32_t mode) const { return mode & 0777 & ~umask_; }
+
+  // Tests only: called after an install opened its directory and before it checks and renames.
+  void set_before_install_for_test(std::function<void()> fn) { before_install_ = std::move(fn); }
+  void BeforeInstall() const {
+    if (before_install_) before_install_();
+  }
+
  private:
   LocalFilesystem(std::string root, int root_fd, int tmp_fd, uint64_t root_inode)
       : root_(std::move(root)), root_fd_(root_fd), tmp_fd_(tmp_fd), root_inode_(root_inode) {}
@@ -58,6 +75,10 @@ class LocalFilesystem : public Filesystem {
   const int root_fd_;
   const int tmp_fd_;
   const uint64_t root_inode_;
+  const uint32_t umask_ = ReadUmask();
+  std::function<void()> before_install_;
+
+  static uint32_t ReadUmask();
 };
 
 }  // namespace converge::engine
