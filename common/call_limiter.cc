@@ -53,6 +53,25 @@ absl::StatusOr<CallLimiter::Slot> CallLimiter::Acquire(absl::string_view caller,
   return Slot(this, std::string(caller));
 }
 
+absl::Status CallLimiter::Charge(absl::string_view caller, double cost) {
+  if (limits_.calls_per_second <= 0 || cost <= 0) return absl::OkStatus();
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  auto it = state_.find(caller);
+  if (it == state_.end()) return absl::OkStatus();  // only calls in flight are charged
+  State& s = it->second;
+  s.tokens = std::min(std::max(1.0, limits_.burst),
+                      s.tokens + absl::ToDoubleSeconds(now - s.refilled) * limits_.calls_per_second);
+  s.refilled = now;
+  if (s.tokens < cost) {
+    ++refused_;
+    return absl::ResourceExhaustedError(absl::StrCat("'", caller, "' asked for more work than its rate allows (",
+                                                     static_cast<int64_t>(cost), " calls' worth); retry later"));
+  }
+  s.tokens -= cost;
+  return absl::OkStatus();
+}
+
 void CallLimiter::Release(const std::string& caller) {
   absl::MutexLock lock(&mu_);
   auto it = state_.find(caller);

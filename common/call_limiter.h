@@ -52,6 +52,11 @@ class CallLimiter {
   // max_in_flight calls open already. `what` names the calls in the message ("calls", "streams").
   absl::StatusOr<Slot> Acquire(absl::string_view caller, absl::string_view what = "calls");
 
+  // Charge takes `cost` more calls' worth from `caller`'s rate (work a call does beyond its own
+  // start: bytes decoded, bases read for deltas). ResourceExhausted, and nothing taken, if the
+  // caller's bucket does not hold that much now; its later calls wait for the bucket to refill.
+  absl::Status Charge(absl::string_view caller, double cost);
+
   int in_flight(absl::string_view caller) const;
   uint64_t refused() const;
   const Limits& limits() const { return limits_; }

@@ -64,4 +64,15 @@ TEST(CallLimiterTest, RateLimitAllowsABurstThenTheSustainedRate) {
 }
 
 }  // namespace
+TEST(CallLimiterTest, WorkIsChargedToTheCallersRateAndOnlyTheirs) {
+  CallLimiter limiter({/*max_in_flight=*/8, /*calls_per_second=*/1, /*burst=*/100});
+  auto slot = limiter.Acquire("greedy");
+  ASSERT_TRUE(slot.ok());
+  EXPECT_TRUE(limiter.Charge("greedy", 90).ok());  // 99 left after the call itself
+  EXPECT_EQ(limiter.Charge("greedy", 50).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(limiter.Charge("greedy", 9).ok());
+  EXPECT_EQ(limiter.Acquire("greedy").status().code(), absl::StatusCode::kResourceExhausted);  // bucket empty
+  EXPECT_TRUE(limiter.Acquire("modest").ok());
+}
+
 }  // namespace converge

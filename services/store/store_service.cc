@@ -1,5 +1,6 @@
 #include "services/store/store_service.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/chunk_codec.h"
 #include "common/rsync_delta.h"
@@ -19,6 +20,8 @@ namespace {
 constexpr size_t kPutBatchBytes = 8 << 20;
 constexpr size_t kListBatchFiles = 1000;
 constexpr size_t kMaxVersionsPerCall = 10000;
+// Base bytes one GetChunks call may read to make deltas (the rest of its chunks go whole).
+constexpr uint64_t kMaxBaseBytesPerCall = 64 << 20;
 
 struct Metrics {
   Counter* commits = DefaultMetrics().AddCounter("converge_store_commits_total", "commits made durable");
@@ -48,6 +51,10 @@ grpc::Status TooMany(const char* what, int n, int limit) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                       absl::StrCat(n, " ", what, " in one call, the limit is ", limit));
 }
+
+// WorkCost: what reading and encoding `bytes` for a caller counts against its call rate (one
+// call's worth per 32 KiB: a device's burst buys about 128 MiB of such work, then 64 MiB a second).
+double WorkCost(uint64_t bytes) { return static_cast<double>(bytes) / (32 << 10); }
 
 // SequenceFromProto: the chunks of a delta's base sequence, 2 to kMaxDeltaBases of them.
 absl::StatusOr<std::vector<Digest>> SequenceFromProto(const google::protobuf::RepeatedPtrField<std::string>& in) {
@@ -102,7 +109,9 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
   Caller caller;
   std::string first_namespace;
   std::vector<ChunkData> batch;
-  size_t batch_bytes = 0;
+  size_t batch_bytes = 0;  // as they came over the wire
+  size_t held_bytes = 0;   // what the batch holds in memory once decoded (deltas and stream pieces
+                           // grow: a few hundred bytes on the wire may be a 4 MiB chunk here)
   StreamDecoder stream;  // the call's CHUNK_ENCODING_ZSTD_STREAM pieces, in order
   auto flush = [&]() -> absl::Status {
     absl::Status s = chunks_->Put(caller.owner, batch);
@@ -111,7 +120,9 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
       resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
     }
     batch.clear();
+    batch.shrink_to_fit();
     batch_bytes = 0;
+    held_bytes = 0;
     return s;
   };
   while (reader->Read(&req)) {
@@ -129,9 +140,14 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
     batch_bytes += req.data().size();
     M().bytes_in->Add(req.data().size());
     if (req.encoding() == v1::CHUNK_ENCODING_RSYNC_DELTA) {
-      // Rebuild the chunk from the base the store holds; Put checks the result's hash.
+      // Rebuild the chunk from the base the store holds (work charged to the device's rate, as
+      // reading its bases costs); Put checks the result's hash.
       absl::StatusOr<std::string> raw = RebuildFromDelta(caller.owner, req);
       if (!raw.ok()) return ToGrpcStatus(raw.status());
+      const size_t bases = std::max(1, req.base_sequence_size());
+      if (absl::Status s = limiter_.Charge(caller.device, WorkCost(raw->size() * (1 + bases))); !s.ok()) {
+        return ToGrpcStatus(s);
+      }
       batch.push_back(ToStore(*digest, std::move(*raw)));
     } else if (req.encoding() == v1::CHUNK_ENCODING_ZSTD_STREAM) {
       // Stored on its own (compressed again without the stream's context); Put checks the hash.
@@ -147,7 +163,8 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
     } else {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw, zstd, zstd stream or rsync deltas");
     }
-    if (batch_bytes >= kPutBatchBytes) {
+    held_bytes += batch.back().data.size();
+    if (held_bytes >= kPutBatchBytes) {
       if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
     }
   }
@@ -183,10 +200,12 @@ grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1
     sequences.push_back(std::move(*one));
   }
   // Chunks (or sequences) the caller's owner does not hold get no signature.
+  // So does one the device's rate cannot pay for now (reading and signing it is the work).
   auto sign = [&](const std::vector<Digest>& base) -> absl::StatusOr<v1::ChunkSignature*> {
     absl::StatusOr<std::string> raw = chunks_->Sequence(caller->owner, base);
     if (absl::IsNotFound(raw.status())) return nullptr;
     if (!raw.ok()) return raw.status();
+    if (!limiter_.Charge(caller->device, WorkCost(raw->size())).ok()) return nullptr;
     const Signature sig = MakeSignature(*raw, BlockBytesFor(raw->size()));
     v1::ChunkSignature* out = resp->add_signatures();
     out->set_block_bytes(sig.block_bytes);
@@ -291,11 +310,24 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
       bases[i] = std::move(*seq);
     }
   }
+  // A chunk is asked for once a call (engines never ask twice; repeats would multiply the work).
+  {
+    absl::flat_hash_set<Digest> seen;
+    for (const Digest& d : *wanted) {
+      if (!seen.insert(d).second) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("chunk ", DigestToHex(d), " asked for twice in one call"));
+      }
+    }
+  }
   std::unique_ptr<StreamEncoder> stream;  // made for the first chunk, if the device takes streams
+  uint64_t base_bytes = 0;  // read for deltas in this call
   for (size_t i = 0; i < wanted->size(); ++i) {
     const Digest& d = (*wanted)[i];
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    const bool has_base = !bases[i].empty();
+    // A delta costs its bases' bytes: within the call's budget and charged to the device's rate;
+    // past either, the chunk goes whole (the device still gets it).
+    const bool has_base = !bases[i].empty() && base_bytes < kMaxBaseBytesPerCall;
     std::string raw;  // wanted only to make a delta
     absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, has_base ? &raw : nullptr);
     if (!stored.ok()) return ToGrpcStatus(stored.status());
@@ -305,7 +337,8 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
     // The device has a similar chunk: send the difference if that is much smaller.
     if (has_base) {
       absl::StatusOr<std::string> base_raw = chunks_->Sequence(caller->owner, bases[i]);
-      if (base_raw.ok()) {
+      if (base_raw.ok()) base_bytes += base_raw->size();
+      if (base_raw.ok() && limiter_.Charge(caller->device, WorkCost(base_raw->size())).ok()) {
         std::optional<std::string> delta = DeltaEncode(raw, *base_raw, stored->payload.size());
         if (delta.has_value()) {
           M().delta_saved->Add(stored->payload.size() - delta->size());
