@@ -87,9 +87,7 @@ std::string CommitLog::EncodeNamespace(const NamespaceState& state) {
   return out;
 }
 
-absl::StatusOr<CommitLog::NamespaceState*> CommitLog::LoadLocked(const std::string& ns) {
-  auto it = ns_.find(ns);
-  if (it != ns_.end()) return &it->second;
+absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::string& ns) {
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceKey(ns), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("unknown namespace '", ns, "'"));
@@ -129,7 +127,22 @@ absl::StatusOr<CommitLog::NamespaceState*> CommitLog::LoadLocked(const std::stri
       return absl::DataLossError(absl::StrCat("corrupt compaction record '", ns, "'"));
     }
   }
-  return &ns_.emplace(ns, std::move(state)).first->second;
+  return state;
+}
+
+absl::StatusOr<CommitLog::Namespace*> CommitLog::Find(const std::string& ns) {
+  absl::MutexLock lock(&mu_);
+  auto it = ns_.find(ns);
+  if (it != ns_.end()) return it->second.get();
+  CONVERGE_ASSIGN_OR_RETURN(NamespaceState state, ReadNamespace(ns));
+  auto entry = std::make_unique<Namespace>();
+  {
+    absl::MutexLock access(&entry->access_mu);
+    entry->owner = state.owner;
+    entry->members = state.members;
+  }
+  entry->state = std::move(state);
+  return ns_.emplace(ns, std::move(entry)).first->second.get();
 }
 
 absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::string& owner,
@@ -137,78 +150,79 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   if (!owner.empty()) CONVERGE_RETURN_IF_ERROR(ValidateId("user id", owner));
   for (const std::string& m : members) CONVERGE_RETURN_IF_ERROR(ValidateId("device id", m));
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock one_at_a_time(&register_mu_);
+  absl::StatusOr<Namespace*> found = Find(ns);
+  if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
   NamespaceState next;
-  absl::StatusOr<NamespaceState*> current = LoadLocked(ns);
-  if (current.ok()) {
-    next.head_seq = (*current)->head_seq;
-    next.live_entries = (*current)->live_entries;
-    next.owner = (*current)->owner;
-  } else if (!absl::IsNotFound(current.status())) {
-    return current.status();
+  next.members.insert(members.begin(), members.end());
+  if (!found.ok()) {
+    // A new namespace, with its (empty) case index; Find reads it back.
+    next.owner = owner;
+    rocksdb::WriteBatch batch;
+    batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
+    if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
+    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
+    return Find(ns).status();
   }
+  Namespace* n = *found;
+  absl::MutexLock lock(&n->mu);
+  NamespaceState* current = &n->state;
+  next.head_seq = current->head_seq;
+  next.live_entries = current->live_entries;
+  next.owner = current->owner;
   if (!owner.empty() && !next.owner.empty() && owner != next.owner) {
     return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
   }
-  const bool adopt = current.ok() && next.owner.empty() && !owner.empty();
+  const bool adopt = next.owner.empty() && !owner.empty();
   if (!owner.empty()) next.owner = owner;
   if (adopt) {
     // A namespace from before owners: its owner adopts the chunks its live files reference.
     std::vector<Digest> referenced;
-    CONVERGE_RETURN_IF_ERROR(ListFilesLocked(ns, [&](const FileVersion& v) {
+    CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, [&](const FileVersion& v) {
       if (!v.deleted) for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
     }));
     CONVERGE_RETURN_IF_ERROR(chunks_->Adopt(owner, referenced));
   }
-  next.members.insert(members.begin(), members.end());
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
-  if (!current.ok()) {
-    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");  // a new namespace's (empty) index
-    next.case_index_ready = true;
-  }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
-  if (current.ok()) {
-    (*current)->members = std::move(next.members);
-    (*current)->owner = next.owner;
-  } else {
-    ns_[ns] = std::move(next);
-  }
+  current->members = next.members;
+  current->owner = next.owner;
+  absl::MutexLock access(&n->access_mu);
+  n->members = std::move(next.members);
+  n->owner = std::move(next.owner);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> CommitLog::OwnerOf(const std::string& ns) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
-  return state->owner;
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock access(&n->access_mu);
+  return n->owner;
 }
 
 absl::Status CommitLog::CheckAccess(const std::string& ns, const std::string& device) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
-  if (!device.empty() && !state->members.contains(device)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
-  }
-  return absl::OkStatus();
+  return OwnerFor(ns, device).status();
 }
 
 absl::StatusOr<std::string> CommitLog::OwnerFor(const std::string& ns, const std::string& device) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
-  if (!device.empty() && !state->members.contains(device)) {
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock access(&n->access_mu);
+  if (!device.empty() && !n->members.contains(device)) {
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }
-  return state->owner;
+  return n->owner;
 }
 
 absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::string& device,
                                          std::vector<FileVersion> changes) {
   CONVERGE_RETURN_IF_ERROR(ValidateChanges(changes));
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::ReaderMutexLock not_sweeping(&sweep_mu_);
+  absl::MutexLock lock(&n->mu);
+  NamespaceState* const state = &n->state;
   if (!state->members.contains(device)) {
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
@@ -302,6 +316,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   NamespaceState next;
   next.head_seq = commit.seq;
   next.members = state->members;
+  next.owner = state->owner;
   next.live_entries = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + live_delta));
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write commit"));
@@ -319,7 +334,7 @@ absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceSt
   if (s.IsNotFound()) {
     // A namespace from before the index: index its live paths once.
     rocksdb::WriteBatch batch;
-    CONVERGE_RETURN_IF_ERROR(ListFilesLocked(ns, [&](const FileVersion& v) {
+    CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, [&](const FileVersion& v) {
       if (!v.deleted) batch.Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
     }));
     batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
@@ -394,8 +409,9 @@ absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uin
                                   const std::function<bool(const Commit&)>& fn) {
   uint64_t compacted_through = 0;
   {
-    absl::MutexLock lock(&mu_);
-    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+    absl::MutexLock lock(&n->mu);
+    const NamespaceState* state = &n->state;
     compacted_through = state->compacted_through;
   }
   if (since_seq < compacted_through) {
@@ -416,10 +432,10 @@ absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uin
 absl::Status CommitLog::ListFiles(const std::string& ns,
                                   const std::function<void(const FileVersion&)>& fn) {
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
-  return ListFilesLocked(ns, fn);
+  return ScanFileTable(ns, fn);
 }
 
-absl::Status CommitLog::ListFilesLocked(const std::string& ns, const std::function<void(const FileVersion&)>& fn) {
+absl::Status CommitLog::ScanFileTable(const std::string& ns, const std::function<void(const FileVersion&)>& fn) {
   const std::string prefix = StoreDb::FilePrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -437,7 +453,8 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
     return absl::InvalidArgumentError(absl::StrCat("ack of seq ", seq, " above head ", head));
   }
   Touch(ns, device, software_version);
-  absl::MutexLock lock(&mu_);  // cursor read-modify-write
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);  // cursor read-modify-write
   return UpdateCursorLocked(ns, device, /*sync=*/false, [&](CursorRecord* record) {
     record->seq = std::max(record->seq, seq);
     record->evicted = false;  // it is back
@@ -554,8 +571,8 @@ absl::StatusOr<std::vector<HeldDelete>> CommitLog::ListHeld(const std::string& n
 absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const std::string& id, bool approve) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("held delete id", id));
-  absl::MutexLock lock(&mu_);  // against Append using the hold meanwhile
-  CONVERGE_RETURN_IF_ERROR(LoadLocked(ns).status());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);  // against Append using the hold meanwhile
   const std::string key = StoreDb::HeldKey(ns, id);
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
@@ -572,8 +589,9 @@ absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const s
 }
 
 absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);
+  const NamespaceState* state = &n->state;
   return state->head_seq;
 }
 
@@ -581,8 +599,9 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
   NamespaceStats stats;
   std::vector<std::string> members;
   {
-    absl::MutexLock lock(&mu_);
-    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+    absl::MutexLock lock(&n->mu);
+    const NamespaceState* state = &n->state;
     stats.head_seq = state->head_seq;
     stats.compacted_through = state->compacted_through;
     members.assign(state->members.begin(), state->members.end());

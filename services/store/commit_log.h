@@ -5,12 +5,15 @@
 // that every referenced chunk is stored, then writes log entry + file table + head seq in one
 // WriteBatch with sync=true: a returned seq is durable.
 //
-// Thread-safe: all methods may be called concurrently; appends are serialised.
+// Thread-safe: all methods may be called concurrently. Each namespace has its own commit lock:
+// a namespace's appends are serialised, and nothing one namespace does waits for another's
+// (only a garbage sweep pauses every commit for the moment it writes).
 #ifndef CONVERGE_SERVICES_STORE_COMMIT_LOG_H_
 #define CONVERGE_SERVICES_STORE_COMMIT_LOG_H_
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -208,29 +211,39 @@ class CommitLog {
     absl::flat_hash_map<std::string, std::vector<std::pair<absl::Time, uint64_t>>> recent_deletes;
   };
 
+  // The *Locked methods below run under the namespace's commit lock.
   // UpdateCursorLocked reads the cursor record of (ns, device) (a fresh one if none), lets
   // `change` edit it and writes it back (synced when `sync`).
   absl::Status UpdateCursorLocked(const std::string& ns, const std::string& device, bool sync,
-                                  const std::function<void(CursorRecord*)>& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Loads the namespace record into ns_ if needed. NotFound if there is none.
-  absl::StatusOr<NamespaceState*> LoadLocked(const std::string& ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                  const std::function<void(CursorRecord*)>& change);
+  // One namespace: its state under its own commit lock, and who may use it under a lock of its
+  // own that is never held across I/O (a call's authorization never waits for a commit).
+  struct Namespace {
+    absl::Mutex mu;        // the commit lock
+    NamespaceState state;  // guarded by mu
+    absl::Mutex access_mu;
+    std::string owner ABSL_GUARDED_BY(access_mu);
+    absl::flat_hash_set<std::string> members ABSL_GUARDED_BY(access_mu);
+  };
+  // Find returns a namespace's entry, reading its record on first use. NotFound if there is none.
+  absl::StatusOr<Namespace*> Find(const std::string& ns) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<NamespaceState> ReadNamespace(const std::string& ns);
   static std::string EncodeNamespace(const NamespaceState& state);
   // EnsureCaseIndexLocked builds the CaseKey index of a namespace from before it (once).
-  absl::Status EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state);
   // CheckCaseCollisionsLocked returns AlreadyExists if a new live path of `changes` (or one of
   // its directories) has the fold of another live path that this commit does not delete, or of
   // another path of the commit; otherwise adds the index updates to `batch`.
   absl::Status CheckCaseCollisionsLocked(const std::string& ns, const std::vector<FileVersion>& changes,
-                                         rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads the file table without taking mu_ (a snapshot of RocksDB, safe under or without it).
-  absl::Status ListFilesLocked(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
+                                         rocksdb::WriteBatch* batch);
+  // ScanFileTable reads the file table without any lock (a snapshot of RocksDB).
+  absl::Status ScanFileTable(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
 
   // CheckMassDelete returns OK if the commit may go ahead (writing the hold's new state into
   // `batch` when an approved hold is used), or the held/rejected error.
   absl::Status CheckMassDeleteLocked(const std::string& ns, const std::string& device, NamespaceState* state,
                                      const std::vector<FileVersion>& changes, uint64_t live_deletes,
-                                     rocksdb::WriteBatch* batch, bool* approved) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                     rocksdb::WriteBatch* batch, bool* approved);
 
   StoreDb* const db_;
   ChunkStore* const chunks_;
@@ -241,11 +254,13 @@ class CommitLog {
     std::string software_version;
   };
 
-  // Compactions run one at a time, and hold mu_ (which every commit takes) only to check and
-  // write what they decided.
+  // Compactions run one at a time, and hold the namespace's commit lock only to check and write
+  // what they decided.
   absl::Mutex compaction_mu_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, NamespaceState> ns_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex register_mu_;  // one RegisterNamespace at a time (service calls, rare)
+  absl::Mutex sweep_mu_;     // commits hold it shared, a garbage sweep exclusively
+  absl::Mutex mu_;           // the map below only: held to look up or add an entry
+  absl::flat_hash_map<std::string, std::unique_ptr<Namespace>> ns_ ABSL_GUARDED_BY(mu_);
   absl::Mutex activity_mu_;
   // ns '\0' device -> last call
   absl::flat_hash_map<std::string, Activity> activity_ ABSL_GUARDED_BY(activity_mu_);

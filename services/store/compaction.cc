@@ -30,8 +30,8 @@ absl::StatusOr<std::vector<ConflictRecord>> CommitLog::ListConflicts(const std::
 
 absl::StatusOr<ConflictRecord> CommitLog::ResolveConflict(const std::string& ns, const std::string& copy_path,
                                                           const std::string& by) {
-  absl::MutexLock lock(&mu_);  // not racing a commit that deletes the copy
-  CONVERGE_RETURN_IF_ERROR(LoadLocked(ns).status());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);  // not racing a commit that deletes the copy
   const std::string key = ConflictKey(ns, copy_path);
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
@@ -57,9 +57,9 @@ absl::StatusOr<std::vector<std::string>> CommitLog::Namespaces() {
 }
 
 absl::Status CommitLog::Evict(const std::string& ns, const std::string& device) {
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
-  if (!state->members.contains(device)) {
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);
+  if (!n->state.members.contains(device)) {
     return absl::NotFoundError(absl::StrCat("device '", device, "' is not a member of '", ns, "'"));
   }
   return UpdateCursorLocked(ns, device, /*sync=*/true, [](CursorRecord* record) { record->evicted = true; });
@@ -71,8 +71,9 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
   uint64_t head = 0, compacted_before = 0, dropped_before = 0;
   absl::flat_hash_set<std::string> members;
   {
-    absl::MutexLock lock(&mu_);
-    CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+    CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+    absl::MutexLock lock(&n->mu);
+    const NamespaceState* state = &n->state;
     head = state->head_seq;
     compacted_before = state->compacted_through;
     dropped_before = state->dropped_through;
@@ -159,8 +160,9 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
   }
 
   // 3. Under the lock: drop the candidates still deleted at that seq, and write.
-  absl::MutexLock lock(&mu_);
-  CONVERGE_ASSIGN_OR_RETURN(NamespaceState * state, LoadLocked(ns));
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);
+  NamespaceState* state = &n->state;
   uint64_t dropped_through = std::max(dropped_before, state->dropped_through);
   for (const Candidate& c : candidates) {
     std::string value;
@@ -200,7 +202,7 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
       if (v.deleted || v.kind != FileKind::kFile) return;
       for (const ChunkRef& c : v.chunks) mine.insert(DigestToBytes(c.sha256));
     };
-    CONVERGE_RETURN_IF_ERROR(ListFilesLocked(ns, mark));
+    CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, mark));
     const std::string prefix = HistoryPrefix(ns);
     std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -218,8 +220,8 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
     CONVERGE_RETURN_IF_ERROR(RocksStatus(log->status(), "read log"));
   }
   // A commit made since the marking asked about every chunk it references (Append's
-  // FindMissing), which Sweep keeps as recent: sweeping under the commit lock sees that.
-  absl::MutexLock lock(&mu_);
+  // FindMissing), which Sweep keeps as recent: sweeping while no commit runs sees that.
+  absl::WriterMutexLock no_commits(&sweep_mu_);
   return chunks_->Sweep(referenced, std::min(marking, absl::Now() - grace));
 }
 
