@@ -3,6 +3,11 @@
 #include <cstdint>
 #include <vector>
 
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -46,56 +51,55 @@ bool IsValidUtf8(absl::string_view s) {
   return true;
 }
 
-// FoldCodePoint lowers the capitals of the scripts CaseFold covers.
-uint32_t FoldCodePoint(uint32_t cp) {
-  if (cp >= 'A' && cp <= 'Z') return cp + 0x20;
-  if (cp < 0xC0) return cp;
-  if (cp <= 0xDE) return cp == 0xD7 ? cp : cp + 0x20;                       // Latin-1
-  if (cp >= 0x100 && cp <= 0x137) return cp | 1;                            // Latin Extended-A pairs
-  if (cp >= 0x139 && cp <= 0x148) return (cp & 1) ? cp + 1 : cp;
-  if (cp >= 0x14A && cp <= 0x177) return cp | 1;
-  if (cp == 0x178) return 0xFF;
-  if (cp >= 0x179 && cp <= 0x17E) return (cp & 1) ? cp + 1 : cp;
-  if (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2) return cp + 0x20;          // Greek
-  if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;                         // Cyrillic
-  if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;
-  return cp;
+// Windows refuses these names, with or without an extension ("con.txt"), in any case.
+bool IsWindowsDeviceName(absl::string_view name) {
+  const absl::string_view stem = name.substr(0, name.find('.'));
+  if (stem.size() == 3) {
+    for (absl::string_view d : {"con", "prn", "aux", "nul"}) {
+      if (absl::EqualsIgnoreCase(stem, d)) return true;
+    }
+    return false;
+  }
+  return stem.size() == 4 && (absl::StartsWithIgnoreCase(stem, "com") || absl::StartsWithIgnoreCase(stem, "lpt")) &&
+         stem[3] >= '1' && stem[3] <= '9';
 }
 
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+// NameProblem says why a component could not exist on one of the supported OSes ("" if it can).
+std::string NameProblem(absl::string_view part) {
+  for (char c : part) {
+    const uint8_t u = static_cast<uint8_t>(c);
+    if (u < 0x20) return "has a control character";
+    if (absl::string_view("<>:\"|?*").find(c) != absl::string_view::npos) {
+      return absl::StrCat("has '", std::string(1, c), "', which Windows forbids in names");
+    }
   }
+  if (part.back() == '.' || part.back() == ' ') return "ends in a dot or a space, which Windows drops";
+  if (IsWindowsDeviceName(part)) return "is a Windows device name";
+  return "";
+}
+
+bool IsAscii(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<uint8_t>(c) >= 0x80) return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 std::string CaseFold(absl::string_view path) {
+  if (IsAscii(path)) return absl::AsciiStrToLower(path);  // ASCII is NFC; its full fold is lowering
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(err);
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
+  if (U_FAILURE(err)) return std::string(path);
+  // The canonical caseless form: NFD, full case folding, then composed again.
+  icu::UnicodeString s = nfd->normalize(icu::UnicodeString::fromUTF8(icu::StringPiece(path.data(), path.size())), err);
+  s.foldCase(U_FOLD_CASE_DEFAULT);
+  s = nfc->normalize(s, err);
+  if (U_FAILURE(err)) return std::string(path);
   std::string out;
-  out.reserve(path.size());
-  size_t i = 0;
-  while (i < path.size()) {
-    const uint8_t c = static_cast<uint8_t>(path[i]);
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(FoldCodePoint(c)));
-      ++i;
-    } else if ((c & 0xE0) == 0xC0 && i + 1 < path.size()) {
-      // Every code point CaseFold changes is below U+0800: two bytes in, two bytes out.
-      const uint32_t cp = ((c & 0x1Fu) << 6) | (static_cast<uint8_t>(path[i + 1]) & 0x3Fu);
-      AppendUtf8(&out, FoldCodePoint(cp));
-      i += 2;
-    } else {
-      out.push_back(path[i]);
-      ++i;
-    }
-  }
+  s.toUTF8String(out);
   return out;
 }
 
@@ -116,6 +120,7 @@ absl::Status ValidateRelativePath(absl::string_view path) {
     return absl::InvalidArgumentError(absl::StrCat("path contains a backslash: ", path));
   }
   bool first = true;
+  size_t depth = 0;
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("path has an empty component: ", path));
@@ -127,11 +132,17 @@ absl::Status ValidateRelativePath(absl::string_view path) {
       return absl::InvalidArgumentError(absl::StrCat("path component over ", kMaxNameBytes,
                                                      " bytes: ", part.substr(0, 32), "..."));
     }
+    if (std::string problem = NameProblem(part); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("name '", part, "' ", problem, ": ", path));
+    }
     // In any case: on a case-insensitive filesystem ".Converge" is the engine's state directory.
     if (first && CaseFold(part) == kReservedName) {
       return absl::InvalidArgumentError(absl::StrCat("path uses the reserved name ", kReservedName));
     }
     first = false;
+    if (++depth > kMaxPathDepth) {
+      return absl::InvalidArgumentError(absl::StrCat("path has more than ", kMaxPathDepth, " components"));
+    }
   }
   return absl::OkStatus();
 }

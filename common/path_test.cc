@@ -45,6 +45,21 @@ TEST(ValidateRelativePathTest, EnforcesLengthLimits) {
   EXPECT_FALSE(ValidateRelativePath(deep).ok());
 }
 
+TEST(ValidateRelativePathTest, RefusesNamesMacOsOrWindowsCouldNotHold) {
+  for (const char* bad : {"report.", "notes ", "dir./f", "a/b ", ".converge ", ".converge.", "CON", "con.txt",
+                          "x/Aux.tar.gz", "lpt9", "COM1.log", "a:b", "what?", "star*", "pipe|", "q\"uote", "<tag>",
+                          "tab\there", "bell\x07"}) {
+    EXPECT_EQ(ValidateRelativePath(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  for (const char* good : {"console", "com10", "lpt", "nul-ish.txt", ".hidden", "a.b.c", "x/.dotdir/y"}) {
+    EXPECT_TRUE(ValidateRelativePath(good).ok()) << good;
+  }
+  std::string deep = "d";
+  for (size_t i = 1; i < kMaxPathDepth; ++i) deep += "/d";
+  EXPECT_TRUE(ValidateRelativePath(deep).ok());
+  EXPECT_EQ(ValidateRelativePath(deep + "/d").code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ValidateIdTest, AcceptsSlugsRejectsOthers) {
   EXPECT_TRUE(ValidateId("user", "alice").ok());
   EXPECT_TRUE(ValidateId("user", "a1.b_c-d").ok());
@@ -62,7 +77,16 @@ TEST(PathPartsTest, ParentAndBase) {
   EXPECT_EQ(BaseName("c"), "c");
 }
 
-TEST(CaseFoldTest, FoldsCapitalsOfCommonScriptsOnly) {
+TEST(CaseFoldTest, NameTwinsFoldAlike) {
+  EXPECT_EQ(CaseFold("caf\xc3\xa9.txt"), CaseFold("cafe\xcc\x81.txt"));   // NFC é and NFD e + combining acute
+  EXPECT_EQ(CaseFold("\xe2\x84\xaa-file"), CaseFold("k-file"));           // Kelvin sign K
+  EXPECT_EQ(CaseFold("STRASSE"), CaseFold("stra\xc3\x9f" "e"));            // full folding: ß is ss
+  EXPECT_EQ(CaseFold("\xce\xa3\xce\xbf\xcf\x86\xce\xaf\xce\xb1"), CaseFold("\xcf\x83\xce\xbf\xcf\x86\xce\xaf\xce\xb1"));  // Σ σ
+  EXPECT_EQ(CaseFold("Dir/Sub/File"), "dir/sub/file");  // component by component
+  EXPECT_NE(CaseFold("caf\xc3\xa9"), CaseFold("cafe"));
+}
+
+TEST(CaseFoldTest, FoldsCapitalsOfEveryScript) {
   EXPECT_EQ(CaseFold("Docs/README.md"), "docs/readme.md");
   EXPECT_EQ(CaseFold("docs/readme.md"), "docs/readme.md");
   EXPECT_EQ(CaseFold("\xc3\x84pfel"), "\xc3\xa4pfel");          // Ä -> ä
