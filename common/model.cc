@@ -140,11 +140,22 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
   return absl::OkStatus();
 }
 
+size_t CommitBytes(const FileVersion& v) {
+  // Fixed fields (ids, seqs, size, mode, mtime, hash) and each chunk's digest and length.
+  return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size();
+}
+
 absl::Status ValidateChanges(const std::vector<FileVersion>& files) {
   if (files.empty()) return absl::InvalidArgumentError("a commit needs at least one file");
   if (files.size() > kMaxFilesPerCommit) {
     return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxFilesPerCommit,
                                                    " files, got ", files.size()));
+  }
+  size_t bytes = 0;
+  for (const FileVersion& v : files) bytes += CommitBytes(v);
+  if (bytes > kMaxCommitBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxCommitBytes, " bytes of versions, got ",
+                                                   bytes, ": split it"));
   }
   absl::flat_hash_set<absl::string_view> seen;
   for (const FileVersion& v : files) {

@@ -19,6 +19,9 @@ namespace converge {
 inline constexpr uint32_t kMaxChunkBytes = 4 << 20;
 // The number of file versions one commit may carry.
 inline constexpr size_t kMaxFilesPerCommit = 10000;
+// The bytes one commit may take (CommitBytes of its versions): what the store holds while it
+// checks it and what one Pull message carries back, well under the 16 MiB message limit.
+inline constexpr size_t kMaxCommitBytes = 4 << 20;
 inline constexpr size_t kFileIdBytes = 16;
 
 enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
@@ -69,8 +72,11 @@ struct Commit {
 // path otherwise.
 absl::Status ValidateFileVersion(const FileVersion& v);
 
+// CommitBytes: what a version counts towards kMaxCommitBytes (about its wire size).
+size_t CommitBytes(const FileVersion& v);
+
 // ValidateChange checks a batch of changes as a whole: 1..kMaxFilesPerCommit versions, each
-// valid, no path twice.
+// valid, no path twice, at most kMaxCommitBytes in all.
 absl::Status ValidateChanges(const std::vector<FileVersion>& files);
 
 std::string EncodeFileVersion(const FileVersion& v);

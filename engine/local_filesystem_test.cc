@@ -1,5 +1,8 @@
 #include "engine/local_filesystem.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -53,6 +56,49 @@ TEST(LocalFilesystemTest, InstallIsAtomicAndSetsModeAndMtime) {
   auto st = (*fs)->Stat("f.txt");
   ASSERT_TRUE(st.ok());
   EXPECT_TRUE(st->Same(*installed));
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+}
+
+TEST(LocalFilesystemTest, InstalledModesAreNeverSetuidNorWiderThanTheUmask) {
+  const mode_t saved = umask(022);
+  const std::string root = MakeTestDir();
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  for (const auto& [name, mode, want] : std::vector<std::tuple<std::string, uint32_t, uint32_t>>{
+           {"suid", 04755, 0755}, {"world", 0666, 0644}, {"all", 07777, 0755}, {"private", 0600, 0600}}) {
+    auto temp = (*fs)->CreateTemp();
+    ASSERT_TRUE(temp.ok());
+    ASSERT_TRUE((*temp)->Append("x").ok());
+    ASSERT_TRUE((*temp)->Install(name, mode, 1).ok());
+    struct stat st;
+    ASSERT_EQ(stat((root + "/" + name).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, want) << name;
+  }
+  umask(saved);
+}
+
+TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
+  const std::string root = MakeTestDir();
+  const std::string outside = MakeTestDir("-outside");
+  WriteFile(root + "/d/keep", "k");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  // Between opening d and renaming into it, d and a directory outside the folder change places
+  // (and, for the second install, back).
+  (*fs)->set_before_install_for_test([&] {
+    ASSERT_EQ(renameat2(AT_FDCWD, (root + "/d").c_str(), AT_FDCWD, outside.c_str(), RENAME_EXCHANGE), 0);
+  });
+  auto temp = (*fs)->CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->Append("planted").ok());
+  EXPECT_EQ((*temp)->Install("d/f", 0644, 1).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE((*fs)->MakeSymlink("d/l", "/etc").code() == absl::StatusCode::kFailedPrecondition);
+  // Swapped twice: everything is back in place, and neither directory got anything.
+  EXPECT_TRUE(std::filesystem::exists(root + "/d/keep"));
+  for (const std::string& name : {"f", "l"}) {
+    EXPECT_FALSE(std::filesystem::exists(outside + "/" + name)) << name;
+    EXPECT_FALSE(std::filesystem::exists(root + "/d/" + name)) << name;
+  }
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 

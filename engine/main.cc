@@ -48,8 +48,9 @@
 ABSL_FLAG(std::string, folder, "", "the folder to sync (must exist)");
 ABSL_FLAG(std::string, management, "", "address of converge-management");
 ABSL_FLAG(std::string, token, "", "the operator's bearer token, to register the device (or $CONVERGE_TOKEN)");
-ABSL_FLAG(std::string, enroll_token, "",
-          "an enrollment token an operator issued for --user (or $CONVERGE_ENROLL_TOKEN)");
+ABSL_FLAG(std::string, enroll_token_file, "",
+          "a file holding an enrollment token an operator issued for --user (or the token in "
+          "$CONVERGE_ENROLL_TOKEN; never on the command line, where every local user sees it)");
 ABSL_FLAG(std::string, user, "", "the user this device belongs to");
 ABSL_FLAG(std::string, namespace_id, "", "the namespace (synced folder id) to join");
 ABSL_FLAG(std::string, device_name, "", "a name for this device (default: host name)");
@@ -243,8 +244,13 @@ int main(int argc, char** argv) {
   if (request.device_name.empty()) request.device_name = HostName();
   request.token = absl::GetFlag(FLAGS_token);
   if (request.token.empty() && getenv("CONVERGE_TOKEN") != nullptr) request.token = getenv("CONVERGE_TOKEN");
-  request.enrollment_token = absl::GetFlag(FLAGS_enroll_token);
-  if (request.enrollment_token.empty() && getenv("CONVERGE_ENROLL_TOKEN") != nullptr) {
+  if (const std::string file = absl::GetFlag(FLAGS_enroll_token_file); !file.empty()) {
+    std::ifstream in(file);
+    if (!(in >> request.enrollment_token)) {
+      std::fprintf(stderr, "cannot read an enrollment token from %s\n", file.c_str());
+      return 2;
+    }
+  } else if (getenv("CONVERGE_ENROLL_TOKEN") != nullptr) {
     request.enrollment_token = getenv("CONVERGE_ENROLL_TOKEN");
   }
   {

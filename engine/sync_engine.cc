@@ -23,6 +23,18 @@ constexpr char kResyncSetting[] = "resync_after_store_loss";
 
 namespace {
 
+// BatchEnd: where the commit starting at changes[start] ends: at most max_files versions and
+// kMaxCommitBytes (less room for a move's tombstone that must follow its last version).
+size_t BatchEnd(const std::vector<LocalChange>& changes, size_t start, size_t max_files) {
+  size_t end = start, bytes = 0;
+  while (end < changes.size() && end - start < max_files) {
+    bytes += CommitBytes(changes[end].version);
+    if (end > start && bytes > kMaxCommitBytes - (8 << 10)) break;
+    ++end;
+  }
+  return end;
+}
+
 constexpr uint32_t kPullBatch = 500;
 constexpr int kStaleRetries = 3;
 constexpr absl::Duration kHeldRetry = absl::Seconds(2);
@@ -485,15 +497,15 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
     }
   }
   for (size_t start = 0, end = 0; start < others.size(); start = end) {
-    end = std::min(others.size(), start + options_.max_files_per_commit);
+    end = BatchEnd(others, start, options_.max_files_per_commit);
     if (end < others.size() && others[end].moved) ++end;  // never part a move from its tombstone
     CONVERGE_RETURN_IF_ERROR(CommitBatch(std::vector<LocalChange>(others.begin() + start, others.begin() + end),
                                          scan.scanned_at_ns));
   }
   uint64_t held = 0;
   std::string held_message;
-  for (size_t start = 0; start < deletions.size(); start += kMaxFilesPerCommit) {
-    const size_t end = std::min(deletions.size(), start + kMaxFilesPerCommit);
+  for (size_t start = 0, end = 0; start < deletions.size(); start = end) {
+    end = BatchEnd(deletions, start, kMaxFilesPerCommit);
     std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
     absl::Status s = CommitBatch(batch, scan.scanned_at_ns);
     if (IsMassDeleteHeld(s)) {

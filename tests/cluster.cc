@@ -1,7 +1,9 @@
 #include "tests/cluster.h"
 
 #include <grpcpp/grpcpp.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -199,6 +201,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
     management::v1::CreateEnrollmentTokenRequest req;
     req.set_user_id(options.user);
+    req.set_uses(1000);
     management::v1::EnrollmentToken resp;
     CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->CreateEnrollmentToken(&ctx, req, &resp), "CreateEnrollmentToken"));
     c->enrollment_token_ = resp.token();
@@ -285,6 +288,16 @@ absl::Status Cluster::StartManagement(int replica) {
   (replica == 0 ? management_ : extra_managements_.at(replica - 1)) = std::move(m);
   return WaitForPortFile(port_file, absl::Seconds(20)).status();
 }
+std::string Cluster::TokenFile(const std::string& token) const {
+  const std::string path = options_.dir + "/run/enroll-" + DigestToHex(HashOf(token)).substr(0, 16);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)!write(fd, token.data(), token.size());
+    close(fd);
+  }
+  return path;
+}
+
 void Cluster::PauseNotify() { kill(notify_->pid(), SIGSTOP); }
 void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }
 
@@ -295,7 +308,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
   std::filesystem::remove(metrics_port_file);
   std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
                                    "--management=" + (id.management.empty() ? management_address() : id.management),
-                                   "--enroll_token=" + id.enroll_token,
+                                   "--enroll_token_file=" + TokenFile(id.enroll_token),
                                    "--tls_ca=" + tls_dir() + "/ca.crt",
                                    "--user=" + id.user, "--namespace_id=" + id.namespace_id,
                                    "--device_name=" + name,

@@ -124,8 +124,12 @@ class Cluster {
   absl::StatusOr<std::string> SignDeviceToken(const std::string& device_id, const std::string& user_id,
                                               const std::vector<std::string>& namespaces,
                                               absl::Duration ttl = absl::Minutes(10));
-  // EnrollmentToken: the token engines of the cluster's user register with.
+  // EnrollmentToken: the token engines of the cluster's user register with (it enrolls up to
+  // 1,000 devices).
   const std::string& enrollment_token() const { return enrollment_token_; }
+  // TokenFile writes `token` into a file of its own (mode 0600) and returns its path: what an
+  // engine's --enroll_token_file reads (a token is never on a command line).
+  std::string TokenFile(const std::string& token) const;
   // OperatorToken: the operator credential.
   static std::string OperatorToken();
   std::string store_address() const { return "127.0.0.1:" + std::to_string(store_port_); }

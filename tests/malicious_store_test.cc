@@ -183,7 +183,7 @@ class MaliciousStoreTest : public ::testing::Test {
     before_ = Tree(outside_);
     CommandResult r = cluster_->EngineCommand(
         {"--once", "--folder=" + folder_, "--management=" + cluster_->management_address(),
-         "--enroll_token=" + cluster_->enrollment_token(), "--tls_ca=" + cluster_->tls_dir() + "/ca.crt",
+         "--enroll_token_file=" + cluster_->TokenFile(cluster_->enrollment_token()), "--tls_ca=" + cluster_->tls_dir() + "/ca.crt",
          "--user=e2e", "--namespace_id=shared", "--device_name=" + name_,
          "--store=127.0.0.1:" + std::to_string(port_), "--notify=" + cluster_->notify_address(), "--watch=false"});
     log_ = r.err + r.out;

@@ -137,18 +137,13 @@ grpc::Status ManagementService::RegisterDevice(grpc::ServerContext* ctx,
                                                const v1::RegisterDeviceRequest* req,
                                                v1::RegisterDeviceResponse* resp) {
   // The user comes from the enrollment token; only an operator names it in the request.
-  std::string user_id = req->user_id();
+  absl::StatusOr<RegisteredDevice> device;
   if (!req->enrollment_token().empty()) {
-    absl::StatusOr<std::string> enrolled = registry_->RedeemEnrollmentToken(req->enrollment_token());
-    if (!enrolled.ok()) return ToGrpcStatus(enrolled.status());
-    if (!user_id.empty() && user_id != *enrolled) {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "the enrollment token is for another user");
-    }
-    user_id = *enrolled;
+    device = registry_->EnrollDevice(req->enrollment_token(), req->user_id(), req->name());
   } else {
     CONVERGE_CHECK_TOKEN(ctx);
+    device = registry_->RegisterDevice(req->user_id(), req->name());
   }
-  absl::StatusOr<RegisteredDevice> device = registry_->RegisterDevice(user_id, req->name());
   if (!device.ok()) return ToGrpcStatus(device.status());
   ToProto(device->device, resp->mutable_device());
   resp->set_credential(device->credential);
@@ -374,11 +369,12 @@ grpc::Status ManagementService::CreateEnrollmentToken(grpc::ServerContext* ctx,
                                                       v1::EnrollmentToken* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
   const absl::Duration ttl = req->ttl_seconds() == 0 ? absl::Hours(24) : absl::Seconds(req->ttl_seconds());
-  absl::StatusOr<EnrollmentGrant> grant = registry_->CreateEnrollmentToken(req->user_id(), ttl);
+  absl::StatusOr<EnrollmentGrant> grant = registry_->CreateEnrollmentToken(req->user_id(), ttl, std::max(1u, req->uses()));
   if (!grant.ok()) return ToGrpcStatus(grant.status());
   resp->set_token(grant->token);
   resp->set_user_id(grant->user_id);
   resp->set_expires_at_unix_ms(grant->expires_at_unix_ms);
+  resp->set_uses(grant->uses);
   return grpc::Status::OK;
 }
 

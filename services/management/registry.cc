@@ -200,6 +200,10 @@ absl::StatusOr<RegisteredDevice> Registry::RegisterDevice(const std::string& use
   CONVERGE_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock lock(&mu_);
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
+  return RegisterDeviceLocked(user_id, name);
+}
+
+absl::StatusOr<RegisteredDevice> Registry::RegisterDeviceLocked(const std::string& user_id, const std::string& name) {
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   if (user.disabled) {
     return absl::FailedPreconditionError(absl::StrCat("user '", user_id, "' is disabled"));
@@ -324,8 +328,12 @@ absl::StatusOr<User> Registry::SetQuota(const std::string& user_id, uint64_t quo
   return user;
 }
 
-absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl) {
+absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl,
+                                                                uint32_t uses) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
+  if (uses < 1 || uses > kMaxEnrollmentUses) {
+    return absl::InvalidArgumentError(absl::StrCat("an enrollment token enrolls 1 to ", kMaxEnrollmentUses, " devices"));
+  }
   if (ttl <= absl::ZeroDuration() || ttl > absl::Hours(24 * 30)) {
     return absl::InvalidArgumentError("an enrollment token lives between 1 s and 30 days");
   }
@@ -337,30 +345,50 @@ absl::StatusOr<EnrollmentGrant> Registry::CreateEnrollmentToken(const std::strin
   grant.token = "cve1." + RandomHex(24);
   grant.user_id = user_id;
   grant.expires_at_unix_ms = absl::ToUnixMillis(clock_->Now() + ttl);
+  grant.uses = uses;
   std::string value;
   PutLengthPrefixed(&value, user_id);
   PutVarint64(&value, static_cast<uint64_t>(grant.expires_at_unix_ms));
+  PutVarint64(&value, uses);
   CONVERGE_RETURN_IF_ERROR(Write(EnrollmentKey(grant.token), value));
   return grant;
 }
 
-absl::StatusOr<std::string> Registry::RedeemEnrollmentToken(const std::string& token) {
+absl::StatusOr<RegisteredDevice> Registry::EnrollDevice(const std::string& token, const std::string& user_hint,
+                                                        const std::string& name) {
   if (token.empty() || token.size() > 256) return absl::UnauthenticatedError("invalid enrollment token");
+  CONVERGE_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock lock(&mu_);
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
-  absl::StatusOr<std::string> value = Read(EnrollmentKey(token));
-  if (absl::IsNotFound(value.status())) return absl::UnauthenticatedError("invalid enrollment token");
+  const std::string key = EnrollmentKey(token);
+  absl::StatusOr<std::string> value = Read(key);
+  if (absl::IsNotFound(value.status())) return absl::UnauthenticatedError("invalid or used-up enrollment token");
   CONVERGE_RETURN_IF_ERROR(value.status());
   Decoder d(*value);
   std::string user_id;
   uint64_t expires = 0;
+  uint64_t uses = 1;  // a record without a count (from before counts) enrolls one more device
   if (!d.GetLengthPrefixed(&user_id) || !d.GetVarint64(&expires)) return absl::DataLossError("corrupt enrollment token");
+  if (d.remaining() > 0 && (!d.GetVarint64(&uses) || uses == 0)) return absl::DataLossError("corrupt enrollment token");
   if (absl::FromUnixMillis(static_cast<int64_t>(expires)) <= clock_->Now()) {
     return absl::UnauthenticatedError("enrollment token expired");
   }
+  if (!user_hint.empty() && user_hint != user_id) {
+    return absl::PermissionDeniedError("the enrollment token is for another user");
+  }
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
   if (user.disabled) return absl::PermissionDeniedError(absl::StrCat("user '", user_id, "' is disabled"));
-  return user_id;
+  CONVERGE_ASSIGN_OR_RETURN(RegisteredDevice device, RegisterDeviceLocked(user_id, name));
+  if (uses <= 1) {
+    CONVERGE_RETURN_IF_ERROR(kv_->Delete(key));
+  } else {
+    std::string left;
+    PutLengthPrefixed(&left, user_id);
+    PutVarint64(&left, expires);
+    PutVarint64(&left, uses - 1);
+    CONVERGE_RETURN_IF_ERROR(Write(key, left));
+  }
+  return device;
 }
 
 absl::StatusOr<Device> Registry::ConfirmWipe(const std::string& device_id, const std::string& credential) {

@@ -37,10 +37,13 @@ struct User {
   uint32_t shard = 0;
 };
 
+inline constexpr uint32_t kMaxEnrollmentUses = 1000;
+
 struct EnrollmentGrant {
   std::string token;  // shown once; the registry keeps only its SHA-256
   std::string user_id;
   int64_t expires_at_unix_ms = 0;
+  uint32_t uses = 1;  // devices it may (still) enroll
 };
 
 enum class DeviceState { kActive = 0, kRevoked = 1, kWipePending = 2, kWiped = 3 };
@@ -194,17 +197,27 @@ class Registry : public ShardMap {
   // SetQuota: the store first, then here. NotFound for an unknown user.
   absl::StatusOr<User> SetQuota(const std::string& user_id, uint64_t quota_bytes);
 
-  // CreateEnrollmentToken issues a token with which devices may be registered for `user_id`
-  // until `ttl` passes (any number of devices). FailedPrecondition for a disabled user.
-  absl::StatusOr<EnrollmentGrant> CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl);
-  // RedeemEnrollmentToken returns the user a valid, unexpired token enrolls for;
-  // Unauthenticated otherwise.
-  absl::StatusOr<std::string> RedeemEnrollmentToken(const std::string& token);
+  // CreateEnrollmentToken issues a token with which `uses` devices (1 to kMaxEnrollmentUses) may
+  // be registered for `user_id` until `ttl` passes. FailedPrecondition for a disabled user.
+  absl::StatusOr<EnrollmentGrant> CreateEnrollmentToken(const std::string& user_id, absl::Duration ttl,
+                                                        uint32_t uses = 1);
+  // EnrollDevice registers a device named `name` for the user a valid, unexpired enrollment
+  // token is for, and uses the token up by one, atomically: a token enrolls exactly as many
+  // devices as it was issued for, and a refused registration does not use it. Unauthenticated
+  // for an unknown, used-up or expired token; PermissionDenied if `user_id` is given and the
+  // token is another user's.
+  absl::StatusOr<RegisteredDevice> EnrollDevice(const std::string& token, const std::string& user_id,
+                                                const std::string& name);
 
   // RegisterDevice: NotFound for an unknown user; InvalidArgument for an empty or over-long
   // name; FailedPrecondition for a disabled user.
   absl::StatusOr<RegisteredDevice> RegisterDevice(const std::string& user_id,
                                                   const std::string& name);
+ private:
+  absl::StatusOr<RegisteredDevice> RegisterDeviceLocked(const std::string& user_id, const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+ public:
   // ListDevices of one user, or of all users if user_id is empty.
   absl::StatusOr<std::vector<Device>> ListDevices(const std::string& user_id);
   absl::StatusOr<Device> GetDevice(const std::string& device_id);

@@ -86,6 +86,35 @@ TEST_F(RegistryTest, UsersDevicesNamespacesMembers) {
   EXPECT_EQ(registry_->ListUsers()->size(), 1u);
 }
 
+TEST_F(RegistryTest, EnrollmentTokensEnrollAsManyDevicesAsIssuedFor) {
+  ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
+  ASSERT_TRUE(registry_->CreateUser("bob", "").ok());
+  auto once = registry_->CreateEnrollmentToken("alice", absl::Hours(1));
+  ASSERT_TRUE(once.ok());
+  EXPECT_EQ(once->uses, 1u);
+  // Refused registrations do not use the token up.
+  EXPECT_EQ(registry_->EnrollDevice(once->token, "", std::string(300, 'n')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry_->EnrollDevice(once->token, "bob", "laptop").status().code(), absl::StatusCode::kPermissionDenied);
+  auto laptop = registry_->EnrollDevice(once->token, "", "laptop");
+  ASSERT_TRUE(laptop.ok()) << laptop.status();
+  EXPECT_EQ(laptop->device.user_id, "alice");
+  EXPECT_EQ(registry_->EnrollDevice(once->token, "", "second").status().code(), absl::StatusCode::kUnauthenticated);
+
+  auto three = registry_->CreateEnrollmentToken("alice", absl::Hours(1), 3);
+  ASSERT_TRUE(three.ok());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(registry_->EnrollDevice(three->token, "alice", "d" + std::to_string(i)).ok());
+  EXPECT_EQ(registry_->EnrollDevice(three->token, "alice", "d3").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(registry_->ListDevices("alice")->size(), 4u);
+  EXPECT_EQ(registry_->CreateEnrollmentToken("alice", absl::Hours(1), 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto expiring = registry_->CreateEnrollmentToken("alice", absl::Seconds(10));
+  ASSERT_TRUE(expiring.ok());
+  clock_.Advance(absl::Seconds(11));
+  EXPECT_EQ(registry_->EnrollDevice(expiring->token, "", "late").status().code(), absl::StatusCode::kUnauthenticated);
+}
+
 TEST_F(RegistryTest, ForeignDeviceCannotJoin) {
   ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
   ASSERT_TRUE(registry_->CreateUser("mallory", "").ok());

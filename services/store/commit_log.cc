@@ -4,6 +4,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -345,49 +346,121 @@ absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceSt
   return absl::OkStatus();
 }
 
+namespace {
+
+// The first `depth` components of `path`.
+absl::string_view FirstComponents(absl::string_view path, size_t depth) {
+  size_t pos = 0;
+  for (size_t i = 1; i <= depth; ++i) {
+    const size_t slash = path.find('/', pos);
+    if (slash == absl::string_view::npos) return path;
+    if (i == depth) return path.substr(0, slash);
+    pos = slash + 1;
+  }
+  return path;
+}
+
+// The directory names one commit's case check may look up, in bytes: a commit of many deep paths
+// in distinct directories is refused before it costs more (ordinary commits share directories).
+constexpr size_t kMaxCaseCheckBytes = 16 << 20;
+
+}  // namespace
+
 absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const std::vector<FileVersion>& changes,
                                                   rocksdb::WriteBatch* batch) {
-  absl::flat_hash_set<std::string> deleted_here;
+  absl::flat_hash_set<absl::string_view> deleted_here;
   for (const FileVersion& v : changes) {
     if (v.deleted) deleted_here.insert(v.path);
   }
-  // fold -> the path that holds it after this commit, for paths this commit names.
-  absl::flat_hash_map<std::string, std::string> claimed;
-  // The spelling a live entry (not deleted here) gives `path`'s fold: as an entry itself, or as
-  // a directory above entries (directories need not be entries). "" if none. CaseFold keeps
-  // byte lengths, so a live path's prefix spells its directories.
-  auto live_spelling = [&](absl::string_view path, const std::string& folded) -> absl::StatusOr<std::string> {
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  // The spelling a live entry (not deleted here) gives a name `depth` components deep whose
+  // fold is `folded`: as an entry itself, or as a directory above entries (directories need not
+  // be entries). "" if none.
+  auto live_spelling = [&](size_t depth, absl::string_view folded) -> absl::StatusOr<std::string> {
     std::string holder;
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CaseKey(ns, folded), &holder);
     if (s.ok() && !deleted_here.contains(holder)) return holder;
     if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
     const std::string below = StoreDb::CaseKey(ns, absl::StrCat(folded, "/"));
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek(below); it->Valid() && it->key().starts_with(below); it->Next()) {
       const absl::string_view live = View(it->value());
-      if (!deleted_here.contains(live)) return std::string(live.substr(0, path.size()));
+      if (!deleted_here.contains(live)) return std::string(FirstComponents(live, depth));
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "case index"));
     return std::string();
   };
-  auto check = [&](absl::string_view path) -> absl::Status {
-    const std::string folded = CaseFold(path);
-    auto [it, inserted] = claimed.try_emplace(folded, path);
-    if (!inserted) {
-      if (it->second == path) return absl::OkStatus();
-    } else {
-      CONVERGE_ASSIGN_OR_RETURN(std::string holder, live_spelling(path, folded));
-      if (holder.empty() || holder == path) return absl::OkStatus();
-      it->second = holder;
+  // fold -> the name that holds it after this commit, for every name checked so far. A name
+  // found here had its directories checked already, so a walk up from a path stops at it: the
+  // work is linear in the distinct directories the commit names.
+  absl::flat_hash_map<std::string, std::string> claimed;
+  size_t looked_up = 0;
+  std::vector<std::string> folds;  // of each live change, in order
+  absl::flat_hash_map<absl::string_view, const FileVersion*> live_here;
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) live_here.emplace(v.path, &v);
+  }
+  // A directory above a live entry must not be a file or symlink once this commit is applied
+  // (no device could make the tree: it would stall every engine applying it).
+  auto must_be_directory = [&](absl::string_view dir, absl::string_view child) -> absl::Status {
+    auto here = live_here.find(dir);
+    FileKind kind = FileKind::kDirectory;
+    if (here != live_here.end()) {
+      kind = here->second->kind;
+    } else if (!deleted_here.contains(dir)) {
+      std::string value;
+      rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, dir), &value);
+      if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read file table");
+      if (s.ok()) {
+        CONVERGE_ASSIGN_OR_RETURN(FileVersion current, DecodeFileVersion(value));
+        if (!current.deleted) kind = current.kind;
+      }
     }
-    return absl::AlreadyExistsError(absl::StrCat("case collision: '", path, "' differs only in case from '",
-                                                 it->second, "' (a case-insensitive device could not hold both)"));
+    if (kind == FileKind::kDirectory) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat("'", child, "' would be inside '", dir, "', which is a ",
+                                                      kind == FileKind::kSymlink ? "symlink" : "file"));
   };
   for (const FileVersion& v : changes) {
+    if (v.deleted || v.kind == FileKind::kDirectory) continue;
+    // ...and a file or symlink has nothing live below it.
+    const std::string below = StoreDb::FileKey(ns, absl::StrCat(v.path, "/"));
+    for (it->Seek(below); it->Valid() && it->key().starts_with(below); it->Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it->value())));
+      if (child.deleted || deleted_here.contains(child.path)) continue;
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", v.path, "' cannot become a file or symlink: '", child.path, "' is inside it"));
+    }
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
+  }
+  for (const FileVersion& v : changes) {
     if (v.deleted) continue;
-    CONVERGE_RETURN_IF_ERROR(check(v.path));
-    for (absl::string_view dir = ParentPath(v.path); !dir.empty(); dir = ParentPath(dir)) {
-      CONVERGE_RETURN_IF_ERROR(check(dir));
+    folds.push_back(CaseFold(v.path));
+    const std::string& folded = folds.back();
+    size_t depth = 1 + std::count(v.path.begin(), v.path.end(), '/');
+    for (; depth > 0; --depth) {
+      const absl::string_view name = FirstComponents(v.path, depth);
+      const absl::string_view fold = FirstComponents(folded, depth);
+      auto found = claimed.find(fold);
+      if (found != claimed.end()) {
+        if (found->second == name) {
+          // Checked, with those above it (as a directory, or as an entry of this commit).
+          if (name.size() < v.path.size()) CONVERGE_RETURN_IF_ERROR(must_be_directory(name, v.path));
+          break;
+        }
+        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
+                                                     found->second, "' (a case-insensitive device could not hold both)"));
+      }
+      looked_up += fold.size();
+      if (looked_up > kMaxCaseCheckBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("a commit may name at most ", kMaxCaseCheckBytes,
+                                                       " bytes of distinct directories: split it"));
+      }
+      if (name.size() < v.path.size()) CONVERGE_RETURN_IF_ERROR(must_be_directory(name, v.path));
+      CONVERGE_ASSIGN_OR_RETURN(std::string holder, live_spelling(depth, fold));
+      if (!holder.empty() && holder != name) {
+        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
+                                                     holder, "' (a case-insensitive device could not hold both)"));
+      }
+      claimed.emplace(std::string(fold), std::string(name));
     }
   }
   // Deletions first: a case-only rename deletes and re-adds the same fold in one batch.
@@ -399,8 +472,9 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
     if (s.ok() && holder == v.path) batch->Delete(key);
     if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
   }
+  size_t next_fold = 0;
   for (const FileVersion& v : changes) {
-    if (!v.deleted) batch->Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
+    if (!v.deleted) batch->Put(StoreDb::CaseKey(ns, folds[next_fold++]), v.path);
   }
   return absl::OkStatus();
 }

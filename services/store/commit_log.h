@@ -131,13 +131,16 @@ class CommitLog {
   // Append commits `changes` made by `device` as the namespace's next seq and returns the commit.
   // Errors, with nothing written:
   //   NotFound / PermissionDenied   as CheckAccess;
-  //   InvalidArgument               a change fails ValidateChanges;
+  //   InvalidArgument               a change fails ValidateChanges, or the commit names too many
+  //                                 distinct directories to check (split it);
   //   AlreadyExists                 a new path (or one of its directories) differs only in case
   //                                 from a live path (CaseFold): devices on case-insensitive
   //                                 filesystems could not hold both;
   //   Aborted                       a change's base_seq is not the path's current seq (the
   //                                 message names every such path: pull, then retry);
-  //   FailedPrecondition            a live file references chunks the store does not hold;
+  //   FailedPrecondition            a live file references chunks the store does not hold; a live
+  //                                 path would be inside a file or symlink, or a file or symlink
+  //                                 would have live entries inside it;
   //                                 or the commit deletes more than the policy allows: it is
   //                                 held (common/mass_delete.h says which) until approved, or
   //                                 was rejected (the device should restore the files).

@@ -409,6 +409,87 @@ TEST_F(CommitLogTest, CaseIndexIsBuiltForNamespacesFromBeforeIt) {
   EXPECT_EQ(log_->Append("ns", "dev2", {File("photo.jpg", "x", 0)}).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+TEST_F(CommitLogTest, NameTwinsCollideWhateverTheirNormalisationOrCase) {
+  PutChunk("x");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("caf\xc3\xa9.txt", "x", 0), File("k-file", "x", 0),
+                                          File("\xce\xa9mega/a", "x", 0)}).ok());
+  for (const std::string& twin : {std::string("cafe\xcc\x81.txt"), std::string("CAF\xc3\x89.TXT"),
+                                  std::string("\xe2\x84\xaa-file"), std::string("\xcf\x89mega/b")}) {
+    EXPECT_EQ(log_->Append("ns", "dev2", {File(twin, "x", 0)}).status().code(), absl::StatusCode::kAlreadyExists)
+        << twin;
+  }
+  EXPECT_EQ(*log_->HeadSeq("ns"), 1u);
+}
+
+TEST_F(CommitLogTest, ACommitOfManyDeepDistinctDirectoriesIsRefusedNotWorkedThrough) {
+  PutChunk("x");
+  // 301 paths of ~4 KB, each in its own chain of 127 directories: checking every directory of
+  // every path would look up ~75 MB of names.
+  std::vector<FileVersion> hostile;
+  for (int i = 0; i < 301; ++i) {
+    std::string path = absl::StrCat("t", i);
+    for (int d = 0; d < 126; ++d) absl::StrAppend(&path, "/", std::string(30, 'a' + d % 26));
+    hostile.push_back(File(path + "/f", "x", 0));
+  }
+  auto refused = log_->Append("ns", "dev1", hostile);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "split it")) << refused.status();
+  // The same paths in smaller commits go through, and siblings cost only their own name.
+  for (size_t start = 0; start < hostile.size(); start += 50) {
+    std::vector<FileVersion> part(hostile.begin() + start, hostile.begin() + std::min(hostile.size(), start + 50));
+    ASSERT_TRUE(log_->Append("ns", "dev1", part).ok());
+  }
+}
+
+TEST_F(CommitLogTest, NoPathMayLieInsideAFileOrSymlink) {
+  PutChunk("x");
+  FileVersion link = File("l", "", 0);
+  link.kind = FileKind::kSymlink;
+  link.symlink_target = "/etc";
+  link.content_sha256 = HashOf("/etc");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("p", "x", 0), link, File("d/inner", "x", 0)}).ok());
+  for (const std::string& path : {"p/child", "l/x", "p/a/b"}) {
+    EXPECT_EQ(log_->Append("ns", "dev2", {File(path, "x", 0)}).status().code(), absl::StatusCode::kFailedPrecondition)
+        << path;
+  }
+  // Within one commit too, and a file may not take the place of a directory with entries in it.
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("q", "x", 0), File("q/r", "x", 0)}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log_->Append("ns", "dev2", {File("d", "x", 0)}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*log_->HeadSeq("ns"), 1u);
+  // A file replaced by a directory in the same commit may hold entries.
+  FileVersion dir = File("p", "", 1);
+  dir.kind = FileKind::kDirectory;
+  dir.content_sha256 = Digest{};
+  ASSERT_TRUE(log_->Append("ns", "dev1", {dir, File("p/child", "x", 0)}).ok());
+}
+
+TEST_F(CommitLogTest, ACommitLargerThanAPullCanCarryIsRefused) {
+  PutChunk("x");
+  std::vector<FileVersion> big;
+  for (int i = 0; i < 2000; ++i) big.push_back(File(absl::StrCat(std::string(2500, 'p'), i), "x", 0));
+  EXPECT_EQ(log_->Append("ns", "dev1", big).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*log_->HeadSeq("ns"), 0u);
+}
+
+TEST_F(CommitLogTest, ACommitInOneNamespaceDoesNotWaitForAnother) {
+  ASSERT_TRUE(log_->RegisterNamespace("other", "bob", {"dev3"}).ok());
+  PutChunk("x");
+  ASSERT_TRUE(chunks_->Put("bob", {{HashOf("y"), "y"}}).ok());
+  // While 'ns' takes commits back to back, 'other' commits and authorizes throughout.
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    for (int i = 0; !stop && i < 2000; ++i) log_->Append("ns", "dev1", {File(absl::StrCat("f", i), "x", 0)}).IgnoreError();
+  });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(log_->Append("other", "dev3", {File(absl::StrCat("g", i), "y", 0)}).ok());
+    ASSERT_EQ(*log_->OwnerFor("other", "dev3"), "bob");
+  }
+  stop = true;
+  busy.join();
+  EXPECT_EQ(*log_->HeadSeq("other"), 50u);
+}
+
 TEST_F(CommitLogTest, DirectoriesThatAreNotEntriesCollideToo) {
   PutChunk("x");
   ASSERT_TRUE(log_->Append("ns", "dev1", {File("Music/Album/song.mp3", "x", 0)}).ok());

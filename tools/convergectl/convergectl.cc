@@ -45,6 +45,7 @@ ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many refreshes (0: until interrupted)");
 ABSL_FLAG(bool, all, false, "deletes list: also approved, rejected and applied ones");
 ABSL_FLAG(absl::Duration, ttl, absl::Hours(24), "users enroll: how long the enrollment token is valid");
+ABSL_FLAG(uint32_t, uses, 1, "users enroll: how many devices the token may enroll (single use by default)");
 
 namespace {
 
@@ -359,15 +360,16 @@ class Cli {
     v1::CreateEnrollmentTokenRequest req;
     req.set_user_id(id);
     req.set_ttl_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(absl::GetFlag(FLAGS_ttl))));
+    req.set_uses(absl::GetFlag(FLAGS_uses));
     v1::EnrollmentToken resp;
     grpc::Status s = stub_->CreateEnrollmentToken(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     std::cout << resp.token() << "\n";
-    std::cerr << "enrollment token for " << resp.user_id() << ", valid until "
+    std::cerr << "enrollment token for " << resp.user_id() << " (" << resp.uses() << " device(s)), valid until "
               << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(resp.expires_at_unix_ms()),
                                   absl::UTCTimeZone())
-              << " (converge-engine --enroll_token=...)\n";
+              << " (give it to converge-engine in CONVERGE_ENROLL_TOKEN or --enroll_token_file, never on a command line)\n";
     return 0;
   }
 
