@@ -93,6 +93,7 @@ TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
   ASSERT_TRUE((*temp)->Append("planted").ok());
   EXPECT_EQ((*temp)->Install("d/f", 0644, 1).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE((*fs)->MakeSymlink("d/l", "/etc").code() == absl::StatusCode::kFailedPrecondition);
+  temp->reset();  // the refused temp file goes
   // Swapped twice: everything is back in place, and neither directory got anything.
   EXPECT_TRUE(std::filesystem::exists(root + "/d/keep"));
   for (const std::string& name : {"f", "l"}) {

@@ -64,7 +64,7 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistry) {
   }
 
   // An enrollment token made on replica 1; one engine enrolls through each replica.
-  CommandResult enroll = cluster.Convergectl({second, "users", "enroll", "e2e"});
+  CommandResult enroll = cluster.Convergectl({second, "users", "enroll", "e2e", "--uses=2"});
   ASSERT_EQ(enroll.exit_code, 0) << enroll.err;
   const std::string token = Trimmed(enroll.out);
   auto alpha = cluster.AddEngine("alpha", {"e2e", "shared", token, cluster.management_address(0)});

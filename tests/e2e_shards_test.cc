@@ -59,7 +59,7 @@ TEST(E2eShardsTest, NamespacesSpreadOverTwoStoreShardsAndSyncThroughEach) {
   // The cluster's user "e2e" came first (shard 0); "zoe" goes to the emptier shard 1.
   ASSERT_EQ(cluster.Convergectl({"users", "create", "zoe"}).exit_code, 0);
   ASSERT_EQ(cluster.Convergectl({"namespaces", "create", "zoes", "--owner=zoe"}).exit_code, 0);
-  CommandResult enroll = cluster.Convergectl({"users", "enroll", "zoe"});
+  CommandResult enroll = cluster.Convergectl({"users", "enroll", "zoe", "--uses=10"});
   ASSERT_EQ(enroll.exit_code, 0) << enroll.err;
   std::string zoe_token = enroll.out;
   while (!zoe_token.empty() && (zoe_token.back() == '\n' || zoe_token.back() == '\r')) zoe_token.pop_back();

@@ -231,6 +231,15 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
   const std::string ns = "shared";
   ASSERT_TRUE(Put(alice.token, ns, DigestToBytes(HashOf("case")), "case").ok());
   ASSERT_TRUE(Commit(alice.token, ns, {File("Case/Sensitive.txt", "case")}).ok());
+  // A file, a symlink and a name in composed form (NFC) for the tree and twin cases below.
+  {
+    FileVersion link = File("link", "");
+    link.kind = FileKind::kSymlink;
+    link.symlink_target = "/etc";
+    link.content_sha256 = HashOf("/etc");
+    ASSERT_TRUE(Commit(alice.token, ns, {File("plain", "case"), link, File("caf\xc3\xa9.txt", "case"),
+                                         File("k-file", "case")}).ok());
+  }
   const uint64_t head0 = Head(alice.token, ns);
 
   // Paths from the network.
@@ -251,6 +260,18 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
       {"empty component", "a//b"},
       {"trailing slash", "a/"},
       {"backslash in a name", "a\\..\\b"},
+      {"name ending in a dot (Windows drops it: `report.` is `report`)", "report."},
+      {"name ending in a space", "notes "},
+      {"reserved `.converge` with a trailing space", ".converge /x"},
+      {"reserved `.converge` with a trailing dot", ".converge./x"},
+      {"Windows device name", "docs/CON.txt"},
+      {"character Windows forbids", "a:b"},
+      {"control character in a name", "bell\x07"},
+      {"path over 128 components", [] {
+         std::string p = "d";
+         for (int i = 0; i < 128; ++i) p += "/d";
+         return p;
+       }()},
   };
   for (const auto& [what, path] : bad_paths) Check("path", what, StatusCode::INVALID_ARGUMENT, CommitPath(alice.token, ns, path));
   // Paths are proto3 strings: gRPC's parser refuses invalid UTF-8 before any handler runs.
@@ -264,6 +285,17 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
         Commit(alice.token, ns, {File("case/other.txt", "case")}));
   Check("path", "two names differing only in case in one commit", StatusCode::ALREADY_EXISTS,
         Commit(alice.token, ns, {File("\xc3\x84pfel.txt", "case"), File("\xc3\xa4pfel.txt", "case")}));
+  Check("path", "decomposed (NFD) twin of a live composed name", StatusCode::ALREADY_EXISTS,
+        Commit(alice.token, ns, {File("cafe\xcc\x81.txt", "case")}));
+  Check("path", "Kelvin-sign twin of a live name (full case folding)", StatusCode::ALREADY_EXISTS,
+        Commit(alice.token, ns, {File("\xe2\x84\xaa-file", "case")}));
+  // A tree no device could make: every engine would retry it for ever.
+  Check("path", "a path inside a live file", StatusCode::FAILED_PRECONDITION,
+        Commit(alice.token, ns, {File("plain/child", "case")}));
+  Check("path", "a path inside a live symlink (`link` -> /etc)", StatusCode::FAILED_PRECONDITION,
+        Commit(alice.token, ns, {File("link/x", "case")}));
+  Check("path", "a file and a path inside it in one commit", StatusCode::FAILED_PRECONDITION,
+        Commit(alice.token, ns, {File("q", "case"), File("q/r", "case")}));
 
   // Commits.
   Check("commit", "references a chunk never uploaded", StatusCode::FAILED_PRECONDITION,
@@ -295,6 +327,28 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
     Check("commit", "over 10,000 files in one commit", StatusCode::INVALID_ARGUMENT, Commit(alice.token, ns, many));
   }
   {
+    FileVersion v = File("suid", "dup");
+    v.mode = 04755;
+    Check("commit", "setuid mode (04755)", StatusCode::INVALID_ARGUMENT, Commit(alice.token, ns, {v}));
+    v.mode = 01777;
+    Check("commit", "sticky mode (01777)", StatusCode::INVALID_ARGUMENT, Commit(alice.token, ns, {v}));
+  }
+  {
+    // More than one Pull message could carry back: 2,000 versions of ~2.5 KB paths.
+    std::vector<FileVersion> wide;
+    for (int i = 0; i < 2000; ++i) wide.push_back(File(absl::StrCat(std::string(2500, 'w'), i), "dup"));
+    Check("commit", "versions over 4 MiB in one commit", StatusCode::INVALID_ARGUMENT, Commit(alice.token, ns, wide));
+    // 301 paths of ~4 KB, each in a chain of 127 directories of its own (checking each name
+    // would cost O(depth^2) under the commit lock).
+    std::vector<FileVersion> deep;
+    for (int i = 0; i < 301; ++i) {
+      std::string path = absl::StrCat("t", i);
+      for (int d = 0; d < 126; ++d) absl::StrAppend(&path, "/", std::string(30, 'a' + d % 26));
+      deep.push_back(File(path + "/f", "dup"));
+    }
+    Check("commit", "301 deep paths in distinct directories", StatusCode::INVALID_ARGUMENT, Commit(alice.token, ns, deep));
+  }
+  {
     FileVersion v = File("stale.txt", "dup");
     v.base_seq = 12345;  // the path has never been committed
     Check("commit", "stale or invented base_seq", StatusCode::ABORTED, Commit(alice.token, ns, {v}));
@@ -308,6 +362,25 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
     const std::string bomb_raw(64 << 20, 'z');  // 64 MiB of zeros compresses to a few KiB
     Check("chunks", "zstd bomb (expands past the chunk limit)", StatusCode::INVALID_ARGUMENT,
           Put(alice.token, ns, DigestToBytes(HashOf(bomb_raw)), Compress(bomb_raw), sv1::CHUNK_ENCODING_ZSTD));
+  }
+  {
+    // A 16-byte chunk followed by a 12 MiB skippable frame (decoding skips it; storing it would not).
+    std::string skippable = {'\x50', '\x2A', '\x4D', '\x18', '\0', '\0', '\xC0', '\0'};
+    skippable += std::string(12 << 20, 's');
+    const std::string small(16, 'k');
+    Check("chunks", "zstd frame followed by a 12 MiB skippable frame", StatusCode::INVALID_ARGUMENT,
+          Put(alice.token, ns, DigestToBytes(HashOf(small)), Compress(small) + skippable, sv1::CHUNK_ENCODING_ZSTD));
+  }
+  {
+    sv1::GetChunksRequest req;
+    req.set_namespace_id(ns);
+    for (int i = 0; i < 2; ++i) req.add_sha256(DigestToBytes(HashOf("case")));
+    auto ctx = Ctx(alice.token);
+    auto reader = store_->GetChunks(ctx.get(), req);
+    sv1::GetChunksResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    Check("chunks", "download asking for the same chunk twice", StatusCode::INVALID_ARGUMENT, reader->Finish());
   }
   Check("chunks", "garbage declared as zstd", StatusCode::INVALID_ARGUMENT,
         Put(alice.token, ns, DigestToBytes(HashOf("x")), "not zstd at all", sv1::CHUNK_ENCODING_ZSTD));
@@ -484,6 +557,14 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
     req.set_enrollment_token("cve1.0000000000000000");
     mv1::RegisterDeviceResponse resp;
     Check("auth", "register with an invented enrollment token", StatusCode::UNAUTHENTICATED,
+          management_->RegisterDevice(Ctx("").get(), req, &resp));
+    mv1::CreateEnrollmentTokenRequest e;
+    e.set_user_id("bob");
+    mv1::EnrollmentToken once;
+    ASSERT_TRUE(management_->CreateEnrollmentToken(Ctx(Cluster::OperatorToken()).get(), e, &once).ok());
+    req.set_enrollment_token(once.token());
+    ASSERT_TRUE(management_->RegisterDevice(Ctx("").get(), req, &resp).ok());
+    Check("auth", "register with an enrollment token already used", StatusCode::UNAUTHENTICATED,
           management_->RegisterDevice(Ctx("").get(), req, &resp));
     mv1::IssueDeviceTokenRequest t;
     t.set_device_id(alice.device_id);

@@ -118,7 +118,7 @@ TEST(LoadTest, ManyEnginesStayFastAndFlat) {
     const std::string user = absl::StrCat("load", g), ns = absl::StrCat("ns", g);
     ASSERT_EQ(c.Convergectl({"users", "create", user}).exit_code, 0);
     ASSERT_EQ(c.Convergectl({"namespaces", "create", ns, "--owner=" + user}).exit_code, 0);
-    CommandResult enroll = c.Convergectl({"users", "enroll", user});
+    CommandResult enroll = c.Convergectl({"users", "enroll", user, absl::StrCat("--uses=", per_group)});
     ASSERT_EQ(enroll.exit_code, 0) << enroll.err;
     std::string token = enroll.out;
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();

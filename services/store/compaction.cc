@@ -196,6 +196,11 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
   CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> namespaces, Namespaces());
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> referenced;  // owner -> digests
   for (const std::string& ns : namespaces) {
+    // A commit of this namespace in flight may have asked about its chunks before the marking
+    // began (so they are not "recent") and write after the file table is read below: wait for
+    // it. Commits that start later ask after the marking began, and their chunks are kept.
+    CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+    { absl::MutexLock no_commit_in_flight(&n->mu); }
     CONVERGE_ASSIGN_OR_RETURN(std::string owner, OwnerOf(ns));
     absl::flat_hash_set<std::string>& mine = referenced[owner];
     auto mark = [&](const FileVersion& v) {
