@@ -118,6 +118,12 @@ absl::StatusOr<DeviceClaims> TokenVerifier::Verify(const std::string& token, abs
       !absl::WebSafeBase64Unescape(absl::string_view(token).substr(dot + 1), &sig) || sig.size() != 64) {
     return absl::UnauthenticatedError("malformed device token");
   }
+  // One spelling per token: the decoder forgives padding and trailing bits the encoder never
+  // writes, so a re-spelled token would otherwise verify as well.
+  if (absl::WebSafeBase64Escape(claims_bytes) != signed_part.substr(sizeof(kDeviceTokenPrefix) - 1) ||
+      absl::WebSafeBase64Escape(sig) != absl::string_view(token).substr(dot + 1)) {
+    return absl::UnauthenticatedError("device token is not in canonical base64");
+  }
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   const bool valid =
       ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&

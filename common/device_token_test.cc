@@ -70,6 +70,21 @@ TEST_F(DeviceTokenTest, RejectsTamperingForgeriesAndGarbage) {
     t[i] = t[i] == 'A' ? 'B' : 'A';
     EXPECT_FALSE(verifier_->Verify(t, now).ok()) << i;
   }
+  // The same bytes spelled another way: padding added, or the last character's unused bits set.
+  {
+    ASSERT_TRUE(verifier_->Verify(*token, now).ok());
+    EXPECT_EQ(verifier_->Verify(*token + "==", now).status().code(), absl::StatusCode::kUnauthenticated);
+    const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string respelled = *token;
+    const size_t last = alphabet.find(respelled.back());
+    ASSERT_NE(last, std::string::npos);
+    respelled.back() = alphabet[(last & ~size_t{3}) | ((last + 1) & 3)];  // 64 bytes leave 4 bits unused
+    std::string decoded_a, decoded_b;
+    ASSERT_TRUE(absl::WebSafeBase64Unescape(token->substr(token->rfind('.') + 1), &decoded_a));
+    ASSERT_TRUE(absl::WebSafeBase64Unescape(respelled.substr(respelled.rfind('.') + 1), &decoded_b));
+    EXPECT_EQ(decoded_a, decoded_b);  // the decoder reads both as the same signature...
+    EXPECT_EQ(verifier_->Verify(respelled, now).status().code(), absl::StatusCode::kUnauthenticated);  // ...we do not
+  }
   for (const std::string& junk : {std::string(""), std::string("cvt1."), std::string("cvt1.a.b"),
                                   std::string("Bearer x"), std::string(9000, 'c')}) {
     EXPECT_EQ(verifier_->Verify(junk, now).status().code(), absl::StatusCode::kUnauthenticated) << junk;

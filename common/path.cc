@@ -85,10 +85,8 @@ bool IsAscii(absl::string_view s) {
   return true;
 }
 
-}  // namespace
-
-std::string CaseFold(absl::string_view path) {
-  if (IsAscii(path)) return absl::AsciiStrToLower(path);  // ASCII is NFC; its full fold is lowering
+// FoldOnce: the canonical caseless form (NFD, full case folding, NFD) composed again (NFC).
+std::string FoldOnce(absl::string_view path) {
   UErrorCode err = U_ZERO_ERROR;
   const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(err);
   const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
@@ -101,6 +99,21 @@ std::string CaseFold(absl::string_view path) {
   std::string out;
   s.toUTF8String(out);
   return out;
+}
+
+}  // namespace
+
+std::string CaseFold(absl::string_view path) {
+  if (IsAscii(path)) return absl::AsciiStrToLower(path);  // ASCII is NFC; its full fold is lowering
+  // A few folds leave something to fold again once decomposed (U+0345 out of a precomposed
+  // letter): fold until nothing changes, so the fold of a fold is itself.
+  std::string folded = FoldOnce(path);
+  for (int i = 0; i < 3; ++i) {
+    std::string again = FoldOnce(folded);
+    if (again == folded) break;
+    folded = std::move(again);
+  }
+  return folded;
 }
 
 absl::Status ValidateRelativePath(absl::string_view path) {

@@ -44,8 +44,13 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Headers and TLS handshakes are bounded. HTTP/2 rapid reset (CVE-2023-44487) is not: gRPC
+  // 1.51 has no limit on reset streams (docs/security.md: what a deployment puts in front).
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 << 10);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
   grpc::ResourceQuota quota("converge-server");
   quota.SetMaxThreads(options.max_threads);
+
   builder.SetResourceQuota(quota);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

@@ -288,6 +288,45 @@ absl::Status Cluster::StartManagement(int replica) {
   (replica == 0 ? management_ : extra_managements_.at(replica - 1)) = std::move(m);
   return WaitForPortFile(port_file, absl::Seconds(20)).status();
 }
+absl::StatusOr<TestDevice> Cluster::MakeDevice(const std::string& user, const std::string& ns, bool create) {
+  auto management = management::v1::ManagementService::NewStub(
+      grpc::CreateChannel(management_address(), DeviceCredentials()));
+  auto call = [](const std::string& bearer) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!bearer.empty()) ctx->AddMetadata("authorization", "Bearer " + bearer);
+    return ctx;
+  };
+  if (create) {
+    management::v1::CreateUserRequest u;
+    u.set_user_id(user);
+    management::v1::User user_resp;
+    management->CreateUser(call(kToken).get(), u, &user_resp).ok();  // it may exist
+    management::v1::CreateNamespaceRequest n;
+    n.set_namespace_id(ns);
+    n.set_owner_user_id(user);
+    management::v1::Namespace ns_resp;
+    management->CreateNamespace(call(kToken).get(), n, &ns_resp).ok();  // so may this
+  }
+  management::v1::RegisterDeviceRequest r;
+  r.set_user_id(user);
+  r.set_name("test-device");
+  management::v1::RegisterDeviceResponse reg;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->RegisterDevice(call(kToken).get(), r, &reg), "RegisterDevice"));
+  management::v1::AddDeviceToNamespaceRequest a;
+  a.set_namespace_id(ns);
+  a.set_device_id(reg.device().device_id());
+  management::v1::AddDeviceToNamespaceResponse added;
+  CONVERGE_RETURN_IF_ERROR(
+      FromGrpcStatus(management->AddDeviceToNamespace(call(kToken).get(), a, &added), "AddDeviceToNamespace"));
+  management::v1::IssueDeviceTokenRequest t;
+  t.set_device_id(reg.device().device_id());
+  t.set_credential(reg.credential());
+  management::v1::DeviceToken token;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->IssueDeviceToken(call("").get(), t, &token), "IssueDeviceToken"));
+  return TestDevice{reg.device().device_id(), reg.credential(), token.token()};
+}
+
 std::string Cluster::TokenFile(const std::string& token) const {
   const std::string path = options_.dir + "/run/enroll-" + DigestToHex(HashOf(token)).substr(0, 16);
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

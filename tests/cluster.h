@@ -47,6 +47,14 @@ struct EngineIdentity {
   std::string management;  // the management replica it enrolls through (empty: the first)
 };
 
+// A device registered by the operator, a member of one namespace, with a device token: for
+// tests that act as a device themselves (no engine).
+struct TestDevice {
+  std::string device_id;
+  std::string credential;
+  std::string token;
+};
+
 // WriteFile writes `data` to `path`, creating its directories; ReadFile returns a file's bytes
 // ("" if it cannot be read).
 void WriteFile(const std::string& path, const std::string& data);
@@ -127,6 +135,9 @@ class Cluster {
   // EnrollmentToken: the token engines of the cluster's user register with (it enrolls up to
   // 1,000 devices).
   const std::string& enrollment_token() const { return enrollment_token_; }
+  // MakeDevice registers a device of `user` (creating the user and namespace `ns` it owns when
+  // `create`), adds it to `ns` and issues it a device token.
+  absl::StatusOr<TestDevice> MakeDevice(const std::string& user, const std::string& ns, bool create);
   // TokenFile writes `token` into a file of its own (mode 0600) and returns its path: what an
   // engine's --enroll_token_file reads (a token is never on a command line).
   std::string TokenFile(const std::string& token) const;

@@ -50,11 +50,7 @@ const char* CodeName(StatusCode c) {
   return it == names.end() ? "?" : it->second;
 }
 
-struct DeviceIdentity {
-  std::string device_id;
-  std::string credential;
-  std::string token;
-};
+using DeviceIdentity = TestDevice;
 
 class HostileTest : public ::testing::Test {
  protected:
@@ -85,36 +81,10 @@ class HostileTest : public ::testing::Test {
     return ctx;
   }
 
-  // Operator-side setup: a user with a namespace and a device that is a member, with a token.
   DeviceIdentity MakeDevice(const std::string& user, const std::string& ns, bool create) {
-    const std::string op = Cluster::OperatorToken();
-    if (create) {
-      mv1::CreateUserRequest u;
-      u.set_user_id(user);
-      mv1::User user_resp;
-      management_->CreateUser(Ctx(op).get(), u, &user_resp);  // may exist
-      mv1::CreateNamespaceRequest n;
-      n.set_namespace_id(ns);
-      n.set_owner_user_id(user);
-      mv1::Namespace ns_resp;
-      management_->CreateNamespace(Ctx(op).get(), n, &ns_resp);
-    }
-    mv1::RegisterDeviceRequest r;
-    r.set_user_id(user);
-    r.set_name("hostile");
-    mv1::RegisterDeviceResponse reg;
-    EXPECT_TRUE(management_->RegisterDevice(Ctx(op).get(), r, &reg).ok());
-    mv1::AddDeviceToNamespaceRequest a;
-    a.set_namespace_id(ns);
-    a.set_device_id(reg.device().device_id());
-    mv1::AddDeviceToNamespaceResponse added;
-    EXPECT_TRUE(management_->AddDeviceToNamespace(Ctx(op).get(), a, &added).ok());
-    mv1::IssueDeviceTokenRequest t;
-    t.set_device_id(reg.device().device_id());
-    t.set_credential(reg.credential());
-    mv1::DeviceToken token;
-    EXPECT_TRUE(management_->IssueDeviceToken(Ctx("").get(), t, &token).ok());
-    return {reg.device().device_id(), reg.credential(), token.token()};
+    absl::StatusOr<TestDevice> d = cluster_->MakeDevice(user, ns, create);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : TestDevice{};
   }
 
   grpc::Status Put(const std::string& token, const std::string& ns, const std::string& digest_bytes,
@@ -714,6 +684,10 @@ TEST_F(HostileTest, RevokingADeviceClosesItsStreamAndRefusesItEverywhere) {
   t.set_credential(d.credential);
   mv1::DeviceToken token;
   EXPECT_EQ(management_->IssueDeviceToken(Ctx("").get(), t, &token).error_code(), StatusCode::PERMISSION_DENIED);
+  // Management asks its registry too: the unexpired token learns nothing more there.
+  mv1::GetEndpointsRequest where;
+  mv1::Endpoints endpoints;
+  EXPECT_EQ(management_->GetEndpoints(Ctx(d.token).get(), where, &endpoints).error_code(), StatusCode::PERMISSION_DENIED);
 }
 
 }  // namespace

@@ -111,6 +111,13 @@ absl::Status ManagementService::OperatorOrDevice(const grpc::ServerContext& ctx,
   if (!device_id.empty() && device->device_id != device_id) {
     return absl::PermissionDeniedError("a device may act only for itself");
   }
+  // A revoked (or wiped) device's token may not have expired yet: the registry decides. (A
+  // device waiting to be wiped still reaches management, which tells it to wipe.)
+  absl::StatusOr<Device> known = registry_->GetDevice(device->device_id);
+  if (!known.ok()) return absl::IsNotFound(known.status()) ? absl::PermissionDeniedError("unknown device") : known.status();
+  if (known->state == DeviceState::kRevoked || known->state == DeviceState::kWiped) {
+    return absl::PermissionDeniedError(absl::StrCat("device '", device->device_id, "' is revoked"));
+  }
   if (claims != nullptr) *claims = std::move(*device);
   return absl::OkStatus();
 }

@@ -1,7 +1,8 @@
 // Fuzz target: path validation and case folding. Every path the validator accepts stays inside
 // a folder (no "..", ".", empty or absolute components, no NUL or backslash, not the engine's
-// reserved name, within the length limits), and CaseFold keeps valid paths' byte length and is
-// idempotent (the store's case index relies on both).
+// reserved name, within the length limits), and CaseFold is idempotent and keeps a valid path's
+// components (the store's case index walks a path's directories in its fold).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,7 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!first || converge::CaseFold(part) != converge::kReservedName);
     first = false;
   }
-  FUZZ_CHECK(folded.size() == path.size());
-  FUZZ_CHECK(converge::ValidateRelativePath(folded).ok());
+  FUZZ_CHECK(std::count(folded.begin(), folded.end(), '/') == std::count(path.begin(), path.end(), '/'));
   return 0;
 }
