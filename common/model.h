@@ -22,6 +22,9 @@ inline constexpr size_t kMaxFilesPerCommit = 10000;
 // The bytes one commit may take (CommitBytes of its versions): what the store holds while it
 // checks it and what one Pull message carries back, well under the 16 MiB message limit.
 inline constexpr size_t kMaxCommitBytes = 4 << 20;
+// What a device reports of the remote versions it could not apply: the first few, each bounded.
+inline constexpr size_t kMaxBlockedReported = 20;
+inline constexpr size_t kMaxBlockedReportBytes = 512;
 inline constexpr size_t kFileIdBytes = 16;
 
 enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/coding.h"
 #include "common/conflict_name.h"
 #include "common/logging.h"
 #include "common/path.h"
@@ -389,9 +390,14 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
 
   // 2. Temp files, assembled and verified, not yet synced.
   std::vector<std::unique_ptr<TempFile>> temps;
+  std::vector<PendingWrite> placeable;  // the batch less what its directory blocks
   for (const PendingWrite& p : batch) {
     const FileVersion& remote = *p.remote;
-    CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(std::string(ParentPath(remote.path))));
+    if (absl::Status made = fs_->MakeDirs(std::string(ParentPath(remote.path))); !made.ok()) {
+      if (Block(remote, made)) continue;
+      return made;
+    }
+    placeable.push_back(p);
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
     for (const ChunkRef& c : remote.chunks) {
       const std::string& bytes = chunks[DigestToBytes(c.sha256)];
@@ -408,6 +414,8 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
     temps.push_back(std::move(temp));
   }
 
+  batch.swap(placeable);
+
   // 3. All of them durable at once, before any is renamed into place.
   CONVERGE_RETURN_IF_ERROR(fs_->SyncAll());
 
@@ -423,6 +431,7 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
     if (!status.ok()) break;
     absl::StatusOr<LocalStat> installed = temps[i]->Rename(remote.path, /*sync_dir=*/false);
     if (!installed.ok()) {
+      if (Block(remote, installed.status())) continue;
       status = installed.status();
       break;
     }
@@ -521,10 +530,100 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
   return status;
 }
 
+namespace {
+
+constexpr char kBlockedSetting[] = "blocked_versions";
+constexpr size_t kMaxBlocked = 10000;  // kept; more are still applied or fail the commit
+
+}  // namespace
+
+absl::Status Applier::LoadBlocked() {
+  if (blocked_loaded_) return absl::OkStatus();
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> saved, index_->GetSetting(kBlockedSetting));
+  blocked_.clear();
+  if (saved.has_value()) {
+    Decoder d(*saved);
+    uint64_t n = 0;
+    if (!d.GetVarint64(&n) || n > kMaxBlocked) return absl::DataLossError("corrupt list of blocked versions");
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string version, why;
+      if (!d.GetLengthPrefixed(&version) || !d.GetLengthPrefixed(&why)) {
+        return absl::DataLossError("corrupt list of blocked versions");
+      }
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion v, DecodeFileVersion(version));
+      const std::string path = v.path;
+      blocked_[path] = BlockedVersion{std::move(v), std::move(why)};
+    }
+  }
+  blocked_loaded_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Applier::SaveBlocked() {
+  if (!blocked_dirty_) return absl::OkStatus();
+  std::string out;
+  PutVarint64(&out, blocked_.size());
+  for (const auto& [path, b] : blocked_) {
+    PutLengthPrefixed(&out, EncodeFileVersion(b.version));
+    PutLengthPrefixed(&out, b.why);
+  }
+  CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kBlockedSetting, out));
+  blocked_dirty_ = false;
+  return absl::OkStatus();
+}
+
+bool Applier::Block(const FileVersion& v, const absl::Status& why) {
+  switch (why.code()) {
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kAlreadyExists:
+      break;
+    default:
+      return false;  // may pass by itself (I/O, a full disk, the store): the commit is retried
+  }
+  // A folder that is gone or unmounted fails every path: that is no reason to move on.
+  if (!fs_->RootIntact().ok() || (blocked_.size() >= kMaxBlocked && blocked_.count(v.path) == 0)) return false;
+  auto [it, inserted] = blocked_.try_emplace(v.path);
+  if (inserted || it->second.version.seq != v.seq || it->second.why != why.message()) {
+    Log()->warn("not applying {}@{} here: {}", v.path, v.seq, why.message());
+    it->second = BlockedVersion{v, std::string(why.message())};
+    blocked_dirty_ = true;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<std::string>> Applier::Blocked() {
+  CONVERGE_RETURN_IF_ERROR(LoadBlocked());
+  std::vector<std::string> out;
+  for (const auto& [path, b] : blocked_) out.push_back(absl::StrCat(path, ": ", b.why));
+  return out;
+}
+
+absl::Status Applier::RetryBlocked() {
+  CONVERGE_RETURN_IF_ERROR(LoadBlocked());
+  if (blocked_.empty()) return absl::OkStatus();
+  Commit retry;
+  for (auto it = blocked_.begin(); it != blocked_.end();) {
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(it->first));
+    if (entry.has_value() && entry->version.seq >= it->second.version.seq) {
+      blocked_.erase(it++);  // a later version was applied meanwhile
+      blocked_dirty_ = true;
+      continue;
+    }
+    retry.files.push_back(it->second.version);
+    retry.seq = std::max(retry.seq, it->second.version.seq);
+    ++it;
+  }
+  if (retry.files.empty()) return SaveBlocked();
+  return ApplyCommitInPlace(retry, std::nullopt);
+}
+
 absl::Status Applier::ApplyCommit(const Commit& commit) {
+  CONVERGE_RETURN_IF_ERROR(LoadBlocked());
   // A local move undone for this commit is made again afterwards, whether or not it applied.
   const std::vector<std::pair<std::string, std::string>> redo = UndoLocalMoves(commit);
-  absl::Status applied = ApplyCommitInPlace(commit);
+  absl::Status applied = ApplyCommitInPlace(commit, commit.seq);
   for (const auto& [from, to] : redo) {
     absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
     absl::StatusOr<LocalStat> at_to = fs_->Stat(to);
@@ -534,7 +633,7 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
   return applied;
 }
 
-absl::Status Applier::ApplyCommitInPlace(const Commit& commit) {
+absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor) {
   absl::flat_hash_set<const FileVersion*> done;
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
@@ -567,11 +666,17 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit) {
       if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
     }
     absl::StatusOr<std::optional<IndexEntry>> entry = ApplyOne(*v, &pending);
-    if (!entry.ok()) return fail(v->path, entry.status());
+    if (!entry.ok()) {
+      if (Block(*v, entry.status())) continue;
+      return fail(v->path, entry.status());
+    }
     if (entry->has_value()) applied.push_back(std::move(**entry));
   }
   if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
-  return index_->Update(applied, commit.seq);
+  // What applied is no longer blocked; what stays blocked is saved before the cursor moves.
+  for (const IndexEntry& e : applied) blocked_dirty_ |= blocked_.erase(e.version.path) > 0;
+  if (absl::Status s = SaveBlocked(); !s.ok()) return fail("the blocked list", s);
+  return index_->Update(applied, cursor);
 }
 
 absl::Status Applier::Restore(std::vector<FileVersion> versions) {

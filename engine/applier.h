@@ -11,6 +11,7 @@
 #define CONVERGE_ENGINE_APPLIER_H_
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,8 +82,17 @@ class Applier {
 
   // ApplyCommit applies every version of `commit` and moves the cursor to commit.seq.
   // On error, what was applied is recorded in the index but the cursor stays, so the commit is
-  // applied again (idempotently) later.
+  // applied again (idempotently) later. A version that cannot be applied here for a lasting
+  // local reason (its directory is a local file or symlink, a name the filesystem refuses, no
+  // permission: FailedPrecondition, InvalidArgument, PermissionDenied, AlreadyExists, with the
+  // folder itself intact) does not hold the rest back: it is blocked (Blocked(), kept in the
+  // index across restarts, tried again by RetryBlocked) and the commit completes without it.
   absl::Status ApplyCommit(const Commit& commit);
+  // Blocked lists the remote versions not applied here, as "path: why" (path order).
+  absl::StatusOr<std::vector<std::string>> Blocked();
+  // RetryBlocked applies the blocked versions that no later version replaced (the local
+  // obstruction may be gone); those that apply stop being blocked. The cursor does not move.
+  absl::Status RetryBlocked();
 
   // Restore writes `versions` (as the index last recorded them) back into the folder, parents
   // first, and records them in the index: the undo of local deletions the store refused (a
@@ -124,8 +134,14 @@ class Applier {
   // moved versions whose content is unchanged to `done` (the rest are applied as edits of the
   // moved file).
   absl::Status MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done);
-  // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves.
-  absl::Status ApplyCommitInPlace(const Commit& commit);
+  // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves; it moves the
+  // cursor to `cursor` if given.
+  absl::Status ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor);
+  // Block records `v` as blocked by `why` and returns true if `why` is a lasting local reason
+  // (see ApplyCommit); false if the commit must fail with it.
+  bool Block(const FileVersion& v, const absl::Status& why);
+  absl::Status LoadBlocked();
+  absl::Status SaveBlocked();
   // UndoLocalMoves puts back the local moves whose old path `commit` changes and returns them.
   std::vector<std::pair<std::string, std::string>> UndoLocalMoves(const Commit& commit);
   // FindLocally returns a chunk's bytes from any synced file of the folder that still has it
@@ -142,6 +158,13 @@ class Applier {
   ApplyStats stats_;
   std::function<void(uint64_t)> progress_;
   std::vector<std::pair<std::string, std::string>> local_moves_;
+  struct BlockedVersion {
+    FileVersion version;
+    std::string why;
+  };
+  bool blocked_loaded_ = false;
+  bool blocked_dirty_ = false;
+  std::map<std::string, BlockedVersion> blocked_;  // by path
 };
 
 }  // namespace converge::engine

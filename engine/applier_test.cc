@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "engine/local_filesystem.h"
 #include "engine/test_folder.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 
 namespace converge::engine {
@@ -392,12 +393,49 @@ TEST_F(ApplierTest, BadBytesFromTheStoreNeverReachTheFolder) {
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.converge/tmp"));
 }
 
-TEST_F(ApplierTest, RemotePathThroughALocalSymlinkIsRefused) {
+TEST_F(ApplierTest, ARemotePathThroughALocalSymlinkIsBlockedAndTheRestApplies) {
   const std::string outside = MakeTestDir(".outside");
   ASSERT_EQ(symlink(outside.c_str(), (root_ + "/link").c_str()), 0);
-  absl::Status s = applier_->ApplyCommit(FileCommit(1, "link/planted.txt", "evil"));
-  EXPECT_FALSE(s.ok());
+  Commit c = FileCommit(1, "link/planted.txt", "evil");
+  c.files.push_back(FileCommit(1, "fine.txt", "fine").files[0]);
+  c.files.back().file_id = std::string(kFileIdBytes, 'g');
+  ASSERT_TRUE(applier_->ApplyCommit(c).ok());
   EXPECT_FALSE(std::filesystem::exists(outside + "/planted.txt"));
+  EXPECT_EQ(ReadFile(root_ + "/fine.txt"), "fine");
+  EXPECT_EQ(index_->cursor(), 1u);  // the commit does not hold later ones back
+  auto blocked = applier_->Blocked();
+  ASSERT_TRUE(blocked.ok());
+  ASSERT_EQ(blocked->size(), 1u);
+  EXPECT_EQ((*blocked)[0].rfind("link/planted.txt: ", 0), 0u) << (*blocked)[0];
+
+  // Kept across a restart, tried again every round: once the obstruction is gone, it applies.
+  applier_ = std::make_unique<Applier>(fs_.get(), index_.get(), &chunks_, &clock_, "devB");
+  ASSERT_TRUE(applier_->RetryBlocked().ok());
+  EXPECT_EQ(applier_->Blocked()->size(), 1u) << absl::StrJoin(*applier_->Blocked(), " | ");
+  EXPECT_FALSE(std::filesystem::exists(outside + "/planted.txt"));
+  ASSERT_EQ(unlink((root_ + "/link").c_str()), 0);
+  ASSERT_TRUE(applier_->RetryBlocked().ok());
+  EXPECT_TRUE(applier_->Blocked()->empty());
+  EXPECT_EQ(ReadFile(root_ + "/link/planted.txt"), "evil");
+  EXPECT_EQ(index_->cursor(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(outside + "/planted.txt"));
+}
+
+TEST_F(ApplierTest, ABlockedVersionALaterOneReplacedIsDropped) {
+  ASSERT_EQ(symlink("/etc", (root_ + "/link").c_str()), 0);
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "link/a.txt", "one")).ok());
+  EXPECT_EQ(applier_->Blocked()->size(), 1u);
+  ASSERT_EQ(unlink((root_ + "/link").c_str()), 0);
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "link/a.txt", "two")).ok());  // applies now
+  EXPECT_TRUE(applier_->Blocked()->empty());
+  ASSERT_TRUE(applier_->RetryBlocked().ok());
+  EXPECT_EQ(ReadFile(root_ + "/link/a.txt"), "two");
+}
+
+TEST_F(ApplierTest, PassingFailuresStillFailTheCommit) {
+  chunks_.corrupt = true;  // the store sends bad bytes: retried later, never blocked
+  EXPECT_EQ(applier_->ApplyCommit(FileCommit(1, "f.txt", "data")).code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(applier_->Blocked()->empty());
   EXPECT_EQ(index_->cursor(), 0u);
 }
 

@@ -1,5 +1,6 @@
 #include "engine/status_file.h"
 
+#include <algorithm>
 #include <signal.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ void StatusWriter::WriteOnce(bool force) {
   out.set_held_deletes(s.held_deletes);
   out.set_held(s.held_message);
   for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
+  for (const std::string& p : s.blocked) out.add_blocked(p);
   const absl::Time now = absl::Now();
   std::string unchanged;
   if (!out.SerializeToString(&unchanged)) return;
@@ -144,6 +146,12 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
     absl::StrAppend(&out, "not synced ", s.case_collisions_size(),
                     " local name(s) differing only in case from synced ones (rename to sync): ",
                     absl::StrJoin(s.case_collisions(), ", "), "\n");
+  }
+  if (s.blocked_size() > 0) {
+    absl::StrAppend(&out, "blocked    ", s.blocked_size(),
+                    " remote change(s) not applied here (the rest were; tried again every round): ",
+                    absl::StrJoin(s.blocked().begin(), s.blocked().begin() + std::min(s.blocked_size(), 5), "; "),
+                    s.blocked_size() > 5 ? "; ..." : "", "\n");
   }
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));

@@ -197,13 +197,17 @@ absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
   return FromGrpcStatus(reader->Finish(), "store.Pull");
 }
 
-absl::Status GrpcStoreClient::Ack(uint64_t seq) {
+absl::Status GrpcStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Seconds(10));
   store::v1::AckRequest req;
   req.set_namespace_id(namespace_id_);
   req.set_device_id(device_id_);
   req.set_seq(seq);
+  for (size_t i = 0; i < blocked.size() && i < kMaxBlockedReported; ++i) {
+    req.add_blocked(blocked[i].substr(0, kMaxBlockedReportBytes));
+  }
+  req.set_blocked_count(blocked.size());
   store::v1::AckResponse resp;
   return FromGrpcStatus(stub_->Ack(&ctx, req, &resp), "store.Ack");
 }

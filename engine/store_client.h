@@ -90,7 +90,9 @@ class StoreClient : public ChunkSource {
   // Pull calls fn for each commit after since_seq (at most max_commits).
   virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                             const std::function<absl::Status(const converge::Commit&)>& fn) = 0;
-  virtual absl::Status Ack(uint64_t seq) = 0;
+  // Ack records that everything up to `seq` is applied here, but for the `blocked` versions
+  // ("path: why", shown to operators).
+  virtual absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) = 0;
 };
 
 class GrpcStoreClient : public StoreClient {
@@ -105,7 +107,7 @@ class GrpcStoreClient : public StoreClient {
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
-  absl::Status Ack(uint64_t seq) override;
+  absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
   absl::StatusOr<std::vector<VersionInfo>> ListVersions(const std::string& path, uint32_t limit) override;
   absl::StatusOr<std::vector<ConflictInfo>> ListConflicts(bool include_resolved) override;

@@ -209,8 +209,19 @@ absl::Status SyncEngine::PullAndApply() {
       Log()->info("re-synced with the store up to seq {}", index_->cursor());
     }
     if (!s.ok() || pulled < kPullBatch) {
-      if (index_->cursor() > before) {
-        absl::Status acked = store_->Ack(index_->cursor());
+      // Versions a local obstruction kept out are tried again (it may be gone), and shown.
+      if (absl::Status retried = applier_.RetryBlocked(); !retried.ok()) {
+        Log()->warn("applying blocked versions again: {}", retried.ToString());
+      }
+      absl::StatusOr<std::vector<std::string>> blocked = applier_.Blocked();
+      if (blocked.ok()) {
+        absl::MutexLock lock(&status_mu_);
+        status_.blocked = *blocked;
+      }
+      const bool blocked_changed = blocked.ok() && *blocked != acked_blocked_;
+      if (index_->cursor() > before || blocked_changed) {
+        absl::Status acked = store_->Ack(index_->cursor(), blocked.ok() ? *blocked : acked_blocked_);
+        if (acked.ok() && blocked.ok()) acked_blocked_ = *blocked;
         if (!acked.ok()) Log()->warn("ack {} failed: {}", index_->cursor(), acked.ToString());
         Log()->info("applied up to seq {}", index_->cursor());
       }
@@ -608,7 +619,7 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
   const bool next = index_->cursor() + 1 == seq;
   CONVERGE_RETURN_IF_ERROR(index_->Update(entries, next ? std::optional<uint64_t>(seq) : std::nullopt));
   if (next) {
-    absl::Status acked = store_->Ack(seq);
+    absl::Status acked = store_->Ack(seq, {});
     if (!acked.ok()) Log()->debug("ack {} failed: {}", seq, acked.ToString());
   }
   ++upload_stats_.commits;

@@ -81,6 +81,9 @@ struct EngineStatus {
   // Local paths not synced because they differ only in case from a synced path (the store
   // refuses them: a case-insensitive device could not hold both). Renaming one syncs it.
   std::vector<std::string> case_collisions;
+  // Remote versions a lasting local obstruction keeps from being applied here ("path: why");
+  // they are tried again every round (Applier::Blocked).
+  std::vector<std::string> blocked;
   // The transfer in progress (direction empty when none): bytes done of total, since started.
   std::string transfer;           // "upload" or "download"
   uint64_t transfer_done = 0;
@@ -154,6 +157,7 @@ class SyncEngine {
   uint64_t snapshots_ = 0;
   // Moves of a commit the store refused as stale, for the next pull (old path, new path).
   std::vector<std::pair<std::string, std::string>> pending_local_moves_;
+  std::vector<std::string> acked_blocked_;  // the blocked versions the store was last told of
   std::function<void()> flush_local_events_;
 
   struct DirtyPath {

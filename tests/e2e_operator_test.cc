@@ -1,6 +1,7 @@
 // End to end, real processes: every convergectl command against running services (output
 // checked, not just exit codes), the engine's status/pause/resume, metrics scrapes of every
 // service and engine, and revocation with a remote wipe.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -315,4 +316,45 @@ TEST_F(E2eOperatorTest, MassDeleteHeldUntilApprovedOrRejected) {
 }
 
 }  // namespace
+// A change one device cannot apply for a local reason (here: the directory is immutable on the
+// desktop, chattr +i) holds nothing else back: the rest arrives, the device and operators see
+// what is blocked, and it arrives once the obstruction is gone.
+TEST_F(E2eOperatorTest, AChangeALocalObstructionBlocksIsShownAndHoldsNothingBack) {
+  const std::string laptop = c_->folder(0), desktop = c_->folder(1);
+  const std::string locked = desktop + "/docs";
+  if (std::system(("chattr +i '" + locked + "' 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "chattr +i is not available on this filesystem";
+  }
+  WriteFile(laptop + "/docs/new.txt", "blocked on the desktop");
+  WriteFile(laptop + "/free.txt", "arrives");
+  CommandResult status;
+  const bool shown = WaitFor([&] {
+    status = c_->EngineCommand({"status", "--folder=" + desktop});
+    return absl::StrContains(status.out, "blocked    1 remote change(s) not applied here") &&
+           absl::StrContains(status.out, "docs/new.txt: ");
+  }, absl::Seconds(30));
+  EXPECT_TRUE(shown) << status.out << "; logs in " << c_->logs_dir();
+  EXPECT_EQ(ReadFile(desktop + "/free.txt"), "arrives");
+  // Later changes keep arriving.
+  WriteFile(laptop + "/later.txt", "later");
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(desktop + "/later.txt") == "later"; }, absl::Seconds(30)));
+  // Operators see it too.
+  CommandResult ns;
+  EXPECT_TRUE(WaitFor([&] {
+    ns = c_->Convergectl({"namespaces", "status", "shared"});
+    return absl::StrContains(ns.out, "blocked on desktop: docs/new.txt: ");
+  }, absl::Seconds(30))) << ns.out;
+
+  // The obstruction goes: the change arrives and nothing is blocked any more.
+  ASSERT_EQ(std::system(("chattr -i '" + locked + "'").c_str()), 0);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(desktop + "/docs/new.txt") == "blocked on the desktop"; }, absl::Seconds(30)));
+  EXPECT_TRUE(WaitFor([&] {
+    status = c_->EngineCommand({"status", "--folder=" + desktop});
+    ns = c_->Convergectl({"namespaces", "status", "shared"});
+    return !absl::StrContains(status.out, "blocked") && !absl::StrContains(ns.out, "blocked on");
+  }, absl::Seconds(30))) << status.out << ns.out;
+  absl::Status converged = c_->WaitConverged(absl::Seconds(30));
+  EXPECT_TRUE(converged.ok()) << converged;
+}
+
 }  // namespace converge::testing

@@ -454,6 +454,19 @@ TEST_F(HostileTest, EveryHostileInputGetsItsStatusAndWritesNothing) {
   Check("tenancy", "subscribe to another user's namespace", StatusCode::PERMISSION_DENIED, Subscribe(alice.token, "bobs"));
   {
     sv1::AckRequest req;
+    req.set_namespace_id(ns);
+    req.set_seq(0);
+    for (int i = 0; i < 21; ++i) req.add_blocked("x: y");
+    sv1::AckResponse resp;
+    Check("limits", "ack reporting 21 blocked versions (20 at most)", StatusCode::INVALID_ARGUMENT,
+          store_->Ack(Ctx(alice.token).get(), req, &resp));
+    req.clear_blocked();
+    req.add_blocked(std::string(513, 'b'));
+    Check("limits", "ack reporting a blocked version in 513 bytes", StatusCode::INVALID_ARGUMENT,
+          store_->Ack(Ctx(alice.token).get(), req, &resp));
+  }
+  {
+    sv1::AckRequest req;
     req.set_namespace_id("bobs");
     req.set_seq(0);
     sv1::AckResponse resp;

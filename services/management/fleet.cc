@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user
         if (u.device_id != d.device_id) continue;
         r.namespaces.push_back(DevicePosition{ns, d.device_id, d.name, u.acked_seq, it->second->head_seq,
                                               u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted,
-                                              u.pins_watermark});
+                                              u.pins_watermark, u.blocked_count, u.blocked});
         if (u.last_seen_unix_ms > r.last_seen_unix_ms) {
           r.last_seen_unix_ms = u.last_seen_unix_ms;
           if (!u.software_version.empty()) r.software_version = u.software_version;
@@ -61,7 +61,8 @@ absl::StatusOr<NamespaceReport> Fleet::NamespaceStatus(const std::string& ns) {
   for (const DeviceUsage& u : r.usage.devices) {
     if (!names.count(u.device_id)) continue;  // a former member's cursor
     r.devices.push_back(DevicePosition{ns, u.device_id, names[u.device_id], u.acked_seq, r.usage.head_seq,
-                                       u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted, u.pins_watermark});
+                                       u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted, u.pins_watermark,
+                                       u.blocked_count, u.blocked});
   }
   return r;
 }

@@ -27,6 +27,8 @@ struct DevicePosition {
   double lag_seconds = 0;
   bool evicted = false;
   bool pins_watermark = false;
+  uint64_t blocked_count = 0;
+  std::vector<std::string> blocked;
 };
 
 struct DeviceReport {

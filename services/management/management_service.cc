@@ -46,6 +46,8 @@ void ToProto(const DevicePosition& d, v1::DeviceNamespaceStatus* p) {
   p->set_lag_seconds(d.lag_seconds);
   p->set_evicted(d.evicted);
   p->set_pins_watermark(d.pins_watermark);
+  p->set_blocked_count(d.blocked_count);
+  for (const std::string& b : d.blocked) p->add_blocked(b);
 }
 
 void ToProto(const ConflictCopy& c, v1::Conflict* p) {

@@ -74,6 +74,8 @@ struct DeviceUsage {
   double lag_seconds = 0;
   bool evicted = false;
   bool pins_watermark = false;
+  uint64_t blocked_count = 0;         // remote versions it could not apply (a local obstruction)
+  std::vector<std::string> blocked;   // the first of them, "path: why"
 };
 
 // A conflict copy the store recorded (see converge-store's Conflict).

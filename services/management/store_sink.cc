@@ -101,7 +101,8 @@ absl::StatusOr<NamespaceUsage> StoreNamespaceSink::Usage(const std::string& ns) 
   for (const store::v1::DeviceCursor& c : resp.cursors()) {
     u.devices.push_back(DeviceUsage{c.device_id(), c.acked_seq(), c.last_seen_unix_ms(), c.software_version(),
                                     c.lag_commits(), c.lag_bytes(), c.lag_seconds(), c.evicted(),
-                                    c.pins_watermark()});
+                                    c.pins_watermark(), c.blocked_count(),
+                                    std::vector<std::string>(c.blocked().begin(), c.blocked().end())});
   }
   u.open_conflicts = resp.open_conflicts();
   u.watermark = resp.watermark();

@@ -520,13 +520,17 @@ absl::Status CommitLog::ScanFileTable(const std::string& ns, const std::function
 }
 
 absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, uint64_t seq,
-                            const std::string& software_version) {
+                            const std::string& software_version, Blocked blocked) {
   CONVERGE_ASSIGN_OR_RETURN(uint64_t head, HeadSeq(ns));
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, device));
   if (seq > head) {
     return absl::InvalidArgumentError(absl::StrCat("ack of seq ", seq, " above head ", head));
   }
   Touch(ns, device, software_version);
+  {
+    absl::MutexLock lock(&activity_mu_);
+    activity_[ActivityKey(ns, device)].blocked = std::move(blocked);
+  }
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);  // cursor read-modify-write
   return UpdateCursorLocked(ns, device, /*sync=*/false, [&](CursorRecord* record) {
@@ -724,7 +728,9 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     absl::MutexLock lock(&activity_mu_);
     for (auto& [id, d] : devices) {
       auto a = activity_.find(ActivityKey(ns, id));
-      if (a == activity_.end() || a->second.last_seen_unix_ms < d.last_seen_unix_ms) continue;
+      if (a == activity_.end()) continue;
+      d.blocked = a->second.blocked;
+      if (a->second.last_seen_unix_ms < d.last_seen_unix_ms) continue;
       d.last_seen_unix_ms = a->second.last_seen_unix_ms;
       if (!a->second.software_version.empty()) d.software_version = a->second.software_version;
     }

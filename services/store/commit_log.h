@@ -34,6 +34,13 @@
 
 namespace converge::store {
 
+// Remote versions a device reported it could not apply (a local obstruction), as of its last
+// ack: how many, and the first few ("path: why").
+struct Blocked {
+  uint64_t count = 0;
+  std::vector<std::string> sample;
+};
+
 // What the store knows of one member device of a namespace.
 struct DeviceState {
   std::string device_id;
@@ -49,6 +56,7 @@ struct DeviceState {
   // snapshot of the file table and the log after it.
   bool evicted = false;
   bool pins_watermark = false;  // its cursor is the watermark, below the head
+  Blocked blocked;              // as its last ack since the store started said (memory only)
 };
 
 struct NamespaceStats {
@@ -160,7 +168,7 @@ class CommitLog {
   // with which software version. Cursors only move forward; InvalidArgument if seq is above the
   // head.
   absl::Status Ack(const std::string& ns, const std::string& device, uint64_t seq,
-                   const std::string& software_version = "");
+                   const std::string& software_version = "", Blocked blocked = {});
 
   // Touch notes that `device` called (kept in memory; Ack makes it durable).
   void Touch(const std::string& ns, const std::string& device, const std::string& software_version);
@@ -255,6 +263,7 @@ class CommitLog {
   struct Activity {
     int64_t last_seen_unix_ms = 0;
     std::string software_version;
+    Blocked blocked;
   };
 
   // Compactions run one at a time, and hold the namespace's commit lock only to check and write

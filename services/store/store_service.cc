@@ -373,7 +373,19 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
 grpc::Status StoreService::Ack(grpc::ServerContext* ctx, const v1::AckRequest* req, v1::AckResponse*) {
   absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return ToGrpcStatus(log_->Ack(req->namespace_id(), caller->device, req->seq(), Version(*ctx)));
+  if (req->blocked_size() > static_cast<int>(kMaxBlockedReported)) {
+    return TooMany("blocked versions reported", req->blocked_size(), kMaxBlockedReported);
+  }
+  std::vector<std::string> blocked;
+  for (const std::string& b : req->blocked()) {
+    if (b.size() > kMaxBlockedReportBytes) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("a blocked version is reported in at most ", kMaxBlockedReportBytes, " bytes"));
+    }
+    blocked.push_back(b);
+  }
+  return ToGrpcStatus(log_->Ack(req->namespace_id(), caller->device, req->seq(), Version(*ctx),
+                                Blocked{req->blocked_count(), std::move(blocked)}));
 }
 
 grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFilesRequest* req,
@@ -490,6 +502,8 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
     c->set_lag_seconds(d.lag_seconds);
     c->set_evicted(d.evicted);
     c->set_pins_watermark(d.pins_watermark);
+    c->set_blocked_count(d.blocked.count);
+    for (const std::string& b : d.blocked.sample) c->add_blocked(b);
   }
   return grpc::Status::OK;
 }

@@ -206,7 +206,7 @@ absl::StatusOr<engine::ConflictInfo> SimStoreClient::ResolveConflict(const std::
   return Info(r);
 }
 
-absl::Status SimStoreClient::Ack(uint64_t seq) {
+absl::Status SimStoreClient::Ack(uint64_t seq, const std::vector<std::string>&) {
   const Fault f = Ask("Ack");
   if (f == Fault::kDropRequest) return Lost("Ack", false);
   if (f == Fault::kDelay) {

@@ -81,7 +81,7 @@ class SimStoreClient : public engine::StoreClient {
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
-  absl::Status Ack(uint64_t seq) override;
+  absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
   absl::StatusOr<std::vector<engine::VersionInfo>> ListVersions(const std::string& path, uint32_t limit) override;
   absl::StatusOr<std::vector<engine::ConflictInfo>> ListConflicts(bool include_resolved) override;

@@ -434,11 +434,17 @@ class Cli {
               << r.conflicts() << (r.conflicts() == 1 ? " open conflict" : " open conflicts") << "\n"
               << "  watermark " << r.watermark() << ", log compacted through seq " << r.compacted_through() << "\n";
     std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> blocked;
     for (const v1::DeviceNamespaceStatus& d : r.devices()) {
       std::string note = d.evicted() ? "evicted" : d.pins_watermark() ? "pins the watermark" : "";
-      rows.push_back({d.device_id(), d.device_name(), absl::StrCat(d.acked_seq(), "/", d.head_seq()), Lag(d), note});
+      rows.push_back({d.device_id(), d.device_name(), absl::StrCat(d.acked_seq(), "/", d.head_seq()), Lag(d), note,
+                      d.blocked_count() == 0 ? "-" : absl::StrCat(d.blocked_count())});
+      for (const std::string& b : d.blocked()) blocked.push_back(absl::StrCat(d.device_name(), ": ", b));
     }
-    PrintTable({"DEVICE", "NAME", "CURSOR", "LAG", "COMPACTION"}, rows);
+    PrintTable({"DEVICE", "NAME", "CURSOR", "LAG", "COMPACTION", "BLOCKED"}, rows);
+    // Remote versions a device could not apply (a local file or symlink in the way, a name its
+    // filesystem refuses): it applied the rest and tries these again every round.
+    for (const std::string& b : blocked) std::cout << "  blocked on " << b << "\n";
   }
 
   int Compact(const std::string& ns) {
