@@ -297,6 +297,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   rocksdb::WriteBatch batch;
   CONVERGE_RETURN_IF_ERROR(EnsureCaseIndexLocked(ns, state));
   CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
+  CONVERGE_RETURN_IF_ERROR(CheckTreeLocked(ns, changes));
   bool approved = false;
   CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch, &approved));
 
@@ -395,6 +396,55 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
   absl::flat_hash_map<std::string, std::string> claimed;
   size_t looked_up = 0;
   std::vector<std::string> folds;  // of each live change, in order
+  for (const FileVersion& v : changes) {
+    if (v.deleted) continue;
+    folds.push_back(CaseFold(v.path));
+    const std::string& folded = folds.back();
+    size_t depth = 1 + std::count(v.path.begin(), v.path.end(), '/');
+    for (; depth > 0; --depth) {
+      const absl::string_view name = FirstComponents(v.path, depth);
+      const absl::string_view fold = FirstComponents(folded, depth);
+      auto found = claimed.find(fold);
+      if (found != claimed.end()) {
+        if (found->second == name) break;  // checked, with the directories above it
+        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
+                                                     found->second, "' (a case-insensitive device could not hold both)"));
+      }
+      looked_up += fold.size();
+      if (looked_up > kMaxCaseCheckBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("a commit may name at most ", kMaxCaseCheckBytes,
+                                                       " bytes of distinct directories: split it"));
+      }
+      CONVERGE_ASSIGN_OR_RETURN(std::string holder, live_spelling(depth, fold));
+      if (!holder.empty() && holder != name) {
+        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
+                                                     holder, "' (a case-insensitive device could not hold both)"));
+      }
+      claimed.emplace(std::string(fold), std::string(name));
+    }
+  }
+  // Deletions first: a case-only rename deletes and re-adds the same fold in one batch.
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) continue;
+    const std::string key = StoreDb::CaseKey(ns, CaseFold(v.path));
+    std::string holder;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &holder);
+    if (s.ok() && holder == v.path) batch->Delete(key);
+    if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
+  }
+  size_t next_fold = 0;
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) batch->Put(StoreDb::CaseKey(ns, folds[next_fold++]), v.path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CommitLog::CheckTreeLocked(const std::string& ns, const std::vector<FileVersion>& changes) {
+  absl::flat_hash_set<absl::string_view> deleted_here;
+  for (const FileVersion& v : changes) {
+    if (v.deleted) deleted_here.insert(v.path);
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   absl::flat_hash_map<absl::string_view, const FileVersion*> live_here;
   for (const FileVersion& v : changes) {
     if (!v.deleted) live_here.emplace(v.path, &v);
@@ -431,50 +481,14 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
   }
+  // Each directory once: one already checked had the directories above it checked too (the
+  // case check, which runs first, bounds the distinct directories a commit may name).
+  absl::flat_hash_set<absl::string_view> checked;
   for (const FileVersion& v : changes) {
     if (v.deleted) continue;
-    folds.push_back(CaseFold(v.path));
-    const std::string& folded = folds.back();
-    size_t depth = 1 + std::count(v.path.begin(), v.path.end(), '/');
-    for (; depth > 0; --depth) {
-      const absl::string_view name = FirstComponents(v.path, depth);
-      const absl::string_view fold = FirstComponents(folded, depth);
-      auto found = claimed.find(fold);
-      if (found != claimed.end()) {
-        if (found->second == name) {
-          // Checked, with those above it (as a directory, or as an entry of this commit).
-          if (name.size() < v.path.size()) CONVERGE_RETURN_IF_ERROR(must_be_directory(name, v.path));
-          break;
-        }
-        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
-                                                     found->second, "' (a case-insensitive device could not hold both)"));
-      }
-      looked_up += fold.size();
-      if (looked_up > kMaxCaseCheckBytes) {
-        return absl::InvalidArgumentError(absl::StrCat("a commit may name at most ", kMaxCaseCheckBytes,
-                                                       " bytes of distinct directories: split it"));
-      }
-      if (name.size() < v.path.size()) CONVERGE_RETURN_IF_ERROR(must_be_directory(name, v.path));
-      CONVERGE_ASSIGN_OR_RETURN(std::string holder, live_spelling(depth, fold));
-      if (!holder.empty() && holder != name) {
-        return absl::AlreadyExistsError(absl::StrCat("case collision: '", name, "' differs only in case from '",
-                                                     holder, "' (a case-insensitive device could not hold both)"));
-      }
-      claimed.emplace(std::string(fold), std::string(name));
+    for (absl::string_view dir = ParentPath(v.path); !dir.empty() && checked.insert(dir).second; dir = ParentPath(dir)) {
+      CONVERGE_RETURN_IF_ERROR(must_be_directory(dir, v.path));
     }
-  }
-  // Deletions first: a case-only rename deletes and re-adds the same fold in one batch.
-  for (const FileVersion& v : changes) {
-    if (!v.deleted) continue;
-    const std::string key = StoreDb::CaseKey(ns, CaseFold(v.path));
-    std::string holder;
-    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &holder);
-    if (s.ok() && holder == v.path) batch->Delete(key);
-    if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
-  }
-  size_t next_fold = 0;
-  for (const FileVersion& v : changes) {
-    if (!v.deleted) batch->Put(StoreDb::CaseKey(ns, folds[next_fold++]), v.path);
   }
   return absl::OkStatus();
 }

@@ -247,6 +247,9 @@ class CommitLog {
   // another path of the commit; otherwise adds the index updates to `batch`.
   absl::Status CheckCaseCollisionsLocked(const std::string& ns, const std::vector<FileVersion>& changes,
                                          rocksdb::WriteBatch* batch);
+  // CheckTreeLocked returns FailedPrecondition if after `changes` a live path would be inside a
+  // live file or symlink, or a file or symlink would have live entries inside it.
+  absl::Status CheckTreeLocked(const std::string& ns, const std::vector<FileVersion>& changes);
   // ScanFileTable reads the file table without any lock (a snapshot of RocksDB).
   absl::Status ScanFileTable(const std::string& ns, const std::function<void(const FileVersion&)>& fn);
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/server_runner.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "services/notification/notification_server.h"
 
@@ -30,7 +31,10 @@ struct Replica {
   }
   // The head a new subscriber of `ns` is told (0: none within 5 s).
   uint64_t HeadOf(const std::string& ns, uint64_t at_least) {
-    for (int i = 0; i < 100; ++i) {
+    // Bounded by time, not tries: a subscribe refused at once (the replica has not yet seen the
+    // last one's cancel, and a device may hold 8 streams) must not use the tries up in no time.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
       notification::v1::SubscribeRequest req;
@@ -43,6 +47,7 @@ struct Replica {
       ctx.TryCancel();
       reader->Finish().ok();
       if (head >= at_least) return head;
+      absl::SleepFor(absl::Milliseconds(10));
     }
     return 0;
   }

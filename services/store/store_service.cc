@@ -56,6 +56,18 @@ grpc::Status TooMany(const char* what, int n, int limit) {
 // call's worth per 32 KiB: a device's burst buys about 128 MiB of such work, then 64 MiB a second).
 double WorkCost(uint64_t bytes) { return static_cast<double>(bytes) / (32 << 10); }
 
+// EachOnce: InvalidArgument if a chunk is asked for twice in one call (engines never do; repeats
+// would multiply the work a call buys).
+absl::Status EachOnce(const std::vector<Digest>& wanted) {
+  absl::flat_hash_set<Digest> seen;
+  for (const Digest& d : wanted) {
+    if (!seen.insert(d).second) {
+      return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(d), " asked for twice in one call"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // SequenceFromProto: the chunks of a delta's base sequence, 2 to kMaxDeltaBases of them.
 absl::StatusOr<std::vector<Digest>> SequenceFromProto(const google::protobuf::RepeatedPtrField<std::string>& in) {
   if (in.size() < 2 || in.size() > static_cast<int>(kMaxDeltaBases)) {
@@ -310,16 +322,7 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
       bases[i] = std::move(*seq);
     }
   }
-  // A chunk is asked for once a call (engines never ask twice; repeats would multiply the work).
-  {
-    absl::flat_hash_set<Digest> seen;
-    for (const Digest& d : *wanted) {
-      if (!seen.insert(d).second) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("chunk ", DigestToHex(d), " asked for twice in one call"));
-      }
-    }
-  }
+  if (absl::Status once = EachOnce(*wanted); !once.ok()) return ToGrpcStatus(once);
   std::unique_ptr<StreamEncoder> stream;  // made for the first chunk, if the device takes streams
   uint64_t base_bytes = 0;  // read for deltas in this call
   for (size_t i = 0; i < wanted->size(); ++i) {
