@@ -619,7 +619,7 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
   const bool next = index_->cursor() + 1 == seq;
   CONVERGE_RETURN_IF_ERROR(index_->Update(entries, next ? std::optional<uint64_t>(seq) : std::nullopt));
   if (next) {
-    absl::Status acked = store_->Ack(seq, {});
+    absl::Status acked = store_->Ack(seq, acked_blocked_);  // an ack replaces what the store was told
     if (!acked.ok()) Log()->debug("ack {} failed: {}", seq, acked.ToString());
   }
   ++upload_stats_.commits;

@@ -344,6 +344,12 @@ TEST_F(E2eOperatorTest, AChangeALocalObstructionBlocksIsShownAndHoldsNothingBack
     ns = c_->Convergectl({"namespaces", "status", "shared"});
     return absl::StrContains(ns.out, "blocked on desktop: docs/new.txt: ");
   }, absl::Seconds(30))) << ns.out;
+  // A commit of the desktop's own (its ack replaces what the store was told) keeps it in view.
+  WriteFile(desktop + "/from-desktop.txt", "mine");
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(laptop + "/from-desktop.txt") == "mine"; }, absl::Seconds(30)));
+  absl::SleepFor(absl::Milliseconds(500));
+  ns = c_->Convergectl({"namespaces", "status", "shared"});
+  EXPECT_TRUE(absl::StrContains(ns.out, "blocked on desktop: docs/new.txt: ")) << ns.out;
 
   // The obstruction goes: the change arrives and nothing is blocked any more.
   ASSERT_EQ(std::system(("chattr -i '" + locked + "'").c_str()), 0);
