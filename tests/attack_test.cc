@@ -22,16 +22,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/chunk_codec.h"
-#include "common/random_bytes_for_test.h"
-#include "common/rsync_delta.h"
-#include "common/sha256.h"
-#include "common/wire.h"
+#include "common/base/sha256.h"
+#include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
+#include "common/wire/wire.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
 #include "tests/process.h"
+#include "tests/testing/random_bytes_for_test.h"
 
 namespace converge::testing {
 namespace {

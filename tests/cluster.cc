@@ -15,14 +15,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/grpc_status.h"
-#include "common/metrics_http.h"
-#include "common/sha256.h"
-#include "common/tls.h"
-#include "common/status_macros.h"
-#include "engine/chunker.h"
+#include "common/base/sha256.h"
+#include "common/base/status_macros.h"
+#include "common/rpc/grpc_status.h"
+#include "common/rpc/metrics_http.h"
+#include "common/security/tls.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
+#include "engine/sync/chunker.h"
 
 namespace converge::testing {
 namespace {

@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include <grpcpp/grpcpp.h>
 
-#include "common/device_token.h"
+#include "common/security/device_token.h"
 #include "tests/process.h"
 
 namespace converge::testing {

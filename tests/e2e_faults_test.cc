@@ -35,7 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/sha256.h"
+#include "common/base/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
 

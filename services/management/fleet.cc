@@ -4,15 +4,15 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/conflict_name.h"
-#include "common/path.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
+#include "common/model/conflict_name.h"
+#include "common/model/path.h"
 
 namespace converge::management {
 
 absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user_id, std::string* store_error) {
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> devices, registry_->ListDevices(user_id));
-  std::map<std::string, absl::StatusOr<NamespaceUsage>> usage;  // asked once per namespace
+  std::map<std::string, absl::StatusOr<NamespaceStats>> usage;  // asked once per namespace
   std::vector<DeviceReport> out;
   for (const Device& d : devices) {
     DeviceReport r;
@@ -25,11 +25,9 @@ absl::StatusOr<std::vector<DeviceReport>> Fleet::Devices(const std::string& user
         if (store_error->empty()) *store_error = it->second.status().ToString();
         continue;
       }
-      for (const DeviceUsage& u : it->second->devices) {
+      for (const DeviceCursor& u : it->second->devices) {
         if (u.device_id != d.device_id) continue;
-        r.namespaces.push_back(DevicePosition{ns, d.device_id, d.name, u.acked_seq, it->second->head_seq,
-                                              u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted,
-                                              u.pins_watermark, u.blocked_count, u.blocked});
+        r.namespaces.push_back(DevicePosition{ns, d.name, it->second->head_seq, u});
         if (u.last_seen_unix_ms > r.last_seen_unix_ms) {
           r.last_seen_unix_ms = u.last_seen_unix_ms;
           if (!u.software_version.empty()) r.software_version = u.software_version;
@@ -58,27 +56,24 @@ absl::StatusOr<NamespaceReport> Fleet::NamespaceStatus(const std::string& ns) {
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
   std::map<std::string, std::string> names;
   for (const Device& d : members) names[d.device_id] = d.name;
-  for (const DeviceUsage& u : r.usage.devices) {
+  for (const DeviceCursor& u : r.usage.devices) {
     if (!names.count(u.device_id)) continue;  // a former member's cursor
-    r.devices.push_back(DevicePosition{ns, u.device_id, names[u.device_id], u.acked_seq, r.usage.head_seq,
-                                       u.lag_commits, u.lag_bytes, u.lag_seconds, u.evicted, u.pins_watermark,
-                                       u.blocked_count, u.blocked});
+    r.devices.push_back(DevicePosition{ns, names[u.device_id], r.usage.head_seq, u});
   }
   return r;
 }
 
 namespace {
 
-ConflictCopy Copy(const ConflictRecord& r) {
-  ConflictCopy c{r.namespace_id, r.copy_path, r.original_path, r.device_id, "", r.seq, r.resolved,
-                 r.resolved_at_unix_ms, r.resolved_by};
-  if (std::optional<ConflictCopyName> name = ParseConflictName(r.copy_path)) c.detected_at = name->detected_at;
-  return c;
+// DetectedAt: the time in a conflict copy's name ("20261127T101500Z"; "" if it has none).
+std::string DetectedAt(const ConflictRecord& r) {
+  std::optional<ConflictCopyName> name = ParseConflictName(r.copy_path);
+  return name.has_value() ? name->detected_at : "";
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns, bool include_resolved) {
+absl::StatusOr<std::vector<ConflictRecord>> Fleet::Conflicts(const std::string& ns, bool include_resolved) {
   std::vector<std::string> namespaces;
   if (ns.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(std::vector<Namespace> all, registry_->ListNamespaces(""));
@@ -87,34 +82,22 @@ absl::StatusOr<std::vector<ConflictCopy>> Fleet::Conflicts(const std::string& ns
     CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
     namespaces.push_back(ns);
   }
-  std::vector<ConflictCopy> out;
+  std::vector<ConflictRecord> out;
   for (const std::string& n : namespaces) {
-    absl::StatusOr<std::vector<ConflictRecord>> records = store_->ListConflicts(n, include_resolved);
-    if (records.ok()) {
-      for (const ConflictRecord& r : *records) out.push_back(Copy(r));
-      continue;
-    }
-    if (!absl::IsUnimplemented(records.status())) return records.status();
-    // A store from before conflict records: the live conflict copies, by name.
-    CONVERGE_ASSIGN_OR_RETURN(NamespaceUsage usage, store_->Usage(n));
-    for (const std::string& path : usage.conflict_paths) {
-      std::optional<ConflictCopyName> c = ParseConflictName(path);
-      if (!c.has_value()) continue;
-      out.push_back(ConflictCopy{n, path, c->original_path, c->device, c->detected_at});
-    }
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> records, store_->ListConflicts(n, include_resolved));
+    for (ConflictRecord& r : records) out.push_back(std::move(r));
   }
   std::stable_sort(out.begin(), out.end(),
-                   [](const ConflictCopy& a, const ConflictCopy& b) { return a.detected_at < b.detected_at; });
+                   [](const ConflictRecord& a, const ConflictRecord& b) { return DetectedAt(a) < DetectedAt(b); });
   return out;
 }
 
-absl::StatusOr<ConflictCopy> Fleet::ResolveConflict(const std::string& ns, const std::string& copy_path) {
+absl::StatusOr<ConflictRecord> Fleet::ResolveConflict(const std::string& ns, const std::string& copy_path) {
   CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
-  CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, store_->ResolveConflict(ns, copy_path));
-  return Copy(r);
+  return store_->ResolveConflict(ns, copy_path);
 }
 
-absl::StatusOr<CompactionSummary> Fleet::Compact(const std::string& ns) {
+absl::StatusOr<CompactionResult> Fleet::Compact(const std::string& ns) {
   CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
   return store_->Compact(ns);
 }
@@ -128,7 +111,7 @@ absl::Status Fleet::Evict(const std::string& ns, const std::string& device_id) {
   return absl::NotFoundError(absl::StrCat("device '", device_id, "' is not a member of '", ns, "'"));
 }
 
-absl::StatusOr<std::vector<PendingDelete>> Fleet::PendingDeletes(const std::string& ns, bool include_resolved) {
+absl::StatusOr<std::vector<HeldDelete>> Fleet::PendingDeletes(const std::string& ns, bool include_resolved) {
   std::vector<std::string> namespaces;
   if (ns.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(std::vector<Namespace> all, registry_->ListNamespaces(""));
@@ -137,20 +120,20 @@ absl::StatusOr<std::vector<PendingDelete>> Fleet::PendingDeletes(const std::stri
     CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
     namespaces.push_back(ns);
   }
-  std::vector<PendingDelete> out;
+  std::vector<HeldDelete> out;
   for (const std::string& n : namespaces) {
-    CONVERGE_ASSIGN_OR_RETURN(std::vector<PendingDelete> held, store_->ListHeldDeletes(n));
-    for (PendingDelete& p : held) {
-      if (include_resolved || p.state == "pending") out.push_back(std::move(p));
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<HeldDelete> held, store_->ListHeldDeletes(n));
+    for (HeldDelete& p : held) {
+      if (include_resolved || p.state == HeldDelete::State::kPending) out.push_back(std::move(p));
     }
   }
-  std::stable_sort(out.begin(), out.end(), [](const PendingDelete& a, const PendingDelete& b) {
+  std::stable_sort(out.begin(), out.end(), [](const HeldDelete& a, const HeldDelete& b) {
     return a.created_at_unix_ms < b.created_at_unix_ms;
   });
   return out;
 }
 
-absl::StatusOr<PendingDelete> Fleet::ResolvePendingDelete(const std::string& ns, const std::string& id, bool approve) {
+absl::StatusOr<HeldDelete> Fleet::ResolvePendingDelete(const std::string& ns, const std::string& id, bool approve) {
   CONVERGE_RETURN_IF_ERROR(registry_->GetNamespace(ns).status());
   return store_->ResolveHeldDelete(ns, id, approve);
 }

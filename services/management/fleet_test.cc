@@ -5,36 +5,11 @@
 #include <map>
 
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_data_plane.h"
 
 namespace converge::management {
 namespace {
-
-// The store as a table of canned usage per namespace.
-class FakeStore : public NamespaceSink {
- public:
-  absl::StatusOr<uint64_t> SetQuota(const std::string&, uint64_t) override { return 0; }
-  absl::Status RevokeDevices(const std::vector<std::string>&, absl::Time) override { return absl::OkStatus(); }
-  absl::Status RegisterNamespace(const std::string&, const std::string&, const std::vector<std::string>&) override {
-    return absl::OkStatus();
-  }
-  absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) override {
-    if (down) return absl::UnavailableError("store down");
-    return usage[ns];
-  }
-  absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) override { return held[ns]; }
-  absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override {
-    for (PendingDelete& p : held[ns]) {
-      if (p.id == id) {
-        p.state = approve ? "approved" : "rejected";
-        return p;
-      }
-    }
-    return absl::NotFoundError(id);
-  }
-  std::map<std::string, std::vector<PendingDelete>> held;
-  std::map<std::string, NamespaceUsage> usage;
-  bool down = false;
-};
 
 class FleetTest : public ::testing::Test {
  protected:
@@ -54,7 +29,7 @@ class FleetTest : public ::testing::Test {
     ASSERT_TRUE(registry_->CreateNamespace("docs", "alice").ok());
     ASSERT_TRUE(registry_->AddDevice("docs", laptop_).ok());
     ASSERT_TRUE(registry_->AddDevice("docs", phone_).ok());
-    NamespaceUsage& u = store_.usage["docs"];
+    NamespaceStats& u = store_.usage["docs"];
     u.head_seq = 10;
     u.live_files = 3;
     u.live_bytes = 3000;
@@ -64,9 +39,11 @@ class FleetTest : public ::testing::Test {
                  {phone_, 7, 4000, "converge-engine/0.3.0", 3, 2048, 12.5},
                  {"dev-gone", 1, 1, "", 9, 0, 0}};
     u.conflict_paths = {"b (conflict dev-2 20261127T120000Z).md", "a (conflict dev-1 20261127T110000Z).md"};
+    store_.conflicts["docs"] = {{"docs", u.conflict_paths[0], "b.md", "dev-2", 9},
+                                {"docs", u.conflict_paths[1], "a.md", "dev-1", 8}};
   }
 
-  FakeStore store_;
+  FakeDataPlane store_;
   FakeClock clock_;
   std::unique_ptr<Registry> registry_;
   std::string laptop_, phone_;
@@ -84,9 +61,9 @@ TEST_F(FleetTest, DevicesCarryTheStoresViewOfThem) {
   EXPECT_EQ(phone.last_seen_unix_ms, 4000);
   EXPECT_EQ(phone.software_version, "converge-engine/0.3.0");
   ASSERT_EQ(phone.namespaces.size(), 1u);
-  EXPECT_EQ(phone.namespaces[0].lag_commits, 3u);
-  EXPECT_EQ(phone.namespaces[0].lag_bytes, 2048u);
-  EXPECT_DOUBLE_EQ(phone.namespaces[0].lag_seconds, 12.5);
+  EXPECT_EQ(phone.namespaces[0].cursor.lag_commits, 3u);
+  EXPECT_EQ(phone.namespaces[0].cursor.lag_bytes, 2048u);
+  EXPECT_DOUBLE_EQ(phone.namespaces[0].cursor.lag_seconds, 12.5);
   EXPECT_EQ(phone.namespaces[0].head_seq, 10u);
 
   // The store down: devices still listed, without its view, and the error said.
@@ -117,8 +94,8 @@ TEST_F(FleetTest, NamespaceStatusListsMembersOnlyAndConflictsAreOrdered) {
 }
 
 TEST_F(FleetTest, PendingDeletesAcrossNamespaces) {
-  store_.held["docs"] = {{"bbb", "docs", laptop_, "pending", 20, 150, 200, {"a", "b"}},
-                         {"aaa", "docs", laptop_, "applied", 10, 120, 130, {}}};
+  store_.held["docs"] = {{"bbb", "docs", laptop_, HeldDelete::State::kPending, 20, 0, 150, 200, {"a", "b"}},
+                         {"aaa", "docs", laptop_, HeldDelete::State::kApplied, 10, 0, 120, 130, {}}};
   Fleet fleet(registry_.get(), &store_);
   auto pending = fleet.PendingDeletes("", false);
   ASSERT_TRUE(pending.ok()) << pending.status();
@@ -127,7 +104,7 @@ TEST_F(FleetTest, PendingDeletesAcrossNamespaces) {
   EXPECT_EQ(fleet.PendingDeletes("docs", true)->front().id, "aaa");  // oldest first
   auto resolved = fleet.ResolvePendingDelete("docs", "bbb", false);
   ASSERT_TRUE(resolved.ok());
-  EXPECT_EQ(resolved->state, "rejected");
+  EXPECT_EQ(resolved->state, HeldDelete::State::kRejected);
   EXPECT_TRUE(fleet.PendingDeletes("", false)->empty());
   EXPECT_EQ(fleet.ResolvePendingDelete("nope", "bbb", true).status().code(), absl::StatusCode::kNotFound);
 }

@@ -3,8 +3,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
-#include "common/logging.h"
-#include "common/service_main.h"
+#include "common/base/logging.h"
+#include "common/rpc/service_main.h"
 #include "services/management/management_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the registry's RocksDB (required)");

@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
-#include "services/management/store_registry_kv.h"
+#include "common/base/status_macros.h"
+#include "services/management/registry_kv_client.h"
 
 namespace converge::management {
 
@@ -16,7 +16,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   if (options.registry_in_store && options.endpoints.store_addresses.empty()) {
     return absl::InvalidArgumentError("--registry_in_store needs --store");
   }
-  if (options.endpoints.store_addresses.empty() && options.sink == nullptr) {
+  if (options.endpoints.store_addresses.empty() && options.data_plane == nullptr) {
     return absl::InvalidArgumentError("--store is required");
   }
   if (!options.data_dir.empty()) {
@@ -25,22 +25,22 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
   }
   std::unique_ptr<ManagementServer> s(new ManagementServer());
-  NamespaceSink* sink = options.sink;
-  if (sink == nullptr) {
-    s->own_sink_ = std::make_unique<StoreNamespaceSink>(options.endpoints.store_addresses,
+  DataPlane* data_plane = options.data_plane;
+  if (data_plane == nullptr) {
+    s->own_data_plane_ = std::make_unique<GrpcDataPlane>(options.endpoints.store_addresses,
                                                         options.endpoints.notification_address,
                                                         options.service_token, options.client_credentials);
-    sink = s->own_sink_.get();
+    data_plane = s->own_data_plane_.get();
   }
   if (options.registry_in_store) {
     CONVERGE_ASSIGN_OR_RETURN(
-        s->registry_, Registry::Open(std::make_unique<StoreRegistryKv>(options.endpoints.store_addresses[0],
+        s->registry_, Registry::Open(std::make_unique<RegistryKvClient>(options.endpoints.store_addresses[0],
                                                                        options.service_token, options.client_credentials),
-                                     sink, Clock::Real()));
+                                     data_plane, Clock::Real()));
   } else {
-    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb", sink, Clock::Real()));
+    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb", data_plane, Clock::Real()));
   }
-  if (s->own_sink_ != nullptr) s->own_sink_->set_shard_map(s->registry_.get());
+  if (s->own_data_plane_ != nullptr) s->own_data_plane_->set_shard_map(s->registry_.get());
   std::shared_ptr<const TokenSigner> signer;
   if (!options.token_signing_key.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(signer, TokenSigner::FromPemFile(options.token_signing_key));
@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   AuthOptions auth;
   auth.operator_token = options.token;
   auth.service_token = options.service_token;
-  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), sink, std::move(auth), std::move(signer),
+  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), data_plane, std::move(auth), std::move(signer),
                                                     options.device_token_ttl, options.endpoints);
   return s;
 }

@@ -7,9 +7,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "services/management/data_plane_client.h"
 #include "services/management/management_service.h"
 #include "services/management/registry.h"
-#include "services/management/store_sink.h"
 
 namespace converge::management {
 
@@ -22,11 +22,11 @@ struct ManagementOptions {
   absl::Duration device_token_ttl = absl::Minutes(10);
   // How management reaches the store and notify (null: plaintext).
   std::shared_ptr<grpc::ChannelCredentials> client_credentials;
-  // Handed to engines; store_address is also where namespaces are registered unless `sink` is
+  // Handed to engines; store_address is also where namespaces are registered unless `data_plane` is
   // set. Empty addresses tell engines to use the management address (all-in-one server).
   EndpointsConfig endpoints;
   // When set, namespaces are registered here instead of over gRPC. Not owned.
-  NamespaceSink* sink = nullptr;
+  DataPlane* data_plane = nullptr;
   // Keep the registry on the first store shard instead of under data_dir, so that several
   // management replicas can serve (--registry_in_store).
   bool registry_in_store = false;
@@ -40,7 +40,7 @@ class ManagementServer {
 
  private:
   ManagementServer() = default;
-  std::unique_ptr<StoreNamespaceSink> own_sink_;
+  std::unique_ptr<GrpcDataPlane> own_data_plane_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagementService> service_;
 };

@@ -1,9 +1,12 @@
 #include "services/management/management_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/grpc_status.h"
-#include "common/path.h"
+#include "common/model/conflict_name.h"
+#include "common/model/path.h"
+#include "common/rpc/grpc_status.h"
 
 namespace converge::management {
 namespace {
@@ -36,26 +39,27 @@ void ToProto(const Device& d, v1::Device* p) {
 }
 
 void ToProto(const DevicePosition& d, v1::DeviceNamespaceStatus* p) {
+  const DeviceCursor& c = d.cursor;
   p->set_namespace_id(d.namespace_id);
-  p->set_device_id(d.device_id);
+  p->set_device_id(c.device_id);
   p->set_device_name(d.device_name);
-  p->set_acked_seq(d.acked_seq);
+  p->set_acked_seq(c.acked_seq);
   p->set_head_seq(d.head_seq);
-  p->set_lag_commits(d.lag_commits);
-  p->set_lag_bytes(d.lag_bytes);
-  p->set_lag_seconds(d.lag_seconds);
-  p->set_evicted(d.evicted);
-  p->set_pins_watermark(d.pins_watermark);
-  p->set_blocked_count(d.blocked_count);
-  for (const std::string& b : d.blocked) p->add_blocked(b);
+  p->set_lag_commits(c.lag_commits);
+  p->set_lag_bytes(c.lag_bytes);
+  p->set_lag_seconds(c.lag_seconds);
+  p->set_evicted(c.evicted);
+  p->set_pins_watermark(c.pins_watermark);
+  p->set_blocked_count(c.blocked.count);
+  for (const std::string& b : c.blocked.sample) p->add_blocked(b);
 }
 
-void ToProto(const ConflictCopy& c, v1::Conflict* p) {
+void ToProto(const ConflictRecord& c, v1::Conflict* p) {
   p->set_namespace_id(c.namespace_id);
-  p->set_path(c.path);
+  p->set_path(c.copy_path);
   p->set_original_path(c.original_path);
   p->set_device(c.device);
-  p->set_detected_at(c.detected_at);
+  if (std::optional<ConflictCopyName> name = ParseConflictName(c.copy_path)) p->set_detected_at(name->detected_at);
   p->set_seq(c.seq);
   p->set_resolved(c.resolved);
   p->set_resolved_at_unix_ms(c.resolved_at_unix_ms);
@@ -91,7 +95,7 @@ AuthOptions WithVerifier(AuthOptions auth, const std::shared_ptr<const TokenSign
 
 }  // namespace
 
-ManagementService::ManagementService(Registry* registry, NamespaceSink* store, AuthOptions auth,
+ManagementService::ManagementService(Registry* registry, DataPlane* store, AuthOptions auth,
                                      std::shared_ptr<const TokenSigner> signer, absl::Duration token_ttl,
                                      EndpointsConfig endpoints)
     : registry_(registry),
@@ -301,9 +305,9 @@ grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
 grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                                               v1::ListConflictsResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<ConflictCopy>> list = fleet_.Conflicts(req->namespace_id(), req->include_resolved());
+  absl::StatusOr<std::vector<ConflictRecord>> list = fleet_.Conflicts(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (const ConflictCopy& c : *list) ToProto(c, resp->add_conflicts());
+  for (const ConflictRecord& c : *list) ToProto(c, resp->add_conflicts());
   return grpc::Status::OK;
 }
 
@@ -311,7 +315,7 @@ grpc::Status ManagementService::ResolveConflict(grpc::ServerContext* ctx, const 
                                                 v1::Conflict* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
   if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
-  absl::StatusOr<ConflictCopy> c = fleet_.ResolveConflict(req->namespace_id(), req->path());
+  absl::StatusOr<ConflictRecord> c = fleet_.ResolveConflict(req->namespace_id(), req->path());
   if (!c.ok()) return ToGrpcStatus(c.status());
   ToProto(*c, resp);
   return grpc::Status::OK;
@@ -320,7 +324,7 @@ grpc::Status ManagementService::ResolveConflict(grpc::ServerContext* ctx, const 
 grpc::Status ManagementService::CompactNamespace(grpc::ServerContext* ctx, const v1::CompactNamespaceRequest* req,
                                                  v1::CompactNamespaceResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<CompactionSummary> r = fleet_.Compact(req->namespace_id());
+  absl::StatusOr<CompactionResult> r = fleet_.Compact(req->namespace_id());
   if (!r.ok()) return ToGrpcStatus(r.status());
   resp->set_watermark(r->watermark);
   resp->set_compacted_through(r->compacted_through);
@@ -341,15 +345,15 @@ grpc::Status ManagementService::EvictDevice(grpc::ServerContext* ctx, const v1::
 
 namespace {
 
-void ToProto(const PendingDelete& d, v1::PendingDelete* p) {
+void ToProto(const HeldDelete& d, v1::PendingDelete* p) {
   p->set_id(d.id);
   p->set_namespace_id(d.namespace_id);
-  p->set_device_id(d.device_id);
-  p->set_state(d.state);
+  p->set_device_id(d.device);
+  p->set_state(StateName(d.state));
   p->set_created_at_unix_ms(d.created_at_unix_ms);
   p->set_deletes(d.deletes);
   p->set_live_entries(d.live_entries);
-  for (const std::string& s : d.sample_paths) p->add_sample_paths(s);
+  for (const std::string& s : d.sample) p->add_sample_paths(s);
 }
 
 }  // namespace
@@ -357,9 +361,9 @@ void ToProto(const PendingDelete& d, v1::PendingDelete* p) {
 grpc::Status ManagementService::ListPendingDeletes(grpc::ServerContext* ctx, const v1::ListPendingDeletesRequest* req,
                                                    v1::ListPendingDeletesResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<PendingDelete>> list = fleet_.PendingDeletes(req->namespace_id(), req->include_resolved());
+  absl::StatusOr<std::vector<HeldDelete>> list = fleet_.PendingDeletes(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (const PendingDelete& d : *list) ToProto(d, resp->add_deletes());
+  for (const HeldDelete& d : *list) ToProto(d, resp->add_deletes());
   return grpc::Status::OK;
 }
 
@@ -367,7 +371,7 @@ grpc::Status ManagementService::ResolvePendingDelete(grpc::ServerContext* ctx,
                                                      const v1::ResolvePendingDeleteRequest* req,
                                                      v1::PendingDelete* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<PendingDelete> d = fleet_.ResolvePendingDelete(req->namespace_id(), req->id(), req->approve());
+  absl::StatusOr<HeldDelete> d = fleet_.ResolvePendingDelete(req->namespace_id(), req->id(), req->approve());
   if (!d.ok()) return ToGrpcStatus(d.status());
   ToProto(*d, resp);
   return grpc::Status::OK;

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/auth.h"
-#include "common/device_token.h"
+#include "common/security/auth.h"
+#include "common/security/device_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "services/management/fleet.h"
 #include "services/management/registry.h"
@@ -30,7 +30,7 @@ class ManagementService final : public v1::ManagementService::Service {
  public:
   // `signer`: signs device tokens (null: IssueDeviceToken fails and device tokens are not
   // accepted here); they live `token_ttl` (at most kMaxDeviceTokenTtl).
-  ManagementService(Registry* registry, NamespaceSink* store, AuthOptions auth, std::shared_ptr<const TokenSigner> signer,
+  ManagementService(Registry* registry, DataPlane* store, AuthOptions auth, std::shared_ptr<const TokenSigner> signer,
                     absl::Duration token_ttl, EndpointsConfig endpoints);
 
   grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,

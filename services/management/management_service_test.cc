@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "common/server_runner.h"
+#include "common/rpc/server_runner.h"
 #include "gtest/gtest.h"
 #include "services/management/management_server.h"
 #include "services/store/store_server.h"

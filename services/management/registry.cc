@@ -3,13 +3,13 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/coding.h"
-#include "common/device_token.h"
-#include "common/logging.h"
-#include "common/path.h"
-#include "common/random_id.h"
-#include "common/sha256.h"
-#include "common/status_macros.h"
+#include "common/base/coding.h"
+#include "common/base/logging.h"
+#include "common/base/random_id.h"
+#include "common/base/sha256.h"
+#include "common/base/status_macros.h"
+#include "common/model/path.h"
+#include "common/security/device_token.h"
 
 namespace converge::management {
 namespace {
@@ -48,11 +48,11 @@ absl::StatusOr<User> DecodeUser(absl::string_view id, absl::string_view bytes) {
   }
   u.created_at_unix_ms = static_cast<int64_t>(at);
   uint64_t flags = 0;
-  if (!d.done() && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt user record");
+  uint64_t shard = 0;
+  if (!d.GetVarint64(&flags) || !d.GetVarint64(&u.quota_bytes) || !d.GetVarint64(&shard) || !d.done()) {
+    return absl::DataLossError("corrupt user record");
+  }
   u.disabled = (flags & 1) != 0;
-  if (!d.done() && !d.GetVarint64(&u.quota_bytes)) return absl::DataLossError("corrupt user record");
-  uint64_t shard = 0;  // users from before shards live on shard 0
-  if (!d.done() && !d.GetVarint64(&shard)) return absl::DataLossError("corrupt user record");
   u.shard = static_cast<uint32_t>(shard);
   return u;
 }
@@ -130,14 +130,14 @@ absl::Status CheckName(const std::string& name) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(const std::string& dir,
-                                                         NamespaceSink* sink, Clock* clock) {
+                                                         DataPlane* data_plane, Clock* clock) {
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRegistryKv> kv, LocalRegistryKv::Open(dir));
-  return Open(std::move(kv), sink, clock);
+  return Open(std::move(kv), data_plane, clock);
 }
 
-absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink,
+absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(std::unique_ptr<RegistryKv> kv, DataPlane* data_plane,
                                                          Clock* clock) {
-  return std::unique_ptr<Registry>(new Registry(std::move(kv), sink, clock));
+  return std::unique_ptr<Registry>(new Registry(std::move(kv), data_plane, clock));
 }
 
 absl::StatusOr<std::string> Registry::Read(const std::string& key) { return kv_->Get(key); }
@@ -156,7 +156,7 @@ absl::StatusOr<User> Registry::CreateUser(const std::string& user_id,
   User u{user_id, display_name.empty() ? user_id : display_name,
          absl::ToUnixMillis(clock_->Now())};
   // The shard with the fewest users (the lowest on a tie).
-  std::vector<uint64_t> users_on(std::max<uint32_t>(1, sink_->shard_count()), 0);
+  std::vector<uint64_t> users_on(std::max<uint32_t>(1, data_plane_->shard_count()), 0);
   CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv_.get(), "u", [&](absl::string_view id, absl::string_view v) {
     CONVERGE_ASSIGN_OR_RETURN(User other, DecodeUser(id, v));
     if (other.shard < users_on.size()) ++users_on[other.shard];
@@ -301,7 +301,7 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
     CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
     CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
     members.erase(std::remove(members.begin(), members.end(), device_id), members.end());
-    CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, n.owner_user_id, members));
+    CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members));
     CONVERGE_RETURN_IF_ERROR(kv_->Delete(absl::StrCat(MemberPrefix(ns), device_id)));
   }
   if (device.state == DeviceState::kActive || (wipe && device.state == DeviceState::kRevoked)) {
@@ -310,7 +310,7 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
   CONVERGE_RETURN_IF_ERROR(Write(DeviceKey(device_id), EncodeDevice(device, hash)));
   // Open notification streams close now; the store already refuses the device. Tokens expire
   // within kMaxDeviceTokenTtl, so refusing them that long is enough.
-  if (absl::Status told = sink_->RevokeDevices({device_id}, clock_->Now() + kMaxDeviceTokenTtl); !told.ok()) {
+  if (absl::Status told = data_plane_->RevokeDevices({device_id}, clock_->Now() + kMaxDeviceTokenTtl); !told.ok()) {
     GetLogger("registry")->warn("revoked {} but could not tell the notification service: {}", device_id,
                                 told.ToString());
   }
@@ -322,7 +322,7 @@ absl::StatusOr<User> Registry::SetQuota(const std::string& user_id, uint64_t quo
   absl::MutexLock lock(&mu_);
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(User user, GetUserLocked(user_id));
-  CONVERGE_RETURN_IF_ERROR(sink_->SetQuota(user_id, quota_bytes).status());
+  CONVERGE_RETURN_IF_ERROR(data_plane_->SetQuota(user_id, quota_bytes).status());
   user.quota_bytes = quota_bytes;
   CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(user)));
   return user;
@@ -367,9 +367,10 @@ absl::StatusOr<RegisteredDevice> Registry::EnrollDevice(const std::string& token
   Decoder d(*value);
   std::string user_id;
   uint64_t expires = 0;
-  uint64_t uses = 1;  // a record without a count (from before counts) enrolls one more device
-  if (!d.GetLengthPrefixed(&user_id) || !d.GetVarint64(&expires)) return absl::DataLossError("corrupt enrollment token");
-  if (d.remaining() > 0 && (!d.GetVarint64(&uses) || uses == 0)) return absl::DataLossError("corrupt enrollment token");
+  uint64_t uses = 0;
+  if (!d.GetLengthPrefixed(&user_id) || !d.GetVarint64(&expires) || !d.GetVarint64(&uses) || uses == 0) {
+    return absl::DataLossError("corrupt enrollment token");
+  }
   if (absl::FromUnixMillis(static_cast<int64_t>(expires)) <= clock_->Now()) {
     return absl::UnauthenticatedError("enrollment token expired");
   }
@@ -427,7 +428,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   if (Read(NamespaceKey(ns)).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("namespace '", ns, "' exists"));
   }
-  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, owner, {}));
+  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, owner, {}));
   Namespace n{ns, owner, absl::ToUnixMillis(clock_->Now())};
   CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
   return n;
@@ -512,7 +513,7 @@ absl::Status Registry::AddDevice(const std::string& ns, const std::string& devic
     members.push_back(device_id);
   }
   // Tell the store even when already a member: it heals a store that missed an earlier call.
-  CONVERGE_RETURN_IF_ERROR(sink_->RegisterNamespace(ns, n.owner_user_id, members));
+  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members));
   return Write(absl::StrCat(MemberPrefix(ns), device_id), "");
 }
 

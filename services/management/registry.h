@@ -5,7 +5,7 @@
 // 's' ns '\0' user -> "" (the namespace is shared with the user).
 //
 // Every change that the store must know about (a namespace and its members) is first told to the
-// store through NamespaceSink, then written here: a failure halfway leaves this registry as it
+// store through DataPlane, then written here: a failure halfway leaves this registry as it
 // was, and retrying is safe because the store's registration is idempotent.
 //
 // Thread-safe: all methods may be called concurrently; changes are serialised.
@@ -21,7 +21,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
+#include "common/model/namespace_state.h"
 #include "services/management/registry_kv.h"
 
 namespace converge::management {
@@ -63,81 +64,19 @@ struct Namespace {
   std::vector<std::string> shared_with;  // users besides the owner whose devices may join
 };
 
-// What the store says of a namespace (see converge-store's GetNamespaceStats).
-struct DeviceUsage {
-  std::string device_id;
-  uint64_t acked_seq = 0;
-  int64_t last_seen_unix_ms = 0;
-  std::string software_version;
-  uint64_t lag_commits = 0;
-  uint64_t lag_bytes = 0;
-  double lag_seconds = 0;
-  bool evicted = false;
-  bool pins_watermark = false;
-  uint64_t blocked_count = 0;         // remote versions it could not apply (a local obstruction)
-  std::vector<std::string> blocked;   // the first of them, "path: why"
-};
-
-// A conflict copy the store recorded (see converge-store's Conflict).
-struct ConflictRecord {
-  std::string namespace_id;
-  std::string copy_path;
-  std::string original_path;
-  std::string device_id;
-  uint64_t seq = 0;
-  int64_t created_at_unix_ms = 0;
-  bool resolved = false;
-  int64_t resolved_at_unix_ms = 0;
-  std::string resolved_by;
-};
-
-// What compacting a namespace did (see converge-store's Compact).
-struct CompactionSummary {
-  uint64_t watermark = 0;
-  uint64_t compacted_through = 0;
-  uint64_t log_entries_dropped = 0;
-  uint64_t versions_dropped = 0;
-  uint64_t tombstones_dropped = 0;
-  std::vector<std::string> pinned_by;
-  uint64_t chunks_dropped = 0;
-  uint64_t bytes_dropped = 0;
-};
-
-// A mass delete the store holds for approval (see converge-store's HeldDelete).
-struct PendingDelete {
-  std::string id;
-  std::string namespace_id;
-  std::string device_id;
-  std::string state;  // pending, approved, rejected, applied
-  int64_t created_at_unix_ms = 0;
-  uint64_t deletes = 0;
-  uint64_t live_entries = 0;
-  std::vector<std::string> sample_paths;
-};
-
-struct NamespaceUsage {
-  uint64_t head_seq = 0;
-  uint64_t live_files = 0;
-  uint64_t live_bytes = 0;
-  uint64_t unique_chunks = 0;
-  uint64_t unique_chunk_bytes = 0;
-  std::vector<DeviceUsage> devices;
-  std::vector<std::string> conflict_paths;
-  uint64_t open_conflicts = 0;
-  uint64_t watermark = 0;
-  uint64_t compacted_through = 0;
-};
-
 struct RegisteredDevice {
   Device device;
   std::string credential;  // shown once; the registry keeps only its SHA-256
 };
 
-// NamespaceSink is the store as management sees it: told the full member list of a namespace
-// whenever it changes, and asked how a namespace is used.
-class NamespaceSink {
+// DataPlane: the store and notification services as management sees them. Management tells
+// it each namespace's full member list whenever it changes, users' quotas and revoked devices,
+// and asks it how a namespace is used, for its held mass deletes and conflicts, to compact it
+// and to evict a device. GrpcDataPlane (data_plane_client.h) calls the services; converge-server
+// calls them in process.
+class DataPlane {
  public:
-  virtual ~NamespaceSink() = default;
+  virtual ~DataPlane() = default;
   virtual absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                          const std::vector<std::string>& member_device_ids) = 0;
   // SetQuota sets a user's storage quota at the store (0: unlimited); returns the bytes it uses.
@@ -145,28 +84,21 @@ class NamespaceSink {
   // RevokeDevices tells the notification service(s) to close the devices' streams and refuse
   // their tokens until `until` (the store already refuses them: they are no longer members).
   virtual absl::Status RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) = 0;
-  virtual absl::StatusOr<NamespaceUsage> Usage(const std::string& ns) = 0;
-  virtual absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string& ns) = 0;
-  virtual absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
-                                                          bool approve) = 0;
-  virtual absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns, bool include_resolved) {
-    return absl::UnimplementedError("ListConflicts");
-  }
-  virtual absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) {
-    return absl::UnimplementedError("ResolveConflict");
-  }
-  virtual absl::StatusOr<CompactionSummary> Compact(const std::string& ns) {
-    return absl::UnimplementedError("Compact");
-  }
-  virtual absl::Status Evict(const std::string& ns, const std::string& device_id) {
-    return absl::UnimplementedError("Evict");
-  }
+  virtual absl::StatusOr<NamespaceStats> Usage(const std::string& ns) = 0;
+  virtual absl::StatusOr<std::vector<HeldDelete>> ListHeldDeletes(const std::string& ns) = 0;
+  virtual absl::StatusOr<HeldDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
+                                                       bool approve) = 0;
+  virtual absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns,
+                                                                    bool include_resolved) = 0;
+  virtual absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) = 0;
+  virtual absl::StatusOr<CompactionResult> Compact(const std::string& ns) = 0;
+  virtual absl::Status Evict(const std::string& ns, const std::string& device_id) = 0;
   // How many store shards there are (namespaces live on their owner's shard).
-  virtual uint32_t shard_count() const { return 1; }
+  virtual uint32_t shard_count() const = 0;
 };
 
 // ShardMap says which store shard holds a user's or a namespace's data. Implemented by the
-// Registry; its lookups take no registry lock (a sink may call them from inside a registry call).
+// Registry; its lookups take no registry lock (a data_plane may call them from inside a registry call).
 class ShardMap {
  public:
   virtual ~ShardMap() = default;
@@ -177,10 +109,10 @@ class ShardMap {
 class Registry : public ShardMap {
  public:
   // Open creates the database under `dir` if needed.
-  static absl::StatusOr<std::unique_ptr<Registry>> Open(const std::string& dir, NamespaceSink* sink,
+  static absl::StatusOr<std::unique_ptr<Registry>> Open(const std::string& dir, DataPlane* data_plane,
                                                         Clock* clock);
-  // Open over another store of records (StoreRegistryKv: shared by several management replicas).
-  static absl::StatusOr<std::unique_ptr<Registry>> Open(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink,
+  // Open over another store of records (RegistryKvClient: shared by several management replicas).
+  static absl::StatusOr<std::unique_ptr<Registry>> Open(std::unique_ptr<RegistryKv> kv, DataPlane* data_plane,
                                                         Clock* clock);
 
   // ShardOfUser: NotFound for an unknown user. ShardOfNamespace: the owner's shard; NotFound
@@ -255,8 +187,8 @@ class Registry : public ShardMap {
   absl::StatusOr<std::vector<Device>> ListMembers(const std::string& ns);
 
  private:
-  Registry(std::unique_ptr<RegistryKv> kv, NamespaceSink* sink, Clock* clock)
-      : kv_(std::move(kv)), sink_(sink), clock_(clock) {}
+  Registry(std::unique_ptr<RegistryKv> kv, DataPlane* data_plane, Clock* clock)
+      : kv_(std::move(kv)), data_plane_(data_plane), clock_(clock) {}
 
   absl::StatusOr<std::string> Read(const std::string& key);  // NotFound if absent
   absl::Status Write(const std::string& key, const std::string& value);
@@ -272,7 +204,7 @@ class Registry : public ShardMap {
   absl::StatusOr<Device> RevokeLocked(const std::string& device_id, bool wipe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<RegistryKv> kv_;
-  NamespaceSink* const sink_;
+  DataPlane* const data_plane_;
   Clock* const clock_;
   absl::Mutex mu_;  // serialises changes in this process; kv_->Lock() across replicas
 };

@@ -1,7 +1,7 @@
 #include "services/management/registry_kv.h"
 
-#include "common/rocksdb_status.h"
-#include "common/status_macros.h"
+#include "common/base/rocksdb_status.h"
+#include "common/base/status_macros.h"
 
 namespace converge::management {
 

@@ -1,5 +1,5 @@
 // RegistryKv: where the registry keeps its records. LocalRegistryKv is a RocksDB of management's
-// own (one replica); StoreRegistryKv (store_registry_kv.h) keeps them on the first store shard
+// own (one replica); RegistryKvClient (registry_kv_client.h) keeps them on the first store shard
 // so that several management replicas share one registry. Changes are serialised across
 // replicas by Lock(): a lease the store grants one holder at a time, which every write presents.
 #ifndef CONVERGE_SERVICES_MANAGEMENT_REGISTRY_KV_H_

@@ -5,41 +5,11 @@
 #include <map>
 
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_data_plane.h"
 
 namespace converge::management {
 namespace {
-
-class FakeSink : public NamespaceSink {
- public:
-  absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
-                                 const std::vector<std::string>& members) override {
-    if (!next_status.ok()) return next_status;
-    told[ns] = members;
-    owners[ns] = owner;
-    return absl::OkStatus();
-  }
-  absl::StatusOr<uint64_t> SetQuota(const std::string& user, uint64_t bytes) override {
-    if (!next_status.ok()) return next_status;
-    quotas[user] = bytes;
-    return 0;
-  }
-  absl::Status RevokeDevices(const std::vector<std::string>& devices, absl::Time) override {
-    revoked.insert(revoked.end(), devices.begin(), devices.end());
-    return absl::OkStatus();
-  }
-  absl::StatusOr<NamespaceUsage> Usage(const std::string&) override { return NamespaceUsage{}; }
-  absl::StatusOr<std::vector<PendingDelete>> ListHeldDeletes(const std::string&) override {
-    return std::vector<PendingDelete>{};
-  }
-  absl::StatusOr<PendingDelete> ResolveHeldDelete(const std::string&, const std::string&, bool) override {
-    return absl::NotFoundError("none");
-  }
-  absl::Status next_status;
-  std::map<std::string, std::vector<std::string>> told;
-  std::map<std::string, std::string> owners;
-  std::map<std::string, uint64_t> quotas;
-  std::vector<std::string> revoked;
-};
 
 class RegistryTest : public ::testing::Test {
  protected:
@@ -47,12 +17,12 @@ class RegistryTest : public ::testing::Test {
     dir_ = std::string(getenv("TEST_TMPDIR")) + "/" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
-    auto r = Registry::Open(dir_, &sink_, &clock_);
+    auto r = Registry::Open(dir_, &data_plane_, &clock_);
     ASSERT_TRUE(r.ok()) << r.status();
     registry_ = std::move(*r);
   }
   std::string dir_;
-  FakeSink sink_;
+  FakeDataPlane data_plane_;
   FakeClock clock_;
   std::unique_ptr<Registry> registry_;
 };
@@ -71,12 +41,12 @@ TEST_F(RegistryTest, UsersDevicesNamespacesMembers) {
   EXPECT_EQ(registry_->RegisterDevice("nobody", "x").status().code(), absl::StatusCode::kNotFound);
 
   ASSERT_TRUE(registry_->CreateNamespace("photos", "alice").ok());
-  EXPECT_TRUE(sink_.told.count("photos"));
+  EXPECT_TRUE(data_plane_.told.count("photos"));
   EXPECT_EQ(registry_->CreateNamespace("photos", "alice").status().code(),
             absl::StatusCode::kAlreadyExists);
   ASSERT_TRUE(registry_->AddDevice("photos", laptop->device.device_id).ok());
   ASSERT_TRUE(registry_->AddDevice("photos", laptop->device.device_id).ok());  // idempotent
-  EXPECT_EQ(sink_.told["photos"], std::vector<std::string>{laptop->device.device_id});
+  EXPECT_EQ(data_plane_.told["photos"], std::vector<std::string>{laptop->device.device_id});
   auto members = registry_->ListMembers("photos");
   ASSERT_TRUE(members.ok());
   ASSERT_EQ(members->size(), 1u);
@@ -129,16 +99,16 @@ TEST_F(RegistryTest, ForeignDeviceCannotJoin) {
 
 TEST_F(RegistryTest, StoreFailureLeavesRegistryUnchanged) {
   ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
-  sink_.next_status = absl::UnavailableError("store down");
+  data_plane_.next_status = absl::UnavailableError("store down");
   EXPECT_EQ(registry_->CreateNamespace("docs", "alice").status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_TRUE(registry_->ListNamespaces("")->empty());
-  sink_.next_status = absl::OkStatus();
+  data_plane_.next_status = absl::OkStatus();
   EXPECT_TRUE(registry_->CreateNamespace("docs", "alice").ok());  // retry works
 
   auto dev = registry_->RegisterDevice("alice", "pc");
   ASSERT_TRUE(dev.ok());
-  sink_.next_status = absl::UnavailableError("store down");
+  data_plane_.next_status = absl::UnavailableError("store down");
   EXPECT_FALSE(registry_->AddDevice("docs", dev->device.device_id).ok());
   EXPECT_TRUE(registry_->ListMembers("docs")->empty());
 }
@@ -146,7 +116,7 @@ TEST_F(RegistryTest, StoreFailureLeavesRegistryUnchanged) {
 TEST_F(RegistryTest, SurvivesReopen) {
   ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
   registry_.reset();
-  auto r = Registry::Open(dir_, &sink_, &clock_);
+  auto r = Registry::Open(dir_, &data_plane_, &clock_);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->ListUsers()->size(), 1u);
 }
@@ -164,16 +134,16 @@ TEST_F(RegistryTest, RevokeRemovesFromEveryNamespaceStoreFirst) {
   EXPECT_EQ(registry_->NamespacesOf(a->device.device_id)->size(), 2u);
 
   // The store refuses: nothing changes here.
-  sink_.next_status = absl::UnavailableError("store down");
+  data_plane_.next_status = absl::UnavailableError("store down");
   EXPECT_EQ(registry_->RevokeDevice(a->device.device_id, false).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(registry_->GetDevice(a->device.device_id)->state, DeviceState::kActive);
-  sink_.next_status = absl::OkStatus();
+  data_plane_.next_status = absl::OkStatus();
 
   auto revoked = registry_->RevokeDevice(a->device.device_id, false);
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_EQ(revoked->state, DeviceState::kRevoked);
-  EXPECT_EQ(sink_.told["one"], (std::vector<std::string>{b->device.device_id}));
-  EXPECT_EQ(sink_.told["two"], (std::vector<std::string>{b->device.device_id}));
+  EXPECT_EQ(data_plane_.told["one"], (std::vector<std::string>{b->device.device_id}));
+  EXPECT_EQ(data_plane_.told["two"], (std::vector<std::string>{b->device.device_id}));
   EXPECT_TRUE(registry_->NamespacesOf(a->device.device_id)->empty());
   EXPECT_EQ(registry_->CheckDeviceCredential(a->device.device_id, a->credential).code(),
             absl::StatusCode::kPermissionDenied);
@@ -199,7 +169,7 @@ TEST_F(RegistryTest, DisabledUserLosesDevicesAndCannotAddMore) {
   EXPECT_TRUE(user->disabled);
   EXPECT_TRUE(registry_->ListUsers()->at(0).disabled);
   EXPECT_EQ(registry_->GetDevice(d->device.device_id)->state, DeviceState::kRevoked);
-  EXPECT_TRUE(sink_.told["bobs"].empty());
+  EXPECT_TRUE(data_plane_.told["bobs"].empty());
   EXPECT_EQ(registry_->RegisterDevice("bob", "another").status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(registry_->CreateNamespace("more", "bob").status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(registry_->DisableUser("nobody").status().code(), absl::StatusCode::kNotFound);

@@ -1,8 +1,8 @@
 #include "services/notification/hub.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/path.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
+#include "common/model/path.h"
 
 namespace converge::notification {
 

@@ -1,6 +1,6 @@
 // converge-notify: fans "namespace N is at seq S" out to subscribed engines. Memory only.
-#include "common/logging.h"
-#include "common/service_main.h"
+#include "common/base/logging.h"
+#include "common/rpc/service_main.h"
 #include "services/notification/notification_server.h"
 
 int main(int argc, char** argv) {

@@ -4,13 +4,13 @@
 #include <deque>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
-#include "common/logging.h"
-#include "common/metrics.h"
-#include "common/path.h"
+#include "common/base/logging.h"
+#include "common/base/metrics.h"
+#include "common/model/path.h"
+#include "common/rpc/grpc_status.h"
 
 namespace converge::notification {
 namespace {

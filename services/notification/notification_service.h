@@ -9,8 +9,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "common/auth.h"
-#include "common/call_limiter.h"
+#include "common/rpc/call_limiter.h"
+#include "common/security/auth.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "services/notification/hub.h"
 

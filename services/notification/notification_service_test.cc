@@ -4,8 +4,8 @@
 #include <chrono>
 #include <thread>
 
-#include "common/metrics.h"
-#include "common/server_runner.h"
+#include "common/base/metrics.h"
+#include "common/rpc/server_runner.h"
 #include "gtest/gtest.h"
 #include "services/notification/notification_server.h"
 

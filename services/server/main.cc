@@ -5,8 +5,8 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "common/logging.h"
-#include "common/service_main.h"
+#include "common/base/logging.h"
+#include "common/rpc/service_main.h"
 #include "services/management/management_server.h"
 #include "services/notification/notification_server.h"
 #include "services/store/store_server.h"
@@ -30,11 +30,11 @@ class HubPublisher : public converge::store::Publisher {
   converge::notification::Hub* hub_;
 };
 
-// Management -> store's commit log, in process.
-class LogSink : public converge::management::NamespaceSink {
+// Management -> the store's commit log and chunks and the notification server, in process.
+class InProcessDataPlane : public converge::management::DataPlane {
  public:
-  LogSink(converge::store::CommitLog* log, converge::store::ChunkStore* chunks,
-          converge::notification::NotificationServer* notify)
+  InProcessDataPlane(converge::store::CommitLog* log, converge::store::ChunkStore* chunks,
+                     converge::notification::NotificationServer* notify)
       : log_(log), chunks_(chunks), notify_(notify) {}
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
                                  const std::vector<std::string>& members) override {
@@ -47,80 +47,39 @@ class LogSink : public converge::management::NamespaceSink {
     notify_->RevokeDevices(devices, until);
     return absl::OkStatus();
   }
-  absl::StatusOr<converge::management::NamespaceUsage> Usage(const std::string& ns) override {
-    absl::StatusOr<converge::store::NamespaceStats> s = log_->Stats(ns);
-    if (!s.ok()) return s.status();
-    converge::management::NamespaceUsage u;
-    u.head_seq = s->head_seq;
-    u.live_files = s->live_files;
-    u.live_bytes = s->live_bytes;
-    u.unique_chunks = s->unique_chunks;
-    u.unique_chunk_bytes = s->unique_chunk_bytes;
-    u.conflict_paths = s->conflict_paths;
-    for (const converge::store::DeviceState& d : s->devices) {
-      u.devices.push_back({d.device_id, d.acked_seq, d.last_seen_unix_ms, d.software_version, d.lag_commits,
-                           d.lag_bytes, d.lag_seconds, d.evicted, d.pins_watermark});
-    }
-    u.open_conflicts = s->open_conflicts;
-    u.watermark = s->watermark;
-    u.compacted_through = s->compacted_through;
-    return u;
+  absl::StatusOr<converge::NamespaceStats> Usage(const std::string& ns) override { return log_->Stats(ns); }
+  absl::StatusOr<std::vector<converge::ConflictRecord>> ListConflicts(const std::string& ns,
+                                                                      bool include_resolved) override {
+    return log_->ListConflicts(ns, include_resolved);
   }
-  absl::StatusOr<std::vector<converge::management::ConflictRecord>> ListConflicts(const std::string& ns,
-                                                                                bool include_resolved) override {
-    absl::StatusOr<std::vector<converge::store::ConflictRecord>> records = log_->ListConflicts(ns, include_resolved);
-    if (!records.ok()) return records.status();
-    std::vector<converge::management::ConflictRecord> out;
-    for (const auto& r : *records) out.push_back(Convert(ns, r));
-    return out;
+  absl::StatusOr<converge::ConflictRecord> ResolveConflict(const std::string& ns,
+                                                           const std::string& copy_path) override {
+    return log_->ResolveConflict(ns, copy_path, "operator");
   }
-  absl::StatusOr<converge::management::ConflictRecord> ResolveConflict(const std::string& ns,
-                                                                       const std::string& copy_path) override {
-    absl::StatusOr<converge::store::ConflictRecord> r = log_->ResolveConflict(ns, copy_path, "operator");
-    if (!r.ok()) return r.status();
-    return Convert(ns, *r);
-  }
-  absl::StatusOr<converge::management::CompactionSummary> Compact(const std::string& ns) override {
-    absl::StatusOr<converge::store::CompactionResult> r = log_->Compact(ns, retention_);
+  absl::StatusOr<converge::CompactionResult> Compact(const std::string& ns) override {
+    absl::StatusOr<converge::CompactionResult> r = log_->Compact(ns, retention_);
     if (!r.ok()) return r.status();
     absl::StatusOr<converge::store::ChunkStore::SweepResult> swept = log_->CollectGarbage(chunk_grace_);
     if (!swept.ok()) return swept.status();
-    return converge::management::CompactionSummary{r->watermark,          r->compacted_through,
-                                                   r->log_entries_dropped, r->versions_dropped,
-                                                   r->tombstones_dropped,  r->pinned_by,
-                                                   swept->chunks_dropped,  swept->bytes_dropped};
+    r->chunks_dropped = swept->chunks_dropped;
+    r->bytes_dropped = swept->bytes_dropped;
+    return r;
   }
   absl::Status Evict(const std::string& ns, const std::string& device_id) override { return log_->Evict(ns, device_id); }
+  absl::StatusOr<std::vector<converge::HeldDelete>> ListHeldDeletes(const std::string& ns) override {
+    return log_->ListHeld(ns);
+  }
+  absl::StatusOr<converge::HeldDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
+                                                         bool approve) override {
+    return log_->ResolveHeld(ns, id, approve);
+  }
+  uint32_t shard_count() const override { return 1; }
   void set_compaction(absl::Duration retention, absl::Duration chunk_grace) {
     retention_ = retention;
     chunk_grace_ = chunk_grace;
   }
-  absl::StatusOr<std::vector<converge::management::PendingDelete>> ListHeldDeletes(const std::string& ns) override {
-    absl::StatusOr<std::vector<converge::store::HeldDelete>> held = log_->ListHeld(ns);
-    if (!held.ok()) return held.status();
-    std::vector<converge::management::PendingDelete> out;
-    for (const auto& h : *held) out.push_back(Convert(h));
-    return out;
-  }
-  absl::StatusOr<converge::management::PendingDelete> ResolveHeldDelete(const std::string& ns, const std::string& id,
-                                                                        bool approve) override {
-    absl::StatusOr<converge::store::HeldDelete> h = log_->ResolveHeld(ns, id, approve);
-    if (!h.ok()) return h.status();
-    return Convert(*h);
-  }
 
  private:
-  static converge::management::PendingDelete Convert(const converge::store::HeldDelete& h) {
-    static const char* const kStates[] = {"pending", "approved", "rejected", "applied", "restored"};
-    return {h.id, h.namespace_id, h.device, kStates[static_cast<int>(h.state)], h.created_at_unix_ms,
-            h.deletes, h.live_entries, h.sample};
-  }
-
-  static converge::management::ConflictRecord Convert(const std::string& ns, const converge::store::ConflictRecord& r) {
-    return {ns, r.copy_path, r.original_path, r.device, r.seq, r.created_at_unix_ms, r.resolved,
-            r.resolved_at_unix_ms, r.resolved_by};
-  }
-
   converge::store::CommitLog* log_;
   converge::store::ChunkStore* chunks_;
   converge::notification::NotificationServer* notify_;
@@ -161,8 +120,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*store)->db()->ExportMetrics();
-  LogSink sink((*store)->log(), (*store)->chunks(), &notify);
-  sink.set_compaction(store_options.compaction.history_retention, store_options.compaction.chunk_grace);
+  InProcessDataPlane data_plane((*store)->log(), (*store)->chunks(), &notify);
+  data_plane.set_compaction(store_options.compaction.history_retention, store_options.compaction.chunk_grace);
 
   converge::management::ManagementOptions management_options;
   management_options.data_dir = data_dir + "/management";
@@ -170,7 +129,7 @@ int main(int argc, char** argv) {
   management_options.service_token = service_token;
   management_options.token_signing_key =
       converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
-  management_options.sink = &sink;  // endpoints stay empty: engines use this server's address
+  management_options.data_plane = &data_plane;  // endpoints stay empty: engines use this server's address
   auto management = converge::management::ManagementServer::Create(management_options);
   if (!management.ok()) {
     log->error("cannot start management: {}", management.status().ToString());

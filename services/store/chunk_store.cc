@@ -4,11 +4,11 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "common/coding.h"
-#include "common/crc32c.h"
-#include "common/model.h"
-#include "common/rsync_delta.h"
-#include "common/status_macros.h"
+#include "common/base/coding.h"
+#include "common/base/crc32c.h"
+#include "common/base/status_macros.h"
+#include "common/codec/rsync_delta.h"
+#include "common/model/model.h"
 
 namespace converge::store {
 
@@ -27,35 +27,6 @@ absl::StatusOr<uint64_t> ChunkStore::ReadCounter(const std::string& key) {
   if (!s.ok()) return RocksStatus(s, "read counter");
   if (value.size() != 8) return absl::DataLossError("corrupt counter");
   return DecodeFixed64BE(value);
-}
-
-absl::Status ChunkStore::Adopt(const std::string& owner, const std::vector<Digest>& digests) {
-  absl::MutexLock lock(&owner_mu_);
-  // The holds below go to the WAL: the chunk bytes they name must not be lost behind them.
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->MakeUnloggedDurable(), "flush chunks"));
-  rocksdb::WriteBatch batch;
-  absl::flat_hash_set<std::string> seen;
-  uint64_t added = 0;
-  for (const Digest& d : digests) {
-    if (!seen.insert(DigestToBytes(d)).second) continue;
-    absl::StatusOr<bool> owned = Has(owner, d);
-    if (!owned.ok()) return owned.status();
-    if (*owned) continue;
-    std::string raw;
-    absl::StatusOr<StoredChunk> stored = ReadStored(d, &raw);
-    if (absl::IsNotFound(stored.status())) continue;
-    if (!stored.ok()) return stored.status();
-    std::string size;
-    PutVarint64(&size, raw.size());
-    batch.Put(StoreDb::OwnedKey(owner, d), size);
-    added += raw.size();
-  }
-  absl::StatusOr<uint64_t> used = ReadCounter(StoreDb::UsageKey(owner));
-  if (!used.ok()) return used.status();
-  std::string v;
-  PutFixed64BE(&v, *used + added);
-  batch.Put(StoreDb::UsageKey(owner), v);
-  return RocksStatus(db_->Checked(db_->db()->Write(rocksdb::WriteOptions(), &batch)), "adopt chunks");
 }
 
 absl::StatusOr<uint64_t> ChunkStore::SetQuota(const std::string& owner, uint64_t quota_bytes) {
@@ -171,11 +142,8 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
 
 namespace {
 
-// A chunk's value: a tag byte, then for the checked tags the CRC-32C of the payload (4 bytes,
-// little-endian), then the payload. Values from before the CRC (0xC0, 0xC1, and untagged raw
-// bytes) are checked by their SHA-256 when read.
-constexpr char kRawTag = static_cast<char>(0xC0);
-constexpr char kZstdTag = static_cast<char>(0xC1);
+// A chunk's value: a tag byte (raw or zstd), the CRC-32C of the payload (4 bytes,
+// little-endian), then the payload. Any other value is corrupt.
 constexpr char kCheckedRawTag = static_cast<char>(0xC2);
 constexpr char kCheckedZstdTag = static_cast<char>(0xC3);
 constexpr size_t kCheckedHeaderBytes = 5;
@@ -281,7 +249,7 @@ absl::StatusOr<StoredChunk> ChunkStore::GetStored(const std::string& owner, cons
 
 absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string* raw) {
   std::string value;
-  // The chunk's own CRC-32C (or, for a value from before it, SHA-256) below proves its bytes;
+  // The chunk's own CRC-32C below proves its bytes;
   // RocksDB's CRC over them (software CRC32c in Debian's build, ~1 s of CPU a GiB) would check
   // them a second time.
   rocksdb::ReadOptions read;
@@ -306,29 +274,6 @@ absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string*
     absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
     if (!decoded.ok()) return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
     (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
-    return out;
-  }
-  if (!value.empty() && value[0] == kRawTag && HashOf(absl::string_view(value).substr(1)) == d) {
-    // The common case, copied once more at most (when the raw bytes are wanted too).
-    value.erase(0, 1);
-    if (raw != nullptr) *raw = value;
-    out.payload = std::move(value);
-    return out;
-  }
-  if (!value.empty() && value[0] == kZstdTag) {
-    out.encoding = ChunkEncoding::kZstd;
-    out.payload = value.substr(1);
-    absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
-    if (decoded.ok() && HashOf(*decoded) == d) {
-      (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
-      return out;
-    }
-  }
-  // A value written before chunks carried a tag is the raw bytes.
-  if (HashOf(value) == d) {
-    out.encoding = ChunkEncoding::kRaw;
-    if (raw != nullptr) *raw = value;
-    out.payload = std::move(value);
     return out;
   }
   return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));

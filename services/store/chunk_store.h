@@ -19,11 +19,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/chunk_codec.h"
-#include "common/sha256.h"
+#include "absl/time/time.h"
+#include "common/base/sha256.h"
+#include "common/codec/chunk_codec.h"
 #include "services/store/store_db.h"
 
 namespace converge::store {
@@ -81,9 +81,6 @@ class ChunkStore {
   // raw is null.
   absl::StatusOr<StoredChunk> GetStored(const std::string& owner, const Digest& d, std::string* raw);
 
-  // Adopt makes `owner` hold the stored chunks among `digests` (absent ones are skipped), counting
-  // them in its usage but not against its quota: a namespace from before owners keeps its files.
-  absl::Status Adopt(const std::string& owner, const std::vector<Digest>& digests);
 
   // Sweep drops what no kept version references: each owner's hold on a chunk not in
   // `referenced[owner]` (its usage shrinks) and the bytes of a chunk no owner holds any more.

@@ -1,6 +1,6 @@
+#include "common/model/store_behind.h"
 #include "services/store/commit_log.h"
 #include "services/store/cursor_record.h"
-#include "common/store_behind.h"
 
 #include <rocksdb/write_batch.h>
 
@@ -11,18 +11,19 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/coding.h"
-#include "common/mass_delete.h"
-#include "common/sha256.h"
-#include "common/conflict_name.h"
-#include "common/path.h"
-#include "common/status_macros.h"
+#include "common/base/coding.h"
+#include "common/base/sha256.h"
+#include "common/base/status_macros.h"
+#include "common/model/conflict_name.h"
+#include "common/model/mass_delete.h"
+#include "common/model/path.h"
 
 namespace converge::store {
 namespace {
 
-constexpr uint64_t kNamespaceFormatV1 = 1;  // head seq, members
-constexpr uint64_t kNamespaceFormat = 2;    // head seq, members, live entries
+// The namespace record's format: head seq, members, live entries. (Format 1, written before
+// 0.4, is not read.)
+constexpr uint64_t kNamespaceFormat = 2;
 constexpr size_t kHeldSample = 5;
 constexpr size_t kMaxNamedPaths = 20;
 
@@ -96,7 +97,7 @@ absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::st
   Decoder d(value);
   NamespaceState state;
   uint64_t format, n;
-  if (!d.GetVarint64(&format) || (format != kNamespaceFormat && format != kNamespaceFormatV1) ||
+  if (!d.GetVarint64(&format) || format != kNamespaceFormat ||
       !d.GetVarint64(&state.head_seq) || !d.GetVarint64(&n)) {
     return absl::DataLossError(absl::StrCat("corrupt namespace record '", ns, "'"));
   }
@@ -105,18 +106,7 @@ absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::st
     if (!d.GetLengthPrefixed(&member)) return absl::DataLossError("corrupt namespace record");
     state.members.insert(std::move(member));
   }
-  if (format == kNamespaceFormat) {
-    if (!d.GetVarint64(&state.live_entries)) return absl::DataLossError("corrupt namespace record");
-  } else {
-    // Older record: count the live entries once (written back with the next commit).
-    const std::string prefix = StoreDb::FilePrefix(ns);
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      CONVERGE_ASSIGN_OR_RETURN(FileVersion v, DecodeFileVersion(View(it->value())));
-      if (!v.deleted) ++state.live_entries;
-    }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "count live entries"));
-  }
+  if (!d.GetVarint64(&state.live_entries) || !d.done()) return absl::DataLossError("corrupt namespace record");
   s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
   if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read namespace owner");
   std::string compaction;
@@ -149,7 +139,7 @@ absl::StatusOr<CommitLog::Namespace*> CommitLog::Find(const std::string& ns) {
 absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::string& owner,
                                           const std::vector<std::string>& members) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
-  if (!owner.empty()) CONVERGE_RETURN_IF_ERROR(ValidateId("user id", owner));
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", owner));
   for (const std::string& m : members) CONVERGE_RETURN_IF_ERROR(ValidateId("device id", m));
   absl::MutexLock one_at_a_time(&register_mu_);
   absl::StatusOr<Namespace*> found = Find(ns);
@@ -157,12 +147,11 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   NamespaceState next;
   next.members.insert(members.begin(), members.end());
   if (!found.ok()) {
-    // A new namespace, with its (empty) case index; Find reads it back.
+    // A new namespace; Find reads it back.
     next.owner = owner;
     rocksdb::WriteBatch batch;
     batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
-    if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
-    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
+    batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
     CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
     return Find(ns).status();
   }
@@ -172,22 +161,11 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   next.head_seq = current->head_seq;
   next.live_entries = current->live_entries;
   next.owner = current->owner;
-  if (!owner.empty() && !next.owner.empty() && owner != next.owner) {
+  if (owner != next.owner) {
     return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
-  }
-  const bool adopt = next.owner.empty() && !owner.empty();
-  if (!owner.empty()) next.owner = owner;
-  if (adopt) {
-    // A namespace from before owners: its owner adopts the chunks its live files reference.
-    std::vector<Digest> referenced;
-    CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, [&](const FileVersion& v) {
-      if (!v.deleted) for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
-    }));
-    CONVERGE_RETURN_IF_ERROR(chunks_->Adopt(owner, referenced));
   }
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
-  if (!next.owner.empty()) batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
   current->members = next.members;
   current->owner = next.owner;
@@ -228,17 +206,54 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }
+  CONVERGE_ASSIGN_OR_RETURN(const Bases bases, CheckBasesLocked(ns, *state, changes));
+  CONVERGE_RETURN_IF_ERROR(CheckChunksStoredLocked(*state, changes));
+  CONVERGE_RETURN_IF_ERROR(CheckDirectoryDeletesLocked(ns, changes));
+  rocksdb::WriteBatch batch;
+  CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
+  CONVERGE_RETURN_IF_ERROR(CheckTreeLocked(ns, changes));
+  bool approved = false;
+  CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, bases.live_deletes, &batch, &approved));
 
+  Commit commit;
+  commit.namespace_id = ns;
+  commit.seq = state->head_seq + 1;
+  commit.origin_device = device;
+  commit.committed_at_unix_ms = absl::ToUnixMillis(clock_->Now());
+  commit.files = std::move(changes);
+  for (FileVersion& v : commit.files) {
+    v.seq = commit.seq;
+    v.origin_device = device;
+    batch.Put(StoreDb::FileKey(ns, v.path), EncodeFileVersion(v));
+  }
+  batch.Put(StoreDb::LogKey(ns, commit.seq), EncodeCommit(commit));
+  CONVERGE_RETURN_IF_ERROR(RecordHistory(
+      db_, commit, [&](const std::string& p) { return bases.live_before.contains(p); }, &batch));
+  NamespaceState next;
+  next.head_seq = commit.seq;
+  next.members = state->members;
+  next.owner = state->owner;
+  next.live_entries =
+      static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + bases.live_delta));
+  batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write commit"));
+  state->head_seq = commit.seq;
+  state->live_entries = next.live_entries;
+  // Approved deletions are settled: they do not count against the device's next ones.
+  if (bases.live_deletes > 0 && !approved) state->recent_deletes[device].emplace_back(clock_->Now(), bases.live_deletes);
+  return commit;
+}
+
+absl::StatusOr<CommitLog::Bases> CommitLog::CheckBasesLocked(const std::string& ns, const NamespaceState& state,
+                                                             const std::vector<FileVersion>& changes) {
   // Optimistic concurrency: each change must be made on top of the path's current version.
+  Bases bases;
   std::vector<std::string> stale;
-  uint64_t live_deletes = 0;
-  int64_t live_delta = 0;
   // A move is a tombstone and a live version with the same file_id in one commit: not a delete.
   absl::flat_hash_set<std::string> live_ids;
   for (const FileVersion& v : changes) {
     if (!v.deleted) live_ids.insert(v.file_id);
   }
-  absl::flat_hash_set<std::string> live_before;
   for (const FileVersion& v : changes) {
     std::string value;
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, v.path), &value);
@@ -251,30 +266,33 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     } else if (!s.IsNotFound()) {
       return RocksStatus(s, "read file table");
     }
-    if (was_live) live_before.insert(v.path);
+    if (was_live) bases.live_before.insert(v.path);
     // A device may still know a tombstone compaction dropped: made on top of it is current.
-    const bool dropped_tombstone = s.IsNotFound() && v.base_seq <= state->dropped_through;
+    const bool dropped_tombstone = s.IsNotFound() && v.base_seq <= state.dropped_through;
     if (v.base_seq != current_seq && !dropped_tombstone) stale.push_back(v.path);
-    if (v.deleted && was_live && !live_ids.contains(v.file_id)) ++live_deletes;
-    live_delta += (v.deleted ? 0 : 1) - (was_live ? 1 : 0);
+    if (v.deleted && was_live && !live_ids.contains(v.file_id)) ++bases.live_deletes;
+    bases.live_delta += (v.deleted ? 0 : 1) - (was_live ? 1 : 0);
   }
   if (!stale.empty()) {
     return absl::AbortedError(absl::StrCat("stale base_seq (pull and retry) for: ", NamedPaths(stale)));
   }
+  return bases;
+}
 
+absl::Status CommitLog::CheckChunksStoredLocked(const NamespaceState& state, const std::vector<FileVersion>& changes) {
   // Every chunk a live file references must already be stored.
   std::vector<Digest> referenced;
   for (const FileVersion& v : changes) {
     if (v.deleted || v.kind != FileKind::kFile) continue;
     for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
   }
-  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, chunks_->FindMissing(state->owner, referenced));
-  if (!missing.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(missing.size(), " referenced chunk(s) not uploaded, first ",
-                     DigestToHex(missing.front())));
-  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, chunks_->FindMissing(state.owner, referenced));
+  if (missing.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(missing.size(), " referenced chunk(s) not uploaded, first ", DigestToHex(missing.front())));
+}
 
+absl::Status CommitLog::CheckDirectoryDeletesLocked(const std::string& ns, const std::vector<FileVersion>& changes) {
   // A directory may be deleted only with everything in it.
   absl::flat_hash_set<std::string> deleted_here;
   for (const FileVersion& v : changes) {
@@ -293,57 +311,6 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     }
     CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
   }
-
-  rocksdb::WriteBatch batch;
-  CONVERGE_RETURN_IF_ERROR(EnsureCaseIndexLocked(ns, state));
-  CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
-  CONVERGE_RETURN_IF_ERROR(CheckTreeLocked(ns, changes));
-  bool approved = false;
-  CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, live_deletes, &batch, &approved));
-
-  Commit commit;
-  commit.namespace_id = ns;
-  commit.seq = state->head_seq + 1;
-  commit.origin_device = device;
-  commit.committed_at_unix_ms = absl::ToUnixMillis(clock_->Now());
-  commit.files = std::move(changes);
-  for (FileVersion& v : commit.files) {
-    v.seq = commit.seq;
-    v.origin_device = device;
-    batch.Put(StoreDb::FileKey(ns, v.path), EncodeFileVersion(v));
-  }
-  batch.Put(StoreDb::LogKey(ns, commit.seq), EncodeCommit(commit));
-  CONVERGE_RETURN_IF_ERROR(RecordHistory(db_, commit, [&](const std::string& p) { return live_before.contains(p); },
-                                         &batch));
-  NamespaceState next;
-  next.head_seq = commit.seq;
-  next.members = state->members;
-  next.owner = state->owner;
-  next.live_entries = static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + live_delta));
-  batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write commit"));
-  state->head_seq = commit.seq;
-  state->live_entries = next.live_entries;
-  // Approved deletions are settled: they do not count against the device's next ones.
-  if (live_deletes > 0 && !approved) state->recent_deletes[device].emplace_back(clock_->Now(), live_deletes);
-  return commit;
-}
-
-absl::Status CommitLog::EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state) {
-  if (state->case_index_ready) return absl::OkStatus();
-  std::string marker;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CaseIndexMarkerKey(ns), &marker);
-  if (s.IsNotFound()) {
-    // A namespace from before the index: index its live paths once.
-    rocksdb::WriteBatch batch;
-    CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, [&](const FileVersion& v) {
-      if (!v.deleted) batch.Put(StoreDb::CaseKey(ns, CaseFold(v.path)), v.path);
-    }));
-    batch.Put(StoreDb::CaseIndexMarkerKey(ns), "");
-    s = db_->WriteSynced(&batch);
-  }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "case index"));
-  state->case_index_ready = true;
   return absl::OkStatus();
 }
 
@@ -503,7 +470,7 @@ absl::Status CommitLog::ReadSince(const std::string& ns, uint64_t since_seq, uin
     compacted_through = state->compacted_through;
   }
   if (since_seq < compacted_through) {
-    return LogCompactedError(compacted_through + 1);  // common/store_behind.h
+    return LogCompactedError(compacted_through + 1);  // common/model/store_behind.h
   }
   const std::string prefix = StoreDb::LogPrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
@@ -693,10 +660,9 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
   {
     CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
     absl::MutexLock lock(&n->mu);
-    const NamespaceState* state = &n->state;
-    stats.head_seq = state->head_seq;
-    stats.compacted_through = state->compacted_through;
-    members.assign(state->members.begin(), state->members.end());
+    stats.head_seq = n->state.head_seq;
+    stats.compacted_through = n->state.compacted_through;
+    members.assign(n->state.members.begin(), n->state.members.end());
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> open, ListConflicts(ns, false));
   stats.open_conflicts = open.size();
@@ -713,16 +679,25 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
       }
     }
   }));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<DeviceCursor> devices, Cursors(ns, members, &stats));
+  CONVERGE_RETURN_IF_ERROR(AddLag(ns, &devices, stats));
+  stats.devices = std::move(devices);
+  return stats;
+}
 
+absl::StatusOr<std::vector<DeviceCursor>> CommitLog::Cursors(const std::string& ns,
+                                                             const std::vector<std::string>& members,
+                                                             NamespaceStats* stats) {
   // Every member, with its durable cursor record, then what it did since (in memory).
-  std::map<std::string, DeviceState> devices;
+  std::map<std::string, DeviceCursor> devices;
   for (const std::string& m : members) devices[m].device_id = m;
   const std::string prefix = StoreDb::CursorPrefix(ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     CONVERGE_ASSIGN_OR_RETURN(CursorRecord r, DecodeCursor(View(it->value())));
-    DeviceState& d = devices[std::string(View(it->key()).substr(prefix.size()))];
-    d.device_id = std::string(View(it->key()).substr(prefix.size()));
+    const std::string id(View(it->key()).substr(prefix.size()));
+    DeviceCursor& d = devices[id];
+    d.device_id = id;
     d.acked_seq = r.seq;
     d.last_seen_unix_ms = r.last_seen_unix_ms;
     d.software_version = r.software_version;
@@ -730,29 +705,33 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
   const absl::flat_hash_set<std::string> member_set(members.begin(), members.end());
-  stats.watermark = stats.head_seq;
+  stats->watermark = stats->head_seq;
   for (const auto& [id, d] : devices) {
-    if (member_set.contains(id) && !d.evicted) stats.watermark = std::min(stats.watermark, d.acked_seq);
+    if (member_set.contains(id) && !d.evicted) stats->watermark = std::min(stats->watermark, d.acked_seq);
   }
+  std::vector<DeviceCursor> out;
+  absl::MutexLock lock(&activity_mu_);
   for (auto& [id, d] : devices) {
-    d.pins_watermark = member_set.contains(id) && !d.evicted && d.acked_seq == stats.watermark &&
-                       stats.watermark < stats.head_seq;
-  }
-  {
-    absl::MutexLock lock(&activity_mu_);
-    for (auto& [id, d] : devices) {
-      auto a = activity_.find(ActivityKey(ns, id));
-      if (a == activity_.end()) continue;
+    d.pins_watermark = member_set.contains(id) && !d.evicted && d.acked_seq == stats->watermark &&
+                       stats->watermark < stats->head_seq;
+    auto a = activity_.find(ActivityKey(ns, id));
+    if (a != activity_.end()) {
       d.blocked = a->second.blocked;
-      if (a->second.last_seen_unix_ms < d.last_seen_unix_ms) continue;
-      d.last_seen_unix_ms = a->second.last_seen_unix_ms;
-      if (!a->second.software_version.empty()) d.software_version = a->second.software_version;
+      if (a->second.last_seen_unix_ms >= d.last_seen_unix_ms) {
+        d.last_seen_unix_ms = a->second.last_seen_unix_ms;
+        if (!a->second.software_version.empty()) d.software_version = a->second.software_version;
+      }
     }
+    out.push_back(std::move(d));
   }
+  return out;
+}
 
-  // Lag: one pass over the log from the lowest cursor (bounded), then per device.
+absl::Status CommitLog::AddLag(const std::string& ns, std::vector<DeviceCursor>* devices,
+                               const NamespaceStats& stats) {
+  // One pass over the log from the lowest cursor (bounded), then per device.
   uint64_t lowest = stats.head_seq;
-  for (const auto& [id, d] : devices) lowest = std::min(lowest, d.acked_seq);
+  for (const DeviceCursor& d : *devices) lowest = std::min(lowest, d.acked_seq);
   lowest = std::max(lowest, stats.compacted_through);  // the log below is gone
   struct Entry {
     uint64_t seq;
@@ -770,7 +749,7 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     }));
   }
   const int64_t now_ms = absl::ToUnixMillis(clock_->Now());
-  for (auto& [id, d] : devices) {
+  for (DeviceCursor& d : *devices) {
     d.lag_commits = stats.head_seq - std::min(d.acked_seq, stats.head_seq);
     bool first = true;
     for (const Entry& e : tail) {
@@ -779,9 +758,8 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
       if (first) d.lag_seconds = std::max<double>(0, (now_ms - e.committed_at_unix_ms) / 1000.0);
       first = false;
     }
-    stats.devices.push_back(d);
   }
-  return stats;
+  return absl::OkStatus();
 }
 
 }  // namespace converge::store

@@ -24,67 +24,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/base/clock.h"
+#include "common/model/model.h"
+#include "common/model/namespace_state.h"
 #include "rocksdb/write_batch.h"
-#include "common/clock.h"
-#include "common/model.h"
 #include "services/store/chunk_store.h"
 #include "services/store/cursor_record.h"
 #include "services/store/history.h"
 #include "services/store/store_db.h"
 
 namespace converge::store {
-
-// Remote versions a device reported it could not apply (a local obstruction), as of its last
-// ack: how many, and the first few ("path: why").
-struct Blocked {
-  uint64_t count = 0;
-  std::vector<std::string> sample;
-};
-
-// What the store knows of one member device of a namespace.
-struct DeviceState {
-  std::string device_id;
-  uint64_t acked_seq = 0;
-  int64_t last_seen_unix_ms = 0;  // last call from the device (0: never)
-  std::string software_version;   // as the device's last call said
-  // How far behind the head the device's acked cursor is: commits, bytes of file content in
-  // them, and the age of the oldest commit it has not acked (0 when up to date).
-  uint64_t lag_commits = 0;
-  uint64_t lag_bytes = 0;
-  double lag_seconds = 0;
-  // An operator evicted it: it no longer holds back compaction; if it comes back it gets a
-  // snapshot of the file table and the log after it.
-  bool evicted = false;
-  bool pins_watermark = false;  // its cursor is the watermark, below the head
-  Blocked blocked;              // as its last ack since the store started said (memory only)
-};
-
-struct NamespaceStats {
-  uint64_t head_seq = 0;
-  uint64_t live_files = 0;
-  uint64_t live_bytes = 0;
-  // Distinct chunks the live files reference, and their bytes: live_bytes / unique_chunk_bytes
-  // is the namespace's dedup ratio.
-  uint64_t unique_chunks = 0;
-  uint64_t unique_chunk_bytes = 0;
-  std::vector<DeviceState> devices;        // every member, and any device with a cursor
-  std::vector<std::string> conflict_paths;  // live conflict copies ("name (conflict dev time).ext")
-  uint64_t open_conflicts = 0;              // conflict records not yet resolved
-  // The lowest acked cursor of the members not evicted: the log at or below it is folded into
-  // the file table by compaction. Pulls from below compacted_through get a snapshot instead.
-  uint64_t watermark = 0;
-  uint64_t compacted_through = 0;
-};
-
-// What Compact did.
-struct CompactionResult {
-  uint64_t watermark = 0;
-  uint64_t compacted_through = 0;
-  uint64_t log_entries_dropped = 0;
-  uint64_t versions_dropped = 0;    // history versions older than the retention
-  uint64_t tombstones_dropped = 0;  // deleted paths every device applied, past the retention
-  std::vector<std::string> pinned_by;  // members whose cursor is the watermark (below the head)
-};
 
 
 // When a commit deletes too much of a namespace it is held (see HeldDelete).
@@ -96,23 +45,6 @@ struct MassDeletePolicy {
   absl::Duration window = absl::Seconds(60);
 };
 
-// A commit held for approval. Its id is derived from the device and the exact deletions, so
-// the engine's retries of the same commit find the same hold.
-struct HeldDelete {
-  // kRejected becomes kRestored once the device was told to restore: the same deletions made
-  // again later are a new request.
-  enum class State { kPending = 0, kApproved = 1, kRejected = 2, kApplied = 3, kRestored = 4 };
-  std::string id;
-  std::string namespace_id;
-  std::string device;
-  State state = State::kPending;
-  int64_t created_at_unix_ms = 0;
-  int64_t resolved_at_unix_ms = 0;
-  uint64_t deletes = 0;
-  uint64_t live_entries = 0;           // in the namespace when it was held
-  std::vector<std::string> sample;     // the first few deleted paths
-};
-
 // Commits scanned at most to compute a device's lag in bytes and seconds.
 inline constexpr uint32_t kMaxLagScan = 100000;
 
@@ -122,12 +54,11 @@ class CommitLog {
       : db_(db), chunks_(chunks), clock_(clock), policy_(policy) {}
 
   // RegisterNamespace creates the namespace if new and sets its owner and members. Idempotent.
-  // FailedPrecondition if it has another owner already. A namespace from before owners (0.4)
-  // that gets one adopts the chunks its files reference for that owner.
+  // InvalidArgument for a bad id (the owner too); FailedPrecondition if it has another owner.
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
                                  const std::vector<std::string>& members);
 
-  // OwnerOf returns the namespace's owner ("" for a namespace from before owners).
+  // OwnerOf returns the namespace's owner.
   absl::StatusOr<std::string> OwnerOf(const std::string& ns);
 
   // CheckAccess returns NotFound for an unknown namespace and PermissionDenied if `device` is
@@ -150,7 +81,7 @@ class CommitLog {
   //                                 path would be inside a file or symlink, or a file or symlink
   //                                 would have live entries inside it;
   //                                 or the commit deletes more than the policy allows: it is
-  //                                 held (common/mass_delete.h says which) until approved, or
+  //                                 held (common/model/mass_delete.h says which) until approved, or
   //                                 was rejected (the device should restore the files).
   absl::StatusOr<Commit> Append(const std::string& ns, const std::string& device,
                                 std::vector<FileVersion> changes);
@@ -214,7 +145,6 @@ class CommitLog {
     uint64_t head_seq = 0;
     uint64_t live_entries = 0;  // live files and directories in the file table
     std::string owner;          // whose chunks its files reference
-    bool case_index_ready = false;  // the CaseKey index of its live paths exists
     uint64_t compacted_through = 0;  // log entries at or below it are gone
     uint64_t dropped_through = 0;    // tombstones at or below it may be gone from the file table
     absl::flat_hash_set<std::string> members;
@@ -240,8 +170,6 @@ class CommitLog {
   absl::StatusOr<Namespace*> Find(const std::string& ns) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<NamespaceState> ReadNamespace(const std::string& ns);
   static std::string EncodeNamespace(const NamespaceState& state);
-  // EnsureCaseIndexLocked builds the CaseKey index of a namespace from before it (once).
-  absl::Status EnsureCaseIndexLocked(const std::string& ns, NamespaceState* state);
   // CheckCaseCollisionsLocked returns AlreadyExists if a new live path of `changes` (or one of
   // its directories) has the fold of another live path that this commit does not delete, or of
   // another path of the commit; otherwise adds the index updates to `batch`.
@@ -269,6 +197,36 @@ class CommitLog {
     Blocked blocked;
   };
 
+  // Append's checks, under the namespace's commit lock. CheckBasesLocked: Aborted naming the
+  // paths whose base_seq is not their current version; else what the commit changes.
+  struct Bases {
+    uint64_t live_deletes = 0;  // live entries it deletes (a move is not a delete)
+    int64_t live_delta = 0;     // live entries after, less before
+    absl::flat_hash_set<std::string> live_before;  // its paths that were live
+  };
+  absl::StatusOr<Bases> CheckBasesLocked(const std::string& ns, const NamespaceState& state,
+                                         const std::vector<FileVersion>& changes);
+  // FailedPrecondition unless every chunk a live file references is stored for the owner.
+  absl::Status CheckChunksStoredLocked(const NamespaceState& state, const std::vector<FileVersion>& changes);
+  // FailedPrecondition for a directory deleted without everything in it.
+  absl::Status CheckDirectoryDeletesLocked(const std::string& ns, const std::vector<FileVersion>& changes);
+  // Stats' steps: every member's cursor (and the watermark into *stats), then their lag.
+  absl::StatusOr<std::vector<DeviceCursor>> Cursors(const std::string& ns, const std::vector<std::string>& members,
+                                                    NamespaceStats* stats);
+  absl::Status AddLag(const std::string& ns, std::vector<DeviceCursor>* devices, const NamespaceStats& stats);
+  // Compaction's steps (compaction.cc). A deleted path compaction may drop with its last
+  // history version, if it is still deleted at `seq` under the commit lock.
+  struct DeadPath {
+    std::string history_key;
+    std::string path;
+    uint64_t seq;
+  };
+  absl::Status FindWatermark(const std::string& ns, const absl::flat_hash_set<std::string>& members, uint64_t head,
+                             CompactionResult* result);
+  absl::Status DropLog(const std::string& ns, uint64_t after, uint64_t through, rocksdb::WriteBatch* batch,
+                       CompactionResult* result);
+  absl::StatusOr<std::vector<DeadPath>> PruneHistory(const std::string& ns, int64_t cutoff_ms,
+                                                     rocksdb::WriteBatch* batch, CompactionResult* result);
   // Compactions run one at a time, and hold the namespace's commit lock only to check and write
   // what they decided.
   absl::Mutex compaction_mu_;

@@ -2,7 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/mass_delete.h"
+#include "common/model/mass_delete.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -11,52 +11,13 @@
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "services/store/store_test_fixture.h"
+#include "tests/testing/fake_clock.h"
 
 namespace converge::store {
 namespace {
 
-class CommitLogTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::string(getenv("TEST_TMPDIR")) + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    Open();
-    ASSERT_TRUE(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}).ok());
-  }
-
-  void Open() {
-    log_.reset();
-    chunks_.reset();
-    db_.reset();
-    auto db = StoreDb::Open(dir_);
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    chunks_ = std::make_unique<ChunkStore>(db_.get());
-    log_ = std::make_unique<CommitLog>(db_.get(), chunks_.get(), &clock_);
-  }
-
-  FileVersion File(const std::string& path, const std::string& content, uint64_t base_seq) {
-    FileVersion v;
-    v.file_id = std::string(kFileIdBytes, 'f');
-    v.path = path;
-    v.size = content.size();
-    v.content_sha256 = HashOf(content);
-    if (!content.empty()) v.chunks = {{HashOf(content), static_cast<uint32_t>(content.size())}};
-    v.base_seq = base_seq;
-    return v;
-  }
-
-  void PutChunk(const std::string& content) {
-    ASSERT_TRUE(chunks_->Put("alice", {{HashOf(content), content}}).ok());
-  }
-
-  std::string dir_;
-  FakeClock clock_;
-  std::unique_ptr<StoreDb> db_;
-  std::unique_ptr<ChunkStore> chunks_;
-  std::unique_ptr<CommitLog> log_;
-};
+class CommitLogTest : public StoreTest {};
 
 TEST_F(CommitLogTest, AppendAssignsConsecutiveSeqsAndSurvivesReopen) {
   PutChunk("one");
@@ -179,63 +140,19 @@ TEST_F(CommitLogTest, StatsTellLagDedupConflictsAndLastSeen) {
   EXPECT_EQ(stats->unique_chunk_bytes, 1001u);
   EXPECT_EQ(stats->conflict_paths, (std::vector<std::string>{"notes (conflict dev-abc 20261127T101500Z).txt"}));
   ASSERT_EQ(stats->devices.size(), 2u);
-  const DeviceState& d1 = stats->devices[0];
+  const DeviceCursor& d1 = stats->devices[0];
   EXPECT_EQ(d1.acked_seq, 1u);
   EXPECT_EQ(d1.lag_commits, 2u);
   EXPECT_EQ(d1.lag_bytes, 1001u);
   EXPECT_DOUBLE_EQ(d1.lag_seconds, 10);  // its oldest unacked commit is 10 s old
   EXPECT_EQ(d1.last_seen_unix_ms, absl::ToUnixMillis(t1));
   EXPECT_EQ(d1.software_version, "converge-engine/test");
-  const DeviceState& d2 = stats->devices[1];
+  const DeviceCursor& d2 = stats->devices[1];
   EXPECT_EQ(d2.lag_commits, 3u);
   EXPECT_EQ(d2.lag_bytes, 1003u);
   EXPECT_DOUBLE_EQ(d2.lag_seconds, 40);
   EXPECT_EQ(d2.last_seen_unix_ms, absl::ToUnixMillis(clock_.Now()));
   EXPECT_EQ(d2.software_version, "converge-engine/9.9");
-}
-
-TEST_F(CommitLogTest, ChunkStoreVerifiesHashesAndDedups) {
-  EXPECT_EQ(chunks_->Put("alice", {{HashOf("good"), "evil"}}).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(*chunks_->Has("alice", HashOf("good")));
-  EXPECT_FALSE(*chunks_->Has("alice", HashOf("evil")));
-  PutChunk("good");
-  PutChunk("good");
-  auto missing = chunks_->FindMissing("alice", {HashOf("good"), HashOf("other"), HashOf("other")});
-  ASSERT_TRUE(missing.ok());
-  ASSERT_EQ(missing->size(), 1u);
-  EXPECT_EQ((*missing)[0], HashOf("other"));
-  EXPECT_EQ(*chunks_->Get("alice", HashOf("good")), "good");
-  EXPECT_EQ(chunks_->Get("alice", HashOf("other")).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(chunks_->Usage("alice")->first, 4u);  // "good" once
-}
-
-TEST_F(CommitLogTest, ChunksOfOneOwnerAreInvisibleToAnother) {
-  PutChunk("secret");
-  // Bob's view: the chunk is missing (no dedup hint), unreadable, and unusable in a commit.
-  ASSERT_TRUE(log_->RegisterNamespace("bobs", "bob", {"bob1"}).ok());
-  EXPECT_EQ(chunks_->FindMissing("bob", {HashOf("secret")})->size(), 1u);
-  EXPECT_EQ(chunks_->Get("bob", HashOf("secret")).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(log_->Append("bobs", "bob1", {File("s", "secret", 0)}).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  // Uploading the bytes proves possession: then Bob holds it too, stored once.
-  ASSERT_TRUE(chunks_->Put("bob", {{HashOf("secret"), "secret"}}).ok());
-  EXPECT_TRUE(log_->Append("bobs", "bob1", {File("s", "secret", 0)}).ok());
-  EXPECT_EQ(chunks_->Usage("bob")->first, 6u);
-  // A namespace cannot change hands.
-  EXPECT_EQ(log_->RegisterNamespace("bobs", "alice", {"bob1"}).code(), absl::StatusCode::kFailedPrecondition);
-}
-
-TEST_F(CommitLogTest, QuotaRefusesTheWholeBatchThatWouldExceedIt) {
-  ASSERT_EQ(*chunks_->SetQuota("alice", 10), 0u);
-  EXPECT_TRUE(chunks_->Put("alice", {{HashOf("123456"), "123456"}}).ok());
-  EXPECT_EQ(chunks_->Put("alice", {{HashOf("abc"), "abc"}, {HashOf("defg"), "defg"}}).code(),
-            absl::StatusCode::kResourceExhausted);
-  EXPECT_FALSE(*chunks_->Has("alice", HashOf("abc")));  // nothing of the batch stored
-  EXPECT_TRUE(chunks_->Put("alice", {{HashOf("123456"), "123456"}, {HashOf("abcd"), "abcd"}}).ok());  // 6 known + 4 new
-  EXPECT_EQ(chunks_->Usage("alice")->first, 10u);
-  EXPECT_EQ(chunks_->Put("alice", {{HashOf("x"), "x"}}).code(), absl::StatusCode::kResourceExhausted);
-  ASSERT_EQ(*chunks_->SetQuota("alice", 0), 10u);  // unlimited again
-  EXPECT_TRUE(chunks_->Put("alice", {{HashOf("x"), "x"}}).ok());
 }
 
 // Commits `n` one-chunk files f0..f<n-1> from dev1 (all sharing the chunk "x").
@@ -397,18 +314,6 @@ TEST_F(CommitLogTest, CaseCollisionsAreRefusedButCaseOnlyRenamesPass) {
   EXPECT_TRUE(log_->Append("ns", "dev2", {File("Docs/readme.MD", "x", 0)}).ok());
 }
 
-TEST_F(CommitLogTest, CaseIndexIsBuiltForNamespacesFromBeforeIt) {
-  PutChunk("x");
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("Photo.JPG", "x", 0)}).ok());
-  // Remove the index as a store from before it would have none.
-  rocksdb::WriteBatch drop;
-  drop.DeleteRange(StoreDb::CaseKey("ns", ""), StoreDb::CaseKey("ns", "\xff"));
-  drop.Delete(StoreDb::CaseIndexMarkerKey("ns"));
-  ASSERT_TRUE(db_->db()->Write(rocksdb::WriteOptions(), &drop).ok());
-  Open();
-  EXPECT_EQ(log_->Append("ns", "dev2", {File("photo.jpg", "x", 0)}).status().code(), absl::StatusCode::kAlreadyExists);
-}
-
 TEST_F(CommitLogTest, NameTwinsCollideWhateverTheirNormalisationOrCase) {
   PutChunk("x");
   ASSERT_TRUE(log_->Append("ns", "dev1", {File("caf\xc3\xa9.txt", "x", 0), File("k-file", "x", 0),
@@ -500,12 +405,6 @@ TEST_F(CommitLogTest, DirectoriesThatAreNotEntriesCollideToo) {
   EXPECT_TRUE(log_->Append("ns", "dev2", {File("Music/Album/other.mp3", "x", 0)}).ok());
 }
 
-}  // namespace
-}  // namespace converge::store
-
-namespace converge::store {
-namespace {
-
 TEST_F(CommitLogTest, HistoryKeepsEveryVersionAndTheStateAtATime) {
   PutChunk("one");
   PutChunk("two");
@@ -576,109 +475,6 @@ TEST_F(CommitLogTest, ConflictCopiesAreRecordedUntilResolvedOrDeleted) {
   EXPECT_EQ(stats->open_conflicts, 0u);
 }
 
-TEST_F(CommitLogTest, CompactionFoldsTheLogBelowTheWatermarkAndDropsOldHistory) {
-  PutChunk("v1");
-  PutChunk("v2");
-  PutChunk("v3");
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v1", 0), File("gone.txt", "v1", 0)}).ok());  // 1
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v2", 1)}).ok());                            // 2
-  FileVersion gone = File("gone.txt", "", 1);
-  gone.deleted = true;
-  gone.chunks.clear();
-  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());                                               // 3
-  clock_.Advance(absl::Hours(24 * 40));
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "v3", 2)}).ok());                            // 4
-
-  // dev2 never acked: it pins the watermark at 0 and nothing is folded.
-  ASSERT_TRUE(log_->Ack("ns", "dev1", 4).ok());
-  auto r = log_->Compact("ns", absl::Hours(24 * 30));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->watermark, 0u);
-  EXPECT_EQ(r->pinned_by, std::vector<std::string>{"dev2"});
-  EXPECT_EQ(r->log_entries_dropped, 0u);
-  EXPECT_EQ(r->tombstones_dropped, 0u);       // dev2 has not applied the deletion
-  EXPECT_EQ(r->versions_dropped, 2u);  // a.txt v1 and gone.txt v1: superseded 40 days ago
-  auto stats = log_->Stats("ns");
-  ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->watermark, 0u);
-  ASSERT_EQ(stats->devices.size(), 2u);
-  EXPECT_TRUE(stats->devices[1].pins_watermark);
-
-  // Evicted, dev2 no longer holds it back.
-  ASSERT_TRUE(log_->Evict("ns", "dev2").ok());
-  EXPECT_TRUE(absl::IsNotFound(log_->Evict("ns", "stranger")));
-  r = log_->Compact("ns", absl::Hours(24 * 30));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->watermark, 4u);
-  EXPECT_EQ(r->log_entries_dropped, 4u);
-  EXPECT_EQ(r->tombstones_dropped, 1u);
-  auto versions = log_->Versions("ns", "a.txt", 0);
-  ASSERT_TRUE(versions.ok());
-  EXPECT_EQ(versions->size(), 2u);  // v2 (current until 0 days ago) and v3
-  std::vector<std::string> table;
-  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) { table.push_back(v.path); }).ok());
-  EXPECT_EQ(table, std::vector<std::string>{"a.txt"});
-
-  // A pull from below the compacted log is told to take a snapshot; from the head it is fine.
-  absl::Status s = log_->ReadSince("ns", 2, 0, [](const Commit&) { return true; });
-  EXPECT_TRUE(absl::IsOutOfRange(s)) << s;
-  EXPECT_TRUE(log_->ReadSince("ns", 4, 0, [](const Commit&) { return true; }).ok());
-
-  // A device that still knows the dropped tombstone (seq 3) re-creates the path on top of it.
-  EXPECT_TRUE(log_->Append("ns", "dev1", {File("gone.txt", "v1", 3)}).ok());
-
-  // Survives a restart; an ack ends the eviction.
-  Open();
-  EXPECT_TRUE(absl::IsOutOfRange(log_->ReadSince("ns", 0, 0, [](const Commit&) { return true; })));
-  ASSERT_TRUE(log_->Ack("ns", "dev2", 5).ok());
-  stats = log_->Stats("ns");
-  ASSERT_TRUE(stats.ok());
-  EXPECT_FALSE(stats->devices[1].evicted);
-  EXPECT_EQ(stats->compacted_through, 4u);
-}
-
-TEST_F(CommitLogTest, GarbageCollectionDropsChunksNoKeptVersionReferences) {
-  PutChunk("old");
-  PutChunk("new");
-  PutChunk("never committed");
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "old", 0)}).ok());
-  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "new", 1)}).ok());
-  // Within the grace period everything stays.
-  auto swept = log_->CollectGarbage(absl::Hours(1));
-  ASSERT_TRUE(swept.ok()) << swept.status();
-  EXPECT_EQ(swept->chunks_dropped, 0u);
-  // History still references "old": only the never committed chunk goes.
-  swept = log_->CollectGarbage(absl::ZeroDuration());
-  ASSERT_TRUE(swept.ok());
-  EXPECT_EQ(swept->chunks_dropped, 1u);
-  EXPECT_EQ(swept->bytes_dropped, std::string("never committed").size());
-  auto has = chunks_->Has("alice", HashOf("never committed"));
-  ASSERT_TRUE(has.ok());
-  EXPECT_FALSE(*has);
-  // Past the retention its history goes, but the log a device has not applied still needs it.
-  clock_.Advance(absl::Hours(24 * 31));
-  ASSERT_TRUE(log_->Compact("ns", absl::Hours(24 * 30)).ok());
-  swept = log_->CollectGarbage(absl::ZeroDuration());
-  ASSERT_TRUE(swept.ok());
-  EXPECT_EQ(swept->chunks_dropped, 0u);
-  EXPECT_TRUE(chunks_->Get("alice", HashOf("old")).ok());
-  // Once every device applied it (the log is folded), its chunk goes too.
-  ASSERT_TRUE(log_->Ack("ns", "dev1", 2).ok());
-  ASSERT_TRUE(log_->Ack("ns", "dev2", 2).ok());
-  clock_.Advance(absl::Hours(24 * 31));
-  ASSERT_TRUE(log_->Compact("ns", absl::Hours(24 * 30)).ok());
-  swept = log_->CollectGarbage(absl::ZeroDuration());
-  ASSERT_TRUE(swept.ok());
-  EXPECT_EQ(swept->chunks_dropped, 1u);
-  auto old_chunk = chunks_->Get("alice", HashOf("old"));
-  EXPECT_TRUE(absl::IsNotFound(old_chunk.status())) << old_chunk.status();
-  auto new_chunk = chunks_->Get("alice", HashOf("new"));
-  EXPECT_TRUE(new_chunk.ok()) << new_chunk.status();
-  auto usage = chunks_->Usage("alice");
-  ASSERT_TRUE(usage.ok());
-  EXPECT_EQ(usage->first, 3u);  // "new"
-}
-
 TEST_F(CommitLogTest, AMoveIsNotCountedAsADeletion) {
   std::vector<FileVersion> files;
   for (int i = 0; i < 150; ++i) {
@@ -705,60 +501,6 @@ TEST_F(CommitLogTest, AMoveIsNotCountedAsADeletion) {
   moves.insert(moves.begin(), dir);
   auto c = log_->Append("ns", "dev1", moves);
   EXPECT_TRUE(c.ok()) << c.status();  // 150 "deletions" of 150 entries would be held
-}
-
-}  // namespace
-}  // namespace converge::store
-
-namespace converge::store {
-namespace {
-
-TEST_F(CommitLogTest, CompactionAndGarbageCollectionRacingCommitsLoseNoChunk) {
-  // Commits (each with new chunks, and edits that make old ones garbage) race compactions and
-  // collections with no grace period; afterwards every committed live file's chunks are there.
-  std::atomic<bool> done{false};
-  std::thread collector([&] {
-    while (!done) {
-      ASSERT_TRUE(log_->Compact("ns", absl::ZeroDuration()).ok());
-      ASSERT_TRUE(log_->CollectGarbage(absl::ZeroDuration()).ok());
-    }
-  });
-  std::map<std::string, uint64_t> seq_of;
-  for (int i = 0; i < 300; ++i) {
-    const std::string path = absl::StrCat("f", i % 20, ".txt");
-    const std::string content = absl::StrCat("version ", i, " of ", path);
-    // As a device does: ask which chunks are missing, upload them, commit; with no grace a
-    // collection may drop the upload before the commit (refused: upload again).
-    absl::StatusOr<Commit> c;
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      auto missing = chunks_->FindMissing("alice", {HashOf(content)});
-      ASSERT_TRUE(missing.ok());
-      if (!missing->empty()) PutChunk(content);
-      c = log_->Append("ns", "dev1", {File(path, content, seq_of[path])});
-      if (!absl::IsFailedPrecondition(c.status())) break;
-    }
-    ASSERT_TRUE(c.ok()) << c.status();
-    seq_of[path] = c->seq;
-    ASSERT_TRUE(log_->Ack("ns", "dev1", c->seq).ok());
-    ASSERT_TRUE(log_->Ack("ns", "dev2", c->seq).ok());
-  }
-  done = true;
-  collector.join();
-  clock_.Advance(absl::Seconds(1));  // every old version is now past the (zero) retention
-  ASSERT_TRUE(log_->Compact("ns", absl::ZeroDuration()).ok());
-  ASSERT_TRUE(log_->CollectGarbage(absl::ZeroDuration()).ok());
-  int live = 0;
-  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) {
-                    if (v.deleted) return;
-                    ++live;
-                    for (const ChunkRef& c : v.chunks) EXPECT_TRUE(chunks_->Get("alice", c.sha256).ok()) << v.path;
-                  }).ok());
-  EXPECT_EQ(live, 20);
-  auto usage = chunks_->Usage("alice");
-  ASSERT_TRUE(usage.ok());
-  uint64_t expected = 0;
-  ASSERT_TRUE(log_->ListFiles("ns", [&](const FileVersion& v) { expected += v.size; }).ok());
-  EXPECT_EQ(usage->first, expected);  // old versions' chunks were collected, the usage followed
 }
 
 }  // namespace

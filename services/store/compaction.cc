@@ -4,8 +4,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "common/coding.h"
-#include "common/status_macros.h"
+#include "common/base/coding.h"
+#include "common/base/status_macros.h"
 #include "services/store/commit_log.h"
 #include "services/store/cursor_record.h"
 
@@ -37,7 +37,7 @@ absl::StatusOr<ConflictRecord> CommitLog::ResolveConflict(const std::string& ns,
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no conflict copy '", copy_path, "' in '", ns, "'"));
   CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "read conflict record"));
-  CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, DecodeConflict(copy_path, value));
+  CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, DecodeConflict(ns, copy_path, value));
   if (r.resolved) return r;
   r.resolved = true;
   r.resolved_at_unix_ms = absl::ToUnixMillis(clock_->Now());
@@ -73,109 +73,37 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
   {
     CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
     absl::MutexLock lock(&n->mu);
-    const NamespaceState* state = &n->state;
-    head = state->head_seq;
-    compacted_before = state->compacted_through;
-    dropped_before = state->dropped_through;
-    members = state->members;
+    head = n->state.head_seq;
+    compacted_before = n->state.compacted_through;
+    dropped_before = n->state.dropped_through;
+    members = n->state.members;
   }
-
-  // The watermark: the lowest cursor of the members not evicted (a member that never acked
-  // holds it at 0). Cursors only move forward, so one read late is merely conservative.
-  std::map<std::string, CursorRecord> cursors;
-  const std::string cursor_prefix = StoreDb::CursorPrefix(ns);
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(cursor_prefix); it->Valid() && it->key().starts_with(cursor_prefix); it->Next()) {
-      CONVERGE_ASSIGN_OR_RETURN(CursorRecord r, DecodeCursor(View(it->value())));
-      cursors.emplace(std::string(View(it->key()).substr(cursor_prefix.size())), r);
-    }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
-  }
-  result.watermark = head;
-  for (const std::string& m : members) {
-    const CursorRecord r = cursors.count(m) > 0 ? cursors[m] : CursorRecord{};
-    if (!r.evicted) result.watermark = std::min(result.watermark, r.seq);
-  }
-  for (const std::string& m : members) {
-    const CursorRecord r = cursors.count(m) > 0 ? cursors[m] : CursorRecord{};
-    if (!r.evicted && r.seq == result.watermark && result.watermark < head) result.pinned_by.push_back(m);
-  }
-  std::sort(result.pinned_by.begin(), result.pinned_by.end());
-
+  CONVERGE_RETURN_IF_ERROR(FindWatermark(ns, members, head, &result));
   rocksdb::WriteBatch batch;
   // 1. The log at or below the watermark: every member has applied it; the file table has it.
   const uint64_t compacted_through = std::max(compacted_before, result.watermark);
-  {
-    const std::string prefix = StoreDb::LogPrefix(ns);
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(StoreDb::LogKey(ns, compacted_before + 1));
-         it->Valid() && it->key().starts_with(prefix) && it->key().compare(StoreDb::LogKey(ns, compacted_through)) <= 0;
-         it->Next()) {
-      batch.Delete(it->key());
-      ++result.log_entries_dropped;
-    }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read log"));
-  }
-
-  // 2. History: a version superseded before the cutoff goes (later commits only add newer
-  // versions, so this stays true). A deleted path whose tombstone is older than the cutoff and
-  // applied by every member is a candidate: checked against the file table under the lock.
+  CONVERGE_RETURN_IF_ERROR(DropLog(ns, compacted_before, compacted_through, &batch, &result));
+  // 2. History versions superseded before the cutoff; deleted paths that may go with them.
   const int64_t cutoff_ms = absl::ToUnixMillis(clock_->Now() - retention);
-  struct Kept {
-    std::string key;
-    HistoryVersion h;
-  };
-  struct Candidate {
-    std::string history_key;
-    std::string path;
-    uint64_t seq;
-  };
-  std::vector<Candidate> candidates;
-  std::vector<Kept> group;  // one path's versions, oldest first
-  auto settle = [&]() {
-    if (group.empty()) return;
-    for (size_t i = 0; i + 1 < group.size(); ++i) {
-      if (group[i + 1].h.committed_at_unix_ms < cutoff_ms) {
-        batch.Delete(group[i].key);
-        ++result.versions_dropped;
-      }
-    }
-    const HistoryVersion& last = group.back().h;
-    if (last.version.deleted && last.committed_at_unix_ms < cutoff_ms && last.version.seq <= result.watermark) {
-      candidates.push_back(Candidate{group.back().key, last.version.path, last.version.seq});
-    }
-    group.clear();
-  };
-  {
-    const std::string prefix = HistoryPrefix(ns);
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      CONVERGE_ASSIGN_OR_RETURN(HistoryVersion h, DecodeHistory(View(it->value())));
-      if (!group.empty() && group.back().h.version.path != h.version.path) settle();
-      group.push_back(Kept{it->key().ToString(), std::move(h)});
-    }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read history"));
-    settle();
-  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<DeadPath> dead, PruneHistory(ns, cutoff_ms, &batch, &result));
 
-  // 3. Under the lock: drop the candidates still deleted at that seq, and write.
+  // 3. Under the lock: drop the deleted paths still deleted at that seq, and write.
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);
   NamespaceState* state = &n->state;
   uint64_t dropped_through = std::max(dropped_before, state->dropped_through);
-  for (const Candidate& c : candidates) {
+  for (const DeadPath& d : dead) {
     std::string value;
-    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, c.path), &value);
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::FileKey(ns, d.path), &value);
     if (s.IsNotFound()) continue;
     CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "read file table"));
     CONVERGE_ASSIGN_OR_RETURN(FileVersion current, DecodeFileVersion(value));
-    if (!current.deleted || current.seq != c.seq) continue;  // re-created meanwhile
-    batch.Delete(StoreDb::FileKey(ns, c.path));
-    batch.Delete(c.history_key);
+    if (!current.deleted || current.seq != d.seq) continue;  // re-created meanwhile
+    batch.Delete(StoreDb::FileKey(ns, d.path));
+    batch.Delete(d.history_key);
     ++result.versions_dropped;
     ++result.tombstones_dropped;
-    dropped_through = std::max(dropped_through, c.seq);
+    dropped_through = std::max(dropped_through, d.seq);
   }
   std::string record;
   const uint64_t through = std::max(compacted_through, state->compacted_through);
@@ -187,6 +115,83 @@ absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl:
   state->dropped_through = dropped_through;
   result.compacted_through = through;
   return result;
+}
+
+absl::Status CommitLog::FindWatermark(const std::string& ns, const absl::flat_hash_set<std::string>& members,
+                                      uint64_t head, CompactionResult* result) {
+  // The watermark: the lowest cursor of the members not evicted (a member that never acked
+  // holds it at 0). Cursors only move forward, so one read late is merely conservative.
+  std::map<std::string, CursorRecord> cursors;
+  const std::string prefix = StoreDb::CursorPrefix(ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(CursorRecord r, DecodeCursor(View(it->value())));
+    cursors.emplace(std::string(View(it->key()).substr(prefix.size())), r);
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read cursors"));
+  auto cursor_of = [&](const std::string& m) { return cursors.count(m) > 0 ? cursors[m] : CursorRecord{}; };
+  result->watermark = head;
+  for (const std::string& m : members) {
+    const CursorRecord r = cursor_of(m);
+    if (!r.evicted) result->watermark = std::min(result->watermark, r.seq);
+  }
+  for (const std::string& m : members) {
+    const CursorRecord r = cursor_of(m);
+    if (!r.evicted && r.seq == result->watermark && result->watermark < head) result->pinned_by.push_back(m);
+  }
+  std::sort(result->pinned_by.begin(), result->pinned_by.end());
+  return absl::OkStatus();
+}
+
+absl::Status CommitLog::DropLog(const std::string& ns, uint64_t after, uint64_t through, rocksdb::WriteBatch* batch,
+                                CompactionResult* result) {
+  const std::string prefix = StoreDb::LogPrefix(ns);
+  const std::string last = StoreDb::LogKey(ns, through);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(StoreDb::LogKey(ns, after + 1)); it->Valid() && it->key().starts_with(prefix) && it->key().compare(last) <= 0;
+       it->Next()) {
+    batch->Delete(it->key());
+    ++result->log_entries_dropped;
+  }
+  return RocksStatus(it->status(), "read log");
+}
+
+absl::StatusOr<std::vector<CommitLog::DeadPath>> CommitLog::PruneHistory(const std::string& ns, int64_t cutoff_ms,
+                                                                         rocksdb::WriteBatch* batch,
+                                                                         CompactionResult* result) {
+  // A version superseded before the cutoff goes (later commits only add newer versions, so this
+  // stays true). A deleted path whose tombstone is older than the cutoff and applied by every
+  // member is a candidate: the caller checks it against the file table under the lock.
+  struct Kept {
+    std::string key;
+    HistoryVersion h;
+  };
+  std::vector<DeadPath> dead;
+  std::vector<Kept> group;  // one path's versions, oldest first
+  auto settle = [&]() {
+    if (group.empty()) return;
+    for (size_t i = 0; i + 1 < group.size(); ++i) {
+      if (group[i + 1].h.committed_at_unix_ms < cutoff_ms) {
+        batch->Delete(group[i].key);
+        ++result->versions_dropped;
+      }
+    }
+    const HistoryVersion& last = group.back().h;
+    if (last.version.deleted && last.committed_at_unix_ms < cutoff_ms && last.version.seq <= result->watermark) {
+      dead.push_back(DeadPath{group.back().key, last.version.path, last.version.seq});
+    }
+    group.clear();
+  };
+  const std::string prefix = HistoryPrefix(ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(HistoryVersion h, DecodeHistory(View(it->value())));
+    if (!group.empty() && group.back().h.version.path != h.version.path) settle();
+    group.push_back(Kept{it->key().ToString(), std::move(h)});
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read history"));
+  settle();
+  return dead;
 }
 
 absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration grace) {

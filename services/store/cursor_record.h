@@ -1,5 +1,6 @@
 // A device's cursor record in the store ('a' ns '\0' device): its acked seq, when it was last
-// seen with which software version, and whether an operator evicted it.
+// seen with which software version, and whether an operator evicted it (a varint 1 at the end,
+// written only when it was).
 #ifndef CONVERGE_SERVICES_STORE_CURSOR_RECORD_H_
 #define CONVERGE_SERVICES_STORE_CURSOR_RECORD_H_
 
@@ -8,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/coding.h"
+#include "common/base/coding.h"
 
 namespace converge::store {
 
@@ -22,11 +23,9 @@ struct CursorRecord {
 inline absl::StatusOr<CursorRecord> DecodeCursor(absl::string_view bytes) {
   Decoder d(bytes);
   CursorRecord r;
-  if (!d.GetVarint64(&r.seq)) return absl::DataLossError("corrupt cursor record");
-  if (d.done()) return r;
   uint64_t seen = 0;
   absl::string_view version;
-  if (!d.GetVarint64(&seen) || !d.GetLengthPrefixed(&version)) {
+  if (!d.GetVarint64(&r.seq) || !d.GetVarint64(&seen) || !d.GetLengthPrefixed(&version)) {
     return absl::DataLossError("corrupt cursor record");
   }
   r.last_seen_unix_ms = static_cast<int64_t>(seen);

@@ -3,9 +3,9 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "common/coding.h"
-#include "common/conflict_name.h"
-#include "common/status_macros.h"
+#include "common/base/coding.h"
+#include "common/base/status_macros.h"
+#include "common/model/conflict_name.h"
 
 namespace converge::store {
 namespace {
@@ -61,9 +61,11 @@ std::string EncodeConflict(const ConflictRecord& r) {
   return out;
 }
 
-absl::StatusOr<ConflictRecord> DecodeConflict(absl::string_view copy_path, absl::string_view bytes) {
+absl::StatusOr<ConflictRecord> DecodeConflict(absl::string_view ns, absl::string_view copy_path,
+                                              absl::string_view bytes) {
   Decoder d(bytes);
   ConflictRecord r;
+  r.namespace_id = std::string(ns);
   r.copy_path = std::string(copy_path);
   uint64_t created = 0, resolved = 0, resolved_at = 0;
   if (!d.GetLengthPrefixed(&r.original_path) || !d.GetLengthPrefixed(&r.device) || !d.GetVarint64(&r.seq) ||
@@ -90,11 +92,12 @@ absl::Status RecordHistory(StoreDb* db, const Commit& commit, const std::functio
     if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read conflict record");
     std::optional<ConflictRecord> record;
     if (s.ok()) {
-      CONVERGE_ASSIGN_OR_RETURN(record, DecodeConflict(v.path, value));
+      CONVERGE_ASSIGN_OR_RETURN(record, DecodeConflict(commit.namespace_id, v.path, value));
     }
     if (!v.deleted && !was_live(v.path)) {
       // A new conflict copy: a new open conflict (again, if an older one had this name).
       ConflictRecord r;
+      r.namespace_id = commit.namespace_id;
       r.copy_path = v.path;
       r.original_path = copy->original_path;
       r.device = commit.origin_device;
@@ -151,7 +154,7 @@ absl::StatusOr<std::vector<ConflictRecord>> Conflicts(StoreDb* db, absl::string_
   std::unique_ptr<rocksdb::Iterator> it(db->db()->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     absl::string_view key = View(it->key());
-    CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, DecodeConflict(key.substr(prefix.size()), View(it->value())));
+    CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, DecodeConflict(ns, key.substr(prefix.size()), View(it->value())));
     if (include_resolved || !r.resolved) out.push_back(std::move(r));
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read conflicts"));

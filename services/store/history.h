@@ -18,30 +18,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/model/model.h"
+#include "common/model/namespace_state.h"
 #include "rocksdb/write_batch.h"
-#include "common/model.h"
 #include "services/store/store_db.h"
 
 namespace converge::store {
-
-struct HistoryVersion {
-  FileVersion version;
-  int64_t committed_at_unix_ms = 0;
-};
-
-// A conflict copy the store saw committed: the losing edit of `original_path`, kept as
-// `copy_path` by `device`. Open until a user or operator marks it resolved, or the copy is
-// deleted.
-struct ConflictRecord {
-  std::string copy_path;
-  std::string original_path;
-  std::string device;
-  uint64_t seq = 0;  // the commit that made the copy
-  int64_t created_at_unix_ms = 0;
-  bool resolved = false;
-  int64_t resolved_at_unix_ms = 0;
-  std::string resolved_by;  // "deleted by <device>", "<device>" or "operator"
-};
 
 std::string HistoryPrefix(absl::string_view ns);
 std::string HistoryPathPrefix(absl::string_view ns, absl::string_view path);
@@ -52,7 +34,8 @@ absl::StatusOr<HistoryVersion> DecodeHistory(absl::string_view bytes);
 std::string ConflictPrefix(absl::string_view ns);
 std::string ConflictKey(absl::string_view ns, absl::string_view copy_path);
 std::string EncodeConflict(const ConflictRecord& r);
-absl::StatusOr<ConflictRecord> DecodeConflict(absl::string_view copy_path, absl::string_view bytes);
+absl::StatusOr<ConflictRecord> DecodeConflict(absl::string_view ns, absl::string_view copy_path,
+                                              absl::string_view bytes);
 
 // RecordHistory adds every version of `commit` to the history, and opens or resolves conflict
 // records for the conflict copies it creates or deletes (`was_live`: paths live before it).

@@ -2,9 +2,9 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "common/logging.h"
-#include "common/memory_trim.h"
-#include "common/service_main.h"
+#include "common/base/logging.h"
+#include "common/base/memory_trim.h"
+#include "common/rpc/service_main.h"
 #include "services/store/store_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the store's RocksDB (required)");

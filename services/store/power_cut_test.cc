@@ -1,5 +1,5 @@
 // Power cuts under the store: a RocksDB filesystem that drops every unsynced write
-// (common/power_cut_env.h) is cut at random points of a seeded stream of chunk uploads, commits,
+// (tests/testing/power_cut_env.h) is cut at random points of a seeded stream of chunk uploads, commits,
 // acks and flushes. After each cut the store reopens and every commit it acknowledged is there,
 // with its chunks; commits refused during the cut are simply absent or complete, never partial.
 //
@@ -12,13 +12,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/power_cut_env.h"
-#include "common/sha256.h"
+#include "common/base/clock.h"
+#include "common/base/sha256.h"
 #include "gtest/gtest.h"
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
 #include "services/store/store_db.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/power_cut_env.h"
 
 namespace converge::store {
 namespace {

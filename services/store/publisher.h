@@ -1,26 +1,12 @@
-// Publisher: tells the notification service that a namespace reached a seq. Publishing never
-// blocks a commit: events go to a background thread through a map of the newest seq per
-// namespace (a newer seq supersedes an unsent older one: only the newest matters). A failed
-// publish is retried with backoff until it succeeds or is superseded.
+// Publisher: tells the notification service(s) that a namespace reached a seq. Implementations
+// never block a commit (notify_client.h: over gRPC; converge-server: to its hub in process).
 //
 // Thread-safe.
 #ifndef CONVERGE_SERVICES_STORE_PUBLISHER_H_
 #define CONVERGE_SERVICES_STORE_PUBLISHER_H_
 
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
-#include <grpcpp/grpcpp.h>
-
-#include "converge/notification/v1/notification.grpc.pb.h"
 
 namespace converge::store {
 
@@ -29,62 +15,6 @@ class Publisher {
   virtual ~Publisher() = default;
   // `committed_at_unix_micros`: when the commit became durable (for propagation latency).
   virtual void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) = 0;
-};
-
-// GrpcPublisher publishes to converge-notify at `address`; an empty address publishes nowhere.
-class GrpcPublisher : public Publisher {
- public:
-  // `credentials`: how to reach notify (null: plaintext).
-  GrpcPublisher(const std::string& address, std::string service_token,
-                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
-                const grpc::ChannelArguments& args = grpc::ChannelArguments());
-  ~GrpcPublisher() override;
-
-  void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override;
-
- private:
-  void Run();
-
-  const std::string service_token_;
-  std::unique_ptr<notification::v1::NotificationService::Stub> stub_;
-  absl::Mutex mu_;
-  struct Pending {
-    uint64_t seq = 0;
-    int64_t committed_at_unix_micros = 0;
-  };
-  absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
-
-// FanoutPublisher publishes every event to each of several notification services, so replicas
-// of converge-notify each see every publish (an engine may be subscribed to any of them).
-// `targets` is a comma-separated list of "host:port" entries; an entry "all:host:port" stands for
-// every address the name resolves to (a headless Kubernetes Service), re-resolved every
-// `resolve_every`; those connections check the TLS certificate against `tls_name`.
-class FanoutPublisher : public Publisher {
- public:
-  FanoutPublisher(const std::string& targets, std::string service_token,
-                  std::shared_ptr<grpc::ChannelCredentials> credentials, std::string tls_name = "notification",
-                  absl::Duration resolve_every = absl::Seconds(10));
-  ~FanoutPublisher() override;
-
-  void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override;
-  // The addresses published to now.
-  std::vector<std::string> addresses();
-
- private:
-  void Resolve();
-
-  const std::string service_token_;
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
-  const std::string tls_name_;
-  std::vector<std::string> resolved_names_;  // "host:port" of the "all:" entries
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<GrpcPublisher>> publishers_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::string> resolved_from_ ABSL_GUARDED_BY(mu_);  // address -> "all:" name
-  absl::Notification stop_;
-  std::thread resolver_;
 };
 
 }  // namespace converge::store

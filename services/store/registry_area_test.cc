@@ -3,8 +3,9 @@
 #include <filesystem>
 #include <map>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace converge::store {
 namespace {

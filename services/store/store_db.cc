@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/coding.h"
-#include "common/logging.h"
-#include "common/metrics.h"
+#include "common/base/coding.h"
+#include "common/base/logging.h"
+#include "common/base/metrics.h"
 
 namespace converge::store {
 
@@ -138,7 +138,6 @@ std::string StoreDb::UsageKey(absl::string_view owner) { return absl::StrCat("u"
 std::string StoreDb::CaseKey(absl::string_view ns, absl::string_view folded) {
   return absl::StrCat("k", ns, absl::string_view("\0", 1), folded);
 }
-std::string StoreDb::CaseIndexMarkerKey(absl::string_view ns) { return absl::StrCat("K", ns); }
 std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
 std::string StoreDb::CompactionKey(absl::string_view ns) { return absl::StrCat("C", ns); }
 

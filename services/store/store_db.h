@@ -26,8 +26,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "common/rocksdb_status.h"
-#include "common/sha256.h"
+#include "common/base/rocksdb_status.h"
+#include "common/base/sha256.h"
 
 namespace converge::store {
 
@@ -83,10 +83,8 @@ class StoreDb {
   // Per owner: quota and bytes used (fixed64 big-endian).
   static std::string QuotaKey(absl::string_view owner);
   static std::string UsageKey(absl::string_view owner);
-  // Case-collision index: a namespace's live paths by CaseFold (value: the path), and the
-  // marker saying the index was built for the namespace.
+  // Case-collision index: a namespace's live paths by CaseFold (value: the path).
   static std::string CaseKey(absl::string_view ns, absl::string_view folded);
-  static std::string CaseIndexMarkerKey(absl::string_view ns);
   // The owner of a namespace.
   static std::string NamespaceOwnerKey(absl::string_view ns);
   // How far a namespace was compacted (fixed64 compacted_through, fixed64 dropped_through).
@@ -101,7 +99,7 @@ class StoreDb {
   uint64_t durable_unlogged_ ABSL_GUARDED_BY(flush_mu_) = 0;
 };
 
-// RocksStatus is FromRocksStatus (common/rocksdb_status.h), under the store's own name.
+// RocksStatus is FromRocksStatus (common/base/rocksdb_status.h), under the store's own name.
 inline absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what) {
   return FromRocksStatus(s, what);
 }

@@ -5,8 +5,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "common/logging.h"
-#include "common/status_macros.h"
+#include "common/base/logging.h"
+#include "common/base/status_macros.h"
+#include "services/store/notify_client.h"
 
 ABSL_FLAG(uint64_t, mass_delete_min_files, 100,
           "hold a commit for approval when it deletes more than this many entries...");

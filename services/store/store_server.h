@@ -29,7 +29,7 @@ struct StoreOptions {
   std::string data_dir;
   std::string notify_address;  // empty: no notifications
   std::string service_token;  // sent to notify over plaintext
-  // Who may call (devices by token, services by certificate or token); see common/auth.h.
+  // Who may call (devices by token, services by certificate or token); see common/security/auth.h.
   AuthOptions auth;
   // How the store calls converge-notify (null: plaintext).
   std::shared_ptr<grpc::ChannelCredentials> client_credentials;

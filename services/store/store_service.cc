@@ -2,37 +2,29 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "common/chunk_codec.h"
-#include "common/rsync_delta.h"
-#include "common/grpc_status.h"
-#include "common/store_behind.h"
 #include "absl/time/clock.h"
-#include "common/logging.h"
-#include "common/metrics.h"
-#include "common/path.h"
-#include "common/status_macros.h"
-#include "common/version.h"
-#include "common/wire.h"
+#include "common/base/logging.h"
+#include "common/base/metrics.h"
+#include "common/base/status_macros.h"
+#include "common/base/version.h"
+#include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
+#include "common/model/path.h"
+#include "common/model/store_behind.h"
+#include "common/rpc/grpc_status.h"
+#include "common/wire/store_wire.h"
+#include "common/wire/wire.h"
 
 namespace converge::store {
 namespace {
 
-constexpr size_t kPutBatchBytes = 8 << 20;
 constexpr size_t kListBatchFiles = 1000;
 constexpr size_t kMaxVersionsPerCall = 10000;
-// Base bytes one GetChunks call may read to make deltas (the rest of its chunks go whole).
-constexpr uint64_t kMaxBaseBytesPerCall = 64 << 20;
 
 struct Metrics {
   Counter* commits = DefaultMetrics().AddCounter("converge_store_commits_total", "commits made durable");
   Counter* files = DefaultMetrics().AddCounter("converge_store_committed_files_total",
                                                "file versions in durable commits");
-  Counter* bytes_in = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total",
-                                                  "chunk bytes received and sent", "direction=\"in\"");
-  Counter* bytes_out = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total",
-                                                   "chunk bytes received and sent", "direction=\"out\"");
-  Counter* delta_saved = DefaultMetrics().AddCounter("converge_store_delta_saved_bytes_total",
-                                                     "bytes not sent because a delta against the device's chunk was");
 };
 
 Metrics& M() {
@@ -52,22 +44,6 @@ grpc::Status TooMany(const char* what, int n, int limit) {
                       absl::StrCat(n, " ", what, " in one call, the limit is ", limit));
 }
 
-// WorkCost: what reading and encoding `bytes` for a caller counts against its call rate (one
-// call's worth per 32 KiB: a device's burst buys about 128 MiB of such work, then 64 MiB a second).
-double WorkCost(uint64_t bytes) { return static_cast<double>(bytes) / (32 << 10); }
-
-// EachOnce: InvalidArgument if a chunk is asked for twice in one call (engines never do; repeats
-// would multiply the work a call buys).
-absl::Status EachOnce(const std::vector<Digest>& wanted) {
-  absl::flat_hash_set<Digest> seen;
-  for (const Digest& d : wanted) {
-    if (!seen.insert(d).second) {
-      return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(d), " asked for twice in one call"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // SequenceFromProto: the chunks of a delta's base sequence, 2 to kMaxDeltaBases of them.
 absl::StatusOr<std::vector<Digest>> SequenceFromProto(const google::protobuf::RepeatedPtrField<std::string>& in) {
   if (in.size() < 2 || in.size() > static_cast<int>(kMaxDeltaBases)) {
@@ -76,16 +52,107 @@ absl::StatusOr<std::vector<Digest>> SequenceFromProto(const google::protobuf::Re
   return wire::DigestsFromProto(in);
 }
 
-// ToStore: a chunk received whole, kept zstd-compressed on its own when that pays.
-ChunkData ToStore(const Digest& digest, std::string raw) {
-  std::optional<std::string> z = CompressIfWorthIt(raw);
-  return z.has_value() ? ChunkData{digest, std::move(*z), ChunkEncoding::kZstd}
-                       : ChunkData{digest, std::move(raw), ChunkEncoding::kRaw};
+// The store API's encodings as ChunkTransfer's.
+absl::StatusOr<TransferEncoding> EncodingFromProto(v1::ChunkEncoding e) {
+  switch (e) {
+    case v1::CHUNK_ENCODING_RAW: return TransferEncoding::kRaw;
+    case v1::CHUNK_ENCODING_ZSTD: return TransferEncoding::kZstd;
+    case v1::CHUNK_ENCODING_ZSTD_STREAM: return TransferEncoding::kZstdStream;
+    case v1::CHUNK_ENCODING_RSYNC_DELTA: return TransferEncoding::kRsyncDelta;
+    default: return absl::InvalidArgumentError("uploaded chunks are raw, zstd, zstd stream or rsync deltas");
+  }
+}
+
+v1::ChunkEncoding EncodingToProto(TransferEncoding e) {
+  switch (e) {
+    case TransferEncoding::kZstd: return v1::CHUNK_ENCODING_ZSTD;
+    case TransferEncoding::kZstdStream: return v1::CHUNK_ENCODING_ZSTD_STREAM;
+    case TransferEncoding::kRsyncDelta: return v1::CHUNK_ENCODING_RSYNC_DELTA;
+    case TransferEncoding::kZstdDelta: return v1::CHUNK_ENCODING_ZSTD_DELTA;
+    case TransferEncoding::kRaw: break;
+  }
+  return v1::CHUNK_ENCODING_RAW;
+}
+
+// UploadFromProto takes one uploaded chunk (its data moved out of `req`).
+absl::StatusOr<TransferChunk> UploadFromProto(v1::PutChunksRequest* req) {
+  TransferChunk chunk;
+  CONVERGE_ASSIGN_OR_RETURN(chunk.digest, DigestFromBytes(req->sha256()));
+  CONVERGE_ASSIGN_OR_RETURN(chunk.encoding, EncodingFromProto(req->encoding()));
+  if (chunk.encoding == TransferEncoding::kRsyncDelta) {
+    if (req->base_sequence_size() > 0) {
+      if (!req->base_sha256().empty()) {
+        return absl::InvalidArgumentError("a delta names base_sha256 or base_sequence, not both");
+      }
+      CONVERGE_ASSIGN_OR_RETURN(chunk.bases, SequenceFromProto(req->base_sequence()));
+    } else {
+      CONVERGE_ASSIGN_OR_RETURN(Digest base, DigestFromBytes(req->base_sha256()));
+      chunk.bases.push_back(base);
+    }
+    chunk.block_bytes = req->block_bytes();
+  }
+  chunk.data = std::move(*req->mutable_data());
+  return chunk;
+}
+
+// WantsFromProto: the wanted chunks and, parallel to them, the device's bases of each (none,
+// one, or a sequence).
+absl::StatusOr<std::vector<ChunkWant>> WantsFromProto(const v1::GetChunksRequest& req) {
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> digests, wire::DigestsFromProto(req.sha256()));
+  if (req.base_sha256_size() != 0 && req.base_sha256_size() != req.sha256_size()) {
+    return absl::InvalidArgumentError("base_sha256 must be empty or parallel to sha256");
+  }
+  if (req.base_sequences_size() != 0 &&
+      (req.base_sequences_size() != req.sha256_size() || req.base_sha256_size() != 0)) {
+    return absl::InvalidArgumentError("base_sequences must be empty or parallel to sha256, and then base_sha256 empty");
+  }
+  std::vector<ChunkWant> wanted(digests.size());
+  for (size_t i = 0; i < digests.size(); ++i) {
+    wanted[i].digest = digests[i];
+    if (req.base_sha256_size() > 0 && !req.base_sha256(i).empty()) {
+      CONVERGE_ASSIGN_OR_RETURN(Digest base, DigestFromBytes(req.base_sha256(i)));
+      wanted[i].bases.push_back(base);
+    } else if (req.base_sequences_size() > 0 && req.base_sequences(i).sha256_size() > 0) {
+      const int n = req.base_sequences(i).sha256_size();
+      if (n > static_cast<int>(kMaxDeltaBases)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(n, " base chunks for one chunk in one call, the limit is ", kMaxDeltaBases));
+      }
+      CONVERGE_ASSIGN_OR_RETURN(wanted[i].bases, wire::DigestsFromProto(req.base_sequences(i).sha256()));
+    }
+  }
+  return wanted;
+}
+
+void DownloadToProto(TransferChunk chunk, v1::GetChunksResponse* resp) {
+  resp->set_sha256(DigestToBytes(chunk.digest));
+  resp->set_encoding(EncodingToProto(chunk.encoding));
+  if (chunk.encoding == TransferEncoding::kZstdDelta) {
+    if (chunk.bases.size() == 1) {
+      resp->set_base_sha256(DigestToBytes(chunk.bases[0]));
+    } else {
+      for (const Digest& d : chunk.bases) resp->add_base_sequence(DigestToBytes(d));
+    }
+  }
+  resp->set_data(std::move(chunk.data));
+}
+
+void SignedBaseToProto(const SignedBase& b, v1::ChunkSignature* out) {
+  if (b.base.size() == 1) {
+    out->set_sha256(DigestToBytes(b.base[0]));
+  } else {
+    for (const Digest& d : b.base) out->add_sequence(DigestToBytes(d));
+  }
+  out->set_block_bytes(b.signature.block_bytes);
+  out->set_length(b.signature.length);
+  for (uint32_t w : b.signature.weak) out->add_weak(w);
+  for (uint64_t st : b.signature.strong) out->add_strong(st);
 }
 
 }  // namespace
 
-absl::StatusOr<StoreService::Caller> StoreService::Authorize(const grpc::ServerContext& ctx, const std::string& ns,
+absl::StatusOr<StoreService::Caller> StoreService::Authorize(
+const grpc::ServerContext& ctx, const std::string& ns,
                                                             const std::string& request_device_id) {
   absl::StatusOr<std::string> device = auth_.DeviceOf(ctx, request_device_id);
   if (!device.ok()) return device.status();
@@ -117,83 +184,23 @@ grpc::Status StoreService::PutChunks(grpc::ServerContext* ctx,
                                      grpc::ServerReader<v1::PutChunksRequest>* reader,
                                      v1::PutChunksResponse* resp) {
   v1::PutChunksRequest req;
-  bool first = true;
-  Caller caller;
-  std::string first_namespace;
-  std::vector<ChunkData> batch;
-  size_t batch_bytes = 0;  // as they came over the wire
-  size_t held_bytes = 0;   // what the batch holds in memory once decoded (deltas and stream pieces
-                           // grow: a few hundred bytes on the wire may be a 4 MiB chunk here)
-  StreamDecoder stream;  // the call's CHUNK_ENCODING_ZSTD_STREAM pieces, in order
-  auto flush = [&]() -> absl::Status {
-    absl::Status s = chunks_->Put(caller.owner, batch);
-    if (s.ok()) {
-      resp->set_chunks_stored(resp->chunks_stored() + batch.size());
-      resp->set_bytes_stored(resp->bytes_stored() + batch_bytes);
-    }
-    batch.clear();
-    batch.shrink_to_fit();
-    batch_bytes = 0;
-    held_bytes = 0;
-    return s;
-  };
-  while (reader->Read(&req)) {
-    if (first) {
-      absl::StatusOr<Caller> c = Authorize(*ctx, req.namespace_id(), req.device_id());
-      if (!c.ok()) return ToGrpcStatus(c.status());
-      caller = std::move(*c);
-      first = false;
-    } else if (!req.namespace_id().empty() && req.namespace_id() != first_namespace) {
+  if (!reader->Read(&req)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
+  const std::string ns = req.namespace_id();
+  absl::StatusOr<Caller> caller = Authorize(*ctx, ns, req.device_id());
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  ChunkTransfer::Upload upload = transfer_.StartUpload(caller->owner, caller->device);
+  do {
+    if (!req.namespace_id().empty() && req.namespace_id() != ns) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "one PutChunks stream uploads to one namespace");
     }
-    if (first_namespace.empty()) first_namespace = req.namespace_id();
-    absl::StatusOr<Digest> digest = DigestFromBytes(req.sha256());
-    if (!digest.ok()) return ToGrpcStatus(digest.status());
-    batch_bytes += req.data().size();
-    M().bytes_in->Add(req.data().size());
-    if (req.encoding() == v1::CHUNK_ENCODING_RSYNC_DELTA) {
-      // Rebuild the chunk from the base the store holds (work charged to the device's rate, as
-      // reading its bases costs); Put checks the result's hash.
-      absl::StatusOr<std::string> raw = RebuildFromDelta(caller.owner, req);
-      if (!raw.ok()) return ToGrpcStatus(raw.status());
-      const size_t bases = std::max(1, req.base_sequence_size());
-      if (absl::Status s = limiter_.Charge(caller.device, WorkCost(raw->size() * (1 + bases))); !s.ok()) {
-        return ToGrpcStatus(s);
-      }
-      batch.push_back(ToStore(*digest, std::move(*raw)));
-    } else if (req.encoding() == v1::CHUNK_ENCODING_ZSTD_STREAM) {
-      // Stored on its own (compressed again without the stream's context); Put checks the hash.
-      absl::StatusOr<std::string> raw = stream.Decode(req.data(), kMaxChunkBytes);
-      if (!raw.ok()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("chunk ", DigestToHex(*digest), ": ", raw.status().message()));
-      }
-      batch.push_back(ToStore(*digest, std::move(*raw)));
-    } else if (req.encoding() == v1::CHUNK_ENCODING_RAW || req.encoding() == v1::CHUNK_ENCODING_ZSTD) {
-      batch.push_back(ChunkData{*digest, std::move(*req.mutable_data()),
-                                req.encoding() == v1::CHUNK_ENCODING_ZSTD ? ChunkEncoding::kZstd : ChunkEncoding::kRaw});
-    } else {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "uploaded chunks are raw, zstd, zstd stream or rsync deltas");
-    }
-    held_bytes += batch.back().data.size();
-    if (held_bytes >= kPutBatchBytes) {
-      if (absl::Status s = flush(); !s.ok()) return ToGrpcStatus(s);
-    }
-  }
-  if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks sent");
-  return ToGrpcStatus(flush());
-}
-
-absl::StatusOr<std::string> StoreService::RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req) {
-  std::vector<Digest> bases;
-  if (req.base_sequence_size() > 0) {
-    if (!req.base_sha256().empty()) return absl::InvalidArgumentError("a delta names base_sha256 or base_sequence, not both");
-    CONVERGE_ASSIGN_OR_RETURN(bases, SequenceFromProto(req.base_sequence()));
-  } else {
-    CONVERGE_ASSIGN_OR_RETURN(Digest base, DigestFromBytes(req.base_sha256()));
-    bases.push_back(base);
-  }
-  return chunks_->RebuildFromDelta(owner, bases, req.block_bytes(), req.data());
+    absl::StatusOr<TransferChunk> chunk = UploadFromProto(&req);
+    if (!chunk.ok()) return ToGrpcStatus(chunk.status());
+    if (absl::Status added = upload.Add(std::move(*chunk)); !added.ok()) return ToGrpcStatus(added);
+  } while (reader->Read(&req));
+  absl::Status finished = upload.Finish();
+  resp->set_chunks_stored(upload.chunks_stored());
+  resp->set_bytes_stored(upload.bytes_stored());
+  return ToGrpcStatus(finished);
 }
 
 grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1::GetChunkSignaturesRequest* req,
@@ -203,41 +210,18 @@ grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1
   int digests = req->sha256_size();
   for (const v1::ChunkSequence& seq : req->sequences()) digests += seq.sha256_size();
   if (digests > kMaxChunksPerGetCall) return TooMany("digests", digests, kMaxChunksPerGetCall);
-  absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
-  if (!wanted.ok()) return ToGrpcStatus(wanted.status());
-  std::vector<std::vector<Digest>> sequences;
+  absl::StatusOr<std::vector<Digest>> singles = wire::DigestsFromProto(req->sha256());
+  if (!singles.ok()) return ToGrpcStatus(singles.status());
+  std::vector<std::vector<Digest>> bases;
+  for (const Digest& d : *singles) bases.push_back({d});
   for (const v1::ChunkSequence& seq : req->sequences()) {
     absl::StatusOr<std::vector<Digest>> one = SequenceFromProto(seq.sha256());
     if (!one.ok()) return ToGrpcStatus(one.status());
-    sequences.push_back(std::move(*one));
+    bases.push_back(std::move(*one));
   }
-  // Chunks (or sequences) the caller's owner does not hold get no signature.
-  // So does one the device's rate cannot pay for now (reading and signing it is the work).
-  auto sign = [&](const std::vector<Digest>& base) -> absl::StatusOr<v1::ChunkSignature*> {
-    absl::StatusOr<std::string> raw = chunks_->Sequence(caller->owner, base);
-    if (absl::IsNotFound(raw.status())) return nullptr;
-    if (!raw.ok()) return raw.status();
-    if (!limiter_.Charge(caller->device, WorkCost(raw->size())).ok()) return nullptr;
-    const Signature sig = MakeSignature(*raw, BlockBytesFor(raw->size()));
-    v1::ChunkSignature* out = resp->add_signatures();
-    out->set_block_bytes(sig.block_bytes);
-    out->set_length(sig.length);
-    for (uint32_t w : sig.weak) out->add_weak(w);
-    for (uint64_t st : sig.strong) out->add_strong(st);
-    return out;
-  };
-  for (const Digest& d : *wanted) {
-    absl::StatusOr<v1::ChunkSignature*> out = sign({d});
-    if (!out.ok()) return ToGrpcStatus(out.status());
-    if (*out != nullptr) (*out)->set_sha256(DigestToBytes(d));
-  }
-  for (const std::vector<Digest>& seq : sequences) {
-    absl::StatusOr<v1::ChunkSignature*> out = sign(seq);
-    if (!out.ok()) return ToGrpcStatus(out.status());
-    if (*out != nullptr) {
-      for (const Digest& d : seq) (*out)->add_sequence(DigestToBytes(d));
-    }
-  }
+  absl::StatusOr<std::vector<SignedBase>> signed_bases = transfer_.Sign(caller->owner, caller->device, bases);
+  if (!signed_bases.ok()) return ToGrpcStatus(signed_bases.status());
+  for (const SignedBase& b : *signed_bases) SignedBaseToProto(b, resp->add_signatures());
   return grpc::Status::OK;
 }
 
@@ -296,81 +280,16 @@ grpc::Status StoreService::GetChunks(grpc::ServerContext* ctx, const v1::GetChun
   if (req->sha256_size() > kMaxChunksPerGetCall) {
     return TooMany("chunks", req->sha256_size(), kMaxChunksPerGetCall);
   }
-  absl::StatusOr<std::vector<Digest>> wanted = wire::DigestsFromProto(req->sha256());
+  absl::StatusOr<std::vector<ChunkWant>> wanted = WantsFromProto(*req);
   if (!wanted.ok()) return ToGrpcStatus(wanted.status());
-  if (req->base_sha256_size() != 0 && req->base_sha256_size() != req->sha256_size()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "base_sha256 must be empty or parallel to sha256");
-  }
-  if (req->base_sequences_size() != 0 &&
-      (req->base_sequences_size() != req->sha256_size() || req->base_sha256_size() != 0)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "base_sequences must be empty or parallel to sha256, and then base_sha256 empty");
-  }
-  // The device's bases of each wanted chunk (none, one, or a sequence).
-  std::vector<std::vector<Digest>> bases(wanted->size());
-  for (size_t i = 0; i < wanted->size(); ++i) {
-    if (req->base_sha256_size() > 0 && !req->base_sha256(i).empty()) {
-      absl::StatusOr<Digest> base = DigestFromBytes(req->base_sha256(i));
-      if (!base.ok()) return ToGrpcStatus(base.status());
-      bases[i].push_back(*base);
-    } else if (req->base_sequences_size() > 0 && req->base_sequences(i).sha256_size() > 0) {
-      if (req->base_sequences(i).sha256_size() > static_cast<int>(kMaxDeltaBases)) {
-        return TooMany("base chunks for one chunk", req->base_sequences(i).sha256_size(), kMaxDeltaBases);
-      }
-      absl::StatusOr<std::vector<Digest>> seq = wire::DigestsFromProto(req->base_sequences(i).sha256());
-      if (!seq.ok()) return ToGrpcStatus(seq.status());
-      bases[i] = std::move(*seq);
-    }
-  }
-  if (absl::Status once = EachOnce(*wanted); !once.ok()) return ToGrpcStatus(once);
-  std::unique_ptr<StreamEncoder> stream;  // made for the first chunk, if the device takes streams
-  uint64_t base_bytes = 0;  // read for deltas in this call
-  for (size_t i = 0; i < wanted->size(); ++i) {
-    const Digest& d = (*wanted)[i];
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    // A delta costs its bases' bytes: within the call's budget and charged to the device's rate;
-    // past either, the chunk goes whole (the device still gets it).
-    const bool has_base = !bases[i].empty() && base_bytes < kMaxBaseBytesPerCall;
-    std::string raw;  // wanted only to make a delta
-    absl::StatusOr<StoredChunk> stored = chunks_->GetStored(caller->owner, d, has_base ? &raw : nullptr);
-    if (!stored.ok()) return ToGrpcStatus(stored.status());
-    v1::GetChunksResponse resp;
-    resp.set_sha256(DigestToBytes(d));
-    resp.set_encoding(stored->encoding == ChunkEncoding::kZstd ? v1::CHUNK_ENCODING_ZSTD : v1::CHUNK_ENCODING_RAW);
-    // The device has a similar chunk: send the difference if that is much smaller.
-    if (has_base) {
-      absl::StatusOr<std::string> base_raw = chunks_->Sequence(caller->owner, bases[i]);
-      if (base_raw.ok()) base_bytes += base_raw->size();
-      if (base_raw.ok() && limiter_.Charge(caller->device, WorkCost(base_raw->size())).ok()) {
-        std::optional<std::string> delta = DeltaEncode(raw, *base_raw, stored->payload.size());
-        if (delta.has_value()) {
-          M().delta_saved->Add(stored->payload.size() - delta->size());
-          resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_DELTA);
-          if (bases[i].size() == 1) {
-            resp.set_base_sha256(DigestToBytes(bases[i][0]));
-          } else {
-            for (const Digest& d : bases[i]) resp.add_base_sequence(DigestToBytes(d));
-          }
-          stored->payload = std::move(*delta);
-        }
-      }
-    }
-    if (stream == nullptr && req->accept_zstd_stream()) stream = std::make_unique<StreamEncoder>();
-    const std::string& plain = stored->encoding == ChunkEncoding::kRaw ? stored->payload
-                               : has_base                              ? raw
-                                                                       : stored->decoded;
-    if (resp.encoding() != v1::CHUNK_ENCODING_ZSTD_DELTA && stream != nullptr && stream->Worth(plain)) {
-      // Compressed (again) with the call's earlier chunks as context (StreamEncoder::Worth).
-      absl::StatusOr<std::string> piece = stream->Encode(plain);
-      if (!piece.ok()) return ToGrpcStatus(piece.status());
-      resp.set_encoding(v1::CHUNK_ENCODING_ZSTD_STREAM);
-      stored->payload = std::move(*piece);
-    }
-    M().bytes_out->Add(stored->payload.size());
-    resp.set_data(std::move(stored->payload));
-    if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-  }
-  return grpc::Status::OK;
+  absl::Status s = transfer_.Download(caller->owner, caller->device, *wanted, req->accept_zstd_stream(),
+                                      [&](TransferChunk chunk) {
+                                        if (ctx->IsCancelled()) return false;
+                                        v1::GetChunksResponse resp;
+                                        DownloadToProto(std::move(chunk), &resp);
+                                        return writer->Write(resp);
+                                      });
+  return ToGrpcStatus(s);
 }
 
 grpc::Status StoreService::Ack(grpc::ServerContext* ctx, const v1::AckRequest* req, v1::AckResponse*) {
@@ -485,60 +404,17 @@ grpc::Status StoreService::GetNamespaceStats(grpc::ServerContext* ctx,
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<NamespaceStats> stats = log_->Stats(req->namespace_id());
   if (!stats.ok()) return ToGrpcStatus(stats.status());
-  resp->set_head_seq(stats->head_seq);
-  resp->set_live_files(stats->live_files);
-  resp->set_live_bytes(stats->live_bytes);
-  resp->set_unique_chunks(stats->unique_chunks);
-  resp->set_unique_chunk_bytes(stats->unique_chunk_bytes);
-  resp->set_open_conflicts(stats->open_conflicts);
-  resp->set_watermark(stats->watermark);
-  resp->set_compacted_through(stats->compacted_through);
-  for (const std::string& p : stats->conflict_paths) resp->add_conflict_paths(p);
-  for (const DeviceState& d : stats->devices) {
-    v1::DeviceCursor* c = resp->add_cursors();
-    c->set_device_id(d.device_id);
-    c->set_acked_seq(d.acked_seq);
-    c->set_last_seen_unix_ms(d.last_seen_unix_ms);
-    c->set_software_version(d.software_version);
-    c->set_lag_commits(d.lag_commits);
-    c->set_lag_bytes(d.lag_bytes);
-    c->set_lag_seconds(d.lag_seconds);
-    c->set_evicted(d.evicted);
-    c->set_pins_watermark(d.pins_watermark);
-    c->set_blocked_count(d.blocked.count);
-    for (const std::string& b : d.blocked.sample) c->add_blocked(b);
-  }
+  wire::NamespaceStatsToProto(*stats, resp);
   return grpc::Status::OK;
 }
 
-namespace {
-
-void HeldToProto(const HeldDelete& h, v1::HeldDelete* p) {
-  p->set_id(h.id);
-  p->set_namespace_id(h.namespace_id);
-  p->set_device_id(h.device);
-  switch (h.state) {
-    case HeldDelete::State::kPending: p->set_state(v1::HeldDelete::PENDING); break;
-    case HeldDelete::State::kApproved: p->set_state(v1::HeldDelete::APPROVED); break;
-    case HeldDelete::State::kRejected: p->set_state(v1::HeldDelete::REJECTED); break;
-    case HeldDelete::State::kApplied: p->set_state(v1::HeldDelete::APPLIED); break;
-    case HeldDelete::State::kRestored: p->set_state(v1::HeldDelete::RESTORED); break;
-  }
-  p->set_created_at_unix_ms(h.created_at_unix_ms);
-  p->set_resolved_at_unix_ms(h.resolved_at_unix_ms);
-  p->set_deletes(h.deletes);
-  p->set_live_entries(h.live_entries);
-  for (const std::string& s : h.sample) p->add_sample_paths(s);
-}
-
-}  // namespace
 
 grpc::Status StoreService::ListHeldDeletes(grpc::ServerContext* ctx, const v1::ListHeldDeletesRequest* req,
                                            v1::ListHeldDeletesResponse* resp) {
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<std::vector<HeldDelete>> held = log_->ListHeld(req->namespace_id());
   if (!held.ok()) return ToGrpcStatus(held.status());
-  for (const HeldDelete& h : *held) HeldToProto(h, resp->add_held());
+  for (const HeldDelete& h : *held) wire::HeldDeleteToProto(h, resp->add_held());
   return grpc::Status::OK;
 }
 
@@ -547,7 +423,7 @@ grpc::Status StoreService::ResolveHeldDelete(grpc::ServerContext* ctx, const v1:
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<HeldDelete> held = log_->ResolveHeld(req->namespace_id(), req->id(), req->approve());
   if (!held.ok()) return ToGrpcStatus(held.status());
-  HeldToProto(*held, resp);
+  wire::HeldDeleteToProto(*held, resp);
   return grpc::Status::OK;
 }
 
@@ -563,20 +439,6 @@ absl::StatusOr<std::string> StoreService::MemberOrOperator(const grpc::ServerCon
   return caller->device;
 }
 
-namespace {
-
-void ConflictToProto(const ConflictRecord& r, v1::Conflict* p) {
-  p->set_copy_path(r.copy_path);
-  p->set_original_path(r.original_path);
-  p->set_device_id(r.device);
-  p->set_seq(r.seq);
-  p->set_created_at_unix_ms(r.created_at_unix_ms);
-  p->set_resolved(r.resolved);
-  p->set_resolved_at_unix_ms(r.resolved_at_unix_ms);
-  p->set_resolved_by(r.resolved_by);
-}
-
-}  // namespace
 
 grpc::Status StoreService::ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
                                         v1::ListVersionsResponse* resp) {
@@ -587,9 +449,7 @@ grpc::Status StoreService::ListVersions(grpc::ServerContext* ctx, const v1::List
   absl::StatusOr<std::vector<HistoryVersion>> versions = log_->Versions(req->namespace_id(), req->path(), limit);
   if (!versions.ok()) return ToGrpcStatus(versions.status());
   for (const HistoryVersion& h : *versions) {
-    v1::HistoryVersion* out = resp->add_versions();
-    wire::FileVersionToProto(h.version, out->mutable_version());
-    out->set_committed_at_unix_ms(h.committed_at_unix_ms);
+    wire::HistoryVersionToProto(h, resp->add_versions());
   }
   return grpc::Status::OK;
 }
@@ -623,7 +483,7 @@ grpc::Status StoreService::ListConflicts(grpc::ServerContext* ctx, const v1::Lis
   if (!who.ok()) return ToGrpcStatus(who.status());
   absl::StatusOr<std::vector<ConflictRecord>> conflicts = log_->ListConflicts(req->namespace_id(), req->include_resolved());
   if (!conflicts.ok()) return ToGrpcStatus(conflicts.status());
-  for (const ConflictRecord& r : *conflicts) ConflictToProto(r, resp->add_conflicts());
+  for (const ConflictRecord& r : *conflicts) wire::ConflictToProto(r, resp->add_conflicts());
   return grpc::Status::OK;
 }
 
@@ -634,7 +494,7 @@ grpc::Status StoreService::ResolveConflict(grpc::ServerContext* ctx, const v1::R
   if (absl::Status s = ValidateRelativePath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<ConflictRecord> r = log_->ResolveConflict(req->namespace_id(), req->copy_path(), *who);
   if (!r.ok()) return ToGrpcStatus(r.status());
-  ConflictToProto(*r, resp);
+  wire::ConflictToProto(*r, resp);
   return grpc::Status::OK;
 }
 
@@ -644,14 +504,9 @@ grpc::Status StoreService::Compact(grpc::ServerContext* ctx, const v1::CompactRe
   if (!r.ok()) return ToGrpcStatus(r.status());
   absl::StatusOr<ChunkStore::SweepResult> swept = log_->CollectGarbage(chunk_grace_);
   if (!swept.ok()) return ToGrpcStatus(swept.status());
-  resp->set_watermark(r->watermark);
-  resp->set_compacted_through(r->compacted_through);
-  resp->set_log_entries_dropped(r->log_entries_dropped);
-  resp->set_versions_dropped(r->versions_dropped);
-  resp->set_tombstones_dropped(r->tombstones_dropped);
-  for (const std::string& d : r->pinned_by) resp->add_pinned_by(d);
-  resp->set_chunks_dropped(swept->chunks_dropped);
-  resp->set_bytes_dropped(swept->bytes_dropped);
+  r->chunks_dropped = swept->chunks_dropped;
+  r->bytes_dropped = swept->bytes_dropped;
+  wire::CompactionToProto(*r, resp);
   return grpc::Status::OK;
 }
 

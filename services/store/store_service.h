@@ -3,10 +3,11 @@
 #ifndef CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
 #define CONVERGE_SERVICES_STORE_STORE_SERVICE_H_
 
-#include "common/auth.h"
-#include "common/call_limiter.h"
+#include "common/rpc/call_limiter.h"
+#include "common/security/auth.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "services/store/chunk_store.h"
+#include "services/store/chunk_transfer.h"
 #include "services/store/commit_log.h"
 #include "services/store/publisher.h"
 #include "services/store/registry_area.h"
@@ -32,7 +33,8 @@ class StoreService final : public v1::StoreService::Service {
   // with RESOURCE_EXHAUSTED.
   StoreService(ChunkStore* chunks, CommitLog* log, Publisher* publisher, AuthOptions auth,
                CallLimiter::Limits per_device = kDefaultDeviceLimits)
-      : chunks_(chunks), log_(log), publisher_(publisher), auth_(std::move(auth)), limiter_(per_device) {}
+      : chunks_(chunks), log_(log), publisher_(publisher), auth_(std::move(auth)), limiter_(per_device),
+        transfer_(chunks, &limiter_) {}
 
   grpc::Status FindMissingChunks(grpc::ServerContext* ctx, const v1::FindMissingChunksRequest* req,
                                  v1::FindMissingChunksResponse* resp) override;
@@ -102,14 +104,13 @@ class StoreService final : public v1::StoreService::Service {
   // otherwise the call must come from a member device (Authorize), named in the result.
   absl::StatusOr<std::string> MemberOrOperator(const grpc::ServerContext& ctx, const std::string& ns,
                                                const std::string& request_device_id);
-  // RebuildFromDelta returns the raw chunk an RSYNC_DELTA upload describes.
-  absl::StatusOr<std::string> RebuildFromDelta(const std::string& owner, const v1::PutChunksRequest& req);
 
   ChunkStore* const chunks_;
   CommitLog* const log_;
   Publisher* const publisher_;
   Authenticator auth_;
   CallLimiter limiter_;
+  ChunkTransfer transfer_;
   RegistryArea* registry_ = nullptr;
   absl::Duration retention_ = kDefaultHistoryRetention;
   absl::Duration chunk_grace_ = absl::Hours(1);

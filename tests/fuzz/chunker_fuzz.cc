@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "engine/chunker.h"
+#include "engine/sync/chunker.h"
 
 #define FUZZ_CHECK(cond) \
   if (!(cond)) abort()

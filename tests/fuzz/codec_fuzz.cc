@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/chunk_codec.h"
-#include "common/rsync_delta.h"
+#include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
 
 #define FUZZ_CHECK(cond) \
   if (!(cond)) abort()

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_split.h"
-#include "common/path.h"
+#include "common/model/path.h"
 
 #define FUZZ_CHECK(cond) \
   if (!(cond)) abort()

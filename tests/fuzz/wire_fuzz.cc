@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/model.h"
-#include "common/path.h"
-#include "common/wire.h"
+#include "common/model/model.h"
+#include "common/model/path.h"
+#include "common/wire/wire.h"
 #include "converge/common/v1/types.pb.h"
 
 #define FUZZ_CHECK(cond) \

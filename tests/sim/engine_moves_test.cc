@@ -7,10 +7,11 @@
 #include <utility>
 #include <vector>
 
-#include "common/clock.h"
-#include "engine/sync_engine.h"
+#include "common/base/clock.h"
+#include "engine/sync/sync_engine.h"
 #include "gtest/gtest.h"
 #include "tests/sim/sim_device.h"
+#include "tests/testing/fake_clock.h"
 
 namespace converge::sim {
 namespace {

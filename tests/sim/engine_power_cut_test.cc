@@ -11,13 +11,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/logging.h"
-#include "common/sha256.h"
-#include "engine/chunker.h"
-#include "engine/sync_engine.h"
+#include "common/base/clock.h"
+#include "common/base/logging.h"
+#include "common/base/sha256.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/sync_engine.h"
 #include "gtest/gtest.h"
 #include "tests/sim/sim_device.h"
+#include "tests/testing/fake_clock.h"
 
 namespace converge::sim {
 namespace {

@@ -5,12 +5,13 @@
 #include <random>
 #include <string>
 
-#include "common/clock.h"
-#include "engine/chunker.h"
-#include "engine/sync_engine.h"
-#include "common/random_bytes_for_test.h"
+#include "common/base/clock.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/sync_engine.h"
 #include "gtest/gtest.h"
 #include "tests/sim/sim_device.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/random_bytes_for_test.h"
 
 namespace converge::sim {
 namespace {

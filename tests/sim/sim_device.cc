@@ -1,6 +1,6 @@
 #include "tests/sim/sim_device.h"
 
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 
 namespace converge::sim {
 

@@ -9,12 +9,12 @@
 #include <memory>
 #include <string>
 
-#include "common/clock.h"
-#include "common/power_cut_env.h"
-#include "engine/local_index.h"
-#include "engine/mem_filesystem.h"
-#include "engine/sync_engine.h"
-#include "tests/sim/sim_store.h"
+#include "common/base/clock.h"
+#include "engine/sync/local_index.h"
+#include "engine/sync/sync_engine.h"
+#include "tests/testing/mem_filesystem.h"
+#include "tests/testing/power_cut_env.h"
+#include "tests/testing/sim_store.h"
 
 namespace converge::sim {
 

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <string>
 
-#include "common/logging.h"
+#include "common/base/logging.h"
 #include "tests/sim/simulation.h"
 
 int main(int argc, char** argv) {

@@ -10,12 +10,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/sha256.h"
-#include "engine/chunker.h"
-#include "engine/sync_engine.h"
+#include "common/base/clock.h"
+#include "common/base/sha256.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/sync_engine.h"
 #include "tests/sim/sim_device.h"
-#include "tests/sim/sim_store.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/sim_store.h"
 
 namespace converge::sim {
 
@@ -221,7 +222,7 @@ class Run {
       if (absl::Status s = store_->log()->Evict(SimStore::kNamespace, d.sim->id()); !s.ok()) return s.ToString();
       ++totals_->evictions;
     }
-    absl::StatusOr<store::CompactionResult> r = store_->log()->Compact(SimStore::kNamespace, absl::Hours(24 * 30));
+    absl::StatusOr<CompactionResult> r = store_->log()->Compact(SimStore::kNamespace, absl::Hours(24 * 30));
     if (!r.ok()) return absl::StrCat("compact: ", r.status().ToString());
     absl::StatusOr<store::ChunkStore::SweepResult> swept = store_->log()->CollectGarbage(absl::ZeroDuration());
     if (!swept.ok()) return absl::StrCat("collect garbage: ", swept.status().ToString());

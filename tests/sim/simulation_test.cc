@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "common/logging.h"
+#include "common/base/logging.h"
 #include "gtest/gtest.h"
 #include "tests/sim/simulation.h"
 

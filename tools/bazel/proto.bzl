@@ -1,10 +1,24 @@
 """converge_proto: compiles one .proto with Debian's protoc and grpc_cpp_plugin."""
 
+# Who may include generated code: wire conversion, the engine's gRPC clients, control plane and
+# daemon, the services (their *_service and *_client files: tools/layering/check_architecture.py),
+# tests and tools. Sync logic, the model and the base libraries never see a protobuf type.
+PROTO_USERS = [
+    "//common/wire:__pkg__",
+    "//engine/client:__pkg__",
+    "//engine/control:__pkg__",
+    "//engine/daemon:__pkg__",
+    "//protos:__subpackages__",
+    "//services:__subpackages__",
+    "//tests:__subpackages__",
+    "//tools:__subpackages__",
+]
+
 def converge_proto(name, src, deps = [], grpc = True):
     """Generates <name> (cc_library) from src; deps are other converge_proto targets.
 
     Generated headers are included as "converge/<pkg>/v1/<stem>.pb.h" (and .grpc.pb.h,
-    _mock.grpc.pb.h when grpc = True).
+    _mock.grpc.pb.h when grpc = True). Visible to PROTO_USERS only.
     """
     stem = src[:-len(".proto")]
     outs = [stem + ".pb.h", stem + ".pb.cc"]
@@ -30,5 +44,5 @@ def converge_proto(name, src, deps = [], grpc = True):
         include_prefix = native.package_name()[len("protos/"):],
         deps = deps + ["//tools/bazel/system:protobuf"] +
                (["//tools/bazel/system:grpc"] if grpc else []),
-        visibility = ["//visibility:public"],
+        visibility = PROTO_USERS,
     )

@@ -1189,6 +1189,16 @@ plot for [i=2:{len(peers) + 1}] "{dat}" using i:xtic(1) title columnheader(i)
     return made
 
 
+def write_latest(out_dir, md):
+    """bench/results/latest.md: the newest complete full run's table, which the docs link."""
+    rel = os.path.relpath(out_dir, os.path.join(ROOT, "bench", "results"))
+    with open(os.path.join(ROOT, "bench", "results", "latest.md"), "w") as f:
+        f.write(f"<!-- written by tools/bench/run --mode full; the run's folder: {rel}/ -->\n")
+        f.write(f"Charts: [time ratios]({rel}/ratio_time.png), [bytes ratios]({rel}/ratio_bytes.png); "
+                f"raw figures: [{rel}/results.json]({rel}/results.json).\n\n")
+        f.write(md)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=sorted(MODES), default="quick")
@@ -1241,6 +1251,8 @@ def main():
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(md)
     made = charts(out_dir, bench.results)
+    if args.mode == "full" and not args.out and not bench.only and tools == list(TOOLS) and not failed:
+        write_latest(out_dir, md)
     print(md)
     log(f"results in {out_dir} ({', '.join(os.path.basename(m) for m in made) or 'no charts'}), "
         f"{meta['seconds']} s")

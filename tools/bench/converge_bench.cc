@@ -24,21 +24,21 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/chunk_codec.h"
-#include "common/model.h"
-#include "common/device_token.h"
-#include "common/sha256.h"
-#include "common/tls.h"
-#include "engine/chunker.h"
-#include "absl/container/flat_hash_set.h"
-#include "common/wire.h"
+#include "common/base/sha256.h"
+#include "common/codec/chunk_codec.h"
+#include "common/model/model.h"
+#include "common/security/device_token.h"
+#include "common/security/tls.h"
+#include "common/wire/wire.h"
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
+#include "engine/sync/chunker.h"
 
 ABSL_FLAG(std::string, store, "", "converge-store address (ingest)");
 ABSL_FLAG(std::string, notify, "", "converge-notify address (fanout)");
@@ -130,30 +130,44 @@ converge::FileVersion FileOf(const std::string& path, const std::vector<converge
   return v;
 }
 
-int Ingest() {
-  const std::string address = absl::GetFlag(FLAGS_store);
-  const std::string ns = absl::GetFlag(FLAGS_namespace_id);
-  auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
-    store_v1::RegisterNamespaceRequest req;
-    req.set_namespace_id(ns);
-    req.set_owner_user_id("bench-load");
-    req.add_member_device_ids(kDevice);
-    store_v1::RegisterNamespaceResponse resp;
-    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
-    if (!s.ok()) Die("RegisterNamespace", s);
-  }
+// PutChunk uploads one chunk (its own call) as the bench's device.
+void PutChunk(store_v1::StoreService::Stub* stub, const std::string& ns, const std::string& data) {
+  grpc::ClientContext ctx;
+  AsDevice(&ctx, ns);
+  store_v1::PutChunksResponse resp;
+  auto writer = stub->PutChunks(&ctx, &resp);
+  store_v1::PutChunksRequest req;
+  req.set_namespace_id(ns);
+  req.set_device_id(kDevice);
+  req.set_sha256(converge::DigestToBytes(converge::HashOf(data)));
+  req.set_data(data);
+  writer->Write(req);
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) Die("PutChunks", s);
+}
 
-  // 1) New chunk data: random 1 MiB chunks over parallel streams, then one synced commit.
-  const int mib = absl::GetFlag(FLAGS_mib);
-  const int streams = absl::GetFlag(FLAGS_streams);
-  std::mt19937_64 rng(std::random_device{}());
+// CommitFile commits one file of `chunks` as the bench's device.
+void CommitFile(store_v1::StoreService::Stub* stub, const std::string& ns, const std::string& path,
+                const std::vector<converge::ChunkRef>& chunks, uint64_t size) {
+  grpc::ClientContext ctx;
+  AsDevice(&ctx, ns);
+  store_v1::CommitRequest req;
+  req.set_namespace_id(ns);
+  req.set_device_id(kDevice);
+  converge::wire::FileVersionToProto(FileOf(path, chunks, size), req.add_files());
+  store_v1::CommitResponse resp;
+  grpc::Status s = stub->Commit(&ctx, req, &resp);
+  if (!s.ok()) Die("Commit", s);
+}
+
+// IngestChunks uploads `mib` random 1 MiB chunks over parallel streams, then commits them as
+// one file; returns the seconds it took.
+double IngestChunks(const std::string& address, const std::string& ns, int mib, int streams, std::mt19937_64* rng) {
   std::vector<std::string> chunks(mib);
   std::vector<converge::ChunkRef> refs(mib);
   for (int i = 0; i < mib; ++i) {
-    chunks[i] = Random(rng, 1 << 20);
+    chunks[i] = Random(*rng, 1 << 20);
     refs[i] = {converge::HashOf(chunks[i]), 1u << 20};
   }
   const absl::Time t0 = absl::Now();
@@ -179,68 +193,62 @@ int Ingest() {
     });
   }
   for (auto& t : senders) t.join();
-  const std::string big_path = absl::StrCat("ingest/", absl::ToUnixNanos(t0), ".bin");
-  {
-    grpc::ClientContext ctx;
-    AsDevice(&ctx, ns);
-    store_v1::CommitRequest req;
-    req.set_namespace_id(ns);
-    req.set_device_id(kDevice);
-    converge::wire::FileVersionToProto(
-        FileOf(big_path, refs, static_cast<uint64_t>(mib) << 20), req.add_files());
-    store_v1::CommitResponse resp;
-    grpc::Status s = stub->Commit(&ctx, req, &resp);
-    if (!s.ok()) Die("Commit (ingest)", s);
-  }
-  const double ingest_s = absl::ToDoubleSeconds(absl::Now() - t0);
+  auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
+  CommitFile(stub.get(), ns, absl::StrCat("ingest/", absl::ToUnixNanos(t0), ".bin"), refs,
+             static_cast<uint64_t>(mib) << 20);
+  return absl::ToDoubleSeconds(absl::Now() - t0);
+}
 
-  // 2) Small commits: one 1 KiB file each, from several threads.
-  const std::string small = Random(rng, 1024);
+// SmallCommits makes `commits` commits of one 1 KiB file each from `threads` threads; returns
+// their latencies (ms, sorted) and *seconds, the time they took together.
+std::vector<double> SmallCommits(const std::string& address, const std::string& ns, int commits, int threads,
+                                 std::mt19937_64* rng, double* seconds) {
+  const std::string small = Random(*rng, 1024);
   const converge::ChunkRef small_ref{converge::HashOf(small), 1024};
-  {
-    grpc::ClientContext ctx;
-    AsDevice(&ctx, ns);
-    store_v1::PutChunksResponse resp;
-    auto writer = stub->PutChunks(&ctx, &resp);
-    store_v1::PutChunksRequest req;
-    req.set_namespace_id(ns);
-    req.set_device_id(kDevice);
-    req.set_sha256(converge::DigestToBytes(small_ref.sha256));
-    req.set_data(small);
-    writer->Write(req);
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    if (!s.ok()) Die("PutChunks (small)", s);
-  }
-  const int commits = absl::GetFlag(FLAGS_commits);
-  const int threads = absl::GetFlag(FLAGS_threads);
+  PutChunk(store_v1::StoreService::NewStub(OwnChannel(address)).get(), ns, small);
   std::atomic<int> next{0};
   std::vector<double> latencies_ms(commits);
   const absl::Time t1 = absl::Now();
   std::vector<std::thread> committers;
   for (int t = 0; t < threads; ++t) {
-    committers.emplace_back([&, t] {
+    committers.emplace_back([&] {
       auto own = store_v1::StoreService::NewStub(OwnChannel(address));
       for (int i = next++; i < commits; i = next++) {
-        grpc::ClientContext ctx;
-        AsDevice(&ctx, ns);
-        store_v1::CommitRequest req;
-        req.set_namespace_id(ns);
-        req.set_device_id(kDevice);
-        converge::wire::FileVersionToProto(
-            FileOf(absl::StrCat("small/", absl::ToUnixNanos(t1), "/", i), {small_ref}, 1024),
-            req.add_files());
-        store_v1::CommitResponse resp;
         const absl::Time start = absl::Now();
-        grpc::Status s = own->Commit(&ctx, req, &resp);
-        if (!s.ok()) Die("Commit (small)", s);
+        CommitFile(own.get(), ns, absl::StrCat("small/", absl::ToUnixNanos(t1), "/", i), {small_ref}, 1024);
         latencies_ms[i] = absl::ToDoubleMilliseconds(absl::Now() - start);
       }
     });
   }
   for (auto& t : committers) t.join();
-  const double commits_s = absl::ToDoubleSeconds(absl::Now() - t1);
+  *seconds = absl::ToDoubleSeconds(absl::Now() - t1);
   std::sort(latencies_ms.begin(), latencies_ms.end());
+  return latencies_ms;
+}
+
+int Ingest() {
+  const std::string address = absl::GetFlag(FLAGS_store);
+  const std::string ns = absl::GetFlag(FLAGS_namespace_id);
+  {
+    auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
+    store_v1::RegisterNamespaceRequest req;
+    req.set_namespace_id(ns);
+    req.set_owner_user_id("bench-load");
+    req.add_member_device_ids(kDevice);
+    store_v1::RegisterNamespaceResponse resp;
+    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
+    if (!s.ok()) Die("RegisterNamespace", s);
+  }
+  std::mt19937_64 rng(std::random_device{}());
+  // 1) New chunk data, durable; 2) small commits, one 1 KiB file each, from several threads.
+  const int mib = absl::GetFlag(FLAGS_mib);
+  const double ingest_s = IngestChunks(address, ns, mib, absl::GetFlag(FLAGS_streams), &rng);
+  const int commits = absl::GetFlag(FLAGS_commits);
+  const int threads = absl::GetFlag(FLAGS_threads);
+  double commits_s = 0;
+  const std::vector<double> latencies_ms = SmallCommits(address, ns, commits, threads, &rng, &commits_s);
   printf("{\"ingest_mib\": %d, \"ingest_seconds\": %.4f, \"ingest_mb_per_s\": %.1f, "
          "\"commits\": %d, \"commit_threads\": %d, \"commit_seconds\": %.4f, \"commits_per_s\": %.1f, "
          "\"commit_p50_ms\": %.3f, \"commit_p99_ms\": %.3f}\n",

@@ -1,9 +1,0 @@
-#include "common/bearer_token.h"
-
-namespace converge {
-
-void AddBearerToken(grpc::ClientContext* ctx, const std::string& token) {
-  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
-}
-
-}  // namespace converge

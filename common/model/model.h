@@ -1,0 +1,95 @@
+// Converge's data model as domain types (see DESIGN.md, "The data model"). Protobuf types stay
+// at the edges: wire.h converts, and RocksDB keeps these types in their own encoding
+// (EncodeFileVersion / EncodeCommit below), never protobuf.
+#ifndef CONVERGE_COMMON_MODEL_MODEL_H_
+#define CONVERGE_COMMON_MODEL_MODEL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/base/sha256.h"
+
+namespace converge {
+
+// The largest chunk any component accepts.
+inline constexpr uint32_t kMaxChunkBytes = 4 << 20;
+// The number of file versions one commit may carry.
+inline constexpr size_t kMaxFilesPerCommit = 10000;
+// The bytes one commit may take (CommitBytes of its versions): what the store holds while it
+// checks it and what one Pull message carries back, well under the 16 MiB message limit.
+inline constexpr size_t kMaxCommitBytes = 4 << 20;
+// What a device reports of the remote versions it could not apply: the first few, each bounded.
+inline constexpr size_t kMaxBlockedReported = 20;
+inline constexpr size_t kMaxBlockedReportBytes = 512;
+inline constexpr size_t kFileIdBytes = 16;
+
+enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
+
+// The longest symlink target accepted (Linux's PATH_MAX less the NUL).
+inline constexpr size_t kMaxSymlinkTarget = 4095;
+
+struct ChunkRef {
+  Digest sha256{};
+  uint32_t length = 0;
+  bool operator==(const ChunkRef& o) const { return sha256 == o.sha256 && length == o.length; }
+};
+
+struct FileVersion {
+  std::string file_id;  // kFileIdBytes bytes, stable across edits of one path
+  std::string path;     // validated relative path
+  FileKind kind = FileKind::kFile;
+  uint32_t mode = 0644;
+  int64_t mtime_ns = 0;
+  uint64_t size = 0;
+  Digest content_sha256{};      // files; for symlinks the SHA-256 of the target
+  std::vector<ChunkRef> chunks;  // files only, in order
+  bool deleted = false;
+  uint64_t seq = 0;  // assigned by the store
+  std::string origin_device;
+  uint64_t base_seq = 0;  // the seq this change was made on top of; 0 for a new path
+  // A symlink's target, as the link holds it (synced as a link, never followed).
+  std::string symlink_target;
+};
+
+// ContentDigest names a file's content from its chunk list, so nobody reads the content twice:
+// for an empty or one-chunk file it is the SHA-256 of the content itself (the chunk's digest);
+// for more chunks, the SHA-256 of the list (a tag, then each chunk's digest and little-endian
+// 32-bit length). Every chunk is verified by its own digest wherever it is read or received.
+Digest ContentDigest(const std::vector<ChunkRef>& chunks);
+
+struct Commit {
+  std::string namespace_id;
+  uint64_t seq = 0;
+  std::string origin_device;
+  int64_t committed_at_unix_ms = 0;
+  std::vector<FileVersion> files;
+};
+
+// ValidateFileVersion checks what a receiver must check before trusting a version from the
+// network: a valid path and file_id; for live files, chunk lengths in (0, kMaxChunkBytes] that
+// add up to size; no chunks for directories and tombstones. Returns InvalidArgument naming the
+// path otherwise.
+absl::Status ValidateFileVersion(const FileVersion& v);
+
+// CommitBytes: what a version counts towards kMaxCommitBytes (about its wire size).
+size_t CommitBytes(const FileVersion& v);
+
+// ValidateChange checks a batch of changes as a whole: 1..kMaxFilesPerCommit versions, each
+// valid, no path twice, at most kMaxCommitBytes in all.
+absl::Status ValidateChanges(const std::vector<FileVersion>& files);
+
+std::string EncodeFileVersion(const FileVersion& v);
+// Returns DataLoss if `bytes` is not an encoded FileVersion.
+absl::StatusOr<FileVersion> DecodeFileVersion(absl::string_view bytes);
+
+std::string EncodeCommit(const Commit& c);
+// Returns DataLoss if `bytes` is not an encoded Commit.
+absl::StatusOr<Commit> DecodeCommit(absl::string_view bytes);
+
+}  // namespace converge
+
+#endif  // CONVERGE_COMMON_MODEL_MODEL_H_

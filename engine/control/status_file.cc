@@ -1,0 +1,180 @@
+#include "engine/control/status_file.h"
+
+#include <algorithm>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/base/human_format.h"
+#include "common/base/logging.h"
+#include "common/base/version.h"
+#include "common/model/conflict_name.h"
+#include "common/rpc/server_runner.h"
+#include "engine/fs/local_filesystem.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace converge::engine {
+namespace {
+
+
+int64_t Millis(absl::Time t) { return t == absl::Time() ? 0 : absl::ToUnixMillis(t); }
+
+}  // namespace
+
+std::string StatusPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/status.json"); }
+std::string PauseFlagPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/paused"); }
+
+StatusWriter::StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile identity, absl::Duration period)
+    : engine_(engine), identity_(std::move(identity)) {
+  thread_ = std::thread([this, period] {
+    do {
+      WriteOnce(/*force=*/false);
+    } while (!stop_.WaitForNotificationWithTimeout(period));
+    WriteOnce(/*force=*/true);
+  });
+}
+
+StatusWriter::~StatusWriter() {
+  stop_.Notify();
+  thread_.join();
+}
+
+void StatusWriter::WriteOnce(bool force) {
+  std::error_code ec;
+  engine_->SetPaused(std::filesystem::exists(PauseFlagPath(identity_.folder()), ec));
+  const EngineStatus s = engine_->status();
+  engine::v1::EngineStatusFile out = identity_;
+  out.set_pid(getpid());
+  out.set_version(kVersion);
+  out.set_state(StateName(s.state));
+  out.set_error(s.error);
+  out.set_cursor(s.cursor);
+  out.set_remote_head(s.remote_head);
+  out.set_pending_uploads(s.pending_uploads);
+  out.set_transfer(s.transfer);
+  out.set_transfer_done_bytes(s.transfer_done);
+  out.set_transfer_total_bytes(s.transfer_total);
+  out.set_transfer_started_unix_ms(Millis(s.transfer_started));
+  out.set_last_synced_unix_ms(Millis(s.last_synced));
+  out.set_held_deletes(s.held_deletes);
+  out.set_held(s.held_message);
+  for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
+  for (const std::string& p : s.blocked) out.add_blocked(p);
+  const absl::Time now = absl::Now();
+  std::string unchanged;
+  if (!out.SerializeToString(&unchanged)) return;
+  if (!force && unchanged == last_ && now - last_written_ < kStatusHeartbeat) return;
+  out.set_updated_at_unix_ms(absl::ToUnixMillis(now));
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(out, &json, options).ok()) return;
+  absl::Status written = WriteFileAtomically(StatusPath(identity_.folder()), json);
+  if (written.ok()) {
+    last_ = std::move(unchanged);
+    last_written_ = now;
+  } else {
+    static auto log = GetLogger("engine");
+    log->warn("status file: {}", written.ToString());
+  }
+}
+
+absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder) {
+  std::ifstream in(StatusPath(folder));
+  if (!in) return absl::NotFoundError(absl::StrCat("no engine status in ", folder, " (has an engine run there?)"));
+  const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  engine::v1::EngineStatusFile s;
+  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) {
+    return absl::DataLossError(absl::StrCat("unreadable ", StatusPath(folder)));
+  }
+  return s;
+}
+
+bool EngineRunning(const engine::v1::EngineStatusFile& s, absl::Time now) {
+  if (s.pid() <= 0 || (kill(static_cast<pid_t>(s.pid()), 0) != 0 && errno == ESRCH)) return false;
+  return now - absl::FromUnixMillis(s.updated_at_unix_ms()) < absl::Seconds(5);
+}
+
+std::vector<std::string> ConflictCopiesIn(const std::string& folder) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(folder, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string rel = it->path().string().substr(folder.size() + 1);
+    if (rel == kStateDirName) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (IsConflictCopy(rel)) out.push_back(rel);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
+                         const std::vector<std::string>& conflicts, absl::Time now) {
+  std::string out;
+  absl::StrAppend(&out, "folder     ", s.folder(), "\n");
+  absl::StrAppend(&out, "device     ", s.device_id(), " in namespace ", s.namespace_id(), "\n");
+  if (running) {
+    absl::StrAppend(&out, "state      ", s.state(), s.error().empty() ? "" : absl::StrCat(": ", s.error()),
+                    " (engine pid ", s.pid(), ", version ", s.version(), ")\n");
+  } else {
+    absl::StrAppend(&out, "state      not running (last seen ", s.state(), " at ",
+                    absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(s.updated_at_unix_ms()), absl::UTCTimeZone()),
+                    ")\n");
+  }
+  const uint64_t behind = s.remote_head() > s.cursor() ? s.remote_head() - s.cursor() : 0;
+  absl::StrAppend(&out, "cursor     ", s.cursor(), behind > 0 ? absl::StrCat(" (", behind, " commits to download)") : "",
+                  "\n");
+  absl::StrAppend(&out, "uploads    ", s.pending_uploads() == 0 ? "none waiting"
+                                                                 : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
+                  "\n");
+  if (s.held_deletes() > 0) {
+    absl::StrAppend(&out, "deletes    ", s.held_deletes(), " local deletions held by the store (", s.held(),
+                    "); an operator approves or rejects them with convergectl deletes\n");
+  }
+  if (s.case_collisions_size() > 0) {
+    absl::StrAppend(&out, "not synced ", s.case_collisions_size(),
+                    " local name(s) differing only in case from synced ones (rename to sync): ",
+                    absl::StrJoin(s.case_collisions(), ", "), "\n");
+  }
+  if (s.blocked_size() > 0) {
+    absl::StrAppend(&out, "blocked    ", s.blocked_size(),
+                    " remote change(s) not applied here (the rest were; tried again every round): ",
+                    absl::StrJoin(s.blocked().begin(), s.blocked().begin() + std::min(s.blocked_size(), 5), "; "),
+                    s.blocked_size() > 5 ? "; ..." : "", "\n");
+  }
+  if (!s.transfer().empty()) {
+    const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));
+    const double rate = secs > 0 ? static_cast<double>(s.transfer_done_bytes()) / secs : 0;
+    std::string eta = "?";
+    if (rate > 0 && s.transfer_total_bytes() >= s.transfer_done_bytes()) {
+      eta = absl::StrFormat("%.0fs", static_cast<double>(s.transfer_total_bytes() - s.transfer_done_bytes()) / rate);
+    }
+    const double pct = s.transfer_total_bytes() == 0
+                           ? 100.0
+                           : 100.0 * static_cast<double>(s.transfer_done_bytes()) / static_cast<double>(s.transfer_total_bytes());
+    absl::StrAppend(&out, "transfer   ", s.transfer() == "upload" ? "uploading " : "downloading ",
+                    HumanBytes(s.transfer_done_bytes()), " of ", HumanBytes(s.transfer_total_bytes()),
+                    absl::StrFormat(" (%.0f%%), %s/s, ETA %s", pct, HumanBytes(static_cast<uint64_t>(rate)), eta), "\n");
+  }
+  if (s.last_synced_unix_ms() > 0) {
+    absl::StrAppend(&out, "synced     ",
+                    absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(s.last_synced_unix_ms()), absl::UTCTimeZone()),
+                    "\n");
+  }
+  absl::StrAppend(&out, "conflicts  ", conflicts.empty() ? "none" : absl::StrCat(conflicts.size()), "\n");
+  for (const std::string& c : conflicts) absl::StrAppend(&out, "           ", c, "\n");
+  return out;
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,57 @@
+// The engine's status file, <folder>/.converge/status.json: the running engine writes it
+// (StatusWriter) and `converge-engine status|pause|resume` read it or leave a pause flag
+// (<folder>/.converge/paused) that the running engine obeys.
+#ifndef CONVERGE_ENGINE_CONTROL_STATUS_FILE_H_
+#define CONVERGE_ENGINE_CONTROL_STATUS_FILE_H_
+
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "converge/engine/v1/status.pb.h"
+#include "engine/sync/sync_engine.h"
+
+namespace converge::engine {
+
+std::string StatusPath(const std::string& folder);
+std::string PauseFlagPath(const std::string& folder);
+
+// StatusWriter looks at the engine's status every `period` and applies the pause flag, on its
+// own thread, until destroyed. It writes the status file when the status changed, and every
+// kStatusHeartbeat when it did not (readers take a file older than 5 s for a stopped engine):
+// an idle engine does not rewrite the file four times a second.
+class StatusWriter {
+ public:
+  StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile identity, absl::Duration period);
+  ~StatusWriter();
+
+ private:
+  void WriteOnce(bool force);
+
+  SyncEngine* const engine_;
+  const engine::v1::EngineStatusFile identity_;
+  absl::Notification stop_;
+  std::string last_;  // the last status written, its time left out (used by the thread only)
+  absl::Time last_written_ = absl::InfinitePast();
+  std::thread thread_;
+};
+
+inline constexpr absl::Duration kStatusHeartbeat = absl::Seconds(2);
+
+absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder);
+
+// FormatStatus renders a status for people: state, cursor, pending work, the transfer with its
+// rate and ETA, conflict copies found in the folder. `now` judges whether the engine runs.
+std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
+                         const std::vector<std::string>& conflicts, absl::Time now);
+
+// ConflictCopiesIn lists the conflict copies in a folder (read only; skips the state dir).
+std::vector<std::string> ConflictCopiesIn(const std::string& folder);
+
+// EngineRunning: the status names a live process and was written in the last few seconds.
+bool EngineRunning(const engine::v1::EngineStatusFile& s, absl::Time now);
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_CONTROL_STATUS_FILE_H_

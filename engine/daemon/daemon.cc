@@ -1,0 +1,330 @@
+#include "engine/daemon/daemon.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/base/clock.h"
+#include "common/base/logging.h"
+#include "common/base/metrics.h"
+#include "common/base/random_id.h"
+#include "common/model/model.h"
+#include "common/rpc/channel.h"
+#include "common/rpc/metrics_http.h"
+#include "common/rpc/server_runner.h"
+#include "converge/engine/v1/status.pb.h"
+#include "engine/client/grpc_store_client.h"
+#include "engine/client/notification_listener.h"
+#include "engine/control/control_cli.h"
+#include "engine/control/control_service.h"
+#include "engine/control/status_file.h"
+#include "engine/fs/watcher.h"
+#include "engine/sync/history.h"
+
+namespace converge::engine {
+namespace {
+
+// RaiseFileLimit lifts the soft descriptor limit to the hard one (batched applying keeps up to
+// 1,024 temp files open).
+void RaiseFileLimit() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+std::string OrElse(const std::string& first, const std::string& second, const std::string& third) {
+  if (!first.empty()) return first;
+  return second.empty() ? third : second;
+}
+
+}  // namespace
+
+// Running: the parts of a syncing engine. Built in dependency order; the destructor stops them
+// in the reverse order (the watcher after the engine's last pull, which flushes it).
+class Daemon::Running {
+ public:
+  Running(Daemon* daemon, std::string store_address, std::string notify_address)
+      : daemon_(daemon),
+        store_(daemon->Channel(store_address), daemon->options_.enrollment.namespace_id,
+               daemon->enrollment_.device_id),
+        engine_(daemon->fs_.get(), daemon->index_.get(), &store_, Clock::Real(), daemon->enrollment_.device_id,
+                EngineOptions(daemon->options_.engine)),
+        history_(&store_, [] { return RandomBytes(kFileIdBytes); }),
+        control_(&history_) {
+    StartListener(std::move(notify_address));
+    StartWatcher();
+    engine::v1::EngineStatusFile identity;
+    identity.set_folder(daemon->options_.folder);
+    identity.set_device_id(daemon->enrollment_.device_id);
+    identity.set_namespace_id(daemon->options_.enrollment.namespace_id);
+    status_writer_ = std::make_unique<StatusWriter>(&engine_, identity, absl::Milliseconds(250));
+    StartControlServer();
+    runner_ = std::thread([this] { engine_.Run(); });
+    if (!daemon->tokens_->Get().empty()) refresher_ = std::thread([this] { KeepTokenFresh(); });
+  }
+
+  ~Running() {
+    stop_refresh_.Notify();
+    if (refresher_.joinable()) refresher_.join();
+    control_server_.reset();
+    if (listener_ != nullptr) listener_->Stop();
+    engine_.Stop();
+    runner_.join();
+    watcher_.reset();
+    status_writer_.reset();
+  }
+
+  SyncEngine* engine() { return &engine_; }
+
+ private:
+  void StartListener(std::string notify_address) {
+    NotificationListener::Callbacks callbacks;
+    callbacks.on_head = [this](uint64_t seq) { engine_.NotifyRemoteHead(seq); };
+    callbacks.on_connected = [this] { engine_.RequestPull(); };
+    Daemon* daemon = daemon_;
+    listener_ = std::make_unique<NotificationListener>(
+        [daemon, notify_address] { return daemon->Channel(notify_address); }, daemon->enrollment_.device_id,
+        daemon->options_.enrollment.namespace_id, daemon->options_.heartbeat, std::move(callbacks));
+    listener_->Start();
+  }
+
+  void StartWatcher() {
+    if (!daemon_->options_.watch) return;
+    auto on_events = [this](std::vector<PathEvent> events, bool overflow) {
+      if (overflow) engine_.NotifyLocalChange();
+      std::vector<std::pair<std::string, bool>> paths;
+      paths.reserve(events.size());
+      for (auto& e : events) paths.emplace_back(std::move(e.path), e.writing);
+      if (!paths.empty()) engine_.NotifyLocalPaths(paths);
+    };
+    auto log = GetLogger("engine");
+    absl::StatusOr<std::unique_ptr<Watcher>> started = Watcher::Start(daemon_->options_.folder, on_events);
+    if (!started.ok()) {
+      log->warn("no watcher ({}): relying on the scan every {}", started.status().message(),
+                absl::FormatDuration(daemon_->options_.engine.rescan_interval));
+      return;
+    }
+    watcher_ = std::move(*started);
+    engine_.set_local_event_flush([w = watcher_.get()] { w->Flush(); });
+    log->info("watching {} directories", watcher_->watched_directories());
+  }
+
+  // The local control API (history, restore, conflicts) on a socket only this user can reach.
+  void StartControlServer() {
+    auto log = GetLogger("engine");
+    absl::StatusOr<std::string> socket = PrepareControlSocket(daemon_->options_.folder);
+    if (!socket.ok()) {
+      log->warn("no control socket: {}", socket.status().message());
+      return;
+    }
+    ServerOptions options;
+    options.listen = "unix:" + *socket;
+    options.max_threads = 4;
+    absl::StatusOr<std::unique_ptr<RunningServer>> started = StartServer(options, {&control_});
+    if (!started.ok()) {
+      log->warn("no control socket ({}): history, restore and conflicts commands will not reach this engine",
+                started.status().message());
+      return;
+    }
+    control_server_ = std::move(*started);
+    std::error_code ec;
+    std::filesystem::permissions(*socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 ec);
+  }
+
+  // KeepTokenFresh renews the device token at a third of its life left, until stopped.
+  void KeepTokenFresh() {
+    auto log = GetLogger("engine");
+    absl::Time expires = absl::Now() + absl::Minutes(1);
+    for (;;) {
+      const absl::Duration left = expires - absl::Now();
+      if (stop_refresh_.WaitForNotificationWithTimeout(std::max(left * 2 / 3, absl::Seconds(1)))) return;
+      absl::StatusOr<absl::Time> renewed =
+          RefreshDeviceToken(daemon_->management_.get(), daemon_->enrollment_.device_id,
+                             daemon_->enrollment_.credential, daemon_->tokens_.get());
+      if (renewed.ok()) {
+        expires = *renewed;
+      } else {
+        log->warn("cannot renew the device token: {}", renewed.status().ToString());
+        expires = absl::Now() + absl::Seconds(3);  // retry soon
+      }
+    }
+  }
+
+  Daemon* const daemon_;
+  GrpcStoreClient store_;
+  SyncEngine engine_;
+  FolderHistory history_;
+  ControlService control_;
+  std::unique_ptr<NotificationListener> listener_;
+  std::unique_ptr<Watcher> watcher_;
+  std::unique_ptr<StatusWriter> status_writer_;
+  std::unique_ptr<RunningServer> control_server_;
+  std::thread runner_;
+  absl::Notification stop_refresh_;
+  std::thread refresher_;
+};
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
+  options_.engine.on_denied = [this](const absl::Status& why) { return OnDenied(why); };
+}
+
+Daemon::~Daemon() = default;
+
+void Daemon::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+}
+
+std::shared_ptr<grpc::Channel> Daemon::Channel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  args.SetMaxSendMessageSize(16 << 20);
+  // Reconnect soon after a service comes back: gRPC's default backoff grows to two minutes, far
+  // beyond the engine's own retry cadence (at most 5 s).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a new channel means a new connection
+  return MakeChannel(address, options_.credentials, args, tokens_);
+}
+
+absl::Status Daemon::Open() {
+  absl::StatusOr<std::unique_ptr<LocalFilesystem>> fs = LocalFilesystem::Open(options_.folder);
+  if (!fs.ok()) return fs.status();
+  fs_ = std::move(*fs);
+  absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open(fs_->state_dir() + "/index.rocksdb");
+  if (!index.ok()) return index.status();
+  index_ = std::move(*index);
+  management_ = management::v1::ManagementService::NewStub(Channel(options_.management_address));
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::Enroll() {
+  auto log = GetLogger("engine");
+  for (absl::Duration wait = absl::Milliseconds(200);; wait = std::min(wait * 2, absl::Seconds(5))) {
+    absl::StatusOr<Enrollment> enrolled =
+        engine::Enroll(management_.get(), index_.get(), options_.enrollment, tokens_.get());
+    if (enrolled.ok()) {
+      enrollment_ = std::move(*enrolled);
+      return absl::OkStatus();
+    }
+    if (!absl::IsUnavailable(enrolled.status())) return enrolled.status();
+    log->warn("management not reachable ({}); retrying in {}", enrolled.status().message(),
+              absl::FormatDuration(wait));
+    if (stop_.WaitForNotificationWithTimeout(wait)) return absl::CancelledError("stopped while enrolling");
+  }
+}
+
+int Daemon::AfterRefusedEnrollment(const absl::Status& refused) {
+  if (!absl::IsFailedPrecondition(refused) && !absl::IsPermissionDenied(refused)) return kExitError;
+  absl::StatusOr<std::optional<std::string>> device_id = index_->GetSetting("device_id");
+  absl::StatusOr<std::optional<std::string>> credential = index_->GetSetting("credential");
+  if (!device_id.ok() || !device_id->has_value() || !credential.ok() || !credential->has_value()) return kExitError;
+  absl::StatusOr<DeviceFate> fate = AskFate(management_.get(), **device_id, **credential);
+  if (!fate.ok() || *fate == DeviceFate::kActive) return kExitError;
+  enrollment_.device_id = **device_id;
+  return Revoked(*fate);
+}
+
+bool Daemon::OnDenied(const absl::Status& why) {
+  absl::StatusOr<DeviceFate> fate = AskFate(management_.get(), enrollment_.device_id, enrollment_.credential);
+  if (!fate.ok() || *fate == DeviceFate::kActive) return false;
+  GetLogger("engine")->warn("the store refused this device ({}) and management says it is revoked",
+                            why.message());
+  fate_ = static_cast<int>(*fate);
+  Stop();
+  return true;
+}
+
+int Daemon::SyncOnce(SyncEngine* engine) {
+  absl::Status s = engine->SyncOnce();
+  auto log = GetLogger("engine");
+  if (!s.ok()) log->error("sync: {}", s.ToString());
+  const ScanStats& scan = engine->scan_stats();
+  log->info("sync once: scanned {} entries in {}, {} files hashed, {} changes committed, cursor {}",
+            scan.last_entries, absl::FormatDuration(scan.last_duration), scan.last_files_hashed,
+            engine->upload_stats().files_committed, index_->cursor());
+  return s.ok() ? kExitOk : kExitError;
+}
+
+int Daemon::Run() {
+  auto log = GetLogger("engine");
+  RaiseFileLimit();
+  if (absl::Status opened = Open(); !opened.ok()) {
+    log->error("{}", opened.ToString());
+    return kExitError;
+  }
+  if (absl::Status enrolled = Enroll(); !enrolled.ok()) {
+    if (absl::IsCancelled(enrolled)) return kExitOk;
+    log->error("enrollment failed: {}", enrolled.ToString());
+    return AfterRefusedEnrollment(enrolled);
+  }
+  const std::string store = OrElse(options_.store_address, enrollment_.store_address, options_.management_address);
+  const std::string notify =
+      OrElse(options_.notify_address, enrollment_.notification_address, options_.management_address);
+  log->info("device {} syncing {} as namespace '{}' from cursor {} (store {}, notify {})", enrollment_.device_id,
+            options_.folder, options_.enrollment.namespace_id, index_->cursor(), store, notify);
+  if (options_.once) {
+    GrpcStoreClient client(Channel(store), options_.enrollment.namespace_id, enrollment_.device_id);
+    SyncEngine engine(fs_.get(), index_.get(), &client, Clock::Real(), enrollment_.device_id, options_.engine);
+    return SyncOnce(&engine);
+  }
+  std::unique_ptr<MetricsHttpServer> metrics;
+  if (!options_.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start(options_.metrics_listen, &DefaultMetrics());
+    if (!started.ok()) {
+      log->error("cannot serve metrics: {}", started.status().ToString());
+      return kExitError;
+    }
+    metrics = std::move(*started);
+    if (!options_.metrics_port_file.empty()) {
+      absl::Status written = WriteFileAtomically(options_.metrics_port_file, absl::StrCat(metrics->port(), "\n"));
+      if (!written.ok()) log->warn("{}", written.ToString());
+    }
+    log->info("metrics on port {}", metrics->port());
+  }
+  {
+    Running running(this, store, notify);
+    stop_.WaitForNotification();
+    log->info("stopping");
+  }
+  const auto fate = static_cast<DeviceFate>(fate_.load());
+  return fate == DeviceFate::kActive ? kExitOk : Revoked(fate);
+}
+
+int Daemon::Revoked(DeviceFate fate) {
+  auto log = GetLogger("engine");
+  const std::string& device_id = enrollment_.device_id;
+  if (fate != DeviceFate::kWipe) {
+    log->error("device {} was revoked by an operator: not syncing (files left as they are)", device_id);
+    return kExitRevoked;
+  }
+  log->warn("device {} was revoked with a remote wipe: deleting the synced files", device_id);
+  absl::StatusOr<WipeResult> wiped = WipeSyncedFiles(fs_.get(), index_.get());
+  if (!wiped.ok()) {
+    log->error("wipe failed: {}", wiped.status().ToString());
+    return kExitError;
+  }
+  absl::StatusOr<std::optional<std::string>> credential = index_->GetSetting("credential");
+  index_.reset();
+  absl::Status confirmed = credential.ok() && credential->has_value()
+                               ? ConfirmWipe(management_.get(), device_id, **credential)
+                               : absl::InternalError("no credential");
+  if (!confirmed.ok()) log->error("could not confirm the wipe to management: {}", confirmed.ToString());
+  std::error_code ec;
+  std::filesystem::remove_all(fs_->state_dir(), ec);
+  log->warn("wiped: {} files and {} directories deleted, {} directories kept (they hold files never synced)",
+            wiped->files_removed, wiped->dirs_removed, wiped->left);
+  return kExitRevoked;
+}
+
+}  // namespace converge::engine

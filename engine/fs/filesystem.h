@@ -1,0 +1,130 @@
+// Filesystem: everything the engine does to a synced folder, behind one interface so engine
+// logic can run against a fake (simulation, fault injection) as well as the real folder.
+// Paths are relative to the folder root and already validated (common/model/path.h).
+#ifndef CONVERGE_ENGINE_FS_FILESYSTEM_H_
+#define CONVERGE_ENGINE_FS_FILESYSTEM_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model/model.h"
+
+namespace converge::engine {
+
+// What the engine remembers of a local entry to tell whether it changed.
+struct LocalStat {
+  bool exists = false;
+  FileKind kind = FileKind::kFile;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t inode = 0;
+  uint32_t mode = 0;
+  // A device, fifo or socket: never synced (Walk skips them; Stat reports them). Symlinks are
+  // kind kSymlink (synced as links, never followed); size is the target's length.
+  bool special = false;
+
+  // Same reports whether two stats describe the same unchanged entry.
+  bool Same(const LocalStat& o) const {
+    return exists == o.exists && (!exists || (kind == o.kind && size == o.size &&
+                                              mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns &&
+                                              inode == o.inode));
+  }
+};
+
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Read reads up to n bytes at offset into *out (fewer only at end of file).
+  virtual absl::Status Read(uint64_t offset, size_t n, std::string* out) = 0;
+  // ReadInto reads up to n bytes at offset into dst and returns how many (fewer only at end of
+  // file): big sequential reads into the caller's buffer, with no copy on the way.
+  virtual absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) {
+    std::string bytes;
+    absl::Status s = Read(offset, n, &bytes);
+    if (!s.ok()) return s;
+    std::copy(bytes.begin(), bytes.end(), dst);
+    return bytes.size();
+  }
+};
+
+// A temp file in the engine's own area. Install makes it durable and renames it into place;
+// a temp file destroyed without Install is removed.
+class TempFile {
+ public:
+  virtual ~TempFile() = default;
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Finish sets mode and mtime, and fsyncs the file when `sync` (a caller that makes many temp
+  // files durable at once with Filesystem::SyncAll passes false).
+  virtual absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) = 0;
+  // Rename moves the finished file over `path` (replacing a file there), fsyncing the parent
+  // directory when `sync_dir`. Returns the installed file's stat.
+  virtual absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) = 0;
+  // ReadBack reads what was appended (a resumed partial file checks its prefix); Truncate drops
+  // everything after `bytes`.
+  virtual absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) = 0;
+  virtual absl::Status Truncate(uint64_t bytes) = 0;
+  // Install is Finish + Rename, both synced: the one-file durable replace.
+  absl::StatusOr<LocalStat> Install(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+    absl::Status finished = Finish(mode, mtime_ns, /*sync=*/true);
+    if (!finished.ok()) return finished;
+    return Rename(path, /*sync_dir=*/true);
+  }
+};
+
+class Filesystem {
+ public:
+  virtual ~Filesystem() = default;
+
+  // Walk calls fn for every regular file, directory and symlink below directory `under` ("" =
+  // the root; not `under` itself): a directory's entries in name order, every directory before
+  // what it holds; symlinks are not followed. Skips the engine's reserved folder, special files
+  // and names no other device could take. NotFound if `under` is not a directory.
+  virtual absl::Status Walk(const std::string& under,
+                            const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
+  absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) {
+    return Walk("", fn);
+  }
+  // Stat returns exists=false when nothing is at path.
+  virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() = 0;
+  // OpenPartial opens (or creates) the partial download named `key` (64 hex digits: the content
+  // hash) and says how many bytes it already holds; appends go after them. Unlike a temp file,
+  // it survives its TempFile's destruction (and the engine's restart, for a week) until
+  // installed, so an interrupted download resumes.
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) = 0;
+  // MakeDirs creates path and missing parents. FailedPrecondition if a component is a file or a
+  // symlink.
+  virtual absl::Status MakeDirs(const std::string& path) = 0;
+  // Remove deletes a file or an empty directory; FailedPrecondition if the directory is not
+  // empty; OK if nothing is there.
+  virtual absl::Status Remove(const std::string& path) = 0;
+  // Rename moves an entry within the folder; AlreadyExists if `to` exists.
+  virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // ReadLink returns the target of the symlink at `path` (InvalidArgument if it is not one).
+  virtual absl::StatusOr<std::string> ReadLink(const std::string& path) {
+    return absl::UnimplementedError("symlinks are not supported here");
+  }
+  // MakeSymlink atomically puts a symlink to `target` at `path` (replacing a file or symlink
+  // there) and makes it durable. The target is stored as given, never resolved.
+  virtual absl::Status MakeSymlink(const std::string& path, const std::string& target) {
+    return absl::UnimplementedError("symlinks are not supported here");
+  }
+  // SyncAll makes everything written to the folder's filesystem durable (syncfs).
+  virtual absl::Status SyncAll() = 0;
+  // SyncDir fsyncs directory `path` ("" = root), making renames in it durable.
+  virtual absl::Status SyncDir(const std::string& path) = 0;
+  // RootIntact reports whether the folder root is still the folder the engine opened and its
+  // marker file is there (an unmounted disk or a deleted root is never "everything deleted").
+  virtual absl::Status RootIntact() = 0;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_FS_FILESYSTEM_H_

@@ -1,0 +1,554 @@
+#include "engine/fs/local_filesystem.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/base/random_id.h"
+#include "common/base/status_macros.h"
+#include "common/model/path.h"
+
+namespace converge::engine {
+namespace {
+
+absl::Status Errno(absl::string_view what, absl::string_view path, int err = errno) {
+  std::string message = absl::StrCat(what, " ", path, ": ", strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(message);
+    case EEXIST:
+      return absl::AlreadyExistsError(message);
+    case ELOOP:
+    case EXDEV:
+    case ENOTDIR:
+    case EISDIR:
+    case ENOTEMPTY:
+      return absl::FailedPreconditionError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+LocalStat FromStat(const struct stat& st) {
+  LocalStat s;
+  s.exists = true;
+  s.kind = S_ISDIR(st.st_mode) ? FileKind::kDirectory : S_ISLNK(st.st_mode) ? FileKind::kSymlink : FileKind::kFile;
+  s.size = S_ISDIR(st.st_mode) ? 0 : static_cast<uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  s.inode = st.st_ino;
+  s.mode = st.st_mode & 07777;
+  s.special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode);
+  return s;
+}
+
+// OpenBeneath opens `path` relative to `dirfd` without following any symlink and without
+// leaving `dirfd`: openat2 where the kernel has it, a component-by-component O_NOFOLLOW walk
+// otherwise.
+int OpenBeneath(int dirfd, const std::string& path, int flags, mode_t mode = 0) {
+  static bool have_openat2 = true;
+  if (have_openat2) {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof(how)));
+    if (fd >= 0 || errno != ENOSYS) return fd;
+    have_openat2 = false;
+  }
+  std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  if (parts.empty()) return openat(dirfd, ".", flags | O_CLOEXEC);
+  int cur = dirfd;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i] == "..") {
+      errno = EXDEV;
+      return -1;
+    }
+    int next = openat(cur, parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cur != dirfd) close(cur);
+    if (next < 0) return -1;
+    cur = next;
+  }
+  if (parts.back() == "..") {
+    errno = EXDEV;
+    return -1;
+  }
+  int fd = openat(cur, parts.back().c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  const int saved = errno;
+  if (cur != dirfd) close(cur);
+  errno = saved;
+  return fd;
+}
+
+class LocalReadableFile : public ReadableFile {
+ public:
+  explicit LocalReadableFile(int fd) : fd_(fd) {}
+  absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+    out->resize(n);
+    absl::StatusOr<size_t> done = ReadInto(offset, n, out->data());
+    if (!done.ok()) return done.status();
+    out->resize(*done);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = pread(fd_.get(), dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Errno("read", "file");
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+
+ private:
+  Fd fd_;
+};
+
+class LocalTempFile : public TempFile {
+ public:
+  LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd, bool keep = false)
+      : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd), keep_(keep) {}
+  ~LocalTempFile() override {
+    if (!installed_ && !keep_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+  }
+
+  absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) override {
+    out->resize(n);
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t r = pread(fd_.get(), out->data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Errno("read back", name_);
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    out->resize(done);
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(uint64_t bytes) override {
+    unflushed_ = 0;
+    if (ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) return Errno("truncate", name_);
+    if (lseek(fd_.get(), static_cast<off_t>(bytes), SEEK_SET) < 0) return Errno("seek", name_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Append(absl::string_view data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t w = write(fd_.get(), data.data() + done, data.size() - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write temp", name_);
+      }
+      done += static_cast<size_t>(w);
+    }
+    // Start writing back what has piled up (no waiting): the fsync before the file is installed
+    // then waits for the last few MiB, not for the whole file.
+    unflushed_ += data.size();
+    if (unflushed_ >= kWritebackBytes) {
+      const off_t end = lseek(fd_.get(), 0, SEEK_CUR);
+      if (end >= static_cast<off_t>(unflushed_)) {
+        (void)sync_file_range(fd_.get(), end - static_cast<off_t>(unflushed_), static_cast<off_t>(unflushed_),
+                              SYNC_FILE_RANGE_WRITE);
+      }
+      unflushed_ = 0;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) override {
+    if (fchmod(fd_.get(), fs_->Mode(mode)) != 0) return Errno("chmod temp", name_);
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_NOW;
+    times[1].tv_sec = mtime_ns / 1000000000;
+    times[1].tv_nsec = mtime_ns % 1000000000;
+    if (futimens(fd_.get(), times) != 0) return Errno("set mtime of temp", name_);
+    if (sync && fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) override {
+    const std::string dir(ParentPath(path));
+    CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(dir));
+    Fd parent(parent_raw);
+    const std::string base(BaseName(path));
+    fs_->BeforeInstall();
+    CONVERGE_RETURN_IF_ERROR(fs_->StillBeneath(parent.get(), dir));
+    if (renameat(tmp_dir_fd_, name_.c_str(), parent.get(), base.c_str()) != 0) {
+      return Errno("rename into place", path);
+    }
+    if (absl::Status moved = fs_->StillBeneath(parent.get(), dir); !moved.ok()) {
+      // Swapped out between the check and the rename: take the file back.
+      if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, name_.c_str()) != 0) installed_ = true;
+      return moved;
+    }
+    installed_ = true;
+    if (sync_dir && fsync(parent.get()) != 0) return Errno("fsync directory of", path);
+    struct stat st;
+    if (fstat(fd_.get(), &st) != 0) return Errno("stat", path);
+    return FromStat(st);
+  }
+
+ private:
+  LocalFilesystem* const fs_;
+  const int tmp_dir_fd_;
+  const std::string name_;
+  Fd fd_;
+  const bool keep_;
+  bool installed_ = false;
+  static constexpr size_t kWritebackBytes = 8 << 20;
+  size_t unflushed_ = 0;  // appended since writeback was last started
+};
+
+constexpr char kPartialPrefix[] = "partial-";
+constexpr int64_t kPartialMaxAgeSeconds = 7 * 24 * 3600;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std::string& root) {
+  Fd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd.get() < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("folder ", root, " cannot be opened: ", strerror(errno)));
+  }
+  struct stat st;
+  if (fstat(root_fd.get(), &st) != 0) return Errno("stat", root);
+  if (mkdirat(root_fd.get(), kStateDirName, 0700) != 0 && errno != EEXIST) {
+    return Errno("create state dir in", root);
+  }
+  Fd state(OpenBeneath(root_fd.get(), kStateDirName, O_RDONLY | O_DIRECTORY));
+  if (state.get() < 0) return Errno("open state dir in", root);
+  Fd marker(openat(state.get(), kMarkerName, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (marker.get() < 0) return Errno("create marker in", root);
+  if (mkdirat(state.get(), "tmp", 0700) != 0 && errno != EEXIST) return Errno("create tmp in", root);
+  Fd tmp(OpenBeneath(state.get(), "tmp", O_RDONLY | O_DIRECTORY));
+  if (tmp.get() < 0) return Errno("open tmp in", root);
+  // Temp files of an interrupted run are never installed: drop them. Partial downloads stay
+  // (a week) so the download resumes.
+  if (DIR* dir = fdopendir(openat(tmp.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))) {
+    const time_t now = time(nullptr);
+    while (struct dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      struct stat pst;
+      if (absl::StartsWith(e->d_name, kPartialPrefix) && fstatat(tmp.get(), e->d_name, &pst, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(pst.st_mode) && now - pst.st_mtime < kPartialMaxAgeSeconds) {
+        continue;
+      }
+      unlinkat(tmp.get(), e->d_name, 0);
+    }
+    closedir(dir);
+  }
+  return std::unique_ptr<LocalFilesystem>(
+      new LocalFilesystem(root, root_fd.release(), tmp.release(), st.st_ino));
+}
+
+LocalFilesystem::~LocalFilesystem() {
+  close(root_fd_);
+  close(tmp_fd_);
+}
+
+uint32_t LocalFilesystem::ReadUmask() {
+  // /proc says it without changing it (umask() would, for a moment, for every thread).
+  if (FILE* f = fopen("/proc/self/status", "re")) {
+    char line[256];
+    unsigned int mask = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f) != nullptr) found = sscanf(line, "Umask: %o", &mask) == 1;
+    fclose(f);
+    if (found) return mask & 0777;
+  }
+  const mode_t mask = umask(022);
+  umask(mask);
+  return mask & 0777;
+}
+
+absl::Status LocalFilesystem::StillBeneath(int dirfd, const std::string& rel) {
+  struct stat held, now;
+  Fd again(rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY));
+  if (fstat(dirfd, &held) != 0 || again.get() < 0 || fstat(again.get(), &now) != 0 || held.st_dev != now.st_dev ||
+      held.st_ino != now.st_ino) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("directory '", rel, "' was moved or replaced while installing into it: not writing there"));
+  }
+  return absl::OkStatus();
+}
+
+int LocalFilesystem::ReopenRoot() const {
+  return openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+absl::StatusOr<int> LocalFilesystem::OpenDirBeneath(const std::string& rel) {
+  int fd = rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("open directory", rel);
+  return fd;
+}
+
+absl::Status LocalFilesystem::Walk(
+    const std::string& under, const std::function<void(const std::string&, const LocalStat&)>& fn) {
+  struct Pending {
+    std::string rel;
+    int fd;
+  };
+  std::vector<Pending> stack;
+  // A fresh open file description: a dup() would share the directory offset of the last walk.
+  const int top = under.empty() ? ReopenRoot() : OpenBeneath(root_fd_, under, O_RDONLY | O_DIRECTORY);
+  if (top < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(absl::StrCat("no directory ", under));
+    return Errno("open directory", under);
+  }
+  stack.push_back({under, top});
+  absl::Status status;
+  while (!stack.empty()) {
+    Pending dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* d = fdopendir(dir.fd);
+    if (d == nullptr) {
+      close(dir.fd);
+      if (status.ok()) status = Errno("list", dir.rel);
+      continue;
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = readdir(d)) {
+      const absl::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (dir.rel.empty() && name == kStateDirName) continue;
+      names.emplace_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    std::vector<Pending> children;
+    for (const std::string& name : names) {
+      struct stat st;
+      if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced
+      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) continue;  // devices, fifos
+      const std::string rel = dir.rel.empty() ? name : absl::StrCat(dir.rel, "/", name);
+      if (!ValidateRelativePath(rel).ok()) continue;  // a name no other device could take
+      fn(rel, FromStat(st));
+      if (S_ISDIR(st.st_mode)) {
+        int child = openat(dirfd(d), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) children.push_back({rel, child});
+      }
+    }
+    closedir(d);
+    // Depth-first, in name order.
+    for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(std::move(*it));
+  }
+  return status;
+}
+
+absl::StatusOr<LocalStat> LocalFilesystem::Stat(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) {
+    // Nothing syncable is there: no parent, a file as parent, or a symlink on the way.
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV) return LocalStat{};
+    return Errno("open parent of", path);
+  }
+  Fd dir(raw);
+  struct stat st;
+  if (fstatat(dir.get(), std::string(BaseName(path)).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return LocalStat{};
+    return Errno("stat", path);
+  }
+  return FromStat(st);
+}
+
+absl::StatusOr<std::unique_ptr<ReadableFile>> LocalFilesystem::OpenRead(const std::string& path) {
+  int fd = OpenBeneath(root_fd_, path, O_RDONLY);
+  if (fd < 0) return Errno("open", path);
+  return std::unique_ptr<ReadableFile>(new LocalReadableFile(fd));
+}
+
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
+  const std::string name = "t-" + RandomHex(8);
+  int fd = openat(tmp_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Errno("create temp", name);
+  return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd));
+}
+
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::OpenPartial(const std::string& key,
+                                                                      uint64_t* existing_bytes) {
+  if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError("a partial download is named by 64 hex digits");
+  }
+  const std::string name = kPartialPrefix + key;
+  int fd = openat(tmp_fd_, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Errno("open partial", name);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(name, " is not a regular file"));
+  }
+  *existing_bytes = static_cast<uint64_t>(st.st_size);
+  if (lseek(fd, 0, SEEK_END) < 0) {
+    close(fd);
+    return Errno("seek", name);
+  }
+  return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd, /*keep=*/true));
+}
+
+absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
+  Fd cur(ReopenRoot());
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    const std::string name(part);
+    if (mkdirat(cur.get(), name.c_str(), Mode(0755)) == 0) {
+      // The new directory's name is durable before anything is installed in it.
+      if (fsync(cur.get()) != 0) return Errno("fsync directory above", path);
+    } else if (errno != EEXIST) {
+      return Errno("create directory", path);
+    }
+    int next = openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create directory ", path, ": '", name, "' is a file or symlink"));
+    }
+    cur.reset(next);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::Remove(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return Errno("open parent of", path);
+  }
+  Fd dir(raw);
+  const std::string base(BaseName(path));
+  if (unlinkat(dir.get(), base.c_str(), 0) == 0) return absl::OkStatus();
+  if (errno == ENOENT) return absl::OkStatus();
+  if (errno != EISDIR) return Errno("remove", path);
+  if (unlinkat(dir.get(), base.c_str(), AT_REMOVEDIR) == 0) return absl::OkStatus();
+  return Errno("remove directory", path);
+}
+
+absl::StatusOr<std::string> LocalFilesystem::ReadLink(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return Errno("open parent of", path);
+  Fd dir(raw);
+  std::string target(kMaxSymlinkTarget + 1, '\0');
+  ssize_t n = readlinkat(dir.get(), std::string(BaseName(path)).c_str(), target.data(), target.size());
+  if (n < 0) {
+    if (errno == EINVAL) return absl::InvalidArgumentError(absl::StrCat(path, " is not a symlink"));
+    return Errno("read link", path);
+  }
+  if (static_cast<size_t>(n) > kMaxSymlinkTarget) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": symlink target longer than ", kMaxSymlinkTarget));
+  }
+  target.resize(static_cast<size_t>(n));
+  return target;
+}
+
+absl::Status LocalFilesystem::MakeSymlink(const std::string& path, const std::string& target) {
+  const std::string parent(ParentPath(path));
+  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return Errno("open parent of", path);
+  Fd dir(raw);
+  const std::string name = "l-" + RandomHex(8);
+  if (symlinkat(target.c_str(), tmp_fd_, name.c_str()) != 0) return Errno("create symlink", path);
+  BeforeInstall();
+  if (absl::Status moved = StillBeneath(dir.get(), parent); !moved.ok()) {
+    unlinkat(tmp_fd_, name.c_str(), 0);
+    return moved;
+  }
+  if (renameat(tmp_fd_, name.c_str(), dir.get(), std::string(BaseName(path)).c_str()) != 0) {
+    absl::Status failed = Errno("install symlink", path);
+    unlinkat(tmp_fd_, name.c_str(), 0);
+    return failed;
+  }
+  if (fsync(dir.get()) != 0) return Errno("fsync directory of", path);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::Rename(const std::string& from, const std::string& to) {
+  CONVERGE_ASSIGN_OR_RETURN(int from_raw, OpenDirBeneath(std::string(ParentPath(from))));
+  Fd from_dir(from_raw);
+  CONVERGE_ASSIGN_OR_RETURN(int to_raw, OpenDirBeneath(std::string(ParentPath(to))));
+  Fd to_dir(to_raw);
+  BeforeInstall();
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(from_dir.get(), std::string(ParentPath(from))));
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(to_dir.get(), std::string(ParentPath(to))));
+  if (renameat2(from_dir.get(), std::string(BaseName(from)).c_str(), to_dir.get(),
+                std::string(BaseName(to)).c_str(), RENAME_NOREPLACE) != 0) {
+    return Errno("rename", absl::StrCat(from, " to ", to));
+  }
+  if (fsync(to_dir.get()) != 0) return Errno("fsync directory of", to);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::SyncAll() {
+  if (syncfs(root_fd_) != 0) return Errno("syncfs", root_);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::SyncDir(const std::string& path) {
+  CONVERGE_ASSIGN_OR_RETURN(int raw, OpenDirBeneath(path));
+  Fd dir(raw);
+  if (fsync(dir.get()) != 0) return Errno("fsync directory", path);
+  return absl::OkStatus();
+}
+
+absl::Status LocalFilesystem::RootIntact() {
+  struct stat st;
+  if (stat(root_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_ino != root_inode_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "folder ", root_, " is missing or was replaced (unmounted?): not syncing it"));
+  }
+  const std::string marker = absl::StrCat(root_, "/", kStateDirName, "/", kMarkerName);
+  if (access(marker.c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("marker ", marker, " is missing (unmounted disk?): not syncing the folder"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace converge::engine

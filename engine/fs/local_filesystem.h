@@ -1,0 +1,86 @@
+// LocalFilesystem: Filesystem over a real folder. Every access below the root goes through
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) from a directory descriptor of the root, so a
+// symlink planted in the folder (or a hostile path) cannot make the engine read or write outside
+// it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic).
+//
+// Thread-compatible: one engine thread uses it.
+#ifndef CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
+#define CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/fs/filesystem.h"
+
+namespace converge::engine {
+
+inline constexpr char kStateDirName[] = ".converge";
+inline constexpr char kMarkerName[] = "folder-marker";
+
+class LocalFilesystem : public Filesystem {
+ public:
+  // Open opens an existing folder, creates its state dir (0700) and marker if missing, and
+  // removes temp files a crash left behind. FailedPrecondition if the folder does not exist.
+  static absl::StatusOr<std::unique_ptr<LocalFilesystem>> Open(const std::string& root);
+  ~LocalFilesystem() override;
+
+  const std::string& root() const { return root_; }
+  std::string state_dir() const { return root_ + "/" + kStateDirName; }
+
+  using Filesystem::Walk;
+  absl::Status Walk(const std::string& under,
+                    const std::function<void(const std::string&, const LocalStat&)>& fn) override;
+  absl::StatusOr<LocalStat> Stat(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;
+  absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
+  absl::Status MakeDirs(const std::string& path) override;
+  absl::Status Remove(const std::string& path) override;
+  absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override;
+  absl::Status MakeSymlink(const std::string& path, const std::string& target) override;
+  absl::Status SyncAll() override;
+  absl::Status SyncDir(const std::string& path) override;
+  absl::Status RootIntact() override;
+
+  // OpenDirBeneath opens directory `rel` ("" = root), refusing symlinks and escapes.
+  // The caller closes the descriptor.
+  absl::StatusOr<int> OpenDirBeneath(const std::string& rel);
+
+  // StillBeneath returns OK if `dirfd` (opened as directory `rel`) is still the directory that
+  // `rel` names inside the folder; FailedPrecondition if it was moved or swapped out of it
+  // meanwhile (a rename into it now would land outside the folder).
+  absl::Status StillBeneath(int dirfd, const std::string& rel);
+
+  // Mode returns the permission bits a synced file or directory gets here: `mode` from the
+  // network kept to 0777 (never setuid, setgid or sticky), less this process's umask (never
+  // group- or world-writable where the umask says no).
+  uint32_t Mode(uint32_t mode) const { return mode & 0777 & ~umask_; }
+
+  // Tests only: called after an install opened its directory and before it checks and renames.
+  void set_before_install_for_test(std::function<void()> fn) { before_install_ = std::move(fn); }
+  void BeforeInstall() const {
+    if (before_install_) before_install_();
+  }
+
+ private:
+  LocalFilesystem(std::string root, int root_fd, int tmp_fd, uint64_t root_inode)
+      : root_(std::move(root)), root_fd_(root_fd), tmp_fd_(tmp_fd), root_inode_(root_inode) {}
+
+  // ReopenRoot opens the root again as a new open file description (own offset).
+  int ReopenRoot() const;
+
+  const std::string root_;
+  const int root_fd_;
+  const int tmp_fd_;
+  const uint64_t root_inode_;
+  const uint32_t umask_ = ReadUmask();
+  std::function<void()> before_install_;
+
+  static uint32_t ReadUmask();
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_

@@ -1,0 +1,207 @@
+#include "engine/fs/local_filesystem.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/test_folder.h"
+
+namespace converge::engine {
+namespace {
+
+using testing::MakeTestDir;
+using testing::ReadFile;
+using testing::WriteFile;
+
+std::vector<std::string> WalkPaths(Filesystem* fs) {
+  std::vector<std::string> paths;
+  EXPECT_TRUE(fs->Walk([&](const std::string& p, const LocalStat&) { paths.push_back(p); }).ok());
+  return paths;
+}
+
+TEST(LocalFilesystemTest, WalkIsRepeatableSkipsStateDirAndDoesNotFollowSymlinks) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/b.txt", "b");
+  WriteFile(root + "/a/x.txt", "x");
+  ASSERT_EQ(symlink("/etc", (root + "/link").c_str()), 0);
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  // Each directory's entries in name order, a directory before what it holds; the symlink is an
+  // entry of its own, not the directory it points to.
+  const std::vector<std::string> want = {"a", "b.txt", "link", "a/x.txt"};
+  EXPECT_EQ(WalkPaths(fs->get()), want);
+  // A second walk sees the same tree (regression: a shared directory offset made it empty).
+  EXPECT_EQ(WalkPaths(fs->get()), want);
+}
+
+TEST(LocalFilesystemTest, InstallIsAtomicAndSetsModeAndMtime) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/f.txt", "old");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  auto temp = (*fs)->CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->Append("new content").ok());
+  EXPECT_EQ(ReadFile(root + "/f.txt"), "old");  // nothing visible before Install
+  auto installed = (*temp)->Install("f.txt", 0600, 1600000000123456789);
+  ASSERT_TRUE(installed.ok()) << installed.status();
+  EXPECT_EQ(ReadFile(root + "/f.txt"), "new content");
+  EXPECT_EQ(installed->mtime_ns, 1600000000123456789);
+  EXPECT_EQ(installed->mode, 0600u);
+  auto st = (*fs)->Stat("f.txt");
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE(st->Same(*installed));
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+}
+
+TEST(LocalFilesystemTest, InstalledModesAreNeverSetuidNorWiderThanTheUmask) {
+  const mode_t saved = umask(022);
+  const std::string root = MakeTestDir();
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  for (const auto& [name, mode, want] : std::vector<std::tuple<std::string, uint32_t, uint32_t>>{
+           {"suid", 04755, 0755}, {"world", 0666, 0644}, {"all", 07777, 0755}, {"private", 0600, 0600}}) {
+    auto temp = (*fs)->CreateTemp();
+    ASSERT_TRUE(temp.ok());
+    ASSERT_TRUE((*temp)->Append("x").ok());
+    ASSERT_TRUE((*temp)->Install(name, mode, 1).ok());
+    struct stat st;
+    ASSERT_EQ(stat((root + "/" + name).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, want) << name;
+  }
+  umask(saved);
+}
+
+TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
+  const std::string root = MakeTestDir();
+  const std::string outside = MakeTestDir("-outside");
+  WriteFile(root + "/d/keep", "k");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  // Between opening d and renaming into it, d and a directory outside the folder change places
+  // (and, for the second install, back).
+  (*fs)->set_before_install_for_test([&] {
+    ASSERT_EQ(renameat2(AT_FDCWD, (root + "/d").c_str(), AT_FDCWD, outside.c_str(), RENAME_EXCHANGE), 0);
+  });
+  auto temp = (*fs)->CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->Append("planted").ok());
+  EXPECT_EQ((*temp)->Install("d/f", 0644, 1).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE((*fs)->MakeSymlink("d/l", "/etc").code() == absl::StatusCode::kFailedPrecondition);
+  temp->reset();  // the refused temp file goes
+  // Swapped twice: everything is back in place, and neither directory got anything.
+  EXPECT_TRUE(std::filesystem::exists(root + "/d/keep"));
+  for (const std::string& name : {"f", "l"}) {
+    EXPECT_FALSE(std::filesystem::exists(outside + "/" + name)) << name;
+    EXPECT_FALSE(std::filesystem::exists(root + "/d/" + name)) << name;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+}
+
+TEST(LocalFilesystemTest, AbandonedTempFilesAreRemoved) {
+  const std::string root = MakeTestDir();
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  {
+    auto temp = (*fs)->CreateTemp();
+    ASSERT_TRUE(temp.ok());
+    ASSERT_TRUE((*temp)->Append("partial").ok());
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+  WriteFile(root + "/.converge/tmp/t-leftover", "from a crash");
+  auto again = LocalFilesystem::Open(root);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+}
+
+TEST(LocalFilesystemTest, NeverWritesThroughSymlinks) {
+  const std::string root = MakeTestDir();
+  const std::string outside = MakeTestDir(".outside");
+  WriteFile(outside + "/victim.txt", "precious");
+  ASSERT_EQ(symlink(outside.c_str(), (root + "/escape").c_str()), 0);
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+
+  auto temp = (*fs)->CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->Append("evil").ok());
+  EXPECT_FALSE((*temp)->Install("escape/victim.txt", 0644, 0).ok());
+  EXPECT_FALSE((*fs)->MakeDirs("escape/sub").ok());
+  EXPECT_FALSE((*fs)->OpenRead("escape/victim.txt").ok());
+  EXPECT_FALSE((*fs)->Remove("escape/victim.txt").ok());
+  EXPECT_FALSE((*fs)->Rename("escape/victim.txt", "stolen.txt").ok());
+  EXPECT_EQ(ReadFile(outside + "/victim.txt"), "precious");
+  EXPECT_FALSE(std::filesystem::exists(outside + "/sub"));
+}
+
+TEST(LocalFilesystemTest, RenameDoesNotReplaceAndRemoveKeepsNonEmptyDirs) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/a", "a");
+  WriteFile(root + "/b", "b");
+  WriteFile(root + "/d/keep", "k");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  EXPECT_EQ((*fs)->Rename("a", "b").code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReadFile(root + "/b"), "b");
+  EXPECT_EQ((*fs)->Remove("d").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE((*fs)->Remove("a").ok());
+  EXPECT_TRUE((*fs)->Remove("a").ok());  // already gone is fine
+  EXPECT_FALSE(std::filesystem::exists(root + "/a"));
+}
+
+TEST(LocalFilesystemTest, RootIntactDetectsMissingMarkerAndReplacedRoot) {
+  const std::string root = MakeTestDir();
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  EXPECT_TRUE((*fs)->RootIntact().ok());
+  std::filesystem::remove(root + "/.converge/folder-marker");
+  EXPECT_EQ((*fs)->RootIntact().code(), absl::StatusCode::kFailedPrecondition);
+
+  const std::string root2 = MakeTestDir(".2");
+  auto fs2 = LocalFilesystem::Open(root2);
+  ASSERT_TRUE(fs2.ok());
+  std::filesystem::rename(root2, root2 + ".unmounted");
+  std::filesystem::create_directories(root2);  // an empty mount point in its place
+  EXPECT_EQ((*fs2)->RootIntact().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(LocalFilesystem::Open(root + "/does-not-exist").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST(LocalFilesystemTest, SymlinksAreReadAndMadeAsLinksNeverFollowed) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/dir/f.txt", "f");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  ASSERT_TRUE((*fs)->MakeSymlink("dir/to-outside", "/etc").ok());
+  ASSERT_TRUE((*fs)->MakeSymlink("rel", "dir/f.txt").ok());
+  auto st = (*fs)->Stat("dir/to-outside");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->kind, FileKind::kSymlink);
+  EXPECT_FALSE(st->special);
+  auto target = (*fs)->ReadLink("dir/to-outside");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(*target, "/etc");
+  // Replaced atomically by another target.
+  ASSERT_TRUE((*fs)->MakeSymlink("rel", "elsewhere").ok());
+  EXPECT_EQ(*(*fs)->ReadLink("rel"), "elsewhere");
+  // Nothing goes through a link: reading or creating below it is refused.
+  EXPECT_FALSE((*fs)->OpenRead("dir/to-outside/passwd").ok());
+  EXPECT_FALSE((*fs)->MakeDirs("dir/to-outside/sub").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument((*fs)->ReadLink("dir/f.txt").status()));
+  ASSERT_TRUE((*fs)->Remove("rel").ok());
+  EXPECT_FALSE((*fs)->Stat("rel")->exists);
+}
+
+}  // namespace
+}  // namespace converge::engine

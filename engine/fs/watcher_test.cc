@@ -1,0 +1,148 @@
+#include "engine/fs/watcher.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_folder.h"
+
+namespace converge::engine {
+namespace {
+
+using testing::MakeTestDir;
+using testing::WriteFile;
+
+// Collects what a watcher reports: the latest "writing" state of each path.
+class Recorder {
+ public:
+  Watcher::OnEvents Callback() {
+    return [this](std::vector<PathEvent> events, bool overflow) {
+      absl::MutexLock lock(&mu_);
+      for (const PathEvent& e : events) latest_[e.path] = e.writing;
+      overflows_ += overflow ? 1 : 0;
+    };
+  }
+  // WaitFor waits up to 2 s until `path` was reported with the given writing state.
+  bool WaitFor(const std::string& path, bool writing) {
+    absl::MutexLock lock(&mu_);
+    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      auto it = latest_.find(path);
+      return it != latest_.end() && it->second == writing;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Seconds(2));
+  }
+  bool Seen(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    return latest_.count(path) > 0;
+  }
+  size_t paths() {
+    absl::MutexLock lock(&mu_);
+    return latest_.size();
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    latest_.clear();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, bool> latest_ ABSL_GUARDED_BY(mu_);
+  int overflows_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(WatcherTest, FlushReportsWhatIsQueuedBeforeItReturns) {
+  const std::string root = MakeTestDir();
+  std::filesystem::create_directories(root + "/b");
+  WriteFile(root + "/plan.txt", "plan");
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  for (int round = 0; round < 50; ++round) {
+    const std::string from = round % 2 == 0 ? "plan.txt" : "b/plan.txt";
+    const std::string to = round % 2 == 0 ? "b/plan.txt" : "plan.txt";
+    rec.Clear();
+    std::filesystem::rename(root + "/" + from, root + "/" + to);
+    (*watcher)->Flush();  // no waiting: both names are known when it returns
+    EXPECT_TRUE(rec.Seen(from)) << round;
+    EXPECT_TRUE(rec.Seen(to)) << round;
+  }
+}
+
+TEST(WatcherTest, ReportsPathsIncludingInNewMovedAndRenamedDirectories) {
+  const std::string root = MakeTestDir();
+  std::filesystem::create_directories(root + "/.converge");
+  std::filesystem::create_directories(root + "/old/deep");
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  EXPECT_EQ((*watcher)->watched_directories(), 3u);  // root, old, old/deep: not .converge
+
+  WriteFile(root + "/old/deep/a.txt", "a");
+  EXPECT_TRUE(rec.WaitFor("old/deep/a.txt", false));
+
+  // A directory made now is watched too, and so is one moved in with its contents.
+  std::filesystem::create_directories(root + "/new");
+  EXPECT_TRUE(rec.WaitFor("new", false));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteFile(root + "/new/b.txt", "b");
+  EXPECT_TRUE(rec.WaitFor("new/b.txt", false));
+  const std::string outside = MakeTestDir(".outside");
+  std::filesystem::create_directories(outside + "/tree/sub");
+  std::filesystem::rename(outside + "/tree", root + "/tree");
+  EXPECT_TRUE(rec.WaitFor("tree", false));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteFile(root + "/tree/sub/c.txt", "c");
+  EXPECT_TRUE(rec.WaitFor("tree/sub/c.txt", false));
+
+  // A renamed directory reports both names, and later events use the new one.
+  std::filesystem::rename(root + "/old", root + "/renamed");
+  EXPECT_TRUE(rec.WaitFor("old", false));
+  EXPECT_TRUE(rec.WaitFor("renamed", false));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteFile(root + "/renamed/deep/d.txt", "d");
+  EXPECT_TRUE(rec.WaitFor("renamed/deep/d.txt", false));
+}
+
+TEST(WatcherTest, SaysAFileIsBeingWrittenUntilItIsClosed) {
+  const std::string root = MakeTestDir();
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok());
+  const int fd = open((root + "/log.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "part one", 8), 8);
+  EXPECT_TRUE(rec.WaitFor("log.txt", true));
+  ASSERT_EQ(write(fd, " part two", 9), 9);
+  fchmod(fd, 0600);  // an attribute change while open does not end the write
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(rec.WaitFor("log.txt", true));
+  close(fd);
+  EXPECT_TRUE(rec.WaitFor("log.txt", false));
+
+  // Editor pattern: write a temp file, rename it over the original.
+  WriteFile(root + "/doc.txt.tmp", "saved");
+  std::filesystem::rename(root + "/doc.txt.tmp", root + "/doc.txt");
+  EXPECT_TRUE(rec.WaitFor("doc.txt", false));
+  EXPECT_TRUE(rec.WaitFor("doc.txt.tmp", false));
+}
+
+TEST(WatcherTest, IgnoresTheEngineStateDir) {
+  const std::string root = MakeTestDir();
+  std::filesystem::create_directories(root + "/.converge/tmp");
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok());
+  WriteFile(root + "/.converge/tmp/t-1", "temp");
+  std::filesystem::remove(root + "/.converge/tmp/t-1");
+  WriteFile(root + "/visible", "v");
+  EXPECT_TRUE(rec.WaitFor("visible", false));
+  EXPECT_EQ(rec.paths(), 1u);
+}
+
+}  // namespace
+}  // namespace converge::engine

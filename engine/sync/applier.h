@@ -1,0 +1,201 @@
+// Applier: applies remote commits to the folder, atomically and durably, without losing local
+// edits. Files are assembled in a temp file (reusing chunks of the local copy where they still
+// match, fetching the rest), verified against the whole-file hash, made durable and renamed into
+// place; the index is updated only after that, in one synced batch per commit together with the
+// cursor. Small files go in batches: their chunks come in one fetch, their temp files are made
+// durable by one syncfs before any is renamed, and each directory is fsynced once after the
+// renames.
+//
+// Thread-compatible.
+#ifndef CONVERGE_ENGINE_SYNC_APPLIER_H_
+#define CONVERGE_ENGINE_SYNC_APPLIER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "common/base/clock.h"
+#include "common/model/model.h"
+#include "engine/fs/filesystem.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/local_index.h"
+#include "engine/sync/planner.h"
+
+namespace converge::engine {
+
+class WriteBehind;
+
+// A chunk to fetch, and optionally a chunk the device has that resembles it (the store may then
+// send only the difference).
+struct ChunkWant {
+  Digest sha256;
+  // Chunks the device has whose bytes, one after another, resemble the wanted one (0 to
+  // kMaxDeltaBases): the store may send a delta against them.
+  std::vector<Digest> bases;
+};
+
+// ChunkSource fetches chunk bytes by digest (from the store).
+class ChunkSource {
+ public:
+  using Sink = std::function<absl::Status(const Digest&, std::string)>;
+  // BaseReader returns the raw bytes of a base chunk the device has (checked against its hash).
+  using BaseReader = std::function<absl::StatusOr<std::string>(const Digest&)>;
+
+  virtual ~ChunkSource() = default;
+  // Fetch calls `sink` once per wanted chunk, in order, with raw bytes already checked against
+  // its digest. `read_base` is asked for a base when the store answered with a delta.
+  virtual absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) = 0;
+
+  absl::Status Fetch(const std::vector<Digest>& digests, const Sink& sink) {
+    std::vector<ChunkWant> wants;
+    wants.reserve(digests.size());
+    for (const Digest& d : digests) wants.push_back(ChunkWant{d, {}});
+    return Fetch(wants, nullptr, sink);
+  }
+};
+
+struct ApplyStats {
+  uint64_t files_written = 0;
+  uint64_t dirs_made = 0;
+  uint64_t removed = 0;
+  uint64_t conflicts = 0;
+  uint64_t bytes_fetched = 0;
+  uint64_t bytes_reused = 0;
+  uint64_t bytes_resumed = 0;  // found verified in an interrupted download's partial file
+  uint64_t moved = 0;          // files renamed in place (a move elsewhere: nothing fetched)
+};
+
+// ConflictName returns "dir/name (conflict <device> <UTC time>).ext" for "dir/name.ext".
+std::string ConflictName(const std::string& path, const std::string& device, absl::Time when);
+
+// Files up to this size are written in batches.
+inline constexpr uint64_t kBatchedFileBytes = 1 << 20;
+
+class Applier {
+ public:
+  // `params` must be those the scanner cuts with: a local file's content hash comes from them.
+  Applier(Filesystem* fs, LocalIndex* index, ChunkSource* chunks, Clock* clock, std::string device,
+          ChunkParams params = ChunkParams{})
+      : fs_(fs), index_(index), chunks_(chunks), clock_(clock), device_(std::move(device)), params_(params) {}
+
+  // ApplyCommit applies every version of `commit` and moves the cursor to commit.seq.
+  // On error, what was applied is recorded in the index but the cursor stays, so the commit is
+  // applied again (idempotently) later. A version that cannot be applied here for a lasting
+  // local reason (its directory is a local file or symlink, a name the filesystem refuses, no
+  // permission: FailedPrecondition, InvalidArgument, PermissionDenied, AlreadyExists, with the
+  // folder itself intact) does not hold the rest back: it is blocked (Blocked(), kept in the
+  // index across restarts, tried again by RetryBlocked) and the commit completes without it.
+  absl::Status ApplyCommit(const Commit& commit);
+  // Blocked lists the remote versions not applied here, as "path: why" (path order).
+  absl::StatusOr<std::vector<std::string>> Blocked();
+  // RetryBlocked applies the blocked versions that no later version replaced (the local
+  // obstruction may be gone); those that apply stop being blocked. The cursor does not move.
+  absl::Status RetryBlocked();
+
+  // Restore writes `versions` (as the index last recorded them) back into the folder, parents
+  // first, and records them in the index: the undo of local deletions the store refused (a
+  // rejected mass delete). A path that exists again locally is left as it is.
+  absl::Status Restore(std::vector<FileVersion> versions);
+
+  // set_local_moves: moves this device made that the store has not taken yet (its commit was
+  // stale): old path -> new path. A commit that changes an old path is applied with the move
+  // undone and the move is made again after it, so the next scan commits it on top.
+  void set_local_moves(std::vector<std::pair<std::string, std::string>> moves) { local_moves_ = std::move(moves); }
+
+  const ApplyStats& stats() const { return stats_; }
+  // While re-syncing with a store restored from an older backup, a local file that differs from
+  // the store's version is the newer one (Plan's local_wins).
+  void set_local_wins(bool local_wins) { local_wins_ = local_wins; }
+  // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
+  // long download).
+  void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
+
+ private:
+  // A small file to write in the next batch; planned_local is the local entry it replaces (absent
+  // after a conflict copy was moved aside).
+  struct PendingWrite {
+    const FileVersion* remote;
+    LocalStat planned_local;
+    std::optional<Digest> base;  // the old content's chunk, if the local copy still has it
+  };
+
+  // ApplyOne plans and applies one version; returns nullopt when its write joined `pending`.
+  absl::StatusOr<std::optional<IndexEntry>> ApplyOne(const FileVersion& remote,
+                                                     std::vector<PendingWrite>* pending);
+  // WriteVersion writes a file or symlink into out->local and returns true, or adds a small
+  // file to `pending` (the next batch) and returns false.
+  absl::StatusOr<bool> WriteVersion(const FileVersion& remote, const std::optional<IndexEntry>& entry,
+                                    const LocalStat& local, IndexEntry* out, std::vector<PendingWrite>* pending);
+  // WriteBatch writes the pending files and appends what it installed to `applied`.
+  absl::Status WriteBatch(std::vector<PendingWrite>* pending, std::vector<IndexEntry>* applied);
+  // GatherBatchChunks puts every chunk of the batch into *chunks (by digest bytes).
+  absl::Status GatherBatchChunks(const std::vector<PendingWrite>& batch,
+                                 absl::flat_hash_map<std::string, std::string>* chunks);
+  // InstallBatch renames the batch's synced temp files into place (a local edit made meanwhile
+  // is moved aside) and syncs their directories.
+  absl::Status InstallBatch(const std::vector<PendingWrite>& batch, std::vector<std::unique_ptr<TempFile>>* temps,
+                            std::vector<IndexEntry>* applied);
+  // WriteFile downloads `remote` (reusing the local copy's chunks and any other synced file's)
+  // into a temp file and installs it, unless the local file changed since it was planned.
+  absl::StatusOr<LocalStat> WriteFile(const FileVersion& remote, const std::optional<IndexEntry>& entry,
+                                      const LocalStat& planned_local);
+  struct LocalCopy;
+  LocalCopy OpenLocalCopy(const FileVersion& remote, const std::optional<IndexEntry>& entry,
+                          const LocalStat& planned_local);
+  // OpenTarget opens the file to assemble `remote` in; *first: the chunks a partial file of an
+  // interrupted download already holds, verified.
+  absl::StatusOr<std::unique_ptr<TempFile>> OpenTarget(const FileVersion& remote, size_t* first);
+  // AssembleWindow writes chunks [start, end) of `remote`: reused from the folder or fetched
+  // (as deltas against the local copy's chunks when it has similar ones), in order, through
+  // `behind` if given.
+  absl::Status AssembleWindow(const FileVersion& remote, size_t start, size_t end,
+                              const std::vector<uint64_t>& offsets, const LocalCopy& local, TempFile* temp,
+                              WriteBehind* behind);
+  absl::Status MoveAside(const std::string& path);
+  // MoveInPlace renames the local files that `commit` moves (same file_id, tombstone at the old
+  // path) when the local copy is there and the new path is free, records them, and adds the
+  // moved versions whose content is unchanged to `done` (the rest are applied as edits of the
+  // moved file).
+  absl::Status MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done);
+  // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves; it moves the
+  // cursor to `cursor` if given.
+  absl::Status ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor);
+  // Block records `v` as blocked by `why` and returns true if `why` is a lasting local reason
+  // (see ApplyCommit); false if the commit must fail with it.
+  bool Block(const FileVersion& v, const absl::Status& why);
+  absl::Status LoadBlocked();
+  absl::Status SaveBlocked();
+  // UndoLocalMoves puts back the local moves whose old path `commit` changes and returns them.
+  std::vector<std::pair<std::string, std::string>> UndoLocalMoves(const Commit& commit);
+  // FindLocally returns a chunk's bytes from any synced file of the folder that still has it
+  // (checked against its hash), or nullopt.
+  std::optional<std::string> FindLocally(const Digest& d);
+
+  Filesystem* const fs_;
+  LocalIndex* const index_;
+  ChunkSource* const chunks_;
+  Clock* const clock_;
+  const std::string device_;
+  const ChunkParams params_;
+  bool local_wins_ = false;
+  ApplyStats stats_;
+  std::function<void(uint64_t)> progress_;
+  std::vector<std::pair<std::string, std::string>> local_moves_;
+  struct BlockedVersion {
+    FileVersion version;
+    std::string why;
+  };
+  bool blocked_loaded_ = false;
+  bool blocked_dirty_ = false;
+  std::map<std::string, BlockedVersion> blocked_;  // by path
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_SYNC_APPLIER_H_

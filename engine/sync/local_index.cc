@@ -1,0 +1,238 @@
+#include "engine/sync/local_index.h"
+
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/coding.h"
+#include "common/base/logging.h"
+#include "common/base/rocksdb_status.h"
+#include "common/base/status_macros.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr char kCursorKey[] = "m:cursor";
+constexpr uint64_t kCompactAfterDeletions = 20000;
+
+// Live entries under "p:", tombstones under "t:", chunk locations under "k:" + digest.
+std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
+std::string ChunkKey(const Digest& d) { return absl::StrCat("k:", DigestToBytes(d)); }
+std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
+std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
+std::string InodeKey(uint64_t inode) {
+  std::string k = "i:";
+  PutFixed64BE(&k, inode);
+  return k;
+}
+
+absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
+
+std::string EncodeEntry(const IndexEntry& e) {
+  std::string out;
+  PutLengthPrefixed(&out, EncodeFileVersion(e.version));
+  PutVarint64(&out, e.local.exists ? 1 : 0);
+  PutVarint64(&out, static_cast<uint64_t>(e.local.kind));
+  PutVarint64(&out, e.local.size);
+  PutVarint64(&out, static_cast<uint64_t>(e.local.mtime_ns));
+  PutVarint64(&out, static_cast<uint64_t>(e.local.ctime_ns));
+  PutVarint64(&out, e.local.inode);
+  PutVarint64(&out, e.local.mode);
+  PutVarint64(&out, static_cast<uint64_t>(e.recorded_at_ns));
+  return out;
+}
+
+absl::StatusOr<IndexEntry> DecodeEntry(absl::string_view bytes) {
+  Decoder d(bytes);
+  absl::string_view version;
+  uint64_t exists, kind, mtime, ctime, mode, at;
+  IndexEntry e;
+  if (!d.GetLengthPrefixed(&version) || !d.GetVarint64(&exists) || !d.GetVarint64(&kind) ||
+      !d.GetVarint64(&e.local.size) || !d.GetVarint64(&mtime) || !d.GetVarint64(&ctime) ||
+      !d.GetVarint64(&e.local.inode) || !d.GetVarint64(&mode) || !d.GetVarint64(&at) || !d.done()) {
+    return absl::DataLossError("corrupt index entry");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(e.version, DecodeFileVersion(version));
+  e.local.exists = exists != 0;
+  e.local.kind = static_cast<FileKind>(kind);
+  e.local.mtime_ns = static_cast<int64_t>(mtime);
+  e.local.ctime_ns = static_cast<int64_t>(ctime);
+  e.local.mode = static_cast<uint32_t>(mode);
+  e.recorded_at_ns = static_cast<int64_t>(at);
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& dir, rocksdb::Env* env) {
+  rocksdb::Options options;
+  if (env != nullptr) options.env = env;
+  options.create_if_missing = true;
+  options.max_open_files = 64;
+  std::unique_ptr<LocalIndex> index(new LocalIndex(dir, options));
+  CONVERGE_RETURN_IF_ERROR(index->Reopen());
+  return index;
+}
+
+absl::Status LocalIndex::Reopen() {
+  rocksdb::DB* raw = nullptr;
+  CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options_, dir_, &raw), "open index " + dir_));
+  db_.reset(raw);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kCursorKey, &value);
+  cursor_ = 0;
+  if (s.ok()) {
+    Decoder d(value);
+    if (!d.GetVarint64(&cursor_)) return absl::DataLossError("corrupt index cursor");
+  } else if (!s.IsNotFound()) {
+    return Rocks(s, "read index cursor");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LocalIndex::Usable() {
+  if (db_ != nullptr) return absl::OkStatus();
+  return Reopen();
+}
+
+absl::Status LocalIndex::WriteSynced(rocksdb::WriteBatch* batch, absl::string_view what) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  const rocksdb::Status s = db_->Write(sync, batch);
+  if (!s.ok() && !s.IsInvalidArgument() && !db_->Resume().ok()) {
+    // RocksDB refuses every write after a failed WAL sync, for good: close it now and reopen it
+    // (recovering what is durable) at the next use, as a restart would. The failed write was
+    // not acknowledged to anyone.
+    GetLogger("index")->warn("index write failed ({}): reopening the index", s.ToString());
+    if (compactor_.joinable()) compactor_.join();
+    db_.reset();
+  }
+  return Rocks(s, what);
+}
+
+absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& path) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  for (const std::string& key : {PathKey(path), TombstoneKey(path)}) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+    if (s.IsNotFound()) continue;
+    CONVERGE_RETURN_IF_ERROR(Rocks(s, "read index"));
+    CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(value));
+    return std::optional<IndexEntry>(std::move(e));
+  }
+  return std::optional<IndexEntry>();
+}
+
+absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)>& fn) {
+  return ForEachLiveWithPrefix("p:", fn);
+}
+
+absl::Status LocalIndex::ForEachLiveUnder(const std::string& dir,
+                                          const std::function<void(const IndexEntry&)>& fn) {
+  return ForEachLiveWithPrefix(PathKey(absl::StrCat(dir, "/")), fn);
+}
+
+absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
+                                               const std::function<void(const IndexEntry&)>& fn) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  // Bounded above, so the iterator does not wander through deletion markers past the prefix.
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::Slice bound(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &bound;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));
+    fn(e);
+  }
+  return Rocks(it->status(), "scan index");
+}
+
+absl::Status LocalIndex::ForgetSyncState() {
+  rocksdb::WriteBatch batch;
+  for (const char* prefix : {"p:", "t:", "k:", "i:"}) {
+    std::string end = prefix;
+    end.back() = static_cast<char>(end.back() + 1);
+    batch.DeleteRange(prefix, end);
+  }
+  std::string zero;
+  PutVarint64(&zero, 0);
+  batch.Put(kCursorKey, zero);
+  CONVERGE_RETURN_IF_ERROR(WriteSynced(&batch, "forget sync state"));
+  cursor_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
+                                std::optional<uint64_t> cursor) {
+  if (entries.empty() && !cursor.has_value()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const IndexEntry& e : entries) {
+    const std::string& path = e.version.path;
+    batch.Put(e.version.deleted ? TombstoneKey(path) : PathKey(path), EncodeEntry(e));
+    batch.Delete(e.version.deleted ? PathKey(path) : TombstoneKey(path));
+    // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
+    if (!e.version.deleted && e.version.kind == FileKind::kFile) {
+      for (const ChunkRef& c : e.version.chunks) batch.Put(ChunkKey(c.sha256), path);
+      // Which path a local inode was synced at (a hint: a file found under a new name with it
+      // may have been moved there).
+      if (e.local.exists && e.local.inode != 0) batch.Put(InodeKey(e.local.inode), path);
+    }
+  }
+  if (cursor.has_value()) {
+    std::string value;
+    PutVarint64(&value, *cursor);
+    batch.Put(kCursorKey, value);
+  }
+  CONVERGE_RETURN_IF_ERROR(WriteSynced(&batch, "write index"));
+  if (cursor.has_value()) cursor_ = *cursor;
+  deletions_since_compaction_ += entries.size();
+  if (deletions_since_compaction_ >= kCompactAfterDeletions && !compacting_.exchange(true)) {
+    // In the background: a compaction of a large index takes seconds, and syncing must not wait.
+    deletions_since_compaction_ = 0;
+    if (compactor_.joinable()) compactor_.join();
+    compactor_ = std::thread([this] {
+      rocksdb::CompactRangeOptions options;
+      rocksdb::Status s = db_->CompactRange(options, nullptr, nullptr);
+      if (!s.ok()) GetLogger("index")->warn("index compaction: {}", s.ToString());
+      compacting_ = false;
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::string path;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ChunkKey(d), &path);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read chunk location"));
+  return std::optional<std::string>(std::move(path));
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::FindInode(uint64_t inode) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::string path;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), InodeKey(inode), &path);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read inode location"));
+  return std::optional<std::string>(std::move(path));
+}
+
+absl::StatusOr<std::optional<std::string>> LocalIndex::GetSetting(const std::string& name) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), SettingKey(name), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read setting"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status LocalIndex::SetSetting(const std::string& name, const std::string& value) {
+  rocksdb::WriteBatch batch;
+  batch.Put(SettingKey(name), value);
+  return WriteSynced(&batch, "write setting");
+}
+
+}  // namespace converge::engine

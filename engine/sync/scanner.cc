@@ -1,0 +1,333 @@
+#include "engine/sync/scanner.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/base/logging.h"
+#include "common/base/random_id.h"
+#include "common/base/status_macros.h"
+#include "common/model/path.h"
+#include "engine/sync/chunker.h"
+
+namespace converge::engine {
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("scan");
+  return log;
+}
+
+// MovedAway is the tombstone of a moved entry's old path.
+LocalChange MovedAway(const IndexEntry& e) {
+  LocalChange c;
+  c.version.file_id = e.version.file_id;
+  c.version.path = e.version.path;
+  c.version.kind = e.version.kind;
+  c.version.deleted = true;
+  c.version.base_seq = e.version.seq;
+  c.moved = true;
+  return c;
+}
+
+}  // namespace
+
+bool Trusted(const IndexEntry& entry) {
+  // A write after the stat was taken sets mtime to the time of that write: it shows unless the
+  // recorded mtime was already that recent (a write in the same clock tick keeps it). A recent
+  // ctime alone (a file the applier just installed with its version's mtime, one renamed or
+  // chmod'ed just now) does not hide a later write: its mtime moves. Only a writer that puts
+  // the old mtime back within the same tick would go unseen.
+  return entry.local.mtime_ns + absl::ToInt64Nanoseconds(kRacyWindow) < entry.recorded_at_ns;
+}
+
+bool RenamedFrom(const IndexEntry& e, const LocalStat& st) {
+  return !e.version.deleted && e.version.kind == FileKind::kFile && st.kind == FileKind::kFile && st.inode != 0 &&
+         e.local.inode == st.inode && e.local.size == st.size && e.local.mtime_ns == st.mtime_ns && Trusted(e) &&
+         (st.mode & 0777) == (e.version.mode & 0777);
+}
+
+absl::StatusOr<ScanResult> Scanner::Scan() {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  std::map<std::string, IndexEntry> known;  // live entries only
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) { known.emplace(e.version.path, e); }));
+
+  std::vector<std::pair<std::string, LocalStat>> walked;
+  CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
+    walked.emplace_back(path, st);
+  }));
+  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  return result;
+}
+
+absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& paths) {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  // Sorted, so parents come before children; a path below another listed directory is covered
+  // by that directory's walk but listing it twice is harmless (maps dedupe).
+  std::map<std::string, LocalStat> on_disk;
+  std::map<std::string, IndexEntry> known;
+  std::vector<std::string> sorted(paths.begin(), paths.end());
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (const std::string& path : sorted) {
+    if (!ValidateRelativePath(path).ok()) continue;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
+    if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    // Only a directory (known or on disk) has a subtree to compare.
+    const bool known_dir = entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kDirectory;
+    if (known_dir || (st.exists && st.kind == FileKind::kDirectory)) {
+      CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
+        known.emplace(e.version.path, e);
+      }));
+    }
+    if (!st.exists || st.special) continue;
+    // A new entry's parent must exist on the other devices first: include parents the index
+    // does not know yet (a watcher may report a file before its new directory).
+    for (std::string parent(ParentPath(path)); !parent.empty(); parent = std::string(ParentPath(parent))) {
+      if (on_disk.count(parent) > 0) break;
+      CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> p, index_->Get(parent));
+      if (p.has_value() && !p->version.deleted) break;
+      CONVERGE_ASSIGN_OR_RETURN(LocalStat pst, fs_->Stat(parent));
+      if (!pst.exists || pst.kind != FileKind::kDirectory) break;
+      on_disk.emplace(parent, pst);
+    }
+    on_disk[path] = st;
+    if (st.kind != FileKind::kDirectory) continue;
+    absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) { on_disk[p] = s; });
+    if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
+  }
+  std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
+  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  return result;
+}
+
+const IgnoreRules& Scanner::IgnoreRulesNow() {
+  absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
+  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) {
+    ignore_stat_ = LocalStat{};
+    ignore_rules_ = IgnoreRules();
+    return ignore_rules_;
+  }
+  if (st->Same(ignore_stat_)) return ignore_rules_;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(kIgnoreFileName);
+  std::string text;
+  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return ignore_rules_;  // the next scan tries again
+  if (st->size > kMaxIgnoreFileBytes) {
+    Log()->warn("{} is over {} bytes: only its start is read", kIgnoreFileName, kMaxIgnoreFileBytes);
+  }
+  ignore_stat_ = *st;
+  ignore_rules_ = IgnoreRules::Parse(text);
+  return ignore_rules_;
+}
+
+// Comparison: what one scan walked against what the index knows, turned into the scan's
+// changes. Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
+class Scanner::Comparison {
+ public:
+  Comparison(Scanner* scanner, const IgnoreRules& rules, ScanResult* result)
+      : scanner_(scanner), rules_(rules), result_(*result) {}
+
+  void Filter(const std::vector<std::pair<std::string, LocalStat>>& all_walked,
+              const std::map<std::string, IndexEntry>& all_known) {
+    walked_.reserve(all_walked.size());
+    for (const auto& w : all_walked) {
+      if (rules_.Ignored(w.first, w.second.kind == FileKind::kDirectory)) {
+        ++result_.ignored;
+      } else {
+        walked_.push_back(w);
+        seen_.insert(w.first);
+      }
+    }
+    for (const auto& [path, e] : all_known) {
+      if (!rules_.Ignored(path, e.version.kind == FileKind::kDirectory)) known_.emplace(path, e);
+    }
+    result_.entries_seen = walked_.size();
+    // Moves: a known file that is gone from its path, found again at a new path by its inode
+    // with the same size and mtime (a rename: not read again), or by its content (a rename that
+    // also touched it, a copy then a delete). It keeps its file_id. (Directories are not
+    // matched: an inode number is reused once freed, and their files are matched one by one.)
+    for (const auto& [path, e] : known_) {
+      if (seen_.contains(path) || e.version.kind != FileKind::kFile) continue;
+      if (e.local.exists && e.local.inode != 0) gone_by_inode_.emplace(e.local.inode, &e);
+      if (e.version.size > 0) gone_by_content_.emplace(DigestToBytes(e.version.content_sha256), &e);
+    }
+  }
+
+  const std::vector<std::pair<std::string, LocalStat>>& walked() const { return walked_; }
+
+  // Walked compares one walked entry with the index and records what changed.
+  absl::Status Walked(const std::string& path, const LocalStat& st) {
+    auto it = known_.find(path);
+    const IndexEntry* entry = it == known_.end() ? nullptr : &it->second;
+    std::optional<IndexEntry> tombstone;  // a new path may re-create a deleted one
+    if (entry == nullptr) {
+      CONVERGE_ASSIGN_OR_RETURN(tombstone, scanner_->index_->Get(path));
+      if (tombstone.has_value()) entry = &*tombstone;
+    }
+    const bool live = entry != nullptr && !entry->version.deleted;
+    if (live && entry->version.kind == st.kind) {
+      if (st.kind == FileKind::kDirectory) return absl::OkStatus();
+      if (entry->local.Same(st) && Trusted(*entry)) return absl::OkStatus();
+    }
+    FileVersion v;
+    v.path = path;
+    v.kind = st.kind;
+    v.mode = st.mode & 0777;
+    v.mtime_ns = st.mtime_ns;
+    v.base_seq = entry == nullptr ? 0 : entry->version.seq;
+    CONVERGE_ASSIGN_OR_RETURN(const IndexEntry* source, RenameSource(path, st, live));
+    if (source != nullptr) {
+      // Renamed, not rewritten (a rename keeps the inode and mtime): its content is known.
+      v.file_id = source->version.file_id;
+      v.size = source->version.size;
+      v.content_sha256 = source->version.content_sha256;
+      v.chunks = source->version.chunks;
+      Moved(std::move(v), st, *source);
+      return absl::OkStatus();
+    }
+    const bool same_kind = live && entry->version.kind == st.kind;
+    v.file_id = same_kind ? entry->version.file_id : scanner_->NewFileId();
+    bool changed = true;
+    if (st.kind == FileKind::kSymlink) changed = ReadSymlink(st, same_kind ? entry : nullptr, &v);
+    if (st.kind == FileKind::kFile) changed = HashFile(st, same_kind ? entry : nullptr, &v);
+    if (!changed) return absl::OkStatus();
+    if (st.kind == FileKind::kFile && !live) source = SameContentGone(&v);
+    if (source != nullptr) {
+      Moved(std::move(v), st, *source);
+    } else {
+      result_.changes.push_back(LocalChange{std::move(v), st});
+    }
+    return absl::OkStatus();
+  }
+
+  // Deletions: known entries no longer walked, children before their parents.
+  void Deletions() {
+    for (auto it = known_.rbegin(); it != known_.rend(); ++it) {
+      const IndexEntry& e = it->second;
+      if (e.version.deleted || seen_.contains(e.version.path) || moved_away_.contains(e.version.path)) continue;
+      FileVersion v;
+      v.file_id = e.version.file_id;
+      v.path = e.version.path;
+      v.kind = e.version.kind;
+      v.deleted = true;
+      v.base_seq = e.version.seq;
+      result_.changes.push_back(LocalChange{std::move(v), LocalStat{}});
+    }
+  }
+
+ private:
+  const IndexEntry* Claim(const IndexEntry* source) {
+    if (source == nullptr || !moved_away_.insert(source->version.path).second) return nullptr;
+    return source;
+  }
+
+  void Moved(FileVersion v, const LocalStat& st, const IndexEntry& source) {
+    ++result_.moves;
+    result_.changes.push_back(LocalChange{std::move(v), st, source.version.path});
+    result_.changes.push_back(MovedAway(source));
+  }
+
+  // RenameSource: the known file that a new file at `path` was renamed from, by its inode.
+  absl::StatusOr<const IndexEntry*> RenameSource(const std::string& path, const LocalStat& st, bool live) {
+    if (live || st.kind != FileKind::kFile || st.inode == 0) return nullptr;
+    auto by_inode = gone_by_inode_.find(st.inode);
+    if (by_inode != gone_by_inode_.end()) {
+      return RenamedFrom(*by_inode->second, st) ? Claim(by_inode->second) : nullptr;
+    }
+    // Its old name may not be among the paths this scan looks at (the watcher reported the two
+    // ends of a move in separate batches): ask the index where this inode was synced.
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> was, scanner_->index_->FindInode(st.inode));
+    if (!was.has_value() || *was == path || seen_.contains(*was) || moved_away_.contains(*was)) return nullptr;
+    CONVERGE_ASSIGN_OR_RETURN(elsewhere_, scanner_->index_->Get(*was));
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat there, scanner_->fs_->Stat(*was));
+    if (elsewhere_.has_value() && RenamedFrom(*elsewhere_, st) && (!there.exists || there.inode != st.inode) &&
+        !rules_.Ignored(*was, false)) {
+      return Claim(&*elsewhere_);
+    }
+    return nullptr;
+  }
+
+  // ReadSymlink fills a symlink's target; false if it is gone or unchanged (then refreshed).
+  bool ReadSymlink(const LocalStat& st, const IndexEntry* same_kind, FileVersion* v) {
+    absl::StatusOr<std::string> target = scanner_->fs_->ReadLink(v->path);
+    if (!target.ok() || target->empty()) return false;  // gone meanwhile: the next scan sees it
+    if (same_kind != nullptr && same_kind->version.symlink_target == *target) {
+      result_.refreshed.push_back(IndexEntry{same_kind->version, st, result_.scanned_at_ns});
+      return false;
+    }
+    v->symlink_target = std::move(*target);
+    v->content_sha256 = HashOf(v->symlink_target);
+    v->mode = 0777;
+    return true;
+  }
+
+  // HashFile reads and chunks a file; false if it vanished, is being written, or only its stat
+  // changed (then refreshed).
+  bool HashFile(const LocalStat& st, const IndexEntry* same_kind, FileVersion* v) {
+    absl::StatusOr<std::unique_ptr<ReadableFile>> file = scanner_->fs_->OpenRead(v->path);
+    if (!file.ok()) return false;  // vanished or unreadable: the next scan sees it again
+    ChunkVisitor visit;
+    if (scanner_->chunk_sink_) {
+      visit = [this, &v](const ChunkRef& ref, uint64_t offset, absl::string_view bytes) {
+        scanner_->chunk_sink_(v->path, ref, offset, bytes);
+      };
+    }
+    absl::StatusOr<FileContent> content = ChunkFile(file->get(), scanner_->params_, visit);
+    ++result_.files_hashed;
+    if (!content.ok()) return false;
+    // A file that changed while it was read is being written: take it on a later scan.
+    absl::StatusOr<LocalStat> after = scanner_->fs_->Stat(v->path);
+    if (!after.ok() || !after->Same(st) || content->size != st.size) return false;
+    // Same bytes and permission bits: only the stat changed (touched, or rewritten as is).
+    if (same_kind != nullptr && content->sha256 == same_kind->version.content_sha256 &&
+        (st.mode & 0777) == (same_kind->version.mode & 0777)) {
+      result_.refreshed.push_back(IndexEntry{same_kind->version, st, result_.scanned_at_ns});
+      return false;
+    }
+    v->size = content->size;
+    v->content_sha256 = content->sha256;
+    v->chunks = std::move(content->chunks);
+    return true;
+  }
+
+  // SameContentGone: a known file gone from its path with this content (it keeps its file_id).
+  const IndexEntry* SameContentGone(FileVersion* v) {
+    auto by_content = gone_by_content_.find(DigestToBytes(v->content_sha256));
+    if (by_content == gone_by_content_.end()) return nullptr;
+    const IndexEntry* source = Claim(by_content->second);
+    if (source != nullptr) v->file_id = source->version.file_id;
+    return source;
+  }
+
+  Scanner* const scanner_;
+  const IgnoreRules& rules_;
+  ScanResult& result_;
+  std::vector<std::pair<std::string, LocalStat>> walked_;
+  std::map<std::string, IndexEntry> known_;
+  absl::flat_hash_set<std::string> seen_;
+  absl::flat_hash_map<uint64_t, const IndexEntry*> gone_by_inode_;
+  absl::flat_hash_map<std::string, const IndexEntry*> gone_by_content_;
+  absl::flat_hash_set<std::string> moved_away_;  // paths whose tombstone follows their move
+  std::optional<IndexEntry> elsewhere_;           // a rename source outside this scan's paths
+};
+
+std::string Scanner::NewFileId() { return new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes); }
+
+absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
+                              const std::map<std::string, IndexEntry>& known, ScanResult* result) {
+  Comparison comparison(this, IgnoreRulesNow(), result);
+  comparison.Filter(walked, known);
+  for (const auto& [path, st] : comparison.walked()) CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
+  comparison.Deletions();
+  return absl::OkStatus();
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,108 @@
+// Scanner: walks the folder, compares it with the index and returns the local changes to commit.
+// Never touches the store. A file whose stat matches the index (and is old enough that a same-
+// size rewrite within the clock's granularity could not hide) is not read again.
+//
+// Thread-compatible.
+#ifndef CONVERGE_ENGINE_SYNC_SCANNER_H_
+#define CONVERGE_ENGINE_SYNC_SCANNER_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/base/clock.h"
+#include "common/model/ignore.h"
+#include "engine/fs/filesystem.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/local_index.h"
+
+namespace converge::engine {
+
+// A local change ready to commit: `version` carries base_seq and file_id; `local` is the stat
+// the version was read from.
+struct LocalChange {
+  FileVersion version;
+  LocalStat local;
+  // A move: on a live version, the path it was moved from (it keeps that entry's file_id, and
+  // the tombstone of that path follows it at once, with `moved` set: the two travel in one
+  // commit, so other devices rename in place).
+  std::string moved_from;
+  bool moved = false;
+};
+
+struct ScanResult {
+  // Creations and edits in walk order (each move followed by its source's tombstone), then
+  // deletions deepest first.
+  std::vector<LocalChange> changes;
+  uint64_t moves = 0;                 // files and directories found moved (not re-read)
+  std::vector<IndexEntry> refreshed;  // unchanged content, new stat: index only
+  uint64_t files_hashed = 0;
+  uint64_t entries_seen = 0;
+  uint64_t ignored = 0;  // entries left alone by the folder's .convergeignore
+  int64_t scanned_at_ns = 0;
+};
+
+// Stats whose mtime is this close to when they were recorded are re-read.
+inline constexpr absl::Duration kRacyWindow = absl::Milliseconds(50);
+
+// Trusted reports whether `entry.local` can stand for the file's content without reading it.
+bool Trusted(const IndexEntry& entry);
+
+// RenamedFrom reports whether the file with stat `st` is the synced file of `entry` under another
+// name, unchanged: same inode, size, mtime and permission bits, and a trusted recorded stat (a
+// rename keeps all of them; the content need not be read again).
+bool RenamedFrom(const IndexEntry& entry, const LocalStat& st);
+
+class Scanner {
+ public:
+  Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, ChunkParams params)
+      : fs_(fs), index_(index), clock_(clock), params_(params) {}
+
+  // Scan returns FailedPrecondition if the folder root is missing or replaced (never reported
+  // as deletions), and the walk's error if part of the tree could not be read.
+  absl::StatusOr<ScanResult> Scan();
+
+  // ScanPaths looks only at `paths` (as a watcher reported them) and, where one is a directory,
+  // at everything below it: what is there is compared with the index, known entries that are
+  // gone become deletions. Paths no other device could take are ignored.
+  absl::StatusOr<ScanResult> ScanPaths(const std::vector<std::string>& paths);
+
+  // set_file_ids replaces the random new file ids (kFileIdBytes each) with `next` (a simulation
+  // that must replay exactly).
+  void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
+
+  // ChunkSink sees every chunk of every file the scan reads, with its bytes, as it is hashed
+  // (the engine uploads what the store lacks from there: files are read once). For a large
+  // file it runs on the chunker's hashing thread while the scan waits for that file.
+  using ChunkSink =
+      std::function<void(const std::string& path, const ChunkRef& ref, uint64_t offset, absl::string_view bytes)>;
+  void set_chunk_sink(ChunkSink sink) { chunk_sink_ = std::move(sink); }
+
+ private:
+  // IgnoreRulesNow returns the rules of the folder's .convergeignore (none: nothing ignored),
+  // read again only when the file changed.
+  const IgnoreRules& IgnoreRulesNow();
+  class Comparison;
+  std::string NewFileId();
+  // Compare turns what is on disk (`walked`, parents before children) and what the index knows
+  // of the same part of the tree (`known`, live entries) into changes.
+  absl::Status Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
+                       const std::map<std::string, IndexEntry>& known, ScanResult* result);
+
+  Filesystem* const fs_;
+  LocalIndex* const index_;
+  Clock* const clock_;
+  const ChunkParams params_;
+  std::function<std::string()> new_file_id_;
+  ChunkSink chunk_sink_;
+  LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
+  IgnoreRules ignore_rules_;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_SYNC_SCANNER_H_

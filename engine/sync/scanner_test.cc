@@ -1,0 +1,341 @@
+#include "engine/sync/scanner.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "engine/fs/local_filesystem.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/test_folder.h"
+
+namespace converge::engine {
+namespace {
+
+using testing::MakeTestDir;
+
+// Small chunks, so small test files have several.
+constexpr ChunkParams kTestChunks{256, 512, 1024};
+using testing::WriteFile;
+
+class ScannerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = MakeTestDir();
+    auto fs = LocalFilesystem::Open(root_);
+    ASSERT_TRUE(fs.ok());
+    fs_ = std::move(*fs);
+    auto index = LocalIndex::Open(MakeTestDir(".index"));
+    ASSERT_TRUE(index.ok());
+    index_ = std::move(*index);
+  }
+
+  // Pretends the store accepted every change as `seq` (what SyncEngine does after a commit).
+  void Accept(const ScanResult& scan, uint64_t seq) {
+    std::vector<IndexEntry> entries = scan.refreshed;
+    for (const LocalChange& c : scan.changes) {
+      IndexEntry e{c.version, c.local, scan.scanned_at_ns};
+      e.version.seq = seq;
+      entries.push_back(e);
+    }
+    ASSERT_TRUE(index_->Update(entries, std::nullopt).ok());
+  }
+
+  std::string root_;
+  // Well after the files' mtimes, so recorded stats are trusted.
+  FakeClock clock_{absl::Now() + absl::Seconds(10)};
+  std::unique_ptr<LocalFilesystem> fs_;
+  std::unique_ptr<LocalIndex> index_;
+};
+
+TEST_F(ScannerTest, FindsNewFilesAndDirsThenNothingWithoutRehashing) {
+  WriteFile(root_ + "/docs/a.txt", "alpha");
+  WriteFile(root_ + "/empty", "");
+  WriteFile(root_ + "/big.bin", std::string(3 * 1024 + 5, 'z'));
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->changes.size(), 4u);
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  ASSERT_EQ(by_path.size(), 4u);
+  EXPECT_GE(by_path["big.bin"].chunks.size(), 4u);  // at most 1024 bytes each
+  uint64_t total = 0;
+  for (const ChunkRef& c : by_path["big.bin"].chunks) total += c.length;
+  EXPECT_EQ(total, 3u * 1024 + 5);
+  EXPECT_EQ(by_path["big.bin"].size, 3u * 1024 + 5);
+  EXPECT_EQ(by_path["docs"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["docs/a.txt"].content_sha256, HashOf("alpha"));
+  EXPECT_TRUE(by_path["empty"].chunks.empty());
+  EXPECT_EQ(by_path["empty"].content_sha256, HashOf(""));
+  for (const LocalChange& c : scan->changes) {
+    EXPECT_EQ(c.version.base_seq, 0u);
+    EXPECT_TRUE(ValidateFileVersion(c.version).ok()) << c.version.path;
+  }
+  Accept(*scan, 1);
+
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->changes.empty());
+  EXPECT_EQ(again->files_hashed, 0u);
+}
+
+TEST_F(ScannerTest, IgnoredPathsAreNeitherUploadedNorTakenAsDeleted) {
+  WriteFile(root_ + "/keep.txt", "kept");
+  WriteFile(root_ + "/old.log", "synced before the rule");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+
+  WriteFile(root_ + "/.convergeignore", "*.log\nbuild/\n!build.txt\n");
+  WriteFile(root_ + "/new.log", "noise");
+  WriteFile(root_ + "/build/out.o", "object");
+  WriteFile(root_ + "/build.txt", "not the directory");
+  std::filesystem::remove(root_ + "/old.log");  // ignored now: its deletion is not synced either
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::set<std::string> changed;
+  for (const LocalChange& c : scan->changes) changed.insert(c.version.path);
+  EXPECT_EQ(changed, (std::set<std::string>{".convergeignore", "build.txt"}));
+  EXPECT_EQ(scan->ignored, 3u);  // new.log, build, build/out.o
+}
+
+TEST_F(ScannerTest, AChangeOfPermissionBitsAloneIsCommitted) {
+  WriteFile(root_ + "/run.sh", "#!/bin/sh\n");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::filesystem::permissions(root_ + "/run.sh", std::filesystem::perms::owner_all);
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->changes.size(), 1u);
+  EXPECT_EQ(scan->changes[0].version.mode, 0700u);
+  EXPECT_EQ(scan->changes[0].version.base_seq, 1u);
+  EXPECT_EQ(scan->changes[0].version.content_sha256, HashOf("#!/bin/sh\n"));
+}
+
+TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
+  WriteFile(root_ + "/d/x.txt", "x");
+  WriteFile(root_ + "/keep.txt", "keep");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 7);
+  std::string x_id;
+  for (const LocalChange& c : first->changes) {
+    if (c.version.path == "d/x.txt") x_id = c.version.file_id;
+  }
+  ASSERT_EQ(x_id.size(), kFileIdBytes);
+
+  WriteFile(root_ + "/keep.txt", "keep, edited");
+  std::filesystem::remove_all(root_ + "/d");
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->changes.size(), 3u);
+  EXPECT_EQ(scan->changes[0].version.path, "keep.txt");
+  EXPECT_EQ(scan->changes[0].version.base_seq, 7u);
+  EXPECT_FALSE(scan->changes[0].version.deleted);
+  // Deletions come children first.
+  EXPECT_EQ(scan->changes[1].version.path, "d/x.txt");
+  EXPECT_TRUE(scan->changes[1].version.deleted);
+  EXPECT_EQ(scan->changes[1].version.file_id, x_id);
+  EXPECT_EQ(scan->changes[1].version.base_seq, 7u);
+  EXPECT_EQ(scan->changes[2].version.path, "d");
+  EXPECT_TRUE(scan->changes[2].version.deleted);
+}
+
+TEST_F(ScannerTest, TouchedButUnchangedFileIsRefreshedNotCommitted) {
+  WriteFile(root_ + "/f", "same");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  WriteFile(root_ + "/f", "same");  // rewritten, same content
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  EXPECT_TRUE(scan->changes.empty());
+  EXPECT_EQ(scan->refreshed.size(), 1u);
+  EXPECT_EQ(scan->files_hashed, 1u);
+}
+
+TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
+  WriteFile(root_ + "/f", "data");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::filesystem::remove_all(root_ + "/f");
+  std::filesystem::remove(root_ + "/.converge/folder-marker");  // looks like an unmounted disk
+  auto scan = scanner.Scan();
+  EXPECT_EQ(scan.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+TEST_F(ScannerTest, RecreatedPathBuildsOnItsTombstone) {
+  WriteFile(root_ + "/f.txt", "v1");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 3);
+  std::filesystem::remove(root_ + "/f.txt");
+  auto deleted = scanner.Scan();
+  ASSERT_TRUE(deleted.ok());
+  ASSERT_EQ(deleted->changes.size(), 1u);
+  Accept(*deleted, 4);  // the tombstone
+  int live = 0;
+  ASSERT_TRUE(index_->ForEachLive([&](const IndexEntry&) { ++live; }).ok());
+  EXPECT_EQ(live, 0);  // scans do not read tombstones
+  auto tombstone = index_->Get("f.txt");
+  ASSERT_TRUE(tombstone.ok() && tombstone->has_value());
+  EXPECT_TRUE((*tombstone)->version.deleted);
+
+  WriteFile(root_ + "/f.txt", "v2");
+  clock_.Advance(absl::Seconds(10));
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->changes.size(), 1u);
+  EXPECT_EQ(again->changes[0].version.base_seq, 4u);
+  EXPECT_FALSE(again->changes[0].version.deleted);
+}
+
+TEST_F(ScannerTest, ScanPathsLooksOnlyAtReportedPathsAndTheirSubtrees) {
+  WriteFile(root_ + "/keep/one.txt", "1");
+  WriteFile(root_ + "/gone/deep/two.txt", "2");
+  WriteFile(root_ + "/edited.txt", "old");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+
+  // Changes everywhere, but only some are reported.
+  WriteFile(root_ + "/edited.txt", "new content");
+  WriteFile(root_ + "/keep/unreported.txt", "u");
+  std::filesystem::remove_all(root_ + "/gone");
+  WriteFile(root_ + "/fresh/sub/three.txt", "3");
+  clock_.Advance(absl::Seconds(10));
+  auto scan = scanner.ScanPaths({"edited.txt", "gone", "fresh/sub/three.txt", "fresh", "../evil", ".converge"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  EXPECT_EQ(by_path.count("keep/unreported.txt"), 0u);  // the full scan finds it later
+  EXPECT_EQ(by_path["edited.txt"].content_sha256, HashOf("new content"));
+  EXPECT_TRUE(by_path["gone"].deleted);
+  EXPECT_TRUE(by_path["gone/deep"].deleted);
+  EXPECT_TRUE(by_path["gone/deep/two.txt"].deleted);
+  EXPECT_EQ(by_path["fresh"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["fresh/sub"].kind, FileKind::kDirectory);
+  EXPECT_EQ(by_path["fresh/sub/three.txt"].content_sha256, HashOf("3"));
+  EXPECT_EQ(by_path.size(), 7u) << [&] { std::string all; for (auto& [p, v] : by_path) all += p + " "; return all; }();
+  // Deletions come children first; creations parents first.
+  std::vector<std::string> order;
+  for (const LocalChange& c : scan->changes) order.push_back(c.version.path);
+  auto pos = [&](const std::string& p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
+  EXPECT_LT(pos("gone/deep/two.txt"), pos("gone"));
+  EXPECT_LT(pos("fresh"), pos("fresh/sub/three.txt"));
+  EXPECT_EQ(scan->files_hashed, 2u);
+}
+
+TEST_F(ScannerTest, ScanPathsAddsNewParentsOfAReportedFile) {
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  WriteFile(root_ + "/a/b/c.txt", "c");
+  auto scan = scanner.ScanPaths({"a/b/c.txt"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::vector<std::string> order;
+  for (const LocalChange& c : scan->changes) order.push_back(c.version.path);
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "a/b", "a/b/c.txt"}));
+}
+
+TEST_F(ScannerTest, AMovedFileOrDirectoryKeepsItsFileIdsAndIsNotReadAgain) {
+  for (int i = 0; i < 50; ++i) WriteFile(root_ + "/photos/" + std::to_string(i % 3) + "/p" + std::to_string(i), "photo " + std::to_string(i));
+  WriteFile(root_ + "/big.bin", std::string(5000, 'b'));
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  std::map<std::string, std::string> ids;
+  for (const LocalChange& c : first->changes) ids[c.version.path] = c.version.file_id;
+
+  clock_.Advance(absl::Seconds(10));
+  std::filesystem::create_directories(root_ + "/albums");
+  std::filesystem::rename(root_ + "/photos", root_ + "/albums/2026");
+  std::filesystem::rename(root_ + "/big.bin", root_ + "/big renamed.bin");
+  auto scan = scanner.ScanPaths({"albums", "albums/2026", "photos", "big.bin", "big renamed.bin"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_EQ(scan->moves, 51u);
+  EXPECT_EQ(scan->files_hashed, 0u);  // renamed, not rewritten: nothing read
+  // Each move is followed by its old path's tombstone; only the old directories are deleted.
+  std::vector<std::string> plain_deletions;
+  for (size_t i = 0; i < scan->changes.size(); ++i) {
+    const LocalChange& c = scan->changes[i];
+    if (!c.moved_from.empty()) {
+      ASSERT_LT(i + 1, scan->changes.size());
+      EXPECT_EQ(scan->changes[i + 1].version.path, c.moved_from);
+      EXPECT_TRUE(scan->changes[i + 1].moved);
+      EXPECT_EQ(c.version.file_id, ids[c.moved_from]);
+      EXPECT_EQ(scan->changes[i + 1].version.file_id, ids[c.moved_from]);
+    }
+    if (c.version.deleted && !c.moved) plain_deletions.push_back(c.version.path);
+  }
+  EXPECT_EQ(plain_deletions, (std::vector<std::string>{"photos/2", "photos/1", "photos/0", "photos"}));
+
+  // Only the new name reported (the watcher delivered the old one in another batch): the index
+  // knows where the inode was synced, and it is gone from there.
+  Accept(*scan, 2);
+  clock_.Advance(absl::Seconds(10));
+  std::filesystem::rename(root_ + "/big renamed.bin", root_ + "/albums/big.bin");
+  auto alone = scanner.ScanPaths({"albums/big.bin"});
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ASSERT_EQ(alone->changes.size(), 2u);
+  EXPECT_EQ(alone->changes[0].moved_from, "big renamed.bin");
+  EXPECT_EQ(alone->changes[0].version.file_id, ids["big.bin"]);
+  EXPECT_TRUE(alone->changes[1].moved);
+  EXPECT_EQ(alone->files_hashed, 0u);
+}
+
+TEST_F(ScannerTest, SymlinksAreCommittedAsLinksAndNeverFollowed) {
+  WriteFile(root_ + "/real/f.txt", "f");
+  std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");
+  std::filesystem::create_symlink("/etc/passwd", root_ + "/passwd");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto scan = scanner.ScanPaths({"link", "link/f.txt", "passwd"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::map<std::string, FileVersion> by_path;
+  for (const LocalChange& c : scan->changes) by_path[c.version.path] = c.version;
+  ASSERT_EQ(by_path.size(), 2u);  // nothing below the link
+  EXPECT_EQ(by_path["link"].kind, FileKind::kSymlink);
+  EXPECT_EQ(by_path["link"].symlink_target, root_ + "/real");
+  EXPECT_EQ(by_path["passwd"].symlink_target, "/etc/passwd");
+  EXPECT_EQ(by_path["passwd"].content_sha256, HashOf("/etc/passwd"));
+  EXPECT_TRUE(by_path["passwd"].chunks.empty());
+  EXPECT_TRUE(ValidateFileVersion(by_path["passwd"]).ok());
+  EXPECT_EQ(scan->files_hashed, 0u);  // /etc/passwd was not read
+  Accept(*scan, 1);
+  // Unchanged links are not committed again; a retargeted one is, on top of its version.
+  clock_.Advance(absl::Seconds(10));
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  std::vector<std::string> changed;
+  for (const LocalChange& c : again->changes) changed.push_back(c.version.path);
+  EXPECT_EQ(changed, (std::vector<std::string>{"real", "real/f.txt"}));  // not scanned before
+  std::filesystem::remove(root_ + "/passwd");
+  std::filesystem::create_symlink("/etc/hosts", root_ + "/passwd");
+  clock_.Advance(absl::Seconds(10));
+  auto retargeted = scanner.ScanPaths({"passwd"});
+  ASSERT_TRUE(retargeted.ok());
+  ASSERT_EQ(retargeted->changes.size(), 1u);
+  EXPECT_EQ(retargeted->changes[0].version.symlink_target, "/etc/hosts");
+  EXPECT_EQ(retargeted->changes[0].version.base_seq, 1u);
+}
+
+}  // namespace
+}  // namespace converge::engine

@@ -1,0 +1,75 @@
+// StoreClient: the engine's view of converge-store, in domain types and free of gRPC. The
+// daemon uses GrpcStoreClient (engine/client); tests use the simulation's SimStoreClient.
+//
+// Implementations are thread-safe.
+#ifndef CONVERGE_ENGINE_SYNC_STORE_CLIENT_H_
+#define CONVERGE_ENGINE_SYNC_STORE_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
+#include "common/model/model.h"
+#include "common/model/namespace_state.h"
+#include "engine/sync/applier.h"
+
+namespace converge::engine {
+
+// SequenceKey names a delta's base (chunks whose bytes follow one another) in the answer of
+// StoreClient::Signatures: their digests' bytes, one after another.
+inline std::string SequenceKey(const std::vector<Digest>& bases) {
+  std::string key;
+  for (const Digest& d : bases) key += DigestToBytes(d);
+  return key;
+}
+
+struct ChunkUpload {
+  Digest sha256;
+  std::string data;  // in `encoding`; for a delta, the zstd-compressed rsync delta
+  ChunkEncoding encoding = ChunkEncoding::kRaw;
+  // Raw bytes the transport may compress with the call's earlier chunks as context
+  // (GrpcStoreClient: CHUNK_ENCODING_ZSTD_STREAM, when StreamEncoder::Worth says so).
+  bool in_stream = false;
+  bool delta = false;         // an rsync delta against `bases`' bytes one after another
+  std::vector<Digest> bases;  // 1 to kMaxDeltaBases
+  uint32_t block_bytes = 0;
+};
+
+class StoreClient : public ChunkSource {
+ public:
+  // ListFiles calls fn with every entry of the namespace's file table (tombstones too) and
+  // returns the head seq it was read at (the table may be newer). `at_unix_ms` >= 0: the state
+  // as of that time instead, from the history.
+  virtual absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                             int64_t at_unix_ms = -1) = 0;
+  // History and conflicts (the engine's CLI).
+  virtual absl::StatusOr<std::vector<HistoryVersion>> ListVersions(const std::string& path, uint32_t limit) = 0;
+  virtual absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(bool include_resolved) = 0;
+  virtual absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& copy_path) = 0;
+  virtual absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) = 0;
+  // Signatures returns the rsync signatures of the bases (each one chunk, or up to
+  // kMaxDeltaBases whose bytes follow one another) whose chunks the store holds, by SequenceKey.
+  virtual absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
+      const std::vector<std::vector<Digest>>& bases) = 0;
+  // PutChunks uploads chunks produced by `next` until it returns false.
+  virtual absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) = 0;
+  // Commit returns the new seq; Aborted names the stale paths.
+  virtual absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) = 0;
+  // Pull calls fn for each commit after since_seq (at most max_commits).
+  virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
+                            const std::function<absl::Status(const converge::Commit&)>& fn) = 0;
+  // Ack records that everything up to `seq` is applied here, but for the `blocked` versions
+  // ("path: why", shown to operators).
+  virtual absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) = 0;
+};
+
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_SYNC_STORE_CLIENT_H_

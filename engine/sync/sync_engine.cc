@@ -1,0 +1,858 @@
+#include "engine/sync/sync_engine.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/logging.h"
+#include "common/base/metrics.h"
+#include "common/base/status_macros.h"
+#include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
+#include "common/model/mass_delete.h"
+#include "common/model/path.h"
+#include "common/model/store_behind.h"
+
+namespace converge::engine {
+namespace {
+// Index setting: "1" while re-syncing after the store was found behind this device.
+constexpr char kResyncSetting[] = "resync_after_store_loss";
+}  // namespace
+
+namespace {
+
+// BatchEnd: where the commit starting at changes[start] ends: at most max_files versions and
+// kMaxCommitBytes (less room for a move's tombstone that must follow its last version).
+size_t BatchEnd(const std::vector<LocalChange>& changes, size_t start, size_t max_files) {
+  size_t end = start, bytes = 0;
+  while (end < changes.size() && end - start < max_files) {
+    bytes += CommitBytes(changes[end].version);
+    if (end > start && bytes > kMaxCommitBytes - (8 << 10)) break;
+    ++end;
+  }
+  return end;
+}
+
+constexpr uint32_t kPullBatch = 500;
+constexpr int kStaleRetries = 3;
+constexpr absl::Duration kHeldRetry = absl::Seconds(2);
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("engine");
+  return log;
+}
+
+struct Metrics {
+  Counter* snapshots = DefaultMetrics().AddCounter("converge_engine_snapshots_total",
+                                                   "file tables applied because the store had compacted the log");
+  Histogram* commit_to_applied = DefaultMetrics().AddHistogram(
+      "converge_engine_commit_to_applied_seconds",
+      "from the store making another device's commit durable to this engine having applied it "
+      "(store clock vs engine clock; millisecond commit times)",
+      LatencyBuckets());
+  Histogram* change_to_committed = DefaultMetrics().AddHistogram(
+      "converge_engine_change_to_committed_seconds",
+      "from the watcher reporting a local change to its commit being durable in the store", LatencyBuckets());
+  Counter* full_scans = DefaultMetrics().AddCounter("converge_engine_scans_total", "scans", "kind=\"full\"");
+  Counter* targeted_scans = DefaultMetrics().AddCounter("converge_engine_scans_total", "scans", "kind=\"paths\"");
+  Counter* commits = DefaultMetrics().AddCounter("converge_engine_commits_total", "local changes committed");
+  Counter* applied = DefaultMetrics().AddCounter("converge_engine_applied_commits_total", "remote commits applied");
+  Counter* bytes_up = DefaultMetrics().AddCounter("converge_engine_chunk_bytes_total", "chunk bytes moved",
+                                                  "direction=\"up\"");
+  Gauge* cursor = DefaultMetrics().AddGauge("converge_engine_cursor", "the highest seq applied");
+  Counter* delta_saved = DefaultMetrics().AddCounter("converge_engine_delta_saved_bytes_total",
+                                                     "upload bytes saved by rsync deltas against the store's chunks");
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
+
+}  // namespace
+
+const char* StateName(EngineStatus::State s) {
+  switch (s) {
+    case EngineStatus::State::kStarting: return "starting";
+    case EngineStatus::State::kUpToDate: return "up to date";
+    case EngineStatus::State::kSyncing: return "syncing";
+    case EngineStatus::State::kPaused: return "paused";
+    case EngineStatus::State::kError: return "error";
+    case EngineStatus::State::kRevoked: return "revoked";
+    case EngineStatus::State::kHeld: return "waiting for approval";
+  }
+  return "?";
+}
+
+SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Clock* clock,
+                       std::string device_id, EngineOptions options)
+    : fs_(fs),
+      index_(index),
+      store_(store),
+      clock_(clock),
+      device_id_(std::move(device_id)),
+      options_(options),
+      scanner_(fs, index, clock, options.chunk_params),
+      applier_(fs, index, store, clock, device_id_, options.chunk_params) {
+  if (options_.new_file_id) scanner_.set_file_ids(options_.new_file_id);
+  applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
+  status_.cursor = index_->cursor();
+}
+
+EngineStatus SyncEngine::status() const {
+  EngineStatus s;
+  {
+    absl::MutexLock lock(&status_mu_);
+    s = status_;
+  }
+  absl::MutexLock lock(&mu_);
+  s.remote_head = std::max(s.remote_head, remote_head_);
+  s.pending_uploads = dirty_.size();
+  if (paused_) s.state = EngineStatus::State::kPaused;
+  return s;
+}
+
+void SyncEngine::SetState(EngineStatus::State state, const std::string& error) {
+  absl::MutexLock lock(&status_mu_);
+  status_.state = state;
+  status_.error = error;
+  status_.cursor = index_->cursor();
+  if (state == EngineStatus::State::kUpToDate) status_.last_synced = clock_->Now();
+}
+
+void SyncEngine::StartTransfer(const char* direction, uint64_t total) {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer = direction;
+  status_.transfer_done = 0;
+  status_.transfer_total = total;
+  status_.transfer_started = clock_->Now();
+}
+
+void SyncEngine::AddTransferred(uint64_t bytes) {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer_done += bytes;
+}
+
+void SyncEngine::EndTransfer() {
+  absl::MutexLock lock(&status_mu_);
+  status_.transfer.clear();
+  status_.cursor = index_->cursor();
+}
+
+void SyncEngine::SetPaused(bool paused) {
+  absl::MutexLock lock(&mu_);
+  paused_ = paused;
+}
+
+absl::Status SyncEngine::PullAndApply() {
+  // A re-sync after the store lost newer versions survives a restart of the engine.
+  absl::StatusOr<std::optional<std::string>> resync = index_->GetSetting(kResyncSetting);
+  const bool resyncing = resync.ok() && resync->has_value() && **resync == "1";
+  applier_.set_local_wins(resyncing);
+  NoteUnscannedMoves();
+  uint64_t before = index_->cursor();
+  bool forgot = false;
+  while (true) {
+    uint32_t pulled = 0;
+    absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
+      ++pulled;
+      return ApplyPulled(c);
+    });
+    if (IsLogCompacted(s)) {
+      // Offline longer than the store keeps its log: the file table, then the log after it.
+      CONVERGE_RETURN_IF_ERROR(ApplySnapshot());
+      continue;
+    }
+    if (IsStoreBehind(s) && !forgot) {
+      // The store was restored from an older backup: what this device applied past its head is
+      // gone there and its seqs will be reused. Re-sync from scratch; local files that differ
+      // from the store's are the newer versions and are uploaded as edits (nothing is lost).
+      Log()->warn("{}: re-syncing; local files newer than the store's are uploaded again", s.message());
+      CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kResyncSetting, "1"));
+      CONVERGE_RETURN_IF_ERROR(index_->ForgetSyncState());
+      applier_.set_local_wins(true);
+      forgot = true;
+      before = 0;
+      continue;
+    }
+    if (s.ok() && pulled < kPullBatch && (resyncing || forgot)) {
+      CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kResyncSetting, "0"));
+      applier_.set_local_wins(false);
+      Log()->info("re-synced with the store up to seq {}", index_->cursor());
+    }
+    if (!s.ok() || pulled < kPullBatch) {
+      AckApplied(before);
+      return s;
+    }
+  }
+}
+
+void SyncEngine::NoteUnscannedMoves() {
+  // A move made here that no scan has taken yet (reported late, or not ready to scan) is noted
+  // too: another device's change of the moved file is then applied with the move undone.
+  if (flush_local_events_) flush_local_events_();
+  std::vector<std::string> unscanned;
+  {
+    absl::MutexLock lock(&mu_);
+    unscanned.reserve(dirty_.size());
+    for (const auto& [path, d] : dirty_) unscanned.push_back(path);
+  }
+  if (absl::Status s = DetectLocalMoves(unscanned); !s.ok()) {
+    Log()->warn("looking for moves among changed paths: {}", s.ToString());  // the pull goes on
+  }
+  applier_.set_local_moves(std::move(pending_local_moves_));
+  pending_local_moves_.clear();
+}
+
+absl::Status SyncEngine::ApplyPulled(const Commit& c) {
+  uint64_t bytes = 0;
+  for (const FileVersion& v : c.files) bytes += v.deleted ? 0 : v.size;
+  StartTransfer("download", bytes);
+  absl::Status applied = applier_.ApplyCommit(c);
+  EndTransfer();
+  if (applied.ok()) {
+    M().applied->Add();
+    M().cursor->Set(static_cast<int64_t>(c.seq));
+    if (c.origin_device != device_id_ && c.committed_at_unix_ms > 0) {
+      M().commit_to_applied->Observe(absl::ToDoubleSeconds(clock_->Now() - absl::FromUnixMillis(c.committed_at_unix_ms)));
+    }
+  }
+  return applied;
+}
+
+void SyncEngine::AckApplied(uint64_t before) {
+  // Versions a local obstruction kept out are tried again (it may be gone), and shown.
+  if (absl::Status retried = applier_.RetryBlocked(); !retried.ok()) {
+    Log()->warn("applying blocked versions again: {}", retried.ToString());
+  }
+  absl::StatusOr<std::vector<std::string>> blocked = applier_.Blocked();
+  if (blocked.ok()) {
+    absl::MutexLock lock(&status_mu_);
+    status_.blocked = *blocked;
+  }
+  const bool blocked_changed = blocked.ok() && *blocked != acked_blocked_;
+  if (index_->cursor() <= before && !blocked_changed) return;
+  absl::Status acked = store_->Ack(index_->cursor(), blocked.ok() ? *blocked : acked_blocked_);
+  if (acked.ok() && blocked.ok()) acked_blocked_ = *blocked;
+  if (!acked.ok()) Log()->warn("ack {} failed: {}", index_->cursor(), acked.ToString());
+  Log()->info("applied up to seq {}", index_->cursor());
+}
+
+absl::Status SyncEngine::ApplySnapshot() {
+  Commit snapshot;
+  absl::flat_hash_set<std::string> listed;
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->ListFiles([&](const FileVersion& v) {
+    listed.insert(v.path);
+    snapshot.files.push_back(v);
+  }));
+  snapshot.seq = head;
+  // What this device has that the table no longer lists was deleted, and compacted away since.
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
+    if (listed.contains(e.version.path)) return;
+    FileVersion gone;
+    gone.file_id = e.version.file_id;
+    gone.path = e.version.path;
+    gone.kind = e.version.kind;
+    gone.deleted = true;
+    gone.seq = head;
+    snapshot.files.push_back(std::move(gone));
+  }));
+  Log()->info("the store compacted the log past this device's cursor {}: applying its file table at seq {} "
+              "({} entries), then the log after it", index_->cursor(), head, snapshot.files.size());
+  M().snapshots->Add();
+  ++snapshots_;
+  return applier_.ApplyCommit(snapshot);
+}
+
+namespace {
+
+// A scan uploads what it read in batches of this many bytes, while it goes on.
+constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
+
+}  // namespace
+
+absl::StatusOr<SyncEngine::PreviousChunks> SyncEngine::PreviousOf(const std::string& path) {
+  PreviousChunks out;
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(path));
+  if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile) return out;
+  for (const ChunkRef& c : old->version.chunks) out.chunks.insert(DigestToBytes(c.sha256));
+  out.layout = ChunkLayout(old->version.chunks);
+  return out;
+}
+
+void SyncEngine::EncodeUpload(const Digest& d, const std::vector<Digest>& bases, std::string bytes,
+                              const Signature* signature, ChunkUpload* out) {
+  out->sha256 = d;
+  out->delta = false;
+  std::string delta;
+  if (signature != nullptr) delta = Compress(MakeDelta(bytes, *signature));
+  // Chunks go raw to the transport, which compresses them in the call's zstd stream with the
+  // call's earlier chunks as context (StreamEncoder::Worth: what compresses alone, and anything
+  // while the stream pays: a chunk that does not compress alone may repeat one sent before it,
+  // the same archive in two packages).
+  out->encoding = ChunkEncoding::kRaw;
+  out->in_stream = true;
+  out->data = std::move(bytes);
+  size_t plain = out->data.size();  // what the chunk costs without a delta, about
+  if (!delta.empty() && LooksCompressible(out->data)) {
+    const size_t z = Compress(out->data).size();
+    if (z > 0) plain = std::min(plain, z);
+  }
+  if (!delta.empty() && delta.size() * 10 < plain * 9) {
+    M().delta_saved->Add(plain - delta.size());
+    out->in_stream = false;
+    out->delta = true;
+    out->bases = bases;
+    out->block_bytes = signature->block_bytes;
+    out->data = std::move(delta);
+  }
+}
+
+absl::Status SyncEngine::UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
+                                      absl::flat_hash_set<std::string>* unreadable) {
+  if (chunks.empty()) return absl::OkStatus();
+  absl::flat_hash_map<std::string, size_t> index_of;
+  std::vector<Digest> digests;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (index_of.emplace(DigestToBytes(chunks[i].sha256), i).second) digests.push_back(chunks[i].sha256);
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, store_->FindMissing(digests));
+  absl::flat_hash_set<std::string> lacking;
+  for (const Digest& d : missing) lacking.insert(DigestToBytes(d));
+  for (const Digest& d : digests) {
+    if (!lacking.contains(DigestToBytes(d))) stored->insert(DigestToBytes(d));
+  }
+  if (missing.empty()) return absl::OkStatus();
+  // An edit of chunks the store has: their signature, for an rsync delta against them.
+  std::vector<std::vector<Digest>> bases;
+  absl::flat_hash_set<std::string> asked_bases;
+  for (const Digest& d : missing) {
+    const OutgoingChunk& c = chunks[index_of[DigestToBytes(d)]];
+    if (!c.bases.empty() && asked_bases.insert(SequenceKey(c.bases)).second) bases.push_back(c.bases);
+  }
+  absl::flat_hash_map<std::string, Signature> signatures;
+  if (!bases.empty()) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Signature>> got = store_->Signatures(bases);
+    if (got.ok()) signatures = std::move(*got);  // without them, chunks go whole
+  }
+  uint64_t upload_total = 0;
+  for (const Digest& d : missing) upload_total += chunks[index_of[DigestToBytes(d)]].length;
+  StartTransfer("upload", upload_total);
+
+  size_t next = 0;
+  std::string open_path;
+  std::unique_ptr<ReadableFile> open_file;
+  absl::Status sent = store_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    while (next < missing.size()) {
+      const Digest& d = missing[next++];
+      OutgoingChunk& c = chunks[index_of[DigestToBytes(d)]];
+      std::string bytes = std::move(c.bytes);
+      if (bytes.empty()) {
+        // Not kept from the scan: read again; a file that changed since is left for the next scan.
+        if (c.path != open_path) {
+          open_path = c.path;
+          absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(c.path);
+          open_file = f.ok() ? std::move(*f) : nullptr;
+        }
+        upload_stats_.bytes_read_again += c.length;
+        if (open_file == nullptr || !open_file->Read(c.offset, c.length, &bytes).ok() || HashOf(bytes) != d) {
+          unreadable->insert(DigestToBytes(d));
+          continue;
+        }
+      }
+      auto sig = c.bases.empty() ? signatures.end() : signatures.find(SequenceKey(c.bases));
+      EncodeUpload(d, c.bases, std::move(bytes), sig == signatures.end() ? nullptr : &sig->second, out);
+      ++upload_stats_.chunks_uploaded;
+      upload_stats_.bytes_uploaded += out->data.size();
+      M().bytes_up->Add(out->data.size());
+      AddTransferred(c.length);
+      stored->insert(DigestToBytes(d));
+      return true;
+    }
+    return false;
+  });
+  EndTransfer();
+  if (!sent.ok()) {
+    for (const Digest& d : missing) stored->erase(DigestToBytes(d));  // not known to have arrived
+  }
+  return sent;
+}
+
+void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const ChunkRef& ref, uint64_t offset,
+                                  absl::string_view bytes) {
+  if (!u->status.ok()) return;
+  if (path != u->layout_path) {
+    // The previous version of this file: its chunks are stored (it is the store's version), and
+    // a changed chunk's base is the old chunk it overlaps most.
+    absl::StatusOr<PreviousChunks> previous = PreviousOf(path);
+    if (!previous.ok()) {
+      u->status = previous.status();
+      return;
+    }
+    u->layout_path = path;
+    u->previous = std::move(*previous);
+  }
+  const std::string key = DigestToBytes(ref.sha256);
+  if (u->previous.chunks.contains(key) || u->stored.contains(key) || !u->queued.insert(key).second) return;
+  u->pending.push_back(OutgoingChunk{ref.sha256, ref.length, u->previous.layout.BasesFor(offset, ref.length),
+                                        std::string(bytes), path, offset});
+  u->pending_bytes += ref.length;
+  if (u->pending_bytes >= kScanUploadBatchBytes) HandOverScanBatch(u);
+}
+
+void SyncEngine::AwaitScanBatch(ScanUploads* u) {
+  if (!u->in_flight.valid()) return;
+  BatchUpload done = u->in_flight.get();
+  u->stored.merge(done.stored);
+  u->unreadable.merge(done.unreadable);
+  if (u->status.ok()) u->status = done.status;
+}
+
+void SyncEngine::HandOverScanBatch(ScanUploads* u) {
+  AwaitScanBatch(u);
+  if (!u->status.ok()) return;
+  std::vector<OutgoingChunk> batch = TakePending(u);
+  // Only this batch's upload calls the store meanwhile: the scan reads the folder.
+  u->in_flight = std::async(std::launch::async, [this, batch = std::move(batch)]() mutable {
+    BatchUpload out;
+    out.status = UploadChunks(std::move(batch), &out.stored, &out.unreadable);
+    return out;
+  });
+}
+
+absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
+  AwaitScanBatch(u);
+  CONVERGE_RETURN_IF_ERROR(u->status);
+  return UploadChunks(TakePending(u), &u->stored, &u->unreadable);
+}
+
+std::vector<SyncEngine::OutgoingChunk> SyncEngine::TakePending(ScanUploads* u) {
+  std::vector<OutgoingChunk> batch;
+  batch.swap(u->pending);
+  u->pending_bytes = 0;
+  u->queued.clear();
+  return batch;
+}
+
+absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {
+  const absl::Time started = clock_->Now();
+  // The files the scan reads go to the store as they are read (once), batch by batch.
+  ScanUploads uploads;
+  scanner_.set_chunk_sink([this, &uploads](const std::string& path, const ChunkRef& ref, uint64_t offset,
+                                           absl::string_view bytes) {
+    CollectScanChunk(&uploads, path, ref, offset, bytes);
+  });
+  absl::StatusOr<ScanResult> scanned = paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan();
+  scanner_.set_chunk_sink(nullptr);
+  AwaitScanBatch(&uploads);
+  CONVERGE_RETURN_IF_ERROR(uploads.status);
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
+  RecordScan(scan, paths.has_value(), clock_->Now() - started);
+  CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
+  if (scan.changes.empty()) return absl::OkStatus();
+  CONVERGE_RETURN_IF_ERROR(FlushScanUploads(&uploads));
+  CONVERGE_RETURN_IF_ERROR(UploadLeftovers(scan.changes, &uploads));
+
+  // Creations and edits in batches; deletions after them, together (so the store can judge a
+  // mass delete as a whole). A move's tombstone stays right after its new path (one commit
+  // renames in place elsewhere). A change with a chunk that could not be read waits.
+  std::vector<LocalChange> deletions;
+  std::vector<LocalChange> others;
+  for (LocalChange& c : scan.changes) {
+    bool readable = true;
+    for (const ChunkRef& ref : c.version.chunks) readable = readable && !uploads.unreadable.contains(DigestToBytes(ref.sha256));
+    if (readable) (c.version.deleted && !c.moved ? deletions : others).push_back(std::move(c));
+  }
+  const bool deferred = DeferDeletionsWhileBusy(&deletions);
+  for (size_t start = 0, end = 0; start < others.size(); start = end) {
+    end = BatchEnd(others, start, options_.max_files_per_commit);
+    if (end < others.size() && others[end].moved) ++end;  // never part a move from its tombstone
+    CONVERGE_RETURN_IF_ERROR(CommitBatch(std::vector<LocalChange>(others.begin() + start, others.begin() + end),
+                                         scan.scanned_at_ns));
+  }
+  HeldDeletions held;
+  CONVERGE_RETURN_IF_ERROR(CommitDeletions(deletions, scan.scanned_at_ns, &held));
+  // A full scan sees every pending deletion; a targeted one only says something if it had any.
+  if (!deferred && (!deletions.empty() || !paths.has_value())) {
+    absl::MutexLock lock(&status_mu_);
+    if (held.count > 0 && held.message != status_.held_message) {
+      Log()->warn("{} local deletion(s) held by the store until an operator approves: {}", held.count, held.message);
+    }
+    status_.held_deletes = held.count;
+    status_.held_message = held.message;
+  }
+  return absl::OkStatus();
+}
+
+void SyncEngine::RecordScan(const ScanResult& scan, bool targeted, absl::Duration took) {
+  if (!targeted) {
+    // A full scan finds every case collision again (a renamed one is gone).
+    absl::MutexLock lock(&status_mu_);
+    status_.case_collisions.clear();
+  }
+  ++scan_stats_.scans;
+  if (targeted) {
+    ++scan_stats_.targeted_scans;
+    M().targeted_scans->Add();
+  } else {
+    M().full_scans->Add();
+  }
+  scan_stats_.last_entries = scan.entries_seen;
+  scan_stats_.last_files_hashed = scan.files_hashed;
+  scan_stats_.last_changes = scan.changes.size();
+  scan_stats_.last_duration = took;
+  Log()->debug("scan: {} entries, {} files hashed, {} changes in {}", scan.entries_seen, scan.files_hashed,
+               scan.changes.size(), absl::FormatDuration(took));
+}
+
+absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes, ScanUploads* uploads) {
+  // Any chunk of a change not uploaded from the scan (normally none) is read again from its
+  // file. Chunks of a file's previous version are stored already (that version is the store's
+  // current one): not asked about; a moved file's are those of the entry it was moved from.
+  std::vector<OutgoingChunk> leftovers;
+  absl::flat_hash_set<std::string> listed;
+  for (const LocalChange& c : changes) {
+    if (c.version.chunks.empty()) continue;
+    CONVERGE_ASSIGN_OR_RETURN(PreviousChunks previous, PreviousOf(c.moved_from.empty() ? c.version.path : c.moved_from));
+    uint64_t offset = 0;
+    for (const ChunkRef& ref : c.version.chunks) {
+      const std::string key = DigestToBytes(ref.sha256);
+      if (!previous.chunks.contains(key) && !uploads->stored.contains(key) && !uploads->unreadable.contains(key) &&
+          listed.insert(key).second) {
+        leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BasesFor(offset, ref.length), "",
+                                          c.version.path, offset});
+      }
+      offset += ref.length;
+    }
+  }
+  return UploadChunks(std::move(leftovers), &uploads->stored, &uploads->unreadable);
+}
+
+bool SyncEngine::DeferDeletionsWhileBusy(std::vector<LocalChange>* deletions) {
+  if (deletions->empty()) return false;
+  // Deletions wait until the folder has been quiet for delete_settle (rm -r in progress).
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  if (now - last_local_event_ >= options_.delete_settle) return false;
+  for (const LocalChange& c : *deletions) {
+    auto [it, inserted] = dirty_.try_emplace(c.version.path);
+    if (inserted) it->second.first_event = now;
+    it->second.deletion = true;
+    it->second.last_event = now;
+  }
+  deletions->clear();
+  return true;
+}
+
+absl::Status SyncEngine::CommitDeletions(const std::vector<LocalChange>& deletions, int64_t scanned_at_ns,
+                                         HeldDeletions* held) {
+  for (size_t start = 0, end = 0; start < deletions.size(); start = end) {
+    end = BatchEnd(deletions, start, kMaxFilesPerCommit);
+    std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
+    absl::Status s = CommitBatch(batch, scanned_at_ns);
+    if (IsMassDeleteHeld(s)) {
+      // The rest (parents of what is held, deepest first) waits too: never delete a directory
+      // whose contents are held.
+      held->count += deletions.size() - start;
+      held->message = std::string(s.message());
+      return absl::OkStatus();
+    }
+    if (IsMassDeleteRejected(s)) {
+      Log()->warn("the store rejected {} local deletion(s) ({}): restoring", batch.size(), s.message());
+      std::vector<FileVersion> restore;
+      for (const LocalChange& c : batch) {
+        CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> e, index_->Get(c.version.path));
+        if (e.has_value() && !e->version.deleted) restore.push_back(e->version);
+      }
+      return applier_.Restore(std::move(restore));  // the parents of restored entries stay too
+    }
+    CONVERGE_RETURN_IF_ERROR(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
+  absl::Status s = CommitBatchOnce(batch, scanned_at_ns);
+  if (!absl::IsAlreadyExists(s)) return s;
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<LocalChange> rest, WithoutCaseCollisions(batch));
+  if (rest.size() == batch.size()) return s;  // not one we can see: another device's new name
+  return rest.empty() ? absl::OkStatus() : CommitBatchOnce(rest, scanned_at_ns);
+}
+
+absl::StatusOr<std::vector<LocalChange>> SyncEngine::WithoutCaseCollisions(const std::vector<LocalChange>& batch) {
+  absl::flat_hash_set<std::string> deleted_here;
+  for (const LocalChange& c : batch) {
+    if (c.version.deleted) deleted_here.insert(c.version.path);
+  }
+  absl::flat_hash_map<std::string, std::string> holder;  // CaseFold -> live path
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
+    if (!deleted_here.contains(e.version.path)) holder.emplace(CaseFold(e.version.path), e.version.path);
+  }));
+  std::vector<LocalChange> rest;
+  std::vector<std::string> colliding;
+  for (const LocalChange& c : batch) {
+    bool collides = false;
+    if (!c.version.deleted) {
+      for (absl::string_view p = c.version.path; !p.empty() && !collides; p = ParentPath(p)) {
+        auto [it, inserted] = holder.try_emplace(CaseFold(p), std::string(p));
+        collides = !inserted && it->second != p;
+      }
+    }
+    if (collides) {
+      colliding.push_back(c.version.path);
+    } else {
+      rest.push_back(c);
+    }
+  }
+  absl::MutexLock lock(&status_mu_);
+  for (const std::string& p : colliding) {
+    if (case_warned_.insert(p).second) {
+      Log()->warn("not syncing '{}': its name differs only in case from a synced one (rename it to sync it)", p);
+    }
+    if (std::find(status_.case_collisions.begin(), status_.case_collisions.end(), p) == status_.case_collisions.end()) {
+      status_.case_collisions.push_back(p);
+    }
+  }
+  return rest;
+}
+
+absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
+  std::vector<FileVersion> versions;
+  for (const LocalChange& c : batch) versions.push_back(c.version);
+  absl::StatusOr<uint64_t> committed = store_->Commit(versions);
+  if (absl::IsAborted(committed.status())) {
+    // Another device changed some of these paths first: the pull that follows applies that with
+    // this batch's moves undone, then makes them again (PullAndApply).
+    for (const LocalChange& c : batch) {
+      if (!c.moved_from.empty()) pending_local_moves_.emplace_back(c.moved_from, c.version.path);
+    }
+  }
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, committed);
+  std::vector<IndexEntry> entries;
+  for (const LocalChange& c : batch) {
+    IndexEntry e{c.version, c.local, scanned_at_ns};
+    e.version.seq = seq;
+    e.version.origin_device = device_id_;
+    entries.push_back(std::move(e));
+  }
+  // The commit right after the cursor is this device's own, applied already: the cursor moves
+  // past it (and is acked: a device that only writes must not hold back compaction).
+  const bool next = index_->cursor() + 1 == seq;
+  CONVERGE_RETURN_IF_ERROR(index_->Update(entries, next ? std::optional<uint64_t>(seq) : std::nullopt));
+  if (next) {
+    absl::Status acked = store_->Ack(seq, acked_blocked_);  // an ack replaces what the store was told
+    if (!acked.ok()) Log()->debug("ack {} failed: {}", seq, acked.ToString());
+  }
+  ++upload_stats_.commits;
+  M().commits->Add();
+  upload_stats_.files_committed += entries.size();
+  Log()->info("committed {} change(s) as seq {}", entries.size(), seq);
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
+  // Moves among the paths the watcher reported are known before pulling: another device's
+  // change of a moved file is then applied with the move undone and made again after it.
+  if (paths.has_value()) CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(*paths));
+  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  for (int attempt = 0;; ++attempt) {
+    absl::Status s = ScanAndUpload(paths);
+    if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
+    Log()->info("another device changed the same paths first ({}); pulling", s.message());
+    CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  }
+}
+
+absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths) {
+  auto check = [&](const std::string& path, const LocalStat& st) -> absl::Status {
+    if (!st.exists || st.kind != FileKind::kFile || st.inode == 0) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> here, index_->Get(path));
+    if (here.has_value() && !here->version.deleted) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> was, index_->FindInode(st.inode));
+    if (!was.has_value() || *was == path) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(*was));
+    if (!old.has_value() || !RenamedFrom(*old, st)) return absl::OkStatus();
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat there, fs_->Stat(*was));
+    if (there.exists && there.inode == st.inode) return absl::OkStatus();  // a hard link
+    pending_local_moves_.emplace_back(*was, path);
+    return absl::OkStatus();
+  };
+  for (const std::string& path : paths) {
+    if (!ValidateRelativePath(path).ok()) continue;
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    if (st.exists && st.kind == FileKind::kDirectory) {
+      absl::Status inner;
+      absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) {
+        if (inner.ok()) inner = check(p, s);
+      });
+      if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
+      CONVERGE_RETURN_IF_ERROR(inner);
+      continue;
+    }
+    CONVERGE_RETURN_IF_ERROR(check(path, st));
+  }
+  return absl::OkStatus();
+}
+
+void SyncEngine::NotifyRemoteHead(uint64_t seq) {
+  absl::MutexLock lock(&mu_);
+  if (seq > remote_head_) remote_head_ = seq;
+}
+
+void SyncEngine::RequestPull() {
+  absl::MutexLock lock(&mu_);
+  pull_requested_ = true;
+}
+
+void SyncEngine::NotifyLocalChange() {
+  absl::MutexLock lock(&mu_);
+  full_scan_requested_ = true;
+}
+
+void SyncEngine::NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  last_local_event_ = now;
+  for (const auto& [path, writing] : paths) {
+    auto [it, inserted] = dirty_.try_emplace(path);
+    if (inserted) it->second.first_event = now;
+    it->second.writing = writing;
+    it->second.deletion = false;
+    it->second.last_event = now;
+  }
+}
+
+std::vector<std::string> SyncEngine::TakeReadyPaths(absl::Time now, absl::Time* earliest) {
+  std::vector<std::string> ready;
+  *earliest = absl::InfiniteFuture();
+  for (auto it = dirty_.begin(); it != dirty_.end();) {
+    if (!Ready(it->second, now)) {
+      ++it;
+      continue;
+    }
+    ready.push_back(it->first);
+    *earliest = std::min(*earliest, it->second.first_event);
+    dirty_.erase(it++);
+  }
+  return ready;
+}
+
+void SyncEngine::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+}
+
+SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t cursor = index_->cursor();
+  // Wake for: stop, a head past the cursor, a requested pull or full scan, a dirty path that is
+  // ready; else at the next full scan or when a path being written settles.
+  absl::Time deadline = next_scan;
+  for (const auto& [path, d] : dirty_) {
+    if (d.writing || d.deletion) deadline = std::min(deadline, ReadyAt(d));
+  }
+  auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return true;
+    if (paused_) return false;
+    if (remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
+    for (const auto& [path, d] : dirty_) {
+      if (!d.writing && !d.deletion) return true;
+    }
+    return false;
+  };
+  Round round;
+  if (paused_) {
+    // Paused: wake only to stop or resume (SetPaused does not signal; look twice a second).
+    auto resume = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !paused_; };
+    mu_.AwaitWithTimeout(absl::Condition(&resume), absl::Milliseconds(500));
+    round.stop = stopping_;
+    return round;
+  }
+  const absl::Duration wait = deadline - clock_->Now();
+  if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
+  round.stop = stopping_;
+  if (stopping_ || paused_) return round;
+  const absl::Time now = clock_->Now();
+  round.full_scan = full_scan_requested_ || now >= next_scan;
+  round.local = round.full_scan;
+  for (const auto& [path, d] : dirty_) round.local = round.local || Ready(d, now);
+  round.pull = remote_head_ > cursor || pull_requested_;
+  pull_requested_ = false;
+  return round;
+}
+
+absl::Status SyncEngine::SyncLocal(bool full_scan, absl::Time* next_scan) {
+  // Let the burst settle; events during the scan mark paths dirty again for another round.
+  absl::SleepFor(options_.coalesce_delay);
+  absl::Time earliest;
+  std::vector<std::string> paths;
+  {
+    absl::MutexLock lock(&mu_);
+    paths = TakeReadyPaths(clock_->Now(), &earliest);
+    if (full_scan) full_scan_requested_ = false;
+  }
+  absl::Status s;
+  if (full_scan) {
+    s = DetectLocalMoves(paths);
+    if (s.ok()) s = SyncOnce();
+    *next_scan = clock_->Now() + options_.rescan_interval;
+  } else {
+    s = SyncOnce(paths);
+  }
+  if (s.ok() && earliest != absl::InfiniteFuture()) {
+    M().change_to_committed->Observe(absl::ToDoubleSeconds(clock_->Now() - earliest));
+  }
+  if (!s.ok() && !full_scan) {
+    // Scan them again on the next round (after the pause that follows a failure).
+    std::vector<std::pair<std::string, bool>> again;
+    for (const std::string& p : paths) again.emplace_back(p, false);
+    NotifyLocalPaths(again);
+  }
+  return s;
+}
+
+bool SyncEngine::AfterRound(const absl::Status& s, absl::Status* last, absl::Time* next_scan) {
+  if (!s.ok() && s.ToString() != last->ToString()) Log()->error("sync: {}", s.ToString());
+  if (s.ok() && !last->ok()) Log()->info("sync healthy again");
+  *last = s;
+  if (absl::IsPermissionDenied(s) && options_.on_denied && options_.on_denied(s)) {
+    SetState(EngineStatus::State::kRevoked, std::string(s.message()));
+    return false;
+  }
+  bool held = false;
+  {
+    absl::MutexLock lock(&status_mu_);
+    held = status_.held_deletes > 0;
+  }
+  SetState(!s.ok() ? EngineStatus::State::kError
+                   : held ? EngineStatus::State::kHeld : EngineStatus::State::kUpToDate,
+           s.ok() ? "" : s.ToString());
+  // Held deletions: ask again soon, so an operator's decision takes effect within seconds.
+  if (held) *next_scan = std::min(*next_scan, clock_->Now() + kHeldRetry);
+  if (!s.ok()) {
+    // Do not spin on a failing store: pause before the next attempt.
+    absl::MutexLock lock(&mu_);
+    auto stop = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(200));
+  }
+  return true;
+}
+
+void SyncEngine::Run() {
+  absl::Time next_scan = clock_->Now();
+  absl::Status last;
+  while (true) {
+    const Round round = WaitForWork(next_scan);
+    if (round.stop) return;
+    if (!round.local && !round.pull) continue;
+    // A retry keeps the failure in view: the status of a folder failing every round reads
+    // "syncing: retrying after: <why>", never a bare "syncing" between two errors.
+    SetState(EngineStatus::State::kSyncing, last.ok() ? "" : absl::StrCat("retrying after: ", last.ToString()));
+    const absl::Status s = round.local ? SyncLocal(round.full_scan, &next_scan) : PullAndApply();
+    if (!AfterRound(s, &last, &next_scan)) return;
+  }
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,310 @@
+// SyncEngine: keeps one folder in step with one namespace. Each round pulls and applies what
+// other devices committed, then scans the folder and commits local changes (uploading only the
+// chunks the store lacks). A stale base_seq (another device got there first) means: pull, apply
+// (which keeps conflicting local edits as conflict copies) and scan again.
+//
+// Run() loops until stopped; it wakes early when NotifyRemoteHead reports a seq past the cursor
+// (or RequestPull asks, after the notification stream reconnected), and when the watcher
+// reports changed paths (NotifyLocalPaths: only those are scanned; a path still being written
+// waits until its writer closes it or it has been quiet for write_settle) or asks for a full
+// scan (NotifyLocalChange). The full verifying scan runs every rescan_interval regardless.
+// Thread-safe: NotifyRemoteHead and Stop may be called from any thread; the rest from the thread
+// that calls Run (or directly, in tests).
+#ifndef CONVERGE_ENGINE_SYNC_SYNC_ENGINE_H_
+#define CONVERGE_ENGINE_SYNC_SYNC_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/base/clock.h"
+#include "engine/fs/filesystem.h"
+#include "engine/sync/applier.h"
+#include "engine/sync/chunker.h"
+#include "engine/sync/local_index.h"
+#include "engine/sync/scanner.h"
+#include "engine/sync/store_client.h"
+
+namespace converge::engine {
+
+struct EngineOptions {
+  // The verifying full scan; with a watcher it is only the backstop.
+  absl::Duration rescan_interval = absl::Seconds(10);
+  // How long a burst of local change events is let settle before the scan (an editor's save is
+  // several events).
+  absl::Duration coalesce_delay = absl::Milliseconds(3);
+  // A file still open for writing is taken once it has been quiet this long (writers that keep
+  // files open, like logs).
+  absl::Duration write_settle = absl::Seconds(1);
+  // Deletions the watcher reports are committed once no local change has been seen for this
+  // long, so a burst of deletions (rm -r) reaches the store as one commit it can judge whole.
+  absl::Duration delete_settle = absl::Milliseconds(500);
+  ChunkParams chunk_params;
+  size_t max_files_per_commit = 1000;
+  // on_denied is told when the store refuses this device (PermissionDenied: removed from the
+  // namespace, revoked); returning true stops the engine.
+  std::function<bool(const absl::Status&)> on_denied;
+  // new_file_id: where new files' ids come from (default: random; a simulation makes them
+  // deterministic).
+  std::function<std::string()> new_file_id;
+};
+
+struct ScanStats {
+  uint64_t scans = 0;
+  uint64_t targeted_scans = 0;
+  uint64_t last_entries = 0;
+  uint64_t last_files_hashed = 0;
+  uint64_t last_changes = 0;
+  absl::Duration last_duration;
+};
+
+// What the engine is doing, for `converge-engine status` (and tests).
+struct EngineStatus {
+  enum class State { kStarting, kUpToDate, kSyncing, kPaused, kError, kRevoked, kHeld };
+  State state = State::kStarting;
+  std::string error;              // the last sync error, while in kError
+  uint64_t cursor = 0;            // applied up to
+  uint64_t remote_head = 0;       // newest seq heard of
+  uint64_t pending_uploads = 0;   // changed paths waiting to be scanned and committed
+  uint64_t held_deletes = 0;      // local deletions the store holds for approval (kHeld)
+  std::string held_message;       // the store's words, with the hold's id
+  // Local paths not synced because they differ only in case from a synced path (the store
+  // refuses them: a case-insensitive device could not hold both). Renaming one syncs it.
+  std::vector<std::string> case_collisions;
+  // Remote versions a lasting local obstruction keeps from being applied here ("path: why");
+  // they are tried again every round (Applier::Blocked).
+  std::vector<std::string> blocked;
+  // The transfer in progress (direction empty when none): bytes done of total, since started.
+  std::string transfer;           // "upload" or "download"
+  uint64_t transfer_done = 0;
+  uint64_t transfer_total = 0;
+  absl::Time transfer_started;
+  absl::Time last_synced;         // when the engine was last up to date
+};
+
+const char* StateName(EngineStatus::State s);
+
+struct UploadStats {
+  uint64_t commits = 0;
+  uint64_t files_committed = 0;
+  uint64_t chunks_uploaded = 0;
+  uint64_t bytes_uploaded = 0;
+  // Bytes of chunks read from their files a second time (the scan's own copy was not at hand).
+  uint64_t bytes_read_again = 0;
+};
+
+class SyncEngine {
+ public:
+  SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Clock* clock,
+             std::string device_id, EngineOptions options);
+
+  // PullAndApply applies every commit after the cursor and acks the new cursor.
+  absl::Status PullAndApply();
+  // ScanAndUpload commits local changes: of the whole folder, or only of `paths` (and below).
+  // Aborted if another device changed one of the paths first (call PullAndApply, then scan
+  // again).
+  absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
+  // SyncOnce: pull, scan and upload, retrying a stale commit a few times. With `paths` (what the
+  // watcher reported), local moves among them are noted first (DetectLocalMoves).
+  absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
+
+  void Run();
+  void Stop();
+  void NotifyRemoteHead(uint64_t seq);
+  // RequestPull: pull from the cursor even if no head past it was reported (the notification
+  // stream reconnected and its heads may be behind the store).
+  void RequestPull();
+  // NotifyLocalChange: scan the whole folder after the coalescing delay (the watcher lost
+  // events).
+  void NotifyLocalChange();
+  // NotifyLocalPaths: these paths changed; `writing` ones may still be being written.
+  void NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths);
+  // SetPaused: a paused engine neither scans nor pulls until resumed.
+  void SetPaused(bool paused);
+  // set_local_event_flush: called before every pull to have the watcher report what it has
+  // queued (Watcher::Flush). Set before Run; the callee must outlive the engine's last pull.
+  void set_local_event_flush(std::function<void()> flush) { flush_local_events_ = std::move(flush); }
+
+  EngineStatus status() const;
+
+  const ApplyStats& apply_stats() const { return applier_.stats(); }
+  const UploadStats& upload_stats() const { return upload_stats_; }
+  const ScanStats& scan_stats() const { return scan_stats_; }
+  // How many times the store's file table was applied instead of its (compacted) log.
+  uint64_t snapshots() const { return snapshots_; }
+
+ private:
+  Filesystem* const fs_;
+  LocalIndex* const index_;
+  StoreClient* const store_;
+  Clock* const clock_;
+  const std::string device_id_;
+  const EngineOptions options_;
+  Scanner scanner_;
+  Applier applier_;
+  UploadStats upload_stats_;
+  ScanStats scan_stats_;
+  uint64_t snapshots_ = 0;
+  // Moves of a commit the store refused as stale, for the next pull (old path, new path).
+  std::vector<std::pair<std::string, std::string>> pending_local_moves_;
+  std::vector<std::string> acked_blocked_;  // the blocked versions the store was last told of
+  std::function<void()> flush_local_events_;
+
+  struct DirtyPath {
+    bool writing = false;
+    bool deletion = false;  // a deletion held back until the folder is quiet
+    absl::Time first_event;
+    absl::Time last_event;
+  };
+  // Ready reports whether a dirty path can be scanned now.
+  bool Ready(const DirtyPath& d, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (d.deletion) return now - last_local_event_ >= options_.delete_settle;
+    return !d.writing || now - d.last_event >= options_.write_settle;
+  }
+  // ReadyAt: when a dirty path that is not ready now becomes ready.
+  absl::Time ReadyAt(const DirtyPath& d) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (d.deletion) return last_local_event_ + options_.delete_settle;
+    return d.writing ? d.last_event + options_.write_settle : absl::InfinitePast();
+  }
+  // TakeReadyPaths removes and returns the dirty paths that can be scanned now, and the time of
+  // the earliest event among them.
+  std::vector<std::string> TakeReadyPaths(absl::Time now, absl::Time* earliest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // DetectLocalMoves notes the files at `paths` (and below directories among them) that are a
+  // synced file renamed here and not yet committed (same inode, size and mtime; the old name is
+  // gone), for the next pull to undo and make again (Applier::set_local_moves).
+  absl::Status DetectLocalMoves(const std::vector<std::string>& paths);
+  // ApplySnapshot applies the store's file table as one commit at its head (the store compacted
+  // the log this device still needed), deleting what the table no longer has.
+  absl::Status ApplySnapshot();
+  // The chunks of the synced version at a path (the store has them all), and where they lay (a
+  // changed chunk may go as a delta against the old one it overlaps most).
+  struct PreviousChunks {
+    absl::flat_hash_set<std::string> chunks;
+    ChunkLayout layout;
+  };
+  absl::StatusOr<PreviousChunks> PreviousOf(const std::string& path);
+  // A chunk to upload if the store lacks it.
+  struct OutgoingChunk {
+    Digest sha256{};
+    uint32_t length = 0;
+    std::vector<Digest> bases;   // the old chunks at its offset: an edit may go as a delta on them
+    std::string bytes;           // as the scan hashed them; empty: read again at path/offset
+    std::string path;
+    uint64_t offset = 0;
+  };
+  // UploadChunks asks the store which of `chunks` it lacks and sends those (zstd when that
+  // pays, an rsync delta against `bases` when much smaller). A chunk read again whose bytes no
+  // longer match goes to `unreadable` (its file changed since the scan). Every other digest
+  // goes to `stored`: the store has it now.
+  absl::Status UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
+                            absl::flat_hash_set<std::string>* unreadable);
+  // What a scan's chunk sink collects: chunks of the files being read, uploaded in batches of
+  // kScanUploadBatchBytes while the scan goes on. One batch is uploaded on a thread of its own
+  // while the next one is read (the sink waits for it before it hands over the next).
+  struct BatchUpload {
+    absl::Status status;
+    absl::flat_hash_set<std::string> stored;
+    absl::flat_hash_set<std::string> unreadable;
+  };
+  struct ScanUploads {
+    std::vector<OutgoingChunk> pending;
+    uint64_t pending_bytes = 0;
+    absl::flat_hash_set<std::string> queued;  // digests in pending
+    absl::flat_hash_set<std::string> stored;  // digests the store has now
+    absl::flat_hash_set<std::string> unreadable;
+    // The previous version of the file being read.
+    std::string layout_path;
+    PreviousChunks previous;
+    absl::Status status;
+    std::future<BatchUpload> in_flight;  // the batch being uploaded, if any
+  };
+  void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
+                        absl::string_view bytes);
+  // HandOverScanBatch waits for the batch in flight, then starts uploading the pending one.
+  // FlushScanUploads uploads what is pending and waits for every batch.
+  void HandOverScanBatch(ScanUploads* uploads);
+  void AwaitScanBatch(ScanUploads* uploads);
+  absl::Status FlushScanUploads(ScanUploads* uploads);
+  // TakePending empties the pending batch and returns it.
+  static std::vector<OutgoingChunk> TakePending(ScanUploads* uploads);
+  // One round of Run: what to do, once WaitForWork returns.
+  struct Round {
+    bool stop = false;
+    bool local = false;  // scan (the ready dirty paths, or all of them)
+    bool full_scan = false;
+    bool pull = false;
+  };
+  Round WaitForWork(absl::Time next_scan);
+  // SyncLocal scans the ready paths (or the whole folder) and commits what changed.
+  absl::Status SyncLocal(bool full_scan, absl::Time* next_scan);
+  // AfterRound logs and records a round's outcome; false when the device was revoked.
+  bool AfterRound(const absl::Status& s, absl::Status* last, absl::Time* next_scan);
+  // NoteUnscannedMoves hands the applier the local moves no scan has committed yet.
+  void NoteUnscannedMoves();
+  // ApplyPulled applies one pulled commit and records it in the metrics.
+  absl::Status ApplyPulled(const Commit& c);
+  // AckApplied retries blocked versions and acks the cursor (and what stays blocked) if either
+  // changed since `before`.
+  void AckApplied(uint64_t before);
+  // EncodeUpload fills `out` with a chunk's bytes: raw for the call's zstd stream, or an rsync
+  // delta against `signature`'s base when that is under 90% of the chunk's compressed size.
+  static void EncodeUpload(const Digest& d, const std::vector<Digest>& bases, std::string bytes,
+                           const Signature* signature, ChunkUpload* out);
+  // RecordScan counts a scan in the scan statistics and metrics.
+  void RecordScan(const ScanResult& scan, bool targeted, absl::Duration took);
+  // UploadLeftovers uploads the chunks of `changes` the scan did not upload as it read them.
+  absl::Status UploadLeftovers(const std::vector<LocalChange>& changes, ScanUploads* uploads);
+  // DeferDeletionsWhileBusy leaves the deletions for later (and returns true) while local
+  // events keep coming (rm -r in progress).
+  bool DeferDeletionsWhileBusy(std::vector<LocalChange>* deletions);
+  // CommitDeletions commits deletions in batches; a mass delete the store holds stops there
+  // (*held), one it rejected is restored.
+  struct HeldDeletions {
+    uint64_t count = 0;
+    std::string message;
+  };
+  absl::Status CommitDeletions(const std::vector<LocalChange>& deletions, int64_t scanned_at_ns, HeldDeletions* held);
+
+  // CommitBatch commits one batch of scanned changes and records them in the index.
+  // A batch the store refuses for a case collision is committed again without the colliding
+  // names, which stay local (EngineStatus::case_collisions).
+  absl::Status CommitBatch(const std::vector<LocalChange>& batch, int64_t scanned_at_ns);
+  absl::Status CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns);
+  // WithoutCaseCollisions returns the changes of `batch` whose names (and directories) do not
+  // differ only in case from a live synced path or an earlier name of the batch.
+  absl::StatusOr<std::vector<LocalChange>> WithoutCaseCollisions(const std::vector<LocalChange>& batch);
+
+  // Status updates from the sync thread.
+  void SetState(EngineStatus::State state, const std::string& error = "");
+  void StartTransfer(const char* direction, uint64_t total);
+  void AddTransferred(uint64_t bytes);
+  void EndTransfer();
+
+  mutable absl::Mutex status_mu_;
+  EngineStatus status_ ABSL_GUARDED_BY(status_mu_);
+  absl::flat_hash_set<std::string> case_warned_ ABSL_GUARDED_BY(status_mu_);  // logged once
+
+  mutable absl::Mutex mu_;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
+  bool pull_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool full_scan_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, DirtyPath> dirty_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_local_event_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_SYNC_SYNC_ENGINE_H_

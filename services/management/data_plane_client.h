@@ -1,0 +1,57 @@
+// GrpcDataPlane: tells converge-store about namespaces and their members over gRPC. With
+// several store shards, each call goes to the shard of the namespace's owner (ShardMap).
+#ifndef CONVERGE_SERVICES_MANAGEMENT_DATA_PLANE_CLIENT_H_
+#define CONVERGE_SERVICES_MANAGEMENT_DATA_PLANE_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "converge/notification/v1/notification.grpc.pb.h"
+#include "converge/store/v1/store.grpc.pb.h"
+#include "services/management/registry.h"
+
+namespace converge::management {
+
+class GrpcDataPlane : public DataPlane {
+ public:
+  // `credentials`: how management reaches the store and notify (null: plaintext). An empty
+  // `notify_address` tells no notification service about revocations.
+  // `store_addresses`: the shards, in shard order (shards are only ever appended).
+  GrpcDataPlane(const std::vector<std::string>& store_addresses, const std::string& notify_address,
+                     std::string service_token, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // The map from users and namespaces to shards (needed with more than one shard); not owned.
+  void set_shard_map(ShardMap* map) { shard_map_ = map; }
+  uint32_t shard_count() const override { return static_cast<uint32_t>(stubs_.size()); }
+  // Returns the store's status (Unavailable if it cannot be reached within 5 s).
+  absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
+                                 const std::vector<std::string>& member_device_ids) override;
+  absl::StatusOr<uint64_t> SetQuota(const std::string& user_id, uint64_t quota_bytes) override;
+  absl::Status RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) override;
+  absl::StatusOr<NamespaceStats> Usage(const std::string& ns) override;
+  absl::StatusOr<std::vector<HeldDelete>> ListHeldDeletes(const std::string& ns) override;
+  absl::StatusOr<HeldDelete> ResolveHeldDelete(const std::string& ns, const std::string& id, bool approve) override;
+  absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(const std::string& ns, bool include_resolved) override;
+  absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) override;
+  absl::StatusOr<CompactionResult> Compact(const std::string& ns) override;
+  absl::Status Evict(const std::string& ns, const std::string& device_id) override;
+
+ private:
+  // The stub of the shard holding a user's / a namespace's data.
+  absl::StatusOr<store::v1::StoreService::Stub*> ForShard(const std::function<absl::StatusOr<uint32_t>()>& shard_of,
+                                                          const std::string& what);
+  absl::StatusOr<store::v1::StoreService::Stub*> ForUser(const std::string& user_id);
+  absl::StatusOr<store::v1::StoreService::Stub*> ForNamespace(const std::string& ns);
+
+  std::vector<std::unique_ptr<store::v1::StoreService::Stub>> stubs_;
+  ShardMap* shard_map_ = nullptr;
+  std::unique_ptr<notification::v1::NotificationService::Stub> notify_;
+  const std::string service_token_;
+};
+
+}  // namespace converge::management
+
+#endif  // CONVERGE_SERVICES_MANAGEMENT_DATA_PLANE_CLIENT_H_
