@@ -116,6 +116,10 @@ class Filesystem {
   virtual absl::Status MakeSymlink(const std::string& path, const std::string& target) {
     return absl::UnimplementedError("symlinks are not supported here");
   }
+  // SetMetadata sets the permission bits and mtime of the regular file at `path` (never through
+  // a symlink), makes them durable and returns the file's stat. FailedPrecondition if it is not
+  // a regular file.
+  virtual absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) = 0;
   // SyncAll makes everything written to the folder's filesystem durable (syncfs).
   virtual absl::Status SyncAll() = 0;
   // SyncDir fsyncs directory `path` ("" = root), making renames in it durable.

@@ -525,6 +525,25 @@ absl::Status LocalFilesystem::Rename(const std::string& from, const std::string&
   return absl::OkStatus();
 }
 
+absl::StatusOr<LocalStat> LocalFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+  int raw = OpenBeneath(root_fd_, path, O_RDONLY | O_NONBLOCK);
+  if (raw < 0) return Errno("open", path);
+  Fd fd(raw);
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return Errno("stat", path);
+  if (!S_ISREG(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  if (fchmod(fd.get(), Mode(mode)) != 0) return Errno("chmod", path);
+  struct timespec times[2];
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = UTIME_OMIT;
+  times[1].tv_sec = mtime_ns / 1000000000;
+  times[1].tv_nsec = mtime_ns % 1000000000;
+  if (futimens(fd.get(), times) != 0) return Errno("set mtime of", path);
+  if (fsync(fd.get()) != 0) return Errno("fsync", path);
+  if (fstat(fd.get(), &st) != 0) return Errno("stat", path);
+  return FromStat(st);
+}
+
 absl::Status LocalFilesystem::SyncAll() {
   if (syncfs(root_fd_) != 0) return Errno("syncfs", root_);
   return absl::OkStatus();

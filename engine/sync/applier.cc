@@ -269,6 +269,41 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   return installed;
 }
 
+absl::Status Applier::MakeRoomAbove(const std::string& path) {
+  const std::string parent(ParentPath(path));
+  if (parent.empty()) return absl::OkStatus();
+  CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(parent));
+  if (st.exists && st.kind == FileKind::kDirectory) return absl::OkStatus();  // the common case
+  for (std::string dir = parent; !dir.empty(); dir = std::string(ParentPath(dir))) {
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat at, fs_->Stat(dir));
+    if (!at.exists || at.kind == FileKind::kDirectory) continue;
+    // A file or symlink where another device has a directory with new entries. If it was synced
+    // as one (the store's version says so), a later version replaces it; made here, it was
+    // made while that directory was still in use elsewhere: it is kept as a conflict copy.
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> e, index_->Get(dir));
+    const bool synced_leaf = e.has_value() && !e->version.deleted && e->version.kind != FileKind::kDirectory;
+    if (!synced_leaf) CONVERGE_RETURN_IF_ERROR(MoveAside(dir));
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Applier::ClearForTypeChange(const FileVersion& remote, LocalStat* local) {
+  // A file or symlink is replaced by another in one rename; a directory must go first, and
+  // only once empty (the commit's deletions below it were applied first): one that still
+  // holds entries unknown elsewhere is kept as a conflict copy.
+  if (local->kind != FileKind::kDirectory && remote.kind != FileKind::kDirectory) return absl::OkStatus();
+  absl::Status removed = fs_->Remove(remote.path);
+  if (absl::IsFailedPrecondition(removed)) {
+    CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+  } else {
+    CONVERGE_RETURN_IF_ERROR(removed);
+    ++stats_.removed;
+  }
+  *local = LocalStat{};
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> Applier::WriteVersion(const FileVersion& remote, const std::optional<IndexEntry>& entry,
                                            const LocalStat& local, IndexEntry* out, std::vector<PendingWrite>* pending) {
   if (remote.kind == FileKind::kSymlink) {  // synced as a link, never followed
@@ -343,26 +378,37 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
       out.local = LocalStat{};
       break;
     }
-    case Action::kConflictThenMakeDir:
-      CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
-      [[fallthrough]];
-    case Action::kMakeDir: {
-      CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(remote.path));
-      CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
-      ++stats_.dirs_made;
+    case Action::kSetMetadata: {
+      CONVERGE_ASSIGN_OR_RETURN(out.local,
+                                fs_->SetMetadata(remote.path, remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns));
+      ++stats_.metadata_set;
       break;
     }
+    case Action::kReplace:
+      CONVERGE_RETURN_IF_ERROR(ClearForTypeChange(remote, &local));
+      break;
+    case Action::kConflictThenMakeDir:
     case Action::kConflictThenWrite:
       CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
       local = LocalStat{};
-      [[fallthrough]];
-    case Action::kWrite: {
-      CONVERGE_ASSIGN_OR_RETURN(const bool written, WriteVersion(remote, entry, local, &out, pending));
-      if (!written) {
-        Log()->debug("{} {}@{} (batched)", ActionName(action), remote.path, remote.seq);
-        return std::optional<IndexEntry>();
-      }
       break;
+    case Action::kMakeDir:
+    case Action::kWrite:
+      break;
+  }
+  if (!remote.deleted) CONVERGE_RETURN_IF_ERROR(MakeRoomAbove(remote.path));
+  const bool writes = action == Action::kWrite || action == Action::kConflictThenWrite ||
+                      action == Action::kConflictThenMakeDir || action == Action::kMakeDir ||
+                      action == Action::kReplace;
+  if (writes && remote.kind == FileKind::kDirectory) {
+    CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(remote.path));
+    CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
+    ++stats_.dirs_made;
+  } else if (writes) {
+    CONVERGE_ASSIGN_OR_RETURN(const bool written, WriteVersion(remote, entry, local, &out, pending));
+    if (!written) {
+      Log()->debug("{} {}@{} (batched)", ActionName(action), remote.path, remote.seq);
+      return std::optional<IndexEntry>();
     }
   }
   Log()->debug("{} {}@{}", ActionName(action), remote.path, remote.seq);
@@ -531,6 +577,11 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
     }
     status = fs_->MakeDirs(std::string(ParentPath(v.path)));
     if (status.ok()) status = fs_->Rename(from, v.path);
+    if (absl::IsFailedPrecondition(status)) {
+      // Its new directory is a file here until this commit replaces it: written as an edit.
+      status = absl::OkStatus();
+      continue;
+    }
     if (!status.ok()) break;
     dirs.insert(std::string(ParentPath(from)));
     dirs.insert(std::string(ParentPath(v.path)));
@@ -541,7 +592,11 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
     IndexEntry e{same_content ? v : entry->version, entry->local, absl::ToUnixNanos(clock_->Now())};
     e.version.path = v.path;
     if (unchanged) {
-      absl::StatusOr<LocalStat> now = fs_->Stat(v.path);
+      // The moved version's mode and mtime (a copy and delete has a new mtime) are the file's.
+      const bool same_meta = (src.mode & 0777) == (v.mode & 0777) && src.mtime_ns == v.mtime_ns;
+      absl::StatusOr<LocalStat> now = same_content && !same_meta
+                                          ? fs_->SetMetadata(v.path, v.mode == 0 ? 0644 : v.mode, v.mtime_ns)
+                                          : fs_->Stat(v.path);
       if (!now.ok()) {
         status = now.status();
         break;
@@ -652,6 +707,37 @@ absl::Status Applier::RetryBlocked() {
   return ApplyCommitInPlace(retry, std::nullopt);
 }
 
+std::vector<const FileVersion*> Applier::ApplyOrder(const Commit& commit,
+                                                    const absl::flat_hash_set<const FileVersion*>& done) {
+  // Paths this commit turns into files or symlinks: what it deletes below them goes first (a
+  // directory becomes a file only once empty).
+  absl::flat_hash_set<absl::string_view> become_leaves;
+  for (const FileVersion& v : commit.files) {
+    if (!v.deleted && v.kind != FileKind::kDirectory) become_leaves.insert(v.path);
+  }
+  auto below_leaf = [&](const FileVersion* v) {
+    if (!v->deleted) return false;
+    for (absl::string_view dir = ParentPath(v->path); !dir.empty(); dir = ParentPath(dir)) {
+      if (become_leaves.contains(dir)) return true;
+    }
+    return false;
+  };
+  // Then creations parents first, then the other deletions children first.
+  auto rank = [&](const FileVersion* v) { return below_leaf(v) ? 0 : v->deleted ? 2 : 1; };
+  std::vector<std::pair<int, const FileVersion*>> ranked;
+  for (const FileVersion& v : commit.files) {
+    if (!done.contains(&v)) ranked.emplace_back(rank(&v), &v);
+  }
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return a.second->deleted ? a.second->path > b.second->path : a.second->path < b.second->path;
+  });
+  std::vector<const FileVersion*> order;
+  order.reserve(ranked.size());
+  for (const auto& [r, v] : ranked) order.push_back(v);
+  return order;
+}
+
 absl::Status Applier::ApplyCommit(const Commit& commit) {
   CONVERGE_RETURN_IF_ERROR(LoadBlocked());
   // A local move undone for this commit is made again afterwards, whether or not it applied.
@@ -671,15 +757,7 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
   }
-  // Creations parents first, deletions children first.
-  std::vector<const FileVersion*> order;
-  for (const FileVersion& v : commit.files) {
-    if (!done.contains(&v)) order.push_back(&v);
-  }
-  std::stable_sort(order.begin(), order.end(), [](const FileVersion* a, const FileVersion* b) {
-    if (a->deleted != b->deleted) return !a->deleted;
-    return a->deleted ? a->path > b->path : a->path < b->path;
-  });
+  const std::vector<const FileVersion*> order = ApplyOrder(commit, done);
   std::vector<IndexEntry> applied;
   std::vector<PendingWrite> pending;
   auto fail = [&](const std::string& what, const absl::Status& s) {

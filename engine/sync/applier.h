@@ -64,6 +64,7 @@ struct ApplyStats {
   uint64_t files_written = 0;
   uint64_t dirs_made = 0;
   uint64_t removed = 0;
+  uint64_t metadata_set = 0;  // mode and mtime changes applied without moving content
   uint64_t conflicts = 0;
   uint64_t bytes_fetched = 0;
   uint64_t bytes_reused = 0;
@@ -158,11 +159,22 @@ class Applier {
                               const std::vector<uint64_t>& offsets, const LocalCopy& local, TempFile* temp,
                               WriteBehind* behind);
   absl::Status MoveAside(const std::string& path);
+  // MakeRoomAbove moves aside, as a conflict copy, a file or symlink made here where `path`
+  // needs a directory (the device replaced a directory while another added to it).
+  absl::Status MakeRoomAbove(const std::string& path);
+  // ClearForTypeChange makes way for `remote` where the unchanged *local entry has another type
+  // (kReplace): a directory on either side is removed first (*local becomes absent).
+  absl::Status ClearForTypeChange(const FileVersion& remote, LocalStat* local);
   // MoveInPlace renames the local files that `commit` moves (same file_id, tombstone at the old
   // path) when the local copy is there and the new path is free, records them, and adds the
   // moved versions whose content is unchanged to `done` (the rest are applied as edits of the
   // moved file).
   absl::Status MoveInPlace(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done);
+  // ApplyOrder: the order `commit`'s versions not in `done` are applied in: deletions below a
+  // path that becomes a file or symlink, then creations parents first, then the other
+  // deletions children first.
+  static std::vector<const FileVersion*> ApplyOrder(const Commit& commit,
+                                                    const absl::flat_hash_set<const FileVersion*>& done);
   // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves; it moves the
   // cursor to `cursor` if given.
   absl::Status ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor);

@@ -9,6 +9,8 @@ const char* ActionName(Action a) {
   switch (a) {
     case Action::kSkip: return "skip";
     case Action::kRecord: return "record";
+    case Action::kSetMetadata: return "set-metadata";
+    case Action::kReplace: return "replace";
     case Action::kWrite: return "write";
     case Action::kMakeDir: return "mkdir";
     case Action::kRemove: return "remove";
@@ -54,14 +56,31 @@ absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<Index
   if (remote.kind == FileKind::kDirectory) {
     if (!local.exists) return Action::kMakeDir;
     if (local.kind == FileKind::kDirectory) return Action::kRecord;
-    return Action::kConflictThenMakeDir;
+    // A file or symlink here: replaced by a directory elsewhere, or changed here too.
+    CONVERGE_ASSIGN_OR_RETURN(bool same, unchanged());
+    if (same) return Action::kReplace;
+    return local_wins ? Action::kKeepLocal : Action::kConflictThenMakeDir;
   }
   if (!local.exists) return Action::kWrite;  // new here, or deleted here: an edit beats a delete
-  if (local.kind == FileKind::kDirectory) return Action::kConflictThenWrite;
   CONVERGE_ASSIGN_OR_RETURN(bool same, unchanged());
-  if (same) return Action::kWrite;
+  if (local.kind == FileKind::kDirectory || local.kind != remote.kind) {
+    // A type change made elsewhere replaces what was synced here; one made here too conflicts.
+    if (same) return Action::kReplace;
+    if (local.kind == FileKind::kDirectory) return local_wins ? Action::kKeepLocal : Action::kConflictThenWrite;
+  } else if (same) {
+    const bool content_kept = remote.kind == FileKind::kFile && entry->version.kind == FileKind::kFile &&
+                              entry->version.content_sha256 == remote.content_sha256;
+    return content_kept ? Action::kSetMetadata : Action::kWrite;
+  }
   CONVERGE_ASSIGN_OR_RETURN(Digest d, local_digest());
-  if (d == remote.content_sha256) return Action::kRecord;
+  if (d == remote.content_sha256 && local.kind == remote.kind) {
+    // The content is here already. A local mode or mtime newer than this device's own version
+    // stays (it is uploaded); otherwise the remote version's are taken.
+    const bool meta_differs = remote.kind == FileKind::kFile &&
+                              ((local.mode & 0777) != (remote.mode & 0777) || local.mtime_ns != remote.mtime_ns);
+    if (!meta_differs) return Action::kRecord;
+    return local_wins ? Action::kKeepLocal : Action::kSetMetadata;
+  }
   return local_wins ? Action::kKeepLocal : Action::kConflictThenWrite;
 }
 

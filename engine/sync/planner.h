@@ -16,7 +16,10 @@ namespace converge::engine {
 enum class Action {
   kSkip,                 // the index already has this version or a newer one
   kRecord,               // the folder already matches: update the index only
+  kSetMetadata,          // the content is here already: set the remote version's mode and mtime
   kWrite,                // write the remote file (new, or replacing an unchanged local one)
+  kReplace,              // another type elsewhere (file, directory, symlink): remove the
+                         // unchanged local entry (an empty directory), then write or make it
   kMakeDir,              // create the remote directory
   kRemove,               // delete the unchanged local entry
   kKeepLocal,            // remote deleted what was edited here (or, local_wins, holds an older

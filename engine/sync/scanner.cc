@@ -269,8 +269,8 @@ class Scanner::Comparison {
     return true;
   }
 
-  // HashFile reads and chunks a file; false if it vanished, is being written, or only its stat
-  // changed (then refreshed).
+  // HashFile reads and chunks a file; false if it vanished, is being written, or neither its
+  // content, mode nor mtime changed (then refreshed).
   bool HashFile(const LocalStat& st, const IndexEntry* same_kind, FileVersion* v) {
     absl::StatusOr<std::unique_ptr<ReadableFile>> file = scanner_->fs_->OpenRead(v->path);
     if (!file.ok()) return false;  // vanished or unreadable: the next scan sees it again
@@ -286,9 +286,10 @@ class Scanner::Comparison {
     // A file that changed while it was read is being written: take it on a later scan.
     absl::StatusOr<LocalStat> after = scanner_->fs_->Stat(v->path);
     if (!after.ok() || !after->Same(st) || content->size != st.size) return false;
-    // Same bytes and permission bits: only the stat changed (touched, or rewritten as is).
+    // Same bytes, permission bits and mtime: only the inode's other fields changed (a hard
+    // link, a rename over it). A new mtime alone is a change (touch -d): committed, no bytes move.
     if (same_kind != nullptr && content->sha256 == same_kind->version.content_sha256 &&
-        (st.mode & 0777) == (same_kind->version.mode & 0777)) {
+        (st.mode & 0777) == (same_kind->version.mode & 0777) && st.mtime_ns == same_kind->local.mtime_ns) {
       result_.refreshed.push_back(IndexEntry{same_kind->version, st, result_.scanned_at_ns});
       return false;
     }

@@ -35,6 +35,48 @@ size_t BatchEnd(const std::vector<LocalChange>& changes, size_t start, size_t ma
   return end;
 }
 
+// SortChanges splits a scan's changes into those committed at once, in order (creations, edits,
+// moves each followed by its tombstone; then each directory replaced by a file or symlink, after
+// the deletions below it: the store takes no file with live entries below it), and the other
+// deletions, deepest first (committed after them, together). A change with a chunk that could
+// not be read is left out (it waits for the next scan).
+void SortChanges(std::vector<LocalChange> changes, const absl::flat_hash_set<std::string>& unreadable,
+                 std::vector<LocalChange>* others, std::vector<LocalChange>* deletions) {
+  std::vector<LocalChange> readable;
+  absl::flat_hash_set<std::string> leaves;  // paths that become files or symlinks
+  for (LocalChange& c : changes) {
+    bool ok = true;
+    for (const ChunkRef& ref : c.version.chunks) ok = ok && !unreadable.contains(DigestToBytes(ref.sha256));
+    if (!ok) continue;
+    if (!c.version.deleted && c.version.kind != FileKind::kDirectory) leaves.insert(c.version.path);
+    readable.push_back(std::move(c));
+  }
+  auto leaf_above = [&](absl::string_view path) -> std::optional<std::string> {
+    for (absl::string_view dir = ParentPath(path); !dir.empty(); dir = ParentPath(dir)) {
+      if (leaves.contains(dir)) return std::string(dir);
+    }
+    return std::nullopt;
+  };
+  std::vector<LocalChange> below_leaves;
+  absl::flat_hash_set<std::string> replaced;  // leaves with deletions below them
+  for (LocalChange& c : readable) {
+    if (!c.version.deleted || c.moved) continue;
+    if (std::optional<std::string> leaf = leaf_above(c.version.path); leaf.has_value()) {
+      replaced.insert(*leaf);
+      below_leaves.push_back(std::move(c));
+    } else {
+      deletions->push_back(std::move(c));
+    }
+  }
+  std::vector<LocalChange> replacements;
+  for (LocalChange& c : readable) {
+    if (c.version.deleted && !c.moved) continue;  // sorted above
+    (replaced.contains(c.version.path) && !c.version.deleted ? replacements : *others).push_back(std::move(c));
+  }
+  for (LocalChange& c : below_leaves) others->push_back(std::move(c));
+  for (LocalChange& c : replacements) others->push_back(std::move(c));
+}
+
 constexpr uint32_t kPullBatch = 500;
 constexpr int kStaleRetries = 3;
 constexpr absl::Duration kHeldRetry = absl::Seconds(2);
@@ -460,11 +502,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   // renames in place elsewhere). A change with a chunk that could not be read waits.
   std::vector<LocalChange> deletions;
   std::vector<LocalChange> others;
-  for (LocalChange& c : scan.changes) {
-    bool readable = true;
-    for (const ChunkRef& ref : c.version.chunks) readable = readable && !uploads.unreadable.contains(DigestToBytes(ref.sha256));
-    if (readable) (c.version.deleted && !c.moved ? deletions : others).push_back(std::move(c));
-  }
+  SortChanges(std::move(scan.changes), uploads.unreadable, &others, &deletions);
   const bool deferred = DeferDeletionsWhileBusy(&deletions);
   for (size_t start = 0, end = 0; start < others.size(); start = end) {
     end = BatchEnd(others, start, options_.max_files_per_commit);

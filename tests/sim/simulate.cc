@@ -1,6 +1,7 @@
 // simulate: the deterministic simulation by hand.
 //   simulate --seeds=100000 [--first=1]   many seeds; stops at the first failure
 //   simulate --seed=N --verbose           one seed, every step printed
+//   simulate --writers=1 ...              only the first device edits (no conflict copy allowed)
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -21,9 +22,10 @@ int main(int argc, char** argv) {
     else if (a.rfind("--seed=", 0) == 0) first = value("--seed="), seeds = 1;
     else if (a.rfind("--operations=", 0) == 0) options.operations = static_cast<int>(value("--operations="));
     else if (a.rfind("--devices=", 0) == 0) options.devices = static_cast<int>(value("--devices="));
+    else if (a.rfind("--writers=", 0) == 0) options.writers = static_cast<int>(value("--writers="));
     else if (a == "--verbose") options.verbose = true, level = "info";
     else {
-      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--verbose]\n";
+      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--writers=N] [--verbose]\n";
       return 2;
     }
   }

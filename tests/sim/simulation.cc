@@ -24,6 +24,8 @@ void SimTotals::Add(const SimTotals& o) {
   seeds += o.seeds;
   operations += o.operations;
   user_writes += o.user_writes;
+  type_changes += o.type_changes;
+  touches += o.touches;
   syncs += o.syncs;
   sync_errors += o.sync_errors;
   device_power_cuts += o.device_power_cuts;
@@ -40,7 +42,7 @@ void SimTotals::Add(const SimTotals& o) {
 }
 
 std::string SimTotals::Summary() const {
-  return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", syncs,
+  return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", type_changes, " type changes, ", touches, " touches, ", syncs,
                       " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
                       " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
                       " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ",
@@ -108,7 +110,7 @@ class Run {
       } else if (u < 0.12 && !in_flight_.empty()) {
         Deliver(op, Below(in_flight_.size()));  // a held request arrives, out of order
       } else if (u < 0.55) {
-        UserOp(op, d);
+        UserOp(op, options_.writers > 0 ? *devices_[Below(options_.writers)] : d);
       } else {
         Sync(op, d);
         if (std::string why = Reconcile(d); !why.empty()) return absl::StrCat("op ", op, ": ", why);
@@ -289,6 +291,10 @@ class Run {
     const uint64_t kind = Below(100);
     absl::Status s;
     std::string what;
+    if (Below(100) < 10) {
+      TypeChangeOrTouch(op, d, files, dirs);
+      return;
+    }
     if (kind < 35 || (files.empty() && kind < 80)) {
       const std::string path = RandomPath();
       const std::string content = Content(op, d);
@@ -342,6 +348,48 @@ class Run {
     Trace(absl::StrCat(op, ": ", d.sim->id(), " user ", what, ": ", s.ok() ? "ok" : s.ToString()));
   }
 
+  // TypeChangeOrTouch: a file becomes a directory (rm f; mkdir f; write f/inner), a directory
+  // becomes a file (rm -r d; write d), or a file's mtime alone changes (touch -d).
+  void TypeChangeOrTouch(int op, Device& d, const std::vector<std::string>& files,
+                         const std::vector<std::string>& dirs) {
+    const uint64_t which = Below(3);
+    absl::Status s;
+    std::string what = "nothing to change the type of";
+    if (which == 0 && !files.empty()) {
+      const std::string path = files[Below(files.size())];
+      const std::string content = Content(op, d);
+      what = absl::StrCat("rm ", path, "; mkdir ", path, "; write ", path, "/inner");
+      s = d.sim->fs().UserRemove(path);
+      Forget(d, path);
+      if (s.ok()) s = d.sim->fs().UserMkdir(path);
+      if (s.ok()) s = d.sim->fs().UserWrite(path + "/inner", content);
+      if (s.ok()) {
+        d.current[path + "/inner"] = content;
+        ++totals_->type_changes;
+        ++totals_->user_writes;
+      }
+    } else if (which == 1 && !dirs.empty()) {
+      const std::string path = dirs[Below(dirs.size())];
+      const std::string content = Content(op, d);
+      what = absl::StrCat("rm -r ", path, "; write ", path);
+      s = d.sim->fs().UserRemove(path);
+      Forget(d, path);
+      if (s.ok()) s = d.sim->fs().UserWrite(path, content);
+      if (s.ok()) {
+        d.current[path] = content;
+        ++totals_->type_changes;
+        ++totals_->user_writes;
+      }
+    } else if (which == 2 && !files.empty()) {
+      const std::string path = files[Below(files.size())];
+      const int64_t mtime_ns = 978307200LL * 1000000000 + static_cast<int64_t>(Below(1000000)) * 1000;
+      what = absl::StrCat("touch -d 2001-01-01 ", path);
+      s = d.sim->fs().UserTouch(path, mtime_ns);
+      if (s.ok()) ++totals_->touches;
+    }
+    Trace(absl::StrCat(op, ": ", d.sim->id(), " user ", what, ": ", s.ok() ? "ok" : s.ToString()));
+  }
+
   static bool Within(const std::string& path, const std::string& dir) {
     return path == dir || absl::StartsWith(path, dir + "/");
   }
@@ -381,6 +429,17 @@ class Run {
         return absl::StrCat(d->sim->id(), " differs from the store:\n", diff, "  store:\n", Show(*files));
       }
     }
+    // What a version carries besides content: every file's mtime is the same everywhere.
+    for (const auto& [p, c] : *files) {
+      if (c == "/") continue;
+      absl::StatusOr<engine::LocalStat> first = devices_[0]->sim->fs().Stat(p);
+      for (auto& d : devices_) {
+        absl::StatusOr<engine::LocalStat> st = d->sim->fs().Stat(p);
+        if (!first.ok() || !st.ok() || st->mtime_ns != first->mtime_ns) {
+          return absl::StrCat(p, ": mtime on ", d->sim->id(), " differs from ", devices_[0]->sim->id(), "'s");
+        }
+      }
+    }
     return "";
   }
 
@@ -390,7 +449,12 @@ class Run {
     std::map<std::string, std::string> final_files = devices_[0]->sim->fs().Snapshot();
     for (const auto& [p, c] : final_files) {
       if (c != "/") kept.insert(engine::ChunkBytes(c, kChunkParams).sha256);
-      if (absl::StrContains(p, " (conflict ")) ++totals_->conflict_copies;
+      if (!absl::StrContains(p, " (conflict ")) continue;
+      ++totals_->conflict_copies;
+      if (options_.writers == 1) {
+        return absl::StrCat("a conflict copy, ", p, ", though only ", devices_[0]->sim->id(),
+                            " made changes; final folder:\n", Show(final_files));
+      }
     }
     for (auto& d : devices_) {
       for (const auto& [p, c] : d->current) {

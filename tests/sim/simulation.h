@@ -2,14 +2,15 @@
 // Applier, LocalIndex) and the store's real logic (CommitLog, ChunkStore) in one process, on
 // in-memory folders and databases that can lose power, a simulated network that loses requests
 // and replies or holds them and delivers them late, out of order, and a fake clock. A seeded scheduler mixes the users' file operations (create,
-// edit, delete, rename, mkdir, rmdir) with engine sync rounds, device power cuts (the engine
+// edit, delete, rename, mkdir, rmdir, touch, a file replaced by a directory and back) with engine sync rounds, device power cuts (the engine
 // restarts on what was durable), store power cuts, lost messages and clock jumps; then the
 // faults stop and the devices sync until quiet.
 //
 // Checked after each run: every device's folder is identical to every other's and to the
 // store's files; every user write still current on its device when the faults stopped is in
 // the final folders (at its path or as a conflict copy) or in the store's history (an edit that
-// another device's later edit replaced). A failure names the seed that replays it.
+// another device's later edit replaced); every file's mtime is the same everywhere; with one
+// writer, no conflict copy exists. A failure names the seed that replays it.
 #ifndef CONVERGE_TESTS_SIM_SIMULATION_H_
 #define CONVERGE_TESTS_SIM_SIMULATION_H_
 
@@ -26,6 +27,9 @@ struct SimOptions {
   double delay = 0.03;  // held in the network, delivered later out of order
   double device_power_cut = 0.02;  // per operation
   double store_power_cut = 0.01;
+  // The devices that make user edits: the first `writers` (0: all). With one writer, a conflict
+  // copy in the final folders is a failure (nobody else changed anything).
+  int writers = 0;
   bool verbose = false;  // print every step (to replay a failure)
 };
 
@@ -33,6 +37,8 @@ struct SimTotals {
   uint64_t seeds = 0;
   uint64_t operations = 0;
   uint64_t user_writes = 0;
+  uint64_t type_changes = 0;     // a file replaced by a directory or a directory by a file
+  uint64_t touches = 0;          // mtime-only changes
   uint64_t syncs = 0;
   uint64_t sync_errors = 0;      // sync rounds that failed (and were retried later)
   uint64_t device_power_cuts = 0;

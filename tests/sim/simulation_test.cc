@@ -38,6 +38,26 @@ void RunHalf(uint64_t half) {
   EXPECT_GT(totals.snapshots, 0u);
 }
 
+// Edits from one device only (type changes, touches, renames among them) never make a conflict
+// copy anywhere, faults or not: a conflict copy means two devices changed the same path.
+TEST(SimulationTest, OneWritersEditsNeverMakeAConflictCopy) {
+  InitLogging("off");
+  const uint64_t seeds = EnvOr("CONVERGE_SIM_SEEDS", 2000) / 4;
+  SimOptions options;
+  options.writers = 1;
+  SimTotals totals;
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    const std::string failure = RunSeed(100000 + seed, options, &totals);
+    ASSERT_EQ(failure, "") << "seed " << 100000 + seed << " failed; replay: bazel run //tests/sim:simulate -- --seed="
+                           << 100000 + seed << " --writers=1 --verbose";
+  }
+  std::cout << "simulation (one writer): " << totals.Summary() << "\n";
+  EXPECT_EQ(totals.conflict_copies, 0u);
+  EXPECT_GT(totals.type_changes, 0u);
+  EXPECT_GT(totals.touches, 0u);
+  EXPECT_GT(totals.device_power_cuts, 0u);
+}
+
 TEST(SimulationTest, ThreeDevicesConvergeAndLoseNothingUnderFaultsOddSeeds) { RunHalf(0); }
 TEST(SimulationTest, ThreeDevicesConvergeAndLoseNothingUnderFaultsEvenSeeds) { RunHalf(1); }
 

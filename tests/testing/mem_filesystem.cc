@@ -297,6 +297,18 @@ absl::Status MemFilesystem::Rename(const std::string& from, const std::string& t
   return absl::OkStatus();
 }
 
+absl::StatusOr<LocalStat> MemFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+  absl::MutexLock l(&mu_);
+  if (Dead()) return absl::UnavailableError("power cut");
+  std::shared_ptr<Inode> inode = Lookup(path);
+  if (inode == nullptr) return absl::NotFoundError(absl::StrCat("set metadata of ", path, ": No such file"));
+  if (inode->dir) return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  inode->mode = mode & 0777;
+  inode->mtime_ns = mtime_ns;
+  inode->ctime_ns = NowNs();
+  return StatOf(*inode);
+}
+
 absl::Status MemFilesystem::SyncAll() {
   absl::MutexLock l(&mu_);
   if (Dead()) return absl::UnavailableError("power cut");
@@ -347,6 +359,15 @@ absl::Status MemFilesystem::UserWrite(const std::string& path, const std::string
   inode->data = inode->durable_data = content;
   inode->mtime_ns = inode->ctime_ns = NowNs();
   names_[path] = durable_names_[path] = inode;
+  return absl::OkStatus();
+}
+
+absl::Status MemFilesystem::UserTouch(const std::string& path, int64_t mtime_ns) {
+  absl::MutexLock l(&mu_);
+  std::shared_ptr<Inode> inode = Lookup(path);
+  if (inode == nullptr || inode->dir) return absl::NotFoundError(absl::StrCat(path, " is not a file"));
+  inode->mtime_ns = mtime_ns;
+  inode->ctime_ns = NowNs();
   return absl::OkStatus();
 }
 

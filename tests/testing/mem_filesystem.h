@@ -49,6 +49,7 @@ class MemFilesystem : public Filesystem {
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) override;
   absl::Status SyncAll() override;
   absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;
@@ -59,6 +60,8 @@ class MemFilesystem : public Filesystem {
   // UserRemove removes a file or a whole directory tree.
   absl::Status UserRemove(const std::string& path);
   absl::Status UserRename(const std::string& from, const std::string& to);
+  // UserTouch sets a file's mtime (touch -d).
+  absl::Status UserTouch(const std::string& path, int64_t mtime_ns);
   // Forget the folder's marker (an unmounted disk): RootIntact fails until restored.
   void SetMarkerPresent(bool present);
 
