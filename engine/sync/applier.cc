@@ -269,39 +269,45 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
   return installed;
 }
 
-absl::Status Applier::MakeRoomAbove(const std::string& path) {
+absl::StatusOr<bool> Applier::MakeRoomAbove(const std::string& path, bool local_wins) {
   const std::string parent(ParentPath(path));
-  if (parent.empty()) return absl::OkStatus();
+  if (parent.empty()) return true;
   CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(parent));
-  if (st.exists && st.kind == FileKind::kDirectory) return absl::OkStatus();  // the common case
+  if (st.exists && st.kind == FileKind::kDirectory) return true;  // the common case
   for (std::string dir = parent; !dir.empty(); dir = std::string(ParentPath(dir))) {
     CONVERGE_ASSIGN_OR_RETURN(LocalStat at, fs_->Stat(dir));
     if (!at.exists || at.kind == FileKind::kDirectory) continue;
-    // A file or symlink where another device has a directory with new entries. If it was synced
+    // A local symlink on the way stays: the version is blocked and reported (never followed).
+    if (at.kind == FileKind::kSymlink) return true;
+    // A file where another device has a directory with new entries. If it was synced
     // as one (the store's version says so), a later version replaces it; made here, it was
     // made while that directory was still in use elsewhere: it is kept as a conflict copy.
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> e, index_->Get(dir));
     const bool synced_leaf = e.has_value() && !e->version.deleted && e->version.kind != FileKind::kDirectory;
-    if (!synced_leaf) CONVERGE_RETURN_IF_ERROR(MoveAside(dir));
-    return absl::OkStatus();
+    if (synced_leaf) return true;
+    if (local_wins) return false;
+    CONVERGE_RETURN_IF_ERROR(MoveAside(dir));
+    return true;
   }
-  return absl::OkStatus();
+  return true;
 }
 
-absl::Status Applier::ClearForTypeChange(const FileVersion& remote, LocalStat* local) {
+absl::StatusOr<bool> Applier::ClearForTypeChange(const FileVersion& remote, LocalStat* local, bool local_wins) {
   // A file or symlink is replaced by another in one rename; a directory must go first, and
   // only once empty (the commit's deletions below it were applied first): one that still
-  // holds entries unknown elsewhere is kept as a conflict copy.
-  if (local->kind != FileKind::kDirectory && remote.kind != FileKind::kDirectory) return absl::OkStatus();
+  // holds entries unknown elsewhere is kept as a conflict copy, or, against this device's own
+  // older version, kept as it is.
+  if (local->kind != FileKind::kDirectory && remote.kind != FileKind::kDirectory) return true;
   absl::Status removed = fs_->Remove(remote.path);
   if (absl::IsFailedPrecondition(removed)) {
+    if (local_wins) return false;
     CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
   } else {
     CONVERGE_RETURN_IF_ERROR(removed);
     ++stats_.removed;
   }
   *local = LocalStat{};
-  return absl::OkStatus();
+  return true;
 }
 
 absl::StatusOr<bool> Applier::WriteVersion(const FileVersion& remote, const std::optional<IndexEntry>& entry,
@@ -349,7 +355,8 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
   // This device's own commit, arriving after a later local edit (its index write had failed, or
   // the reply was lost): the local file is the newer version, not a conflict with itself.
   const bool own = !remote.origin_device.empty() && remote.origin_device == device_;
-  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins_ || own));
+  const bool local_wins = local_wins_ || own;
+  CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins));
   const int64_t now_ns = absl::ToUnixNanos(clock_->Now());
   IndexEntry out{remote, local, now_ns};
   switch (action) {
@@ -384,9 +391,15 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
       ++stats_.metadata_set;
       break;
     }
-    case Action::kReplace:
-      CONVERGE_RETURN_IF_ERROR(ClearForTypeChange(remote, &local));
+    case Action::kReplace: {
+      CONVERGE_ASSIGN_OR_RETURN(const bool cleared, ClearForTypeChange(remote, &local, local_wins));
+      if (!cleared) {
+        Log()->info("'{}': the store's version is older than this device's: keeping the local directory", remote.path);
+        out.local = LocalStat{};
+        return std::optional<IndexEntry>(std::move(out));
+      }
       break;
+    }
     case Action::kConflictThenMakeDir:
     case Action::kConflictThenWrite:
       CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
@@ -396,10 +409,17 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
     case Action::kWrite:
       break;
   }
-  if (!remote.deleted) CONVERGE_RETURN_IF_ERROR(MakeRoomAbove(remote.path));
   const bool writes = action == Action::kWrite || action == Action::kConflictThenWrite ||
                       action == Action::kConflictThenMakeDir || action == Action::kMakeDir ||
                       action == Action::kReplace;
+  if (writes) {
+    CONVERGE_ASSIGN_OR_RETURN(const bool room, MakeRoomAbove(remote.path, local_wins));
+    if (!room) {  // a file made here later stands where this older version needs a directory
+      Log()->info("'{}': a newer local file stands above it: keeping the local file", remote.path);
+      out.local = LocalStat{};
+      return std::optional<IndexEntry>(std::move(out));
+    }
+  }
   if (writes && remote.kind == FileKind::kDirectory) {
     CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(remote.path));
     CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
@@ -753,6 +773,15 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
 }
 
 absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor) {
+  // What this commit may install is recorded first: a power cut before the index records it
+  // must not make the installed files look like edits made here.
+  std::vector<FileVersion> intents;
+  for (const FileVersion& v : commit.files) {
+    if (v.origin_device.empty() || v.origin_device != device_) intents.push_back(v);
+  }
+  if (absl::Status s = index_->RecordIntents(intents); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
+  }
   absl::flat_hash_set<const FileVersion*> done;
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
@@ -760,8 +789,17 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
   const std::vector<const FileVersion*> order = ApplyOrder(commit, done);
   std::vector<IndexEntry> applied;
   std::vector<PendingWrite> pending;
+  // Removals, directories, links and conflict renames made outside a batch are durable only
+  // after a sync: the index must not record them before (a power cut would bring back a removed
+  // file the index calls deleted, and the scan would take it for a file made here).
+  bool unsynced = false;
+  auto record = [&](std::optional<uint64_t> to) {
+    if (unsynced) CONVERGE_RETURN_IF_ERROR(fs_->SyncAll());
+    unsynced = false;
+    return index_->Update(applied, to);
+  };
   auto fail = [&](const std::string& what, const absl::Status& s) {
-    absl::Status recorded = index_->Update(applied, std::nullopt);
+    absl::Status recorded = record(std::nullopt);
     if (!recorded.ok()) Log()->error("recording applied files failed: {}", recorded.ToString());
     return absl::Status(s.code(), absl::StrCat("apply ", what, "@", commit.seq, ": ", s.message()));
   };
@@ -781,13 +819,16 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
       if (Block(*v, entry.status())) continue;
       return fail(v->path, entry.status());
     }
-    if (entry->has_value()) applied.push_back(std::move(**entry));
+    if (entry->has_value()) {
+      unsynced = true;
+      applied.push_back(std::move(**entry));
+    }
   }
   if (absl::Status s = WriteBatch(&pending, &applied); !s.ok()) return fail("a batch of files", s);
   // What applied is no longer blocked; what stays blocked is saved before the cursor moves.
   for (const IndexEntry& e : applied) blocked_dirty_ |= blocked_.erase(e.version.path) > 0;
   if (absl::Status s = SaveBlocked(); !s.ok()) return fail("the blocked list", s);
-  return index_->Update(applied, cursor);
+  return record(cursor);
 }
 
 absl::Status Applier::Restore(std::vector<FileVersion> versions) {

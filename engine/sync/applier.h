@@ -160,11 +160,14 @@ class Applier {
                               WriteBehind* behind);
   absl::Status MoveAside(const std::string& path);
   // MakeRoomAbove moves aside, as a conflict copy, a file or symlink made here where `path`
-  // needs a directory (the device replaced a directory while another added to it).
-  absl::Status MakeRoomAbove(const std::string& path);
+  // needs a directory (one synced as a leaf is left for its own later version to replace).
+  // With `local_wins` (this device's own older version) the local file stays and the result is
+  // false: the version is not written.
+  absl::StatusOr<bool> MakeRoomAbove(const std::string& path, bool local_wins);
   // ClearForTypeChange makes way for `remote` where the unchanged *local entry has another type
-  // (kReplace): a directory on either side is removed first (*local becomes absent).
-  absl::Status ClearForTypeChange(const FileVersion& remote, LocalStat* local);
+  // (kReplace): a directory on either side is removed first (*local becomes absent). False: a
+  // directory still holding entries stays, against this device's own older version (local_wins).
+  absl::StatusOr<bool> ClearForTypeChange(const FileVersion& remote, LocalStat* local, bool local_wins);
   // MoveInPlace renames the local files that `commit` moves (same file_id, tombstone at the old
   // path) when the local copy is there and the new path is free, records them, and adds the
   // moved versions whose content is unchanged to `done` (the rest are applied as edits of the

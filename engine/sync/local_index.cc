@@ -19,6 +19,7 @@ std::string PathKey(absl::string_view path) { return absl::StrCat("p:", path); }
 std::string ChunkKey(const Digest& d) { return absl::StrCat("k:", DigestToBytes(d)); }
 std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
+std::string IntentKey(absl::string_view path) { return absl::StrCat("n:", path); }
 std::string InodeKey(uint64_t inode) {
   std::string k = "i:";
   PutFixed64BE(&k, inode);
@@ -151,7 +152,7 @@ absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
 
 absl::Status LocalIndex::ForgetSyncState() {
   rocksdb::WriteBatch batch;
-  for (const char* prefix : {"p:", "t:", "k:", "i:"}) {
+  for (const char* prefix : {"p:", "t:", "k:", "i:", "n:"}) {
     std::string end = prefix;
     end.back() = static_cast<char>(end.back() + 1);
     batch.DeleteRange(prefix, end);
@@ -172,6 +173,7 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     const std::string& path = e.version.path;
     batch.Put(e.version.deleted ? TombstoneKey(path) : PathKey(path), EncodeEntry(e));
     batch.Delete(e.version.deleted ? PathKey(path) : TombstoneKey(path));
+    batch.Delete(IntentKey(path));  // recorded: no longer only intended
     // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
     if (!e.version.deleted && e.version.kind == FileKind::kFile) {
       for (const ChunkRef& c : e.version.chunks) batch.Put(ChunkKey(c.sha256), path);
@@ -200,6 +202,23 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     });
   }
   return absl::OkStatus();
+}
+
+absl::Status LocalIndex::RecordIntents(const std::vector<FileVersion>& versions) {
+  if (versions.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const FileVersion& v : versions) batch.Put(IntentKey(v.path), EncodeEntry(IndexEntry{v, LocalStat{}, 0}));
+  return WriteSynced(&batch, "write install intents");
+}
+
+absl::StatusOr<std::optional<FileVersion>> LocalIndex::GetIntent(const std::string& path) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), IntentKey(path), &value);
+  if (s.IsNotFound()) return std::optional<FileVersion>();
+  CONVERGE_RETURN_IF_ERROR(Rocks(s, "read install intent"));
+  CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(value));
+  return std::optional<FileVersion>(std::move(e.version));
 }
 
 absl::StatusOr<std::optional<std::string>> LocalIndex::FindChunk(const Digest& d) {

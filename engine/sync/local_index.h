@@ -55,6 +55,13 @@ class LocalIndex {
   // Update writes `entries` (and the cursor, if given) in one synced batch.
   absl::Status Update(const std::vector<IndexEntry>& entries, std::optional<uint64_t> cursor);
 
+  // RecordIntents writes, synced, the versions about to be installed (before their files are
+  // touched). Update clears a path's intent. After a power cut between an install and its
+  // record, the scanner finds the folder holding exactly an intended version: installed, not
+  // edited here (GetIntent).
+  absl::Status RecordIntents(const std::vector<FileVersion>& versions);
+  absl::StatusOr<std::optional<FileVersion>> GetIntent(const std::string& path);
+
   // FindChunk returns a path whose synced version contained the chunk (a hint: the file may have
   // changed since; check its entry and the bytes' hash).
   absl::StatusOr<std::optional<std::string>> FindChunk(const Digest& d);

@@ -14,6 +14,11 @@ FileVersion Remote(uint64_t seq, const std::string& content, bool deleted = fals
   return v;
 }
 
+FileVersion WithMtime(FileVersion v, int64_t mtime_ns) {
+  v.mtime_ns = mtime_ns;
+  return v;
+}
+
 LocalStat Stat(uint64_t size, int64_t mtime) {
   LocalStat s;
   s.exists = true;
@@ -21,6 +26,7 @@ LocalStat Stat(uint64_t size, int64_t mtime) {
   s.mtime_ns = mtime;
   s.ctime_ns = mtime;
   s.inode = 1;
+  s.mode = 0644;
   return s;
 }
 
@@ -66,11 +72,15 @@ TEST(PlannerTest, LocalEditAgainstRemoteEditIsAConflict) {
 
 TEST(PlannerTest, LocalAlreadyHasTheRemoteContent) {
   int calls = 0;
-  EXPECT_EQ(*Plan(Remote(5, "same"), Synced(2, "old", Stat(3, 100)), Stat(4, 200),
+  EXPECT_EQ(*Plan(WithMtime(Remote(5, "same"), 200), Synced(2, "old", Stat(3, 100)), Stat(4, 200),
                   HashOfContent("same", &calls)),
             Action::kRecord);
+  // The same bytes with another mtime: only the metadata is set, no content moves.
+  EXPECT_EQ(*Plan(WithMtime(Remote(5, "same"), 300), Synced(2, "old", Stat(3, 100)), Stat(4, 200),
+                  HashOfContent("same", &calls)),
+            Action::kSetMetadata);
   // An untracked local file with the same content is adopted, not duplicated.
-  EXPECT_EQ(*Plan(Remote(5, "same"), std::nullopt, Stat(4, 200), HashOfContent("same", &calls)),
+  EXPECT_EQ(*Plan(WithMtime(Remote(5, "same"), 200), std::nullopt, Stat(4, 200), HashOfContent("same", &calls)),
             Action::kRecord);
   EXPECT_EQ(*Plan(Remote(5, "theirs"), std::nullopt, Stat(4, 200), HashOfContent("mine", &calls)),
             Action::kConflictThenWrite);
@@ -130,9 +140,12 @@ TEST(PlannerTest, AfterTheStoreLostNewerVersionsTheLocalFileWins) {
             Action::kKeepLocal);
   EXPECT_EQ(*Plan(Remote(2, "old"), std::nullopt, Stat(5, 100), HashOfContent("newer", &calls)),
             Action::kConflictThenWrite);
-  // The same content is recorded; a missing local file is written (nothing is lost).
-  EXPECT_EQ(*Plan(Remote(2, "same"), std::nullopt, Stat(4, 100), HashOfContent("same", &calls), true),
+  // The same content and mtime are recorded; a newer local mtime stays (and is uploaded); a
+  // missing local file is written (nothing is lost).
+  EXPECT_EQ(*Plan(WithMtime(Remote(2, "same"), 100), std::nullopt, Stat(4, 100), HashOfContent("same", &calls), true),
             Action::kRecord);
+  EXPECT_EQ(*Plan(WithMtime(Remote(2, "same"), 50), std::nullopt, Stat(4, 100), HashOfContent("same", &calls), true),
+            Action::kKeepLocal);
   EXPECT_EQ(*Plan(Remote(2, "old"), std::nullopt, LocalStat{}, HashOfContent("", &calls), true), Action::kWrite);
 }
 

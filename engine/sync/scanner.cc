@@ -177,6 +177,8 @@ class Scanner::Comparison {
       if (st.kind == FileKind::kDirectory) return absl::OkStatus();
       if (entry->local.Same(st) && Trusted(*entry)) return absl::OkStatus();
     }
+    CONVERGE_ASSIGN_OR_RETURN(const bool installed, Installed(path, st));
+    if (installed) return absl::OkStatus();
     FileVersion v;
     v.path = path;
     v.kind = st.kind;
@@ -209,10 +211,16 @@ class Scanner::Comparison {
   }
 
   // Deletions: known entries no longer walked, children before their parents.
-  void Deletions() {
+  absl::Status Deletions() {
     for (auto it = known_.rbegin(); it != known_.rend(); ++it) {
       const IndexEntry& e = it->second;
       if (e.version.deleted || seen_.contains(e.version.path) || moved_away_.contains(e.version.path)) continue;
+      CONVERGE_ASSIGN_OR_RETURN(std::optional<FileVersion> intent, scanner_->index_->GetIntent(e.version.path));
+      if (intent.has_value() && intent->deleted && intent->seq > e.version.seq) {
+        // Removed here by an apply whose record a power cut lost: not a deletion made here.
+        result_.refreshed.push_back(IndexEntry{std::move(*intent), LocalStat{}, result_.scanned_at_ns});
+        continue;
+      }
       FileVersion v;
       v.file_id = e.version.file_id;
       v.path = e.version.path;
@@ -221,9 +229,31 @@ class Scanner::Comparison {
       v.base_seq = e.version.seq;
       result_.changes.push_back(LocalChange{std::move(v), LocalStat{}});
     }
+    return absl::OkStatus();
   }
 
  private:
+  // Installed: the walked entry is exactly a version an apply meant to install here (its index
+  // record was lost to a power cut): recorded as synced, not taken as an edit made here.
+  absl::StatusOr<bool> Installed(const std::string& path, const LocalStat& st) {
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<FileVersion> intent, scanner_->index_->GetIntent(path));
+    if (!intent.has_value() || intent->deleted || intent->kind != st.kind) return false;
+    if (st.kind == FileKind::kSymlink) {
+      absl::StatusOr<std::string> target = scanner_->fs_->ReadLink(path);
+      if (!target.ok() || *target != intent->symlink_target) return false;
+    } else if (st.kind == FileKind::kFile) {
+      const uint32_t mode = intent->mode == 0 ? 0644 : intent->mode;
+      if (st.size != intent->size || st.mtime_ns != intent->mtime_ns || (st.mode & 0777) != (mode & 0777)) return false;
+      absl::StatusOr<std::unique_ptr<ReadableFile>> file = scanner_->fs_->OpenRead(path);
+      if (!file.ok()) return false;
+      absl::StatusOr<FileContent> content = ChunkFile(file->get(), scanner_->params_);
+      ++result_.files_hashed;
+      if (!content.ok() || content->sha256 != intent->content_sha256) return false;
+    }
+    result_.refreshed.push_back(IndexEntry{std::move(*intent), st, result_.scanned_at_ns});
+    return true;
+  }
+
   const IndexEntry* Claim(const IndexEntry* source) {
     if (source == nullptr || !moved_away_.insert(source->version.path).second) return nullptr;
     return source;
@@ -327,8 +357,7 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
   Comparison comparison(this, IgnoreRulesNow(), result);
   comparison.Filter(walked, known);
   for (const auto& [path, st] : comparison.walked()) CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
-  comparison.Deletions();
-  return absl::OkStatus();
+  return comparison.Deletions();
 }
 
 }  // namespace converge::engine

@@ -1,5 +1,8 @@
 #include "engine/sync/scanner.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -148,19 +151,35 @@ TEST_F(ScannerTest, EditsAndDeletesCarryBaseSeqAndFileId) {
   EXPECT_TRUE(scan->changes[2].version.deleted);
 }
 
-TEST_F(ScannerTest, TouchedButUnchangedFileIsRefreshedNotCommitted) {
+TEST_F(ScannerTest, ARewriteWithTheSameBytesIsAnMtimeChangeOnly) {
   WriteFile(root_ + "/f", "same");
   Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 1);
-  WriteFile(root_ + "/f", "same");  // rewritten, same content
+  WriteFile(root_ + "/f", "same");  // rewritten, same content, a new mtime
+  const timespec old_times[2] = {{0, UTIME_OMIT}, {978307200, 0}};  // touch -d 2001-01-01
+  ASSERT_EQ(utimensat(AT_FDCWD, (root_ + "/f").c_str(), old_times, 0), 0);
   clock_.Advance(absl::Seconds(10));
   auto scan = scanner.Scan();
   ASSERT_TRUE(scan.ok());
-  EXPECT_TRUE(scan->changes.empty());
-  EXPECT_EQ(scan->refreshed.size(), 1u);
+  ASSERT_EQ(scan->changes.size(), 1u);
+  const FileVersion& v = scan->changes[0].version;
+  EXPECT_EQ(v.content_sha256, first->changes[0].version.content_sha256);
+  EXPECT_EQ(v.file_id, first->changes[0].version.file_id);
+  EXPECT_EQ(v.mtime_ns, 978307200LL * 1000000000LL);
   EXPECT_EQ(scan->files_hashed, 1u);
+  Accept(*scan, 2);
+
+  // Rewritten again with the same bytes and the same mtime: only the inode's other fields
+  // changed, nothing to commit.
+  WriteFile(root_ + "/f", "same");
+  ASSERT_EQ(utimensat(AT_FDCWD, (root_ + "/f").c_str(), old_times, 0), 0);
+  clock_.Advance(absl::Seconds(10));
+  auto again = scanner.Scan();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->changes.empty());
+  EXPECT_EQ(again->refreshed.size(), 1u);
 }
 
 TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
@@ -335,6 +354,45 @@ TEST_F(ScannerTest, SymlinksAreCommittedAsLinksAndNeverFollowed) {
   ASSERT_EQ(retargeted->changes.size(), 1u);
   EXPECT_EQ(retargeted->changes[0].version.symlink_target, "/etc/hosts");
   EXPECT_EQ(retargeted->changes[0].version.base_seq, 1u);
+}
+
+// An apply that installed a version and lost its index record to a power cut (the intent was
+// recorded first): the file is taken as synced, not as an edit made here; a file that differs
+// from the intended version is an edit.
+TEST_F(ScannerTest, AFileAnApplyInstalledButDidNotRecordIsNotAnEdit) {
+  WriteFile(root_ + "/a.txt", "old");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+
+  WriteFile(root_ + "/a.txt", "new from elsewhere");
+  WriteFile(root_ + "/b.txt", "edited here");
+  auto st = fs_->Stat("a.txt");
+  ASSERT_TRUE(st.ok());
+  FileVersion installed = first->changes[0].version;
+  installed.seq = 2;
+  installed.size = st->size;
+  installed.mtime_ns = st->mtime_ns;
+  installed.mode = st->mode & 0777;
+  installed.content_sha256 = HashOf("new from elsewhere");
+  installed.chunks = {ChunkRef{installed.content_sha256, static_cast<uint32_t>(st->size)}};
+  FileVersion other = installed;
+  other.path = "b.txt";
+  other.content_sha256 = HashOf("what the apply meant");
+  ASSERT_TRUE(index_->RecordIntents({installed, other}).ok());
+
+  auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->changes.size(), 1u);
+  EXPECT_EQ(scan->changes[0].version.path, "b.txt");
+  ASSERT_EQ(scan->refreshed.size(), 1u);
+  EXPECT_EQ(scan->refreshed[0].version.seq, 2u);
+  EXPECT_EQ(scan->refreshed[0].version.content_sha256, HashOf("new from elsewhere"));
+  Accept(*scan, 3);
+  auto intent = index_->GetIntent("a.txt");
+  ASSERT_TRUE(intent.ok());
+  EXPECT_FALSE(intent->has_value());  // recorded now: the intent is gone
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 //   simulate --seeds=100000 [--first=1]   many seeds; stops at the first failure
 //   simulate --seed=N --verbose           one seed, every step printed
 //   simulate --writers=1 ...              only the first device edits (no conflict copy allowed)
+//   simulate --no-power-cuts --keep-going  no device or store power cuts; count every failure
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -11,7 +12,8 @@
 #include "tests/sim/simulation.h"
 
 int main(int argc, char** argv) {
-  uint64_t first = 1, seeds = 1000;
+  uint64_t first = 1, seeds = 1000, failed = 0;
+  bool keep_going = false;
   converge::sim::SimOptions options;
   std::string level = "off";
   for (int i = 1; i < argc; ++i) {
@@ -24,8 +26,11 @@ int main(int argc, char** argv) {
     else if (a.rfind("--devices=", 0) == 0) options.devices = static_cast<int>(value("--devices="));
     else if (a.rfind("--writers=", 0) == 0) options.writers = static_cast<int>(value("--writers="));
     else if (a == "--verbose") options.verbose = true, level = "info";
+    else if (a == "--debug") options.verbose = true, level = "debug";
+    else if (a == "--no-power-cuts") options.device_power_cut = options.store_power_cut = 0;
+    else if (a == "--keep-going") keep_going = true;
     else {
-      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--writers=N] [--verbose]\n";
+      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--writers=N] [--no-power-cuts] [--keep-going] [--verbose]\n";
       return 2;
     }
   }
@@ -35,10 +40,12 @@ int main(int argc, char** argv) {
     const std::string failure = converge::sim::RunSeed(seed, options, &totals);
     if (!failure.empty()) {
       std::cerr << "seed " << seed << " FAILED: " << failure << "\n";
-      return 1;
+      if (!keep_going) return 1;
+      ++failed;
     }
     if ((seed - first + 1) % 1000 == 0) std::cerr << (seed - first + 1) << " seeds ok\n";
   }
   std::cout << totals.Summary() << "\n";
-  return 0;
+  if (failed > 0) std::cerr << failed << " of " << seeds << " seeds failed\n";
+  return failed > 0 ? 1 : 0;
 }
