@@ -80,9 +80,13 @@ struct HeldDelete {
   State state = State::kPending;
   int64_t created_at_unix_ms = 0;
   int64_t resolved_at_unix_ms = 0;
-  uint64_t deletes = 0;
-  uint64_t live_entries = 0;        // in the namespace when it was held
-  std::vector<std::string> sample;  // the first few deleted paths
+  uint64_t deletes = 0;              // every deletion of the burst (one hold for all of them)
+  uint64_t live_entries = 0;         // in the namespace when it was held
+  std::vector<std::string> sample;   // the first few deleted paths
+  uint64_t settled = 0;              // of `deletes`, committed (approved) or restored (rejected)
+  // The folders the burst empties, largest first: the topmost deleted folder of each deleted
+  // file ("ob/"), or the folder of a file deleted alone ("docs/"; "" for the top level).
+  std::vector<std::pair<std::string, uint64_t>> top_folders;  // folder -> files deleted in it
 };
 
 // StateName: "pending", "approved", "rejected", "applied" or "restored".

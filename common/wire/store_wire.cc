@@ -100,7 +100,13 @@ void HeldDeleteToProto(const HeldDelete& h, store::v1::HeldDelete* p) {
   p->set_resolved_at_unix_ms(h.resolved_at_unix_ms);
   p->set_deletes(h.deletes);
   p->set_live_entries(h.live_entries);
+  p->set_settled(h.settled);
   for (const std::string& s : h.sample) p->add_sample_paths(s);
+  for (const auto& [folder, files] : h.top_folders) {
+    store::v1::FolderCount* f = p->add_top_folders();
+    f->set_path(folder);
+    f->set_files(files);
+  }
 }
 
 absl::StatusOr<HeldDelete> HeldDeleteFromProto(const store::v1::HeldDelete& p) {
@@ -120,7 +126,9 @@ absl::StatusOr<HeldDelete> HeldDeleteFromProto(const store::v1::HeldDelete& p) {
   h.resolved_at_unix_ms = p.resolved_at_unix_ms();
   h.deletes = p.deletes();
   h.live_entries = p.live_entries();
+  h.settled = p.settled();
   h.sample.assign(p.sample_paths().begin(), p.sample_paths().end());
+  for (const store::v1::FolderCount& f : p.top_folders()) h.top_folders.emplace_back(f.path(), f.files());
   return h;
 }
 

@@ -591,10 +591,15 @@ absl::Status SyncEngine::CommitDeletions(const std::vector<LocalChange>& deletio
     std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
     absl::Status s = CommitBatch(batch, scanned_at_ns);
     if (IsMassDeleteHeld(s)) {
-      // The rest (parents of what is held, deepest first) waits too: never delete a directory
-      // whose contents are held.
-      held->count += deletions.size() - start;
+      // The store keeps one hold for the whole burst: the rest goes to it too, so one approval
+      // releases all of it (the store holds every deletion of this device while it is pending:
+      // a directory whose contents are held is never deleted).
+      held->count += batch.size();
       held->message = std::string(s.message());
+      continue;
+    }
+    if (held->count > 0 && !s.ok()) {
+      held->count += deletions.size() - start;  // the rest waits for the next scan
       return absl::OkStatus();
     }
     if (IsMassDeleteRejected(s)) {

@@ -354,6 +354,11 @@ void ToProto(const HeldDelete& d, v1::PendingDelete* p) {
   p->set_deletes(d.deletes);
   p->set_live_entries(d.live_entries);
   for (const std::string& s : d.sample) p->add_sample_paths(s);
+  for (const auto& [folder, files] : d.top_folders) {
+    v1::FolderCount* f = p->add_top_folders();
+    f->set_path(folder);
+    f->set_files(files);
+  }
 }
 
 }  // namespace

@@ -39,6 +39,12 @@ std::string EncodeHeld(const HeldDelete& h) {
   PutVarint64(&out, h.live_entries);
   PutVarint64(&out, h.sample.size());
   for (const std::string& p : h.sample) PutLengthPrefixed(&out, p);
+  PutVarint64(&out, h.settled);
+  PutVarint64(&out, h.top_folders.size());
+  for (const auto& [folder, files] : h.top_folders) {
+    PutLengthPrefixed(&out, folder);
+    PutVarint64(&out, files);
+  }
   return out;
 }
 
@@ -57,6 +63,18 @@ absl::StatusOr<HeldDelete> DecodeHeld(absl::string_view ns, absl::string_view id
     std::string p;
     if (!d.GetLengthPrefixed(&p)) return absl::DataLossError("corrupt held delete record");
     h.sample.push_back(std::move(p));
+  }
+  if (!d.done()) {  // records written before bursts were one hold end here
+    uint64_t folders;
+    if (!d.GetVarint64(&h.settled) || !d.GetVarint64(&folders) || folders > 1000) {
+      return absl::DataLossError("corrupt held delete record");
+    }
+    for (uint64_t i = 0; i < folders; ++i) {
+      std::string folder;
+      uint64_t files;
+      if (!d.GetLengthPrefixed(&folder) || !d.GetVarint64(&files)) return absl::DataLossError("corrupt held delete record");
+      h.top_folders.emplace_back(std::move(folder), files);
+    }
   }
   h.state = static_cast<HeldDelete::State>(state);
   h.created_at_unix_ms = static_cast<int64_t>(created);
@@ -208,12 +226,13 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   }
   CONVERGE_ASSIGN_OR_RETURN(const Bases bases, CheckBasesLocked(ns, *state, changes));
   CONVERGE_RETURN_IF_ERROR(CheckChunksStoredLocked(*state, changes));
-  CONVERGE_RETURN_IF_ERROR(CheckDirectoryDeletesLocked(ns, changes));
+  // Before the tree checks: a folder whose files a pending hold keeps joins that hold.
   rocksdb::WriteBatch batch;
-  CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
-  CONVERGE_RETURN_IF_ERROR(CheckTreeLocked(ns, changes));
   bool approved = false;
   CONVERGE_RETURN_IF_ERROR(CheckMassDeleteLocked(ns, device, state, changes, bases.live_deletes, &batch, &approved));
+  CONVERGE_RETURN_IF_ERROR(CheckDirectoryDeletesLocked(ns, changes));
+  CONVERGE_RETURN_IF_ERROR(CheckCaseCollisionsLocked(ns, changes, &batch));
+  CONVERGE_RETURN_IF_ERROR(CheckTreeLocked(ns, changes));
 
   Commit commit;
   commit.namespace_id = ns;
@@ -551,6 +570,41 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
                                               NamespaceState* state, const std::vector<FileVersion>& changes,
                                               uint64_t live_deletes, rocksdb::WriteBatch* batch, bool* approved) {
   if (live_deletes == 0) return absl::OkStatus();
+  // Deletions, not moves (a tombstone whose file_id lives on in the same commit).
+  absl::flat_hash_set<std::string> live_ids;
+  for (const FileVersion& v : changes) {
+    if (!v.deleted) live_ids.insert(v.file_id);
+  }
+  std::vector<std::pair<std::string, bool>> deleted;  // path, is a directory
+  for (const FileVersion& v : changes) {
+    if (v.deleted && !live_ids.contains(v.file_id)) deleted.emplace_back(v.path, v.kind == FileKind::kDirectory);
+  }
+  std::sort(deleted.begin(), deleted.end());
+  // A burst is one hold: an approved one lets through every deletion it covers, a rejected one
+  // turns each back, and while one is pending every deletion of the device joins it.
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<HeldDelete> open, OpenHoldsLocked(ns, device));
+  for (HeldDelete& h : open) {
+    if (h.state == HeldDelete::State::kPending) continue;
+    CONVERGE_ASSIGN_OR_RETURN(const uint64_t covered, CoveredByHold(ns, h.id, deleted));
+    const bool approved_all = h.state == HeldDelete::State::kApproved && covered == deleted.size();
+    if (!approved_all && (h.state != HeldDelete::State::kRejected || covered == 0)) continue;
+    rocksdb::WriteBatch settle;
+    rocksdb::WriteBatch* into = approved_all ? batch : &settle;  // approved: settled with the commit
+    for (const auto& d : deleted) into->Delete(StoreDb::HeldPathKey(ns, h.id, d.first));
+    h.settled += covered;
+    if (h.settled >= h.deletes) h.state = approved_all ? HeldDelete::State::kApplied : HeldDelete::State::kRestored;
+    into->Put(StoreDb::HeldKey(ns, h.id), EncodeHeld(h));
+    if (!approved_all) {
+      CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&settle), "write held delete"));
+      return MassDeleteRejectedError(h.id);
+    }
+    state->recent_deletes[device].clear();  // approved: this burst no longer counts against the device
+    *approved = true;
+    return absl::OkStatus();
+  }
+  for (HeldDelete& h : open) {
+    if (h.state == HeldDelete::State::kPending) return HoldLocked(ns, &h, deleted, /*fresh=*/false);
+  }
   // This device's deletions within the window count together.
   const absl::Time now = clock_->Now();
   auto& recent = state->recent_deletes[device];
@@ -563,53 +617,105 @@ absl::Status CommitLog::CheckMassDeleteLocked(const std::string& ns, const std::
   if (windowed <= policy_.min_files || static_cast<double>(windowed) <= policy_.share * static_cast<double>(base)) {
     return absl::OkStatus();
   }
-
-  // Over the limit: the hold for exactly these deletions decides.
-  std::vector<std::string> deleted;
-  Sha256 h;
-  h.Update(device);
-  for (const FileVersion& v : changes) {
-    if (!v.deleted) continue;
-    deleted.push_back(v.path);
-    h.Update(absl::StrCat(std::string(1, '\0'), v.path, std::string(1, '\0'), v.base_seq));
-  }
-  const std::string id = DigestToHex(h.Finish()).substr(0, 16);
-  const std::string key = StoreDb::HeldKey(ns, id);
-  std::string value;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
-  if (s.ok()) {
-    CONVERGE_ASSIGN_OR_RETURN(HeldDelete held, DecodeHeld(ns, id, value));
-    switch (held.state) {
-      case HeldDelete::State::kApproved:
-        held.state = HeldDelete::State::kApplied;
-        batch->Put(key, EncodeHeld(held));
-        recent.clear();  // approved: this burst no longer counts against the device
-        *approved = true;
-        return absl::OkStatus();
-      case HeldDelete::State::kRejected: {
-        held.state = HeldDelete::State::kRestored;
-        CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeHeld(held)), "write held delete"));
-        return MassDeleteRejectedError(id);
-      }
-      case HeldDelete::State::kPending:
-        return MassDeleteHeldError(id, windowed, base);
-      case HeldDelete::State::kApplied:
-      case HeldDelete::State::kRestored:
-        break;  // the same deletions again, later: a new request
-    }
-  }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(s.IsNotFound() || s.ok() ? rocksdb::Status::OK() : s, "read held delete"));
+  // Over the limit: a new hold, for this burst.
+  Sha256 id_hash;
+  id_hash.Update(absl::StrCat(device, std::string(1, '\0'), absl::ToUnixNanos(now)));
+  for (const auto& d : deleted) id_hash.Update(absl::StrCat(std::string(1, '\0'), d.first));
   HeldDelete held;
-  held.id = id;
+  held.id = DigestToHex(id_hash.Finish()).substr(0, 16);
   held.namespace_id = ns;
   held.device = device;
   held.created_at_unix_ms = absl::ToUnixMillis(now);
-  held.deletes = windowed;
   held.live_entries = base;
-  std::sort(deleted.begin(), deleted.end());
-  held.sample.assign(deleted.begin(), deleted.begin() + std::min(deleted.size(), kHeldSample));
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->PutSynced(key, EncodeHeld(held)), "write held delete"));
-  return MassDeleteHeldError(id, windowed, base);
+  return HoldLocked(ns, &held, deleted, /*fresh=*/true);
+}
+
+absl::StatusOr<std::vector<HeldDelete>> CommitLog::OpenHoldsLocked(const std::string& ns, const std::string& device) {
+  std::vector<HeldDelete> open;
+  const std::string prefix = StoreDb::HeldPrefix(ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    CONVERGE_ASSIGN_OR_RETURN(HeldDelete h, DecodeHeld(ns, View(it->key()).substr(prefix.size()), View(it->value())));
+    const bool settled = h.state == HeldDelete::State::kApplied || h.state == HeldDelete::State::kRestored;
+    if (h.device == device && !settled) open.push_back(std::move(h));
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read held deletes"));
+  return open;
+}
+
+absl::StatusOr<uint64_t> CommitLog::CoveredByHold(const std::string& ns, const std::string& id,
+                                                  const std::vector<std::pair<std::string, bool>>& deleted) {
+  uint64_t covered = 0;
+  std::string value;
+  for (const auto& d : deleted) {
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::HeldPathKey(ns, id, d.first), &value);
+    if (s.ok()) ++covered;
+    else if (!s.IsNotFound()) return RocksStatus(s, "read held delete");
+  }
+  return covered;
+}
+
+absl::Status CommitLog::HoldLocked(const std::string& ns, HeldDelete* held,
+                                   const std::vector<std::pair<std::string, bool>>& deleted, bool fresh) {
+  rocksdb::WriteBatch paths;
+  uint64_t added = 0;
+  std::string value;
+  for (const auto& [path, dir] : deleted) {
+    const std::string key = StoreDb::HeldPathKey(ns, held->id, path);
+    if (!fresh) {
+      rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
+      if (s.ok()) continue;  // held already (the device tries the burst again)
+      if (!s.IsNotFound()) return RocksStatus(s, "read held delete");
+    }
+    paths.Put(key, dir ? "d" : "f");
+    ++added;
+  }
+  if (added > 0) {
+    held->deletes += added;
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->db()->Write(rocksdb::WriteOptions(), &paths), "write held delete"));
+    for (const auto& d : deleted) held->sample.push_back(d.first);
+    std::sort(held->sample.begin(), held->sample.end());
+    held->sample.erase(std::unique(held->sample.begin(), held->sample.end()), held->sample.end());
+    if (held->sample.size() > kHeldSample) held->sample.resize(kHeldSample);
+    CONVERGE_ASSIGN_OR_RETURN(held->top_folders, TopFolders(ns, held->id));
+    // Synced: the paths written just before are durable with it (one log).
+    CONVERGE_RETURN_IF_ERROR(
+        RocksStatus(db_->PutSynced(StoreDb::HeldKey(ns, held->id), EncodeHeld(*held)), "write held delete"));
+  }
+  return MassDeleteHeldError(held->id, held->deletes, held->live_entries);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> CommitLog::TopFolders(const std::string& ns,
+                                                                                     const std::string& id) {
+  // Each deleted file counts for the topmost deleted folder above it, or, if its folder stays,
+  // for that folder.
+  absl::flat_hash_set<std::string> dirs;
+  std::vector<std::string> files;
+  const std::string prefix = StoreDb::HeldPathPrefix(ns, id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string path(View(it->key()).substr(prefix.size()));
+    if (it->value() == "d") dirs.insert(std::move(path));
+    else files.push_back(std::move(path));
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read held delete"));
+  absl::flat_hash_map<std::string, uint64_t> counts;
+  for (const std::string& f : files) {
+    std::string folder(ParentPath(f));
+    for (size_t slash = f.find('/'); slash != std::string::npos; slash = f.find('/', slash + 1)) {
+      if (dirs.contains(absl::string_view(f).substr(0, slash))) {
+        folder = f.substr(0, slash);
+        break;
+      }
+    }
+    ++counts[folder.empty() ? folder : folder + "/"];
+  }
+  std::vector<std::pair<std::string, uint64_t>> top(counts.begin(), counts.end());
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (top.size() > kHeldSample) top.resize(kHeldSample);
+  return top;
 }
 
 absl::StatusOr<std::vector<HeldDelete>> CommitLog::ListHeld(const std::string& ns) {

@@ -186,6 +186,17 @@ class CommitLog {
   absl::Status CheckMassDeleteLocked(const std::string& ns, const std::string& device, NamespaceState* state,
                                      const std::vector<FileVersion>& changes, uint64_t live_deletes,
                                      rocksdb::WriteBatch* batch, bool* approved);
+  // The device's holds not yet settled (pending, approved or rejected with paths left).
+  absl::StatusOr<std::vector<HeldDelete>> OpenHoldsLocked(const std::string& ns, const std::string& device);
+  // CoveredByHold counts the deleted paths (path, is a directory) that hold `id` covers.
+  absl::StatusOr<uint64_t> CoveredByHold(const std::string& ns, const std::string& id,
+                                         const std::vector<std::pair<std::string, bool>>& deleted);
+  // HoldLocked adds the deletions to the hold (a new one when `fresh`) and returns the held error.
+  absl::Status HoldLocked(const std::string& ns, HeldDelete* held,
+                          const std::vector<std::pair<std::string, bool>>& deleted, bool fresh);
+  // TopFolders: the folders a hold empties, largest first (HeldDelete::top_folders).
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> TopFolders(const std::string& ns,
+                                                                           const std::string& id);
 
   StoreDb* const db_;
   ChunkStore* const chunks_;

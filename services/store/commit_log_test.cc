@@ -246,10 +246,80 @@ TEST_F(CommitLogTest, DeletionsSplitOverCommitsCountTogether) {
     clock_.Advance(absl::Seconds(1));
   }
   EXPECT_EQ(held_at, 5);  // 540 of 1000 is the first above half
-  // Another device is not affected by dev1's burst; and after the window dev1 is not either.
+  // Another device is not affected by dev1's burst. dev1's deletions wait with the burst while
+  // it is pending, after the window too; approved, they go through.
   EXPECT_TRUE(log_->Append("ns", "dev2", Deletions(900, 950, 1)).ok());
   clock_.Advance(absl::Minutes(2));
+  EXPECT_TRUE(IsMassDeleteHeld(log_->Append("ns", "dev1", Deletions(450, 540, 1)).status()));
+  auto list = log_->ListHeld("ns");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  ASSERT_TRUE(log_->ResolveHeld("ns", list->front().id, true).ok());
   EXPECT_TRUE(log_->Append("ns", "dev1", Deletions(450, 540, 1)).ok());
+}
+
+// rm -rf of a big folder, committed in batches (deepest first): one hold for the whole burst,
+// listed with its total and the folders it empties; one approval lets every batch through.
+TEST_F(CommitLogTest, ABurstOfDeletionsIsOneHoldAndOneApproval) {
+  PutChunk("x");
+  std::vector<FileVersion> files;
+  auto add = [&](const std::string& path, bool dir) {
+    FileVersion v;
+    v.file_id = std::string(kFileIdBytes, 'f');
+    v.path = path;
+    if (dir) {
+      v.kind = FileKind::kDirectory;
+    } else {
+      v.size = 1;
+      v.content_sha256 = HashOf("x");
+      v.chunks = {{HashOf("x"), 1}};
+    }
+    files.push_back(v);
+  };
+  add("ob", true);
+  for (int i = 0; i < 400; ++i) add(absl::StrCat("ob/f", 1000 + i), false);
+  add("docs", true);
+  for (int i = 0; i < 20; ++i) add(absl::StrCat("docs/d", i), false);
+  ASSERT_TRUE(log_->Append("ns", "dev1", files).ok());
+  auto deletions = [&](int from, int to) {
+    std::vector<FileVersion> out;
+    for (int i = from; i < to; ++i) {
+      FileVersion v = files[i];
+      v.deleted = true;
+      v.chunks.clear();
+      v.size = 0;
+      v.base_seq = 1;
+      out.push_back(v);
+    }
+    return out;
+  };
+  // Batches of 250, 151 (with the folder itself) and 3 stray files in docs/.
+  std::vector<std::vector<FileVersion>> batches = {deletions(151, 401), deletions(0, 151), deletions(402, 405)};
+  std::string id;
+  for (const auto& b : batches) {
+    auto r = log_->Append("ns", "dev1", b);
+    ASSERT_TRUE(IsMassDeleteHeld(r.status())) << r.status();
+    auto list = log_->ListHeld("ns");
+    ASSERT_TRUE(list.ok());
+    ASSERT_EQ(list->size(), 1u) << "one hold for the burst";
+    if (id.empty()) id = list->front().id;
+    EXPECT_EQ(list->front().id, id);
+  }
+  auto listed = log_->ListHeld("ns");
+  ASSERT_TRUE(listed.ok());
+  const HeldDelete& h = listed->front();
+  EXPECT_EQ(h.deletes, 404u);
+  ASSERT_EQ(h.top_folders.size(), 2u);
+  EXPECT_EQ(h.top_folders[0], std::make_pair(std::string("ob/"), uint64_t{400}));
+  EXPECT_EQ(h.top_folders[1], std::make_pair(std::string("docs/"), uint64_t{3}));
+
+  ASSERT_TRUE(log_->ResolveHeld("ns", id, true).ok());
+  for (const auto& b : batches) EXPECT_TRUE(log_->Append("ns", "dev1", b).ok());
+  auto after = log_->ListHeld("ns");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().state, HeldDelete::State::kApplied);
+  EXPECT_EQ(after->front().settled, 404u);
 }
 
 TEST_F(CommitLogTest, LiveCountSurvivesReopen) {

@@ -127,6 +127,14 @@ std::string StoreDb::HeldKey(absl::string_view ns, absl::string_view id) {
   return absl::StrCat(HeldPrefix(ns), id);
 }
 
+std::string StoreDb::HeldPathPrefix(absl::string_view ns, absl::string_view id) {
+  return absl::StrCat("H", ns, absl::string_view("\0", 1), id, absl::string_view("\0", 1));
+}
+
+std::string StoreDb::HeldPathKey(absl::string_view ns, absl::string_view id, absl::string_view path) {
+  return absl::StrCat(HeldPathPrefix(ns, id), path);
+}
+
 std::string StoreDb::OwnedKey(absl::string_view owner, const Digest& d) {
   std::string k = absl::StrCat("o", owner, absl::string_view("\0", 1));
   k.append(reinterpret_cast<const char*>(d.data()), d.size());

@@ -7,6 +7,7 @@
 //   'f' ns '\0' path                -> current FileVersion of path (tombstones included)
 //   'a' ns '\0' device              -> cursor record (acked seq, last seen, version)
 //   'h' ns '\0' id                  -> held mass delete (commit_log.h HeldDelete)
+//   'H' ns '\0' id '\0' path        -> a path the hold covers ("d" directory, "f" other)
 //   'C' ns                          -> compaction record
 //   'v', 'x'                        -> history and conflict records (history.h)
 #ifndef CONVERGE_SERVICES_STORE_STORE_DB_H_
@@ -78,6 +79,8 @@ class StoreDb {
   static std::string CursorPrefix(absl::string_view ns);
   static std::string HeldKey(absl::string_view ns, absl::string_view id);
   static std::string HeldPrefix(absl::string_view ns);
+  static std::string HeldPathPrefix(absl::string_view ns, absl::string_view id);
+  static std::string HeldPathKey(absl::string_view ns, absl::string_view id, absl::string_view path);
   // Chunk ownership: which owner (user) has stored a chunk, with its raw size.
   static std::string OwnedKey(absl::string_view owner, const Digest& d);
   // Per owner: quota and bytes used (fixed64 big-endian).

@@ -94,6 +94,16 @@ std::string FlagOrEnv(const std::string& flag, const char* env) {
   return getenv(env);
 }
 
+// Thousands: 40000 -> "40,000".
+std::string Thousands(uint64_t n) {
+  std::string digits = absl::StrCat(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
 std::string Time(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
 }
@@ -520,12 +530,22 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::PendingDelete& d : resp.deletes()) {
-      std::string sample = absl::StrJoin(d.sample_paths(), ", ");
-      if (d.deletes() > static_cast<uint64_t>(d.sample_paths_size())) absl::StrAppend(&sample, ", ...");
-      rows.push_back({d.namespace_id(), d.id(), d.device_id(), d.state(), absl::StrCat(d.deletes(), " of ", d.live_entries()),
-                      Time(d.created_at_unix_ms()), sample});
+      // What the burst empties, by folder ("ob/ 40,000 files"); the first paths if none is known.
+      std::vector<std::string> folders;
+      for (const v1::FolderCount& f : d.top_folders()) {
+        folders.push_back(absl::StrCat(f.path().empty() ? "(top level)" : f.path(), " ", Thousands(f.files()),
+                                       f.files() == 1 ? " file" : " files"));
+      }
+      std::string what = absl::StrJoin(folders.empty() ? std::vector<std::string>(d.sample_paths().begin(),
+                                                                                   d.sample_paths().end())
+                                                       : folders,
+                                       ", ");
+      if (folders.empty() && d.deletes() > static_cast<uint64_t>(d.sample_paths_size())) absl::StrAppend(&what, ", ...");
+      rows.push_back({d.namespace_id(), d.id(), d.device_id(), d.state(),
+                      absl::StrCat(Thousands(d.deletes()), " of ", Thousands(d.live_entries())),
+                      Time(d.created_at_unix_ms()), what});
     }
-    PrintTable({"NAMESPACE", "ID", "DEVICE", "STATE", "DELETES", "HELD SINCE", "PATHS"}, rows);
+    PrintTable({"NAMESPACE", "ID", "DEVICE", "STATE", "DELETES", "HELD SINCE", "FOLDERS"}, rows);
     return 0;
   }
 
