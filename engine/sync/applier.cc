@@ -339,6 +339,60 @@ absl::StatusOr<bool> Applier::WriteVersion(const FileVersion& remote, const std:
   return false;
 }
 
+absl::StatusOr<bool> Applier::PrepareFor(Action action, const FileVersion& remote, bool local_wins, LocalStat* local,
+                                         IndexEntry* out) {
+  switch (action) {
+    case Action::kSkip:
+    case Action::kRecord:
+      break;
+    case Action::kKeepLocal:
+      // The index keeps the tombstone; the scanner sees the local entry as new and re-adds it.
+      out->local = LocalStat{};
+      if (remote.deleted) {
+        Log()->warn("'{}' was deleted elsewhere but edited here: keeping the local edit", remote.path);
+      } else {
+        Log()->info("'{}': the store's version is older than this device's: keeping the local file", remote.path);
+      }
+      return false;
+    case Action::kRemove: {
+      absl::Status s = fs_->Remove(remote.path);
+      if (absl::IsFailedPrecondition(s)) {
+        // A directory that still holds entries unknown elsewhere stays (and is re-added).
+        out->local = LocalStat{};
+        break;
+      }
+      CONVERGE_RETURN_IF_ERROR(s);
+      ++stats_.removed;
+      out->local = LocalStat{};
+      break;
+    }
+    case Action::kSetMetadata: {
+      CONVERGE_ASSIGN_OR_RETURN(out->local,
+                                fs_->SetMetadata(remote.path, remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns));
+      ++stats_.metadata_set;
+      break;
+    }
+    case Action::kReplace: {
+      CONVERGE_ASSIGN_OR_RETURN(const bool cleared, ClearForTypeChange(remote, local, local_wins));
+      if (!cleared) {
+        Log()->info("'{}': the store's version is older than this device's: keeping the local directory", remote.path);
+        out->local = LocalStat{};
+        return false;
+      }
+      break;
+    }
+    case Action::kConflictThenMakeDir:
+    case Action::kConflictThenWrite:
+      CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+      *local = LocalStat{};
+      break;
+    case Action::kMakeDir:
+    case Action::kWrite:
+      break;
+  }
+  return true;
+}
+
 absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& remote,
                                                             std::vector<PendingWrite>* pending) {
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(remote.path));
@@ -357,57 +411,12 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
   const bool own = !remote.origin_device.empty() && remote.origin_device == device_;
   const bool local_wins = local_wins_ || own;
   CONVERGE_ASSIGN_OR_RETURN(Action action, Plan(remote, entry, local, hash_local, local_wins));
-  const int64_t now_ns = absl::ToUnixNanos(clock_->Now());
-  IndexEntry out{remote, local, now_ns};
-  switch (action) {
-    case Action::kSkip:
-      return entry;
-    case Action::kRecord:
-      break;
-    case Action::kKeepLocal:
-      // The index keeps the tombstone; the scanner sees the local entry as new and re-adds it.
-      out.local = LocalStat{};
-      if (remote.deleted) {
-        Log()->warn("'{}' was deleted elsewhere but edited here: keeping the local edit", remote.path);
-      } else {
-        Log()->info("'{}': the store's version is older than this device's: keeping the local file", remote.path);
-      }
-      break;
-    case Action::kRemove: {
-      absl::Status s = fs_->Remove(remote.path);
-      if (absl::IsFailedPrecondition(s)) {
-        // A directory that still holds entries unknown elsewhere stays (and is re-added).
-        out.local = LocalStat{};
-        break;
-      }
-      CONVERGE_RETURN_IF_ERROR(s);
-      ++stats_.removed;
-      out.local = LocalStat{};
-      break;
-    }
-    case Action::kSetMetadata: {
-      CONVERGE_ASSIGN_OR_RETURN(out.local,
-                                fs_->SetMetadata(remote.path, remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns));
-      ++stats_.metadata_set;
-      break;
-    }
-    case Action::kReplace: {
-      CONVERGE_ASSIGN_OR_RETURN(const bool cleared, ClearForTypeChange(remote, &local, local_wins));
-      if (!cleared) {
-        Log()->info("'{}': the store's version is older than this device's: keeping the local directory", remote.path);
-        out.local = LocalStat{};
-        return std::optional<IndexEntry>(std::move(out));
-      }
-      break;
-    }
-    case Action::kConflictThenMakeDir:
-    case Action::kConflictThenWrite:
-      CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
-      local = LocalStat{};
-      break;
-    case Action::kMakeDir:
-    case Action::kWrite:
-      break;
+  if (action == Action::kSkip) return entry;
+  IndexEntry out{remote, local, absl::ToUnixNanos(clock_->Now())};
+  CONVERGE_ASSIGN_OR_RETURN(const bool goes_on, PrepareFor(action, remote, local_wins, &local, &out));
+  if (!goes_on) {
+    Log()->debug("{} {}@{}", ActionName(action), remote.path, remote.seq);
+    return std::optional<IndexEntry>(std::move(out));
   }
   const bool writes = action == Action::kWrite || action == Action::kConflictThenWrite ||
                       action == Action::kConflictThenMakeDir || action == Action::kMakeDir ||

@@ -167,6 +167,10 @@ class Applier {
   // ClearForTypeChange makes way for `remote` where the unchanged *local entry has another type
   // (kReplace): a directory on either side is removed first (*local becomes absent). False: a
   // directory still holding entries stays, against this device's own older version (local_wins).
+  // PrepareFor does what comes before a version's write: a removal, new metadata, a type
+  // change's removal, a conflict copy. False: the version needs nothing more (*out is final).
+  absl::StatusOr<bool> PrepareFor(Action action, const FileVersion& remote, bool local_wins, LocalStat* local,
+                                  IndexEntry* out);
   absl::StatusOr<bool> ClearForTypeChange(const FileVersion& remote, LocalStat* local, bool local_wins);
   // MoveInPlace renames the local files that `commit` moves (same file_id, tombstone at the old
   // path) when the local copy is there and the new path is free, records them, and adds the
