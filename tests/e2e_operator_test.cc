@@ -126,6 +126,8 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "NAMESPACE  PATH")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "shared     docs/a.txt  docs/a (conflict dev-")) << r.out;
+  // The device's registered name is shown beside its id.
+  EXPECT_TRUE(absl::StrContains(r.out, " laptop ") || absl::StrContains(r.out, " desktop ")) << r.out;
   EXPECT_TRUE(absl::StrContains(c_->Convergectl({"namespaces", "status", "shared"}).out, "1 open conflict\n"));
 
   // endpoints, health, top
@@ -262,7 +264,7 @@ std::string PendingDeleteId(Cluster* c) {
   CommandResult r = c->Convergectl({"deletes", "list"});
   for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
     std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (cols.size() > 3 && cols[3] == "pending") return cols[1];
+    if (cols.size() > 4 && cols[4] == "pending") return cols[1];
   }
   return "";
 }
@@ -336,6 +338,7 @@ TEST_F(E2eOperatorTest, ABurstOfDeletionsIsOneHoldAndOneApproval) {
     return absl::StrContains(r.out, "pending  12,551 of ");
   }, absl::Seconds(30))) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "ob/ 12,500 files")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, " laptop  pending")) << "the device's name: " << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << "one hold: " << r.out;
 
   r = c_->Convergectl({"deletes", "approve", "shared", id});

@@ -138,4 +138,9 @@ absl::StatusOr<HeldDelete> Fleet::ResolvePendingDelete(const std::string& ns, co
   return store_->ResolveHeldDelete(ns, id, approve);
 }
 
+std::string Fleet::DeviceName(const std::string& device_id) {
+  absl::StatusOr<Device> d = registry_->GetDevice(device_id);
+  return d.ok() ? d->name : "";
+}
+
 }  // namespace converge::management

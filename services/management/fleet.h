@@ -55,6 +55,9 @@ class Fleet {
   absl::Status Evict(const std::string& ns, const std::string& device_id);
   // Held mass deletes in one namespace (or all), oldest first; only pending ones unless
   // include_resolved.
+  // DeviceName: the name a device registered with (its id's owner knows it as "laptop"); "" for
+  // a device the registry does not know.
+  std::string DeviceName(const std::string& device_id);
   absl::StatusOr<std::vector<HeldDelete>> PendingDeletes(const std::string& ns, bool include_resolved);
   absl::StatusOr<HeldDelete> ResolvePendingDelete(const std::string& ns, const std::string& id, bool approve);
 

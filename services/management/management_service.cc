@@ -307,7 +307,11 @@ grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1
   CONVERGE_CHECK_TOKEN(ctx);
   absl::StatusOr<std::vector<ConflictRecord>> list = fleet_.Conflicts(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (const ConflictRecord& c : *list) ToProto(c, resp->add_conflicts());
+  for (const ConflictRecord& c : *list) {
+    v1::Conflict* p = resp->add_conflicts();
+    ToProto(c, p);
+    p->set_device_name(fleet_.DeviceName(c.device));
+  }
   return grpc::Status::OK;
 }
 
@@ -368,7 +372,11 @@ grpc::Status ManagementService::ListPendingDeletes(grpc::ServerContext* ctx, con
   CONVERGE_CHECK_TOKEN(ctx);
   absl::StatusOr<std::vector<HeldDelete>> list = fleet_.PendingDeletes(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (const HeldDelete& d : *list) ToProto(d, resp->add_deletes());
+  for (const HeldDelete& d : *list) {
+    v1::PendingDelete* p = resp->add_deletes();
+    ToProto(d, p);
+    p->set_device_name(fleet_.DeviceName(d.device));
+  }
   return grpc::Status::OK;
 }
 

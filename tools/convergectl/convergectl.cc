@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -92,6 +93,14 @@ exit codes: 0 done, 1 the service refused or failed (or a service is not healthy
 std::string FlagOrEnv(const std::string& flag, const char* env) {
   if (!flag.empty() || getenv(env) == nullptr) return flag;
   return getenv(env);
+}
+
+// Named: a device's registered name for a table cell ("-" if unknown; spaces shown as '_' so
+// the columns stay split by spaces).
+std::string Named(std::string name) {
+  if (name.empty()) return "-";
+  std::replace(name.begin(), name.end(), ' ', '_');
+  return name;
 }
 
 // Thousands: 40000 -> "40,000".
@@ -513,10 +522,10 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::Conflict& c : resp.conflicts()) {
-      rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), c.detected_at(),
+      rows.push_back({c.namespace_id(), c.original_path(), c.path(), c.device(), Named(c.device_name()), c.detected_at(),
                       c.resolved() ? absl::StrCat("resolved (", c.resolved_by(), ")") : "open"});
     }
-    PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "DETECTED", "STATE"}, rows);
+    PrintTable({"NAMESPACE", "PATH", "CONFLICT COPY", "DEVICE", "NAME", "DETECTED", "STATE"}, rows);
     return 0;
   }
 
@@ -541,11 +550,11 @@ class Cli {
                                                        : folders,
                                        ", ");
       if (folders.empty() && d.deletes() > static_cast<uint64_t>(d.sample_paths_size())) absl::StrAppend(&what, ", ...");
-      rows.push_back({d.namespace_id(), d.id(), d.device_id(), d.state(),
+      rows.push_back({d.namespace_id(), d.id(), d.device_id(), Named(d.device_name()), d.state(),
                       absl::StrCat(Thousands(d.deletes()), " of ", Thousands(d.live_entries())),
                       Time(d.created_at_unix_ms()), what});
     }
-    PrintTable({"NAMESPACE", "ID", "DEVICE", "STATE", "DELETES", "HELD SINCE", "FOLDERS"}, rows);
+    PrintTable({"NAMESPACE", "ID", "DEVICE", "NAME", "STATE", "DELETES", "HELD SINCE", "FOLDERS"}, rows);
     return 0;
   }
 
