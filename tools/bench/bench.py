@@ -382,12 +382,15 @@ class Converge(Tool):
             return
         self._last_approval = now
         out = subprocess.run([f"{BIN}/tools/convergectl/convergectl", f"--management={self.management}",
-                              f"--token={self.token}", f"--tls_ca={self.tls}/ca.crt", "deletes", "list"],
+                              f"--token={self.token}", f"--tls_ca={self.tls}/ca.crt", "--json", "deletes", "list"],
                              capture_output=True, text=True).stdout
-        for line in out.splitlines()[1:]:
-            cols = line.split()
-            if len(cols) > 3 and cols[3] == "pending":
-                self.ctl("deletes", "approve", cols[0], cols[1])
+        try:
+            held = json.loads(out or "{}").get("deletes", [])
+        except ValueError:
+            return  # the next call asks again
+        for d in held:
+            if d.get("state") == "pending":
+                self.ctl("deletes", "approve", d["namespace_id"], d["id"])
 
     def engine_argv(self, folder, namespace, name, *extra):
         return [f"{BIN}/engine/converge-engine", f"--folder={folder}", f"--management={self.management}",
