@@ -47,6 +47,19 @@ absl::Status Errno(absl::string_view what, absl::string_view path, int err = err
   }
 }
 
+// SetModeAndMtime sets an open file's permission bits and mtime; the atime is set as
+// `atime_nsec` says (UTIME_NOW or UTIME_OMIT).
+absl::Status SetModeAndMtime(int fd, mode_t mode, int64_t mtime_ns, long atime_nsec, const std::string& path) {
+  if (fchmod(fd, mode) != 0) return Errno("chmod", path);
+  struct timespec times[2];
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = atime_nsec;
+  times[1].tv_sec = mtime_ns / 1000000000;
+  times[1].tv_nsec = mtime_ns % 1000000000;
+  if (futimens(fd, times) != 0) return Errno("set mtime of", path);
+  return absl::OkStatus();
+}
+
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
@@ -204,13 +217,7 @@ class LocalTempFile : public TempFile {
   }
 
   absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) override {
-    if (fchmod(fd_.get(), fs_->Mode(mode)) != 0) return Errno("chmod temp", name_);
-    struct timespec times[2];
-    times[0].tv_sec = 0;
-    times[0].tv_nsec = UTIME_NOW;
-    times[1].tv_sec = mtime_ns / 1000000000;
-    times[1].tv_nsec = mtime_ns % 1000000000;
-    if (futimens(fd_.get(), times) != 0) return Errno("set mtime of temp", name_);
+    CONVERGE_RETURN_IF_ERROR(SetModeAndMtime(fd_.get(), fs_->Mode(mode), mtime_ns, UTIME_NOW, "temp " + name_));
     if (sync && fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
     return absl::OkStatus();
   }
@@ -532,13 +539,7 @@ absl::StatusOr<LocalStat> LocalFilesystem::SetMetadata(const std::string& path, 
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return Errno("stat", path);
   if (!S_ISREG(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
-  if (fchmod(fd.get(), Mode(mode)) != 0) return Errno("chmod", path);
-  struct timespec times[2];
-  times[0].tv_sec = 0;
-  times[0].tv_nsec = UTIME_OMIT;
-  times[1].tv_sec = mtime_ns / 1000000000;
-  times[1].tv_nsec = mtime_ns % 1000000000;
-  if (futimens(fd.get(), times) != 0) return Errno("set mtime of", path);
+  CONVERGE_RETURN_IF_ERROR(SetModeAndMtime(fd.get(), Mode(mode), mtime_ns, UTIME_OMIT, path));
   if (fsync(fd.get()) != 0) return Errno("fsync", path);
   if (fstat(fd.get(), &st) != 0) return Errno("stat", path);
   return FromStat(st);
