@@ -22,6 +22,7 @@
 #include "common/security/tls.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
+#include "engine/fs/local_filesystem.h"
 #include "engine/sync/chunker.h"
 
 namespace converge::testing {
@@ -33,24 +34,8 @@ constexpr char kServiceToken[] = "e2e-service-token";
 // HashFile names a file's content as the store does (ContentDigest of its chunks; the chunker
 // is held to its one-byte-a-step definition and to the content by engine/chunker_test).
 absl::StatusOr<std::string> HashFile(const std::string& path) {
-  class StreamFile : public engine::ReadableFile {
-   public:
-    explicit StreamFile(const std::string& path) : in_(path, std::ios::binary) {}
-    bool ok() const { return static_cast<bool>(in_); }
-    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
-      out->resize(n);
-      in_.clear();
-      in_.seekg(static_cast<std::streamoff>(offset));
-      in_.read(out->data(), static_cast<std::streamsize>(n));
-      out->resize(static_cast<size_t>(in_.gcount()));
-      return absl::OkStatus();
-    }
-
-   private:
-    std::ifstream in_;
-  } file(path);
-  if (!file.ok()) return absl::NotFoundError(path);
-  CONVERGE_ASSIGN_OR_RETURN(engine::FileContent content, engine::ChunkFile(&file));
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<engine::ReadableFile> file, engine::OpenLocalFile(path));
+  CONVERGE_ASSIGN_OR_RETURN(engine::FileContent content, engine::ChunkFile(file.get()));
   return DigestToHex(content.sha256);
 }
 

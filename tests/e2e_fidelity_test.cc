@@ -1,7 +1,7 @@
 // End-to-end tests of fidelity with real services and engines (TLS, loopback): what arrives is
 // what was there. Type changes made on one device (file <-> directory <-> symlink) are plain
 // changes everywhere else, never conflict copies; an mtime or mode change alone travels without
-// moving content bytes.
+// moving content bytes; sparse files keep their holes.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -150,6 +150,80 @@ TEST_F(E2eFidelityTest, AnMtimeOrModeChangeAloneTravelsWithoutContentBytes) {
   ASSERT_TRUE(WaitFor([&] { return MtimeNs(Path(0, "script.sh")) == 1262304000LL * 1000000000LL; }));
   EXPECT_EQ(Lstat(Path(0, "script.sh")).st_mode & 0777, 0750u);
   EXPECT_EQ(Conflicts(cluster_->folder(0)), std::vector<std::string>());
+  EXPECT_EQ(Conflicts(cluster_->folder(1)), std::vector<std::string>());
+}
+
+// Bytes the file at `path` has allocated on disk.
+uint64_t Allocated(const std::string& path) { return static_cast<uint64_t>(Lstat(path).st_blocks) * 512; }
+
+// MakeSparse makes a file of `size` bytes that holds `data` at each offset given and holes
+// elsewhere (truncate -s, then writes).
+void MakeSparse(const std::string& path, uint64_t size, const std::vector<std::pair<uint64_t, std::string>>& data) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const std::string temp = path + ".making";
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+  for (const auto& [offset, bytes] : data) {
+    ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(bytes.size()));
+  }
+  close(fd);
+  ASSERT_EQ(rename(temp.c_str(), path.c_str()), 0);
+}
+
+std::string Noise(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    s[i] = static_cast<char>(seed >> 56);
+  }
+  return s;
+}
+
+// The case (truncate -s 64M; printf tail >>), a VM-image-like file with data in the
+// middle, and a small sparse file (the batched path): each arrives with the same content and
+// about the allocation it had, and the holes move no bytes. Filling a hole and punching one
+// travel as edits that keep the allocation.
+TEST_F(E2eFidelityTest, SparseFilesArriveSparse) {
+  Start();
+  const double in = StoreBytes("in"), out = StoreBytes("out");
+  MakeSparse(Path(0, "big.img"), 64 << 20, {{64 << 20, "tail"}});
+  MakeSparse(Path(0, "vm/disk.raw"), 48 << 20, {{0, Noise(64 << 10, 1)}, {20 << 20, Noise(1 << 20, 2)}});
+  MakeSparse(Path(0, "small.db"), 900 << 10, {{256 << 10, Noise(8 << 10, 3)}});
+  Converge();
+  for (const char* name : {"big.img", "vm/disk.raw", "small.db"}) {
+    EXPECT_EQ(Lstat(Path(1, name)).st_size, Lstat(Path(0, name)).st_size) << name;
+    EXPECT_TRUE(ReadFile(Path(1, name)) == ReadFile(Path(0, name))) << name;
+    EXPECT_LE(Allocated(Path(1, name)), Allocated(Path(0, name)) + (64 << 10))
+        << name << " arrived dense: " << Allocated(Path(1, name)) << " bytes allocated, "
+        << Allocated(Path(0, name)) << " on laptop";
+  }
+  // Data bytes only: 4 + 64 KiB + 1 MiB + 8 KiB, and what the filesystem rounds them to.
+  EXPECT_LT(StoreBytes("in") - in, 2 << 20) << "holes were uploaded";
+  EXPECT_LT(StoreBytes("out") - out, 2 << 20) << "holes were downloaded";
+
+  // Writing into a hole is an edit; the rest stays a hole.
+  const std::string disk = Path(0, "vm/disk.raw");
+  const int fd = open(disk.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const std::string filled = Noise(1 << 20, 4);
+  ASSERT_EQ(pwrite(fd, filled.data(), filled.size(), 40 << 20), static_cast<ssize_t>(filled.size()));
+  ASSERT_EQ(fsync(fd), 0);
+  close(fd);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(Path(1, "vm/disk.raw")) == ReadFile(disk); }))
+      << "logs in " << cluster_->logs_dir();
+  Converge();
+  EXPECT_LE(Allocated(Path(1, "vm/disk.raw")), Allocated(disk) + (64 << 10));
+  EXPECT_GE(Allocated(Path(1, "vm/disk.raw")), uint64_t{2} << 20);
+
+  // Punching a hole (fallocate) gives the allocation back on the other device too.
+  const int punch = open(disk.c_str(), O_WRONLY);
+  ASSERT_GE(punch, 0);
+  ASSERT_EQ(fallocate(punch, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 20 << 20, 1 << 20), 0);
+  close(punch);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(Path(1, "vm/disk.raw")) == ReadFile(disk); }));
+  Converge();
+  EXPECT_LE(Allocated(Path(1, "vm/disk.raw")), Allocated(disk) + (64 << 10));
   EXPECT_EQ(Conflicts(cluster_->folder(1)), std::vector<std::string>());
 }
 

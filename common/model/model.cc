@@ -80,7 +80,7 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
 
 Digest ContentDigest(const std::vector<ChunkRef>& chunks) {
   if (chunks.empty()) return HashOf("");
-  if (chunks.size() == 1) return chunks[0].sha256;
+  if (chunks.size() == 1 && !chunks[0].hole()) return chunks[0].sha256;
   Sha256 h;
   h.Update(absl::string_view("converge chunk list v1\0", 23));
   for (const ChunkRef& c : chunks) {
@@ -124,9 +124,10 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
   }
   uint64_t total = 0;
   for (const ChunkRef& c : v.chunks) {
-    if (c.length == 0 || c.length > kMaxChunkBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(v.path, ": chunk length ", c.length, " outside (0, ", kMaxChunkBytes, "]"));
+    const uint32_t most = c.hole() ? kMaxHoleBytes : kMaxChunkBytes;
+    if (c.length == 0 || c.length > most) {
+      return absl::InvalidArgumentError(absl::StrCat(v.path, c.hole() ? ": hole length " : ": chunk length ",
+                                                     c.length, " outside (0, ", most, "]"));
     }
     total += c.length;
   }

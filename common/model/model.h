@@ -32,10 +32,18 @@ enum class FileKind : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
 // The longest symlink target accepted (Linux's PATH_MAX less the NUL).
 inline constexpr size_t kMaxSymlinkTarget = 4095;
 
+// The longest hole one chunk entry stands for (a longer hole takes several entries).
+inline constexpr uint32_t kMaxHoleBytes = 1u << 30;
+
+// A chunk of a file's content, or a hole: a range of a sparse file that holds no data (it reads
+// as zeros, is never read, hashed, stored or sent, and is recreated as a hole). A hole's digest
+// is all zeros, which no SHA-256 of data is.
 struct ChunkRef {
   Digest sha256{};
   uint32_t length = 0;
   bool operator==(const ChunkRef& o) const { return sha256 == o.sha256 && length == o.length; }
+  bool hole() const { return sha256 == Digest{}; }
+  static ChunkRef Hole(uint32_t length) { return ChunkRef{Digest{}, length}; }
 };
 
 struct FileVersion {
@@ -57,7 +65,7 @@ struct FileVersion {
 
 // ContentDigest names a file's content from its chunk list, so nobody reads the content twice:
 // for an empty or one-chunk file it is the SHA-256 of the content itself (the chunk's digest);
-// for more chunks, the SHA-256 of the list (a tag, then each chunk's digest and little-endian
+// for more chunks (or a file that is one hole), the SHA-256 of the list (a tag, then each chunk's digest and little-endian
 // 32-bit length). Every chunk is verified by its own digest wherever it is read or received.
 Digest ContentDigest(const std::vector<ChunkRef>& chunks);
 
@@ -70,8 +78,8 @@ struct Commit {
 };
 
 // ValidateFileVersion checks what a receiver must check before trusting a version from the
-// network: a valid path and file_id; for live files, chunk lengths in (0, kMaxChunkBytes] that
-// add up to size; no chunks for directories and tombstones. Returns InvalidArgument naming the
+// network: a valid path and file_id; for live files, chunk lengths in (0, kMaxChunkBytes] (holes
+// (0, kMaxHoleBytes]) that add up to size; no chunks for directories and tombstones. Returns InvalidArgument naming the
 // path otherwise.
 absl::Status ValidateFileVersion(const FileVersion& v);
 

@@ -94,5 +94,31 @@ TEST(ModelTest, ValidationRejectsBadVersions) {
   EXPECT_FALSE(ValidateChanges({}).ok());
 }
 
+TEST(ModelTest, HolesAreBoundedAndNamedApartFromData) {
+  FileVersion v = SampleFile();
+  v.chunks = {{HashOf("hel"), 3}, ChunkRef::Hole(kMaxHoleBytes), {HashOf("lo"), 2}};
+  v.size = 5 + uint64_t{kMaxHoleBytes};
+  v.content_sha256 = ContentDigest(v.chunks);
+  EXPECT_TRUE(ValidateFileVersion(v).ok()) << ValidateFileVersion(v);
+  absl::StatusOr<FileVersion> back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->chunks[1].hole());
+  EXPECT_FALSE(back->chunks[0].hole());
+
+  v.chunks[1] = ChunkRef::Hole(kMaxHoleBytes + 1);  // past the longest hole one entry may stand for
+  v.size += 1;
+  v.content_sha256 = ContentDigest(v.chunks);
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  v.chunks[1] = ChunkRef::Hole(0);
+  v.size = 5;
+  v.content_sha256 = ContentDigest(v.chunks);
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+
+  // A file that is one hole is not named by the zero digest, and differs from zeros as data.
+  const std::vector<ChunkRef> hole = {ChunkRef::Hole(4096)};
+  EXPECT_NE(ContentDigest(hole), Digest{});
+  EXPECT_NE(ContentDigest(hole), ContentDigest({{HashOf(std::string(4096, '\0')), 4096}}));
+}
+
 }  // namespace
 }  // namespace converge

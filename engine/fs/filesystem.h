@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,9 +38,20 @@ struct LocalStat {
   }
 };
 
+// A range of a file: [offset, offset + length).
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const Extent& o) const { return offset == o.offset && length == o.length; }
+};
+
 class ReadableFile {
  public:
   virtual ~ReadableFile() = default;
+  // Holes returns the file's holes of at least `min_bytes` (ranges that hold no data and read as
+  // zeros), in order, as the filesystem reports them now (SEEK_HOLE/SEEK_DATA); none where the
+  // filesystem keeps no holes.
+  virtual absl::StatusOr<std::vector<Extent>> Holes(uint64_t min_bytes) { return std::vector<Extent>(); }
   // Read reads up to n bytes at offset into *out (fewer only at end of file).
   virtual absl::Status Read(uint64_t offset, size_t n, std::string* out) = 0;
   // ReadInto reads up to n bytes at offset into dst and returns how many (fewer only at end of
@@ -59,6 +71,16 @@ class TempFile {
  public:
   virtual ~TempFile() = default;
   virtual absl::Status Append(absl::string_view data) = 0;
+  // AppendHole appends `n` bytes that read as zeros without writing them (a hole where the
+  // filesystem keeps holes).
+  virtual absl::Status AppendHole(uint64_t n) {
+    const std::string zeros(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)), '\0');
+    for (uint64_t left = n; left > 0; left -= std::min<uint64_t>(left, zeros.size())) {
+      absl::Status s = Append(absl::string_view(zeros).substr(0, std::min<uint64_t>(left, zeros.size())));
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   // Finish sets mode and mtime, and fsyncs the file when `sync` (a caller that makes many temp
   // files durable at once with Filesystem::SyncAll passes false).
   virtual absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) = 0;

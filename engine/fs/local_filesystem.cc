@@ -145,6 +145,27 @@ class LocalReadableFile : public ReadableFile {
     out->resize(*done);
     return absl::OkStatus();
   }
+  absl::StatusOr<std::vector<Extent>> Holes(uint64_t min_bytes) override {
+    struct stat st;
+    if (fstat(fd_.get(), &st) != 0) return Errno("stat", "file");
+    std::vector<Extent> holes;
+    const off_t size = st.st_size;
+    for (off_t at = 0; at < size;) {
+      const off_t hole = lseek(fd_.get(), at, SEEK_HOLE);
+      if (hole < 0 && errno == ENXIO) break;  // shrank meanwhile
+      if (hole < 0) return Errno("seek a hole in", "file");
+      if (hole >= size) break;
+      off_t data = lseek(fd_.get(), hole, SEEK_DATA);
+      if (data < 0 && errno != ENXIO) return Errno("seek data in", "file");
+      if (data < 0 || data > size) data = size;  // the file ends in the hole
+      if (data - hole >= static_cast<off_t>(min_bytes)) {
+        holes.push_back(Extent{static_cast<uint64_t>(hole), static_cast<uint64_t>(data - hole)});
+      }
+      at = data;
+    }
+    return holes;
+  }
+
   absl::StatusOr<size_t> ReadInto(uint64_t offset, size_t n, char* dst) override {
     size_t done = 0;
     while (done < n) {
@@ -213,6 +234,14 @@ class LocalTempFile : public TempFile {
       }
       unflushed_ = 0;
     }
+    return absl::OkStatus();
+  }
+
+  absl::Status AppendHole(uint64_t n) override {
+    // Seeking past the end and setting the size leaves the range unallocated.
+    const off_t end = lseek(fd_.get(), static_cast<off_t>(n), SEEK_CUR);
+    if (end < 0) return Errno("seek temp", name_);
+    if (ftruncate(fd_.get(), end) != 0) return Errno("extend temp", name_);
     return absl::OkStatus();
   }
 
@@ -569,6 +598,12 @@ absl::Status LocalFilesystem::RootIntact() {
         absl::StrCat("marker ", marker, " is missing (unmounted disk?): not syncing the folder"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ReadableFile>> OpenLocalFile(const std::string& absolute_path) {
+  const int fd = open(absolute_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Errno("open", absolute_path);
+  return std::unique_ptr<ReadableFile>(std::make_unique<LocalReadableFile>(fd));
 }
 
 }  // namespace converge::engine

@@ -82,6 +82,11 @@ class LocalFilesystem : public Filesystem {
   static uint32_t ReadUmask();
 };
 
+// OpenLocalFile opens the regular file at an absolute path (not through a symlink) for reading
+// as the engine reads the files of its folder, holes included (tools and tests that hash files as
+// the engine does).
+absl::StatusOr<std::unique_ptr<ReadableFile>> OpenLocalFile(const std::string& absolute_path);
+
 }  // namespace converge::engine
 
 #endif  // CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_

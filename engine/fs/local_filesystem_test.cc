@@ -59,6 +59,57 @@ TEST(LocalFilesystemTest, InstallIsAtomicAndSetsModeAndMtime) {
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 
+TEST(LocalFilesystemTest, HolesAreReportedAndAppendedHolesStayUnallocated) {
+  const std::string root = MakeTestDir();
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  // A file written with holes: 1 MiB of hole, "data", 8 MiB of hole, "tail".
+  auto temp = (*fs)->CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->AppendHole(1 << 20).ok());
+  ASSERT_TRUE((*temp)->Append("data").ok());
+  ASSERT_TRUE((*temp)->AppendHole(8 << 20).ok());
+  ASSERT_TRUE((*temp)->Append("tail").ok());
+  ASSERT_TRUE((*temp)->Install("sparse", 0644, 1600000000000000000).ok());
+  struct stat st;
+  ASSERT_EQ(stat((root + "/sparse").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, (9 << 20) + 8);
+  EXPECT_LE(st.st_blocks * 512, 64 << 10) << "the holes were written as data";
+  auto file = (*fs)->OpenRead("sparse");
+  ASSERT_TRUE(file.ok());
+  auto holes = (*file)->Holes(64 << 10);
+  ASSERT_TRUE(holes.ok()) << holes.status();
+  // Filesystems report holes at block granularity: the data blocks are whole blocks.
+  ASSERT_EQ(holes->size(), 2u);
+  EXPECT_EQ((*holes)[0].offset, 0u);
+  EXPECT_GE((*holes)[0].length, (1u << 20) - 4096);
+  EXPECT_LE((*holes)[1].offset, (1u << 20) + 4096);
+  EXPECT_GE((*holes)[1].offset + (*holes)[1].length, (9u << 20) - 4096);
+  std::string bytes;
+  ASSERT_TRUE((*file)->Read((9 << 20) + 4, 4, &bytes).ok());
+  EXPECT_EQ(bytes, "tail");
+  // A file that ends in a hole keeps its size; a dense file has none.
+  auto end_hole = (*fs)->CreateTemp();
+  ASSERT_TRUE(end_hole.ok());
+  ASSERT_TRUE((*end_hole)->Append("head").ok());
+  ASSERT_TRUE((*end_hole)->AppendHole(4 << 20).ok());
+  ASSERT_TRUE((*end_hole)->Install("ends-in-hole", 0644, 1600000000000000000).ok());
+  ASSERT_EQ(stat((root + "/ends-in-hole").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, (4 << 20) + 4);
+  file = (*fs)->OpenRead("ends-in-hole");
+  ASSERT_TRUE(file.ok());
+  holes = (*file)->Holes(64 << 10);
+  ASSERT_TRUE(holes.ok());
+  ASSERT_EQ(holes->size(), 1u);
+  EXPECT_EQ((*holes)[0].offset + (*holes)[0].length, (4u << 20) + 4);
+  WriteFile(root + "/dense", std::string(1 << 20, '\0'));
+  file = (*fs)->OpenRead("dense");
+  ASSERT_TRUE(file.ok());
+  holes = (*file)->Holes(64 << 10);
+  ASSERT_TRUE(holes.ok());
+  EXPECT_TRUE(holes->empty());
+}
+
 TEST(LocalFilesystemTest, InstalledModesAreNeverSetuidNorWiderThanTheUmask) {
   const mode_t saved = umask(022);
   const std::string root = MakeTestDir();

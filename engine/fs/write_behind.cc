@@ -15,15 +15,19 @@ WriteBehind::~WriteBehind() {
   thread_.join();
 }
 
-absl::Status WriteBehind::Append(std::string bytes) {
+absl::Status WriteBehind::Append(std::string bytes) { return Queue(Write{std::move(bytes), 0}); }
+
+absl::Status WriteBehind::AppendHole(uint64_t n) { return Queue(Write{std::string(), n}); }
+
+absl::Status WriteBehind::Queue(Write w) {
   absl::MutexLock lock(&mu_);
-  const uint64_t size = bytes.size();
+  const uint64_t size = w.bytes.size();
   auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !status_.ok() || queued_bytes_ == 0 || queued_bytes_ + size <= max_queued_bytes_;
   };
   mu_.Await(absl::Condition(&room));
   if (!status_.ok()) return status_;
-  queue_.push_back(std::move(bytes));
+  queue_.push_back(std::move(w));
   queued_bytes_ += size;
   return absl::OkStatus();
 }
@@ -41,17 +45,17 @@ void WriteBehind::Run() {
   while (true) {
     mu_.Await(absl::Condition(&work));
     if (queue_.empty()) return;  // closing, everything written
-    std::string bytes = std::move(queue_.front());
+    Write w = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
     absl::Status s;
     if (status_.ok()) {
       mu_.Unlock();
-      s = file_->Append(bytes);
+      s = w.hole > 0 ? file_->AppendHole(w.hole) : file_->Append(w.bytes);
       mu_.Lock();
     }
     writing_ = false;
-    queued_bytes_ -= bytes.size();
+    queued_bytes_ -= w.bytes.size();
     if (status_.ok() && !s.ok()) status_ = s;
   }
 }

@@ -30,15 +30,22 @@ class WriteBehind {
   WriteBehind& operator=(const WriteBehind&) = delete;
 
   absl::Status Append(std::string bytes);
+  // AppendHole queues TempFile::AppendHole(n) (it takes no queue room: nothing is written).
+  absl::Status AppendHole(uint64_t n);
   absl::Status Finish();
 
  private:
+  struct Write {
+    std::string bytes;
+    uint64_t hole = 0;  // > 0: a hole of this many bytes instead of bytes
+  };
+  absl::Status Queue(Write w);
   void Run();
 
   TempFile* const file_;
   const uint64_t max_queued_bytes_;
   absl::Mutex mu_;
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Write> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in the queue or being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

@@ -131,8 +131,10 @@ Applier::LocalCopy Applier::OpenLocalCopy(const FileVersion& remote, const std::
   }
   uint64_t offset = 0;
   for (const ChunkRef& c : entry->version.chunks) {
-    local.offsets.emplace(DigestToBytes(c.sha256), offset);
-    local.chunks.emplace_back(offset, &c);
+    if (!c.hole()) {
+      local.offsets.emplace(DigestToBytes(c.sha256), offset);
+      local.chunks.emplace_back(offset, &c);
+    }
     offset += c.length;
   }
   absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(remote.path);
@@ -153,6 +155,10 @@ absl::StatusOr<std::unique_ptr<TempFile>> Applier::OpenTarget(const FileVersion&
                             fs_->OpenPartial(DigestToHex(remote.content_sha256), &partial_bytes));
   uint64_t verified = 0;
   while (*first < remote.chunks.size() && verified + remote.chunks[*first].length <= partial_bytes) {
+    if (remote.chunks[*first].hole()) {  // skipped, never written: it is still a hole
+      verified += remote.chunks[(*first)++].length;
+      continue;
+    }
     std::string bytes;
     CONVERGE_RETURN_IF_ERROR(temp->ReadBack(verified, remote.chunks[*first].length, &bytes));
     if (HashOf(bytes) != remote.chunks[*first].sha256) break;
@@ -178,6 +184,7 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
   absl::flat_hash_set<std::string> asked;
   for (size_t i = start; i < end; ++i) {
     const ChunkRef& c = remote.chunks[i];
+    if (c.hole()) continue;  // nothing to find or fetch
     const std::string key = DigestToBytes(c.sha256);
     if (window.contains(key)) continue;
     // The local copy, or any other synced file of the folder that has it (a copy, a moved
@@ -197,6 +204,10 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
   size_t next = start;
   auto write_ready = [&]() -> absl::Status {
     for (; next < end; ++next) {
+      if (const ChunkRef& c = remote.chunks[next]; c.hole()) {
+        CONVERGE_RETURN_IF_ERROR(behind == nullptr ? temp->AppendHole(c.length) : behind->AppendHole(c.length));
+        continue;
+      }
       auto it = window.find(DigestToBytes(remote.chunks[next].sha256));
       if (it == window.end()) return absl::OkStatus();
       if (it->second.size() != remote.chunks[next].length) {
@@ -246,7 +257,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     uint64_t window_bytes = 0;
     for (end = start; end < remote.chunks.size() && end - start < kFetchWindow && window_bytes < kFetchWindowBytes;
          ++end) {
-      window_bytes += remote.chunks[end].length;
+      if (!remote.chunks[end].hole()) window_bytes += remote.chunks[end].length;
     }
     CONVERGE_RETURN_IF_ERROR(
         AssembleWindow(remote, start, end, offsets, local, temp.get(), behind.has_value() ? &*behind : nullptr));
@@ -331,7 +342,7 @@ absl::StatusOr<bool> Applier::WriteVersion(const FileVersion& remote, const std:
   PendingWrite w{&remote, local, std::nullopt};
   // An edited small file: offer the old content as a delta base.
   if (entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kFile &&
-      entry->version.chunks.size() == 1 && local.exists && local.kind == FileKind::kFile &&
+      entry->version.chunks.size() == 1 && !entry->version.chunks[0].hole() && local.exists && local.kind == FileKind::kFile &&
       local.Same(entry->local)) {
     w.base = entry->version.chunks[0].sha256;
   }
@@ -463,6 +474,10 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
     placeable.push_back(p);
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
     for (const ChunkRef& c : remote.chunks) {
+      if (c.hole()) {
+        CONVERGE_RETURN_IF_ERROR(temp->AppendHole(c.length));
+        continue;
+      }
       const std::string& bytes = chunks[DigestToBytes(c.sha256)];
       if (bytes.size() != c.length) {
         return absl::DataLossError(absl::StrCat(remote.path, ": a chunk was not delivered"));
@@ -489,7 +504,7 @@ absl::Status Applier::GatherBatchChunks(const std::vector<PendingWrite>& batch,
   std::vector<ChunkWant> wanted;
   for (const PendingWrite& p : batch) {
     for (const ChunkRef& c : p.remote->chunks) {
-      if (!chunks->emplace(DigestToBytes(c.sha256), std::string()).second) continue;
+      if (c.hole() || !chunks->emplace(DigestToBytes(c.sha256), std::string()).second) continue;
       if (std::optional<std::string> found = FindLocally(c.sha256)) {
         stats_.bytes_reused += found->size();
         (*chunks)[DigestToBytes(c.sha256)] = std::move(*found);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -127,7 +128,7 @@ struct Block {
 };
 
 struct Piece {
-  std::shared_ptr<const Block> block;
+  std::shared_ptr<const Block> block;  // null for a hole
   size_t start = 0;
   size_t length = 0;
   uint64_t offset = 0;  // in the file
@@ -210,6 +211,10 @@ class ChunkHasher {
         queue_.pop_front();
         if (!piece.sha256.has_value()) --unhashed_;
       }
+      if (piece.block == nullptr) {
+        content_->chunks.push_back(ChunkRef::Hole(static_cast<uint32_t>(piece.length)));
+        continue;
+      }
       const absl::string_view bytes(piece.block->data.get() + piece.start, piece.length);
       const ChunkRef ref{piece.sha256.has_value() ? *piece.sha256 : HashOf(bytes), static_cast<uint32_t>(piece.length)};
       content_->chunks.push_back(ref);  // the caller reads it only after Finish
@@ -226,54 +231,109 @@ class ChunkHasher {
   std::thread thread_;
 };
 
+// Cutter cuts a file's data ranges into chunks and records its holes, in file order: chunks
+// are hashed on the caller's thread until a read fills a whole buffer (a large file), then on a
+// ChunkHasher (holes queue behind the chunks before them).
+class Cutter {
+ public:
+  Cutter(const ChunkParams& params, FileContent* content, const ChunkVisitor* visit)
+      : params_(params), cdc_(params), content_(content), visit_(visit) {}
+  ~Cutter() { Finish(); }
+
+  // Data chunks [begin, end) of the file (or to its end, if sooner); returns whether the file
+  // ended first. The last chunk ends at `end`: each data range is cut on its own.
+  absl::StatusOr<bool> Data(ReadableFile* file, uint64_t begin, uint64_t end) {
+    std::shared_ptr<Block> block = std::make_shared<Block>();
+    size_t pos = 0;  // start of the next chunk in block
+    uint64_t read_offset = begin;
+    bool eof = false;
+    while (true) {
+      // Keep at least max_bytes ahead of pos, unless the range ended: the uncut rest moves to
+      // the front of a new block and the next read lands right after it.
+      if (!eof && block->size - pos < params_.max_bytes) {
+        const size_t rest = block->size - pos;
+        std::shared_ptr<Block> next = pool_.Get(params_.max_bytes + kReadBytes);  // rest < max_bytes
+        if (rest > 0) memcpy(next->data.get(), block->data.get() + pos, rest);
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBytes, end - read_offset));
+        CONVERGE_ASSIGN_OR_RETURN(size_t got, file->ReadInto(read_offset, want, next->data.get() + rest));
+        if (hasher_ == nullptr && got == kReadBytes) hasher_ = std::make_unique<ChunkHasher>(content_, visit_);
+        read_offset += got;
+        eof = got < want || read_offset == end;
+        if (got < want) ended_ = true;
+        next->size = rest + got;
+        block = std::move(next);
+        pos = 0;
+        continue;
+      }
+      if (pos == block->size) return ended_;
+      const size_t len = cdc_.Cut(reinterpret_cast<const uint8_t*>(block->data.get()) + pos, block->size - pos);
+      if (hasher_ != nullptr) {
+        Piece piece{block, pos, len, content_->size};
+        if (hasher_->Behind()) piece.sha256 = HashOf(absl::string_view(block->data.get() + pos, len));
+        hasher_->Push(std::move(piece));
+      } else {
+        const absl::string_view piece(block->data.get() + pos, len);
+        const ChunkRef ref{HashOf(piece), static_cast<uint32_t>(len)};
+        content_->chunks.push_back(ref);
+        if (*visit_) (*visit_)(ref, content_->size, piece);
+      }
+      content_->size += len;
+      pos += len;
+    }
+  }
+
+  // Hole records `length` bytes of hole, in entries of at most kMaxHoleBytes.
+  void Hole(uint64_t length) {
+    while (length > 0) {
+      const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(length, kMaxHoleBytes));
+      if (hasher_ != nullptr) {
+        hasher_->Push(Piece{nullptr, 0, n, content_->size});
+      } else {
+        content_->chunks.push_back(ChunkRef::Hole(n));
+      }
+      content_->size += n;
+      length -= n;
+    }
+  }
+
+  // Finish waits for the hasher: content_ is complete after it.
+  void Finish() {
+    if (hasher_ != nullptr) hasher_->Finish();
+    hasher_.reset();
+  }
+
+ private:
+  const ChunkParams params_;
+  const FastCdc cdc_;
+  FileContent* const content_;
+  const ChunkVisitor* const visit_;
+  BlockPool pool_;  // outlives every block: the hasher is gone before it
+  std::unique_ptr<ChunkHasher> hasher_;  // large files: chunks hashed on the other core
+  bool ended_ = false;
+};
+
 }  // namespace
 
 absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params, const ChunkVisitor& visit) {
-  const FastCdc cdc(params);
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Extent> holes, file->Holes(kMinHoleBytes));
   FileContent content;
-  BlockPool pool;  // outlives every block: the hasher and `block` are gone before it
-  std::unique_ptr<ChunkHasher> hasher;  // large files: chunks hashed on the other core
-  std::shared_ptr<Block> block = std::make_shared<Block>();
-  size_t pos = 0;  // start of the next chunk in block
-  uint64_t read_offset = 0;
-  bool eof = false;
   absl::Status status;
-  while (true) {
-    // Keep at least max_bytes ahead of pos, unless the file ended: the uncut rest moves to the
-    // front of a new block and the next read lands right after it.
-    if (!eof && block->size - pos < params.max_bytes) {
-      const size_t rest = block->size - pos;
-      std::shared_ptr<Block> next = pool.Get(params.max_bytes + kReadBytes);  // rest < max_bytes
-      if (rest > 0) memcpy(next->data.get(), block->data.get() + pos, rest);
-      absl::StatusOr<size_t> got = file->ReadInto(read_offset, kReadBytes, next->data.get() + rest);
-      if (!got.ok()) {
-        status = got.status();
+  {
+    Cutter cutter(params, &content, &visit);
+    uint64_t at = 0;
+    bool ended = false;
+    for (const Extent& hole : holes) {
+      absl::StatusOr<bool> data = cutter.Data(file, at, hole.offset);
+      if (!data.ok() || *data) {  // failed, or shrank since its holes were listed
+        status = data.status();
+        ended = true;
         break;
       }
-      if (read_offset == 0 && *got == kReadBytes) hasher = std::make_unique<ChunkHasher>(&content, &visit);
-      read_offset += *got;
-      eof = *got < kReadBytes;
-      next->size = rest + *got;
-      block = std::move(next);
-      pos = 0;
-      continue;
+      cutter.Hole(hole.length);
+      at = hole.offset + hole.length;
     }
-    if (pos == block->size) break;
-    const size_t len = cdc.Cut(reinterpret_cast<const uint8_t*>(block->data.get()) + pos, block->size - pos);
-    if (hasher != nullptr) {
-      Piece piece{block, pos, len, content.size};
-      if (hasher->Behind()) piece.sha256 = HashOf(absl::string_view(block->data.get() + pos, len));
-      hasher->Push(std::move(piece));
-    } else {
-      const absl::string_view piece(block->data.get() + pos, len);
-      const ChunkRef ref{HashOf(piece), static_cast<uint32_t>(len)};
-      content.chunks.push_back(ref);
-      if (visit) visit(ref, content.size, piece);
-    }
-    content.size += len;
-    pos += len;
+    if (!ended) status = cutter.Data(file, at, std::numeric_limits<uint64_t>::max()).status();
   }
-  if (hasher != nullptr) hasher->Finish();
   CONVERGE_RETURN_IF_ERROR(status);
   content.sha256 = ContentDigest(content.chunks);
   return content;
@@ -317,6 +377,7 @@ std::vector<Digest> ChunkLayout::BasesFor(uint64_t offset, uint64_t length) cons
   size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin();
   if (i > 0) --i;
   for (; i < chunks_.size() && starts_[i] < end; ++i) {
+    if (chunks_[i].hole()) continue;  // no bytes to send a delta against
     const uint64_t from = std::max(starts_[i], offset);
     const uint64_t to = std::min(starts_[i] + chunks_[i].length, end);
     if (to > from) overlapping.emplace_back(i, to - from);

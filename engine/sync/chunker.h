@@ -48,6 +48,9 @@ class FastCdc {
   uint64_t mask_large_;  // after avg_bytes: fewer bits, boundaries more likely
 };
 
+// Holes shorter than this are read as zeros (data): one is not worth an entry of its own.
+inline constexpr uint64_t kMinHoleBytes = 64 << 10;
+
 struct FileContent {
   uint64_t size = 0;
   Digest sha256{};
@@ -60,7 +63,8 @@ struct FileContent {
 using ChunkVisitor = std::function<void(const ChunkRef& ref, uint64_t offset, absl::string_view bytes)>;
 
 // ChunkFile reads `file` to its end and returns its chunks and hashes; calls `visit` (if set)
-// for each chunk.
+// for each chunk. The file's holes (of kMinHoleBytes or more) are not read: they are listed as
+// hole entries (ChunkRef::Hole), and each data range between them is chunked on its own.
 absl::StatusOr<FileContent> ChunkFile(ReadableFile* file, const ChunkParams& params = ChunkParams{},
                                       const ChunkVisitor& visit = nullptr);
 

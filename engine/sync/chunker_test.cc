@@ -158,6 +158,88 @@ TEST(ChunkerTest, VisitorSeesEveryChunkInOrder) {
   }
 }
 
+// A sparse file in memory: its holes read as zeros, but reading one is a test failure.
+class SparseFile : public ReadableFile {
+ public:
+  SparseFile(std::string data, std::vector<Extent> holes) : data_(std::move(data)), holes_(std::move(holes)) {
+    for (const Extent& h : holes_) std::fill_n(data_.begin() + h.offset, h.length, '\0');
+  }
+  absl::StatusOr<std::vector<Extent>> Holes(uint64_t min_bytes) override {
+    std::vector<Extent> out;
+    for (const Extent& h : holes_) {
+      if (h.length >= min_bytes) out.push_back(h);
+    }
+    return out;
+  }
+  absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+    const uint64_t end = std::min<uint64_t>(offset + n, data_.size());
+    for (const Extent& h : holes_) {
+      if (offset < h.offset + h.length && h.offset < end && h.length >= kMinHoleBytes) {
+        ADD_FAILURE() << "read [" << offset << ", " << end << ") overlaps the hole at " << h.offset;
+      }
+    }
+    out->assign(offset >= data_.size() ? "" : data_.substr(offset, n));
+    return absl::OkStatus();
+  }
+  const std::string& data() const { return data_; }
+
+ private:
+  std::string data_;
+  std::vector<Extent> holes_;
+};
+
+TEST(ChunkerTest, HolesAreListedNotReadAndDataAroundThemIsCutOnItsOwn) {
+  // Small (one thread) and large (a hasher thread): a hole at the start, a short one read as
+  // data, a long one, data, and a hole at the end.
+  for (const size_t mib : {2, 40}) {
+    std::mt19937_64 rng(11);
+    const uint64_t n = uint64_t{mib} << 20;
+    const std::vector<Extent> holes = {{0, 128 << 10}, {300 << 10, 4 << 10}, {n / 4, n / 4}, {n - (96 << 10), 96 << 10}};
+    SparseFile f(Random(rng, n), holes);
+    std::string rebuilt;
+    auto c = ChunkFile(&f, ChunkParams{}, [&](const ChunkRef& ref, uint64_t offset, absl::string_view bytes) {
+      EXPECT_FALSE(ref.hole());
+      if (rebuilt.size() < offset) rebuilt.resize(offset, '\0');  // the hole before it
+      EXPECT_EQ(rebuilt.size(), offset);
+      rebuilt.append(bytes.data(), bytes.size());
+    });
+    ASSERT_TRUE(c.ok()) << c.status();
+    rebuilt.resize(n, '\0');
+    EXPECT_TRUE(rebuilt == f.data()) << mib;
+    EXPECT_EQ(c->size, n);
+    std::vector<Extent> listed;
+    uint64_t at = 0;
+    for (const ChunkRef& ref : c->chunks) {
+      if (ref.hole()) listed.push_back(Extent{at, ref.length});
+      at += ref.length;
+    }
+    EXPECT_EQ(listed, (std::vector<Extent>{holes[0], holes[2], holes[3]})) << mib;
+    // The data between two holes is cut as that data alone would be.
+    const std::string middle = f.data().substr(n / 2, n / 2 - (96 << 10));
+    const FileContent alone = ChunkBytes(middle);
+    const auto first = std::find(c->chunks.begin(), c->chunks.end(), ChunkRef::Hole(n / 4)) + 1;
+    EXPECT_TRUE(std::equal(alone.chunks.begin(), alone.chunks.end(), first)) << mib;
+    EXPECT_NE(c->sha256, ChunkBytes(f.data()).sha256);  // holes are part of what names the content
+  }
+}
+
+TEST(ChunkerTest, ALongHoleTakesSeveralEntries) {
+  class AllHole : public ReadableFile {
+   public:
+    absl::StatusOr<std::vector<Extent>> Holes(uint64_t) override {
+      return std::vector<Extent>{{0, 2 * uint64_t{kMaxHoleBytes} + 5}};
+    }
+    absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+      out->clear();  // the end of the file
+      return absl::OkStatus();
+    }
+  } f;
+  auto c = ChunkFile(&f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->chunks, (std::vector<ChunkRef>{ChunkRef::Hole(kMaxHoleBytes), ChunkRef::Hole(kMaxHoleBytes), ChunkRef::Hole(5)}));
+  EXPECT_EQ(c->size, 2 * uint64_t{kMaxHoleBytes} + 5);
+}
+
 TEST(ChunkerTest, ContentDigestOfOneChunkIsTheContentsHash) {
   const std::string small = "a small file";
   MemoryFile f(small);

@@ -176,7 +176,9 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     batch.Delete(IntentKey(path));  // recorded: no longer only intended
     // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
     if (!e.version.deleted && e.version.kind == FileKind::kFile) {
-      for (const ChunkRef& c : e.version.chunks) batch.Put(ChunkKey(c.sha256), path);
+      for (const ChunkRef& c : e.version.chunks) {
+        if (!c.hole()) batch.Put(ChunkKey(c.sha256), path);
+      }
       // Which path a local inode was synced at (a hint: a file found under a new name with it
       // may have been moved there).
       if (e.local.exists && e.local.inode != 0) batch.Put(InodeKey(e.local.inode), path);

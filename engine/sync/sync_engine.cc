@@ -319,7 +319,9 @@ absl::StatusOr<SyncEngine::PreviousChunks> SyncEngine::PreviousOf(const std::str
   PreviousChunks out;
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> old, index_->Get(path));
   if (!old.has_value() || old->version.deleted || old->version.kind != FileKind::kFile) return out;
-  for (const ChunkRef& c : old->version.chunks) out.chunks.insert(DigestToBytes(c.sha256));
+  for (const ChunkRef& c : old->version.chunks) {
+    if (!c.hole()) out.chunks.insert(DigestToBytes(c.sha256));
+  }
   out.layout = ChunkLayout(old->version.chunks);
   return out;
 }
@@ -557,7 +559,7 @@ absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
-      if (!previous.chunks.contains(key) && !uploads->stored.contains(key) && !uploads->unreadable.contains(key) &&
+      if (!ref.hole() && !previous.chunks.contains(key) && !uploads->stored.contains(key) && !uploads->unreadable.contains(key) &&
           listed.insert(key).second) {
         leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BasesFor(offset, ref.length), "",
                                           c.version.path, offset});

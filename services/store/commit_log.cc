@@ -303,7 +303,9 @@ absl::Status CommitLog::CheckChunksStoredLocked(const NamespaceState& state, con
   std::vector<Digest> referenced;
   for (const FileVersion& v : changes) {
     if (v.deleted || v.kind != FileKind::kFile) continue;
-    for (const ChunkRef& c : v.chunks) referenced.push_back(c.sha256);
+    for (const ChunkRef& c : v.chunks) {
+      if (!c.hole()) referenced.push_back(c.sha256);  // a hole is not stored
+    }
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, chunks_->FindMissing(state.owner, referenced));
   if (missing.empty()) return absl::OkStatus();
@@ -779,7 +781,7 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     stats.live_bytes += v.size;
     if (IsConflictCopy(v.path)) stats.conflict_paths.push_back(v.path);
     for (const ChunkRef& c : v.chunks) {
-      if (chunks.insert(DigestToBytes(c.sha256)).second) {
+      if (!c.hole() && chunks.insert(DigestToBytes(c.sha256)).second) {
         ++stats.unique_chunks;
         stats.unique_chunk_bytes += c.length;
       }

@@ -210,7 +210,9 @@ absl::StatusOr<ChunkStore::SweepResult> CommitLog::CollectGarbage(absl::Duration
     absl::flat_hash_set<std::string>& mine = referenced[owner];
     auto mark = [&](const FileVersion& v) {
       if (v.deleted || v.kind != FileKind::kFile) return;
-      for (const ChunkRef& c : v.chunks) mine.insert(DigestToBytes(c.sha256));
+      for (const ChunkRef& c : v.chunks) {
+        if (!c.hole()) mine.insert(DigestToBytes(c.sha256));
+      }
     };
     CONVERGE_RETURN_IF_ERROR(ScanFileTable(ns, mark));
     const std::string prefix = HistoryPrefix(ns);

@@ -55,6 +55,10 @@ absl::StatusOr<std::map<std::string, std::string>> SimStore::Files() {
     }
     std::string content;
     for (const ChunkRef& c : v.chunks) {
+      if (c.hole()) {
+        content.append(c.length, '\0');
+        continue;
+      }
       absl::StatusOr<std::string> bytes = chunks_->Get(kOwner, c.sha256);
       if (!bytes.ok()) {
         problem = absl::DataLossError(absl::StrCat(v.path, "@", v.seq, ": ", bytes.status().ToString()));
