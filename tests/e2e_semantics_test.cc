@@ -17,7 +17,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/model/conflict_name.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
 
@@ -219,6 +221,15 @@ TEST_F(E2eSemanticsTest, ConflictsAreRecordedListedAndResolved) {
   for (const auto& [path, hash] : *snap) contents.push_back(ReadFile(Path(2, path)));
   std::sort(contents.begin(), contents.end());
   EXPECT_EQ(contents, (std::vector<std::string>{"alpha's numbers", "beta's numbers", "gamma's numbers"}));
+  // Each copy's name says whose edit it kept, by the name the device registered with: the
+  // device that made the copy, and whose content it holds.
+  for (const auto& [path, hash] : *snap) {
+    if (path == "budget.txt") continue;
+    std::optional<ConflictCopyName> name = ParseConflictName(path);
+    ASSERT_TRUE(name.has_value()) << path;
+    EXPECT_TRUE(name->device_label == "alpha" || name->device_label == "beta" || name->device_label == "gamma") << path;
+    EXPECT_EQ(ReadFile(Path(2, path)), name->device_label + "'s numbers") << path;
+  }
   CommandResult fleet = cluster_->Convergectl({"conflicts", "list"});
   EXPECT_EQ(std::count(fleet.out.begin(), fleet.out.end(), '\n'), 3) << fleet.out;  // header + 2
   const size_t second = fleet.out.rfind("budget (conflict ");
@@ -234,6 +245,8 @@ TEST_F(E2eSemanticsTest, ConflictsAreRecordedListedAndResolved) {
   ASSERT_NE(start, std::string::npos) << listed.out;
   const std::string copy = listed.out.substr(start, listed.out.find('\n', start) - start);
   EXPECT_TRUE(std::filesystem::exists(Path(0, copy))) << copy;
+  const std::string label = ParseConflictName(copy)->device_label;
+  EXPECT_TRUE(absl::StrContains(listed.out, absl::StrCat("kept by ", label, " (dev-"))) << listed.out;
   // ...and the operator across the fleet.
   fleet = cluster_->Convergectl({"conflicts", "list"});
   ASSERT_EQ(fleet.exit_code, 0) << fleet.err;
@@ -273,6 +286,8 @@ TEST_F(E2eSemanticsTest, HistoryRestoresAFileADeletedFileAndTheWholeFolder) {
   CommandResult history = Engine(1, {"history", "report.txt"});
   ASSERT_EQ(history.exit_code, 0) << history.err;
   EXPECT_EQ(std::count(history.out.begin(), history.out.end(), '\n'), 3) << history.out;
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(history.out, "by alpha (dev-")).size(), 4u)
+      << "each version names alpha: " << history.out;
 
   // One file back to its first version, from beta; alpha gets it too.
   CommandResult restored = Engine(1, {"restore", "report.txt", "--at=" + after_first});

@@ -1,7 +1,11 @@
 #include "common/wire/store_wire.h"
 
+#include <optional>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/model/conflict_name.h"
 #include "common/wire/wire.h"
 
 namespace converge::wire {
@@ -141,6 +145,9 @@ void ConflictToProto(const ConflictRecord& r, store::v1::Conflict* p) {
   p->set_resolved(r.resolved);
   p->set_resolved_at_unix_ms(r.resolved_at_unix_ms);
   p->set_resolved_by(r.resolved_by);
+  // The name the copy's own name gives its device (made by that device's engine).
+  std::optional<ConflictCopyName> name = ParseConflictName(r.copy_path);
+  if (name.has_value() && absl::StartsWith(name->device, r.device)) p->set_device_name(name->device_label);
 }
 
 ConflictRecord ConflictFromProto(const std::string& namespace_id, const store::v1::Conflict& p) {

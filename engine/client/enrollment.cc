@@ -68,7 +68,12 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
     // Credential first: a device id without it would be useless.
     CONVERGE_RETURN_IF_ERROR(index->SetSetting("credential", out.credential));
     CONVERGE_RETURN_IF_ERROR(index->SetSetting("device_id", out.device_id));
+    CONVERGE_RETURN_IF_ERROR(index->SetSetting("device_name", resp.device().name()));
   }
+  // The name the device registered with (a device enrolled before names were kept: the one
+  // asked for now).
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> name, index->GetSetting("device_name"));
+  out.device_name = name.has_value() ? *name : request.device_name;
 
   // A device token (when management signs them) authenticates the rest.
   absl::StatusOr<absl::Time> token = RefreshDeviceToken(management, out.device_id, out.credential, tokens);

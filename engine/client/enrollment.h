@@ -25,6 +25,7 @@ struct EnrollmentRequest {
 
 struct Enrollment {
   std::string device_id;
+  std::string device_name;  // as registered
   std::string credential;
   std::string store_address;
   std::string notification_address;

@@ -26,6 +26,17 @@ constexpr size_t kMaxSocketPath = 100;
 
 std::string ShortSocketDir() { return absl::StrCat("/tmp/converge-", getuid()); }
 
+// Named shows a device as "laptop (dev-a6e0d83b8e6adf2e)", or by its id alone when its name is
+// not known.
+std::string Named(const std::string& device_id, const std::string& name) {
+  return name.empty() ? device_id : absl::StrCat(name, " (", device_id, ")");
+}
+
+std::string Named(const std::string& device_id, const google::protobuf::Map<std::string, std::string>& names) {
+  auto it = names.find(device_id);
+  return Named(device_id, it == names.end() ? "" : it->second);
+}
+
 std::string When(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
 }
@@ -107,7 +118,7 @@ int RunControlCommand(const std::string& command, const ControlArgs& a) {
                          : v.kind() == common::v1::FILE_KIND_DIRECTORY        ? "directory"
                                                                               : HumanBytes(v.size());
       std::cout << absl::StrFormat("seq %-8d %s  %-10s by %s\n", v.seq(), When(h.committed_at_unix_ms()), what,
-                                   v.origin_device());
+                                   Named(v.origin_device(), resp.device_names()));
     }
     return 0;
   }
@@ -145,7 +156,7 @@ int RunControlCommand(const std::string& command, const ControlArgs& a) {
     if (!s.ok()) return Fail(s, a.folder);
     if (resp.conflicts_size() == 0) std::cout << (a.all ? "no conflicts\n" : "no open conflicts\n");
     for (const auto& c : resp.conflicts()) {
-      std::cout << c.copy_path() << "\n    the losing edit of " << c.original_path() << ", kept by " << c.device_id()
+      std::cout << c.copy_path() << "\n    the losing edit of " << c.original_path() << ", kept by " << Named(c.device_id(), c.device_name())
                 << " at " << When(c.created_at_unix_ms()) << " (seq " << c.seq() << ")";
       if (c.resolved()) std::cout << "; resolved " << When(c.resolved_at_unix_ms()) << " (" << c.resolved_by() << ")";
       std::cout << "\n";

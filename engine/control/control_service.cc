@@ -7,7 +7,7 @@
 namespace converge::engine {
 namespace {
 
-void ToProto(const ConflictRecord& c, store::v1::Conflict* p) {
+void ToProto(const ConflictRecord& c, const std::string& device_name, store::v1::Conflict* p) {
   p->set_copy_path(c.copy_path);
   p->set_original_path(c.original_path);
   p->set_device_id(c.device);
@@ -16,6 +16,7 @@ void ToProto(const ConflictRecord& c, store::v1::Conflict* p) {
   p->set_resolved(c.resolved);
   p->set_resolved_at_unix_ms(c.resolved_at_unix_ms);
   p->set_resolved_by(c.resolved_by);
+  p->set_device_name(device_name);
 }
 
 }  // namespace
@@ -28,6 +29,10 @@ grpc::Status ControlService::ListVersions(grpc::ServerContext*, const v1::ListVe
     store::v1::HistoryVersion* out = resp->add_versions();
     wire::FileVersionToProto(v.version, out->mutable_version());
     out->set_committed_at_unix_ms(v.committed_at_unix_ms);
+    const std::string& device = v.version.origin_device;
+    if (!device.empty() && !resp->device_names().contains(device)) {
+      if (std::string name = name_of_(device); !name.empty()) (*resp->mutable_device_names())[device] = name;
+    }
   }
   return grpc::Status::OK;
 }
@@ -58,7 +63,7 @@ grpc::Status ControlService::ListConflicts(grpc::ServerContext*, const v1::ListC
                                            store::v1::ListConflictsResponse* resp) {
   absl::StatusOr<std::vector<ConflictRecord>> conflicts = history_->Conflicts(req->include_resolved());
   if (!conflicts.ok()) return ToGrpcStatus(conflicts.status());
-  for (const ConflictRecord& c : *conflicts) ToProto(c, resp->add_conflicts());
+  for (const ConflictRecord& c : *conflicts) ToProto(c, name_of_(c.device), resp->add_conflicts());
   return grpc::Status::OK;
 }
 
@@ -67,7 +72,7 @@ grpc::Status ControlService::ResolveConflict(grpc::ServerContext*, const v1::Res
   if (absl::Status s = ValidateRelativePath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<ConflictRecord> c = history_->Resolve(req->copy_path());
   if (!c.ok()) return ToGrpcStatus(c.status());
-  ToProto(*c, resp);
+  ToProto(*c, name_of_(c->device), resp);
   return grpc::Status::OK;
 }
 

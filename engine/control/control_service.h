@@ -1,8 +1,12 @@
 // ControlService: the engine's local control API (protos/converge/engine/v1/control.proto) over
 // FolderHistory. Served on a Unix socket in the folder's state directory: only the folder's
-// owner can reach it.
+// owner can reach it. Versions and conflicts name their devices by id and, where `name_of` knows
+// it, by the name each registered with.
 #ifndef CONVERGE_ENGINE_CONTROL_CONTROL_SERVICE_H_
 #define CONVERGE_ENGINE_CONTROL_CONTROL_SERVICE_H_
+
+#include <functional>
+#include <string>
 
 #include "converge/engine/v1/control.grpc.pb.h"
 #include "engine/sync/history.h"
@@ -11,7 +15,10 @@ namespace converge::engine {
 
 class ControlService final : public v1::EngineControl::Service {
  public:
-  explicit ControlService(FolderHistory* history) : history_(history) {}
+  // NameOf returns the name device `id` registered with, or "" if unknown.
+  using NameOf = std::function<std::string(const std::string& id)>;
+
+  ControlService(FolderHistory* history, NameOf name_of) : history_(history), name_of_(std::move(name_of)) {}
 
   grpc::Status ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
                             v1::ListVersionsResponse* resp) override;
@@ -23,6 +30,7 @@ class ControlService final : public v1::EngineControl::Service {
 
  private:
   FolderHistory* const history_;
+  const NameOf name_of_;
 };
 
 }  // namespace converge::engine

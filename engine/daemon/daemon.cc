@@ -20,6 +20,7 @@
 #include "common/rpc/metrics_http.h"
 #include "common/rpc/server_runner.h"
 #include "converge/engine/v1/status.pb.h"
+#include "engine/client/device_names.h"
 #include "engine/client/grpc_store_client.h"
 #include "engine/client/notification_listener.h"
 #include "engine/control/control_cli.h"
@@ -57,9 +58,10 @@ class Daemon::Running {
         store_(daemon->Channel(store_address), daemon->options_.enrollment.namespace_id,
                daemon->enrollment_.device_id),
         engine_(daemon->fs_.get(), daemon->index_.get(), &store_, Clock::Real(), daemon->enrollment_.device_id,
-                EngineOptions(daemon->options_.engine)),
+                daemon->EngineOptionsNow()),
         history_(&store_, [] { return RandomBytes(kFileIdBytes); }),
-        control_(&history_) {
+        names_(daemon->management_.get(), daemon->options_.enrollment.namespace_id),
+        control_(&history_, [this](const std::string& id) { return names_.NameOf(id); }) {
     StartListener(std::move(notify_address));
     StartWatcher();
     engine::v1::EngineStatusFile identity;
@@ -164,6 +166,7 @@ class Daemon::Running {
   GrpcStoreClient store_;
   SyncEngine engine_;
   FolderHistory history_;
+  DeviceNames names_;
   ControlService control_;
   std::unique_ptr<NotificationListener> listener_;
   std::unique_ptr<Watcher> watcher_;
@@ -223,6 +226,12 @@ absl::Status Daemon::Enroll() {
   }
 }
 
+EngineOptions Daemon::EngineOptionsNow() const {
+  EngineOptions o = options_.engine;
+  o.device_name = enrollment_.device_name;
+  return o;
+}
+
 int Daemon::AfterRefusedEnrollment(const absl::Status& refused) {
   if (!absl::IsFailedPrecondition(refused) && !absl::IsPermissionDenied(refused)) return kExitError;
   absl::StatusOr<std::optional<std::string>> device_id = index_->GetSetting("device_id");
@@ -274,7 +283,7 @@ int Daemon::Run() {
             options_.folder, options_.enrollment.namespace_id, index_->cursor(), store, notify);
   if (options_.once) {
     GrpcStoreClient client(Channel(store), options_.enrollment.namespace_id, enrollment_.device_id);
-    SyncEngine engine(fs_.get(), index_.get(), &client, Clock::Real(), enrollment_.device_id, options_.engine);
+    SyncEngine engine(fs_.get(), index_.get(), &client, Clock::Real(), enrollment_.device_id, EngineOptionsNow());
     return SyncOnce(&engine);
   }
   std::unique_ptr<MetricsHttpServer> metrics;

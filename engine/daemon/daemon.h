@@ -72,6 +72,8 @@ class Daemon {
   absl::Status Open();
   // Enroll retries while management is unavailable (it may still be starting).
   absl::Status Enroll();
+  // EngineOptionsNow: the engine's options with what enrollment learned (the device's name).
+  EngineOptions EngineOptionsNow() const;
   // AfterRefusedEnrollment: a device revoked while it was off is wiped if so asked.
   int AfterRefusedEnrollment(const absl::Status& refused);
   int SyncOnce(SyncEngine* engine);

@@ -43,10 +43,6 @@ std::shared_ptr<spdlog::logger> Log() {
 
 }  // namespace
 
-std::string ConflictName(const std::string& path, const std::string& device, absl::Time when) {
-  return MakeConflictName(path, device, when);
-}
-
 std::optional<std::string> Applier::FindLocally(const Digest& d) {
   absl::StatusOr<std::optional<std::string>> path = index_->FindChunk(d);
   if (!path.ok() || !path->has_value()) return std::nullopt;
@@ -70,7 +66,7 @@ std::optional<std::string> Applier::FindLocally(const Digest& d) {
 
 absl::Status Applier::MoveAside(const std::string& path) {
   const absl::Time now = clock_->Now();
-  std::string target = ConflictName(path, device_, now);
+  std::string target = MakeConflictName(path, device_, now, device_name_);
   for (int n = 2; n < 100; ++n) {
     absl::Status s = fs_->Rename(path, target);
     if (s.ok()) {
@@ -79,7 +75,7 @@ absl::Status Applier::MoveAside(const std::string& path) {
       return absl::OkStatus();
     }
     if (!absl::IsAlreadyExists(s)) return s;
-    target = ConflictName(path, absl::StrCat(device_, "-", n), now);
+    target = MakeConflictName(path, absl::StrCat(device_, "-", n), now, device_name_);
   }
   return absl::AlreadyExistsError(absl::StrCat("no free conflict name for ", path));
 }

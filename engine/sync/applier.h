@@ -72,9 +72,6 @@ struct ApplyStats {
   uint64_t moved = 0;          // files renamed in place (a move elsewhere: nothing fetched)
 };
 
-// ConflictName returns "dir/name (conflict <device> <UTC time>).ext" for "dir/name.ext".
-std::string ConflictName(const std::string& path, const std::string& device, absl::Time when);
-
 // Files up to this size are written in batches.
 inline constexpr uint64_t kBatchedFileBytes = 1 << 20;
 
@@ -113,6 +110,9 @@ class Applier {
   // While re-syncing with a store restored from an older backup, a local file that differs from
   // the store's version is the newer one (Plan's local_wins).
   void set_local_wins(bool local_wins) { local_wins_ = local_wins; }
+  // set_device_name: the name this device registered with, which conflict copies made here
+  // carry beside its id (common/model/conflict_name.h).
+  void set_device_name(std::string name) { device_name_ = std::move(name); }
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).
   void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
@@ -201,6 +201,7 @@ class Applier {
   ChunkSource* const chunks_;
   Clock* const clock_;
   const std::string device_;
+  std::string device_name_;
   const ChunkParams params_;
   bool local_wins_ = false;
   ApplyStats stats_;

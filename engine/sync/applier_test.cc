@@ -440,12 +440,12 @@ TEST_F(ApplierTest, PassingFailuresStillFailTheCommit) {
   EXPECT_EQ(index_->cursor(), 0u);
 }
 
-TEST(ConflictNameTest, KeepsExtensionAndDirectory) {
-  const absl::Time t = absl::FromUnixSeconds(1800000000);
-  EXPECT_EQ(ConflictName("a/b/report.final.pdf", "dev1", t),
-            "a/b/report.final (conflict dev1 20270115T080000Z).pdf");
-  EXPECT_EQ(ConflictName("Makefile", "dev1", t), "Makefile (conflict dev1 20270115T080000Z)");
-  EXPECT_EQ(ConflictName(".bashrc", "dev1", t), ".bashrc (conflict dev1 20270115T080000Z)");
+TEST_F(ApplierTest, AConflictCopyCarriesTheDeviceName) {
+  applier_->set_device_name("Anna's laptop");
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(1, "a/b/report.final.pdf", "base")).ok());
+  WriteFile(root_ + "/a/b/report.final.pdf", "my local edit");
+  ASSERT_TRUE(applier_->ApplyCommit(FileCommit(2, "a/b/report.final.pdf", "their edit")).ok());
+  EXPECT_EQ(ReadFile(root_ + "/a/b/report.final (conflict Anna-s-laptop devB 20270115T080000Z).pdf"), "my local edit");
 }
 
 }  // namespace

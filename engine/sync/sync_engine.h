@@ -38,6 +38,8 @@
 namespace converge::engine {
 
 struct EngineOptions {
+  // The name this device registered with (conflict copies made here carry it).
+  std::string device_name;
   // The verifying full scan; with a watcher it is only the backstop.
   absl::Duration rescan_interval = absl::Seconds(10);
   // How long a burst of local change events is let settle before the scan (an editor's save is

@@ -138,6 +138,16 @@ absl::StatusOr<HeldDelete> Fleet::ResolvePendingDelete(const std::string& ns, co
   return store_->ResolveHeldDelete(ns, id, approve);
 }
 
+absl::StatusOr<std::vector<Device>> Fleet::Members(const std::string& ns, const std::string& asking_device) {
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
+  const bool member = std::any_of(members.begin(), members.end(),
+                                  [&](const Device& d) { return d.device_id == asking_device; });
+  if (!asking_device.empty() && !member) {
+    return absl::PermissionDeniedError("only the namespace's members may list them");
+  }
+  return members;
+}
+
 std::string Fleet::DeviceName(const std::string& device_id) {
   absl::StatusOr<Device> d = registry_->GetDevice(device_id);
   return d.ok() ? d->name : "";

@@ -55,6 +55,9 @@ class Fleet {
   absl::Status Evict(const std::string& ns, const std::string& device_id);
   // Held mass deletes in one namespace (or all), oldest first; only pending ones unless
   // include_resolved.
+  // Members lists namespace `ns`'s devices for `asking_device` ("" for an operator): a device
+  // may list only the namespaces it is a member of (PermissionDenied otherwise).
+  absl::StatusOr<std::vector<Device>> Members(const std::string& ns, const std::string& asking_device);
   // DeviceName: the name a device registered with (its id's owner knows it as "laptop"); "" for
   // a device the registry does not know.
   std::string DeviceName(const std::string& device_id);

@@ -205,8 +205,11 @@ grpc::Status ManagementService::AddDeviceToNamespace(grpc::ServerContext* ctx,
 grpc::Status ManagementService::ListMembers(grpc::ServerContext* ctx,
                                             const v1::ListMembersRequest* req,
                                             v1::ListMembersResponse* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<Device>> members = registry_->ListMembers(req->namespace_id());
+  // An operator, or a member device (which shows its user the names of the devices whose
+  // versions and conflict copies it lists).
+  DeviceClaims caller;
+  if (absl::Status s = OperatorOrDevice(*ctx, "", &caller); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::vector<Device>> members = fleet_.Members(req->namespace_id(), caller.device_id);
   if (!members.ok()) return ToGrpcStatus(members.status());
   for (const Device& d : *members) ToProto(d, resp->add_devices());
   return grpc::Status::OK;
