@@ -1,6 +1,7 @@
 #include "common/model/model.h"
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/coding.h"
@@ -10,11 +11,14 @@
 namespace converge {
 namespace {
 
+// 1: no extended attributes; 2: a list of them at the end. Versions without any are still
+// written as 1, so their bytes do not change.
 constexpr uint64_t kFileVersionFormat = 1;
+constexpr uint64_t kFileVersionFormatXattrs = 2;
 constexpr uint64_t kCommitFormat = 1;
 
 void PutFileVersion(std::string* out, const FileVersion& v) {
-  PutVarint64(out, kFileVersionFormat);
+  PutVarint64(out, v.xattrs.empty() ? kFileVersionFormat : kFileVersionFormatXattrs);
   PutLengthPrefixed(out, v.file_id);
   PutLengthPrefixed(out, v.path);
   PutVarint64(out, static_cast<uint64_t>(v.kind));
@@ -32,6 +36,12 @@ void PutFileVersion(std::string* out, const FileVersion& v) {
   PutLengthPrefixed(out, v.origin_device);
   PutVarint64(out, v.base_seq);
   if (v.kind == FileKind::kSymlink) PutLengthPrefixed(out, v.symlink_target);
+  if (v.xattrs.empty()) return;
+  PutVarint64(out, v.xattrs.size());
+  for (const Xattr& x : v.xattrs) {
+    PutLengthPrefixed(out, x.name);
+    PutLengthPrefixed(out, x.value);
+  }
 }
 
 size_t bytes_left(const Decoder* d) { return d->remaining(); }
@@ -39,7 +49,7 @@ size_t bytes_left(const Decoder* d) { return d->remaining(); }
 bool GetFileVersion(Decoder* d, FileVersion* v) {
   uint64_t format, kind, mode, mtime, nchunks, deleted;
   absl::string_view digest;
-  if (!d->GetVarint64(&format) || format != kFileVersionFormat) return false;
+  if (!d->GetVarint64(&format) || (format != kFileVersionFormat && format != kFileVersionFormatXattrs)) return false;
   if (!d->GetLengthPrefixed(&v->file_id) || !d->GetLengthPrefixed(&v->path) ||
       !d->GetVarint64(&kind) || !d->GetVarint64(&mode) || !d->GetVarint64(&mtime) ||
       !d->GetVarint64(&v->size) || !d->GetLengthPrefixed(&digest) ||
@@ -73,6 +83,14 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
   v->deleted = deleted != 0;
   v->symlink_target.clear();
   if (v->kind == FileKind::kSymlink && !d->GetLengthPrefixed(&v->symlink_target)) return false;
+  v->xattrs.clear();
+  if (format == kFileVersionFormat) return true;
+  uint64_t n;
+  if (!d->GetVarint64(&n) || n > bytes_left(d) / 2) return false;
+  v->xattrs.resize(n);
+  for (Xattr& x : v->xattrs) {
+    if (!d->GetLengthPrefixed(&x.name) || !d->GetLengthPrefixed(&x.value)) return false;
+  }
   return true;
 }
 
@@ -92,6 +110,30 @@ Digest ContentDigest(const std::vector<ChunkRef>& chunks) {
   return h.Finish();
 }
 
+absl::Status ValidateXattrs(absl::string_view path, const std::vector<Xattr>& xattrs) {
+  size_t total = 0;
+  for (size_t i = 0; i < xattrs.size(); ++i) {
+    const Xattr& x = xattrs[i];
+    if (!absl::StartsWith(x.name, kUserXattrPrefix) || x.name.size() == kUserXattrPrefix.size() ||
+        x.name.size() > kMaxXattrNameBytes || x.name.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": extended attribute names are \"user.\" names of at most ",
+                                                     kMaxXattrNameBytes, " bytes without NUL"));
+    }
+    if (i > 0 && !(xattrs[i - 1].name < x.name)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": extended attributes must be sorted by name, each once"));
+    }
+    if (x.value.size() > kMaxXattrValueBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": extended attribute ", x.name, " has over ", kMaxXattrValueBytes, " bytes"));
+    }
+    total += x.name.size() + x.value.size();
+  }
+  if (total > kMaxXattrBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": extended attributes over ", kMaxXattrBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateFileVersion(const FileVersion& v) {
   CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.path));
   if ((v.mode & ~0777u) != 0) {
@@ -101,6 +143,10 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
     return absl::InvalidArgumentError(
         absl::StrCat(v.path, ": file_id must have ", kFileIdBytes, " bytes"));
   }
+  if (!v.xattrs.empty() && (v.kind != FileKind::kFile || v.deleted)) {
+    return absl::InvalidArgumentError(absl::StrCat(v.path, ": only a live file carries extended attributes"));
+  }
+  CONVERGE_RETURN_IF_ERROR(ValidateXattrs(v.path, v.xattrs));
   if (v.kind == FileKind::kSymlink && !v.deleted) {
     if (v.symlink_target.empty() || v.symlink_target.size() > kMaxSymlinkTarget ||
         v.symlink_target.find('\0') != std::string::npos) {
@@ -143,7 +189,9 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
 
 size_t CommitBytes(const FileVersion& v) {
   // Fixed fields (ids, seqs, size, mode, mtime, hash) and each chunk's digest and length.
-  return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size();
+  size_t xattrs = 0;
+  for (const Xattr& x : v.xattrs) xattrs += 8 + x.name.size() + x.value.size();
+  return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size() + xattrs;
 }
 
 absl::Status ValidateChanges(const std::vector<FileVersion>& files) {

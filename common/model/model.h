@@ -46,6 +46,20 @@ struct ChunkRef {
   static ChunkRef Hole(uint32_t length) { return ChunkRef{Digest{}, length}; }
 };
 
+// Extended attributes a version carries (when its namespace syncs them): only the "user."
+// namespace for now; the name keeps its namespace prefix, so attributes of other systems
+// (macOS, Windows) can join later under their own prefixes.
+inline constexpr absl::string_view kUserXattrPrefix = "user.";
+inline constexpr size_t kMaxXattrNameBytes = 255;    // Linux's XATTR_NAME_MAX
+inline constexpr size_t kMaxXattrValueBytes = 16 << 10;
+inline constexpr size_t kMaxXattrBytes = 64 << 10;   // names and values of one version
+
+struct Xattr {
+  std::string name;  // "user.xdg.origin.url"
+  std::string value;
+  bool operator==(const Xattr& o) const { return name == o.name && value == o.value; }
+};
+
 struct FileVersion {
   std::string file_id;  // kFileIdBytes bytes, stable across edits of one path
   std::string path;     // validated relative path
@@ -61,6 +75,8 @@ struct FileVersion {
   uint64_t base_seq = 0;  // the seq this change was made on top of; 0 for a new path
   // A symlink's target, as the link holds it (synced as a link, never followed).
   std::string symlink_target;
+  // A live file's extended attributes, sorted by name (empty unless its namespace syncs them).
+  std::vector<Xattr> xattrs;
 };
 
 // ContentDigest names a file's content from its chunk list, so nobody reads the content twice:
@@ -80,8 +96,13 @@ struct Commit {
 // ValidateFileVersion checks what a receiver must check before trusting a version from the
 // network: a valid path and file_id; for live files, chunk lengths in (0, kMaxChunkBytes] (holes
 // (0, kMaxHoleBytes]) that add up to size; no chunks for directories and tombstones. Returns InvalidArgument naming the
-// path otherwise.
+// path otherwise. Extended attributes only on live files: "user." names of at most
+// kMaxXattrNameBytes without NUL, strictly ascending, values of at most kMaxXattrValueBytes,
+// kMaxXattrBytes in all.
 absl::Status ValidateFileVersion(const FileVersion& v);
+
+// ValidateXattrs checks a list of extended attributes as ValidateFileVersion does.
+absl::Status ValidateXattrs(absl::string_view path, const std::vector<Xattr>& xattrs);
 
 // CommitBytes: what a version counts towards kMaxCommitBytes (about its wire size).
 size_t CommitBytes(const FileVersion& v);

@@ -1,5 +1,6 @@
 #include "common/model/model.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace converge {
@@ -118,6 +119,44 @@ TEST(ModelTest, HolesAreBoundedAndNamedApartFromData) {
   const std::vector<ChunkRef> hole = {ChunkRef::Hole(4096)};
   EXPECT_NE(ContentDigest(hole), Digest{});
   EXPECT_NE(ContentDigest(hole), ContentDigest({{HashOf(std::string(4096, '\0')), 4096}}));
+}
+
+TEST(ModelTest, ExtendedAttributesRoundTripAndAreBounded) {
+  FileVersion v = SampleFile();
+  const std::string plain = EncodeFileVersion(v);
+  v.xattrs = {{"user.a", "1"}, {"user.xdg.origin.url", std::string("https://x\0y", 11)}};
+  EXPECT_TRUE(ValidateFileVersion(v).ok()) << ValidateFileVersion(v);
+  absl::StatusOr<FileVersion> back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->xattrs, v.xattrs);
+  EXPECT_GT(CommitBytes(v), CommitBytes(SampleFile()));
+  // A version without them keeps the first format's bytes, and decodes with none.
+  back = DecodeFileVersion(plain);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->xattrs.empty());
+
+  auto invalid = [&](std::vector<Xattr> xattrs) {
+    FileVersion bad = SampleFile();
+    bad.xattrs = std::move(xattrs);
+    return ValidateFileVersion(bad).code() == absl::StatusCode::kInvalidArgument;
+  };
+  EXPECT_TRUE(invalid({{"security.selinux", "x"}}));  // not the user namespace
+  EXPECT_TRUE(invalid({{"trusted.x", "x"}}));
+  EXPECT_TRUE(invalid({{"user.", "x"}}));
+  EXPECT_TRUE(invalid({{std::string("user.a\0b", 8), "x"}}));
+  EXPECT_TRUE(invalid({{"user." + std::string(kMaxXattrNameBytes, 'n'), "x"}}));
+  EXPECT_TRUE(invalid({{"user.b", "1"}, {"user.a", "2"}}));  // unsorted
+  EXPECT_TRUE(invalid({{"user.a", "1"}, {"user.a", "2"}}));  // twice
+  EXPECT_TRUE(invalid({{"user.a", std::string(kMaxXattrValueBytes + 1, 'v')}}));
+  std::vector<Xattr> many;
+  for (int i = 0; i < 5; ++i) many.push_back({absl::StrCat("user.", i), std::string(kMaxXattrValueBytes, 'v')});
+  EXPECT_TRUE(invalid(many));  // over kMaxXattrBytes in all
+  FileVersion dir = SampleFile();
+  dir.kind = FileKind::kDirectory;
+  dir.chunks.clear();
+  dir.size = 0;
+  dir.xattrs = {{"user.a", "1"}};
+  EXPECT_EQ(ValidateFileVersion(dir).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -39,6 +39,13 @@ absl::StatusOr<FileVersion> FileVersionFromProto(const common::v1::FileVersion& 
     ref.length = c.length();
     v.chunks.push_back(ref);
   }
+  if (p.xattrs_size() > 0) {
+    if (static_cast<size_t>(p.xattrs_size()) > kMaxXattrBytes / 8) {
+      return absl::InvalidArgumentError(absl::StrCat(v.path, ": too many extended attributes"));
+    }
+    v.xattrs.reserve(p.xattrs_size());
+    for (const common::v1::Xattr& x : p.xattrs()) v.xattrs.push_back(Xattr{x.name(), x.value()});
+  }
   v.deleted = p.deleted();
   v.seq = p.seq();
   v.origin_device = p.origin_device();
@@ -62,6 +69,11 @@ void FileVersionToProto(const FileVersion& v, common::v1::FileVersion* p) {
     common::v1::ChunkRef* out = p->add_chunks();
     out->set_sha256(DigestToBytes(c.sha256));
     out->set_length(c.length);
+  }
+  for (const Xattr& x : v.xattrs) {
+    common::v1::Xattr* out = p->add_xattrs();
+    out->set_name(x.name);
+    out->set_value(x.value);
   }
   p->set_deleted(v.deleted);
   p->set_seq(v.seq);

@@ -26,6 +26,7 @@ struct EnrollmentRequest {
 struct Enrollment {
   std::string device_id;
   std::string device_name;  // as registered
+  bool sync_xattrs = false;  // the namespace's option, as of joining
   std::string credential;
   std::string store_address;
   std::string notification_address;

@@ -229,6 +229,7 @@ absl::Status Daemon::Enroll() {
 EngineOptions Daemon::EngineOptionsNow() const {
   EngineOptions o = options_.engine;
   o.device_name = enrollment_.device_name;
+  o.sync_xattrs = enrollment_.sync_xattrs;
   return o;
 }
 

@@ -52,6 +52,10 @@ class ReadableFile {
   // zeros), in order, as the filesystem reports them now (SEEK_HOLE/SEEK_DATA); none where the
   // filesystem keeps no holes.
   virtual absl::StatusOr<std::vector<Extent>> Holes(uint64_t min_bytes) { return std::vector<Extent>(); }
+  // UserXattrs returns the file's "user." extended attributes, sorted by name; those past the
+  // model's bounds (a value over kMaxXattrValueBytes, more than kMaxXattrBytes in all, in name
+  // order) are left out. None where the filesystem keeps none.
+  virtual absl::StatusOr<std::vector<Xattr>> UserXattrs() { return std::vector<Xattr>(); }
   // Read reads up to n bytes at offset into *out (fewer only at end of file).
   virtual absl::Status Read(uint64_t offset, size_t n, std::string* out) = 0;
   // ReadInto reads up to n bytes at offset into dst and returns how many (fewer only at end of
@@ -80,6 +84,12 @@ class TempFile {
       if (!s.ok()) return s;
     }
     return absl::OkStatus();
+  }
+  // SetXattrs gives the file these "user." extended attributes (validated), before Finish: they
+  // are installed with the content, atomically.
+  virtual absl::Status SetXattrs(const std::vector<Xattr>& xattrs) {
+    if (xattrs.empty()) return absl::OkStatus();
+    return absl::UnimplementedError("extended attributes are not supported here");
   }
   // Finish sets mode and mtime, and fsyncs the file when `sync` (a caller that makes many temp
   // files durable at once with Filesystem::SyncAll passes false).
@@ -139,9 +149,11 @@ class Filesystem {
     return absl::UnimplementedError("symlinks are not supported here");
   }
   // SetMetadata sets the permission bits and mtime of the regular file at `path` (never through
-  // a symlink), makes them durable and returns the file's stat. FailedPrecondition if it is not
-  // a regular file.
-  virtual absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) = 0;
+  // a symlink) and, when `xattrs` is given, makes its "user." extended attributes exactly those;
+  // makes them durable and returns the file's stat. FailedPrecondition if it is not a regular
+  // file.
+  virtual absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
+                                                const std::vector<Xattr>* xattrs = nullptr) = 0;
   // SyncAll makes everything written to the folder's filesystem durable (syncfs).
   virtual absl::Status SyncAll() = 0;
   // SyncDir fsyncs directory `path` ("" = root), making renames in it durable.

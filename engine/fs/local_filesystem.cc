@@ -5,8 +5,10 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/base/logging.h"
 #include "common/base/random_id.h"
 #include "common/base/status_macros.h"
 #include "common/model/path.h"
@@ -45,6 +48,61 @@ absl::Status Errno(absl::string_view what, absl::string_view path, int err = err
     default:
       return absl::UnavailableError(message);
   }
+}
+
+// ReadUserXattrs returns an open file's "user." extended attributes, sorted, within the model's
+// bounds (in name order: what does not fit is left out). None on a filesystem without them.
+absl::StatusOr<std::vector<Xattr>> ReadUserXattrs(int fd, const std::string& path) {
+  std::string names(4096, '\0');
+  ssize_t n;
+  while ((n = flistxattr(fd, names.data(), names.size())) < 0 && errno == ERANGE && names.size() < (1 << 20)) {
+    names.resize(names.size() * 4);
+  }
+  if (n < 0 && (errno == ENOTSUP || errno == ERANGE)) return std::vector<Xattr>();
+  if (n < 0) return Errno("list extended attributes of", path);
+  std::vector<std::string> user;
+  for (absl::string_view name : absl::StrSplit(absl::string_view(names.data(), static_cast<size_t>(n)), '\0')) {
+    if (absl::StartsWith(name, kUserXattrPrefix) && name.size() > kUserXattrPrefix.size() &&
+        name.size() <= kMaxXattrNameBytes) {
+      user.emplace_back(name);
+    }
+  }
+  std::sort(user.begin(), user.end());
+  std::vector<Xattr> out;
+  size_t total = 0;
+  std::string value(kMaxXattrValueBytes, '\0');
+  for (const std::string& name : user) {
+    const ssize_t len = fgetxattr(fd, name.c_str(), value.data(), value.size());
+    if (len < 0 && (errno == ENODATA || errno == ERANGE)) continue;  // gone meanwhile, or too big
+    if (len < 0) return Errno("read extended attribute of", path);
+    if (total + name.size() + static_cast<size_t>(len) > kMaxXattrBytes) break;
+    total += name.size() + static_cast<size_t>(len);
+    out.push_back(Xattr{name, value.substr(0, static_cast<size_t>(len))});
+  }
+  return out;
+}
+
+// ReplaceUserXattrs makes an open file's "user." extended attributes exactly `xattrs`. A
+// filesystem without them keeps none (the content still installs).
+absl::Status ReplaceUserXattrs(int fd, const std::vector<Xattr>& xattrs, const std::string& path) {
+  CONVERGE_RETURN_IF_ERROR(ValidateXattrs(path, xattrs));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<Xattr> now, ReadUserXattrs(fd, path));
+  for (const Xattr& x : now) {
+    const bool kept = std::any_of(xattrs.begin(), xattrs.end(), [&](const Xattr& w) { return w.name == x.name; });
+    if (!kept && fremovexattr(fd, x.name.c_str()) != 0 && errno != ENODATA) {
+      return Errno("remove extended attribute of", path);
+    }
+  }
+  for (const Xattr& x : xattrs) {
+    if (std::find(now.begin(), now.end(), x) != now.end()) continue;
+    if (fsetxattr(fd, x.name.c_str(), x.value.data(), x.value.size(), 0) == 0) continue;
+    if (errno == ENOTSUP) {
+      GetLogger("engine")->warn("{}: this filesystem keeps no extended attributes; {} left out", path, x.name);
+      return absl::OkStatus();
+    }
+    return Errno("set extended attribute of", path);
+  }
+  return absl::OkStatus();
 }
 
 // SetModeAndMtime sets an open file's permission bits and mtime; the atime is set as
@@ -145,6 +203,8 @@ class LocalReadableFile : public ReadableFile {
     out->resize(*done);
     return absl::OkStatus();
   }
+  absl::StatusOr<std::vector<Xattr>> UserXattrs() override { return ReadUserXattrs(fd_.get(), "file"); }
+
   absl::StatusOr<std::vector<Extent>> Holes(uint64_t min_bytes) override {
     struct stat st;
     if (fstat(fd_.get(), &st) != 0) return Errno("stat", "file");
@@ -235,6 +295,10 @@ class LocalTempFile : public TempFile {
       unflushed_ = 0;
     }
     return absl::OkStatus();
+  }
+
+  absl::Status SetXattrs(const std::vector<Xattr>& xattrs) override {
+    return ReplaceUserXattrs(fd_.get(), xattrs, name_);
   }
 
   absl::Status AppendHole(uint64_t n) override {
@@ -561,13 +625,15 @@ absl::Status LocalFilesystem::Rename(const std::string& from, const std::string&
   return absl::OkStatus();
 }
 
-absl::StatusOr<LocalStat> LocalFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+absl::StatusOr<LocalStat> LocalFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
+                                                       const std::vector<Xattr>* xattrs) {
   int raw = OpenBeneath(root_fd_, path, O_RDONLY | O_NONBLOCK);
   if (raw < 0) return Errno("open", path);
   Fd fd(raw);
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return Errno("stat", path);
   if (!S_ISREG(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  if (xattrs != nullptr) CONVERGE_RETURN_IF_ERROR(ReplaceUserXattrs(fd.get(), *xattrs, path));
   CONVERGE_RETURN_IF_ERROR(SetModeAndMtime(fd.get(), Mode(mode), mtime_ns, UTIME_OMIT, path));
   if (fsync(fd.get()) != 0) return Errno("fsync", path);
   if (fstat(fd.get(), &st) != 0) return Errno("stat", path);

@@ -40,7 +40,8 @@ class LocalFilesystem : public Filesystem {
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::StatusOr<std::string> ReadLink(const std::string& path) override;
   absl::Status MakeSymlink(const std::string& path, const std::string& target) override;
-  absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) override;
+  absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
+                                        const std::vector<Xattr>* xattrs = nullptr) override;
   absl::Status SyncAll() override;
   absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;

@@ -270,6 +270,7 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
     return absl::AbortedError(absl::StrCat(remote.path, " changed here while its new version was built; trying again"));
   }
   if (!now.Same(planned_local) && now.exists) CONVERGE_RETURN_IF_ERROR(MoveAside(remote.path));
+  if (sync_xattrs_) CONVERGE_RETURN_IF_ERROR(temp->SetXattrs(remote.xattrs));
   CONVERGE_ASSIGN_OR_RETURN(LocalStat installed,
                             temp->Install(remote.path, remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns));
   ++stats_.files_written;
@@ -374,8 +375,8 @@ absl::StatusOr<bool> Applier::PrepareFor(Action action, const FileVersion& remot
       break;
     }
     case Action::kSetMetadata: {
-      CONVERGE_ASSIGN_OR_RETURN(out->local,
-                                fs_->SetMetadata(remote.path, remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns));
+      CONVERGE_ASSIGN_OR_RETURN(out->local, fs_->SetMetadata(remote.path, remote.mode == 0 ? 0644 : remote.mode,
+                                                             remote.mtime_ns, sync_xattrs_ ? &remote.xattrs : nullptr));
       ++stats_.metadata_set;
       break;
     }
@@ -484,6 +485,7 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
     if (ContentDigest(remote.chunks) != remote.content_sha256) {
       return absl::DataLossError(absl::StrCat(remote.path, ": the chunk list does not match the content hash"));
     }
+    if (sync_xattrs_) CONVERGE_RETURN_IF_ERROR(temp->SetXattrs(remote.xattrs));
     CONVERGE_RETURN_IF_ERROR(temp->Finish(remote.mode == 0 ? 0644 : remote.mode, remote.mtime_ns, /*sync=*/false));
     temps.push_back(std::move(temp));
   }

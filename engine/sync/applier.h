@@ -113,6 +113,9 @@ class Applier {
   // set_device_name: the name this device registered with, which conflict copies made here
   // carry beside its id (common/model/conflict_name.h).
   void set_device_name(std::string name) { device_name_ = std::move(name); }
+  // set_sync_xattrs: files are written with their versions' "user." extended attributes (the
+  // namespace syncs them); otherwise those are left as they are.
+  void set_sync_xattrs(bool on) { sync_xattrs_ = on; }
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).
   void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
@@ -202,6 +205,7 @@ class Applier {
   Clock* const clock_;
   const std::string device_;
   std::string device_name_;
+  bool sync_xattrs_ = false;
   const ChunkParams params_;
   bool local_wins_ = false;
   ApplyStats stats_;

@@ -192,6 +192,7 @@ class Scanner::Comparison {
       v.size = source->version.size;
       v.content_sha256 = source->version.content_sha256;
       v.chunks = source->version.chunks;
+      if (scanner_->sync_xattrs_) v.xattrs = source->version.xattrs;  // they move with the inode
       Moved(std::move(v), st, *source);
       return absl::OkStatus();
     }
@@ -314,12 +315,19 @@ class Scanner::Comparison {
     ++result_.files_hashed;
     if (!content.ok()) return false;
     // A file that changed while it was read is being written: take it on a later scan.
+    if (scanner_->sync_xattrs_) {
+      absl::StatusOr<std::vector<Xattr>> xattrs = (*file)->UserXattrs();
+      if (!xattrs.ok()) return false;  // unreadable now: the next scan sees it again
+      v->xattrs = std::move(*xattrs);
+    }
     absl::StatusOr<LocalStat> after = scanner_->fs_->Stat(v->path);
     if (!after.ok() || !after->Same(st) || content->size != st.size) return false;
-    // Same bytes, permission bits and mtime: only the inode's other fields changed (a hard
-    // link, a rename over it). A new mtime alone is a change (touch -d): committed, no bytes move.
+    // Same bytes, permission bits, mtime (and extended attributes, when synced): only the
+    // inode's other fields changed (a hard link, a rename over it). A new mtime alone is a
+    // change (touch -d): committed, no bytes move; so is a new attribute (setfattr).
     if (same_kind != nullptr && content->sha256 == same_kind->version.content_sha256 &&
-        (st.mode & 0777) == (same_kind->version.mode & 0777) && st.mtime_ns == same_kind->local.mtime_ns) {
+        (st.mode & 0777) == (same_kind->version.mode & 0777) && st.mtime_ns == same_kind->local.mtime_ns &&
+        (!scanner_->sync_xattrs_ || v->xattrs == same_kind->version.xattrs)) {
       result_.refreshed.push_back(IndexEntry{same_kind->version, st, result_.scanned_at_ns});
       return false;
     }

@@ -74,6 +74,9 @@ class Scanner {
   // set_file_ids replaces the random new file ids (kFileIdBytes each) with `next` (a simulation
   // that must replay exactly).
   void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }
+  // set_sync_xattrs: versions of files carry their "user." extended attributes (the namespace
+  // syncs them), and a change of them alone is a change.
+  void set_sync_xattrs(bool on) { sync_xattrs_ = on; }
 
   // ChunkSink sees every chunk of every file the scan reads, with its bytes, as it is hashed
   // (the engine uploads what the store lacks from there: files are read once). For a large
@@ -99,6 +102,7 @@ class Scanner {
   const ChunkParams params_;
   std::function<std::string()> new_file_id_;
   ChunkSink chunk_sink_;
+  bool sync_xattrs_ = false;
   LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
   IgnoreRules ignore_rules_;
 };

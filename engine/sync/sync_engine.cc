@@ -140,6 +140,8 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
       applier_(fs, index, store, clock, device_id_, options.chunk_params) {
   if (options_.new_file_id) scanner_.set_file_ids(options_.new_file_id);
   applier_.set_device_name(options_.device_name);
+  applier_.set_sync_xattrs(options_.sync_xattrs);
+  scanner_.set_sync_xattrs(options_.sync_xattrs);
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   status_.cursor = index_->cursor();
 }

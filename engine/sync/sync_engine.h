@@ -40,6 +40,8 @@ namespace converge::engine {
 struct EngineOptions {
   // The name this device registered with (conflict copies made here carry it).
   std::string device_name;
+  // The namespace syncs "user." extended attributes (a namespace option, off by default).
+  bool sync_xattrs = false;
   // The verifying full scan; with a watcher it is only the backstop.
   absl::Duration rescan_interval = absl::Seconds(10);
   // How long a burst of local change events is let settle before the scan (an editor's save is

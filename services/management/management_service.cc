@@ -78,6 +78,7 @@ void ToProto(const Namespace& n, v1::Namespace* p) {
   p->set_owner_user_id(n.owner_user_id);
   p->set_created_at_unix_ms(n.created_at_unix_ms);
   for (const std::string& u : n.shared_with) p->add_shared_with_user_ids(u);
+  p->mutable_options()->set_sync_xattrs(n.sync_xattrs);
 }
 
 }  // namespace
@@ -179,7 +180,8 @@ grpc::Status ManagementService::CreateNamespace(grpc::ServerContext* ctx,
                                                 const v1::CreateNamespaceRequest* req,
                                                 v1::Namespace* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<Namespace> ns = registry_->CreateNamespace(req->namespace_id(), req->owner_user_id());
+  absl::StatusOr<Namespace> ns =
+      registry_->CreateNamespace(req->namespace_id(), req->owner_user_id(), req->options().sync_xattrs());
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   ToProto(*ns, resp);
   return grpc::Status::OK;
@@ -197,9 +199,13 @@ grpc::Status ManagementService::ListNamespaces(grpc::ServerContext* ctx,
 
 grpc::Status ManagementService::AddDeviceToNamespace(grpc::ServerContext* ctx,
                                                      const v1::AddDeviceToNamespaceRequest* req,
-                                                     v1::AddDeviceToNamespaceResponse*) {
+                                                     v1::AddDeviceToNamespaceResponse* resp) {
   if (absl::Status s = OperatorOrDevice(*ctx, req->device_id()); !s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(registry_->AddDevice(req->namespace_id(), req->device_id()));
+  if (absl::Status s = registry_->AddDevice(req->namespace_id(), req->device_id()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<Namespace> ns = registry_->GetNamespace(req->namespace_id());
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  resp->mutable_options()->set_sync_xattrs(ns->sync_xattrs);
+  return grpc::Status::OK;
 }
 
 grpc::Status ManagementService::ListMembers(grpc::ServerContext* ctx,
@@ -278,6 +284,15 @@ grpc::Status ManagementService::ShareNamespace(grpc::ServerContext* ctx, const v
                                                v1::Namespace* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
   absl::StatusOr<Namespace> ns = registry_->ShareNamespace(req->namespace_id(), req->user_id());
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  ToProto(*ns, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::SetNamespaceOptions(grpc::ServerContext* ctx,
+                                                    const v1::SetNamespaceOptionsRequest* req, v1::Namespace* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<Namespace> ns = registry_->SetSyncXattrs(req->namespace_id(), req->options().sync_xattrs());
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   ToProto(*ns, resp);
   return grpc::Status::OK;

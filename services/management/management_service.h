@@ -56,6 +56,8 @@ class ManagementService final : public v1::ManagementService::Service {
   grpc::Status RevokeDevice(grpc::ServerContext* ctx, const v1::RevokeDeviceRequest* req, v1::Device* resp) override;
   grpc::Status GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req, v1::Device* resp) override;
   grpc::Status ConfirmWipe(grpc::ServerContext* ctx, const v1::ConfirmWipeRequest* req, v1::Device* resp) override;
+  grpc::Status SetNamespaceOptions(grpc::ServerContext* ctx, const v1::SetNamespaceOptionsRequest* req,
+                                   v1::Namespace* resp) override;
   grpc::Status ShareNamespace(grpc::ServerContext* ctx, const v1::ShareNamespaceRequest* req,
                               v1::Namespace* resp) override;
   grpc::Status GetNamespaceStatus(grpc::ServerContext* ctx, const v1::GetNamespaceStatusRequest* req,

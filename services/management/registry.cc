@@ -86,10 +86,13 @@ absl::StatusOr<Device> DecodeDevice(absl::string_view id, absl::string_view byte
   return dev;
 }
 
+constexpr uint64_t kSyncXattrsFlag = 1;
+
 std::string EncodeNamespace(const Namespace& n) {
   std::string out;
   PutLengthPrefixed(&out, n.owner_user_id);
   PutVarint64(&out, static_cast<uint64_t>(n.created_at_unix_ms));
+  PutVarint64(&out, n.sync_xattrs ? kSyncXattrsFlag : 0);  // absent in records made before options
   return out;
 }
 
@@ -102,6 +105,9 @@ absl::StatusOr<Namespace> DecodeNamespace(absl::string_view id, absl::string_vie
     return absl::DataLossError("corrupt namespace record");
   }
   n.created_at_unix_ms = static_cast<int64_t>(at);
+  uint64_t flags = 0;
+  if (d.remaining() > 0 && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt namespace record");
+  n.sync_xattrs = (flags & kSyncXattrsFlag) != 0;
   return n;
 }
 
@@ -418,7 +424,7 @@ absl::StatusOr<std::vector<Device>> Registry::ListDevices(const std::string& use
 }
 
 absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
-                                                    const std::string& owner) {
+                                                    const std::string& owner, bool sync_xattrs) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("owner user id", owner));
   absl::MutexLock lock(&mu_);
@@ -430,6 +436,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   }
   CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, owner, {}));
   Namespace n{ns, owner, absl::ToUnixMillis(clock_->Now())};
+  n.sync_xattrs = sync_xattrs;
   CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
   return n;
 }
@@ -484,6 +491,17 @@ absl::StatusOr<Namespace> Registry::ShareNamespace(const std::string& ns, const 
   CONVERGE_RETURN_IF_ERROR(Write(absl::StrCat(SharePrefix(ns), user_id), ""));
   n.shared_with.push_back(user_id);
   std::sort(n.shared_with.begin(), n.shared_with.end());
+  return n;
+}
+
+absl::StatusOr<Namespace> Registry::SetSyncXattrs(const std::string& ns, bool on) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
+  if (n.sync_xattrs == on) return n;
+  n.sync_xattrs = on;
+  CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
   return n;
 }
 

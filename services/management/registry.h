@@ -62,6 +62,7 @@ struct Namespace {
   std::string owner_user_id;
   int64_t created_at_unix_ms = 0;
   std::vector<std::string> shared_with;  // users besides the owner whose devices may join
+  bool sync_xattrs = false;              // a namespace option: "user." extended attributes travel
 };
 
 struct RegisteredDevice {
@@ -172,13 +173,15 @@ class Registry : public ShardMap {
 
   // CreateNamespace: NotFound for an unknown owner, AlreadyExists if taken, Unavailable if the
   // store cannot be told.
-  absl::StatusOr<Namespace> CreateNamespace(const std::string& ns, const std::string& owner);
+  absl::StatusOr<Namespace> CreateNamespace(const std::string& ns, const std::string& owner, bool sync_xattrs = false);
   // ListNamespaces: all, or those a user owns or shares.
   absl::StatusOr<std::vector<Namespace>> ListNamespaces(const std::string& user_id);
   absl::StatusOr<Namespace> GetNamespace(const std::string& ns);
   // ShareNamespace lets `user_id`'s devices join `ns`. NotFound for an unknown namespace or
   // user; FailedPrecondition for a disabled user. Idempotent.
   absl::StatusOr<Namespace> ShareNamespace(const std::string& ns, const std::string& user_id);
+  // SetSyncXattrs sets the namespace option. NotFound for an unknown namespace.
+  absl::StatusOr<Namespace> SetSyncXattrs(const std::string& ns, bool on);
 
   // AddDevice: NotFound for an unknown namespace or device; PermissionDenied if the device's
   // user neither owns the namespace nor has it shared; FailedPrecondition for a revoked device.

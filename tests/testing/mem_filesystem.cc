@@ -297,7 +297,9 @@ absl::Status MemFilesystem::Rename(const std::string& from, const std::string& t
   return absl::OkStatus();
 }
 
-absl::StatusOr<LocalStat> MemFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) {
+absl::StatusOr<LocalStat> MemFilesystem::SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
+                                                     const std::vector<Xattr>* xattrs) {
+  if (xattrs != nullptr && !xattrs->empty()) return absl::UnimplementedError("no extended attributes here");
   absl::MutexLock l(&mu_);
   if (Dead()) return absl::UnavailableError("power cut");
   std::shared_ptr<Inode> inode = Lookup(path);

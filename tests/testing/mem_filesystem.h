@@ -49,7 +49,8 @@ class MemFilesystem : public Filesystem {
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
-  absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns) override;
+  absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
+                                        const std::vector<Xattr>* xattrs = nullptr) override;
   absl::Status SyncAll() override;
   absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;

@@ -40,6 +40,7 @@ ABSL_FLAG(std::string, token, "", "bearer token (or $CONVERGE_TOKEN)");
 ABSL_FLAG(bool, json, false, "print JSON instead of tables");
 ABSL_FLAG(std::string, user, "", "filter by user (devices list, namespaces list)");
 ABSL_FLAG(std::string, owner, "", "owner user id (namespaces create)");
+ABSL_FLAG(std::string, xattrs, "", "namespaces create|set: on or off, sync \"user.\" extended attributes");
 ABSL_FLAG(std::string, display_name, "", "display name (users create)");
 ABSL_FLAG(bool, wipe, false, "devices revoke: also delete the synced files from the device");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
@@ -66,7 +67,10 @@ commands:
   devices list [--user=USER]         last seen, version, lag per namespace
   devices show <device-id>
   devices revoke <device-id> [--wipe]
-  namespaces create <namespace-id> --owner=USER
+  namespaces create <namespace-id> --owner=USER [--xattrs=on]
+  namespaces set <namespace-id> --xattrs=on|off
+                                     sync "user." extended attributes (engines take it when they
+                                     next start)
   namespaces list [--user=USER]
   namespaces share <namespace-id> --user=USER
   namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts, watermark
@@ -254,6 +258,7 @@ class Cli {
     if (noun == "devices" && verb == "revoke" && args.size() == 3) return RevokeDevice(args[2]);
     if (noun == "namespaces" && verb == "create" && args.size() == 3) return CreateNamespace(args[2]);
     if (noun == "namespaces" && verb == "list" && args.size() == 2) return ListNamespaces();
+    if (noun == "namespaces" && verb == "set" && args.size() == 3) return SetNamespaceOptions(args[2]);
     if (noun == "namespaces" && verb == "share" && args.size() == 3) return Share(args[2]);
     if (noun == "namespaces" && verb == "status" && args.size() == 3) return NamespaceStatus(args[2]);
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
@@ -661,11 +666,29 @@ class Cli {
     v1::CreateNamespaceRequest req;
     req.set_namespace_id(id);
     req.set_owner_user_id(absl::GetFlag(FLAGS_owner));
+    const std::string xattrs = absl::GetFlag(FLAGS_xattrs);
+    if (!xattrs.empty() && xattrs != "on" && xattrs != "off") return Usage("--xattrs is on or off");
+    req.mutable_options()->set_sync_xattrs(xattrs == "on");
     v1::Namespace resp;
     grpc::Status s = stub_->CreateNamespace(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     std::cout << "created namespace " << resp.namespace_id() << " owned by " << resp.owner_user_id() << "\n";
+    return 0;
+  }
+
+  int SetNamespaceOptions(const std::string& id) {
+    const std::string xattrs = absl::GetFlag(FLAGS_xattrs);
+    if (xattrs != "on" && xattrs != "off") return Usage("namespaces set needs --xattrs=on or --xattrs=off");
+    v1::SetNamespaceOptionsRequest req;
+    req.set_namespace_id(id);
+    req.mutable_options()->set_sync_xattrs(xattrs == "on");
+    v1::Namespace resp;
+    grpc::Status s = stub_->SetNamespaceOptions(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "namespace " << resp.namespace_id() << ": extended attributes "
+              << (resp.options().sync_xattrs() ? "synced" : "not synced") << " (engines take it when they next start)\n";
     return 0;
   }
 
@@ -679,9 +702,10 @@ class Cli {
     std::vector<std::vector<std::string>> rows;
     for (const v1::Namespace& n : resp.namespaces()) {
       rows.push_back({n.namespace_id(), n.owner_user_id(), Time(n.created_at_unix_ms()),
-                      n.shared_with_user_ids().empty() ? "-" : absl::StrJoin(n.shared_with_user_ids(), ",")});
+                      n.shared_with_user_ids().empty() ? "-" : absl::StrJoin(n.shared_with_user_ids(), ","),
+                      n.options().sync_xattrs() ? "xattrs" : "-"});
     }
-    PrintTable({"NAMESPACE", "OWNER", "CREATED", "SHARED WITH"}, rows);
+    PrintTable({"NAMESPACE", "OWNER", "CREATED", "SHARED WITH", "OPTIONS"}, rows);
     return 0;
   }
 
