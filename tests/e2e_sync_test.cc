@@ -198,7 +198,9 @@ TEST_F(E2eScenarioTest, ConcurrentEditsKeepBothVersions) {
   for (const auto& [path, hash] : *snap) {
     if (path != "notes.txt") conflict = path;
   }
-  EXPECT_EQ(conflict.rfind("notes (conflict dev-", 0), 0u) << conflict;
+  // Named by the device that kept it: its registered name, then its id.
+  EXPECT_TRUE(conflict.rfind("notes (conflict alpha dev-", 0) == 0 || conflict.rfind("notes (conflict beta dev-", 0) == 0)
+      << conflict;
   EXPECT_EQ(conflict.substr(conflict.size() - 6), "Z).txt") << conflict;
   // Nothing lost: one side's edit under the name, the other's in the conflict copy.
   std::vector<std::string> contents = {Read(0, "notes.txt"), Read(0, conflict)};
