@@ -1104,6 +1104,58 @@ def matrix(results):
     return lines
 
 
+def openssl_speed(algorithm):
+    """MB/s of one core for `algorithm` on 16 KiB blocks (openssl speed -evp), or None."""
+    try:
+        out = subprocess.run(["openssl", "speed", "-seconds", "1", "-bytes", "16384", "-evp", algorithm],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].lower() == algorithm.replace("-evp", "").lower() and parts[-1].endswith("k"):
+            return float(parts[-1][:-1]) * 1000 / 1e6
+    return None
+
+
+def calibrate(work):
+    """What the machine does per core and per disk, so figures from two machines compare: SHA-256
+    and AES-256-GCM (openssl speed), memcpy bandwidth (into touched and into fresh memory), and
+    writing + fsyncing 100 MiB."""
+    cal = {"sha256_mb_s": openssl_speed("sha256"), "aes_gcm_mb_s": openssl_speed("aes-256-gcm")}
+    block = bytes(64 << 20)
+    target = memoryview(bytearray(block))  # touched: copies into it fault no page in
+    started = time.perf_counter()
+    for _ in range(8):
+        target[:] = block  # a memcpy (through memoryview; bytearray slices take a slow path)
+    cal["memcpy_gb_s"] = 8 * (64 << 20) / (time.perf_counter() - started) / 1e9
+    started = time.perf_counter()
+    for _ in range(8):
+        bytearray(block)  # into freshly allocated memory: page faults as well (costly on some VMs)
+    cal["fresh_copy_gb_s"] = 8 * (64 << 20) / (time.perf_counter() - started) / 1e9
+    path = os.path.join(work, "calibrate-fsync")
+    data = os.urandom(1 << 20)
+    started = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(100):
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    cal["write_fsync_100mib_s"] = time.perf_counter() - started
+    os.remove(path)
+    return cal
+
+
+def calibration_line(cal):
+    if not cal:
+        return None
+    def mb(v):
+        return f"{v:,.0f} MB/s" if v else "?"
+    return (f"Calibration (one core): SHA-256 {mb(cal.get('sha256_mb_s'))}, AES-256-GCM {mb(cal.get('aes_gcm_mb_s'))}, "
+            f"memcpy {cal.get('memcpy_gb_s', 0):.1f} GB/s (into fresh memory {cal.get('fresh_copy_gb_s', 0):.2f} GB/s); writing and fsyncing 100 MiB "
+            f"{cal.get('write_fsync_100mib_s', 0):.2f} s")
+
+
 def markdown(meta, results):
     lines = [f"# Converge benchmark ({meta['mode']} mode, {meta['date']})", "",
              f"Machine: {meta['machine']}. Commit: {meta.get('commit', '?')}. Command: `{meta['command']}`. "
@@ -1111,6 +1163,8 @@ def markdown(meta, results):
              "(xR) = Converge / that peer, below 1: Converge is faster or sends less. Converge's bytes "
              "count both its links (A to the store, the store to B); 'a link' is the busier one alone, "
              "set against the peer's single link.", ""]
+    if calibration_line(meta.get("calibration")):
+        lines += [calibration_line(meta["calibration"]) + ".", ""]
     if meta.get("failed"):
         lines += [f"**The run stopped early: {meta['failed']}**", ""]
     for note in meta.get("notes", []):
@@ -1234,6 +1288,8 @@ def main():
     tools = [t for t in args.tools.split(",") if t]
     bench = Bench(args.mode, args.work, tools)
     bench.only = {x.strip() for x in args.scenarios.split(",") if x.strip()}
+    calibration = calibrate(args.work)
+    log(calibration_line(calibration))
     started = time.time()
     failed = None
     try:
@@ -1247,7 +1303,7 @@ def main():
     meta = {"mode": args.mode, "date": date, "commit": commit, "notes": bench.notes, "reps": MODES[args.mode]["reps"], "tools": tools,
             "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
-            "seconds": round(time.time() - started, 1), "failed": failed}
+            "seconds": round(time.time() - started, 1), "failed": failed, "calibration": calibration}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": bench.results}, f, indent=1)
     md = markdown(meta, bench.results)
