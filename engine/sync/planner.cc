@@ -76,11 +76,11 @@ absl::StatusOr<Action> Plan(const FileVersion& remote, const std::optional<Index
   if (d == remote.content_sha256 && local.kind == remote.kind) {
     // The content is here already. A local mode or mtime newer than this device's own version
     // stays (it is uploaded); otherwise the remote version's are taken.
-    // (The local extended attributes are not read here: a version with some sets them.)
     const bool meta_differs = remote.kind == FileKind::kFile &&
-                              ((local.mode & 0777) != (remote.mode & 0777) || local.mtime_ns != remote.mtime_ns ||
-                               !remote.xattrs.empty());
-    if (!meta_differs) return Action::kRecord;
+                              ((local.mode & 0777) != (remote.mode & 0777) || local.mtime_ns != remote.mtime_ns);
+    // The local extended attributes are not read here: a version with some sets them (its own
+    // older version's never replace what is here).
+    if (!meta_differs) return !remote.xattrs.empty() && !local_wins ? Action::kSetMetadata : Action::kRecord;
     return local_wins ? Action::kKeepLocal : Action::kSetMetadata;
   }
   return local_wins ? Action::kKeepLocal : Action::kConflictThenWrite;

@@ -84,6 +84,15 @@ TEST(PlannerTest, LocalAlreadyHasTheRemoteContent) {
             Action::kRecord);
   EXPECT_EQ(*Plan(Remote(5, "theirs"), std::nullopt, Stat(4, 200), HashOfContent("mine", &calls)),
             Action::kConflictThenWrite);
+  // The same bytes, mode and mtime, and a version with extended attributes: they are set (the
+  // local ones are not read); this device's own older version leaves them as they are.
+  FileVersion tagged = WithMtime(Remote(5, "same"), 200);
+  tagged.xattrs = {{"user.tag", "red"}};
+  EXPECT_EQ(*Plan(tagged, Synced(2, "old", Stat(3, 100)), Stat(4, 200), HashOfContent("same", &calls)),
+            Action::kSetMetadata);
+  EXPECT_EQ(*Plan(tagged, Synced(2, "old", Stat(3, 100)), Stat(4, 200), HashOfContent("same", &calls),
+                  /*local_wins=*/true),
+            Action::kRecord);
 }
 
 TEST(PlannerTest, EditBeatsDeleteBothWays) {
