@@ -2,6 +2,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <optional>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/coding.h"
@@ -11,6 +13,53 @@
 #include "common/model/model.h"
 
 namespace converge::store {
+
+namespace {
+
+// A chunk's value: a tag byte, the CRC-32C of the payload (4 bytes, little-endian), then the
+// payload itself (raw or zstd) or, for a chunk in a pack, its place there (three varints: pack,
+// offset, length). Any other value is corrupt.
+constexpr char kCheckedRawTag = static_cast<char>(0xC2);
+constexpr char kCheckedZstdTag = static_cast<char>(0xC3);
+constexpr char kPackedRawTag = static_cast<char>(0xC4);
+constexpr char kPackedZstdTag = static_cast<char>(0xC5);
+constexpr size_t kCheckedHeaderBytes = 5;
+// New chunk bytes of one Put from this much on go to a pack; below, into RocksDB (its WAL, then
+// a blob file), where a stream of small commits costs no fsync of its own.
+constexpr uint64_t kPackedBatchBytes = 4 << 20;
+
+absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view payload) {
+  switch (encoding) {
+    case ChunkEncoding::kRaw: return std::string(payload);
+    case ChunkEncoding::kZstd: return Decompress(payload, kMaxChunkBytes);
+    default: return absl::InvalidArgumentError("chunks are stored raw or zstd");
+  }
+}
+
+bool IsPacked(absl::string_view value) {
+  return value.size() > kCheckedHeaderBytes && (value[0] == kPackedRawTag || value[0] == kPackedZstdTag);
+}
+
+std::optional<PackPlace> PlaceOf(absl::string_view value) {
+  if (!IsPacked(value)) return std::nullopt;
+  Decoder d(value.substr(kCheckedHeaderBytes));
+  PackPlace at;
+  if (!d.GetVarint64(&at.pack) || !d.GetVarint64(&at.offset) || !d.GetVarint64(&at.length) || !d.done() ||
+      at.length == 0 || at.length > 2 * kMaxChunkBytes) {
+    return std::nullopt;
+  }
+  return at;
+}
+
+// The chunk's header for a value: tag and CRC-32C of the bytes as they came.
+void MakeHeader(const ChunkData& c, bool packed, char* header) {
+  const bool zstd = c.encoding == ChunkEncoding::kZstd;
+  header[0] = packed ? (zstd ? kPackedZstdTag : kPackedRawTag) : (zstd ? kCheckedZstdTag : kCheckedRawTag);
+  const uint32_t crc = Crc32c(c.data);
+  for (int i = 0; i < 4; ++i) header[1 + i] = static_cast<char>(crc >> (8 * i));
+}
+
+}  // namespace
 
 absl::StatusOr<bool> ChunkStore::Has(const std::string& owner, const Digest& d) {
   std::string value;
@@ -124,11 +173,29 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
     ++result.holds_dropped;
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read chunk owners"));
+  std::vector<PackPlace> released;
+  absl::flat_hash_map<uint64_t, uint64_t> pack_freed;  // pack -> its bytes no longer live
   for (const auto& [digest, size] : dropped) {
     if (still_held.contains(digest)) continue;
-    batch.Delete(absl::StrCat("c", digest));
+    const std::string key = absl::StrCat("c", digest);
+    std::string value;
+    rocksdb::Status got = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
+    if (!got.ok() && !got.IsNotFound()) return RocksStatus(got, "read chunk");
+    if (const std::optional<PackPlace> at = PlaceOf(value); at.has_value()) {
+      released.push_back(*at);
+      pack_freed[at->pack] += at->length;
+    }
+    batch.Delete(key);
     ++result.chunks_dropped;
     result.bytes_dropped += size;
+  }
+  std::vector<uint64_t> emptied;
+  for (const auto& [pack, bytes] : pack_freed) {
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t live, ReadCounter(StoreDb::PackKey(pack)));
+    std::string v;
+    PutFixed64BE(&v, live > bytes ? live - bytes : 0);
+    batch.Put(StoreDb::PackKey(pack), v);
+    if (live <= bytes) emptied.push_back(pack);
   }
   for (const auto& [owner, bytes] : freed) {
     CONVERGE_ASSIGN_OR_RETURN(uint64_t used, ReadCounter(StoreDb::UsageKey(owner)));
@@ -137,89 +204,133 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
     batch.Put(StoreDb::UsageKey(owner), v);
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "sweep chunks"));
+  // Only now that no index entry names them: dead bytes are punched out, empty packs deleted.
+  for (const PackPlace& at : released) db_->packs()->Release(at);
+  rocksdb::WriteBatch gone;
+  for (uint64_t pack : emptied) {
+    if (db_->packs()->Delete(pack)) gone.Delete(StoreDb::PackKey(pack));
+  }
+  if (gone.Count() > 0) CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&gone), "drop empty packs"));
   return result;
 }
 
-namespace {
 
-// A chunk's value: a tag byte (raw or zstd), the CRC-32C of the payload (4 bytes,
-// little-endian), then the payload. Any other value is corrupt.
-constexpr char kCheckedRawTag = static_cast<char>(0xC2);
-constexpr char kCheckedZstdTag = static_cast<char>(0xC3);
-constexpr size_t kCheckedHeaderBytes = 5;
-constexpr uint64_t kUnloggedBatchBytes = 4 << 20;
-
-absl::StatusOr<std::string> Decode(ChunkEncoding encoding, absl::string_view payload) {
-  switch (encoding) {
-    case ChunkEncoding::kRaw: return std::string(payload);
-    case ChunkEncoding::kZstd: return Decompress(payload, kMaxChunkBytes);
-    default: return absl::InvalidArgumentError("chunks are stored raw or zstd");
+absl::StatusOr<uint64_t> ChunkStore::CheckChunk(const ChunkData& c) {
+  // Raw bytes are checked where they are; zstd ones once decoded.
+  std::string decoded;
+  if (c.encoding != ChunkEncoding::kRaw) {
+    absl::StatusOr<std::string> d = Decode(c.encoding, c.data);
+    if (!d.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), ": ", d.status().message()));
+    }
+    decoded = std::move(*d);
   }
+  const absl::string_view raw = c.encoding == ChunkEncoding::kRaw ? absl::string_view(c.data) : decoded;
+  if (raw.empty() || raw.size() > kMaxChunkBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), " has ", raw.size(),
+                                                   " bytes, outside (0, ", kMaxChunkBytes, "]"));
+  }
+  if (HashOf(raw) != c.sha256) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
+  }
+  // An owner is charged what the chunk takes: its raw bytes, or the bytes as stored if more.
+  return std::max<uint64_t>(raw.size(), c.data.size());
 }
 
-}  // namespace
+absl::StatusOr<std::vector<std::optional<PackPlace>>> ChunkStore::PackNew(const std::vector<ChunkData>& chunks) {
+  std::vector<std::optional<PackPlace>> places(chunks.size());
+  std::vector<absl::string_view> pieces;
+  std::vector<size_t> of;
+  uint64_t bytes = 0;
+  absl::flat_hash_set<Digest> seen;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (!seen.insert(chunks[i].sha256).second) continue;
+    absl::StatusOr<bool> content = HasContent(chunks[i].sha256);
+    if (!content.ok()) return content.status();
+    if (*content) continue;
+    pieces.push_back(chunks[i].data);
+    of.push_back(i);
+    bytes += chunks[i].data.size();
+  }
+  if (bytes < kPackedBatchBytes) return places;
+  absl::StatusOr<std::vector<PackPlace>> written = db_->packs()->Append(pieces);
+  if (!written.ok()) return written.status();
+  for (size_t j = 0; j < of.size(); ++j) places[of[j]] = (*written)[j];
+  return places;
+}
 
 absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkData>& chunks) {
-  rocksdb::WriteBatch batch;
-  struct Checked {
-    const ChunkData* chunk;
-    uint64_t charged;  // against the owner's quota
-    char header[kCheckedHeaderBytes];  // of its stored value: tag, CRC-32C of the bytes as they came
-  };
-  std::vector<Checked> checked;
+  std::vector<uint64_t> charges;
+  charges.reserve(chunks.size());
   for (const ChunkData& c : chunks) {
-    // Raw bytes are checked where they are; zstd ones once decoded.
-    std::string decoded;
-    if (c.encoding != ChunkEncoding::kRaw) {
-      absl::StatusOr<std::string> d = Decode(c.encoding, c.data);
-      if (!d.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), ": ", d.status().message()));
-      }
-      decoded = std::move(*d);
-    }
-    const absl::string_view raw = c.encoding == ChunkEncoding::kRaw ? absl::string_view(c.data) : decoded;
-    if (raw.empty() || raw.size() > kMaxChunkBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("chunk ", DigestToHex(c.sha256), " has ",
-                                                     raw.size(), " bytes, outside (0, ",
-                                                     kMaxChunkBytes, "]"));
-    }
-    if (HashOf(raw) != c.sha256) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("chunk bytes do not match their hash ", DigestToHex(c.sha256)));
-    }
-    // Computed here, outside the lock below. An owner is charged what the chunk takes: its raw
-    // bytes, or the bytes as stored if those are more.
-    Checked& k = checked.emplace_back(Checked{&c, std::max<uint64_t>(raw.size(), c.data.size()), {}});
-    k.header[0] = c.encoding == ChunkEncoding::kZstd ? kCheckedZstdTag : kCheckedRawTag;
-    const uint32_t crc = Crc32c(c.data);
-    for (int i = 0; i < 4; ++i) k.header[1 + i] = static_cast<char>(crc >> (8 * i));
-    Touch(c.sha256);
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t charge, CheckChunk(c));
+    charges.push_back(charge);
   }
+  for (const ChunkData& c : chunks) Touch(c.sha256);
+  // Outside the lock below: the bytes of a large batch's new chunks are written to a pack (and
+  // made durable) first; only their places are written under it.
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<std::optional<PackPlace>> places, PackNew(chunks));
+  std::vector<PackPlace> unused;  // packed, but stored meanwhile by another upload
+  absl::Status s = Index(owner, chunks, charges, places, &unused);
+  if (!s.ok()) {
+    for (const std::optional<PackPlace>& at : places) {
+      if (at.has_value()) unused.push_back(*at);
+    }
+  }
+  for (const PackPlace& at : unused) db_->packs()->Release(at);
+  for (const std::optional<PackPlace>& at : places) {
+    if (!at.has_value()) continue;
+    db_->packs()->Unpin(at->pack);  // one Append: one pack, pinned once
+    break;
+  }
+  return s;
+}
+
+absl::Status ChunkStore::Index(const std::string& owner, const std::vector<ChunkData>& chunks,
+                               const std::vector<uint64_t>& charges,
+                               const std::vector<std::optional<PackPlace>>& places, std::vector<PackPlace>* unused) {
+  rocksdb::WriteBatch batch;
   absl::MutexLock lock(&owner_mu_);
   uint64_t added = 0;
-  uint64_t content_bytes = 0;  // chunk bytes new to the store
-  absl::flat_hash_set<std::string> in_batch;
-  for (const Checked& k : checked) {
-    const ChunkData* c = k.chunk;
-    if (!in_batch.insert(DigestToBytes(c->sha256)).second) continue;
-    absl::StatusOr<bool> content = HasContent(c->sha256);
-    if (!content.ok()) return content.status();
-    if (!*content) {
-      // The value is the header and the bytes as they came, put together by the batch itself.
-      const std::string key = StoreDb::ChunkKey(c->sha256);
-      const rocksdb::Slice key_part(key);
-      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(k.header, sizeof(k.header)), rocksdb::Slice(c->data)};
+  absl::flat_hash_map<uint64_t, uint64_t> packed;  // pack -> live bytes added
+  absl::flat_hash_set<Digest> in_batch;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const ChunkData& c = chunks[i];
+    const std::optional<PackPlace>& at = places[i];
+    if (!in_batch.insert(c.sha256).second) continue;
+    CONVERGE_ASSIGN_OR_RETURN(bool content, HasContent(c.sha256));
+    char header[kCheckedHeaderBytes];
+    MakeHeader(c, at.has_value(), header);
+    const std::string key = StoreDb::ChunkKey(c.sha256);
+    const rocksdb::Slice key_part(key);
+    if (content) {
+      if (at.has_value()) unused->push_back(*at);
+    } else if (at.has_value()) {
+      std::string place;
+      PutVarint64(&place, at->pack);
+      PutVarint64(&place, at->offset);
+      PutVarint64(&place, at->length);
+      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, sizeof(header)), rocksdb::Slice(place)};
       batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
-      content_bytes += c->data.size();
+      packed[at->pack] += at->length;
+    } else {
+      // The value is the header and the bytes as they came, put together by the batch itself.
+      const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, sizeof(header)), rocksdb::Slice(c.data)};
+      batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
     }
-    absl::StatusOr<bool> owned = Has(owner, c->sha256);
-    if (!owned.ok()) return owned.status();
-    if (!*owned) {
+    CONVERGE_ASSIGN_OR_RETURN(bool owned, Has(owner, c.sha256));
+    if (!owned) {
       std::string size;
-      PutVarint64(&size, k.charged);
-      batch.Put(StoreDb::OwnedKey(owner, c->sha256), size);
-      added += k.charged;
+      PutVarint64(&size, charges[i]);
+      batch.Put(StoreDb::OwnedKey(owner, c.sha256), size);
+      added += charges[i];
     }
+  }
+  for (const auto& [pack, bytes] : packed) {
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t live, ReadCounter(StoreDb::PackKey(pack)));
+    std::string v;
+    PutFixed64BE(&v, live + bytes);
+    batch.Put(StoreDb::PackKey(pack), v);
   }
   if (added > 0) {
     absl::StatusOr<std::pair<uint64_t, uint64_t>> usage = Usage(owner);
@@ -233,10 +344,7 @@ absl::Status ChunkStore::Put(const std::string& owner, const std::vector<ChunkDa
     PutFixed64BE(&v, used + added);
     batch.Put(StoreDb::UsageKey(owner), v);
   }
-  // A large batch skips the WAL: its bytes are written once, into a blob file when flushed
-  // (StoreDb::WriteUnlogged), and the commit that references them pays one flush. Small ones
-  // go to the WAL as before, so a stream of small commits does not flush a memtable each.
-  if (content_bytes >= kUnloggedBatchBytes) return RocksStatus(db_->WriteUnlogged(&batch), "write chunks");
+  // Not synced: the synced commit that references these chunks syncs the WAL they are in.
   return RocksStatus(db_->Checked(db_->db()->Write(rocksdb::WriteOptions(), &batch)), "write chunks");
 }
 
@@ -257,26 +365,36 @@ absl::StatusOr<StoredChunk> ChunkStore::ReadStored(const Digest& d, std::string*
   rocksdb::Status s = db_->db()->Get(read, StoreDb::ChunkKey(d), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no chunk ", DigestToHex(d)));
   if (!s.ok()) return RocksStatus(s, "read chunk");
+  const std::string corrupt = absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt");
+  if (value.size() < kCheckedHeaderBytes) return absl::DataLossError(corrupt);
+  const char tag = value[0];
+  uint32_t crc = 0;
+  for (int i = 0; i < 4; ++i) crc |= static_cast<uint32_t>(static_cast<uint8_t>(value[1 + i])) << (8 * i);
   StoredChunk out;
-  if (value.size() >= kCheckedHeaderBytes && (value[0] == kCheckedRawTag || value[0] == kCheckedZstdTag)) {
-    // Checked by its SHA-256 when it was put; the CRC says it is still those bytes.
-    uint32_t crc = 0;
-    for (int i = 0; i < 4; ++i) crc |= static_cast<uint32_t>(static_cast<uint8_t>(value[1 + i])) << (8 * i);
-    const bool zstd = value[0] == kCheckedZstdTag;
+  if (tag == kPackedRawTag || tag == kPackedZstdTag) {
+    const std::optional<PackPlace> at = PlaceOf(value);
+    if (!at.has_value()) return absl::DataLossError(corrupt);
+    absl::StatusOr<std::string> bytes = db_->packs()->Read(*at);
+    if (!bytes.ok()) return absl::DataLossError(absl::StrCat(corrupt, ": ", bytes.status().message()));
+    out.payload = std::move(*bytes);
+  } else if (tag == kCheckedRawTag || tag == kCheckedZstdTag) {
     value.erase(0, kCheckedHeaderBytes);
-    if (Crc32c(value) != crc) return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
-    out.encoding = zstd ? ChunkEncoding::kZstd : ChunkEncoding::kRaw;
     out.payload = std::move(value);
-    if (!zstd) {
-      if (raw != nullptr) *raw = out.payload;
-      return out;
-    }
-    absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
-    if (!decoded.ok()) return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
-    (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
+  } else {
+    return absl::DataLossError(corrupt);
+  }
+  // Checked by its SHA-256 when it was put; the CRC says it is still those bytes.
+  if (Crc32c(out.payload) != crc) return absl::DataLossError(corrupt);
+  const bool zstd = tag == kCheckedZstdTag || tag == kPackedZstdTag;
+  out.encoding = zstd ? ChunkEncoding::kZstd : ChunkEncoding::kRaw;
+  if (!zstd) {
+    if (raw != nullptr) *raw = out.payload;
     return out;
   }
-  return absl::DataLossError(absl::StrCat("stored chunk ", DigestToHex(d), " is corrupt"));
+  absl::StatusOr<std::string> decoded = Decode(out.encoding, out.payload);
+  if (!decoded.ok()) return absl::DataLossError(corrupt);
+  (raw != nullptr ? *raw : out.decoded) = std::move(*decoded);
+  return out;
 }
 
 absl::StatusOr<std::string> ChunkStore::Get(const std::string& owner, const Digest& d) {

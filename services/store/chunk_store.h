@@ -1,7 +1,9 @@
 // ChunkStore: content-addressed chunk bytes, each kept once (dedup across files, versions and
 // devices), named by SHA-256 of the raw bytes (checked when put), stored zstd-compressed when
-// that paid (values: one byte 0xC2 raw / 0xC3 zstd, the payload's CRC-32C, the payload; the CRC
-// is checked on every read, so a chunk damaged on disk is refused, not served).
+// that paid. Index values: one tag byte, the payload's CRC-32C, then the payload (0xC2 raw,
+// 0xC3 zstd: chunks of small uploads, in RocksDB's blob files) or its place in a pack file
+// (0xC4 raw, 0xC5 zstd: chunks of uploads of 4 MiB or more, pack_files.h). The CRC is checked
+// on every read, so a chunk damaged on disk is refused, not served.
 //
 // Chunks belong to owners (the user whose namespaces they were uploaded to). Content is stored
 // once for everyone, but an owner sees only chunks it uploaded itself: FindMissing reports a chunk
@@ -13,6 +15,7 @@
 #ifndef CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
 #define CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,11 +58,11 @@ class ChunkStore {
   // Put stores chunks after decoding each one and checking its raw bytes against its digest.
   // Returns InvalidArgument naming the first chunk that does not decode or match (and stores
   // none of the batch), or whose raw size is 0 or above kMaxChunkBytes. Compressed chunks are
-  // kept compressed. The write is not synced: the synced commit that references the chunks makes
-  // them durable. A batch of 4 MiB or more skips the WAL (its bytes are written once, to a blob
-  // file, when their memtable is flushed) and that commit flushes them first
-  // (StoreDb::WriteSynced); a crash before then loses chunks nothing references yet, and the
-  // device uploads them again. ResourceExhausted (and nothing stored) if the chunks
+  // kept compressed. When the batch's chunks new to the store come to 4 MiB or more, their bytes
+  // are written to a pack and made durable before they are indexed (outside the owners' lock);
+  // smaller batches go into RocksDB. The index write is not synced: the synced commit that
+  // references the chunks makes it durable; a crash before then loses chunks nothing references
+  // yet, and the device uploads them again. ResourceExhausted (and nothing stored) if the chunks
   // new to `owner` would take it over its quota.
   absl::Status Put(const std::string& owner, const std::vector<ChunkData>& chunks);
 
@@ -101,6 +104,16 @@ class ChunkStore {
 
  private:
   absl::StatusOr<bool> HasContent(const Digest& d);
+  // CheckChunk decodes a chunk and checks its hash and size; returns what it costs its owner.
+  static absl::StatusOr<uint64_t> CheckChunk(const ChunkData& c);
+  // PackNew writes the bytes of `chunks` not yet stored to a pack if they come to 4 MiB or
+  // more; returns each chunk's place (none for those not packed).
+  absl::StatusOr<std::vector<std::optional<PackPlace>>> PackNew(const std::vector<ChunkData>& chunks);
+  // Index writes the chunks' index entries (their bytes, or their places), the owner's holds
+  // and usage, and the packs' live bytes, in one batch. Places of chunks another upload stored
+  // meanwhile go to *unused.
+  absl::Status Index(const std::string& owner, const std::vector<ChunkData>& chunks, const std::vector<uint64_t>& charges,
+                     const std::vector<std::optional<PackPlace>>& places, std::vector<PackPlace>* unused);
   absl::StatusOr<StoredChunk> ReadStored(const Digest& d, std::string* raw);  // any owner's
   absl::StatusOr<uint64_t> ReadCounter(const std::string& key);
 

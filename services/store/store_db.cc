@@ -15,7 +15,8 @@ absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, r
   if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
-  // Chunk bytes go to blob files so compaction does not rewrite them.
+  // Chunks stored inline (small uploads) go to blob files so compaction does not rewrite them;
+  // large uploads go to pack files (pack_files.h).
   options.enable_blob_files = true;
   options.min_blob_size = 4096;
   options.compression = rocksdb::kLZ4Compression;
@@ -30,7 +31,31 @@ absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, r
     s = rocksdb::DB::Open(options, dir, &raw);
   }
   if (!s.ok()) return RocksStatus(s, absl::StrCat("open store database at ", dir));
-  return std::unique_ptr<StoreDb>(new StoreDb(std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  absl::StatusOr<std::unique_ptr<PackFiles>> packs = PackFiles::Open(env, dir + "/packs");
+  if (!packs.ok()) return packs.status();
+  std::unique_ptr<StoreDb> store(new StoreDb(std::move(db), std::move(*packs)));
+  if (absl::Status dropped = store->DropUnindexedPacks(); !dropped.ok()) return dropped;
+  return store;
+}
+
+absl::Status StoreDb::DropUnindexedPacks() {
+  absl::StatusOr<std::vector<uint64_t>> ids = packs_->Packs();
+  if (!ids.ok()) return ids.status();
+  rocksdb::WriteBatch gone;
+  for (uint64_t id : *ids) {
+    std::string live;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), PackKey(id), &live);
+    if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read pack record");
+    // No record: written, then a crash came before its chunks were indexed. Zero: every chunk
+    // in it was dropped while an upload still wrote it.
+    if (s.IsNotFound() || (live.size() == 8 && DecodeFixed64BE(live) == 0)) {
+      GetLogger("store")->info("pack {} holds no live chunk: deleted", id);
+      packs_->Delete(id);
+      if (s.ok()) gone.Delete(PackKey(id));
+    }
+  }
+  return gone.Count() > 0 ? RocksStatus(WriteSynced(&gone), "drop empty packs") : absl::OkStatus();
 }
 
 rocksdb::Status StoreDb::Checked(const rocksdb::Status& s) {
@@ -49,31 +74,7 @@ rocksdb::Status StoreDb::Checked(const rocksdb::Status& s) {
   _exit(75);
 }
 
-rocksdb::Status StoreDb::WriteUnlogged(rocksdb::WriteBatch* batch) {
-  rocksdb::WriteOptions unlogged;
-  unlogged.disableWAL = true;
-  rocksdb::Status s = Checked(db_->Write(unlogged, batch));
-  if (s.ok()) unlogged_writes_.fetch_add(1);
-  return s;
-}
-
-rocksdb::Status StoreDb::MakeUnloggedDurable() {
-  absl::MutexLock lock(&flush_mu_);
-  // Every write counted by now is in the memtables this flush takes (it was counted after it
-  // was applied); later ones are left to the next call.
-  const uint64_t covered = unlogged_writes_.load();
-  if (durable_unlogged_ >= covered) return rocksdb::Status::OK();
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  flush.allow_write_stall = true;
-  rocksdb::Status s = Checked(db_->Flush(flush));
-  if (s.ok()) durable_unlogged_ = covered;
-  return s;
-}
-
 rocksdb::Status StoreDb::WriteSynced(rocksdb::WriteBatch* batch) {
-  rocksdb::Status s = MakeUnloggedDurable();
-  if (!s.ok()) return s;
   rocksdb::WriteOptions sync;
   sync.sync = true;
   return Checked(db_->Write(sync, batch));
@@ -148,6 +149,11 @@ std::string StoreDb::CaseKey(absl::string_view ns, absl::string_view folded) {
 }
 std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
 std::string StoreDb::CompactionKey(absl::string_view ns) { return absl::StrCat("C", ns); }
+std::string StoreDb::PackKey(uint64_t id) {
+  std::string k = "P";
+  PutFixed64BE(&k, id);
+  return k;
+}
 
 void StoreDb::ExportMetrics() {
   rocksdb::DB* db = db_.get();
@@ -168,6 +174,9 @@ void StoreDb::ExportMetrics() {
     db->GetIntProperty("rocksdb.live-blob-file-size", &blob);
     return static_cast<double>(sst + blob);
   });
+  PackFiles* packs = packs_.get();
+  m.AddGaugeFunction("converge_store_pack_bytes", "pack files (large chunks' bytes, dead space included)",
+                     [packs]() -> double { return static_cast<double>(packs->Bytes()); });
   m.AddGaugeFunction("converge_store_rocksdb_memtable_bytes", "memtables", property("rocksdb.cur-size-all-mem-tables"));
   m.AddGaugeFunction("converge_store_rocksdb_write_stopped", "1 while RocksDB stops writes",
                      property("rocksdb.is-write-stopped"));

@@ -1,7 +1,8 @@
 // StoreDb: the store's RocksDB instance and its key layout. ChunkStore and CommitLog share it.
 //
 // Keys (one column family; namespace and device ids never contain '\0'):
-//   'c' sha256[32]                  -> chunk bytes
+//   'c' sha256[32]                  -> chunk bytes, or their place in a pack (chunk_store.h)
+//   'P' pack id(8, big-endian)      -> live bytes in that pack (fixed64 big-endian)
 //   'n' ns                          -> namespace record (head seq, members)
 //   'l' ns '\0' seq(8, big-endian)  -> Commit (model.h encoding)
 //   'f' ns '\0' path                -> current FileVersion of path (tombstones included)
@@ -29,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/base/rocksdb_status.h"
 #include "common/base/sha256.h"
+#include "services/store/pack_files.h"
 
 namespace converge::store {
 
@@ -48,18 +50,14 @@ class StoreDb {
   // rather than trust a retried fsync. Nothing acknowledged is lost: the failed write was not.
   rocksdb::Status Checked(const rocksdb::Status& s);
 
-  // Chunk bytes are written once: WriteUnlogged skips the write-ahead log (the bytes reach disk
-  // when their memtable is flushed, into a blob file) instead of writing them to the WAL and
-  // again to a blob file. Unlogged writes are lost by a crash until flushed, so every synced
-  // write (WriteSynced, PutSynced: commits, the namespace and quota records, sweeps) first makes
-  // the unlogged writes before it durable (MakeUnloggedDurable: one memtable flush, none when
-  // there were no unlogged writes since the last). A commit can therefore never be durable while
-  // a chunk it references is not. All return Checked statuses.
-  rocksdb::Status WriteUnlogged(rocksdb::WriteBatch* batch);
-  rocksdb::Status MakeUnloggedDurable();
+  // WriteSynced and PutSynced write through the WAL and sync it; both return Checked statuses.
+  // Large chunks' bytes are durable in their packs before their index entries are written
+  // (PackFiles::Append), so a synced commit never references bytes a power cut can take back.
   rocksdb::Status WriteSynced(rocksdb::WriteBatch* batch);
   rocksdb::Status PutSynced(const rocksdb::Slice& key, const rocksdb::Slice& value);
-  uint64_t unlogged_writes() const { return unlogged_writes_.load(); }
+
+  // The pack files of large chunks (<dir>/packs).
+  PackFiles* packs() { return packs_.get(); }
 
   // set_on_unrecoverable replaces the exit (tests that cut the power, and throw the database
   // away themselves).
@@ -92,14 +90,19 @@ class StoreDb {
   static std::string NamespaceOwnerKey(absl::string_view ns);
   // How far a namespace was compacted (fixed64 compacted_through, fixed64 dropped_through).
   static std::string CompactionKey(absl::string_view ns);
+  // A pack's live bytes.
+  static std::string PackKey(uint64_t id);
 
  private:
-  explicit StoreDb(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  StoreDb(std::unique_ptr<rocksdb::DB> db, std::unique_ptr<PackFiles> packs)
+      : db_(std::move(db)), packs_(std::move(packs)) {}
+  // DropUnindexedPacks deletes packs no index entry counts (written, then a crash came before
+  // their chunks were indexed).
+  absl::Status DropUnindexedPacks();
+
   std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<PackFiles> packs_;
   std::function<void()> on_unrecoverable_;
-  std::atomic<uint64_t> unlogged_writes_{0};  // counted once in the memtable
-  absl::Mutex flush_mu_;
-  uint64_t durable_unlogged_ ABSL_GUARDED_BY(flush_mu_) = 0;
 };
 
 // RocksStatus is FromRocksStatus (common/base/rocksdb_status.h), under the store's own name.
