@@ -34,15 +34,18 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "bazel-bin")
 MiB = 1 << 20
+STEADY = " [steady]"  # scenario names measured on a store and engines that have been running
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MODES = {
     "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
                   corpus_limit=8 * MiB, latency_edits=15, sustained_s=3, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
-                  commits=300, fanout=[100], timeout=120),
-    "full": dict(reps=3, many=(10000, 1024, 10), few=(1000, 4096), big=100 * MiB, huge=1024 * MiB,
+                  commits=300, fanout=[100], timeout=120,
+                  steady=dict(commits=300, files=3000), history_steps=12, history_timeout=60),
+    "full": dict(reps=3, many=(10000, 1024, 10), few=(2000, 4096), big=100 * MiB, huge=1024 * MiB,
                  corpus_limit=None, latency_edits=200, sustained_s=10, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
-                 commits=3000, fanout=[100, 1000], timeout=900),
+                 commits=3000, fanout=[100, 1000], timeout=900,
+                 steady=dict(commits=5000, files=50000), history_steps=None, history_timeout=120),
 }
 IGNORED = {".converge", ".stfolder", ".stversions"}
 
@@ -268,6 +271,8 @@ class Tool:
         os.makedirs(self.b)
         self.daemons = {}  # label -> Popen
         self.last_client = None  # (cpu seconds, max rss bytes) of the last command run
+        self.seed = None  # steady state: {commits, files} of history A and B start with
+        self.seeded = None  # Converge: what converge-bench history made
 
     def start(self):
         pass
@@ -366,6 +371,8 @@ class Converge(Tool):
         self.management = f"127.0.0.1:{self._port('management')}"
         self.ctl("users", "create", "bench")
         self.ctl("namespaces", "create", "bench", "--owner=bench")
+        if self.seed:
+            self.seed_history()
         for side, folder in (("engine_a", self.a), ("engine_b", self.b)):
             self._spawn(side, self.engine_argv(folder, "bench", side))
         # Ready when a file from A shows up on B.
@@ -375,6 +382,37 @@ class Converge(Tool):
             if time.time() > deadline:
                 raise RuntimeError("converge engines did not start; see " + self.work)
             time.sleep(0.02)
+        if self.seed:
+            self.wait_seeded()
+
+    def seed_history(self):
+        """Steady state: the namespace gets a history of its own before the engines join (a third
+        device's commits, made by converge-bench history straight against the store)."""
+        started = time.time()
+        out = subprocess.run([f"{BIN}/tools/bench/converge-bench", "history", f"--store={self.store}",
+                              f"--service_token={self.service_token}", *self.service_tls,
+                              f"--token_signing_key={self.tls}/token-signing.key", "--namespace_id=bench",
+                              "--user_id=bench", f"--commits={self.seed['commits']}", f"--files={self.seed['files']}"],
+                             check=True, capture_output=True, text=True).stdout
+        self.seeded = json.loads(out)
+        log(f"converge       seeded: {self.seeded['commits']} commits, {self.seeded['live_files']} live files, "
+            f"{self.seeded['bytes'] / MiB:.0f} MiB written, in {time.time() - started:.1f}s")
+
+    def wait_seeded(self):
+        """Both engines pull the seeded history: B and A hold every live file, with its content."""
+        started = time.time()
+        deadline = started + 3600
+        want = self.seeded["live_files"]
+        while True:
+            a, b = manifest(self.a, "seed"), manifest(self.b, "seed")
+            if sum(1 for v in a.values() if v != "dir") == want and same(b, a, True):
+                break
+            if time.time() > deadline:
+                raise RuntimeError(f"converge: engines hold {len(a)}/{len(b)} of {want} seeded files after an hour")
+            time.sleep(0.5)
+        if content_hashes(self.a, "seed") != content_hashes(self.b, "seed"):
+            raise RuntimeError("converge: A and B differ after pulling the seeded history")
+        log(f"converge       engines indexed the seeded {want} files in {time.time() - started:.1f}s")
 
     def approve_deletes(self):
         now = time.time()
@@ -686,9 +724,15 @@ class Bench:
         self.tool_names = tools
         self.results = []  # {scenario, tool, runs: [...]} or extra figures
         self.notes = []
-        self.only = set()  # scenario tags to run (S1..S10); empty: all
+        self.only = set()  # scenario tags to run (S1..S11); empty: all
+        self.states = ["fresh"]  # and/or "steady"
+        self.figures = []  # S11's converged steps
+        self.seeded = None  # what converge-bench history made (steady state)
+        self.state = "fresh"
 
     def add(self, scenario, tool, record):
+        if self.state == "steady":
+            scenario += STEADY
         for r in self.results:
             if r["scenario"] == scenario and r["tool"] == tool:
                 r["runs"].append(record)
@@ -734,15 +778,18 @@ class Bench:
                          lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
             self.initial(tool, f"S3b initial {cfg['huge'] // MiB}MiB file", "s3b",
                          lambda root: write_file(os.path.join(root, "huge.bin"), random_bytes(cfg["huge"])))
-            self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
+            if self.state == "fresh":
+                self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
         if self.want("S4") or self.want("S5"):
             self.edits(tool, big_label)
         if tool.continuous and self.want("S6"):
             self.latency(tool)
-        if tool.continuous and self.want("S10"):
+        if tool.continuous and self.want("S10") and self.state == "fresh":
             self.sustained(tool)
-        if self.want("S7"):
+        if self.want("S7") and self.state == "fresh":
             self.rescan(tool)
+        if self.want("S11"):
+            self.real_history(tool)
 
     def want(self, tag):
         return not self.only or tag in self.only
@@ -1001,17 +1048,188 @@ class Bench:
 
     def run(self):
         os.makedirs(self.stage, exist_ok=True)
-        for name in self.tool_names:
-            tool = TOOLS[name](self.work)
-            log(f"--- {name}")
-            tool.start()
+        for state in self.states:
+            self.state = state
+            for name in self.tool_names:
+                tool = TOOLS[name](self.work)
+                log(f"--- {name} ({state})")
+                if state == "steady":
+                    tool.seed = self.cfg["steady"]
+                tool.start()
+                try:
+                    if state == "steady" and isinstance(tool, Converge):
+                        self.seeded = tool.seeded
+                    if state == "steady" and not isinstance(tool, Converge):
+                        self.seed_peer(tool)
+                    self.run_tool(tool)
+                    if state == "fresh" and isinstance(tool, Converge) and (self.want("S8") or self.want("S9")):
+                        self.service_load(tool)
+                finally:
+                    tool.stop()
+                shutil.rmtree(tool.work, ignore_errors=True)
+
+    def seeded_text(self):
+        if "steady" not in self.states:
+            return None
+        st = self.cfg["steady"]
+        text = f"peers start from a synced tree of {st['files']:,} files"
+        if self.seeded:
+            sd = self.seeded
+            text = (f"Converge's store holds a namespace of {sd['commits']:,} commits ({sd['versions']:,} file "
+                    f"versions, {sd['bytes'] / MiB:,.0f} MiB written over its history) that both engines pulled "
+                    f"and index ({sd['live_files']:,} live files); " + text)
+        return text
+
+    def seed_peer(self, tool):
+        """Steady state for a peer: the same shape of tree as Converge's seeded history (its live
+        files, sizes drawn the same way), synced once, untimed."""
+        started = time.time()
+        rng = random.Random(20261205)
+        files = self.cfg["steady"]["files"]
+        for i in range(files):
+            r = rng.randrange(100)
+            size = (1024 + rng.randrange(7 << 10) if r < 85 else
+                    (8 << 10) + rng.randrange(56 << 10) if r < 99 else MiB + rng.randrange(3 * MiB))
+            write_file(os.path.join(tool.a, "seed", f"d{i % 200}", f"f{i}.bin"), os.urandom(size))
+        if tool.continuous:
+            tool.kick()
+            deadline = time.time() + 3600
+            while not same(manifest(tool.b, "seed"), manifest(tool.a, "seed"), tool.exact_mtime):
+                if time.time() > deadline:
+                    raise RuntimeError(f"{tool.name}: the seeded tree did not reach B within an hour")
+                time.sleep(0.5)
+        else:
+            tool.sync()
+        log(f"{tool.name:14s} seeded {files} files in {time.time() - started:.1f}s")
+
+    def real_history(self, tool):
+        """S11: Converge's own git history, first-parent commits checked out one after another into
+        A (git read-tree -u -m, a private index); each step timed until B matches and verified."""
+        cfg = self.cfg
+        try:
+            commits = subprocess.run(["git", "-C", ROOT, "rev-list", "--first-parent", "--reverse", "HEAD"],
+                                     check=True, capture_output=True, text=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError):
+            commits = []
+        if len(commits) < 2:
+            self.notes.append("S11 skipped: no git history here")
+            return
+        n = cfg["history_steps"]
+        if n and len(commits) > n + 1:
+            commits = [commits[round(i * (len(commits) - 1) / n)] for i in range(n + 1)]
+        scope = "s11"
+        tree = os.path.join(tool.a, scope)
+        os.makedirs(tree)
+        env = dict(os.environ, GIT_INDEX_FILE=os.path.join(tool.work, "s11.index"))
+        git = ["git", "-C", ROOT, f"--work-tree={tree}", "read-tree", "-u"]
+        measure(tool, lambda: subprocess.run(git + ["-m", commits[0]], check=True, env=env), scope, cfg["timeout"])
+        converged = 0
+        steps = list(zip(commits, commits[1:]))
+        for old, new in steps:
             try:
-                self.run_tool(tool)
-                if isinstance(tool, Converge) and (self.want("S8") or self.want("S9")):
-                    self.service_load(tool)
-            finally:
-                tool.stop()
-            shutil.rmtree(tool.work, ignore_errors=True)
+                rec = measure(tool, lambda: subprocess.run(git + ["-m", old, new], check=True, env=env), scope,
+                              cfg["history_timeout"])
+            except RuntimeError as e:
+                log(f"{tool.name:14s} S11 step {new[:8]}: {e}")
+                continue
+            converged += 1
+            rec["commit"] = new[:10]
+            self.add("S11 real history step", tool.name, rec)
+        self.add_figure("S11 steps converged", tool.name, {"seconds": 0, "converged": converged, "steps": len(steps)})
+        log(f"{tool.name:14s} {'S11 real history':32s} {converged}/{len(steps)} steps converged")
+        remove_scope(tool, scope, cfg["timeout"])
+
+    def add_figure(self, scenario, tool, record):
+        """A figure that is not a timed run (kept apart from ratios)."""
+        self.figures.append({"scenario": scenario + (STEADY if self.state == "steady" else ""), "tool": tool,
+                             **record})
+
+
+# ----- targets ----------------------------------------------------------------------------------
+
+def _find(results, prefix, tool, steady):
+    for r in results:
+        name = r["scenario"]
+        if r["tool"] == tool and name.split(" ")[0] == prefix and name.endswith(STEADY) == steady:
+            return r
+    return None
+
+
+def _cpu_per_100mib(r, label, size):
+    vals = [run["cpu_s"][label] for run in r["runs"] if label in run.get("cpu_s", {})]
+    return statistics.median(vals) * 100 * MiB / size if vals else None
+
+
+def targets(results, figures, cfg):
+    """Rows of (target, state, measured, verdict): issue 23's targets, each met or not in this run."""
+    rows = []
+    for steady in (False, True):
+        state = "steady" if steady else "fresh"
+        if not any(r["scenario"].endswith(STEADY) == steady for r in results):
+            continue
+
+        def ratio(prefix, peer="rsync_local"):
+            c, p = _find(results, prefix, "converge", steady), _find(results, prefix, peer, steady)
+            return c["median_s"] / p["median_s"] if c and p and p["median_s"] else None
+
+        def verdict(value, limit, text):
+            if value is None:
+                rows.append((text, state, "not measured", "not measured"))
+            else:
+                rows.append((text, state, value[1] if isinstance(value, tuple) else f"{value:.2f}",
+                             "met" if (value[0] if isinstance(value, tuple) else value) <= limit else "not met"))
+
+        sizes = (("S3a", cfg["big"]), ("S3b", cfg["huge"]))
+        for labels, limit, text in ((("store",), 0.35, "store CPU s per 100 MiB (S3a, S3b) <= 0.35"),
+                                    (("engine_a", "engine_b"), 0.25, "each engine's CPU s per 100 MiB <= 0.25")):
+            vals = []
+            for prefix, size in sizes:
+                r = _find(results, prefix, "converge", steady)
+                for label in labels:
+                    v = _cpu_per_100mib(r, label, size) if r else None
+                    if v is not None:
+                        vals.append((v, f"{prefix} {label} {v:.2f}"))
+            worst = max(vals) if vals else None
+            verdict((worst[0], ", ".join(v[1] for v in vals)) if worst else None, limit, text)
+        for prefixes, limit, text in ((("S3a", "S3b"), 3.0, "new 100 MiB and 1 GiB file: time <= 3.0x rsync_local"),
+                                      (("S1", "S2"), 1.5, "many small new files: time <= 1.5x rsync_local"),
+                                      (("S4", "S5"), 1.2, "1 MiB overwrite, 1 KiB insert: time <= 1.2x rsync_local"),
+                                      (("S11",), 1.5,
+                                       "real history: per-step median <= 1.5x rsync_local")):
+            vals = [(ratio(p), p) for p in prefixes]
+            vals = [(v, f"{p} x{v:.2f}") for v, p in vals if v is not None]
+            worst = max(vals) if vals else None
+            verdict((worst[0], ", ".join(v[1] for v in vals)) if worst else None, limit, text)
+        st = ratio("S11", "syncthing")
+        verdict((st * 5, f"x{st:.2f} Syncthing's per-step median") if st else None, 1.0,
+                "real history: >= 5x faster than Syncthing")
+        done = [f for f in figures if f["tool"] == "converge" and f["scenario"].startswith("S11")
+                and f["scenario"].endswith(STEADY) == steady]
+        if done:
+            f = done[0]
+            rows.append(("real history: every step converges", state, f"{f['converged']}/{f['steps']}",
+                         "met" if f["converged"] == f["steps"] else "not met"))
+        else:
+            rows.append(("real history: every step converges", state, "not measured", "not measured"))
+        r = _find(results, "S6", "converge", steady)
+        if r:
+            run = r["runs"][0]
+            ok = run["p50"] <= 0.015 and run["p99"] <= 0.050
+            rows.append(("single small edit: p50 <= 15 ms, p99 <= 50 ms", state,
+                         f"p50 {run['p50'] * 1000:.1f} ms, p99 {run['p99'] * 1000:.1f} ms", "met" if ok else "not met"))
+        else:
+            rows.append(("single small edit: p50 <= 15 ms, p99 <= 50 ms", state, "not measured", "not measured"))
+    return rows
+
+
+def targets_table(rows):
+    if not rows:
+        return []
+    lines = ["| target | state | measured | |", "|---|---|---|---|"]
+    for target, state, measured, verdict in rows:
+        lines.append(f"| {target} | {state} | {measured} | {verdict} |")
+    return lines
+
 
 
 # ----- report -----------------------------------------------------------------------------------
@@ -1169,6 +1387,10 @@ def markdown(meta, results):
         lines += [f"**The run stopped early: {meta['failed']}**", ""]
     for note in meta.get("notes", []):
         lines += [f"Note: {note}.", ""]
+    if meta.get("seeded"):
+        lines += [f"Steady state ({STEADY.strip()} rows): {meta['seeded']}.", ""]
+    if meta.get("targets"):
+        lines += ["## Targets", ""] + targets_table(meta["targets"]) + [""]
     lines += matrix(results)
     lines += ["", "## Every figure", "",
               "Median (min-max) of the runs; CPU s: all processes of the tool; peak RSS: the largest process.", ""]
@@ -1246,14 +1468,45 @@ plot for [i=2:{len(peers) + 1}] "{dat}" using i:xtic(1) title columnheader(i)
     return made
 
 
-def write_latest(out_dir, md):
-    """bench/results/latest.md: the newest complete full run's table, which the docs link."""
+def write_latest(out_dir, meta, md):
+    """Publishes a run: bench/results/latest.md gets its whole table, README.md and
+    docs/benchmark.md the block between their <!-- bench:latest --> markers (the targets and the
+    headline table), so no figure in the docs is copied by hand."""
     rel = os.path.relpath(out_dir, os.path.join(ROOT, "bench", "results"))
     with open(os.path.join(ROOT, "bench", "results", "latest.md"), "w") as f:
-        f.write(f"<!-- written by tools/bench/run --mode full; the run's folder: {rel}/ -->\n")
+        f.write(f"<!-- written by tools/bench/run; the run's folder: {rel}/ -->\n")
         f.write(f"Charts: [time ratios]({rel}/ratio_time.png), [bytes ratios]({rel}/ratio_bytes.png); "
                 f"raw figures: [{rel}/results.json]({rel}/results.json).\n\n")
         f.write(md)
+    head = (f"Latest published run: {meta['mode']} mode, {meta['date']}, commit {meta.get('commit', '?')}, "
+            f"`{meta['command']}` ({meta['reps']} runs per scenario; {meta['machine']}).")
+    cal = calibration_line(meta.get("calibration"))
+    block = [head, ""] + ([cal + ".", ""] if cal else [])
+    if meta.get("seeded"):
+        block += [f"Steady state ({STEADY.strip()} rows): {meta['seeded']}.", ""]
+    for doc, rel_results, extra in (("README.md", "bench/results/latest.md", False),
+                                    ("docs/benchmark.md", "../bench/results/latest.md", True)):
+        lines = list(block) + targets_table(meta.get("targets", []))
+        if extra:
+            lines += [""] + matrix_from(meta, out_dir)
+        lines += ["", f"Every figure: [{rel_results}]({rel_results})."]
+        path = os.path.join(ROOT, doc)
+        with open(path) as f:
+            text = f.read()
+        start, end = "<!-- bench:latest -->", "<!-- /bench:latest -->"
+        if start not in text or end not in text:
+            continue
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        with open(path, "w") as f:
+            f.write(before + start + "\n" + "\n".join(lines) + "\n" + end + after)
+
+
+def matrix_from(meta, out_dir):
+    with open(os.path.join(out_dir, "results.json")) as f:
+        results = json.load(f)["results"]
+    summarize(results)
+    return matrix(results)
 
 
 def main():
@@ -1263,19 +1516,27 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
-    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S10 (S3: S3a-c; S4 and S5 "
+    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S11 (S3: S3a-c; S4 and S5 "
                     "run together; S8 and S9 too); default: all")
+    ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
+                    help="fresh services and engines, ones that hold a history already (steady), or both")
     ap.add_argument("--from-json", default=None, help="only rebuild results.md and charts from a results.json")
+    ap.add_argument("--publish", action="store_true",
+                    help="write this run (or --from-json's) to bench/results/latest.md, README.md and "
+                    "docs/benchmark.md even if it is not a complete full run")
     args = ap.parse_args()
     if args.from_json:
         with open(args.from_json) as f:
             saved = json.load(f)
         out_dir = os.path.dirname(os.path.abspath(args.from_json))
         summarize(saved["results"])
+        saved["meta"]["targets"] = targets(saved["results"], saved.get("figures", []), MODES[saved["meta"]["mode"]])
         md = markdown(saved["meta"], saved["results"])
         with open(os.path.join(out_dir, "results.md"), "w") as f:
             f.write(md)
         charts(out_dir, saved["results"])
+        if args.publish:
+            write_latest(out_dir, saved["meta"], md)
         print(md)
         return 0
     if args.reps:
@@ -1288,6 +1549,7 @@ def main():
     tools = [t for t in args.tools.split(",") if t]
     bench = Bench(args.mode, args.work, tools)
     bench.only = {x.strip() for x in args.scenarios.split(",") if x.strip()}
+    bench.states = ["fresh", "steady"] if args.state == "both" else [args.state]
     calibration = calibrate(args.work)
     log(calibration_line(calibration))
     started = time.time()
@@ -1303,15 +1565,18 @@ def main():
     meta = {"mode": args.mode, "date": date, "commit": commit, "notes": bench.notes, "reps": MODES[args.mode]["reps"], "tools": tools,
             "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
-            "seconds": round(time.time() - started, 1), "failed": failed, "calibration": calibration}
+            "seconds": round(time.time() - started, 1), "failed": failed, "calibration": calibration,
+            "state": args.state, "seeded": bench.seeded_text(),
+            "targets": targets(bench.results, bench.figures, MODES[args.mode])}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": bench.results}, f, indent=1)
+        json.dump({"meta": meta, "results": bench.results, "figures": bench.figures}, f, indent=1)
     md = markdown(meta, bench.results)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(md)
     made = charts(out_dir, bench.results)
-    if args.mode == "full" and not args.out and not bench.only and tools == list(TOOLS) and not failed:
-        write_latest(out_dir, md)
+    complete = args.mode == "full" and not args.out and not bench.only and tools == list(TOOLS) and not failed
+    if args.publish or complete:
+        write_latest(out_dir, meta, md)
     print(md)
     log(f"results in {out_dir} ({', '.join(os.path.basename(m) for m in made) or 'no charts'}), "
         f"{meta['seconds']} s")

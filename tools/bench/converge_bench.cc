@@ -4,6 +4,11 @@
 //     New chunk data through PutChunks made durable by a synced Commit (MB/s), then small
 //     one-file commits from several threads (commits/s). Prints one JSON object.
 //   converge-bench fanout --notify=ADDR --service_token=T --subscribers=1000 --events=5
+//   converge-bench history --store=ADDR --service_token=T --token_signing_key=K --namespace_id=NS
+//       --user_id=U --commits=5000 --mib=2048 --files=50000
+//     A namespace that has been in use: --commits commits of mixed files (mostly small, a few of
+//     MiBs; new files, edits and deletions) holding --files live files and --mib MiB of chunk
+//     data written over its history, made as a device of its own. Prints one JSON object.
 //   converge-bench chunking [--file=PATH | --mib=512]
 //   converge-bench compression --file=PATH [--call_mib=32]
 //     Holds N Subscribe streams (one connection each, like N engines), publishes events and
@@ -50,6 +55,8 @@ ABSL_FLAG(int, mib, 256, "ingest: MiB of new chunk data");
 ABSL_FLAG(int, streams, 2, "ingest: parallel PutChunks streams");
 ABSL_FLAG(int, commits, 2000, "ingest: number of small commits");
 ABSL_FLAG(int, threads, 8, "ingest: threads making small commits");
+ABSL_FLAG(int, files, 50000, "history: live files at the end");
+ABSL_FLAG(std::string, user_id, "bench-load", "ingest, history: the namespace's owner");
 ABSL_FLAG(int, subscribers, 1000, "fanout: subscriber streams");
 ABSL_FLAG(int, events, 5, "fanout: events to publish");
 ABSL_FLAG(std::string, file, "", "chunking: a file to chunk (default: --mib of random bytes); compression: the file");
@@ -92,7 +99,7 @@ std::string DeviceToken(const std::string& device, const std::string& ns) {
   if (signer == nullptr) return "";
   converge::DeviceClaims claims;
   claims.device_id = device;
-  claims.user_id = "bench-load";
+  claims.user_id = absl::GetFlag(FLAGS_user_id);
   claims.namespaces = {ns};
   claims.issued_at = absl::Now();
   claims.expires_at = claims.issued_at + absl::Minutes(30);
@@ -235,7 +242,7 @@ int Ingest() {
     ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
     store_v1::RegisterNamespaceRequest req;
     req.set_namespace_id(ns);
-    req.set_owner_user_id("bench-load");
+    req.set_owner_user_id(absl::GetFlag(FLAGS_user_id));
     req.add_member_device_ids(kDevice);
     store_v1::RegisterNamespaceResponse resp;
     grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
@@ -492,6 +499,137 @@ int Compression() {
   return 0;
 }
 
+// HistoryFile: a file of the seeded history, as last committed.
+struct HistoryFile {
+  std::string path;
+  std::string file_id;
+  uint64_t seq = 0;
+};
+
+// HistorySize draws a file size: 85% 1-8 KiB, 14% 8-64 KiB, 1% 1-4 MiB.
+size_t HistorySize(std::mt19937_64& rng) {
+  const uint64_t r = rng() % 100;
+  if (r < 85) return 1024 + rng() % (7 << 10);
+  if (r < 99) return (8 << 10) + rng() % (56 << 10);
+  return (1 << 20) + rng() % (3 << 20);
+}
+
+int History() {
+  const std::string address = absl::GetFlag(FLAGS_store);
+  const std::string ns = absl::GetFlag(FLAGS_namespace_id);
+  auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
+    store_v1::RegisterNamespaceRequest req;
+    req.set_namespace_id(ns);
+    req.set_owner_user_id(absl::GetFlag(FLAGS_user_id));
+    req.add_member_device_ids(kDevice);
+    store_v1::RegisterNamespaceResponse resp;
+    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
+    if (!s.ok()) Die("RegisterNamespace", s);
+  }
+  const int commits = absl::GetFlag(FLAGS_commits);
+  const int target_files = absl::GetFlag(FLAGS_files);
+  std::mt19937_64 rng(20261205);
+  std::vector<HistoryFile> live;
+  uint64_t bytes = 0, versions = 0, deletions = 0, next_file = 0;
+  const absl::Time t0 = absl::Now();
+  for (int c = 0; c < commits; ++c) {
+    // New files to reach the target by the last commit; one edit in two commits, a deletion in ten.
+    const int left = commits - c;
+    const int wanted = static_cast<int>((target_files - static_cast<int>(live.size()) + left - 1) / left) + 1;
+    std::vector<converge::FileVersion> changes;
+    std::vector<std::string> contents;
+    std::vector<int> slots;  // index into live, -1 for a new file
+    auto add_content = [&](converge::FileVersion v) {
+      const std::string data = Random(rng, HistorySize(rng));
+      const converge::engine::FileContent content = converge::engine::ChunkBytes(data);
+      v.size = content.size;
+      v.chunks = content.chunks;
+      v.content_sha256 = content.sha256;
+      v.mtime_ns = absl::ToUnixNanos(t0) + c * 1000000LL;
+      bytes += data.size();
+      contents.push_back(data);
+      changes.push_back(std::move(v));
+    };
+    for (int i = 0; i < wanted; ++i) {
+      converge::FileVersion v;
+      v.file_id = Random(rng, converge::kFileIdBytes);
+      v.path = absl::StrCat("seed/d", next_file % 200, "/f", next_file, ".bin");
+      ++next_file;
+      slots.push_back(-1);
+      add_content(std::move(v));
+    }
+    if (!live.empty() && rng() % 2 == 0) {
+      const int at = static_cast<int>(rng() % live.size());
+      converge::FileVersion v;
+      v.file_id = live[at].file_id;
+      v.path = live[at].path;
+      v.base_seq = live[at].seq;
+      slots.push_back(at);
+      add_content(std::move(v));
+    }
+    int deleted = -1;
+    if (live.size() > 10 && rng() % 10 == 0) {
+      deleted = static_cast<int>(rng() % live.size());
+      if (!slots.empty() && slots.back() == deleted) deleted = -1;
+    }
+    grpc::ClientContext put_ctx;
+    AsDevice(&put_ctx, ns);
+    store_v1::PutChunksResponse put_resp;
+    auto writer = stub->PutChunks(&put_ctx, &put_resp);
+    for (size_t f = 0; f < changes.size(); ++f) {
+      uint64_t at = 0;
+      for (const converge::ChunkRef& ref : changes[f].chunks) {
+        store_v1::PutChunksRequest req;
+        req.set_namespace_id(ns);
+        req.set_device_id(kDevice);
+        req.set_sha256(converge::DigestToBytes(ref.sha256));
+        req.set_data(contents[f].substr(at, ref.length));
+        at += ref.length;
+        if (!writer->Write(req)) break;
+      }
+    }
+    writer->WritesDone();
+    if (grpc::Status s = writer->Finish(); !s.ok()) Die("PutChunks", s);
+    if (deleted >= 0) {
+      converge::FileVersion v;
+      v.file_id = live[deleted].file_id;
+      v.path = live[deleted].path;
+      v.base_seq = live[deleted].seq;
+      v.deleted = true;
+      changes.push_back(std::move(v));
+    }
+    grpc::ClientContext ctx;
+    AsDevice(&ctx, ns);
+    store_v1::CommitRequest req;
+    req.set_namespace_id(ns);
+    req.set_device_id(kDevice);
+    for (const converge::FileVersion& v : changes) converge::wire::FileVersionToProto(v, req.add_files());
+    store_v1::CommitResponse resp;
+    if (grpc::Status s = stub->Commit(&ctx, req, &resp); !s.ok()) Die("Commit", s);
+    versions += changes.size();
+    for (size_t f = 0; f < slots.size(); ++f) {
+      if (slots[f] < 0) {
+        live.push_back(HistoryFile{changes[f].path, changes[f].file_id, resp.seq()});
+      } else {
+        live[slots[f]].seq = resp.seq();
+      }
+    }
+    if (deleted >= 0) {
+      live[deleted] = live.back();
+      live.pop_back();
+      ++deletions;
+    }
+  }
+  printf("{\"commits\": %d, \"versions\": %lu, \"deletions\": %lu, \"live_files\": %zu, \"bytes\": %lu, "
+         "\"seconds\": %.1f}\n",
+         commits, static_cast<unsigned long>(versions), static_cast<unsigned long>(deletions), live.size(),
+         static_cast<unsigned long>(bytes), absl::ToDoubleSeconds(absl::Now() - t0));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -499,8 +637,9 @@ int main(int argc, char** argv) {
   const std::string command = args.size() > 1 ? args[1] : "";
   if (command == "ingest") return Ingest();
   if (command == "fanout") return Fanout();
+  if (command == "history") return History();
   if (command == "chunking") return Chunking();
   if (command == "compression") return Compression();
-  std::cerr << "usage: converge-bench ingest|fanout|chunking|compression [flags]  (see --help)\n";
+  std::cerr << "usage: converge-bench ingest|history|fanout|chunking|compression [flags]  (see --help)\n";
   return 2;
 }
