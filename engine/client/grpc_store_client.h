@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "engine/sync/store_client.h"
 
@@ -23,6 +25,8 @@ class GrpcStoreClient : public StoreClient {
       const std::vector<std::vector<Digest>>& bases) override;
   absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) override;
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
+  absl::StatusOr<uint64_t> CommitWithChunks(const std::vector<FileVersion>& changes,
+                                            const std::vector<InlineChunk>& chunks) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
@@ -34,6 +38,16 @@ class GrpcStoreClient : public StoreClient {
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 
  private:
+  // Chunks of small files a Pull sent along with their commits (the store's budget: 1 MiB a
+  // call), checked against their digests; Fetch serves them without a GetChunks call when it
+  // has every chunk asked for. A pull drops what the previous one sent and nobody asked for.
+  static constexpr size_t kSentAlongBytes = 2 << 20;
+  void KeepSentAlong(const store::v1::PullResponse& resp);
+  bool FetchSentAlong(const std::vector<ChunkWant>& wants, const Sink& sink, absl::Status* handled);
+  absl::Mutex sent_along_mu_;
+  absl::flat_hash_map<Digest, std::string> sent_along_ ABSL_GUARDED_BY(sent_along_mu_);
+  size_t sent_along_bytes_ ABSL_GUARDED_BY(sent_along_mu_) = 0;
+
   void Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const;
 
   std::unique_ptr<store::v1::StoreService::Stub> stub_;

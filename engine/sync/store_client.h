@@ -41,6 +41,14 @@ struct ChunkUpload {
   uint32_t block_bytes = 0;
 };
 
+// A raw chunk a commit carries itself (StoreClient::CommitWithChunks).
+struct InlineChunk {
+  Digest sha256;
+  std::string data;
+};
+// What a commit may carry: a change this small goes to the store in one round trip.
+inline constexpr uint64_t kMaxInlineChunkBytes = 256 << 10;
+
 class StoreClient : public ChunkSource {
  public:
   // ListFiles calls fn with every entry of the namespace's file table (tombstones too) and
@@ -61,6 +69,22 @@ class StoreClient : public ChunkSource {
   virtual absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) = 0;
   // Commit returns the new seq; Aborted names the stale paths.
   virtual absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) = 0;
+  // CommitWithChunks stores `chunks` (raw, at most kMaxInlineChunkBytes) and then commits, as
+  // PutChunks followed by Commit do; a transport that can carries both in one call.
+  virtual absl::StatusOr<uint64_t> CommitWithChunks(const std::vector<FileVersion>& changes,
+                                                    const std::vector<InlineChunk>& chunks) {
+    size_t next = 0;
+    absl::Status put = PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+      if (next == chunks.size()) return false;
+      out->sha256 = chunks[next].sha256;
+      out->data = chunks[next].data;
+      out->encoding = ChunkEncoding::kRaw;
+      ++next;
+      return true;
+    });
+    if (!put.ok()) return put;
+    return Commit(changes);
+  }
   // Pull calls fn for each commit after since_seq (at most max_commits).
   virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                             const std::function<absl::Status(const converge::Commit&)>& fn) = 0;

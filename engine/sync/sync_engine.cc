@@ -229,6 +229,10 @@ absl::Status SyncEngine::PullAndApply() {
     }
     if (!s.ok() || pulled < kPullBatch) {
       AckApplied(before);
+      if (s.ok()) {
+        absl::MutexLock lock(&mu_);
+        last_pull_ = clock_->Now();
+      }
       return s;
     }
   }
@@ -315,6 +319,8 @@ namespace {
 
 // A scan uploads what it read in batches of this many bytes, while it goes on.
 constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
+// How long a successful pull stands for "nothing newer" without a notification saying otherwise.
+constexpr absl::Duration kPullFreshFor = absl::Seconds(2);
 
 }  // namespace
 
@@ -475,6 +481,26 @@ absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
   return UploadChunks(TakePending(u), &u->stored, &u->unreadable);
 }
 
+// An edited chunk up to this size goes whole with the commit rather than as a delta after two
+// more round trips (FindMissing, Signatures).
+constexpr uint32_t kInlineOverDeltaBytes = 16 << 10;
+
+bool SyncEngine::TakeInline(ScanUploads* u) {
+  if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes) return false;
+  for (const OutgoingChunk& c : u->pending) {
+    // Not kept from the scan; or an edit of a chunk large enough that a delta pays off.
+    if (c.bytes.size() != c.length || (!c.bases.empty() && c.length > kInlineOverDeltaBytes)) return false;
+  }
+  for (OutgoingChunk& c : TakePending(u)) {
+    u->stored.insert(DigestToBytes(c.sha256));
+    ++upload_stats_.chunks_uploaded;
+    upload_stats_.bytes_uploaded += c.length;
+    M().bytes_up->Add(c.length);
+    inline_chunks_.push_back(InlineChunk{c.sha256, std::move(c.bytes)});
+  }
+  return true;
+}
+
 std::vector<SyncEngine::OutgoingChunk> SyncEngine::TakePending(ScanUploads* u) {
   std::vector<OutgoingChunk> batch;
   batch.swap(u->pending);
@@ -499,7 +525,8 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   RecordScan(scan, paths.has_value(), clock_->Now() - started);
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   if (scan.changes.empty()) return absl::OkStatus();
-  CONVERGE_RETURN_IF_ERROR(FlushScanUploads(&uploads));
+  inline_chunks_.clear();
+  if (!TakeInline(&uploads)) CONVERGE_RETURN_IF_ERROR(FlushScanUploads(&uploads));
   CONVERGE_RETURN_IF_ERROR(UploadLeftovers(scan.changes, &uploads));
 
   // Creations and edits in batches; deletions after them, together (so the store can judge a
@@ -669,7 +696,11 @@ absl::StatusOr<std::vector<LocalChange>> SyncEngine::WithoutCaseCollisions(const
 absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, int64_t scanned_at_ns) {
   std::vector<FileVersion> versions;
   for (const LocalChange& c : batch) versions.push_back(c.version);
-  absl::StatusOr<uint64_t> committed = store_->Commit(versions);
+  // The scan's small leftovers go with the first commit; kept until one succeeds (a commit
+  // refused after they were stored re-sends them, at no harm).
+  absl::StatusOr<uint64_t> committed =
+      inline_chunks_.empty() ? store_->Commit(versions) : store_->CommitWithChunks(versions, inline_chunks_);
+  if (committed.ok()) inline_chunks_.clear();
   if (absl::IsAborted(committed.status())) {
     // Another device changed some of these paths first: the pull that follows applies that with
     // this batch's moves undone, then makes them again (PullAndApply).
@@ -703,8 +734,13 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
 absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
   // Moves among the paths the watcher reported are known before pulling: another device's
   // change of a moved file is then applied with the move undone and made again after it.
-  if (paths.has_value()) CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(*paths));
-  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  // A targeted scan with nothing newer to pull (no head past the cursor heard of, and a pull
+  // succeeded lately) skips the pull: a small edit costs no round trip for it. If another device
+  // did change the same paths, the commit is refused as stale and the pull below comes first.
+  if (!paths.has_value() || PullDue()) {
+    if (paths.has_value()) CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(*paths));
+    CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  }
   for (int attempt = 0;; ++attempt) {
     absl::Status s = ScanAndUpload(paths);
     if (!absl::IsAborted(s) || attempt >= kStaleRetries) return s;
@@ -742,6 +778,11 @@ absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths)
     CONVERGE_RETURN_IF_ERROR(check(path, st));
   }
   return absl::OkStatus();
+}
+
+bool SyncEngine::PullDue() {
+  absl::MutexLock lock(&mu_);
+  return remote_head_ > index_->cursor() || pull_requested_ || clock_->Now() - last_pull_ >= kPullFreshFor;
 }
 
 void SyncEngine::NotifyRemoteHead(uint64_t seq) {

@@ -242,6 +242,10 @@ class SyncEngine {
   absl::Status FlushScanUploads(ScanUploads* uploads);
   // TakePending empties the pending batch and returns it.
   static std::vector<OutgoingChunk> TakePending(ScanUploads* uploads);
+  // TakeInline: when what is left to upload after the scan is small (kMaxInlineChunkBytes, no
+  // edited chunk over 16 KiB that a delta would shrink), it goes with the first commit instead (no FindMissing, no PutChunks: a small change
+  // costs one round trip); returns false, taking nothing, otherwise.
+  bool TakeInline(ScanUploads* uploads);
   // One round of Run: what to do, once WaitForWork returns.
   struct Round {
     bool stop = false;
@@ -250,6 +254,9 @@ class SyncEngine {
     bool pull = false;
   };
   Round WaitForWork(absl::Time next_scan);
+  // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
+  // pull is not recent.
+  bool PullDue();
   // SyncLocal scans the ready paths (or the whole folder) and commits what changed.
   absl::Status SyncLocal(bool full_scan, absl::Time* next_scan);
   // AfterRound logs and records a round's outcome; false when the device was revoked.
@@ -302,6 +309,9 @@ class SyncEngine {
   mutable absl::Mutex mu_;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_pull_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // of the last complete pull
+  // Chunks the next commit carries (TakeInline); engine thread only.
+  std::vector<InlineChunk> inline_chunks_;
   bool pull_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool full_scan_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, DirtyPath> dirty_ ABSL_GUARDED_BY(mu_);

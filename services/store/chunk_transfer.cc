@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/metrics.h"
+#include "common/base/status_macros.h"
 
 namespace converge::store {
 namespace {
@@ -104,6 +105,59 @@ absl::Status ChunkTransfer::Upload::Finish() {
   batch_wire_bytes_ = 0;
   held_bytes_ = 0;
   return s;
+}
+
+absl::Status ChunkTransfer::StoreInline(const std::string& owner, const std::string& device,
+                                       std::vector<TransferChunk> chunks) {
+  if (chunks.size() > kMaxInlineCommitChunks) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxInlineCommitChunks, " chunks, not ",
+                                                   chunks.size()));
+  }
+  size_t bytes = 0;
+  for (const TransferChunk& c : chunks) {
+    if (c.encoding != TransferEncoding::kRaw) return absl::InvalidArgumentError("a commit's own chunks are raw");
+    bytes += c.data.size();
+  }
+  if (bytes > kMaxInlineCommitBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxInlineCommitBytes,
+                                                   " bytes of chunks, not ", bytes, ": upload them with PutChunks"));
+  }
+  Upload upload = StartUpload(owner, device);
+  for (TransferChunk& c : chunks) CONVERGE_RETURN_IF_ERROR(upload.Add(std::move(c)));
+  return upload.Finish();
+}
+
+std::vector<TransferChunk> ChunkTransfer::SmallChunksOf(const std::string& owner, const std::string& device,
+                                                        const Commit& commit,
+                                                        const std::function<bool(const FileVersion&)>& is_new,
+                                                        uint64_t* budget) {
+  std::vector<TransferChunk> out;
+  if (commit.origin_device == device) return out;
+  // A file moved in this commit keeps its file_id, and its old path's tombstone comes with it:
+  // the device has its bytes.
+  absl::flat_hash_set<std::string> moved;
+  for (const FileVersion& v : commit.files) {
+    if (v.deleted) moved.insert(v.file_id);
+  }
+  absl::flat_hash_set<Digest> seen;
+  for (const FileVersion& v : commit.files) {
+    if (v.deleted || v.kind != FileKind::kFile || v.size == 0 || v.size > kPullInlineFileBytes) continue;
+    if (v.size > *budget) return out;
+    if (moved.contains(v.file_id) || !is_new(v)) continue;
+    for (const ChunkRef& c : v.chunks) {
+      if (c.hole() || !seen.insert(c.sha256).second) continue;
+      absl::StatusOr<std::string> raw = chunks_->Get(owner, c.sha256);
+      if (!raw.ok()) continue;
+      *budget -= std::min<uint64_t>(*budget, raw->size());
+      M().bytes_out->Add(raw->size());
+      TransferChunk t;
+      t.digest = c.sha256;
+      t.data = std::move(*raw);
+      t.encoding = TransferEncoding::kRaw;
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
 }
 
 void ChunkTransfer::DeltaIfSmaller(const std::string& owner, const std::string& device, const ChunkWant& want,

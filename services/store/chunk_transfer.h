@@ -57,6 +57,12 @@ struct SignedBase {
 // Bytes an upload holds decoded before it writes them (a delta or stream piece of a few hundred
 // bytes may be a 4 MiB chunk once decoded).
 inline constexpr size_t kUploadBatchBytes = 8 << 20;
+// Chunks a Commit may carry itself (CommitRequest.chunks).
+inline constexpr size_t kMaxInlineCommitBytes = 1 << 20;
+inline constexpr int kMaxInlineCommitChunks = 1024;
+// Pull sends the chunks of files this small along with their commits, up to kPullInlineBytes a call.
+inline constexpr uint64_t kPullInlineFileBytes = 64 << 10;
+inline constexpr uint64_t kPullInlineBytes = 1 << 20;
 // Base bytes one download may read to make deltas (the rest of its chunks go whole).
 inline constexpr uint64_t kMaxBaseBytesPerDownload = 64 << 20;
 
@@ -96,6 +102,16 @@ class ChunkTransfer {
     uint64_t chunks_stored_ = 0;
     uint64_t bytes_stored_ = 0;
   };
+
+  // StoreInline stores the raw chunks a Commit carries (at most kMaxInlineCommitChunks and
+  // kMaxInlineCommitBytes in all; InvalidArgument past either), as an upload of them would.
+  absl::Status StoreInline(const std::string& owner, const std::string& device, std::vector<TransferChunk> chunks);
+
+  // SmallChunksOf returns the raw chunks of `commit`'s live files of kPullInlineFileBytes or
+  // less whose content `is_new` says the device lacks (and not moved in the commit: a tombstone
+  // with its file_id), while *budget (bytes) lasts; nothing for the device's own commits. Chunks it cannot read are left out (the device fetches them).
+  std::vector<TransferChunk> SmallChunksOf(const std::string& owner, const std::string& device, const Commit& commit,
+                                           const std::function<bool(const FileVersion&)>& is_new, uint64_t* budget);
 
   Upload StartUpload(std::string owner, std::string device) {
     return Upload(this, std::move(owner), std::move(device));

@@ -113,6 +113,9 @@ class CommitLog {
   // History: the versions of a path, newest first (at most `limit`, 0: all); the state of the
   // namespace as of a time. Kept for the retention Compact is given.
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path, size_t limit);
+  // ContentUnchanged: `v` replaces a version (its base_seq) with the same content (a change of
+  // mode, mtime or attributes only). False when the history no longer has the base.
+  bool ContentUnchanged(const std::string& ns, const FileVersion& v);
   absl::Status StateAt(const std::string& ns, int64_t at_unix_ms, const std::function<void(const HistoryVersion&)>& fn);
 
   // Conflict copies committed in the namespace (history.h ConflictRecord). ResolveConflict marks

@@ -17,6 +17,15 @@ absl::StatusOr<std::vector<HistoryVersion>> CommitLog::Versions(const std::strin
   return store::Versions(db_, ns, path, limit);
 }
 
+bool CommitLog::ContentUnchanged(const std::string& ns, const FileVersion& v) {
+  if (v.base_seq == 0 || v.deleted) return false;
+  std::string value;
+  if (!db_->db()->Get(rocksdb::ReadOptions(), HistoryKey(ns, v.path, v.base_seq), &value).ok()) return false;
+  absl::StatusOr<HistoryVersion> base = DecodeHistory(value);
+  return base.ok() && !base->version.deleted && base->version.kind == v.kind &&
+         base->version.content_sha256 == v.content_sha256;
+}
+
 absl::Status CommitLog::StateAt(const std::string& ns, int64_t at_unix_ms,
                                 const std::function<void(const HistoryVersion&)>& fn) {
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));

@@ -225,6 +225,16 @@ grpc::Status StoreService::GetChunkSignatures(grpc::ServerContext* ctx, const v1
   return grpc::Status::OK;
 }
 
+absl::Status StoreService::StoreInlineChunks(const Caller& caller, const v1::CommitRequest* req) {
+  std::vector<TransferChunk> chunks(req->chunks_size());
+  for (int i = 0; i < req->chunks_size(); ++i) {
+    CONVERGE_ASSIGN_OR_RETURN(chunks[i].digest, DigestFromBytes(req->chunks(i).sha256()));
+    chunks[i].data = req->chunks(i).data();
+    chunks[i].encoding = TransferEncoding::kRaw;
+  }
+  return transfer_.StoreInline(caller.owner, caller.device, std::move(chunks));
+}
+
 grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                   v1::CommitResponse* resp) {
   static auto log = GetLogger("store");
@@ -236,6 +246,10 @@ grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequ
     absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(f);
     if (!v.ok()) return ToGrpcStatus(v.status());
     changes.push_back(std::move(*v));
+  }
+  if (req->chunks_size() > 0) {
+    // The change's own small chunks, stored first (a failed commit leaves them to the sweep).
+    if (absl::Status stored = StoreInlineChunks(*caller, req); !stored.ok()) return ToGrpcStatus(stored);
   }
   absl::StatusOr<converge::Commit> commit = log_->Append(req->namespace_id(), caller->device, std::move(changes));
   if (!commit.ok()) return ToGrpcStatus(commit.status());
@@ -260,12 +274,20 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
   // older backup. The device must re-sync (its applied seqs will be reused for other commits).
   if (req->since_seq() > *head) return ToGrpcStatus(StoreBehindError(req->since_seq(), *head));
   bool broken = false;
+  uint64_t inline_budget = kPullInlineBytes;
   absl::Status s = log_->ReadSince(
       req->namespace_id(), req->since_seq(), req->max_commits(), [&](const converge::Commit& c) {
         if (ctx->IsCancelled()) return false;
         v1::PullResponse resp;
         wire::CommitToProto(c, resp.mutable_commit());
         resp.set_head_seq(*head);
+        // A change of metadata alone sends no bytes: the device has the content.
+        auto is_new = [&](const FileVersion& v) { return !log_->ContentUnchanged(req->namespace_id(), v); };
+        for (TransferChunk& chunk : transfer_.SmallChunksOf(caller->owner, caller->device, c, is_new, &inline_budget)) {
+          v1::InlineChunk* out = resp.add_chunks();
+          out->set_sha256(DigestToBytes(chunk.digest));
+          out->set_data(std::move(chunk.data));
+        }
         broken = !writer->Write(resp);
         return !broken;
       });

@@ -100,6 +100,8 @@ class StoreService final : public v1::StoreService::Service {
   // not a member of `ns` (or the request names another device), NotFound for an unknown `ns`.
   absl::StatusOr<Caller> Authorize(const grpc::ServerContext& ctx, const std::string& ns,
                                    const std::string& request_device_id);
+  // StoreInlineChunks stores the chunks a Commit carries (ChunkTransfer::StoreInline).
+  absl::Status StoreInlineChunks(const Caller& caller, const v1::CommitRequest* req);
   // MemberOrOperator: a service caller (an operator through management) is "operator";
   // otherwise the call must come from a member device (Authorize), named in the result.
   absl::StatusOr<std::string> MemberOrOperator(const grpc::ServerContext& ctx, const std::string& ns,

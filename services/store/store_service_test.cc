@@ -139,6 +139,80 @@ TEST_F(StoreServiceTest, UploadCommitPullAndFetch) {
   EXPECT_TRUE(chunks->Finish().ok());
 }
 
+// CommitCarrying: a commit of `path` (content `content`) that carries `chunks` ({hash_of, data}).
+v1::CommitRequest CommitCarrying(const std::string& device, const std::string& path, const std::string& content,
+                                 const std::vector<std::pair<std::string, std::string>>& chunks) {
+  FileVersion v;
+  v.file_id = std::string(kFileIdBytes, 'y');
+  v.path = path;
+  v.size = content.size();
+  v.content_sha256 = HashOf(content);
+  v.chunks = {{HashOf(content), static_cast<uint32_t>(content.size())}};
+  v1::CommitRequest req;
+  req.set_namespace_id("ns");
+  req.set_device_id(device);
+  wire::FileVersionToProto(v, req.add_files());
+  for (const auto& [hash_of, data] : chunks) {
+    v1::InlineChunk* c = req.add_chunks();
+    c->set_sha256(DigestToBytes(HashOf(hash_of)));
+    c->set_data(data);
+  }
+  return req;
+}
+
+// PullAll returns the responses of a Pull from seq 0 as `device`.
+std::vector<v1::PullResponse> PullAll(v1::StoreService::Stub* stub, const std::string& device) {
+  grpc::ClientContext ctx;
+  v1::PullRequest pull;
+  pull.set_namespace_id("ns");
+  pull.set_device_id(device);
+  auto reader = stub->Pull(&ctx, pull);
+  std::vector<v1::PullResponse> out;
+  v1::PullResponse resp;
+  while (reader->Read(&resp)) out.push_back(resp);
+  EXPECT_TRUE(reader->Finish().ok());
+  return out;
+}
+
+TEST_F(StoreServiceTest, ASmallChangeGoesInOneCallEachWay) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer secret");
+    v1::RegisterNamespaceRequest req;
+    req.set_namespace_id("ns");
+    req.set_owner_user_id("alice");
+    req.add_member_device_ids("dev1");
+    req.add_member_device_ids("dev2");
+    v1::RegisterNamespaceResponse resp;
+    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
+  }
+  auto commit = [&](const v1::CommitRequest& req) {
+    grpc::ClientContext ctx;
+    v1::CommitResponse resp;
+    return stub_->Commit(&ctx, req, &resp);
+  };
+  // Bytes that do not match their digest: refused, nothing committed.
+  grpc::Status s = commit(CommitCarrying("dev1", "a.txt", "note", {{"note", "forged"}}));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  // More than a commit may carry: refused (upload them with PutChunks).
+  const std::string big = RandomBytesForTest(600 << 10, 1), big2 = RandomBytesForTest(600 << 10, 2);
+  s = commit(CommitCarrying("dev1", "a.txt", "note", {{big, big}, {big2, big2}}));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(PullAll(stub_.get(), "dev1").empty());
+  // The file and its chunk in one call, no PutChunks before it.
+  s = commit(CommitCarrying("dev1", "a.txt", "note", {{"note", "note"}}));
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  // The other device gets the small file's bytes with the commit; the author does not.
+  std::vector<v1::PullResponse> other = PullAll(stub_.get(), "dev2");
+  ASSERT_EQ(other.size(), 1u);
+  ASSERT_EQ(other[0].chunks_size(), 1);
+  EXPECT_EQ(other[0].chunks(0).sha256(), DigestToBytes(HashOf("note")));
+  EXPECT_EQ(other[0].chunks(0).data(), "note");
+  std::vector<v1::PullResponse> own = PullAll(stub_.get(), "dev1");
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own[0].chunks_size(), 0);
+}
+
 // Reads one chunk through GetChunks, optionally offering a base.
 v1::GetChunksResponse GetOne(v1::StoreService::Stub* stub, const std::string& hash_of, const std::string& base_of) {
   grpc::ClientContext ctx;
