@@ -1092,7 +1092,7 @@ class Bench:
         for i in range(files):
             r = rng.randrange(100)
             size = (1024 + rng.randrange(7 << 10) if r < 85 else
-                    (8 << 10) + rng.randrange(56 << 10) if r < 99 else MiB + rng.randrange(3 * MiB))
+                    (8 << 10) + rng.randrange(56 << 10) if r < 99 else MiB + rng.randrange(4 * MiB))
             write_file(os.path.join(tool.a, "seed", f"d{i % 200}", f"f{i}.bin"), os.urandom(size))
         if tool.continuous:
             tool.kick()
@@ -1487,7 +1487,9 @@ def write_latest(out_dir, meta, md):
             f"`{meta['command']}` ({meta['reps']} runs per scenario; {meta['machine']}).")
     cal = calibration_line(meta.get("calibration"))
     block = [head, ""] + ([cal + ".", ""] if cal else [])
-    if meta.get("seeded"):
+    if meta.get("failed"):
+        block += [f"**The run stopped early: {meta['failed'].strip()}** (what it measured before is below).", ""]
+    elif meta.get("seeded"):
         block += [f"Steady state ({STEADY.strip()} rows): {meta['seeded']}.", ""]
     for doc, rel_results, extra in (("README.md", "bench/results/latest.md", False),
                                     ("docs/benchmark.md", "../bench/results/latest.md", True)):

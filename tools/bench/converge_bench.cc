@@ -506,12 +506,12 @@ struct HistoryFile {
   uint64_t seq = 0;
 };
 
-// HistorySize draws a file size: 85% 1-8 KiB, 14% 8-64 KiB, 1% 1-4 MiB.
+// HistorySize draws a file size: 85% 1-8 KiB, 14% 8-64 KiB, 1% 1-5 MiB.
 size_t HistorySize(std::mt19937_64& rng) {
   const uint64_t r = rng() % 100;
   if (r < 85) return 1024 + rng() % (7 << 10);
   if (r < 99) return (8 << 10) + rng() % (56 << 10);
-  return (1 << 20) + rng() % (3 << 20);
+  return (1 << 20) + rng() % (4 << 20);
 }
 
 int History() {
@@ -571,28 +571,30 @@ int History() {
       add_content(std::move(v));
     }
     int deleted = -1;
-    if (live.size() > 10 && rng() % 10 == 0) {
+    if (live.size() > 10 && (rng() % 10 == 0 || changes.empty())) {
       deleted = static_cast<int>(rng() % live.size());
       if (!slots.empty() && slots.back() == deleted) deleted = -1;
     }
-    grpc::ClientContext put_ctx;
-    AsDevice(&put_ctx, ns);
-    store_v1::PutChunksResponse put_resp;
-    auto writer = stub->PutChunks(&put_ctx, &put_resp);
-    for (size_t f = 0; f < changes.size(); ++f) {
-      uint64_t at = 0;
-      for (const converge::ChunkRef& ref : changes[f].chunks) {
-        store_v1::PutChunksRequest req;
-        req.set_namespace_id(ns);
-        req.set_device_id(kDevice);
-        req.set_sha256(converge::DigestToBytes(ref.sha256));
-        req.set_data(contents[f].substr(at, ref.length));
-        at += ref.length;
-        if (!writer->Write(req)) break;
+    if (!changes.empty()) {
+      grpc::ClientContext put_ctx;
+      AsDevice(&put_ctx, ns);
+      store_v1::PutChunksResponse put_resp;
+      auto writer = stub->PutChunks(&put_ctx, &put_resp);
+      for (size_t f = 0; f < changes.size(); ++f) {
+        uint64_t at = 0;
+        for (const converge::ChunkRef& ref : changes[f].chunks) {
+          store_v1::PutChunksRequest req;
+          req.set_namespace_id(ns);
+          req.set_device_id(kDevice);
+          req.set_sha256(converge::DigestToBytes(ref.sha256));
+          req.set_data(contents[f].substr(at, ref.length));
+          at += ref.length;
+          if (!writer->Write(req)) break;
+        }
       }
-    }
-    writer->WritesDone();
-    if (grpc::Status s = writer->Finish(); !s.ok()) Die("PutChunks", s);
+      writer->WritesDone();
+      if (grpc::Status s = writer->Finish(); !s.ok()) Die("PutChunks", s);
+    }  // a commit of a deletion alone uploads nothing
     if (deleted >= 0) {
       converge::FileVersion v;
       v.file_id = live[deleted].file_id;
