@@ -132,19 +132,7 @@ void ChunkStore::Touch(const Digest& d) {
 
 absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
     const absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>& referenced, absl::Time touched_since) {
-  absl::flat_hash_set<std::string> recent;
-  {
-    absl::MutexLock lock(&recent_mu_);
-    const absl::Time cutoff = touched_since;
-    for (auto it = recent_.begin(); it != recent_.end();) {
-      if (it->second < cutoff) {
-        recent_.erase(it++);
-      } else {
-        recent.insert(it->first);
-        ++it;
-      }
-    }
-  }
+  const absl::flat_hash_set<std::string> recent = TouchedSince(touched_since);
   absl::MutexLock lock(&owner_mu_);
   SweepResult result;
   rocksdb::WriteBatch batch;
@@ -174,6 +162,37 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
   }
   CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read chunk owners"));
   std::vector<PackPlace> released;
+  std::vector<uint64_t> emptied;
+  CONVERGE_RETURN_IF_ERROR(DropContent(dropped, still_held, &batch, &result, &released, &emptied));
+  for (const auto& [owner, bytes] : freed) {
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t used, ReadCounter(StoreDb::UsageKey(owner)));
+    std::string v;
+    PutFixed64BE(&v, used > bytes ? used - bytes : 0);
+    batch.Put(StoreDb::UsageKey(owner), v);
+  }
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "sweep chunks"));
+  CONVERGE_RETURN_IF_ERROR(FreePacks(released, emptied));
+  return result;
+}
+
+absl::flat_hash_set<std::string> ChunkStore::TouchedSince(absl::Time since) {
+  absl::flat_hash_set<std::string> recent;
+  absl::MutexLock lock(&recent_mu_);
+  for (auto it = recent_.begin(); it != recent_.end();) {
+    if (it->second < since) {
+      recent_.erase(it++);
+    } else {
+      recent.insert(it->first);
+      ++it;
+    }
+  }
+  return recent;
+}
+
+absl::Status ChunkStore::DropContent(const absl::flat_hash_map<std::string, uint64_t>& dropped,
+                                     const absl::flat_hash_set<std::string>& still_held, rocksdb::WriteBatch* batch,
+                                     SweepResult* result, std::vector<PackPlace>* released,
+                                     std::vector<uint64_t>* emptied) {
   absl::flat_hash_map<uint64_t, uint64_t> pack_freed;  // pack -> its bytes no longer live
   for (const auto& [digest, size] : dropped) {
     if (still_held.contains(digest)) continue;
@@ -182,36 +201,32 @@ absl::StatusOr<ChunkStore::SweepResult> ChunkStore::Sweep(
     rocksdb::Status got = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
     if (!got.ok() && !got.IsNotFound()) return RocksStatus(got, "read chunk");
     if (const std::optional<PackPlace> at = PlaceOf(value); at.has_value()) {
-      released.push_back(*at);
+      released->push_back(*at);
       pack_freed[at->pack] += at->length;
     }
-    batch.Delete(key);
-    ++result.chunks_dropped;
-    result.bytes_dropped += size;
+    batch->Delete(key);
+    ++result->chunks_dropped;
+    result->bytes_dropped += size;
   }
-  std::vector<uint64_t> emptied;
   for (const auto& [pack, bytes] : pack_freed) {
     CONVERGE_ASSIGN_OR_RETURN(uint64_t live, ReadCounter(StoreDb::PackKey(pack)));
     std::string v;
     PutFixed64BE(&v, live > bytes ? live - bytes : 0);
-    batch.Put(StoreDb::PackKey(pack), v);
-    if (live <= bytes) emptied.push_back(pack);
+    batch->Put(StoreDb::PackKey(pack), v);
+    if (live <= bytes) emptied->push_back(pack);
   }
-  for (const auto& [owner, bytes] : freed) {
-    CONVERGE_ASSIGN_OR_RETURN(uint64_t used, ReadCounter(StoreDb::UsageKey(owner)));
-    std::string v;
-    PutFixed64BE(&v, used > bytes ? used - bytes : 0);
-    batch.Put(StoreDb::UsageKey(owner), v);
-  }
-  CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "sweep chunks"));
+  return absl::OkStatus();
+}
+
+absl::Status ChunkStore::FreePacks(const std::vector<PackPlace>& released, const std::vector<uint64_t>& emptied) {
   // Only now that no index entry names them: dead bytes are punched out, empty packs deleted.
   for (const PackPlace& at : released) db_->packs()->Release(at);
   rocksdb::WriteBatch gone;
   for (uint64_t pack : emptied) {
     if (db_->packs()->Delete(pack)) gone.Delete(StoreDb::PackKey(pack));
   }
-  if (gone.Count() > 0) CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&gone), "drop empty packs"));
-  return result;
+  if (gone.Count() == 0) return absl::OkStatus();
+  return RocksStatus(db_->WriteSynced(&gone), "drop empty packs");
 }
 
 

@@ -15,6 +15,8 @@
 #ifndef CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
 #define CONVERGE_SERVICES_STORE_CHUNK_STORE_H_
 
+#include <rocksdb/write_batch.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,6 +118,16 @@ class ChunkStore {
                      const std::vector<std::optional<PackPlace>>& places, std::vector<PackPlace>* unused);
   absl::StatusOr<StoredChunk> ReadStored(const Digest& d, std::string* raw);  // any owner's
   absl::StatusOr<uint64_t> ReadCounter(const std::string& key);
+
+  // Sweep's steps: the chunks touched since `since` (forgetting older ones); dropping the index
+  // entries of chunks no owner holds any more (their pack bytes to *released, the packs' live
+  // bytes shrunk in `batch`, packs left with none to *emptied); after the sweep is durable,
+  // punching the released bytes out and deleting the emptied packs.
+  absl::flat_hash_set<std::string> TouchedSince(absl::Time since);
+  absl::Status DropContent(const absl::flat_hash_map<std::string, uint64_t>& dropped,
+                           const absl::flat_hash_set<std::string>& still_held, rocksdb::WriteBatch* batch,
+                           SweepResult* result, std::vector<PackPlace>* released, std::vector<uint64_t>* emptied);
+  absl::Status FreePacks(const std::vector<PackPlace>& released, const std::vector<uint64_t>& emptied);
 
   // Touch notes that a chunk was uploaded or found (Sweep keeps it for a while).
   void Touch(const Digest& d);

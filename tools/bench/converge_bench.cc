@@ -233,21 +233,60 @@ std::vector<double> SmallCommits(const std::string& address, const std::string& 
   return latencies_ms;
 }
 
+// RegisterAsMember registers `ns` with the bench's device as its member (owner --user_id).
+void RegisterAsMember(store_v1::StoreService::Stub* stub, const std::string& ns) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
+  store_v1::RegisterNamespaceRequest req;
+  req.set_namespace_id(ns);
+  req.set_owner_user_id(absl::GetFlag(FLAGS_user_id));
+  req.add_member_device_ids(kDevice);
+  store_v1::RegisterNamespaceResponse resp;
+  grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
+  if (!s.ok()) Die("RegisterNamespace", s);
+}
+
+// UploadContents uploads every chunk of `changes` (contents[i] is changes[i]'s bytes) in one call.
+void UploadContents(store_v1::StoreService::Stub* stub, const std::string& ns,
+                    const std::vector<converge::FileVersion>& changes, const std::vector<std::string>& contents) {
+  grpc::ClientContext ctx;
+  AsDevice(&ctx, ns);
+  store_v1::PutChunksResponse resp;
+  auto writer = stub->PutChunks(&ctx, &resp);
+  for (size_t f = 0; f < contents.size(); ++f) {
+    uint64_t at = 0;
+    for (const converge::ChunkRef& ref : changes[f].chunks) {
+      store_v1::PutChunksRequest req;
+      req.set_namespace_id(ns);
+      req.set_device_id(kDevice);
+      req.set_sha256(converge::DigestToBytes(ref.sha256));
+      req.set_data(contents[f].substr(at, ref.length));
+      at += ref.length;
+      if (!writer->Write(req)) break;
+    }
+  }
+  writer->WritesDone();
+  if (grpc::Status s = writer->Finish(); !s.ok()) Die("PutChunks", s);
+}
+
+// CommitChanges commits `changes` as the bench's device; returns the seq.
+uint64_t CommitChanges(store_v1::StoreService::Stub* stub, const std::string& ns,
+                       const std::vector<converge::FileVersion>& changes) {
+  grpc::ClientContext ctx;
+  AsDevice(&ctx, ns);
+  store_v1::CommitRequest req;
+  req.set_namespace_id(ns);
+  req.set_device_id(kDevice);
+  for (const converge::FileVersion& v : changes) converge::wire::FileVersionToProto(v, req.add_files());
+  store_v1::CommitResponse resp;
+  if (grpc::Status s = stub->Commit(&ctx, req, &resp); !s.ok()) Die("Commit", s);
+  return resp.seq();
+}
+
 int Ingest() {
   const std::string address = absl::GetFlag(FLAGS_store);
   const std::string ns = absl::GetFlag(FLAGS_namespace_id);
-  {
-    auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
-    store_v1::RegisterNamespaceRequest req;
-    req.set_namespace_id(ns);
-    req.set_owner_user_id(absl::GetFlag(FLAGS_user_id));
-    req.add_member_device_ids(kDevice);
-    store_v1::RegisterNamespaceResponse resp;
-    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
-    if (!s.ok()) Die("RegisterNamespace", s);
-  }
+  RegisterAsMember(store_v1::StoreService::NewStub(OwnChannel(address)).get(), ns);
   std::mt19937_64 rng(std::random_device{}());
   // 1) New chunk data, durable; 2) small commits, one 1 KiB file each, from several threads.
   const int mib = absl::GetFlag(FLAGS_mib);
@@ -515,20 +554,9 @@ size_t HistorySize(std::mt19937_64& rng) {
 }
 
 int History() {
-  const std::string address = absl::GetFlag(FLAGS_store);
   const std::string ns = absl::GetFlag(FLAGS_namespace_id);
-  auto stub = store_v1::StoreService::NewStub(OwnChannel(address));
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + absl::GetFlag(FLAGS_service_token));
-    store_v1::RegisterNamespaceRequest req;
-    req.set_namespace_id(ns);
-    req.set_owner_user_id(absl::GetFlag(FLAGS_user_id));
-    req.add_member_device_ids(kDevice);
-    store_v1::RegisterNamespaceResponse resp;
-    grpc::Status s = stub->RegisterNamespace(&ctx, req, &resp);
-    if (!s.ok()) Die("RegisterNamespace", s);
-  }
+  auto stub = store_v1::StoreService::NewStub(OwnChannel(absl::GetFlag(FLAGS_store)));
+  RegisterAsMember(stub.get(), ns);
   const int commits = absl::GetFlag(FLAGS_commits);
   const int target_files = absl::GetFlag(FLAGS_files);
   std::mt19937_64 rng(20261205);
@@ -575,26 +603,7 @@ int History() {
       deleted = static_cast<int>(rng() % live.size());
       if (!slots.empty() && slots.back() == deleted) deleted = -1;
     }
-    if (!changes.empty()) {
-      grpc::ClientContext put_ctx;
-      AsDevice(&put_ctx, ns);
-      store_v1::PutChunksResponse put_resp;
-      auto writer = stub->PutChunks(&put_ctx, &put_resp);
-      for (size_t f = 0; f < changes.size(); ++f) {
-        uint64_t at = 0;
-        for (const converge::ChunkRef& ref : changes[f].chunks) {
-          store_v1::PutChunksRequest req;
-          req.set_namespace_id(ns);
-          req.set_device_id(kDevice);
-          req.set_sha256(converge::DigestToBytes(ref.sha256));
-          req.set_data(contents[f].substr(at, ref.length));
-          at += ref.length;
-          if (!writer->Write(req)) break;
-        }
-      }
-      writer->WritesDone();
-      if (grpc::Status s = writer->Finish(); !s.ok()) Die("PutChunks", s);
-    }  // a commit of a deletion alone uploads nothing
+    if (!changes.empty()) UploadContents(stub.get(), ns, changes, contents);  // none for a deletion alone
     if (deleted >= 0) {
       converge::FileVersion v;
       v.file_id = live[deleted].file_id;
@@ -603,20 +612,13 @@ int History() {
       v.deleted = true;
       changes.push_back(std::move(v));
     }
-    grpc::ClientContext ctx;
-    AsDevice(&ctx, ns);
-    store_v1::CommitRequest req;
-    req.set_namespace_id(ns);
-    req.set_device_id(kDevice);
-    for (const converge::FileVersion& v : changes) converge::wire::FileVersionToProto(v, req.add_files());
-    store_v1::CommitResponse resp;
-    if (grpc::Status s = stub->Commit(&ctx, req, &resp); !s.ok()) Die("Commit", s);
+    const uint64_t seq = CommitChanges(stub.get(), ns, changes);
     versions += changes.size();
     for (size_t f = 0; f < slots.size(); ++f) {
       if (slots[f] < 0) {
-        live.push_back(HistoryFile{changes[f].path, changes[f].file_id, resp.seq()});
+        live.push_back(HistoryFile{changes[f].path, changes[f].file_id, seq});
       } else {
-        live[slots[f]].seq = resp.seq();
+        live[slots[f]].seq = seq;
       }
     }
     if (deleted >= 0) {
