@@ -1484,16 +1484,18 @@ def write_latest(out_dir, meta, md):
                 f"raw figures: [{rel}/results.json]({rel}/results.json).\n\n")
         f.write(md)
     head = (f"Latest published run: {meta['mode']} mode, {meta['date']}, commit {meta.get('commit', '?')}, "
-            f"`{meta['command']}` ({meta['reps']} runs per scenario; {meta['machine']}).")
+            f"{meta['reps']} runs per scenario, tools {', '.join(meta.get('tools', []))}.")
     cal = calibration_line(meta.get("calibration"))
     block = [head, ""] + ([cal + ".", ""] if cal else [])
     if meta.get("failed"):
         block += [f"**The run stopped early: {meta['failed'].strip()}** (what it measured before is below).", ""]
     elif meta.get("seeded"):
         block += [f"Steady state ({STEADY.strip()} rows): {meta['seeded']}.", ""]
+    short = [head, ""] + (["The run stopped early; the report linked below says where.", ""] if meta.get("failed") else [])
     for doc, rel_results, extra in (("README.md", "bench/results/latest.md", False),
                                     ("docs/benchmark.md", "../bench/results/latest.md", True)):
-        lines = list(block) + targets_table(meta.get("targets", []))
+        # The README gets the targets alone; docs/benchmark.md the calibration and the table too.
+        lines = (list(block) if extra else list(short)) + targets_table(meta.get("targets", []))
         if extra:
             lines += [""] + matrix_from(meta, out_dir)
         lines += ["", f"Every figure: [{rel_results}]({rel_results})."]
