@@ -321,16 +321,15 @@ absl::Status CommitLog::CheckDirectoryDeletesLocked(const std::string& ns, const
   }
   for (const FileVersion& v : changes) {
     if (!v.deleted || v.kind != FileKind::kDirectory) continue;
-    const std::string prefix = StoreDb::FileKey(ns, absl::StrCat(v.path, "/"));
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it->value())));
+    PrefixIterator it(db_->db(), StoreDb::FileKey(ns, absl::StrCat(v.path, "/")));
+    for (; it.Valid(); it.Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it.value())));
       if (!child.deleted && !deleted_here.contains(child.path)) {
         return absl::FailedPreconditionError(absl::StrCat("cannot delete directory '", v.path, "': '", child.path,
                                                           "' in it is not deleted"));
       }
     }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it.status(), "read file table"));
   }
   return absl::OkStatus();
 }
@@ -361,7 +360,6 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
   for (const FileVersion& v : changes) {
     if (v.deleted) deleted_here.insert(v.path);
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   // The spelling a live entry (not deleted here) gives a name `depth` components deep whose
   // fold is `folded`: as an entry itself, or as a directory above entries (directories need not
   // be entries). "" if none.
@@ -370,12 +368,12 @@ absl::Status CommitLog::CheckCaseCollisionsLocked(const std::string& ns, const s
     rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::CaseKey(ns, folded), &holder);
     if (s.ok() && !deleted_here.contains(holder)) return holder;
     if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "case index");
-    const std::string below = StoreDb::CaseKey(ns, absl::StrCat(folded, "/"));
-    for (it->Seek(below); it->Valid() && it->key().starts_with(below); it->Next()) {
-      const absl::string_view live = View(it->value());
+    PrefixIterator it(db_->db(), StoreDb::CaseKey(ns, absl::StrCat(folded, "/")));
+    for (; it.Valid(); it.Next()) {
+      const absl::string_view live = View(it.value());
       if (!deleted_here.contains(live)) return std::string(FirstComponents(live, depth));
     }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "case index"));
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it.status(), "case index"));
     return std::string();
   };
   // fold -> the name that holds it after this commit, for every name checked so far. A name
@@ -432,7 +430,6 @@ absl::Status CommitLog::CheckTreeLocked(const std::string& ns, const std::vector
   for (const FileVersion& v : changes) {
     if (v.deleted) deleted_here.insert(v.path);
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions()));
   absl::flat_hash_map<absl::string_view, const FileVersion*> live_here;
   for (const FileVersion& v : changes) {
     if (!v.deleted) live_here.emplace(v.path, &v);
@@ -460,14 +457,14 @@ absl::Status CommitLog::CheckTreeLocked(const std::string& ns, const std::vector
   for (const FileVersion& v : changes) {
     if (v.deleted || v.kind == FileKind::kDirectory) continue;
     // ...and a file or symlink has nothing live below it.
-    const std::string below = StoreDb::FileKey(ns, absl::StrCat(v.path, "/"));
-    for (it->Seek(below); it->Valid() && it->key().starts_with(below); it->Next()) {
-      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it->value())));
+    PrefixIterator it(db_->db(), StoreDb::FileKey(ns, absl::StrCat(v.path, "/")));
+    for (; it.Valid(); it.Next()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion child, DecodeFileVersion(View(it.value())));
       if (child.deleted || deleted_here.contains(child.path)) continue;
       return absl::FailedPreconditionError(
           absl::StrCat("'", v.path, "' cannot become a file or symlink: '", child.path, "' is inside it"));
     }
-    CONVERGE_RETURN_IF_ERROR(RocksStatus(it->status(), "read file table"));
+    CONVERGE_RETURN_IF_ERROR(RocksStatus(it.status(), "read file table"));
   }
   // Each directory once: one already checked had the directories above it checked too (the
   // case check, which runs first, bounds the distinct directories a commit may name).

@@ -186,4 +186,17 @@ void StoreDb::ExportMetrics() {
                      property("rocksdb.estimate-pending-compaction-bytes"));
 }
 
+PrefixIterator::PrefixIterator(rocksdb::DB* db, std::string prefix) : prefix_(std::move(prefix)), bound_(prefix_) {
+  // The bound: the prefix with its last byte below 0xff raised by one, what follows it dropped.
+  while (!bound_.empty() && static_cast<unsigned char>(bound_.back()) == 0xff) bound_.pop_back();
+  rocksdb::ReadOptions options;
+  if (!bound_.empty()) {
+    bound_.back() = static_cast<char>(static_cast<unsigned char>(bound_.back()) + 1);
+    bound_slice_ = rocksdb::Slice(bound_);
+    options.iterate_upper_bound = &bound_slice_;
+  }
+  it_.reset(db->NewIterator(options));
+  it_->Seek(prefix_);
+}
+
 }  // namespace converge::store

@@ -111,6 +111,30 @@ inline absl::Status RocksStatus(const rocksdb::Status& s, absl::string_view what
 }
 using ::converge::View;
 
+// PrefixIterator walks the keys that start with `prefix`, with an upper bound at the prefix's
+// end: a Seek into a prefix that holds no live key stops there instead of stepping over every
+// deleted key that follows it (after thousands of deletions an unbounded Seek walks them all,
+// in each commit that looks the prefix up).
+class PrefixIterator {
+ public:
+  PrefixIterator(rocksdb::DB* db, std::string prefix);
+  PrefixIterator(const PrefixIterator&) = delete;
+  PrefixIterator& operator=(const PrefixIterator&) = delete;
+
+  // Valid is false once the keys with the prefix are done.
+  bool Valid() const { return it_->Valid() && it_->key().starts_with(prefix_); }
+  void Next() { it_->Next(); }
+  rocksdb::Slice key() const { return it_->key(); }
+  rocksdb::Slice value() const { return it_->value(); }
+  rocksdb::Status status() const { return it_->status(); }
+
+ private:
+  const std::string prefix_;
+  std::string bound_;
+  rocksdb::Slice bound_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 }  // namespace converge::store
 
 #endif  // CONVERGE_SERVICES_STORE_STORE_DB_H_
