@@ -126,6 +126,13 @@ class Filesystem {
   virtual absl::StatusOr<LocalStat> Stat(const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() = 0;
+  // CreateTempFor makes a temp file that is to be renamed over `path` (whose directory exists).
+  // Where the filesystem can, it is made in that directory without a name: its inode is placed
+  // beside its directory's, as a file created there would be, and a crash leaves nothing.
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) {
+    (void)path;
+    return CreateTemp();
+  }
   // OpenPartial opens (or creates) the partial download named `key` (64 hex digits: the content
   // hash) and says how many bytes it already holds; appends go after them. Unlike a temp file,
   // it survives its TempFile's destruction (and the engine's restart, for a week) until

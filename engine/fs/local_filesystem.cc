@@ -246,10 +246,20 @@ class LocalReadableFile : public ReadableFile {
 
 class LocalTempFile : public TempFile {
  public:
+  // A temp file named `name` in the temp dir; `keep` leaves it there when dropped (a partial
+  // download).
   LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd, bool keep = false)
       : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd), keep_(keep) {}
+  // An unnamed file (O_TMPFILE); `label` names it in errors.
+  static std::unique_ptr<LocalTempFile> Unnamed(LocalFilesystem* fs, int tmp_dir_fd, std::string label, int fd) {
+    auto t = std::make_unique<LocalTempFile>(fs, tmp_dir_fd, std::move(label), fd);
+    t->unnamed_ = true;
+    return t;
+  }
   ~LocalTempFile() override {
-    if (!installed_ && !keep_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+    if (installed_ || keep_) return;
+    if (!unnamed_) unlinkat(tmp_dir_fd_, name_.c_str(), 0);
+    if (!link_name_.empty()) unlinkat(tmp_dir_fd_, link_name_.c_str(), 0);
   }
 
   absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) override {
@@ -322,12 +332,18 @@ class LocalTempFile : public TempFile {
     const std::string base(BaseName(path));
     fs_->BeforeInstall();
     CONVERGE_RETURN_IF_ERROR(fs_->StillBeneath(parent.get(), dir));
-    if (renameat(tmp_dir_fd_, name_.c_str(), parent.get(), base.c_str()) != 0) {
+    CONVERGE_ASSIGN_OR_RETURN(const bool linked, unnamed_ ? LinkUnnamed(parent.get(), base, path) : false);
+    const std::string& temp_name = unnamed_ ? link_name_ : name_;
+    if (!linked && renameat(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str()) != 0) {
       return Errno("rename into place", path);
     }
     if (absl::Status moved = fs_->StillBeneath(parent.get(), dir); !moved.ok()) {
       // Swapped out between the check and the rename: take the file back.
-      if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, name_.c_str()) != 0) installed_ = true;
+      if (linked) {
+        if (unlinkat(parent.get(), base.c_str(), 0) != 0) installed_ = true;
+      } else if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, temp_name.c_str()) != 0) {
+        installed_ = true;
+      }
       return moved;
     }
     installed_ = true;
@@ -338,11 +354,29 @@ class LocalTempFile : public TempFile {
   }
 
  private:
+  // LinkUnnamed gives the unnamed file a name: `base` in `parent` straight away when nothing is
+  // there (true), else a name in the temp dir (link_name_) to rename over it from (false).
+  absl::StatusOr<bool> LinkUnnamed(int parent, const std::string& base, const std::string& path) {
+    const std::string self = absl::StrCat("/proc/self/fd/", fd_.get());
+    if (linkat(AT_FDCWD, self.c_str(), parent, base.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
+    if (errno != EEXIST) return Errno("link into place", path);
+    if (link_name_.empty()) {
+      std::string name = "t-" + RandomHex(8);
+      if (linkat(AT_FDCWD, self.c_str(), tmp_dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        return Errno("link temp for", path);
+      }
+      link_name_ = std::move(name);
+    }
+    return false;
+  }
+
   LocalFilesystem* const fs_;
   const int tmp_dir_fd_;
   const std::string name_;
   Fd fd_;
   const bool keep_;
+  bool unnamed_ = false;
+  std::string link_name_;  // an unnamed file's name in the temp dir, once it has one
   bool installed_ = false;
   static constexpr size_t kWritebackBytes = 8 << 20;
   size_t unflushed_ = 0;  // appended since writeback was last started
@@ -511,6 +545,27 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
   int fd = openat(tmp_fd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Errno("create temp", name);
   return std::unique_ptr<TempFile>(new LocalTempFile(this, tmp_fd_, name, fd));
+}
+
+bool LocalFilesystem::ProcFdMounted() { return access("/proc/self/fd", F_OK) == 0; }
+
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTempFor(const std::string& path) {
+  // A file made in the temp dir has its inode placed by that directory: every file this device
+  // receives would crowd one block group, and on ext4 without a journal each new inode there
+  // then steps over every inode deleted there in the last minutes.
+  if (!unnamed_temps_) return CreateTemp();
+  absl::StatusOr<int> parent = OpenDirBeneath(std::string(ParentPath(path)));
+  if (!parent.ok()) return CreateTemp();
+  const int fd = openat(*parent, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  const int open_errno = errno;
+  close(*parent);
+  if (fd < 0) {
+    // This filesystem has none: named temps from now on. Any other refusal (a directory not
+    // writable here) is left for the rename into place to report, as for a named temp.
+    if (open_errno == EOPNOTSUPP || open_errno == EISDIR || open_errno == EINVAL) unnamed_temps_ = false;
+    return CreateTemp();
+  }
+  return std::unique_ptr<TempFile>(LocalTempFile::Unnamed(this, tmp_fd_, "temp for " + path, fd));
 }
 
 absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::OpenPartial(const std::string& key,

@@ -1,7 +1,8 @@
 // LocalFilesystem: Filesystem over a real folder. Every access below the root goes through
 // openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) from a directory descriptor of the root, so a
 // symlink planted in the folder (or a hostile path) cannot make the engine read or write outside
-// it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic).
+// it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic), or, for a
+// file written to a known path, unnamed in that path's directory until it is linked into place.
 //
 // Thread-compatible: one engine thread uses it.
 #ifndef CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
@@ -34,6 +35,9 @@ class LocalFilesystem : public Filesystem {
   absl::StatusOr<LocalStat> Stat(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;
+  // An unnamed file (O_TMPFILE) in `path`'s directory, linked into place by Rename; a named temp
+  // file in the state dir where the filesystem has no O_TMPFILE or /proc is not mounted.
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
@@ -78,9 +82,13 @@ class LocalFilesystem : public Filesystem {
   const int tmp_fd_;
   const uint64_t root_inode_;
   const uint32_t umask_ = ReadUmask();
+  // Unnamed temp files are linked through /proc/self/fd (no privilege needed): off without it,
+  // or once the filesystem refuses O_TMPFILE.
+  bool unnamed_temps_ = ProcFdMounted();
   std::function<void()> before_install_;
 
   static uint32_t ReadUmask();
+  static bool ProcFdMounted();
 };
 
 // OpenLocalFile opens the regular file at an absolute path (not through a symlink) for reading

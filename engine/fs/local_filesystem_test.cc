@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -145,12 +146,58 @@ TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
   EXPECT_EQ((*temp)->Install("d/f", 0644, 1).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE((*fs)->MakeSymlink("d/l", "/etc").code() == absl::StatusCode::kFailedPrecondition);
   temp->reset();  // the refused temp file goes
-  // Swapped twice: everything is back in place, and neither directory got anything.
+  // An unnamed temp made in d before the swap is refused too (swapped a third time: d is out).
+  auto unnamed = (*fs)->CreateTempFor("d/u");
+  ASSERT_TRUE(unnamed.ok());
+  ASSERT_TRUE((*unnamed)->Append("planted").ok());
+  EXPECT_EQ((*unnamed)->Install("d/u", 0644, 1).status().code(), absl::StatusCode::kFailedPrecondition);
+  unnamed->reset();
+  (*fs)->set_before_install_for_test(nullptr);
+  ASSERT_EQ(renameat2(AT_FDCWD, (root + "/d").c_str(), AT_FDCWD, outside.c_str(), RENAME_EXCHANGE), 0);
+  // Everything is back in place, and neither directory got anything.
   EXPECT_TRUE(std::filesystem::exists(root + "/d/keep"));
-  for (const std::string& name : {"f", "l"}) {
+  for (const std::string& name : {"f", "l", "u"}) {
     EXPECT_FALSE(std::filesystem::exists(outside + "/" + name)) << name;
     EXPECT_FALSE(std::filesystem::exists(root + "/d/" + name)) << name;
   }
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+}
+
+TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilLinkedIntoPlace) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/d/old.txt", "old");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  auto names_in = [](const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  // A new file: nothing named anywhere while it is written, then linked straight into place.
+  auto fresh = (*fs)->CreateTempFor("d/new.txt");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_TRUE((*fresh)->Append("new").ok());
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+  EXPECT_EQ(names_in(root + "/d"), std::vector<std::string>{"old.txt"});
+  auto installed = (*fresh)->Install("d/new.txt", 0640, 1600000000000000000);
+  ASSERT_TRUE(installed.ok()) << installed.status();
+  EXPECT_EQ(ReadFile(root + "/d/new.txt"), "new");
+  EXPECT_EQ(installed->mode, 0640u);
+  // Over an existing file: replaced whole, by rename.
+  auto over = (*fs)->CreateTempFor("d/old.txt");
+  ASSERT_TRUE(over.ok());
+  ASSERT_TRUE((*over)->Append("replaced").ok());
+  ASSERT_TRUE((*over)->Install("d/old.txt", 0644, 1600000000000000000).ok());
+  EXPECT_EQ(ReadFile(root + "/d/old.txt"), "replaced");
+  // Dropped before it is installed: nothing is left, named or not.
+  {
+    auto dropped = (*fs)->CreateTempFor("d/dropped.txt");
+    ASSERT_TRUE(dropped.ok());
+    ASSERT_TRUE((*dropped)->Append("partial").ok());
+  }
+  const std::vector<std::string> want = {"new.txt", "old.txt"};
+  EXPECT_EQ(names_in(root + "/d"), want);
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 

@@ -145,7 +145,7 @@ absl::StatusOr<std::unique_ptr<TempFile>> Applier::OpenTarget(const FileVersion&
   // A large download goes to a partial file named by its content hash: if it is interrupted
   // (killed, disconnected), the next attempt keeps the verified chunks it already has.
   *first = 0;
-  if (remote.size < kResumableBytes) return fs_->CreateTemp();
+  if (remote.size < kResumableBytes) return fs_->CreateTempFor(remote.path);
   uint64_t partial_bytes = 0;
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp,
                             fs_->OpenPartial(DigestToHex(remote.content_sha256), &partial_bytes));
@@ -469,7 +469,7 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
       return made;
     }
     placeable.push_back(p);
-    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTemp());
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTempFor(remote.path));
     for (const ChunkRef& c : remote.chunks) {
       if (c.hole()) {
         CONVERGE_RETURN_IF_ERROR(temp->AppendHole(c.length));
