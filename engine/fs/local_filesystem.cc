@@ -332,18 +332,14 @@ class LocalTempFile : public TempFile {
     const std::string base(BaseName(path));
     fs_->BeforeInstall();
     CONVERGE_RETURN_IF_ERROR(fs_->StillBeneath(parent.get(), dir));
-    CONVERGE_ASSIGN_OR_RETURN(const bool linked, unnamed_ ? LinkUnnamed(parent.get(), base, path) : false);
+    if (unnamed_) CONVERGE_RETURN_IF_ERROR(NameUnnamed(path));
     const std::string& temp_name = unnamed_ ? link_name_ : name_;
-    if (!linked && renameat(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str()) != 0) {
+    if (renameat(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str()) != 0) {
       return Errno("rename into place", path);
     }
     if (absl::Status moved = fs_->StillBeneath(parent.get(), dir); !moved.ok()) {
       // Swapped out between the check and the rename: take the file back.
-      if (linked) {
-        if (unlinkat(parent.get(), base.c_str(), 0) != 0) installed_ = true;
-      } else if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, temp_name.c_str()) != 0) {
-        installed_ = true;
-      }
+      if (renameat(parent.get(), base.c_str(), tmp_dir_fd_, temp_name.c_str()) != 0) installed_ = true;
       return moved;
     }
     installed_ = true;
@@ -354,20 +350,18 @@ class LocalTempFile : public TempFile {
   }
 
  private:
-  // LinkUnnamed gives the unnamed file a name: `base` in `parent` straight away when nothing is
-  // there (true), else a name in the temp dir (link_name_) to rename over it from (false).
-  absl::StatusOr<bool> LinkUnnamed(int parent, const std::string& base, const std::string& path) {
+  // NameUnnamed links the unnamed file into the temp dir (link_name_), to be renamed into place
+  // from there: a rename, not a link, is what the watcher knows as a finished file arriving (a
+  // new link reads as a file just created, still being written).
+  absl::Status NameUnnamed(const std::string& path) {
+    if (!link_name_.empty()) return absl::OkStatus();
     const std::string self = absl::StrCat("/proc/self/fd/", fd_.get());
-    if (linkat(AT_FDCWD, self.c_str(), parent, base.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
-    if (errno != EEXIST) return Errno("link into place", path);
-    if (link_name_.empty()) {
-      std::string name = "t-" + RandomHex(8);
-      if (linkat(AT_FDCWD, self.c_str(), tmp_dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-        return Errno("link temp for", path);
-      }
-      link_name_ = std::move(name);
+    std::string name = "t-" + RandomHex(8);
+    if (linkat(AT_FDCWD, self.c_str(), tmp_dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return Errno("link temp for", path);
     }
-    return false;
+    link_name_ = std::move(name);
+    return absl::OkStatus();
   }
 
   LocalFilesystem* const fs_;

@@ -2,7 +2,7 @@
 // openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) from a directory descriptor of the root, so a
 // symlink planted in the folder (or a hostile path) cannot make the engine read or write outside
 // it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic), or, for a
-// file written to a known path, unnamed in that path's directory until it is linked into place.
+// file written to a known path, unnamed in that path's directory until it is installed.
 //
 // Thread-compatible: one engine thread uses it.
 #ifndef CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
@@ -35,8 +35,9 @@ class LocalFilesystem : public Filesystem {
   absl::StatusOr<LocalStat> Stat(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override;
-  // An unnamed file (O_TMPFILE) in `path`'s directory, linked into place by Rename; a named temp
-  // file in the state dir where the filesystem has no O_TMPFILE or /proc is not mounted.
+  // An unnamed file (O_TMPFILE) in `path`'s directory, which Rename links into the temp dir and
+  // renames into place from there; a named temp file in the temp dir where the filesystem has
+  // no O_TMPFILE or /proc is not mounted.
   absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
   absl::Status MakeDirs(const std::string& path) override;

@@ -163,7 +163,7 @@ TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 
-TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilLinkedIntoPlace) {
+TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilInstalled) {
   const std::string root = MakeTestDir();
   WriteFile(root + "/d/old.txt", "old");
   auto fs = LocalFilesystem::Open(root);
@@ -174,7 +174,7 @@ TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilLinkedIntoPlace) {
     std::sort(names.begin(), names.end());
     return names;
   };
-  // A new file: nothing named anywhere while it is written, then linked straight into place.
+  // A new file: nothing named anywhere while it is written, then installed.
   auto fresh = (*fs)->CreateTempFor("d/new.txt");
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   ASSERT_TRUE((*fresh)->Append("new").ok());

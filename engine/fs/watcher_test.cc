@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "engine/fs/local_filesystem.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_folder.h"
 
@@ -44,6 +45,15 @@ class Recorder {
     absl::MutexLock lock(&mu_);
     return latest_.size();
   }
+  // The paths last reported as still being written.
+  std::vector<std::string> Writing() {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [path, writing] : latest_) {
+      if (writing) out.push_back(path);
+    }
+    return out;
+  }
   void Clear() {
     absl::MutexLock lock(&mu_);
     latest_.clear();
@@ -54,6 +64,27 @@ class Recorder {
   std::map<std::string, bool> latest_ ABSL_GUARDED_BY(mu_);
   int overflows_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+TEST(WatcherTest, AFileTheEngineInstallsIsNotLeftBeingWritten) {
+  const std::string root = MakeTestDir();
+  std::filesystem::create_directories(root + "/d");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  for (const char* name : {"d/new", "d/new"}) {  // made, then replaced
+    auto temp = (*fs)->CreateTempFor(name);
+    ASSERT_TRUE(temp.ok()) << temp.status();
+    ASSERT_TRUE((*temp)->Append("content").ok());
+    ASSERT_TRUE((*temp)->Install(name, 0644, 1).ok());
+  }
+  // Installed by a rename: a finished file, not one still being written (which would wait out
+  // the write-settle delay, and show as waiting in status).
+  EXPECT_TRUE(rec.WaitFor("d/new", false));
+  (*watcher)->Flush();
+  EXPECT_TRUE(rec.Writing().empty()) << rec.Writing().front();
+}
 
 TEST(WatcherTest, FlushReportsWhatIsQueuedBeforeItReturns) {
   const std::string root = MakeTestDir();
