@@ -378,9 +378,10 @@ class Converge(Tool):
             self.seed_history()
         for side, folder in (("engine_a", self.a), ("engine_b", self.b)):
             self._spawn(side, self.engine_argv(folder, "bench", side))
-        # Ready when a file from A shows up on B.
+        # Ready when a file from A shows up on B: after both engines applied the seeded history
+        # (50,000 files in full mode), so that gets minutes.
         write_file(os.path.join(self.a, ".ready"), b"ready")
-        deadline = time.time() + 60
+        deadline = time.time() + (900 if self.seed else 60)
         while not os.path.exists(os.path.join(self.b, ".ready")):
             if time.time() > deadline:
                 raise RuntimeError("converge engines did not start; see " + self.work)
