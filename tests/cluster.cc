@@ -314,10 +314,15 @@ absl::StatusOr<TestDevice> Cluster::MakeDevice(const std::string& user, const st
 
 std::string Cluster::TokenFile(const std::string& token) const {
   const std::string path = options_.dir + "/run/enroll-" + DigestToHex(HashOf(token)).substr(0, 16);
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Engines share a token: the file is written once, whole, and renamed into place, so an engine
+  // starting meanwhile never reads it truncated.
+  if (access(path.c_str(), F_OK) == 0) return path;
+  const std::string temp = path + ".tmp";
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd >= 0) {
     (void)!write(fd, token.data(), token.size());
     close(fd);
+    rename(temp.c_str(), path.c_str());
   }
   return path;
 }
