@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "common/base/logging.h"
+#include "common/base/memory_trim.h"
 #include "common/rpc/server_runner.h"
 #include "common/security/tls.h"
 #include "engine/control/local_commands.h"
@@ -142,6 +143,7 @@ int RunCommand(const std::vector<char*>& positional) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  converge::ConfigureAllocator();
   converge::BlockTerminationSignals();
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   converge::InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));
@@ -152,6 +154,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   converge::engine::Daemon daemon(*std::move(options));
+  converge::MemoryTrimmer trim(absl::Seconds(10), converge::kHeapTrimThreshold);  // an idle engine stays small
   std::thread([&daemon] {
     const int sig = converge::WaitForTerminationSignal();
     converge::GetLogger("engine")->info("signal {}", sig);

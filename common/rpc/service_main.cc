@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/base/memory_trim.h"
 #include "common/base/metrics.h"
 #include "common/rpc/server_runner.h"
 #include "common/security/tls.h"
@@ -25,6 +26,7 @@ ABSL_FLAG(std::string, token_verify_key, "",
 namespace converge {
 
 void InitService(int argc, char** argv) {
+  ConfigureAllocator();
   BlockTerminationSignals();
   absl::ParseCommandLine(argc, argv);
   InitLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_json));

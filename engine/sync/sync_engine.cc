@@ -318,7 +318,7 @@ absl::Status SyncEngine::ApplySnapshot() {
 namespace {
 
 // A scan uploads what it read in batches of this many bytes, while it goes on.
-constexpr uint64_t kScanUploadBatchBytes = 32 << 20;
+constexpr uint64_t kScanUploadBatchBytes = 16 << 20;
 // How long a successful pull stands for "nothing newer" without a notification saying otherwise.
 constexpr absl::Duration kPullFreshFor = absl::Seconds(2);
 

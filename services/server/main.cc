@@ -6,6 +6,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/base/logging.h"
+#include "common/base/memory_trim.h"
 #include "common/rpc/service_main.h"
 #include "services/management/management_server.h"
 #include "services/notification/notification_server.h"
@@ -135,6 +136,7 @@ int main(int argc, char** argv) {
     log->error("cannot start management: {}", management.status().ToString());
     return 1;
   }
+  converge::MemoryTrimmer trim(absl::Seconds(10), converge::kHeapTrimThreshold);
   return converge::ServeUntilSignal(
       "converge-server", {(*management)->service(), (*store)->service(), notify.service()});
 }

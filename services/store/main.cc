@@ -36,6 +36,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*store)->db()->ExportMetrics();
-  converge::MemoryTrimmer trim(absl::Seconds(5));  // chunk buffers freed on gRPC threads
+  converge::MemoryTrimmer trim(absl::Seconds(10), converge::kHeapTrimThreshold);
   return converge::ServeUntilSignal("converge-store", {(*store)->service()});
 }
