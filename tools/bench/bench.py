@@ -1370,6 +1370,40 @@ def calibrate(work):
     return cal
 
 
+LOOP_IMAGE_BYTES = 48 << 30  # sparse: the host's disk holds only what the run writes
+
+
+def mount_scratch(work, kind):
+    """The filesystem every tool's folders and data live on. "loop": a fresh ext4 with its journal
+    (what users' ext4 has), made for this run in a sparse file beside `work` and mounted there, so
+    that no tool meets what earlier runs left in the host's filesystem: on an ext4 without a
+    journal (this kind of VM's root), each new inode steps over every inode of its block group
+    deleted in the last half minute, which made the many-small-files figures depend on where
+    the previous scenario's deletions landed. "host": `work` as it is. Returns (description,
+    cleanup)."""
+    if kind == "loop":
+        image = work.rstrip("/") + ".img"
+        try:
+            with open(image, "wb") as f:
+                f.truncate(LOOP_IMAGE_BYTES)
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image],
+                           check=True, capture_output=True)
+            subprocess.run(["mount", "-o", "loop", image, work], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            if os.path.exists(image):
+                os.remove(image)
+            detail = e.stderr.decode(errors="replace").strip() if getattr(e, "stderr", None) else str(e)
+            raise RuntimeError(f"cannot make the loop filesystem (--fs host runs on {work} as it is): {detail}")
+
+        def cleanup():
+            if subprocess.run(["umount", work], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", work], capture_output=True)  # a straggler still inside
+            os.remove(image)
+        return "ext4 with its journal, made for this run on a loop file", cleanup
+    found = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", work], capture_output=True, text=True)
+    return f"the host's ({found.stdout.strip() or '?'})", lambda: None
+
+
 def calibration_line(cal):
     if not cal:
         return None
@@ -1389,6 +1423,8 @@ def markdown(meta, results):
              "set against the peer's single link.", ""]
     if calibration_line(meta.get("calibration")):
         lines += [calibration_line(meta["calibration"]) + ".", ""]
+    if meta.get("filesystem"):
+        lines += [f"Filesystem under every tool's folders and data: {meta['filesystem']}.", ""]
     if meta.get("failed"):
         lines += [f"**The run stopped early: {meta['failed']}**", ""]
     for note in meta.get("notes", []):
@@ -1530,6 +1566,9 @@ def main():
                     "run together; S8 and S9 too); default: all")
     ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
                     help="fresh services and engines, ones that hold a history already (steady), or both")
+    ap.add_argument("--fs", choices=["loop", "host"], default=None,
+                    help="loop: a fresh ext4 (journal on) mounted at --work for this run (full mode's default; "
+                    "needs root); host: --work as it is (quick mode's default)")
     ap.add_argument("--from-json", default=None, help="only rebuild results.md and charts from a results.json")
     ap.add_argument("--publish", action="store_true",
                     help="write this run (or --from-json's) to bench/results/latest.md, README.md and "
@@ -1556,6 +1595,15 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
+    filesystem, unmount = mount_scratch(args.work, args.fs or ("loop" if args.mode == "full" else "host"))
+    try:
+        return run_bench(args, out_dir, date, filesystem)
+    finally:
+        unmount()
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+def run_bench(args, out_dir, date, filesystem):
     tools = [t for t in args.tools.split(",") if t]
     bench = Bench(args.mode, args.work, tools)
     bench.only = {x.strip() for x in args.scenarios.split(",") if x.strip()}
@@ -1576,7 +1624,7 @@ def main():
             "command": " ".join(["tools/bench/run"] + sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}",
             "seconds": round(time.time() - started, 1), "failed": failed, "calibration": calibration,
-            "state": args.state, "seeded": bench.seeded_text(),
+            "state": args.state, "seeded": bench.seeded_text(), "filesystem": filesystem,
             "targets": targets(bench.results, bench.figures, MODES[args.mode])}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": bench.results, "figures": bench.figures}, f, indent=1)
@@ -1590,7 +1638,6 @@ def main():
     print(md)
     log(f"results in {out_dir} ({', '.join(os.path.basename(m) for m in made) or 'no charts'}), "
         f"{meta['seconds']} s")
-    shutil.rmtree(args.work, ignore_errors=True)
     return 1 if failed else 0
 
 
