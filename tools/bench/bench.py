@@ -1383,21 +1383,29 @@ def mount_scratch(work, kind):
     cleanup)."""
     if kind == "loop":
         image = work.rstrip("/") + ".img"
+        device = None
         try:
             with open(image, "wb") as f:
                 f.truncate(LOOP_IMAGE_BYTES)
             subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image],
                            check=True, capture_output=True)
-            subprocess.run(["mount", "-o", "loop", image, work], check=True, capture_output=True)
+            # Direct I/O: the image's blocks are not cached a second time in the host's page cache.
+            device = subprocess.run(["losetup", "--direct-io=on", "--find", "--show", image], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            subprocess.run(["mount", device, work], check=True, capture_output=True)
         except (OSError, subprocess.CalledProcessError) as e:
+            if device:
+                subprocess.run(["losetup", "-d", device], capture_output=True)
             if os.path.exists(image):
                 os.remove(image)
-            detail = e.stderr.decode(errors="replace").strip() if getattr(e, "stderr", None) else str(e)
-            raise RuntimeError(f"cannot make the loop filesystem (--fs host runs on {work} as it is): {detail}")
+            detail = e.stderr if isinstance(getattr(e, "stderr", None), str) else (
+                e.stderr.decode(errors="replace") if getattr(e, "stderr", None) else str(e))
+            raise RuntimeError(f"cannot make the loop filesystem (--fs host runs on {work} as it is): {detail.strip()}")
 
         def cleanup():
             if subprocess.run(["umount", work], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", work], capture_output=True)  # a straggler still inside
+            subprocess.run(["losetup", "-d", device], capture_output=True)
             os.remove(image)
         return "ext4 with its journal, made for this run on a loop file", cleanup
     found = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", work], capture_output=True, text=True)
