@@ -240,6 +240,8 @@ class LocalReadableFile : public ReadableFile {
     return done;
   }
 
+  int NativeHandle() const override { return fd_.get(); }
+
  private:
   Fd fd_;
 };
@@ -293,17 +295,28 @@ class LocalTempFile : public TempFile {
       }
       done += static_cast<size_t>(w);
     }
-    // Start writing back what has piled up (no waiting): the fsync before the file is installed
-    // then waits for the last few MiB, not for the whole file.
-    unflushed_ += data.size();
-    if (unflushed_ >= kWritebackBytes) {
-      const off_t end = lseek(fd_.get(), 0, SEEK_CUR);
-      if (end >= static_cast<off_t>(unflushed_)) {
-        (void)sync_file_range(fd_.get(), end - static_cast<off_t>(unflushed_), static_cast<off_t>(unflushed_),
-                              SYNC_FILE_RANGE_WRITE);
+    Appended(data.size());
+    return absl::OkStatus();
+  }
+
+  absl::Status AppendFrom(ReadableFile* src, uint64_t offset, uint64_t length) override {
+    const int in = src->NativeHandle();
+    if (in < 0 || !kernel_copy_) return TempFile::AppendFrom(src, offset, length);
+    loff_t from = static_cast<loff_t>(offset);
+    for (uint64_t left = length; left > 0;) {
+      // To this file's position, which it moves on, as write(2) does.
+      const ssize_t n = copy_file_range(in, &from, fd_.get(), nullptr, static_cast<size_t>(left), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        kernel_copy_ = false;  // not between these two: read and write the rest
+        Appended(length - left);
+        return TempFile::AppendFrom(src, static_cast<uint64_t>(from), left);
       }
-      unflushed_ = 0;
+      if (n < 0) return Errno("copy into temp", name_);
+      if (n == 0) return absl::AbortedError(absl::StrCat("the source of ", name_, " shrank while it was copied"));
+      left -= static_cast<uint64_t>(n);
     }
+    Appended(length);
     return absl::OkStatus();
   }
 
@@ -364,6 +377,19 @@ class LocalTempFile : public TempFile {
     return absl::OkStatus();
   }
 
+  // Appended starts writing back what has piled up (no waiting): the fsync before the file is
+  // installed then waits for the last few MiB, not for the whole file.
+  void Appended(uint64_t bytes) {
+    unflushed_ += bytes;
+    if (unflushed_ < kWritebackBytes) return;
+    const off_t end = lseek(fd_.get(), 0, SEEK_CUR);
+    if (end >= static_cast<off_t>(unflushed_)) {
+      (void)sync_file_range(fd_.get(), end - static_cast<off_t>(unflushed_), static_cast<off_t>(unflushed_),
+                            SYNC_FILE_RANGE_WRITE);
+    }
+    unflushed_ = 0;
+  }
+
   LocalFilesystem* const fs_;
   const int tmp_dir_fd_;
   const std::string name_;
@@ -374,6 +400,7 @@ class LocalTempFile : public TempFile {
   bool installed_ = false;
   static constexpr size_t kWritebackBytes = 8 << 20;
   size_t unflushed_ = 0;  // appended since writeback was last started
+  bool kernel_copy_ = true;  // copy_file_range works between the sources seen and this file
 };
 
 constexpr char kPartialPrefix[] = "partial-";

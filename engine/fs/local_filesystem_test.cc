@@ -201,6 +201,47 @@ TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilInstalled) {
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 
+// A source that is no local file: AppendFrom reads and writes it.
+class StringFile : public ReadableFile {
+ public:
+  explicit StringFile(std::string bytes) : bytes_(std::move(bytes)) {}
+  absl::Status Read(uint64_t offset, size_t n, std::string* out) override {
+    *out = offset < bytes_.size() ? bytes_.substr(offset, n) : "";
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string bytes_;
+};
+
+TEST(LocalFilesystemTest, ATempFileTakesRangesOfAnotherFileBetweenItsBytes) {
+  const std::string root = MakeTestDir();
+  std::string old;
+  for (int i = 0; old.size() < (3 << 20); ++i) old += std::to_string(i * 7919) + ",";
+  WriteFile(root + "/d/old.bin", old);
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  auto local = (*fs)->OpenRead("d/old.bin");
+  ASSERT_TRUE(local.ok());
+  ASSERT_GE((*local)->NativeHandle(), 0) << "a local file is copied in the kernel";
+  StringFile remote(old);
+  ASSERT_LT(remote.NativeHandle(), 0);
+  for (ReadableFile* src : {local->get(), static_cast<ReadableFile*>(&remote)}) {
+    auto temp = (*fs)->CreateTempFor("d/new.bin");
+    ASSERT_TRUE(temp.ok());
+    ASSERT_TRUE((*temp)->Append("head").ok());
+    ASSERT_TRUE((*temp)->AppendFrom(src, 1 << 20, (3 << 19) + 7).ok());
+    ASSERT_TRUE((*temp)->Append("tail").ok());
+    ASSERT_TRUE((*temp)->AppendFrom(src, 0, 10).ok());
+    // The source ends first: nothing is made up.
+    EXPECT_TRUE(absl::IsAborted((*temp)->AppendFrom(src, old.size() - 10, 20)));
+    ASSERT_TRUE((*temp)->Truncate(4 + (3 << 19) + 7 + 4 + 10).ok());
+    ASSERT_TRUE((*temp)->Install("d/new.bin", 0644, 1600000000000000000).ok());
+    EXPECT_EQ(ReadFile(root + "/d/new.bin"), "head" + old.substr(1 << 20, (3 << 19) + 7) + "tail" + old.substr(0, 10));
+  }
+  EXPECT_EQ(ReadFile(root + "/d/old.bin"), old);
+}
+
 TEST(LocalFilesystemTest, AbandonedTempFilesAreRemoved) {
   const std::string root = MakeTestDir();
   auto fs = LocalFilesystem::Open(root);

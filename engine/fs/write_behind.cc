@@ -19,6 +19,16 @@ absl::Status WriteBehind::Append(std::string bytes) { return Queue(Write{std::mo
 
 absl::Status WriteBehind::AppendHole(uint64_t n) { return Queue(Write{std::string(), n}); }
 
+absl::Status WriteBehind::AppendFrom(ReadableFile* src, uint64_t offset, uint64_t length) {
+  return Queue(Write{std::string(), 0, src, offset, length});
+}
+
+absl::Status WriteBehind::Perform(const Write& w) {
+  if (w.src != nullptr) return file_->AppendFrom(w.src, w.src_offset, w.src_length);
+  if (w.hole > 0) return file_->AppendHole(w.hole);
+  return file_->Append(w.bytes);
+}
+
 absl::Status WriteBehind::Queue(Write w) {
   absl::MutexLock lock(&mu_);
   const uint64_t size = w.bytes.size();
@@ -51,7 +61,7 @@ void WriteBehind::Run() {
     absl::Status s;
     if (status_.ok()) {
       mu_.Unlock();
-      s = w.hole > 0 ? file_->AppendHole(w.hole) : file_->Append(w.bytes);
+      s = Perform(w);
       mu_.Lock();
     }
     writing_ = false;

@@ -32,13 +32,20 @@ class WriteBehind {
   absl::Status Append(std::string bytes);
   // AppendHole queues TempFile::AppendHole(n) (it takes no queue room: nothing is written).
   absl::Status AppendHole(uint64_t n);
+  // AppendFrom queues TempFile::AppendFrom(src, offset, length) (no queue room either: nothing is
+  // held in memory); `src` must outlive Finish.
+  absl::Status AppendFrom(ReadableFile* src, uint64_t offset, uint64_t length);
   absl::Status Finish();
 
  private:
   struct Write {
     std::string bytes;
     uint64_t hole = 0;  // > 0: a hole of this many bytes instead of bytes
+    ReadableFile* src = nullptr;  // non-null: src_length bytes of src from src_offset instead
+    uint64_t src_offset = 0;
+    uint64_t src_length = 0;
   };
+  absl::Status Perform(const Write& w);
   absl::Status Queue(Write w);
   void Run();
 

@@ -40,6 +40,34 @@ TEST(WriteBehindTest, WritesEverythingInOrderThroughABoundedQueue) {
   EXPECT_EQ(back, expected);
 }
 
+TEST(WriteBehindTest, RangesOfAnotherFileGoInOrderBetweenTheBytes) {
+  FakeClock clock;
+  MemFilesystem fs(&clock);
+  auto source = fs.CreateTemp();
+  ASSERT_TRUE(source.ok());
+  const std::string old = Block(1, 3000) + Block(2, 3000);
+  ASSERT_TRUE((*source)->Append(old).ok());
+  ASSERT_TRUE((*source)->Install("old.bin", 0644, 0).ok());
+  auto src = fs.OpenRead("old.bin");
+  ASSERT_TRUE(src.ok());
+  auto temp = fs.CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  {
+    WriteBehind behind(temp->get(), 1 << 10);
+    ASSERT_TRUE(behind.Append("head").ok());
+    ASSERT_TRUE(behind.AppendFrom(src->get(), 2500, 1000).ok());
+    ASSERT_TRUE(behind.Append("tail").ok());
+    ASSERT_TRUE(behind.AppendFrom(src->get(), 0, 10).ok());
+    ASSERT_TRUE(behind.Finish().ok());
+    // A range past the source's end fails the file.
+    ASSERT_TRUE(behind.AppendFrom(src->get(), 5990, 20).ok());
+    EXPECT_TRUE(absl::IsAborted(behind.Finish()));
+  }
+  std::string back;
+  ASSERT_TRUE((*temp)->ReadBack(0, 1 << 20, &back).ok());
+  EXPECT_EQ(back.substr(0, 1018), "head" + old.substr(2500, 1000) + "tail" + old.substr(0, 10));
+}
+
 TEST(WriteBehindTest, AFailedWriteIsReportedAndStopsLaterOnes) {
   FakeClock clock;
   MemFilesystem fs(&clock);

@@ -91,6 +91,13 @@ struct Applier::LocalCopy {
   // as its chunks are reused; if it changes while being read, nothing is installed.
   bool trusted = false;
 
+  // TrustedOffset is where a trusted local copy holds chunk `c` (copied as it is, unread).
+  std::optional<uint64_t> TrustedOffset(const ChunkRef& c) const {
+    if (file == nullptr || !trusted) return std::nullopt;
+    auto at = offsets.find(DigestToBytes(c.sha256));
+    if (at == offsets.end()) return std::nullopt;
+    return at->second;
+  }
   // Chunk returns chunk `c`'s bytes if the local copy has them.
   std::optional<std::string> Chunk(const ChunkRef& c) const {
     auto at = offsets.find(DigestToBytes(c.sha256));
@@ -174,6 +181,7 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
                                      const std::vector<uint64_t>& offsets, const LocalCopy& local, TempFile* temp,
                                      WriteBehind* behind) {
   absl::flat_hash_map<std::string, std::string> window;
+  absl::flat_hash_map<std::string, uint64_t> in_local;  // copied from the trusted local copy, by digest
   absl::flat_hash_map<std::string, int> uses;  // chunks of the window not yet written, by digest
   for (size_t i = start; i < end; ++i) ++uses[DigestToBytes(remote.chunks[i].sha256)];
   std::vector<ChunkWant> to_fetch;
@@ -182,7 +190,13 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
     const ChunkRef& c = remote.chunks[i];
     if (c.hole()) continue;  // nothing to find or fetch
     const std::string key = DigestToBytes(c.sha256);
-    if (window.contains(key)) continue;
+    if (window.contains(key) || in_local.contains(key)) continue;
+    if (std::optional<uint64_t> at = local.TrustedOffset(c)) {
+      stats_.bytes_reused += c.length;
+      if (progress_) progress_(c.length);
+      in_local.emplace(key, *at);
+      continue;
+    }
     // The local copy, or any other synced file of the folder that has it (a copy, a moved
     // file, a shared block).
     std::optional<std::string> found = local.Chunk(c);
@@ -202,6 +216,12 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
     for (; next < end; ++next) {
       if (const ChunkRef& c = remote.chunks[next]; c.hole()) {
         CONVERGE_RETURN_IF_ERROR(behind == nullptr ? temp->AppendHole(c.length) : behind->AppendHole(c.length));
+        continue;
+      }
+      if (auto at = in_local.find(DigestToBytes(remote.chunks[next].sha256)); at != in_local.end()) {
+        const uint64_t length = remote.chunks[next].length;
+        CONVERGE_RETURN_IF_ERROR(behind == nullptr ? temp->AppendFrom(local.file.get(), at->second, length)
+                                                   : behind->AppendFrom(local.file.get(), at->second, length));
         continue;
       }
       auto it = window.find(DigestToBytes(remote.chunks[next].sha256));
