@@ -2,10 +2,15 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+#include <thread>
+
 namespace converge {
 
+size_t HeapArenas() { return std::max<size_t>(4, 2 * std::thread::hardware_concurrency()); }
+
 void ConfigureAllocator() {
-  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_ARENA_MAX, static_cast<int>(HeapArenas()));
   mallopt(M_MMAP_THRESHOLD, static_cast<int>(kHeapMmapThreshold));
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(kHeapTrimThreshold));
   mallopt(M_TOP_PAD, 16 << 20);

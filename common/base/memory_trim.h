@@ -1,13 +1,16 @@
 // How the services and the engine use glibc's heap.
 //
-// ConfigureAllocator() (first thing in main, before any thread): one arena, fixed thresholds.
+// ConfigureAllocator() (first thing in main, before any thread): few arenas, fixed thresholds.
 // Chunk bytes pass through 256 KiB - 4 MiB buffers allocated on one gRPC thread and freed on
-// another. With glibc's defaults every such thread got an arena of its own, each arena's heaps were
-// unmapped as soon as they emptied, and the dynamic mmap threshold mapped and unmapped large
-// buffers: every byte moved landed in freshly faulted memory. Page faults cost a lot on a VM (a
-// copy into fresh memory runs at 0.33 GB/s here against 20 GB/s into warm memory), and they were
-// a quarter of the CPU each engine and the store spent per 100 MiB. One arena reuses what any
-// thread freed (small allocations still go through each thread's lock-free cache).
+// another. With glibc's defaults (up to 8 arenas a core) the threads spread over many arenas,
+// each arena's heaps were unmapped as soon as they emptied, the dynamic mmap threshold mapped and
+// unmapped large buffers, and the store trimmed everything every 5 s: every byte moved landed in
+// freshly faulted memory. Page faults cost a lot on a VM (a copy into fresh memory runs at
+// 0.33 GB/s here against 20 GB/s into warm memory), and they were a quarter of the CPU each
+// engine and the store spent per 100 MiB. Few arenas reuse what other threads freed (small
+// allocations still go through each thread's lock-free cache). Not one: under an HTTP/2
+// rapid-reset flood, hundreds of threads on one arena's lock kept the store from serving
+// normally for 59 s after the flood (31 s with four arenas).
 //
 // MemoryTrimmer gives freed heap memory back to the system once more than `slack` of it is free
 // and the heap has been quiet for two `period`s (or at once above four times the slack): a
@@ -32,6 +35,8 @@ namespace converge {
 inline constexpr size_t kHeapTrimThreshold = 64 << 20;
 inline constexpr size_t kHeapMmapThreshold = 32 << 20;
 
+// The arenas ConfigureAllocator allows: 2 a core, at least 4.
+size_t HeapArenas();
 void ConfigureAllocator();
 
 // Bytes the heap holds free (released to the system by the next trim once above the slack).

@@ -16,9 +16,9 @@ namespace {
 
 constexpr size_t kMiB = 1 << 20;
 
-long MinorFaults() {
+long ThreadMinorFaults() {
   rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
+  getrusage(RUSAGE_THREAD, &usage);
   return usage.ru_minflt;
 }
 
@@ -37,13 +37,21 @@ char* Touched(size_t bytes) {
   return p;
 }
 
-TEST(MemoryTrimTest, ABufferFreedOnOneThreadIsReusedWarmOnAnother) {
+TEST(MemoryTrimTest, AFreedBufferIsReusedWarmByTheNextOne) {
   ConfigureAllocator();
-  const size_t bytes = 8 * kMiB;  // with glibc's defaults: a mapping, unmapped on free
-  std::thread([bytes] { free(Touched(bytes)); }).join();
-  const long before = MinorFaults();
-  free(Touched(bytes));
-  EXPECT_LT(MinorFaults() - before, 64) << "an 8 MiB buffer is 2,048 pages; faulting them again is the cost removed";
+  EXPECT_GE(HeapArenas(), 4u) << "one arena's lock kept a flooded store from recovering";
+  // On a worker thread, as a gRPC handler's buffers are: with glibc's defaults an 8 MiB buffer
+  // is a mapping of its own, unmapped on free, and the next one faults all its pages in again.
+  long faults = -1;
+  std::thread([&] {
+    const size_t bytes = 8 * kMiB;
+    free(Touched(bytes));
+    const long before = ThreadMinorFaults();
+    free(Touched(bytes));
+    faults = ThreadMinorFaults() - before;
+  }).join();
+  EXPECT_GE(faults, 0);
+  EXPECT_LT(faults, 64) << "an 8 MiB buffer is 2,048 pages; faulting them again is the cost removed";
 }
 
 TEST(TrimDecisionTest, AHeapInUseKeepsItsFreeMemoryUntilItGoesQuiet) {
