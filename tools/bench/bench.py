@@ -1237,6 +1237,20 @@ def targets_table(rows):
     return lines
 
 
+def targets_brief(rows):
+    """One line per target, a column per state: met or not (the README's short form)."""
+    states, verdicts = [], {}
+    for target, state, _, verdict in rows:
+        if state not in states:
+            states.append(state)
+        verdicts.setdefault(target, {})[state] = verdict
+    if not verdicts:
+        return []
+    lines = ["| target | " + " | ".join(states) + " |", "|---" * (len(states) + 1) + "|"]
+    for target, by_state in verdicts.items():
+        lines.append(f"| {target} | " + " | ".join(by_state.get(s, "-") for s in states) + " |")
+    return lines
+
 
 # ----- report -----------------------------------------------------------------------------------
 
@@ -1539,8 +1553,10 @@ def write_latest(out_dir, meta, md):
     short = [head, ""] + (["The run stopped early; the report linked below says where.", ""] if meta.get("failed") else [])
     for doc, rel_results, extra in (("README.md", "bench/results/latest.md", False),
                                     ("docs/benchmark.md", "../bench/results/latest.md", True)):
-        # The README gets the targets alone; docs/benchmark.md the calibration and the table too.
-        lines = (list(block) if extra else list(short)) + targets_table(meta.get("targets", []))
+        # The README gets each target's verdicts; docs/benchmark.md the calibration, the measured
+        # targets and the table too.
+        rows = meta.get("targets", [])
+        lines = (list(block) + targets_table(rows)) if extra else (list(short) + targets_brief(rows))
         if extra:
             lines += [""] + matrix_from(meta, out_dir)
         lines += ["", f"Every figure: [{rel_results}]({rel_results})."]
