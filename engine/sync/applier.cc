@@ -218,13 +218,14 @@ absl::Status Applier::AssembleWindow(const FileVersion& remote, size_t start, si
         CONVERGE_RETURN_IF_ERROR(behind == nullptr ? temp->AppendHole(c.length) : behind->AppendHole(c.length));
         continue;
       }
-      if (auto at = in_local.find(DigestToBytes(remote.chunks[next].sha256)); at != in_local.end()) {
+      const std::string key = DigestToBytes(remote.chunks[next].sha256);
+      if (auto at = in_local.find(key); at != in_local.end()) {
         const uint64_t length = remote.chunks[next].length;
         CONVERGE_RETURN_IF_ERROR(behind == nullptr ? temp->AppendFrom(local.file.get(), at->second, length)
                                                    : behind->AppendFrom(local.file.get(), at->second, length));
         continue;
       }
-      auto it = window.find(DigestToBytes(remote.chunks[next].sha256));
+      auto it = window.find(key);
       if (it == window.end()) return absl::OkStatus();
       if (it->second.size() != remote.chunks[next].length) {
         return absl::DataLossError(absl::StrCat(remote.path, ": chunk ", next, " has the wrong length"));
