@@ -187,6 +187,35 @@ class Filesystem {
   // RootIntact reports whether the folder root is still the folder the engine opened and its
   // marker file is there (an unmounted disk or a deleted root is never "everything deleted").
   virtual absl::Status RootIntact() = 0;
+  // BeginBatch and EndBatch bracket the operations of one engine pass (a scan, a commit's
+  // application). Meanwhile the filesystem may keep the directories it opens (so a Stat sees the
+  // directory it saw first, wherever it was moved since) and check that a directory is still where
+  // its path says once before the first rename into it and once after the last (at its SyncDir,
+  // or at EndBatch) rather than around each rename: what was renamed into a directory found moved
+  // is taken back, and that SyncDir or EndBatch fails. Batches nest; the outermost EndBatch ends
+  // it.
+  virtual void BeginBatch() {}
+  virtual absl::Status EndBatch() { return absl::OkStatus(); }
+};
+
+// FilesystemBatch holds a batch open for its scope; End reports what the batch's last checks
+// found (the destructor ends it too, when End was not called, and drops that report).
+class FilesystemBatch {
+ public:
+  explicit FilesystemBatch(Filesystem* fs) : fs_(fs) { fs_->BeginBatch(); }
+  ~FilesystemBatch() {
+    if (fs_ != nullptr) fs_->EndBatch().IgnoreError();
+  }
+  FilesystemBatch(const FilesystemBatch&) = delete;
+  FilesystemBatch& operator=(const FilesystemBatch&) = delete;
+  absl::Status End() {
+    Filesystem* fs = fs_;
+    fs_ = nullptr;
+    return fs == nullptr ? absl::OkStatus() : fs->EndBatch();
+  }
+
+ private:
+  Filesystem* fs_;
 };
 
 }  // namespace converge::engine

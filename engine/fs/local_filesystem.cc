@@ -340,15 +340,20 @@ class LocalTempFile : public TempFile {
 
   absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) override {
     const std::string dir(ParentPath(path));
-    CONVERGE_ASSIGN_OR_RETURN(int parent_raw, fs_->OpenDirBeneath(dir));
-    Fd parent(parent_raw);
+    CONVERGE_ASSIGN_OR_RETURN(LocalFilesystem::DirRef parent, fs_->Dir(dir));
     const std::string base(BaseName(path));
     fs_->BeforeInstall();
-    CONVERGE_RETURN_IF_ERROR(fs_->StillBeneath(parent.get(), dir));
+    CONVERGE_RETURN_IF_ERROR(fs_->CheckBeforeInstall(parent, dir));
     if (unnamed_) CONVERGE_RETURN_IF_ERROR(NameUnnamed(path));
     const std::string& temp_name = unnamed_ ? link_name_ : name_;
     if (renameat(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str()) != 0) {
       return Errno("rename into place", path);
+    }
+    struct stat st;
+    const bool stated = fstat(fd_.get(), &st) == 0;
+    if (stated && !sync_dir && fs_->DeferInstallCheck(dir, base, temp_name, st.st_ino)) {
+      installed_ = true;  // the batch checks the directory, and takes the file back if it moved
+      return FromStat(st);
     }
     if (absl::Status moved = fs_->StillBeneath(parent.get(), dir); !moved.ok()) {
       // Swapped out between the check and the rename: take the file back.
@@ -357,8 +362,7 @@ class LocalTempFile : public TempFile {
     }
     installed_ = true;
     if (sync_dir && fsync(parent.get()) != 0) return Errno("fsync directory of", path);
-    struct stat st;
-    if (fstat(fd_.get(), &st) != 0) return Errno("stat", path);
+    if (!stated) return Errno("stat", path);
     return FromStat(st);
   }
 
@@ -446,8 +450,90 @@ absl::StatusOr<std::unique_ptr<LocalFilesystem>> LocalFilesystem::Open(const std
 }
 
 LocalFilesystem::~LocalFilesystem() {
+  for (auto& [rel, held] : held_) close(held.fd);
   close(root_fd_);
   close(tmp_fd_);
+}
+
+LocalFilesystem::DirRef::~DirRef() {
+  if (owned_ && fd_ >= 0) close(fd_);
+}
+
+absl::StatusOr<LocalFilesystem::DirRef> LocalFilesystem::Dir(const std::string& rel) {
+  if (auto it = held_.find(rel); it != held_.end()) return DirRef(it->second.fd, /*owned=*/false);
+  const int fd = rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("open directory", rel);
+  if (Hold(rel, fd)) return DirRef(fd, /*owned=*/false);
+  return DirRef(fd, /*owned=*/true);
+}
+
+bool LocalFilesystem::Hold(const std::string& rel, int fd) {
+  if (batch_depth_ == 0 || held_.size() >= kMaxHeldDirs) return false;
+  held_[rel].fd = fd;
+  return true;
+}
+
+void LocalFilesystem::BeginBatch() { ++batch_depth_; }
+
+absl::Status LocalFilesystem::EndBatch() {
+  if (batch_depth_ == 0) return absl::FailedPreconditionError("no batch to end");
+  if (--batch_depth_ > 0) return absl::OkStatus();
+  return Release("");
+}
+
+absl::Status LocalFilesystem::CheckBeforeInstall(const DirRef& dir, const std::string& rel) {
+  auto it = held_.find(rel);
+  const bool held = it != held_.end() && it->second.fd == dir.get();
+  if (held && it->second.checked) return absl::OkStatus();  // the next check covers the rename
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(dir.get(), rel));
+  if (held) it->second.checked = true;
+  return absl::OkStatus();
+}
+
+bool LocalFilesystem::DeferInstallCheck(const std::string& rel, const std::string& base, const std::string& temp_name,
+                                        uint64_t inode) {
+  auto it = held_.find(rel);
+  if (it == held_.end()) return false;
+  it->second.unchecked.push_back(Unchecked{base, temp_name, inode});
+  return true;
+}
+
+absl::Status LocalFilesystem::CheckHeld(const std::string& rel, HeldDir* held) {
+  if (held->unchecked.empty()) return absl::OkStatus();
+  std::vector<Unchecked> files;
+  files.swap(held->unchecked);
+  absl::Status moved = StillBeneath(held->fd, rel);
+  if (moved.ok()) return absl::OkStatus();
+  held->checked = false;
+  // Each file renamed into it since it was last found in place goes back to the temp dir and
+  // away; one replaced there meanwhile (another inode) is not ours any more and stays.
+  for (const Unchecked& f : files) {
+    struct stat st;
+    if (fstatat(held->fd, f.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_ino != f.inode) continue;
+    if (renameat2(held->fd, f.base.c_str(), tmp_fd_, f.temp_name.c_str(), RENAME_NOREPLACE) != 0) continue;
+    if (fstatat(tmp_fd_, f.temp_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == f.inode) {
+      unlinkat(tmp_fd_, f.temp_name.c_str(), 0);
+    } else {
+      (void)renameat2(tmp_fd_, f.temp_name.c_str(), held->fd, f.base.c_str(), RENAME_NOREPLACE);
+    }
+  }
+  return moved;
+}
+
+absl::Status LocalFilesystem::Release(const std::string& path) {
+  absl::Status status;
+  const std::string below = absl::StrCat(path, "/");
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (!path.empty() && it->first != path && !absl::StartsWith(it->first, below)) {
+      ++it;
+      continue;
+    }
+    absl::Status checked = CheckHeld(it->first, &it->second);
+    if (status.ok()) status = checked;
+    close(it->second.fd);
+    it = held_.erase(it);
+  }
+  return status;
 }
 
 uint32_t LocalFilesystem::ReadUmask() {
@@ -539,16 +625,14 @@ absl::Status LocalFilesystem::Walk(
 }
 
 absl::StatusOr<LocalStat> LocalFilesystem::Stat(const std::string& path) {
-  const std::string parent(ParentPath(path));
-  int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
-  if (raw < 0) {
+  absl::StatusOr<DirRef> dir = Dir(std::string(ParentPath(path)));
+  if (!dir.ok()) {
     // Nothing syncable is there: no parent, a file as parent, or a symlink on the way.
-    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV) return LocalStat{};
-    return Errno("open parent of", path);
+    if (absl::IsNotFound(dir.status()) || absl::IsFailedPrecondition(dir.status())) return LocalStat{};
+    return dir.status();
   }
-  Fd dir(raw);
   struct stat st;
-  if (fstatat(dir.get(), std::string(BaseName(path)).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (fstatat(dir->get(), std::string(BaseName(path)).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return LocalStat{};
     return Errno("stat", path);
   }
@@ -575,11 +659,10 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTempFor(const s
   // receives would crowd one block group, and on ext4 without a journal each new inode there
   // then steps over every inode deleted there in the last minutes.
   if (!unnamed_temps_) return CreateTemp();
-  absl::StatusOr<int> parent = OpenDirBeneath(std::string(ParentPath(path)));
+  absl::StatusOr<DirRef> parent = Dir(std::string(ParentPath(path)));
   if (!parent.ok()) return CreateTemp();
-  const int fd = openat(*parent, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  const int fd = openat(parent->get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   const int open_errno = errno;
-  close(*parent);
   if (fd < 0) {
     // This filesystem has none: named temps from now on. Any other refusal (a directory not
     // writable here) is left for the rename into place to report, as for a named temp.
@@ -611,6 +694,7 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::OpenPartial(const std
 }
 
 absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
+  if (held_.count(path) > 0) return absl::OkStatus();  // found there in this batch
   Fd cur(ReopenRoot());
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     const std::string name(part);
@@ -627,10 +711,12 @@ absl::Status LocalFilesystem::MakeDirs(const std::string& path) {
     }
     cur.reset(next);
   }
+  if (Hold(path, cur.get())) cur.release();
   return absl::OkStatus();
 }
 
 absl::Status LocalFilesystem::Remove(const std::string& path) {
+  CONVERGE_RETURN_IF_ERROR(Release(path));  // a directory the batch holds is not held past its removal
   const std::string parent(ParentPath(path));
   int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);
   if (raw < 0) {
@@ -686,6 +772,8 @@ absl::Status LocalFilesystem::MakeSymlink(const std::string& path, const std::st
 }
 
 absl::Status LocalFilesystem::Rename(const std::string& from, const std::string& to) {
+  CONVERGE_RETURN_IF_ERROR(Release(from));
+  CONVERGE_RETURN_IF_ERROR(Release(to));
   CONVERGE_ASSIGN_OR_RETURN(int from_raw, OpenDirBeneath(std::string(ParentPath(from))));
   Fd from_dir(from_raw);
   CONVERGE_ASSIGN_OR_RETURN(int to_raw, OpenDirBeneath(std::string(ParentPath(to))));
@@ -722,8 +810,14 @@ absl::Status LocalFilesystem::SyncAll() {
 }
 
 absl::Status LocalFilesystem::SyncDir(const std::string& path) {
-  CONVERGE_ASSIGN_OR_RETURN(int raw, OpenDirBeneath(path));
-  Fd dir(raw);
+  if (auto it = held_.find(path); it != held_.end()) {
+    if (absl::Status checked = CheckHeld(path, &it->second); !checked.ok()) {
+      close(it->second.fd);
+      held_.erase(it);
+      return checked;
+    }
+  }
+  CONVERGE_ASSIGN_OR_RETURN(DirRef dir, Dir(path));
   if (fsync(dir.get()) != 0) return Errno("fsync directory", path);
   return absl::OkStatus();
 }

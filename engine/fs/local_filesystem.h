@@ -9,8 +9,10 @@
 #define CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/fs/filesystem.h"
 
@@ -50,6 +52,37 @@ class LocalFilesystem : public Filesystem {
   absl::Status SyncAll() override;
   absl::Status SyncDir(const std::string& path) override;
   absl::Status RootIntact() override;
+  // In a batch, the directories opened below the root stay open (at most kMaxHeldDirs); renames
+  // of a temp file into place (without sync_dir) are checked at the directory's SyncDir.
+  void BeginBatch() override;
+  absl::Status EndBatch() override;
+  static constexpr size_t kMaxHeldDirs = 256;
+
+  // DirRef is a descriptor of a directory below the root for one operation: the batch's own
+  // (left open) or one opened for it (closed with it).
+  class DirRef {
+   public:
+    DirRef(int fd, bool owned) : fd_(fd), owned_(owned) {}
+    DirRef(DirRef&& o) noexcept : fd_(o.fd_), owned_(o.owned_) { o.owned_ = false; }
+    DirRef& operator=(DirRef&&) = delete;
+    ~DirRef();
+    int get() const { return fd_; }
+
+   private:
+    int fd_;
+    bool owned_;
+  };
+  // Dir opens directory `rel` ("" = root), refusing symlinks and escapes, or gives the one the
+  // batch holds. NotFound, or FailedPrecondition (a file or symlink on the way), when there is no
+  // such directory.
+  absl::StatusOr<DirRef> Dir(const std::string& rel);
+  // CheckBeforeInstall is StillBeneath, skipped for a directory the batch holds and checked.
+  absl::Status CheckBeforeInstall(const DirRef& dir, const std::string& rel);
+  // DeferInstallCheck leaves the check after a rename into directory `rel` (now `base`, inode
+  // `inode`; `temp_name` is free in the temp dir, to take it back to) to the batch: false when
+  // the batch does not hold `rel`, and the caller checks now.
+  bool DeferInstallCheck(const std::string& rel, const std::string& base, const std::string& temp_name,
+                         uint64_t inode);
 
   // OpenDirBeneath opens directory `rel` ("" = root), refusing symlinks and escapes.
   // The caller closes the descriptor.
@@ -78,6 +111,27 @@ class LocalFilesystem : public Filesystem {
   // ReopenRoot opens the root again as a new open file description (own offset).
   int ReopenRoot() const;
 
+  // A renamed temp file not yet checked (see DeferInstallCheck).
+  struct Unchecked {
+    std::string base;
+    std::string temp_name;
+    uint64_t inode;
+  };
+  struct HeldDir {
+    int fd = -1;
+    bool checked = false;  // found in place since the batch opened it
+    std::vector<Unchecked> unchecked;
+  };
+  // CheckHeld checks a held directory that took files since its last check, taking them back
+  // to the temp dir (and removing them) when it was moved.
+  absl::Status CheckHeld(const std::string& rel, HeldDir* held);
+  // Release checks and closes the held directories at `path` and below (before the engine
+  // moves or removes it).
+  absl::Status Release(const std::string& path);
+  // Hold keeps `fd` (directory `rel`) for the batch when there is room; false: the caller
+  // keeps it.
+  bool Hold(const std::string& rel, int fd);
+
   const std::string root_;
   const int root_fd_;
   const int tmp_fd_;
@@ -87,6 +141,8 @@ class LocalFilesystem : public Filesystem {
   // or once the filesystem refuses O_TMPFILE.
   bool unnamed_temps_ = ProcFdMounted();
   std::function<void()> before_install_;
+  int batch_depth_ = 0;
+  std::map<std::string, HeldDir> held_;  // by relative path, in a batch
 
   static uint32_t ReadUmask();
   static bool ProcFdMounted();

@@ -163,6 +163,65 @@ TEST(LocalFilesystemTest, ADirectorySwappedOutMidInstallGetsNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 
+// Installs a temp file with `content` over `path`, leaving the directory check to the batch.
+absl::StatusOr<LocalStat> InstallBatched(LocalFilesystem* fs, const std::string& path, const std::string& content) {
+  auto temp = fs->CreateTempFor(path);
+  if (!temp.ok()) return temp.status();
+  if (absl::Status s = (*temp)->Append(content); !s.ok()) return s;
+  if (absl::Status s = (*temp)->Finish(0644, 1, /*sync=*/false); !s.ok()) return s;
+  return (*temp)->Rename(path, /*sync_dir=*/false);
+}
+
+TEST(LocalFilesystemTest, InABatchADirectoryMovedOutGivesBackWhatWasInstalledSinceItsLastCheck) {
+  const std::string root = MakeTestDir();
+  const std::string outside = MakeTestDir("-outside");
+  WriteFile(root + "/d/keep", "k");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  FilesystemBatch batch(fs->get());
+  ASSERT_TRUE(InstallBatched(fs->get(), "d/checked", "c").ok());
+  ASSERT_TRUE((*fs)->SyncDir("d").ok());  // found in place: what came so far stays
+  ASSERT_TRUE(InstallBatched(fs->get(), "d/a", "a").ok());
+  // d and a directory outside the folder change places; the batch still holds d, and the next
+  // install goes into it, outside, until the directory's check finds it moved.
+  ASSERT_EQ(renameat2(AT_FDCWD, (root + "/d").c_str(), AT_FDCWD, outside.c_str(), RENAME_EXCHANGE), 0);
+  ASSERT_TRUE(InstallBatched(fs->get(), "d/b", "b").ok());
+  EXPECT_EQ(ReadFile(outside + "/b"), "b");
+  EXPECT_EQ((*fs)->SyncDir("d").code(), absl::StatusCode::kFailedPrecondition);
+  for (const std::string& name : {"a", "b"}) EXPECT_FALSE(std::filesystem::exists(outside + "/" + name)) << name;
+  EXPECT_EQ(ReadFile(outside + "/checked"), "c");  // installed while d was in place, and checked so
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
+  // The moved directory is not held any more: d names the other directory now.
+  EXPECT_FALSE((*fs)->Stat("d/keep")->exists);
+  ASSERT_TRUE(InstallBatched(fs->get(), "d/c", "c").ok());
+  EXPECT_TRUE(batch.End().ok());
+  EXPECT_EQ(ReadFile(root + "/d/c"), "c");
+}
+
+TEST(LocalFilesystemTest, InABatchTheEnginesOwnMovesAndRemovalsAreSeenAtOnce) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/d/f", "f");
+  WriteFile(root + "/gone/g", "g");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  FilesystemBatch batch(fs->get());
+  ASSERT_TRUE((*fs)->Stat("d/f")->exists);
+  ASSERT_TRUE((*fs)->Stat("gone/g")->exists);
+  ASSERT_TRUE((*fs)->Rename("d", "e").ok());
+  EXPECT_FALSE((*fs)->Stat("d/f")->exists);
+  EXPECT_TRUE((*fs)->Stat("e/f")->exists);
+  ASSERT_TRUE((*fs)->Remove("gone/g").ok());
+  ASSERT_TRUE((*fs)->Remove("gone").ok());
+  EXPECT_FALSE((*fs)->Stat("gone/g")->exists);
+  // A directory made again where one was removed is the new one.
+  ASSERT_TRUE((*fs)->MakeDirs("gone").ok());
+  ASSERT_TRUE(InstallBatched(fs->get(), "gone/new", "n").ok());
+  ASSERT_TRUE((*fs)->SyncDir("gone").ok());
+  EXPECT_TRUE(batch.End().ok());
+  EXPECT_EQ(ReadFile(root + "/gone/new"), "n");
+  EXPECT_EQ(ReadFile(root + "/e/f"), "f");
+}
+
 TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilInstalled) {
   const std::string root = MakeTestDir();
   WriteFile(root + "/d/old.txt", "old");

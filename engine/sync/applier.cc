@@ -825,6 +825,8 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
   if (absl::Status s = index_->RecordIntents(intents); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
   }
+  // The directories of the commit's files are opened once for all of them.
+  FilesystemBatch batch(fs_);
   absl::flat_hash_set<const FileVersion*> done;
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
@@ -871,6 +873,7 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
   // What applied is no longer blocked; what stays blocked is saved before the cursor moves.
   for (const IndexEntry& e : applied) blocked_dirty_ |= blocked_.erase(e.version.path) > 0;
   if (absl::Status s = SaveBlocked(); !s.ok()) return fail("the blocked list", s);
+  if (absl::Status s = batch.End(); !s.ok()) return fail("the batch's directories", s);
   return record(cursor);
 }
 
