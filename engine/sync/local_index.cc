@@ -1,5 +1,7 @@
 #include "engine/sync/local_index.h"
 
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +71,14 @@ absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& 
   if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.max_open_files = 64;
+  // Most lookups are of one path (every file a scan or a pull touches), many of them of paths the
+  // index does not have yet (new files): a Bloom filter answers those without reading a block,
+  // in the memtable as in the tables.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.02;
   std::unique_ptr<LocalIndex> index(new LocalIndex(dir, options));
   CONVERGE_RETURN_IF_ERROR(index->Reopen());
   return index;

@@ -73,6 +73,8 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
   // by that directory's walk but listing it twice is harmless (maps dedupe).
   std::map<std::string, LocalStat> on_disk;
   std::map<std::string, IndexEntry> known;
+  FilesystemBatch batch(fs_);  // each directory opened once for the paths in it
+  absl::flat_hash_set<std::string> indexed_parents;  // directories the index has, looked up once
   std::vector<std::string> sorted(paths.begin(), paths.end());
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
@@ -92,9 +94,12 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
     // A new entry's parent must exist on the other devices first: include parents the index
     // does not know yet (a watcher may report a file before its new directory).
     for (std::string parent(ParentPath(path)); !parent.empty(); parent = std::string(ParentPath(parent))) {
-      if (on_disk.count(parent) > 0) break;
+      if (on_disk.count(parent) > 0 || indexed_parents.contains(parent)) break;
       CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> p, index_->Get(parent));
-      if (p.has_value() && !p->version.deleted) break;
+      if (p.has_value() && !p->version.deleted) {
+        indexed_parents.insert(parent);  // and so are its own parents
+        break;
+      }
       CONVERGE_ASSIGN_OR_RETURN(LocalStat pst, fs_->Stat(parent));
       if (!pst.exists || pst.kind != FileKind::kDirectory) break;
       on_disk.emplace(parent, pst);

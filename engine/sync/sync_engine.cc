@@ -763,8 +763,13 @@ absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths)
     pending_local_moves_.emplace_back(*was, path);
     return absl::OkStatus();
   };
+  FilesystemBatch batch(fs_);
   for (const std::string& path : paths) {
     if (!ValidateRelativePath(path).ok()) continue;
+    // A path the index has as a file is no move's destination (one with a directory there now
+    // uploads its files as new ones).
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> here, index_->Get(path));
+    if (here.has_value() && !here->version.deleted && here->version.kind != FileKind::kDirectory) continue;
     CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
     if (st.exists && st.kind == FileKind::kDirectory) {
       absl::Status inner;
