@@ -167,6 +167,8 @@ class Scanner::Comparison {
   }
 
   const std::vector<std::pair<std::string, LocalStat>>& walked() const { return walked_; }
+  // In order so far: no move, no change of kind (see Scanner::ChangeSink).
+  bool in_order() const { return in_order_; }
 
   // Walked compares one walked entry with the index and records what changed.
   absl::Status Walked(const std::string& path, const LocalStat& st) {
@@ -202,6 +204,7 @@ class Scanner::Comparison {
       return absl::OkStatus();
     }
     const bool same_kind = live && entry->version.kind == st.kind;
+    if (live && !same_kind) in_order_ = false;  // its deletions below it come first
     v.file_id = same_kind ? entry->version.file_id : scanner_->NewFileId();
     bool changed = true;
     if (st.kind == FileKind::kSymlink) changed = ReadSymlink(st, same_kind ? entry : nullptr, &v);
@@ -266,6 +269,7 @@ class Scanner::Comparison {
   }
 
   void Moved(FileVersion v, const LocalStat& st, const IndexEntry& source) {
+    in_order_ = false;
     ++result_.moves;
     result_.changes.push_back(LocalChange{std::move(v), st, source.version.path});
     result_.changes.push_back(MovedAway(source));
@@ -361,6 +365,7 @@ class Scanner::Comparison {
   absl::flat_hash_map<std::string, const IndexEntry*> gone_by_content_;
   absl::flat_hash_set<std::string> moved_away_;  // paths whose tombstone follows their move
   std::optional<IndexEntry> elsewhere_;           // a rename source outside this scan's paths
+  bool in_order_ = true;
 };
 
 std::string Scanner::NewFileId() { return new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes); }
@@ -369,7 +374,14 @@ absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat
                               const std::map<std::string, IndexEntry>& known, ScanResult* result) {
   Comparison comparison(this, IgnoreRulesNow(), result);
   comparison.Filter(walked, known);
-  for (const auto& [path, st] : comparison.walked()) CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
+  for (const auto& [path, st] : comparison.walked()) {
+    CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
+    if (change_sink_ && comparison.in_order() && result->changes.size() >= change_every_) {
+      const size_t found = result->changes.size();
+      CONVERGE_RETURN_IF_ERROR(change_sink_(&result->changes, result->scanned_at_ns));
+      result->handed_over += found - result->changes.size();
+    }
+  }
   return comparison.Deletions();
 }
 

@@ -44,6 +44,7 @@ struct ScanResult {
   uint64_t entries_seen = 0;
   uint64_t ignored = 0;  // entries left alone by the folder's .convergeignore
   int64_t scanned_at_ns = 0;
+  uint64_t handed_over = 0;  // changes a ChangeSink took while the scan went on (not in `changes`)
 };
 
 // Stats whose mtime is this close to when they were recorded are re-read.
@@ -85,6 +86,18 @@ class Scanner {
       std::function<void(const std::string& path, const ChunkRef& ref, uint64_t offset, absl::string_view bytes)>;
   void set_chunk_sink(ChunkSink sink) { chunk_sink_ = std::move(sink); }
 
+  // ChangeSink takes the changes a scan has found so far, while it goes on, once there are
+  // `every` of them, as long as each is a new or edited entry of the same kind as before (in
+  // walk order: a new directory before what it holds). After a move or a change of kind, the
+  // rest stays in the result (ordered with the deletions there). What the sink takes (moves out
+  // of the vector) is no longer the scan's; its error ends the scan. A large first copy is thus
+  // committed batch by batch as it is read, and other devices start on it before it is all read.
+  using ChangeSink = std::function<absl::Status(std::vector<LocalChange>* changes, int64_t scanned_at_ns)>;
+  void set_change_sink(size_t every, ChangeSink sink) {
+    change_every_ = every;
+    change_sink_ = std::move(sink);
+  }
+
  private:
   // IgnoreRulesNow returns the rules of the folder's .convergeignore (none: nothing ignored),
   // read again only when the file changed.
@@ -102,6 +115,8 @@ class Scanner {
   const ChunkParams params_;
   std::function<std::string()> new_file_id_;
   ChunkSink chunk_sink_;
+  size_t change_every_ = 0;
+  ChangeSink change_sink_;
   bool sync_xattrs_ = false;
   LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
   IgnoreRules ignore_rules_;

@@ -321,6 +321,49 @@ TEST_F(ScannerTest, AMovedFileOrDirectoryKeepsItsFileIdsAndIsNotReadAgain) {
   EXPECT_EQ(alone->files_hashed, 0u);
 }
 
+TEST_F(ScannerTest, AChangeSinkTakesNewFilesBatchByBatchInWalkOrderUntilAMove) {
+  for (int i = 0; i < 25; ++i) WriteFile(root_ + "/new/f" + std::to_string(100 + i), "file " + std::to_string(i));
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  std::vector<std::vector<std::string>> taken;
+  scanner.set_change_sink(10, [&](std::vector<LocalChange>* changes, int64_t) {
+    taken.emplace_back();
+    for (const LocalChange& c : *changes) taken.back().push_back(c.version.path);
+    changes->clear();
+    return absl::OkStatus();
+  });
+  auto scan = scanner.ScanPaths({"new"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  // The directory, then its files in name order: two batches taken, the rest left in the result.
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0].size(), 10u);
+  EXPECT_EQ(taken[0][0], "new");
+  EXPECT_EQ(taken[0][1], "new/f100");
+  EXPECT_EQ(taken[1][0], "new/f109");
+  EXPECT_EQ(scan->handed_over, 20u);
+  ASSERT_EQ(scan->changes.size(), 6u);
+  EXPECT_EQ(scan->changes[0].version.path, "new/f119");
+
+  // A move among them: from there on nothing more is taken (its tombstone goes with the rest).
+  scanner.set_change_sink(0, nullptr);
+  auto whole = scanner.ScanPaths({"new"});
+  ASSERT_TRUE(whole.ok());
+  Accept(*whole, 1);
+  clock_.Advance(absl::Seconds(10));
+  std::filesystem::rename(root_ + "/new/f100", root_ + "/new/a-moved");
+  for (int i = 0; i < 25; ++i) WriteFile(root_ + "/new/g" + std::to_string(100 + i), "more " + std::to_string(i));
+  taken.clear();
+  scanner.set_change_sink(10, [&](std::vector<LocalChange>* changes, int64_t) {
+    taken.emplace_back();
+    changes->clear();
+    return absl::OkStatus();
+  });
+  auto moved = scanner.ScanPaths({"new"});
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_TRUE(taken.empty());
+  EXPECT_EQ(moved->moves, 1u);
+  EXPECT_EQ(moved->changes.size(), 27u);  // the move, its tombstone, 25 new files
+}
+
 TEST_F(ScannerTest, SymlinksAreCommittedAsLinksAndNeverFollowed) {
   WriteFile(root_ + "/real/f.txt", "f");
   std::filesystem::create_directory_symlink(root_ + "/real", root_ + "/link");

@@ -517,8 +517,13 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
                                            absl::string_view bytes) {
     CollectScanChunk(&uploads, path, ref, offset, bytes);
   });
+  scanner_.set_change_sink(options_.max_files_per_commit, [this, &uploads](std::vector<LocalChange>* changes,
+                                                                           int64_t scanned_at_ns) {
+    return CommitWhileScanning(changes, scanned_at_ns, &uploads);
+  });
   absl::StatusOr<ScanResult> scanned = paths.has_value() ? scanner_.ScanPaths(*paths) : scanner_.Scan();
   scanner_.set_chunk_sink(nullptr);
+  scanner_.set_change_sink(0, nullptr);
   AwaitScanBatch(&uploads);
   CONVERGE_RETURN_IF_ERROR(uploads.status);
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
@@ -556,6 +561,25 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   return absl::OkStatus();
 }
 
+absl::Status SyncEngine::CommitWhileScanning(std::vector<LocalChange>* changes, int64_t scanned_at_ns,
+                                             ScanUploads* uploads) {
+  // New and edited entries only, in walk order (Scanner::ChangeSink): their chunks go first.
+  std::vector<LocalChange> found;
+  found.swap(*changes);
+  inline_chunks_.clear();
+  if (!TakeInline(uploads)) CONVERGE_RETURN_IF_ERROR(FlushScanUploads(uploads));
+  CONVERGE_RETURN_IF_ERROR(UploadLeftovers(found, uploads));
+  std::vector<LocalChange> ready;
+  std::vector<LocalChange> deletions;  // none among them
+  SortChanges(std::move(found), uploads->unreadable, &ready, &deletions);
+  for (size_t start = 0, end = 0; start < ready.size(); start = end) {
+    end = BatchEnd(ready, start, options_.max_files_per_commit);
+    CONVERGE_RETURN_IF_ERROR(
+        CommitBatch(std::vector<LocalChange>(ready.begin() + start, ready.begin() + end), scanned_at_ns));
+  }
+  return absl::OkStatus();
+}
+
 void SyncEngine::RecordScan(const ScanResult& scan, bool targeted, absl::Duration took) {
   if (!targeted) {
     // A full scan finds every case collision again (a renamed one is gone).
@@ -571,10 +595,10 @@ void SyncEngine::RecordScan(const ScanResult& scan, bool targeted, absl::Duratio
   }
   scan_stats_.last_entries = scan.entries_seen;
   scan_stats_.last_files_hashed = scan.files_hashed;
-  scan_stats_.last_changes = scan.changes.size();
+  scan_stats_.last_changes = scan.changes.size() + scan.handed_over;
   scan_stats_.last_duration = took;
   Log()->debug("scan: {} entries, {} files hashed, {} changes in {}", scan.entries_seen, scan.files_hashed,
-               scan.changes.size(), absl::FormatDuration(took));
+               scan.changes.size() + scan.handed_over, absl::FormatDuration(took));
 }
 
 absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes, ScanUploads* uploads) {

@@ -233,6 +233,9 @@ class SyncEngine {
     absl::Status status;
     std::future<BatchUpload> in_flight;  // the batch being uploaded, if any
   };
+  // CommitWhileScanning commits what a scan found so far (Scanner::ChangeSink) once its chunks
+  // are stored.
+  absl::Status CommitWhileScanning(std::vector<LocalChange>* changes, int64_t scanned_at_ns, ScanUploads* uploads);
   void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
                         absl::string_view bytes);
   // HandOverScanBatch waits for the batch in flight, then starts uploading the pending one.
