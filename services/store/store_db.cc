@@ -1,6 +1,8 @@
 #include "services/store/store_db.h"
 
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +26,13 @@ absl::StatusOr<std::unique_ptr<StoreDb>> StoreDb::Open(const std::string& dir, r
   // Blob and table files are written back as they grow: the sync at the end of a flush then
   // waits for the last MiB, not for a whole memtable of chunks.
   options.bytes_per_sync = 1 << 20;
+  // Most lookups ask for one key that is often absent (a chunk not stored yet, a path new to a
+  // namespace): a Bloom filter answers those without searching the memtable or reading a block.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.02;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok() && options.compression != rocksdb::kNoCompression) {
