@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -196,17 +197,31 @@ absl::Status SyncEngine::PullAndApply() {
   absl::StatusOr<std::optional<std::string>> resync = index_->GetSetting(kResyncSetting);
   const bool resyncing = resync.ok() && resync->has_value() && **resync == "1";
   applier_.set_local_wins(resyncing);
-  NoteUnscannedMoves();
+  // The local moves are looked for once there is something to apply (most pulls bring nothing:
+  // a large new folder is then not walked once more for them).
+  bool noted = false;
+  auto note_moves = [&]() -> absl::Status {
+    if (noted) return absl::OkStatus();
+    noted = true;
+    return NoteUnscannedMoves();
+  };
+  absl::Cleanup forget_moves = [&] {
+    if (noted) return;
+    moves_to_detect_.clear();
+    pending_local_moves_.clear();
+  };
   uint64_t before = index_->cursor();
   bool forgot = false;
   while (true) {
     uint32_t pulled = 0;
     absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
       ++pulled;
+      CONVERGE_RETURN_IF_ERROR(note_moves());
       return ApplyPulled(c);
     });
     if (IsLogCompacted(s)) {
       // Offline longer than the store keeps its log: the file table, then the log after it.
+      CONVERGE_RETURN_IF_ERROR(note_moves());
       CONVERGE_RETURN_IF_ERROR(ApplySnapshot());
       continue;
     }
@@ -238,7 +253,11 @@ absl::Status SyncEngine::PullAndApply() {
   }
 }
 
-void SyncEngine::NoteUnscannedMoves() {
+absl::Status SyncEngine::NoteUnscannedMoves() {
+  // The paths of the round first (an error there fails the pull, as a failed scan would).
+  std::vector<std::string> reported;
+  reported.swap(moves_to_detect_);
+  CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(reported));
   // A move made here that no scan has taken yet (reported late, or not ready to scan) is noted
   // too: another device's change of the moved file is then applied with the move undone.
   if (flush_local_events_) flush_local_events_();
@@ -253,6 +272,7 @@ void SyncEngine::NoteUnscannedMoves() {
   }
   applier_.set_local_moves(std::move(pending_local_moves_));
   pending_local_moves_.clear();
+  return absl::OkStatus();
 }
 
 absl::Status SyncEngine::ApplyPulled(const Commit& c) {
@@ -762,7 +782,7 @@ absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>&
   // succeeded lately) skips the pull: a small edit costs no round trip for it. If another device
   // did change the same paths, the commit is refused as stale and the pull below comes first.
   if (!paths.has_value() || PullDue()) {
-    if (paths.has_value()) CONVERGE_RETURN_IF_ERROR(DetectLocalMoves(*paths));
+    if (paths.has_value()) moves_to_detect_.insert(moves_to_detect_.end(), paths->begin(), paths->end());
     CONVERGE_RETURN_IF_ERROR(PullAndApply());
   }
   for (int attempt = 0;; ++attempt) {
@@ -913,8 +933,8 @@ absl::Status SyncEngine::SyncLocal(bool full_scan, absl::Time* next_scan) {
   }
   absl::Status s;
   if (full_scan) {
-    s = DetectLocalMoves(paths);
-    if (s.ok()) s = SyncOnce();
+    moves_to_detect_ = paths;  // looked at if the pull brings something to apply
+    s = SyncOnce();
     *next_scan = clock_->Now() + options_.rescan_interval;
   } else {
     s = SyncOnce(paths);

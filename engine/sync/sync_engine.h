@@ -161,6 +161,9 @@ class SyncEngine {
   uint64_t snapshots_ = 0;
   // Moves of a commit the store refused as stale, for the next pull (old path, new path).
   std::vector<std::pair<std::string, std::string>> pending_local_moves_;
+  // Paths of this round the watcher reported, to look for local moves among before a pull
+  // applies anything (PullAndApply).
+  std::vector<std::string> moves_to_detect_;
   std::vector<std::string> acked_blocked_;  // the blocked versions the store was last told of
   std::function<void()> flush_local_events_;
 
@@ -264,8 +267,9 @@ class SyncEngine {
   absl::Status SyncLocal(bool full_scan, absl::Time* next_scan);
   // AfterRound logs and records a round's outcome; false when the device was revoked.
   bool AfterRound(const absl::Status& s, absl::Status* last, absl::Time* next_scan);
-  // NoteUnscannedMoves hands the applier the local moves no scan has committed yet.
-  void NoteUnscannedMoves();
+  // NoteUnscannedMoves hands the applier the local moves no scan has committed yet: among
+  // moves_to_detect_ (an error there is returned), then among the paths still dirty.
+  absl::Status NoteUnscannedMoves();
   // ApplyPulled applies one pulled commit and records it in the metrics.
   absl::Status ApplyPulled(const Commit& c);
   // AckApplied retries blocked versions and acks the cursor (and what stays blocked) if either
