@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <cstdio>
@@ -372,10 +373,15 @@ class LocalTempFile : public TempFile {
   // new link reads as a file just created, still being written).
   absl::Status NameUnnamed(const std::string& path) {
     if (!link_name_.empty()) return absl::OkStatus();
-    const std::string self = absl::StrCat("/proc/self/fd/", fd_.get());
     std::string name = "t-" + RandomHex(8);
-    if (linkat(AT_FDCWD, self.c_str(), tmp_dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-      return Errno("link temp for", path);
+    // By the descriptor itself where this process may (CAP_DAC_READ_SEARCH), else through /proc.
+    if (!link_by_fd_ || linkat(fd_.get(), "", tmp_dir_fd_, name.c_str(), AT_EMPTY_PATH) != 0) {
+      if (link_by_fd_ && errno != ENOENT && errno != EPERM && errno != EINVAL) return Errno("link temp for", path);
+      link_by_fd_ = false;
+      const std::string self = absl::StrCat("/proc/self/fd/", fd_.get());
+      if (linkat(AT_FDCWD, self.c_str(), tmp_dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        return Errno("link temp for", path);
+      }
     }
     link_name_ = std::move(name);
     return absl::OkStatus();
@@ -405,6 +411,8 @@ class LocalTempFile : public TempFile {
   static constexpr size_t kWritebackBytes = 8 << 20;
   size_t unflushed_ = 0;  // appended since writeback was last started
   bool kernel_copy_ = true;  // copy_file_range works between the sources seen and this file
+  // linkat(AT_EMPTY_PATH) works for this process (not known to fail yet: shared by all temps).
+  static inline std::atomic<bool> link_by_fd_{true};
 };
 
 constexpr char kPartialPrefix[] = "partial-";
