@@ -586,7 +586,12 @@ absl::Status Applier::InstallBatch(const std::vector<PendingWrite>& batch,
     if (status.ok() && !synced.ok()) status = synced;
   }
   // Only what is durable in its place is recorded.
-  if (status.ok()) applied->insert(applied->end(), renamed.begin(), renamed.end());
+  if (status.ok()) {
+    if (installed_.size() + renamed.size() <= kMaxInstalledKept) {
+      installed_.insert(installed_.end(), renamed.begin(), renamed.end());
+    }
+    applied->insert(applied->end(), renamed.begin(), renamed.end());
+  }
   return status;
 }
 

@@ -281,6 +281,11 @@ absl::Status SyncEngine::ApplyPulled(const Commit& c) {
   StartTransfer("download", bytes);
   absl::Status applied = applier_.ApplyCommit(c);
   EndTransfer();
+  for (IndexEntry& e : applier_.TakeInstalled()) {
+    if (own_installs_.size() >= Applier::kMaxInstalledKept) break;
+    std::string path = e.version.path;
+    own_installs_.insert_or_assign(std::move(path), std::move(e));
+  }
   if (applied.ok()) {
     M().applied->Add();
     M().cursor->Set(static_cast<int64_t>(c.seq));
@@ -600,6 +605,25 @@ absl::Status SyncEngine::CommitWhileScanning(std::vector<LocalChange>* changes, 
   return absl::OkStatus();
 }
 
+void SyncEngine::DropOwnEchoes(std::vector<std::string>* paths) {
+  if (own_installs_.empty()) return;
+  FilesystemBatch batch(fs_);
+  std::vector<std::string> rest;
+  for (std::string& path : *paths) {
+    auto it = own_installs_.find(path);
+    if (it == own_installs_.end()) {
+      rest.push_back(std::move(path));
+      continue;
+    }
+    // As a scan would judge it against the index entry the applier recorded.
+    absl::StatusOr<LocalStat> now = fs_->Stat(path);
+    const bool as_installed = now.ok() && it->second.local.Same(*now) && Trusted(it->second);
+    own_installs_.erase(it);
+    if (!as_installed) rest.push_back(std::move(path));
+  }
+  paths->swap(rest);
+}
+
 void SyncEngine::RecordScan(const ScanResult& scan, bool targeted, absl::Duration took) {
   if (!targeted) {
     // A full scan finds every case collision again (a renamed one is gone).
@@ -775,7 +799,15 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
   return absl::OkStatus();
 }
 
-absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& paths) {
+absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& reported) {
+  // The watcher's reports of this engine's own installs are no changes to look at.
+  std::optional<std::vector<std::string>> paths = reported;
+  if (!paths.has_value()) {
+    own_installs_.clear();  // a full scan looks at everything
+  } else if (!paths->empty()) {
+    DropOwnEchoes(&*paths);
+    if (paths->empty()) return absl::OkStatus();
+  }
   // Moves among the paths the watcher reported are known before pulling: another device's
   // change of a moved file is then applied with the move undone and made again after it.
   // A targeted scan with nothing newer to pull (no head past the cursor heard of, and a pull

@@ -119,7 +119,8 @@ class SyncEngine {
   // again).
   absl::Status ScanAndUpload(const std::optional<std::vector<std::string>>& paths = std::nullopt);
   // SyncOnce: pull, scan and upload, retrying a stale commit a few times. With `paths` (what the
-  // watcher reported), local moves among them are noted first (DetectLocalMoves).
+  // watcher reported), local moves among them are noted first (DetectLocalMoves), and files
+  // this engine installed that are still exactly as installed are left out (its own echo).
   absl::Status SyncOnce(const std::optional<std::vector<std::string>>& paths = std::nullopt);
 
   void Run();
@@ -164,6 +165,11 @@ class SyncEngine {
   // Paths of this round the watcher reported, to look for local moves among before a pull
   // applies anything (PullAndApply).
   std::vector<std::string> moves_to_detect_;
+  // Files the applier installed whose watcher events are still to come: path -> entry.
+  absl::flat_hash_map<std::string, IndexEntry> own_installs_;
+  // DropOwnEchoes takes out of `paths` those the applier installed that are still exactly as
+  // installed (the watcher reporting this engine's own writes: nothing to scan).
+  void DropOwnEchoes(std::vector<std::string>* paths);
   std::vector<std::string> acked_blocked_;  // the blocked versions the store was last told of
   std::function<void()> flush_local_events_;
 

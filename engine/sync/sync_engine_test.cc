@@ -116,6 +116,29 @@ TEST_F(SyncEngineTest, EditsOfOneFileOnBothDevicesAreBothKept) {
   for (const std::string& c : contents) EXPECT_TRUE(c == "edited on one" || c == "edited on two") << c;
 }
 
+TEST_F(SyncEngineTest, TheEchoOfInstalledFilesIsNotScannedButAnEditMadeSinceIs) {
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "alpha").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("b.txt", "beta").ok());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(one_->engine->SyncOnce().ok());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(two_->engine->SyncOnce(std::vector<std::string>{}).ok());  // pulls and installs both
+  ASSERT_EQ(two_->fs.Snapshot()["b.txt"], "beta");
+  // The watcher reports both installs; b is edited before the engine looks.
+  ASSERT_TRUE(two_->fs.UserWrite("b.txt", "edited on two").ok());
+  clock_.Advance(absl::Seconds(2));
+  const uint64_t scans = two_->engine->scan_stats().targeted_scans;
+  ASSERT_TRUE(two_->engine->SyncOnce(std::vector<std::string>{"a.txt", "b.txt"}).ok());
+  EXPECT_EQ(two_->engine->scan_stats().targeted_scans, scans + 1);
+  EXPECT_EQ(two_->engine->scan_stats().last_entries, 1u);  // b alone
+  absl::StatusOr<std::map<std::string, std::string>> stored = store_->Files();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)["b.txt"], "edited on two");
+  // An install's echo is taken once: a later report of a is looked at.
+  ASSERT_TRUE(two_->engine->SyncOnce(std::vector<std::string>{"a.txt"}).ok());
+  EXPECT_EQ(two_->engine->scan_stats().targeted_scans, scans + 2);
+}
+
 TEST_F(SyncEngineTest, AStoreThatRefusesEverythingLeavesTheFolderAlone) {
   ASSERT_TRUE(one_->fs.UserWrite("keep.txt", "mine").ok());
   sim::SimStoreClient refusing(store_.get(), "dev1", [](const char*) { return sim::Fault::kDropRequest; });
