@@ -469,10 +469,8 @@ LocalFilesystem::DirRef::~DirRef() {
 
 absl::StatusOr<LocalFilesystem::DirRef> LocalFilesystem::Dir(const std::string& rel) {
   if (auto it = held_.find(rel); it != held_.end()) return DirRef(it->second.fd, /*owned=*/false);
-  const int fd = rel.empty() ? ReopenRoot() : OpenBeneath(root_fd_, rel, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Errno("open directory", rel);
-  if (Hold(rel, fd)) return DirRef(fd, /*owned=*/false);
-  return DirRef(fd, /*owned=*/true);
+  CONVERGE_ASSIGN_OR_RETURN(const int fd, OpenDirBeneath(rel));
+  return DirRef(fd, /*owned=*/!Hold(rel, fd));
 }
 
 bool LocalFilesystem::Hold(const std::string& rel, int fd) {

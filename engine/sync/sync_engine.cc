@@ -566,12 +566,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   std::vector<LocalChange> others;
   SortChanges(std::move(scan.changes), uploads.unreadable, &others, &deletions);
   const bool deferred = DeferDeletionsWhileBusy(&deletions);
-  for (size_t start = 0, end = 0; start < others.size(); start = end) {
-    end = BatchEnd(others, start, options_.max_files_per_commit);
-    if (end < others.size() && others[end].moved) ++end;  // never part a move from its tombstone
-    CONVERGE_RETURN_IF_ERROR(CommitBatch(std::vector<LocalChange>(others.begin() + start, others.begin() + end),
-                                         scan.scanned_at_ns));
-  }
+  CONVERGE_RETURN_IF_ERROR(CommitInBatches(others, scan.scanned_at_ns));
   HeldDeletions held;
   CONVERGE_RETURN_IF_ERROR(CommitDeletions(deletions, scan.scanned_at_ns, &held));
   // A full scan sees every pending deletion; a targeted one only says something if it had any.
@@ -597,10 +592,15 @@ absl::Status SyncEngine::CommitWhileScanning(std::vector<LocalChange>* changes, 
   std::vector<LocalChange> ready;
   std::vector<LocalChange> deletions;  // none among them
   SortChanges(std::move(found), uploads->unreadable, &ready, &deletions);
-  for (size_t start = 0, end = 0; start < ready.size(); start = end) {
-    end = BatchEnd(ready, start, options_.max_files_per_commit);
+  return CommitInBatches(ready, scanned_at_ns);
+}
+
+absl::Status SyncEngine::CommitInBatches(const std::vector<LocalChange>& changes, int64_t scanned_at_ns) {
+  for (size_t start = 0, end = 0; start < changes.size(); start = end) {
+    end = BatchEnd(changes, start, options_.max_files_per_commit);
+    if (end < changes.size() && changes[end].moved) ++end;  // never part a move from its tombstone
     CONVERGE_RETURN_IF_ERROR(
-        CommitBatch(std::vector<LocalChange>(ready.begin() + start, ready.begin() + end), scanned_at_ns));
+        CommitBatch(std::vector<LocalChange>(changes.begin() + start, changes.begin() + end), scanned_at_ns));
   }
   return absl::OkStatus();
 }

@@ -245,6 +245,9 @@ class SyncEngine {
   // CommitWhileScanning commits what a scan found so far (Scanner::ChangeSink) once its chunks
   // are stored.
   absl::Status CommitWhileScanning(std::vector<LocalChange>* changes, int64_t scanned_at_ns, ScanUploads* uploads);
+  // CommitInBatches commits creations, edits and moves in order, max_files_per_commit at a time
+  // (a move and its tombstone always together).
+  absl::Status CommitInBatches(const std::vector<LocalChange>& changes, int64_t scanned_at_ns);
   void CollectScanChunk(ScanUploads* uploads, const std::string& path, const ChunkRef& ref, uint64_t offset,
                         absl::string_view bytes);
   // HandOverScanBatch waits for the batch in flight, then starts uploading the pending one.
