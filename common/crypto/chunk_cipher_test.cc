@@ -1,0 +1,102 @@
+#include "common/crypto/chunk_cipher.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace converge::crypto {
+namespace {
+
+constexpr size_t kMax = 1 << 20;
+
+std::string Bytes(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7 + (i >> 9));
+  return s;
+}
+
+TEST(ChunkCipherTest, ASealedChunkOpensToItsBytesAndHidesThem) {
+  const Keyring ring = Keyring::Create();
+  for (size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{4096}, size_t{300000}, kMax}) {
+    const std::string plain = Bytes(n, 'a');
+    const Digest id = ChunkId(ring.Current(), plain);
+    const std::string sealed = SealChunk(ring.Current(), id, plain);
+    EXPECT_EQ(sealed.size(), SealedSize(n));
+    if (n >= 64) EXPECT_EQ(sealed.find(plain.substr(0, 64)), std::string::npos);
+    absl::StatusOr<std::string> back = OpenChunk(ring, id, sealed, kMax);
+    ASSERT_TRUE(back.ok()) << n << ": " << back.status();
+    EXPECT_EQ(*back, plain);
+  }
+}
+
+TEST(ChunkCipherTest, IdsDeduplicateWithinANamespaceAndSayNothingAcrossThem) {
+  const Keyring a = Keyring::Create(), b = Keyring::Create();
+  const std::string plain = Bytes(1000, 'x');
+  EXPECT_EQ(ChunkId(a.Current(), plain), ChunkId(a.Current(), plain));
+  EXPECT_NE(ChunkId(a.Current(), plain), ChunkId(b.Current(), plain));
+  EXPECT_NE(ChunkId(a.Current(), plain), HashOf(plain));
+  EXPECT_NE(ChunkId(a.Current(), plain), ChunkId(a.Current(), Bytes(1000, 'y')));
+}
+
+TEST(ChunkCipherTest, WhatAStoreCanDoToAChunkIsRefused) {
+  const Keyring ring = Keyring::Create(), other = Keyring::Create();
+  const std::string p1 = Bytes(5000, '1'), p2 = Bytes(5000, '2');
+  const Digest id1 = ChunkId(ring.Current(), p1), id2 = ChunkId(ring.Current(), p2);
+  const std::string s1 = SealChunk(ring.Current(), id1, p1), s2 = SealChunk(ring.Current(), id2, p2);
+  // Swapped: chunk 2's bytes served for id 1.
+  EXPECT_EQ(OpenChunk(ring, id1, s2, kMax).status().code(), absl::StatusCode::kDataLoss);
+  // One bit flipped anywhere after the header.
+  for (size_t at : {size_t{5}, size_t{40}, s1.size() - 1}) {
+    std::string flipped = s1;
+    flipped[at] ^= 1;
+    EXPECT_EQ(OpenChunk(ring, id1, flipped, kMax).status().code(), absl::StatusCode::kDataLoss) << at;
+  }
+  // Another namespace's key, a truncated chunk, an unknown epoch, a chunk above the limit.
+  EXPECT_EQ(OpenChunk(other, id1, s1, kMax).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenChunk(ring, id1, s1.substr(0, 100), kMax).status().code(), absl::StatusCode::kInvalidArgument);
+  std::string epoch9 = s1;
+  epoch9[1] = 9;
+  EXPECT_EQ(OpenChunk(ring, id1, epoch9, kMax).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(OpenChunk(ring, id1, s1, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+  // A chunk sealed honestly under a key whose id does not match its bytes (a device's bug or
+  // an old member's forgery) is refused after it opens.
+  const std::string lying = SealChunk(ring.Current(), id1, p2);
+  EXPECT_EQ(OpenChunk(ring, id1, lying, kMax).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ChunkCipherTest, ChunksOfAnEarlierEpochStayReadableAfterRotation) {
+  Keyring ring = Keyring::Create();
+  const std::string plain = Bytes(2000, 'e');
+  const Digest old_id = ChunkId(ring.Current(), plain);
+  const std::string old_sealed = SealChunk(ring.Current(), old_id, plain);
+  ASSERT_TRUE(ring.Rotate().ok());
+  EXPECT_NE(ChunkId(ring.Current(), plain), old_id);
+  absl::StatusOr<std::string> back = OpenChunk(ring, old_id, old_sealed, kMax);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, plain);
+}
+
+TEST(ChunkCipherTest, PaddingLeavesFewDistinctSizesAndCostsLittle) {
+  std::set<size_t> sizes;
+  for (size_t n = 200000; n < 300000; ++n) {
+    const size_t p = PaddedSize(n);
+    ASSERT_GT(p, n);
+    ASSERT_LE(p, n + n / 8 + 1);
+    sizes.insert(p);
+  }
+  // 100,000 plaintext sizes fall into a few hundred buckets.
+  EXPECT_LT(sizes.size(), 400u);
+  EXPECT_EQ(PaddedSize(0), 256u);
+  EXPECT_EQ(PaddedSize(100), 256u);
+}
+
+TEST(ChunkCipherTest, TheGearTableIsTheNamespacesOwnAndTheSameOnEveryDevice) {
+  const Keyring a = Keyring::Create(), b = Keyring::Create();
+  const auto ta = GearTable(a.Current());
+  EXPECT_EQ(ta, GearTable(*Keyring::Parse(a.Serialize())->Content(1)));
+  EXPECT_NE(ta, GearTable(b.Current()));
+  EXPECT_EQ(std::set<uint64_t>(ta.begin(), ta.end()).size(), 256u);
+}
+
+}  // namespace
+}  // namespace converge::crypto
