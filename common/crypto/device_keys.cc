@@ -116,6 +116,17 @@ std::string SealTo(const DevicePublicKey& to, absl::string_view secret) {
   return out;
 }
 
+std::string KeyGrantSigningBytes(const KeyGrantFields& g) {
+  std::string out;
+  for (absl::string_view field : {absl::string_view("converge key grant v1"), g.namespace_id, g.device_id,
+                                  g.public_key, g.sealed_keyring, g.keyring_id}) {
+    AppendU64(&out, field.size());
+    out.append(field.data(), field.size());
+  }
+  AppendU32(&out, g.epoch);
+  return out;
+}
+
 bool VerifySignature(const DevicePublicKey& from, absl::string_view message, absl::string_view signature) {
   EnsureSodium();
   return signature.size() == kSignatureBytes &&

@@ -61,6 +61,18 @@ class DeviceKeys {
   std::array<uint8_t, 64> sign_secret_{};
 };
 
+// What a device granting a namespace keyring to another signs: the namespace, the recipient
+// and the public key sealed to, the sealed keyring, the keyring's id and newest epoch.
+struct KeyGrantFields {
+  absl::string_view namespace_id;
+  absl::string_view device_id;
+  absl::string_view public_key;  // DevicePublicKey::ToBytes of the recipient
+  absl::string_view sealed_keyring;
+  absl::string_view keyring_id;
+  uint32_t epoch = 0;
+};
+std::string KeyGrantSigningBytes(const KeyGrantFields& grant);
+
 // SealTo encrypts `secret` so that only `to`'s device can open it (anonymous sender).
 std::string SealTo(const DevicePublicKey& to, absl::string_view secret);
 // VerifySignature: whether `signature` is `from`'s signature of `message`.

@@ -77,6 +77,8 @@ absl::StatusOr<ContentKeys> Keyring::Content(uint32_t epoch) const {
 
 NameKeys Keyring::Names() const { return NameKeys{Derive(names_, 1, "cvgnmmac"), Derive(names_, 2, "cvgnmenc")}; }
 
+std::string Keyring::Id() const { return Derive(names_, 3, "cvgringd").ToBytes().substr(0, kKeyringIdBytes); }
+
 absl::Status Keyring::Rotate() {
   if (epochs_.size() >= kMaxEpochs) {
     return absl::ResourceExhaustedError(absl::StrCat("a namespace keeps at most ", kMaxEpochs, " key epochs"));

@@ -40,6 +40,7 @@ struct NameKeys {
 };
 
 inline constexpr uint32_t kMaxEpochs = 1 << 16;
+inline constexpr size_t kKeyringIdBytes = 16;
 
 class Keyring {
  public:
@@ -56,6 +57,10 @@ class Keyring {
   // Content returns an epoch's keys; NotFound for an epoch this ring does not hold.
   absl::StatusOr<ContentKeys> Content(uint32_t epoch) const;
   NameKeys Names() const;
+  // Id names this namespace's keyring (kKeyringIdBytes, not secret: a one-way function of the
+  // names key), the same on every device and across rotations: management refuses a second
+  // keyring for a namespace, and a device checks a keyring it receives is the namespace's.
+  std::string Id() const;
 
   // Rotate starts the next epoch with a new random key; the older epochs stay readable.
   // ResourceExhausted once the ring holds kMaxEpochs.

@@ -43,6 +43,18 @@ TEST(KeyringTest, EachPurposeHasItsOwnKeyAndEachNamespaceItsOwnKeys) {
   EXPECT_NE(k.chunk_id, b.Current().chunk_id);
 }
 
+TEST(KeyringTest, TheIdNamesTheKeyringOnEveryDeviceAndAcrossRotations) {
+  Keyring ring = Keyring::Create();
+  const std::string id = ring.Id();
+  EXPECT_EQ(id.size(), kKeyringIdBytes);
+  EXPECT_EQ(Keyring::Parse(ring.Serialize())->Id(), id);
+  ASSERT_TRUE(ring.Rotate().ok());
+  EXPECT_EQ(ring.Id(), id);
+  EXPECT_NE(Keyring::Create().Id(), id);
+  // Not any key in use.
+  EXPECT_NE(ring.Names().mac.ToBytes().substr(0, kKeyringIdBytes), id);
+}
+
 TEST(KeyringTest, ParseRefusesWhatIsNotARing) {
   const std::string good = Keyring::Create().Serialize();
   EXPECT_FALSE(Keyring::Parse("").ok());

@@ -101,6 +101,7 @@ ManagementService::ManagementService(Registry* registry, DataPlane* store, AuthO
                                      EndpointsConfig endpoints)
     : registry_(registry),
       fleet_(registry, store),
+      keys_(registry, registry->records(), registry->clock()),
       auth_(WithVerifier(std::move(auth), signer)),
       signer_(std::move(signer)),
       token_ttl_(std::clamp(token_ttl, absl::Seconds(1), kMaxDeviceTokenTtl)),

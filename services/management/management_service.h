@@ -15,6 +15,7 @@
 #include "common/security/device_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "services/management/fleet.h"
+#include "services/management/key_directory.h"
 #include "services/management/registry.h"
 
 namespace converge::management {
@@ -80,14 +81,31 @@ class ManagementService final : public v1::ManagementService::Service {
                                 v1::DeviceToken* resp) override;
   grpc::Status SetUserQuota(grpc::ServerContext* ctx, const v1::SetUserQuotaRequest* req, v1::User* resp) override;
 
+  // Key records of end-to-end encrypted namespaces (key_service.cc).
+  grpc::Status PublishDeviceKey(grpc::ServerContext* ctx, const v1::PublishDeviceKeyRequest* req,
+                                v1::KeyGrant* resp) override;
+  grpc::Status ListKeyGrants(grpc::ServerContext* ctx, const v1::ListKeyGrantsRequest* req,
+                             v1::ListKeyGrantsResponse* resp) override;
+  grpc::Status GrantNamespaceKey(grpc::ServerContext* ctx, const v1::GrantNamespaceKeyRequest* req,
+                                 v1::KeyGrant* resp) override;
+  grpc::Status GetKeyGrant(grpc::ServerContext* ctx, const v1::GetKeyGrantRequest* req, v1::KeyGrant* resp) override;
+  grpc::Status SetRecoveryKey(grpc::ServerContext* ctx, const v1::SetRecoveryKeyRequest* req,
+                              v1::RecoveryKey* resp) override;
+  grpc::Status GetRecoveryKey(grpc::ServerContext* ctx, const v1::GetRecoveryKeyRequest* req,
+                              v1::RecoveryKey* resp) override;
+
  private:
   // OperatorOrDevice: OK for an operator, or for a device token of `device_id` (any device when
   // empty). Returns the device's claims in *claims when it was a device.
   absl::Status OperatorOrDevice(const grpc::ServerContext& ctx, const std::string& device_id,
                                 DeviceClaims* claims = nullptr) const;
 
+  // CallingDevice: the device whose token made the call (an operator has no keys to hand).
+  absl::StatusOr<std::string> CallingDevice(const grpc::ServerContext& ctx) const;
+
   Registry* const registry_;
   Fleet fleet_;
+  KeyDirectory keys_;
   const Authenticator auth_;
   const std::shared_ptr<const TokenSigner> signer_;
   const absl::Duration token_ttl_;

@@ -189,6 +189,10 @@ class Registry : public ShardMap {
   absl::Status AddDevice(const std::string& ns, const std::string& device_id);
   absl::StatusOr<std::vector<Device>> ListMembers(const std::string& ns);
 
+  // The records and clock underneath, for the logic beside the registry (KeyDirectory).
+  RegistryKv* records() { return kv_.get(); }
+  Clock* clock() { return clock_; }
+
  private:
   Registry(std::unique_ptr<RegistryKv> kv, DataPlane* data_plane, Clock* clock)
       : kv_(std::move(kv)), data_plane_(data_plane), clock_(clock) {}

@@ -1,0 +1,253 @@
+#include "engine/keys/namespace_keys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/base/status_macros.h"
+#include "common/crypto/recovery.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr char kDeviceKeyFile[] = "device.key";
+constexpr char kKeyringFile[] = "keyring";
+constexpr size_t kMaxKeyFileBytes = 4 << 20;
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
+}
+
+// ReadSecret: the file's bytes, or nullopt if it does not exist.
+absl::StatusOr<std::optional<std::string>> ReadSecret(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Errno("cannot open", path);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return Errno("cannot read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxKeyFileBytes) {
+      close(fd);
+      return absl::DataLossError(absl::StrCat(path, " is larger than any key file"));
+    }
+  }
+  close(fd);
+  return std::optional<std::string>(std::move(out));
+}
+
+// WriteSecret replaces dir/name with `bytes` whole: a temp file (0600), fsync, rename, fsync of
+// the directory. A crash leaves the old file or the new one.
+absl::Status WriteSecret(const std::string& dir, const std::string& name, absl::string_view bytes) {
+  const std::string path = absl::StrCat(dir, "/", name), tmp = absl::StrCat(path, ".tmp");
+  unlink(tmp.c_str());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Errno("cannot create", tmp);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return Errno("cannot write", tmp);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    close(fd);
+    return Errno("cannot fsync", tmp);
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
+  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Errno("cannot open", dir);
+  const int rc = fsync(dfd);
+  close(dfd);
+  return rc == 0 ? absl::OkStatus() : Errno("cannot fsync", dir);
+}
+
+std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+std::string FingerprintOf(const std::string& public_key) {
+  absl::StatusOr<crypto::DevicePublicKey> key = crypto::DevicePublicKey::FromBytes(public_key);
+  return key.ok() ? key->Fingerprint() : "(malformed key)";
+}
+
+}  // namespace
+
+std::string NormalizeFingerprint(const std::string& text) { return absl::StrReplaceAll(text, {{" ", ""}}); }
+
+absl::StatusOr<std::unique_ptr<NamespaceKeys>> NamespaceKeys::Open(const std::string& dir,
+                                                                   const std::string& namespace_id,
+                                                                   const std::string& device_id,
+                                                                   KeyDirectoryClient* directory) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", dir);
+  if (chmod(dir.c_str(), 0700) != 0) return Errno("cannot restrict", dir);
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> device_bytes, ReadSecret(absl::StrCat(dir, "/", kDeviceKeyFile)));
+  if (!device_bytes.has_value()) {
+    device_bytes = crypto::DeviceKeys::Generate().Serialize();
+    CONVERGE_RETURN_IF_ERROR(WriteSecret(dir, kDeviceKeyFile, *device_bytes));
+  }
+  absl::StatusOr<crypto::DeviceKeys> device = crypto::DeviceKeys::Parse(*device_bytes);
+  if (!device.ok()) return absl::DataLossError(absl::StrCat(dir, "/", kDeviceKeyFile, ": ", device.status().message()));
+  std::unique_ptr<NamespaceKeys> keys(new NamespaceKeys(dir, namespace_id, device_id, directory, *std::move(device)));
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> ring_bytes, ReadSecret(absl::StrCat(dir, "/", kKeyringFile)));
+  if (ring_bytes.has_value()) {
+    absl::StatusOr<crypto::Keyring> ring = crypto::Keyring::Parse(*ring_bytes);
+    if (!ring.ok()) return absl::DataLossError(absl::StrCat(dir, "/", kKeyringFile, ": ", ring.status().message()));
+    absl::MutexLock lock(&keys->mu_);
+    keys->keyring_ = *std::move(ring);
+  }
+  return keys;
+}
+
+std::optional<crypto::Keyring> NamespaceKeys::keyring() const {
+  absl::MutexLock lock(&mu_);
+  return keyring_;
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::Status() {
+  absl::MutexLock lock(&mu_);
+  return StatusLocked();
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::StatusLocked() {
+  KeysStatus s;
+  s.device_fingerprint = device_.public_key().Fingerprint();
+  s.has_keyring = keyring_.has_value();
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  s.keyring_id = Hex(keyring_.has_value() ? keyring_->Id() : listing.keyring_id);
+  s.epoch = keyring_.has_value() ? keyring_->current_epoch() : 0;
+  for (const KeyRecord& r : listing.records) {
+    s.members.push_back({r.device_id, r.device_name, FingerprintOf(r.public_key), r.granted, r.epoch});
+  }
+  return s;
+}
+
+absl::Status NamespaceKeys::GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring) {
+  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey to, crypto::DevicePublicKey::FromBytes(recipient.public_key));
+  KeyRecord grant;
+  grant.device_id = recipient.device_id;
+  grant.public_key = recipient.public_key;
+  grant.sealed_keyring = crypto::SealTo(to, ring.Serialize());
+  grant.granted_by = device_id_;
+  grant.keyring_id = ring.Id();
+  grant.epoch = ring.current_epoch();
+  grant.grant_signature = device_.Sign(crypto::KeyGrantSigningBytes(
+      {namespace_id_, grant.device_id, grant.public_key, grant.sealed_keyring, grant.keyring_id, grant.epoch}));
+  return directory_->Grant(grant);
+}
+
+absl::Status NamespaceKeys::Keep(const crypto::Keyring& ring) {
+  CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, ring.Serialize()));
+  keyring_ = ring;
+  CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Publish(device_.public_key().ToBytes()));
+  if (mine.granted && mine.keyring_id == ring.Id() && mine.epoch >= ring.current_epoch()) return absl::OkStatus();
+  return GrantTo(mine, ring);
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::Init(const std::string& passphrase) {
+  absl::MutexLock lock(&mu_);
+  if (keyring_.has_value()) return absl::FailedPreconditionError("this device already holds the namespace's keyring");
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  if (!listing.keyring_id.empty()) {
+    return absl::FailedPreconditionError(
+        "the namespace already has a keyring: ask a device that holds it to approve this one (keys request)");
+  }
+  const crypto::Keyring ring = crypto::Keyring::Create();
+  std::string wrapped;
+  if (!passphrase.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(wrapped, crypto::WrapWithPassphrase(ring.Serialize(), passphrase, crypto::RecoveryParams()));
+  }
+  CONVERGE_RETURN_IF_ERROR(Keep(ring));
+  if (!wrapped.empty()) CONVERGE_RETURN_IF_ERROR(directory_->SetRecovery(wrapped, ring.Id()));
+  return StatusLocked();
+}
+
+absl::StatusOr<std::string> NamespaceKeys::Request() {
+  CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Publish(device_.public_key().ToBytes()));
+  return device_.public_key().Fingerprint();
+}
+
+absl::Status NamespaceKeys::Approve(const std::string& device_id, const std::string& fingerprint) {
+  absl::MutexLock lock(&mu_);
+  if (!keyring_.has_value()) return absl::FailedPreconditionError("this device does not hold the namespace's keyring");
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  for (const KeyRecord& r : listing.records) {
+    if (r.device_id != device_id) continue;
+    const std::string actual = FingerprintOf(r.public_key);
+    if (NormalizeFingerprint(actual) != NormalizeFingerprint(fingerprint)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("device '", device_id, "' published a key with fingerprint ", actual,
+                       ", not the one given: approve only what that device itself shows"));
+    }
+    return GrantTo(r, *keyring_);
+  }
+  return absl::FailedPreconditionError(absl::StrCat("device '", device_id, "' has not asked for the keyring"));
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::Accept(const std::string& approver_fingerprint) {
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Own());
+  if (!mine.granted) return absl::FailedPreconditionError("no device has approved this one yet");
+  if (mine.public_key != device_.public_key().ToBytes()) {
+    return absl::PermissionDeniedError("the grant is sealed to another key than this device's");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  const KeyRecord* granter = nullptr;
+  for (const KeyRecord& r : listing.records) {
+    if (r.device_id == mine.granted_by) granter = &r;
+  }
+  if (granter == nullptr) return absl::PermissionDeniedError("the granting device is not a member");
+  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey granter_key,
+                            crypto::DevicePublicKey::FromBytes(granter->public_key));
+  if (NormalizeFingerprint(granter_key.Fingerprint()) != NormalizeFingerprint(approver_fingerprint)) {
+    return absl::PermissionDeniedError(absl::StrCat("the grant comes from a key with fingerprint ",
+                                                    granter_key.Fingerprint(),
+                                                    ", not the approving device's as given: not accepted"));
+  }
+  const std::string signed_bytes = crypto::KeyGrantSigningBytes(
+      {namespace_id_, mine.device_id, mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch});
+  if (!crypto::VerifySignature(granter_key, signed_bytes, mine.grant_signature)) {
+    return absl::PermissionDeniedError("the grant's signature does not verify under the approving device's key");
+  }
+  absl::StatusOr<std::string> opened = device_.OpenSealed(mine.sealed_keyring);
+  if (!opened.ok()) return opened.status();
+  absl::StatusOr<crypto::Keyring> ring = crypto::Keyring::Parse(*opened);
+  if (!ring.ok()) return absl::PermissionDeniedError(absl::StrCat("the sealed keyring: ", ring.status().message()));
+  if (ring->Id() != mine.keyring_id || ring->Id() != listing.keyring_id) {
+    return absl::PermissionDeniedError("the sealed keyring is not the namespace's");
+  }
+  CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, ring->Serialize()));
+  keyring_ = *std::move(ring);
+  return StatusLocked();
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::Recover(const std::string& passphrase) {
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(std::string wrapped, directory_->GetRecovery());
+  CONVERGE_ASSIGN_OR_RETURN(std::string secret, crypto::UnwrapWithPassphrase(wrapped, passphrase));
+  CONVERGE_ASSIGN_OR_RETURN(crypto::Keyring ring, crypto::Keyring::Parse(secret));
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  if (ring.Id() != listing.keyring_id) return absl::PermissionDeniedError("the recovery key is not of the namespace's keyring");
+  if (keyring_.has_value() && keyring_->current_epoch() > ring.current_epoch()) return StatusLocked();
+  CONVERGE_RETURN_IF_ERROR(Keep(ring));
+  return StatusLocked();
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,95 @@
+// KeyDirectory: the key records of end-to-end encrypted namespaces, kept beside the registry's
+// records. Management's logic for them; knows no gRPC.
+//
+// A member device publishes its public key for a namespace (a request for the keyring); a
+// member device that holds the keyring seals it to that key and signs the grant; the device
+// fetches its sealed keyring. Management never sees a key in the clear. It refuses what it can
+// tell is wrong (a non-member, a grant sealed to a key the device did not publish, a signature
+// that does not verify under the granting device's published key, a second keyring for one
+// namespace, a grant of an older epoch than the device holds) and leaves the rest to the
+// devices, which compare fingerprints and check signatures themselves: management is not trusted
+// with the keys.
+//
+// Records: 'K' ns '\0' device -> KeyGrant; 'I' ns -> keyring id; 'R' ns -> RecoveryRecord.
+//
+// Thread-safe; changes are serialised (and across replicas by the records' lock).
+#ifndef CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_
+#define CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/base/clock.h"
+#include "services/management/registry.h"
+#include "services/management/registry_kv.h"
+
+namespace converge::management {
+
+inline constexpr size_t kMaxSealedKeyringBytes = 256 << 10;
+inline constexpr size_t kMaxWrappedKeyringBytes = 256 << 10;
+
+struct KeyGrant {
+  std::string namespace_id;
+  std::string device_id;
+  std::string public_key;      // 64 bytes: X25519 then Ed25519
+  std::string sealed_keyring;  // empty while waiting for approval (and in listings)
+  bool granted = false;
+  std::string granted_by;
+  std::string grant_signature;
+  std::string keyring_id;
+  uint32_t epoch = 0;
+  int64_t requested_at_unix_ms = 0;
+  int64_t granted_at_unix_ms = 0;
+};
+
+struct KeyGrantList {
+  std::vector<KeyGrant> grants;  // of current members, by device id; sealed keyrings left out
+  std::string keyring_id;        // empty until the first grant
+};
+
+struct RecoveryRecord {
+  std::string namespace_id;
+  std::string wrapped_keyring;
+  std::string keyring_id;
+  std::string set_by;
+  int64_t set_at_unix_ms = 0;
+};
+
+class KeyDirectory {
+ public:
+  // `registry` answers membership; `kv` holds the records (the registry's own).
+  KeyDirectory(Registry* registry, RegistryKv* kv, Clock* clock) : registry_(registry), kv_(kv), clock_(clock) {}
+
+  // Publish records `device_id`'s public key for `ns` (waiting for a grant). Idempotent for the
+  // same key; a waiting device may publish another key; FailedPrecondition for a device granted
+  // under another key, PermissionDenied for a non-member, InvalidArgument for a malformed key.
+  absl::StatusOr<KeyGrant> Publish(const std::string& ns, const std::string& device_id, const std::string& public_key);
+  // List: every current member's record (without sealed keyrings) and the keyring id.
+  absl::StatusOr<KeyGrantList> List(const std::string& ns);
+  // Grant stores `grant` (granted_by is the calling device), after the checks above.
+  absl::StatusOr<KeyGrant> Grant(KeyGrant grant);
+  // Get: the device's own record; NotFound if it never published a key here.
+  absl::StatusOr<KeyGrant> Get(const std::string& ns, const std::string& device_id);
+
+  // SetRecovery: a member device stores the keyring wrapped by a passphrase (of the namespace's
+  // keyring: FailedPrecondition for another keyring id). GetRecovery: NotFound if none.
+  absl::StatusOr<RecoveryRecord> SetRecovery(RecoveryRecord record);
+  absl::StatusOr<RecoveryRecord> GetRecovery(const std::string& ns, const std::string& device_id);
+
+ private:
+  absl::Status CheckMember(const std::string& ns, const std::string& device_id);
+  absl::StatusOr<KeyGrant> Read(const std::string& ns, const std::string& device_id);
+  absl::StatusOr<std::string> KeyringId(const std::string& ns);  // "" if none yet
+
+  Registry* const registry_;
+  RegistryKv* const kv_;
+  Clock* const clock_;
+  absl::Mutex mu_;  // serialises changes in this process; kv_->Lock() across replicas
+};
+
+}  // namespace converge::management
+
+#endif  // CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_

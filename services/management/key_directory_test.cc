@@ -1,0 +1,178 @@
+#include "services/management/key_directory.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/crypto/device_keys.h"
+#include "common/crypto/keyring.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_data_plane.h"
+
+namespace converge::management {
+namespace {
+
+using crypto::DeviceKeys;
+using crypto::Keyring;
+
+// A namespace "docs" of alice's with three member devices (laptop, phone, tablet) and one
+// device of bob's that is not a member; each device has its own key pair.
+class KeyDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(getenv("TEST_TMPDIR")) + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    auto r = Registry::Open(dir_, &data_plane_, &clock_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    registry_ = std::move(*r);
+    ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
+    ASSERT_TRUE(registry_->CreateUser("bob", "").ok());
+    ASSERT_TRUE(registry_->CreateNamespace("docs", "alice").ok());
+    for (const char* name : {"laptop", "phone", "tablet"}) {
+      auto d = registry_->RegisterDevice("alice", name);
+      ASSERT_TRUE(d.ok());
+      ASSERT_TRUE(registry_->AddDevice("docs", d->device.device_id).ok());
+      ids_.push_back(d->device.device_id);
+    }
+    outsider_ = registry_->RegisterDevice("bob", "bobs")->device.device_id;
+    keys_ = std::make_unique<KeyDirectory>(registry_.get(), registry_->records(), &clock_);
+  }
+
+  // GrantOf: what device `from` sends to seal `ring` to `to`'s published key.
+  KeyGrant GrantOf(const DeviceKeys& from, const std::string& from_id, const std::string& to_id,
+                   const std::string& to_public, const Keyring& ring) {
+    KeyGrant g;
+    g.namespace_id = "docs";
+    g.device_id = to_id;
+    g.public_key = to_public;
+    g.sealed_keyring = crypto::SealTo(*crypto::DevicePublicKey::FromBytes(to_public), ring.Serialize());
+    g.granted_by = from_id;
+    g.keyring_id = ring.Id();
+    g.epoch = ring.current_epoch();
+    g.grant_signature = from.Sign(crypto::KeyGrantSigningBytes(
+        {"docs", g.device_id, g.public_key, g.sealed_keyring, g.keyring_id, g.epoch}));
+    return g;
+  }
+
+  std::string dir_;
+  FakeDataPlane data_plane_;
+  FakeClock clock_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<KeyDirectory> keys_;
+  std::vector<std::string> ids_;
+  std::string outsider_;
+  DeviceKeys laptop_ = DeviceKeys::Generate(), phone_ = DeviceKeys::Generate(), bobs_ = DeviceKeys::Generate();
+};
+
+TEST_F(KeyDirectoryTest, AFirstDeviceGrantsItselfThenApprovesAnotherWhoOpensTheSameKeyring) {
+  const Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  auto self = keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring));
+  ASSERT_TRUE(self.ok()) << self.status();
+  // The phone asks; the listing shows it waiting, without any sealed bytes.
+  auto waiting = keys_->Publish("docs", ids_[1], phone_pk);
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_FALSE(waiting->granted);
+  auto list = keys_->List("docs");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->keyring_id, ring.Id());
+  ASSERT_EQ(list->grants.size(), 2u);
+  for (const KeyGrant& g : list->grants) EXPECT_TRUE(g.sealed_keyring.empty());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
+  auto mine = keys_->Get("docs", ids_[1]);
+  ASSERT_TRUE(mine.ok());
+  EXPECT_TRUE(mine->granted);
+  EXPECT_EQ(mine->granted_by, ids_[0]);
+  auto opened = phone_.OpenSealed(mine->sealed_keyring);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(Keyring::Parse(*opened)->Id(), ring.Id());
+  // Publishing the same key again changes nothing; another key after the grant is refused.
+  EXPECT_TRUE(keys_->Publish("docs", ids_[1], phone_pk)->granted);
+  EXPECT_EQ(keys_->Publish("docs", ids_[1], bobs_.public_key().ToBytes()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KeyDirectoryTest, GrantsManagementCanTellAreWrongAreRefused) {
+  const Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  ASSERT_TRUE(keys_->Publish("docs", ids_[1], phone_pk).ok());
+  // Sealed to a key the phone never published (a substituted key).
+  const std::string other_pk = bobs_.public_key().ToBytes();
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], other_pk, ring)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Signed by a key that is not the granter's published one.
+  KeyGrant forged = GrantOf(bobs_, ids_[0], ids_[1], phone_pk, ring);
+  EXPECT_EQ(keys_->Grant(forged).status().code(), absl::StatusCode::kInvalidArgument);
+  // Altered after signing.
+  KeyGrant altered = GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring);
+  altered.epoch = 7;
+  EXPECT_EQ(keys_->Grant(altered).status().code(), absl::StatusCode::kInvalidArgument);
+  // To or from a device that is not a member; from a member with no published key.
+  EXPECT_EQ(keys_->Publish("docs", outsider_, other_pk).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], outsider_, other_pk, ring)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[2], ids_[1], phone_pk, ring)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Malformed fields.
+  EXPECT_EQ(keys_->Publish("docs", ids_[2], "short").status().code(), absl::StatusCode::kInvalidArgument);
+  KeyGrant empty = GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring);
+  empty.sealed_keyring.clear();
+  EXPECT_EQ(keys_->Grant(empty).status().code(), absl::StatusCode::kInvalidArgument);
+  KeyGrant huge = GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring);
+  huge.sealed_keyring.assign(kMaxSealedKeyringBytes + 1, 'x');
+  EXPECT_EQ(keys_->Grant(huge).status().code(), absl::StatusCode::kInvalidArgument);
+  // Nothing above was stored.
+  EXPECT_FALSE(keys_->Get("docs", ids_[1])->granted);
+  EXPECT_TRUE(keys_->List("docs")->keyring_id.empty());
+}
+
+TEST_F(KeyDirectoryTest, ANamespaceHasOneKeyringAndADeviceNeverGoesBackAnEpoch) {
+  Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  ASSERT_TRUE(keys_->Publish("docs", ids_[1], phone_pk).ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring)).ok());
+  // The phone made a keyring of its own at the same time: refused.
+  EXPECT_EQ(keys_->Grant(GrantOf(phone_, ids_[1], ids_[1], phone_pk, Keyring::Create())).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  const Keyring epoch1 = *Keyring::Parse(ring.Serialize());
+  ASSERT_TRUE(ring.Rotate().ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
+  EXPECT_EQ(keys_->Get("docs", ids_[1])->epoch, 2u);
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, epoch1)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KeyDirectoryTest, TheRecoveryKeyIsTheNamespacesAndOnlyMembersReadIt) {
+  const Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes();
+  RecoveryRecord r{"docs", "wrapped bytes", ring.Id(), ids_[0], 0};
+  EXPECT_EQ(keys_->SetRecovery(r).status().code(), absl::StatusCode::kFailedPrecondition);  // no keyring yet
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring)).ok());
+  ASSERT_TRUE(keys_->SetRecovery(r).ok());
+  RecoveryRecord other = r;
+  other.keyring_id = Keyring::Create().Id();
+  EXPECT_EQ(keys_->SetRecovery(other).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto got = keys_->GetRecovery("docs", ids_[2]);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->wrapped_keyring, "wrapped bytes");
+  EXPECT_EQ(got->set_by, ids_[0]);
+  EXPECT_EQ(keys_->GetRecovery("docs", outsider_).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(KeyDirectoryTest, ARevokedDeviceLeavesTheListingAndCannotFetch) {
+  const Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  ASSERT_TRUE(keys_->Publish("docs", ids_[1], phone_pk).ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
+  ASSERT_TRUE(registry_->RevokeDevice(ids_[1], false).ok());
+  EXPECT_EQ(keys_->List("docs")->grants.size(), 1u);
+  EXPECT_EQ(keys_->Get("docs", ids_[1]).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace converge::management
