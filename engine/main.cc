@@ -6,6 +6,7 @@
 //   converge-engine history PATH --folder=~/Sync
 //   converge-engine restore [PATH] --folder=~/Sync (--seq=N | --at=TIME)
 //   converge-engine conflicts --folder=~/Sync [--all]; converge-engine resolve COPY --folder=~/Sync
+//   converge-engine keys status|init|request|approve DEVICE|accept|recover --folder=~/Sync
 //
 // Exit codes: 0 stopped on request (or --once in sync), 1 error, 2 usage, 3 the device was
 // revoked (after a remote wipe, its synced files were deleted).
@@ -56,6 +57,12 @@ ABSL_FLAG(uint64_t, seq, 0, "restore: the version (seq, as `history` lists) to r
 ABSL_FLAG(std::string, at, "", "restore: the time to go back to (2026-11-27T10:15:00Z, or ago: 90m, 2h, 3d)");
 ABSL_FLAG(bool, all, false, "conflicts: resolved ones too");
 ABSL_FLAG(uint32_t, limit, 0, "history: at most this many versions (0: all kept)");
+ABSL_FLAG(std::string, fingerprint, "",
+          "keys approve: the waiting device's key fingerprint as that device shows it; keys accept: the "
+          "approving device's");
+ABSL_FLAG(std::string, passphrase_file, "",
+          "keys init / recover: a file holding the namespace's recovery passphrase (or "
+          "$CONVERGE_RECOVERY_PASSPHRASE)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
 
@@ -135,6 +142,8 @@ int RunCommand(const std::vector<char*>& positional) {
   command.control.at = absl::GetFlag(FLAGS_at);
   command.control.all = absl::GetFlag(FLAGS_all);
   command.control.limit = absl::GetFlag(FLAGS_limit);
+  command.control.fingerprint = absl::GetFlag(FLAGS_fingerprint);
+  command.control.passphrase_file = absl::GetFlag(FLAGS_passphrase_file);
   command.watch = absl::GetFlag(FLAGS_watch_status);
   command.json = absl::GetFlag(FLAGS_json);
   return converge::engine::RunLocalCommand(command);

@@ -375,6 +375,15 @@ CommandResult Cluster::Convergectl(const std::vector<std::string>& args) {
   return RunCommand(argv, options_.dir + "/run");
 }
 
+std::string Cluster::DeviceIdOf(const std::string& device_name) {
+  CommandResult r = Convergectl({"devices", "list"});
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() > 2 && cols[2] == device_name) return cols[0];
+  }
+  return "";
+}
+
 CommandResult Cluster::EngineCommand(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {Runfile("engine/converge-engine")};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -105,6 +105,9 @@ class Cluster {
   absl::StatusOr<int> EngineExit(int engine, absl::Duration timeout);
   // Convergectl runs convergectl against this cluster (management address and token set).
   CommandResult Convergectl(const std::vector<std::string>& args);
+  // DeviceIdOf: the id of the device registered as `device_name` (from convergectl's device
+  // list), or "" if there is none.
+  std::string DeviceIdOf(const std::string& device_name);
   // EngineCommand runs converge-engine with args (status, pause, resume ...).
   CommandResult EngineCommand(const std::vector<std::string>& args);
   const std::string& name(int engine) const { return names_[engine]; }

@@ -18,16 +18,6 @@
 namespace converge::testing {
 namespace {
 
-// DeviceId reads the device id an engine enrolled with, from convergectl's device list.
-std::string DeviceIdOf(Cluster* c, const std::string& name) {
-  CommandResult r = c->Convergectl({"devices", "list"});
-  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
-    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (cols.size() > 2 && cols[2] == name) return cols[0];
-  }
-  return "";
-}
-
 bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
   const absl::Time deadline = absl::Now() + limit;
   while (absl::Now() < deadline) {
@@ -80,8 +70,8 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
                            "converge-engine/0.4.0", "shared"}) {
     EXPECT_TRUE(absl::StrContains(r.out, want)) << want << " missing from\n" << r.out;
   }
-  const std::string laptop = DeviceIdOf(c_.get(), "laptop");
-  const std::string desktop = DeviceIdOf(c_.get(), "desktop");
+  const std::string laptop = c_->DeviceIdOf("laptop");
+  const std::string desktop = c_->DeviceIdOf("desktop");
   ASSERT_FALSE(laptop.empty());
   ASSERT_FALSE(desktop.empty());
   r = c_->Convergectl({"devices", "show", laptop});
@@ -234,7 +224,7 @@ TEST_F(E2eOperatorTest, MetricsOfEveryProcess) {
 }
 
 TEST_F(E2eOperatorTest, RevokeWithWipeDeletesSyncedFilesOnlyAndStopsTheEngine) {
-  const std::string desktop = DeviceIdOf(c_.get(), "desktop");
+  const std::string desktop = c_->DeviceIdOf("desktop");
   ASSERT_FALSE(desktop.empty());
   // A file the desktop never synced: written while it is paused, so it cannot upload it.
   c_->PauseEngine(1);

@@ -6,8 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -50,7 +53,84 @@ int Fail(const grpc::Status& s, const std::string& folder) {
   return 1;
 }
 
+// Passphrase: the recovery passphrase from --passphrase_file or $CONVERGE_RECOVERY_PASSPHRASE
+// (never a command-line argument, which every local user can read), without a final newline.
+absl::StatusOr<std::string> Passphrase(const ControlArgs& a) {
+  std::string text;
+  if (!a.passphrase_file.empty()) {
+    std::ifstream in(a.passphrase_file);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", a.passphrase_file));
+    std::getline(in, text);
+  } else if (const char* env = getenv("CONVERGE_RECOVERY_PASSPHRASE"); env != nullptr) {
+    text = env;
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+void PrintKeys(const v1::KeysResponse& r) {
+  std::cout << "this device's key: " << r.device_fingerprint() << "\n";
+  if (r.has_keyring()) {
+    std::cout << "keyring: held here, id " << r.keyring_id() << ", epoch " << r.epoch() << "\n";
+  } else {
+    std::cout << "keyring: not held here"
+              << (r.keyring_id().empty() ? " (the namespace has none yet: keys init makes it)"
+                                         : absl::StrCat(" (the namespace's is ", r.keyring_id(), ")"))
+              << "\n";
+  }
+  for (const auto& m : r.members()) {
+    std::cout << absl::StrFormat("  %-40s %-18s fingerprint %s\n", Named(m.device_id(), m.device_name()),
+                                 m.granted() ? absl::StrCat("holds epoch ", m.epoch()) : "waiting for approval",
+                                 m.fingerprint());
+  }
+}
+
 }  // namespace
+
+int RunKeysCommand(const ControlArgs& a) {
+  static const std::map<std::string, v1::KeysRequest::Action> kSteps = {
+      {"status", v1::KeysRequest::STATUS},   {"init", v1::KeysRequest::INIT},
+      {"request", v1::KeysRequest::REQUEST}, {"approve", v1::KeysRequest::APPROVE},
+      {"accept", v1::KeysRequest::ACCEPT},   {"recover", v1::KeysRequest::RECOVER}};
+  const auto step = a.args.empty() ? kSteps.end() : kSteps.find(a.args[0]);
+  const bool approve = step != kSteps.end() && step->second == v1::KeysRequest::APPROVE;
+  const bool needs_fingerprint = approve || (step != kSteps.end() && step->second == v1::KeysRequest::ACCEPT);
+  if (step == kSteps.end() || a.args.size() != (approve ? 2u : 1u) || (needs_fingerprint && a.fingerprint.empty())) {
+    std::cerr << "usage: converge-engine keys status|init|request|recover --folder=F\n"
+                 "       converge-engine keys approve DEVICE --fingerprint=\"THE DEVICE'S, AS IT SHOWS IT\" --folder=F\n"
+                 "       converge-engine keys accept --fingerprint=\"THE APPROVING DEVICE'S\" --folder=F\n"
+                 "init and recover read the recovery passphrase from --passphrase_file or "
+                 "$CONVERGE_RECOVERY_PASSPHRASE\n";
+    return 2;
+  }
+  v1::KeysRequest req;
+  req.set_action(step->second);
+  if (approve) req.set_device_id(a.args[1]);
+  req.set_fingerprint(a.fingerprint);
+  if (step->second == v1::KeysRequest::INIT || step->second == v1::KeysRequest::RECOVER) {
+    absl::StatusOr<std::string> passphrase = Passphrase(a);
+    if (!passphrase.ok() || (step->second == v1::KeysRequest::RECOVER && passphrase->empty())) {
+      std::cerr << "converge-engine: "
+                << (passphrase.ok() ? "recover needs the passphrase" : std::string(passphrase.status().message())) << "\n";
+      return 2;
+    }
+    req.set_passphrase(*passphrase);
+  }
+  auto stub = v1::EngineControl::NewStub(
+      grpc::CreateChannel(absl::StrCat("unix:", ControlSocketPath(a.folder)), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(2));
+  v1::KeysResponse resp;
+  grpc::Status s = stub->Keys(&ctx, req, &resp);
+  if (!s.ok()) return Fail(s, a.folder);
+  PrintKeys(resp);
+  if (step->second == v1::KeysRequest::REQUEST) {
+    std::cout << "asked for the keyring. On a device that holds it, check it lists this device with the "
+                 "fingerprint above, then run there:\n  converge-engine keys approve DEVICE --fingerprint=\""
+              << resp.device_fingerprint() << "\" --folder=...\n";
+  }
+  return 0;
+}
 
 std::string ControlSocketPath(const std::string& folder) {
   std::error_code ec;
@@ -92,7 +172,8 @@ absl::StatusOr<absl::Time> ParseWhen(const std::string& text, absl::Time now) {
 }
 
 bool IsControlCommand(const std::string& command) {
-  return command == "history" || command == "restore" || command == "conflicts" || command == "resolve";
+  return command == "history" || command == "restore" || command == "conflicts" || command == "resolve" ||
+         command == "keys";
 }
 
 int RunControlCommand(const std::string& command, const ControlArgs& a) {

@@ -4,6 +4,8 @@
 //   converge-engine restore --folder=F --at=TIME            (the whole folder)
 //   converge-engine conflicts --folder=F [--all]
 //   converge-engine resolve COPY_PATH --folder=F
+//   converge-engine keys status|init|request|approve DEVICE|accept|recover --folder=F
+//       [--fingerprint="....."] [--passphrase_file=P]   (keys_cli.cc; docs/security.md)
 // TIME is RFC 3339 (2026-11-27T10:15:00Z) or a duration ago (90m, 2h, 3d is 72h).
 #ifndef CONVERGE_ENGINE_CONTROL_CONTROL_CLI_H_
 #define CONVERGE_ENGINE_CONTROL_CONTROL_CLI_H_
@@ -37,13 +39,17 @@ struct ControlArgs {
   std::string at;
   bool all = false;
   uint32_t limit = 0;
+  std::string fingerprint;      // keys approve / accept: the other device's, as it shows it
+  std::string passphrase_file;  // keys init / recover: a file holding the recovery passphrase
 };
 
 // IsControlCommand reports whether `command` is one of the commands above.
 bool IsControlCommand(const std::string& command);
 
-// RunControlCommand runs one and returns the exit code (0 done, 1 failed, 2 usage).
+// RunControlCommand runs one (but keys) and returns the exit code (0 done, 1 failed, 2 usage).
 int RunControlCommand(const std::string& command, const ControlArgs& args);
+// RunKeysCommand runs `keys` (args[0] is the step).
+int RunKeysCommand(const ControlArgs& args);
 
 }  // namespace converge::engine
 

@@ -76,4 +76,51 @@ grpc::Status ControlService::ResolveConflict(grpc::ServerContext*, const v1::Res
   return grpc::Status::OK;
 }
 
+absl::StatusOr<NamespaceKeys*> ControlService::keys() {
+  absl::MutexLock lock(&keys_mu_);
+  if (keys_ == nullptr) {
+    if (open_keys_ == nullptr) return absl::UnimplementedError("this engine keeps no namespace keys");
+    absl::StatusOr<std::unique_ptr<NamespaceKeys>> opened = open_keys_();
+    if (!opened.ok()) return opened.status();
+    keys_ = std::move(*opened);
+  }
+  return keys_.get();
+}
+
+grpc::Status ControlService::Keys(grpc::ServerContext*, const v1::KeysRequest* req, v1::KeysResponse* resp) {
+  absl::StatusOr<NamespaceKeys*> keys = this->keys();
+  if (!keys.ok()) return ToGrpcStatus(keys.status());
+  absl::StatusOr<KeysStatus> status;
+  switch (req->action()) {
+    case v1::KeysRequest::INIT: status = (*keys)->Init(req->passphrase()); break;
+    case v1::KeysRequest::REQUEST: {
+      absl::StatusOr<std::string> fingerprint = (*keys)->Request();
+      status = fingerprint.ok() ? (*keys)->Status() : absl::StatusOr<KeysStatus>(fingerprint.status());
+      break;
+    }
+    case v1::KeysRequest::APPROVE: {
+      absl::Status s = (*keys)->Approve(req->device_id(), req->fingerprint());
+      status = s.ok() ? (*keys)->Status() : absl::StatusOr<KeysStatus>(s);
+      break;
+    }
+    case v1::KeysRequest::ACCEPT: status = (*keys)->Accept(req->fingerprint()); break;
+    case v1::KeysRequest::RECOVER: status = (*keys)->Recover(req->passphrase()); break;
+    default: status = (*keys)->Status(); break;
+  }
+  if (!status.ok()) return ToGrpcStatus(status.status());
+  resp->set_device_fingerprint(status->device_fingerprint);
+  resp->set_has_keyring(status->has_keyring);
+  resp->set_keyring_id(status->keyring_id);
+  resp->set_epoch(status->epoch);
+  for (const KeysStatus::Member& m : status->members) {
+    v1::KeysResponse::Member* p = resp->add_members();
+    p->set_device_id(m.device_id);
+    p->set_device_name(m.device_name);
+    p->set_fingerprint(m.fingerprint);
+    p->set_granted(m.granted);
+    p->set_epoch(m.epoch);
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace converge::engine

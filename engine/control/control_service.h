@@ -9,6 +9,7 @@
 #include <string>
 
 #include "converge/engine/v1/control.grpc.pb.h"
+#include "engine/keys/namespace_keys.h"
 #include "engine/sync/history.h"
 
 namespace converge::engine {
@@ -18,7 +19,11 @@ class ControlService final : public v1::EngineControl::Service {
   // NameOf returns the name device `id` registered with, or "" if unknown.
   using NameOf = std::function<std::string(const std::string& id)>;
 
-  ControlService(FolderHistory* history, NameOf name_of) : history_(history), name_of_(std::move(name_of)) {}
+  // OpenKeys opens this device's NamespaceKeys (on the first Keys call).
+  using OpenKeys = std::function<absl::StatusOr<std::unique_ptr<NamespaceKeys>>()>;
+
+  ControlService(FolderHistory* history, NameOf name_of, OpenKeys open_keys = nullptr)
+      : history_(history), name_of_(std::move(name_of)), open_keys_(std::move(open_keys)) {}
 
   grpc::Status ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
                             v1::ListVersionsResponse* resp) override;
@@ -27,10 +32,16 @@ class ControlService final : public v1::EngineControl::Service {
                              store::v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
                                store::v1::Conflict* resp) override;
+  grpc::Status Keys(grpc::ServerContext* ctx, const v1::KeysRequest* req, v1::KeysResponse* resp) override;
 
  private:
+  absl::StatusOr<NamespaceKeys*> keys();
+
   FolderHistory* const history_;
   const NameOf name_of_;
+  const OpenKeys open_keys_;
+  absl::Mutex keys_mu_;
+  std::unique_ptr<NamespaceKeys> keys_ ABSL_GUARDED_BY(keys_mu_);
 };
 
 }  // namespace converge::engine

@@ -59,14 +59,15 @@ int RunLocalCommand(const LocalCommand& command) {
   const bool control = IsControlCommand(name);
   if ((!command.control.args.empty() && !control) ||
       (name != "status" && name != "pause" && name != "resume" && !control)) {
-    std::cerr << "converge-engine: unknown command; try status, pause, resume, history, restore, conflicts or "
-                 "resolve (--help for flags)\n";
+    std::cerr << "converge-engine: unknown command; try status, pause, resume, history, restore, conflicts, "
+                 "resolve or keys (--help for flags)\n";
     return 2;
   }
   if (command.control.folder.empty()) {
     std::cerr << "converge-engine: " << name << " needs --folder\n";
     return 2;
   }
+  if (name == "keys") return RunKeysCommand(command.control);
   if (control) return RunControlCommand(name, command.control);
   if (name == "status") return Status(command.control.folder, command.watch, command.json);
   return Pause(command.control.folder, name == "pause");

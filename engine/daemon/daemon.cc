@@ -21,12 +21,14 @@
 #include "common/rpc/server_runner.h"
 #include "converge/engine/v1/status.pb.h"
 #include "engine/client/device_names.h"
+#include "engine/client/grpc_key_directory_client.h"
 #include "engine/client/grpc_store_client.h"
 #include "engine/client/notification_listener.h"
 #include "engine/control/control_cli.h"
 #include "engine/control/control_service.h"
 #include "engine/control/status_file.h"
 #include "engine/fs/watcher.h"
+#include "engine/keys/namespace_keys.h"
 #include "engine/sync/history.h"
 
 namespace converge::engine {
@@ -61,7 +63,14 @@ class Daemon::Running {
                 daemon->EngineOptionsNow()),
         history_(&store_, [] { return RandomBytes(kFileIdBytes); }),
         names_(daemon->management_.get(), daemon->options_.enrollment.namespace_id),
-        control_(&history_, [this](const std::string& id) { return names_.NameOf(id); }) {
+        key_directory_(daemon->management_.get(), daemon->options_.enrollment.namespace_id,
+                       daemon->enrollment_.device_id),
+        control_(
+            &history_, [this](const std::string& id) { return names_.NameOf(id); },
+            [this] {
+              return NamespaceKeys::Open(daemon_->fs_->state_dir() + "/keys", daemon_->options_.enrollment.namespace_id,
+                                         daemon_->enrollment_.device_id, &key_directory_);
+            }) {
     StartListener(std::move(notify_address));
     StartWatcher();
     engine::v1::EngineStatusFile identity;
@@ -167,6 +176,7 @@ class Daemon::Running {
   SyncEngine engine_;
   FolderHistory history_;
   DeviceNames names_;
+  GrpcKeyDirectoryClient key_directory_;
   ControlService control_;
   std::unique_ptr<NotificationListener> listener_;
   std::unique_ptr<Watcher> watcher_;

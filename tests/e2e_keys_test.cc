@@ -1,0 +1,149 @@
+// End to end, real processes: the keyring of an end-to-end encrypted namespace reaches each of
+// its devices through converge-management: a first device makes it, a second is approved after
+// the user compares fingerprints on both (a wrong one refused either side), a third recovers it
+// from the passphrase; no service ever holds a key in the clear.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/crypto/device_keys.h"
+#include "common/crypto/keyring.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+
+namespace converge::testing {
+namespace {
+
+// After `prefix` on a line of `out`, to the line's end.
+std::string After(const std::string& out, const std::string& prefix) {
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (absl::StartsWith(line, prefix)) return std::string(line.substr(prefix.size()));
+  }
+  return "";
+}
+
+// KeyringId: the id in "keyring: held here, id HEX, epoch N".
+std::string KeyringId(const std::string& out) {
+  const std::string held = After(out, "keyring: held here, id ");
+  return held.substr(0, held.find(','));
+}
+
+// FilesHolding: the files under `dir` (skipping `skip`) whose bytes contain `needle`.
+std::vector<std::string> FilesHolding(const std::string& dir, const std::string& skip, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || absl::StartsWith(e.path().string(), skip)) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+class E2eKeysTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions options;
+    options.dir = std::string(getenv("TEST_TMPDIR")) + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(options.dir);
+    dir_ = options.dir;
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    c_ = std::move(*cluster);
+    for (const char* name : {"laptop", "phone", "tablet"}) ASSERT_TRUE(c_->AddEngine(name).ok());
+    ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  }
+
+  CommandResult Keys(int engine, std::vector<std::string> args) {
+    args.insert(args.begin(), "keys");
+    args.push_back("--folder=" + c_->folder(engine));
+    return c_->EngineCommand(args);
+  }
+
+  std::string PassphraseFile(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text << "\n";
+    return path;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Cluster> c_;
+};
+
+TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoServiceHoldsItInTheClear) {
+  CommandResult r = Keys(0, {"status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "the namespace has none yet")) << r.out;
+  const std::string passphrase = "correct horse battery staple";
+  r = Keys(0, {"init", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string keyring_id = KeyringId(r.out), laptop_fp = After(r.out, "this device's key: ");
+  ASSERT_EQ(keyring_id.size(), 32u) << r.out;
+  EXPECT_EQ(Keys(1, {"init"}).exit_code, 1);  // one keyring per namespace
+
+  // The phone asks; the laptop lists it waiting, with the fingerprint the phone shows.
+  r = Keys(1, {"request"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string phone_fp = After(r.out, "this device's key: ");
+  const std::string phone_id = c_->DeviceIdOf("phone");
+  ASSERT_FALSE(phone_id.empty());
+  r = Keys(0, {"status"});
+  bool listed = false;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    listed |= absl::StrContains(line, phone_id) && absl::StrContains(line, "waiting for approval") &&
+              absl::StrContains(line, phone_fp);
+  }
+  EXPECT_TRUE(listed) << r.out;
+  // Approving with any other fingerprint (here the laptop's own) seals nothing.
+  r = Keys(0, {"approve", phone_id, "--fingerprint=" + laptop_fp});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "not the one given")) << r.err;
+  EXPECT_EQ(Keys(1, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 1);  // nothing granted yet
+  r = Keys(0, {"approve", phone_id, "--fingerprint=" + phone_fp});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The phone accepts only with the approving device's fingerprint.
+  r = Keys(1, {"accept", "--fingerprint=" + phone_fp});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "not the approving device's")) << r.err;
+  r = Keys(1, {"accept", "--fingerprint=" + laptop_fp});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(KeyringId(r.out), keyring_id);
+
+  // The tablet recovers it from the passphrase (a wrong one gets nothing).
+  r = Keys(2, {"recover", "--passphrase_file=" + PassphraseFile("wrong", "correct horse battery stapler")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "wrong recovery passphrase")) << r.err;
+  r = Keys(2, {"recover", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(KeyringId(r.out), keyring_id);
+  r = Keys(0, {"status"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r.out;  // 2 lines + 3 devices
+  EXPECT_FALSE(absl::StrContains(r.out, "waiting")) << r.out;
+
+  // The services' data (management's registry, the store) hold the devices' public keys but
+  // none of the keyring's keys, and no device's secret key.
+  const std::string keys_dir = c_->folder(0) + "/.converge/keys";
+  std::ifstream ring_in(keys_dir + "/keyring", std::ios::binary), device_in(keys_dir + "/device.key", std::ios::binary);
+  const std::string ring_bytes((std::istreambuf_iterator<char>(ring_in)), std::istreambuf_iterator<char>());
+  const std::string device_bytes((std::istreambuf_iterator<char>(device_in)), std::istreambuf_iterator<char>());
+  auto ring = crypto::Keyring::Parse(ring_bytes);
+  auto device = crypto::DeviceKeys::Parse(device_bytes);
+  ASSERT_TRUE(ring.ok() && device.ok());
+  EXPECT_EQ(absl::BytesToHexString(ring->Id()), keyring_id);
+  const std::string folders = dir_ + "/folders";
+  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, device->public_key().ToBytes()).empty());
+  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, ring_bytes.substr(4, 32)).empty());           // names key
+  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, ring_bytes.substr(4 + 32 + 4 + 4, 32)).empty());  // epoch 1
+  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, device_bytes.substr(4, 32)).empty());         // X25519 secret
+  // Nor the passphrase (which went over the engines' control sockets only), in data or logs.
+  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, passphrase).empty());
+  EXPECT_TRUE(FilesHolding(c_->logs_dir(), folders, passphrase).empty());
+}
+
+}  // namespace
+}  // namespace converge::testing
