@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -28,54 +30,57 @@ size_t Padme(size_t n) {
   return (n + mask) & ~mask;
 }
 
-// The associated data: the id the chunk was sealed for, then the version and epoch bytes.
-std::string AssociatedData(const Digest& id, absl::string_view version_and_epoch) {
-  std::string ad(reinterpret_cast<const char*>(id.data()), id.size());
-  ad.append(version_and_epoch.data(), version_and_epoch.size());
-  return ad;
+// SyntheticNonce: the keyed BLAKE2b of a chunk's plaintext, as its nonce.
+std::array<uint8_t, kNonceBytes> SyntheticNonce(const ContentKeys& keys, absl::string_view plaintext) {
+  std::array<uint8_t, kNonceBytes> nonce{};
+  crypto_generichash(nonce.data(), nonce.size(), U(plaintext), plaintext.size(), keys.chunk_id.data(), kKeyBytes);
+  return nonce;
+}
+
+// Header: version byte, epoch, nonce.
+void AppendHeader(std::string* out, uint32_t epoch, const uint8_t* nonce) {
+  out->push_back(static_cast<char>(kVersion));
+  AppendU32(out, epoch);
+  out->append(reinterpret_cast<const char*>(nonce), kNonceBytes);
+}
+
+// ReadHeader: the epoch and nonce of `sealed`, and the ciphertext after them in *rest.
+bool ReadHeader(absl::string_view sealed, uint32_t* epoch, absl::string_view* nonce, absl::string_view* rest) {
+  absl::string_view version;
+  *rest = sealed;
+  return ReadBytes(rest, 1, &version) && static_cast<uint8_t>(version[0]) == kVersion && ReadU32(rest, epoch) &&
+         ReadBytes(rest, kNonceBytes, nonce) && rest->size() >= kTagBytes;
 }
 
 }  // namespace
-
-Digest ChunkId(const ContentKeys& keys, absl::string_view plaintext) {
-  EnsureSodium();
-  Digest id{};
-  crypto_generichash(id.data(), id.size(), U(plaintext), plaintext.size(), keys.chunk_id.data(), kKeyBytes);
-  return id;
-}
 
 size_t PaddedSize(size_t n) { return std::max(kMinPadded, Padme(n + 1)); }
 
 size_t SealedSize(size_t n) { return kHeaderBytes + PaddedSize(n) + kTagBytes; }
 
-std::string SealChunk(const ContentKeys& keys, const Digest& id, absl::string_view plaintext) {
+std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext) {
   EnsureSodium();
   const size_t padded = PaddedSize(plaintext.size());
+  const std::array<uint8_t, kNonceBytes> nonce = SyntheticNonce(keys, plaintext);
   std::string out;
   out.reserve(kHeaderBytes + padded + kTagBytes);
-  out.push_back(static_cast<char>(kVersion));
-  AppendU32(&out, keys.epoch);
-  out.resize(kHeaderBytes);
-  randombytes_buf(out.data() + 5, kNonceBytes);
-  const std::string ad = AssociatedData(id, absl::string_view(out).substr(0, 5));
+  AppendHeader(&out, keys.epoch, nonce.data());
   // Pad in place in the output, then encrypt it there (libsodium allows the overlap).
   out.resize(kHeaderBytes + padded + kTagBytes);
   unsigned char* body = reinterpret_cast<unsigned char*>(out.data()) + kHeaderBytes;
   memcpy(body, plaintext.data(), plaintext.size());
   size_t padded_len = 0;
   sodium_pad(&padded_len, body, plaintext.size(), padded, padded);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(body, nullptr, body, padded_len, U(ad), ad.size(), nullptr,
-                                             U(out) + 5, keys.chunk.data());
+  crypto_aead_xchacha20poly1305_ietf_encrypt(body, nullptr, body, padded_len, U(out), 5, nullptr, nonce.data(),
+                                             keys.chunk.data());
   return out;
 }
 
-absl::StatusOr<std::string> OpenChunk(const Keyring& ring, const Digest& id, absl::string_view sealed,
-                                      size_t max_bytes) {
+absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes) {
   EnsureSodium();
-  absl::string_view in = sealed, version, nonce;
   uint32_t epoch = 0;
-  if (!ReadBytes(&in, 1, &version) || static_cast<uint8_t>(version[0]) != kVersion || !ReadU32(&in, &epoch) ||
-      !ReadBytes(&in, kNonceBytes, &nonce) || in.size() < kTagBytes + kMinPadded) {
+  absl::string_view nonce, in;
+  if (!ReadHeader(sealed, &epoch, &nonce, &in) || in.size() < kTagBytes + kMinPadded) {
     return absl::InvalidArgumentError("not a sealed chunk");
   }
   if (in.size() - kTagBytes > PaddedSize(max_bytes)) {
@@ -83,13 +88,11 @@ absl::StatusOr<std::string> OpenChunk(const Keyring& ring, const Digest& id, abs
   }
   absl::StatusOr<ContentKeys> keys = ring.Content(epoch);
   if (!keys.ok()) return keys.status();
-  const std::string ad = AssociatedData(id, sealed.substr(0, 5));
   std::string plain(in.size() - kTagBytes, '\0');
   unsigned long long plain_len = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(plain.data()), &plain_len, nullptr,
-                                                 U(in), in.size(), U(ad), ad.size(), U(nonce),
-                                                 keys->chunk.data()) != 0) {
-    return absl::DataLossError("sealed chunk: does not open under its epoch's key for this id (altered or swapped)");
+                                                 U(in), in.size(), U(sealed), 5, U(nonce), keys->chunk.data()) != 0) {
+    return absl::DataLossError("sealed chunk: does not open under its epoch's key (altered or not this namespace's)");
   }
   size_t unpadded = 0;
   if (sodium_unpad(&unpadded, reinterpret_cast<unsigned char*>(plain.data()), plain_len, plain_len) != 0 ||
@@ -97,10 +100,41 @@ absl::StatusOr<std::string> OpenChunk(const Keyring& ring, const Digest& id, abs
     return absl::DataLossError("sealed chunk: bad padding");
   }
   plain.resize(unpadded);
-  if (sodium_memcmp(ChunkId(*keys, plain).data(), id.data(), id.size()) != 0) {
-    return absl::DataLossError("sealed chunk: its plaintext does not hash to its id");
+  const std::array<uint8_t, kNonceBytes> expected = SyntheticNonce(*keys, plain);
+  if (sodium_memcmp(expected.data(), nonce.data(), kNonceBytes) != 0) {
+    return absl::DataLossError("sealed chunk: its plaintext does not hash to its nonce");
   }
   return plain;
+}
+
+std::string SealRecord(const ContentKeys& keys, absl::string_view bound_to, absl::string_view record) {
+  EnsureSodium();
+  std::array<uint8_t, kNonceBytes> nonce{};
+  randombytes_buf(nonce.data(), nonce.size());
+  std::string out;
+  AppendHeader(&out, keys.epoch, nonce.data());
+  const std::string ad = absl::StrCat(absl::string_view(out).substr(0, 5), bound_to);
+  out.resize(kHeaderBytes + record.size() + kTagBytes);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(out.data()) + kHeaderBytes, nullptr,
+                                             U(record), record.size(), U(ad), ad.size(), nullptr, nonce.data(),
+                                             keys.record.data());
+  return out;
+}
+
+absl::StatusOr<std::string> OpenRecord(const Keyring& ring, absl::string_view bound_to, absl::string_view sealed) {
+  EnsureSodium();
+  uint32_t epoch = 0;
+  absl::string_view nonce, in;
+  if (!ReadHeader(sealed, &epoch, &nonce, &in)) return absl::DataLossError("not a sealed version record");
+  absl::StatusOr<ContentKeys> keys = ring.Content(epoch);
+  if (!keys.ok()) return keys.status();
+  const std::string ad = absl::StrCat(sealed.substr(0, 5), bound_to);
+  std::string out(in.size() - kTagBytes, '\0');
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(out.data()), nullptr, nullptr, U(in),
+                                                 in.size(), U(ad), ad.size(), U(nonce), keys->record.data()) != 0) {
+    return absl::DataLossError("sealed version record: altered, or not this path's");
+  }
+  return out;
 }
 
 std::array<uint64_t, 256> GearTable(const ContentKeys& keys) {

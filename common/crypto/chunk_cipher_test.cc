@@ -19,61 +19,68 @@ TEST(ChunkCipherTest, ASealedChunkOpensToItsBytesAndHidesThem) {
   const Keyring ring = Keyring::Create();
   for (size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{4096}, size_t{300000}, kMax}) {
     const std::string plain = Bytes(n, 'a');
-    const Digest id = ChunkId(ring.Current(), plain);
-    const std::string sealed = SealChunk(ring.Current(), id, plain);
+    const std::string sealed = SealChunk(ring.Current(), plain);
     EXPECT_EQ(sealed.size(), SealedSize(n));
-    if (n >= 64) EXPECT_EQ(sealed.find(plain.substr(0, 64)), std::string::npos);
-    absl::StatusOr<std::string> back = OpenChunk(ring, id, sealed, kMax);
+    if (n >= 64) {
+      EXPECT_EQ(sealed.find(plain.substr(0, 64)), std::string::npos);
+    }
+    absl::StatusOr<std::string> back = OpenChunk(ring, sealed, kMax);
     ASSERT_TRUE(back.ok()) << n << ": " << back.status();
     EXPECT_EQ(*back, plain);
   }
 }
 
-TEST(ChunkCipherTest, IdsDeduplicateWithinANamespaceAndSayNothingAcrossThem) {
+TEST(ChunkCipherTest, EqualChunksSealAlikeWithinANamespaceAndUnrelatedAcrossThem) {
   const Keyring a = Keyring::Create(), b = Keyring::Create();
   const std::string plain = Bytes(1000, 'x');
-  EXPECT_EQ(ChunkId(a.Current(), plain), ChunkId(a.Current(), plain));
-  EXPECT_NE(ChunkId(a.Current(), plain), ChunkId(b.Current(), plain));
-  EXPECT_NE(ChunkId(a.Current(), plain), HashOf(plain));
-  EXPECT_NE(ChunkId(a.Current(), plain), ChunkId(a.Current(), Bytes(1000, 'y')));
+  EXPECT_EQ(SealChunk(a.Current(), plain), SealChunk(a.Current(), plain));  // the store deduplicates
+  EXPECT_NE(HashOf(SealChunk(a.Current(), plain)), HashOf(SealChunk(b.Current(), plain)));
+  EXPECT_NE(SealChunk(a.Current(), plain), SealChunk(a.Current(), Bytes(1000, 'y')));
 }
 
 TEST(ChunkCipherTest, WhatAStoreCanDoToAChunkIsRefused) {
   const Keyring ring = Keyring::Create(), other = Keyring::Create();
-  const std::string p1 = Bytes(5000, '1'), p2 = Bytes(5000, '2');
-  const Digest id1 = ChunkId(ring.Current(), p1), id2 = ChunkId(ring.Current(), p2);
-  const std::string s1 = SealChunk(ring.Current(), id1, p1), s2 = SealChunk(ring.Current(), id2, p2);
-  // Swapped: chunk 2's bytes served for id 1.
-  EXPECT_EQ(OpenChunk(ring, id1, s2, kMax).status().code(), absl::StatusCode::kDataLoss);
-  // One bit flipped anywhere after the header.
-  for (size_t at : {size_t{5}, size_t{40}, s1.size() - 1}) {
+  const std::string s1 = SealChunk(ring.Current(), Bytes(5000, '1'));
+  // One bit flipped anywhere: the header (epoch aside), the nonce, the body, the tag.
+  for (size_t at : {size_t{0}, size_t{5}, size_t{40}, s1.size() - 1}) {
     std::string flipped = s1;
     flipped[at] ^= 1;
-    EXPECT_EQ(OpenChunk(ring, id1, flipped, kMax).status().code(), absl::StatusCode::kDataLoss) << at;
+    EXPECT_FALSE(OpenChunk(ring, flipped, kMax).ok()) << at;
   }
   // Another namespace's key, a truncated chunk, an unknown epoch, a chunk above the limit.
-  EXPECT_EQ(OpenChunk(other, id1, s1, kMax).status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(OpenChunk(ring, id1, s1.substr(0, 100), kMax).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenChunk(other, s1, kMax).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenChunk(ring, s1.substr(0, 100), kMax).status().code(), absl::StatusCode::kInvalidArgument);
   std::string epoch9 = s1;
   epoch9[1] = 9;
-  EXPECT_EQ(OpenChunk(ring, id1, epoch9, kMax).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(OpenChunk(ring, id1, s1, 1000).status().code(), absl::StatusCode::kInvalidArgument);
-  // A chunk sealed honestly under a key whose id does not match its bytes (a device's bug or
-  // an old member's forgery) is refused after it opens.
-  const std::string lying = SealChunk(ring.Current(), id1, p2);
-  EXPECT_EQ(OpenChunk(ring, id1, lying, kMax).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenChunk(ring, epoch9, kMax).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(OpenChunk(ring, s1, 1000).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ChunkCipherTest, ChunksOfAnEarlierEpochStayReadableAfterRotation) {
   Keyring ring = Keyring::Create();
   const std::string plain = Bytes(2000, 'e');
-  const Digest old_id = ChunkId(ring.Current(), plain);
-  const std::string old_sealed = SealChunk(ring.Current(), old_id, plain);
+  const std::string old_sealed = SealChunk(ring.Current(), plain);
   ASSERT_TRUE(ring.Rotate().ok());
-  EXPECT_NE(ChunkId(ring.Current(), plain), old_id);
-  absl::StatusOr<std::string> back = OpenChunk(ring, old_id, old_sealed, kMax);
+  EXPECT_NE(SealChunk(ring.Current(), plain), old_sealed);
+  absl::StatusOr<std::string> back = OpenChunk(ring, old_sealed, kMax);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, plain);
+}
+
+TEST(ChunkCipherTest, ARecordOpensOnlyUnderThePathItWasSealedFor) {
+  const Keyring ring = Keyring::Create();
+  const std::string sealed = SealRecord(ring.Current(), "encrypted/path", "the version");
+  EXPECT_EQ(sealed.find("the version"), std::string::npos);
+  EXPECT_NE(SealRecord(ring.Current(), "encrypted/path", "the version"), sealed);  // random nonce
+  absl::StatusOr<std::string> back = OpenRecord(ring, "encrypted/path", sealed);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, "the version");
+  EXPECT_EQ(OpenRecord(ring, "encrypted/other", sealed).status().code(), absl::StatusCode::kDataLoss);
+  std::string flipped = sealed;
+  flipped[flipped.size() - 1] ^= 1;
+  EXPECT_EQ(OpenRecord(ring, "encrypted/path", flipped).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenRecord(ring, "encrypted/path", "x").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenRecord(Keyring::Create(), "encrypted/path", sealed).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(ChunkCipherTest, PaddingLeavesFewDistinctSizesAndCostsLittle) {

@@ -15,10 +15,14 @@ namespace {
 // written as 1, so their bytes do not change.
 constexpr uint64_t kFileVersionFormat = 1;
 constexpr uint64_t kFileVersionFormatXattrs = 2;
+constexpr uint64_t kFileVersionFormatSealed = 3;  // xattrs (maybe none), then the sealed record
 constexpr uint64_t kCommitFormat = 1;
 
 void PutFileVersion(std::string* out, const FileVersion& v) {
-  PutVarint64(out, v.xattrs.empty() ? kFileVersionFormat : kFileVersionFormatXattrs);
+  const uint64_t format = !v.sealed_record.empty() ? kFileVersionFormatSealed
+                         : v.xattrs.empty()        ? kFileVersionFormat
+                                                   : kFileVersionFormatXattrs;
+  PutVarint64(out, format);
   PutLengthPrefixed(out, v.file_id);
   PutLengthPrefixed(out, v.path);
   PutVarint64(out, static_cast<uint64_t>(v.kind));
@@ -36,12 +40,13 @@ void PutFileVersion(std::string* out, const FileVersion& v) {
   PutLengthPrefixed(out, v.origin_device);
   PutVarint64(out, v.base_seq);
   if (v.kind == FileKind::kSymlink) PutLengthPrefixed(out, v.symlink_target);
-  if (v.xattrs.empty()) return;
+  if (format == kFileVersionFormat) return;
   PutVarint64(out, v.xattrs.size());
   for (const Xattr& x : v.xattrs) {
     PutLengthPrefixed(out, x.name);
     PutLengthPrefixed(out, x.value);
   }
+  if (format == kFileVersionFormatSealed) PutLengthPrefixed(out, v.sealed_record);
 }
 
 size_t bytes_left(const Decoder* d) { return d->remaining(); }
@@ -49,7 +54,7 @@ size_t bytes_left(const Decoder* d) { return d->remaining(); }
 bool GetFileVersion(Decoder* d, FileVersion* v) {
   uint64_t format, kind, mode, mtime, nchunks, deleted;
   absl::string_view digest;
-  if (!d->GetVarint64(&format) || (format != kFileVersionFormat && format != kFileVersionFormatXattrs)) return false;
+  if (!d->GetVarint64(&format) || format < kFileVersionFormat || format > kFileVersionFormatSealed) return false;
   if (!d->GetLengthPrefixed(&v->file_id) || !d->GetLengthPrefixed(&v->path) ||
       !d->GetVarint64(&kind) || !d->GetVarint64(&mode) || !d->GetVarint64(&mtime) ||
       !d->GetVarint64(&v->size) || !d->GetLengthPrefixed(&digest) ||
@@ -84,6 +89,7 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
   v->symlink_target.clear();
   if (v->kind == FileKind::kSymlink && !d->GetLengthPrefixed(&v->symlink_target)) return false;
   v->xattrs.clear();
+  v->sealed_record.clear();
   if (format == kFileVersionFormat) return true;
   uint64_t n;
   if (!d->GetVarint64(&n) || n > bytes_left(d) / 2) return false;
@@ -91,7 +97,7 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
   for (Xattr& x : v->xattrs) {
     if (!d->GetLengthPrefixed(&x.name) || !d->GetLengthPrefixed(&x.value)) return false;
   }
-  return true;
+  return format != kFileVersionFormatSealed || d->GetLengthPrefixed(&v->sealed_record);
 }
 
 }  // namespace
@@ -147,6 +153,9 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
     return absl::InvalidArgumentError(absl::StrCat(v.path, ": only a live file carries extended attributes"));
   }
   CONVERGE_RETURN_IF_ERROR(ValidateXattrs(v.path, v.xattrs));
+  if (v.sealed_record.size() > kMaxSealedRecordBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(v.path, ": a sealed record has at most ", kMaxSealedRecordBytes, " bytes"));
+  }
   if (v.kind == FileKind::kSymlink && !v.deleted) {
     if (v.symlink_target.empty() || v.symlink_target.size() > kMaxSymlinkTarget ||
         v.symlink_target.find('\0') != std::string::npos) {
@@ -191,7 +200,8 @@ size_t CommitBytes(const FileVersion& v) {
   // Fixed fields (ids, seqs, size, mode, mtime, hash) and each chunk's digest and length.
   size_t xattrs = 0;
   for (const Xattr& x : v.xattrs) xattrs += 8 + x.name.size() + x.value.size();
-  return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size() + xattrs;
+  return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size() + xattrs +
+         v.sealed_record.size();
 }
 
 absl::Status ValidateChanges(const std::vector<FileVersion>& files) {

@@ -77,7 +77,14 @@ struct FileVersion {
   std::string symlink_target;
   // A live file's extended attributes, sorted by name (empty unless its namespace syncs them).
   std::vector<Xattr> xattrs;
+  // End-to-end encrypted namespaces: the version as its device made it (real path, size, mtime,
+  // mode, kind, chunk list, target, attributes), sealed with the namespace's record key; the
+  // fields above are then what the store may know (docs/security.md). At most
+  // kMaxSealedRecordBytes; empty otherwise.
+  std::string sealed_record;
 };
+
+inline constexpr size_t kMaxSealedRecordBytes = 256 << 10;
 
 // ContentDigest names a file's content from its chunk list, so nobody reads the content twice:
 // for an empty or one-chunk file it is the SHA-256 of the content itself (the chunk's digest);

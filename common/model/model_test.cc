@@ -121,6 +121,27 @@ TEST(ModelTest, HolesAreBoundedAndNamedApartFromData) {
   EXPECT_NE(ContentDigest(hole), ContentDigest({{HashOf(std::string(4096, '\0')), 4096}}));
 }
 
+TEST(ModelTest, ASealedRecordRoundTripsWithOrWithoutAttributesAndIsBounded) {
+  FileVersion v = SampleFile();
+  v.sealed_record = std::string("sealed\0bytes", 12);
+  absl::StatusOr<FileVersion> back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->sealed_record, v.sealed_record);
+  v.xattrs = {{"user.a", "1"}};
+  back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->sealed_record, v.sealed_record);
+  EXPECT_EQ(back->xattrs, v.xattrs);
+  EXPECT_EQ(CommitBytes(v), CommitBytes(*back));
+  EXPECT_GE(CommitBytes(v), v.sealed_record.size());
+  // Records made before sealed ones decode with none; a truncated one is corrupt.
+  EXPECT_TRUE(DecodeFileVersion(EncodeFileVersion(SampleFile()))->sealed_record.empty());
+  const std::string bytes = EncodeFileVersion(v);
+  EXPECT_EQ(DecodeFileVersion(bytes.substr(0, bytes.size() - 1)).status().code(), absl::StatusCode::kDataLoss);
+  v.sealed_record.assign(kMaxSealedRecordBytes + 1, 's');
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ModelTest, ExtendedAttributesRoundTripAndAreBounded) {
   FileVersion v = SampleFile();
   const std::string plain = EncodeFileVersion(v);

@@ -50,6 +50,10 @@ absl::StatusOr<FileVersion> FileVersionFromProto(const common::v1::FileVersion& 
   v.seq = p.seq();
   v.origin_device = p.origin_device();
   v.base_seq = p.base_seq();
+  if (p.sealed_record().size() > kMaxSealedRecordBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(v.path, ": sealed record too large"));
+  }
+  v.sealed_record = p.sealed_record();
   CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(v));
   return v;
 }
@@ -78,6 +82,7 @@ void FileVersionToProto(const FileVersion& v, common::v1::FileVersion* p) {
   p->set_deleted(v.deleted);
   p->set_seq(v.seq);
   p->set_origin_device(v.origin_device);
+  if (!v.sealed_record.empty()) p->set_sealed_record(v.sealed_record);
   p->set_base_seq(v.base_seq);
 }
 

@@ -30,6 +30,15 @@ TEST(WireTest, CommitRoundTrips) {
   absl::StatusOr<Commit> from = wire::CommitFromProto(proto);
   ASSERT_TRUE(from.ok()) << from.status();
   EXPECT_EQ(from->files[0].chunks, c.files[0].chunks);
+  EXPECT_TRUE(from->files[0].sealed_record.empty());
+  c.files[0].sealed_record = "sealed";
+  proto.Clear();
+  wire::CommitToProto(c, &proto);
+  from = wire::CommitFromProto(proto);
+  ASSERT_TRUE(from.ok()) << from.status();
+  EXPECT_EQ(from->files[0].sealed_record, "sealed");
+  proto.mutable_files(0)->set_sealed_record(std::string(kMaxSealedRecordBytes + 1, 's'));
+  EXPECT_EQ(wire::CommitFromProto(proto).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(WireTest, RejectsBadDigestAndKind) {
