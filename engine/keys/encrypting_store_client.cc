@@ -1,0 +1,279 @@
+#include "engine/keys/encrypting_store_client.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/codec/chunk_codec.h"
+#include "common/crypto/chunk_cipher.h"
+#include "common/crypto/name_cipher.h"
+
+namespace converge::engine {
+namespace {
+
+constexpr uint32_t kStoreMode = 0600;
+
+bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; }
+
+}  // namespace
+
+EncryptingStoreClient::EncryptingStoreClient(StoreClient* inner, crypto::Keyring ring)
+    : inner_(inner), ring_(std::move(ring)), names_(ring_.Names()) {}
+
+absl::StatusOr<std::string> EncryptingStoreClient::EncryptPath(const std::string& path) const {
+  return crypto::EncryptPath(names_, path);
+}
+
+absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, ChunkEncoding encoding,
+                                                        std::string data) {
+  if (encoding == ChunkEncoding::kZstd) {
+    CONVERGE_ASSIGN_OR_RETURN(data, Decompress(data, kMaxChunkBytes));
+  } else if (encoding != ChunkEncoding::kRaw) {
+    return absl::InternalError("a delta upload in an encrypted namespace");
+  }
+  std::string sealed = crypto::SealChunk(ring_.Current(), data);
+  const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
+  absl::MutexLock lock(&mu_);
+  sealed_[plain_id] = chunk;
+  return sealed;
+}
+
+absl::StatusOr<FileVersion> EncryptingStoreClient::Sealed(const FileVersion& plain) {
+  FileVersion s;
+  CONVERGE_ASSIGN_OR_RETURN(s.path, EncryptPath(plain.path));
+  s.file_id = plain.file_id;
+  s.kind = IsDirectory(plain) ? FileKind::kDirectory : FileKind::kFile;  // a symlink shows as an empty file
+  s.mode = kStoreMode;
+  s.deleted = plain.deleted;
+  s.seq = plain.seq;
+  s.origin_device = plain.origin_device;
+  s.base_seq = plain.base_seq;
+  if (s.kind == FileKind::kFile && !s.deleted) {
+    absl::MutexLock lock(&mu_);
+    for (const ChunkRef& c : plain.chunks) {
+      if (c.hole()) {
+        s.chunks.push_back(c);
+      } else {
+        const auto it = sealed_.find(c.sha256);
+        if (it == sealed_.end()) {
+          return absl::FailedPreconditionError(absl::StrCat(plain.path, ": a chunk was not sealed before its commit"));
+        }
+        s.chunks.push_back(ChunkRef{it->second.id, it->second.length});
+      }
+      s.size += s.chunks.back().length;
+    }
+    s.content_sha256 = ContentDigest(s.chunks);
+  }
+  s.sealed_record = crypto::SealRecord(ring_.Current(), s.path, EncodeFileVersion(plain));
+  return s;
+}
+
+absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sealed) {
+  const auto refuse = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("a version the store holds does not open: ", why));
+  };
+  if (sealed.sealed_record.empty()) return refuse("it has no sealed record (written without the namespace's keys)");
+  absl::StatusOr<std::string> bytes = crypto::OpenRecord(ring_, sealed.path, sealed.sealed_record);
+  if (!bytes.ok()) return refuse(bytes.status().message());
+  absl::StatusOr<FileVersion> plain = DecodeFileVersion(*bytes);
+  absl::StatusOr<std::string> path = crypto::DecryptPath(names_, sealed.path);
+  if (!plain.ok() || !path.ok()) return refuse(plain.ok() ? path.status().message() : plain.status().message());
+  if (*path != plain->path || plain->deleted != sealed.deleted || IsDirectory(*plain) != IsDirectory(sealed) ||
+      plain->file_id != sealed.file_id) {
+    return refuse(absl::StrCat(*path, ": the store's version disagrees with its sealed record"));
+  }
+  plain->seq = sealed.seq;
+  plain->origin_device = sealed.origin_device;
+  plain->base_seq = sealed.base_seq;
+  plain->sealed_record.clear();
+  CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(*plain));
+  if (plain->kind == FileKind::kFile && !plain->deleted) {
+    if (plain->chunks.size() != sealed.chunks.size()) return refuse(absl::StrCat(*path, ": chunk lists differ"));
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < plain->chunks.size(); ++i) {
+      const ChunkRef& p = plain->chunks[i];
+      const ChunkRef& s = sealed.chunks[i];
+      if (p.hole() != s.hole()) return refuse(absl::StrCat(*path, ": chunk lists differ"));
+      if (!p.hole()) sealed_[p.sha256] = SealedChunk{s.sha256, s.length};
+    }
+  }
+  return *std::move(plain);
+}
+
+absl::StatusOr<uint64_t> EncryptingStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                                          int64_t at_unix_ms) {
+  absl::Status failed;
+  absl::StatusOr<uint64_t> head = inner_->ListFiles(
+      [&](const FileVersion& v) {
+        if (!failed.ok()) return;
+        absl::StatusOr<FileVersion> plain = Opened(v);
+        if (plain.ok()) {
+          fn(*plain);
+        } else {
+          failed = plain.status();
+        }
+      },
+      at_unix_ms);
+  if (!failed.ok()) return failed;
+  return head;
+}
+
+absl::StatusOr<std::vector<HistoryVersion>> EncryptingStoreClient::ListVersions(const std::string& path,
+                                                                                uint32_t limit) {
+  CONVERGE_ASSIGN_OR_RETURN(std::string encrypted, EncryptPath(path));
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<HistoryVersion> versions, inner_->ListVersions(encrypted, limit));
+  for (HistoryVersion& h : versions) {
+    CONVERGE_ASSIGN_OR_RETURN(h.version, Opened(h.version));
+  }
+  return versions;
+}
+
+absl::StatusOr<std::vector<ConflictRecord>> EncryptingStoreClient::ListConflicts(bool include_resolved) {
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> records, inner_->ListConflicts(include_resolved));
+  for (ConflictRecord& r : records) {
+    CONVERGE_ASSIGN_OR_RETURN(r.copy_path, crypto::DecryptPath(names_, r.copy_path));
+    CONVERGE_ASSIGN_OR_RETURN(r.original_path, crypto::DecryptPath(names_, r.original_path));
+  }
+  return records;
+}
+
+absl::StatusOr<ConflictRecord> EncryptingStoreClient::ResolveConflict(const std::string& copy_path) {
+  CONVERGE_ASSIGN_OR_RETURN(std::string encrypted, EncryptPath(copy_path));
+  CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, inner_->ResolveConflict(encrypted));
+  CONVERGE_ASSIGN_OR_RETURN(r.copy_path, crypto::DecryptPath(names_, r.copy_path));
+  CONVERGE_ASSIGN_OR_RETURN(r.original_path, crypto::DecryptPath(names_, r.original_path));
+  return r;
+}
+
+absl::StatusOr<std::vector<Digest>> EncryptingStoreClient::FindMissing(const std::vector<Digest>& digests) {
+  // Known chunks are asked about by their sealed ids; unknown ones are missing (uploaded again,
+  // they seal to the bytes the store may already hold).
+  std::vector<Digest> asked;
+  absl::flat_hash_map<Digest, Digest> plain_of;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Digest& d : digests) {
+      const auto it = sealed_.find(d);
+      if (it == sealed_.end()) continue;
+      asked.push_back(it->second.id);
+      plain_of[it->second.id] = d;
+    }
+  }
+  absl::flat_hash_set<Digest> missing_sealed;
+  if (!asked.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> missing, inner_->FindMissing(asked));
+    missing_sealed.insert(missing.begin(), missing.end());
+  }
+  std::vector<Digest> out;
+  absl::flat_hash_set<Digest> seen;
+  absl::MutexLock lock(&mu_);
+  for (const Digest& d : digests) {
+    const auto it = sealed_.find(d);
+    const bool missing = it == sealed_.end() || missing_sealed.contains(it->second.id);
+    if (missing && seen.insert(d).second) out.push_back(d);
+  }
+  return out;
+}
+
+absl::StatusOr<absl::flat_hash_map<std::string, Signature>> EncryptingStoreClient::Signatures(
+    const std::vector<std::vector<Digest>>&) {
+  return absl::flat_hash_map<std::string, Signature>();  // no deltas against sealed bytes
+}
+
+absl::Status EncryptingStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) {
+  return inner_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    ChunkUpload plain;
+    CONVERGE_ASSIGN_OR_RETURN(const bool more, next(&plain));
+    if (!more) return false;
+    if (plain.delta) return absl::InternalError("a delta upload in an encrypted namespace");
+    CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(plain.sha256, plain.encoding, std::move(plain.data)));
+    *out = ChunkUpload();
+    out->sha256 = HashOf(sealed);
+    out->data = std::move(sealed);
+    out->encoding = ChunkEncoding::kRaw;
+    return true;
+  });
+}
+
+absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVersion>& changes) {
+  std::vector<FileVersion> sealed;
+  sealed.reserve(changes.size());
+  for (const FileVersion& v : changes) {
+    CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
+    sealed.push_back(std::move(s));
+  }
+  return inner_->Commit(sealed);
+}
+
+absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vector<FileVersion>& changes,
+                                                                 const std::vector<InlineChunk>& chunks) {
+  std::vector<InlineChunk> sealed_chunks;
+  bool inline_fits = true;
+  for (const InlineChunk& c : chunks) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(c.sha256, ChunkEncoding::kRaw, c.data));
+    inline_fits &= sealed.size() <= kMaxInlineChunkBytes;
+    sealed_chunks.push_back(InlineChunk{HashOf(sealed), std::move(sealed)});
+  }
+  std::vector<FileVersion> sealed;
+  for (const FileVersion& v : changes) {
+    CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
+    sealed.push_back(std::move(s));
+  }
+  if (inline_fits) return inner_->CommitWithChunks(sealed, sealed_chunks);
+  size_t next = 0;
+  CONVERGE_RETURN_IF_ERROR(inner_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    if (next == sealed_chunks.size()) return false;
+    out->sha256 = sealed_chunks[next].sha256;
+    out->data = std::move(sealed_chunks[next].data);
+    out->encoding = ChunkEncoding::kRaw;
+    ++next;
+    return true;
+  }));
+  return inner_->Commit(sealed);
+}
+
+absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
+                                         const std::function<absl::Status(const converge::Commit&)>& fn) {
+  return inner_->Pull(since_seq, max_commits, [&](const converge::Commit& c) -> absl::Status {
+    converge::Commit plain = c;
+    for (FileVersion& v : plain.files) {
+      CONVERGE_ASSIGN_OR_RETURN(v, Opened(v));
+    }
+    return fn(plain);
+  });
+}
+
+absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
+  // "path: why" would tell the store a name: it learns only how many.
+  std::vector<std::string> opaque(blocked.size(), "a version could not be applied on this device");
+  return inner_->Ack(seq, opaque);
+}
+
+absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) {
+  std::vector<ChunkWant> sealed_wants;
+  sealed_wants.reserve(wants.size());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const ChunkWant& w : wants) {
+      const auto it = sealed_.find(w.sha256);
+      if (it == sealed_.end()) {
+        return absl::NotFoundError(absl::StrCat("no sealed id known for chunk ", DigestToHex(w.sha256)));
+      }
+      sealed_wants.push_back(ChunkWant{it->second.id, {}});  // no deltas against sealed bytes
+    }
+  }
+  size_t next = 0;
+  return inner_->Fetch(sealed_wants, nullptr, [&](const Digest&, std::string sealed) -> absl::Status {
+    if (next >= wants.size()) return absl::DataLossError("the store sent more chunks than asked for");
+    const Digest& want = wants[next++].sha256;
+    absl::StatusOr<std::string> plain = crypto::OpenChunk(ring_, sealed, kMaxChunkBytes);
+    if (!plain.ok()) return plain.status();
+    if (HashOf(*plain) != want) {
+      return absl::DataLossError(absl::StrCat("chunk ", DigestToHex(want), " opened to other bytes"));
+    }
+    return sink(want, *std::move(plain));
+  });
+}
+
+}  // namespace converge::engine

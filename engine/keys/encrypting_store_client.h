@@ -1,0 +1,79 @@
+// EncryptingStoreClient: a StoreClient that keeps an end-to-end encrypted namespace encrypted. It
+// sits between the sync engine, which sees plaintext paths, versions and chunks, and the store's
+// client, which carries only what the store may know (docs/security.md):
+//
+//   path        every component encrypted (name_cipher.h)
+//   chunks      sealed (chunk_cipher.h); the store's id of a chunk is the SHA-256 of its sealed
+//               bytes, which the store checks as for any chunk, and its length theirs
+//   version     kind (a directory or not), deleted, file_id, base_seq, the sealed chunk list and
+//               its total; mode 0600 and mtime 0; the real version (path, size, mtime, mode,
+//               kind, chunk list, symlink target, attributes) is its sealed record, bound to the
+//               encrypted path
+//
+// A chunk's plaintext id (the SHA-256 the engine knows) maps to its sealed id once this client
+// sealed it or saw both in a pulled version; a chunk whose sealed id is not known is reported
+// missing, so the engine uploads it again (it seals to the same bytes: the store keeps one copy).
+// Deltas and compression do not apply to sealed bytes: chunks travel whole.
+//
+// Thread-safe.
+#ifndef CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
+#define CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "common/crypto/keyring.h"
+#include "engine/sync/store_client.h"
+
+namespace converge::engine {
+
+class EncryptingStoreClient : public StoreClient {
+ public:
+  // `inner` must outlive this.
+  EncryptingStoreClient(StoreClient* inner, crypto::Keyring ring);
+
+  absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
+                                     int64_t at_unix_ms = -1) override;
+  absl::StatusOr<std::vector<HistoryVersion>> ListVersions(const std::string& path, uint32_t limit) override;
+  absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(bool include_resolved) override;
+  absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& copy_path) override;
+  absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
+      const std::vector<std::vector<Digest>>& bases) override;
+  absl::Status PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) override;
+  absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
+  absl::StatusOr<uint64_t> CommitWithChunks(const std::vector<FileVersion>& changes,
+                                            const std::vector<InlineChunk>& chunks) override;
+  absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
+                    const std::function<absl::Status(const converge::Commit&)>& fn) override;
+  absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
+  using ChunkSource::Fetch;
+  absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
+
+  // Sealed: what the store holds for `plain`'s version (for tests and the operator's view).
+  absl::StatusOr<FileVersion> Sealed(const FileVersion& plain);
+  // Opened: the version a sealed one stands for; DataLoss if it does not open or disagrees with
+  // what the store says of it.
+  absl::StatusOr<FileVersion> Opened(const FileVersion& sealed);
+
+ private:
+  struct SealedChunk {
+    Digest id;
+    uint32_t length = 0;
+  };
+  // Seal seals a chunk's raw bytes and remembers its sealed id.
+  absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
+  absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
+
+  StoreClient* const inner_;
+  const crypto::Keyring ring_;
+  const crypto::NameKeys names_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<Digest, SealedChunk> sealed_ ABSL_GUARDED_BY(mu_);  // plaintext id -> sealed
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_

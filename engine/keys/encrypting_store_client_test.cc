@@ -1,0 +1,168 @@
+#include "engine/keys/encrypting_store_client.h"
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "engine/sync/local_index.h"
+#include "engine/sync/sync_engine.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/mem_filesystem.h"
+#include "tests/testing/power_cut_env.h"
+#include "tests/testing/random_bytes_for_test.h"
+#include "tests/testing/sim_store.h"
+
+namespace converge::engine {
+namespace {
+
+// One device of an encrypted namespace: its folder in memory, its index, its engine over the
+// encrypting client over the store's logic.
+struct Device {
+  Device(const std::string& id, FakeClock* clock, sim::SimStore* store, const crypto::Keyring& ring)
+      : fs(clock), client(store, id), encrypting(&client, ring) {
+    absl::StatusOr<std::unique_ptr<LocalIndex>> opened = LocalIndex::Open("/index", env.env());
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    index = std::move(*opened);
+    EngineOptions options;
+    options.delete_settle = absl::ZeroDuration();
+    engine = std::make_unique<SyncEngine>(&fs, index.get(), &encrypting, clock, id, options);
+  }
+  PowerCutEnv env;
+  MemFilesystem fs;
+  sim::SimStoreClient client;
+  EncryptingStoreClient encrypting;
+  std::unique_ptr<LocalIndex> index;
+  std::unique_ptr<SyncEngine> engine;
+};
+
+class EncryptingStoreClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2", "dev3"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    one_ = std::make_unique<Device>("dev1", &clock_, store_.get(), ring_);
+    two_ = std::make_unique<Device>("dev2", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()));
+  }
+
+  void Sync(std::initializer_list<Device*> devices, int rounds = 3) {
+    for (int i = 0; i < rounds; ++i) {
+      clock_.Advance(absl::Seconds(2));  // past the stat granularity the index trusts
+      for (Device* d : devices) ASSERT_TRUE(d->engine->SyncOnce().ok());
+    }
+  }
+
+  // StoredNothingOf fails the test if the store's files show any of `plain` (names or bytes).
+  void ExpectStoreKnowsNoneOf(const std::map<std::string, std::string>& plain) {
+    absl::StatusOr<std::map<std::string, std::string>> stored = store_->Files();
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    ASSERT_FALSE(stored->empty());
+    for (const auto& [path, bytes] : *stored) {
+      for (absl::string_view part : absl::StrSplit(path, '/')) {
+        for (char c : part) ASSERT_TRUE((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7')) << path;
+      }
+      for (const auto& [plain_path, plain_bytes] : plain) {
+        for (absl::string_view name : absl::StrSplit(plain_path, '/')) EXPECT_FALSE(absl::StrContains(path, name));
+        if (plain_bytes.size() >= 16 && plain_bytes != "/") {
+          EXPECT_FALSE(absl::StrContains(bytes, plain_bytes.substr(0, 16))) << plain_path;
+        }
+      }
+    }
+  }
+
+  FakeClock clock_;
+  const crypto::Keyring ring_ = crypto::Keyring::Create();
+  std::unique_ptr<sim::SimStore> store_;
+  std::unique_ptr<Device> one_, two_;
+};
+
+TEST_F(EncryptingStoreClientTest, DevicesSyncThroughAStoreThatHoldsOnlyCiphertext) {
+  ASSERT_TRUE(one_->fs.UserWrite("Docs/plan for 2027.txt", "the secret plan, in plain words").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("Photos/big.raw", RandomBytesForTest(3 << 20, 1)).ok());
+  ASSERT_TRUE(one_->fs.UserMkdir("Empty folder").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  EXPECT_EQ(two_->fs.Snapshot()["Docs/plan for 2027.txt"], "the secret plan, in plain words");
+  ExpectStoreKnowsNoneOf(one_->fs.Snapshot());
+
+  // Edits, a rename and a delete travel both ways.
+  ASSERT_TRUE(two_->fs.UserWrite("Docs/plan for 2027.txt", "revised on two").ok());
+  ASSERT_TRUE(two_->fs.UserRename("Photos/big.raw", "Photos/renamed.raw").ok());
+  ASSERT_TRUE(one_->fs.UserRemove("Empty folder").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
+  EXPECT_EQ(one_->fs.Snapshot()["Docs/plan for 2027.txt"], "revised on two");
+  EXPECT_EQ(one_->fs.Snapshot()["Photos/renamed.raw"], RandomBytesForTest(3 << 20, 1));
+  EXPECT_FALSE(one_->fs.Snapshot().count("Empty folder"));
+  ExpectStoreKnowsNoneOf(one_->fs.Snapshot());
+}
+
+TEST_F(EncryptingStoreClientTest, AnEditSendsOnlyTheChunksItChangedAndEqualChunksAreStoredOnce) {
+  std::string big = RandomBytesForTest(4 << 20, 7);
+  ASSERT_TRUE(one_->fs.UserWrite("big.bin", big).ok());
+  Sync({one_.get(), two_.get()});
+  const uint64_t first = one_->engine->upload_stats().bytes_uploaded;
+  EXPECT_GE(first, big.size());
+  big.replace(1 << 20, 4096, RandomBytesForTest(4096, 8));
+  ASSERT_TRUE(one_->fs.UserWrite("big.bin", big).ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot()["big.bin"], big);
+  EXPECT_LT(one_->engine->upload_stats().bytes_uploaded - first, 2u << 20);  // chunks, not the file
+  // A copy made on the other device: its chunks seal to the bytes the store already has.
+  const uint64_t two_before = two_->engine->upload_stats().bytes_uploaded;
+  ASSERT_TRUE(two_->fs.UserWrite("copy.bin", big).ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(one_->fs.Snapshot()["copy.bin"], big);
+  EXPECT_EQ(two_->engine->upload_stats().bytes_uploaded, two_before);
+}
+
+TEST_F(EncryptingStoreClientTest, ADeviceThatJoinsLaterGetsTheTreeAndOneWithoutTheKeysGetsNothing) {
+  ASSERT_TRUE(one_->fs.UserWrite("a/b/c.txt", "deep").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("top.txt", RandomBytesForTest(300 << 10, 3)).ok());
+  Sync({one_.get()});
+  Device three("dev3", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()));
+  Sync({&three});
+  EXPECT_EQ(three.fs.Snapshot(), one_->fs.Snapshot());
+  // Another keyring (a device the namespace never approved, or a store's invention) opens no
+  // version: its engine reports it and applies nothing.
+  Device stranger("dev2", &clock_, store_.get(), crypto::Keyring::Create());
+  clock_.Advance(absl::Seconds(2));
+  absl::Status s = stranger.engine->SyncOnce();
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(stranger.fs.Snapshot().empty());
+}
+
+TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
+  ASSERT_TRUE(one_->fs.UserWrite("x.txt", "x").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("y.txt", "y").ok());
+  Sync({one_.get()});
+  std::map<std::string, FileVersion> stored;
+  ASSERT_TRUE(one_->client.ListFiles([&](const FileVersion& v) { stored[v.path] = v; }, -1).ok());
+  ASSERT_EQ(stored.size(), 2u);
+  const FileVersion x = stored.begin()->second, y = std::next(stored.begin())->second;
+  ASSERT_TRUE(two_->encrypting.Opened(x).ok());
+  FileVersion moved = x;  // x's record under y's path
+  moved.path = y.path;
+  EXPECT_EQ(two_->encrypting.Opened(moved).status().code(), absl::StatusCode::kDataLoss);
+  FileVersion undeleted = x;  // the store flips what it may know
+  undeleted.deleted = true;
+  undeleted.chunks.clear();
+  undeleted.size = 0;
+  EXPECT_EQ(two_->encrypting.Opened(undeleted).status().code(), absl::StatusCode::kDataLoss);
+  FileVersion bare = x;  // written without the keys
+  bare.sealed_record.clear();
+  EXPECT_EQ(two_->encrypting.Opened(bare).status().code(), absl::StatusCode::kDataLoss);
+  FileVersion flipped = x;
+  flipped.sealed_record[flipped.sealed_record.size() / 2] ^= 1;
+  EXPECT_EQ(two_->encrypting.Opened(flipped).status().code(), absl::StatusCode::kDataLoss);
+  // What the store sees of a version: no mode, mtime or size of the file's own.
+  EXPECT_EQ(x.mode, 0600u);
+  EXPECT_EQ(x.mtime_ns, 0);
+  EXPECT_NE(x.size, 1u);
+}
+
+}  // namespace
+}  // namespace converge::engine
