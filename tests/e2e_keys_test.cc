@@ -5,12 +5,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/crypto/device_keys.h"
 #include "common/crypto/keyring.h"
 #include "gtest/gtest.h"
@@ -143,6 +145,57 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
   // Nor the passphrase (which went over the engines' control sockets only), in data or logs.
   EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, passphrase).empty());
   EXPECT_TRUE(FilesHolding(c_->logs_dir(), folders, passphrase).empty());
+}
+
+bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return cond();
+}
+
+TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAndTheStoreSeesNoPlaintext) {
+  CommandResult r = c_->Convergectl({"namespaces", "create", "vault", "--owner=e2e", "--encrypted"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "created end-to-end encrypted namespace vault owned by e2e\n");
+  const EngineIdentity vault{"e2e", "vault", c_->enrollment_token(), ""};
+  auto laptop = c_->AddEngine("vault-laptop", vault);
+  auto phone = c_->AddEngine("vault-phone", vault);
+  ASSERT_TRUE(laptop.ok() && phone.ok());
+  const std::string name = "plan-for-2027.txt", secret = "the secret plan, in words anyone could grep for";
+  WriteFile(c_->folder(*laptop) + "/Private/" + name, secret);
+  // Without the keyring nothing leaves the laptop, and its status says why.
+  absl::SleepFor(absl::Seconds(1));
+  r = Keys(*laptop, {"init"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string laptop_fp = After(r.out, "this device's key: ");
+  r = Keys(*phone, {"request"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string phone_fp = After(r.out, "this device's key: ");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(*phone) + "/Private/" + name));  // no keyring yet
+  ASSERT_EQ(Keys(*laptop, {"approve", c_->DeviceIdOf("vault-phone"), "--fingerprint=" + phone_fp}).exit_code, 0);
+  ASSERT_EQ(Keys(*phone, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(*phone) + "/Private/" + name) == secret; }, absl::Seconds(30)))
+      << "logs in " << c_->logs_dir();
+  WriteFile(c_->folder(*phone) + "/Private/reply.txt", "an answer from the phone, also secret");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(*laptop) + "/Private/reply.txt") ==
+                                   "an answer from the phone, also secret"; },
+                      absl::Seconds(30)));
+  // Neither names nor contents of the encrypted namespace are in the store's or management's
+  // data; a file of the plain namespace is (the search would find them).
+  WriteFile(c_->folder(0) + "/plain-marker.txt", "plain namespace marker 8d1f0c2e");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(1) + "/plain-marker.txt") == "plain namespace marker 8d1f0c2e"; },
+                      absl::Seconds(30)));
+  const std::string folders = dir_ + "/folders";
+  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, "plain namespace marker 8d1f0c2e").empty());
+  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, "plain-marker").empty());
+  for (const std::string& needle : {secret, std::string("an answer from the phone"), name, std::string("Private"),
+                                    std::string("reply.txt")}) {
+    EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, needle).empty()) << needle;
+  }
 }
 
 }  // namespace

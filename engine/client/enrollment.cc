@@ -89,6 +89,7 @@ absl::StatusOr<Enrollment> Enroll(management::v1::ManagementService::StubInterfa
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->AddDeviceToNamespace(&join_ctx, join, &joined),
                                           "management.AddDeviceToNamespace"));
   out.sync_xattrs = joined.options().sync_xattrs();
+  out.encrypted = joined.options().encrypted();
 
   // The token names the namespaces it grants: get one that includes the one just joined.
   if (token.ok()) CONVERGE_RETURN_IF_ERROR(RefreshDeviceToken(management, out.device_id, out.credential, tokens).status());

@@ -27,6 +27,7 @@ struct Enrollment {
   std::string device_id;
   std::string device_name;  // as registered
   bool sync_xattrs = false;  // the namespace's option, as of joining
+  bool encrypted = false;    // end-to-end encrypted: syncs only with the namespace's keyring
   std::string credential;
   std::string store_address;
   std::string notification_address;

@@ -76,19 +76,9 @@ grpc::Status ControlService::ResolveConflict(grpc::ServerContext*, const v1::Res
   return grpc::Status::OK;
 }
 
-absl::StatusOr<NamespaceKeys*> ControlService::keys() {
-  absl::MutexLock lock(&keys_mu_);
-  if (keys_ == nullptr) {
-    if (open_keys_ == nullptr) return absl::UnimplementedError("this engine keeps no namespace keys");
-    absl::StatusOr<std::unique_ptr<NamespaceKeys>> opened = open_keys_();
-    if (!opened.ok()) return opened.status();
-    keys_ = std::move(*opened);
-  }
-  return keys_.get();
-}
-
 grpc::Status ControlService::Keys(grpc::ServerContext*, const v1::KeysRequest* req, v1::KeysResponse* resp) {
-  absl::StatusOr<NamespaceKeys*> keys = this->keys();
+  absl::StatusOr<NamespaceKeys*> keys =
+      keys_of_ ? keys_of_() : absl::StatusOr<NamespaceKeys*>(absl::UnimplementedError("this engine keeps no keys"));
   if (!keys.ok()) return ToGrpcStatus(keys.status());
   absl::StatusOr<KeysStatus> status;
   switch (req->action()) {

@@ -19,11 +19,11 @@ class ControlService final : public v1::EngineControl::Service {
   // NameOf returns the name device `id` registered with, or "" if unknown.
   using NameOf = std::function<std::string(const std::string& id)>;
 
-  // OpenKeys opens this device's NamespaceKeys (on the first Keys call).
-  using OpenKeys = std::function<absl::StatusOr<std::unique_ptr<NamespaceKeys>>()>;
+  // KeysOf returns this device's NamespaceKeys, or why there are none.
+  using KeysOf = std::function<absl::StatusOr<NamespaceKeys*>()>;
 
-  ControlService(FolderHistory* history, NameOf name_of, OpenKeys open_keys = nullptr)
-      : history_(history), name_of_(std::move(name_of)), open_keys_(std::move(open_keys)) {}
+  ControlService(FolderHistory* history, NameOf name_of, KeysOf keys = nullptr)
+      : history_(history), name_of_(std::move(name_of)), keys_of_(std::move(keys)) {}
 
   grpc::Status ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
                             v1::ListVersionsResponse* resp) override;
@@ -35,13 +35,9 @@ class ControlService final : public v1::EngineControl::Service {
   grpc::Status Keys(grpc::ServerContext* ctx, const v1::KeysRequest* req, v1::KeysResponse* resp) override;
 
  private:
-  absl::StatusOr<NamespaceKeys*> keys();
-
   FolderHistory* const history_;
   const NameOf name_of_;
-  const OpenKeys open_keys_;
-  absl::Mutex keys_mu_;
-  std::unique_ptr<NamespaceKeys> keys_ ABSL_GUARDED_BY(keys_mu_);
+  const KeysOf keys_of_;
 };
 
 }  // namespace converge::engine

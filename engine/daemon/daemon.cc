@@ -28,6 +28,7 @@
 #include "engine/control/control_service.h"
 #include "engine/control/status_file.h"
 #include "engine/fs/watcher.h"
+#include "engine/keys/encrypting_store_client.h"
 #include "engine/keys/namespace_keys.h"
 #include "engine/sync/history.h"
 
@@ -59,18 +60,21 @@ class Daemon::Running {
       : daemon_(daemon),
         store_(daemon->Channel(store_address), daemon->options_.enrollment.namespace_id,
                daemon->enrollment_.device_id),
-        engine_(daemon->fs_.get(), daemon->index_.get(), &store_, Clock::Real(), daemon->enrollment_.device_id,
+        encrypting_(&store_, std::nullopt),
+        data_(daemon->enrollment_.encrypted ? static_cast<StoreClient*>(&encrypting_) : &store_),
+        engine_(daemon->fs_.get(), daemon->index_.get(), data_, Clock::Real(), daemon->enrollment_.device_id,
                 daemon->EngineOptionsNow()),
-        history_(&store_, [] { return RandomBytes(kFileIdBytes); }),
+        history_(data_, [] { return RandomBytes(kFileIdBytes); }),
         names_(daemon->management_.get(), daemon->options_.enrollment.namespace_id),
         key_directory_(daemon->management_.get(), daemon->options_.enrollment.namespace_id,
                        daemon->enrollment_.device_id),
         control_(
             &history_, [this](const std::string& id) { return names_.NameOf(id); },
-            [this] {
-              return NamespaceKeys::Open(daemon_->fs_->state_dir() + "/keys", daemon_->options_.enrollment.namespace_id,
-                                         daemon_->enrollment_.device_id, &key_directory_);
+            [this]() -> absl::StatusOr<NamespaceKeys*> {
+              if (keys_ == nullptr) return keys_status_;
+              return keys_.get();
             }) {
+    OpenKeys();
     StartListener(std::move(notify_address));
     StartWatcher();
     engine::v1::EngineStatusFile identity;
@@ -106,6 +110,32 @@ class Daemon::Running {
         [daemon, notify_address] { return daemon->Channel(notify_address); }, daemon->enrollment_.device_id,
         daemon->options_.enrollment.namespace_id, daemon->options_.heartbeat, std::move(callbacks));
     listener_->Start();
+  }
+
+  // OpenKeys reads this device's keys for the namespace (making its key pair on first use). In an
+  // end-to-end encrypted namespace nothing syncs until the keyring is here (`keys` commands).
+  void OpenKeys() {
+    auto log = GetLogger("engine");
+    absl::StatusOr<std::unique_ptr<NamespaceKeys>> keys =
+        NamespaceKeys::Open(daemon_->fs_->state_dir() + "/keys", daemon_->options_.enrollment.namespace_id,
+                            daemon_->enrollment_.device_id, &key_directory_);
+    if (!keys.ok()) {
+      keys_status_ = keys.status();
+      log->warn("this device's keys: {}", keys.status().ToString());
+      return;
+    }
+    keys_ = std::move(*keys);
+    if (std::optional<crypto::Keyring> ring = keys_->keyring()) encrypting_.SetKeyring(*std::move(ring));
+    keys_->set_on_keyring([this](const crypto::Keyring& ring) {
+      encrypting_.SetKeyring(ring);
+      engine_.RequestPull();
+      engine_.NotifyLocalChange();
+    });
+    if (daemon_->enrollment_.encrypted) {
+      log->info("the namespace is end-to-end encrypted; {}",
+                keys_->keyring().has_value() ? "this device holds its keyring"
+                                             : "waiting for its keyring (converge-engine keys request, then accept)");
+    }
   }
 
   void StartWatcher() {
@@ -173,10 +203,14 @@ class Daemon::Running {
 
   Daemon* const daemon_;
   GrpcStoreClient store_;
+  EncryptingStoreClient encrypting_;  // what the engine syncs through in an encrypted namespace
+  StoreClient* const data_;           // store_ or encrypting_
   SyncEngine engine_;
   FolderHistory history_;
   DeviceNames names_;
   GrpcKeyDirectoryClient key_directory_;
+  std::unique_ptr<NamespaceKeys> keys_;
+  absl::Status keys_status_ = absl::UnavailableError("keys not open yet");
   ControlService control_;
   std::unique_ptr<NotificationListener> listener_;
   std::unique_ptr<Watcher> watcher_;

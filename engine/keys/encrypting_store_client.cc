@@ -18,11 +18,36 @@ bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; 
 
 }  // namespace
 
-EncryptingStoreClient::EncryptingStoreClient(StoreClient* inner, crypto::Keyring ring)
-    : inner_(inner), ring_(std::move(ring)), names_(ring_.Names()) {}
+EncryptingStoreClient::EncryptingStoreClient(StoreClient* inner, std::optional<crypto::Keyring> ring) : inner_(inner) {
+  if (ring.has_value()) SetKeyring(*std::move(ring));
+}
+
+void EncryptingStoreClient::SetKeyring(crypto::Keyring ring) {
+  auto keys = std::make_shared<const Keys>(Keys{ring, ring.Names()});
+  absl::MutexLock lock(&mu_);
+  keys_ = std::move(keys);
+}
+
+absl::StatusOr<std::shared_ptr<const EncryptingStoreClient::Keys>> EncryptingStoreClient::CurrentKeys() const {
+  absl::MutexLock lock(&mu_);
+  if (keys_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "the namespace is end-to-end encrypted and this device does not hold its keyring yet: run `converge-engine "
+        "keys request` here and approve this device on one that holds it, or `converge-engine keys recover`");
+  }
+  return keys_;
+}
 
 absl::StatusOr<std::string> EncryptingStoreClient::EncryptPath(const std::string& path) const {
-  return crypto::EncryptPath(names_, path);
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
+  return crypto::EncryptPath(keys->names, path);
+}
+
+absl::Status EncryptingStoreClient::DecryptPaths(ConflictRecord* r) const {
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
+  CONVERGE_ASSIGN_OR_RETURN(r->copy_path, crypto::DecryptPath(keys->names, r->copy_path));
+  CONVERGE_ASSIGN_OR_RETURN(r->original_path, crypto::DecryptPath(keys->names, r->original_path));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, ChunkEncoding encoding,
@@ -32,7 +57,8 @@ absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, 
   } else if (encoding != ChunkEncoding::kRaw) {
     return absl::InternalError("a delta upload in an encrypted namespace");
   }
-  std::string sealed = crypto::SealChunk(ring_.Current(), data);
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
+  std::string sealed = crypto::SealChunk(keys->ring.Current(), data);
   const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
   absl::MutexLock lock(&mu_);
   sealed_[plain_id] = chunk;
@@ -40,6 +66,7 @@ absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, 
 }
 
 absl::StatusOr<FileVersion> EncryptingStoreClient::Sealed(const FileVersion& plain) {
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
   FileVersion s;
   CONVERGE_ASSIGN_OR_RETURN(s.path, EncryptPath(plain.path));
   s.file_id = plain.file_id;
@@ -65,7 +92,7 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Sealed(const FileVersion& pla
     }
     s.content_sha256 = ContentDigest(s.chunks);
   }
-  s.sealed_record = crypto::SealRecord(ring_.Current(), s.path, EncodeFileVersion(plain));
+  s.sealed_record = crypto::SealRecord(keys->ring.Current(), s.path, EncodeFileVersion(plain));
   return s;
 }
 
@@ -73,11 +100,12 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
   const auto refuse = [&](absl::string_view why) {
     return absl::DataLossError(absl::StrCat("a version the store holds does not open: ", why));
   };
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
   if (sealed.sealed_record.empty()) return refuse("it has no sealed record (written without the namespace's keys)");
-  absl::StatusOr<std::string> bytes = crypto::OpenRecord(ring_, sealed.path, sealed.sealed_record);
+  absl::StatusOr<std::string> bytes = crypto::OpenRecord(keys->ring, sealed.path, sealed.sealed_record);
   if (!bytes.ok()) return refuse(bytes.status().message());
   absl::StatusOr<FileVersion> plain = DecodeFileVersion(*bytes);
-  absl::StatusOr<std::string> path = crypto::DecryptPath(names_, sealed.path);
+  absl::StatusOr<std::string> path = crypto::DecryptPath(keys->names, sealed.path);
   if (!plain.ok() || !path.ok()) return refuse(plain.ok() ? path.status().message() : plain.status().message());
   if (*path != plain->path || plain->deleted != sealed.deleted || IsDirectory(*plain) != IsDirectory(sealed) ||
       plain->file_id != sealed.file_id) {
@@ -131,18 +159,14 @@ absl::StatusOr<std::vector<HistoryVersion>> EncryptingStoreClient::ListVersions(
 
 absl::StatusOr<std::vector<ConflictRecord>> EncryptingStoreClient::ListConflicts(bool include_resolved) {
   CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> records, inner_->ListConflicts(include_resolved));
-  for (ConflictRecord& r : records) {
-    CONVERGE_ASSIGN_OR_RETURN(r.copy_path, crypto::DecryptPath(names_, r.copy_path));
-    CONVERGE_ASSIGN_OR_RETURN(r.original_path, crypto::DecryptPath(names_, r.original_path));
-  }
+  for (ConflictRecord& r : records) CONVERGE_RETURN_IF_ERROR(DecryptPaths(&r));
   return records;
 }
 
 absl::StatusOr<ConflictRecord> EncryptingStoreClient::ResolveConflict(const std::string& copy_path) {
   CONVERGE_ASSIGN_OR_RETURN(std::string encrypted, EncryptPath(copy_path));
   CONVERGE_ASSIGN_OR_RETURN(ConflictRecord r, inner_->ResolveConflict(encrypted));
-  CONVERGE_ASSIGN_OR_RETURN(r.copy_path, crypto::DecryptPath(names_, r.copy_path));
-  CONVERGE_ASSIGN_OR_RETURN(r.original_path, crypto::DecryptPath(names_, r.original_path));
+  CONVERGE_RETURN_IF_ERROR(DecryptPaths(&r));
   return r;
 }
 
@@ -251,6 +275,7 @@ absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::str
 }
 
 absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) {
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
   std::vector<ChunkWant> sealed_wants;
   sealed_wants.reserve(wants.size());
   {
@@ -267,7 +292,7 @@ absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, c
   return inner_->Fetch(sealed_wants, nullptr, [&](const Digest&, std::string sealed) -> absl::Status {
     if (next >= wants.size()) return absl::DataLossError("the store sent more chunks than asked for");
     const Digest& want = wants[next++].sha256;
-    absl::StatusOr<std::string> plain = crypto::OpenChunk(ring_, sealed, kMaxChunkBytes);
+    absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes);
     if (!plain.ok()) return plain.status();
     if (HashOf(*plain) != want) {
       return absl::DataLossError(absl::StrCat("chunk ", DigestToHex(want), " opened to other bytes"));

@@ -13,12 +13,15 @@
 // A chunk's plaintext id (the SHA-256 the engine knows) maps to its sealed id once this client
 // sealed it or saw both in a pulled version; a chunk whose sealed id is not known is reported
 // missing, so the engine uploads it again (it seals to the same bytes: the store keeps one copy).
-// Deltas and compression do not apply to sealed bytes: chunks travel whole.
+// Deltas and compression do not apply to sealed bytes: chunks travel whole. Until it has the
+// namespace's keyring (SetKeyring) every call fails with FailedPrecondition, saying how to get it.
 //
 // Thread-safe.
 #ifndef CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
 #define CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +34,11 @@ namespace converge::engine {
 
 class EncryptingStoreClient : public StoreClient {
  public:
-  // `inner` must outlive this.
-  EncryptingStoreClient(StoreClient* inner, crypto::Keyring ring);
+  // `inner` must outlive this. Without `ring`, nothing syncs until SetKeyring.
+  EncryptingStoreClient(StoreClient* inner, std::optional<crypto::Keyring> ring);
+
+  // SetKeyring: the namespace's keyring as this device now holds it (first, or a newer epoch).
+  void SetKeyring(crypto::Keyring ring);
 
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
                                      int64_t at_unix_ms = -1) override;
@@ -63,14 +69,20 @@ class EncryptingStoreClient : public StoreClient {
     Digest id;
     uint32_t length = 0;
   };
+  struct Keys {
+    crypto::Keyring ring;
+    crypto::NameKeys names;
+  };
+  // CurrentKeys: FailedPrecondition while this device has no keyring.
+  absl::StatusOr<std::shared_ptr<const Keys>> CurrentKeys() const;
   // Seal seals a chunk's raw bytes and remembers its sealed id.
   absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
   absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
+  absl::Status DecryptPaths(ConflictRecord* r) const;
 
   StoreClient* const inner_;
-  const crypto::Keyring ring_;
-  const crypto::NameKeys names_;
   mutable absl::Mutex mu_;
+  std::shared_ptr<const Keys> keys_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Digest, SealedChunk> sealed_ ABSL_GUARDED_BY(mu_);  // plaintext id -> sealed
 };
 

@@ -156,6 +156,7 @@ absl::Status NamespaceKeys::GrantTo(const KeyRecord& recipient, const crypto::Ke
 absl::Status NamespaceKeys::Keep(const crypto::Keyring& ring) {
   CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, ring.Serialize()));
   keyring_ = ring;
+  if (on_keyring_) on_keyring_(ring);
   CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Publish(device_.public_key().ToBytes()));
   if (mine.granted && mine.keyring_id == ring.Id() && mine.epoch >= ring.current_epoch()) return absl::OkStatus();
   return GrantTo(mine, ring);
@@ -235,6 +236,7 @@ absl::StatusOr<KeysStatus> NamespaceKeys::Accept(const std::string& approver_fin
   }
   CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, ring->Serialize()));
   keyring_ = *std::move(ring);
+  if (on_keyring_) on_keyring_(*keyring_);
   return StatusLocked();
 }
 

@@ -18,6 +18,7 @@
 #ifndef CONVERGE_ENGINE_KEYS_NAMESPACE_KEYS_H_
 #define CONVERGE_ENGINE_KEYS_NAMESPACE_KEYS_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ class NamespaceKeys {
 
   // The keyring, if this device holds it (a copy).
   std::optional<crypto::Keyring> keyring() const;
+  // set_on_keyring: called with the keyring each time this device gets it (init, accept,
+  // recover), under this object's lock (it must not call back). Set before use.
+  void set_on_keyring(std::function<void(const crypto::Keyring&)> fn) { on_keyring_ = std::move(fn); }
 
  private:
   NamespaceKeys(std::string dir, std::string namespace_id, std::string device_id, KeyDirectoryClient* directory,
@@ -94,6 +98,7 @@ class NamespaceKeys {
   const crypto::DeviceKeys device_;
   mutable absl::Mutex mu_;
   std::optional<crypto::Keyring> keyring_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const crypto::Keyring&)> on_keyring_;
 };
 
 // NormalizeFingerprint drops spaces (people copy "40961 03328 ..." either way).

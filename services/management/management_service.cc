@@ -79,6 +79,7 @@ void ToProto(const Namespace& n, v1::Namespace* p) {
   p->set_created_at_unix_ms(n.created_at_unix_ms);
   for (const std::string& u : n.shared_with) p->add_shared_with_user_ids(u);
   p->mutable_options()->set_sync_xattrs(n.sync_xattrs);
+  p->mutable_options()->set_encrypted(n.encrypted);
 }
 
 }  // namespace
@@ -182,7 +183,8 @@ grpc::Status ManagementService::CreateNamespace(grpc::ServerContext* ctx,
                                                 v1::Namespace* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
   absl::StatusOr<Namespace> ns =
-      registry_->CreateNamespace(req->namespace_id(), req->owner_user_id(), req->options().sync_xattrs());
+      registry_->CreateNamespace(req->namespace_id(), req->owner_user_id(), req->options().sync_xattrs(),
+                                 req->options().encrypted());
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   ToProto(*ns, resp);
   return grpc::Status::OK;
@@ -206,6 +208,7 @@ grpc::Status ManagementService::AddDeviceToNamespace(grpc::ServerContext* ctx,
   absl::StatusOr<Namespace> ns = registry_->GetNamespace(req->namespace_id());
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   resp->mutable_options()->set_sync_xattrs(ns->sync_xattrs);
+  resp->mutable_options()->set_encrypted(ns->encrypted);
   return grpc::Status::OK;
 }
 

@@ -87,12 +87,14 @@ absl::StatusOr<Device> DecodeDevice(absl::string_view id, absl::string_view byte
 }
 
 constexpr uint64_t kSyncXattrsFlag = 1;
+constexpr uint64_t kEncryptedFlag = 2;
 
 std::string EncodeNamespace(const Namespace& n) {
   std::string out;
   PutLengthPrefixed(&out, n.owner_user_id);
   PutVarint64(&out, static_cast<uint64_t>(n.created_at_unix_ms));
-  PutVarint64(&out, n.sync_xattrs ? kSyncXattrsFlag : 0);  // absent in records made before options
+  PutVarint64(&out, (n.sync_xattrs ? kSyncXattrsFlag : 0) |
+                        (n.encrypted ? kEncryptedFlag : 0));  // absent in records made before options
   return out;
 }
 
@@ -108,6 +110,7 @@ absl::StatusOr<Namespace> DecodeNamespace(absl::string_view id, absl::string_vie
   uint64_t flags = 0;
   if (d.remaining() > 0 && !d.GetVarint64(&flags)) return absl::DataLossError("corrupt namespace record");
   n.sync_xattrs = (flags & kSyncXattrsFlag) != 0;
+  n.encrypted = (flags & kEncryptedFlag) != 0;
   return n;
 }
 
@@ -424,7 +427,8 @@ absl::StatusOr<std::vector<Device>> Registry::ListDevices(const std::string& use
 }
 
 absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
-                                                    const std::string& owner, bool sync_xattrs) {
+                                                    const std::string& owner, bool sync_xattrs,
+                                                    bool encrypted) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("owner user id", owner));
   absl::MutexLock lock(&mu_);
@@ -437,6 +441,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, owner, {}));
   Namespace n{ns, owner, absl::ToUnixMillis(clock_->Now())};
   n.sync_xattrs = sync_xattrs;
+  n.encrypted = encrypted;
   CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
   return n;
 }

@@ -63,6 +63,7 @@ struct Namespace {
   int64_t created_at_unix_ms = 0;
   std::vector<std::string> shared_with;  // users besides the owner whose devices may join
   bool sync_xattrs = false;              // a namespace option: "user." extended attributes travel
+  bool encrypted = false;                // end-to-end encrypted: chosen at creation, never changed
 };
 
 struct RegisteredDevice {
@@ -173,7 +174,8 @@ class Registry : public ShardMap {
 
   // CreateNamespace: NotFound for an unknown owner, AlreadyExists if taken, Unavailable if the
   // store cannot be told.
-  absl::StatusOr<Namespace> CreateNamespace(const std::string& ns, const std::string& owner, bool sync_xattrs = false);
+  absl::StatusOr<Namespace> CreateNamespace(const std::string& ns, const std::string& owner, bool sync_xattrs = false,
+                                            bool encrypted = false);
   // ListNamespaces: all, or those a user owns or shares.
   absl::StatusOr<std::vector<Namespace>> ListNamespaces(const std::string& user_id);
   absl::StatusOr<Namespace> GetNamespace(const std::string& ns);

@@ -41,6 +41,8 @@ ABSL_FLAG(bool, json, false, "print JSON instead of tables");
 ABSL_FLAG(std::string, user, "", "filter by user (devices list, namespaces list)");
 ABSL_FLAG(std::string, owner, "", "owner user id (namespaces create)");
 ABSL_FLAG(std::string, xattrs, "", "namespaces create|set: on or off, sync \"user.\" extended attributes");
+ABSL_FLAG(bool, encrypted, false,
+          "namespaces create: end-to-end encrypted (devices share its keys with `converge-engine keys`)");
 ABSL_FLAG(std::string, display_name, "", "display name (users create)");
 ABSL_FLAG(bool, wipe, false, "devices revoke: also delete the synced files from the device");
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
@@ -67,7 +69,7 @@ commands:
   devices list [--user=USER]         last seen, version, lag per namespace
   devices show <device-id>
   devices revoke <device-id> [--wipe]
-  namespaces create <namespace-id> --owner=USER [--xattrs=on]
+  namespaces create <namespace-id> --owner=USER [--xattrs=on] [--encrypted]
   namespaces set <namespace-id> --xattrs=on|off
                                      sync "user." extended attributes (engines take it when they
                                      next start)
@@ -669,11 +671,13 @@ class Cli {
     const std::string xattrs = absl::GetFlag(FLAGS_xattrs);
     if (!xattrs.empty() && xattrs != "on" && xattrs != "off") return Usage("--xattrs is on or off");
     req.mutable_options()->set_sync_xattrs(xattrs == "on");
+    req.mutable_options()->set_encrypted(absl::GetFlag(FLAGS_encrypted));
     v1::Namespace resp;
     grpc::Status s = stub_->CreateNamespace(Ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
-    std::cout << "created namespace " << resp.namespace_id() << " owned by " << resp.owner_user_id() << "\n";
+    std::cout << "created " << (resp.options().encrypted() ? "end-to-end encrypted " : "") << "namespace "
+              << resp.namespace_id() << " owned by " << resp.owner_user_id() << "\n";
     return 0;
   }
 
