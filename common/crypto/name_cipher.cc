@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
@@ -84,6 +85,22 @@ absl::StatusOr<std::string> DecryptName(const NameKeys& keys, absl::string_view 
   }
   padded.resize(len);
   return padded;
+}
+
+size_t EncryptedNameSize(size_t name_bytes) {
+  const size_t raw = kIvBytes + (name_bytes / kNameBlockBytes + 1) * kNameBlockBytes;
+  return (raw * 8 + 4) / 5;
+}
+
+size_t EncryptedPathSize(absl::string_view path, size_t* longest) {
+  size_t total = 0, most = 0;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    const size_t n = EncryptedNameSize(part.size());
+    total += n + (total == 0 ? 0 : 1);
+    most = std::max(most, n);
+  }
+  if (longest != nullptr) *longest = most;
+  return total;
 }
 
 absl::StatusOr<std::string> EncryptPath(const NameKeys& keys, absl::string_view path) {

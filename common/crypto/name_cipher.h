@@ -37,6 +37,12 @@ absl::StatusOr<std::string> EncryptName(const NameKeys& keys, absl::string_view 
 absl::StatusOr<std::string> DecryptName(const NameKeys& keys, absl::string_view encrypted_parent,
                                         absl::string_view encrypted);
 
+// EncryptedNameSize: the characters EncryptName makes of a name of `name_bytes` bytes.
+size_t EncryptedNameSize(size_t name_bytes);
+// EncryptedPathSize: the characters EncryptPath makes of `path`, and the longest encrypted
+// component in *longest (when not null), computed without any key.
+size_t EncryptedPathSize(absl::string_view path, size_t* longest = nullptr);
+
 // EncryptPath / DecryptPath: component by component ("a/b" -> "x/y").
 absl::StatusOr<std::string> EncryptPath(const NameKeys& keys, absl::string_view path);
 absl::StatusOr<std::string> DecryptPath(const NameKeys& keys, absl::string_view encrypted_path);

@@ -1,5 +1,8 @@
 #include "common/crypto/name_cipher.h"
 
+#include <vector>
+
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace converge::crypto {
@@ -40,6 +43,21 @@ TEST(NameCipherTest, LengthsShowOnlyByBlocksAndTheLongestNameFits) {
   EXPECT_FALSE(EncryptName(keys, "", std::string(256, 'z')).ok());
   EXPECT_FALSE(EncryptName(keys, "", "").ok());
   EXPECT_FALSE(EncryptName(keys, "", "a/b").ok());
+}
+
+TEST(NameCipherTest, TheSizeOfAnEncryptedPathIsKnownWithoutTheKey) {
+  const NameKeys keys = Keyring::Create().Names();
+  for (const std::string& path : std::vector<std::string>{"a", "docs/plan.txt", std::string(127, 'x') + "/" + std::string(128, 'y')}) {
+    size_t longest = 0;
+    const size_t size = EncryptedPathSize(path, &longest);
+    const std::string enc = *EncryptPath(keys, path);
+    EXPECT_EQ(size, enc.size()) << path;
+    size_t most = 0;
+    for (absl::string_view part : absl::StrSplit(enc, '/')) most = std::max(most, part.size());
+    EXPECT_EQ(longest, most) << path;
+  }
+  EXPECT_LE(EncryptedNameSize(127), 255u);  // what a store holding 255-byte names takes
+  EXPECT_GT(EncryptedNameSize(128), 255u);
 }
 
 TEST(NameCipherTest, AStoreThatAltersOrMovesANameIsCaught) {

@@ -274,6 +274,7 @@ EngineOptions Daemon::EngineOptionsNow() const {
   EngineOptions o = options_.engine;
   o.device_name = enrollment_.device_name;
   o.sync_xattrs = enrollment_.sync_xattrs;
+  if (enrollment_.encrypted) o.syncable = FitsEncryptedStore;
   return o;
 }
 

@@ -4,10 +4,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/codec/chunk_codec.h"
 #include "common/crypto/chunk_cipher.h"
 #include "common/crypto/name_cipher.h"
+#include "common/model/path.h"
 
 namespace converge::engine {
 namespace {
@@ -17,6 +19,11 @@ constexpr uint32_t kStoreMode = 0600;
 bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; }
 
 }  // namespace
+
+bool FitsEncryptedStore(const std::string& path) {
+  size_t longest = 0;
+  return crypto::EncryptedPathSize(path, &longest) <= kMaxPathBytes && longest <= kMaxNameBytes;
+}
 
 EncryptingStoreClient::EncryptingStoreClient(StoreClient* inner, std::optional<crypto::Keyring> ring) : inner_(inner) {
   if (ring.has_value()) SetKeyring(*std::move(ring));
@@ -36,6 +43,11 @@ absl::StatusOr<std::shared_ptr<const EncryptingStoreClient::Keys>> EncryptingSto
         "keys request` here and approve this device on one that holds it, or `converge-engine keys recover`");
   }
   return keys_;
+}
+
+void EncryptingStoreClient::Remember(const Digest& plain, SealedChunk sealed) {
+  if (sealed_.size() >= kMaxRememberedChunks && !sealed_.contains(plain)) sealed_.clear();
+  sealed_[plain] = sealed;
 }
 
 absl::StatusOr<std::string> EncryptingStoreClient::EncryptPath(const std::string& path) const {
@@ -61,7 +73,7 @@ absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, 
   std::string sealed = crypto::SealChunk(keys->ring.Current(), data);
   const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
   absl::MutexLock lock(&mu_);
-  sealed_[plain_id] = chunk;
+  Remember(plain_id, chunk);
   return sealed;
 }
 
@@ -123,7 +135,7 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
       const ChunkRef& p = plain->chunks[i];
       const ChunkRef& s = sealed.chunks[i];
       if (p.hole() != s.hole()) return refuse(absl::StrCat(*path, ": chunk lists differ"));
-      if (!p.hole()) sealed_[p.sha256] = SealedChunk{s.sha256, s.length};
+      if (!p.hole()) Remember(p.sha256, SealedChunk{s.sha256, s.length});
     }
   }
   return *std::move(plain);
@@ -261,16 +273,37 @@ absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commit
                                          const std::function<absl::Status(const converge::Commit&)>& fn) {
   return inner_->Pull(since_seq, max_commits, [&](const converge::Commit& c) -> absl::Status {
     converge::Commit plain = c;
-    for (FileVersion& v : plain.files) {
-      CONVERGE_ASSIGN_OR_RETURN(v, Opened(v));
+    plain.files.clear();
+    for (const FileVersion& v : c.files) {
+      absl::StatusOr<FileVersion> opened = Opened(v);
+      if (opened.ok()) {
+        plain.files.push_back(*std::move(opened));
+        continue;
+      }
+      if (!absl::IsDataLoss(opened.status())) return opened.status();
+      GetLogger("engine")->error("commit {}: a version is not applied: {}", c.seq, opened.status().message());
+      absl::MutexLock lock(&mu_);
+      if (unopened_.size() < kMaxBlockedReported) unopened_.emplace_back(c.seq, std::string(opened.status().message()));
     }
     return fn(plain);
   });
 }
 
 absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
-  // "path: why" would tell the store a name: it learns only how many.
+  // "path: why" would tell the store a name: it learns only how many, and which versions did not
+  // open here.
   std::vector<std::string> opaque(blocked.size(), "a version could not be applied on this device");
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = unopened_.begin(); it != unopened_.end();) {
+      if (it->first > seq) {
+        ++it;
+        continue;
+      }
+      if (opaque.size() < kMaxBlockedReported) opaque.push_back(it->second.substr(0, kMaxBlockedReportBytes));
+      it = unopened_.erase(it);
+    }
+  }
   return inner_->Ack(seq, opaque);
 }
 

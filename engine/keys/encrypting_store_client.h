@@ -13,6 +13,11 @@
 // A chunk's plaintext id (the SHA-256 the engine knows) maps to its sealed id once this client
 // sealed it or saw both in a pulled version; a chunk whose sealed id is not known is reported
 // missing, so the engine uploads it again (it seals to the same bytes: the store keeps one copy).
+// At most kMaxRememberedChunks mappings are kept (about 100 MiB); past that they are forgotten
+// together, which costs uploads again, never correctness.
+// A pulled version that does not open (a member that wrote garbage, a store that altered it) is
+// not applied: it is logged and reported to the store as blocked, and the rest of the commit
+// applies, so one bad version cannot stop a device.
 // Deltas and compression do not apply to sealed bytes: chunks travel whole. Until it has the
 // namespace's keyring (SetKeyring) every call fails with FailedPrecondition, saying how to get it.
 //
@@ -31,6 +36,13 @@
 #include "engine/sync/store_client.h"
 
 namespace converge::engine {
+
+// FitsEncryptedStore: whether `path`, encrypted, is a path the store holds (names of at most
+// kMaxNameBytes: a plaintext name of at most 127 bytes). Others are not synced (EngineOptions::
+// syncable).
+bool FitsEncryptedStore(const std::string& path);
+
+inline constexpr size_t kMaxRememberedChunks = 1 << 20;
 
 class EncryptingStoreClient : public StoreClient {
  public:
@@ -83,7 +95,11 @@ class EncryptingStoreClient : public StoreClient {
   StoreClient* const inner_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Keys> keys_ ABSL_GUARDED_BY(mu_);
+  void Remember(const Digest& plain, SealedChunk sealed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::flat_hash_map<Digest, SealedChunk> sealed_ ABSL_GUARDED_BY(mu_);  // plaintext id -> sealed
+  // Versions pulled that did not open: (seq, why), reported with the Ack that covers them.
+  std::vector<std::pair<uint64_t, std::string>> unopened_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace converge::engine

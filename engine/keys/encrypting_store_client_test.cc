@@ -28,6 +28,7 @@ struct Device {
     index = std::move(*opened);
     EngineOptions options;
     options.delete_settle = absl::ZeroDuration();
+    options.syncable = FitsEncryptedStore;
     engine = std::make_unique<SyncEngine>(&fs, index.get(), &encrypting, clock, id, options);
   }
   PowerCutEnv env;
@@ -127,12 +128,40 @@ TEST_F(EncryptingStoreClientTest, ADeviceThatJoinsLaterGetsTheTreeAndOneWithoutT
   Sync({&three});
   EXPECT_EQ(three.fs.Snapshot(), one_->fs.Snapshot());
   // Another keyring (a device the namespace never approved, or a store's invention) opens no
-  // version: its engine reports it and applies nothing.
+  // version: its engine applies nothing and reports every version as not applied.
   Device stranger("dev2", &clock_, store_.get(), crypto::Keyring::Create());
   clock_.Advance(absl::Seconds(2));
-  absl::Status s = stranger.engine->SyncOnce();
-  EXPECT_FALSE(s.ok());
+  ASSERT_TRUE(stranger.engine->SyncOnce().ok());
   EXPECT_TRUE(stranger.fs.Snapshot().empty());
+}
+
+TEST_F(EncryptingStoreClientTest, ANameTooLongForTheEncryptedStoreStaysLocalAndHoldsNothingUp) {
+  const std::string long_name = std::string(200, 'n') + ".txt";
+  ASSERT_TRUE(one_->fs.UserWrite(long_name, "stays here").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("short.txt", "travels").ok());
+  ASSERT_TRUE(one_->fs.UserWrite(std::string(127, 'k'), "the longest name that travels").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot()["short.txt"], "travels");
+  EXPECT_EQ(two_->fs.Snapshot()[std::string(127, 'k')], "the longest name that travels");
+  EXPECT_FALSE(two_->fs.Snapshot().count(long_name));
+  EXPECT_EQ(one_->fs.Snapshot()[long_name], "stays here");
+}
+
+TEST_F(EncryptingStoreClientTest, AMemberThatWritesWhatDoesNotOpenCannotStopTheOthers) {
+  ASSERT_TRUE(one_->fs.UserWrite("before.txt", "before").ok());
+  Sync({one_.get(), two_.get()});
+  // dev3 writes under keys of its own: its version seals, commits, and opens nowhere else.
+  Device rogue("dev3", &clock_, store_.get(), crypto::Keyring::Create());
+  ASSERT_TRUE(rogue.fs.UserWrite("garbage.txt", "unreadable to the others").ok());
+  Sync({&rogue}, 2);
+  ASSERT_TRUE(one_->fs.UserWrite("after.txt", "after").ok());
+  Sync({one_.get(), two_.get()});
+  const std::map<std::string, std::string> two = two_->fs.Snapshot();
+  EXPECT_EQ(two.at("after.txt"), "after");
+  EXPECT_EQ(two.at("before.txt"), "before");
+  EXPECT_FALSE(two.count("garbage.txt"));
+  EXPECT_EQ(one_->index->cursor(), two_->index->cursor());  // both got past the rogue commit
+  EXPECT_GT(two_->index->cursor(), 2u);
 }
 
 TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {

@@ -58,7 +58,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
 
   std::vector<std::pair<std::string, LocalStat>> walked;
   CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
-    walked.emplace_back(path, st);
+    if (!syncable_ || syncable_(path)) walked.emplace_back(path, st);
   }));
   CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
   return result;
@@ -79,7 +79,7 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   for (const std::string& path : sorted) {
-    if (!ValidateRelativePath(path).ok()) continue;
+    if (!ValidateRelativePath(path).ok() || (syncable_ && !syncable_(path))) continue;
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
     if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
     CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));

@@ -78,6 +78,9 @@ class Scanner {
   // set_sync_xattrs: versions of files carry their "user." extended attributes (the namespace
   // syncs them), and a change of them alone is a change.
   void set_sync_xattrs(bool on) { sync_xattrs_ = on; }
+  // set_syncable: paths for which `syncable` says no are left out of scans, like names no other
+  // device could take (an encrypted namespace's store holds shorter names than a plain one's).
+  void set_syncable(std::function<bool(const std::string&)> syncable) { syncable_ = std::move(syncable); }
 
   // ChunkSink sees every chunk of every file the scan reads, with its bytes, as it is hashed
   // (the engine uploads what the store lacks from there: files are read once). For a large
@@ -118,6 +121,7 @@ class Scanner {
   size_t change_every_ = 0;
   ChangeSink change_sink_;
   bool sync_xattrs_ = false;
+  std::function<bool(const std::string&)> syncable_;
   LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
   IgnoreRules ignore_rules_;
 };

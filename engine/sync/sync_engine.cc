@@ -143,6 +143,7 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
   applier_.set_device_name(options_.device_name);
   applier_.set_sync_xattrs(options_.sync_xattrs);
   scanner_.set_sync_xattrs(options_.sync_xattrs);
+  if (options_.syncable) scanner_.set_syncable(options_.syncable);
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   status_.cursor = index_->cursor();
 }

@@ -42,6 +42,8 @@ struct EngineOptions {
   std::string device_name;
   // The namespace syncs "user." extended attributes (a namespace option, off by default).
   bool sync_xattrs = false;
+  // Paths this engine may sync beyond the rules every device shares (null: all of those).
+  std::function<bool(const std::string&)> syncable;
   // The verifying full scan; with a watcher it is only the backstop.
   absl::Duration rescan_interval = absl::Seconds(10);
   // How long a burst of local change events is let settle before the scan (an editor's save is
