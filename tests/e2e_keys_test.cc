@@ -47,6 +47,8 @@ std::vector<std::string> FilesHolding(const std::string& dir, const std::string&
   return out;
 }
 
+constexpr int kLaptop = 2, kPhone = 3;
+
 class E2eKeysTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,8 +59,14 @@ class E2eKeysTest : public ::testing::Test {
     auto cluster = Cluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     c_ = std::move(*cluster);
-    for (const char* name : {"laptop", "phone", "tablet"}) ASSERT_TRUE(c_->AddEngine(name).ok());
+    // Engines 0 and 1 sync the cluster's plain namespace; 2, 3 and 4 the encrypted "vault".
+    for (const char* name : {"plain-a", "plain-b"}) ASSERT_TRUE(c_->AddEngine(name).ok());
     ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+    CommandResult r = c_->Convergectl({"namespaces", "create", "vault", "--owner=e2e", "--encrypted"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "created end-to-end encrypted namespace vault owned by e2e\n");
+    const EngineIdentity vault{"e2e", "vault", c_->enrollment_token(), ""};
+    for (const char* name : {"laptop", "phone", "tablet"}) ASSERT_TRUE(c_->AddEngine(name, vault).ok());
   }
 
   CommandResult Keys(int engine, std::vector<std::string> args) {
@@ -79,22 +87,26 @@ class E2eKeysTest : public ::testing::Test {
 
 TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoServiceHoldsItInTheClear) {
   CommandResult r = Keys(0, {"status"});
+  EXPECT_EQ(r.exit_code, 1);  // a plain namespace has no keys
+  EXPECT_TRUE(absl::StrContains(r.err, "not end-to-end encrypted")) << r.err;
+  const int laptop = kLaptop, phone = kPhone, tablet = 4;
+  r = Keys(laptop, {"status"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "the namespace has none yet")) << r.out;
   const std::string passphrase = "correct horse battery staple";
-  r = Keys(0, {"init", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
+  r = Keys(laptop, {"init", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string keyring_id = KeyringId(r.out), laptop_fp = After(r.out, "this device's key: ");
   ASSERT_EQ(keyring_id.size(), 32u) << r.out;
-  EXPECT_EQ(Keys(1, {"init"}).exit_code, 1);  // one keyring per namespace
+  EXPECT_EQ(Keys(phone, {"init"}).exit_code, 1);  // one keyring per namespace
 
   // The phone asks; the laptop lists it waiting, with the fingerprint the phone shows.
-  r = Keys(1, {"request"});
+  r = Keys(phone, {"request"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string phone_fp = After(r.out, "this device's key: ");
   const std::string phone_id = c_->DeviceIdOf("phone");
   ASSERT_FALSE(phone_id.empty());
-  r = Keys(0, {"status"});
+  r = Keys(laptop, {"status"});
   bool listed = false;
   for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
     listed |= absl::StrContains(line, phone_id) && absl::StrContains(line, "waiting for approval") &&
@@ -102,34 +114,34 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
   }
   EXPECT_TRUE(listed) << r.out;
   // Approving with any other fingerprint (here the laptop's own) seals nothing.
-  r = Keys(0, {"approve", phone_id, "--fingerprint=" + laptop_fp});
+  r = Keys(laptop, {"approve", phone_id, "--fingerprint=" + laptop_fp});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "not the one given")) << r.err;
-  EXPECT_EQ(Keys(1, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 1);  // nothing granted yet
-  r = Keys(0, {"approve", phone_id, "--fingerprint=" + phone_fp});
+  EXPECT_EQ(Keys(phone, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 1);  // nothing granted yet
+  r = Keys(laptop, {"approve", phone_id, "--fingerprint=" + phone_fp});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The phone accepts only with the approving device's fingerprint.
-  r = Keys(1, {"accept", "--fingerprint=" + phone_fp});
+  r = Keys(phone, {"accept", "--fingerprint=" + phone_fp});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "not the approving device's")) << r.err;
-  r = Keys(1, {"accept", "--fingerprint=" + laptop_fp});
+  r = Keys(phone, {"accept", "--fingerprint=" + laptop_fp});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(KeyringId(r.out), keyring_id);
 
   // The tablet recovers it from the passphrase (a wrong one gets nothing).
-  r = Keys(2, {"recover", "--passphrase_file=" + PassphraseFile("wrong", "correct horse battery stapler")});
+  r = Keys(tablet, {"recover", "--passphrase_file=" + PassphraseFile("wrong", "correct horse battery stapler")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "wrong recovery passphrase")) << r.err;
-  r = Keys(2, {"recover", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
+  r = Keys(tablet, {"recover", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(KeyringId(r.out), keyring_id);
-  r = Keys(0, {"status"});
+  r = Keys(laptop, {"status"});
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r.out;  // 2 lines + 3 devices
   EXPECT_FALSE(absl::StrContains(r.out, "waiting")) << r.out;
 
   // The services' data (management's registry, the store) hold the devices' public keys but
   // none of the keyring's keys, and no device's secret key.
-  const std::string keys_dir = c_->folder(0) + "/.converge/keys";
+  const std::string keys_dir = c_->folder(laptop) + "/.converge/keys";
   std::ifstream ring_in(keys_dir + "/keyring", std::ios::binary), device_in(keys_dir + "/device.key", std::ios::binary);
   const std::string ring_bytes((std::istreambuf_iterator<char>(ring_in)), std::istreambuf_iterator<char>());
   const std::string device_bytes((std::istreambuf_iterator<char>(device_in)), std::istreambuf_iterator<char>());
@@ -157,31 +169,26 @@ bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
 }
 
 TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAndTheStoreSeesNoPlaintext) {
-  CommandResult r = c_->Convergectl({"namespaces", "create", "vault", "--owner=e2e", "--encrypted"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "created end-to-end encrypted namespace vault owned by e2e\n");
-  const EngineIdentity vault{"e2e", "vault", c_->enrollment_token(), ""};
-  auto laptop = c_->AddEngine("vault-laptop", vault);
-  auto phone = c_->AddEngine("vault-phone", vault);
-  ASSERT_TRUE(laptop.ok() && phone.ok());
+  const int laptop = kLaptop, phone = kPhone;
+  CommandResult r;
   const std::string name = "plan-for-2027.txt", secret = "the secret plan, in words anyone could grep for";
-  WriteFile(c_->folder(*laptop) + "/Private/" + name, secret);
+  WriteFile(c_->folder(laptop) + "/Private/" + name, secret);
   // Without the keyring nothing leaves the laptop, and its status says why.
   absl::SleepFor(absl::Seconds(1));
-  r = Keys(*laptop, {"init"});
+  r = Keys(laptop, {"init"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string laptop_fp = After(r.out, "this device's key: ");
-  r = Keys(*phone, {"request"});
+  r = Keys(phone, {"request"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string phone_fp = After(r.out, "this device's key: ");
   absl::SleepFor(absl::Seconds(1));
-  EXPECT_FALSE(std::filesystem::exists(c_->folder(*phone) + "/Private/" + name));  // no keyring yet
-  ASSERT_EQ(Keys(*laptop, {"approve", c_->DeviceIdOf("vault-phone"), "--fingerprint=" + phone_fp}).exit_code, 0);
-  ASSERT_EQ(Keys(*phone, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(*phone) + "/Private/" + name) == secret; }, absl::Seconds(30)))
+  EXPECT_FALSE(std::filesystem::exists(c_->folder(phone) + "/Private/" + name));  // no keyring yet
+  ASSERT_EQ(Keys(laptop, {"approve", c_->DeviceIdOf("phone"), "--fingerprint=" + phone_fp}).exit_code, 0);
+  ASSERT_EQ(Keys(phone, {"accept", "--fingerprint=" + laptop_fp}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(phone) + "/Private/" + name) == secret; }, absl::Seconds(30)))
       << "logs in " << c_->logs_dir();
-  WriteFile(c_->folder(*phone) + "/Private/reply.txt", "an answer from the phone, also secret");
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(*laptop) + "/Private/reply.txt") ==
+  WriteFile(c_->folder(phone) + "/Private/reply.txt", "an answer from the phone, also secret");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(laptop) + "/Private/reply.txt") ==
                                    "an answer from the phone, also secret"; },
                       absl::Seconds(30)));
   // Neither names nor contents of the encrypted namespace are in the store's or management's

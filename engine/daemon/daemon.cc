@@ -71,6 +71,10 @@ class Daemon::Running {
         control_(
             &history_, [this](const std::string& id) { return names_.NameOf(id); },
             [this]() -> absl::StatusOr<NamespaceKeys*> {
+              if (!daemon_->enrollment_.encrypted) {
+                return absl::FailedPreconditionError(absl::StrCat("namespace '", daemon_->options_.enrollment.namespace_id,
+                                                                  "' is not end-to-end encrypted: it has no keys"));
+              }
               if (keys_ == nullptr) return keys_status_;
               return keys_.get();
             }) {
@@ -115,6 +119,7 @@ class Daemon::Running {
   // OpenKeys reads this device's keys for the namespace (making its key pair on first use). In an
   // end-to-end encrypted namespace nothing syncs until the keyring is here (`keys` commands).
   void OpenKeys() {
+    if (!daemon_->enrollment_.encrypted) return;
     auto log = GetLogger("engine");
     absl::StatusOr<std::unique_ptr<NamespaceKeys>> keys =
         NamespaceKeys::Open(daemon_->fs_->state_dir() + "/keys", daemon_->options_.enrollment.namespace_id,
@@ -131,11 +136,9 @@ class Daemon::Running {
       engine_.RequestPull();
       engine_.NotifyLocalChange();
     });
-    if (daemon_->enrollment_.encrypted) {
-      log->info("the namespace is end-to-end encrypted; {}",
-                keys_->keyring().has_value() ? "this device holds its keyring"
-                                             : "waiting for its keyring (converge-engine keys request, then accept)");
-    }
+    log->info("the namespace is end-to-end encrypted; {}",
+              keys_->keyring().has_value() ? "this device holds its keyring"
+                                           : "waiting for its keyring (converge-engine keys request, then accept)");
   }
 
   void StartWatcher() {

@@ -42,7 +42,7 @@ struct Device {
 class EncryptingStoreClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2", "dev3"});
+    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2", "dev3"}, {}, /*encrypted=*/true);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     one_ = std::make_unique<Device>("dev1", &clock_, store_.get(), ring_);

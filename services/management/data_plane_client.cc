@@ -70,7 +70,8 @@ absl::Status GrpcDataPlane::RevokeDevices(const std::vector<std::string>& device
 }
 
 absl::Status GrpcDataPlane::RegisterNamespace(
-    const std::string& ns, const std::string& owner_user_id, const std::vector<std::string>& member_device_ids) {
+    const std::string& ns, const std::string& owner_user_id, const std::vector<std::string>& member_device_ids,
+    bool encrypted) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   AddBearerToken(&ctx, service_token_);
@@ -78,6 +79,7 @@ absl::Status GrpcDataPlane::RegisterNamespace(
   req.set_namespace_id(ns);
   req.set_owner_user_id(owner_user_id);
   for (const std::string& id : member_device_ids) req.add_member_device_ids(id);
+  req.set_encrypted(encrypted);
   store::v1::RegisterNamespaceResponse resp;
   CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForUser(owner_user_id));
   return FromGrpcStatus(stub->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");

@@ -28,7 +28,7 @@ class GrpcDataPlane : public DataPlane {
   uint32_t shard_count() const override { return static_cast<uint32_t>(stubs_.size()); }
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
-                                 const std::vector<std::string>& member_device_ids) override;
+                                 const std::vector<std::string>& member_device_ids, bool encrypted) override;
   absl::StatusOr<uint64_t> SetQuota(const std::string& user_id, uint64_t quota_bytes) override;
   absl::Status RevokeDevices(const std::vector<std::string>& device_ids, absl::Time until) override;
   absl::StatusOr<NamespaceStats> Usage(const std::string& ns) override;

@@ -82,6 +82,10 @@ absl::Status CheckKeyringId(absl::string_view id) {
 }  // namespace
 
 absl::Status KeyDirectory::CheckMember(const std::string& ns, const std::string& device_id) {
+  CONVERGE_ASSIGN_OR_RETURN(const Namespace n, registry_->GetNamespace(ns));
+  if (!n.encrypted) {
+    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is not end-to-end encrypted: it has no keys"));
+  }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
   for (const Device& d : members) {
     if (d.device_id == device_id && d.state == DeviceState::kActive) return absl::OkStatus();

@@ -10,6 +10,8 @@
 // devices, which compare fingerprints and check signatures themselves: management is not trusted
 // with the keys.
 //
+// Only end-to-end encrypted namespaces have key records (FailedPrecondition for others).
+//
 // Records: 'K' ns '\0' device -> KeyGrant; 'I' ns -> keyring id; 'R' ns -> RecoveryRecord.
 //
 // Thread-safe; changes are serialised (and across replicas by the records' lock).

@@ -27,7 +27,8 @@ class KeyDirectoryTest : public ::testing::Test {
     registry_ = std::move(*r);
     ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
     ASSERT_TRUE(registry_->CreateUser("bob", "").ok());
-    ASSERT_TRUE(registry_->CreateNamespace("docs", "alice").ok());
+    ASSERT_TRUE(registry_->CreateNamespace("docs", "alice", false, /*encrypted=*/true).ok());
+    ASSERT_TRUE(registry_->CreateNamespace("plain", "alice").ok());
     for (const char* name : {"laptop", "phone", "tablet"}) {
       auto d = registry_->RegisterDevice("alice", name);
       ASSERT_TRUE(d.ok());
@@ -35,6 +36,7 @@ class KeyDirectoryTest : public ::testing::Test {
       ids_.push_back(d->device.device_id);
     }
     outsider_ = registry_->RegisterDevice("bob", "bobs")->device.device_id;
+    ASSERT_TRUE(registry_->AddDevice("plain", ids_[0]).ok());
     keys_ = std::make_unique<KeyDirectory>(registry_.get(), registry_->records(), &clock_);
   }
 
@@ -115,8 +117,9 @@ TEST_F(KeyDirectoryTest, GrantsManagementCanTellAreWrongAreRefused) {
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[2], ids_[1], phone_pk, ring)).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  // Malformed fields.
+  // Malformed fields; a namespace that is not encrypted.
   EXPECT_EQ(keys_->Publish("docs", ids_[2], "short").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(keys_->Publish("plain", ids_[0], laptop_pk).status().code(), absl::StatusCode::kFailedPrecondition);
   KeyGrant empty = GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring);
   empty.sealed_keyring.clear();
   EXPECT_EQ(keys_->Grant(empty).status().code(), absl::StatusCode::kInvalidArgument);

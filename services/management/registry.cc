@@ -310,7 +310,7 @@ absl::StatusOr<Device> Registry::RevokeLocked(const std::string& device_id, bool
     CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
     CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
     members.erase(std::remove(members.begin(), members.end(), device_id), members.end());
-    CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members));
+    CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members, n.encrypted));
     CONVERGE_RETURN_IF_ERROR(kv_->Delete(absl::StrCat(MemberPrefix(ns), device_id)));
   }
   if (device.state == DeviceState::kActive || (wipe && device.state == DeviceState::kRevoked)) {
@@ -438,7 +438,7 @@ absl::StatusOr<Namespace> Registry::CreateNamespace(const std::string& ns,
   if (Read(NamespaceKey(ns)).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("namespace '", ns, "' exists"));
   }
-  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, owner, {}));
+  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, owner, {}, encrypted));
   Namespace n{ns, owner, absl::ToUnixMillis(clock_->Now())};
   n.sync_xattrs = sync_xattrs;
   n.encrypted = encrypted;
@@ -536,7 +536,7 @@ absl::Status Registry::AddDevice(const std::string& ns, const std::string& devic
     members.push_back(device_id);
   }
   // Tell the store even when already a member: it heals a store that missed an earlier call.
-  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members));
+  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members, n.encrypted));
   return Write(absl::StrCat(MemberPrefix(ns), device_id), "");
 }
 

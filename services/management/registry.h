@@ -79,8 +79,9 @@ struct RegisteredDevice {
 class DataPlane {
  public:
   virtual ~DataPlane() = default;
+  // `encrypted`: the namespace is end-to-end encrypted (the same on every call for a namespace).
   virtual absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
-                                         const std::vector<std::string>& member_device_ids) = 0;
+                                         const std::vector<std::string>& member_device_ids, bool encrypted) = 0;
   // SetQuota sets a user's storage quota at the store (0: unlimited); returns the bytes it uses.
   virtual absl::StatusOr<uint64_t> SetQuota(const std::string& user_id, uint64_t quota_bytes) = 0;
   // RevokeDevices tells the notification service(s) to close the devices' streams and refuse

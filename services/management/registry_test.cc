@@ -56,6 +56,24 @@ TEST_F(RegistryTest, UsersDevicesNamespacesMembers) {
   EXPECT_EQ(registry_->ListUsers()->size(), 1u);
 }
 
+TEST_F(RegistryTest, AnEncryptedNamespaceSaysSoToTheStoreOnEveryRegistration) {
+  ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
+  auto vault = registry_->CreateNamespace("vault", "alice", false, /*encrypted=*/true);
+  ASSERT_TRUE(vault.ok()) << vault.status();
+  EXPECT_TRUE(vault->encrypted);
+  ASSERT_TRUE(registry_->CreateNamespace("plain", "alice").ok());
+  EXPECT_TRUE(data_plane_.encrypted["vault"]);
+  EXPECT_FALSE(data_plane_.encrypted["plain"]);
+  auto laptop = registry_->RegisterDevice("alice", "laptop");
+  ASSERT_TRUE(laptop.ok());
+  data_plane_.encrypted.clear();
+  ASSERT_TRUE(registry_->AddDevice("vault", laptop->device.device_id).ok());
+  EXPECT_TRUE(data_plane_.encrypted["vault"]);  // a membership change keeps saying it
+  EXPECT_TRUE(registry_->GetNamespace("vault")->encrypted);
+  EXPECT_FALSE(registry_->GetNamespace("plain")->encrypted);
+  EXPECT_TRUE(registry_->SetSyncXattrs("vault", true)->encrypted);
+}
+
 TEST_F(RegistryTest, EnrollmentTokensEnrollAsManyDevicesAsIssuedFor) {
   ASSERT_TRUE(registry_->CreateUser("alice", "").ok());
   ASSERT_TRUE(registry_->CreateUser("bob", "").ok());

@@ -38,8 +38,8 @@ class InProcessDataPlane : public converge::management::DataPlane {
                      converge::notification::NotificationServer* notify)
       : log_(log), chunks_(chunks), notify_(notify) {}
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
-                                 const std::vector<std::string>& members) override {
-    return log_->RegisterNamespace(ns, owner, members);
+                                 const std::vector<std::string>& members, bool encrypted) override {
+    return log_->RegisterNamespace(ns, owner, members, encrypted);
   }
   absl::StatusOr<uint64_t> SetQuota(const std::string& user, uint64_t bytes) override {
     return chunks_->SetQuota(user, bytes);

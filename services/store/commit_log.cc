@@ -24,6 +24,30 @@ namespace {
 // The namespace record's format: head seq, members, live entries. (Format 1, written before
 // 0.4, is not read.)
 constexpr uint64_t kNamespaceFormat = 2;
+constexpr uint64_t kNamespaceEncrypted = 1;  // a flag of the namespace record
+
+// CheckSealing: an end-to-end encrypted namespace takes only versions its devices sealed (a
+// sealed record, every name lowercase base32, as EncryptingStoreClient writes them); a plain one
+// takes none: a device cannot leave plaintext in the one or unreadable versions in the other.
+absl::Status CheckSealing(const std::string& ns, bool encrypted, const std::vector<FileVersion>& changes) {
+  for (const FileVersion& v : changes) {
+    if (!encrypted) {
+      if (!v.sealed_record.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(v.path, ": a sealed version, but namespace '", ns, "' is not end-to-end encrypted"));
+      }
+      continue;
+    }
+    const bool base32 = std::all_of(v.path.begin(), v.path.end(),
+                                    [](char c) { return c == '/' || (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'); });
+    if (v.sealed_record.empty() || !base32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "namespace '", ns, "' is end-to-end encrypted: a version must come sealed by the namespace's devices (",
+          v.sealed_record.empty() ? "this one has no sealed record" : "this one has a name in the clear", ")"));
+    }
+  }
+  return absl::OkStatus();
+}
 constexpr size_t kHeldSample = 5;
 constexpr size_t kMaxNamedPaths = 20;
 
@@ -104,6 +128,7 @@ std::string CommitLog::EncodeNamespace(const NamespaceState& state) {
   PutVarint64(&out, members.size());
   for (const std::string& m : members) PutLengthPrefixed(&out, m);
   PutVarint64(&out, state.live_entries);
+  PutVarint64(&out, state.encrypted ? kNamespaceEncrypted : 0);  // flags: absent in older records
   return out;
 }
 
@@ -124,7 +149,11 @@ absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::st
     if (!d.GetLengthPrefixed(&member)) return absl::DataLossError("corrupt namespace record");
     state.members.insert(std::move(member));
   }
-  if (!d.GetVarint64(&state.live_entries) || !d.done()) return absl::DataLossError("corrupt namespace record");
+  uint64_t flags = 0;
+  if (!d.GetVarint64(&state.live_entries) || (!d.done() && !d.GetVarint64(&flags)) || !d.done()) {
+    return absl::DataLossError("corrupt namespace record");
+  }
+  state.encrypted = (flags & kNamespaceEncrypted) != 0;
   s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
   if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read namespace owner");
   std::string compaction;
@@ -155,7 +184,7 @@ absl::StatusOr<CommitLog::Namespace*> CommitLog::Find(const std::string& ns) {
 }
 
 absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::string& owner,
-                                          const std::vector<std::string>& members) {
+                                          const std::vector<std::string>& members, bool encrypted) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   CONVERGE_RETURN_IF_ERROR(ValidateId("user id", owner));
   for (const std::string& m : members) CONVERGE_RETURN_IF_ERROR(ValidateId("device id", m));
@@ -167,6 +196,7 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   if (!found.ok()) {
     // A new namespace; Find reads it back.
     next.owner = owner;
+    next.encrypted = encrypted;
     rocksdb::WriteBatch batch;
     batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
     batch.Put(StoreDb::NamespaceOwnerKey(ns), next.owner);
@@ -179,8 +209,14 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   next.head_seq = current->head_seq;
   next.live_entries = current->live_entries;
   next.owner = current->owner;
+  next.encrypted = current->encrypted;
   if (owner != next.owner) {
     return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
+  }
+  if (encrypted != current->encrypted) {
+    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is ",
+                                                      current->encrypted ? "" : "not ",
+                                                      "end-to-end encrypted; that is chosen once, at creation"));
   }
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
@@ -224,6 +260,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }
+  CONVERGE_RETURN_IF_ERROR(CheckSealing(ns, state->encrypted, changes));
   CONVERGE_ASSIGN_OR_RETURN(const Bases bases, CheckBasesLocked(ns, *state, changes));
   CONVERGE_RETURN_IF_ERROR(CheckChunksStoredLocked(*state, changes));
   // Before the tree checks: a folder whose files a pending hold keeps joins that hold.
@@ -252,6 +289,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   next.head_seq = commit.seq;
   next.members = state->members;
   next.owner = state->owner;
+  next.encrypted = state->encrypted;
   next.live_entries =
       static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + bases.live_delta));
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));

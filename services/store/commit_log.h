@@ -55,8 +55,11 @@ class CommitLog {
 
   // RegisterNamespace creates the namespace if new and sets its owner and members. Idempotent.
   // InvalidArgument for a bad id (the owner too); FailedPrecondition if it has another owner.
+  // `encrypted` (end-to-end encrypted: every version must come sealed) is set at creation;
+  // FailedPrecondition if a later call says otherwise.
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
-                                 const std::vector<std::string>& members);
+                                 const std::vector<std::string>& members,
+                                 bool encrypted = false);
 
   // OwnerOf returns the namespace's owner.
   absl::StatusOr<std::string> OwnerOf(const std::string& ns);
@@ -148,6 +151,7 @@ class CommitLog {
     uint64_t head_seq = 0;
     uint64_t live_entries = 0;  // live files and directories in the file table
     std::string owner;          // whose chunks its files reference
+    bool encrypted = false;     // end-to-end encrypted: versions come sealed
     uint64_t compacted_through = 0;  // log entries at or below it are gone
     uint64_t dropped_through = 0;    // tombstones at or below it may be gone from the file table
     absl::flat_hash_set<std::string> members;

@@ -101,6 +101,35 @@ TEST_F(CommitLogTest, AccessChecks) {
   EXPECT_EQ(log_->RegisterNamespace("Bad/Id", "alice", {}).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(CommitLogTest, AnEncryptedNamespaceTakesOnlySealedVersionsAndAPlainOneNone) {
+  ASSERT_TRUE(log_->RegisterNamespace("vault", "alice", {"dev1"}, /*encrypted=*/true).ok());
+  PutChunk("x");
+  FileVersion plain = File("notes.txt", "x", 0);
+  EXPECT_EQ(log_->Append("vault", "dev1", {plain}).status().code(), absl::StatusCode::kInvalidArgument);
+  FileVersion named = plain;  // sealed, but its name in the clear
+  named.sealed_record = "sealed";
+  EXPECT_EQ(log_->Append("vault", "dev1", {named}).status().code(), absl::StatusCode::kInvalidArgument);
+  FileVersion sealed = named;
+  sealed.path = "abc234/xyz";
+  FileVersion dir = File("abc234", "", 0);
+  dir.kind = FileKind::kDirectory;
+  dir.sealed_record = "sealed dir";
+  auto c = log_->Append("vault", "dev1", {dir, sealed});
+  ASSERT_TRUE(c.ok()) << c.status();
+  // A plain namespace takes no sealed version.
+  EXPECT_EQ(log_->Append("ns", "dev1", {named}).status().code(), absl::StatusCode::kInvalidArgument);
+  // Encryption is chosen once, and kept across a restart.
+  EXPECT_EQ(log_->RegisterNamespace("vault", "alice", {"dev1", "dev2"}, false).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, true).code(), absl::StatusCode::kFailedPrecondition);
+  Open();
+  EXPECT_EQ(log_->Append("vault", "dev1", {File("other", "x", 0)}).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(log_->RegisterNamespace("vault", "alice", {"dev1", "dev2"}, true).ok());
+  FileVersion again = sealed;
+  again.base_seq = c->seq;
+  EXPECT_TRUE(log_->Append("vault", "dev2", {again}).ok());
+}
+
 TEST_F(CommitLogTest, CursorsMoveForwardOnly) {
   PutChunk("x");
   ASSERT_TRUE(log_->Append("ns", "dev1", {File("a", "x", 0)}).ok());

@@ -407,7 +407,7 @@ grpc::Status StoreService::RegisterNamespace(grpc::ServerContext* ctx,
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::string> members(req->member_device_ids().begin(),
                                    req->member_device_ids().end());
-  return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), req->owner_user_id(), members));
+  return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), req->owner_user_id(), members, req->encrypted()));
 }
 
 grpc::Status StoreService::SetQuota(grpc::ServerContext* ctx, const v1::SetQuotaRequest* req,

@@ -20,10 +20,11 @@ namespace converge::management {
 class FakeDataPlane : public DataPlane {
  public:
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
-                                 const std::vector<std::string>& members) override {
+                                 const std::vector<std::string>& members, bool is_encrypted) override {
     if (!next_status.ok()) return next_status;
     told[ns] = members;
     owners[ns] = owner;
+    encrypted[ns] = is_encrypted;
     return absl::OkStatus();
   }
   absl::StatusOr<uint64_t> SetQuota(const std::string& user, uint64_t bytes) override {
@@ -83,6 +84,7 @@ class FakeDataPlane : public DataPlane {
   bool down = false;
   std::map<std::string, std::vector<std::string>> told;  // namespace -> members
   std::map<std::string, std::string> owners;
+  std::map<std::string, bool> encrypted;
   std::map<std::string, uint64_t> quotas;
   std::vector<std::string> revoked;
   std::map<std::string, NamespaceStats> usage;

@@ -20,10 +20,10 @@ absl::Status Lost(const char* call, bool after) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SimStore>> SimStore::Create(Clock* clock, const std::vector<std::string>& members,
-                                                           store::MassDeletePolicy policy) {
+                                                           store::MassDeletePolicy policy, bool encrypted) {
   std::unique_ptr<SimStore> s(new SimStore(clock, policy));
   CONVERGE_RETURN_IF_ERROR(s->Open());
-  CONVERGE_RETURN_IF_ERROR(s->log_->RegisterNamespace(kNamespace, kOwner, members));
+  CONVERGE_RETURN_IF_ERROR(s->log_->RegisterNamespace(kNamespace, kOwner, members, encrypted));
   return s;
 }
 

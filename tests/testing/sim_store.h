@@ -27,9 +27,10 @@ namespace converge::sim {
 
 class SimStore {
  public:
-  // `members`: the devices of namespace "ns", owned by "owner".
+  // `members`: the devices of namespace "ns", owned by "owner" (end-to-end encrypted when
+  // `encrypted`).
   static absl::StatusOr<std::unique_ptr<SimStore>> Create(Clock* clock, const std::vector<std::string>& members,
-                                                          store::MassDeletePolicy policy = {});
+                                                          store::MassDeletePolicy policy = {}, bool encrypted = false);
 
   // PowerCut: the store process dies with its machine; it comes back with what was durable.
   absl::Status PowerCut();
