@@ -46,7 +46,9 @@ void PutFileVersion(std::string* out, const FileVersion& v) {
     PutLengthPrefixed(out, x.name);
     PutLengthPrefixed(out, x.value);
   }
-  if (format == kFileVersionFormatSealed) PutLengthPrefixed(out, v.sealed_record);
+  if (format != kFileVersionFormatSealed) return;
+  PutLengthPrefixed(out, v.sealed_record);
+  PutLengthPrefixed(out, v.conflict_original);
 }
 
 size_t bytes_left(const Decoder* d) { return d->remaining(); }
@@ -90,6 +92,7 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
   if (v->kind == FileKind::kSymlink && !d->GetLengthPrefixed(&v->symlink_target)) return false;
   v->xattrs.clear();
   v->sealed_record.clear();
+  v->conflict_original.clear();
   if (format == kFileVersionFormat) return true;
   uint64_t n;
   if (!d->GetVarint64(&n) || n > bytes_left(d) / 2) return false;
@@ -97,7 +100,9 @@ bool GetFileVersion(Decoder* d, FileVersion* v) {
   for (Xattr& x : v->xattrs) {
     if (!d->GetLengthPrefixed(&x.name) || !d->GetLengthPrefixed(&x.value)) return false;
   }
-  return format != kFileVersionFormatSealed || d->GetLengthPrefixed(&v->sealed_record);
+  v->conflict_original.clear();
+  return format != kFileVersionFormatSealed ||
+         (d->GetLengthPrefixed(&v->sealed_record) && d->GetLengthPrefixed(&v->conflict_original));
 }
 
 }  // namespace
@@ -156,6 +161,12 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
   if (v.sealed_record.size() > kMaxSealedRecordBytes) {
     return absl::InvalidArgumentError(absl::StrCat(v.path, ": a sealed record has at most ", kMaxSealedRecordBytes, " bytes"));
   }
+  if (!v.conflict_original.empty()) {
+    if (v.sealed_record.empty() || v.kind != FileKind::kFile) {
+      return absl::InvalidArgumentError(absl::StrCat(v.path, ": only a sealed file names the file it is a conflict copy of"));
+    }
+    CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.conflict_original));
+  }
   if (v.kind == FileKind::kSymlink && !v.deleted) {
     if (v.symlink_target.empty() || v.symlink_target.size() > kMaxSymlinkTarget ||
         v.symlink_target.find('\0') != std::string::npos) {
@@ -201,7 +212,7 @@ size_t CommitBytes(const FileVersion& v) {
   size_t xattrs = 0;
   for (const Xattr& x : v.xattrs) xattrs += 8 + x.name.size() + x.value.size();
   return 128 + v.path.size() + v.symlink_target.size() + v.origin_device.size() + 40 * v.chunks.size() + xattrs +
-         v.sealed_record.size();
+         v.sealed_record.size() + v.conflict_original.size();
 }
 
 absl::Status ValidateChanges(const std::vector<FileVersion>& files) {

@@ -82,6 +82,9 @@ struct FileVersion {
   // fields above are then what the store may know (docs/security.md). At most
   // kMaxSealedRecordBytes; empty otherwise.
   std::string sealed_record;
+  // A sealed version that is a conflict copy: the encrypted path of the file it is a copy of (the
+  // store cannot read that from the copy's encrypted name). Empty otherwise.
+  std::string conflict_original;
 };
 
 inline constexpr size_t kMaxSealedRecordBytes = 256 << 10;

@@ -138,6 +138,18 @@ TEST(ModelTest, ASealedRecordRoundTripsWithOrWithoutAttributesAndIsBounded) {
   EXPECT_TRUE(DecodeFileVersion(EncodeFileVersion(SampleFile()))->sealed_record.empty());
   const std::string bytes = EncodeFileVersion(v);
   EXPECT_EQ(DecodeFileVersion(bytes.substr(0, bytes.size() - 1)).status().code(), absl::StatusCode::kDataLoss);
+  // A sealed conflict copy names its original (encrypted); only a sealed file may.
+  v.conflict_original = "abc/def";
+  back = DecodeFileVersion(EncodeFileVersion(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->conflict_original, "abc/def");
+  EXPECT_TRUE(ValidateFileVersion(v).ok()) << ValidateFileVersion(v);
+  FileVersion unsealed = SampleFile();
+  unsealed.conflict_original = "abc";
+  EXPECT_EQ(ValidateFileVersion(unsealed).code(), absl::StatusCode::kInvalidArgument);
+  v.conflict_original = "../up";
+  EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
+  v.conflict_original.clear();
   v.sealed_record.assign(kMaxSealedRecordBytes + 1, 's');
   EXPECT_EQ(ValidateFileVersion(v).code(), absl::StatusCode::kInvalidArgument);
 }

@@ -54,6 +54,7 @@ absl::StatusOr<FileVersion> FileVersionFromProto(const common::v1::FileVersion& 
     return absl::InvalidArgumentError(absl::StrCat(v.path, ": sealed record too large"));
   }
   v.sealed_record = p.sealed_record();
+  v.conflict_original = p.conflict_original();
   CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(v));
   return v;
 }
@@ -83,6 +84,7 @@ void FileVersionToProto(const FileVersion& v, common::v1::FileVersion* p) {
   p->set_seq(v.seq);
   p->set_origin_device(v.origin_device);
   if (!v.sealed_record.empty()) p->set_sealed_record(v.sealed_record);
+  if (!v.conflict_original.empty()) p->set_conflict_original(v.conflict_original);
   p->set_base_seq(v.base_seq);
 }
 

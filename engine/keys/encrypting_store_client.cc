@@ -9,6 +9,7 @@
 #include "common/codec/chunk_codec.h"
 #include "common/crypto/chunk_cipher.h"
 #include "common/crypto/name_cipher.h"
+#include "common/model/conflict_name.h"
 #include "common/model/path.h"
 
 namespace converge::engine {
@@ -104,6 +105,10 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Sealed(const FileVersion& pla
     }
     s.content_sha256 = ContentDigest(s.chunks);
   }
+  if (std::optional<ConflictCopyName> copy = ParseConflictName(plain.path);
+      copy.has_value() && s.kind == FileKind::kFile && !s.deleted) {
+    CONVERGE_ASSIGN_OR_RETURN(s.conflict_original, crypto::EncryptPath(keys->names, copy->original_path));
+  }
   s.sealed_record = crypto::SealRecord(keys->ring.Current(), s.path, EncodeFileVersion(plain));
   return s;
 }
@@ -127,6 +132,7 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
   plain->origin_device = sealed.origin_device;
   plain->base_seq = sealed.base_seq;
   plain->sealed_record.clear();
+  plain->conflict_original.clear();
   CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(*plain));
   if (plain->kind == FileKind::kFile && !plain->deleted) {
     if (plain->chunks.size() != sealed.chunks.size()) return refuse(absl::StrCat(*path, ": chunk lists differ"));

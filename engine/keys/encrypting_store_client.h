@@ -6,7 +6,8 @@
 //   chunks      sealed (chunk_cipher.h); the store's id of a chunk is the SHA-256 of its sealed
 //               bytes, which the store checks as for any chunk, and its length theirs
 //   version     kind (a directory or not), deleted, file_id, base_seq, the sealed chunk list and
-//               its total; mode 0600 and mtime 0; the real version (path, size, mtime, mode,
+//               its total; mode 0600 and mtime 0; for a conflict copy, the encrypted path of its
+//               original (the store keeps conflict records); the real version (path, size, mtime, mode,
 //               kind, chunk list, symlink target, attributes) is its sealed record, bound to the
 //               encrypted path
 //

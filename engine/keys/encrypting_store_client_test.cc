@@ -164,6 +164,32 @@ TEST_F(EncryptingStoreClientTest, AMemberThatWritesWhatDoesNotOpenCannotStopTheO
   EXPECT_GT(two_->index->cursor(), 2u);
 }
 
+TEST_F(EncryptingStoreClientTest, ConflictsAreRecordedByTheStoreUnderEncryptedNamesAndShownInTheClear) {
+  ASSERT_TRUE(one_->fs.UserWrite("notes.txt", "v0").ok());
+  Sync({one_.get(), two_.get()});
+  ASSERT_TRUE(one_->fs.UserWrite("notes.txt", "edited on one").ok());
+  ASSERT_TRUE(two_->fs.UserWrite("notes.txt", "edited on two").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
+  absl::StatusOr<std::vector<ConflictRecord>> shown = one_->encrypting.ListConflicts(false);
+  ASSERT_TRUE(shown.ok()) << shown.status();
+  ASSERT_EQ(shown->size(), 1u);
+  EXPECT_EQ((*shown)[0].original_path, "notes.txt");
+  EXPECT_TRUE(absl::StrContains((*shown)[0].copy_path, "(conflict")) << (*shown)[0].copy_path;
+  EXPECT_TRUE(one_->fs.Snapshot().count((*shown)[0].copy_path));
+  // What the store holds: the same record under encrypted names.
+  absl::StatusOr<std::vector<ConflictRecord>> stored = one_->client.ListConflicts(false);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_FALSE(absl::StrContains((*stored)[0].copy_path, "conflict"));
+  EXPECT_FALSE(absl::StrContains((*stored)[0].original_path, "notes"));
+  // Resolving by its plain name resolves the store's record.
+  absl::StatusOr<ConflictRecord> resolved = two_->encrypting.ResolveConflict((*shown)[0].copy_path);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_TRUE(resolved->resolved);
+  EXPECT_TRUE(one_->encrypting.ListConflicts(false)->empty());
+}
+
 TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
   ASSERT_TRUE(one_->fs.UserWrite("x.txt", "x").ok());
   ASSERT_TRUE(one_->fs.UserWrite("y.txt", "y").ok());

@@ -84,7 +84,11 @@ absl::Status RecordHistory(StoreDb* db, const Commit& commit, const std::functio
   for (const FileVersion& v : commit.files) {
     batch->Put(HistoryKey(commit.namespace_id, v.path, commit.seq), EncodeHistory(v, commit.committed_at_unix_ms));
     if (v.kind != FileKind::kFile) continue;
-    std::optional<ConflictCopyName> copy = ParseConflictName(v.path);
+    // A conflict copy by its name, or (sealed: the name is encrypted) by what its device said.
+    std::optional<ConflictCopyName> copy =
+        v.sealed_record.empty() ? ParseConflictName(v.path)
+        : v.conflict_original.empty() ? std::nullopt
+                                      : std::optional<ConflictCopyName>(ConflictCopyName{v.conflict_original});
     if (!copy.has_value()) continue;
     const std::string key = ConflictKey(commit.namespace_id, v.path);
     std::string value;
