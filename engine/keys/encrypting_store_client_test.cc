@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "engine/sync/history.h"
 #include "engine/sync/local_index.h"
 #include "engine/sync/sync_engine.h"
 #include "gtest/gtest.h"
@@ -188,6 +189,30 @@ TEST_F(EncryptingStoreClientTest, ConflictsAreRecordedByTheStoreUnderEncryptedNa
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   EXPECT_TRUE(resolved->resolved);
   EXPECT_TRUE(one_->encrypting.ListConflicts(false)->empty());
+}
+
+TEST_F(EncryptingStoreClientTest, HistoryListsAndRestoresByPlainNames) {
+  ASSERT_TRUE(one_->fs.UserWrite("doc.txt", "first draft").ok());
+  Sync({one_.get(), two_.get()});
+  clock_.Advance(absl::Minutes(5));
+  const absl::Time between = clock_.Now();
+  clock_.Advance(absl::Minutes(5));
+  ASSERT_TRUE(one_->fs.UserWrite("doc.txt", "second draft").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("later.txt", "made after").ok());
+  Sync({one_.get(), two_.get()});
+  FolderHistory history(&two_->encrypting, [] { return std::string(kFileIdBytes, 'r'); });
+  absl::StatusOr<std::vector<HistoryVersion>> versions = history.Versions("doc.txt", 0);
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].version.path, "doc.txt");
+  EXPECT_EQ((*versions)[0].version.size, std::string("second draft").size());  // the real size
+  // The whole folder back as it was between the drafts: on every device.
+  absl::StatusOr<RestoreResult> restored = history.RestoreFolder(between);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(one_->fs.Snapshot()["doc.txt"], "first draft");
+  EXPECT_FALSE(one_->fs.Snapshot().count("later.txt"));
+  EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
 }
 
 TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
