@@ -138,6 +138,14 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
   r = Keys(laptop, {"status"});
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r.out;  // 2 lines + 3 devices
   EXPECT_FALSE(absl::StrContains(r.out, "waiting")) << r.out;
+  // The operator sees the same: which devices hold the keyring, their fingerprints, no key.
+  r = c_->Convergectl({"namespaces", "keys", "vault"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "keyring " + keyring_id)) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, phone_fp)) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, laptop_fp)) << r.out;
+  const std::vector<std::string> holders = absl::StrSplit(r.out, "holds epoch 1");
+  EXPECT_EQ(holders.size(), 4u) << r.out;  // three devices
 
   // The services' data (management's registry, the store) hold the devices' public keys but
   // none of the keyring's keys, and no device's secret key.

@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -29,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/base/human_format.h"
+#include "common/crypto/device_keys.h"
 #include "common/rpc/channel.h"
 #include "common/security/bearer_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
@@ -76,6 +78,8 @@ commands:
   namespaces list [--user=USER]
   namespaces share <namespace-id> --user=USER
   namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts, watermark
+  namespaces keys <namespace-id>     an encrypted namespace's devices: holding its keyring or
+                                     waiting, with their key fingerprints (never a key)
   namespaces compact <namespace-id>  fold the log below the watermark, drop old history and chunks
   namespaces evict <namespace-id> <device-id>
                                      stop an absent device pinning the watermark (it gets a
@@ -263,6 +267,7 @@ class Cli {
     if (noun == "namespaces" && verb == "set" && args.size() == 3) return SetNamespaceOptions(args[2]);
     if (noun == "namespaces" && verb == "share" && args.size() == 3) return Share(args[2]);
     if (noun == "namespaces" && verb == "status" && args.size() == 3) return NamespaceStatus(args[2]);
+    if (noun == "namespaces" && verb == "keys" && args.size() == 3) return NamespaceKeys(args[2]);
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
     if (noun == "members" && verb == "list" && args.size() == 3) return ListMembers(args[2]);
     if (noun == "namespaces" && verb == "compact" && args.size() == 3) return Compact(args[2]);
@@ -722,6 +727,26 @@ class Cli {
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     std::cout << "device " << device << " is a member of " << ns << "\n";
+    return 0;
+  }
+
+  int NamespaceKeys(const std::string& ns) {
+    v1::ListKeyGrantsRequest req;
+    req.set_namespace_id(ns);
+    v1::ListKeyGrantsResponse resp;
+    grpc::Status s = stub_->ListKeyGrants(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "keyring " << (resp.keyring_id().empty() ? "none yet" : absl::BytesToHexString(resp.keyring_id()))
+              << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::KeyGrant& g : resp.grants()) {
+      absl::StatusOr<converge::crypto::DevicePublicKey> key = converge::crypto::DevicePublicKey::FromBytes(g.public_key());
+      rows.push_back({g.device_id(), g.device_name(),
+                      g.granted() ? absl::StrCat("holds epoch ", g.epoch(), " (from ", g.granted_by(), ")") : "waiting",
+                      key.ok() ? key->Fingerprint() : "(malformed)"});
+    }
+    PrintTable({"DEVICE", "NAME", "KEYRING", "FINGERPRINT"}, rows);
     return 0;
   }
 
