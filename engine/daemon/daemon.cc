@@ -28,6 +28,7 @@
 #include "engine/control/control_service.h"
 #include "engine/control/status_file.h"
 #include "engine/fs/watcher.h"
+#include "common/crypto/chunk_cipher.h"
 #include "engine/keys/encrypting_store_client.h"
 #include "engine/keys/namespace_keys.h"
 #include "engine/sync/history.h"
@@ -130,15 +131,22 @@ class Daemon::Running {
       return;
     }
     keys_ = std::move(*keys);
-    if (std::optional<crypto::Keyring> ring = keys_->keyring()) encrypting_.SetKeyring(*std::move(ring));
+    if (std::optional<crypto::Keyring> ring = keys_->keyring()) UseKeyring(*std::move(ring));
     keys_->set_on_keyring([this](const crypto::Keyring& ring) {
-      encrypting_.SetKeyring(ring);
+      UseKeyring(ring);
       engine_.RequestPull();
       engine_.NotifyLocalChange();
     });
     log->info("the namespace is end-to-end encrypted; {}",
               keys_->keyring().has_value() ? "this device holds its keyring"
                                            : "waiting for its keyring (converge-engine keys request, then accept)");
+  }
+
+  // UseKeyring: the engine syncs with `ring` from its next round: sealed through encrypting_,
+  // chunked with the epoch's own gear table.
+  void UseKeyring(crypto::Keyring ring) {
+    engine_.SetChunkGear(MakeGearTable(crypto::GearTable(ring.Current())));
+    encrypting_.SetKeyring(std::move(ring));
   }
 
   void StartWatcher() {

@@ -121,6 +121,8 @@ class Applier {
   // set_sync_xattrs: files are written with their versions' "user." extended attributes (the
   // namespace syncs them); otherwise those are left as they are.
   void set_sync_xattrs(bool on) { sync_xattrs_ = on; }
+  // set_gear: the chunker's table from now on (the scanner's: local files chunk alike).
+  void set_gear(std::shared_ptr<const GearTable> gear) { params_.gear = std::move(gear); }
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).
   void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
@@ -211,7 +213,7 @@ class Applier {
   const std::string device_;
   std::string device_name_;
   bool sync_xattrs_ = false;
-  const ChunkParams params_;
+  ChunkParams params_;  // its gear changes by set_gear only
   bool local_wins_ = false;
   ApplyStats stats_;
   std::vector<IndexEntry> installed_;  // see TakeInstalled

@@ -57,6 +57,15 @@ int Log2(uint32_t v) {
 
 }  // namespace
 
+std::shared_ptr<const GearTable> MakeGearTable(const std::array<uint64_t, 256>& values) {
+  auto table = std::make_shared<GearTable>();
+  for (int i = 0; i < 256; ++i) {
+    table->gear[i] = values[i];
+    table->shifted[i] = values[i] << 1;
+  }
+  return table;
+}
+
 FastCdc::FastCdc(ChunkParams params) : params_(params) {
   const int bits = Log2(params_.avg_bytes);
   mask_small_ = Mask(bits + 2);
@@ -67,8 +76,8 @@ size_t FastCdc::Cut(const uint8_t* data, size_t n) const {
   if (n <= params_.min_bytes) return n;
   const size_t end = std::min<size_t>(n, params_.max_bytes);
   const size_t normal = std::min<size_t>(end, params_.avg_bytes);
-  const uint64_t* gear = Gear();
-  const uint64_t* gear2 = GearShifted();
+  const uint64_t* gear = params_.gear ? params_.gear->gear : Gear();
+  const uint64_t* gear2 = params_.gear ? params_.gear->shifted : GearShifted();
   uint64_t fp = 0;
   size_t i = params_.min_bytes;  // cut-point skipping: no boundary before min_bytes
   // Two bytes a step: fp after both is (fp << 2) + (gear[a] << 1) + gear[b], whose second term
@@ -105,7 +114,7 @@ size_t FastCdc::CutOneByteAStep(const uint8_t* data, size_t n) const {
   if (n <= params_.min_bytes) return n;
   const size_t end = std::min<size_t>(n, params_.max_bytes);
   const size_t normal = std::min<size_t>(end, params_.avg_bytes);
-  const uint64_t* gear = Gear();
+  const uint64_t* gear = params_.gear ? params_.gear->gear : Gear();
   uint64_t fp = 0;
   size_t i = params_.min_bytes;
   for (; i < normal; ++i) {

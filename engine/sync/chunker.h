@@ -12,8 +12,10 @@
 #ifndef CONVERGE_ENGINE_SYNC_CHUNKER_H_
 #define CONVERGE_ENGINE_SYNC_CHUNKER_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -26,10 +28,20 @@ namespace converge::engine {
 // Chunk size bounds. The defaults were chosen by measurement (docs/architecture.md): the mean
 // chunk is large enough that a 100 MiB file lists ~400 chunks (the metadata every version
 // carries), small enough that an edit costs a fraction of a MiB before deltas.
+// GearTable: the rolling hash's 256 values, and each shifted left by one. An end-to-end
+// encrypted namespace has its own (drawn from its keys: crypto::GearTable), so chunk boundaries do
+// not tell which known file a device holds; a plain namespace uses a fixed one.
+struct GearTable {
+  uint64_t gear[256];
+  uint64_t shifted[256];
+};
+std::shared_ptr<const GearTable> MakeGearTable(const std::array<uint64_t, 256>& values);
+
 struct ChunkParams {
   uint32_t min_bytes = 64 << 10;
   uint32_t avg_bytes = 256 << 10;  // a power of two
   uint32_t max_bytes = 1 << 20;    // <= kMaxChunkBytes
+  std::shared_ptr<const GearTable> gear;  // null: the fixed table
 };
 
 class FastCdc {

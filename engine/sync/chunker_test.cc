@@ -1,6 +1,7 @@
 #include "engine/sync/chunker.h"
 
 #include <algorithm>
+#include <array>
 #include <random>
 #include <set>
 #include <string>
@@ -274,6 +275,42 @@ TEST(ChunkerTest, TwoBytesAStepCutsWhereOneByteAStepWould) {
     ++cuts;
   }
   EXPECT_GT(cuts, 40u);
+}
+
+// Cuts lists where `params` cuts `data`, checking the fast loop against the definition.
+std::vector<size_t> Cuts(const std::string& data, const ChunkParams& params) {
+  const FastCdc cdc(params);
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(data.data());
+  std::vector<size_t> cuts;
+  for (size_t pos = 0; pos < data.size();) {
+    const size_t n = data.size() - pos;
+    const size_t got = cdc.Cut(bytes + pos, n);
+    EXPECT_EQ(got, cdc.CutOneByteAStep(bytes + pos, n)) << "at " << pos;
+    pos += got;
+    cuts.push_back(pos);
+  }
+  return cuts;
+}
+
+TEST(ChunkerTest, ANamespacesOwnGearTableCutsElsewhereButTheSameOnEveryDevice) {
+  std::mt19937_64 rng(12);
+  const std::string data = Random(rng, 8 << 20);
+  std::array<uint64_t, 256> values{}, other{};
+  for (uint64_t& v : values) v = rng();
+  for (uint64_t& v : other) v = rng();
+  ChunkParams keyed;
+  keyed.gear = MakeGearTable(values);
+  ChunkParams again;
+  again.gear = MakeGearTable(values);  // another device, the same namespace
+  ChunkParams foreign;
+  foreign.gear = MakeGearTable(other);
+  const std::vector<size_t> fixed = Cuts(data, ChunkParams{}), mine = Cuts(data, keyed);
+  EXPECT_EQ(mine, Cuts(data, again));
+  EXPECT_NE(mine, fixed);
+  EXPECT_NE(mine, Cuts(data, foreign));
+  // A keyed table still cuts content-defined, near the average size.
+  EXPECT_GT(mine.size(), 16u);
+  EXPECT_LT(mine.size(), 64u);
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ class Scanner {
   // set_sync_xattrs: versions of files carry their "user." extended attributes (the namespace
   // syncs them), and a change of them alone is a change.
   void set_sync_xattrs(bool on) { sync_xattrs_ = on; }
+  // set_gear: the chunker's table from now on (between scans).
+  void set_gear(std::shared_ptr<const GearTable> gear) { params_.gear = std::move(gear); }
   // set_syncable: paths for which `syncable` says no are left out of scans, like names no other
   // device could take (an encrypted namespace's store holds shorter names than a plain one's).
   void set_syncable(std::function<bool(const std::string&)> syncable) { syncable_ = std::move(syncable); }
@@ -115,7 +117,7 @@ class Scanner {
   Filesystem* const fs_;
   LocalIndex* const index_;
   Clock* const clock_;
-  const ChunkParams params_;
+  ChunkParams params_;  // its gear changes by set_gear only
   std::function<std::string()> new_file_id_;
   ChunkSink chunk_sink_;
   size_t change_every_ = 0;

@@ -19,7 +19,7 @@ namespace {
 using testing::MakeTestDir;
 
 // Small chunks, so small test files have several.
-constexpr ChunkParams kTestChunks{256, 512, 1024};
+const ChunkParams kTestChunks{256, 512, 1024, nullptr};
 using testing::WriteFile;
 
 class ScannerTest : public ::testing::Test {

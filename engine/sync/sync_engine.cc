@@ -800,7 +800,20 @@ absl::Status SyncEngine::CommitBatchOnce(const std::vector<LocalChange>& batch, 
   return absl::OkStatus();
 }
 
+void SyncEngine::SetChunkGear(std::shared_ptr<const GearTable> gear) {
+  absl::MutexLock lock(&mu_);
+  new_gear_ = std::move(gear);
+}
+
 absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& reported) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (new_gear_.has_value()) {
+      scanner_.set_gear(*new_gear_);
+      applier_.set_gear(*std::move(new_gear_));
+      new_gear_.reset();
+    }
+  }
   // The watcher's reports of this engine's own installs are no changes to look at.
   std::optional<std::vector<std::string>> paths = reported;
   if (!paths.has_value()) {

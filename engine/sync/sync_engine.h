@@ -136,6 +136,9 @@ class SyncEngine {
   void NotifyLocalChange();
   // NotifyLocalPaths: these paths changed; `writing` ones may still be being written.
   void NotifyLocalPaths(const std::vector<std::pair<std::string, bool>>& paths);
+  // SetChunkGear: the chunker's table (an encrypted namespace's), from the next sync round on;
+  // thread-safe.
+  void SetChunkGear(std::shared_ptr<const GearTable> gear);
   // SetPaused: a paused engine neither scans nor pulls until resumed.
   void SetPaused(bool paused);
   // set_local_event_flush: called before every pull to have the watcher report what it has
@@ -326,6 +329,7 @@ class SyncEngine {
 
   mutable absl::Mutex mu_;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<std::shared_ptr<const GearTable>> new_gear_ ABSL_GUARDED_BY(mu_);  // for the next round
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_pull_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // of the last complete pull
   // Chunks the next commit carries (TakeInline); engine thread only.
