@@ -81,6 +81,27 @@ class E2eKeysTest : public ::testing::Test {
     return path;
   }
 
+  // ExpectServicesHoldNoKeyOf: the services' data (management's registry, the store) hold the
+  // device's public key but none of the keyring's keys, no device's secret key and not the
+  // passphrase (which went over the engines' control sockets only), nor do the logs.
+  void ExpectServicesHoldNoKeyOf(int engine, const std::string& keyring_id, const std::string& passphrase) {
+    const std::string keys_dir = c_->folder(engine) + "/.converge/keys";
+    std::ifstream ring_in(keys_dir + "/keyring", std::ios::binary), device_in(keys_dir + "/device.key", std::ios::binary);
+    const std::string ring_bytes((std::istreambuf_iterator<char>(ring_in)), std::istreambuf_iterator<char>());
+    const std::string device_bytes((std::istreambuf_iterator<char>(device_in)), std::istreambuf_iterator<char>());
+    auto ring = crypto::Keyring::Parse(ring_bytes);
+    auto device = crypto::DeviceKeys::Parse(device_bytes);
+    ASSERT_TRUE(ring.ok() && device.ok());
+    EXPECT_EQ(absl::BytesToHexString(ring->Id()), keyring_id);
+    const std::string data = dir_ + "/data", folders = dir_ + "/folders";
+    EXPECT_FALSE(FilesHolding(data, folders, device->public_key().ToBytes()).empty());
+    EXPECT_TRUE(FilesHolding(data, folders, ring_bytes.substr(4, 32)).empty());               // names key
+    EXPECT_TRUE(FilesHolding(data, folders, ring_bytes.substr(4 + 32 + 4 + 4, 32)).empty());  // epoch 1
+    EXPECT_TRUE(FilesHolding(data, folders, device_bytes.substr(4, 32)).empty());             // X25519 secret
+    EXPECT_TRUE(FilesHolding(data, folders, passphrase).empty());
+    EXPECT_TRUE(FilesHolding(c_->logs_dir(), folders, passphrase).empty());
+  }
+
   std::string dir_;
   std::unique_ptr<Cluster> c_;
 };
@@ -147,24 +168,7 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
   const std::vector<std::string> holders = absl::StrSplit(r.out, "holds epoch 1");
   EXPECT_EQ(holders.size(), 4u) << r.out;  // three devices
 
-  // The services' data (management's registry, the store) hold the devices' public keys but
-  // none of the keyring's keys, and no device's secret key.
-  const std::string keys_dir = c_->folder(laptop) + "/.converge/keys";
-  std::ifstream ring_in(keys_dir + "/keyring", std::ios::binary), device_in(keys_dir + "/device.key", std::ios::binary);
-  const std::string ring_bytes((std::istreambuf_iterator<char>(ring_in)), std::istreambuf_iterator<char>());
-  const std::string device_bytes((std::istreambuf_iterator<char>(device_in)), std::istreambuf_iterator<char>());
-  auto ring = crypto::Keyring::Parse(ring_bytes);
-  auto device = crypto::DeviceKeys::Parse(device_bytes);
-  ASSERT_TRUE(ring.ok() && device.ok());
-  EXPECT_EQ(absl::BytesToHexString(ring->Id()), keyring_id);
-  const std::string folders = dir_ + "/folders";
-  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, device->public_key().ToBytes()).empty());
-  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, ring_bytes.substr(4, 32)).empty());           // names key
-  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, ring_bytes.substr(4 + 32 + 4 + 4, 32)).empty());  // epoch 1
-  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, device_bytes.substr(4, 32)).empty());         // X25519 secret
-  // Nor the passphrase (which went over the engines' control sockets only), in data or logs.
-  EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, passphrase).empty());
-  EXPECT_TRUE(FilesHolding(c_->logs_dir(), folders, passphrase).empty());
+  ExpectServicesHoldNoKeyOf(laptop, keyring_id, passphrase);
 }
 
 bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
