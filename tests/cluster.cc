@@ -375,6 +375,15 @@ CommandResult Cluster::Convergectl(const std::vector<std::string>& args) {
   return RunCommand(argv, options_.dir + "/run");
 }
 
+bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return cond();
+}
+
 std::string Cluster::DeviceIdOf(const std::string& device_name) {
   CommandResult r = Convergectl({"devices", "list"});
   for (absl::string_view line : absl::StrSplit(r.out, '\n')) {

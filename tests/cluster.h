@@ -4,6 +4,7 @@
 #ifndef CONVERGE_TESTS_CLUSTER_H_
 #define CONVERGE_TESTS_CLUSTER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +55,9 @@ struct TestDevice {
   std::string credential;
   std::string token;
 };
+
+// WaitFor polls `cond` every 20 ms until it holds (true) or `limit` passes (its last answer).
+bool WaitFor(const std::function<bool()>& cond, absl::Duration limit);
 
 // WriteFile writes `data` to `path`, creating its directories; ReadFile returns a file's bytes
 // ("" if it cannot be read).

@@ -67,6 +67,11 @@ class E2eKeysTest : public ::testing::Test {
     EXPECT_EQ(r.out, "created end-to-end encrypted namespace vault owned by e2e\n");
     const EngineIdentity vault{"e2e", "vault", c_->enrollment_token(), ""};
     for (const char* name : {"laptop", "phone", "tablet"}) ASSERT_TRUE(c_->AddEngine(name, vault).ok());
+    // Each engine enrolls, then serves its control socket: wait until all three answer.
+    for (int engine = 2; engine <= 4; ++engine) {
+      ASSERT_TRUE(WaitFor([&] { return Keys(engine, {"status"}).exit_code == 0; }, absl::Seconds(30)))
+          << c_->name(engine) << "'s control socket; logs in " << c_->logs_dir();
+    }
   }
 
   CommandResult Keys(int engine, std::vector<std::string> args) {
@@ -171,14 +176,6 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
   ExpectServicesHoldNoKeyOf(laptop, keyring_id, passphrase);
 }
 
-bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return cond();
-}
 
 TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAndTheStoreSeesNoPlaintext) {
   const int laptop = kLaptop, phone = kPhone;

@@ -18,15 +18,6 @@
 namespace converge::testing {
 namespace {
 
-bool WaitFor(const std::function<bool()>& cond, absl::Duration limit) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return cond();
-}
-
 class E2eOperatorTest : public ::testing::Test {
  protected:
   void SetUp() override {

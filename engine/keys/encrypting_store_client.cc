@@ -133,7 +133,9 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
   plain->base_seq = sealed.base_seq;
   plain->sealed_record.clear();
   plain->conflict_original.clear();
-  CONVERGE_RETURN_IF_ERROR(ValidateFileVersion(*plain));
+  // What a member sealed is checked like anything from the network (a name like "..", a chunk
+  // list that does not add up): refused as the rest, so it is skipped, not a stop.
+  if (absl::Status valid = ValidateFileVersion(*plain); !valid.ok()) return refuse(valid.message());
   if (plain->kind == FileKind::kFile && !plain->deleted) {
     if (plain->chunks.size() != sealed.chunks.size()) return refuse(absl::StrCat(*path, ": chunk lists differ"));
     absl::MutexLock lock(&mu_);

@@ -215,6 +215,29 @@ TEST_F(EncryptingStoreClientTest, HistoryListsAndRestoresByPlainNames) {
   EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
 }
 
+TEST_F(EncryptingStoreClientTest, AMembersSealedDotDotIsSkippedNotAppliedNorAStop) {
+  // A member with the keys seals what no engine would: directories "a", "a/.." and "a/../up".
+  // The store sees only base32 names and takes them; the others open them and refuse the path.
+  std::vector<FileVersion> hostile;
+  for (const char* path : {"a", "a/..", "a/../up"}) {
+    FileVersion dir;
+    dir.file_id = std::string(kFileIdBytes, 'h');
+    dir.path = path;
+    dir.kind = FileKind::kDirectory;
+    dir.mode = 0755;
+    absl::StatusOr<FileVersion> sealed = one_->encrypting.Sealed(dir);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    hostile.push_back(*sealed);
+  }
+  ASSERT_TRUE(one_->client.Commit(hostile).ok());
+  ASSERT_TRUE(one_->fs.UserWrite("good.txt", "still arrives").ok());
+  Sync({one_.get(), two_.get()});
+  const std::map<std::string, std::string> two = two_->fs.Snapshot();
+  EXPECT_EQ(two.at("good.txt"), "still arrives");
+  EXPECT_FALSE(two.count("up"));
+  EXPECT_EQ(two_->index->cursor(), one_->index->cursor());
+}
+
 TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
   ASSERT_TRUE(one_->fs.UserWrite("x.txt", "x").ok());
   ASSERT_TRUE(one_->fs.UserWrite("y.txt", "y").ok());
