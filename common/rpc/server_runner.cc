@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/files.h"
 #include "common/rpc/rpc_metrics.h"
 
 namespace converge {
@@ -89,22 +90,5 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("open ", tmp, ": ", strerror(errno)));
-  }
-  const bool ok = write(fd, contents.data(), contents.size()) ==
-                      static_cast<ssize_t>(contents.size()) &&
-                  fsync(fd) == 0;
-  const int saved = errno;
-  close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("write ", path, ": ", strerror(ok ? errno : saved)));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace converge

@@ -69,9 +69,6 @@ void BlockTerminationSignals();
 // WaitForTerminationSignal returns the signal number once SIGTERM or SIGINT arrives.
 int WaitForTerminationSignal();
 
-// WriteFileAtomically writes `contents` to a temp file beside `path`, fsyncs and renames it.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
-
 }  // namespace converge
 
 #endif  // CONVERGE_COMMON_RPC_SERVER_RUNNER_H_

@@ -1,3 +1,4 @@
+#include "common/base/files.h"
 #include "common/rpc/service_main.h"
 
 #include <cstdlib>

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/files.h"
 #include "common/base/clock.h"
 #include "common/base/logging.h"
 #include "common/base/metrics.h"

@@ -265,16 +265,7 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vect
     sealed.push_back(std::move(s));
   }
   if (inline_fits) return inner_->CommitWithChunks(sealed, sealed_chunks);
-  size_t next = 0;
-  CONVERGE_RETURN_IF_ERROR(inner_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
-    if (next == sealed_chunks.size()) return false;
-    out->sha256 = sealed_chunks[next].sha256;
-    out->data = std::move(sealed_chunks[next].data);
-    out->encoding = ChunkEncoding::kRaw;
-    ++next;
-    return true;
-  }));
-  return inner_->Commit(sealed);
+  return inner_->StoreClient::CommitWithChunks(sealed, sealed_chunks);  // PutChunks, then Commit
 }
 
 absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/base/files.h"
 #include "common/base/status_macros.h"
 #include "common/crypto/recovery.h"
 
@@ -51,34 +52,9 @@ absl::StatusOr<std::optional<std::string>> ReadSecret(const std::string& path) {
   return std::optional<std::string>(std::move(out));
 }
 
-// WriteSecret replaces dir/name with `bytes` whole: a temp file (0600), fsync, rename, fsync of
-// the directory. A crash leaves the old file or the new one.
+// WriteSecret replaces dir/name with `bytes` whole, durably (the directory is fsynced too).
 absl::Status WriteSecret(const std::string& dir, const std::string& name, absl::string_view bytes) {
-  const std::string path = absl::StrCat(dir, "/", name), tmp = absl::StrCat(path, ".tmp");
-  unlink(tmp.c_str());
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Errno("cannot create", tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return Errno("cannot write", tmp);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) {
-    close(fd);
-    return Errno("cannot fsync", tmp);
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
-  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Errno("cannot open", dir);
-  const int rc = fsync(dfd);
-  close(dfd);
-  return rc == 0 ? absl::OkStatus() : Errno("cannot fsync", dir);
+  return WriteFileAtomically(absl::StrCat(dir, "/", name), bytes, /*sync_dir=*/true);
 }
 
 std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
