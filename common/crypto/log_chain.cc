@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sodium.h"
 
@@ -19,7 +21,37 @@ void AppendField(std::string* out, absl::string_view bytes) {
 
 absl::string_view View(const Digest& d) { return absl::string_view(reinterpret_cast<const char*>(d.data()), d.size()); }
 
+constexpr char kAttestationFormat = 1;
+
 }  // namespace
+
+std::string EncodeAttestation(const SignedCommit& c) {
+  std::string out(1, kAttestationFormat);
+  AppendU64(&out, c.seen.seq);
+  out.append(View(c.seen.hash).data(), kDigestSize);
+  out.append(View(c.body).data(), kDigestSize);
+  out.append(c.signature);
+  return out;
+}
+
+absl::StatusOr<SignedCommit> DecodeAttestation(absl::string_view bytes, std::string namespace_id,
+                                               std::string device_id) {
+  if (bytes.size() != kAttestationBytes || bytes[0] != kAttestationFormat) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit attestation is ", kAttestationBytes,
+                                                   " bytes of format ", int{kAttestationFormat}));
+  }
+  SignedCommit c;
+  c.namespace_id = std::move(namespace_id);
+  c.device_id = std::move(device_id);
+  bytes.remove_prefix(1);
+  if (!ReadU64(&bytes, &c.seen.seq)) return absl::InvalidArgumentError("a short commit attestation");
+  std::memcpy(c.seen.hash.data(), bytes.data(), kDigestSize);
+  bytes.remove_prefix(kDigestSize);
+  std::memcpy(c.body.data(), bytes.data(), kDigestSize);
+  bytes.remove_prefix(kDigestSize);
+  c.signature = std::string(bytes.substr(0, kSignatureBytes));
+  return c;
+}
 
 std::string SigningBytes(const SignedCommit& c) {
   std::string out;
@@ -71,6 +103,7 @@ absl::Status LogVerifier::Accept(uint64_t seq, const SignedCommit& c) {
   if (key == nullptr) return refuse(absl::StrCat("is from '", c.device_id, "', not a member device"));
   if (!VerifySignature(*key, SigningBytes(c), c.signature)) return refuse("has no valid signature of its device");
   if (c.seen.seq >= seq) return refuse("claims to have seen itself or a later commit");
+  if (signatures_.count(c.signature) > 0) return refuse("is a commit the log holds already, shown again: a replay");
   const std::optional<Digest> seen = history_->HeadAt(c.seen.seq);
   if (seen.has_value() && *seen != c.seen.hash) {
     return refuse(absl::StrCat("was made on a different log than this device's at seq ", c.seen.seq, " (a fork)"));
@@ -83,6 +116,12 @@ absl::Status LogVerifier::Accept(uint64_t seq, const SignedCommit& c) {
   announced_.erase(announced_.begin(), announced_.upper_bound(seq));
   history_->Record(next);
   head_ = next;
+  signatures_.insert(c.signature);
+  signature_order_.push_back(c.signature);
+  if (signature_order_.size() > kMaxRememberedCommits) {
+    signatures_.erase(signature_order_.front());
+    signature_order_.pop_front();
+  }
   return absl::OkStatus();
 }
 

@@ -9,7 +9,8 @@
 //
 // and LogVerifier refuses what an honest store never shows: a gap (dropped commits), a seq seen
 // before (replay, reorder, rollback), a bad signature or an unknown device (invented commits),
-// a commit whose "seen" head is not this chain's head at that seq, and a head announced by
+// a commit accepted before shown again under a later seq (replay), a commit whose "seen" head
+// is not this chain's head at that seq, and a head announced by
 // another device (through the notification stream or on a pull) that differs from this chain's
 // at the same seq: the store showed the two devices different logs (a fork).
 #ifndef CONVERGE_COMMON_CRYPTO_LOG_CHAIN_H_
@@ -17,11 +18,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/base/sha256.h"
 #include "common/crypto/device_keys.h"
@@ -41,6 +45,15 @@ struct SignedCommit {
   Digest body{};       // hash of the commit's body as stored (encrypted records, ids)
   std::string signature;
 };
+
+// An attestation: a SignedCommit as it travels with its commit (Commit::attestation), without the
+// namespace and device (the commit names them): a format byte, the seen head's seq (8 bytes LE)
+// and hash, the body hash and the Ed25519 signature.
+inline constexpr size_t kAttestationBytes = 1 + 8 + 32 + 32 + 64;
+std::string EncodeAttestation(const SignedCommit& c);
+// DecodeAttestation: InvalidArgument unless `bytes` is one.
+absl::StatusOr<SignedCommit> DecodeAttestation(absl::string_view bytes, std::string namespace_id,
+                                               std::string device_id);
 
 // SigningBytes: the canonical, length-prefixed bytes a device signs for `c` (signature excluded).
 std::string SigningBytes(const SignedCommit& c);
@@ -67,6 +80,8 @@ class MemoryHeadHistory : public HeadHistory {
  private:
   std::map<uint64_t, Digest> heads_;
 };
+
+inline constexpr size_t kMaxRememberedCommits = 1 << 16;
 
 class LogVerifier {
  public:
@@ -96,6 +111,11 @@ class LogVerifier {
   HeadHistory* const history_;
   LogHead head_;
   std::map<uint64_t, Digest> announced_;  // heads announced ahead of this one (bounded)
+  // Signatures of the last kMaxRememberedCommits commits accepted: a commit shown again under a
+  // new seq is a replay (Ed25519 signs the same bytes alike; an honest device never commits
+  // the same body on the same head twice: the store would refuse its stale bases).
+  std::set<std::string> signatures_;
+  std::deque<std::string> signature_order_;
 };
 
 }  // namespace converge::crypto

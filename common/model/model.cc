@@ -261,6 +261,7 @@ std::string EncodeCommit(const Commit& c) {
   PutVarint64(&out, static_cast<uint64_t>(c.committed_at_unix_ms));
   PutVarint64(&out, c.files.size());
   for (const FileVersion& v : c.files) PutFileVersion(&out, v);
+  if (!c.attestation.empty()) PutLengthPrefixed(&out, c.attestation);  // absent in older records
   return out;
 }
 
@@ -280,6 +281,9 @@ absl::StatusOr<Commit> DecodeCommit(absl::string_view bytes) {
   c.files.resize(n);
   for (FileVersion& v : c.files) {
     if (!GetFileVersion(&d, &v)) return absl::DataLossError("corrupt commit record");
+  }
+  if (!d.done() && (!d.GetLengthPrefixed(&c.attestation) || c.attestation.size() > kMaxAttestationBytes)) {
+    return absl::DataLossError("corrupt commit record: attestation");
   }
   if (!d.done()) return absl::DataLossError("corrupt commit record: trailing bytes");
   return c;

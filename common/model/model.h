@@ -101,7 +101,13 @@ struct Commit {
   std::string origin_device;
   int64_t committed_at_unix_ms = 0;
   std::vector<FileVersion> files;
+  // End-to-end encrypted namespaces: the committing device's signature over the commit and the
+  // log head it had seen (common/crypto/log_chain.h). Kept by the store as sent; empty elsewhere.
+  std::string attestation;
 };
+
+// An attestation's size, checked wherever one arrives.
+inline constexpr size_t kMaxAttestationBytes = 512;
 
 // ValidateFileVersion checks what a receiver must check before trusting a version from the
 // network: a valid path and file_id; for live files, chunk lengths in (0, kMaxChunkBytes] (holes

@@ -99,6 +99,10 @@ absl::StatusOr<Commit> CommitFromProto(const common::v1::Commit& p) {
     CONVERGE_ASSIGN_OR_RETURN(FileVersion v, FileVersionFromProto(f));
     c.files.push_back(std::move(v));
   }
+  if (p.attestation().size() > kMaxAttestationBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit's attestation has at most ", kMaxAttestationBytes, " bytes"));
+  }
+  c.attestation = p.attestation();
   return c;
 }
 
@@ -108,6 +112,7 @@ void CommitToProto(const Commit& c, common::v1::Commit* p) {
   p->set_origin_device(c.origin_device);
   p->set_committed_at_unix_ms(c.committed_at_unix_ms);
   for (const FileVersion& v : c.files) FileVersionToProto(v, p->add_files());
+  p->set_attestation(c.attestation);
 }
 
 absl::StatusOr<std::vector<Digest>> DigestsFromProto(

@@ -159,6 +159,12 @@ absl::StatusOr<uint64_t> GrpcStoreClient::Commit(const std::vector<FileVersion>&
 
 absl::StatusOr<uint64_t> GrpcStoreClient::CommitWithChunks(const std::vector<FileVersion>& changes,
                                                            const std::vector<InlineChunk>& chunks) {
+  return CommitSigned(changes, chunks, "");
+}
+
+absl::StatusOr<uint64_t> GrpcStoreClient::CommitSigned(const std::vector<FileVersion>& changes,
+                                                       const std::vector<InlineChunk>& chunks,
+                                                       const std::string& attestation) {
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Seconds(60));
   store::v1::CommitRequest req;
@@ -170,6 +176,7 @@ absl::StatusOr<uint64_t> GrpcStoreClient::CommitWithChunks(const std::vector<Fil
     out->set_sha256(DigestToBytes(c.sha256));
     out->set_data(c.data);
   }
+  req.set_attestation(attestation);
   store::v1::CommitResponse resp;
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->Commit(&ctx, req, &resp), "store.Commit"));
   return resp.seq();
@@ -352,6 +359,16 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
 
 absl::StatusOr<uint64_t> GrpcStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
                                                    int64_t at_unix_ms) {
+  CONVERGE_ASSIGN_OR_RETURN(Table table, List(fn, at_unix_ms));
+  return table.seq;
+}
+
+absl::StatusOr<StoreClient::Table> GrpcStoreClient::ListTable(const std::function<void(const FileVersion&)>& fn) {
+  return List(fn, -1);
+}
+
+absl::StatusOr<StoreClient::Table> GrpcStoreClient::List(const std::function<void(const FileVersion&)>& fn,
+                                                         int64_t at_unix_ms) {
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Minutes(30));
   std::unique_ptr<grpc::ClientReaderInterface<store::v1::ListFilesResponse>> reader;
@@ -368,10 +385,14 @@ absl::StatusOr<uint64_t> GrpcStoreClient::ListFiles(const std::function<void(con
     reader = stub_->ListFiles(&ctx, req);
   }
   store::v1::ListFilesResponse resp;
-  uint64_t head = 0;
+  Table head;
   absl::Status handled;
   while (handled.ok() && reader->Read(&resp)) {
-    head = std::max(head, resp.head_seq());
+    if (resp.head_seq() >= head.seq && resp.chain_head().size() == kDigestSize) {
+      absl::StatusOr<Digest> chain = DigestFromBytes(resp.chain_head());
+      if (chain.ok()) head.chain = *chain;
+    }
+    head.seq = std::max(head.seq, resp.head_seq());
     for (const auto& f : resp.files()) {
       absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(f);
       if (!v.ok()) {

@@ -27,10 +27,13 @@ class GrpcStoreClient : public StoreClient {
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
   absl::StatusOr<uint64_t> CommitWithChunks(const std::vector<FileVersion>& changes,
                                             const std::vector<InlineChunk>& chunks) override;
+  absl::StatusOr<uint64_t> CommitSigned(const std::vector<FileVersion>& changes, const std::vector<InlineChunk>& chunks,
+                                        const std::string& attestation) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
+  absl::StatusOr<Table> ListTable(const std::function<void(const FileVersion&)>& fn) override;
   absl::StatusOr<std::vector<HistoryVersion>> ListVersions(const std::string& path, uint32_t limit) override;
   absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(bool include_resolved) override;
   absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& copy_path) override;
@@ -38,6 +41,8 @@ class GrpcStoreClient : public StoreClient {
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 
  private:
+  // List: ListFiles (at a time when at_unix_ms >= 0) and the head it came with.
+  absl::StatusOr<Table> List(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms);
   // Chunks of small files a Pull sent along with their commits (the store's budget: 1 MiB a
   // call), checked against their digests; Fetch serves them without a GetChunks call when it
   // has every chunk asked for. A pull drops what the previous one sent and nobody asked for.

@@ -31,6 +31,7 @@
 #include "engine/fs/watcher.h"
 #include "common/crypto/chunk_cipher.h"
 #include "engine/keys/encrypting_store_client.h"
+#include "engine/keys/log_guard.h"
 #include "engine/keys/namespace_keys.h"
 #include "engine/sync/history.h"
 
@@ -132,6 +133,17 @@ class Daemon::Running {
       return;
     }
     keys_ = std::move(*keys);
+    absl::StatusOr<std::unique_ptr<LogGuard>> guard =
+        LogGuard::Open(daemon_->fs_->state_dir() + "/keys/log_head", daemon_->options_.enrollment.namespace_id,
+                       daemon_->enrollment_.device_id, keys_->device(), &key_directory_);
+    if (!guard.ok()) {
+      keys_status_ = guard.status();
+      keys_.reset();
+      log->warn("this device's log head: {}", guard.status().ToString());
+      return;
+    }
+    guard_ = std::move(*guard);
+    encrypting_.SetLogGuard(guard_.get());
     if (std::optional<crypto::Keyring> ring = keys_->keyring()) UseKeyring(*std::move(ring));
     keys_->set_on_keyring([this](const crypto::Keyring& ring) {
       UseKeyring(ring);
@@ -222,6 +234,7 @@ class Daemon::Running {
   DeviceNames names_;
   GrpcKeyDirectoryClient key_directory_;
   std::unique_ptr<NamespaceKeys> keys_;
+  std::unique_ptr<LogGuard> guard_;  // checks the encrypted namespace's log (encrypting_ uses it)
   absl::Status keys_status_ = absl::UnavailableError("keys not open yet");
   ControlService control_;
   std::unique_ptr<NotificationListener> listener_;

@@ -10,6 +10,7 @@
 #include "common/crypto/chunk_cipher.h"
 #include "common/crypto/name_cipher.h"
 #include "common/model/conflict_name.h"
+#include "common/model/store_behind.h"
 #include "common/model/path.h"
 
 namespace converge::engine {
@@ -34,6 +35,17 @@ void EncryptingStoreClient::SetKeyring(crypto::Keyring ring) {
   auto keys = std::make_shared<const Keys>(Keys{ring, ring.Names()});
   absl::MutexLock lock(&mu_);
   keys_ = std::move(keys);
+}
+
+void EncryptingStoreClient::SetLogGuard(LogGuard* guard) {
+  absl::MutexLock lock(&mu_);
+  guard_ = guard;
+}
+
+absl::StatusOr<LogGuard*> EncryptingStoreClient::Guard() const {
+  absl::MutexLock lock(&mu_);
+  if (guard_ == nullptr) return absl::FailedPreconditionError("this device's keys for the namespace are not open");
+  return guard_;
 }
 
 absl::StatusOr<std::shared_ptr<const EncryptingStoreClient::Keys>> EncryptingStoreClient::CurrentKeys() const {
@@ -152,18 +164,34 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
 absl::StatusOr<uint64_t> EncryptingStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
                                                           int64_t at_unix_ms) {
   absl::Status failed;
-  absl::StatusOr<uint64_t> head = inner_->ListFiles(
-      [&](const FileVersion& v) {
-        if (!failed.ok()) return;
-        absl::StatusOr<FileVersion> plain = Opened(v);
-        if (plain.ok()) {
-          fn(*plain);
-        } else {
-          failed = plain.status();
-        }
-      },
-      at_unix_ms);
+  std::vector<FileVersion> opened;
+  const auto open = [&](const FileVersion& v) {
+    if (!failed.ok()) return;
+    absl::StatusOr<FileVersion> plain = Opened(v);
+    if (plain.ok()) {
+      opened.push_back(*std::move(plain));
+    } else {
+      failed = plain.status();
+    }
+  };
+  uint64_t head = 0;
+  if (at_unix_ms >= 0) {
+    CONVERGE_ASSIGN_OR_RETURN(head, inner_->ListFiles(open, at_unix_ms));
+  } else {
+    // The current table comes with the chain head at its seq: checked (or, after compaction,
+    // taken as the chain's start) before any of it is handed on.
+    CONVERGE_ASSIGN_OR_RETURN(LogGuard * guard, Guard());
+    CONVERGE_ASSIGN_OR_RETURN(Table table, inner_->ListTable(open));
+    bool rooting = false;
+    {
+      absl::MutexLock lock(&mu_);
+      std::swap(rooting, rooting_);
+    }
+    CONVERGE_RETURN_IF_ERROR(guard->Table(table.seq, table.chain, rooting));
+    head = table.seq;
+  }
   if (!failed.ok()) return failed;
+  for (const FileVersion& v : opened) fn(v);
   return head;
 }
 
@@ -240,6 +268,15 @@ absl::Status EncryptingStoreClient::PutChunks(const std::function<absl::StatusOr
   });
 }
 
+absl::StatusOr<uint64_t> EncryptingStoreClient::CommitSealed(const std::vector<FileVersion>& sealed,
+                                                             const std::vector<InlineChunk>& chunks) {
+  CONVERGE_ASSIGN_OR_RETURN(LogGuard * guard, Guard());
+  CONVERGE_ASSIGN_OR_RETURN(std::string attestation, guard->Attest(sealed));
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, inner_->CommitSigned(sealed, chunks, attestation));
+  guard->Committed(seq, attestation);
+  return seq;
+}
+
 absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVersion>& changes) {
   std::vector<FileVersion> sealed;
   sealed.reserve(changes.size());
@@ -247,7 +284,7 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVer
     CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
     sealed.push_back(std::move(s));
   }
-  return inner_->Commit(sealed);
+  return CommitSealed(sealed, {});
 }
 
 absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vector<FileVersion>& changes,
@@ -264,15 +301,32 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vect
     CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
     sealed.push_back(std::move(s));
   }
-  if (inline_fits) return inner_->CommitWithChunks(sealed, sealed_chunks);
-  return inner_->StoreClient::CommitWithChunks(sealed, sealed_chunks);  // PutChunks, then Commit
+  if (inline_fits) return CommitSealed(sealed, sealed_chunks);
+  // Padding took a chunk past what a commit carries: uploaded first.
+  size_t next = 0;
+  CONVERGE_RETURN_IF_ERROR(inner_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
+    if (next == sealed_chunks.size()) return false;
+    *out = ChunkUpload();
+    out->sha256 = sealed_chunks[next].sha256;
+    out->data = std::move(sealed_chunks[next].data);
+    ++next;
+    return true;
+  }));
+  return CommitSealed(sealed, {});
 }
 
 absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
                                          const std::function<absl::Status(const converge::Commit&)>& fn) {
-  return inner_->Pull(since_seq, max_commits, [&](const converge::Commit& c) -> absl::Status {
+  CONVERGE_ASSIGN_OR_RETURN(LogGuard * guard, Guard());
+  // From the verified head when the engine's cursor is past it (it applied, then stopped before
+  // the head was kept): those commits are checked again, not applied again.
+  const uint64_t from = std::min(since_seq, guard->head().seq);
+  absl::Status pulled = inner_->Pull(from, max_commits, [&](const converge::Commit& c) -> absl::Status {
+    CONVERGE_RETURN_IF_ERROR(guard->Check(c));
+    if (c.seq <= since_seq) return absl::OkStatus();
     converge::Commit plain = c;
     plain.files.clear();
+    plain.attestation.clear();
     for (const FileVersion& v : c.files) {
       absl::StatusOr<FileVersion> opened = Opened(v);
       if (opened.ok()) {
@@ -286,12 +340,24 @@ absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commit
     }
     return fn(plain);
   });
+  if (IsLogCompacted(pulled)) {
+    absl::MutexLock lock(&mu_);
+    rooting_ = true;
+  }
+  // A plain namespace's engine re-syncs from a store restored from an older backup; here the log
+  // is checked, and a store whose log ends below what this device verified rolled it back.
+  if (IsStoreBehind(pulled)) return guard->RolledBack(pulled.message());
+  return pulled;
 }
 
 absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
   // "path: why" would tell the store a name: it learns only how many, and which versions did not
   // open here.
   std::vector<std::string> opaque(blocked.size(), "a version could not be applied on this device");
+  // The head is kept before the store learns the ack: the store compacts only what every device
+  // acked, so the log after the kept head is still there when this device restarts.
+  CONVERGE_ASSIGN_OR_RETURN(LogGuard * guard, Guard());
+  CONVERGE_RETURN_IF_ERROR(guard->Persist());
   {
     absl::MutexLock lock(&mu_);
     for (auto it = unopened_.begin(); it != unopened_.end();) {

@@ -19,8 +19,13 @@
 // A pulled version that does not open (a member that wrote garbage, a store that altered it) is
 // not applied: it is logged and reported to the store as blocked, and the rest of the commit
 // applies, so one bad version cannot stop a device.
+// Every commit goes out signed and every pulled commit is checked before anything of it is
+// opened (LogGuard): a store that drops, replays, reorders, alters, invents or forks commits is
+// caught, and nothing of them is applied. A device that starts from the store's file table
+// (compacted log) starts its chain at the head the store lists with it.
 // Deltas and compression do not apply to sealed bytes: chunks travel whole. Until it has the
-// namespace's keyring (SetKeyring) every call fails with FailedPrecondition, saying how to get it.
+// namespace's keyring (SetKeyring) and its log guard (SetLogGuard) every call fails with
+// FailedPrecondition, saying how to get them.
 //
 // Thread-safe.
 #ifndef CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
@@ -34,6 +39,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/crypto/keyring.h"
+#include "engine/keys/log_guard.h"
 #include "engine/sync/store_client.h"
 
 namespace converge::engine {
@@ -52,6 +58,8 @@ class EncryptingStoreClient : public StoreClient {
 
   // SetKeyring: the namespace's keyring as this device now holds it (first, or a newer epoch).
   void SetKeyring(crypto::Keyring ring);
+  // SetLogGuard: this device's check of the log; `guard` must outlive this.
+  void SetLogGuard(LogGuard* guard);
 
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
                                      int64_t at_unix_ms = -1) override;
@@ -91,11 +99,18 @@ class EncryptingStoreClient : public StoreClient {
   // Seal seals a chunk's raw bytes and remembers its sealed id.
   absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
   absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
+  absl::StatusOr<LogGuard*> Guard() const;
+  // CommitSealed signs and commits sealed versions (with `chunks`, sealed, in the call).
+  absl::StatusOr<uint64_t> CommitSealed(const std::vector<FileVersion>& sealed, const std::vector<InlineChunk>& chunks);
   absl::Status DecryptPaths(ConflictRecord* r) const;
 
   StoreClient* const inner_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Keys> keys_ ABSL_GUARDED_BY(mu_);
+  LogGuard* guard_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The store compacted its log past this device's head: the next listing of its table roots
+  // the chain (LogGuard::Table).
+  bool rooting_ ABSL_GUARDED_BY(mu_) = false;
   void Remember(const Digest& plain, SealedChunk sealed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::flat_hash_map<Digest, SealedChunk> sealed_ ABSL_GUARDED_BY(mu_);  // plaintext id -> sealed

@@ -4,7 +4,11 @@
 #include <memory>
 #include <string>
 
+#include <unistd.h>
+
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "absl/strings/str_split.h"
 #include "engine/sync/history.h"
 #include "engine/sync/local_index.h"
@@ -19,11 +23,64 @@
 namespace converge::engine {
 namespace {
 
+// Members: management's key directory as the log guards read it (every device granted).
+class Members : public KeyDirectoryClient {
+ public:
+  void Add(const std::string& id, const crypto::DevicePublicKey& key) { keys_[id] = key.ToBytes(); }
+  absl::StatusOr<KeyListing> List() override {
+    KeyListing listing;
+    for (const auto& [id, key] : keys_) {
+      KeyRecord r;
+      r.device_id = id;
+      r.public_key = key;
+      r.granted = true;
+      listing.records.push_back(r);
+    }
+    return listing;
+  }
+  absl::StatusOr<KeyRecord> Publish(const std::string&) override { return absl::UnimplementedError("test"); }
+  absl::Status Grant(const KeyRecord&) override { return absl::UnimplementedError("test"); }
+  absl::StatusOr<KeyRecord> Own() override { return absl::UnimplementedError("test"); }
+  absl::Status SetRecovery(const std::string&, const std::string&) override { return absl::UnimplementedError("test"); }
+  absl::StatusOr<std::string> GetRecovery() override { return absl::UnimplementedError("test"); }
+
+ private:
+  std::map<std::string, std::string> keys_;
+};
+
+// Tampering: a store that shows this device what `rewrite` makes of each batch it pulls.
+class Tampering : public sim::SimStoreClient {
+ public:
+  using SimStoreClient::SimStoreClient;
+  std::function<void(std::vector<converge::Commit>*)> rewrite;
+  absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
+                    const std::function<absl::Status(const converge::Commit&)>& fn) override {
+    if (!rewrite) return SimStoreClient::Pull(since_seq, max_commits, fn);
+    std::vector<converge::Commit> batch;
+    CONVERGE_RETURN_IF_ERROR(SimStoreClient::Pull(since_seq, max_commits, [&](const converge::Commit& c) {
+      batch.push_back(c);
+      return absl::OkStatus();
+    }));
+    rewrite(&batch);
+    for (const converge::Commit& c : batch) CONVERGE_RETURN_IF_ERROR(fn(c));
+    return absl::OkStatus();
+  }
+};
+
+int devices_made = 0;
+
 // One device of an encrypted namespace: its folder in memory, its index, its engine over the
-// encrypting client over the store's logic.
+// encrypting client (and its log guard) over the store's logic.
 struct Device {
-  Device(const std::string& id, FakeClock* clock, sim::SimStore* store, const crypto::Keyring& ring)
+  Device(const std::string& id, FakeClock* clock, sim::SimStore* store, const crypto::Keyring& ring, Members* members)
       : fs(clock), client(store, id), encrypting(&client, ring) {
+    const crypto::DeviceKeys keys = crypto::DeviceKeys::Generate();
+    members->Add(id, keys.public_key());
+    absl::StatusOr<std::unique_ptr<LogGuard>> opened_guard = LogGuard::Open(
+        absl::StrCat(::testing::TempDir(), "/log_head_", getpid(), "_", ++devices_made), "ns", id, keys, members);
+    EXPECT_TRUE(opened_guard.ok()) << opened_guard.status();
+    guard = std::move(*opened_guard);
+    encrypting.SetLogGuard(guard.get());
     absl::StatusOr<std::unique_ptr<LocalIndex>> opened = LocalIndex::Open("/index", env.env());
     EXPECT_TRUE(opened.ok()) << opened.status();
     index = std::move(*opened);
@@ -32,10 +89,18 @@ struct Device {
     options.syncable = FitsEncryptedStore;
     engine = std::make_unique<SyncEngine>(&fs, index.get(), &encrypting, clock, id, options);
   }
+  // CommitAsMember: `sealed` committed and signed by this device, as a member may.
+  absl::StatusOr<uint64_t> CommitAsMember(const std::vector<FileVersion>& sealed) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string attestation, guard->Attest(sealed));
+    CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, client.CommitSigned(sealed, {}, attestation));
+    guard->Committed(seq, attestation);
+    return seq;
+  }
   PowerCutEnv env;
   MemFilesystem fs;
-  sim::SimStoreClient client;
+  Tampering client;
   EncryptingStoreClient encrypting;
+  std::unique_ptr<LogGuard> guard;
   std::unique_ptr<LocalIndex> index;
   std::unique_ptr<SyncEngine> engine;
 };
@@ -46,8 +111,8 @@ class EncryptingStoreClientTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2", "dev3"}, {}, /*encrypted=*/true);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    one_ = std::make_unique<Device>("dev1", &clock_, store_.get(), ring_);
-    two_ = std::make_unique<Device>("dev2", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()));
+    one_ = std::make_unique<Device>("dev1", &clock_, store_.get(), ring_, &members_);
+    two_ = std::make_unique<Device>("dev2", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()), &members_);
   }
 
   void Sync(std::initializer_list<Device*> devices, int rounds = 3) {
@@ -76,6 +141,7 @@ class EncryptingStoreClientTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  Members members_;
   const crypto::Keyring ring_ = crypto::Keyring::Create();
   std::unique_ptr<sim::SimStore> store_;
   std::unique_ptr<Device> one_, two_;
@@ -125,12 +191,12 @@ TEST_F(EncryptingStoreClientTest, ADeviceThatJoinsLaterGetsTheTreeAndOneWithoutT
   ASSERT_TRUE(one_->fs.UserWrite("a/b/c.txt", "deep").ok());
   ASSERT_TRUE(one_->fs.UserWrite("top.txt", RandomBytesForTest(300 << 10, 3)).ok());
   Sync({one_.get()});
-  Device three("dev3", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()));
+  Device three("dev3", &clock_, store_.get(), *crypto::Keyring::Parse(ring_.Serialize()), &members_);
   Sync({&three});
   EXPECT_EQ(three.fs.Snapshot(), one_->fs.Snapshot());
   // Another keyring (a device the namespace never approved, or a store's invention) opens no
   // version: its engine applies nothing and reports every version as not applied.
-  Device stranger("dev2", &clock_, store_.get(), crypto::Keyring::Create());
+  Device stranger("dev2", &clock_, store_.get(), crypto::Keyring::Create(), &members_);
   clock_.Advance(absl::Seconds(2));
   ASSERT_TRUE(stranger.engine->SyncOnce().ok());
   EXPECT_TRUE(stranger.fs.Snapshot().empty());
@@ -152,7 +218,7 @@ TEST_F(EncryptingStoreClientTest, AMemberThatWritesWhatDoesNotOpenCannotStopTheO
   ASSERT_TRUE(one_->fs.UserWrite("before.txt", "before").ok());
   Sync({one_.get(), two_.get()});
   // dev3 writes under keys of its own: its version seals, commits, and opens nowhere else.
-  Device rogue("dev3", &clock_, store_.get(), crypto::Keyring::Create());
+  Device rogue("dev3", &clock_, store_.get(), crypto::Keyring::Create(), &members_);
   ASSERT_TRUE(rogue.fs.UserWrite("garbage.txt", "unreadable to the others").ok());
   Sync({&rogue}, 2);
   ASSERT_TRUE(one_->fs.UserWrite("after.txt", "after").ok());
@@ -229,7 +295,7 @@ TEST_F(EncryptingStoreClientTest, AMembersSealedDotDotIsSkippedNotAppliedNorASto
     ASSERT_TRUE(sealed.ok()) << sealed.status();
     hostile.push_back(*sealed);
   }
-  ASSERT_TRUE(one_->client.Commit(hostile).ok());
+  ASSERT_TRUE(one_->CommitAsMember(hostile).ok());
   ASSERT_TRUE(one_->fs.UserWrite("good.txt", "still arrives").ok());
   Sync({one_.get(), two_.get()});
   const std::map<std::string, std::string> two = two_->fs.Snapshot();
@@ -265,6 +331,116 @@ TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
   EXPECT_EQ(x.mode, 0600u);
   EXPECT_EQ(x.mtime_ns, 0);
   EXPECT_NE(x.size, 1u);
+}
+
+// The tamper tests: one commits 3 files, one commit each; the store then shows two what
+// `tamper` makes of them. Two must refuse with DataLoss naming what the store did, apply
+// nothing of it (nor anything after), and keep refusing.
+class TamperTest : public EncryptingStoreClientTest {
+ protected:
+  void ExpectRefused(const std::function<void(std::vector<Commit>*)>& tamper, absl::string_view what) {
+    for (const char* name : {"one.txt", "two.txt", "three.txt"}) {
+      ASSERT_TRUE(one_->fs.UserWrite(name, std::string("content of ") + name).ok());
+      Sync({one_.get()}, 1);
+    }
+    ASSERT_EQ(one_->index->cursor(), 3u);
+    two_->client.rewrite = tamper;
+    clock_.Advance(absl::Seconds(2));
+    absl::Status synced = two_->engine->SyncOnce();
+    EXPECT_EQ(synced.code(), absl::StatusCode::kDataLoss) << synced;
+    EXPECT_TRUE(absl::StrContains(synced.message(), what)) << synced;
+    EXPECT_EQ(two_->guard->failure().code(), absl::StatusCode::kDataLoss);
+    const uint64_t cursor = two_->index->cursor();
+    const std::map<std::string, std::string> shown = two_->fs.Snapshot();
+    EXPECT_LT(cursor, 3u);
+    // An honest store again: the guard stays stopped until the engine restarts and checks anew.
+    two_->client.rewrite = nullptr;
+    clock_.Advance(absl::Seconds(2));
+    EXPECT_EQ(two_->engine->SyncOnce().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(two_->index->cursor(), cursor);
+    EXPECT_EQ(two_->fs.Snapshot(), shown);
+    // Nor does it commit on a log it cannot trust.
+    ASSERT_TRUE(two_->fs.UserWrite("made on two.txt", "waits").ok());
+    clock_.Advance(absl::Seconds(2));
+    EXPECT_EQ(two_->engine->SyncOnce().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(*store_->log()->HeadSeq("ns"), 3u);
+  }
+};
+
+TEST_F(TamperTest, AFlippedByteIsRefused) {
+  ExpectRefused([](std::vector<Commit>* log) {
+    FileVersion& v = (*log)[1].files[0];
+    v.sealed_record[v.sealed_record.size() / 2] ^= 1;  // still the size: only the signature tells
+  }, "not what its device signed");
+}
+
+TEST_F(TamperTest, ChunksSwappedBetweenFilesAreRefused) {
+  ExpectRefused([](std::vector<Commit>* log) {
+    std::swap((*log)[0].files[0].chunks, (*log)[1].files[0].chunks);
+  }, "not what its device signed");
+}
+
+TEST_F(TamperTest, AReplayedCommitIsRefused) {
+  ExpectRefused([](std::vector<Commit>* log) {
+    Commit again = (*log)[0];  // commit 1 shown again as commit 3
+    again.seq = 3;
+    for (FileVersion& v : again.files) v.seq = 3;
+    (*log)[2] = again;
+  }, "replay");
+}
+
+TEST_F(TamperTest, ADroppedCommitIsRefused) {
+  ExpectRefused([](std::vector<Commit>* log) { log->erase(log->begin() + 1); }, "gap");
+}
+
+TEST_F(TamperTest, ReorderedCommitsAreRefused) {
+  ExpectRefused([](std::vector<Commit>* log) { std::swap((*log)[0], (*log)[1]); }, "gap");
+}
+
+TEST_F(TamperTest, ACommitMovedToAnotherSeqIsRefused) {
+  ExpectRefused([](std::vector<Commit>* log) {
+    // Commits 1 and 2 swap places under their seqs: each chains on the wrong head.
+    std::swap((*log)[0].files, (*log)[1].files);
+    std::swap((*log)[0].attestation, (*log)[1].attestation);
+  }, "");
+}
+
+TEST_F(TamperTest, ACommitFromANonMemberIsRefused) {
+  ExpectRefused([](std::vector<Commit>* log) { (*log)[1].origin_device = "intruder"; }, "not a member device");
+}
+
+TEST_F(EncryptingStoreClientTest, AForkIsCaughtWhenTheDevicesHeadsAreCompared) {
+  // The store shows one and two different logs from seq 2 on: each chain is sound alone.
+  ASSERT_TRUE(one_->fs.UserWrite("shared.txt", "both see this").ok());
+  Sync({one_.get(), two_.get()});
+  std::vector<Commit> honest;
+  ASSERT_TRUE(one_->client.Pull(0, 0, [&](const Commit& c) {
+    honest.push_back(c);
+    return absl::OkStatus();
+  }).ok());
+  ASSERT_EQ(honest.size(), 1u);
+  ASSERT_TRUE(one_->fs.UserWrite("one only.txt", "a commit two never sees").ok());
+  Sync({one_.get()}, 1);
+  ASSERT_EQ(one_->guard->head().seq, 2u);
+  // two gets a commit of its own at seq 2 on its fork (the store hides one's).
+  two_->client.rewrite = [](std::vector<Commit>* log) { log->clear(); };
+  ASSERT_TRUE(two_->fs.UserWrite("two only.txt", "on the other branch").ok());
+  clock_.Advance(absl::Seconds(2));
+  (void)two_->engine->SyncOnce();
+  const crypto::LogHead two_head = two_->guard->head();
+  const crypto::LogHead one_head = one_->guard->head();
+  // Committing at seq 3 on the real log, two's commit does not chain as two believes: its guard
+  // is at 1 or at its own seq. Whichever heads the devices tell each other, the fork shows.
+  if (two_head.seq == one_head.seq) {
+    EXPECT_NE(two_head.hash, one_head.hash);
+    EXPECT_EQ(one_->guard->CompareHead(two_head).code(), absl::StatusCode::kDataLoss);
+  } else {
+    // The head two verified at seq 1 is one's too; announced, one's seq 2 must match it.
+    crypto::LogHead forked{one_head.seq, two_head.hash};
+    forked.hash[0] ^= 1;
+    EXPECT_EQ(two_->guard->CompareHead(forked).code(), absl::StatusCode::kOk);  // ahead: kept
+    EXPECT_EQ(two_->guard->CheckCaughtUp(two_head.seq).code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 }  // namespace

@@ -71,6 +71,8 @@ class NamespaceKeys {
   // Recover: PermissionDenied for a wrong passphrase, NotFound without a recovery key.
   absl::StatusOr<KeysStatus> Recover(const std::string& passphrase);
 
+  // This device's key pair for the namespace (it signs the device's commits: LogGuard).
+  const crypto::DeviceKeys& device() const { return device_; }
   // The keyring, if this device holds it (a copy).
   std::optional<crypto::Keyring> keyring() const;
   // set_on_keyring: called with the keyring each time this device gets it (init, accept,

@@ -85,6 +85,24 @@ class StoreClient : public ChunkSource {
     if (!put.ok()) return put;
     return Commit(changes);
   }
+  // CommitSigned is CommitWithChunks with the commit's attestation (end-to-end encrypted
+  // namespaces: engine/keys/log_guard.h). A transport that carries none answers Unimplemented.
+  virtual absl::StatusOr<uint64_t> CommitSigned(const std::vector<FileVersion>& changes,
+                                                const std::vector<InlineChunk>& chunks,
+                                                const std::string& attestation) {
+    return absl::UnimplementedError("this store client carries no signed commits");
+  }
+  // ListTable is ListFiles of the current table, with the chain head the store gives at its seq
+  // (end-to-end encrypted namespaces; zero where the transport carries none).
+  struct Table {
+    uint64_t seq = 0;
+    Digest chain{};
+  };
+  virtual absl::StatusOr<Table> ListTable(const std::function<void(const FileVersion&)>& fn) {
+    absl::StatusOr<uint64_t> seq = ListFiles(fn);
+    if (!seq.ok()) return seq.status();
+    return Table{*seq, {}};
+  }
   // Pull calls fn for each commit after since_seq (at most max_commits).
   virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                             const std::function<absl::Status(const converge::Commit&)>& fn) = 0;

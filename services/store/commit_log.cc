@@ -48,6 +48,23 @@ absl::Status CheckSealing(const std::string& ns, bool encrypted, const std::vect
   }
   return absl::OkStatus();
 }
+// NextChain: the encrypted namespace's chained head after a commit of `device` with `attestation`
+// (common/crypto/log_chain.h); InvalidArgument for a missing or malformed one, or one in a plain
+// namespace. The signature is the devices' to check: the store holds no keys.
+absl::StatusOr<Digest> NextChain(const std::string& ns, const std::string& device, bool encrypted,
+                                 const crypto::LogHead& prev, const std::string& attestation) {
+  if (!encrypted) {
+    if (attestation.empty()) return Digest{};
+    return absl::InvalidArgumentError(
+        absl::StrCat("a signed commit, but namespace '", ns, "' is not end-to-end encrypted"));
+  }
+  if (attestation.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("namespace '", ns,
+                                                   "' is end-to-end encrypted: a commit must come signed by its device"));
+  }
+  CONVERGE_ASSIGN_OR_RETURN(crypto::SignedCommit signed_commit, crypto::DecodeAttestation(attestation, ns, device));
+  return crypto::NextHead(prev, signed_commit).hash;
+}
 constexpr size_t kHeldSample = 5;
 constexpr size_t kMaxNamedPaths = 20;
 
@@ -129,6 +146,7 @@ std::string CommitLog::EncodeNamespace(const NamespaceState& state) {
   for (const std::string& m : members) PutLengthPrefixed(&out, m);
   PutVarint64(&out, state.live_entries);
   PutVarint64(&out, state.encrypted ? kNamespaceEncrypted : 0);  // flags: absent in older records
+  if (state.encrypted) out.append(reinterpret_cast<const char*>(state.chain.data()), state.chain.size());
   return out;
 }
 
@@ -150,10 +168,16 @@ absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::st
     state.members.insert(std::move(member));
   }
   uint64_t flags = 0;
-  if (!d.GetVarint64(&state.live_entries) || (!d.done() && !d.GetVarint64(&flags)) || !d.done()) {
+  if (!d.GetVarint64(&state.live_entries) || (!d.done() && !d.GetVarint64(&flags))) {
     return absl::DataLossError("corrupt namespace record");
   }
   state.encrypted = (flags & kNamespaceEncrypted) != 0;
+  absl::string_view chain;
+  if (state.encrypted && !d.done()) {
+    if (!d.GetRaw(state.chain.size(), &chain)) return absl::DataLossError("corrupt namespace record: chain");
+    std::memcpy(state.chain.data(), chain.data(), chain.size());
+  }
+  if (!d.done()) return absl::DataLossError("corrupt namespace record");
   s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
   if (!s.ok() && !s.IsNotFound()) return RocksStatus(s, "read namespace owner");
   std::string compaction;
@@ -210,6 +234,7 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   next.live_entries = current->live_entries;
   next.owner = current->owner;
   next.encrypted = current->encrypted;
+  next.chain = current->chain;
   if (owner != next.owner) {
     return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
   }
@@ -250,7 +275,7 @@ absl::StatusOr<std::string> CommitLog::OwnerFor(const std::string& ns, const std
 }
 
 absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::string& device,
-                                         std::vector<FileVersion> changes) {
+                                         std::vector<FileVersion> changes, std::string attestation) {
   CONVERGE_RETURN_IF_ERROR(ValidateChanges(changes));
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::ReaderMutexLock not_sweeping(&sweep_mu_);
@@ -261,6 +286,8 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }
   CONVERGE_RETURN_IF_ERROR(CheckSealing(ns, state->encrypted, changes));
+  CONVERGE_ASSIGN_OR_RETURN(const Digest chain, NextChain(ns, device, state->encrypted,
+                                                          crypto::LogHead{state->head_seq, state->chain}, attestation));
   CONVERGE_ASSIGN_OR_RETURN(const Bases bases, CheckBasesLocked(ns, *state, changes));
   CONVERGE_RETURN_IF_ERROR(CheckChunksStoredLocked(*state, changes));
   // Before the tree checks: a folder whose files a pending hold keeps joins that hold.
@@ -277,6 +304,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   commit.origin_device = device;
   commit.committed_at_unix_ms = absl::ToUnixMillis(clock_->Now());
   commit.files = std::move(changes);
+  commit.attestation = std::move(attestation);
   for (FileVersion& v : commit.files) {
     v.seq = commit.seq;
     v.origin_device = device;
@@ -290,11 +318,13 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   next.members = state->members;
   next.owner = state->owner;
   next.encrypted = state->encrypted;
+  next.chain = chain;
   next.live_entries =
       static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + bases.live_delta));
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write commit"));
   state->head_seq = commit.seq;
+  state->chain = chain;
   state->live_entries = next.live_entries;
   // Approved deletions are settled: they do not count against the device's next ones.
   if (bases.live_deletes > 0 && !approved) state->recent_deletes[device].emplace_back(clock_->Now(), bases.live_deletes);
@@ -795,6 +825,12 @@ absl::StatusOr<uint64_t> CommitLog::HeadSeq(const std::string& ns) {
   absl::MutexLock lock(&n->mu);
   const NamespaceState* state = &n->state;
   return state->head_seq;
+}
+
+absl::StatusOr<crypto::LogHead> CommitLog::Chain(const std::string& ns) {
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);
+  return crypto::LogHead{n->state.head_seq, n->state.chain};
 }
 
 absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {

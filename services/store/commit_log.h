@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/base/clock.h"
+#include "common/crypto/log_chain.h"
 #include "common/model/model.h"
 #include "common/model/namespace_state.h"
 #include "rocksdb/write_batch.h"
@@ -86,8 +87,14 @@ class CommitLog {
   //                                 or the commit deletes more than the policy allows: it is
   //                                 held (common/model/mass_delete.h says which) until approved, or
   //                                 was rejected (the device should restore the files).
+  //   InvalidArgument               also: in an end-to-end encrypted namespace, no attestation
+  //                                 or one that does not parse (common/crypto/log_chain.h); in
+  //                                 a plain one, any attestation.
+  // An encrypted namespace's store keeps its log's chained head (LogHead) as its devices compute
+  // it, without checking signatures (it has no keys): Chain hands it to a device that starts
+  // from the file table, which then checks it against the heads other devices announce.
   absl::StatusOr<Commit> Append(const std::string& ns, const std::string& device,
-                                std::vector<FileVersion> changes);
+                                std::vector<FileVersion> changes, std::string attestation = "");
 
   // ReadSince calls `fn` with each commit of `ns` with seq > since_seq, in order, at most
   // max_commits (0: all). Stops early when fn returns false.
@@ -144,6 +151,9 @@ class CommitLog {
   absl::StatusOr<std::vector<std::string>> Namespaces();
 
   absl::StatusOr<uint64_t> HeadSeq(const std::string& ns);
+  // Chain: the head seq and, in an encrypted namespace, the chained head hash there (zero
+  // otherwise), read together.
+  absl::StatusOr<crypto::LogHead> Chain(const std::string& ns);
   absl::StatusOr<NamespaceStats> Stats(const std::string& ns);
 
  private:
@@ -152,6 +162,7 @@ class CommitLog {
     uint64_t live_entries = 0;  // live files and directories in the file table
     std::string owner;          // whose chunks its files reference
     bool encrypted = false;     // end-to-end encrypted: versions come sealed
+    Digest chain{};             // encrypted: the log's chained head hash at head_seq
     uint64_t compacted_through = 0;  // log entries at or below it are gone
     uint64_t dropped_through = 0;    // tombstones at or below it may be gone from the file table
     absl::flat_hash_set<std::string> members;

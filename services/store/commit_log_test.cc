@@ -103,31 +103,57 @@ TEST_F(CommitLogTest, AccessChecks) {
 
 TEST_F(CommitLogTest, AnEncryptedNamespaceTakesOnlySealedVersionsAndAPlainOneNone) {
   ASSERT_TRUE(log_->RegisterNamespace("vault", "alice", {"dev1"}, /*encrypted=*/true).ok());
+  const crypto::DeviceKeys device = crypto::DeviceKeys::Generate();
+  const auto attest = [&](const std::string& dev, const crypto::LogHead& seen) {
+    crypto::SignedCommit sc{"vault", dev, seen, HashOf("body"), ""};
+    crypto::Sign(device, &sc);
+    return sc;
+  };
+  const crypto::SignedCommit first = attest("dev1", {});
+  const std::string signed_first = crypto::EncodeAttestation(first);
   PutChunk("x");
   FileVersion plain = File("notes.txt", "x", 0);
-  EXPECT_EQ(log_->Append("vault", "dev1", {plain}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log_->Append("vault", "dev1", {plain}, signed_first).status().code(), absl::StatusCode::kInvalidArgument);
   FileVersion named = plain;  // sealed, but its name in the clear
   named.sealed_record = "sealed";
-  EXPECT_EQ(log_->Append("vault", "dev1", {named}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log_->Append("vault", "dev1", {named}, signed_first).status().code(), absl::StatusCode::kInvalidArgument);
   FileVersion sealed = named;
   sealed.path = "abc234/xyz";
   FileVersion dir = File("abc234", "", 0);
   dir.kind = FileKind::kDirectory;
   dir.sealed_record = "sealed dir";
-  auto c = log_->Append("vault", "dev1", {dir, sealed});
+  // Sealed, but unsigned, or with an attestation that does not parse: refused.
+  EXPECT_EQ(log_->Append("vault", "dev1", {dir, sealed}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log_->Append("vault", "dev1", {dir, sealed}, signed_first.substr(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto c = log_->Append("vault", "dev1", {dir, sealed}, signed_first);
   ASSERT_TRUE(c.ok()) << c.status();
-  // A plain namespace takes no sealed version.
+  // A plain namespace takes no sealed version, and no signed commit.
   EXPECT_EQ(log_->Append("ns", "dev1", {named}).status().code(), absl::StatusCode::kInvalidArgument);
-  // Encryption is chosen once, and kept across a restart.
+  EXPECT_EQ(log_->Append("ns", "dev1", {plain}, signed_first).status().code(), absl::StatusCode::kInvalidArgument);
+  // Encryption is chosen once, and kept across a restart; so is the log's chained head, which
+  // the store computes as the devices do, and the attestation of each commit.
   EXPECT_EQ(log_->RegisterNamespace("vault", "alice", {"dev1", "dev2"}, false).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, true).code(), absl::StatusCode::kFailedPrecondition);
   Open();
-  EXPECT_EQ(log_->Append("vault", "dev1", {File("other", "x", 0)}).status().code(), absl::StatusCode::kInvalidArgument);
+  const crypto::LogHead after_first = crypto::NextHead({}, first);
+  ASSERT_TRUE(log_->Chain("vault").ok());
+  EXPECT_EQ(*log_->Chain("vault"), after_first);
+  EXPECT_EQ(log_->Append("vault", "dev1", {File("other", "x", 0)}, signed_first).status().code(),
+            absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(log_->RegisterNamespace("vault", "alice", {"dev1", "dev2"}, true).ok());
   FileVersion again = sealed;
   again.base_seq = c->seq;
-  EXPECT_TRUE(log_->Append("vault", "dev2", {again}).ok());
+  const crypto::SignedCommit second = attest("dev2", after_first);
+  EXPECT_TRUE(log_->Append("vault", "dev2", {again}, crypto::EncodeAttestation(second)).ok());
+  EXPECT_EQ(*log_->Chain("vault"), crypto::NextHead(after_first, second));
+  std::vector<std::string> attestations;
+  ASSERT_TRUE(log_->ReadSince("vault", 0, 0, [&](const Commit& kept) {
+    attestations.push_back(kept.attestation);
+    return true;
+  }).ok());
+  EXPECT_EQ(attestations, (std::vector<std::string>{signed_first, crypto::EncodeAttestation(second)}));
 }
 
 TEST_F(CommitLogTest, CursorsMoveForwardOnly) {

@@ -251,7 +251,11 @@ grpc::Status StoreService::Commit(grpc::ServerContext* ctx, const v1::CommitRequ
     // The change's own small chunks, stored first (a failed commit leaves them to the sweep).
     if (absl::Status stored = StoreInlineChunks(*caller, req); !stored.ok()) return ToGrpcStatus(stored);
   }
-  absl::StatusOr<converge::Commit> commit = log_->Append(req->namespace_id(), caller->device, std::move(changes));
+  if (req->attestation().size() > kMaxAttestationBytes) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a commit attestation is too large");
+  }
+  absl::StatusOr<converge::Commit> commit =
+      log_->Append(req->namespace_id(), caller->device, std::move(changes), req->attestation());
   if (!commit.ok()) return ToGrpcStatus(commit.status());
   log_->Touch(req->namespace_id(), caller->device, Version(*ctx));
   log->debug("commit {}@{} from {}: {} file(s)", commit->namespace_id, commit->seq,
@@ -336,10 +340,11 @@ grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFil
                                      grpc::ServerWriter<v1::ListFilesResponse>* writer) {
   absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
+  absl::StatusOr<crypto::LogHead> head = log_->Chain(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   v1::ListFilesResponse batch;
-  batch.set_head_seq(*head);
+  batch.set_head_seq(head->seq);
+  batch.set_chain_head(DigestToBytes(head->hash));
   bool broken = false;
   absl::Status s = log_->ListFiles(req->namespace_id(), [&](const FileVersion& v) {
     if (broken) return;

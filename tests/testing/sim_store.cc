@@ -123,18 +123,36 @@ absl::Status SimStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(
 }
 
 absl::StatusOr<uint64_t> SimStoreClient::Commit(const std::vector<FileVersion>& changes) {
+  return CommitSigned(changes, {}, "");
+}
+
+absl::StatusOr<uint64_t> SimStoreClient::CommitSigned(const std::vector<FileVersion>& changes,
+                                                      const std::vector<engine::InlineChunk>& chunks,
+                                                      const std::string& attestation) {
+  if (!chunks.empty()) {
+    size_t next = 0;
+    CONVERGE_RETURN_IF_ERROR(PutChunks([&](engine::ChunkUpload* out) -> absl::StatusOr<bool> {
+      if (next == chunks.size()) return false;
+      *out = engine::ChunkUpload();
+      out->sha256 = chunks[next].sha256;
+      out->data = chunks[next].data;
+      ++next;
+      return true;
+    }));
+  }
   const Fault f = Ask("Commit");
   if (f == Fault::kDropRequest) return Lost("Commit", false);
   if (f == Fault::kDelay) {
     // Arrives after whatever this device and the others do meanwhile: its base_seqs may be
     // stale by then (refused whole), or not (committed, and the device learns it by pulling).
     SimStore* store = store_;
-    defer_([store, device = device_, changes] {
-      store->log()->Append(SimStore::kNamespace, device, changes).IgnoreError();
+    defer_([store, device = device_, changes, attestation] {
+      store->log()->Append(SimStore::kNamespace, device, changes, attestation).IgnoreError();
     });
     return Late("Commit");
   }
-  CONVERGE_ASSIGN_OR_RETURN(converge::Commit c, store_->log()->Append(SimStore::kNamespace, device_, changes));
+  CONVERGE_ASSIGN_OR_RETURN(converge::Commit c,
+                            store_->log()->Append(SimStore::kNamespace, device_, changes, attestation));
   if (f == Fault::kDropReply) return Lost("Commit", true);
   return c.seq;
 }
@@ -161,9 +179,19 @@ absl::Status SimStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
 
 absl::StatusOr<uint64_t> SimStoreClient::ListFiles(const std::function<void(const FileVersion&)>& fn,
                                                   int64_t at_unix_ms) {
+  CONVERGE_ASSIGN_OR_RETURN(Table table, List(fn, at_unix_ms));
+  return table.seq;
+}
+
+absl::StatusOr<engine::StoreClient::Table> SimStoreClient::ListTable(const std::function<void(const FileVersion&)>& fn) {
+  return List(fn, -1);
+}
+
+absl::StatusOr<engine::StoreClient::Table> SimStoreClient::List(const std::function<void(const FileVersion&)>& fn,
+                                                                int64_t at_unix_ms) {
   const Fault f = Ask("ListFiles");
   if (f == Fault::kDropRequest || f == Fault::kDelay) return Lost("ListFiles", false);
-  CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->log()->HeadSeq(SimStore::kNamespace));
+  CONVERGE_ASSIGN_OR_RETURN(crypto::LogHead head, store_->log()->Chain(SimStore::kNamespace));
   std::vector<FileVersion> files;
   if (at_unix_ms >= 0) {
     CONVERGE_RETURN_IF_ERROR(store_->log()->StateAt(SimStore::kNamespace, at_unix_ms,
@@ -173,7 +201,7 @@ absl::StatusOr<uint64_t> SimStoreClient::ListFiles(const std::function<void(cons
   }
   if (f == Fault::kDropReply) return Lost("ListFiles", true);
   for (const FileVersion& v : files) fn(v);
-  return head;
+  return Table{head.seq, head.hash};
 }
 
 absl::StatusOr<std::vector<HistoryVersion>> SimStoreClient::ListVersions(const std::string& path,

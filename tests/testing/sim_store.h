@@ -80,10 +80,14 @@ class SimStoreClient : public engine::StoreClient {
       const std::vector<std::vector<Digest>>& bases) override;
   absl::Status PutChunks(const std::function<absl::StatusOr<bool>(engine::ChunkUpload*)>& next) override;
   absl::StatusOr<uint64_t> Commit(const std::vector<FileVersion>& changes) override;
+  absl::StatusOr<uint64_t> CommitSigned(const std::vector<FileVersion>& changes,
+                                        const std::vector<engine::InlineChunk>& chunks,
+                                        const std::string& attestation) override;
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms) override;
+  absl::StatusOr<Table> ListTable(const std::function<void(const FileVersion&)>& fn) override;
   absl::StatusOr<std::vector<HistoryVersion>> ListVersions(const std::string& path, uint32_t limit) override;
   absl::StatusOr<std::vector<ConflictRecord>> ListConflicts(bool include_resolved) override;
   absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& copy_path) override;
@@ -95,6 +99,7 @@ class SimStoreClient : public engine::StoreClient {
   uint64_t bytes_down() const { return bytes_down_; }
 
  private:
+  absl::StatusOr<Table> List(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms);
   Fault Ask(const char* call) {
     const Fault f = fault_ ? fault_(call) : Fault::kNone;
     return f == Fault::kDelay && !defer_ ? Fault::kDropRequest : f;

@@ -1,0 +1,115 @@
+// LogGuard: this device's check that the store shows it the end-to-end encrypted namespace's
+// real commit log (docs/security.md, "End-to-end encrypted namespaces").
+//
+// Every commit this device makes carries an attestation (common/crypto/log_chain.h): its
+// signature over the namespace, the device, the log head the device had verified and a hash of
+// the commit's body as the store keeps it. Every commit pulled is checked by a LogVerifier
+// before anything of it is applied: a dropped, replayed, reordered, altered, invented or forked
+// commit is refused with DataLoss naming what the store did. After that the guard stays failed
+// (every later pull and commit gets the same error, shown in the engine's status) until the
+// engine restarts, which checks again from the last head it verified.
+//
+// Member devices' keys come from management's key directory, the keys of granted devices, and
+// are pinned on first sight: a device whose key changes later is not a member any more.
+// The verified head is kept in `head_file` (written when the engine acks: the store compacts
+// only what every device acked, so the log after the kept head is still there on restart).
+// A device that starts from the store's file table (new, or offline past compaction) starts
+// its chain at the head the store gives with the table (Root); the heads other devices
+// announce (CompareHead) catch a store that lied there.
+//
+// Thread-safe.
+#ifndef CONVERGE_ENGINE_KEYS_LOG_GUARD_H_
+#define CONVERGE_ENGINE_KEYS_LOG_GUARD_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/crypto/device_keys.h"
+#include "common/crypto/log_chain.h"
+#include "common/model/model.h"
+#include "engine/keys/key_directory_client.h"
+
+namespace converge::engine {
+
+// Heads kept in memory to check a commit's "seen" head and heads other devices announce.
+inline constexpr size_t kMaxRecentHeads = 1 << 16;
+
+// BodyDigest: what an attestation signs of a commit's versions, as the store keeps them (their
+// seq and origin device are the store's to set, and left out).
+Digest BodyDigest(const std::vector<FileVersion>& sealed);
+
+class LogGuard {
+ public:
+  // Open reads the verified head from `head_file` (none yet: the start of the log). `directory`
+  // must outlive this.
+  static absl::StatusOr<std::unique_ptr<LogGuard>> Open(std::string head_file, std::string namespace_id,
+                                                        std::string device_id, crypto::DeviceKeys device,
+                                                        KeyDirectoryClient* directory);
+
+  // Attest: the attestation of a commit of `sealed` made now. DataLoss once the guard failed.
+  absl::StatusOr<std::string> Attest(const std::vector<FileVersion>& sealed);
+  // Committed: the store made the commit attested `attestation` its seq `seq`. When it follows
+  // the verified head directly it is verified now (the engine may not pull it back).
+  void Committed(uint64_t seq, const std::string& attestation);
+
+  // Check: a pulled commit, before it is applied. A commit at or below the verified head (pulled
+  // again) must be the one verified then, as far as the kept heads reach.
+  absl::Status Check(const Commit& sealed);
+  // Table: the store listed its file table at `seq` with chain head `chain`. With `rooting` (the
+  // store compacted the log past this device's head) a head beyond this one is taken as the new
+  // start; a table older than the verified head, or a different hash at it, is DataLoss.
+  absl::Status Table(uint64_t seq, const Digest& chain, bool rooting);
+  // CompareHead: a head another device announced (fork check); CheckCaughtUp: the store's log
+  // ended at `store_head` on a full pull.
+  absl::Status CompareHead(const crypto::LogHead& announced);
+  absl::Status CheckCaughtUp(uint64_t store_head);
+  // RolledBack: the store's log ends below the verified head (`why`: the store's words).
+  // DataLoss, and the guard stops.
+  absl::Status RolledBack(absl::string_view why);
+  // Persist writes the verified head to the head file.
+  absl::Status Persist();
+
+  crypto::LogHead head() const;
+  // failure: OK, or the DataLoss that stopped the guard.
+  absl::Status failure() const;
+
+ private:
+  // RecentHeads: the last kMaxRecentHeads verified heads.
+  class RecentHeads : public crypto::HeadHistory {
+   public:
+    std::optional<Digest> HeadAt(uint64_t seq) const override;
+    void Record(const crypto::LogHead& head) override;
+
+   private:
+    std::map<uint64_t, Digest> heads_;
+  };
+
+  LogGuard(std::string head_file, std::string namespace_id, std::string device_id, crypto::DeviceKeys device,
+           KeyDirectoryClient* directory, crypto::LogHead head);
+  const crypto::DevicePublicKey* KeyOf(absl::string_view device_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartAt(const crypto::LogHead& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Fail(absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string head_file_;
+  const std::string namespace_id_;
+  const std::string device_id_;
+  const crypto::DeviceKeys device_;
+  KeyDirectoryClient* const directory_;
+  mutable absl::Mutex mu_;
+  RecentHeads heads_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<crypto::LogVerifier> verifier_ ABSL_GUARDED_BY(mu_);
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  // Pinned member keys (std::map: the verifier keeps pointers into it).
+  std::map<std::string, crypto::DevicePublicKey, std::less<>> keys_ ABSL_GUARDED_BY(mu_);
+  absl::Status list_status_ ABSL_GUARDED_BY(mu_);  // of the last listing of member keys
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_KEYS_LOG_GUARD_H_
