@@ -200,6 +200,13 @@ TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAnd
   ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(laptop) + "/Private/reply.txt") ==
                                    "an answer from the phone, also secret"; },
                       absl::Seconds(30)));
+  // Every commit was signed and every pulled one checked: both devices verified the same log
+  // (their heads, kept in the folders' state, agree), and told each other so without a fork.
+  const auto head_of = [&](int engine) { return ReadFile(c_->folder(engine) + "/.converge/keys/log_head"); };
+  ASSERT_TRUE(WaitFor([&] { return !head_of(laptop).empty() && head_of(laptop) == head_of(phone); }, absl::Seconds(30)))
+      << head_of(laptop) << " / " << head_of(phone);
+  EXPECT_TRUE(absl::StartsWith(head_of(laptop), "converge log head v1 ")) << head_of(laptop);
+  EXPECT_FALSE(absl::StartsWith(head_of(laptop), "converge log head v1 0 ")) << head_of(laptop);
   // Neither names nor contents of the encrypted namespace are in the store's or management's
   // data; a file of the plain namespace is (the search would find them).
   WriteFile(c_->folder(0) + "/plain-marker.txt", "plain namespace marker 8d1f0c2e");

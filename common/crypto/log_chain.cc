@@ -64,6 +64,16 @@ std::string SigningBytes(const SignedCommit& c) {
   return out;
 }
 
+std::string HeadSigningBytes(absl::string_view namespace_id, absl::string_view device_id, const LogHead& head) {
+  std::string out;
+  AppendField(&out, "converge head v1");
+  AppendField(&out, namespace_id);
+  AppendField(&out, device_id);
+  AppendU64(&out, head.seq);
+  out.append(View(head.hash).data(), kDigestSize);
+  return out;
+}
+
 void Sign(const DeviceKeys& device, SignedCommit* c) { c->signature = device.Sign(SigningBytes(*c)); }
 
 LogHead NextHead(const LogHead& prev, const SignedCommit& c) {

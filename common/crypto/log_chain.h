@@ -57,6 +57,9 @@ absl::StatusOr<SignedCommit> DecodeAttestation(absl::string_view bytes, std::str
 
 // SigningBytes: the canonical, length-prefixed bytes a device signs for `c` (signature excluded).
 std::string SigningBytes(const SignedCommit& c);
+// HeadSigningBytes: what a device signs to announce the head it verified (LogVerifier::
+// CompareHead on the other devices).
+std::string HeadSigningBytes(absl::string_view namespace_id, absl::string_view device_id, const LogHead& head);
 // Sign fills c->signature.
 void Sign(const DeviceKeys& device, SignedCommit* c);
 // NextHead: the head after appending `c` as commit `prev.seq + 1`.
@@ -104,6 +107,8 @@ class LogVerifier {
   absl::Status CheckCaughtUp(uint64_t store_head) const;
 
   const LogHead& head() const { return head_; }
+  // announced_through: the highest seq another device announced beyond this head (0: none).
+  uint64_t announced_through() const { return announced_.empty() ? 0 : announced_.rbegin()->first; }
 
  private:
   const std::string namespace_id_;

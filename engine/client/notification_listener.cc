@@ -27,7 +27,8 @@ Counter* Reconnects() {
 NotificationListener::NotificationListener(std::shared_ptr<grpc::Channel> channel,
                                            std::string device_id, std::string namespace_id,
                                            absl::Duration heartbeat, Callbacks callbacks)
-    : stub_(notification::v1::NotificationService::NewStub(std::move(channel))),
+    : stub_(notification::v1::NotificationService::NewStub(channel)),
+      announce_channel_(channel),
       device_id_(std::move(device_id)),
       namespace_id_(std::move(namespace_id)),
       heartbeat_(heartbeat),
@@ -46,6 +47,7 @@ NotificationListener::~NotificationListener() { Stop(); }
 void NotificationListener::Start() {
   thread_ = std::thread([this] { Run(); });
   watchdog_ = std::thread([this] { Watchdog(); });
+  announcer_ = std::thread([this] { SendAnnouncements(); });
 }
 
 void NotificationListener::Stop() {
@@ -56,6 +58,48 @@ void NotificationListener::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   if (watchdog_.joinable()) watchdog_.join();
+  if (announcer_.joinable()) announcer_.join();
+}
+
+void NotificationListener::Announce(Announced head) {
+  absl::MutexLock lock(&mu_);
+  if (!to_announce_.has_value() || to_announce_->seq <= head.seq) to_announce_ = std::move(head);
+}
+
+void NotificationListener::SendAnnouncements() {
+  auto stub = notification::v1::NotificationService::NewStub(announce_channel_);
+  int failures = 0;
+  while (true) {
+    Announced head;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || to_announce_.has_value(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      head = *std::move(to_announce_);
+      to_announce_.reset();
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    notification::v1::AnnounceHeadRequest req;
+    req.set_namespace_id(namespace_id_);
+    req.mutable_head()->set_device_id(device_id_);
+    req.mutable_head()->set_seq(head.seq);
+    req.mutable_head()->set_hash(head.hash);
+    req.mutable_head()->set_signature(head.signature);
+    notification::v1::AnnounceHeadResponse resp;
+    grpc::Status s = stub->AnnounceHead(&ctx, req, &resp);
+    if (s.ok()) {
+      failures = 0;
+      continue;
+    }
+    Log()->debug("announcing head {}: {}", head.seq, s.error_message());
+    if (++failures >= 2 && connect_) stub = notification::v1::NotificationService::NewStub(connect_());
+    absl::MutexLock lock(&mu_);
+    if (!to_announce_.has_value()) to_announce_ = std::move(head);  // again, unless a newer one waits
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Seconds(1));
+  }
 }
 
 int NotificationListener::silent_reconnects() const {
@@ -113,7 +157,15 @@ void NotificationListener::Run() {
         if (callbacks_.on_connected) callbacks_.on_connected();
       }
       got_any = true;
-      if (event.namespace_id() == namespace_id_) callbacks_.on_head(event.seq());
+      if (event.namespace_id() != namespace_id_) continue;
+      if (event.has_announced()) {
+        if (callbacks_.on_announced) {
+          const auto& a = event.announced();
+          callbacks_.on_announced(Announced{a.device_id(), a.seq(), a.hash(), a.signature()});
+        }
+        continue;
+      }
+      callbacks_.on_head(event.seq());
     }
     grpc::Status s = reader->Finish();
     {

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -25,9 +26,18 @@ inline constexpr int kMissedHeartbeats = 3;
 
 class NotificationListener {
  public:
+  // Another device's signed log head (end-to-end encrypted namespaces), as the service passed
+  // it on: unchecked.
+  struct Announced {
+    std::string device_id;
+    uint64_t seq = 0;
+    std::string hash;
+    std::string signature;
+  };
   struct Callbacks {
     std::function<void(uint64_t seq)> on_head;
     std::function<void()> on_connected;
+    std::function<void(const Announced&)> on_announced;  // optional
   };
   NotificationListener(std::shared_ptr<grpc::Channel> channel, std::string device_id,
                        std::string namespace_id, absl::Duration heartbeat, Callbacks callbacks);
@@ -40,12 +50,17 @@ class NotificationListener {
   void Start();
   void Stop();
 
+  // Announce sends this device's signed log head to the service, from a thread of its own (the
+  // newest waiting one replaces an older; a failed send is retried with the next).
+  void Announce(Announced head);
+
   // How many times a stream was declared dead for silence (tests, status).
   int silent_reconnects() const;
 
  private:
   void Run();
   void Watchdog();
+  void SendAnnouncements();
 
   std::unique_ptr<notification::v1::NotificationService::Stub> stub_;  // used by Run() only
   std::function<std::shared_ptr<grpc::Channel>()> connect_;
@@ -60,6 +75,9 @@ class NotificationListener {
   int silent_reconnects_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
   std::thread watchdog_;
+  std::shared_ptr<grpc::Channel> announce_channel_;  // SendAnnouncements' (until connect_ replaces it)
+  std::optional<Announced> to_announce_ ABSL_GUARDED_BY(mu_);
+  std::thread announcer_;
 };
 
 }  // namespace converge::engine

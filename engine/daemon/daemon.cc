@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -112,6 +113,18 @@ class Daemon::Running {
     NotificationListener::Callbacks callbacks;
     callbacks.on_head = [this](uint64_t seq) { engine_.NotifyRemoteHead(seq); };
     callbacks.on_connected = [this] { engine_.RequestPull(); };
+    if (guard_ != nullptr) {
+      // Other devices' verified heads: a fork stops the guard; the next pull shows it.
+      callbacks.on_announced = [this](const NotificationListener::Announced& a) {
+        LogGuard::SignedHead head;
+        head.device_id = a.device_id;
+        head.head.seq = a.seq;
+        if (a.hash.size() != head.head.hash.size()) return;
+        std::memcpy(head.head.hash.data(), a.hash.data(), a.hash.size());
+        head.signature = a.signature;
+        if (!guard_->Announced(head).ok()) engine_.RequestPull();
+      };
+    }
     Daemon* daemon = daemon_;
     listener_ = std::make_unique<NotificationListener>(
         [daemon, notify_address] { return daemon->Channel(notify_address); }, daemon->enrollment_.device_id,
@@ -143,6 +156,12 @@ class Daemon::Running {
       return;
     }
     guard_ = std::move(*guard);
+    guard_->set_announce([this](const LogGuard::SignedHead& h) {
+      if (listener_ == nullptr) return;
+      listener_->Announce(NotificationListener::Announced{
+          h.device_id, h.head.seq, std::string(reinterpret_cast<const char*>(h.head.hash.data()), h.head.hash.size()),
+          h.signature});
+    });
     encrypting_.SetLogGuard(guard_.get());
     if (std::optional<crypto::Keyring> ring = keys_->keyring()) UseKeyring(*std::move(ring));
     keys_->set_on_keyring([this](const crypto::Keyring& ring) {

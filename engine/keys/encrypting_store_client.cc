@@ -321,7 +321,11 @@ absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commit
   // From the verified head when the engine's cursor is past it (it applied, then stopped before
   // the head was kept): those commits are checked again, not applied again.
   const uint64_t from = std::min(since_seq, guard->head().seq);
+  // What other devices verified before this pull began, the store must show this one too.
+  const uint64_t expected = guard->AnnouncedThrough();
+  uint32_t delivered = 0;
   absl::Status pulled = inner_->Pull(from, max_commits, [&](const converge::Commit& c) -> absl::Status {
+    ++delivered;
     CONVERGE_RETURN_IF_ERROR(guard->Check(c));
     if (c.seq <= since_seq) return absl::OkStatus();
     converge::Commit plain = c;
@@ -347,6 +351,7 @@ absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commit
   // A plain namespace's engine re-syncs from a store restored from an older backup; here the log
   // is checked, and a store whose log ends below what this device verified rolled it back.
   if (IsStoreBehind(pulled)) return guard->RolledBack(pulled.message());
+  if (pulled.ok() && (max_commits == 0 || delivered < max_commits)) return guard->CaughtUp(expected);
   return pulled;
 }
 

@@ -409,38 +409,80 @@ TEST_F(TamperTest, ACommitFromANonMemberIsRefused) {
   ExpectRefused([](std::vector<Commit>* log) { (*log)[1].origin_device = "intruder"; }, "not a member device");
 }
 
-TEST_F(EncryptingStoreClientTest, AForkIsCaughtWhenTheDevicesHeadsAreCompared) {
-  // The store shows one and two different logs from seq 2 on: each chain is sound alone.
+TEST_F(EncryptingStoreClientTest, AForkIsCaughtWhenTheDevicesCompareTheirHeads) {
+  // Each device's verified head goes to the other (the notification service's part), held here
+  // until the test passes it on.
+  std::vector<LogGuard::SignedHead> to_one, to_two;
+  one_->guard->set_announce([&](const LogGuard::SignedHead& h) { to_two.push_back(h); });
+  two_->guard->set_announce([&](const LogGuard::SignedHead& h) { to_one.push_back(h); });
+  const auto deliver = [](std::vector<LogGuard::SignedHead>* queue, Device* to) {
+    absl::Status s;
+    for (const LogGuard::SignedHead& h : *queue) s.Update(to->guard->Announced(h));
+    queue->clear();
+    return s;
+  };
   ASSERT_TRUE(one_->fs.UserWrite("shared.txt", "both see this").ok());
   Sync({one_.get(), two_.get()});
-  std::vector<Commit> honest;
-  ASSERT_TRUE(one_->client.Pull(0, 0, [&](const Commit& c) {
-    honest.push_back(c);
-    return absl::OkStatus();
-  }).ok());
-  ASSERT_EQ(honest.size(), 1u);
-  ASSERT_TRUE(one_->fs.UserWrite("one only.txt", "a commit two never sees").ok());
+  EXPECT_TRUE(deliver(&to_one, one_.get()).ok());  // the same log: the heads agree
+  EXPECT_TRUE(deliver(&to_two, two_.get()).ok());
+  ASSERT_EQ(one_->guard->head(), two_->guard->head());
+
+  // From seq 2 on the store shows two another log: one's commit 2 hidden, two's own commit
+  // (seq 3 in the real log) shown as 2. Alone, each device's chain is sound.
+  two_->client.rewrite = [](std::vector<converge::Commit>* log) {
+    std::vector<converge::Commit> forked;
+    for (converge::Commit c : *log) {
+      if (c.seq == 2) continue;
+      if (c.seq == 3) {
+        c.seq = 2;
+        for (FileVersion& v : c.files) v.seq = 2;
+      }
+      forked.push_back(c);
+    }
+    *log = forked;
+  };
+  ASSERT_TRUE(one_->fs.UserWrite("one only.txt", "two never sees this").ok());
   Sync({one_.get()}, 1);
-  ASSERT_EQ(one_->guard->head().seq, 2u);
-  // two gets a commit of its own at seq 2 on its fork (the store hides one's).
-  two_->client.rewrite = [](std::vector<Commit>* log) { log->clear(); };
   ASSERT_TRUE(two_->fs.UserWrite("two only.txt", "on the other branch").ok());
-  clock_.Advance(absl::Seconds(2));
-  (void)two_->engine->SyncOnce();
-  const crypto::LogHead two_head = two_->guard->head();
-  const crypto::LogHead one_head = one_->guard->head();
-  // Committing at seq 3 on the real log, two's commit does not chain as two believes: its guard
-  // is at 1 or at its own seq. Whichever heads the devices tell each other, the fork shows.
-  if (two_head.seq == one_head.seq) {
-    EXPECT_NE(two_head.hash, one_head.hash);
-    EXPECT_EQ(one_->guard->CompareHead(two_head).code(), absl::StatusCode::kDataLoss);
-  } else {
-    // The head two verified at seq 1 is one's too; announced, one's seq 2 must match it.
-    crypto::LogHead forked{one_head.seq, two_head.hash};
-    forked.hash[0] ^= 1;
-    EXPECT_EQ(two_->guard->CompareHead(forked).code(), absl::StatusCode::kOk);  // ahead: kept
-    EXPECT_EQ(two_->guard->CheckCaughtUp(two_head.seq).code(), absl::StatusCode::kDataLoss);
+  for (int round = 0; round < 2; ++round) {  // commit, then pull it back
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(two_->engine->SyncOnce().ok());
   }
+  ASSERT_EQ(two_->guard->head().seq, 2u);
+  ASSERT_EQ(one_->guard->head().seq, 2u);
+  ASSERT_NE(two_->guard->head().hash, one_->guard->head().hash);
+  // The heads cross: each device sees the other holds another log at seq 2.
+  absl::Status at_one = deliver(&to_one, one_.get());
+  absl::Status at_two = deliver(&to_two, two_.get());
+  EXPECT_EQ(at_one.code(), absl::StatusCode::kDataLoss) << at_one;
+  EXPECT_EQ(at_two.code(), absl::StatusCode::kDataLoss) << at_two;
+  EXPECT_TRUE(absl::StrContains(at_one.message(), "fork")) << at_one;
+  // Neither applies anything more: one never gets two's branch.
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(one_->engine->SyncOnce().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(one_->fs.Snapshot().count("two only.txt"));
+  EXPECT_FALSE(two_->fs.Snapshot().count("one only.txt"));
+}
+
+TEST_F(EncryptingStoreClientTest, AStoreThatWithholdsWhatAnotherDeviceVerifiedIsCaught) {
+  std::vector<LogGuard::SignedHead> to_two;
+  one_->guard->set_announce([&](const LogGuard::SignedHead& h) { to_two.push_back(h); });
+  ASSERT_TRUE(one_->fs.UserWrite("first.txt", "1").ok());
+  Sync({one_.get(), two_.get()});
+  two_->client.rewrite = [](std::vector<converge::Commit>* log) { log->clear(); };  // nothing new for two
+  ASSERT_TRUE(one_->fs.UserWrite("second.txt", "2").ok());
+  Sync({one_.get()}, 1);
+  ASSERT_FALSE(to_two.empty());
+  for (const LogGuard::SignedHead& h : to_two) ASSERT_TRUE(two_->guard->Announced(h).ok());  // ahead: kept
+  // A forged announcement (not signed by a member) is ignored, not believed.
+  LogGuard::SignedHead forged = to_two.back();
+  forged.head.seq = 99;
+  EXPECT_TRUE(two_->guard->Announced(forged).ok());
+  EXPECT_EQ(two_->guard->AnnouncedThrough(), 2u);
+  clock_.Advance(absl::Seconds(2));
+  absl::Status synced = two_->engine->SyncOnce();
+  EXPECT_EQ(synced.code(), absl::StatusCode::kDataLoss) << synced;
+  EXPECT_TRUE(absl::StrContains(synced.message(), "withheld")) << synced;
 }
 
 }  // namespace

@@ -213,11 +213,43 @@ absl::Status LogGuard::CompareHead(const crypto::LogHead& announced) {
   return s.ok() ? s : Fail(s);
 }
 
-absl::Status LogGuard::CheckCaughtUp(uint64_t store_head) {
+LogGuard::SignedHead LogGuard::SignHead() const {
+  SignedHead out;
+  out.device_id = device_id_;
+  out.head = head();
+  out.signature = device_.Sign(crypto::HeadSigningBytes(namespace_id_, device_id_, out.head));
+  return out;
+}
+
+absl::Status LogGuard::Announced(const SignedHead& announced) {
   absl::MutexLock lock(&mu_);
   if (!failure_.ok()) return failure_;
-  absl::Status s = verifier_->CheckCaughtUp(store_head);
-  return s.ok() ? s : Fail(s);
+  if (announced.device_id == device_id_) return absl::OkStatus();
+  const crypto::DevicePublicKey* key = KeyOf(announced.device_id);
+  if (key == nullptr ||
+      !crypto::VerifySignature(*key, crypto::HeadSigningBytes(namespace_id_, announced.device_id, announced.head),
+                               announced.signature)) {
+    GetLogger("engine")->warn("an announced head of '{}' that does not verify under a member's key: ignored",
+                              announced.device_id);
+    return absl::OkStatus();
+  }
+  absl::Status s = verifier_->CompareHead(announced.head);
+  return s.ok() ? s : Fail(absl::DataLossError(absl::StrCat(s.message(), " (device '", announced.device_id, "')")));
+}
+
+uint64_t LogGuard::AnnouncedThrough() const {
+  absl::MutexLock lock(&mu_);
+  return verifier_->announced_through();
+}
+
+absl::Status LogGuard::CaughtUp(uint64_t expected) {
+  absl::MutexLock lock(&mu_);
+  if (!failure_.ok()) return failure_;
+  const uint64_t head = verifier_->head().seq;
+  if (head >= expected) return absl::OkStatus();
+  return Fail(absl::DataLossError(absl::StrCat("another device verified the log up to ", expected,
+                                               " but the store's log ends at ", head,
+                                               " for this device: commits withheld, or the log rolled back")));
 }
 
 absl::Status LogGuard::RolledBack(absl::string_view why) {
@@ -228,11 +260,22 @@ absl::Status LogGuard::RolledBack(absl::string_view why) {
 
 absl::Status LogGuard::Persist() {
   crypto::LogHead head;
+  bool moved = false;
   {
     absl::MutexLock lock(&mu_);
     head = verifier_->head();
+    moved = head.seq != persisted_seq_ || !announced_once_;
   }
-  return WriteFileAtomically(head_file_, absl::StrCat(kHeadFormat, " ", head.seq, " ", HexOf(head.hash), "\n"));
+  if (!moved) return absl::OkStatus();
+  CONVERGE_RETURN_IF_ERROR(
+      WriteFileAtomically(head_file_, absl::StrCat(kHeadFormat, " ", head.seq, " ", HexOf(head.hash), "\n")));
+  {
+    absl::MutexLock lock(&mu_);
+    persisted_seq_ = head.seq;
+    announced_once_ = true;
+  }
+  if (announce_) announce_(SignHead());
+  return absl::OkStatus();
 }
 
 crypto::LogHead LogGuard::head() const {

@@ -22,6 +22,7 @@
 #define CONVERGE_ENGINE_KEYS_LOG_GUARD_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -65,15 +66,34 @@ class LogGuard {
   // store compacted the log past this device's head) a head beyond this one is taken as the new
   // start; a table older than the verified head, or a different hash at it, is DataLoss.
   absl::Status Table(uint64_t seq, const Digest& chain, bool rooting);
-  // CompareHead: a head another device announced (fork check); CheckCaughtUp: the store's log
-  // ended at `store_head` on a full pull.
+  // CompareHead: a head another device announced (fork check), its signature checked already.
   absl::Status CompareHead(const crypto::LogHead& announced);
-  absl::Status CheckCaughtUp(uint64_t store_head);
+
+  // A head as devices announce it to each other (through the notification service).
+  struct SignedHead {
+    std::string device_id;
+    crypto::LogHead head;
+    std::string signature;
+  };
+  // SignHead: this device's verified head, signed.
+  SignedHead SignHead() const;
+  // Announced: another device's announcement. One that does not verify under a member's key is
+  // ignored (logged: the notification service cannot speak for a device); DataLoss on a fork.
+  absl::Status Announced(const SignedHead& announced);
+  // AnnouncedThrough: the highest seq other devices announced beyond this head (0: none): a
+  // full pull that started after it must reach it (CaughtUp).
+  uint64_t AnnouncedThrough() const;
+  // CaughtUp: a pull came back with all the store has; `expected` is AnnouncedThrough before it
+  // started. DataLoss if the store withheld what another device verified.
+  absl::Status CaughtUp(uint64_t expected);
   // RolledBack: the store's log ends below the verified head (`why`: the store's words).
   // DataLoss, and the guard stops.
   absl::Status RolledBack(absl::string_view why);
-  // Persist writes the verified head to the head file.
+  // Persist writes the verified head to the head file, then, when it moved, hands it signed to
+  // the announcer (set_announce).
   absl::Status Persist();
+  // set_announce: where Persist sends this device's head for the others (set before use).
+  void set_announce(std::function<void(const SignedHead&)> fn) { announce_ = std::move(fn); }
 
   crypto::LogHead head() const;
   // failure: OK, or the DataLoss that stopped the guard.
@@ -107,7 +127,10 @@ class LogGuard {
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   // Pinned member keys (std::map: the verifier keeps pointers into it).
   std::map<std::string, crypto::DevicePublicKey, std::less<>> keys_ ABSL_GUARDED_BY(mu_);
-  absl::Status list_status_ ABSL_GUARDED_BY(mu_);  // of the last listing of member keys
+  absl::Status list_status_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const SignedHead&)> announce_;
+  uint64_t persisted_seq_ ABSL_GUARDED_BY(mu_) = 0;  // the head Persist last wrote
+  bool announced_once_ ABSL_GUARDED_BY(mu_) = false;  // of the last listing of member keys
 };
 
 }  // namespace converge::engine

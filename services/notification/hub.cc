@@ -18,6 +18,12 @@ absl::Status Hub::Subscribe(Subscriber* s, const std::vector<std::string>& names
     by_namespace_[ns].insert(s);
     auto head = heads_.find(ns);
     s->Deliver(HeadEvent{ns, head == heads_.end() ? 0 : head->second, 0});
+    // What the namespace's other devices verified last, to compare with at once.
+    if (auto kept = announced_.find(ns); kept != announced_.end()) {
+      for (const auto& [device, a] : kept->second) {
+        if (device != s->device_id()) s->Announce(a);
+      }
+    }
   }
   std::vector<std::string>& mine = namespaces_of_[s];
   mine.insert(mine.end(), namespaces.begin(), namespaces.end());
@@ -51,6 +57,22 @@ size_t Hub::Publish(const HeadEvent& event) {
       continue;
     }
     s->Deliver(event);
+    ++told;
+  }
+  return told;
+}
+
+size_t Hub::Announce(const Announcement& a) {
+  absl::MutexLock lock(&mu_);
+  Announcement& kept = announced_[a.namespace_id][a.device_id];
+  if (a.seq < kept.seq) return 0;
+  kept = a;
+  auto subs = by_namespace_.find(a.namespace_id);
+  if (subs == by_namespace_.end()) return 0;
+  size_t told = 0;
+  for (Subscriber* s : subs->second) {
+    if (s->device_id() == a.device_id) continue;
+    s->Announce(a);
     ++told;
   }
   return told;

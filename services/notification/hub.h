@@ -26,6 +26,15 @@ namespace converge::notification {
 
 inline constexpr size_t kMaxNamespacesPerSubscription = 1000;
 
+// A device's signed, verified log head (end-to-end encrypted namespaces), passed on as is.
+struct Announcement {
+  std::string namespace_id;
+  std::string device_id;
+  uint64_t seq = 0;
+  std::string hash;       // 32 bytes
+  std::string signature;  // 64 bytes
+};
+
 struct HeadEvent {
   std::string namespace_id;
   uint64_t seq = 0;
@@ -38,6 +47,9 @@ class Subscriber {
   virtual ~Subscriber() = default;
   // Deliver queues one event; must not block.
   virtual void Deliver(const HeadEvent& event) = 0;
+  // Announce queues another device's announcement (a newer one of that device replaces it);
+  // must not block.
+  virtual void Announce(const Announcement& a) {}
   // HeartbeatDue reports whether the subscriber's stream has been quiet long enough that it
   // should get its heads again; must not block.
   virtual bool HeartbeatDue(absl::Time now) { return false; }
@@ -58,6 +70,11 @@ class Hub {
   // Publish records the event's seq as the head of its namespace (if newer) and delivers it to
   // every subscriber of the namespace; returns how many were told.
   size_t Publish(const HeadEvent& event);
+
+  // Announce keeps `a` as its device's newest announcement in its namespace (an older seq than
+  // the kept one is ignored) and passes it to every other device's subscriber of the namespace;
+  // returns how many.
+  size_t Announce(const Announcement& a);
 
   // Heads returns the known head of every namespace `s` subscribed to.
   std::vector<HeadEvent> Heads(Subscriber* s) const;
@@ -82,6 +99,9 @@ class Hub {
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Subscriber*, std::vector<std::string>> namespaces_of_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> heads_ ABSL_GUARDED_BY(mu_);
+  // namespace -> device -> its newest announcement (devices are the tokens' own: bounded by the
+  // namespace's members).
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, Announcement>> announced_ ABSL_GUARDED_BY(mu_);
   double drop_ratio_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_){std::random_device{}()};

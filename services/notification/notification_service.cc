@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -78,6 +79,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
     MaybeWriteLocked();
   }
 
+  void Announce(const Announcement& a) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    Announcement& queued = announcements_[{a.namespace_id, a.device_id}];
+    if (queued.seq <= a.seq) queued = a;
+    MaybeWriteLocked();
+  }
+
   bool HeartbeatDue(absl::Time now) override {
     absl::MutexLock lock(&mu_);
     return !finished_ && !writing_ && queue_.empty() && now - last_write_ >= heartbeat_;
@@ -106,7 +115,25 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
 
  private:
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_ || queue_.empty()) return;
+    if (writing_ || finished_) return;
+    if (queue_.empty() && !announcements_.empty()) {
+      // Heads first; then another device's announcement (one per device, the newest).
+      const auto first = announcements_.begin();
+      event_.Clear();
+      event_.set_namespace_id(first->second.namespace_id);
+      v1::AnnouncedHead* a = event_.mutable_announced();
+      a->set_device_id(first->second.device_id);
+      a->set_seq(first->second.seq);
+      a->set_hash(first->second.hash);
+      a->set_signature(first->second.signature);
+      announcements_.erase(first);
+      last_write_ = absl::Now();
+      writing_ = true;
+      StartWrite(&event_);
+      return;
+    }
+    if (queue_.empty()) return;
+    event_.clear_announced();
     const HeadEvent& next = queue_.front();
     event_.set_namespace_id(next.namespace_id);
     event_.set_seq(next.seq);
@@ -144,6 +171,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::Event>, publi
   CallLimiter::Slot slot_;  // the device's place among its open streams
   absl::Mutex mu_;
   std::deque<HeadEvent> queue_ ABSL_GUARDED_BY(mu_);
+  // (namespace, device) -> its newest announcement not yet written.
+  std::map<std::pair<std::string, std::string>, Announcement> announcements_ ABSL_GUARDED_BY(mu_);
   v1::Event event_ ABSL_GUARDED_BY(mu_);
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::Now();
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -227,6 +256,34 @@ grpc::ServerUnaryReactor* NotificationService::RevokeDevices(grpc::CallbackServe
   if (s.ok()) {
     const absl::Time until = std::max(absl::FromUnixMillis(req->until_unix_ms()), absl::Now() + kMaxDeviceTokenTtl);
     resp->set_streams_closed(static_cast<uint32_t>(Revoke({req->device_ids().begin(), req->device_ids().end()}, until)));
+  }
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* NotificationService::AnnounceHead(grpc::CallbackServerContext* ctx,
+                                                            const v1::AnnounceHeadRequest* req,
+                                                            v1::AnnounceHeadResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const v1::AnnouncedHead& head = req->head();
+  absl::Status s = ValidateId("namespace id", req->namespace_id());
+  if (s.ok()) s = ValidateId("device id", head.device_id());
+  if (s.ok() && auth_.verifies_devices()) {
+    absl::StatusOr<DeviceClaims> claims = auth_.VerifyDevice(*ctx);
+    if (!claims.ok()) {
+      s = claims.status();
+    } else if (claims->device_id != head.device_id() || !claims->HasNamespace(req->namespace_id())) {
+      s = absl::PermissionDeniedError("a device announces only its own head, in its own namespaces");
+    }
+  }
+  if (s.ok() && (head.hash().size() != 32 || head.signature().size() != 64)) {
+    s = absl::InvalidArgumentError("an announced head is a 32-byte hash and a 64-byte signature");
+  }
+  if (s.ok()) {
+    // Passed on as is: the devices check the signature (the service holds no keys).
+    const size_t told = hub_->Announce(
+        Announcement{req->namespace_id(), head.device_id(), head.seq(), head.hash(), head.signature()});
+    resp->set_subscribers_notified(static_cast<uint32_t>(told));
   }
   reactor->Finish(ToGrpcStatus(s));
   return reactor;

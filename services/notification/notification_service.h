@@ -39,6 +39,9 @@ class NotificationService final : public v1::NotificationService::CallbackServic
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
                                     const v1::PublishRequest* req,
                                     v1::PublishResponse* resp) override;
+  // AnnounceHead: a device's signed log head, passed to the namespace's other subscribers.
+  grpc::ServerUnaryReactor* AnnounceHead(grpc::CallbackServerContext* ctx, const v1::AnnounceHeadRequest* req,
+                                         v1::AnnounceHeadResponse* resp) override;
   grpc::ServerUnaryReactor* RevokeDevices(grpc::CallbackServerContext* ctx, const v1::RevokeDevicesRequest* req,
                                           v1::RevokeDevicesResponse* resp) override;
   // Revoke refuses the devices' tokens until `until` and closes their streams; returns how many.

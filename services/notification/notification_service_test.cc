@@ -138,5 +138,59 @@ TEST_F(NotificationServiceTest, PublishNeedsTokenAndBadSubscribeIsRefused) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(NotificationServiceTest, AnAnnouncedHeadReachesTheNamespacesOtherDevicesAndLaterOnes) {
+  const auto announce = [&](const std::string& device, uint64_t seq, size_t hash_bytes) {
+    grpc::ClientContext ctx;
+    v1::AnnounceHeadRequest req;
+    req.set_namespace_id("vault");
+    req.mutable_head()->set_device_id(device);
+    req.mutable_head()->set_seq(seq);
+    req.mutable_head()->set_hash(std::string(hash_bytes, 'h'));
+    req.mutable_head()->set_signature(std::string(64, 's'));
+    v1::AnnounceHeadResponse resp;
+    return stub_->AnnounceHead(&ctx, req, &resp);
+  };
+  const auto subscribe = [&](grpc::ClientContext* ctx, const std::string& device) {
+    v1::SubscribeRequest req;
+    req.set_device_id(device);
+    req.add_namespace_ids("vault");
+    return stub_->Subscribe(ctx, req);
+  };
+  grpc::ClientContext one_ctx, two_ctx;
+  auto one = subscribe(&one_ctx, "dev1");
+  auto two = subscribe(&two_ctx, "dev2");
+  v1::Event e;
+  ASSERT_TRUE(one->Read(&e));  // the heads
+  ASSERT_TRUE(two->Read(&e));
+  WaitForSubscribers(2);
+  EXPECT_EQ(announce("dev1", 7, 31).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // not a 32-byte hash
+  EXPECT_EQ(announce("../x", 7, 32).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(announce("dev1", 7, 32).ok());
+  ASSERT_TRUE(two->Read(&e));
+  ASSERT_TRUE(e.has_announced());
+  EXPECT_EQ(e.announced().device_id(), "dev1");
+  EXPECT_EQ(e.announced().seq(), 7u);
+  // An older head of the same device is not passed on; a device that subscribes later gets the
+  // newest of each other device at once; the announcing device never hears its own.
+  ASSERT_TRUE(announce("dev1", 5, 32).ok());
+  grpc::ClientContext three_ctx;
+  auto three = subscribe(&three_ctx, "dev3");
+  ASSERT_TRUE(three->Read(&e));
+  EXPECT_FALSE(e.has_announced());
+  ASSERT_TRUE(three->Read(&e));
+  ASSERT_TRUE(e.has_announced());
+  EXPECT_EQ(e.announced().seq(), 7u);
+  ASSERT_TRUE(Publish("vault", 8, "svc").ok());
+  ASSERT_TRUE(one->Read(&e));
+  EXPECT_FALSE(e.has_announced());  // dev1's next event is the head, not its own announcement
+  EXPECT_EQ(e.seq(), 8u);
+  for (auto* ctx : {&one_ctx, &two_ctx, &three_ctx}) ctx->TryCancel();
+  for (auto* reader : {one.get(), two.get(), three.get()}) {
+    while (reader->Read(&e)) {
+    }
+    reader->Finish().ok();
+  }
+}
+
 }  // namespace
 }  // namespace converge::notification
