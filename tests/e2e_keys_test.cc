@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/base/sha256.h"
 #include "common/crypto/device_keys.h"
 #include "common/crypto/keyring.h"
 #include "gtest/gtest.h"
@@ -215,8 +216,14 @@ TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAnd
   const std::string folders = dir_ + "/folders";
   EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, "plain namespace marker 8d1f0c2e").empty());
   EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, "plain-marker").empty());
+  // Nor are their plaintext SHA-256s (raw or hex), which would tell a known file anywhere; the
+  // plain namespace's file's is there (its chunk's id).
+  const auto raw = [](const std::string& text) { return DigestToBytes(HashOf(text)); };
+  const auto hex = [](const std::string& text) { return DigestToHex(HashOf(text)); };
+  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, raw("plain namespace marker 8d1f0c2e")).empty());
+  const std::string reply = "an answer from the phone, also secret";
   for (const std::string& needle : {secret, std::string("an answer from the phone"), name, std::string("Private"),
-                                    std::string("reply.txt")}) {
+                                    std::string("reply.txt"), raw(secret), hex(secret), raw(reply), hex(reply)}) {
     EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, needle).empty()) << needle;
   }
 }
