@@ -277,13 +277,40 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::CommitSealed(const std::vector<F
   return seq;
 }
 
-absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVersion>& changes) {
-  std::vector<FileVersion> sealed;
-  sealed.reserve(changes.size());
-  for (const FileVersion& v : changes) {
-    CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
-    sealed.push_back(std::move(s));
+absl::StatusOr<std::vector<FileVersion>> EncryptingStoreClient::SealAll(const std::vector<FileVersion>& changes) {
+  for (int attempt = 0;; ++attempt) {
+    std::vector<FileVersion> sealed;
+    sealed.reserve(changes.size());
+    absl::Status failed;
+    for (const FileVersion& v : changes) {
+      absl::StatusOr<FileVersion> s = Sealed(v);
+      if (!s.ok()) {
+        failed = s.status();
+        break;
+      }
+      sealed.push_back(*std::move(s));
+    }
+    if (failed.ok()) return sealed;
+    if (attempt > 0 || !absl::IsFailedPrecondition(failed)) return failed;
+    // The engine does not upload chunks of a file's previous version (the store's current one):
+    // after a restart their sealed ids are not known here. They are in the store's table.
+    CONVERGE_RETURN_IF_ERROR(RelearnFromTable());
   }
+}
+
+absl::Status EncryptingStoreClient::RelearnFromTable() {
+  size_t opened = 0;
+  CONVERGE_RETURN_IF_ERROR(inner_
+                               ->ListFiles([&](const FileVersion& v) {
+                                 if (!v.deleted && Opened(v).ok()) ++opened;  // Opened remembers the chunks
+                               })
+                               .status());
+  GetLogger("engine")->info("relearned the sealed chunk ids of {} live file(s) from the store's table", opened);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVersion>& changes) {
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<FileVersion> sealed, SealAll(changes));
   return CommitSealed(sealed, {});
 }
 
@@ -296,11 +323,7 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vect
     inline_fits &= sealed.size() <= kMaxInlineChunkBytes;
     sealed_chunks.push_back(InlineChunk{HashOf(sealed), std::move(sealed)});
   }
-  std::vector<FileVersion> sealed;
-  for (const FileVersion& v : changes) {
-    CONVERGE_ASSIGN_OR_RETURN(FileVersion s, Sealed(v));
-    sealed.push_back(std::move(s));
-  }
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<FileVersion> sealed, SealAll(changes));
   if (inline_fits) return CommitSealed(sealed, sealed_chunks);
   // Padding took a chunk past what a commit carries: uploaded first.
   size_t next = 0;

@@ -15,7 +15,9 @@
 // sealed it or saw both in a pulled version; a chunk whose sealed id is not known is reported
 // missing, so the engine uploads it again (it seals to the same bytes: the store keeps one copy).
 // At most kMaxRememberedChunks mappings are kept (about 100 MiB); past that they are forgotten
-// together, which costs uploads again, never correctness.
+// together, which costs uploads again, never correctness. A commit that references a chunk not
+// known here (the engine does not upload its files' previous chunks: the store has them) makes
+// the client relearn the ids from the store's table, once per commit.
 // A pulled version that does not open (a member that wrote garbage, a store that altered it) is
 // not applied: it is logged and reported to the store as blocked, and the rest of the commit
 // applies, so one bad version cannot stop a device.
@@ -100,6 +102,10 @@ class EncryptingStoreClient : public StoreClient {
   absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
   absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
   absl::StatusOr<LogGuard*> Guard() const;
+  // SealAll seals a commit's versions; a chunk whose sealed id is not known makes it relearn
+  // them from the store's table once (RelearnFromTable) before it gives up.
+  absl::StatusOr<std::vector<FileVersion>> SealAll(const std::vector<FileVersion>& changes);
+  absl::Status RelearnFromTable();
   // CommitSealed signs and commits sealed versions (with `chunks`, sealed, in the call).
   absl::StatusOr<uint64_t> CommitSealed(const std::vector<FileVersion>& sealed, const std::vector<InlineChunk>& chunks);
   absl::Status DecryptPaths(ConflictRecord* r) const;

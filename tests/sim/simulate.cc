@@ -25,12 +25,13 @@ int main(int argc, char** argv) {
     else if (a.rfind("--operations=", 0) == 0) options.operations = static_cast<int>(value("--operations="));
     else if (a.rfind("--devices=", 0) == 0) options.devices = static_cast<int>(value("--devices="));
     else if (a.rfind("--writers=", 0) == 0) options.writers = static_cast<int>(value("--writers="));
+    else if (a == "--encrypted") options.encrypted = true;
     else if (a == "--verbose") options.verbose = true, level = "info";
     else if (a == "--debug") options.verbose = true, level = "debug";
     else if (a == "--no-power-cuts") options.device_power_cut = options.store_power_cut = 0;
     else if (a == "--keep-going") keep_going = true;
     else {
-      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--writers=N] [--no-power-cuts] [--keep-going] [--verbose]\n";
+      std::cerr << "usage: simulate [--seeds=N --first=N | --seed=N] [--operations=N] [--devices=N] [--writers=N] [--encrypted] [--no-power-cuts] [--keep-going] [--verbose]\n";
       return 2;
     }
   }

@@ -1,5 +1,8 @@
 #include "tests/sim/simulation.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -12,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/clock.h"
 #include "common/base/sha256.h"
+#include "common/base/status_macros.h"
 #include "engine/sync/chunker.h"
 #include "engine/sync/sync_engine.h"
 #include "tests/sim/sim_device.h"
@@ -22,6 +26,7 @@ namespace converge::sim {
 
 void SimTotals::Add(const SimTotals& o) {
   seeds += o.seeds;
+  encrypted_seeds += o.encrypted_seeds;
   operations += o.operations;
   user_writes += o.user_writes;
   type_changes += o.type_changes;
@@ -42,7 +47,7 @@ void SimTotals::Add(const SimTotals& o) {
 }
 
 std::string SimTotals::Summary() const {
-  return absl::StrCat(seeds, " seeds, ", operations, " operations (", user_writes, " user writes, ", type_changes, " type changes, ", touches, " touches, ", syncs,
+  return absl::StrCat(seeds, " seeds (", encrypted_seeds, " end-to-end encrypted), ", operations, " operations (", user_writes, " user writes, ", type_changes, " type changes, ", touches, " touches, ", syncs,
                       " sync rounds, ", sync_errors, " failed and retried), ", device_power_cuts,
                       " device power cuts, ", store_power_cuts, " store power cuts, ", lost_messages,
                       " lost messages, ", delayed_messages, " delayed and delivered out of order, ", conflict_copies, " conflict copies, ",
@@ -75,16 +80,23 @@ class Run {
  public:
   Run(uint64_t seed, const SimOptions& options, SimTotals* totals)
       : seed_(seed), options_(options), totals_(totals), rng_(seed) {}
+  ~Run() {
+    for (const std::string& f : head_files_) std::filesystem::remove(f);
+  }
 
   std::string Go() {
     std::vector<std::string> ids;
     for (int i = 0; i < options_.devices; ++i) ids.push_back(absl::StrCat("dev", i));
-    absl::StatusOr<std::unique_ptr<SimStore>> store = SimStore::Create(&clock_, ids);
+    absl::StatusOr<std::unique_ptr<SimStore>> store = SimStore::Create(&clock_, ids, {}, options_.encrypted);
     if (!store.ok()) return absl::StrCat("create the store: ", store.status().ToString());
     store_ = std::move(*store);
+    if (options_.encrypted) {
+      if (std::string why = StartObserver(); !why.empty()) return why;
+    }
     for (const std::string& id : ids) {
       auto d = std::make_unique<Device>();
       d->sim = std::make_unique<SimDevice>(id, &clock_, store_.get(), EngineOptionsFor(d.get()), NetworkFault(), Defer());
+      if (options_.encrypted) d->sim->Encrypt(ring_, &members_, HeadFile(id));
       if (absl::Status s = d->sim->Start(); !s.ok()) return absl::StrCat(id, ": start: ", s.ToString());
       devices_.push_back(std::move(d));
     }
@@ -235,18 +247,71 @@ class Run {
     return "";
   }
 
+  // An encrypted run reads the store through the namespace's keys, as a device would (it never
+  // syncs: its client only opens what the store holds).
+  std::string HeadFile(const std::string& id) {
+    std::string path = absl::StrCat(std::filesystem::temp_directory_path().string(), "/converge-sim-", getpid(), "-",
+                                    seed_, "-", id);
+    std::filesystem::remove(path);
+    head_files_.push_back(path);
+    return path;
+  }
+
+  std::string StartObserver() {
+    observer_client_ = std::make_unique<SimStoreClient>(store_.get(), "observer");
+    absl::StatusOr<std::unique_ptr<engine::LogGuard>> guard = engine::LogGuard::Open(
+        HeadFile("observer"), SimStore::kNamespace, "observer", crypto::DeviceKeys::Generate(), &members_);
+    if (!guard.ok()) return guard.status().ToString();
+    observer_guard_ = std::move(*guard);
+    observer_ = std::make_unique<engine::EncryptingStoreClient>(observer_client_.get(), ring_);
+    observer_->SetLogGuard(observer_guard_.get());
+    return "";
+  }
+
+  // StoreFiles: the store's live files (path -> content, "/" for a directory), in the clear.
+  absl::StatusOr<std::map<std::string, std::string>> StoreFiles() {
+    if (!options_.encrypted) return store_->Files();
+    std::vector<FileVersion> live;
+    CONVERGE_RETURN_IF_ERROR(observer_->ListFiles([&](const FileVersion& v) {
+      if (!v.deleted) live.push_back(v);
+    }).status());
+    std::map<std::string, std::string> out;
+    for (const FileVersion& v : live) {
+      std::string& content = out[v.path];
+      if (v.kind == FileKind::kDirectory) {
+        content = "/";
+        continue;
+      }
+      std::vector<engine::ChunkWant> wants;
+      for (const ChunkRef& c : v.chunks) wants.push_back(engine::ChunkWant{c.sha256, {}});
+      if (wants.empty()) continue;
+      CONVERGE_RETURN_IF_ERROR(observer_->Fetch(wants, nullptr, [&](const Digest&, std::string bytes) {
+        content += bytes;
+        return absl::OkStatus();
+      }));
+    }
+    return out;
+  }
+
   // ReadHistory adds the contents of the commits since the last read to history_.
   std::string ReadHistory() {
     absl::StatusOr<uint64_t> head = store_->log()->HeadSeq(SimStore::kNamespace);
     if (!head.ok()) return head.status().ToString();
     if (*head < history_seq_) return absl::StrCat("the store lost commits: head ", *head, " < ", history_seq_);
+    absl::Status opened;
     absl::Status read = store_->log()->ReadSince(SimStore::kNamespace, history_seq_, 0, [&](const Commit& c) {
-      for (const FileVersion& v : c.files) {
-        if (!v.deleted && v.kind == FileKind::kFile) history_.insert(v.content_sha256);
+      for (const FileVersion& stored : c.files) {
+        absl::StatusOr<FileVersion> v = options_.encrypted ? observer_->Opened(stored) : stored;
+        if (!v.ok()) {
+          opened = v.status();
+          return false;
+        }
+        if (!v->deleted && v->kind == FileKind::kFile) history_.insert(v->content_sha256);
       }
       history_seq_ = c.seq;
       return true;
     });
+    if (!opened.ok()) return absl::StrCat("open the history: ", opened.ToString());
     if (!read.ok()) return absl::StrCat("read the history: ", read.ToString());
     return "";
   }
@@ -412,7 +477,7 @@ class Run {
   }
 
   std::string Converged() {
-    absl::StatusOr<std::map<std::string, std::string>> files = store_->Files();
+    absl::StatusOr<std::map<std::string, std::string>> files = StoreFiles();
     if (!files.ok()) return absl::StrCat("the store's files: ", files.status().ToString());
     for (auto& d : devices_) {
       std::map<std::string, std::string> snap = d->sim->fs().Snapshot();
@@ -471,12 +536,18 @@ class Run {
 
   const uint64_t seed_;
   const SimOptions options_;
+  const crypto::Keyring ring_ = crypto::Keyring::Create();  // encrypted runs
+  SimMembers members_;
+  std::vector<std::string> head_files_;
   SimTotals* const totals_;
   std::mt19937_64 rng_;
   FakeClock clock_;
   bool faults_ = true;
   std::unique_ptr<SimStore> store_;
   std::vector<std::unique_ptr<Device>> devices_;
+  std::unique_ptr<SimStoreClient> observer_client_;
+  std::unique_ptr<engine::LogGuard> observer_guard_;
+  std::unique_ptr<engine::EncryptingStoreClient> observer_;
   std::vector<std::function<void()>> in_flight_;  // held requests, not yet delivered
   std::set<Digest> history_;  // contents of every file version committed up to history_seq_
   uint64_t history_seq_ = 0;
@@ -486,6 +557,7 @@ class Run {
 
 std::string RunSeed(uint64_t seed, const SimOptions& options, SimTotals* totals) {
   ++totals->seeds;
+  if (options.encrypted) ++totals->encrypted_seeds;
   Run run(seed, options, totals);
   return run.Go();
 }

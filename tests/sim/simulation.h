@@ -10,7 +10,8 @@
 // store's files; every user write still current on its device when the faults stopped is in
 // the final folders (at its path or as a conflict copy) or in the store's history (an edit that
 // another device's later edit replaced); every file's mtime is the same everywhere; with one
-// writer, no conflict copy exists. A failure names the seed that replays it.
+// writer, no conflict copy exists. In an encrypted run the store's files and history are read
+// through the namespace's keys. A failure names the seed that replays it.
 #ifndef CONVERGE_TESTS_SIM_SIMULATION_H_
 #define CONVERGE_TESTS_SIM_SIMULATION_H_
 
@@ -30,11 +31,16 @@ struct SimOptions {
   // The devices that make user edits: the first `writers` (0: all). With one writer, a conflict
   // copy in the final folders is a failure (nobody else changed anything).
   int writers = 0;
+  // An end-to-end encrypted namespace: the engines sync through EncryptingStoreClient, signing
+  // every commit and checking every pulled one (LogGuard); a check that refuses an honest
+  // store's log shows as a run that does not converge.
+  bool encrypted = false;
   bool verbose = false;  // print every step (to replay a failure)
 };
 
 struct SimTotals {
   uint64_t seeds = 0;
+  uint64_t encrypted_seeds = 0;
   uint64_t operations = 0;
   uint64_t user_writes = 0;
   uint64_t type_changes = 0;     // a file replaced by a directory or a directory by a file

@@ -1,5 +1,6 @@
 // The deterministic simulation in CI: CONVERGE_SIM_SEEDS seeds (default 2,000) of 3 devices and
-// 200 operations each, in two halves (one per shard). A failing seed replays with
+// 200 operations each, in two halves (one per shard), every other seed in an end-to-end encrypted
+// namespace. A failing seed replays with
 //   bazel run //tests/sim:simulate -- --seed=N --verbose
 #include <cstdlib>
 #include <iostream>
@@ -26,9 +27,11 @@ void RunHalf(uint64_t half) {
   SimOptions options;
   SimTotals totals;
   for (uint64_t seed = first + half; seed < first + seeds; seed += 2) {
+    // Every other seed of each half in an end-to-end encrypted namespace.
+    options.encrypted = (seed / 2) % 2 == 1;
     const std::string failure = RunSeed(seed, options, &totals);
     ASSERT_EQ(failure, "") << "seed " << seed << " failed; replay: bazel run //tests/sim:simulate -- --seed=" << seed
-                           << " --verbose";
+                           << (options.encrypted ? " --encrypted" : "") << " --verbose";
   }
   std::cout << "simulation (half " << half << "): " << totals.Summary() << "\n";
   EXPECT_EQ(totals.seeds, seeds / 2 + (half < seeds % 2 ? 1 : 0));
@@ -36,6 +39,7 @@ void RunHalf(uint64_t half) {
   EXPECT_GT(totals.lost_messages, 0u);
   EXPECT_GT(totals.moved_in_place, 0u);
   EXPECT_GT(totals.snapshots, 0u);
+  EXPECT_GT(totals.encrypted_seeds, totals.seeds / 3);
 }
 
 // Edits from one device only (type changes, touches, renames among them) never make a conflict
