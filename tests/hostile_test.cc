@@ -595,6 +595,28 @@ class HostileTest : public HostileBase {
            nv1::PublishResponse resp;
            return notify_->Publish(Ctx(t).get(), pub, &resp);
          }},
+        {"tenancy", "announce another device's log head to notify", StatusCode::PERMISSION_DENIED,
+         [=, t = w.alice.token, other = w.bob.device_id] {
+           nv1::AnnounceHeadRequest req;
+           req.set_namespace_id(ns);
+           req.mutable_head()->set_device_id(other);  // a fork alarm in someone else's name
+           req.mutable_head()->set_seq(1);
+           req.mutable_head()->set_hash(std::string(32, 'h'));
+           req.mutable_head()->set_signature(std::string(64, 's'));
+           nv1::AnnounceHeadResponse resp;
+           return notify_->AnnounceHead(Ctx(t).get(), req, &resp);
+         }},
+        {"tenancy", "announce a log head in another user's namespace", StatusCode::PERMISSION_DENIED,
+         [=, t = w.alice.token, self = w.alice.device_id] {
+           nv1::AnnounceHeadRequest req;
+           req.set_namespace_id("bobs");
+           req.mutable_head()->set_device_id(self);
+           req.mutable_head()->set_seq(1);
+           req.mutable_head()->set_hash(std::string(32, 'h'));
+           req.mutable_head()->set_signature(std::string(64, 's'));
+           nv1::AnnounceHeadResponse resp;
+           return notify_->AnnounceHead(Ctx(t).get(), req, &resp);
+         }},
         {"auth", "register with an invented enrollment token", StatusCode::UNAUTHENTICATED,
          [=] { return Register("cve1.0000000000000000"); }},
         {"auth", "register with an enrollment token already used", StatusCode::UNAUTHENTICATED,
