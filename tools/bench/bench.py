@@ -373,11 +373,12 @@ class Converge(Tool):
                                    f"--token_signing_key={self.tls}/token-signing.key", *self.service_tls])
         self.management = f"127.0.0.1:{self._port('management')}"
         self.ctl("users", "create", "bench")
-        self.ctl("namespaces", "create", "bench", "--owner=bench")
+        self.create_namespace()
         if self.seed:
             self.seed_history()
         for side, folder in (("engine_a", self.a), ("engine_b", self.b)):
             self._spawn(side, self.engine_argv(folder, "bench", side))
+        self.engines_started()
         # Ready when a file from A shows up on B: after both engines applied the seeded history
         # (50,000 files in full mode), so that gets minutes.
         write_file(os.path.join(self.a, ".ready"), b"ready")
@@ -388,6 +389,12 @@ class Converge(Tool):
             time.sleep(0.02)
         if self.seed:
             self.wait_seeded()
+
+    def create_namespace(self):
+        self.ctl("namespaces", "create", "bench", "--owner=bench")
+
+    def engines_started(self):
+        pass
 
     def seed_history(self):
         """Steady state: the namespace gets a history of its own before the engines join (a third
@@ -651,7 +658,51 @@ def wait_tcp(port, timeout=20):
     raise RuntimeError(f"nothing listens on {port}")
 
 
-TOOLS = {"converge": Converge, "rsync_local": RsyncLocal, "rsync_daemon": RsyncDaemon,
+class ConvergeEncrypted(Converge):
+    """Converge on an end-to-end encrypted namespace (docs/security.md): the same deployment,
+    every name, chunk and version sealed on the engines, every commit signed and checked. Fresh
+    state only (converge-bench history commits plaintext straight into the store)."""
+    name = "converge_e2e"
+    steady_ok = False
+
+    def create_namespace(self):
+        self.ctl("namespaces", "create", "bench", "--owner=bench", "--encrypted")
+
+    def engines_started(self):
+        # The user's steps: A makes the keyring; B asks; A approves B by the fingerprint B shows;
+        # B accepts by A's.
+        def keys(folder, *args):
+            deadline = time.time() + 60
+            while True:
+                r = subprocess.run([f"{BIN}/engine/converge-engine", "keys", *args, f"--folder={folder}"],
+                                   capture_output=True, text=True,
+                                   env=dict(os.environ, CONVERGE_RECOVERY_PASSPHRASE="bench passphrase"))
+                if r.returncode == 0:
+                    return r.stdout
+                if time.time() > deadline:
+                    raise RuntimeError(f"converge_e2e: keys {args[0]}: {r.stderr.strip()}")
+                time.sleep(0.2)  # the engine's control socket is not up yet
+
+        def fingerprint(out):
+            for line in out.splitlines():
+                if "this device's key: " in line:
+                    return line.split("this device's key: ", 1)[1].strip()
+            raise RuntimeError("converge_e2e: no fingerprint in: " + out)
+
+        a_fp = fingerprint(keys(self.a, "init"))
+        b_fp = fingerprint(keys(self.b, "request"))
+        device_b = None
+        for line in keys(self.a, "status").splitlines():  # "  NAME (DEVICE-ID)  waiting ... fingerprint FP"
+            m = re.match(r"\s+\S+ \((\S+)\)\s", line)
+            if m and line.replace(" ", "").endswith(b_fp.replace(" ", "")):
+                device_b = m.group(1)
+        if device_b is None:
+            raise RuntimeError("converge_e2e: B is not listed as waiting")
+        keys(self.a, "approve", device_b, f"--fingerprint={b_fp}")
+        keys(self.b, "accept", f"--fingerprint={a_fp}")
+
+
+TOOLS = {"converge": Converge, "converge_e2e": ConvergeEncrypted, "rsync_local": RsyncLocal, "rsync_daemon": RsyncDaemon,
          "rsync_daemon_z": RsyncDaemonZ, "unison_socket": UnisonSocket, "syncthing": Syncthing}
 
 
@@ -1055,6 +1106,8 @@ class Bench:
         for state in self.states:
             self.state = state
             for name in self.tool_names:
+                if state == "steady" and not getattr(TOOLS[name], "steady_ok", True):
+                    continue
                 tool = TOOLS[name](self.work)
                 log(f"--- {name} ({state})")
                 if state == "steady":
