@@ -79,6 +79,15 @@ NameKeys Keyring::Names() const { return NameKeys{Derive(names_, 1, "cvgnmmac"),
 
 std::string Keyring::Id() const { return Derive(names_, 3, "cvgringd").ToBytes().substr(0, kKeyringIdBytes); }
 
+bool Keyring::Extends(const Keyring& older) const {
+  if (names_.ToBytes() != older.names_.ToBytes()) return false;
+  for (const auto& [epoch, key] : older.epochs_) {
+    const auto it = epochs_.find(epoch);
+    if (it == epochs_.end() || it->second.ToBytes() != key.ToBytes()) return false;
+  }
+  return true;
+}
+
 absl::Status Keyring::Rotate() {
   if (epochs_.size() >= kMaxEpochs) {
     return absl::ResourceExhaustedError(absl::StrCat("a namespace keeps at most ", kMaxEpochs, " key epochs"));

@@ -62,6 +62,10 @@ class Keyring {
   // keyring for a namespace, and a device checks a keyring it receives is the namespace's.
   std::string Id() const;
 
+  // Extends: this ring holds every key `older` holds (and maybe newer epochs): a ring a device
+  // receives after a rotation must extend its own, which only a holder of its keys can make.
+  bool Extends(const Keyring& older) const;
+
   // Rotate starts the next epoch with a new random key; the older epochs stay readable.
   // ResourceExhausted once the ring holds kMaxEpochs.
   absl::Status Rotate();

@@ -28,6 +28,7 @@ KeyRecord FromProto(const management::v1::KeyGrant& p) {
   r.grant_signature = p.grant_signature();
   r.keyring_id = p.keyring_id();
   r.epoch = p.epoch();
+  r.revoked = p.revoked();
   return r;
 }
 
@@ -66,6 +67,7 @@ absl::Status GrpcKeyDirectoryClient::Grant(const KeyRecord& grant) {
   req.set_grant_signature(grant.grant_signature);
   req.set_keyring_id(grant.keyring_id);
   req.set_epoch(grant.epoch);
+  req.set_rotation(grant.rotation);
   management::v1::KeyGrant resp;
   return FromGrpcStatus(management_->GrantNamespaceKey(Context().get(), req, &resp), "management.GrantNamespaceKey");
 }

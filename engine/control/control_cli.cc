@@ -91,15 +91,16 @@ int RunKeysCommand(const ControlArgs& a) {
   static const std::map<std::string, v1::KeysRequest::Action> kSteps = {
       {"status", v1::KeysRequest::STATUS},   {"init", v1::KeysRequest::INIT},
       {"request", v1::KeysRequest::REQUEST}, {"approve", v1::KeysRequest::APPROVE},
-      {"accept", v1::KeysRequest::ACCEPT},   {"recover", v1::KeysRequest::RECOVER}};
+      {"accept", v1::KeysRequest::ACCEPT},   {"recover", v1::KeysRequest::RECOVER},
+      {"rotate", v1::KeysRequest::ROTATE}};
   const auto step = a.args.empty() ? kSteps.end() : kSteps.find(a.args[0]);
   const bool approve = step != kSteps.end() && step->second == v1::KeysRequest::APPROVE;
   const bool needs_fingerprint = approve || (step != kSteps.end() && step->second == v1::KeysRequest::ACCEPT);
   if (step == kSteps.end() || a.args.size() != (approve ? 2u : 1u) || (needs_fingerprint && a.fingerprint.empty())) {
-    std::cerr << "usage: converge-engine keys status|init|request|recover --folder=F\n"
+    std::cerr << "usage: converge-engine keys status|init|request|recover|rotate --folder=F\n"
                  "       converge-engine keys approve DEVICE --fingerprint=\"THE DEVICE'S, AS IT SHOWS IT\" --folder=F\n"
                  "       converge-engine keys accept --fingerprint=\"THE APPROVING DEVICE'S\" --folder=F\n"
-                 "init and recover read the recovery passphrase from --passphrase_file or "
+                 "init, recover and rotate read the recovery passphrase from --passphrase_file or "
                  "$CONVERGE_RECOVERY_PASSPHRASE\n";
     return 2;
   }
@@ -107,7 +108,8 @@ int RunKeysCommand(const ControlArgs& a) {
   req.set_action(step->second);
   if (approve) req.set_device_id(a.args[1]);
   req.set_fingerprint(a.fingerprint);
-  if (step->second == v1::KeysRequest::INIT || step->second == v1::KeysRequest::RECOVER) {
+  if (step->second == v1::KeysRequest::INIT || step->second == v1::KeysRequest::RECOVER ||
+      step->second == v1::KeysRequest::ROTATE) {
     absl::StatusOr<std::string> passphrase = Passphrase(a);
     if (!passphrase.ok() || (step->second == v1::KeysRequest::RECOVER && passphrase->empty())) {
       std::cerr << "converge-engine: "

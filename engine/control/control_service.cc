@@ -95,6 +95,7 @@ grpc::Status ControlService::Keys(grpc::ServerContext*, const v1::KeysRequest* r
     }
     case v1::KeysRequest::ACCEPT: status = (*keys)->Accept(req->fingerprint()); break;
     case v1::KeysRequest::RECOVER: status = (*keys)->Recover(req->passphrase()); break;
+    case v1::KeysRequest::ROTATE: status = (*keys)->Rotate(req->passphrase()); break;
     default: status = (*keys)->Status(); break;
   }
   if (!status.ok()) return ToGrpcStatus(status.status());

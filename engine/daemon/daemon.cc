@@ -56,6 +56,8 @@ std::string OrElse(const std::string& first, const std::string& second, const st
 
 }  // namespace
 
+constexpr absl::Duration kKeyWatchInterval = absl::Seconds(2);
+
 // Running: the parts of a syncing engine. Built in dependency order; the destructor stops them
 // in the reverse order (the watcher after the engine's last pull, which flushes it).
 class Daemon::Running {
@@ -93,11 +95,13 @@ class Daemon::Running {
     StartControlServer();
     runner_ = std::thread([this] { engine_.Run(); });
     if (!daemon->tokens_->Get().empty()) refresher_ = std::thread([this] { KeepTokenFresh(); });
+    if (keys_ != nullptr) key_watcher_ = std::thread([this] { WatchKeys(); });
   }
 
   ~Running() {
     stop_refresh_.Notify();
     if (refresher_.joinable()) refresher_.join();
+    if (key_watcher_.joinable()) key_watcher_.join();
     control_server_.reset();
     if (listener_ != nullptr) listener_->Stop();
     engine_.Stop();
@@ -156,6 +160,10 @@ class Daemon::Running {
       return;
     }
     guard_ = std::move(*guard);
+    encrypting_.set_refresh([this] {
+      absl::StatusOr<bool> took = keys_->Refresh();
+      return took.ok() && *took;
+    });
     guard_->set_announce([this](const LogGuard::SignedHead& h) {
       if (listener_ == nullptr) return;
       listener_->Announce(NotificationListener::Announced{
@@ -225,6 +233,18 @@ class Daemon::Running {
                                  ec);
   }
 
+  // WatchKeys: every few seconds, a newer epoch granted to this device is taken, and a device
+  // that held the keyring and left makes this one rotate it (NamespaceKeys::Watch), until stopped.
+  void WatchKeys() {
+    auto log = GetLogger("engine");
+    absl::Status last;
+    while (!stop_refresh_.WaitForNotificationWithTimeout(kKeyWatchInterval)) {
+      absl::Status s = keys_->Watch();
+      if (!s.ok() && s.ToString() != last.ToString()) log->warn("watching the namespace's keys: {}", s.ToString());
+      last = s;
+    }
+  }
+
   // KeepTokenFresh renews the device token at a third of its life left, until stopped.
   void KeepTokenFresh() {
     auto log = GetLogger("engine");
@@ -263,6 +283,7 @@ class Daemon::Running {
   std::thread runner_;
   absl::Notification stop_refresh_;
   std::thread refresher_;
+  std::thread key_watcher_;
 };
 
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {

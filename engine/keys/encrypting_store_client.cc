@@ -132,6 +132,10 @@ absl::StatusOr<FileVersion> EncryptingStoreClient::Opened(const FileVersion& sea
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
   if (sealed.sealed_record.empty()) return refuse("it has no sealed record (written without the namespace's keys)");
   absl::StatusOr<std::string> bytes = crypto::OpenRecord(keys->ring, sealed.path, sealed.sealed_record);
+  if (absl::IsNotFound(bytes.status()) && refresh_ && refresh_()) {  // an epoch newer than this device's
+    CONVERGE_ASSIGN_OR_RETURN(keys, CurrentKeys());
+    bytes = crypto::OpenRecord(keys->ring, sealed.path, sealed.sealed_record);
+  }
   if (!bytes.ok()) return refuse(bytes.status().message());
   absl::StatusOr<FileVersion> plain = DecodeFileVersion(*bytes);
   absl::StatusOr<std::string> path = crypto::DecryptPath(keys->names, sealed.path);
@@ -419,6 +423,12 @@ absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, c
     if (next >= wants.size()) return absl::DataLossError("the store sent more chunks than asked for");
     const Digest& want = wants[next++].sha256;
     absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes);
+    if (absl::IsNotFound(plain.status()) && refresh_ && refresh_()) {
+      absl::StatusOr<std::shared_ptr<const Keys>> newer = CurrentKeys();
+      if (!newer.ok()) return newer.status();
+      keys = *std::move(newer);
+      plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes);
+    }
     if (!plain.ok()) return plain.status();
     if (HashOf(*plain) != want) {
       return absl::DataLossError(absl::StrCat("chunk ", DigestToHex(want), " opened to other bytes"));

@@ -33,6 +33,7 @@
 #ifndef CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
 #define CONVERGE_ENGINE_KEYS_ENCRYPTING_STORE_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,10 @@ class EncryptingStoreClient : public StoreClient {
   void SetKeyring(crypto::Keyring ring);
   // SetLogGuard: this device's check of the log; `guard` must outlive this.
   void SetLogGuard(LogGuard* guard);
+  // set_refresh: asked when a version or chunk is sealed under an epoch this device does not hold
+  // yet (a rotation elsewhere); true if it got a newer keyring (through SetKeyring), and the
+  // opening is tried again. Set before use.
+  void set_refresh(std::function<bool()> refresh) { refresh_ = std::move(refresh); }
 
   absl::StatusOr<uint64_t> ListFiles(const std::function<void(const FileVersion&)>& fn,
                                      int64_t at_unix_ms = -1) override;
@@ -114,6 +119,7 @@ class EncryptingStoreClient : public StoreClient {
   mutable absl::Mutex mu_;
   std::shared_ptr<const Keys> keys_ ABSL_GUARDED_BY(mu_);
   LogGuard* guard_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::function<bool()> refresh_;
   // The store compacted its log past this device's head: the next listing of its table roots
   // the chain (LogGuard::Table).
   bool rooting_ ABSL_GUARDED_BY(mu_) = false;

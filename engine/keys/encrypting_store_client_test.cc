@@ -333,6 +333,31 @@ TEST_F(EncryptingStoreClientTest, AVersionTheStoreAlteredOrMovedDoesNotOpen) {
   EXPECT_NE(x.size, 1u);
 }
 
+TEST_F(EncryptingStoreClientTest, AVersionUnderANewerEpochIsOpenedOnceTheDeviceTakesIt) {
+  ASSERT_TRUE(one_->fs.UserWrite("before.txt", "epoch 1").ok());
+  Sync({one_.get(), two_.get()});
+  // one rotates (its keyring gains epoch 2, granted to two, which has not taken it yet).
+  crypto::Keyring rotated = ring_;
+  ASSERT_TRUE(rotated.Rotate().ok());
+  one_->encrypting.SetKeyring(rotated);
+  int asked = 0;
+  two_->encrypting.set_refresh([&] {
+    ++asked;
+    two_->encrypting.SetKeyring(rotated);
+    return true;
+  });
+  ASSERT_TRUE(one_->fs.UserWrite("after.txt", "sealed under epoch 2").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot()["after.txt"], "sealed under epoch 2");
+  EXPECT_EQ(asked, 1);
+  // A device that stays at epoch 1 (revoked: nobody grants it epoch 2) opens nothing written since.
+  Device revoked("dev3", &clock_, store_.get(), ring_, &members_);
+  revoked.encrypting.set_refresh([] { return false; });
+  Sync({&revoked}, 2);
+  EXPECT_EQ(revoked.fs.Snapshot()["before.txt"], "epoch 1");
+  EXPECT_FALSE(revoked.fs.Snapshot().count("after.txt"));
+}
+
 // The tamper tests: one commits 3 files, one commit each; the store then shows two what
 // `tamper` makes of them. Two must refuse with DataLoss naming what the store did, apply
 // nothing of it (nor anything after), and keep refusing.

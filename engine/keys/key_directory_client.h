@@ -21,6 +21,8 @@ struct KeyRecord {
   std::string grant_signature;
   std::string keyring_id;
   uint32_t epoch = 0;
+  bool rotation = false;
+  bool revoked = false;   // in a listing: the device was revoked  // in a Grant: this device starts the next epoch (management lets one)
 };
 
 struct KeyListing {

@@ -4,13 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "common/base/files.h"
+#include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/crypto/recovery.h"
 
@@ -110,12 +113,13 @@ absl::StatusOr<KeysStatus> NamespaceKeys::StatusLocked() {
   s.keyring_id = Hex(keyring_.has_value() ? keyring_->Id() : listing.keyring_id);
   s.epoch = keyring_.has_value() ? keyring_->current_epoch() : 0;
   for (const KeyRecord& r : listing.records) {
+    if (r.revoked) continue;
     s.members.push_back({r.device_id, r.device_name, FingerprintOf(r.public_key), r.granted, r.epoch});
   }
   return s;
 }
 
-absl::Status NamespaceKeys::GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring) {
+absl::Status NamespaceKeys::GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring, bool rotation) {
   CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey to, crypto::DevicePublicKey::FromBytes(recipient.public_key));
   KeyRecord grant;
   grant.device_id = recipient.device_id;
@@ -126,6 +130,7 @@ absl::Status NamespaceKeys::GrantTo(const KeyRecord& recipient, const crypto::Ke
   grant.epoch = ring.current_epoch();
   grant.grant_signature = device_.Sign(crypto::KeyGrantSigningBytes(
       {namespace_id_, grant.device_id, grant.public_key, grant.sealed_keyring, grant.keyring_id, grant.epoch}));
+  grant.rotation = rotation;
   return directory_->Grant(grant);
 }
 
@@ -226,6 +231,95 @@ absl::StatusOr<KeysStatus> NamespaceKeys::Recover(const std::string& passphrase)
   if (keyring_.has_value() && keyring_->current_epoch() > ring.current_epoch()) return StatusLocked();
   CONVERGE_RETURN_IF_ERROR(Keep(ring));
   return StatusLocked();
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::Rotate(const std::string& passphrase) {
+  absl::MutexLock lock(&mu_);
+  return RotateLocked(passphrase);
+}
+
+absl::StatusOr<KeysStatus> NamespaceKeys::RotateLocked(const std::string& passphrase) {
+  if (!keyring_.has_value()) return absl::FailedPreconditionError("this device does not hold the namespace's keyring");
+  crypto::Keyring next = *keyring_;
+  CONVERGE_RETURN_IF_ERROR(next.Rotate());
+  CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Publish(device_.public_key().ToBytes()));
+  // The claim first: management lets one device start each epoch. Then the other holders' grants,
+  // and only then this device seals with it: a device that meets the new epoch in a pulled
+  // version finds its grant waiting (EncryptingStoreClient asks for it then).
+  CONVERGE_RETURN_IF_ERROR(GrantTo(mine, next, /*rotation=*/true));
+  CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, next.Serialize()));
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  for (const KeyRecord& r : listing.records) {
+    if (r.device_id == device_id_ || !r.granted || r.revoked) continue;
+    if (absl::Status granted = GrantTo(r, next); !granted.ok()) {
+      GetLogger("engine")->warn("granting epoch {} to '{}': {}", next.current_epoch(), r.device_id, granted.ToString());
+    }
+  }
+  keyring_ = next;
+  if (on_keyring_) on_keyring_(next);
+  if (!passphrase.empty()) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string wrapped,
+                              crypto::WrapWithPassphrase(next.Serialize(), passphrase, crypto::RecoveryParams()));
+    CONVERGE_RETURN_IF_ERROR(directory_->SetRecovery(wrapped, next.Id()));
+  }
+  GetLogger("engine")->info("rotated the namespace's keyring to epoch {}: what is written from now on is sealed "
+                            "under it", next.current_epoch());
+  return StatusLocked();
+}
+
+absl::StatusOr<bool> NamespaceKeys::Refresh() {
+  absl::MutexLock lock(&mu_);
+  if (!keyring_.has_value()) return false;
+  CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Own());
+  if (!mine.granted || mine.epoch <= keyring_->current_epoch() || mine.public_key != device_.public_key().ToBytes()) {
+    return false;
+  }
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  const KeyRecord* granter = nullptr;
+  for (const KeyRecord& r : listing.records) {
+    if (r.device_id == mine.granted_by) granter = &r;
+  }
+  if (granter == nullptr) return absl::PermissionDeniedError("a newer epoch from a device that is not a member");
+  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey granter_key,
+                            crypto::DevicePublicKey::FromBytes(granter->public_key));
+  const std::string signed_bytes = crypto::KeyGrantSigningBytes(
+      {namespace_id_, mine.device_id, mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch});
+  if (!crypto::VerifySignature(granter_key, signed_bytes, mine.grant_signature)) {
+    return absl::PermissionDeniedError("a newer epoch's grant does not verify under its granter's key");
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::string opened, device_.OpenSealed(mine.sealed_keyring));
+  absl::StatusOr<crypto::Keyring> ring = crypto::Keyring::Parse(opened);
+  // Only a device that holds this one's keys can make a ring that extends it: a management or a
+  // stranger cannot slip a keyring of its own in as a "rotation".
+  if (!ring.ok() || !ring->Extends(*keyring_) || ring->current_epoch() != mine.epoch) {
+    return absl::PermissionDeniedError("a newer epoch's keyring does not extend the one this device holds");
+  }
+  CONVERGE_RETURN_IF_ERROR(WriteSecret(dir_, kKeyringFile, ring->Serialize()));
+  keyring_ = *std::move(ring);
+  if (on_keyring_) on_keyring_(*keyring_);
+  GetLogger("engine")->info("took the namespace's keyring epoch {} from '{}'", keyring_->current_epoch(),
+                            mine.granted_by);
+  return true;
+}
+
+absl::Status NamespaceKeys::Watch() {
+  // A newer epoch just taken came from a device that rotated for the revocations it saw.
+  CONVERGE_ASSIGN_OR_RETURN(const bool took_newer, Refresh());
+  absl::MutexLock lock(&mu_);
+  if (!keyring_.has_value() || took_newer) return absl::OkStatus();
+  CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
+  std::vector<std::string> revoked;
+  for (const KeyRecord& r : listing.records) {
+    // A revoked device that holds this device's newest epoch can read what is written next.
+    if (r.revoked && r.granted && r.epoch >= keyring_->current_epoch()) revoked.push_back(r.device_id);
+  }
+  if (revoked.empty()) return absl::OkStatus();
+  GetLogger("engine")->warn("revoked device(s) {} hold the keyring's epoch {}: rotating it", absl::StrJoin(revoked, ", "),
+                            keyring_->current_epoch());
+  absl::StatusOr<KeysStatus> rotated = RotateLocked("");
+  // FailedPrecondition: another device rotated first; its grant reaches this one (Refresh).
+  if (!rotated.ok() && !absl::IsFailedPrecondition(rotated.status())) return rotated.status();
+  return absl::OkStatus();
 }
 
 }  // namespace converge::engine

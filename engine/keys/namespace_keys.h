@@ -9,6 +9,11 @@
 //   the new device: Accept(fingerprint)     checks the grant is signed by the device whose
 //                                           fingerprint the user read there, opens it, keeps it
 //   or:             Recover(passphrase)     from the wrapped keyring alone
+//   after a device left: Rotate(passphrase)  the next epoch, granted to every remaining holder
+//                                           (management lets one device rotate per epoch); Watch
+//                                           does it when a revoked device holds the newest epoch
+//   every holder:   Refresh()               takes a newer epoch granted to it, once the keyring
+//                                           it gets extends its own (only a holder can make one)
 //
 // Neither management nor the store can swap a key in: the user compares fingerprints on both
 // devices, and every grant is signed. Keys live in `dir` (the folder's state, owner-only):
@@ -73,6 +78,16 @@ class NamespaceKeys {
 
   // This device's key pair for the namespace (it signs the device's commits: LogGuard).
   const crypto::DeviceKeys& device() const { return device_; }
+  // Rotate: FailedPrecondition without the keyring, or when another device rotated first (its
+  // grant then reaches this one: Refresh). A non-empty passphrase also re-wraps the recovery key.
+  absl::StatusOr<KeysStatus> Rotate(const std::string& passphrase);
+  // Refresh takes a newer epoch granted to this device: true if it did. PermissionDenied for a
+  // grant that does not verify or a keyring that does not extend this device's.
+  absl::StatusOr<bool> Refresh();
+  // Watch (every few seconds): Refresh, then Rotate if management lists a revoked device that
+  // holds this device's newest epoch (several holders may try: management lets one).
+  absl::Status Watch();
+
   // The keyring, if this device holds it (a copy).
   std::optional<crypto::Keyring> keyring() const;
   // set_on_keyring: called with the keyring each time this device gets it (init, accept,
@@ -90,7 +105,9 @@ class NamespaceKeys {
 
   // Keep saves `ring` and grants it to this device (so it can approve others).
   absl::Status Keep(const crypto::Keyring& ring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring, bool rotation = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<KeysStatus> RotateLocked(const std::string& passphrase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<KeysStatus> StatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;

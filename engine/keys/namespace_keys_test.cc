@@ -182,5 +182,51 @@ TEST_F(NamespaceKeysTest, KeyFilesAreTheOwnersAlone) {
             absl::StatusCode::kDataLoss);
 }
 
+TEST_F(NamespaceKeysTest, ADeviceLeavingRotatesTheKeyringForTheOthersOnly) {
+  auto laptop = Device("laptop");
+  auto phone = Device("phone");
+  auto tablet = Device("tablet");
+  ASSERT_TRUE(laptop->Init("recovery words").ok());
+  const std::string laptop_fp = laptop->Status()->device_fingerprint;
+  for (NamespaceKeys* d : {phone.get(), tablet.get()}) {
+    const std::string fp = *d->Request();
+    ASSERT_TRUE(laptop->Approve(d == phone.get() ? "phone" : "tablet", fp).ok());
+    ASSERT_TRUE(d->Accept(laptop_fp).ok());
+  }
+  for (NamespaceKeys* d : {laptop.get(), phone.get(), tablet.get()}) ASSERT_TRUE(d->Watch().ok());  // nothing to do
+  EXPECT_EQ(laptop->keyring()->current_epoch(), 1u);
+  const crypto::Keyring tablet_ring = *tablet->keyring();
+  // The tablet is revoked: management lists it as such. The next look of a holder rotates.
+  records_.by_device["tablet"].revoked = true;
+  ASSERT_TRUE(phone->Watch().ok());
+  EXPECT_EQ(phone->keyring()->current_epoch(), 2u);
+  EXPECT_TRUE(phone->keyring()->Extends(tablet_ring));  // older epochs stay readable
+  // The laptop takes epoch 2 from the phone's grant (and has nothing to rotate itself).
+  ASSERT_TRUE(laptop->Watch().ok());
+  EXPECT_EQ(laptop->keyring()->current_epoch(), 2u);
+  EXPECT_EQ(laptop->keyring()->Current().chunk.ToBytes(), phone->keyring()->Current().chunk.ToBytes());
+  EXPECT_EQ(tablet->keyring()->current_epoch(), 1u);  // what is written from now on is not the tablet's
+  EXPECT_EQ(records_.by_device["tablet"].epoch, 1u);
+  ASSERT_TRUE(phone->Watch().ok());  // the revoked tablet holds an old epoch now: no more rotation
+  EXPECT_EQ(phone->keyring()->current_epoch(), 2u);
+  // A "rotation" that does not extend the holder's keyring (management's own, or a stranger's)
+  // is refused: only a holder of the keys can make one.
+  auto mallory = Device("mallory");
+  ASSERT_TRUE(mallory->Request().ok());
+  records_.by_device["mallory"].granted = true;
+  crypto::Keyring forged = crypto::Keyring::Create();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(forged.Rotate().ok());
+  KeyRecord& mine = records_.by_device["phone"];
+  const crypto::DeviceKeys mallory_keys = crypto::DeviceKeys::Generate();
+  records_.by_device["mallory"].public_key = mallory_keys.public_key().ToBytes();
+  mine.sealed_keyring = crypto::SealTo(*crypto::DevicePublicKey::FromBytes(mine.public_key), forged.Serialize());
+  mine.granted_by = "mallory";
+  mine.epoch = 3;
+  mine.grant_signature = mallory_keys.Sign(crypto::KeyGrantSigningBytes(
+      {"docs", "phone", mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch}));
+  EXPECT_EQ(phone->Refresh().status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(phone->keyring()->current_epoch(), 2u);
+}
+
 }  // namespace
 }  // namespace converge::engine

@@ -1,5 +1,9 @@
 #include "services/management/key_directory.h"
 
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/coding.h"
 #include "common/base/status_macros.h"
@@ -16,6 +20,7 @@ std::string GrantKey(absl::string_view ns, absl::string_view device) {
 }
 std::string KeyringIdKey(absl::string_view ns) { return absl::StrCat("I", ns); }
 std::string RecoveryKey(absl::string_view ns) { return absl::StrCat("R", ns); }
+std::string EpochKey(absl::string_view ns) { return absl::StrCat("E", ns); }
 
 std::string Encode(const KeyGrant& g) {
   std::string out;
@@ -136,18 +141,64 @@ absl::StatusOr<KeyGrantList> KeyDirectory::List(const std::string& ns) {
   CONVERGE_ASSIGN_OR_RETURN(std::vector<Device> members, registry_->ListMembers(ns));
   KeyGrantList out;
   CONVERGE_ASSIGN_OR_RETURN(out.keyring_id, KeyringId(ns));
-  for (const Device& d : members) {
-    if (d.state != DeviceState::kActive) continue;
-    absl::StatusOr<KeyGrant> g = Read(ns, d.device_id);
-    if (absl::IsNotFound(g.status())) continue;
+  absl::flat_hash_map<std::string, bool> active;
+  for (const Device& d : members) active[d.device_id] = d.state == DeviceState::kActive;
+  // Every record of the namespace: a device revoked or removed since keeps its record, listed as
+  // revoked (the holders rotate the keyring while it holds the newest epoch).
+  CONVERGE_RETURN_IF_ERROR(kv_->Scan(GrantKey(ns, ""), [&](absl::string_view device, absl::string_view value) {
+    absl::StatusOr<KeyGrant> g = Decode(ns, std::string(device), value);
     if (!g.ok()) return g.status();
     g->sealed_keyring.clear();
+    const auto it = active.find(g->device_id);
+    g->revoked = it == active.end() || !it->second;
     out.grants.push_back(*std::move(g));
-  }
+    return absl::OkStatus();
+  }));
   return out;
 }
 
-absl::StatusOr<KeyGrant> KeyDirectory::Grant(KeyGrant grant) {
+absl::StatusOr<uint32_t> KeyDirectory::Epoch(const std::string& ns) {
+  absl::StatusOr<std::string> kept = kv_->Get(EpochKey(ns));
+  if (kept.ok()) {
+    uint32_t epoch = 0;
+    if (!absl::SimpleAtoi(*kept, &epoch)) return absl::DataLossError(absl::StrCat("corrupt epoch record of '", ns, "'"));
+    return epoch;
+  }
+  if (!absl::IsNotFound(kept.status())) return kept.status();
+  // Kept since rotation came; before, the newest any member holds.
+  CONVERGE_ASSIGN_OR_RETURN(KeyGrantList list, List(ns));
+  uint32_t newest = 0;
+  for (const KeyGrant& g : list.grants) newest = std::max(newest, g.granted ? g.epoch : 0);
+  return newest;
+}
+
+absl::Status KeyDirectory::CheckEpoch(const KeyGrant& grant, const KeyGrant& granter, bool rotation,
+                                      uint32_t* next) {
+  CONVERGE_ASSIGN_OR_RETURN(const uint32_t newest, Epoch(grant.namespace_id));
+  const bool to_itself = grant.device_id == grant.granted_by;
+  const uint32_t held = granter.granted ? granter.epoch : 0;
+  *next = std::max(newest, grant.epoch);
+  if (rotation) {
+    if (!to_itself) return absl::InvalidArgumentError("a rotation is a grant of the next epoch to the rotating device");
+    if (newest == 0 || held != newest || grant.epoch != newest + 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the namespace's newest epoch is ", newest, " and this device holds ", held, ": only a device that holds the "
+          "newest epoch starts the next one (another device may have rotated the keyring already)"));
+    }
+    return absl::OkStatus();
+  }
+  if (grant.epoch > newest && newest > 0) {
+    return absl::FailedPreconditionError(absl::StrCat("epoch ", grant.epoch, " is past the namespace's newest (", newest,
+                                                      "): a new epoch is started by a rotation"));
+  }
+  if (!to_itself && held < grant.epoch) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", grant.granted_by, "' holds epoch ", held, ": it cannot grant epoch ", grant.epoch));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KeyGrant> KeyDirectory::Grant(KeyGrant grant, bool rotation) {
   const std::string& ns = grant.namespace_id;
   if (grant.sealed_keyring.empty() || grant.sealed_keyring.size() > kMaxSealedKeyringBytes) {
     return absl::InvalidArgumentError(absl::StrCat("a sealed keyring has 1..", kMaxSealedKeyringBytes, " bytes"));
@@ -185,7 +236,10 @@ absl::StatusOr<KeyGrant> KeyDirectory::Grant(KeyGrant grant) {
   if (!keyring_id.empty() && keyring_id != grant.keyring_id) {
     return absl::FailedPreconditionError(absl::StrCat("'", ns, "' already has a keyring; this grant is of another"));
   }
+  uint32_t epoch = 0;
+  CONVERGE_RETURN_IF_ERROR(CheckEpoch(grant, *granter, rotation, &epoch));
   if (keyring_id.empty()) CONVERGE_RETURN_IF_ERROR(kv_->Put(KeyringIdKey(ns), grant.keyring_id));
+  CONVERGE_RETURN_IF_ERROR(kv_->Put(EpochKey(ns), absl::StrCat(epoch)));
   grant.granted = true;
   grant.requested_at_unix_ms = recipient.requested_at_unix_ms;
   grant.granted_at_unix_ms = absl::ToUnixMillis(clock_->Now());

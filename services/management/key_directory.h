@@ -12,7 +12,15 @@
 //
 // Only end-to-end encrypted namespaces have key records (FailedPrecondition for others).
 //
-// Records: 'K' ns '\0' device -> KeyGrant; 'I' ns -> keyring id; 'R' ns -> RecoveryRecord.
+// Rotation (a device revoked: what is written afterwards must be unreadable to it): a device that
+// holds the namespace's newest epoch grants itself the next one with `rotation` set; only one
+// device can, so two devices rotating at once cannot split the namespace between two keys of one
+// epoch (the second gets FailedPrecondition and receives the first's). A grant to another device
+// needs a granter that holds at least that epoch; a device may record an epoch it holds for itself
+// (after recovery) only up to the namespace's newest.
+//
+// Records: 'K' ns '\0' device -> KeyGrant; 'I' ns -> keyring id; 'R' ns -> RecoveryRecord;
+// 'E' ns -> the namespace's newest epoch (decimal).
 //
 // Thread-safe; changes are serialised (and across replicas by the records' lock).
 #ifndef CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_
@@ -45,6 +53,7 @@ struct KeyGrant {
   uint32_t epoch = 0;
   int64_t requested_at_unix_ms = 0;
   int64_t granted_at_unix_ms = 0;
+  bool revoked = false;  // in listings: the device was revoked (its record stays, for rotation)
 };
 
 struct KeyGrantList {
@@ -69,10 +78,14 @@ class KeyDirectory {
   // same key; a waiting device may publish another key; FailedPrecondition for a device granted
   // under another key, PermissionDenied for a non-member, InvalidArgument for a malformed key.
   absl::StatusOr<KeyGrant> Publish(const std::string& ns, const std::string& device_id, const std::string& public_key);
-  // List: every current member's record (without sealed keyrings) and the keyring id.
+  // List: every member's record (without sealed keyrings; a revoked device's marked revoked: the
+  // holders rotate the keyring when one that held the newest epoch is) and the keyring id.
   absl::StatusOr<KeyGrantList> List(const std::string& ns);
-  // Grant stores `grant` (granted_by is the calling device), after the checks above.
-  absl::StatusOr<KeyGrant> Grant(KeyGrant grant);
+  // Grant stores `grant` (granted_by is the calling device), after the checks above; `rotation`:
+  // the granter starts the namespace's next epoch (a grant to itself).
+  absl::StatusOr<KeyGrant> Grant(KeyGrant grant, bool rotation = false);
+  // Epoch: the namespace's newest epoch (0 before its first grant).
+  absl::StatusOr<uint32_t> Epoch(const std::string& ns);
   // Get: the device's own record; NotFound if it never published a key here.
   absl::StatusOr<KeyGrant> Get(const std::string& ns, const std::string& device_id);
 
@@ -85,6 +98,9 @@ class KeyDirectory {
   absl::Status CheckMember(const std::string& ns, const std::string& device_id);
   absl::StatusOr<KeyGrant> Read(const std::string& ns, const std::string& device_id);
   absl::StatusOr<std::string> KeyringId(const std::string& ns);  // "" if none yet
+  // CheckEpoch: the epoch rules above for `grant` by `granter` (its own record); the namespace's
+  // newest epoch after it in *next.
+  absl::Status CheckEpoch(const KeyGrant& grant, const KeyGrant& granter, bool rotation, uint32_t* next);
 
   Registry* const registry_;
   RegistryKv* const kv_;

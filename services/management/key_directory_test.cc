@@ -142,10 +142,46 @@ TEST_F(KeyDirectoryTest, ANamespaceHasOneKeyringAndADeviceNeverGoesBackAnEpoch) 
             absl::StatusCode::kFailedPrecondition);
   const Keyring epoch1 = *Keyring::Parse(ring.Serialize());
   ASSERT_TRUE(ring.Rotate().ok());
+  // A new epoch starts only by a rotation.
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring), /*rotation=*/true).ok());
   ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
   EXPECT_EQ(keys_->Get("docs", ids_[1])->epoch, 2u);
   EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, epoch1)).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KeyDirectoryTest, OneDeviceRotatesAtATimeAndOnlyHoldersGrantTheNewEpoch) {
+  const Keyring ring = Keyring::Create();
+  const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
+  ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
+  ASSERT_TRUE(keys_->Publish("docs", ids_[1], phone_pk).ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring)).ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
+  EXPECT_EQ(*keys_->Epoch("docs"), 1u);
+  // Both rotate at once, each with a key of its own: the laptop's comes first and wins.
+  Keyring laptops = *Keyring::Parse(ring.Serialize()), phones = *Keyring::Parse(ring.Serialize());
+  ASSERT_TRUE(laptops.Rotate().ok());
+  ASSERT_TRUE(phones.Rotate().ok());
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, laptops), true).ok());
+  EXPECT_EQ(keys_->Grant(GrantOf(phone_, ids_[1], ids_[1], phone_pk, phones), true).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*keys_->Epoch("docs"), 2u);
+  // The phone, still at epoch 1, cannot hand out epoch 2 (its own or any); a rotation to
+  // another device, or one that skips an epoch, is refused.
+  EXPECT_EQ(keys_->Grant(GrantOf(phone_, ids_[1], ids_[0], laptop_pk, phones)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, laptops), true).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Keyring skipped = *Keyring::Parse(laptops.Serialize());
+  ASSERT_TRUE(skipped.Rotate().ok());
+  ASSERT_TRUE(skipped.Rotate().ok());
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, skipped), true).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The winner grants the phone the new epoch.
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, laptops)).ok());
+  EXPECT_EQ(keys_->Get("docs", ids_[1])->epoch, 2u);
 }
 
 TEST_F(KeyDirectoryTest, TheRecoveryKeyIsTheNamespacesAndOnlyMembersReadIt) {
@@ -171,9 +207,16 @@ TEST_F(KeyDirectoryTest, ARevokedDeviceLeavesTheListingAndCannotFetch) {
   const std::string laptop_pk = laptop_.public_key().ToBytes(), phone_pk = phone_.public_key().ToBytes();
   ASSERT_TRUE(keys_->Publish("docs", ids_[0], laptop_pk).ok());
   ASSERT_TRUE(keys_->Publish("docs", ids_[1], phone_pk).ok());
+  // A device grants only what it holds.
+  EXPECT_EQ(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[0], laptop_pk, ring)).ok());
   ASSERT_TRUE(keys_->Grant(GrantOf(laptop_, ids_[0], ids_[1], phone_pk, ring)).ok());
   ASSERT_TRUE(registry_->RevokeDevice(ids_[1], false).ok());
-  EXPECT_EQ(keys_->List("docs")->grants.size(), 1u);
+  // Listed as revoked (the holders rotate the keyring for it), and it cannot fetch.
+  auto listed = keys_->List("docs");
+  ASSERT_EQ(listed->grants.size(), 2u);
+  for (const KeyGrant& g : listed->grants) EXPECT_EQ(g.revoked, g.device_id == ids_[1]) << g.device_id;
   EXPECT_EQ(keys_->Get("docs", ids_[1]).status().code(), absl::StatusCode::kPermissionDenied);
 }
 

@@ -18,6 +18,7 @@ void ToProto(const KeyGrant& g, v1::KeyGrant* p) {
   p->set_epoch(g.epoch);
   p->set_requested_at_unix_ms(g.requested_at_unix_ms);
   p->set_granted_at_unix_ms(g.granted_at_unix_ms);
+  p->set_revoked(g.revoked);
 }
 
 void ToProto(const RecoveryRecord& r, v1::RecoveryKey* p) {
@@ -92,7 +93,7 @@ grpc::Status ManagementService::GrantNamespaceKey(grpc::ServerContext* ctx, cons
   g.grant_signature = req->grant_signature();
   g.keyring_id = req->keyring_id();
   g.epoch = req->epoch();
-  absl::StatusOr<KeyGrant> granted = keys_.Grant(std::move(g));
+  absl::StatusOr<KeyGrant> granted = keys_.Grant(std::move(g), req->rotation());
   if (!granted.ok()) return ToGrpcStatus(granted.status());
   ToProto(*granted, resp);
   resp->clear_sealed_keyring();

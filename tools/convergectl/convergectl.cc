@@ -743,7 +743,9 @@ class Cli {
     for (const v1::KeyGrant& g : resp.grants()) {
       absl::StatusOr<converge::crypto::DevicePublicKey> key = converge::crypto::DevicePublicKey::FromBytes(g.public_key());
       rows.push_back({g.device_id(), g.device_name(),
-                      g.granted() ? absl::StrCat("holds epoch ", g.epoch(), " (from ", g.granted_by(), ")") : "waiting",
+                      absl::StrCat(g.granted() ? absl::StrCat("holds epoch ", g.epoch(), " (from ", g.granted_by(), ")")
+                                               : "waiting",
+                                   g.revoked() ? ", revoked" : ""),
                       key.ok() ? key->Fingerprint() : "(malformed)"});
     }
     PrintTable({"DEVICE", "NAME", "KEYRING", "FINGERPRINT"}, rows);
