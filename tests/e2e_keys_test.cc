@@ -108,6 +108,33 @@ class E2eKeysTest : public ::testing::Test {
     EXPECT_TRUE(FilesHolding(c_->logs_dir(), folders, passphrase).empty());
   }
 
+  // ExpectRevokingRotates: revoking `tablet` makes a remaining holder rotate the keyring; the
+  // other takes the new epoch; the tablet gets none (what is written from now on is not its).
+  void ExpectRevokingRotates(int laptop, int phone, int tablet, const std::string& passphrase) {
+    CommandResult r;
+    const auto epoch_of = [&](int engine) {
+      const std::string out = Keys(engine, {"status"}).out;
+      const size_t at = out.find(", epoch ");
+      return at == std::string::npos ? std::string() : out.substr(at + 8, out.find('\n', at) - at - 8);
+    };
+    r = c_->Convergectl({"devices", "revoke", c_->DeviceIdOf("tablet")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return epoch_of(laptop) == "2" && epoch_of(phone) == "2"; }, absl::Seconds(30)))
+        << epoch_of(laptop) << " / " << epoch_of(phone) << "; logs in " << c_->logs_dir();
+    r = c_->Convergectl({"namespaces", "keys", "vault"});
+    EXPECT_EQ(std::vector<std::string>(absl::StrSplit(r.out, "holds epoch 2")).size(), 3u) << r.out;
+    // And by hand, with the recovery key re-wrapped: epoch 3 everywhere it belongs.
+    r = Keys(phone, {"rotate", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return epoch_of(laptop) == "3" && epoch_of(phone) == "3"; }, absl::Seconds(30)))
+        << epoch_of(laptop) << " / " << epoch_of(phone);
+    // Sealed under epoch 3, a new file travels between them; the revoked tablet gets nothing.
+    WriteFile(c_->folder(laptop) + "/after-rotation.txt", "written under epoch 3");
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(phone) + "/after-rotation.txt") == "written under epoch 3"; },
+                        absl::Seconds(30)));
+    EXPECT_FALSE(std::filesystem::exists(c_->folder(tablet) + "/after-rotation.txt"));
+  }
+
   std::string dir_;
   std::unique_ptr<Cluster> c_;
 };
@@ -176,31 +203,8 @@ TEST_F(E2eKeysTest, TheKeyringReachesEachDeviceOnlyAsTheUserApprovedAndNoService
 
   ExpectServicesHoldNoKeyOf(laptop, keyring_id, passphrase);
 
-  // The tablet is revoked: a remaining holder notices and rotates the keyring, and the other
-  // takes the new epoch; the tablet gets none (what is written from now on is not its).
-  const auto epoch_of = [&](int engine) {
-    const std::string out = Keys(engine, {"status"}).out;
-    const size_t at = out.find(", epoch ");
-    return at == std::string::npos ? std::string() : out.substr(at + 8, out.find('\n', at) - at - 8);
-  };
-  r = c_->Convergectl({"devices", "revoke", c_->DeviceIdOf("tablet")});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(WaitFor([&] { return epoch_of(laptop) == "2" && epoch_of(phone) == "2"; }, absl::Seconds(30)))
-      << epoch_of(laptop) << " / " << epoch_of(phone) << "; logs in " << c_->logs_dir();
-  r = c_->Convergectl({"namespaces", "keys", "vault"});
-  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(r.out, "holds epoch 2")).size(), 3u) << r.out;
-  // And by hand, with the recovery key re-wrapped: epoch 3 everywhere it belongs.
-  r = Keys(phone, {"rotate", "--passphrase_file=" + PassphraseFile("pass", passphrase)});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(WaitFor([&] { return epoch_of(laptop) == "3" && epoch_of(phone) == "3"; }, absl::Seconds(30)))
-      << epoch_of(laptop) << " / " << epoch_of(phone);
-  // Sealed under epoch 3, a new file travels between them; the revoked tablet gets nothing.
-  WriteFile(c_->folder(laptop) + "/after-rotation.txt", "written under epoch 3");
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(phone) + "/after-rotation.txt") == "written under epoch 3"; },
-                      absl::Seconds(30)));
-  EXPECT_FALSE(std::filesystem::exists(c_->folder(tablet) + "/after-rotation.txt"));
+  ExpectRevokingRotates(laptop, phone, tablet, passphrase);
 }
-
 
 TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAndTheStoreSeesNoPlaintext) {
   const int laptop = kLaptop, phone = kPhone;
