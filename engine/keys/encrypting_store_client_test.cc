@@ -1,6 +1,8 @@
 #include "engine/keys/encrypting_store_client.h"
 
 #include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <string>
 
@@ -27,6 +29,7 @@ namespace {
 class Members : public KeyDirectoryClient {
  public:
   void Add(const std::string& id, const crypto::DevicePublicKey& key) { keys_[id] = key.ToBytes(); }
+  void Revoke(const std::string& id) { revoked_.insert(id); }
   absl::StatusOr<KeyListing> List() override {
     KeyListing listing;
     for (const auto& [id, key] : keys_) {
@@ -34,6 +37,7 @@ class Members : public KeyDirectoryClient {
       r.device_id = id;
       r.public_key = key;
       r.granted = true;
+      r.revoked = revoked_.count(id) > 0;
       listing.records.push_back(r);
     }
     return listing;
@@ -46,6 +50,7 @@ class Members : public KeyDirectoryClient {
 
  private:
   std::map<std::string, std::string> keys_;
+  std::set<std::string> revoked_;
 };
 
 // Tampering: a store that shows this device what `rewrite` makes of each batch it pulls.
@@ -75,6 +80,7 @@ struct Device {
   Device(const std::string& id, FakeClock* clock, sim::SimStore* store, const crypto::Keyring& ring, Members* members)
       : fs(clock), client(store, id), encrypting(&client, ring) {
     const crypto::DeviceKeys keys = crypto::DeviceKeys::Generate();
+    device_keys = keys;
     members->Add(id, keys.public_key());
     absl::StatusOr<std::unique_ptr<LogGuard>> opened_guard = LogGuard::Open(
         absl::StrCat(::testing::TempDir(), "/log_head_", getpid(), "_", ++devices_made), "ns", id, keys, members);
@@ -96,6 +102,7 @@ struct Device {
     guard->Committed(seq, attestation);
     return seq;
   }
+  std::optional<crypto::DeviceKeys> device_keys;
   PowerCutEnv env;
   MemFilesystem fs;
   Tampering client;
@@ -499,6 +506,13 @@ TEST_F(EncryptingStoreClientTest, AStoreThatWithholdsWhatAnotherDeviceVerifiedIs
   Sync({one_.get()}, 1);
   ASSERT_FALSE(to_two.empty());
   for (const LogGuard::SignedHead& h : to_two) ASSERT_TRUE(two_->guard->Announced(h).ok());  // ahead: kept
+  // A revoked device's announcement (its key still verifies its old commits) counts for nothing.
+  Device gone("dev3", &clock_, store_.get(), ring_, &members_);
+  members_.Revoke("dev3");
+  LogGuard::SignedHead from_gone{"dev3", two_->guard->head(), ""};
+  from_gone.head.hash[0] ^= 1;  // a "fork" at two's own head
+  from_gone.signature = gone.device_keys->Sign(crypto::HeadSigningBytes("ns", "dev3", from_gone.head));
+  EXPECT_TRUE(two_->guard->Announced(from_gone).ok());
   // A forged announcement (not signed by a member) is ignored, not believed.
   LogGuard::SignedHead forged = to_two.back();
   forged.head.seq = 99;

@@ -106,6 +106,7 @@ const crypto::DevicePublicKey* LogGuard::KeyOf(absl::string_view device_id) {
       if (!r.granted) continue;  // not (yet) a member holding the keyring: its commits are not the namespace's
       absl::StatusOr<crypto::DevicePublicKey> key = crypto::DevicePublicKey::FromBytes(r.public_key);
       if (!key.ok()) continue;
+      if (r.revoked) revoked_.insert(r.device_id);
       const auto pinned = keys_.find(r.device_id);
       if (pinned == keys_.end()) {
         keys_.emplace(r.device_id, *key);
@@ -226,6 +227,10 @@ absl::Status LogGuard::Announced(const SignedHead& announced) {
   if (!failure_.ok()) return failure_;
   if (announced.device_id == device_id_) return absl::OkStatus();
   const crypto::DevicePublicKey* key = KeyOf(announced.device_id);
+  // A revoked device's commits made before still verify; what it announces now counts for nothing
+  // (it could raise a false alarm). Seen when its first commit or announcement made this device
+  // list the keys, or at the notification service, which refuses its token.
+  if (revoked_.count(announced.device_id) > 0) return absl::OkStatus();
   if (key == nullptr ||
       !crypto::VerifySignature(*key, crypto::HeadSigningBytes(namespace_id_, announced.device_id, announced.head),
                                announced.signature)) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,7 +128,8 @@ class LogGuard {
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   // Pinned member keys (std::map: the verifier keeps pointers into it).
   std::map<std::string, crypto::DevicePublicKey, std::less<>> keys_ ABSL_GUARDED_BY(mu_);
-  absl::Status list_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status list_status_ ABSL_GUARDED_BY(mu_);  // of the last listing of member keys
+  std::set<std::string, std::less<>> revoked_ ABSL_GUARDED_BY(mu_);  // listed as revoked
   std::function<void(const SignedHead&)> announce_;
   uint64_t persisted_seq_ ABSL_GUARDED_BY(mu_) = 0;  // the head Persist last wrote
   bool announced_once_ ABSL_GUARDED_BY(mu_) = false;  // of the last listing of member keys
