@@ -664,6 +664,7 @@ class ConvergeEncrypted(Converge):
     state only (converge-bench history commits plaintext straight into the store)."""
     name = "converge_e2e"
     steady_ok = False
+    scenarios = {"S1", "S2", "S3", "S4", "S5", "S6", "S10"}
 
     def create_namespace(self):
         self.ctl("namespaces", "create", "bench", "--owner=bench", "--encrypted")
@@ -814,6 +815,8 @@ class Bench:
 
     def run_tool(self, tool):
         cfg = self.cfg
+        # What this tool is measured in (converge_e2e: the scenarios encryption is set against).
+        want = lambda tag: self.want(tag) and tag in getattr(tool, "scenarios", {tag})
         n, size, dirs = cfg["many"]
 
         def many_files(count, size, folders):
@@ -822,28 +825,28 @@ class Bench:
                     write_file(os.path.join(root, f"d{i % folders:02d}", f"f{i:06d}.bin"), os.urandom(size))
             return build
 
-        if self.want("S1"):
+        if want("S1"):
             self.initial(tool, f"S1 initial {n}x{size // 1024}KiB", "s1", many_files(n, size, dirs))
         n2, size2 = cfg["few"]
-        if self.want("S2"):
+        if want("S2"):
             self.initial(tool, f"S2 initial {n2}x{size2 // 1024}KiB", "s2", many_files(n2, size2, 1))
         big_label = f"{cfg['big'] // MiB}MiB"
-        if self.want("S3"):
+        if want("S3"):
             self.initial(tool, f"S3a initial {big_label} file", "s3a",
                          lambda root: write_file(os.path.join(root, "big.bin"), random_bytes(cfg["big"])))
             self.initial(tool, f"S3b initial {cfg['huge'] // MiB}MiB file", "s3b",
                          lambda root: write_file(os.path.join(root, "huge.bin"), random_bytes(cfg["huge"])))
             if self.state == "fresh":
                 self.initial(tool, "S3c initial compressible corpus", "s3c", self.build_corpus)
-        if self.want("S4") or self.want("S5"):
+        if want("S4") or want("S5"):
             self.edits(tool, big_label)
-        if tool.continuous and self.want("S6"):
+        if tool.continuous and want("S6"):
             self.latency(tool)
-        if tool.continuous and self.want("S10") and self.state == "fresh":
+        if tool.continuous and want("S10") and self.state == "fresh":
             self.sustained(tool)
-        if self.want("S7") and self.state == "fresh":
+        if want("S7") and self.state == "fresh":
             self.rescan(tool)
-        if self.want("S11"):
+        if want("S11"):
             self.real_history(tool)
 
     def want(self, tag):
@@ -1119,7 +1122,7 @@ class Bench:
                     if state == "steady" and not isinstance(tool, Converge):
                         self.seed_peer(tool)
                     self.run_tool(tool)
-                    if state == "fresh" and isinstance(tool, Converge) and (self.want("S8") or self.want("S9")):
+                    if state == "fresh" and name == "converge" and (self.want("S8") or self.want("S9")):
                         self.service_load(tool)
                 finally:
                     tool.stop()
