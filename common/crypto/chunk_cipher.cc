@@ -12,6 +12,7 @@ namespace converge::crypto {
 namespace {
 
 constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersionCompressed = 2;  // chunks only: the payload is the chunk zstd-compressed
 constexpr size_t kNonceBytes = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr size_t kTagBytes = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 constexpr size_t kHeaderBytes = 1 + 4 + kNonceBytes;
@@ -38,18 +39,23 @@ std::array<uint8_t, kNonceBytes> SyntheticNonce(const ContentKeys& keys, absl::s
 }
 
 // Header: version byte, epoch, nonce.
-void AppendHeader(std::string* out, uint32_t epoch, const uint8_t* nonce) {
-  out->push_back(static_cast<char>(kVersion));
+void AppendHeader(std::string* out, uint32_t epoch, const uint8_t* nonce, uint8_t version = kVersion) {
+  out->push_back(static_cast<char>(version));
   AppendU32(out, epoch);
   out->append(reinterpret_cast<const char*>(nonce), kNonceBytes);
 }
 
-// ReadHeader: the epoch and nonce of `sealed`, and the ciphertext after them in *rest.
-bool ReadHeader(absl::string_view sealed, uint32_t* epoch, absl::string_view* nonce, absl::string_view* rest) {
+// ReadHeader: the epoch and nonce of `sealed`, and the ciphertext after them in *rest; with
+// `compressed`, a chunk's header may also say its payload is compressed.
+bool ReadHeader(absl::string_view sealed, uint32_t* epoch, absl::string_view* nonce, absl::string_view* rest,
+                bool* compressed = nullptr) {
   absl::string_view version;
   *rest = sealed;
-  return ReadBytes(rest, 1, &version) && static_cast<uint8_t>(version[0]) == kVersion && ReadU32(rest, epoch) &&
-         ReadBytes(rest, kNonceBytes, nonce) && rest->size() >= kTagBytes;
+  if (!ReadBytes(rest, 1, &version)) return false;
+  const uint8_t v = static_cast<uint8_t>(version[0]);
+  if (v != kVersion && (compressed == nullptr || v != kVersionCompressed)) return false;
+  if (compressed != nullptr) *compressed = v == kVersionCompressed;
+  return ReadU32(rest, epoch) && ReadBytes(rest, kNonceBytes, nonce) && rest->size() >= kTagBytes;
 }
 
 }  // namespace
@@ -58,13 +64,13 @@ size_t PaddedSize(size_t n) { return std::max(kMinPadded, Padme(n + 1)); }
 
 size_t SealedSize(size_t n) { return kHeaderBytes + PaddedSize(n) + kTagBytes; }
 
-std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext) {
+std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, bool compressed) {
   EnsureSodium();
   const size_t padded = PaddedSize(plaintext.size());
   const std::array<uint8_t, kNonceBytes> nonce = SyntheticNonce(keys, plaintext);
   std::string out;
   out.reserve(kHeaderBytes + padded + kTagBytes);
-  AppendHeader(&out, keys.epoch, nonce.data());
+  AppendHeader(&out, keys.epoch, nonce.data(), compressed ? kVersionCompressed : kVersion);
   // Pad in place in the output, then encrypt it there (libsodium allows the overlap).
   out.resize(kHeaderBytes + padded + kTagBytes);
   unsigned char* body = reinterpret_cast<unsigned char*>(out.data()) + kHeaderBytes;
@@ -76,11 +82,14 @@ std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext) {
   return out;
 }
 
-absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes) {
+absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes,
+                                      bool* compressed) {
   EnsureSodium();
   uint32_t epoch = 0;
   absl::string_view nonce, in;
-  if (!ReadHeader(sealed, &epoch, &nonce, &in) || in.size() < kTagBytes + kMinPadded) {
+  bool is_compressed = false;
+  if (!ReadHeader(sealed, &epoch, &nonce, &in, &is_compressed) || in.size() < kTagBytes + kMinPadded ||
+      (is_compressed && compressed == nullptr)) {
     return absl::InvalidArgumentError("not a sealed chunk");
   }
   if (in.size() - kTagBytes > PaddedSize(max_bytes)) {
@@ -104,6 +113,7 @@ absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sea
   if (sodium_memcmp(expected.data(), nonce.data(), kNonceBytes) != 0) {
     return absl::DataLossError("sealed chunk: its plaintext does not hash to its nonce");
   }
+  if (compressed != nullptr) *compressed = is_compressed;
   return plain;
 }
 

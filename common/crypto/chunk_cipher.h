@@ -35,14 +35,18 @@ size_t PaddedSize(size_t n);
 size_t SealedSize(size_t n);
 
 // SealChunk: version byte, epoch, the synthetic nonce, then the padded plaintext encrypted and
-// authenticated together with the version and epoch.
-std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext);
+// authenticated together with the version and epoch. `compressed`: the plaintext is the chunk
+// compressed by the caller (another version byte, authenticated like the rest).
+std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, bool compressed = false);
 
 // OpenChunk returns the plaintext of `sealed`: DataLoss when its epoch's key does not open it or
 // the plaintext does not hash to its nonce (a store that altered or invented a chunk), NotFound
 // for an epoch `ring` lacks, InvalidArgument for a plaintext above `max_bytes` or something that
-// is not a sealed chunk. (The caller checks the plaintext is the chunk it asked for.)
-absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes);
+// is not a sealed chunk. (The caller checks the plaintext is the chunk it asked for.) With
+// `compressed`, a chunk sealed compressed opens too and *compressed says so (the caller
+// decompresses it, bounded); without, such a chunk is InvalidArgument.
+absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes,
+                                      bool* compressed = nullptr);
 
 // SealRecord / OpenRecord: a version record under the epoch's record key, bound to `bound_to`
 // (the encrypted path it is stored under). OpenRecord: DataLoss if altered or moved.

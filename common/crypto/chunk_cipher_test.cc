@@ -105,5 +105,26 @@ TEST(ChunkCipherTest, TheGearTableIsTheNamespacesOwnAndTheSameOnEveryDevice) {
   EXPECT_EQ(std::set<uint64_t>(ta.begin(), ta.end()).size(), 256u);
 }
 
+TEST(ChunkCipherTest, ACompressedPayloadSaysSoUnderTheTagAndOpensOnlyForACallerThatDecodesIt) {
+  const Keyring ring = Keyring::Create();
+  const std::string payload = "pretend these are zstd bytes";
+  const std::string sealed = SealChunk(ring.Current(), payload, /*compressed=*/true);
+  bool compressed = false;
+  absl::StatusOr<std::string> back = OpenChunk(ring, sealed, 1 << 20, &compressed);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, payload);
+  EXPECT_TRUE(compressed);
+  EXPECT_EQ(OpenChunk(ring, sealed, 1 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+  // The flag is authenticated: a store that flips it (either way) gets nothing opened.
+  std::string flipped = sealed;
+  flipped[0] = 1;
+  EXPECT_EQ(OpenChunk(ring, flipped, 1 << 20, &compressed).status().code(), absl::StatusCode::kDataLoss);
+  std::string raw = SealChunk(ring.Current(), payload);
+  ASSERT_TRUE(OpenChunk(ring, raw, 1 << 20, &compressed).ok());
+  EXPECT_FALSE(compressed);
+  raw[0] = 2;
+  EXPECT_EQ(OpenChunk(ring, raw, 1 << 20, &compressed).status().code(), absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace converge::crypto

@@ -83,7 +83,14 @@ absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, 
     return absl::InternalError("a delta upload in an encrypted namespace");
   }
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
-  std::string sealed = crypto::SealChunk(keys->ring.Current(), data);
+  // Compressed before sealing where it pays (the store sees only the sealed size, padded).
+  std::string sealed;
+  if (std::string z = LooksCompressible(data) ? Compress(data) : std::string();
+      !z.empty() && z.size() + z.size() / 8 < data.size()) {
+    sealed = crypto::SealChunk(keys->ring.Current(), z, /*compressed=*/true);
+  } else {
+    sealed = crypto::SealChunk(keys->ring.Current(), data);
+  }
   const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
   absl::MutexLock lock(&mu_);
   Remember(plain_id, chunk);
@@ -422,12 +429,17 @@ absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, c
   return inner_->Fetch(sealed_wants, nullptr, [&](const Digest&, std::string sealed) -> absl::Status {
     if (next >= wants.size()) return absl::DataLossError("the store sent more chunks than asked for");
     const Digest& want = wants[next++].sha256;
-    absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes);
+    bool compressed = false;
+    absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, &compressed);
     if (absl::IsNotFound(plain.status()) && refresh_ && refresh_()) {
       absl::StatusOr<std::shared_ptr<const Keys>> newer = CurrentKeys();
       if (!newer.ok()) return newer.status();
       keys = *std::move(newer);
-      plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes);
+      plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, &compressed);
+    }
+    if (plain.ok() && compressed) {
+      plain = Decompress(*plain, kMaxChunkBytes);  // bounded: no bomb
+      if (!plain.ok()) return absl::DataLossError(absl::StrCat("a sealed chunk does not decompress: ", plain.status().message()));
     }
     if (!plain.ok()) return plain.status();
     if (HashOf(*plain) != want) {

@@ -194,6 +194,15 @@ TEST_F(EncryptingStoreClientTest, AnEditSendsOnlyTheChunksItChangedAndEqualChunk
   EXPECT_EQ(two_->engine->upload_stats().bytes_uploaded, two_before);
 }
 
+TEST_F(EncryptingStoreClientTest, CompressibleContentIsCompressedBeforeItIsSealed) {
+  std::string text;
+  for (int i = 0; text.size() < (2 << 20); ++i) text += "line " + std::to_string(i % 977) + " of a log that repeats\n";
+  ASSERT_TRUE(one_->fs.UserWrite("app.log", text).ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot()["app.log"], text);
+  EXPECT_LT(one_->client.bytes_up(), text.size() / 4);  // sealed zstd, not the raw bytes
+}
+
 TEST_F(EncryptingStoreClientTest, ADeviceThatJoinsLaterGetsTheTreeAndOneWithoutTheKeysGetsNothing) {
   ASSERT_TRUE(one_->fs.UserWrite("a/b/c.txt", "deep").ok());
   ASSERT_TRUE(one_->fs.UserWrite("top.txt", RandomBytesForTest(300 << 10, 3)).ok());
