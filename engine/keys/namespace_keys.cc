@@ -183,6 +183,21 @@ absl::Status NamespaceKeys::Approve(const std::string& device_id, const std::str
   return absl::FailedPreconditionError(absl::StrCat("device '", device_id, "' has not asked for the keyring"));
 }
 
+absl::StatusOr<crypto::DevicePublicKey> NamespaceKeys::GranterKey(const KeyRecord& mine, const KeyListing& listing) {
+  const KeyRecord* granter = nullptr;
+  for (const KeyRecord& r : listing.records) {
+    if (r.device_id == mine.granted_by) granter = &r;
+  }
+  if (granter == nullptr) return absl::PermissionDeniedError("the granting device is not a member");
+  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey key, crypto::DevicePublicKey::FromBytes(granter->public_key));
+  const std::string signed_bytes = crypto::KeyGrantSigningBytes(
+      {namespace_id_, mine.device_id, mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch});
+  if (!crypto::VerifySignature(key, signed_bytes, mine.grant_signature)) {
+    return absl::PermissionDeniedError("the grant's signature does not verify under its granting device's key");
+  }
+  return key;
+}
+
 absl::StatusOr<KeysStatus> NamespaceKeys::Accept(const std::string& approver_fingerprint) {
   absl::MutexLock lock(&mu_);
   CONVERGE_ASSIGN_OR_RETURN(KeyRecord mine, directory_->Own());
@@ -191,22 +206,11 @@ absl::StatusOr<KeysStatus> NamespaceKeys::Accept(const std::string& approver_fin
     return absl::PermissionDeniedError("the grant is sealed to another key than this device's");
   }
   CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
-  const KeyRecord* granter = nullptr;
-  for (const KeyRecord& r : listing.records) {
-    if (r.device_id == mine.granted_by) granter = &r;
-  }
-  if (granter == nullptr) return absl::PermissionDeniedError("the granting device is not a member");
-  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey granter_key,
-                            crypto::DevicePublicKey::FromBytes(granter->public_key));
+  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey granter_key, GranterKey(mine, listing));
   if (NormalizeFingerprint(granter_key.Fingerprint()) != NormalizeFingerprint(approver_fingerprint)) {
     return absl::PermissionDeniedError(absl::StrCat("the grant comes from a key with fingerprint ",
                                                     granter_key.Fingerprint(),
                                                     ", not the approving device's as given: not accepted"));
-  }
-  const std::string signed_bytes = crypto::KeyGrantSigningBytes(
-      {namespace_id_, mine.device_id, mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch});
-  if (!crypto::VerifySignature(granter_key, signed_bytes, mine.grant_signature)) {
-    return absl::PermissionDeniedError("the grant's signature does not verify under the approving device's key");
   }
   absl::StatusOr<std::string> opened = device_.OpenSealed(mine.sealed_keyring);
   if (!opened.ok()) return opened.status();
@@ -275,18 +279,7 @@ absl::StatusOr<bool> NamespaceKeys::Refresh() {
     return false;
   }
   CONVERGE_ASSIGN_OR_RETURN(KeyListing listing, directory_->List());
-  const KeyRecord* granter = nullptr;
-  for (const KeyRecord& r : listing.records) {
-    if (r.device_id == mine.granted_by) granter = &r;
-  }
-  if (granter == nullptr) return absl::PermissionDeniedError("a newer epoch from a device that is not a member");
-  CONVERGE_ASSIGN_OR_RETURN(const crypto::DevicePublicKey granter_key,
-                            crypto::DevicePublicKey::FromBytes(granter->public_key));
-  const std::string signed_bytes = crypto::KeyGrantSigningBytes(
-      {namespace_id_, mine.device_id, mine.public_key, mine.sealed_keyring, mine.keyring_id, mine.epoch});
-  if (!crypto::VerifySignature(granter_key, signed_bytes, mine.grant_signature)) {
-    return absl::PermissionDeniedError("a newer epoch's grant does not verify under its granter's key");
-  }
+  CONVERGE_RETURN_IF_ERROR(GranterKey(mine, listing).status());
   CONVERGE_ASSIGN_OR_RETURN(std::string opened, device_.OpenSealed(mine.sealed_keyring));
   absl::StatusOr<crypto::Keyring> ring = crypto::Keyring::Parse(opened);
   // Only a device that holds this one's keys can make a ring that extends it: a management or a

@@ -107,6 +107,9 @@ class NamespaceKeys {
   absl::Status Keep(const crypto::Keyring& ring) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status GrantTo(const KeyRecord& recipient, const crypto::Keyring& ring, bool rotation = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // GranterKey: the key of the device that granted `mine`, once the grant's signature verifies
+  // under it; PermissionDenied for a granter that is not listed or a signature that does not.
+  absl::StatusOr<crypto::DevicePublicKey> GranterKey(const KeyRecord& mine, const KeyListing& listing);
   absl::StatusOr<KeysStatus> RotateLocked(const std::string& passphrase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<KeysStatus> StatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
