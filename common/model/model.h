@@ -22,6 +22,10 @@ inline constexpr size_t kMaxFilesPerCommit = 10000;
 // The bytes one commit may take (CommitBytes of its versions): what the store holds while it
 // checks it and what one Pull message carries back, well under the 16 MiB message limit.
 inline constexpr size_t kMaxCommitBytes = 4 << 20;
+// The chunks one commit may carry itself (CommitRequest.chunks): how many, and their bytes in
+// all. A device sends raw chunks up to half of that, so sealed ones (encrypted namespaces) fit.
+inline constexpr size_t kMaxCommitChunks = 1024;
+inline constexpr size_t kMaxCommitChunkBytes = 2 << 20;
 // What a device reports of the remote versions it could not apply: the first few, each bounded.
 inline constexpr size_t kMaxBlockedReported = 20;
 inline constexpr size_t kMaxBlockedReportBytes = 512;

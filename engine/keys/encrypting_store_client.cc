@@ -328,15 +328,15 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::Commit(const std::vector<FileVer
 absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vector<FileVersion>& changes,
                                                                  const std::vector<InlineChunk>& chunks) {
   std::vector<InlineChunk> sealed_chunks;
-  bool inline_fits = true;
+  uint64_t sealed_bytes = 0;
   for (const InlineChunk& c : chunks) {
     CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(c.sha256, ChunkEncoding::kRaw, c.data));
-    inline_fits &= sealed.size() <= kMaxInlineChunkBytes;
+    sealed_bytes += sealed.size();
     sealed_chunks.push_back(InlineChunk{HashOf(sealed), std::move(sealed)});
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<FileVersion> sealed, SealAll(changes));
-  if (inline_fits) return CommitSealed(sealed, sealed_chunks);
-  // Padding took a chunk past what a commit carries: uploaded first.
+  if (sealed_bytes <= kMaxCommitChunkBytes) return CommitSealed(sealed, sealed_chunks);
+  // Padding took the chunks past what a commit carries: uploaded first.
   size_t next = 0;
   CONVERGE_RETURN_IF_ERROR(inner_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
     if (next == sealed_chunks.size()) return false;

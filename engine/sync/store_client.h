@@ -46,8 +46,9 @@ struct InlineChunk {
   Digest sha256;
   std::string data;
 };
-// What a commit may carry: a change this small goes to the store in one round trip.
-inline constexpr uint64_t kMaxInlineChunkBytes = 256 << 10;
+// What a commit may carry: a change this small (raw bytes, and at most kMaxCommitChunks chunks)
+// goes to the store in one round trip.
+inline constexpr uint64_t kMaxInlineChunkBytes = kMaxCommitChunkBytes / 2;
 
 class StoreClient : public ChunkSource {
  public:

@@ -512,7 +512,9 @@ absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
 constexpr uint32_t kInlineOverDeltaBytes = 16 << 10;
 
 bool SyncEngine::TakeInline(ScanUploads* u) {
-  if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes) return false;
+  if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes || u->pending.size() > kMaxCommitChunks) {
+    return false;
+  }
   for (const OutgoingChunk& c : u->pending) {
     // Not kept from the scan; or an edit of a chunk large enough that a delta pays off.
     if (c.bytes.size() != c.length || (!c.bases.empty() && c.length > kInlineOverDeltaBytes)) return false;

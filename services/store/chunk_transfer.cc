@@ -109,8 +109,8 @@ absl::Status ChunkTransfer::Upload::Finish() {
 
 absl::Status ChunkTransfer::StoreInline(const std::string& owner, const std::string& device,
                                        std::vector<TransferChunk> chunks) {
-  if (chunks.size() > kMaxInlineCommitChunks) {
-    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxInlineCommitChunks, " chunks, not ",
+  if (chunks.size() > kMaxCommitChunks) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxCommitChunks, " chunks, not ",
                                                    chunks.size()));
   }
   size_t bytes = 0;
@@ -118,8 +118,8 @@ absl::Status ChunkTransfer::StoreInline(const std::string& owner, const std::str
     if (c.encoding != TransferEncoding::kRaw) return absl::InvalidArgumentError("a commit's own chunks are raw");
     bytes += c.data.size();
   }
-  if (bytes > kMaxInlineCommitBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxInlineCommitBytes,
+  if (bytes > kMaxCommitChunkBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a commit carries at most ", kMaxCommitChunkBytes,
                                                    " bytes of chunks, not ", bytes, ": upload them with PutChunks"));
   }
   Upload upload = StartUpload(owner, device);

@@ -57,9 +57,6 @@ struct SignedBase {
 // Bytes an upload holds decoded before it writes them (a delta or stream piece of a few hundred
 // bytes may be a 4 MiB chunk once decoded).
 inline constexpr size_t kUploadBatchBytes = 8 << 20;
-// Chunks a Commit may carry itself (CommitRequest.chunks).
-inline constexpr size_t kMaxInlineCommitBytes = 1 << 20;
-inline constexpr int kMaxInlineCommitChunks = 1024;
 // Pull sends the chunks of files this small along with their commits, up to kPullInlineBytes a call.
 inline constexpr uint64_t kPullInlineFileBytes = 64 << 10;
 inline constexpr uint64_t kPullInlineBytes = 1 << 20;
@@ -103,8 +100,8 @@ class ChunkTransfer {
     uint64_t bytes_stored_ = 0;
   };
 
-  // StoreInline stores the raw chunks a Commit carries (at most kMaxInlineCommitChunks and
-  // kMaxInlineCommitBytes in all; InvalidArgument past either), as an upload of them would.
+  // StoreInline stores the raw chunks a Commit carries (at most kMaxCommitChunks and
+  // kMaxCommitChunkBytes in all; InvalidArgument past either), as an upload of them would.
   absl::Status StoreInline(const std::string& owner, const std::string& device, std::vector<TransferChunk> chunks);
 
   // SmallChunksOf returns the raw chunks of `commit`'s live files of kPullInlineFileBytes or

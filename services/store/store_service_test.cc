@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "common/codec/chunk_codec.h"
 #include "common/codec/rsync_delta.h"
 #include "common/rpc/server_runner.h"
@@ -195,8 +196,13 @@ TEST_F(StoreServiceTest, ASmallChangeGoesInOneCallEachWay) {
   grpc::Status s = commit(CommitCarrying("dev1", "a.txt", "note", {{"note", "forged"}}));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   // More than a commit may carry: refused (upload them with PutChunks).
-  const std::string big = RandomBytesForTest(600 << 10, 1), big2 = RandomBytesForTest(600 << 10, 2);
+  const size_t half = kMaxCommitChunkBytes / 2 + 1;
+  const std::string big = RandomBytesForTest(half, 1), big2 = RandomBytesForTest(half, 2);
   s = commit(CommitCarrying("dev1", "a.txt", "note", {{big, big}, {big2, big2}}));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  std::vector<std::pair<std::string, std::string>> many;
+  for (size_t i = 0; i <= kMaxCommitChunks; ++i) many.emplace_back(absl::StrCat(i), absl::StrCat(i));
+  s = commit(CommitCarrying("dev1", "a.txt", "note", many));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_TRUE(PullAll(stub_.get(), "dev1").empty());
   // The file and its chunk in one call, no PutChunks before it.
