@@ -510,14 +510,19 @@ absl::Status SyncEngine::FlushScanUploads(ScanUploads* u) {
 // An edited chunk up to this size goes whole with the commit rather than as a delta after two
 // more round trips (FindMissing, Signatures).
 constexpr uint32_t kInlineOverDeltaBytes = 16 << 10;
+// Raw bytes up to this much go with the commit even if zstd would shrink them.
+constexpr uint64_t kInlineCompressibleBytes = 256 << 10;
 
 bool SyncEngine::TakeInline(ScanUploads* u) {
   if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes || u->pending.size() > kMaxCommitChunks) {
     return false;
   }
   for (const OutgoingChunk& c : u->pending) {
-    // Not kept from the scan; or an edit of a chunk large enough that a delta pays off.
+    // Not kept from the scan; or an edit of a chunk large enough that a delta pays off; or,
+    // past kInlineCompressibleBytes, bytes that PutChunks' zstd would shrink (a commit's own
+    // chunks go raw).
     if (c.bytes.size() != c.length || (!c.bases.empty() && c.length > kInlineOverDeltaBytes)) return false;
+    if (u->pending_bytes > kInlineCompressibleBytes && LooksCompressible(c.bytes)) return false;
   }
   for (OutgoingChunk& c : TakePending(u)) {
     u->stored.insert(DigestToBytes(c.sha256));
