@@ -517,12 +517,13 @@ bool SyncEngine::TakeInline(ScanUploads* u) {
   if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes || u->pending.size() > kMaxCommitChunks) {
     return false;
   }
+  // Past kInlineCompressibleBytes, bytes that PutChunks' zstd would shrink stay out (a commit's
+  // own chunks go raw).
+  const bool only_incompressible = u->pending_bytes > kInlineCompressibleBytes;
   for (const OutgoingChunk& c : u->pending) {
-    // Not kept from the scan; or an edit of a chunk large enough that a delta pays off; or,
-    // past kInlineCompressibleBytes, bytes that PutChunks' zstd would shrink (a commit's own
-    // chunks go raw).
+    // Not kept from the scan; or an edit of a chunk large enough that a delta pays off.
     if (c.bytes.size() != c.length || (!c.bases.empty() && c.length > kInlineOverDeltaBytes)) return false;
-    if (u->pending_bytes > kInlineCompressibleBytes && LooksCompressible(c.bytes)) return false;
+    if (only_incompressible && LooksCompressible(c.bytes)) return false;
   }
   for (OutgoingChunk& c : TakePending(u)) {
     u->stored.insert(DigestToBytes(c.sha256));

@@ -752,24 +752,24 @@ def wait_until_same(tool, scope, want, timeout):
     machine's two cores from the tool being measured. Each poll instead stats the paths not yet
     seen matching, in A's order, and stops at the first that does not match (a few stats a poll
     while B fills in). When every path has matched, one full walk confirms the whole scope (no
-    entry missing or extra, none changed since); the time is that of the last match."""
-    pending = [(p, v) for p, v in want.items()]
-    pending.reverse()  # popped from the end: A's walk order
-    matched_at = None
+    entry missing or extra, none changed since); the time is that of the last match. If the walk
+    disagrees (an extra entry, say a peer's temp file), the stats start over after a pause as long
+    as the walk took, so the harness never takes more than half a core."""
     deadline = time.time() + timeout
+    pending = list(reversed(want.items()))  # popped from the end: A's walk order
     while True:
         if time.time() > deadline:
             raise RuntimeError(f"{tool.name}: B did not match A within {timeout}s for {scope}")
         while pending and entry_matches(tool, *pending[-1]):
             pending.pop()
+        pause = 0.002
         if not pending:
-            matched_at = time.perf_counter() if matched_at is None else matched_at
+            matched_at = time.perf_counter()
             if same(manifest(tool.b, scope), want, tool.exact_mtime):
                 return matched_at
-            matched_at = None  # an extra or changed entry: back to whole walks
-            pending = [(p, v) for p, v in want.items()]
-            pending.reverse()
-        time.sleep(0.002)
+            pause = max(pause, time.perf_counter() - matched_at)
+            pending = list(reversed(want.items()))
+        time.sleep(pause)
 
 
 def entry_matches(tool, rel, expected):
