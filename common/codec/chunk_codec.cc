@@ -130,15 +130,21 @@ absl::StatusOr<std::string> DeltaDecode(absl::string_view delta, absl::string_vi
 bool LooksCompressible(absl::string_view raw) {
   if (raw.size() < 64) return false;
   if (raw.size() <= 4 * kStreamSampleBytes) return true;
-  ZSTD_CCtx* ctx = ThreadCCtx();
-  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, 1);
-  std::string out(ZSTD_compressBound(kStreamSampleBytes), '\0');
   for (size_t at : {size_t{0}, (raw.size() - kStreamSampleBytes) / 2, raw.size() - kStreamSampleBytes}) {
-    const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), raw.data() + at, kStreamSampleBytes);
-    ZSTD_CCtx_reset(ctx, ZSTD_reset_session_only);
-    if (!ZSTD_isError(n) && Saves(n, kStreamSampleBytes)) return true;
+    if (Compresses(raw.substr(at, kStreamSampleBytes))) return true;
   }
   return false;
+}
+
+bool Compresses(absl::string_view sample) {
+  if (sample.size() < 64) return false;
+  ZSTD_CCtx* ctx = ThreadCCtx();
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, 1);
+  thread_local std::string out;
+  out.resize(ZSTD_compressBound(sample.size()));
+  const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), sample.data(), sample.size());
+  ZSTD_CCtx_reset(ctx, ZSTD_reset_session_only);
+  return !ZSTD_isError(n) && Saves(n, sample.size());
 }
 
 struct StreamEncoder::Ctx : CCtx {

@@ -42,6 +42,8 @@ absl::StatusOr<std::string> DeltaDecode(absl::string_view delta, absl::string_vi
 // LooksCompressible: whether zstd is worth trying on `raw` (samples of a large chunk, at its
 // start, middle and end, compress by 10%; small chunks are tried whole).
 bool LooksCompressible(absl::string_view raw);
+// Compresses: whether zstd's fastest level saves 10% of `sample` (meant for up to 64 KiB).
+bool Compresses(absl::string_view sample);
 
 // StreamEncoder: the sender's side of a zstd stream (one per call). Encode returns the next
 // piece: `raw` compressed with every earlier piece as context (an 8 MiB window).

@@ -93,7 +93,9 @@ absl::Status LocalIndex::Reopen() {
   cursor_ = 0;
   if (s.ok()) {
     Decoder d(value);
-    if (!d.GetVarint64(&cursor_)) return absl::DataLossError("corrupt index cursor");
+    uint64_t cursor = 0;
+    if (!d.GetVarint64(&cursor)) return absl::DataLossError("corrupt index cursor");
+    cursor_ = cursor;
   } else if (!s.IsNotFound()) {
     return Rocks(s, "read index cursor");
   }

@@ -86,7 +86,7 @@ class LocalIndex {
   const std::string dir_;
   const rocksdb::Options options_;
   std::unique_ptr<rocksdb::DB> db_;  // null after a write error, until reopened
-  uint64_t cursor_ = 0;
+  std::atomic<uint64_t> cursor_{0};  // read by status and upload threads too
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
   // deletions the index compacts itself.
   uint64_t deletions_since_compaction_ = 0;

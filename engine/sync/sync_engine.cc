@@ -482,8 +482,10 @@ void SyncEngine::CollectScanChunk(ScanUploads* u, const std::string& path, const
 }
 
 void SyncEngine::AwaitScanBatch(ScanUploads* u) {
-  if (!u->in_flight.valid()) return;
-  BatchUpload done = u->in_flight.get();
+  if (u->in_flight.valid()) Absorb(u, u->in_flight.get());
+}
+
+void SyncEngine::Absorb(ScanUploads* u, BatchUpload done) {
   u->stored.merge(done.stored);
   u->unreadable.merge(done.unreadable);
   if (u->status.ok()) u->status = done.status;
@@ -513,18 +515,35 @@ constexpr uint32_t kInlineOverDeltaBytes = 16 << 10;
 // Raw bytes up to this much go with the commit even if zstd would shrink them.
 constexpr uint64_t kInlineCompressibleBytes = 256 << 10;
 
+bool SyncEngine::AnyCompresses(const std::vector<OutgoingChunk>& chunks) {
+  constexpr size_t kSampleBytes = 16 << 10;
+  std::string sample;
+  for (const OutgoingChunk& c : chunks) {
+    if (c.bytes.size() > 4 * kSampleBytes) {
+      if (LooksCompressible(c.bytes)) return true;  // by samples
+    } else if (c.bytes.size() > kSampleBytes) {
+      if (Compresses(c.bytes)) return true;
+    } else {
+      sample += c.bytes;
+      if (sample.size() < kSampleBytes) continue;
+      if (Compresses(sample)) return true;
+      sample.clear();
+    }
+  }
+  return Compresses(sample);
+}
+
 bool SyncEngine::TakeInline(ScanUploads* u) {
   if (u->pending.empty() || u->pending_bytes > kMaxInlineChunkBytes || u->pending.size() > kMaxCommitChunks) {
     return false;
   }
-  // Past kInlineCompressibleBytes, bytes that PutChunks' zstd would shrink stay out (a commit's
-  // own chunks go raw).
-  const bool only_incompressible = u->pending_bytes > kInlineCompressibleBytes;
   for (const OutgoingChunk& c : u->pending) {
     // Not kept from the scan; or an edit of a chunk large enough that a delta pays off.
     if (c.bytes.size() != c.length || (!c.bases.empty() && c.length > kInlineOverDeltaBytes)) return false;
-    if (only_incompressible && LooksCompressible(c.bytes)) return false;
   }
+  // Past kInlineCompressibleBytes, bytes that PutChunks' zstd would shrink stay out (a commit's
+  // own chunks go raw).
+  if (u->pending_bytes > kInlineCompressibleBytes && AnyCompresses(u->pending)) return false;
   for (OutgoingChunk& c : TakePending(u)) {
     u->stored.insert(DigestToBytes(c.sha256));
     ++upload_stats_.chunks_uploaded;
@@ -566,7 +585,10 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   if (scan.changes.empty()) return absl::OkStatus();
   inline_chunks_.clear();
   if (!TakeInline(&uploads)) CONVERGE_RETURN_IF_ERROR(FlushScanUploads(&uploads));
-  CONVERGE_RETURN_IF_ERROR(UploadLeftovers(scan.changes, &uploads));
+  BatchUpload leftovers;
+  leftovers.status = UploadLeftovers(scan.changes, uploads, &leftovers);
+  Absorb(&uploads, std::move(leftovers));
+  CONVERGE_RETURN_IF_ERROR(uploads.status);
 
   // Creations and edits in batches; deletions after them, together (so the store can judge a
   // mass delete as a whole). A move's tombstone stays right after its new path (one commit
@@ -592,15 +614,36 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
 
 absl::Status SyncEngine::CommitWhileScanning(std::vector<LocalChange>* changes, int64_t scanned_at_ns,
                                              ScanUploads* uploads) {
-  // New and edited entries only, in walk order (Scanner::ChangeSink): their chunks go first.
+  // The store takes one call of this scan at a time: the batch or commit before this one first.
+  AwaitScanBatch(uploads);
+  CONVERGE_RETURN_IF_ERROR(uploads->status);
+  // New and edited entries only, in walk order (Scanner::ChangeSink): their chunks go first,
+  // with the commit or just before it.
   std::vector<LocalChange> found;
   found.swap(*changes);
   inline_chunks_.clear();
-  if (!TakeInline(uploads)) CONVERGE_RETURN_IF_ERROR(FlushScanUploads(uploads));
-  CONVERGE_RETURN_IF_ERROR(UploadLeftovers(found, uploads));
+  std::vector<OutgoingChunk> batch;
+  if (!TakeInline(uploads)) batch = TakePending(uploads);
+  // Committed while the scan reads on. Until the scan awaits it, the scan only reads what
+  // `uploads` knows as stored or unreadable, and this call only adds to its own sets.
+  uploads->in_flight = std::async(std::launch::async, [this, uploads, found = std::move(found),
+                                                       batch = std::move(batch), scanned_at_ns]() mutable {
+    BatchUpload out;
+    out.status = CommitFound(std::move(found), std::move(batch), scanned_at_ns, *uploads, &out);
+    return out;
+  });
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::CommitFound(std::vector<LocalChange> found, std::vector<OutgoingChunk> batch,
+                                     int64_t scanned_at_ns, const ScanUploads& scan, BatchUpload* out) {
+  CONVERGE_RETURN_IF_ERROR(UploadChunks(std::move(batch), &out->stored, &out->unreadable));
+  CONVERGE_RETURN_IF_ERROR(UploadLeftovers(found, scan, out));
+  absl::flat_hash_set<std::string> unreadable = scan.unreadable;
+  unreadable.insert(out->unreadable.begin(), out->unreadable.end());
   std::vector<LocalChange> ready;
   std::vector<LocalChange> deletions;  // none among them
-  SortChanges(std::move(found), uploads->unreadable, &ready, &deletions);
+  SortChanges(std::move(found), unreadable, &ready, &deletions);
   return CommitInBatches(ready, scanned_at_ns);
 }
 
@@ -614,20 +657,32 @@ absl::Status SyncEngine::CommitInBatches(const std::vector<LocalChange>& changes
   return absl::OkStatus();
 }
 
+bool SyncEngine::AsInstalled(const std::string& path, const LocalStat& now) const {
+  auto it = own_installs_.find(path);
+  if (it == own_installs_.end()) return false;
+  const IndexEntry& made = it->second;
+  if (made.version.kind == FileKind::kDirectory) {
+    // Still the directory the applier made (its mtime moves as files go in): what arrived in
+    // it since is reported on its own (the watcher reports what a new directory held before
+    // its watch).
+    return now.exists && now.kind == FileKind::kDirectory && now.inode == made.local.inode;
+  }
+  // As a scan would judge it against the index entry the applier recorded.
+  return made.local.Same(now) && Trusted(made);
+}
+
 void SyncEngine::DropOwnEchoes(std::vector<std::string>* paths) {
   if (own_installs_.empty()) return;
   FilesystemBatch batch(fs_);
   std::vector<std::string> rest;
   for (std::string& path : *paths) {
-    auto it = own_installs_.find(path);
-    if (it == own_installs_.end()) {
+    if (!own_installs_.contains(path)) {
       rest.push_back(std::move(path));
       continue;
     }
-    // As a scan would judge it against the index entry the applier recorded.
     absl::StatusOr<LocalStat> now = fs_->Stat(path);
-    const bool as_installed = now.ok() && it->second.local.Same(*now) && Trusted(it->second);
-    own_installs_.erase(it);
+    const bool as_installed = now.ok() && AsInstalled(path, *now);
+    own_installs_.erase(path);
     if (!as_installed) rest.push_back(std::move(path));
   }
   paths->swap(rest);
@@ -654,7 +709,8 @@ void SyncEngine::RecordScan(const ScanResult& scan, bool targeted, absl::Duratio
                scan.changes.size() + scan.handed_over, absl::FormatDuration(took));
 }
 
-absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes, ScanUploads* uploads) {
+absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes, const ScanUploads& scan,
+                                         BatchUpload* out) {
   // Any chunk of a change not uploaded from the scan (normally none) is read again from its
   // file. Chunks of a file's previous version are stored already (that version is the store's
   // current one): not asked about; a moved file's are those of the entry it was moved from.
@@ -666,15 +722,16 @@ absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
-      if (!ref.hole() && !previous.chunks.contains(key) && !uploads->stored.contains(key) && !uploads->unreadable.contains(key) &&
-          listed.insert(key).second) {
+      const bool known = scan.stored.contains(key) || scan.unreadable.contains(key) || out->stored.contains(key) ||
+                         out->unreadable.contains(key);
+      if (!ref.hole() && !previous.chunks.contains(key) && !known && listed.insert(key).second) {
         leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BasesFor(offset, ref.length), "",
                                           c.version.path, offset});
       }
       offset += ref.length;
     }
   }
-  return UploadChunks(std::move(leftovers), &uploads->stored, &uploads->unreadable);
+  return UploadChunks(std::move(leftovers), &out->stored, &out->unreadable);
 }
 
 bool SyncEngine::DeferDeletionsWhileBusy(std::vector<LocalChange>* deletions) {
@@ -869,6 +926,7 @@ absl::Status SyncEngine::DetectLocalMoves(const std::vector<std::string>& paths)
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> here, index_->Get(path));
     if (here.has_value() && !here->version.deleted && here->version.kind != FileKind::kDirectory) continue;
     CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    if (AsInstalled(path, st)) continue;  // made by the applier: no move's destination
     if (st.exists && st.kind == FileKind::kDirectory) {
       absl::Status inner;
       absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) {

@@ -170,11 +170,13 @@ class SyncEngine {
   // Paths of this round the watcher reported, to look for local moves among before a pull
   // applies anything (PullAndApply).
   std::vector<std::string> moves_to_detect_;
-  // Files the applier installed whose watcher events are still to come: path -> entry.
+  // Files and directories the applier installed whose watcher events are still to come.
   absl::flat_hash_map<std::string, IndexEntry> own_installs_;
   // DropOwnEchoes takes out of `paths` those the applier installed that are still exactly as
   // installed (the watcher reporting this engine's own writes: nothing to scan).
   void DropOwnEchoes(std::vector<std::string>* paths);
+  // AsInstalled: `path` is one the applier installed (own_installs_) and is still as it made it.
+  bool AsInstalled(const std::string& path, const LocalStat& now) const;
   std::vector<std::string> acked_blocked_;  // the blocked versions the store was last told of
   std::function<void()> flush_local_events_;
 
@@ -228,8 +230,9 @@ class SyncEngine {
   absl::Status UploadChunks(std::vector<OutgoingChunk> chunks, absl::flat_hash_set<std::string>* stored,
                             absl::flat_hash_set<std::string>* unreadable);
   // What a scan's chunk sink collects: chunks of the files being read, uploaded in batches of
-  // kScanUploadBatchBytes while the scan goes on. One batch is uploaded on a thread of its own
-  // while the next one is read (the sink waits for it before it hands over the next).
+  // kScanUploadBatchBytes while the scan goes on. One batch (or one commit of what the scan
+  // found so far) goes to the store on a thread of its own while the next one is read; the scan
+  // waits for it before it hands over the next.
   struct BatchUpload {
     absl::Status status;
     absl::flat_hash_set<std::string> stored;
@@ -245,11 +248,15 @@ class SyncEngine {
     std::string layout_path;
     PreviousChunks previous;
     absl::Status status;
-    std::future<BatchUpload> in_flight;  // the batch being uploaded, if any
+    std::future<BatchUpload> in_flight;  // the batch being uploaded or committed, if any
   };
   // CommitWhileScanning commits what a scan found so far (Scanner::ChangeSink) once its chunks
-  // are stored.
+  // are stored, on a thread of its own while the scan reads on (as a batch upload: one at a time).
   absl::Status CommitWhileScanning(std::vector<LocalChange>* changes, int64_t scanned_at_ns, ScanUploads* uploads);
+  // CommitFound uploads `batch` and what else `found` needs, then commits `found`; it reads
+  // `scan` (the scan does not change it meanwhile) and adds what it learns to `out`.
+  absl::Status CommitFound(std::vector<LocalChange> found, std::vector<OutgoingChunk> batch, int64_t scanned_at_ns,
+                           const ScanUploads& scan, BatchUpload* out);
   // CommitInBatches commits creations, edits and moves in order, max_files_per_commit at a time
   // (a move and its tombstone always together).
   absl::Status CommitInBatches(const std::vector<LocalChange>& changes, int64_t scanned_at_ns);
@@ -259,6 +266,7 @@ class SyncEngine {
   // FlushScanUploads uploads what is pending and waits for every batch.
   void HandOverScanBatch(ScanUploads* uploads);
   void AwaitScanBatch(ScanUploads* uploads);
+  static void Absorb(ScanUploads* uploads, BatchUpload done);
   absl::Status FlushScanUploads(ScanUploads* uploads);
   // TakePending empties the pending batch and returns it.
   static std::vector<OutgoingChunk> TakePending(ScanUploads* uploads);
@@ -266,6 +274,9 @@ class SyncEngine {
   // edited chunk over 16 KiB that a delta would shrink), it goes with the first commit instead (no FindMissing, no PutChunks: a small change
   // costs one round trip); returns false, taking nothing, otherwise.
   bool TakeInline(ScanUploads* uploads);
+  // AnyCompresses: whether zstd would shrink any of `chunks` (a large one judged by samples,
+  // small ones together, about 16 KiB at a time).
+  static bool AnyCompresses(const std::vector<OutgoingChunk>& chunks);
   // One round of Run: what to do, once WaitForWork returns.
   struct Round {
     bool stop = false;
@@ -296,7 +307,8 @@ class SyncEngine {
   // RecordScan counts a scan in the scan statistics and metrics.
   void RecordScan(const ScanResult& scan, bool targeted, absl::Duration took);
   // UploadLeftovers uploads the chunks of `changes` the scan did not upload as it read them.
-  absl::Status UploadLeftovers(const std::vector<LocalChange>& changes, ScanUploads* uploads);
+  // Chunks known to `scan` or `out` are not asked about; what it learns goes to `out`.
+  absl::Status UploadLeftovers(const std::vector<LocalChange>& changes, const ScanUploads& scan, BatchUpload* out);
   // DeferDeletionsWhileBusy leaves the deletions for later (and returns true) while local
   // events keep coming (rm -r in progress).
   bool DeferDeletionsWhileBusy(std::vector<LocalChange>* deletions);

@@ -139,6 +139,34 @@ TEST_F(SyncEngineTest, TheEchoOfInstalledFilesIsNotScannedButAnEditMadeSinceIs) 
   EXPECT_EQ(two_->engine->scan_stats().targeted_scans, scans + 2);
 }
 
+TEST_F(SyncEngineTest, ManySmallFilesGoWithTheirCommitUnlessTheyWouldCompress) {
+  std::map<std::string, int> calls;
+  sim::SimStoreClient counted(store_.get(), "dev1", [&](const char* call) {
+    ++calls[call];
+    return sim::Fault::kNone;
+  });
+  SyncEngine engine(&one_->fs, one_->index.get(), &counted, &clock_, "dev1", EngineOptions());
+  // 600 KiB that would not compress: past the 256 KiB where only such bytes ride the commit.
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(one_->fs.UserWrite("random/f" + std::to_string(i), RandomBytesForTest(1024, i)).ok());
+  }
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(engine.SyncOnce().ok());
+  EXPECT_EQ(calls["FindMissing"], 0);  // no asking first: one call stores them and commits
+  EXPECT_EQ(calls["Commit"], 1);
+  // 600 KiB of text goes the other way (PutChunks compresses it).
+  calls.clear();
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(one_->fs.UserWrite("text/f" + std::to_string(i), std::string(1000, 'a' + i % 26) + std::to_string(i)).ok());
+  }
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(engine.SyncOnce().ok());
+  EXPECT_EQ(calls["FindMissing"], 1);
+  Sync();
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  EXPECT_EQ(two_->fs.Snapshot().size(), 1202u);  // and the two directories
+}
+
 TEST_F(SyncEngineTest, AStoreThatRefusesEverythingLeavesTheFolderAlone) {
   ASSERT_TRUE(one_->fs.UserWrite("keep.txt", "mine").ok());
   sim::SimStoreClient refusing(store_.get(), "dev1", [](const char*) { return sim::Fault::kDropRequest; });
