@@ -116,6 +116,12 @@ class TempFile {
   // Rename moves the finished file over `path` (replacing a file there), fsyncing the parent
   // directory when `sync_dir`. Returns the installed file's stat.
   virtual absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) = 0;
+  // RenameIfAbsent moves it to `path` only if nothing is there (the parent not synced):
+  // AlreadyExists, moving nothing, if something is; Unimplemented where the filesystem cannot
+  // tell in the same step (the caller looks, then uses Rename).
+  virtual absl::StatusOr<LocalStat> RenameIfAbsent(const std::string& path) {
+    return absl::UnimplementedError(path + ": no rename without replacing here");
+  }
   // ReadBack reads what was appended (a resumed partial file checks its prefix); Truncate drops
   // everything after `bytes`.
   virtual absl::Status ReadBack(uint64_t offset, size_t n, std::string* out) = 0;
@@ -147,11 +153,14 @@ class Filesystem {
   virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() = 0;
   // CreateTempFor makes a temp file that is to be renamed over `path` (whose directory exists).
   // Where the filesystem can, it is made in that directory without a name: its inode is placed
-  // beside its directory's, as a file created there would be, and a crash leaves nothing.
-  virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) {
+  // beside its directory's, as a file created there would be, and a crash leaves nothing. Such a
+  // file can be made with the permission bits it will have (`mode`): Finish then needs no chmod.
+  virtual absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path, uint32_t mode) {
     (void)path;
+    (void)mode;
     return CreateTemp();
   }
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) { return CreateTempFor(path, 0600); }
   // OpenPartial opens (or creates) the partial download named `key` (64 hex digits: the content
   // hash) and says how many bytes it already holds; appends go after them. Unlike a temp file,
   // it survives its TempFile's destruction (and the engine's restart, for a week) until

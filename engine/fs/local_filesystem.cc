@@ -14,6 +14,7 @@
 #include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -106,10 +107,9 @@ absl::Status ReplaceUserXattrs(int fd, const std::vector<Xattr>& xattrs, const s
   return absl::OkStatus();
 }
 
-// SetModeAndMtime sets an open file's permission bits and mtime; the atime is set as
-// `atime_nsec` says (UTIME_NOW or UTIME_OMIT).
-absl::Status SetModeAndMtime(int fd, mode_t mode, int64_t mtime_ns, long atime_nsec, const std::string& path) {
-  if (fchmod(fd, mode) != 0) return Errno("chmod", path);
+// SetMtime sets an open file's mtime; the atime is set as `atime_nsec` says (UTIME_NOW or
+// UTIME_OMIT). SetModeAndMtime sets its permission bits too.
+absl::Status SetMtime(int fd, int64_t mtime_ns, long atime_nsec, const std::string& path) {
   struct timespec times[2];
   times[0].tv_sec = 0;
   times[0].tv_nsec = atime_nsec;
@@ -117,6 +117,11 @@ absl::Status SetModeAndMtime(int fd, mode_t mode, int64_t mtime_ns, long atime_n
   times[1].tv_nsec = mtime_ns % 1000000000;
   if (futimens(fd, times) != 0) return Errno("set mtime of", path);
   return absl::OkStatus();
+}
+
+absl::Status SetModeAndMtime(int fd, mode_t mode, int64_t mtime_ns, long atime_nsec, const std::string& path) {
+  if (fchmod(fd, mode) != 0) return Errno("chmod", path);
+  return SetMtime(fd, mtime_ns, atime_nsec, path);
 }
 
 class Fd {
@@ -254,9 +259,12 @@ class LocalTempFile : public TempFile {
   LocalTempFile(LocalFilesystem* fs, int tmp_dir_fd, std::string name, int fd, bool keep = false)
       : fs_(fs), tmp_dir_fd_(tmp_dir_fd), name_(std::move(name)), fd_(fd), keep_(keep) {}
   // An unnamed file (O_TMPFILE); `label` names it in errors.
-  static std::unique_ptr<LocalTempFile> Unnamed(LocalFilesystem* fs, int tmp_dir_fd, std::string label, int fd) {
+  // It was made with permission bits `mode` (umask applied).
+  static std::unique_ptr<LocalTempFile> Unnamed(LocalFilesystem* fs, int tmp_dir_fd, std::string label, int fd,
+                                                uint32_t mode) {
     auto t = std::make_unique<LocalTempFile>(fs, tmp_dir_fd, std::move(label), fd);
     t->unnamed_ = true;
+    t->created_mode_ = mode;
     return t;
   }
   ~LocalTempFile() override {
@@ -334,12 +342,27 @@ class LocalTempFile : public TempFile {
   }
 
   absl::Status Finish(uint32_t mode, int64_t mtime_ns, bool sync) override {
-    CONVERGE_RETURN_IF_ERROR(SetModeAndMtime(fd_.get(), fs_->Mode(mode), mtime_ns, UTIME_NOW, "temp " + name_));
+    if (created_mode_ == fs_->Mode(mode)) {
+      CONVERGE_RETURN_IF_ERROR(SetMtime(fd_.get(), mtime_ns, UTIME_NOW, "temp " + name_));
+    } else {
+      CONVERGE_RETURN_IF_ERROR(SetModeAndMtime(fd_.get(), fs_->Mode(mode), mtime_ns, UTIME_NOW, "temp " + name_));
+    }
     if (sync && fsync(fd_.get()) != 0) return Errno("fsync temp", name_);
     return absl::OkStatus();
   }
 
   absl::StatusOr<LocalStat> Rename(const std::string& path, bool sync_dir) override {
+    return MoveIntoPlace(path, sync_dir, /*flags=*/0);
+  }
+
+  absl::StatusOr<LocalStat> RenameIfAbsent(const std::string& path) override {
+    if (!noreplace_works_) return absl::UnimplementedError("this filesystem cannot rename without replacing");
+    return MoveIntoPlace(path, /*sync_dir=*/false, RENAME_NOREPLACE);
+  }
+
+ private:
+  // MoveIntoPlace renames the file to `path`; `flags` as renameat2's.
+  absl::StatusOr<LocalStat> MoveIntoPlace(const std::string& path, bool sync_dir, unsigned int flags) {
     const std::string dir(ParentPath(path));
     CONVERGE_ASSIGN_OR_RETURN(LocalFilesystem::DirRef parent, fs_->Dir(dir));
     const std::string base(BaseName(path));
@@ -347,7 +370,12 @@ class LocalTempFile : public TempFile {
     CONVERGE_RETURN_IF_ERROR(fs_->CheckBeforeInstall(parent, dir));
     if (unnamed_) CONVERGE_RETURN_IF_ERROR(NameUnnamed(path));
     const std::string& temp_name = unnamed_ ? link_name_ : name_;
-    if (renameat(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str()) != 0) {
+    if (renameat2(tmp_dir_fd_, temp_name.c_str(), parent.get(), base.c_str(), flags) != 0) {
+      if ((flags & RENAME_NOREPLACE) && errno == EEXIST) return absl::AlreadyExistsError(path + " exists");
+      if ((flags & RENAME_NOREPLACE) && errno == EINVAL) {
+        noreplace_works_ = false;
+        return absl::UnimplementedError("this filesystem cannot rename without replacing");
+      }
       return Errno("rename into place", path);
     }
     struct stat st;
@@ -367,13 +395,15 @@ class LocalTempFile : public TempFile {
     return FromStat(st);
   }
 
- private:
   // NameUnnamed links the unnamed file into the temp dir (link_name_), to be renamed into place
   // from there: a rename, not a link, is what the watcher knows as a finished file arriving (a
   // new link reads as a file just created, still being written).
   absl::Status NameUnnamed(const std::string& path) {
     if (!link_name_.empty()) return absl::OkStatus();
-    std::string name = "t-" + RandomHex(8);
+    // Random once per process, then counted (no system call per file for randomness).
+    static const std::string prefix = "t-" + RandomHex(8) + "-";
+    static std::atomic<uint64_t> next{0};
+    std::string name = absl::StrCat(prefix, next++);
     // By the descriptor itself where this process may (CAP_DAC_READ_SEARCH), else through /proc.
     if (!link_by_fd_ || linkat(fd_.get(), "", tmp_dir_fd_, name.c_str(), AT_EMPTY_PATH) != 0) {
       if (link_by_fd_ && errno != ENOENT && errno != EPERM && errno != EINVAL) return Errno("link temp for", path);
@@ -406,6 +436,7 @@ class LocalTempFile : public TempFile {
   Fd fd_;
   const bool keep_;
   bool unnamed_ = false;
+  std::optional<uint32_t> created_mode_;  // the permission bits it was made with, where known
   std::string link_name_;  // an unnamed file's name in the temp dir, once it has one
   bool installed_ = false;
   static constexpr size_t kWritebackBytes = 8 << 20;
@@ -413,6 +444,8 @@ class LocalTempFile : public TempFile {
   bool kernel_copy_ = true;  // copy_file_range works between the sources seen and this file
   // linkat(AT_EMPTY_PATH) works for this process (not known to fail yet: shared by all temps).
   static inline std::atomic<bool> link_by_fd_{true};
+  // renameat2(RENAME_NOREPLACE) works on this filesystem (not known to fail yet).
+  static inline std::atomic<bool> noreplace_works_{true};
 };
 
 constexpr char kPartialPrefix[] = "partial-";
@@ -660,14 +693,15 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTemp() {
 
 bool LocalFilesystem::ProcFdMounted() { return access("/proc/self/fd", F_OK) == 0; }
 
-absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTempFor(const std::string& path) {
+absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTempFor(const std::string& path, uint32_t mode) {
   // A file made in the temp dir has its inode placed by that directory: every file this device
   // receives would crowd one block group, and on ext4 without a journal each new inode there
   // then steps over every inode deleted there in the last minutes.
   if (!unnamed_temps_) return CreateTemp();
   absl::StatusOr<DirRef> parent = Dir(std::string(ParentPath(path)));
   if (!parent.ok()) return CreateTemp();
-  const int fd = openat(parent->get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  // The kernel applies the umask, which Mode() has as this process started.
+  const int fd = openat(parent->get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, Mode(mode));
   const int open_errno = errno;
   if (fd < 0) {
     // This filesystem has none: named temps from now on. Any other refusal (a directory not
@@ -675,7 +709,7 @@ absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::CreateTempFor(const s
     if (open_errno == EOPNOTSUPP || open_errno == EISDIR || open_errno == EINVAL) unnamed_temps_ = false;
     return CreateTemp();
   }
-  return std::unique_ptr<TempFile>(LocalTempFile::Unnamed(this, tmp_fd_, "temp for " + path, fd));
+  return std::unique_ptr<TempFile>(LocalTempFile::Unnamed(this, tmp_fd_, "temp for " + path, fd, Mode(mode)));
 }
 
 absl::StatusOr<std::unique_ptr<TempFile>> LocalFilesystem::OpenPartial(const std::string& key,

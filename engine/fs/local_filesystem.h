@@ -40,7 +40,8 @@ class LocalFilesystem : public Filesystem {
   // An unnamed file (O_TMPFILE) in `path`'s directory, which Rename links into the temp dir and
   // renames into place from there; a named temp file in the temp dir where the filesystem has
   // no O_TMPFILE or /proc is not mounted.
-  absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path) override;
+  using Filesystem::CreateTempFor;
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTempFor(const std::string& path, uint32_t mode) override;
   absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;

@@ -260,6 +260,37 @@ TEST(LocalFilesystemTest, ATempForAPathHasNoNameUntilInstalled) {
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.converge/tmp"));
 }
 
+TEST(LocalFilesystemTest, RenameIfAbsentPlacesANewFileButNeverReplacesOne) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/d/mine.txt", "made here meanwhile");
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok());
+  for (uint32_t mode : {0640u, 0600u, 0755u}) {
+    // Made with the permission bits it is finished with, or changed to them.
+    const std::string name = "d/new" + std::to_string(mode);
+    auto made = (*fs)->CreateTempFor(name, 0640);
+    ASSERT_TRUE(made.ok()) << made.status();
+    ASSERT_TRUE((*made)->Append("new").ok());
+    ASSERT_TRUE((*made)->Finish(mode, 1600000000000000000, /*sync=*/false).ok());
+    auto placed = (*made)->RenameIfAbsent(name);
+    ASSERT_TRUE(placed.ok()) << placed.status();
+    EXPECT_EQ(placed->mode, mode);
+    EXPECT_EQ(ReadFile(root + "/" + name), "new");
+    struct stat st;
+    ASSERT_EQ(stat((root + "/" + name).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, mode);
+  }
+  auto over = (*fs)->CreateTempFor("d/mine.txt", 0644);
+  ASSERT_TRUE(over.ok());
+  ASSERT_TRUE((*over)->Append("from elsewhere").ok());
+  ASSERT_TRUE((*over)->Finish(0644, 1600000000000000000, /*sync=*/false).ok());
+  EXPECT_EQ((*over)->RenameIfAbsent("d/mine.txt").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReadFile(root + "/d/mine.txt"), "made here meanwhile");
+  // Still installable the usual way, over it.
+  ASSERT_TRUE((*over)->Rename("d/mine.txt", /*sync_dir=*/true).ok());
+  EXPECT_EQ(ReadFile(root + "/d/mine.txt"), "from elsewhere");
+}
+
 // A source that is no local file: AppendFrom reads and writes it.
 class StringFile : public ReadableFile {
  public:

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/base/logging.h"
 #include "engine/fs/local_filesystem.h"
 
@@ -27,6 +30,15 @@ std::shared_ptr<spdlog::logger> Log() {
   return log;
 }
 
+constexpr absl::Duration kBurstGap = absl::Milliseconds(2);
+constexpr absl::Duration kGather = absl::Milliseconds(1);
+
+// An unnamed file (O_TMPFILE, the applier's temps) is reported under the name "#<inode>",
+// which no lookup finds.
+bool UnnamedFileName(const std::string& name) {
+  return name.size() > 1 && name[0] == '#' && name.find_first_not_of("0123456789", 1) == std::string::npos;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root, OnEvents on_events) {
@@ -37,10 +49,16 @@ absl::StatusOr<std::unique_ptr<Watcher>> Watcher::Start(const std::string& root,
     close(fd);
     return absl::UnavailableError(absl::StrCat("eventfd: ", strerror(errno)));
   }
-  std::unique_ptr<Watcher> w(new Watcher(root, fd, stop, std::move(on_events)));
+  const int root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    close(fd);
+    close(stop);
+    return absl::UnavailableError(absl::StrCat("open ", root, ": ", strerror(errno)));
+  }
+  std::unique_ptr<Watcher> w(new Watcher(root, root_fd, fd, stop, std::move(on_events)));
   {
     absl::MutexLock lock(&w->mu_);
-    w->AddTree("");
+    w->AddTree("", nullptr);
     if (w->by_wd_.empty()) return absl::UnavailableError("cannot watch " + root);
   }
   Watcher* raw = w.get();
@@ -54,9 +72,10 @@ Watcher::~Watcher() {
   if (thread_.joinable()) thread_.join();
   close(fd_);
   close(stop_fd_);
+  close(root_fd_);
 }
 
-void Watcher::AddTree(const std::string& rel) {
+void Watcher::AddTree(const std::string& rel, std::vector<std::string>* found) {
   std::vector<std::string> todo = {rel};
   while (!todo.empty()) {
     const std::string dir = todo.back();
@@ -73,7 +92,9 @@ void Watcher::AddTree(const std::string& rel) {
     while (struct dirent* e = readdir(d)) {
       const std::string name = e->d_name;
       if (name == "." || name == ".." || (dir.empty() && name == kStateDirName)) continue;
-      if (e->d_type == DT_DIR) todo.push_back(dir.empty() ? name : absl::StrCat(dir, "/", name));
+      std::string path = dir.empty() ? name : absl::StrCat(dir, "/", name);
+      if (found != nullptr) found->push_back(path);
+      if (e->d_type == DT_DIR) todo.push_back(std::move(path));
     }
     closedir(d);
   }
@@ -81,6 +102,7 @@ void Watcher::AddTree(const std::string& rel) {
 
 void Watcher::Run() {
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  absl::Time last_drain = absl::InfinitePast();
   while (true) {
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
@@ -88,7 +110,15 @@ void Watcher::Run() {
       return;
     }
     if (fds[1].revents != 0) return;
+    // In a burst (woken again right after the last read), events gather for a moment first:
+    // thousands of files written one after another cost a read per millisecond, not per file.
+    // The first event after a quiet spell is read at once.
+    if (absl::Now() - last_drain < kBurstGap) {
+      struct pollfd stop = {stop_fd_, POLLIN, 0};
+      if (poll(&stop, 1, static_cast<int>(absl::ToInt64Milliseconds(kGather))) > 0) return;
+    }
     Drain();
+    last_drain = absl::Now();
   }
 }
 
@@ -101,6 +131,7 @@ void Watcher::Drain() {
   // In arrival order, one entry per path (its latest state).
   std::vector<PathEvent> events;
   absl::flat_hash_map<std::string, size_t> slot;
+  absl::flat_hash_map<std::string, bool> unnamed;  // "#<inode>" path -> nothing there by that name
   auto report = [&](const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto [it, inserted] = slot.emplace(path, events.size());
     if (inserted) events.push_back(PathEvent{path, false});
@@ -132,9 +163,23 @@ void Watcher::Drain() {
         continue;
       }
       const std::string path = dir->second.empty() ? name : absl::StrCat(dir->second, "/", name);
+      // Writes to an unnamed temp file (it arrives by a rename of its own); a real file of such
+      // a name is there to stat.
+      if (!(ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) && UnnamedFileName(name)) {
+        auto [it, first] = unnamed.try_emplace(path, false);
+        struct stat st;
+        if (first) it->second = fstatat(root_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+        if (it->second) continue;
+      }
       const bool is_dir = (ev->mask & IN_ISDIR) != 0;
-      if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
-        AddTree(path);  // a moved directory keeps its watches: this renames them
+      if (is_dir && (ev->mask & IN_MOVED_TO)) {
+        AddTree(path, nullptr);  // a moved directory keeps its watches: this renames them
+      } else if (is_dir && (ev->mask & IN_CREATE)) {
+        // What was made in a new directory before its watch was added has no event of its own:
+        // reported with it (then the engine may take the directory as its own install).
+        std::vector<std::string> found;
+        AddTree(path, &found);
+        for (const std::string& f : found) report(f);
       }
       if (!is_dir) {
         if (ev->mask & (IN_MODIFY | IN_CREATE)) writing_.insert(path);

@@ -45,15 +45,17 @@ class Watcher {
   }
 
  private:
-  Watcher(std::string root, int inotify_fd, int stop_fd, OnEvents on_events)
-      : root_(std::move(root)), fd_(inotify_fd), stop_fd_(stop_fd), on_events_(std::move(on_events)) {}
-  // AddTree watches directory `rel` ("" = root) and everything below it.
-  void AddTree(const std::string& rel) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Watcher(std::string root, int root_fd, int inotify_fd, int stop_fd, OnEvents on_events)
+      : root_(std::move(root)), root_fd_(root_fd), fd_(inotify_fd), stop_fd_(stop_fd), on_events_(std::move(on_events)) {}
+  // AddTree watches directory `rel` ("" = root) and everything below it; `found`, if given,
+  // gets every entry below it.
+  void AddTree(const std::string& rel, std::vector<std::string>* found) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
   // Drain reads and reports whatever is queued; returns at once if nothing is.
   void Drain() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string root_;
+  const int root_fd_;  // O_PATH
   const int fd_;
   const int stop_fd_;  // eventfd: written to stop the thread
   const OnEvents on_events_;

@@ -84,6 +84,38 @@ TEST(WatcherTest, AFileTheEngineInstallsIsNotLeftBeingWritten) {
   EXPECT_TRUE(rec.WaitFor("d/new", false));
   (*watcher)->Flush();
   EXPECT_TRUE(rec.Writing().empty()) << rec.Writing().front();
+  // The writes went to a file without a name (the kernel reports it as "d/#<inode>"): only the
+  // installed path is reported.
+  EXPECT_EQ(rec.paths(), 1u);
+
+  // A real file of such a name is reported, and so are its writes.
+  WriteFile(root + "/d/#42", "real");
+  EXPECT_TRUE(rec.WaitFor("d/#42", false));
+  rec.Clear();
+  const int fd = open((root + "/d/#42").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "more", 4), 4);
+  close(fd);
+  EXPECT_TRUE(rec.WaitFor("d/#42", false));
+}
+
+TEST(WatcherTest, ReportsWhatANewDirectoryHeldBeforeItsWatch) {
+  const std::string root = MakeTestDir();
+  Recorder rec;
+  auto watcher = Watcher::Start(root, rec.Callback());
+  ASSERT_TRUE(watcher.ok());
+  // Filled at once, likely before the thread has read the directory's creation and watched it:
+  // each entry is reported by an event of its own or as found in the new directory.
+  for (int round = 0; round < 20; ++round) {
+    const std::string dir = "new" + std::to_string(round);
+    std::filesystem::create_directories(root + "/" + dir + "/sub");
+    WriteFile(root + "/" + dir + "/sub/a.txt", "a");
+    WriteFile(root + "/" + dir + "/b.txt", "b");
+    (*watcher)->Flush();
+    for (const std::string& path : {dir, dir + "/sub", dir + "/sub/a.txt", dir + "/b.txt"}) {
+      ASSERT_TRUE(rec.WaitFor(path, false)) << path;
+    }
+  }
 }
 
 TEST(WatcherTest, FlushReportsWhatIsQueuedBeforeItReturns) {
