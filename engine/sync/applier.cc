@@ -65,6 +65,7 @@ std::optional<std::string> Applier::FindLocally(const Digest& d) {
 }
 
 absl::Status Applier::MoveAside(const std::string& path) {
+  dirs_in_place_.clear();
   const absl::Time now = clock_->Now();
   std::string target = MakeConflictName(path, device_, now, device_name_);
   for (int n = 2; n < 100; ++n) {
@@ -152,7 +153,7 @@ absl::StatusOr<std::unique_ptr<TempFile>> Applier::OpenTarget(const FileVersion&
   // A large download goes to a partial file named by its content hash: if it is interrupted
   // (killed, disconnected), the next attempt keeps the verified chunks it already has.
   *first = 0;
-  if (remote.size < kResumableBytes) return fs_->CreateTempFor(remote.path);
+  if (remote.size < kResumableBytes) return fs_->CreateTempFor(remote.path, remote.mode == 0 ? 0644 : remote.mode);
   uint64_t partial_bytes = 0;
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp,
                             fs_->OpenPartial(DigestToHex(remote.content_sha256), &partial_bytes));
@@ -300,9 +301,12 @@ absl::StatusOr<LocalStat> Applier::WriteFile(const FileVersion& remote,
 
 absl::StatusOr<bool> Applier::MakeRoomAbove(const std::string& path, bool local_wins) {
   const std::string parent(ParentPath(path));
-  if (parent.empty()) return true;
+  if (parent.empty() || dirs_in_place_.contains(parent)) return true;
   CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(parent));
-  if (st.exists && st.kind == FileKind::kDirectory) return true;  // the common case
+  if (st.exists && st.kind == FileKind::kDirectory) {  // the common case
+    dirs_in_place_.insert(parent);
+    return true;
+  }
   for (std::string dir = parent; !dir.empty(); dir = std::string(ParentPath(dir))) {
     CONVERGE_ASSIGN_OR_RETURN(LocalStat at, fs_->Stat(dir));
     if (!at.exists || at.kind == FileKind::kDirectory) continue;
@@ -370,6 +374,7 @@ absl::StatusOr<bool> Applier::WriteVersion(const FileVersion& remote, const std:
 
 absl::StatusOr<bool> Applier::PrepareFor(Action action, const FileVersion& remote, bool local_wins, LocalStat* local,
                                          IndexEntry* out) {
+  if (action == Action::kRemove || action == Action::kReplace) dirs_in_place_.clear();  // (MoveAside's too)
   switch (action) {
     case Action::kSkip:
     case Action::kRecord:
@@ -462,6 +467,7 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
     CONVERGE_RETURN_IF_ERROR(fs_->MakeDirs(remote.path));
     CONVERGE_ASSIGN_OR_RETURN(out.local, fs_->Stat(remote.path));
     ++stats_.dirs_made;
+    if (!local.exists && installed_.size() < kMaxInstalledKept) installed_.push_back(out);
   } else if (writes) {
     CONVERGE_ASSIGN_OR_RETURN(const bool written, WriteVersion(remote, entry, local, &out, pending));
     if (!written) {
@@ -490,7 +496,8 @@ absl::Status Applier::WriteBatch(std::vector<PendingWrite>* pending, std::vector
       return made;
     }
     placeable.push_back(p);
-    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp, fs_->CreateTempFor(remote.path));
+    CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<TempFile> temp,
+                              fs_->CreateTempFor(remote.path, remote.mode == 0 ? 0644 : remote.mode));
     for (const ChunkRef& c : remote.chunks) {
       if (c.hole()) {
         CONVERGE_RETURN_IF_ERROR(temp->AppendHole(c.length));
@@ -567,11 +574,17 @@ absl::Status Applier::InstallBatch(const std::vector<PendingWrite>& batch,
   absl::Status status;
   for (size_t i = 0; i < batch.size() && status.ok(); ++i) {
     const FileVersion& remote = *batch[i].remote;
-    absl::StatusOr<LocalStat> now = fs_->Stat(remote.path);
-    if (now.ok() && now->exists && !now->Same(batch[i].planned_local)) status = MoveAside(remote.path);
-    if (!now.ok()) status = now.status();
-    if (!status.ok()) break;
-    absl::StatusOr<LocalStat> installed = (*temps)[i]->Rename(remote.path, /*sync_dir=*/false);
+    TempFile* temp = (*temps)[i].get();
+    // Nothing was there when planned: placed in one step if that is still so.
+    absl::StatusOr<LocalStat> installed = absl::UnimplementedError("not tried");
+    if (!batch[i].planned_local.exists) installed = temp->RenameIfAbsent(remote.path);
+    if (absl::IsAlreadyExists(installed.status()) || absl::IsUnimplemented(installed.status())) {
+      absl::StatusOr<LocalStat> now = fs_->Stat(remote.path);
+      if (now.ok() && now->exists && !now->Same(batch[i].planned_local)) status = MoveAside(remote.path);
+      if (!now.ok()) status = now.status();
+      if (!status.ok()) break;
+      installed = temp->Rename(remote.path, /*sync_dir=*/false);
+    }
     if (!installed.ok()) {
       if (Block(remote, installed.status())) continue;
       status = installed.status();
@@ -821,6 +834,7 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
 }
 
 absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor) {
+  dirs_in_place_.clear();
   // What this commit may install is recorded first: a power cut before the index records it
   // must not make the installed files look like edits made here.
   std::vector<FileVersion> intents;

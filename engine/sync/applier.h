@@ -107,9 +107,10 @@ class Applier {
   void set_local_moves(std::vector<std::pair<std::string, std::string>> moves) { local_moves_ = std::move(moves); }
 
   const ApplyStats& stats() const { return stats_; }
-  // TakeInstalled hands over the files written into place since it was last called, as the
-  // index records them (the watcher reports each of them back: SyncEngine knows those events
-  // as its own while the files are as installed). At most kMaxInstalledKept are kept.
+  // TakeInstalled hands over the files written into place and the directories made since it
+  // was last called, as the index records them (the watcher reports each of them back:
+  // SyncEngine knows those events as its own while they are as installed). At most
+  // kMaxInstalledKept are kept.
   std::vector<IndexEntry> TakeInstalled() { return std::exchange(installed_, {}); }
   static constexpr size_t kMaxInstalledKept = 1 << 16;
   // While re-syncing with a store restored from an older backup, a local file that differs from
@@ -217,6 +218,9 @@ class Applier {
   bool local_wins_ = false;
   ApplyStats stats_;
   std::vector<IndexEntry> installed_;  // see TakeInstalled
+  // Directories MakeRoomAbove found in place while this commit is applied (forgotten once
+  // anything is removed or moved aside).
+  absl::flat_hash_set<std::string> dirs_in_place_;
   std::function<void(uint64_t)> progress_;
   std::vector<std::pair<std::string, std::string>> local_moves_;
   struct BlockedVersion {

@@ -234,6 +234,31 @@ TEST_F(ApplierTest, ManySmallFilesInOneCommitAreWrittenAsABatch) {
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.converge/tmp"));
 }
 
+TEST_F(ApplierTest, AFileMadeHereWhileANewOneIsFetchedIsKeptBeside) {
+  Commit c;
+  c.namespace_id = "ns";
+  c.seq = 1;
+  for (int i = 0; i < 3; ++i) {
+    c.files.push_back(FileCommit(1, "d/f" + std::to_string(i), "remote " + std::to_string(i)).files[0]);
+  }
+  std::filesystem::create_directories(root_ + "/d");
+  // Nothing is at d/f1 when the batch is planned; the user makes it before it is placed.
+  chunks_.on_fetch = [&] {
+    chunks_.on_fetch = nullptr;
+    WriteFile(root_ + "/d/f1", "made here meanwhile");
+  };
+  ASSERT_TRUE(applier_->ApplyCommit(c).ok());
+  EXPECT_EQ(ReadFile(root_ + "/d/f1"), "remote 1");
+  std::vector<std::string> copies;
+  for (const std::string& f : Files()) {
+    if (absl::StartsWith(f, "d/f1 (conflict devB")) copies.push_back(f);
+  }
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(ReadFile(root_ + "/" + copies[0]), "made here meanwhile");
+  EXPECT_EQ(ReadFile(root_ + "/d/f0"), "remote 0");
+  EXPECT_EQ(applier_->stats().conflicts, 1u);
+}
+
 TEST_F(ApplierTest, AnEditWhileTheNewVersionIsBuiltIsNeverMixedIntoIt) {
   // 300 chunks of 1 KiB: two fetch windows; the second window's chunks are read from the local
   // copy after the first window's changed chunk was fetched.
