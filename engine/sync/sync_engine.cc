@@ -716,15 +716,19 @@ absl::Status SyncEngine::UploadLeftovers(const std::vector<LocalChange>& changes
   // current one): not asked about; a moved file's are those of the entry it was moved from.
   std::vector<OutgoingChunk> leftovers;
   absl::flat_hash_set<std::string> listed;
+  auto known = [&](const ChunkRef& ref) {
+    const std::string key = DigestToBytes(ref.sha256);
+    return ref.hole() || scan.stored.contains(key) || scan.unreadable.contains(key) || out->stored.contains(key) ||
+           out->unreadable.contains(key);
+  };
   for (const LocalChange& c : changes) {
-    if (c.version.chunks.empty()) continue;
+    // The common case: every chunk went up as the scan read it (the index is not asked).
+    if (std::all_of(c.version.chunks.begin(), c.version.chunks.end(), known)) continue;
     CONVERGE_ASSIGN_OR_RETURN(PreviousChunks previous, PreviousOf(c.moved_from.empty() ? c.version.path : c.moved_from));
     uint64_t offset = 0;
     for (const ChunkRef& ref : c.version.chunks) {
       const std::string key = DigestToBytes(ref.sha256);
-      const bool known = scan.stored.contains(key) || scan.unreadable.contains(key) || out->stored.contains(key) ||
-                         out->unreadable.contains(key);
-      if (!ref.hole() && !previous.chunks.contains(key) && !known && listed.insert(key).second) {
+      if (!known(ref) && !previous.chunks.contains(key) && listed.insert(key).second) {
         leftovers.push_back(OutgoingChunk{ref.sha256, ref.length, previous.layout.BasesFor(offset, ref.length), "",
                                           c.version.path, offset});
       }

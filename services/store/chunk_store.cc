@@ -110,16 +110,31 @@ absl::StatusOr<bool> ChunkStore::HasContent(const Digest& d) {
 
 absl::StatusOr<std::vector<Digest>> ChunkStore::FindMissing(const std::string& owner,
                                                             const std::vector<Digest>& wanted) {
-  std::vector<Digest> missing;
+  std::vector<Digest> distinct;
   absl::flat_hash_set<std::string> seen;
   for (const Digest& d : wanted) {
-    if (!seen.insert(DigestToBytes(d)).second) continue;
-    absl::StatusOr<bool> has = Has(owner, d);
-    if (!has.ok()) return has.status();
-    if (*has) {
-      Touch(d);
+    if (seen.insert(DigestToBytes(d)).second) distinct.push_back(d);
+  }
+  // Looked up together: one MultiGet sorts and batches them (a Get each cost a fifth of the
+  // store's CPU for 10,000 small files).
+  std::vector<std::string> keys;
+  keys.reserve(distinct.size());
+  for (const Digest& d : distinct) keys.push_back(StoreDb::OwnedKey(owner, d));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->db()->MultiGet(rocksdb::ReadOptions(), db_->db()->DefaultColumnFamily(), keys.size(), slices.data(),
+                      values.data(), statuses.data());
+  std::vector<Digest> missing;
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&recent_mu_);
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      missing.push_back(distinct[i]);
+    } else if (!statuses[i].ok()) {
+      return RocksStatus(statuses[i], "read chunk owner");
     } else {
-      missing.push_back(d);
+      recent_[DigestToBytes(distinct[i])] = now;  // as Touch
     }
   }
   return missing;
