@@ -28,11 +28,11 @@ NotificationListener::NotificationListener(std::shared_ptr<grpc::Channel> channe
                                            std::string device_id, std::string namespace_id,
                                            absl::Duration heartbeat, Callbacks callbacks)
     : stub_(notification::v1::NotificationService::NewStub(channel)),
-      announce_channel_(channel),
       device_id_(std::move(device_id)),
       namespace_id_(std::move(namespace_id)),
       heartbeat_(heartbeat),
-      callbacks_(std::move(callbacks)) {}
+      callbacks_(std::move(callbacks)),
+      announce_channel_(channel) {}
 
 NotificationListener::NotificationListener(std::function<std::shared_ptr<grpc::Channel>()> connect,
                                            std::string device_id, std::string namespace_id,

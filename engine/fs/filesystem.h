@@ -141,7 +141,8 @@ class Filesystem {
   // Walk calls fn for every regular file, directory and symlink below directory `under` ("" =
   // the root; not `under` itself): a directory's entries in name order, every directory before
   // what it holds; symlinks are not followed. Skips the engine's reserved folder, special files
-  // and names no other device could take. NotFound if `under` is not a directory.
+  // and names no other device could take. NotFound if `under` is not a directory. Walk and
+  // RootIntact may run on another thread beside the engine's (its verifying scan).
   virtual absl::Status Walk(const std::string& under,
                             const std::function<void(const std::string&, const LocalStat&)>& fn) = 0;
   absl::Status Walk(const std::function<void(const std::string&, const LocalStat&)>& fn) {

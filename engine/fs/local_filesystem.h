@@ -4,7 +4,7 @@
 // it. Temp files live in <root>/.converge/tmp (same filesystem, so rename is atomic), or, for a
 // file written to a known path, unnamed in that path's directory until it is installed.
 //
-// Thread-compatible: one engine thread uses it.
+// Thread-compatible: one engine thread uses it (Walk and RootIntact may run beside it).
 #ifndef CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
 #define CONVERGE_ENGINE_FS_LOCAL_FILESYSTEM_H_
 

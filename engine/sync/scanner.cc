@@ -114,6 +114,48 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
   return result;
 }
 
+absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& rules) const {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  absl::flat_hash_map<std::string, LocalStat> walked;
+  CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
+    if ((!syncable_ || syncable_(path)) && !rules.Ignored(path, st.kind == FileKind::kDirectory)) {
+      walked.emplace(path, st);
+    }
+  }));
+  std::vector<std::string> suspects;
+  absl::flat_hash_set<std::string> dirs;  // suspects that are (or were) directories
+  auto suspect = [&](const std::string& path, bool dir) {
+    suspects.push_back(path);
+    if (dir) dirs.insert(path);
+  };
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
+    const bool was_dir = e.version.kind == FileKind::kDirectory;
+    if (rules.Ignored(e.version.path, was_dir)) return;
+    auto it = walked.find(e.version.path);
+    if (it == walked.end()) {
+      suspect(e.version.path, was_dir);  // gone
+      return;
+    }
+    const LocalStat& st = it->second;
+    // As Comparison::Walked judges it before reading anything.
+    if (st.kind != e.version.kind || (!was_dir && !(e.local.Same(st) && Trusted(e)))) {
+      suspect(e.version.path, was_dir || st.kind == FileKind::kDirectory);
+    }
+    walked.erase(it);
+  }));
+  for (const auto& [path, st] : walked) suspect(path, st.kind == FileKind::kDirectory);  // new
+  std::sort(suspects.begin(), suspects.end());
+  std::vector<std::string> named;
+  for (std::string& path : suspects) {
+    bool below = false;
+    for (absl::string_view p = ParentPath(path); !p.empty() && !below; p = ParentPath(p)) {
+      below = dirs.contains(p);
+    }
+    if (!below) named.push_back(std::move(path));
+  }
+  return named;
+}
+
 const IgnoreRules& Scanner::IgnoreRulesNow() {
   absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
   if (!st.ok() || !st->exists || st->kind != FileKind::kFile) {

@@ -72,6 +72,18 @@ class Scanner {
   // gone become deletions. Paths no other device could take are ignored.
   absl::StatusOr<ScanResult> ScanPaths(const std::vector<std::string>& paths);
 
+  // Suspects: what a full scan would look at closer, told by stat alone (no file is read): the
+  // paths that are new, gone, of another kind, or a file or symlink whose stat is not the
+  // index's trusted one. Below a suspect directory only the directory is named (a targeted scan
+  // of it looks at everything it holds). It only walks the folder and reads the index, so the
+  // engine runs it on a thread of its own while it goes on syncing (the verifying scan beside
+  // the rounds): a path that changes meanwhile is at worst named needlessly, and ScanPaths judges
+  // each one. `rules` are the folder's ignore rules (ignore_rules(), taken on the engine's
+  // thread).
+  absl::StatusOr<std::vector<std::string>> Suspects(const IgnoreRules& rules) const;
+  // ignore_rules: the rules of the folder's .convergeignore now (a copy).
+  IgnoreRules ignore_rules() { return IgnoreRulesNow(); }
+
   // set_file_ids replaces the random new file ids (kFileIdBytes each) with `next` (a simulation
   // that must replay exactly).
   void set_file_ids(std::function<std::string()> next) { new_file_id_ = std::move(next); }

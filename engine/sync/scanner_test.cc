@@ -182,6 +182,45 @@ TEST_F(ScannerTest, ARewriteWithTheSameBytesIsAnMtimeChangeOnly) {
   EXPECT_EQ(again->refreshed.size(), 1u);
 }
 
+TEST_F(ScannerTest, SuspectsAreWhatAFullScanWouldFindChangedToldByStatAlone) {
+  WriteFile(root_ + "/keep.txt", "kept");
+  WriteFile(root_ + "/docs/a.txt", "alpha");
+  WriteFile(root_ + "/docs/b.txt", "beta");
+  WriteFile(root_ + "/gone/x.txt", "x");
+  WriteFile(root_ + "/gone/y.txt", "y");
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  auto none = scanner.Suspects(scanner.ignore_rules());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+
+  WriteFile(root_ + "/keep.txt", "kept, and edited");
+  std::filesystem::remove_all(root_ + "/gone");
+  std::filesystem::remove(root_ + "/docs/b.txt");
+  WriteFile(root_ + "/docs/b.txt/now-a-directory", "b");
+  WriteFile(root_ + "/fresh/1", "one");
+  WriteFile(root_ + "/fresh/deeper/2", "two");
+  WriteFile(root_ + "/.convergeignore", "*.log\n");
+  WriteFile(root_ + "/noise.log", "ignored");
+  auto suspects = scanner.Suspects(scanner.ignore_rules());
+  ASSERT_TRUE(suspects.ok()) << suspects.status();
+  // A directory stands for what it holds; nothing ignored; docs/a.txt was not touched.
+  EXPECT_EQ(*suspects, (std::vector<std::string>{".convergeignore", "docs/b.txt", "fresh", "gone", "keep.txt"}));
+  // And a targeted scan of them finds what a full scan finds.
+  auto changed = [](const ScanResult& scan) {
+    std::set<std::pair<std::string, bool>> paths;
+    for (const LocalChange& c : scan.changes) paths.emplace(c.version.path, c.version.deleted);
+    return paths;
+  };
+  auto targeted = scanner.ScanPaths(*suspects);
+  auto full = scanner.Scan();
+  ASSERT_TRUE(targeted.ok() && full.ok());
+  EXPECT_EQ(changed(*targeted), changed(*full));
+  EXPECT_EQ(changed(*full).size(), 11u);  // 3 gone, b now a directory and its file, fresh and its 3, keep, the rules
+}
+
 TEST_F(ScannerTest, MissingMarkerIsNeverEverythingDeleted) {
   WriteFile(root_ + "/f", "data");
   Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);

@@ -1,6 +1,7 @@
 #include "engine/sync/sync_engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "absl/cleanup/cleanup.h"
@@ -81,6 +82,8 @@ void SortChanges(std::vector<LocalChange> changes, const absl::flat_hash_set<std
 constexpr uint32_t kPullBatch = 500;
 constexpr int kStaleRetries = 3;
 constexpr absl::Duration kHeldRetry = absl::Seconds(2);
+// A verifying scan that suspects more paths than this hands over a full scan instead.
+constexpr size_t kMaxSuspects = 10000;
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("engine");
@@ -1029,7 +1032,9 @@ SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
   round.stop = stopping_;
   if (stopping_ || paused_) return round;
   const absl::Time now = clock_->Now();
-  round.full_scan = full_scan_requested_ || now >= next_scan;
+  // With a watcher reporting changes, the periodic verifying scan runs beside the rounds.
+  round.verify = !full_scan_requested_ && now >= next_scan && flush_local_events_ && full_scan_done_ && !held_;
+  round.full_scan = full_scan_requested_ || (now >= next_scan && !round.verify);
   round.local = round.full_scan;
   for (const auto& [path, d] : dirty_) round.local = round.local || Ready(d, now);
   round.pull = remote_head_ > cursor || pull_requested_;
@@ -1052,6 +1057,7 @@ absl::Status SyncEngine::SyncLocal(bool full_scan, absl::Time* next_scan) {
     moves_to_detect_ = paths;  // looked at if the pull brings something to apply
     s = SyncOnce();
     *next_scan = clock_->Now() + options_.rescan_interval;
+    full_scan_done_ = full_scan_done_ || s.ok();
   } else {
     s = SyncOnce(paths);
   }
@@ -1084,6 +1090,7 @@ bool SyncEngine::AfterRound(const absl::Status& s, absl::Status* last, absl::Tim
                    : held ? EngineStatus::State::kHeld : EngineStatus::State::kUpToDate,
            s.ok() ? "" : s.ToString());
   // Held deletions: ask again soon, so an operator's decision takes effect within seconds.
+  held_ = held;
   if (held) *next_scan = std::min(*next_scan, clock_->Now() + kHeldRetry);
   if (!s.ok()) {
     // Do not spin on a failing store: pause before the next attempt.
@@ -1099,13 +1106,56 @@ void SyncEngine::Run() {
   absl::Status last;
   while (true) {
     const Round round = WaitForWork(next_scan);
-    if (round.stop) return;
+    if (round.stop) break;
+    if (round.verify) {
+      StartVerify();
+      next_scan = clock_->Now() + options_.rescan_interval;
+    }
     if (!round.local && !round.pull) continue;
     // A retry keeps the failure in view: the status of a folder failing every round reads
     // "syncing: retrying after: <why>", never a bare "syncing" between two errors.
     SetState(EngineStatus::State::kSyncing, last.ok() ? "" : absl::StrCat("retrying after: ", last.ToString()));
     const absl::Status s = round.local ? SyncLocal(round.full_scan, &next_scan) : PullAndApply();
-    if (!AfterRound(s, &last, &next_scan)) return;
+    if (!AfterRound(s, &last, &next_scan)) break;
+  }
+  if (verifying_.valid()) verifying_.wait();  // it uses the folder and the index
+}
+
+void SyncEngine::StartVerify() {
+  if (verifying_.valid() && verifying_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  own_installs_.clear();  // as a full scan does: their echoes are long past, or suspected
+  verifying_ = std::async(std::launch::async, [this, rules = scanner_.ignore_rules()] { Verify(rules); });
+}
+
+void SyncEngine::Verify(const IgnoreRules& rules) {
+  const absl::Time started = clock_->Now();
+  absl::StatusOr<std::vector<std::string>> suspects = scanner_.Suspects(rules);
+  const absl::Time now = clock_->Now();
+  if (suspects.ok()) {
+    // The case collisions still there are new paths to the index, hence suspects.
+    const absl::flat_hash_set<std::string> named(suspects->begin(), suspects->end());
+    absl::MutexLock lock(&status_mu_);
+    std::vector<std::string>& collisions = status_.case_collisions;
+    collisions.erase(std::remove_if(collisions.begin(), collisions.end(),
+                                    [&](const std::string& p) { return !named.contains(p); }),
+                     collisions.end());
+  }
+  absl::MutexLock lock(&mu_);
+  ++verifications_;
+  pull_requested_ = true;  // as a full scan pulls: a lost notification is not waited out
+  if (!suspects.ok() || suspects->size() > kMaxSuspects) {
+    // The round reports the error (a missing root) or does the many paths at once.
+    full_scan_requested_ = true;
+    last_suspects_ = suspects.ok() ? suspects->size() : 0;
+    return;
+  }
+  last_suspects_ = suspects->size();
+  Log()->debug("verifying scan: {} path(s) to look at, in {}", suspects->size(), absl::FormatDuration(now - started));
+  for (const std::string& path : *suspects) {
+    auto [it, inserted] = dirty_.try_emplace(path);
+    if (!inserted) continue;  // already reported
+    it->second.first_event = now;
+    it->second.last_event = now;
   }
 }
 

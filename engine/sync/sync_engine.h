@@ -7,7 +7,10 @@
 // (or RequestPull asks, after the notification stream reconnected), and when the watcher
 // reports changed paths (NotifyLocalPaths: only those are scanned; a path still being written
 // waits until its writer closes it or it has been quiet for write_settle) or asks for a full
-// scan (NotifyLocalChange). The full verifying scan runs every rescan_interval regardless.
+// scan (NotifyLocalChange). The full verifying scan runs every rescan_interval regardless: with
+// a watcher (set_local_event_flush) it runs beside the rounds, on a thread of its own, and hands
+// what it suspects changed to targeted scans (a reported edit never waits for a walk of the
+// whole folder); without one, and the first time, it is a round of its own.
 // Thread-safe: NotifyRemoteHead and Stop may be called from any thread; the rest from the thread
 // that calls Run (or directly, in tests).
 #ifndef CONVERGE_ENGINE_SYNC_SYNC_ENGINE_H_
@@ -143,9 +146,15 @@ class SyncEngine {
   void SetPaused(bool paused);
   // set_local_event_flush: called before every pull to have the watcher report what it has
   // queued (Watcher::Flush). Set before Run; the callee must outlive the engine's last pull.
+  // An engine with a watcher verifies beside its rounds (see above).
   void set_local_event_flush(std::function<void()> flush) { flush_local_events_ = std::move(flush); }
 
   EngineStatus status() const;
+  // How many verifying scans ran beside the rounds, and how many paths the last one suspected.
+  std::pair<uint64_t, uint64_t> verifications() const {
+    absl::MutexLock lock(&mu_);
+    return {verifications_, last_suspects_};
+  }
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
@@ -282,9 +291,15 @@ class SyncEngine {
     bool stop = false;
     bool local = false;  // scan (the ready dirty paths, or all of them)
     bool full_scan = false;
+    bool verify = false;  // start a verifying scan beside the rounds
     bool pull = false;
   };
   Round WaitForWork(absl::Time next_scan);
+  // StartVerify starts a verifying scan on a thread of its own unless one still runs; Verify is
+  // that thread: Scanner::Suspects, marked dirty for targeted scans (too many, or an error: a
+  // full scan instead). The case collisions no longer on disk leave the status.
+  void StartVerify();
+  void Verify(const IgnoreRules& rules);
   // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
   // pull is not recent.
   bool PullDue();
@@ -351,6 +366,13 @@ class SyncEngine {
   absl::flat_hash_map<std::string, DirtyPath> dirty_ ABSL_GUARDED_BY(mu_);
   absl::Time last_local_event_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t verifications_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_suspects_ ABSL_GUARDED_BY(mu_) = 0;
+  // The verifying scan beside the rounds, if one was started (Run waits for it before it
+  // returns); engine thread only, as are the two below.
+  std::future<void> verifying_;
+  bool full_scan_done_ = false;  // a full scan succeeded (the first is always a round)
+  bool held_ = false;            // local deletions held by the store (full scans ask again)
 };
 
 }  // namespace converge::engine

@@ -1,11 +1,15 @@
 #include "engine/sync/sync_engine.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "engine/sync/local_index.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -176,6 +180,84 @@ TEST_F(SyncEngineTest, AStoreThatRefusesEverythingLeavesTheFolderAlone) {
   EXPECT_EQ(one_->index->cursor(), 0u);
   Sync();  // the real client afterwards: nothing was lost
   EXPECT_EQ(two_->fs.Snapshot()["keep.txt"], "mine");
+}
+
+
+// A folder whose walks of the whole tree can be held: a verifying scan of a large folder, caught
+// in the middle.
+class HeldWalkFilesystem : public MemFilesystem {
+ public:
+  using MemFilesystem::MemFilesystem;
+  absl::Status Walk(const std::string& under,
+                    const std::function<void(const std::string&, const LocalStat&)>& fn) override {
+    if (under.empty() && hold.load()) {
+      if (!held.HasBeenNotified()) held.Notify();
+      release.WaitForNotificationWithTimeout(absl::Seconds(30));
+    }
+    return MemFilesystem::Walk(under, fn);
+  }
+  std::atomic<bool> hold{false};
+  absl::Notification held;
+  absl::Notification release;
+};
+
+TEST_F(SyncEngineTest, TheVerifyingScanRunsBesideTheRoundsAndFindsWhatTheWatcherMissed) {
+  HeldWalkFilesystem fs(&clock_);
+  PowerCutEnv env;
+  absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", env.env());
+  ASSERT_TRUE(index.ok()) << index.status();
+  sim::SimStoreClient client(store_.get(), "dev1");
+  ASSERT_TRUE(fs.UserWrite("old.txt", "old").ok());
+  ASSERT_TRUE(fs.UserWrite("gone.txt", "soon gone").ok());
+  EngineOptions options;
+  options.rescan_interval = absl::Milliseconds(20);
+  options.delete_settle = absl::ZeroDuration();
+  SyncEngine engine(&fs, index->get(), &client, &clock_, "dev1", options);
+  engine.set_local_event_flush([] {});  // a watcher reports changes
+  std::thread runner([&] { engine.Run(); });
+  absl::Cleanup stop = [&] {
+    if (!fs.release.HasBeenNotified()) fs.release.Notify();
+    engine.Stop();
+    runner.join();
+  };
+  // Stored: the store has `path` with `content` (nullopt: not at all) within 10 s.
+  auto stored = [&](const std::string& path, std::optional<std::string> content) {
+    for (int i = 0; i < 2000; ++i) {
+      absl::StatusOr<std::map<std::string, std::string>> files = store_->Files();
+      if (files.ok()) {
+        auto it = files->find(path);
+        if (content.has_value() ? it != files->end() && it->second == *content : it == files->end()) return true;
+      }
+      clock_.Advance(absl::Milliseconds(100));  // past the stat granularity the index trusts
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return false;
+  };
+  ASSERT_TRUE(stored("old.txt", "old"));  // the first full scan, a round of its own
+
+  // A verifying scan that takes long holds no reported edit.
+  fs.hold = true;
+  for (int i = 0; i < 2000 && !fs.held.WaitForNotificationWithTimeout(absl::Milliseconds(5)); ++i) {
+    clock_.Advance(absl::Milliseconds(100));  // to the next verifying scan
+  }
+  ASSERT_TRUE(fs.held.HasBeenNotified());
+  ASSERT_TRUE(fs.UserWrite("edit.txt", "reported").ok());
+  engine.NotifyLocalPaths({{"edit.txt", false}});
+  EXPECT_TRUE(stored("edit.txt", "reported"));
+
+  // What no one reported, the verifying scan finds: a new file, an edit, a deletion.
+  ASSERT_TRUE(fs.UserWrite("missed.txt", "unreported").ok());
+  ASSERT_TRUE(fs.UserWrite("old.txt", "edited quietly").ok());
+  ASSERT_TRUE(fs.UserRemove("gone.txt").ok());
+  fs.hold = false;
+  fs.release.Notify();
+  EXPECT_TRUE(stored("missed.txt", "unreported"));
+  EXPECT_TRUE(stored("old.txt", "edited quietly"));
+  EXPECT_TRUE(stored("gone.txt", std::nullopt));
+  std::move(stop).Invoke();
+  EXPECT_GE(engine.verifications().first, 1u);
+  // The whole folder was scanned in a round once (the first time); the rest was targeted.
+  EXPECT_EQ(engine.scan_stats().scans - engine.scan_stats().targeted_scans, 1u);
 }
 
 }  // namespace

@@ -502,7 +502,7 @@ TEST_F(CommitLogTest, NoPathMayLieInsideAFileOrSymlink) {
   link.symlink_target = "/etc";
   link.content_sha256 = HashOf("/etc");
   ASSERT_TRUE(log_->Append("ns", "dev1", {File("p", "x", 0), link, File("d/inner", "x", 0)}).ok());
-  for (const std::string& path : {"p/child", "l/x", "p/a/b"}) {
+  for (const char* path : {"p/child", "l/x", "p/a/b"}) {
     EXPECT_EQ(log_->Append("ns", "dev2", {File(path, "x", 0)}).status().code(), absl::StatusCode::kFailedPrecondition)
         << path;
   }
