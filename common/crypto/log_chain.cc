@@ -126,13 +126,17 @@ absl::Status LogVerifier::Accept(uint64_t seq, const SignedCommit& c) {
   announced_.erase(announced_.begin(), announced_.upper_bound(seq));
   history_->Record(next);
   head_ = next;
-  signatures_.insert(c.signature);
-  signature_order_.push_back(c.signature);
+  Remember(c.signature);
+  return absl::OkStatus();
+}
+
+void LogVerifier::Remember(const std::string& signature) {
+  if (!signatures_.insert(signature).second) return;
+  signature_order_.push_back(signature);
   if (signature_order_.size() > kMaxRememberedCommits) {
     signatures_.erase(signature_order_.front());
     signature_order_.pop_front();
   }
-  return absl::OkStatus();
 }
 
 absl::Status LogVerifier::CompareHead(const LogHead& announced) {

@@ -107,6 +107,11 @@ class LogVerifier {
   absl::Status CheckCaughtUp(uint64_t store_head) const;
 
   const LogHead& head() const { return head_; }
+  // Remember: the signature of a commit accepted before (by a verifier of this device before
+  // it restarted), for the replay check; the oldest beyond kMaxRememberedCommits is forgotten.
+  void Remember(const std::string& signature);
+  // remembered: the signatures kept for the replay check, oldest first.
+  const std::deque<std::string>& remembered() const { return signature_order_; }
   // announced_through: the highest seq another device announced beyond this head (0: none).
   uint64_t announced_through() const { return announced_.empty() ? 0 : announced_.rbegin()->first; }
 

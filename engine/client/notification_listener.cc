@@ -63,6 +63,7 @@ void NotificationListener::Stop() {
 
 void NotificationListener::Announce(Announced head) {
   absl::MutexLock lock(&mu_);
+  if (!newest_announced_.has_value() || newest_announced_->seq <= head.seq) newest_announced_ = head;
   if (!to_announce_.has_value() || to_announce_->seq <= head.seq) to_announce_ = std::move(head);
 }
 
@@ -152,7 +153,11 @@ void NotificationListener::Run() {
       }
       if (!got_any) {
         Log()->debug("subscribed to {}", namespace_id_);
-        if (!first) Reconnects()->Add();
+        if (!first) {
+          Reconnects()->Add();
+          absl::MutexLock lock(&mu_);
+          if (!to_announce_.has_value()) to_announce_ = newest_announced_;
+        }
         first = false;
         if (callbacks_.on_connected) callbacks_.on_connected();
       }

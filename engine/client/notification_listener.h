@@ -51,7 +51,9 @@ class NotificationListener {
   void Stop();
 
   // Announce sends this device's signed log head to the service, from a thread of its own (the
-  // newest waiting one replaces an older; a failed send is retried with the next).
+  // newest waiting one replaces an older; a failed send is retried with the next). The newest is
+  // sent again on every reconnect: a restarted service has forgotten the heads it kept for
+  // devices that subscribe later.
   void Announce(Announced head);
 
   // How many times a stream was declared dead for silence (tests, status).
@@ -77,6 +79,7 @@ class NotificationListener {
   std::thread watchdog_;
   std::shared_ptr<grpc::Channel> announce_channel_;  // SendAnnouncements' (until connect_ replaces it)
   std::optional<Announced> to_announce_ ABSL_GUARDED_BY(mu_);
+  std::optional<Announced> newest_announced_ ABSL_GUARDED_BY(mu_);  // sent again on reconnect
   std::thread announcer_;
 };
 

@@ -82,8 +82,8 @@ struct Device {
     const crypto::DeviceKeys keys = crypto::DeviceKeys::Generate();
     device_keys = keys;
     members->Add(id, keys.public_key());
-    absl::StatusOr<std::unique_ptr<LogGuard>> opened_guard = LogGuard::Open(
-        absl::StrCat(::testing::TempDir(), "/log_head_", getpid(), "_", ++devices_made), "ns", id, keys, members);
+    head_file = absl::StrCat(::testing::TempDir(), "/log_head_", getpid(), "_", ++devices_made);
+    absl::StatusOr<std::unique_ptr<LogGuard>> opened_guard = LogGuard::Open(head_file, "ns", id, keys, members);
     EXPECT_TRUE(opened_guard.ok()) << opened_guard.status();
     guard = std::move(*opened_guard);
     encrypting.SetLogGuard(guard.get());
@@ -103,6 +103,7 @@ struct Device {
     return seq;
   }
   std::optional<crypto::DeviceKeys> device_keys;
+  std::string head_file;  // the guard's
   PowerCutEnv env;
   MemFilesystem fs;
   Tampering client;
@@ -448,6 +449,56 @@ TEST_F(TamperTest, ACommitMovedToAnotherSeqIsRefused) {
 
 TEST_F(TamperTest, ACommitFromANonMemberIsRefused) {
   ExpectRefused([](std::vector<Commit>* log) { (*log)[1].origin_device = "intruder"; }, "not a member device");
+}
+
+TEST_F(EncryptingStoreClientTest, ARestartedDeviceStillCatchesAReplayOrASwapOfWhatItVerified) {
+  for (const char* name : {"one.txt", "two.txt", "three.txt"}) {
+    ASSERT_TRUE(one_->fs.UserWrite(name, std::string("content of ") + name).ok());
+    Sync({one_.get()}, 1);
+  }
+  Sync({two_.get()});  // two verifies commits 1 to 3 and keeps its head
+  ASSERT_EQ(two_->guard->head().seq, 3u);
+  std::vector<Commit> log;
+  const auto pull = [&](uint64_t since) {
+    log.clear();
+    return two_->client.Pull(since, 10, [&](const Commit& c) {
+      log.push_back(c);
+      return absl::OkStatus();
+    });
+  };
+  ASSERT_TRUE(pull(0).ok());
+  ASSERT_EQ(log.size(), 3u);
+  const std::vector<Commit> verified = log;
+  // The engine restarted: a guard opened anew from what the last one kept.
+  const auto restarted = [&]() -> std::unique_ptr<LogGuard> {
+    absl::StatusOr<std::unique_ptr<LogGuard>> g = LogGuard::Open(two_->head_file, "ns", "dev2", *two_->device_keys, &members_);
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? std::move(*g) : nullptr;
+  };
+  const auto as_seq = [](Commit c, uint64_t seq) {
+    c.seq = seq;
+    for (FileVersion& v : c.files) v.seq = seq;
+    return c;
+  };
+  std::unique_ptr<LogGuard> guard = restarted();
+  ASSERT_NE(guard, nullptr);
+  EXPECT_EQ(guard->head().seq, 3u);
+  absl::Status s = guard->Check(as_seq(verified[0], 4));  // commit 1 shown again as commit 4
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "replay")) << s;
+  guard = restarted();
+  s = guard->Check(as_seq(verified[2], 2));  // commit 3 where commit 2 was, pulled again
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "differs from the one verified here before")) << s;
+  // The honest log passes a restarted guard, pulled again and onward.
+  guard = restarted();
+  for (const Commit& c : verified) EXPECT_TRUE(guard->Check(c).ok());
+  ASSERT_TRUE(one_->fs.UserWrite("four.txt", "after the restart").ok());
+  Sync({one_.get()}, 1);
+  ASSERT_TRUE(pull(3).ok());
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_TRUE(guard->Check(log[0]).ok());
+  EXPECT_EQ(guard->head().seq, 4u);
 }
 
 TEST_F(EncryptingStoreClientTest, AForkIsCaughtWhenTheDevicesCompareTheirHeads) {

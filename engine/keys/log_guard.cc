@@ -1,5 +1,9 @@
 #include "engine/keys/log_guard.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -40,6 +44,33 @@ absl::StatusOr<crypto::LogHead> ReadHead(const std::string& path) {
   return head;
 }
 
+// The seen file: records of a verified commit's seq (8 bytes, big-endian), the head's hash after it and
+// its signature, oldest first. A torn last record (a crash mid-append) is left out.
+constexpr size_t kSignatureBytes = 64;
+constexpr size_t kSeenRecordBytes = 8 + kDigestSize + kSignatureBytes;
+
+std::string SeenPath(const std::string& head_file) { return head_file + ".seen"; }
+
+std::string SeenRecord(const crypto::LogHead& head, absl::string_view signature) {
+  std::string out;
+  PutFixed64BE(&out, head.seq);
+  out.append(reinterpret_cast<const char*>(head.hash.data()), kDigestSize);
+  out.append(signature.data(), signature.size());
+  return out;
+}
+
+// ReadSeen: the records of the seen file at `path` (none if it is missing).
+absl::StatusOr<std::string> ReadSeen(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::string();
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": unreadable"));
+  std::string all = bytes.str();
+  all.resize(all.size() - all.size() % kSeenRecordBytes);
+  return all;
+}
+
 }  // namespace
 
 Digest BodyDigest(const std::vector<FileVersion>& sealed) {
@@ -72,12 +103,34 @@ absl::StatusOr<std::unique_ptr<LogGuard>> LogGuard::Open(std::string head_file, 
                                                          std::string device_id, crypto::DeviceKeys device,
                                                          KeyDirectoryClient* directory) {
   CONVERGE_ASSIGN_OR_RETURN(crypto::LogHead head, ReadHead(head_file));
-  return std::unique_ptr<LogGuard>(new LogGuard(std::move(head_file), std::move(namespace_id), std::move(device_id),
-                                                std::move(device), directory, head));
+  // What was verified up to the kept head (records past it are verified again after a restart).
+  CONVERGE_ASSIGN_OR_RETURN(const std::string records, ReadSeen(SeenPath(head_file)));
+  const size_t total = records.size() / kSeenRecordBytes;
+  std::vector<Verified> seen;
+  for (size_t i = 0; i < total; ++i) {
+    const char* r = records.data() + i * kSeenRecordBytes;
+    Verified v;
+    v.head.seq = DecodeFixed64BE(absl::string_view(r, 8));
+    if (v.head.seq > head.seq) continue;
+    std::memcpy(v.head.hash.data(), r + 8, kDigestSize);
+    v.signature.assign(r + 8 + kDigestSize, kSignatureBytes);
+    seen.push_back(std::move(v));
+  }
+  const size_t window = std::max(kMaxRecentHeads, crypto::kMaxRememberedCommits);
+  if (seen.size() > window) seen.erase(seen.begin(), seen.end() - window);
+  if (seen.size() != total) {
+    std::string kept;
+    for (const Verified& v : seen) kept += SeenRecord(v.head, v.signature);
+    CONVERGE_RETURN_IF_ERROR(WriteFileAtomically(SeenPath(head_file), kept));
+  }
+  auto guard = std::unique_ptr<LogGuard>(new LogGuard(std::move(head_file), std::move(namespace_id),
+                                                      std::move(device_id), std::move(device), directory, head, seen));
+  guard->seen_records_ = seen.size();
+  return guard;
 }
 
 LogGuard::LogGuard(std::string head_file, std::string namespace_id, std::string device_id, crypto::DeviceKeys device,
-                   KeyDirectoryClient* directory, crypto::LogHead head)
+                   KeyDirectoryClient* directory, crypto::LogHead head, const std::vector<Verified>& seen)
     : head_file_(std::move(head_file)),
       namespace_id_(std::move(namespace_id)),
       device_id_(std::move(device_id)),
@@ -86,12 +139,62 @@ LogGuard::LogGuard(std::string head_file, std::string namespace_id, std::string 
   absl::MutexLock lock(&mu_);
   keys_.emplace(device_id_, device_.public_key());
   StartAt(head);
+  persisted_seq_ = head.seq;
+  for (const Verified& v : seen) {
+    heads_.Record(v.head);
+    verifier_->Remember(v.signature);
+  }
 }
 
 void LogGuard::StartAt(const crypto::LogHead& head) {
-  verifier_ = std::make_unique<crypto::LogVerifier>(
+  auto next = std::make_unique<crypto::LogVerifier>(
       namespace_id_, [this](absl::string_view id) ABSL_NO_THREAD_SAFETY_ANALYSIS { return KeyOf(id); }, &heads_,
       head);
+  if (verifier_ != nullptr) {
+    for (const std::string& signature : verifier_->remembered()) next->Remember(signature);  // replays still
+  }
+  verifier_ = std::move(next);
+}
+
+absl::Status LogGuard::Accept(uint64_t seq, const crypto::SignedCommit& c) {
+  CONVERGE_RETURN_IF_ERROR(verifier_->Accept(seq, c));
+  if (c.signature.size() == kSignatureBytes) {
+    unpersisted_.push_back(Verified{verifier_->head(), c.signature});
+    // Not persisted for a whole window: the oldest would be dropped from the file anyway.
+    if (unpersisted_.size() > 2 * crypto::kMaxRememberedCommits) {
+      unpersisted_.erase(unpersisted_.begin(), unpersisted_.begin() + crypto::kMaxRememberedCommits);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LogGuard::AppendSeen(const std::vector<Verified>& fresh) {
+  if (fresh.empty()) return absl::OkStatus();
+  const std::string path = SeenPath(head_file_);
+  std::string bytes;
+  for (const Verified& v : fresh) bytes += SeenRecord(v.head, v.signature);
+  if (seen_records_ + fresh.size() > 2 * crypto::kMaxRememberedCommits) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string all, ReadSeen(path));
+    all += bytes;
+    const size_t keep = crypto::kMaxRememberedCommits * kSeenRecordBytes;
+    if (all.size() > keep) all.erase(0, all.size() - keep);
+    CONVERGE_RETURN_IF_ERROR(WriteFileAtomically(path, all));
+    seen_records_ = all.size() / kSeenRecordBytes;
+    return absl::OkStatus();
+  }
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+  absl::Status s;
+  for (size_t done = 0; done < bytes.size() && s.ok();) {
+    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) s = absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+    if (n > 0) done += n;
+  }
+  if (s.ok() && fdatasync(fd) != 0) s = absl::InternalError(absl::StrCat("fdatasync ", path, ": ", std::strerror(errno)));
+  close(fd);
+  if (s.ok()) seen_records_ += fresh.size();
+  return s;
 }
 
 const crypto::DevicePublicKey* LogGuard::KeyOf(absl::string_view device_id) {
@@ -147,7 +250,7 @@ void LogGuard::Committed(uint64_t seq, const std::string& attestation) {
   if (!failure_.ok() || seq != verifier_->head().seq + 1) return;  // checked when pulled
   absl::StatusOr<crypto::SignedCommit> c = crypto::DecodeAttestation(attestation, namespace_id_, device_id_);
   if (!c.ok()) return;
-  if (absl::Status accepted = verifier_->Accept(seq, *c); !accepted.ok()) (void)Fail(accepted).ok();
+  if (absl::Status accepted = Accept(seq, *c); !accepted.ok()) (void)Fail(accepted).ok();
 }
 
 absl::Status LogGuard::Check(const Commit& sealed) {
@@ -169,7 +272,7 @@ absl::Status LogGuard::Check(const Commit& sealed) {
       // Management out of reach is no evidence against the store: try again later.
       return absl::UnavailableError(absl::StrCat("member keys: ", list_status_.message()));
     }
-    absl::Status accepted = verifier_->Accept(sealed.seq, *c);
+    absl::Status accepted = Accept(sealed.seq, *c);
     return accepted.ok() ? accepted : Fail(accepted);
   }
   // Pulled again (this device's cursor is behind its verified head): it must chain as before.
@@ -266,12 +369,21 @@ absl::Status LogGuard::RolledBack(absl::string_view why) {
 absl::Status LogGuard::Persist() {
   crypto::LogHead head;
   bool moved = false;
+  std::vector<Verified> fresh;
   {
     absl::MutexLock lock(&mu_);
     head = verifier_->head();
     moved = head.seq != persisted_seq_ || !announced_once_;
+    if (moved) fresh.swap(unpersisted_);
   }
   if (!moved) return absl::OkStatus();
+  // What was verified up to the head first: a head file never names a head whose commits a
+  // restart would not remember.
+  if (absl::Status appended = AppendSeen(fresh); !appended.ok()) {
+    absl::MutexLock lock(&mu_);
+    unpersisted_.insert(unpersisted_.begin(), fresh.begin(), fresh.end());
+    return appended;
+  }
   CONVERGE_RETURN_IF_ERROR(
       WriteFileAtomically(head_file_, absl::StrCat(kHeadFormat, " ", head.seq, " ", HexOf(head.hash), "\n")));
   {

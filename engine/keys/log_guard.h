@@ -12,7 +12,11 @@
 // Member devices' keys come from management's key directory, the keys of granted devices, and
 // are pinned on first sight: a device whose key changes later is not a member any more.
 // The verified head is kept in `head_file` (written when the engine acks: the store compacts
-// only what every device acked, so the log after the kept head is still there on restart).
+// only what every device acked, so the log after the kept head is still there on restart), and
+// the heads and signatures of the commits verified up to it in `head_file`.seen (appended before
+// the head is written; rewritten past twice the window): a restarted engine still knows the last
+// kMaxRecentHeads heads and kMaxRememberedCommits signatures it verified, so a store that shows
+// a commit from before the restart again, or another one where a verified one was, is caught.
 // A device that starts from the store's file table (new, or offline past compaction) starts
 // its chain at the head the store gives with the table (Root); the heads other devices
 // announce (CompareHead) catch a store that lied there.
@@ -111,8 +115,18 @@ class LogGuard {
     std::map<uint64_t, Digest> heads_;
   };
 
+  // A verified commit as the seen file keeps it: the head after it and its signature.
+  struct Verified {
+    crypto::LogHead head;
+    std::string signature;
+  };
   LogGuard(std::string head_file, std::string namespace_id, std::string device_id, crypto::DeviceKeys device,
-           KeyDirectoryClient* directory, crypto::LogHead head);
+           KeyDirectoryClient* directory, crypto::LogHead head, const std::vector<Verified>& seen);
+  // Accept: the verifier's Accept, the commit kept for the seen file.
+  absl::Status Accept(uint64_t seq, const crypto::SignedCommit& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AppendSeen adds `fresh` to the seen file (and rewrites it with the window's last records
+  // when it has grown past twice the window).
+  absl::Status AppendSeen(const std::vector<Verified>& fresh);
   const crypto::DevicePublicKey* KeyOf(absl::string_view device_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartAt(const crypto::LogHead& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Fail(absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -132,6 +146,8 @@ class LogGuard {
   std::set<std::string, std::less<>> revoked_ ABSL_GUARDED_BY(mu_);  // listed as revoked
   std::function<void(const SignedHead&)> announce_;
   uint64_t persisted_seq_ ABSL_GUARDED_BY(mu_) = 0;  // the head Persist last wrote
+  std::vector<Verified> unpersisted_ ABSL_GUARDED_BY(mu_);  // verified since Persist last wrote
+  size_t seen_records_ = 0;  // in the seen file (Open, then Persist: one caller at a time)
   bool announced_once_ ABSL_GUARDED_BY(mu_) = false;  // of the last listing of member keys
 };
 
