@@ -229,6 +229,12 @@ TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAnd
   ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(laptop) + "/Private/reply.txt") ==
                                    "an answer from the phone, also secret"; },
                       absl::Seconds(30)));
+  // The longest name a folder may hold travels too: sealed, it is 436 characters long.
+  const std::string longest = "Private/" + std::string(251, 'L') + ".txt";
+  WriteFile(c_->folder(phone) + "/" + longest, "a name of 255 bytes");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(laptop) + "/" + longest) == "a name of 255 bytes"; },
+                      absl::Seconds(30)))
+      << "logs in " << c_->logs_dir();
   // Every commit was signed and every pulled one checked: both devices verified the same log
   // (their heads, kept in the folders' state, agree), and told each other so without a fork.
   const auto head_of = [&](int engine) { return ReadFile(c_->folder(engine) + "/.converge/keys/log_head"); };

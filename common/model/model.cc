@@ -146,7 +146,9 @@ absl::Status ValidateXattrs(absl::string_view path, const std::vector<Xattr>& xa
 }
 
 absl::Status ValidateFileVersion(const FileVersion& v) {
-  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.path));
+  // A sealed version's path is sealed too (longer than the name it hides); the engine that opens
+  // it checks the plain one.
+  CONVERGE_RETURN_IF_ERROR(v.sealed_record.empty() ? ValidateRelativePath(v.path) : ValidateSealedPath(v.path));
   if ((v.mode & ~0777u) != 0) {
     return absl::InvalidArgumentError(absl::StrFormat("%s: mode 0%o has bits beyond 0777 (setuid, setgid, sticky or a file type)", v.path, v.mode));
   }
@@ -165,7 +167,7 @@ absl::Status ValidateFileVersion(const FileVersion& v) {
     if (v.sealed_record.empty() || v.kind != FileKind::kFile) {
       return absl::InvalidArgumentError(absl::StrCat(v.path, ": only a sealed file names the file it is a conflict copy of"));
     }
-    CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(v.conflict_original));
+    CONVERGE_RETURN_IF_ERROR(ValidateSealedPath(v.conflict_original));
   }
   if (v.kind == FileKind::kSymlink && !v.deleted) {
     if (v.symlink_target.empty() || v.symlink_target.size() > kMaxSymlinkTarget ||

@@ -124,6 +124,15 @@ TEST(ModelTest, HolesAreBoundedAndNamedApartFromData) {
 TEST(ModelTest, ASealedRecordRoundTripsWithOrWithoutAttributesAndIsBounded) {
   FileVersion v = SampleFile();
   v.sealed_record = std::string("sealed\0bytes", 12);
+  v.path = "docsabc/readme" + std::string(400, 'x');  // sealed names: base32, up to 440 characters
+  EXPECT_TRUE(ValidateFileVersion(v).ok()) << ValidateFileVersion(v);
+  FileVersion plain_named = v;
+  plain_named.path = "docs/readme.txt";  // a sealed version's path is sealed too
+  EXPECT_EQ(ValidateFileVersion(plain_named).code(), absl::StatusCode::kInvalidArgument);
+  plain_named.sealed_record.clear();
+  EXPECT_TRUE(ValidateFileVersion(plain_named).ok());
+  plain_named.path = v.path;  // and a plain one's plain: no 400-character name
+  EXPECT_EQ(ValidateFileVersion(plain_named).code(), absl::StatusCode::kInvalidArgument);
   absl::StatusOr<FileVersion> back = DecodeFileVersion(EncodeFileVersion(v));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->sealed_record, v.sealed_record);

@@ -116,6 +116,36 @@ std::string CaseFold(absl::string_view path) {
   return folded;
 }
 
+absl::Status ValidateSealedPath(absl::string_view path) {
+  if (path.empty()) return absl::InvalidArgumentError("sealed path is empty");
+  if (path.size() > kMaxSealedPathBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed path is ", path.size(), " bytes, over the limit of ", kMaxSealedPathBytes));
+  }
+  size_t depth = 0;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part.empty() || part.size() > kMaxSealedNameBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a sealed path's components have 1 to ", kMaxSealedNameBytes, " characters"));
+    }
+    for (char c : part) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'))) {
+        return absl::InvalidArgumentError("a sealed path has only lowercase base32 characters");
+      }
+    }
+    if (++depth > kMaxPathDepth) {
+      return absl::InvalidArgumentError(absl::StrCat("path has more than ", kMaxPathDepth, " components"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStoredPath(absl::string_view path) {
+  absl::Status plain = ValidateRelativePath(path);
+  if (plain.ok() || ValidateSealedPath(path).ok()) return absl::OkStatus();
+  return plain;
+}
+
 absl::Status ValidateRelativePath(absl::string_view path) {
   if (path.empty()) return absl::InvalidArgumentError("path is empty");
   if (path.size() > kMaxPathBytes) {

@@ -18,6 +18,12 @@ inline constexpr absl::string_view kReservedName = ".converge";
 // A path has at most this many components (a commit's case checks cost its depth).
 inline constexpr size_t kMaxPathDepth = 128;
 
+// A sealed path (an end-to-end encrypted namespace's, as the store holds it): lowercase base32
+// components. A 255-byte name seals to at most 436 characters; a valid path of at most
+// kMaxPathBytes and kMaxPathDepth components to under 17,000.
+inline constexpr size_t kMaxSealedNameBytes = 440;
+inline constexpr size_t kMaxSealedPathBytes = 20 << 10;
+
 // ValidateRelativePath returns OK for a '/'-separated relative path of valid UTF-8 whose
 // components are neither empty, "." nor "..", are at most kMaxNameBytes long, and could exist
 // on every supported OS: no NUL, backslash, control character or character Windows forbids
@@ -26,6 +32,12 @@ inline constexpr size_t kMaxPathDepth = 128;
 // first component that is not kReservedName in any case or normalisation form.
 // Returns InvalidArgument naming the problem otherwise.
 absl::Status ValidateRelativePath(absl::string_view path);
+// ValidateSealedPath returns OK for a sealed path: '/'-separated components of 1 to
+// kMaxSealedNameBytes characters of [a-z2-7] (no dot: never ".", ".." or the reserved name), at
+// most kMaxPathDepth of them and kMaxSealedPathBytes in all; InvalidArgument otherwise.
+absl::Status ValidateSealedPath(absl::string_view path);
+// ValidateStoredPath: a path as a store may hold it, plain (ValidateRelativePath) or sealed.
+absl::Status ValidateStoredPath(absl::string_view path);
 
 // ValidateId returns OK for ids of users, namespaces and devices: [a-z0-9][a-z0-9._-]{0,63}.
 absl::Status ValidateId(absl::string_view what, absl::string_view id);

@@ -45,6 +45,28 @@ TEST(ValidateRelativePathTest, EnforcesLengthLimits) {
   EXPECT_FALSE(ValidateRelativePath(deep).ok());
 }
 
+TEST(ValidateSealedPathTest, TakesLongBase32NamesAndNothingElse) {
+  const std::string name(kMaxSealedNameBytes, 'q');
+  EXPECT_TRUE(ValidateSealedPath(name).ok());
+  EXPECT_TRUE(ValidateSealedPath(name + "/abc234/" + name).ok());
+  EXPECT_FALSE(ValidateSealedPath(name + "q").ok());  // a name over the limit
+  EXPECT_FALSE(ValidateRelativePath(name).ok());       // and as a plain path already
+  for (const char* bad : {"", "a//b", "/abc", "abc/", "..", "a/../b", "abc.txt", "ABC", "a1b", "a b", "a\\b"}) {
+    EXPECT_FALSE(ValidateSealedPath(bad).ok()) << bad;
+  }
+  std::string deep;
+  for (size_t i = 0; i < kMaxPathDepth; ++i) deep += deep.empty() ? "a" : "/a";
+  EXPECT_TRUE(ValidateSealedPath(deep).ok());
+  EXPECT_FALSE(ValidateSealedPath(deep + "/a").ok());
+  std::string wide;
+  while (wide.size() <= kMaxSealedPathBytes) wide += (wide.empty() ? "" : "/") + name;
+  EXPECT_FALSE(ValidateSealedPath(wide).ok());
+  // A store takes either kind where a device names a path.
+  EXPECT_TRUE(ValidateStoredPath("docs/readme.txt").ok());
+  EXPECT_TRUE(ValidateStoredPath(name).ok());
+  EXPECT_FALSE(ValidateStoredPath("../up").ok());
+}
+
 TEST(ValidateRelativePathTest, RefusesNamesMacOsOrWindowsCouldNotHold) {
   for (const char* bad : {"report.", "notes ", "dir./f", "a/b ", ".converge ", ".converge.", "CON", "con.txt",
                           "x/Aux.tar.gz", "lpt9", "COM1.log", "a:b", "what?", "star*", "pipe|", "q\"uote", "<tag>",

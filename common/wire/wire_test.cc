@@ -32,6 +32,7 @@ TEST(WireTest, CommitRoundTrips) {
   EXPECT_EQ(from->files[0].chunks, c.files[0].chunks);
   EXPECT_TRUE(from->files[0].sealed_record.empty());
   c.files[0].sealed_record = "sealed";
+  c.files[0].path = "wire/sealedname";  // a sealed version's path is sealed (base32)
   proto.Clear();
   wire::CommitToProto(c, &proto);
   from = wire::CommitFromProto(proto);

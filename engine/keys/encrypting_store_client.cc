@@ -22,9 +22,11 @@ bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; 
 
 }  // namespace
 
+static_assert(crypto::kMaxEncryptedNameChars <= kMaxSealedNameBytes, "a sealed 255-byte name must fit the store");
+
 bool FitsEncryptedStore(const std::string& path) {
   size_t longest = 0;
-  return crypto::EncryptedPathSize(path, &longest) <= kMaxPathBytes && longest <= kMaxNameBytes;
+  return crypto::EncryptedPathSize(path, &longest) <= kMaxSealedPathBytes && longest <= kMaxSealedNameBytes;
 }
 
 EncryptingStoreClient::EncryptingStoreClient(StoreClient* inner, std::optional<crypto::Keyring> ring) : inner_(inner) {

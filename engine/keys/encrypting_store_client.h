@@ -47,9 +47,9 @@
 
 namespace converge::engine {
 
-// FitsEncryptedStore: whether `path`, encrypted, is a path the store holds (names of at most
-// kMaxNameBytes: a plaintext name of at most 127 bytes). Others are not synced (EngineOptions::
-// syncable).
+// FitsEncryptedStore: whether `path`, encrypted, is a path the store holds (kMaxSealedNameBytes
+// a name, kMaxSealedPathBytes in all: every valid plain path fits, a 255-byte name too). Others
+// are not synced (EngineOptions::syncable).
 bool FitsEncryptedStore(const std::string& path);
 
 inline constexpr size_t kMaxRememberedChunks = 1 << 20;

@@ -1,5 +1,6 @@
 #include "engine/keys/encrypting_store_client.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -11,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/model/path.h"
 #include "absl/strings/str_split.h"
 #include "engine/sync/history.h"
 #include "engine/sync/local_index.h"
@@ -219,16 +221,36 @@ TEST_F(EncryptingStoreClientTest, ADeviceThatJoinsLaterGetsTheTreeAndOneWithoutT
   EXPECT_TRUE(stranger.fs.Snapshot().empty());
 }
 
-TEST_F(EncryptingStoreClientTest, ANameTooLongForTheEncryptedStoreStaysLocalAndHoldsNothingUp) {
-  const std::string long_name = std::string(200, 'n') + ".txt";
-  ASSERT_TRUE(one_->fs.UserWrite(long_name, "stays here").ok());
+TEST_F(EncryptingStoreClientTest, TheLongestNamesAndDeepestPathsTravelSealed) {
+  // A 255-byte name seals to 436 characters; 120 one-byte components to over 9,000: past what a
+  // plain path may be, within what the store holds sealed.
+  const std::string longest = std::string(251, 'n') + ".txt";
+  const std::string in_long_dir = std::string(255, 'd') + "/" + std::string(200, 'f');
+  std::string deep;
+  for (int i = 0; i < 120; ++i) absl::StrAppend(&deep, deep.empty() ? "" : "/", std::string(1, 'a' + i % 26));
+  ASSERT_TRUE(one_->fs.UserWrite(longest, "longest").ok());
+  ASSERT_TRUE(one_->fs.UserWrite(in_long_dir, "below a long name").ok());
+  ASSERT_TRUE(one_->fs.UserWrite(deep, "deep").ok());
   ASSERT_TRUE(one_->fs.UserWrite("short.txt", "travels").ok());
-  ASSERT_TRUE(one_->fs.UserWrite(std::string(127, 'k'), "the longest name that travels").ok());
   Sync({one_.get(), two_.get()});
-  EXPECT_EQ(two_->fs.Snapshot()["short.txt"], "travels");
-  EXPECT_EQ(two_->fs.Snapshot()[std::string(127, 'k')], "the longest name that travels");
-  EXPECT_FALSE(two_->fs.Snapshot().count(long_name));
-  EXPECT_EQ(one_->fs.Snapshot()[long_name], "stays here");
+  const std::map<std::string, std::string> two = two_->fs.Snapshot();
+  EXPECT_EQ(two.at("short.txt"), "travels");
+  EXPECT_EQ(two.at(longest), "longest");
+  EXPECT_EQ(two.at(in_long_dir), "below a long name");
+  EXPECT_EQ(two.at(deep), "deep");
+  std::map<std::string, FileVersion> stored;
+  ASSERT_TRUE(one_->client.ListFiles([&](const FileVersion& v) { stored[v.path] = v; }, -1).ok());
+  size_t longest_sealed = 0, deepest_sealed = 0;
+  for (const auto& [path, v] : stored) {
+    deepest_sealed = std::max(deepest_sealed, path.size());
+    for (absl::string_view part : absl::StrSplit(path, '/')) longest_sealed = std::max(longest_sealed, part.size());
+  }
+  EXPECT_GT(longest_sealed, kMaxNameBytes);
+  EXPECT_GT(deepest_sealed, kMaxPathBytes);
+  // A rename of the long one travels as a rename.
+  ASSERT_TRUE(one_->fs.UserRename(longest, std::string(250, 'm') + ".txt").ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
 }
 
 TEST_F(EncryptingStoreClientTest, AMemberThatWritesWhatDoesNotOpenCannotStopTheOthers) {

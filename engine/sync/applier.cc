@@ -19,6 +19,18 @@
 namespace converge::engine {
 namespace {
 
+// RefuseSealed: a version still sealed (end-to-end encrypted; its path names nothing here) is
+// never applied. An engine with the namespace's keys opens versions before they come here, so
+// one here is a store showing a plain namespace's device what it cannot have committed.
+absl::Status RefuseSealed(const std::vector<FileVersion>& versions) {
+  for (const FileVersion& v : versions) {
+    if (!v.sealed_record.empty()) {
+      return absl::InvalidArgumentError("a sealed (end-to-end encrypted) version this device did not open: not applied");
+    }
+  }
+  return absl::OkStatus();
+}
+
 // How much of a large file is fetched in one round trip while assembling it: at most this many
 // chunks and about this many bytes (fewer round trips; bounded memory).
 constexpr size_t kFetchWindow = 256;
@@ -834,6 +846,9 @@ absl::Status Applier::ApplyCommit(const Commit& commit) {
 }
 
 absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor) {
+  if (absl::Status s = RefuseSealed(commit.files); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
+  }
   dirs_in_place_.clear();
   // What this commit may install is recorded first: a power cut before the index records it
   // must not make the installed files look like edits made here.
@@ -897,6 +912,7 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
 }
 
 absl::Status Applier::Restore(std::vector<FileVersion> versions) {
+  CONVERGE_RETURN_IF_ERROR(RefuseSealed(versions));
   std::sort(versions.begin(), versions.end(),
             [](const FileVersion& a, const FileVersion& b) { return a.path < b.path; });
   std::vector<IndexEntry> restored;

@@ -124,6 +124,16 @@ TEST_F(ApplierTest, WritesNewFilesDurablyAndMovesTheCursor) {
   EXPECT_TRUE(st->Same((*entry)->local));
 }
 
+TEST_F(ApplierTest, ASealedVersionIsNeverApplied) {
+  // A store shows a plain namespace's device a version still sealed (its path is no path here).
+  Commit commit = FileCommit(1, "abcdef/ghij", "sealed bytes");
+  commit.files[0].sealed_record = "sealed";
+  const absl::Status s = applier_->ApplyCommit(commit);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/abcdef"));
+  EXPECT_EQ(index_->cursor(), 0u);
+}
+
 TEST_F(ApplierTest, ReusesLocalChunksOfThePreviousVersion) {
   // Above the batching threshold, so the file is assembled on its own with chunk reuse.
   const size_t k = 512 << 10;

@@ -471,7 +471,7 @@ grpc::Status StoreService::ListVersions(grpc::ServerContext* ctx, const v1::List
                                         v1::ListVersionsResponse* resp) {
   absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
   if (!who.ok()) return ToGrpcStatus(who.status());
-  if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateStoredPath(req->path()); !s.ok()) return ToGrpcStatus(s);
   const size_t limit = req->limit() == 0 || req->limit() > kMaxVersionsPerCall ? kMaxVersionsPerCall : req->limit();
   absl::StatusOr<std::vector<HistoryVersion>> versions = log_->Versions(req->namespace_id(), req->path(), limit);
   if (!versions.ok()) return ToGrpcStatus(versions.status());
@@ -518,7 +518,7 @@ grpc::Status StoreService::ResolveConflict(grpc::ServerContext* ctx, const v1::R
                                            v1::Conflict* resp) {
   absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
   if (!who.ok()) return ToGrpcStatus(who.status());
-  if (absl::Status s = ValidateRelativePath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateStoredPath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<ConflictRecord> r = log_->ResolveConflict(req->namespace_id(), req->copy_path(), *who);
   if (!r.ok()) return ToGrpcStatus(r.status());
   wire::ConflictToProto(*r, resp);
