@@ -113,13 +113,20 @@ absl::StatusOr<std::string> KeyDirectory::KeyringId(const std::string& ns) {
   return id;
 }
 
+absl::Mutex* KeyDirectory::NamespaceMutex(const std::string& ns) {
+  absl::MutexLock lock(&map_mu_);
+  std::unique_ptr<absl::Mutex>& mu = namespace_mu_[ns];
+  if (mu == nullptr) mu = std::make_unique<absl::Mutex>();
+  return mu.get();
+}
+
 absl::StatusOr<KeyGrant> KeyDirectory::Publish(const std::string& ns, const std::string& device_id,
                                                const std::string& public_key) {
   if (!crypto::DevicePublicKey::FromBytes(public_key).ok()) {
     return absl::InvalidArgumentError(absl::StrCat("a device public key has ", kPublicKeyBytes, " bytes"));
   }
   CONVERGE_RETURN_IF_ERROR(CheckMember(ns, device_id));
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(NamespaceMutex(ns));
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   absl::StatusOr<KeyGrant> existing = Read(ns, device_id);
   if (existing.ok() && existing->public_key == public_key) return existing;
@@ -207,7 +214,7 @@ absl::StatusOr<KeyGrant> KeyDirectory::Grant(KeyGrant grant, bool rotation) {
   if (grant.epoch == 0) return absl::InvalidArgumentError("a keyring's epochs start at 1");
   CONVERGE_RETURN_IF_ERROR(CheckMember(ns, grant.granted_by));
   CONVERGE_RETURN_IF_ERROR(CheckMember(ns, grant.device_id));
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(NamespaceMutex(ns));
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   absl::StatusOr<KeyGrant> granter = Read(ns, grant.granted_by);
   if (!granter.ok()) {
@@ -259,7 +266,7 @@ absl::StatusOr<RecoveryRecord> KeyDirectory::SetRecovery(RecoveryRecord record) 
   }
   CONVERGE_RETURN_IF_ERROR(CheckKeyringId(record.keyring_id));
   CONVERGE_RETURN_IF_ERROR(CheckMember(ns, record.set_by));
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(NamespaceMutex(ns));
   CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
   CONVERGE_ASSIGN_OR_RETURN(const std::string keyring_id, KeyringId(ns));
   if (keyring_id != record.keyring_id) {

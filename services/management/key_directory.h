@@ -22,13 +22,17 @@
 // Records: 'K' ns '\0' device -> KeyGrant; 'I' ns -> keyring id; 'R' ns -> RecoveryRecord;
 // 'E' ns -> the namespace's newest epoch (decimal).
 //
-// Thread-safe; changes are serialised (and across replicas by the records' lock).
+// Thread-safe; changes to one namespace's records are serialised (and across replicas by the
+// records' lock); another namespace's never wait for them in this process.
 #ifndef CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_
 #define CONVERGE_SERVICES_MANAGEMENT_KEY_DIRECTORY_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -102,10 +106,15 @@ class KeyDirectory {
   // newest epoch after it in *next.
   absl::Status CheckEpoch(const KeyGrant& grant, const KeyGrant& granter, bool rotation, uint32_t* next);
 
+  // NamespaceMutex: the lock of `ns`'s changes (made on first use; callers are its members, so
+  // there is one for each namespace that exists at most).
+  absl::Mutex* NamespaceMutex(const std::string& ns);
+
   Registry* const registry_;
   RegistryKv* const kv_;
   Clock* const clock_;
-  absl::Mutex mu_;  // serialises changes in this process; kv_->Lock() across replicas
+  absl::Mutex map_mu_;  // the map below only, never held across a record's read or write
+  absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> namespace_mu_ ABSL_GUARDED_BY(map_mu_);
 };
 
 }  // namespace converge::management

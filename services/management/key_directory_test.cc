@@ -2,7 +2,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "common/crypto/device_keys.h"
 #include "common/crypto/keyring.h"
 #include "gtest/gtest.h"
@@ -93,6 +96,44 @@ TEST_F(KeyDirectoryTest, AFirstDeviceGrantsItselfThenApprovesAnotherWhoOpensTheS
   EXPECT_TRUE(keys_->Publish("docs", ids_[1], phone_pk)->granted);
   EXPECT_EQ(keys_->Publish("docs", ids_[1], bobs_.public_key().ToBytes()).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// Records whose writes of one namespace's keys can be held (a slow disk under one tenant).
+class HeldWrites : public RegistryKv {
+ public:
+  HeldWrites(RegistryKv* inner, std::string held_prefix) : inner_(inner), held_prefix_(std::move(held_prefix)) {}
+  absl::StatusOr<std::string> Get(const std::string& key) override { return inner_->Get(key); }
+  absl::Status Put(const std::string& key, const std::string& value) override {
+    if (absl::StartsWith(key, held_prefix_)) {
+      held.Notify();
+      release.WaitForNotificationWithTimeout(absl::Seconds(30));
+    }
+    return inner_->Put(key, value);
+  }
+  absl::Status Delete(const std::string& key) override { return inner_->Delete(key); }
+  absl::Status Scan(const std::string& prefix, const ScanFn& fn) override { return inner_->Scan(prefix, fn); }
+  absl::Notification held;
+  absl::Notification release;
+
+ private:
+  RegistryKv* const inner_;
+  const std::string held_prefix_;
+};
+
+TEST_F(KeyDirectoryTest, OneNamespacesChangeInProgressHoldsNoOtherNamespaceUp) {
+  ASSERT_TRUE(registry_->CreateNamespace("team", "bob", false, /*encrypted=*/true).ok());
+  ASSERT_TRUE(registry_->AddDevice("team", outsider_).ok());
+  HeldWrites records(registry_->records(), std::string("K") + "docs");
+  KeyDirectory keys(registry_.get(), &records, &clock_);
+  std::thread slow([&] { EXPECT_TRUE(keys.Publish("docs", ids_[0], laptop_.public_key().ToBytes()).ok()); });
+  ASSERT_TRUE(records.held.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // docs's change is stuck halfway; bob's namespace goes on.
+  absl::StatusOr<KeyGrant> other = keys.Publish("team", outsider_, bobs_.public_key().ToBytes());
+  EXPECT_TRUE(other.ok()) << other.status();
+  EXPECT_FALSE(keys.Get("docs", ids_[0]).ok());  // not written yet
+  records.release.Notify();
+  slow.join();
+  EXPECT_TRUE(keys.Get("docs", ids_[0]).ok());
 }
 
 TEST_F(KeyDirectoryTest, GrantsManagementCanTellAreWrongAreRefused) {
