@@ -181,7 +181,10 @@ absl::StatusOr<std::string> StreamEncoder::Encode(absl::string_view raw) {
 }
 
 bool StreamEncoder::Worth(absl::string_view raw) const {
-  return bytes_in_ == 0 || bytes_out_ * 100 < bytes_in_ * 97 || LooksCompressible(raw);
+  // The first chunk has nothing before it to repeat: its samples decide (a stream that opens
+  // with 4 MiB of random data does not compress them all to find out).
+  if (bytes_in_ == 0) return LooksCompressible(raw);
+  return bytes_out_ * 100 < bytes_in_ * 97 || LooksCompressible(raw);
 }
 
 StreamDecoder::StreamDecoder() : ctx_(std::make_unique<Ctx>()) {

@@ -56,7 +56,8 @@ class StreamEncoder {
   absl::StatusOr<std::string> Encode(absl::string_view raw);
   // Worth: whether to put `raw` into the stream: yes if it looks compressible on its own, or
   // while the stream so far pays (saves 3%): a chunk that does not compress alone may repeat
-  // one sent before it. A stream of random data stops trying after its first chunk.
+  // one sent before it. The first chunk is judged by its samples alone (LooksCompressible), so a
+  // stream of random data never compresses a whole chunk.
   bool Worth(absl::string_view raw) const;
 
  private:

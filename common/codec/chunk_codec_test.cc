@@ -162,7 +162,9 @@ TEST(ChunkCodecTest, StreamTriesWhatDoesNotCompressAloneOnlyWhileItPays) {
   for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i % 97) + " of a licence\n";
   const std::string noise = RandomBytesForTest(256 << 10, 12);
   StreamEncoder random_stream;
-  EXPECT_TRUE(random_stream.Worth(noise));  // nothing known yet
+  EXPECT_FALSE(random_stream.Worth(noise));  // nothing before it: its samples say no
+  EXPECT_TRUE(random_stream.Worth(text));    // and yes for text
+  EXPECT_TRUE(random_stream.Worth(RandomBytesForTest(1000, 14)));  // a small one is tried whole
   ASSERT_TRUE(random_stream.Encode(noise).ok());
   EXPECT_FALSE(random_stream.Worth(RandomBytesForTest(256 << 10, 13)));  // the stream does not pay
   EXPECT_TRUE(random_stream.Worth(text));                    // text alone does
