@@ -85,6 +85,8 @@ absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& 
 }
 
 absl::Status LocalIndex::Reopen() {
+  absl::WriterMutexLock lock(&db_mu_);
+  if (db_ != nullptr) return absl::OkStatus();  // another thread reopened it first
   rocksdb::DB* raw = nullptr;
   CONVERGE_RETURN_IF_ERROR(Rocks(rocksdb::DB::Open(options_, dir_, &raw), "open index " + dir_));
   db_.reset(raw);
@@ -103,7 +105,10 @@ absl::Status LocalIndex::Reopen() {
 }
 
 absl::Status LocalIndex::Usable() {
-  if (db_ != nullptr) return absl::OkStatus();
+  {
+    absl::ReaderMutexLock lock(&db_mu_);
+    if (db_ != nullptr) return absl::OkStatus();
+  }
   return Reopen();
 }
 
@@ -118,6 +123,7 @@ absl::Status LocalIndex::WriteSynced(rocksdb::WriteBatch* batch, absl::string_vi
     // not acknowledged to anyone.
     GetLogger("index")->warn("index write failed ({}): reopening the index", s.ToString());
     if (compactor_.joinable()) compactor_.join();
+    absl::WriterMutexLock lock(&db_mu_);  // after any listing on another thread
     db_.reset();
   }
   return Rocks(s, what);
@@ -154,6 +160,8 @@ absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
   rocksdb::Slice bound(upper);
   rocksdb::ReadOptions options;
   options.iterate_upper_bound = &bound;
+  absl::ReaderMutexLock lock(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("the index is being reopened after a write error");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     CONVERGE_ASSIGN_OR_RETURN(IndexEntry e, DecodeEntry(View(it->value())));

@@ -6,11 +6,14 @@
 // per step (so a crash leaves the index describing an older, still-true state). Tombstones are
 // kept apart from live entries, so a scan reads only what is in the folder.
 //
-// Thread-compatible.
+// Thread-compatible, except that ForEachLive and ForEachLiveUnder may run on another thread
+// beside the engine's (its verifying scan): the database is not closed under them.
 #ifndef CONVERGE_ENGINE_SYNC_LOCAL_INDEX_H_
 #define CONVERGE_ENGINE_SYNC_LOCAL_INDEX_H_
 
 #include <rocksdb/db.h>
+
+#include "absl/synchronization/mutex.h"
 
 #include <functional>
 #include <atomic>
@@ -85,6 +88,9 @@ class LocalIndex {
   absl::Status ForEachLiveWithPrefix(const std::string& prefix, const std::function<void(const IndexEntry&)>& fn);
   const std::string dir_;
   const rocksdb::Options options_;
+  // Held shared by a listing, exclusively to close or reopen the database (the pointer is
+  // replaced only then; the engine's own calls read it after Usable).
+  absl::Mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;  // null after a write error, until reopened
   std::atomic<uint64_t> cursor_{0};  // read by status and upload threads too
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
