@@ -1132,13 +1132,18 @@ void SyncEngine::Verify(const IgnoreRules& rules) {
   absl::StatusOr<std::vector<std::string>> suspects = scanner_.Suspects(rules);
   const absl::Time now = clock_->Now();
   if (suspects.ok()) {
-    // The case collisions still there are new paths to the index, hence suspects.
+    // The case collisions still there are new paths to the index, hence suspects (or below a
+    // suspect directory, which stands for them).
     const absl::flat_hash_set<std::string> named(suspects->begin(), suspects->end());
+    const auto gone = [&](const std::string& path) {
+      for (absl::string_view p = path; !p.empty(); p = ParentPath(p)) {
+        if (named.contains(p)) return false;
+      }
+      return true;
+    };
     absl::MutexLock lock(&status_mu_);
     std::vector<std::string>& collisions = status_.case_collisions;
-    collisions.erase(std::remove_if(collisions.begin(), collisions.end(),
-                                    [&](const std::string& p) { return !named.contains(p); }),
-                     collisions.end());
+    collisions.erase(std::remove_if(collisions.begin(), collisions.end(), gone), collisions.end());
   }
   absl::MutexLock lock(&mu_);
   ++verifications_;
