@@ -42,6 +42,18 @@ bool Trusted(const IndexEntry& entry) {
   return entry.local.mtime_ns + absl::ToInt64Nanoseconds(kRacyWindow) < entry.recorded_at_ns;
 }
 
+namespace {
+
+// UnchangedByStat: the live entry `e` need not be read again to know it is unchanged: `st` is of
+// its kind and is a directory, or the stat the index recorded and trusts. The scan and the
+// verifying scan (Suspects) judge alike by it.
+bool UnchangedByStat(const IndexEntry& e, const LocalStat& st) {
+  if (e.version.kind != st.kind) return false;
+  return st.kind == FileKind::kDirectory || (e.local.Same(st) && Trusted(e));
+}
+
+}  // namespace
+
 bool RenamedFrom(const IndexEntry& e, const LocalStat& st) {
   return !e.version.deleted && e.version.kind == FileKind::kFile && st.kind == FileKind::kFile && st.inode != 0 &&
          e.local.inode == st.inode && e.local.size == st.size && e.local.mtime_ns == st.mtime_ns && Trusted(e) &&
@@ -137,10 +149,7 @@ absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& ru
       return;
     }
     const LocalStat& st = it->second;
-    // As Comparison::Walked judges it before reading anything.
-    if (st.kind != e.version.kind || (!was_dir && !(e.local.Same(st) && Trusted(e)))) {
-      suspect(e.version.path, was_dir || st.kind == FileKind::kDirectory);
-    }
+    if (!UnchangedByStat(e, st)) suspect(e.version.path, was_dir || st.kind == FileKind::kDirectory);
     walked.erase(it);
   }));
   for (const auto& [path, st] : walked) suspect(path, st.kind == FileKind::kDirectory);  // new
@@ -222,10 +231,7 @@ class Scanner::Comparison {
       if (tombstone.has_value()) entry = &*tombstone;
     }
     const bool live = entry != nullptr && !entry->version.deleted;
-    if (live && entry->version.kind == st.kind) {
-      if (st.kind == FileKind::kDirectory) return absl::OkStatus();
-      if (entry->local.Same(st) && Trusted(*entry)) return absl::OkStatus();
-    }
+    if (live && UnchangedByStat(*entry, st)) return absl::OkStatus();
     CONVERGE_ASSIGN_OR_RETURN(const bool installed, Installed(path, st));
     if (installed) return absl::OkStatus();
     FileVersion v;
