@@ -44,8 +44,9 @@ class GrpcStoreClient : public StoreClient {
   // List: ListFiles (at a time when at_unix_ms >= 0) and the head it came with.
   absl::StatusOr<Table> List(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms);
   // Chunks of small files a Pull sent along with their commits (the store's budget: 1 MiB a
-  // call), checked against their digests; Fetch serves them without a GetChunks call when it
-  // has every chunk asked for. A pull drops what the previous one sent and nobody asked for.
+  // commit, applied before the next is read), checked against their digests; Fetch serves them
+  // without a GetChunks call when it has every chunk asked for. A pull drops what the previous
+  // one sent and nobody asked for.
   static constexpr size_t kSentAlongBytes = 2 << 20;
   void KeepSentAlong(const store::v1::PullResponse& resp);
   bool FetchSentAlong(const std::vector<ChunkWant>& wants, const Sink& sink, absl::Status* handled);

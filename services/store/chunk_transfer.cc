@@ -130,7 +130,7 @@ absl::Status ChunkTransfer::StoreInline(const std::string& owner, const std::str
 std::vector<TransferChunk> ChunkTransfer::SmallChunksOf(const std::string& owner, const std::string& device,
                                                         const Commit& commit,
                                                         const std::function<bool(const FileVersion&)>& is_new,
-                                                        uint64_t* budget) {
+                                                        uint64_t* uncharged) {
   std::vector<TransferChunk> out;
   if (commit.origin_device == device) return out;
   // A file moved in this commit keeps its file_id, and its old path's tombstone comes with it:
@@ -140,15 +140,23 @@ std::vector<TransferChunk> ChunkTransfer::SmallChunksOf(const std::string& owner
     if (v.deleted) moved.insert(v.file_id);
   }
   absl::flat_hash_set<Digest> seen;
+  uint64_t budget = kPullInlineBytes;  // this commit's message
   for (const FileVersion& v : commit.files) {
     if (v.deleted || v.kind != FileKind::kFile || v.size == 0 || v.size > kPullInlineFileBytes) continue;
-    if (v.size > *budget) return out;
+    if (v.size > budget) return out;
     if (moved.contains(v.file_id) || !is_new(v)) continue;
     for (const ChunkRef& c : v.chunks) {
       if (c.hole() || !seen.insert(c.sha256).second) continue;
+      // Past the call's first kPullInlineBytes, reading is charged as GetChunks charges it; a
+      // device out of rate gets the rest of its commits bare and fetches their bytes.
+      if (*uncharged >= c.length) {
+        *uncharged -= c.length;
+      } else if (!limiter_->Charge(device, WorkCost(c.length)).ok()) {
+        return out;
+      }
       absl::StatusOr<std::string> raw = chunks_->Get(owner, c.sha256);
       if (!raw.ok()) continue;
-      *budget -= std::min<uint64_t>(*budget, raw->size());
+      budget -= std::min<uint64_t>(budget, raw->size());
       M().bytes_out->Add(raw->size());
       TransferChunk t;
       t.digest = c.sha256;

@@ -57,7 +57,8 @@ struct SignedBase {
 // Bytes an upload holds decoded before it writes them (a delta or stream piece of a few hundred
 // bytes may be a 4 MiB chunk once decoded).
 inline constexpr size_t kUploadBatchBytes = 8 << 20;
-// Pull sends the chunks of files this small along with their commits, up to kPullInlineBytes a call.
+// Pull sends the chunks of files this small along with their commits, up to kPullInlineBytes a
+// commit (the call's first kPullInlineBytes free, the rest charged to the device's rate).
 inline constexpr uint64_t kPullInlineFileBytes = 64 << 10;
 inline constexpr uint64_t kPullInlineBytes = 1 << 20;
 // Base bytes one download may read to make deltas (the rest of its chunks go whole).
@@ -106,9 +107,11 @@ class ChunkTransfer {
 
   // SmallChunksOf returns the raw chunks of `commit`'s live files of kPullInlineFileBytes or
   // less whose content `is_new` says the device lacks (and not moved in the commit: a tombstone
-  // with its file_id), while *budget (bytes) lasts; nothing for the device's own commits. Chunks it cannot read are left out (the device fetches them).
+  // with its file_id), up to kPullInlineBytes; nothing for the device's own commits. Bytes past
+  // *uncharged (taken from it) are charged to the device's rate; once that refuses, the rest is
+  // left out, as are chunks it cannot read (the device fetches them).
   std::vector<TransferChunk> SmallChunksOf(const std::string& owner, const std::string& device, const Commit& commit,
-                                           const std::function<bool(const FileVersion&)>& is_new, uint64_t* budget);
+                                           const std::function<bool(const FileVersion&)>& is_new, uint64_t* uncharged);
 
   Upload StartUpload(std::string owner, std::string device) {
     return Upload(this, std::move(owner), std::move(device));

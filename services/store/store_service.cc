@@ -278,7 +278,7 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
   // older backup. The device must re-sync (its applied seqs will be reused for other commits).
   if (req->since_seq() > *head) return ToGrpcStatus(StoreBehindError(req->since_seq(), *head));
   bool broken = false;
-  uint64_t inline_budget = kPullInlineBytes;
+  uint64_t inline_uncharged = kPullInlineBytes;
   absl::Status s = log_->ReadSince(
       req->namespace_id(), req->since_seq(), req->max_commits(), [&](const converge::Commit& c) {
         if (ctx->IsCancelled()) return false;
@@ -287,7 +287,7 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
         resp.set_head_seq(*head);
         // A change of metadata alone sends no bytes: the device has the content.
         auto is_new = [&](const FileVersion& v) { return !log_->ContentUnchanged(req->namespace_id(), v); };
-        for (TransferChunk& chunk : transfer_.SmallChunksOf(caller->owner, caller->device, c, is_new, &inline_budget)) {
+        for (TransferChunk& chunk : transfer_.SmallChunksOf(caller->owner, caller->device, c, is_new, &inline_uncharged)) {
           v1::InlineChunk* out = resp.add_chunks();
           out->set_sha256(DigestToBytes(chunk.digest));
           out->set_data(std::move(chunk.data));

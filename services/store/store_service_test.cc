@@ -219,6 +219,54 @@ TEST_F(StoreServiceTest, ASmallChangeGoesInOneCallEachWay) {
   EXPECT_EQ(own[0].chunks_size(), 0);
 }
 
+TEST_F(StoreServiceTest, EveryCommitOfAPullCarriesItsSmallFiles) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer secret");
+    v1::RegisterNamespaceRequest req;
+    req.set_namespace_id("ns");
+    req.set_owner_user_id("alice");
+    req.add_member_device_ids("dev1");
+    req.add_member_device_ids("dev2");
+    v1::RegisterNamespaceResponse resp;
+    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
+  }
+  // Three commits of twelve 64 KiB files each: 2.25 MiB in all, more than a call's first MiB.
+  constexpr int kCommits = 3, kFiles = 12;
+  for (int c = 0; c < kCommits; ++c) {
+    v1::CommitRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id("dev1");
+    for (int f = 0; f < kFiles; ++f) {
+      const std::string content = RandomBytesForTest(64 << 10, c * kFiles + f + 1);
+      FileVersion v;
+      v.file_id = absl::StrCat(std::string(kFileIdBytes - 4, 'y'), absl::Dec(c * kFiles + f, absl::kZeroPad4));
+      v.path = absl::StrCat("d", c, "/f", f);
+      v.size = content.size();
+      v.content_sha256 = HashOf(content);
+      v.chunks = {{HashOf(content), static_cast<uint32_t>(content.size())}};
+      wire::FileVersionToProto(v, req.add_files());
+      v1::InlineChunk* chunk = req.add_chunks();
+      chunk->set_sha256(DigestToBytes(HashOf(content)));
+      chunk->set_data(content);
+    }
+    grpc::ClientContext ctx;
+    v1::CommitResponse resp;
+    grpc::Status s = stub_->Commit(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // One pull brings every commit with the bytes of every file in it: applying them costs no
+  // GetChunks call, however many commits a device is behind.
+  std::vector<v1::PullResponse> pulled = PullAll(stub_.get(), "dev2");
+  ASSERT_EQ(pulled.size(), static_cast<size_t>(kCommits));
+  for (const v1::PullResponse& r : pulled) {
+    ASSERT_EQ(r.chunks_size(), kFiles) << "commit " << r.commit().seq();
+    for (int f = 0; f < kFiles; ++f) {
+      EXPECT_EQ(DigestToBytes(HashOf(r.chunks(f).data())), r.chunks(f).sha256());
+    }
+  }
+}
+
 // Reads one chunk through GetChunks, optionally offering a base.
 v1::GetChunksResponse GetOne(v1::StoreService::Stub* stub, const std::string& hash_of, const std::string& base_of) {
   grpc::ClientContext ctx;
