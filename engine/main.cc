@@ -41,7 +41,11 @@ ABSL_FLAG(std::string, store, "", "store address (default: as management says)")
 ABSL_FLAG(std::string, notify, "", "notification address (default: as management says)");
 ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(10),
           "how often the whole folder is scanned to verify (the watcher reports changes at once)");
-ABSL_FLAG(bool, watch, true, "watch the folder with inotify");
+ABSL_FLAG(bool, watch, true, "watch the folder for changes (see --watcher)");
+ABSL_FLAG(std::string, watcher, "auto",
+          "how to watch the folder: fanotify (one mark on its filesystem, no watch per directory; "
+          "needs CAP_SYS_ADMIN and Linux 5.9), inotify (a watch per directory), or auto (fanotify "
+          "where the engine may, else inotify)");
 ABSL_FLAG(absl::Duration, coalesce, absl::Milliseconds(3), "let a burst of local events settle this long");
 ABSL_FLAG(absl::Duration, write_settle, absl::Seconds(1),
           "a file still open for writing is synced once it has been quiet this long");
@@ -69,6 +73,7 @@ ABSL_FLAG(bool, log_json, false, "log JSON lines");
 namespace {
 
 using converge::engine::DaemonOptions;
+using converge::engine::Watcher;
 
 std::string HostName() {
   char buf[256] = {0};
@@ -120,6 +125,14 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   o.engine.write_settle = absl::GetFlag(FLAGS_write_settle);
   o.heartbeat = absl::GetFlag(FLAGS_heartbeat);
   o.watch = absl::GetFlag(FLAGS_watch);
+  const std::string watcher = absl::GetFlag(FLAGS_watcher);
+  if (watcher == "fanotify") {
+    o.watcher = Watcher::Backend::kFanotify;
+  } else if (watcher == "inotify") {
+    o.watcher = Watcher::Backend::kInotify;
+  } else if (watcher != "auto") {
+    return absl::InvalidArgumentError(absl::StrCat("--watcher is auto, fanotify or inotify, not '", watcher, "'"));
+  }
   o.once = absl::GetFlag(FLAGS_once);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);

@@ -1,6 +1,8 @@
 // End to end, real processes: every convergectl command against running services (output
 // checked, not just exit codes), the engine's status/pause/resume, metrics scrapes of every
 // service and engine, and revocation with a remote wipe.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -158,6 +160,10 @@ TEST_F(E2eOperatorTest, EngineStatusPauseAndResume) {
   EXPECT_TRUE(absl::StrContains(r.out, "in namespace shared")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "uploads    none waiting")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "conflicts  none")) << r.out;
+  // What watches the folder: as root fanotify (no watch per directory), else inotify.
+  EXPECT_TRUE(absl::StrContains(r.out, geteuid() == 0 ? "watching   fanotify on the folder's whole filesystem"
+                                                      : "watching   inotify, "))
+      << r.out;
   r = c_->EngineCommand({"status", "--json", "--folder=" + c_->folder(0)});
   EXPECT_TRUE(absl::StrContains(r.out, "\"state\": \"up to date\"")) << r.out;
 

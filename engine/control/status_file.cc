@@ -136,6 +136,7 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   const uint64_t behind = s.remote_head() > s.cursor() ? s.remote_head() - s.cursor() : 0;
   absl::StrAppend(&out, "cursor     ", s.cursor(), behind > 0 ? absl::StrCat(" (", behind, " commits to download)") : "",
                   "\n");
+  if (!s.watcher().empty()) absl::StrAppend(&out, "watching   ", s.watcher(), "\n");
   absl::StrAppend(&out, "uploads    ", s.pending_uploads() == 0 ? "none waiting"
                                                                  : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
                   "\n");

@@ -86,8 +86,8 @@ class Daemon::Running {
             }) {
     OpenKeys();
     StartListener(std::move(notify_address));
-    StartWatcher();
     engine::v1::EngineStatusFile identity;
+    identity.set_watcher(StartWatcher());
     identity.set_folder(daemon->options_.folder);
     identity.set_device_id(daemon->enrollment_.device_id);
     identity.set_namespace_id(daemon->options_.enrollment.namespace_id);
@@ -189,8 +189,11 @@ class Daemon::Running {
     encrypting_.SetKeyring(std::move(ring));
   }
 
-  void StartWatcher() {
-    if (!daemon_->options_.watch) return;
+  // StartWatcher starts the folder's watcher and says what watches it (for the status).
+  std::string StartWatcher() {
+    const std::string none = absl::StrCat("nothing: changes are found by the scan every ",
+                                          absl::FormatDuration(daemon_->options_.engine.rescan_interval));
+    if (!daemon_->options_.watch) return none;
     auto on_events = [this](std::vector<PathEvent> events, bool overflow) {
       if (overflow) engine_.NotifyLocalChange();
       std::vector<std::pair<std::string, bool>> paths;
@@ -199,15 +202,18 @@ class Daemon::Running {
       if (!paths.empty()) engine_.NotifyLocalPaths(paths);
     };
     auto log = GetLogger("engine");
-    absl::StatusOr<std::unique_ptr<Watcher>> started = Watcher::Start(daemon_->options_.folder, on_events);
+    absl::StatusOr<std::unique_ptr<Watcher>> started =
+        Watcher::Start(daemon_->options_.folder, on_events, daemon_->options_.watcher);
     if (!started.ok()) {
       log->warn("no watcher ({}): relying on the scan every {}", started.status().message(),
                 absl::FormatDuration(daemon_->options_.engine.rescan_interval));
-      return;
+      return absl::StrCat(none, " (", started.status().message(), ")");
     }
     watcher_ = std::move(*started);
     engine_.set_local_event_flush([w = watcher_.get()] { w->Flush(); });
-    log->info("watching {} directories", watcher_->watched_directories());
+    const std::string watching = watcher_->Describe();
+    log->info("watching with {}", watching);
+    return watching;
   }
 
   // The local control API (history, restore, conflicts) on a socket only this user can reach.

@@ -25,6 +25,7 @@
 #include "engine/client/device_control.h"
 #include "engine/client/enrollment.h"
 #include "engine/fs/local_filesystem.h"
+#include "engine/fs/watcher.h"
 #include "engine/sync/local_index.h"
 #include "engine/sync/sync_engine.h"
 
@@ -40,7 +41,8 @@ struct DaemonOptions {
   EnrollmentRequest enrollment;
   EngineOptions engine;
   absl::Duration heartbeat = absl::Seconds(2);  // asked of the notification stream
-  bool watch = true;                             // inotify; without it, the periodic scan only
+  bool watch = true;                             // a watcher; without it, the periodic scan only
+  Watcher::Backend watcher = Watcher::Backend::kAuto;
   bool once = false;                             // sync once and return
   std::string metrics_listen;                    // host:port; empty: no /metrics
   std::string metrics_port_file;
