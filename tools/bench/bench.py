@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import tempfile
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -256,6 +257,54 @@ class CountingRelay:
 
     def close(self):
         self.sock.close()
+
+
+def tree_bytes(path):
+    """Bytes of every file below path (as allocated: what the disk holds)."""
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def stat_walk_seconds(path):
+    """A bare walk of the tree that stats every entry (find -printf of each size), timed."""
+    t0 = time.perf_counter()
+    subprocess.run(["find", path, "-printf", "%s\n"], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def run_measured(argv, timeout):
+    """Runs argv to the end; returns its stderr and its peak RSS in bytes."""
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                raise RuntimeError(f"{argv[0]} ran past {timeout} s")
+            time.sleep(0.01)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        if p.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {stderr[-2000:]}")
+        return stderr, usage.ru_maxrss * 1024
+
+
+def absl_seconds(text):
+    """Seconds of an absl duration as printed ("1.5s", "812.3ms", "1m2.5s", "950us")."""
+    total = 0.0
+    for value, unit in re.findall(r"([0-9.]+)(h|m(?!s)|s|ms|us|ns)", text):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
+    return total
 
 
 # ----- the tools --------------------------------------------------------------------------------
@@ -1047,15 +1096,24 @@ class Bench:
             t0 = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True, timeout=3600)  # first sync: untimed
             first = time.perf_counter() - t0
+            # What a file costs the engine: its index on disk, and the memory of a run that scans
+            # them all; and the scan against a bare walk that stats every entry (find).
+            index_bytes = tree_bytes(os.path.join(target, ".converge", "index.rocksdb"))
+            walk_s = min(stat_walk_seconds(target) for _ in range(3))
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
-                p = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
+                stderr, rss = run_measured(argv, timeout=600)
                 total = time.perf_counter() - t0
-                m = re.search(r"scanned (\d+) entries in ([^,]+), (\d+) files hashed", p.stderr)
+                m = re.search(r"scanned (\d+) entries in ([^,]+), (\d+) files hashed", stderr)
                 rec = {"seconds": total, "entries": int(m.group(1)), "scan": m.group(2),
-                       "files_hashed": int(m.group(3)), "first_pass_s": first}
+                       "files_hashed": int(m.group(3)), "first_pass_s": first,
+                       "index_bytes_per_file": index_bytes / count, "rss_bytes_per_file": rss / count,
+                       "engine_rss": rss, "stat_walk_s": walk_s,
+                       "scan_vs_stat_walk": absl_seconds(m.group(2)) / walk_s}
                 self.add(scenario, tool.name, rec)
-                log(f"{tool.name:14s} {'S7 rescan':32s} {total:8.3f}s scan {rec['scan']} hashed {rec['files_hashed']}")
+                log(f"{tool.name:14s} {'S7 rescan':32s} {total:8.3f}s scan {rec['scan']} hashed {rec['files_hashed']} "
+                    f"(x{rec['scan_vs_stat_walk']:.2f} a stat walk of {walk_s:.3f}s; index {rec['index_bytes_per_file']:.0f} "
+                    f"B/file, RSS {rec['rss_bytes_per_file']:.0f} B/file)")
         elif isinstance(tool, Syncthing):
             # Index the files on A alone (B paused), then time a scan that finds nothing new.
             self._pause_b(tool, True)
@@ -1570,6 +1628,9 @@ def markdown(meta, results):
                 extra = f" ({run0['files_hashed']} files hashed, scan {run0['scan']})"
             if "first_pass_s" in run0:
                 extra += f" [first pass {fmt_s(run0['first_pass_s'])}]"
+            if "scan_vs_stat_walk" in run0:
+                extra += (f"; scan x{run0['scan_vs_stat_walk']:.2f} a stat walk ({fmt_s(run0['stat_walk_s'])}); per file: "
+                          f"index {run0['index_bytes_per_file']:.0f} B, engine RSS {run0['rss_bytes_per_file']:.0f} B")
             if "ingest_mb_per_s" in run0:
                 extra = (f" ({run0['ingest_mb_per_s']:.0f} MB/s new chunk data; "
                          f"{run0['commits_per_s']:.0f} commits/s, p50 {run0['commit_p50_ms']:.2f} ms)")
