@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "common/base/logging.h"
 #include "common/base/random_id.h"
 #include "common/base/status_macros.h"
@@ -72,7 +74,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
   CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
     if (!syncable_ || syncable_(path)) walked.emplace_back(path, st);
   }));
-  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
   return result;
 }
 
@@ -122,7 +124,7 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
     if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
   }
   std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
-  CONVERGE_RETURN_IF_ERROR(Compare(walked, known, &result));
+  CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
   return result;
 }
 
@@ -191,19 +193,24 @@ class Scanner::Comparison {
   Comparison(Scanner* scanner, const IgnoreRules& rules, ScanResult* result)
       : scanner_(scanner), rules_(rules), result_(*result) {}
 
-  void Filter(const std::vector<std::pair<std::string, LocalStat>>& all_walked,
-              const std::map<std::string, IndexEntry>& all_known) {
-    walked_.reserve(all_walked.size());
-    for (const auto& w : all_walked) {
-      if (rules_.Ignored(w.first, w.second.kind == FileKind::kDirectory)) {
-        ++result_.ignored;
+  // Filter takes what was walked and what the index knows (moved in, not copied: a folder's
+  // whole listing is held once), less what the ignore rules leave out.
+  void Filter(std::vector<std::pair<std::string, LocalStat>> all_walked, std::map<std::string, IndexEntry> all_known) {
+    walked_ = std::move(all_walked);
+    const auto ignored = std::remove_if(walked_.begin(), walked_.end(), [&](const auto& w) {
+      return rules_.Ignored(w.first, w.second.kind == FileKind::kDirectory);
+    });
+    result_.ignored += static_cast<uint64_t>(walked_.end() - ignored);
+    walked_.erase(ignored, walked_.end());
+    seen_.reserve(walked_.size());
+    for (const auto& w : walked_) seen_.insert(w.first);  // views into walked_, which stays as it is
+    known_ = std::move(all_known);
+    for (auto it = known_.begin(); it != known_.end();) {
+      if (rules_.Ignored(it->first, it->second.version.kind == FileKind::kDirectory)) {
+        it = known_.erase(it);
       } else {
-        walked_.push_back(w);
-        seen_.insert(w.first);
+        ++it;
       }
-    }
-    for (const auto& [path, e] : all_known) {
-      if (!rules_.Ignored(path, e.version.kind == FileKind::kDirectory)) known_.emplace(path, e);
     }
     result_.entries_seen = walked_.size();
     // Moves: a known file that is gone from its path, found again at a new path by its inode
@@ -408,7 +415,7 @@ class Scanner::Comparison {
   ScanResult& result_;
   std::vector<std::pair<std::string, LocalStat>> walked_;
   std::map<std::string, IndexEntry> known_;
-  absl::flat_hash_set<std::string> seen_;
+  absl::flat_hash_set<absl::string_view> seen_;  // the paths of walked_
   absl::flat_hash_map<uint64_t, const IndexEntry*> gone_by_inode_;
   absl::flat_hash_map<std::string, const IndexEntry*> gone_by_content_;
   absl::flat_hash_set<std::string> moved_away_;  // paths whose tombstone follows their move
@@ -418,10 +425,10 @@ class Scanner::Comparison {
 
 std::string Scanner::NewFileId() { return new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes); }
 
-absl::Status Scanner::Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
-                              const std::map<std::string, IndexEntry>& known, ScanResult* result) {
+absl::Status Scanner::Compare(std::vector<std::pair<std::string, LocalStat>> walked,
+                              std::map<std::string, IndexEntry> known, ScanResult* result) {
   Comparison comparison(this, IgnoreRulesNow(), result);
-  comparison.Filter(walked, known);
+  comparison.Filter(std::move(walked), std::move(known));
   for (const auto& [path, st] : comparison.walked()) {
     CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
     if (change_sink_ && comparison.in_order() && result->changes.size() >= change_every_) {

@@ -123,8 +123,8 @@ class Scanner {
   std::string NewFileId();
   // Compare turns what is on disk (`walked`, parents before children) and what the index knows
   // of the same part of the tree (`known`, live entries) into changes.
-  absl::Status Compare(const std::vector<std::pair<std::string, LocalStat>>& walked,
-                       const std::map<std::string, IndexEntry>& known, ScanResult* result);
+  absl::Status Compare(std::vector<std::pair<std::string, LocalStat>> walked,
+                       std::map<std::string, IndexEntry> known, ScanResult* result);
 
   Filesystem* const fs_;
   LocalIndex* const index_;
