@@ -139,8 +139,9 @@ class Filesystem {
   virtual ~Filesystem() = default;
 
   // Walk calls fn for every regular file, directory and symlink below directory `under` ("" =
-  // the root; not `under` itself): a directory's entries in name order, every directory before
-  // what it holds; symlinks are not followed. Skips the engine's reserved folder, special files
+  // the root; not `under` itself), in byte order of their paths (the index's order: a directory
+  // comes before what it holds, which comes where "dir/" sorts among its siblings, after
+  // "dir-x" and "dir.txt"); symlinks are not followed. Skips the engine's reserved folder, special files
   // and names no other device could take. NotFound if `under` is not a directory. Walk and
   // RootIntact may run on another thread beside the engine's (its verifying scan).
   virtual absl::Status Walk(const std::string& under,

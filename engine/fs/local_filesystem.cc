@@ -613,52 +613,67 @@ absl::StatusOr<int> LocalFilesystem::OpenDirBeneath(const std::string& rel) {
 
 absl::Status LocalFilesystem::Walk(
     const std::string& under, const std::function<void(const std::string&, const LocalStat&)>& fn) {
-  struct Pending {
-    std::string rel;
-    int fd;
+  // Paths come out in byte order: a directory's entries sorted, each subdirectory's contents
+  // where "name/" sorts among them (after "name-x" and "name.txt"). One open directory and one
+  // sorted listing per level of the path being walked.
+  struct Item {
+    std::string key;  // the name, or "name/" for what the directory holds
+    LocalStat st;
   };
-  std::vector<Pending> stack;
+  struct Level {
+    std::string rel;
+    DIR* dir;
+    std::vector<Item> items;
+    size_t next = 0;
+  };
+  std::vector<Level> stack;
+  absl::Status status;
+  auto descend = [&](const std::string& rel, int fd) {
+    DIR* d = fdopendir(fd);
+    if (d == nullptr) {
+      close(fd);
+      if (status.ok()) status = Errno("list", rel);
+      return;
+    }
+    Level level{rel, d, {}, 0};
+    while (struct dirent* e = readdir(d)) {
+      const absl::string_view name = e->d_name;
+      if (name == "." || name == ".." || (rel.empty() && name == kStateDirName)) continue;
+      struct stat st;
+      const std::string n(name);
+      if (fstatat(dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced
+      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) continue;  // devices, fifos
+      if (!ValidateRelativePath(rel.empty() ? n : absl::StrCat(rel, "/", n)).ok()) continue;  // no other device could take it
+      level.items.push_back(Item{n, FromStat(st)});
+      if (S_ISDIR(st.st_mode)) level.items.push_back(Item{n + "/", LocalStat{}});
+    }
+    std::sort(level.items.begin(), level.items.end(), [](const Item& a, const Item& b) { return a.key < b.key; });
+    stack.push_back(std::move(level));
+  };
   // A fresh open file description: a dup() would share the directory offset of the last walk.
   const int top = under.empty() ? ReopenRoot() : OpenBeneath(root_fd_, under, O_RDONLY | O_DIRECTORY);
   if (top < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(absl::StrCat("no directory ", under));
     return Errno("open directory", under);
   }
-  stack.push_back({under, top});
-  absl::Status status;
+  descend(under, top);
   while (!stack.empty()) {
-    Pending dir = std::move(stack.back());
-    stack.pop_back();
-    DIR* d = fdopendir(dir.fd);
-    if (d == nullptr) {
-      close(dir.fd);
-      if (status.ok()) status = Errno("list", dir.rel);
+    Level& level = stack.back();
+    if (level.next == level.items.size()) {
+      closedir(level.dir);
+      stack.pop_back();
       continue;
     }
-    std::vector<std::string> names;
-    while (struct dirent* e = readdir(d)) {
-      const absl::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (dir.rel.empty() && name == kStateDirName) continue;
-      names.emplace_back(name);
+    const Item& item = level.items[level.next++];
+    const bool holds = item.key.back() == '/';
+    const std::string name = holds ? item.key.substr(0, item.key.size() - 1) : item.key;
+    std::string rel = level.rel.empty() ? name : absl::StrCat(level.rel, "/", name);
+    if (!holds) {
+      fn(rel, item.st);
+      continue;
     }
-    std::sort(names.begin(), names.end());
-    std::vector<Pending> children;
-    for (const std::string& name : names) {
-      struct stat st;
-      if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced
-      if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) continue;  // devices, fifos
-      const std::string rel = dir.rel.empty() ? name : absl::StrCat(dir.rel, "/", name);
-      if (!ValidateRelativePath(rel).ok()) continue;  // a name no other device could take
-      fn(rel, FromStat(st));
-      if (S_ISDIR(st.st_mode)) {
-        int child = openat(dirfd(d), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child >= 0) children.push_back({rel, child});
-      }
-    }
-    closedir(d);
-    // Depth-first, in name order.
-    for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(std::move(*it));
+    const int child = openat(dirfd(level.dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child >= 0) descend(rel, child);  // `level` may move: not used after this
   }
   return status;
 }

@@ -32,9 +32,11 @@ TEST(LocalFilesystemTest, WalkIsRepeatableSkipsStateDirAndDoesNotFollowSymlinks)
   ASSERT_EQ(symlink("/etc", (root + "/link").c_str()), 0);
   auto fs = LocalFilesystem::Open(root);
   ASSERT_TRUE(fs.ok()) << fs.status();
-  // Each directory's entries in name order, a directory before what it holds; the symlink is an
-  // entry of its own, not the directory it points to.
-  const std::vector<std::string> want = {"a", "b.txt", "link", "a/x.txt"};
+  WriteFile(root + "/a-b", "sorts before a/");
+  WriteFile(root + "/a.txt", "so does this");
+  // In byte order of the paths (the index's): a directory before what it holds, which comes
+  // where "a/" sorts; the symlink is an entry of its own, not the directory it points to.
+  const std::vector<std::string> want = {"a", "a-b", "a.txt", "a/x.txt", "b.txt", "link"};
   EXPECT_EQ(WalkPaths(fs->get()), want);
   // A second walk sees the same tree (regression: a shared directory offset made it empty).
   EXPECT_EQ(WalkPaths(fs->get()), want);

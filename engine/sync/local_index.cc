@@ -146,6 +146,37 @@ absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)
   return ForEachLiveWithPrefix("p:", fn);
 }
 
+LocalIndex::LiveCursor::LiveCursor(LocalIndex* index) : index_(index), upper_("p;"), bound_(upper_) {
+  index_->db_mu_.ReaderLock();
+}
+
+LocalIndex::LiveCursor::~LiveCursor() {
+  it_.reset();
+  index_->db_mu_.ReaderUnlock();
+}
+
+absl::Status LocalIndex::LiveCursor::Next() {
+  if (it_ == nullptr) return absl::FailedPreconditionError("the cursor is not open");
+  if (valid_) it_->Next();
+  valid_ = false;
+  if (!it_->Valid()) return Rocks(it_->status(), "scan index");
+  CONVERGE_ASSIGN_OR_RETURN(entry_, DecodeEntry(View(it_->value())));
+  valid_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LocalIndex::LiveCursor>> LocalIndex::Live() {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::unique_ptr<LiveCursor> cursor(new LiveCursor(this));
+  if (db_ == nullptr) return absl::UnavailableError("the index is being reopened after a write error");
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &cursor->bound_;  // past "p:" (':' + 1): no deletion markers beyond
+  cursor->it_.reset(db_->NewIterator(options));
+  cursor->it_->Seek("p:");
+  CONVERGE_RETURN_IF_ERROR(cursor->Next());
+  return cursor;
+}
+
 absl::Status LocalIndex::ForEachLiveUnder(const std::string& dir,
                                           const std::function<void(const IndexEntry&)>& fn) {
   return ForEachLiveWithPrefix(PathKey(absl::StrCat(dir, "/")), fn);

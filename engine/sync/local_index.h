@@ -48,6 +48,28 @@ class LocalIndex {
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
   // ForEachLive calls fn for every entry that is not a tombstone, in path order.
   absl::Status ForEachLive(const std::function<void(const IndexEntry&)>& fn);
+  // LiveCursor reads the live entries in path order one at a time, for a caller that walks
+  // something else beside them (the verifying scan, the folder). The database stays open while
+  // it lives; it may be used on another thread than the engine's.
+  class LiveCursor {
+   public:
+    ~LiveCursor();
+    bool Valid() const { return valid_; }
+    const IndexEntry& entry() const { return entry_; }
+    // Next moves to the next entry (an error leaves the cursor invalid).
+    absl::Status Next();
+
+   private:
+    friend class LocalIndex;
+    explicit LiveCursor(LocalIndex* index);
+    LocalIndex* const index_;
+    std::string upper_;
+    rocksdb::Slice bound_;
+    std::unique_ptr<rocksdb::Iterator> it_;
+    IndexEntry entry_;
+    bool valid_ = false;
+  };
+  absl::StatusOr<std::unique_ptr<LiveCursor>> Live();
   // ForEachLiveUnder calls fn for every live entry below directory `dir` (not dir itself).
   absl::Status ForEachLiveUnder(const std::string& dir, const std::function<void(const IndexEntry&)>& fn);
   uint64_t cursor() const { return cursor_; }

@@ -130,31 +130,56 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
 
 absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& rules) const {
   CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  absl::flat_hash_map<std::string, LocalStat> walked;
-  CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
-    if ((!syncable_ || syncable_(path)) && !rules.Ignored(path, st.kind == FileKind::kDirectory)) {
-      walked.emplace(path, st);
-    }
-  }));
+  // The folder's walk and the index's entries, both in path order, side by side: nothing is
+  // held per file but the suspects.
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalIndex::LiveCursor> known, index_->Live());
   std::vector<std::string> suspects;
   absl::flat_hash_set<std::string> dirs;  // suspects that are (or were) directories
   auto suspect = [&](const std::string& path, bool dir) {
     suspects.push_back(path);
     if (dir) dirs.insert(path);
   };
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
-    const bool was_dir = e.version.kind == FileKind::kDirectory;
-    if (rules.Ignored(e.version.path, was_dir)) return;
-    auto it = walked.find(e.version.path);
-    if (it == walked.end()) {
-      suspect(e.version.path, was_dir);  // gone
+  auto was_dir = [](const IndexEntry& e) { return e.version.kind == FileKind::kDirectory; };
+  // Entries the index has before `path` (all that are left if it is empty) are gone.
+  auto gone_before = [&](const std::string& path) -> absl::Status {
+    while (known->Valid() && (path.empty() || known->entry().version.path < path)) {
+      const IndexEntry& e = known->entry();
+      if (!rules.Ignored(e.version.path, was_dir(e))) suspect(e.version.path, was_dir(e));
+      CONVERGE_RETURN_IF_ERROR(known->Next());
+    }
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  std::string last;
+  absl::Status walked = fs_->Walk([&](const std::string& path, const LocalStat& st) {
+    if (!status.ok()) return;
+    if (!last.empty() && path <= last) {
+      status = absl::InternalError(absl::StrCat("the walk came to '", path, "' after '", last, "'"));
       return;
     }
-    const LocalStat& st = it->second;
-    if (!UnchangedByStat(e, st)) suspect(e.version.path, was_dir || st.kind == FileKind::kDirectory);
-    walked.erase(it);
-  }));
-  for (const auto& [path, st] : walked) suspect(path, st.kind == FileKind::kDirectory);  // new
+    last = path;
+    status = gone_before(path);
+    if (!status.ok()) return;
+    const bool is_dir = st.kind == FileKind::kDirectory;
+    const bool counts = (!syncable_ || syncable_(path)) && !rules.Ignored(path, is_dir);
+    if (!known->Valid() || known->entry().version.path != path) {
+      if (counts) suspect(path, is_dir);  // new
+      return;
+    }
+    const IndexEntry& e = known->entry();
+    if (rules.Ignored(path, was_dir(e))) {
+      if (counts) suspect(path, is_dir);  // new to the synced set (its kind changed how it is ruled)
+    } else if (!counts) {
+      suspect(path, was_dir(e));  // gone from it
+    } else if (!UnchangedByStat(e, st)) {
+      suspect(path, was_dir(e) || is_dir);
+    }
+    status = known->Next();
+  });
+  CONVERGE_RETURN_IF_ERROR(walked);
+  CONVERGE_RETURN_IF_ERROR(status);
+  CONVERGE_RETURN_IF_ERROR(gone_before(""));
+  known.reset();
   std::sort(suspects.begin(), suspects.end());
   std::vector<std::string> named;
   for (std::string& path : suspects) {

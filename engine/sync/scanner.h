@@ -75,7 +75,8 @@ class Scanner {
   // Suspects: what a full scan would look at closer, told by stat alone (no file is read): the
   // paths that are new, gone, of another kind, or a file or symlink whose stat is not the
   // index's trusted one. Below a suspect directory only the directory is named (a targeted scan
-  // of it looks at everything it holds). It only walks the folder and reads the index, so the
+  // of it looks at everything it holds). It walks the folder and reads the index side by side,
+  // both in path order, holding nothing per file but the suspects. It only reads, so the
   // engine runs it on a thread of its own while it goes on syncing (the verifying scan beside
   // the rounds): a path that changes meanwhile is at worst named needlessly, and ScanPaths judges
   // each one. `rules` are the folder's ignore rules (ignore_rules(), taken on the engine's

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/str_join.h"
 #include "engine/fs/local_filesystem.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
@@ -180,6 +181,27 @@ TEST_F(ScannerTest, ARewriteWithTheSameBytesIsAnMtimeChangeOnly) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->changes.empty());
   EXPECT_EQ(again->refreshed.size(), 1u);
+}
+
+TEST_F(ScannerTest, SuspectsComeFromTheFolderAndTheIndexReadSideBySide) {
+  // Names on both sides of "a/" in byte order, and a deeper tree.
+  for (const char* path : {"a/x", "a-b", "a.txt", "a0", "a b", "z/1/2/3"}) WriteFile(root_ + "/" + path, path);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok());
+  Accept(*first, 1);
+  auto none = scanner.Suspects(scanner.ignore_rules());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty()) << absl::StrJoin(*none, ", ");
+
+  std::filesystem::remove(root_ + "/a.txt");
+  WriteFile(root_ + "/a/y", "new");
+  WriteFile(root_ + "/a-b", "edited, longer");
+  std::filesystem::remove_all(root_ + "/z/1/2");
+  WriteFile(root_ + "/zz", "last");
+  auto suspects = scanner.Suspects(scanner.ignore_rules());
+  ASSERT_TRUE(suspects.ok()) << suspects.status();
+  EXPECT_EQ(*suspects, (std::vector<std::string>{"a-b", "a.txt", "a/y", "z/1/2", "zz"}));
 }
 
 TEST_F(ScannerTest, SuspectsAreWhatAFullScanWouldFindChangedToldByStatAlone) {

@@ -165,22 +165,10 @@ absl::Status MemFilesystem::Walk(const std::string& under,
       std::shared_ptr<Inode> top = Lookup(under);
       if (top == nullptr || !top->dir) return absl::NotFoundError(absl::StrCat("no directory ", under));
     }
-    // As LocalFilesystem: a directory's entries in name order, then its subdirectories' (depth
-    // first, in name order).
-    std::vector<std::string> stack = {under};
-    while (!stack.empty()) {
-      const std::string dir = stack.back();
-      stack.pop_back();
-      std::vector<std::string> children;
-      ForEachBelow(names_, dir, [&](Names::iterator it) {
-        const std::string rest = dir.empty() ? it->first : it->first.substr(dir.size() + 1);
-        if (rest.find('/') != std::string::npos) return;
-        if (!ValidateRelativePath(it->first).ok()) return;
-        found.emplace_back(it->first, StatOf(*it->second));
-        if (it->second->dir) children.push_back(it->first);
-      });
-      for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(*it);
-    }
+    // As LocalFilesystem: every path below `under` in byte order (the map's).
+    ForEachBelow(names_, under, [&](Names::iterator it) {
+      if (ValidateRelativePath(it->first).ok()) found.emplace_back(it->first, StatOf(*it->second));
+    });
   }
   for (const auto& [path, st] : found) fn(path, st);
   return absl::OkStatus();

@@ -279,24 +279,29 @@ def stat_walk_seconds(path):
 
 
 def run_measured(argv, timeout):
-    """Runs argv to the end; returns its stderr and its peak RSS in bytes."""
+    """Runs argv to the end; returns its stderr and its peak RSS in bytes (VmHWM, read while it
+    runs: a child's ru_maxrss starts from its parent's, this harness's, at the fork)."""
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid == p.pid:
-                break
+        peak = 0
+        while p.poll() is None:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                pass
             if time.monotonic() > deadline:
                 p.kill()
                 raise RuntimeError(f"{argv[0]} ran past {timeout} s")
-            time.sleep(0.01)
-        p.returncode = os.waitstatus_to_exitcode(status)
+            time.sleep(0.005)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
         if p.returncode != 0:
             raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {stderr[-2000:]}")
-        return stderr, usage.ru_maxrss * 1024
+        return stderr, peak
 
 
 def absl_seconds(text):
@@ -1100,6 +1105,12 @@ class Bench:
             # them all; and the scan against a bare walk that stats every entry (find).
             index_bytes = tree_bytes(os.path.join(target, ".converge", "index.rocksdb"))
             walk_s = min(stat_walk_seconds(target) for _ in range(3))
+            # The verifying scan a running engine makes every --rescan_interval (the engine is
+            # not running: converge-bench runs it alone), best of three.
+            verifies = [json.loads(subprocess.run([f"{BIN}/tools/bench/converge-bench", "verify", f"--folder={target}"],
+                                                  check=True, capture_output=True, text=True, timeout=600).stdout)
+                        for _ in range(3)]
+            verify = min(verifies, key=lambda v: v["seconds"])
             for _ in range(self.cfg["reps"]):
                 t0 = time.perf_counter()
                 stderr, rss = run_measured(argv, timeout=600)
@@ -1109,11 +1120,14 @@ class Bench:
                        "files_hashed": int(m.group(3)), "first_pass_s": first,
                        "index_bytes_per_file": index_bytes / count, "rss_bytes_per_file": rss / count,
                        "engine_rss": rss, "stat_walk_s": walk_s,
-                       "scan_vs_stat_walk": absl_seconds(m.group(2)) / walk_s}
+                       "scan_vs_stat_walk": absl_seconds(m.group(2)) / walk_s,
+                       "verify_s": verify["seconds"], "verify_vs_stat_walk": verify["seconds"] / walk_s,
+                       "verify_rss_bytes_per_file": verify["max_rss_bytes"] / count}
                 self.add(scenario, tool.name, rec)
                 log(f"{tool.name:14s} {'S7 rescan':32s} {total:8.3f}s scan {rec['scan']} hashed {rec['files_hashed']} "
                     f"(x{rec['scan_vs_stat_walk']:.2f} a stat walk of {walk_s:.3f}s; index {rec['index_bytes_per_file']:.0f} "
-                    f"B/file, RSS {rec['rss_bytes_per_file']:.0f} B/file)")
+                    f"B/file, RSS {rec['rss_bytes_per_file']:.0f} B/file; verifying scan {verify['seconds']:.3f}s "
+                    f"x{rec['verify_vs_stat_walk']:.2f}, RSS {rec['verify_rss_bytes_per_file']:.0f} B/file)")
         elif isinstance(tool, Syncthing):
             # Index the files on A alone (B paused), then time a scan that finds nothing new.
             self._pause_b(tool, True)
@@ -1631,6 +1645,9 @@ def markdown(meta, results):
             if "scan_vs_stat_walk" in run0:
                 extra += (f"; scan x{run0['scan_vs_stat_walk']:.2f} a stat walk ({fmt_s(run0['stat_walk_s'])}); per file: "
                           f"index {run0['index_bytes_per_file']:.0f} B, engine RSS {run0['rss_bytes_per_file']:.0f} B")
+            if "verify_s" in run0:
+                extra += (f"; verifying scan {fmt_s(run0['verify_s'])}, x{run0['verify_vs_stat_walk']:.2f} the stat walk, "
+                          f"RSS {run0['verify_rss_bytes_per_file']:.0f} B a file")
             if "ingest_mb_per_s" in run0:
                 extra = (f" ({run0['ingest_mb_per_s']:.0f} MB/s new chunk data; "
                          f"{run0['commits_per_s']:.0f} commits/s, p50 {run0['commit_p50_ms']:.2f} ms)")
