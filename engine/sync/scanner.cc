@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/base/logging.h"
 #include "common/base/random_id.h"
@@ -67,14 +68,52 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
   ScanResult result;
   result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
 
-  std::map<std::string, IndexEntry> known;  // live entries only
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) { known.emplace(e.version.path, e); }));
-
-  std::vector<std::pair<std::string, LocalStat>> walked;
+  // The folder's walk and the index's live entries side by side, both in path order: an entry
+  // its stat shows unchanged is settled at once; only what differs, and what is gone, is kept
+  // for the comparison (a new path may be a gone one moved, so they are compared whole).
+  const IgnoreRules& rules = IgnoreRulesNow();
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalIndex::LiveCursor> cursor, index_->Live());
+  std::vector<std::pair<std::string, LocalStat>> walked;  // what differs
+  std::map<std::string, IndexEntry> known;                // its entries, and those gone
+  uint64_t unchanged = 0;
+  auto keep_before = [&](const std::string& path) -> absl::Status {  // empty: all that are left
+    while (cursor->Valid() && (path.empty() || cursor->entry().version.path < path)) {
+      known.emplace(cursor->entry().version.path, cursor->entry());
+      CONVERGE_RETURN_IF_ERROR(cursor->Next());
+    }
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  std::string last;
   CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
-    if (!syncable_ || syncable_(path)) walked.emplace_back(path, st);
+    if (!status.ok()) return;
+    if (!last.empty() && path <= last) {
+      status = absl::InternalError(absl::StrCat("the walk came to '", path, "' after '", last, "'"));
+      return;
+    }
+    last = path;
+    status = keep_before(path);
+    if (!status.ok()) return;
+    const bool syncable = !syncable_ || syncable_(path);
+    const bool matched = cursor->Valid() && cursor->entry().version.path == path;
+    if (matched && syncable && cursor->entry().version.kind == st.kind && UnchangedByStat(cursor->entry(), st)) {
+      // Nothing to compare: counted as the comparison would count it.
+      if (rules.Ignored(path, st.kind == FileKind::kDirectory)) {
+        ++result.ignored;
+      } else {
+        ++unchanged;
+      }
+    } else {
+      if (syncable) walked.emplace_back(path, st);
+      if (matched) known.emplace(path, cursor->entry());
+    }
+    if (matched) status = cursor->Next();
   }));
+  CONVERGE_RETURN_IF_ERROR(status);
+  CONVERGE_RETURN_IF_ERROR(keep_before(""));
+  cursor.reset();
   CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
+  result.entries_seen += unchanged;
   return result;
 }
 

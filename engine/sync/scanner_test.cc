@@ -183,13 +183,26 @@ TEST_F(ScannerTest, ARewriteWithTheSameBytesIsAnMtimeChangeOnly) {
   EXPECT_EQ(again->refreshed.size(), 1u);
 }
 
-TEST_F(ScannerTest, SuspectsComeFromTheFolderAndTheIndexReadSideBySide) {
+TEST_F(ScannerTest, ScansReadTheFolderAndTheIndexSideBySide) {
   // Names on both sides of "a/" in byte order, and a deeper tree.
-  for (const char* path : {"a/x", "a-b", "a.txt", "a0", "a b", "z/1/2/3"}) WriteFile(root_ + "/" + path, path);
+  for (const char* path : {"a/x", "a-b", "a.txt", "a0", "a b", "z/1/2/3", "old.log"}) {
+    WriteFile(root_ + "/" + path, path);
+  }
   Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->changes.size(), 11u);
   Accept(*first, 1);
+  // A full scan settles what its stat shows unchanged as it walks, and counts it as before.
+  WriteFile(root_ + "/.convergeignore", "*.log\n");
+  auto second = scanner.Scan();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->changes.size(), 1u);
+  EXPECT_EQ(second->changes[0].version.path, ".convergeignore");
+  EXPECT_EQ(second->entries_seen, 11u);  // a a/x a-b a.txt a0 "a b" z z/1 z/1/2 z/1/2/3 .convergeignore
+  EXPECT_EQ(second->ignored, 1u);        // old.log: synced before the rule, neither sent nor deleted
+  Accept(*second, 2);
+
   auto none = scanner.Suspects(scanner.ignore_rules());
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty()) << absl::StrJoin(*none, ", ");
