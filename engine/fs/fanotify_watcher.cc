@@ -60,7 +60,7 @@ class FanotifyWatcher : public Watcher {
   const int mount_fd_;  // for open_by_handle_at
   const std::string real_root_;
   // Directory handle -> its path below the root; nullopt: outside. Forgotten whenever a
-  // directory moves or goes (its path, and those below it, may have changed).
+  // directory of the folder moves or goes (its path, and those below it, may have changed).
   absl::flat_hash_map<std::string, std::optional<std::string>> dirs_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -101,10 +101,12 @@ void FanotifyWatcher::ReadQueue(Batch* batch) {
 void FanotifyWatcher::Handle(Batch* batch, uint64_t mask, struct file_handle* dir, const char* name) {
   const bool is_dir = (mask & FAN_ONDIR) != 0;
   std::optional<std::string> parent = DirPath(dir);
+  if (!parent.has_value()) return;  // elsewhere on the filesystem (or gone)
+  // A directory of the folder moved or went: the paths remembered below it may be stale. (One
+  // elsewhere changes no path in the folder: the rest of the filesystem's churn costs a lookup.)
   if (is_dir && (mask & (FAN_MOVED_FROM | FAN_MOVED_TO | FAN_DELETE | FAN_MOVE_SELF | FAN_DELETE_SELF))) {
     dirs_.clear();
   }
-  if (!parent.has_value()) return;
   const bool itself = name == nullptr || name[0] == '\0' || absl::string_view(name) == ".";
   if (itself) {
     // The directory itself (its attributes): reported, as inotify's watch on it would be.

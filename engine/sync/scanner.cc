@@ -1,7 +1,9 @@
 #include "engine/sync/scanner.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -63,55 +65,70 @@ bool RenamedFrom(const IndexEntry& e, const LocalStat& st) {
          (st.mode & 0777) == (e.version.mode & 0777);
 }
 
-absl::StatusOr<ScanResult> Scanner::Scan() {
-  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  ScanResult result;
-  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+namespace {
 
-  // The folder's walk and the index's live entries side by side, both in path order: an entry
-  // its stat shows unchanged is settled at once; only what differs, and what is gone, is kept
-  // for the comparison (a new path may be a gone one moved, so they are compared whole).
-  const IgnoreRules& rules = IgnoreRulesNow();
-  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalIndex::LiveCursor> cursor, index_->Live());
-  std::vector<std::pair<std::string, LocalStat>> walked;  // what differs
-  std::map<std::string, IndexEntry> known;                // its entries, and those gone
-  uint64_t unchanged = 0;
-  auto keep_before = [&](const std::string& path) -> absl::Status {  // empty: all that are left
-    while (cursor->Valid() && (path.empty() || cursor->entry().version.path < path)) {
-      known.emplace(cursor->entry().version.path, cursor->entry());
-      CONVERGE_RETURN_IF_ERROR(cursor->Next());
+// SideBySide walks the folder and the index's live entries together, both in path order:
+// `walked` gets each walked path with the index's entry of that path (nullptr: none),
+// `only_known` each entry the walk did not come to. A walk out of order is an error.
+absl::Status SideBySide(Filesystem* fs, LocalIndex* index, const std::function<void(const IndexEntry&)>& only_known,
+                        const std::function<void(const std::string&, const LocalStat&, const IndexEntry*)>& walked) {
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalIndex::LiveCursor> known, index->Live());
+  auto known_before = [&](const std::string& path) -> absl::Status {  // empty: all that are left
+    while (known->Valid() && (path.empty() || known->entry().version.path < path)) {
+      only_known(known->entry());
+      CONVERGE_RETURN_IF_ERROR(known->Next());
     }
     return absl::OkStatus();
   };
   absl::Status status;
   std::string last;
-  CONVERGE_RETURN_IF_ERROR(fs_->Walk([&](const std::string& path, const LocalStat& st) {
+  CONVERGE_RETURN_IF_ERROR(fs->Walk([&](const std::string& path, const LocalStat& st) {
     if (!status.ok()) return;
     if (!last.empty() && path <= last) {
       status = absl::InternalError(absl::StrCat("the walk came to '", path, "' after '", last, "'"));
       return;
     }
     last = path;
-    status = keep_before(path);
+    status = known_before(path);
     if (!status.ok()) return;
-    const bool syncable = !syncable_ || syncable_(path);
-    const bool matched = cursor->Valid() && cursor->entry().version.path == path;
-    if (matched && syncable && cursor->entry().version.kind == st.kind && UnchangedByStat(cursor->entry(), st)) {
-      // Nothing to compare: counted as the comparison would count it.
-      if (rules.Ignored(path, st.kind == FileKind::kDirectory)) {
-        ++result.ignored;
-      } else {
-        ++unchanged;
-      }
-    } else {
-      if (syncable) walked.emplace_back(path, st);
-      if (matched) known.emplace(path, cursor->entry());
-    }
-    if (matched) status = cursor->Next();
+    const bool matched = known->Valid() && known->entry().version.path == path;
+    walked(path, st, matched ? &known->entry() : nullptr);
+    if (matched) status = known->Next();
   }));
   CONVERGE_RETURN_IF_ERROR(status);
-  CONVERGE_RETURN_IF_ERROR(keep_before(""));
-  cursor.reset();
+  return known_before("");
+}
+
+}  // namespace
+
+absl::StatusOr<ScanResult> Scanner::Scan() {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  // The folder's walk and the index's live entries side by side: an entry its stat shows
+  // unchanged is settled at once; only what differs, and what is gone, is kept for the
+  // comparison (a new path may be a gone one moved, so they are compared whole).
+  const IgnoreRules& rules = IgnoreRulesNow();
+  std::vector<std::pair<std::string, LocalStat>> walked;  // what differs
+  std::map<std::string, IndexEntry> known;                // its entries, and those gone
+  uint64_t unchanged = 0;
+  CONVERGE_RETURN_IF_ERROR(SideBySide(
+      fs_, index_, [&](const IndexEntry& gone) { known.emplace(gone.version.path, gone); },
+      [&](const std::string& path, const LocalStat& st, const IndexEntry* entry) {
+        const bool syncable = !syncable_ || syncable_(path);
+        if (entry != nullptr && syncable && entry->version.kind == st.kind && UnchangedByStat(*entry, st)) {
+          // Nothing to compare: counted as the comparison would count it.
+          if (rules.Ignored(path, st.kind == FileKind::kDirectory)) {
+            ++result.ignored;
+          } else {
+            ++unchanged;
+          }
+          return;
+        }
+        if (syncable) walked.emplace_back(path, st);
+        if (entry != nullptr) known.emplace(path, *entry);
+      }));
   CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
   result.entries_seen += unchanged;
   return result;
@@ -169,9 +186,8 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
 
 absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& rules) const {
   CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  // The folder's walk and the index's entries, both in path order, side by side: nothing is
-  // held per file but the suspects.
-  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalIndex::LiveCursor> known, index_->Live());
+  // The folder's walk and the index's entries side by side: nothing is held per file but the
+  // suspects.
   std::vector<std::string> suspects;
   absl::flat_hash_set<std::string> dirs;  // suspects that are (or were) directories
   auto suspect = [&](const std::string& path, bool dir) {
@@ -179,46 +195,22 @@ absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& ru
     if (dir) dirs.insert(path);
   };
   auto was_dir = [](const IndexEntry& e) { return e.version.kind == FileKind::kDirectory; };
-  // Entries the index has before `path` (all that are left if it is empty) are gone.
-  auto gone_before = [&](const std::string& path) -> absl::Status {
-    while (known->Valid() && (path.empty() || known->entry().version.path < path)) {
-      const IndexEntry& e = known->entry();
-      if (!rules.Ignored(e.version.path, was_dir(e))) suspect(e.version.path, was_dir(e));
-      CONVERGE_RETURN_IF_ERROR(known->Next());
-    }
-    return absl::OkStatus();
-  };
-  absl::Status status;
-  std::string last;
-  absl::Status walked = fs_->Walk([&](const std::string& path, const LocalStat& st) {
-    if (!status.ok()) return;
-    if (!last.empty() && path <= last) {
-      status = absl::InternalError(absl::StrCat("the walk came to '", path, "' after '", last, "'"));
-      return;
-    }
-    last = path;
-    status = gone_before(path);
-    if (!status.ok()) return;
-    const bool is_dir = st.kind == FileKind::kDirectory;
-    const bool counts = (!syncable_ || syncable_(path)) && !rules.Ignored(path, is_dir);
-    if (!known->Valid() || known->entry().version.path != path) {
-      if (counts) suspect(path, is_dir);  // new
-      return;
-    }
-    const IndexEntry& e = known->entry();
-    if (rules.Ignored(path, was_dir(e))) {
-      if (counts) suspect(path, is_dir);  // new to the synced set (its kind changed how it is ruled)
-    } else if (!counts) {
-      suspect(path, was_dir(e));  // gone from it
-    } else if (!UnchangedByStat(e, st)) {
-      suspect(path, was_dir(e) || is_dir);
-    }
-    status = known->Next();
-  });
-  CONVERGE_RETURN_IF_ERROR(walked);
-  CONVERGE_RETURN_IF_ERROR(status);
-  CONVERGE_RETURN_IF_ERROR(gone_before(""));
-  known.reset();
+  CONVERGE_RETURN_IF_ERROR(SideBySide(
+      fs_, index_,
+      [&](const IndexEntry& gone) {
+        if (!rules.Ignored(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
+      },
+      [&](const std::string& path, const LocalStat& st, const IndexEntry* e) {
+        const bool is_dir = st.kind == FileKind::kDirectory;
+        const bool counts = (!syncable_ || syncable_(path)) && !rules.Ignored(path, is_dir);
+        if (e == nullptr || rules.Ignored(path, was_dir(*e))) {
+          if (counts) suspect(path, is_dir);  // new (to the synced set, if its kind changed how it is ruled)
+        } else if (!counts) {
+          suspect(path, was_dir(*e));  // gone from it
+        } else if (!UnchangedByStat(*e, st)) {
+          suspect(path, was_dir(*e) || is_dir);
+        }
+      }));
   std::sort(suspects.begin(), suspects.end());
   std::vector<std::string> named;
   for (std::string& path : suspects) {
