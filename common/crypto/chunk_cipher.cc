@@ -5,18 +5,27 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 
 namespace converge::crypto {
 namespace {
 
-constexpr uint8_t kVersion = 1;
-constexpr uint8_t kVersionCompressed = 2;  // chunks only: the payload is the chunk zstd-compressed
+constexpr uint8_t kVersion = 1;             // version records (and chunks of earlier builds: one sealed whole)
+constexpr uint8_t kVersionCompressed = 2;  // chunks of earlier builds: sealed whole, zstd-compressed
+constexpr uint8_t kVersionFramed = 3;      // chunks: framed
 constexpr size_t kNonceBytes = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr size_t kTagBytes = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 constexpr size_t kHeaderBytes = 1 + 4 + kNonceBytes;
 constexpr size_t kMinPadded = 256;
+// A frame: its length (of what follows), its nonce, its sealed flag and payload.
+constexpr size_t kFrameOverhead = 4 + kNonceBytes + kTagBytes;
+constexpr uint8_t kFrameRaw = 0;
+constexpr uint8_t kFrameZstd = 1;
+// The gear hash cuts where its top bits (13: a cut about every 8 KiB past the minimum) are zero.
+constexpr uint64_t kFrameCutMask = uint64_t{0x1FFF} << 51;
 
 const unsigned char* U(absl::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
@@ -31,76 +40,98 @@ size_t Padme(size_t n) {
   return (n + mask) & ~mask;
 }
 
-// SyntheticNonce: the keyed BLAKE2b of a chunk's plaintext, as its nonce.
+// SyntheticNonce: the keyed BLAKE2b of what a frame (or an earlier build's chunk) seals.
 std::array<uint8_t, kNonceBytes> SyntheticNonce(const ContentKeys& keys, absl::string_view plaintext) {
   std::array<uint8_t, kNonceBytes> nonce{};
   crypto_generichash(nonce.data(), nonce.size(), U(plaintext), plaintext.size(), keys.chunk_id.data(), kKeyBytes);
   return nonce;
 }
 
-// Header: version byte, epoch, nonce.
+// FramesTag: the keyed BLAKE2b of a chunk's frame nonces in order ('T' first: no frame's sealed
+// bytes start with it, so the two never meet).
+std::array<uint8_t, kNonceBytes> FramesTag(const ContentKeys& keys, absl::string_view nonces) {
+  std::array<uint8_t, kNonceBytes> tag{};
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, keys.chunk_id.data(), kKeyBytes, tag.size());
+  const unsigned char t = 'T';
+  crypto_generichash_update(&state, &t, 1);
+  crypto_generichash_update(&state, U(nonces), nonces.size());
+  crypto_generichash_final(&state, tag.data(), tag.size());
+  return tag;
+}
+
+// Header: version byte, epoch, nonce (or tag).
 void AppendHeader(std::string* out, uint32_t epoch, const uint8_t* nonce, uint8_t version = kVersion) {
   out->push_back(static_cast<char>(version));
   AppendU32(out, epoch);
   out->append(reinterpret_cast<const char*>(nonce), kNonceBytes);
 }
 
-// ReadHeader: the epoch and nonce of `sealed`, and the ciphertext after them in *rest; with
-// `compressed`, a chunk's header may also say its payload is compressed.
-bool ReadHeader(absl::string_view sealed, uint32_t* epoch, absl::string_view* nonce, absl::string_view* rest,
-                bool* compressed = nullptr) {
-  absl::string_view version;
+// ReadHeader: the version, epoch and nonce of `sealed`, and the bytes after them in *rest.
+bool ReadHeader(absl::string_view sealed, uint8_t* version, uint32_t* epoch, absl::string_view* nonce,
+                absl::string_view* rest) {
+  absl::string_view v;
   *rest = sealed;
-  if (!ReadBytes(rest, 1, &version)) return false;
-  const uint8_t v = static_cast<uint8_t>(version[0]);
-  if (v != kVersion && (compressed == nullptr || v != kVersionCompressed)) return false;
-  if (compressed != nullptr) *compressed = v == kVersionCompressed;
+  if (!ReadBytes(rest, 1, &v)) return false;
+  *version = static_cast<uint8_t>(v[0]);
   return ReadU32(rest, epoch) && ReadBytes(rest, kNonceBytes, nonce) && rest->size() >= kTagBytes;
 }
 
-}  // namespace
-
-size_t PaddedSize(size_t n) { return std::max(kMinPadded, Padme(n + 1)); }
-
-size_t SealedSize(size_t n) { return kHeaderBytes + PaddedSize(n) + kTagBytes; }
-
-std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, bool compressed) {
-  EnsureSodium();
-  const size_t padded = PaddedSize(plaintext.size());
-  const std::array<uint8_t, kNonceBytes> nonce = SyntheticNonce(keys, plaintext);
-  std::string out;
-  out.reserve(kHeaderBytes + padded + kTagBytes);
-  AppendHeader(&out, keys.epoch, nonce.data(), compressed ? kVersionCompressed : kVersion);
-  // Pad in place in the output, then encrypt it there (libsodium allows the overlap).
-  out.resize(kHeaderBytes + padded + kTagBytes);
-  unsigned char* body = reinterpret_cast<unsigned char*>(out.data()) + kHeaderBytes;
-  memcpy(body, plaintext.data(), plaintext.size());
-  size_t padded_len = 0;
-  sodium_pad(&padded_len, body, plaintext.size(), padded, padded);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(body, nullptr, body, padded_len, U(out), 5, nullptr, nonce.data(),
-                                             keys.chunk.data());
-  return out;
+// FrameEnds: where the gear hash cuts `data` into frames (each end offset, the last data.size()).
+std::vector<size_t> FrameEnds(const std::array<uint64_t, 256>& gear, absl::string_view data) {
+  std::vector<size_t> ends;
+  size_t start = 0;
+  while (data.size() - start > kMinFrameBytes) {
+    const size_t limit = std::min(data.size(), start + kMaxFrameBytes);
+    size_t end = limit;
+    uint64_t h = 0;
+    for (size_t i = start + kMinFrameBytes; i < limit; ++i) {
+      h = (h << 1) + gear[static_cast<uint8_t>(data[i])];
+      if ((h & kFrameCutMask) == 0) {
+        end = i + 1;
+        break;
+      }
+    }
+    ends.push_back(end);
+    start = end;
+  }
+  if (start < data.size() || ends.empty()) ends.push_back(data.size());
+  return ends;
 }
 
-absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes,
-                                      bool* compressed) {
-  EnsureSodium();
-  uint32_t epoch = 0;
-  absl::string_view nonce, in;
-  bool is_compressed = false;
-  if (!ReadHeader(sealed, &epoch, &nonce, &in, &is_compressed) || in.size() < kTagBytes + kMinPadded ||
-      (is_compressed && compressed == nullptr)) {
-    return absl::InvalidArgumentError("not a sealed chunk");
-  }
-  if (in.size() - kTagBytes > PaddedSize(max_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat("sealed chunk of ", in.size(), " bytes: above the limit"));
-  }
-  absl::StatusOr<ContentKeys> keys = ring.Content(epoch);
-  if (!keys.ok()) return keys.status();
+// SealFrame appends one frame sealing `flag` and `payload`; its nonce goes to *nonces.
+void SealFrame(const ContentKeys& keys, uint8_t flag, absl::string_view payload, std::string* out,
+               std::string* nonces) {
+  const size_t n = 1 + payload.size();
+  const size_t padded = PaddedSize(n);
+  const size_t at = out->size();
+  out->resize(at + kFrameOverhead + padded);
+  char* frame = out->data() + at;
+  const uint32_t length = static_cast<uint32_t>(kNonceBytes + padded + kTagBytes);
+  for (int i = 0; i < 4; ++i) frame[i] = static_cast<char>(length >> (8 * i));  // as AppendU32
+  unsigned char* body = reinterpret_cast<unsigned char*>(frame) + 4 + kNonceBytes;
+  body[0] = flag;
+  memcpy(body + 1, payload.data(), payload.size());
+  const std::array<uint8_t, kNonceBytes> nonce =
+      SyntheticNonce(keys, absl::string_view(reinterpret_cast<const char*>(body), n));
+  memcpy(frame + 4, nonce.data(), kNonceBytes);
+  nonces->append(reinterpret_cast<const char*>(nonce.data()), kNonceBytes);
+  size_t padded_len = 0;
+  sodium_pad(&padded_len, body, n, padded, padded);
+  // The version byte and epoch, the chunk's first five bytes, are the associated data.
+  crypto_aead_xchacha20poly1305_ietf_encrypt(body, nullptr, body, padded_len, U(*out), 5, nullptr, nonce.data(),
+                                             keys.chunk.data());
+}
+
+// OpenWhole opens a chunk an earlier build sealed whole (one nonce, one padded body).
+absl::StatusOr<std::string> OpenWhole(const ContentKeys& keys, absl::string_view sealed, absl::string_view nonce,
+                                      absl::string_view in, size_t max_bytes, bool compressed,
+                                      const Decompressor& decompress) {
+  if (in.size() < kTagBytes + kMinPadded) return absl::InvalidArgumentError("not a sealed chunk");
   std::string plain(in.size() - kTagBytes, '\0');
   unsigned long long plain_len = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(plain.data()), &plain_len, nullptr,
-                                                 U(in), in.size(), U(sealed), 5, U(nonce), keys->chunk.data()) != 0) {
+                                                 U(in), in.size(), U(sealed), 5, U(nonce), keys.chunk.data()) != 0) {
     return absl::DataLossError("sealed chunk: does not open under its epoch's key (altered or not this namespace's)");
   }
   size_t unpadded = 0;
@@ -109,11 +140,118 @@ absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sea
     return absl::DataLossError("sealed chunk: bad padding");
   }
   plain.resize(unpadded);
-  const std::array<uint8_t, kNonceBytes> expected = SyntheticNonce(*keys, plain);
+  const std::array<uint8_t, kNonceBytes> expected = SyntheticNonce(keys, plain);
   if (sodium_memcmp(expected.data(), nonce.data(), kNonceBytes) != 0) {
     return absl::DataLossError("sealed chunk: its plaintext does not hash to its nonce");
   }
-  if (compressed != nullptr) *compressed = is_compressed;
+  if (!compressed) return plain;
+  if (decompress == nullptr) return absl::InvalidArgumentError("a compressed chunk, and nothing to decompress it");
+  absl::StatusOr<std::string> raw = decompress(plain, max_bytes);
+  if (!raw.ok()) return absl::DataLossError(absl::StrCat("sealed chunk: ", raw.status().message()));
+  return raw;
+}
+
+// OpenFrame opens the next frame of `*in` (advancing it), appends its bytes to *plain (at most
+// max_bytes in all) and its nonce to *nonces.
+absl::Status OpenFrame(const ContentKeys& keys, absl::string_view sealed, absl::string_view* in, size_t max_bytes,
+                       const Decompressor& decompress, std::string* plain, std::string* nonces) {
+  uint32_t length = 0;
+  absl::string_view nonce, body;
+  if (!ReadU32(in, &length) || length < kNonceBytes + kTagBytes + kMinPadded ||
+      length > kNonceBytes + kTagBytes + PaddedSize(kMaxFrameBytes + kMaxFrameBytes / 8 + 64) ||
+      !ReadBytes(in, kNonceBytes, &nonce) || !ReadBytes(in, length - kNonceBytes, &body)) {
+    return absl::InvalidArgumentError("not a sealed chunk: a frame's length");
+  }
+  std::string frame(body.size() - kTagBytes, '\0');
+  unsigned long long frame_len = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(frame.data()), &frame_len, nullptr,
+                                                 U(body), body.size(), U(sealed), 5, U(nonce), keys.chunk.data()) != 0) {
+    return absl::DataLossError("sealed chunk: a frame does not open under its epoch's key (altered or not this namespace's)");
+  }
+  size_t n = 0;
+  if (sodium_unpad(&n, reinterpret_cast<unsigned char*>(frame.data()), frame_len, frame_len) != 0 || n < 1) {
+    return absl::DataLossError("sealed chunk: a frame's padding");
+  }
+  frame.resize(n);
+  const std::array<uint8_t, kNonceBytes> expected = SyntheticNonce(keys, frame);
+  if (sodium_memcmp(expected.data(), nonce.data(), kNonceBytes) != 0) {
+    return absl::DataLossError("sealed chunk: a frame does not hash to its nonce");
+  }
+  nonces->append(nonce.data(), nonce.size());
+  const absl::string_view payload = absl::string_view(frame).substr(1);
+  const size_t room = max_bytes - plain->size();
+  if (static_cast<uint8_t>(frame[0]) == kFrameRaw) {
+    if (payload.size() > room) return absl::InvalidArgumentError("sealed chunk: above the limit");
+    plain->append(payload.data(), payload.size());
+    return absl::OkStatus();
+  }
+  if (static_cast<uint8_t>(frame[0]) != kFrameZstd) return absl::DataLossError("sealed chunk: a frame's flag");
+  if (decompress == nullptr) return absl::InvalidArgumentError("a compressed frame, and nothing to decompress it");
+  absl::StatusOr<std::string> raw = decompress(payload, std::min(room, kMaxFrameBytes));
+  if (!raw.ok()) return absl::DataLossError(absl::StrCat("sealed chunk: a frame: ", raw.status().message()));
+  plain->append(*raw);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+size_t PaddedSize(size_t n) { return std::max(kMinPadded, Padme(n + 1)); }
+
+size_t SealedBound(size_t n) {
+  const size_t frames = n / kMinFrameBytes + 1;
+  return kHeaderBytes + frames * (kFrameOverhead + kMinPadded) + n + n / 8 + frames * 64;
+}
+
+std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, const Compressor& compress) {
+  EnsureSodium();
+  const std::array<uint64_t, 256> gear = GearTable(keys);
+  std::string out;
+  out.reserve(kHeaderBytes + plaintext.size() + plaintext.size() / 16 + kFrameOverhead + kMinPadded);
+  const std::array<uint8_t, kNonceBytes> unset{};
+  AppendHeader(&out, keys.epoch, unset.data(), kVersionFramed);
+  std::string nonces;
+  size_t start = 0;
+  for (size_t end : FrameEnds(gear, plaintext)) {
+    const absl::string_view piece = plaintext.substr(start, end - start);
+    start = end;
+    std::string z = compress ? compress(piece) : std::string();
+    if (!z.empty() && z.size() < piece.size()) {
+      SealFrame(keys, kFrameZstd, z, &out, &nonces);
+    } else {
+      SealFrame(keys, kFrameRaw, piece, &out, &nonces);
+    }
+  }
+  const std::array<uint8_t, kNonceBytes> tag = FramesTag(keys, nonces);
+  memcpy(out.data() + 5, tag.data(), kNonceBytes);
+  return out;
+}
+
+absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes,
+                                      const Decompressor& decompress) {
+  EnsureSodium();
+  uint8_t version = 0;
+  uint32_t epoch = 0;
+  absl::string_view nonce, in;
+  if (!ReadHeader(sealed, &version, &epoch, &nonce, &in) ||
+      (version != kVersion && version != kVersionCompressed && version != kVersionFramed)) {
+    return absl::InvalidArgumentError("not a sealed chunk");
+  }
+  if (sealed.size() > SealedBound(max_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("sealed chunk of ", sealed.size(), " bytes: above the limit"));
+  }
+  absl::StatusOr<ContentKeys> keys = ring.Content(epoch);
+  if (!keys.ok()) return keys.status();
+  if (version != kVersionFramed) {
+    return OpenWhole(*keys, sealed, nonce, in, max_bytes, version == kVersionCompressed, decompress);
+  }
+  std::string plain, nonces;
+  while (!in.empty()) {
+    CONVERGE_RETURN_IF_ERROR(OpenFrame(*keys, sealed, &in, max_bytes, decompress, &plain, &nonces));
+  }
+  const std::array<uint8_t, kNonceBytes> tag = FramesTag(*keys, nonces);
+  if (sodium_memcmp(tag.data(), nonce.data(), kNonceBytes) != 0) {
+    return absl::DataLossError("sealed chunk: its frames are not the ones it was sealed with");
+  }
   return plain;
 }
 
@@ -134,8 +272,11 @@ std::string SealRecord(const ContentKeys& keys, absl::string_view bound_to, absl
 absl::StatusOr<std::string> OpenRecord(const Keyring& ring, absl::string_view bound_to, absl::string_view sealed) {
   EnsureSodium();
   uint32_t epoch = 0;
+  uint8_t version = 0;
   absl::string_view nonce, in;
-  if (!ReadHeader(sealed, &epoch, &nonce, &in)) return absl::DataLossError("not a sealed version record");
+  if (!ReadHeader(sealed, &version, &epoch, &nonce, &in) || version != kVersion) {
+    return absl::DataLossError("not a sealed version record");
+  }
   absl::StatusOr<ContentKeys> keys = ring.Content(epoch);
   if (!keys.ok()) return keys.status();
   const std::string ad = absl::StrCat(sealed.substr(0, 5), bound_to);

@@ -1,16 +1,21 @@
 // The contents of an end-to-end encrypted namespace: the ciphertext the store holds for a chunk,
 // and for a version record.
 //
-// A chunk is padded to a bucket (Padmé: at most ~12% larger, so a size says little about the
-// content) and sealed with XChaCha20-Poly1305 under the epoch's chunk key. The nonce is a keyed
-// BLAKE2b of the plaintext (a synthetic IV): equal chunks of one namespace and epoch seal to
-// equal bytes, so the store still deduplicates them under the SHA-256 of the sealed bytes (its
-// usual chunk id, which it checks as for any chunk), while the same plaintext in another
-// namespace seals to unrelated bytes (nothing is learned across namespaces). Opening checks the
-// tag and that the plaintext hashes to the nonce.
+// A chunk is sealed as frames: it is cut into pieces of about 12 KiB where a content-defined
+// hash over the epoch's gear table says (so the cuts fingerprint nothing without the key), and
+// each piece is compressed when that pays, padded to a bucket (Padmé: at most ~12% larger, so a
+// size says little about the content) and sealed with XChaCha20-Poly1305 under the epoch's chunk
+// key. A piece's nonce is a keyed BLAKE2b of what it seals (a synthetic IV): equal chunks of one
+// namespace and epoch seal to equal bytes, so the store still deduplicates them under the SHA-256
+// of the sealed bytes (its usual chunk id, which it checks as for any chunk), while the same
+// plaintext in another namespace seals to unrelated bytes (nothing is learned across namespaces).
+// An edited chunk seals to the same frames as before but for those around the edit, so an rsync
+// delta of the sealed bytes (the store's own delta machinery, both ways) carries only those.
+// The header's tag is a keyed BLAKE2b of the frames' nonces in order: opening checks every frame
+// and the tag, so frames dropped, repeated, reordered or taken from another chunk are refused.
 //
-//   std::string sealed = SealChunk(keys, plain);             // on the writing device
-//   absl::StatusOr<std::string> back = OpenChunk(ring, sealed, kMaxChunkBytes);
+//   std::string sealed = SealChunk(keys, plain, compress);             // on the writing device
+//   absl::StatusOr<std::string> back = OpenChunk(ring, sealed, kMaxChunkBytes, decompress);
 //
 // A version record (path, size, mtime, mode, kind, chunk list ...) is sealed under the record key
 // with a random nonce, bound to the encrypted path it is stored under.
@@ -19,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -28,25 +34,35 @@
 
 namespace converge::crypto {
 
-// PaddedSize: the bytes a plaintext of n bytes is padded to before sealing (at least 256, then
+// PaddedSize: the bytes a frame of n bytes is padded to before sealing (at least 256, then
 // Padmé's buckets of n + 1: the padding always takes a byte).
 size_t PaddedSize(size_t n);
-// SealedSize: the size of SealChunk's result for a plaintext of n bytes.
-size_t SealedSize(size_t n);
+// SealedBound: the most SealChunk's result may take for a plaintext of n bytes (OpenChunk
+// refuses anything larger).
+size_t SealedBound(size_t n);
 
-// SealChunk: version byte, epoch, the synthetic nonce, then the padded plaintext encrypted and
-// authenticated together with the version and epoch. `compressed`: the plaintext is the chunk
-// compressed by the caller (another version byte, authenticated like the rest).
-std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, bool compressed = false);
+// Frames are cut where the gear hash says, between these sizes.
+inline constexpr size_t kMinFrameBytes = 4 << 10;
+inline constexpr size_t kMaxFrameBytes = 64 << 10;
 
-// OpenChunk returns the plaintext of `sealed`: DataLoss when its epoch's key does not open it or
-// the plaintext does not hash to its nonce (a store that altered or invented a chunk), NotFound
-// for an epoch `ring` lacks, InvalidArgument for a plaintext above `max_bytes` or something that
-// is not a sealed chunk. (The caller checks the plaintext is the chunk it asked for.) With
-// `compressed`, a chunk sealed compressed opens too and *compressed says so (the caller
-// decompresses it, bounded); without, such a chunk is InvalidArgument.
+// Compressor: a frame's zstd-compressed bytes when that pays, else empty. Decompressor: the
+// bytes of a compressed frame, at most `max_bytes` of them (InvalidArgument past that).
+using Compressor = std::function<std::string(absl::string_view)>;
+using Decompressor = std::function<absl::StatusOr<std::string>(absl::string_view, size_t max_bytes)>;
+
+// SealChunk: version byte, epoch, the frames' tag, then each frame (its length, its synthetic
+// nonce, its flag byte and payload padded and encrypted, authenticated together with the
+// version and epoch). Without `compress`, no frame is compressed.
+std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, const Compressor& compress = nullptr);
+
+// OpenChunk returns the plaintext of `sealed`: DataLoss when its epoch's key does not open a
+// frame, a frame's bytes do not hash to its nonce, or the frames do not match the tag (a store
+// that altered, rearranged or invented a chunk); NotFound for an epoch `ring` lacks;
+// InvalidArgument for a plaintext above `max_bytes`, a compressed frame without `decompress`,
+// or something that is not a sealed chunk. (The caller checks the plaintext is the chunk it
+// asked for.)
 absl::StatusOr<std::string> OpenChunk(const Keyring& ring, absl::string_view sealed, size_t max_bytes,
-                                      bool* compressed = nullptr);
+                                      const Decompressor& decompress = nullptr);
 
 // SealRecord / OpenRecord: a version record under the epoch's record key, bound to `bound_to`
 // (the encrypted path it is stored under). OpenRecord: DataLoss if altered or moved.

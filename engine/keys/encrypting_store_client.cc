@@ -7,6 +7,7 @@
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/codec/chunk_codec.h"
+#include "common/codec/rsync_delta.h"
 #include "common/crypto/chunk_cipher.h"
 #include "common/crypto/name_cipher.h"
 #include "common/model/conflict_name.h"
@@ -19,6 +20,20 @@ namespace {
 constexpr uint32_t kStoreMode = 0600;
 
 bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; }
+
+// A frame of a chunk is sealed compressed when zstd saves an eighth of it or more.
+std::string CompressFrame(absl::string_view frame) {
+  if (!LooksCompressible(frame)) return std::string();
+  std::string z = Compress(frame);
+  return z.size() + z.size() / 8 < frame.size() ? z : std::string();
+}
+
+absl::StatusOr<std::string> DecompressFrame(absl::string_view z, size_t max_bytes) {
+  return Decompress(z, max_bytes);  // bounded: no bomb
+}
+
+// Epochs tried when a base is sealed again (the newest first).
+constexpr uint32_t kResealEpochs = 8;
 
 }  // namespace
 
@@ -85,18 +100,23 @@ absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, 
     return absl::InternalError("a delta upload in an encrypted namespace");
   }
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
-  // Compressed before sealing where it pays (the store sees only the sealed size, padded).
-  std::string sealed;
-  if (std::string z = LooksCompressible(data) ? Compress(data) : std::string();
-      !z.empty() && z.size() + z.size() / 8 < data.size()) {
-    sealed = crypto::SealChunk(keys->ring.Current(), z, /*compressed=*/true);
-  } else {
-    sealed = crypto::SealChunk(keys->ring.Current(), data);
-  }
+  std::string sealed = crypto::SealChunk(keys->ring.Current(), data, CompressFrame);
   const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
   absl::MutexLock lock(&mu_);
   Remember(plain_id, chunk);
   return sealed;
+}
+
+absl::StatusOr<std::string> EncryptingStoreClient::Reseal(const Keys& keys, const Digest& sealed_id,
+                                                          const std::string& plain) const {
+  const uint32_t newest = keys.ring.current_epoch();
+  for (uint32_t epoch = newest; epoch >= 1 && newest - epoch < kResealEpochs; --epoch) {
+    absl::StatusOr<crypto::ContentKeys> content = keys.ring.Content(epoch);
+    if (!content.ok()) continue;
+    std::string again = crypto::SealChunk(*content, plain, CompressFrame);
+    if (HashOf(again) == sealed_id) return again;
+  }
+  return absl::DataLossError(absl::StrCat("a local base does not seal again to chunk ", DigestToHex(sealed_id)));
 }
 
 absl::StatusOr<FileVersion> EncryptingStoreClient::Sealed(const FileVersion& plain) {
@@ -262,8 +282,63 @@ absl::StatusOr<std::vector<Digest>> EncryptingStoreClient::FindMissing(const std
 }
 
 absl::StatusOr<absl::flat_hash_map<std::string, Signature>> EncryptingStoreClient::Signatures(
-    const std::vector<std::vector<Digest>>&) {
-  return absl::flat_hash_map<std::string, Signature>();  // no deltas against sealed bytes
+    const std::vector<std::vector<Digest>>& bases) {
+  // The store signs the sealed bases; the deltas are of sealed bytes, made in PutChunks. The
+  // engine gets none (it would make them of the plaintext) and sends chunks whole to PutChunks.
+  std::vector<std::vector<Digest>> sealed_bases;
+  std::vector<std::string> plain_keys;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::vector<Digest>& base : bases) {
+      std::vector<Digest> sealed;
+      for (const Digest& d : base) {
+        const auto it = sealed_.find(d);
+        if (it == sealed_.end()) break;
+        sealed.push_back(it->second.id);
+      }
+      if (sealed.size() != base.size()) continue;
+      sealed_bases.push_back(std::move(sealed));
+      plain_keys.push_back(SequenceKey(base));
+    }
+  }
+  if (sealed_bases.empty()) return absl::flat_hash_map<std::string, Signature>();
+  CONVERGE_ASSIGN_OR_RETURN(auto signatures, inner_->Signatures(sealed_bases));
+  absl::MutexLock lock(&mu_);
+  if (signed_.size() + sealed_bases.size() > kMaxSignedBases) signed_.clear();
+  for (size_t i = 0; i < sealed_bases.size() && i < kMaxSignedBases; ++i) {
+    auto it = signatures.find(SequenceKey(sealed_bases[i]));
+    if (it != signatures.end()) signed_[plain_keys[i]] = SignedBase{sealed_bases[i], std::move(it->second)};
+  }
+  return absl::flat_hash_map<std::string, Signature>();
+}
+
+absl::Status EncryptingStoreClient::SealedUpload(ChunkUpload plain, ChunkUpload* out) {
+  if (plain.delta) return absl::InternalError("a delta of plaintext in an encrypted namespace");
+  CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(plain.sha256, plain.encoding, std::move(plain.data)));
+  *out = ChunkUpload();
+  out->sha256 = HashOf(sealed);
+  out->encoding = ChunkEncoding::kRaw;
+  std::string delta;
+  std::vector<Digest> sealed_bases;
+  uint32_t block_bytes = 0;
+  if (!plain.bases.empty()) {
+    absl::MutexLock lock(&mu_);
+    const auto it = signed_.find(SequenceKey(plain.bases));
+    if (it != signed_.end()) {
+      delta = Compress(MakeDelta(sealed, it->second.signature));
+      sealed_bases = it->second.sealed;
+      block_bytes = it->second.signature.block_bytes;
+    }
+  }
+  if (!delta.empty() && delta.size() * 10 < sealed.size() * 9) {
+    out->delta = true;
+    out->bases = std::move(sealed_bases);
+    out->block_bytes = block_bytes;
+    out->data = std::move(delta);
+  } else {
+    out->data = std::move(sealed);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EncryptingStoreClient::PutChunks(const std::function<absl::StatusOr<bool>(ChunkUpload*)>& next) {
@@ -271,12 +346,7 @@ absl::Status EncryptingStoreClient::PutChunks(const std::function<absl::StatusOr
     ChunkUpload plain;
     CONVERGE_ASSIGN_OR_RETURN(const bool more, next(&plain));
     if (!more) return false;
-    if (plain.delta) return absl::InternalError("a delta upload in an encrypted namespace");
-    CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(plain.sha256, plain.encoding, std::move(plain.data)));
-    *out = ChunkUpload();
-    out->sha256 = HashOf(sealed);
-    out->data = std::move(sealed);
-    out->encoding = ChunkEncoding::kRaw;
+    CONVERGE_RETURN_IF_ERROR(SealedUpload(std::move(plain), out));
     return true;
   });
 }
@@ -413,10 +483,12 @@ absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::str
   return inner_->Ack(seq, opaque);
 }
 
-absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader&, const Sink& sink) {
+absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base,
+                                          const Sink& sink) {
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
   std::vector<ChunkWant> sealed_wants;
   sealed_wants.reserve(wants.size());
+  absl::flat_hash_map<Digest, Digest> plain_base;  // sealed id -> the local plaintext's
   {
     absl::MutexLock lock(&mu_);
     for (const ChunkWant& w : wants) {
@@ -424,24 +496,40 @@ absl::Status EncryptingStoreClient::Fetch(const std::vector<ChunkWant>& wants, c
       if (it == sealed_.end()) {
         return absl::NotFoundError(absl::StrCat("no sealed id known for chunk ", DigestToHex(w.sha256)));
       }
-      sealed_wants.push_back(ChunkWant{it->second.id, {}});  // no deltas against sealed bytes
+      ChunkWant sealed{it->second.id, {}};
+      for (const Digest& b : read_base == nullptr ? std::vector<Digest>() : w.bases) {
+        const auto base = sealed_.find(b);
+        if (base == sealed_.end() || unresealable_.contains(b)) break;
+        sealed.bases.push_back(base->second.id);
+        plain_base[base->second.id] = b;
+      }
+      if (sealed.bases.size() != w.bases.size()) sealed.bases.clear();
+      sealed_wants.push_back(std::move(sealed));
     }
   }
+  // A delta the store sends is against the sealed base: the local plaintext sealed again.
+  BaseReader sealed_base = [&](const Digest& sealed_id) -> absl::StatusOr<std::string> {
+    const auto it = plain_base.find(sealed_id);
+    if (it == plain_base.end()) return absl::NotFoundError("no such base");
+    CONVERGE_ASSIGN_OR_RETURN(std::string plain, read_base(it->second));
+    absl::StatusOr<std::string> again = Reseal(*keys, sealed_id, plain);
+    if (!again.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (unresealable_.size() < kMaxRememberedChunks) unresealable_.insert(it->second);
+    }
+    return again;
+  };
   size_t next = 0;
-  return inner_->Fetch(sealed_wants, nullptr, [&](const Digest&, std::string sealed) -> absl::Status {
+  return inner_->Fetch(sealed_wants, plain_base.empty() ? nullptr : sealed_base,
+                       [&](const Digest&, std::string sealed) -> absl::Status {
     if (next >= wants.size()) return absl::DataLossError("the store sent more chunks than asked for");
     const Digest& want = wants[next++].sha256;
-    bool compressed = false;
-    absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, &compressed);
+    absl::StatusOr<std::string> plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, DecompressFrame);
     if (absl::IsNotFound(plain.status()) && refresh_ && refresh_()) {
       absl::StatusOr<std::shared_ptr<const Keys>> newer = CurrentKeys();
       if (!newer.ok()) return newer.status();
       keys = *std::move(newer);
-      plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, &compressed);
-    }
-    if (plain.ok() && compressed) {
-      plain = Decompress(*plain, kMaxChunkBytes);  // bounded: no bomb
-      if (!plain.ok()) return absl::DataLossError(absl::StrCat("a sealed chunk does not decompress: ", plain.status().message()));
+      plain = crypto::OpenChunk(keys->ring, sealed, kMaxChunkBytes, DecompressFrame);
     }
     if (!plain.ok()) return plain.status();
     if (HashOf(*plain) != want) {

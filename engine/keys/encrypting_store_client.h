@@ -25,7 +25,13 @@
 // opened (LogGuard): a store that drops, replays, reorders, alters, invents or forks commits is
 // caught, and nothing of them is applied. A device that starts from the store's file table
 // (compacted log) starts its chain at the head the store lists with it.
-// Deltas and compression do not apply to sealed bytes: chunks travel whole. Until it has the
+// Chunks are sealed in frames (chunk_cipher.h), each compressed when that pays: an edited chunk
+// seals to the frames it had but around the edit, so it still travels as a delta both ways, of
+// its sealed bytes. Up: the store signs the sealed bases (Signatures), and PutChunks sends the
+// sealed chunk as an rsync delta against them. Down: Fetch offers the sealed ids of the local
+// bases the engine names, and rebuilds a delta the store sends against them by sealing the
+// local plaintext again (sealing is deterministic; a base that does not seal back to its id is
+// not offered again). Until it has the
 // namespace's keyring (SetKeyring) and its log guard (SetLogGuard) every call fails with
 // FailedPrecondition, saying how to get them.
 //
@@ -40,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/crypto/keyring.h"
 #include "engine/keys/log_guard.h"
@@ -53,6 +60,8 @@ namespace converge::engine {
 bool FitsEncryptedStore(const std::string& path);
 
 inline constexpr size_t kMaxRememberedChunks = 1 << 20;
+// Signatures of sealed bases kept between Signatures and PutChunks (about 12 KiB each).
+inline constexpr size_t kMaxSignedBases = 1024;
 
 class EncryptingStoreClient : public StoreClient {
  public:
@@ -101,11 +110,22 @@ class EncryptingStoreClient : public StoreClient {
     crypto::Keyring ring;
     crypto::NameKeys names;
   };
+  // A base the store signed: its sealed chunks and the signature of their sealed bytes.
+  struct SignedBase {
+    std::vector<Digest> sealed;
+    Signature signature;
+  };
   // CurrentKeys: FailedPrecondition while this device has no keyring.
   absl::StatusOr<std::shared_ptr<const Keys>> CurrentKeys() const;
   // Seal seals a chunk's raw bytes and remembers its sealed id.
   absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
   absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
+  // Reseal: a base's plaintext sealed again as the store holds it (`sealed_id`), under the
+  // epoch it was sealed with; DataLoss if none of the last few seals it to that id.
+  absl::StatusOr<std::string> Reseal(const Keys& keys, const Digest& sealed_id, const std::string& plain) const;
+  // SealedUpload makes `plain`'s chunk what PutChunks sends: sealed, as a delta against the
+  // sealed bases the store signed for the chunks it is like, when that is much smaller.
+  absl::Status SealedUpload(ChunkUpload plain, ChunkUpload* out);
   absl::StatusOr<LogGuard*> Guard() const;
   // SealAll seals a commit's versions; a chunk whose sealed id is not known makes it relearn
   // them from the store's table once (RelearnFromTable) before it gives up.
@@ -126,6 +146,10 @@ class EncryptingStoreClient : public StoreClient {
   void Remember(const Digest& plain, SealedChunk sealed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::flat_hash_map<Digest, SealedChunk> sealed_ ABSL_GUARDED_BY(mu_);  // plaintext id -> sealed
+  // Signatures of sealed bases, by SequenceKey of the plaintext bases (at most kMaxSignedBases).
+  absl::flat_hash_map<std::string, SignedBase> signed_ ABSL_GUARDED_BY(mu_);
+  // Plaintext bases that did not seal back to the id the store knows (not offered again).
+  absl::flat_hash_set<Digest> unresealable_ ABSL_GUARDED_BY(mu_);
   // Versions pulled that did not open: (seq, why), reported with the Ack that covers them.
   std::vector<std::pair<uint64_t, std::string>> unopened_ ABSL_GUARDED_BY(mu_);
 };

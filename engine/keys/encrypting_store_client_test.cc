@@ -197,6 +197,21 @@ TEST_F(EncryptingStoreClientTest, AnEditSendsOnlyTheChunksItChangedAndEqualChunk
   EXPECT_EQ(two_->engine->upload_stats().bytes_uploaded, two_before);
 }
 
+TEST_F(EncryptingStoreClientTest, AnInsertedKilobyteGoesUpAsADeltaOfTheSealedChunk) {
+  std::string big = RandomBytesForTest(4 << 20, 9);
+  ASSERT_TRUE(one_->fs.UserWrite("big.bin", big).ok());
+  Sync({one_.get(), two_.get()});
+  const uint64_t first = one_->client.bytes_up();
+  EXPECT_GE(first, big.size());
+  // Inserted mid-file: the chunk around it is new, but seals to the frames it had but one or two.
+  big.insert(2 << 20, RandomBytesForTest(1024, 10));
+  ASSERT_TRUE(one_->fs.UserWrite("big.bin", big).ok());
+  Sync({one_.get(), two_.get()});
+  EXPECT_EQ(two_->fs.Snapshot()["big.bin"], big);  // the store rebuilt the sealed chunk, checked by its hash
+  EXPECT_LT(one_->client.bytes_up() - first, 96u << 10) << "the changed chunk went whole";
+  ExpectStoreKnowsNoneOf(one_->fs.Snapshot());
+}
+
 TEST_F(EncryptingStoreClientTest, CompressibleContentIsCompressedBeforeItIsSealed) {
   std::string text;
   for (int i = 0; text.size() < (2 << 20); ++i) text += "line " + std::to_string(i % 977) + " of a log that repeats\n";

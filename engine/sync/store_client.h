@@ -36,8 +36,10 @@ struct ChunkUpload {
   // Raw bytes the transport may compress with the call's earlier chunks as context
   // (GrpcStoreClient: CHUNK_ENCODING_ZSTD_STREAM, when StreamEncoder::Worth says so).
   bool in_stream = false;
-  bool delta = false;         // an rsync delta against `bases`' bytes one after another
-  std::vector<Digest> bases;  // 1 to kMaxDeltaBases
+  bool delta = false;  // an rsync delta against `bases`' bytes one after another
+  // 1 to kMaxDeltaBases: for a delta, what it is against; for a chunk sent whole, the chunks of
+  // the file's previous version it overlaps (a client that seals chunks makes its own delta).
+  std::vector<Digest> bases;
   uint32_t block_bytes = 0;
 };
 

@@ -368,6 +368,7 @@ void SyncEngine::EncodeUpload(const Digest& d, const std::vector<Digest>& bases,
                               const Signature* signature, ChunkUpload* out) {
   out->sha256 = d;
   out->delta = false;
+  out->bases = bases;
   std::string delta;
   if (signature != nullptr) delta = Compress(MakeDelta(bytes, *signature));
   // Chunks go raw to the transport, which compresses them in the call's zstd stream with the
@@ -386,7 +387,6 @@ void SyncEngine::EncodeUpload(const Digest& d, const std::vector<Digest>& bases,
     M().delta_saved->Add(plain - delta.size());
     out->in_stream = false;
     out->delta = true;
-    out->bases = bases;
     out->block_bytes = signature->block_bytes;
     out->data = std::move(delta);
   }
