@@ -1,18 +1,20 @@
 // The contents of an end-to-end encrypted namespace: the ciphertext the store holds for a chunk,
 // and for a version record.
 //
-// A chunk is sealed as frames: it is cut into pieces of about 12 KiB where a content-defined
-// hash over the epoch's gear table says (so the cuts fingerprint nothing without the key), and
-// each piece is compressed when that pays, padded to a bucket (Padmé: at most ~12% larger, so a
-// size says little about the content) and sealed with XChaCha20-Poly1305 under the epoch's chunk
-// key. A piece's nonce is a keyed BLAKE2b of what it seals (a synthetic IV): equal chunks of one
-// namespace and epoch seal to equal bytes, so the store still deduplicates them under the SHA-256
-// of the sealed bytes (its usual chunk id, which it checks as for any chunk), while the same
-// plaintext in another namespace seals to unrelated bytes (nothing is learned across namespaces).
+// A chunk is sealed as frames: it is cut into pieces of about 12 KiB (48 KiB when it is sealed
+// with a compressor) where a content-defined hash over the epoch's gear table says (so the cuts
+// fingerprint nothing without the key), and each piece is compressed when that pays, padded to
+// a bucket (Padmé: at most ~12% larger, so a size says little about the content) and sealed
+// with XChaCha20-Poly1305 under the epoch's chunk key. A piece's nonce is a keyed BLAKE2b of the
+// SHA-256 of what it seals (a synthetic IV): equal chunks of one namespace and epoch seal to
+// equal bytes, so the store still deduplicates them under the SHA-256 of the sealed bytes (its
+// usual chunk id, which it checks as for any chunk), while the same plaintext in another
+// namespace seals to unrelated bytes (nothing is learned across namespaces).
 // An edited chunk seals to the same frames as before but for those around the edit, so an rsync
 // delta of the sealed bytes (the store's own delta machinery, both ways) carries only those.
-// The header's tag is a keyed BLAKE2b of the frames' nonces in order: opening checks every frame
-// and the tag, so frames dropped, repeated, reordered or taken from another chunk are refused.
+// The header's tag is a keyed BLAKE2b of the frames' nonces in order: opening checks every
+// frame's authentication tag and the header's, so frames dropped, repeated, reordered or taken
+// from another chunk are refused.
 //
 //   std::string sealed = SealChunk(keys, plain, compress);             // on the writing device
 //   absl::StatusOr<std::string> back = OpenChunk(ring, sealed, kMaxChunkBytes, decompress);
@@ -41,9 +43,10 @@ size_t PaddedSize(size_t n);
 // refuses anything larger).
 size_t SealedBound(size_t n);
 
-// Frames are cut where the gear hash says, between these sizes.
+// Frames are cut where the gear hash says, between these sizes: about 12 KiB, or about 48 KiB
+// when the chunk is sealed with a compressor (zstd does better on larger pieces).
 inline constexpr size_t kMinFrameBytes = 4 << 10;
-inline constexpr size_t kMaxFrameBytes = 64 << 10;
+inline constexpr size_t kMaxFrameBytes = 256 << 10;
 
 // Compressor: a frame's zstd-compressed bytes when that pays, else empty. Decompressor: the
 // bytes of a compressed frame, at most `max_bytes` of them (InvalidArgument past that).
@@ -56,7 +59,7 @@ using Decompressor = std::function<absl::StatusOr<std::string>(absl::string_view
 std::string SealChunk(const ContentKeys& keys, absl::string_view plaintext, const Compressor& compress = nullptr);
 
 // OpenChunk returns the plaintext of `sealed`: DataLoss when its epoch's key does not open a
-// frame, a frame's bytes do not hash to its nonce, or the frames do not match the tag (a store
+// frame or the frames' nonces do not match the header's hash of them (a store
 // that altered, rearranged or invented a chunk); NotFound for an epoch `ring` lacks;
 // InvalidArgument for a plaintext above `max_bytes`, a compressed frame without `decompress`,
 // or something that is not a sealed chunk. (The caller checks the plaintext is the chunk it

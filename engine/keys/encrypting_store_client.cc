@@ -21,9 +21,9 @@ constexpr uint32_t kStoreMode = 0600;
 
 bool IsDirectory(const FileVersion& v) { return v.kind == FileKind::kDirectory; }
 
-// A frame of a chunk is sealed compressed when zstd saves an eighth of it or more.
+// A frame of a chunk that looks compressible (LooksCompressible: samples of it, once) is sealed
+// compressed when zstd saves an eighth of it or more.
 std::string CompressFrame(absl::string_view frame) {
-  if (!LooksCompressible(frame)) return std::string();
   std::string z = Compress(frame);
   return z.size() + z.size() / 8 < frame.size() ? z : std::string();
 }
@@ -93,15 +93,17 @@ absl::Status EncryptingStoreClient::DecryptPaths(ConflictRecord* r) const {
 }
 
 absl::StatusOr<std::string> EncryptingStoreClient::Seal(const Digest& plain_id, ChunkEncoding encoding,
-                                                        std::string data) {
+                                                        std::string data, Digest* sealed_id) {
   if (encoding == ChunkEncoding::kZstd) {
     CONVERGE_ASSIGN_OR_RETURN(data, Decompress(data, kMaxChunkBytes));
   } else if (encoding != ChunkEncoding::kRaw) {
     return absl::InternalError("a delta upload in an encrypted namespace");
   }
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Keys> keys, CurrentKeys());
-  std::string sealed = crypto::SealChunk(keys->ring.Current(), data, CompressFrame);
+  std::string sealed = crypto::SealChunk(keys->ring.Current(), data,
+                                         LooksCompressible(data) ? CompressFrame : crypto::Compressor());
   const SealedChunk chunk{HashOf(sealed), static_cast<uint32_t>(sealed.size())};
+  *sealed_id = chunk.id;
   absl::MutexLock lock(&mu_);
   Remember(plain_id, chunk);
   return sealed;
@@ -113,7 +115,8 @@ absl::StatusOr<std::string> EncryptingStoreClient::Reseal(const Keys& keys, cons
   for (uint32_t epoch = newest; epoch >= 1 && newest - epoch < kResealEpochs; --epoch) {
     absl::StatusOr<crypto::ContentKeys> content = keys.ring.Content(epoch);
     if (!content.ok()) continue;
-    std::string again = crypto::SealChunk(*content, plain, CompressFrame);
+    std::string again =
+        crypto::SealChunk(*content, plain, LooksCompressible(plain) ? CompressFrame : crypto::Compressor());
     if (HashOf(again) == sealed_id) return again;
   }
   return absl::DataLossError(absl::StrCat("a local base does not seal again to chunk ", DigestToHex(sealed_id)));
@@ -314,9 +317,11 @@ absl::StatusOr<absl::flat_hash_map<std::string, Signature>> EncryptingStoreClien
 
 absl::Status EncryptingStoreClient::SealedUpload(ChunkUpload plain, ChunkUpload* out) {
   if (plain.delta) return absl::InternalError("a delta of plaintext in an encrypted namespace");
-  CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(plain.sha256, plain.encoding, std::move(plain.data)));
+  Digest sealed_id;
+  CONVERGE_ASSIGN_OR_RETURN(std::string sealed,
+                            Seal(plain.sha256, plain.encoding, std::move(plain.data), &sealed_id));
   *out = ChunkUpload();
-  out->sha256 = HashOf(sealed);
+  out->sha256 = sealed_id;
   out->encoding = ChunkEncoding::kRaw;
   std::string delta;
   std::vector<Digest> sealed_bases;
@@ -402,9 +407,10 @@ absl::StatusOr<uint64_t> EncryptingStoreClient::CommitWithChunks(const std::vect
   std::vector<InlineChunk> sealed_chunks;
   uint64_t sealed_bytes = 0;
   for (const InlineChunk& c : chunks) {
-    CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(c.sha256, ChunkEncoding::kRaw, c.data));
+    Digest sealed_id;
+    CONVERGE_ASSIGN_OR_RETURN(std::string sealed, Seal(c.sha256, ChunkEncoding::kRaw, c.data, &sealed_id));
     sealed_bytes += sealed.size();
-    sealed_chunks.push_back(InlineChunk{HashOf(sealed), std::move(sealed)});
+    sealed_chunks.push_back(InlineChunk{sealed_id, std::move(sealed)});
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<FileVersion> sealed, SealAll(changes));
   if (sealed_bytes <= kMaxCommitChunkBytes) return CommitSealed(sealed, sealed_chunks);

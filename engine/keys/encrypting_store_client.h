@@ -117,8 +117,9 @@ class EncryptingStoreClient : public StoreClient {
   };
   // CurrentKeys: FailedPrecondition while this device has no keyring.
   absl::StatusOr<std::shared_ptr<const Keys>> CurrentKeys() const;
-  // Seal seals a chunk's raw bytes and remembers its sealed id.
-  absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data);
+  // Seal seals a chunk's raw bytes and remembers its sealed id (also in *sealed_id).
+  absl::StatusOr<std::string> Seal(const Digest& plain_id, ChunkEncoding encoding, std::string data,
+                                   Digest* sealed_id);
   absl::StatusOr<std::string> EncryptPath(const std::string& path) const;
   // Reseal: a base's plaintext sealed again as the store holds it (`sealed_id`), under the
   // epoch it was sealed with; DataLoss if none of the last few seals it to that id.
