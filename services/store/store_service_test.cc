@@ -34,14 +34,19 @@ class StoreServiceTest : public ::testing::Test {
     server_ = std::move(*server);
     stub_ = v1::StoreService::NewStub(
         grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+    ASSERT_TRUE(RegisterMembers({"dev1"}).ok());
+  }
+
+  // RegisterMembers registers namespace "ns" of alice with these member devices.
+  grpc::Status RegisterMembers(const std::vector<std::string>& devices) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer secret");
     v1::RegisterNamespaceRequest req;
     req.set_namespace_id("ns");
     req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
+    for (const std::string& d : devices) req.add_member_device_ids(d);
     v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
+    return stub_->RegisterNamespace(&ctx, req, &resp);
   }
 
   // PutRequest: one chunk upload of `data` as the chunk `hash_of` names.
@@ -176,17 +181,7 @@ std::vector<v1::PullResponse> PullAll(v1::StoreService::Stub* stub, const std::s
 }
 
 TEST_F(StoreServiceTest, ASmallChangeGoesInOneCallEachWay) {
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer secret");
-    v1::RegisterNamespaceRequest req;
-    req.set_namespace_id("ns");
-    req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
-    req.add_member_device_ids("dev2");
-    v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(RegisterMembers({"dev1", "dev2"}).ok());
   auto commit = [&](const v1::CommitRequest& req) {
     grpc::ClientContext ctx;
     v1::CommitResponse resp;
@@ -220,17 +215,7 @@ TEST_F(StoreServiceTest, ASmallChangeGoesInOneCallEachWay) {
 }
 
 TEST_F(StoreServiceTest, EveryCommitOfAPullCarriesItsSmallFiles) {
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer secret");
-    v1::RegisterNamespaceRequest req;
-    req.set_namespace_id("ns");
-    req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
-    req.add_member_device_ids("dev2");
-    v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(RegisterMembers({"dev1", "dev2"}).ok());
   // Three commits of twelve 64 KiB files each: 2.25 MiB in all, more than a call's first MiB.
   constexpr int kCommits = 3, kFiles = 12;
   for (int c = 0; c < kCommits; ++c) {
