@@ -262,5 +262,56 @@ TEST_F(E2eKeysTest, AnEncryptedNamespaceSyncsOnlyBetweenDevicesWithItsKeyringAnd
   }
 }
 
+TEST_F(E2eKeysTest, APlainNamespaceConvertsOnlineAndItsDevicesGoOnSealedKeepingTheirFiles) {
+  const std::string before = "written before the conversion, plain in the store's history";
+  WriteFile(c_->folder(0) + "/Notes/before.txt", before);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(1) + "/Notes/before.txt") == before; }, absl::Seconds(30)));
+  EXPECT_NE(Keys(0, {"status"}).exit_code, 0);  // a plain namespace has no keys
+  CommandResult r = c_->Convergectl({"namespaces", "encrypt", "shared"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "is end-to-end encrypted from now on")) << r.out;
+  // Both engines restart as an encrypted namespace's and wait for its keyring.
+  for (int engine : {0, 1}) {
+    ASSERT_TRUE(WaitFor([&] { return Keys(engine, {"status"}).exit_code == 0; }, absl::Seconds(30)))
+        << c_->name(engine) << " did not restart as an encrypted namespace's engine; logs in " << c_->logs_dir();
+  }
+  r = Keys(0, {"init"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string first_fp = After(r.out, "this device's key: ");
+  r = Keys(1, {"request"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Keys(0, {"approve", c_->DeviceIdOf("plain-b"), "--fingerprint=" + After(r.out, "this device's key: ")})
+                .exit_code,
+            0);
+  ASSERT_EQ(Keys(1, {"accept", "--fingerprint=" + first_fp}).exit_code, 0);
+  // New files travel sealed both ways; what both had stays, unchanged and without conflicts.
+  const std::string after = "written after the conversion, sealed: 5c0e91d7";
+  WriteFile(c_->folder(0) + "/Notes/after.txt", after);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(1) + "/Notes/after.txt") == after; }, absl::Seconds(60)))
+      << "logs in " << c_->logs_dir();
+  WriteFile(c_->folder(1) + "/Notes/before.txt", "edited after the conversion on the second device");
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(c_->folder(0) + "/Notes/before.txt") == "edited after the conversion on the second device";
+  }, absl::Seconds(30)));
+  for (int engine : {0, 1}) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(c_->folder(engine) + "/Notes")) {
+      EXPECT_FALSE(absl::StrContains(e.path().filename().string(), "conflict")) << e.path();
+    }
+  }
+  // The store holds the history from before the conversion as it was, and nothing written after.
+  const std::string folders = dir_ + "/folders";
+  EXPECT_FALSE(FilesHolding(dir_ + "/data", folders, before).empty());
+  for (const std::string& needle : {after, std::string("after.txt"), std::string("edited after the conversion"),
+                                    DigestToBytes(HashOf(after))}) {
+    EXPECT_TRUE(FilesHolding(dir_ + "/data", folders, needle).empty()) << needle;
+  }
+  r = c_->Convergectl({"namespaces", "list"});
+  bool listed = false;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    if (absl::StartsWith(line, "shared ")) listed = absl::StrContains(line, "encrypted");
+  }
+  EXPECT_TRUE(listed) << r.out;
+}
+
 }  // namespace
 }  // namespace converge::testing

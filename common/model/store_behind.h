@@ -7,6 +7,7 @@
 #define CONVERGE_COMMON_MODEL_STORE_BEHIND_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -37,6 +38,21 @@ inline absl::Status LogCompactedError(uint64_t first_kept) {
 
 inline bool IsLogCompacted(const absl::Status& s) {
   return absl::IsOutOfRange(s) && absl::StrContains(s.message(), kLogCompacted);
+}
+
+// A namespace converted to end-to-end encryption refuses a device that still syncs it plain
+// with FAILED_PRECONDITION carrying this marker; its engine then restarts as one of an
+// encrypted namespace (it waits for the keyring, forgets its plain sync state, and syncs
+// sealed from the conversion on, keeping its files).
+inline constexpr char kNamespaceConverted[] = "converted to end-to-end encryption";
+
+inline absl::Status NamespaceConvertedError(const std::string& ns) {
+  return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' was ", kNamespaceConverted,
+                                                    ": sync it sealed, with its keys (restart the engine)"));
+}
+
+inline bool IsNamespaceConverted(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), kNamespaceConverted);
 }
 
 }  // namespace converge

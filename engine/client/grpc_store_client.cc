@@ -227,6 +227,7 @@ absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
   req.set_device_id(device_id_);
   req.set_since_seq(since_seq);
   req.set_max_commits(max_commits);
+  req.set_sealed(sealed_);
   auto reader = stub_->Pull(&ctx, req);
   store::v1::PullResponse resp;
   absl::Status handled;
@@ -382,6 +383,7 @@ absl::StatusOr<StoreClient::Table> GrpcStoreClient::List(const std::function<voi
     store::v1::ListFilesRequest req;
     req.set_namespace_id(namespace_id_);
     req.set_device_id(device_id_);
+    req.set_sealed(sealed_);
     reader = stub_->ListFiles(&ctx, req);
   }
   store::v1::ListFilesResponse resp;

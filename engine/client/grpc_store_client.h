@@ -20,6 +20,10 @@ class GrpcStoreClient : public StoreClient {
   GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::string namespace_id,
                   std::string device_id);
 
+  // set_sealed: this device syncs the namespace sealed (beneath an EncryptingStoreClient); said
+  // with every Pull and listing (store.proto PullRequest.sealed). Set before use.
+  void set_sealed(bool sealed) { sealed_ = sealed; }
+
   absl::StatusOr<std::vector<Digest>> FindMissing(const std::vector<Digest>& digests) override;
   absl::StatusOr<absl::flat_hash_map<std::string, Signature>> Signatures(
       const std::vector<std::vector<Digest>>& bases) override;
@@ -59,6 +63,7 @@ class GrpcStoreClient : public StoreClient {
   std::unique_ptr<store::v1::StoreService::Stub> stub_;
   const std::string namespace_id_;
   const std::string device_id_;
+  bool sealed_ = false;
 };
 
 }  // namespace converge::engine

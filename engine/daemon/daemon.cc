@@ -17,6 +17,7 @@
 #include "common/base/logging.h"
 #include "common/base/metrics.h"
 #include "common/base/random_id.h"
+#include "common/base/status_macros.h"
 #include "common/model/model.h"
 #include "common/rpc/channel.h"
 #include "common/rpc/metrics_http.h"
@@ -84,6 +85,7 @@ class Daemon::Running {
               if (keys_ == nullptr) return keys_status_;
               return keys_.get();
             }) {
+    store_.set_sealed(daemon->enrollment_.encrypted);
     OpenKeys();
     StartListener(std::move(notify_address));
     engine::v1::EngineStatusFile identity;
@@ -294,6 +296,7 @@ class Daemon::Running {
 
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   options_.engine.on_denied = [this](const absl::Status& why) { return OnDenied(why); };
+  options_.engine.on_converted = [this] { converted_ = true; };
 }
 
 Daemon::~Daemon() = default;
@@ -418,13 +421,49 @@ int Daemon::Run() {
     }
     log->info("metrics on port {}", metrics->port());
   }
-  {
-    Running running(this, store, notify);
-    stop_.WaitForNotification();
-    log->info("stopping");
+  if (absl::Status ran = RunUntilStopped(store, notify); !ran.ok()) {
+    log->error("{}", ran.ToString());
+    return kExitError;
   }
   const auto fate = static_cast<DeviceFate>(fate_.load());
   return fate == DeviceFate::kActive ? kExitOk : Revoked(fate);
+}
+
+absl::Status Daemon::MatchIndexToSealing() {
+  constexpr char kSyncedAs[] = "synced_as";
+  const std::string now = enrollment_.encrypted ? "sealed" : "plain";
+  CONVERGE_ASSIGN_OR_RETURN(std::optional<std::string> before, index_->GetSetting(kSyncedAs));
+  if (enrollment_.encrypted && before.value_or("") != "sealed" && index_->cursor() > 0) {
+    GetLogger("engine")->warn(
+        "namespace '{}' is end-to-end encrypted now: this folder forgets how it synced plain (cursor {}); its files "
+        "stay and are matched against what is synced sealed once this device holds the keyring",
+        options_.enrollment.namespace_id, index_->cursor());
+    CONVERGE_RETURN_IF_ERROR(index_->ForgetSyncState());
+  }
+  return index_->SetSetting(kSyncedAs, now);
+}
+
+absl::Status Daemon::RunUntilStopped(const std::string& store, const std::string& notify) {
+  auto log = GetLogger("engine");
+  for (;;) {
+    CONVERGE_RETURN_IF_ERROR(MatchIndexToSealing());
+    {
+      Running running(this, store, notify);
+      while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200)) && !converted_) {
+      }
+      log->info(converted_ ? "the namespace was converted to end-to-end encryption: restarting the engine"
+                           : "stopping");
+    }
+    if (stop_.HasBeenNotified()) return absl::OkStatus();
+    converted_ = false;
+    absl::Status enrolled = Enroll();
+    if (absl::IsCancelled(enrolled)) return absl::OkStatus();
+    CONVERGE_RETURN_IF_ERROR(enrolled);
+    if (!enrollment_.encrypted) {
+      log->warn("the store says the namespace is encrypted, management does not yet: trying again shortly");
+      if (stop_.WaitForNotificationWithTimeout(absl::Seconds(2))) return absl::OkStatus();
+    }
+  }
 }
 
 int Daemon::Revoked(DeviceFate fate) {

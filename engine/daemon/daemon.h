@@ -74,6 +74,12 @@ class Daemon {
   absl::Status Open();
   // Enroll retries while management is unavailable (it may still be starting).
   absl::Status Enroll();
+  // MatchIndexToSealing: a folder synced plain whose namespace is now encrypted forgets its
+  // plain sync state (its files stay, and are matched against what is synced sealed).
+  absl::Status MatchIndexToSealing();
+  // RunUntilStopped runs the engine's parts until Stop, starting them again (enrolled anew)
+  // after a conversion to end-to-end encryption.
+  absl::Status RunUntilStopped(const std::string& store, const std::string& notify);
   // EngineOptionsNow: the engine's options with what enrollment learned (the device's name).
   EngineOptions EngineOptionsNow() const;
   // AfterRefusedEnrollment: a device revoked while it was off is wiped if so asked.
@@ -93,6 +99,9 @@ class Daemon {
   Enrollment enrollment_;
   std::atomic<int> fate_{static_cast<int>(DeviceFate::kActive)};
   absl::Notification stop_;
+  // The namespace was converted to end-to-end encryption while this engine synced it plain: the
+  // running parts stop and start again as an encrypted namespace's.
+  std::atomic<bool> converted_{false};
 };
 
 }  // namespace converge::engine

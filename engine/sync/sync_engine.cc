@@ -1081,6 +1081,11 @@ bool SyncEngine::AfterRound(const absl::Status& s, absl::Status* last, absl::Tim
     SetState(EngineStatus::State::kRevoked, std::string(s.message()));
     return false;
   }
+  if (IsNamespaceConverted(s) && options_.on_converted) {
+    SetState(EngineStatus::State::kError, std::string(s.message()));
+    options_.on_converted();
+    return false;
+  }
   bool held = false;
   {
     absl::MutexLock lock(&status_mu_);

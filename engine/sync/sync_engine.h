@@ -63,6 +63,10 @@ struct EngineOptions {
   // on_denied is told when the store refuses this device (PermissionDenied: removed from the
   // namespace, revoked); returning true stops the engine.
   std::function<bool(const absl::Status&)> on_denied;
+  // on_converted is told when the store says the namespace was converted to end-to-end
+  // encryption (IsNamespaceConverted): this engine syncs it plain and stops; the caller starts
+  // one that syncs it sealed.
+  std::function<void()> on_converted;
   // new_file_id: where new files' ids come from (default: random; a simulation makes them
   // deterministic).
   std::function<std::string()> new_file_id;

@@ -302,6 +302,15 @@ grpc::Status ManagementService::SetNamespaceOptions(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::EncryptNamespace(grpc::ServerContext* ctx, const v1::EncryptNamespaceRequest* req,
+                                                 v1::Namespace* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<Namespace> ns = registry_->EncryptNamespace(req->namespace_id());
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  ToProto(*ns, resp);
+  return grpc::Status::OK;
+}
+
 grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
                                                    const v1::GetNamespaceStatusRequest* req,
                                                    v1::NamespaceStatus* resp) {

@@ -59,6 +59,8 @@ class ManagementService final : public v1::ManagementService::Service {
   grpc::Status ConfirmWipe(grpc::ServerContext* ctx, const v1::ConfirmWipeRequest* req, v1::Device* resp) override;
   grpc::Status SetNamespaceOptions(grpc::ServerContext* ctx, const v1::SetNamespaceOptionsRequest* req,
                                    v1::Namespace* resp) override;
+  grpc::Status EncryptNamespace(grpc::ServerContext* ctx, const v1::EncryptNamespaceRequest* req,
+                                v1::Namespace* resp) override;
   grpc::Status ShareNamespace(grpc::ServerContext* ctx, const v1::ShareNamespaceRequest* req,
                               v1::Namespace* resp) override;
   grpc::Status GetNamespaceStatus(grpc::ServerContext* ctx, const v1::GetNamespaceStatusRequest* req,

@@ -510,6 +510,19 @@ absl::StatusOr<Namespace> Registry::SetSyncXattrs(const std::string& ns, bool on
   return n;
 }
 
+absl::StatusOr<Namespace> Registry::EncryptNamespace(const std::string& ns) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
+  CONVERGE_ASSIGN_OR_RETURN(Namespace n, GetNamespaceLocked(ns));
+  if (n.encrypted) return n;
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<std::string> members, MemberIds(ns));
+  CONVERGE_RETURN_IF_ERROR(data_plane_->RegisterNamespace(ns, n.owner_user_id, members, /*encrypted=*/true));
+  n.encrypted = true;
+  CONVERGE_RETURN_IF_ERROR(Write(NamespaceKey(ns), EncodeNamespace(n)));
+  return n;
+}
+
 absl::StatusOr<std::vector<std::string>> Registry::MemberIds(const std::string& ns) {
   return KeysWithPrefix(kv_.get(), MemberPrefix(ns));
 }

@@ -63,7 +63,7 @@ struct Namespace {
   int64_t created_at_unix_ms = 0;
   std::vector<std::string> shared_with;  // users besides the owner whose devices may join
   bool sync_xattrs = false;              // a namespace option: "user." extended attributes travel
-  bool encrypted = false;                // end-to-end encrypted: chosen at creation, never changed
+  bool encrypted = false;                // end-to-end encrypted: at creation, or converted; never undone
 };
 
 struct RegisteredDevice {
@@ -185,6 +185,10 @@ class Registry : public ShardMap {
   absl::StatusOr<Namespace> ShareNamespace(const std::string& ns, const std::string& user_id);
   // SetSyncXattrs sets the namespace option. NotFound for an unknown namespace.
   absl::StatusOr<Namespace> SetSyncXattrs(const std::string& ns, bool on);
+  // EncryptNamespace converts a plain namespace to end-to-end encrypted: the store first (it
+  // converts at its head), then the record. Idempotent; NotFound for an unknown namespace,
+  // Unavailable if the store cannot be told.
+  absl::StatusOr<Namespace> EncryptNamespace(const std::string& ns);
 
   // AddDevice: NotFound for an unknown namespace or device; PermissionDenied if the device's
   // user neither owns the namespace nor has it shared; FailedPrecondition for a revoked device.

@@ -24,7 +24,8 @@ namespace {
 // The namespace record's format: head seq, members, live entries. (Format 1, written before
 // 0.4, is not read.)
 constexpr uint64_t kNamespaceFormat = 2;
-constexpr uint64_t kNamespaceEncrypted = 1;  // a flag of the namespace record
+constexpr uint64_t kNamespaceEncrypted = 1;  // flags of the namespace record
+constexpr uint64_t kNamespaceConverted = 2;  // encrypted since converted_at (plain before)
 
 // CheckSealing: an end-to-end encrypted namespace takes only versions its devices sealed (a
 // sealed record, every name lowercase base32, as EncryptingStoreClient writes them); a plain one
@@ -145,8 +146,10 @@ std::string CommitLog::EncodeNamespace(const NamespaceState& state) {
   PutVarint64(&out, members.size());
   for (const std::string& m : members) PutLengthPrefixed(&out, m);
   PutVarint64(&out, state.live_entries);
-  PutVarint64(&out, state.encrypted ? kNamespaceEncrypted : 0);  // flags: absent in older records
+  const uint64_t flags = (state.encrypted ? kNamespaceEncrypted : 0) | (state.converted_at > 0 ? kNamespaceConverted : 0);
+  PutVarint64(&out, flags);  // absent in older records
   if (state.encrypted) out.append(reinterpret_cast<const char*>(state.chain.data()), state.chain.size());
+  if (state.converted_at > 0) PutVarint64(&out, state.converted_at);
   return out;
 }
 
@@ -176,6 +179,9 @@ absl::StatusOr<CommitLog::NamespaceState> CommitLog::ReadNamespace(const std::st
   if (state.encrypted && !d.done()) {
     if (!d.GetRaw(state.chain.size(), &chain)) return absl::DataLossError("corrupt namespace record: chain");
     std::memcpy(state.chain.data(), chain.data(), chain.size());
+  }
+  if ((flags & kNamespaceConverted) != 0 && !d.GetVarint64(&state.converted_at)) {
+    return absl::DataLossError("corrupt namespace record: conversion");
   }
   if (!d.done()) return absl::DataLossError("corrupt namespace record");
   s = db_->db()->Get(rocksdb::ReadOptions(), StoreDb::NamespaceOwnerKey(ns), &state.owner);
@@ -235,19 +241,28 @@ absl::Status CommitLog::RegisterNamespace(const std::string& ns, const std::stri
   next.owner = current->owner;
   next.encrypted = current->encrypted;
   next.chain = current->chain;
+  next.converted_at = current->converted_at;
   if (owner != next.owner) {
     return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' belongs to another user"));
   }
-  if (encrypted != current->encrypted) {
-    return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is ",
-                                                      current->encrypted ? "" : "not ",
-                                                      "end-to-end encrypted; that is chosen once, at creation"));
+  if (current->encrypted && !encrypted) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("namespace '", ns, "' is end-to-end encrypted; it cannot be made plain again"));
+  }
+  if (encrypted && !current->encrypted) {
+    // Converted: from its head on only sealed versions, signed and chained from a zero hash;
+    // what came before stays in the table and the history as it was (devices that sync it
+    // sealed start after it: StoreService).
+    next.encrypted = true;
+    next.converted_at = current->head_seq;  // 0 for an empty one: as if made encrypted
   }
   rocksdb::WriteBatch batch;
   batch.Put(StoreDb::NamespaceKey(ns), EncodeNamespace(next));
   CONVERGE_RETURN_IF_ERROR(RocksStatus(db_->WriteSynced(&batch), "write namespace"));
   current->members = next.members;
   current->owner = next.owner;
+  current->encrypted = next.encrypted;
+  current->converted_at = next.converted_at;
   absl::MutexLock access(&n->access_mu);
   n->members = std::move(next.members);
   n->owner = std::move(next.owner);
@@ -318,6 +333,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   next.members = state->members;
   next.owner = state->owner;
   next.encrypted = state->encrypted;
+  next.converted_at = state->converted_at;
   next.chain = chain;
   next.live_entries =
       static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(state->live_entries) + bases.live_delta));
@@ -831,6 +847,12 @@ absl::StatusOr<crypto::LogHead> CommitLog::Chain(const std::string& ns) {
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);
   return crypto::LogHead{n->state.head_seq, n->state.chain};
+}
+
+absl::StatusOr<CommitLog::Sealing> CommitLog::SealingOf(const std::string& ns) {
+  CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
+  absl::MutexLock lock(&n->mu);
+  return Sealing{n->state.encrypted, n->state.converted_at};
 }
 
 absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {

@@ -56,8 +56,9 @@ class CommitLog {
 
   // RegisterNamespace creates the namespace if new and sets its owner and members. Idempotent.
   // InvalidArgument for a bad id (the owner too); FailedPrecondition if it has another owner.
-  // `encrypted` (end-to-end encrypted: every version must come sealed) is set at creation;
-  // FailedPrecondition if a later call says otherwise.
+  // `encrypted` (end-to-end encrypted: every version must come sealed) is set at creation, or
+  // later: a plain namespace registered as encrypted is converted at its head (Sealing); an
+  // encrypted one registered as plain is FailedPrecondition.
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner,
                                  const std::vector<std::string>& members,
                                  bool encrypted = false);
@@ -155,6 +156,13 @@ class CommitLog {
   // otherwise), read together.
   absl::StatusOr<crypto::LogHead> Chain(const std::string& ns);
   absl::StatusOr<NamespaceStats> Stats(const std::string& ns);
+  // Sealing: whether the namespace is end-to-end encrypted, and the seq it was converted at
+  // (0: encrypted since its creation, or plain). The log and table up to that seq are plain.
+  struct Sealing {
+    bool encrypted = false;
+    uint64_t converted_at = 0;
+  };
+  absl::StatusOr<Sealing> SealingOf(const std::string& ns);
 
  private:
   struct NamespaceState {
@@ -163,6 +171,7 @@ class CommitLog {
     std::string owner;          // whose chunks its files reference
     bool encrypted = false;     // end-to-end encrypted: versions come sealed
     Digest chain{};             // encrypted: the log's chained head hash at head_seq
+    uint64_t converted_at = 0;  // converted to encrypted at this seq (0: never)
     uint64_t compacted_through = 0;  // log entries at or below it are gone
     uint64_t dropped_through = 0;    // tombstones at or below it may be gone from the file table
     absl::flat_hash_set<std::string> members;

@@ -131,11 +131,10 @@ TEST_F(CommitLogTest, AnEncryptedNamespaceTakesOnlySealedVersionsAndAPlainOneNon
   // A plain namespace takes no sealed version, and no signed commit.
   EXPECT_EQ(log_->Append("ns", "dev1", {named}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(log_->Append("ns", "dev1", {plain}, signed_first).status().code(), absl::StatusCode::kInvalidArgument);
-  // Encryption is chosen once, and kept across a restart; so is the log's chained head, which
+  // Encryption is never undone, and kept across a restart; so is the log's chained head, which
   // the store computes as the devices do, and the attestation of each commit.
   EXPECT_EQ(log_->RegisterNamespace("vault", "alice", {"dev1", "dev2"}, false).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, true).code(), absl::StatusCode::kFailedPrecondition);
   Open();
   const crypto::LogHead after_first = crypto::NextHead({}, first);
   ASSERT_TRUE(log_->Chain("vault").ok());
@@ -154,6 +153,40 @@ TEST_F(CommitLogTest, AnEncryptedNamespaceTakesOnlySealedVersionsAndAPlainOneNon
     return true;
   }).ok());
   EXPECT_EQ(attestations, (std::vector<std::string>{signed_first, crypto::EncodeAttestation(second)}));
+}
+
+TEST_F(CommitLogTest, APlainNamespaceConvertsAtItsHeadAndKeepsWhatCameBefore) {
+  PutChunk("x");
+  PutChunk("y");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("notes.txt", "x", 0)}).ok());
+  auto before = log_->Append("ns", "dev1", {File("notes.txt", "y", 1)});
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_TRUE(log_->SealingOf("ns").ok());
+  EXPECT_FALSE(log_->SealingOf("ns")->encrypted);
+  // Registered as encrypted: converted at its head, seq 2.
+  ASSERT_TRUE(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, /*encrypted=*/true).ok());
+  EXPECT_TRUE(log_->SealingOf("ns")->encrypted);
+  EXPECT_EQ(log_->SealingOf("ns")->converted_at, 2u);
+  ASSERT_TRUE(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, /*encrypted=*/true).ok());  // idempotent
+  EXPECT_EQ(log_->SealingOf("ns")->converted_at, 2u);
+  // From now on sealed versions only, signed over a chain that starts at the conversion.
+  EXPECT_EQ(log_->Append("ns", "dev1", {File("notes.txt", "x", 2)}).status().code(), absl::StatusCode::kInvalidArgument);
+  const crypto::DeviceKeys device = crypto::DeviceKeys::Generate();
+  crypto::SignedCommit sc{"ns", "dev1", crypto::LogHead{2, {}}, HashOf("body"), ""};
+  crypto::Sign(device, &sc);
+  FileVersion sealed = File("abc234", "x", 0);
+  sealed.sealed_record = "sealed";
+  ASSERT_TRUE(log_->Append("ns", "dev1", {sealed}, crypto::EncodeAttestation(sc)).ok());
+  EXPECT_EQ(*log_->Chain("ns"), crypto::NextHead(crypto::LogHead{2, {}}, sc));
+  // What came before stays, plain: the table entry and its history.
+  auto versions = log_->Versions("ns", "notes.txt", 0);
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  EXPECT_EQ(versions->size(), 2u);
+  // Kept across a restart; never made plain again.
+  Open();
+  EXPECT_EQ(log_->SealingOf("ns")->converted_at, 2u);
+  EXPECT_TRUE(log_->SealingOf("ns")->encrypted);
+  EXPECT_EQ(log_->RegisterNamespace("ns", "alice", {"dev1", "dev2"}, false).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(CommitLogTest, CursorsMoveForwardOnly) {

@@ -277,6 +277,14 @@ grpc::Status StoreService::Pull(grpc::ServerContext* ctx, const v1::PullRequest*
   // A device past the head synced with a newer state of this store: it was restored from an
   // older backup. The device must re-sync (its applied seqs will be reused for other commits).
   if (req->since_seq() > *head) return ToGrpcStatus(StoreBehindError(req->since_seq(), *head));
+  absl::StatusOr<CommitLog::Sealing> sealing = log_->SealingOf(req->namespace_id());
+  if (!sealing.ok()) return ToGrpcStatus(sealing.status());
+  if (sealing->encrypted && !req->sealed()) return ToGrpcStatus(NamespaceConvertedError(req->namespace_id()));
+  // A converted namespace's log is plain up to its conversion: a sealed device starts after it,
+  // from the table (which lists it only what was written sealed).
+  if (req->sealed() && req->since_seq() < sealing->converted_at) {
+    return ToGrpcStatus(LogCompactedError(sealing->converted_at + 1));
+  }
   bool broken = false;
   uint64_t inline_uncharged = kPullInlineBytes;
   absl::Status s = log_->ReadSince(
@@ -340,6 +348,11 @@ grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFil
                                      grpc::ServerWriter<v1::ListFilesResponse>* writer) {
   absl::StatusOr<Caller> caller = Authorize(*ctx, req->namespace_id(), req->device_id());
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  absl::StatusOr<CommitLog::Sealing> sealing = log_->SealingOf(req->namespace_id());
+  if (!sealing.ok()) return ToGrpcStatus(sealing.status());
+  if (sealing->encrypted && !req->sealed() && !caller->device.empty()) {
+    return ToGrpcStatus(NamespaceConvertedError(req->namespace_id()));
+  }
   absl::StatusOr<crypto::LogHead> head = log_->Chain(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   v1::ListFilesResponse batch;
@@ -348,6 +361,7 @@ grpc::Status StoreService::ListFiles(grpc::ServerContext* ctx, const v1::ListFil
   bool broken = false;
   absl::Status s = log_->ListFiles(req->namespace_id(), [&](const FileVersion& v) {
     if (broken) return;
+    if (req->sealed() && v.sealed_record.empty()) return;  // from before the conversion
     wire::FileVersionToProto(v, batch.add_files());
     if (batch.files_size() >= static_cast<int>(kListBatchFiles)) {
       broken = !writer->Write(batch);

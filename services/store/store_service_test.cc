@@ -9,6 +9,7 @@
 #include "common/codec/rsync_delta.h"
 #include "common/rpc/server_runner.h"
 #include "common/wire/wire.h"
+#include "common/model/store_behind.h"
 #include "gtest/gtest.h"
 #include "services/store/store_db.h"
 #include "services/store/store_server.h"
@@ -563,6 +564,63 @@ TEST_F(StoreServiceTest, UnknownNamespaceAndNonMember) {
   v1::PullResponse r;
   EXPECT_FALSE(reader->Read(&r));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(StoreServiceTest, AConvertedNamespaceRefusesPlainDevicesAndStartsSealedOnesAfterItsConversion) {
+  ASSERT_TRUE(Put("x", "x").ok());
+  ASSERT_TRUE(Commit("ns", "notes.txt", "x", 0).ok());
+  // Converted: management registers it again, encrypted.
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer secret");
+    v1::RegisterNamespaceRequest req;
+    req.set_namespace_id("ns");
+    req.set_owner_user_id("alice");
+    req.add_member_device_ids("dev1");
+    req.set_encrypted(true);
+    v1::RegisterNamespaceResponse resp;
+    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
+  }
+  const auto pull = [&](bool sealed, uint64_t since, int* commits) {
+    grpc::ClientContext ctx;
+    v1::PullRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id("dev1");
+    req.set_since_seq(since);
+    req.set_sealed(sealed);
+    auto reader = stub_->Pull(&ctx, req);
+    v1::PullResponse r;
+    *commits = 0;
+    while (reader->Read(&r)) ++*commits;
+    return reader->Finish();
+  };
+  const auto list = [&](bool sealed, const std::string& device, int* files) {
+    grpc::ClientContext ctx;
+    v1::ListFilesRequest req;
+    req.set_namespace_id("ns");
+    req.set_device_id(device);
+    req.set_sealed(sealed);
+    auto reader = stub_->ListFiles(&ctx, req);
+    v1::ListFilesResponse r;
+    *files = 0;
+    while (reader->Read(&r)) *files += r.files_size();
+    return reader->Finish();
+  };
+  int n = 0;
+  // A device still syncing it plain is told so, whatever it asks.
+  grpc::Status s = pull(false, 0, &n);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(IsNamespaceConverted(absl::FailedPreconditionError(s.error_message()))) << s.error_message();
+  EXPECT_EQ(list(false, "dev1", &n).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Commit("ns", "more.txt", "x", 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // not sealed
+  // A sealed device starts after the conversion: from the table, which lists it nothing plain.
+  s = pull(true, 0, &n);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_TRUE(IsLogCompacted(absl::OutOfRangeError(s.error_message()))) << s.error_message();
+  EXPECT_TRUE(pull(true, 1, &n).ok());
+  EXPECT_EQ(n, 0);
+  ASSERT_TRUE(list(true, "dev1", &n).ok());
+  EXPECT_EQ(n, 0);
 }
 
 TEST_F(StoreServiceTest, StaleBaseSeqIsAbortedNamingTheFile) {

@@ -75,6 +75,8 @@ commands:
   namespaces set <namespace-id> --xattrs=on|off
                                      sync "user." extended attributes (engines take it when they
                                      next start)
+  namespaces encrypt <namespace-id>  convert to end-to-end encrypted, online (its history before
+                                     stays plain); then `converge-engine keys init` on a device
   namespaces list [--user=USER]
   namespaces share <namespace-id> --user=USER
   namespaces status <namespace-id>   files, bytes, chunks, dedup, devices, conflicts, watermark
@@ -266,6 +268,7 @@ class Cli {
     if (noun == "namespaces" && verb == "list" && args.size() == 2) return ListNamespaces();
     if (noun == "namespaces" && verb == "set" && args.size() == 3) return SetNamespaceOptions(args[2]);
     if (noun == "namespaces" && verb == "share" && args.size() == 3) return Share(args[2]);
+    if (noun == "namespaces" && verb == "encrypt" && args.size() == 3) return Encrypt(args[2]);
     if (noun == "namespaces" && verb == "status" && args.size() == 3) return NamespaceStatus(args[2]);
     if (noun == "namespaces" && verb == "keys" && args.size() == 3) return NamespaceKeys(args[2]);
     if (noun == "members" && verb == "add" && args.size() == 4) return AddMember(args[2], args[3]);
@@ -701,6 +704,20 @@ class Cli {
     return 0;
   }
 
+  int Encrypt(const std::string& id) {
+    v1::EncryptNamespaceRequest req;
+    req.set_namespace_id(id);
+    v1::Namespace resp;
+    grpc::Status s = stub_->EncryptNamespace(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "namespace " << resp.namespace_id()
+              << " is end-to-end encrypted from now on (what was synced before stays plain in its history); "
+                 "its engines restart and wait for its keyring: run `converge-engine keys init` on one device, "
+                 "then `keys request` / `keys approve` for the others\n";
+    return 0;
+  }
+
   int ListNamespaces() {
     v1::ListNamespacesRequest req;
     req.set_user_id(absl::GetFlag(FLAGS_user));
@@ -710,9 +727,12 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::Namespace& n : resp.namespaces()) {
+      std::vector<std::string> options;
+      if (n.options().sync_xattrs()) options.push_back("xattrs");
+      if (n.options().encrypted()) options.push_back("encrypted");
       rows.push_back({n.namespace_id(), n.owner_user_id(), Time(n.created_at_unix_ms()),
                       n.shared_with_user_ids().empty() ? "-" : absl::StrJoin(n.shared_with_user_ids(), ","),
-                      n.options().sync_xattrs() ? "xattrs" : "-"});
+                      options.empty() ? "-" : absl::StrJoin(options, ",")});
     }
     PrintTable({"NAMESPACE", "OWNER", "CREATED", "SHARED WITH", "OPTIONS"}, rows);
     return 0;
