@@ -311,6 +311,9 @@ TEST_F(E2eKeysTest, APlainNamespaceConvertsOnlineAndItsDevicesGoOnSealedKeepingT
     if (absl::StartsWith(line, "shared ")) listed = absl::StrContains(line, "encrypted");
   }
   EXPECT_TRUE(listed) << r.out;
+  r = c_->Convergectl({"namespaces", "status", "shared"});
+  EXPECT_TRUE(absl::StrContains(r.out, "end-to-end encrypted since seq ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "up to that seq are plain")) << r.out;
 }
 
 }  // namespace

@@ -53,6 +53,8 @@ struct NamespaceStats {
   // the file table by compaction. Pulls from below compacted_through get a snapshot instead.
   uint64_t watermark = 0;
   uint64_t compacted_through = 0;
+  bool encrypted = false;     // end-to-end encrypted
+  uint64_t converted_at = 0;  // encrypted by conversion at this seq: plain up to it (0: never)
 };
 
 // What compacting a namespace, and collecting the garbage after it, did.

@@ -19,6 +19,8 @@ void NamespaceStatsToProto(const NamespaceStats& s, store::v1::GetNamespaceStats
   p->set_open_conflicts(s.open_conflicts);
   p->set_watermark(s.watermark);
   p->set_compacted_through(s.compacted_through);
+  p->set_encrypted(s.encrypted);
+  p->set_converted_at(s.converted_at);
   for (const std::string& path : s.conflict_paths) p->add_conflict_paths(path);
   for (const DeviceCursor& d : s.devices) {
     store::v1::DeviceCursor* c = p->add_cursors();
@@ -46,6 +48,8 @@ NamespaceStats NamespaceStatsFromProto(const store::v1::GetNamespaceStatsRespons
   s.open_conflicts = p.open_conflicts();
   s.watermark = p.watermark();
   s.compacted_through = p.compacted_through();
+  s.encrypted = p.encrypted();
+  s.converted_at = p.converted_at();
   s.conflict_paths.assign(p.conflict_paths().begin(), p.conflict_paths().end());
   for (const store::v1::DeviceCursor& c : p.cursors()) {
     DeviceCursor d;

@@ -467,6 +467,17 @@ absl::Status EncryptingStoreClient::Pull(uint64_t since_seq, uint32_t max_commit
   return pulled;
 }
 
+size_t EncryptingStoreClient::CommitBytesOf(const FileVersion& v) {
+  constexpr size_t kRecordOverhead = 64;  // version, epoch, nonce, tag (chunk_cipher.h SealRecord)
+  size_t longest = 0;
+  size_t bytes = CommitBytes(v) + crypto::EncryptedPathSize(v.path, &longest) + EncodeFileVersion(v).size() +
+                 kRecordOverhead;
+  if (std::optional<ConflictCopyName> copy = ParseConflictName(v.path); copy.has_value()) {
+    bytes += crypto::EncryptedPathSize(copy->original_path, &longest);
+  }
+  return bytes;
+}
+
 absl::Status EncryptingStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
   // "path: why" would tell the store a name: it learns only how many, and which versions did not
   // open here.

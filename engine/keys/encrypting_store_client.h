@@ -92,6 +92,9 @@ class EncryptingStoreClient : public StoreClient {
   absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                     const std::function<absl::Status(const converge::Commit&)>& fn) override;
   absl::Status Ack(uint64_t seq, const std::vector<std::string>& blocked) override;
+  // The sealed version's: its encrypted path, its sealed record (the whole plain version), its
+  // sealed chunk list, a conflict copy's original's encrypted path (at most; never less).
+  size_t CommitBytesOf(const FileVersion& v) override;
   using ChunkSource::Fetch;
   absl::Status Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base, const Sink& sink) override;
 

@@ -106,6 +106,9 @@ class StoreClient : public ChunkSource {
     if (!seq.ok()) return seq.status();
     return Table{*seq, {}};
   }
+  // CommitBytesOf: what `v` counts towards kMaxCommitBytes once this client sends it (CommitBytes;
+  // a client that seals versions sends larger ones). The engine splits its commits by it.
+  virtual size_t CommitBytesOf(const FileVersion& v) { return CommitBytes(v); }
   // Pull calls fn for each commit after since_seq (at most max_commits).
   virtual absl::Status Pull(uint64_t since_seq, uint32_t max_commits,
                             const std::function<absl::Status(const converge::Commit&)>& fn) = 0;

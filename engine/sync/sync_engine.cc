@@ -26,11 +26,12 @@ constexpr char kResyncSetting[] = "resync_after_store_loss";
 namespace {
 
 // BatchEnd: where the commit starting at changes[start] ends: at most max_files versions and
-// kMaxCommitBytes (less room for a move's tombstone that must follow its last version).
-size_t BatchEnd(const std::vector<LocalChange>& changes, size_t start, size_t max_files) {
+// kMaxCommitBytes as `store` sends them (less room for a move's tombstone that must follow its
+// last version).
+size_t BatchEnd(StoreClient* store, const std::vector<LocalChange>& changes, size_t start, size_t max_files) {
   size_t end = start, bytes = 0;
   while (end < changes.size() && end - start < max_files) {
-    bytes += CommitBytes(changes[end].version);
+    bytes += store->CommitBytesOf(changes[end].version);
     if (end > start && bytes > kMaxCommitBytes - (8 << 10)) break;
     ++end;
   }
@@ -652,7 +653,7 @@ absl::Status SyncEngine::CommitFound(std::vector<LocalChange> found, std::vector
 
 absl::Status SyncEngine::CommitInBatches(const std::vector<LocalChange>& changes, int64_t scanned_at_ns) {
   for (size_t start = 0, end = 0; start < changes.size(); start = end) {
-    end = BatchEnd(changes, start, options_.max_files_per_commit);
+    end = BatchEnd(store_, changes, start, options_.max_files_per_commit);
     if (end < changes.size() && changes[end].moved) ++end;  // never part a move from its tombstone
     CONVERGE_RETURN_IF_ERROR(
         CommitBatch(std::vector<LocalChange>(changes.begin() + start, changes.begin() + end), scanned_at_ns));
@@ -760,7 +761,7 @@ bool SyncEngine::DeferDeletionsWhileBusy(std::vector<LocalChange>* deletions) {
 absl::Status SyncEngine::CommitDeletions(const std::vector<LocalChange>& deletions, int64_t scanned_at_ns,
                                          HeldDeletions* held) {
   for (size_t start = 0, end = 0; start < deletions.size(); start = end) {
-    end = BatchEnd(deletions, start, kMaxFilesPerCommit);
+    end = BatchEnd(store_, deletions, start, kMaxFilesPerCommit);
     std::vector<LocalChange> batch(deletions.begin() + start, deletions.begin() + end);
     absl::Status s = CommitBatch(batch, scanned_at_ns);
     if (IsMassDeleteHeld(s)) {

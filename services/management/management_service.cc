@@ -330,6 +330,7 @@ grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
   resp->set_conflicts(static_cast<uint32_t>(r->usage.open_conflicts));
   resp->set_watermark(r->usage.watermark);
   resp->set_compacted_through(r->usage.compacted_through);
+  resp->set_converted_at(r->usage.converted_at);
   return grpc::Status::OK;
 }
 

@@ -863,6 +863,8 @@ absl::StatusOr<NamespaceStats> CommitLog::Stats(const std::string& ns) {
     absl::MutexLock lock(&n->mu);
     stats.head_seq = n->state.head_seq;
     stats.compacted_through = n->state.compacted_through;
+    stats.encrypted = n->state.encrypted;
+    stats.converted_at = n->state.converted_at;
     members.assign(n->state.members.begin(), n->state.members.end());
   }
   CONVERGE_ASSIGN_OR_RETURN(std::vector<ConflictRecord> open, ListConflicts(ns, false));

@@ -467,6 +467,12 @@ class Cli {
               << HumanBytes(r.unique_chunk_bytes()) << " (dedup " << absl::StrFormat("%.2f", r.dedup_ratio()) << "x), "
               << r.conflicts() << (r.conflicts() == 1 ? " open conflict" : " open conflicts") << "\n"
               << "  watermark " << r.watermark() << ", log compacted through seq " << r.compacted_through() << "\n";
+    if (r.converted_at() > 0) {
+      std::cout << "  end-to-end encrypted since seq " << r.converted_at()
+                << " (converted: its log, file table and history up to that seq are plain, as they were)\n";
+    } else if (n.options().encrypted()) {
+      std::cout << "  end-to-end encrypted since its creation\n";
+    }
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> blocked;
     for (const v1::DeviceNamespaceStatus& d : r.devices()) {
