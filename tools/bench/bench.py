@@ -1788,8 +1788,13 @@ def main():
     date = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H%M%SZ")
     out_dir = args.out or os.path.join(ROOT, "bench", "results", f"{args.mode}-{date}")
     os.makedirs(out_dir, exist_ok=True)
+    if os.path.ismount(args.work):
+        raise SystemExit(f"{args.work} is still mounted (a run stopped without its cleanup?): umount it, then "
+                         f"remove {args.work.rstrip('/')}.img")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
+    # Stopped by a signal, the run still stops its services and unmounts its filesystem.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     filesystem, unmount = mount_scratch(args.work, args.fs or ("loop" if args.mode == "full" else "host"))
     try:
         return run_bench(args, out_dir, date, filesystem)
