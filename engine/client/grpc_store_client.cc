@@ -194,23 +194,17 @@ void GrpcStoreClient::KeepSentAlong(const store::v1::PullResponse& resp) {
   }
 }
 
-bool GrpcStoreClient::FetchSentAlong(const std::vector<ChunkWant>& wants, const Sink& sink, absl::Status* handled) {
-  std::vector<std::string> found;
-  {
-    absl::MutexLock lock(&sent_along_mu_);
-    for (const ChunkWant& w : wants) {
-      auto it = sent_along_.find(w.sha256);
-      if (it == sent_along_.end()) return false;  // all of them, in order, or a call for all
-    }
-    for (const ChunkWant& w : wants) {
-      auto it = sent_along_.find(w.sha256);
-      sent_along_bytes_ -= it->second.size();
-      found.push_back(std::move(it->second));
-      sent_along_.erase(it);
-    }
+std::vector<std::optional<std::string>> GrpcStoreClient::TakeSentAlong(const std::vector<ChunkWant>& wants) {
+  std::vector<std::optional<std::string>> found(wants.size());
+  absl::MutexLock lock(&sent_along_mu_);
+  for (size_t i = 0; i < wants.size(); ++i) {
+    auto it = sent_along_.find(wants[i].sha256);
+    if (it == sent_along_.end()) continue;
+    sent_along_bytes_ -= it->second.size();
+    found[i] = std::move(it->second);
+    sent_along_.erase(it);
   }
-  for (size_t i = 0; i < wants.size() && handled->ok(); ++i) *handled = sink(wants[i].sha256, std::move(found[i]));
-  return true;
+  return found;
 }
 
 absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
@@ -302,8 +296,16 @@ absl::StatusOr<std::string> DecodeChunk(store::v1::GetChunksResponse* resp, cons
 
 absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const BaseReader& read_base,
                                     const Sink& sink) {
-  absl::Status served;
-  if (FetchSentAlong(wants, sink, &served)) return served;
+  // What a Pull sent along is served from memory; only the rest is asked for, in one call.
+  std::vector<std::optional<std::string>> along = TakeSentAlong(wants);
+  std::vector<const ChunkWant*> asked;
+  for (size_t i = 0; i < wants.size(); ++i) {
+    if (!along[i].has_value()) asked.push_back(&wants[i]);
+  }
+  if (asked.empty()) {
+    for (size_t i = 0; i < wants.size(); ++i) CONVERGE_RETURN_IF_ERROR(sink(wants[i].sha256, *std::move(along[i])));
+    return absl::OkStatus();
+  }
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Minutes(5));
   store::v1::GetChunksRequest req;
@@ -314,29 +316,32 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
   // Bases of one chunk go as base_sha256 (every store knows it), of several as base_sequences.
   bool any_base = false;
   bool any_sequence = false;
-  for (const ChunkWant& w : wants) {
-    any_base = any_base || (!w.bases.empty() && read_base != nullptr);
-    any_sequence = any_sequence || (w.bases.size() > 1 && read_base != nullptr);
+  for (const ChunkWant* w : asked) {
+    any_base = any_base || (!w->bases.empty() && read_base != nullptr);
+    any_sequence = any_sequence || (w->bases.size() > 1 && read_base != nullptr);
   }
-  for (const ChunkWant& w : wants) {
-    req.add_sha256(DigestToBytes(w.sha256));
+  for (const ChunkWant* w : asked) {
+    req.add_sha256(DigestToBytes(w->sha256));
     if (any_sequence) {
       store::v1::ChunkSequence* seq = req.add_base_sequences();
-      for (const Digest& d : w.bases) seq->add_sha256(DigestToBytes(d));
+      for (const Digest& d : w->bases) seq->add_sha256(DigestToBytes(d));
     } else if (any_base) {
-      req.add_base_sha256(w.bases.empty() ? "" : DigestToBytes(w.bases[0]));
+      req.add_base_sha256(w->bases.empty() ? "" : DigestToBytes(w->bases[0]));
     }
   }
   auto reader = stub_->GetChunks(&ctx, req);
   store::v1::GetChunksResponse resp;
   size_t received = 0;
   absl::Status handled;
-  while (handled.ok() && reader->Read(&resp)) {
-    if (received >= wants.size()) {
-      handled = absl::DataLossError("store sent more chunks than asked for");
-      break;
+  // In the order asked: each chunk sent along in its place among those the call brings.
+  for (size_t i = 0; i < wants.size() && handled.ok(); ++i) {
+    if (along[i].has_value()) {
+      handled = sink(wants[i].sha256, *std::move(along[i]));
+      continue;
     }
-    const ChunkWant& want = wants[received++];
+    if (!reader->Read(&resp)) break;
+    const ChunkWant& want = wants[i];
+    ++received;
     // Never trust the store's bytes: decode them and check them against the digest we asked for.
     absl::StatusOr<std::string> raw = DecodeChunk(&resp, want, read_base, &stream);
     if (!raw.ok() || resp.sha256() != DigestToBytes(want.sha256) || HashOf(*raw) != want.sha256) {
@@ -346,14 +351,17 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
     }
     handled = sink(want.sha256, std::move(*raw));
   }
+  if (handled.ok() && received == asked.size() && reader->Read(&resp)) {
+    handled = absl::DataLossError("store sent more chunks than asked for");
+  }
   if (!handled.ok()) {
     ctx.TryCancel();
     reader->Finish().ok();
     return handled;
   }
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.GetChunks"));
-  if (received != wants.size()) {
-    return absl::DataLossError(absl::StrCat("store sent ", received, " of ", wants.size(), " chunks"));
+  if (received != asked.size()) {
+    return absl::DataLossError(absl::StrCat("store sent ", received, " of ", asked.size(), " chunks"));
   }
   return absl::OkStatus();
 }

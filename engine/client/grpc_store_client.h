@@ -5,6 +5,7 @@
 #define CONVERGE_ENGINE_CLIENT_GRPC_STORE_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,11 +50,13 @@ class GrpcStoreClient : public StoreClient {
   absl::StatusOr<Table> List(const std::function<void(const FileVersion&)>& fn, int64_t at_unix_ms);
   // Chunks of small files a Pull sent along with their commits (the store's budget: 1 MiB a
   // commit, applied before the next is read), checked against their digests; Fetch serves them
-  // without a GetChunks call when it has every chunk asked for. A pull drops what the previous
-  // one sent and nobody asked for.
+  // from memory and asks the store only for the rest (a commit whose small files come to more
+  // than the store sends along, as sealed ones may, costs no chunk twice). A pull drops what
+  // the previous one sent and nobody asked for.
   static constexpr size_t kSentAlongBytes = 2 << 20;
   void KeepSentAlong(const store::v1::PullResponse& resp);
-  bool FetchSentAlong(const std::vector<ChunkWant>& wants, const Sink& sink, absl::Status* handled);
+  // TakeSentAlong: for each want, its bytes if a Pull sent them along (taken out), else none.
+  std::vector<std::optional<std::string>> TakeSentAlong(const std::vector<ChunkWant>& wants);
   absl::Mutex sent_along_mu_;
   absl::flat_hash_map<Digest, std::string> sent_along_ ABSL_GUARDED_BY(sent_along_mu_);
   size_t sent_along_bytes_ ABSL_GUARDED_BY(sent_along_mu_) = 0;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/metrics.h"
 #include "common/codec/chunk_codec.h"
 #include "common/codec/rsync_delta.h"
 #include "common/rpc/server_runner.h"
@@ -45,6 +46,7 @@ class StoreClientTest : public ::testing::Test {
     store::v1::RegisterNamespaceResponse resp;
     ASSERT_TRUE(store::v1::StoreService::NewStub(channel)->RegisterNamespace(&ctx, req, &resp).ok());
     client_ = std::make_unique<engine::GrpcStoreClient>(channel, "ns", "dev1");
+    channel_ = channel;
   }
 
   // Put uploads `chunks` whole, or as they are given.
@@ -60,6 +62,7 @@ class StoreClientTest : public ::testing::Test {
   std::unique_ptr<store::StoreServer> store_;
   std::unique_ptr<RunningServer> server_;
   std::unique_ptr<engine::GrpcStoreClient> client_;
+  std::shared_ptr<grpc::Channel> channel_;
 };
 
 TEST_F(StoreClientTest, AChunkCutAcrossTwoOldOnesTravelsAsADeltaAgainstBoth) {
@@ -122,6 +125,61 @@ TEST_F(StoreClientTest, AChunkCutAcrossTwoOldOnesTravelsAsADeltaAgainstBoth) {
                            });
   EXPECT_FALSE(fetched.ok());
   EXPECT_TRUE(got.empty());
+}
+
+TEST_F(StoreClientTest, SmallFilesAPullCarriesOnlyInPartArriveOnceEach) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer secret");
+    store::v1::RegisterNamespaceRequest req;
+    req.set_namespace_id("ns");
+    req.set_owner_user_id("alice");
+    req.add_member_device_ids("dev1");
+    req.add_member_device_ids("dev2");
+    store::v1::RegisterNamespaceResponse resp;
+    ASSERT_TRUE(store::v1::StoreService::NewStub(channel_)->RegisterNamespace(&ctx, req, &resp).ok());
+  }
+  // 40 files of 32 KiB: a pull carries 1 MiB of them along with their commit, not all.
+  std::vector<engine::ChunkUpload> uploads;
+  std::vector<FileVersion> versions;
+  std::vector<engine::ChunkWant> wants;
+  uint64_t total = 0;
+  for (int i = 0; i < 40; ++i) {
+    const std::string data = RandomBytesForTest(32 << 10, 100 + i);
+    uploads.push_back(engine::ChunkUpload{HashOf(data), data});
+    FileVersion v;
+    v.file_id = std::string(kFileIdBytes - 2, 'f') + static_cast<char>('a' + i / 26) + static_cast<char>('a' + i % 26);
+    v.path = "small/" + std::to_string(i);
+    v.size = data.size();
+    v.content_sha256 = HashOf(data);
+    v.chunks = {{HashOf(data), static_cast<uint32_t>(data.size())}};
+    versions.push_back(v);
+    wants.push_back(engine::ChunkWant{HashOf(data), {}});
+    total += data.size();
+  }
+  ASSERT_TRUE(Put(uploads).ok());
+  ASSERT_TRUE(client_->Commit(versions).ok());
+  engine::GrpcStoreClient other(channel_, "ns", "dev2");
+  Counter* sent = DefaultMetrics().AddCounter("converge_store_chunk_bytes_total", "chunk bytes received and sent",
+                                             "direction=\"out\"");
+  const uint64_t before = sent->value();
+  std::vector<Digest> got;
+  absl::Status fetched;
+  ASSERT_TRUE(other.Pull(0, 0, [&](const Commit& c) {
+    EXPECT_EQ(c.files.size(), 40u);
+    fetched = other.Fetch(wants, nullptr, [&](const Digest& d, std::string bytes) {
+      EXPECT_EQ(HashOf(bytes), d);
+      got.push_back(d);
+      return absl::OkStatus();
+    });
+    return absl::OkStatus();
+  }).ok());
+  ASSERT_TRUE(fetched.ok()) << fetched;
+  ASSERT_EQ(got.size(), wants.size());
+  for (size_t i = 0; i < wants.size(); ++i) EXPECT_EQ(got[i], wants[i].sha256) << i;  // in order
+  // What the pull carried came once; only the rest was asked for.
+  EXPECT_GE(sent->value() - before, total);
+  EXPECT_LT(sent->value() - before, total + (64 << 10));
 }
 
 }  // namespace
