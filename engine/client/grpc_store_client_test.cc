@@ -36,17 +36,21 @@ class StoreClientTest : public ::testing::Test {
     auto server = StartServer(ServerOptions{}, {store_->service()});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(RegisterMembers({"dev1"}).ok());
+    client_ = std::make_unique<engine::GrpcStoreClient>(channel_, "ns", "dev1");
+  }
+
+  // RegisterMembers registers namespace "ns" of alice with these member devices.
+  grpc::Status RegisterMembers(const std::vector<std::string>& devices) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer secret");
     store::v1::RegisterNamespaceRequest req;
     req.set_namespace_id("ns");
     req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
+    for (const std::string& d : devices) req.add_member_device_ids(d);
     store::v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(store::v1::StoreService::NewStub(channel)->RegisterNamespace(&ctx, req, &resp).ok());
-    client_ = std::make_unique<engine::GrpcStoreClient>(channel, "ns", "dev1");
-    channel_ = channel;
+    return store::v1::StoreService::NewStub(channel_)->RegisterNamespace(&ctx, req, &resp);
   }
 
   // Put uploads `chunks` whole, or as they are given.
@@ -128,17 +132,7 @@ TEST_F(StoreClientTest, AChunkCutAcrossTwoOldOnesTravelsAsADeltaAgainstBoth) {
 }
 
 TEST_F(StoreClientTest, SmallFilesAPullCarriesOnlyInPartArriveOnceEach) {
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer secret");
-    store::v1::RegisterNamespaceRequest req;
-    req.set_namespace_id("ns");
-    req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
-    req.add_member_device_ids("dev2");
-    store::v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(store::v1::StoreService::NewStub(channel_)->RegisterNamespace(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(RegisterMembers({"dev1", "dev2"}).ok());
   // 40 files of 32 KiB: a pull carries 1 MiB of them along with their commit, not all.
   std::vector<engine::ChunkUpload> uploads;
   std::vector<FileVersion> versions;

@@ -38,14 +38,16 @@ class StoreServiceTest : public ::testing::Test {
     ASSERT_TRUE(RegisterMembers({"dev1"}).ok());
   }
 
-  // RegisterMembers registers namespace "ns" of alice with these member devices.
-  grpc::Status RegisterMembers(const std::vector<std::string>& devices) {
+  // RegisterMembers registers namespace "ns" of alice with these member devices (`encrypted`:
+  // end-to-end encrypted, which converts it if it was plain).
+  grpc::Status RegisterMembers(const std::vector<std::string>& devices, bool encrypted = false) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer secret");
     v1::RegisterNamespaceRequest req;
     req.set_namespace_id("ns");
     req.set_owner_user_id("alice");
     for (const std::string& d : devices) req.add_member_device_ids(d);
+    req.set_encrypted(encrypted);
     v1::RegisterNamespaceResponse resp;
     return stub_->RegisterNamespace(&ctx, req, &resp);
   }
@@ -570,17 +572,7 @@ TEST_F(StoreServiceTest, AConvertedNamespaceRefusesPlainDevicesAndStartsSealedOn
   ASSERT_TRUE(Put("x", "x").ok());
   ASSERT_TRUE(Commit("ns", "notes.txt", "x", 0).ok());
   // Converted: management registers it again, encrypted.
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer secret");
-    v1::RegisterNamespaceRequest req;
-    req.set_namespace_id("ns");
-    req.set_owner_user_id("alice");
-    req.add_member_device_ids("dev1");
-    req.set_encrypted(true);
-    v1::RegisterNamespaceResponse resp;
-    ASSERT_TRUE(stub_->RegisterNamespace(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(RegisterMembers({"dev1"}, /*encrypted=*/true).ok());
   const auto pull = [&](bool sealed, uint64_t since, int* commits) {
     grpc::ClientContext ctx;
     v1::PullRequest req;
