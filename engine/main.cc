@@ -67,6 +67,8 @@ ABSL_FLAG(std::string, fingerprint, "",
 ABSL_FLAG(std::string, passphrase_file, "",
           "keys init / recover: a file holding the namespace's recovery passphrase (or "
           "$CONVERGE_RECOVERY_PASSPHRASE)");
+ABSL_FLAG(std::string, exclude, "", "select: keep this subtree of the folder out of this device");
+ABSL_FLAG(std::string, include, "", "select: bring this subtree back to this device");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(bool, log_json, false, "log JSON lines");
 
@@ -159,6 +161,8 @@ int RunCommand(const std::vector<char*>& positional) {
   command.control.passphrase_file = absl::GetFlag(FLAGS_passphrase_file);
   command.watch = absl::GetFlag(FLAGS_watch_status);
   command.json = absl::GetFlag(FLAGS_json);
+  command.exclude = absl::GetFlag(FLAGS_exclude);
+  command.include = absl::GetFlag(FLAGS_include);
   return converge::engine::RunLocalCommand(command);
 }
 

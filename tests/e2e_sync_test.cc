@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <vector>
@@ -416,6 +417,58 @@ TEST_F(E2eScenarioTest, IgnoredFilesStayLocalOnEveryDevice) {
   // Each device keeps its own ignored files.
   EXPECT_EQ(Read(0, "draft.tmp"), "alpha's scratch");
   EXPECT_EQ(Read(1, "beta.tmp"), "beta's scratch");
+}
+
+TEST_F(E2eScenarioTest, ASubtreeKeptOutOfOneDeviceStaysEverywhereElseAndComesBack) {
+  const std::string a = cluster_->folder(0), b = cluster_->folder(1);
+  const std::string p1(300000, '1');
+  WriteFile(a + "/keep/a.txt", "kept");
+  WriteFile(a + "/photos/p1.jpg", p1);
+  WriteFile(a + "/photos/2026/p2.jpg", "two");
+  ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
+  auto wait_for = [&](const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline && !done()) absl::SleepFor(absl::Milliseconds(20));
+    return done();
+  };
+  auto exists = [](const std::string& path) { return std::filesystem::exists(path); };
+
+  // Beta keeps photos out: its copies go, nobody else loses anything.
+  CommandResult select = cluster_->EngineCommand({"select", "--folder=" + b, "--exclude=./photos/"});
+  ASSERT_EQ(select.exit_code, 0) << select.err;
+  EXPECT_NE(select.out.find("photos"), std::string::npos) << select.out;
+  ASSERT_TRUE(wait_for([&] { return !exists(b + "/photos/p1.jpg") && !exists(b + "/photos/2026/p2.jpg"); }));
+  EXPECT_FALSE(exists(b + "/photos")) << "an emptied excluded directory stays behind";
+  EXPECT_EQ(Read(1, "keep/a.txt"), "kept");
+  // What alpha adds there does not come; what beta makes there does not go up.
+  WriteFile(a + "/photos/p3.jpg", "three");
+  WriteFile(b + "/photos/beta-local.txt", "beta's own");
+  WriteFile(a + "/keep/b.txt", "after");
+  WriteFile(b + "/keep/c.txt", "from beta");
+  ASSERT_TRUE(wait_for([&] { return Read(1, "keep/b.txt") == "after" && Read(0, "keep/c.txt") == "from beta"; }));
+  absl::SleepFor(absl::Seconds(1));  // a verifying scan or two
+  EXPECT_FALSE(exists(b + "/photos/p3.jpg"));
+  EXPECT_FALSE(exists(a + "/photos/beta-local.txt"));
+  auto store = cluster_->SnapshotStore();
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (const char* kept : {"photos/p1.jpg", "photos/2026/p2.jpg", "photos/p3.jpg"}) {
+    EXPECT_EQ(store->count(kept), 1u) << kept << " is gone from the store";
+  }
+  EXPECT_EQ(store->count("photos/beta-local.txt"), 0u);
+  EXPECT_EQ(Read(0, "photos/p1.jpg"), p1);
+  EXPECT_EQ(Read(0, "photos/2026/p2.jpg"), "two");
+  CommandResult status = cluster_->EngineCommand({"status", "--folder=" + b});
+  EXPECT_NE(status.out.find("excluded   photos (kept out of this device only)"), std::string::npos) << status.out;
+
+  // One year back, then all of it, with what came meanwhile; beta's own file then goes up.
+  ASSERT_EQ(cluster_->EngineCommand({"select", "--folder=" + b, "--include=photos/2026"}).exit_code, 0);
+  ASSERT_TRUE(wait_for([&] { return Read(1, "photos/2026/p2.jpg") == "two"; }));
+  EXPECT_FALSE(exists(b + "/photos/p1.jpg"));
+  ASSERT_EQ(cluster_->EngineCommand({"select", "--folder=" + b, "--include=photos"}).exit_code, 0);
+  ASSERT_TRUE(wait_for([&] { return Read(1, "photos/p1.jpg") == p1 && Read(1, "photos/p3.jpg") == "three"; }));
+  ASSERT_TRUE(wait_for([&] { return Read(0, "photos/beta-local.txt") == "beta's own"; }));
+  ASSERT_TRUE(cluster_->WaitConverged(absl::Seconds(30)).ok());
+  EXPECT_EQ(Read(0, "photos/p1.jpg"), p1);
 }
 
 TEST_F(E2eScenarioTest, NamesModesTimesAndEmptyDirectoriesArriveAsTheyAre) {

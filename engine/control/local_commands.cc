@@ -9,7 +9,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "converge/engine/v1/status.pb.h"
+#include "common/base/files.h"
 #include "engine/control/status_file.h"
+#include "engine/sync/selection.h"
 
 namespace converge::engine {
 namespace {
@@ -52,14 +54,50 @@ int Pause(const std::string& folder, bool pause) {
   return 0;
 }
 
+// Select changes (or shows) the subtrees this device keeps out; the running engine carries the
+// change out within a second (or the next one to start does).
+int Select(const std::string& folder, const std::string& exclude, const std::string& include) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(std::filesystem::path(SelectionPath(folder)).parent_path(), ec)) {
+    std::cerr << "converge-engine: " << folder << " is not a Converge folder\n";
+    return 1;
+  }
+  absl::StatusOr<Selection> selection = ReadSelection(folder);
+  if (!selection.ok()) {
+    std::cerr << "converge-engine: " << selection.status().message() << "\n";
+    return 1;
+  }
+  for (const auto& [path, excluded] : {std::pair(exclude, true), std::pair(include, false)}) {
+    if (path.empty()) continue;
+    absl::StatusOr<std::string> normal = NormalizeSelectionPath(path);
+    absl::Status changed = normal.ok() ? (excluded ? selection->Exclude(*normal) : selection->Include(*normal))
+                                       : normal.status();
+    if (!changed.ok()) {
+      std::cerr << "converge-engine: " << changed.message() << "\n";
+      return 2;
+    }
+  }
+  if (!exclude.empty() || !include.empty()) {
+    if (absl::Status s = WriteFileAtomically(SelectionPath(folder), selection->ToText()); !s.ok()) {
+      std::cerr << "converge-engine: " << s.message() << "\n";
+      return 1;
+    }
+  }
+  const std::vector<std::string> rules = selection->Rules();
+  std::cout << (rules.empty() ? "nothing excluded: every file of the namespace is kept here\n"
+                              : "kept out of this device (others keep them):\n");
+  for (const std::string& r : rules) std::cout << "  " << r << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunLocalCommand(const LocalCommand& command) {
   const std::string& name = command.name;
   const bool control = IsControlCommand(name);
   if ((!command.control.args.empty() && !control) ||
-      (name != "status" && name != "pause" && name != "resume" && !control)) {
-    std::cerr << "converge-engine: unknown command; try status, pause, resume, history, restore, conflicts, "
+      (name != "status" && name != "pause" && name != "resume" && name != "select" && !control)) {
+    std::cerr << "converge-engine: unknown command; try status, pause, resume, select, history, restore, conflicts, "
                  "resolve or keys (--help for flags)\n";
     return 2;
   }
@@ -69,6 +107,7 @@ int RunLocalCommand(const LocalCommand& command) {
   }
   if (name == "keys") return RunKeysCommand(command.control);
   if (control) return RunControlCommand(name, command.control);
+  if (name == "select") return Select(command.control.folder, command.exclude, command.include);
   if (name == "status") return Status(command.control.folder, command.watch, command.json);
   return Pause(command.control.folder, name == "pause");
 }

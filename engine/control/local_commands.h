@@ -1,6 +1,7 @@
 // The engine's commands for a folder whose engine runs (or ran) on this machine:
 //   converge-engine status --folder=F [--watch_status] [--json]
 //   converge-engine pause --folder=F; converge-engine resume --folder=F
+//   converge-engine select --folder=F [--exclude=PATH] [--include=PATH]   (selective sync)
 // and the control-socket commands of control_cli.h (history, restore, conflicts, resolve).
 #ifndef CONVERGE_ENGINE_CONTROL_LOCAL_COMMANDS_H_
 #define CONVERGE_ENGINE_CONTROL_LOCAL_COMMANDS_H_
@@ -13,10 +14,12 @@
 namespace converge::engine {
 
 struct LocalCommand {
-  std::string name;    // status, pause, resume, history, restore, conflicts, resolve
+  std::string name;    // status, pause, resume, select, history, restore, conflicts, resolve
   ControlArgs control;  // the folder, the arguments after the name, the commands' flags
   bool watch = false;  // status: refresh every half second until interrupted
   bool json = false;   // status: the status file's JSON
+  std::string exclude;  // select: a subtree to keep out of this device
+  std::string include;  // select: a subtree to bring back
 };
 
 // RunLocalCommand returns the exit code: 0 done, 1 failed, 2 usage.

@@ -30,6 +30,30 @@ int64_t Millis(absl::Time t) { return t == absl::Time() ? 0 : absl::ToUnixMillis
 
 std::string StatusPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/status.json"); }
 std::string PauseFlagPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/paused"); }
+std::string SelectionPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/selection"); }
+
+absl::StatusOr<Selection> ReadSelection(const std::string& folder) {
+  std::ifstream in(SelectionPath(folder));
+  if (!in) return Selection();
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<Selection> s = Selection::Parse(text);
+  if (!s.ok()) return absl::Status(s.status().code(), absl::StrCat(SelectionPath(folder), ": ", s.status().message()));
+  return s;
+}
+
+void StatusWriter::FollowSelection() {
+  std::ifstream in(SelectionPath(identity_.folder()));
+  const std::string text = in ? std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()) : "";
+  if (selection_seen_ == text) return;
+  selection_seen_ = text;
+  absl::StatusOr<Selection> s = Selection::Parse(text);
+  if (!s.ok()) {
+    GetLogger("engine")->error("{}: {} (the selection stays as it was)", SelectionPath(identity_.folder()),
+                               s.status().message());
+    return;
+  }
+  engine_->SetSelection(*std::move(s));
+}
 
 StatusWriter::StatusWriter(SyncEngine* engine, engine::v1::EngineStatusFile identity, absl::Duration period)
     : engine_(engine), identity_(std::move(identity)) {
@@ -49,6 +73,7 @@ StatusWriter::~StatusWriter() {
 void StatusWriter::WriteOnce(bool force) {
   std::error_code ec;
   engine_->SetPaused(std::filesystem::exists(PauseFlagPath(identity_.folder()), ec));
+  FollowSelection();
   const EngineStatus s = engine_->status();
   engine::v1::EngineStatusFile out = identity_;
   out.set_pid(getpid());
@@ -67,6 +92,9 @@ void StatusWriter::WriteOnce(bool force) {
   out.set_held(s.held_message);
   for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
   for (const std::string& p : s.blocked) out.add_blocked(p);
+  for (const std::string& p : s.excluded) out.add_excluded(p);
+  out.set_selection_pending(s.selection_pending);
+  out.set_excluded_kept(s.excluded_kept);
   const absl::Time now = absl::Now();
   std::string unchanged;
   if (!out.SerializeToString(&unchanged)) return;
@@ -154,6 +182,12 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                     " remote change(s) not applied here (the rest were; tried again every round): ",
                     absl::StrJoin(s.blocked().begin(), s.blocked().begin() + std::min(s.blocked_size(), 5), "; "),
                     s.blocked_size() > 5 ? "; ..." : "", "\n");
+  }
+  if (s.excluded_size() > 0 || s.selection_pending()) {
+    absl::StrAppend(&out, "excluded   ", s.excluded_size() == 0 ? "nothing" : absl::StrJoin(s.excluded(), ", "),
+                    " (kept out of this device only)", s.selection_pending() ? "; a change is being carried out" : "",
+                    s.excluded_kept() > 0 ? absl::StrCat("; ", s.excluded_kept(), " changed here left in place") : "",
+                    "\n");
   }
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));

@@ -5,20 +5,27 @@
 #define CONVERGE_ENGINE_CONTROL_STATUS_FILE_H_
 
 #include <string>
+#include <optional>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "converge/engine/v1/status.pb.h"
+#include "engine/sync/selection.h"
 #include "engine/sync/sync_engine.h"
 
 namespace converge::engine {
 
 std::string StatusPath(const std::string& folder);
 std::string PauseFlagPath(const std::string& folder);
+// SelectionPath: the subtrees this device keeps out (Selection's text form), written by
+// `converge-engine select` and followed by the running engine within a second.
+std::string SelectionPath(const std::string& folder);
+// ReadSelection reads it (no file: nothing excluded).
+absl::StatusOr<Selection> ReadSelection(const std::string& folder);
 
-// StatusWriter looks at the engine's status every `period` and applies the pause flag, on its
-// own thread, until destroyed. It writes the status file when the status changed, and every
+// StatusWriter looks at the engine's status every `period` and applies the pause flag and the
+// selection file (when it changed), on its own thread, until destroyed. It writes the status file when the status changed, and every
 // kStatusHeartbeat when it did not (readers take a file older than 5 s for a stopped engine):
 // an idle engine does not rewrite the file four times a second.
 class StatusWriter {
@@ -28,12 +35,15 @@ class StatusWriter {
 
  private:
   void WriteOnce(bool force);
+  // FollowSelection hands the engine the selection file's rules when the file changed.
+  void FollowSelection();
 
   SyncEngine* const engine_;
   const engine::v1::EngineStatusFile identity_;
   absl::Notification stop_;
   std::string last_;  // the last status written, its time left out (used by the thread only)
   absl::Time last_written_ = absl::InfinitePast();
+  std::optional<std::string> selection_seen_;  // the selection file's text last handed over
   std::thread thread_;
 };
 

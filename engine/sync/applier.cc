@@ -648,7 +648,7 @@ absl::Status Applier::MoveInPlace(const Commit& commit, absl::flat_hash_set<cons
   absl::flat_hash_set<std::string> dirs;
   absl::Status status;
   for (const FileVersion& v : commit.files) {
-    if (v.deleted || v.kind != FileKind::kFile) continue;
+    if (v.deleted || v.kind != FileKind::kFile || selection_.Excluded(v.path)) continue;
     auto t = tombstones.find(v.file_id);
     if (t == tombstones.end() || t->second->path == v.path) continue;
     const std::string& from = t->second->path;
@@ -865,8 +865,9 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
   if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
   }
-  const std::vector<const FileVersion*> order = ApplyOrder(commit, done);
   std::vector<IndexEntry> applied;
+  RecordExcluded(commit, &done, &applied);
+  const std::vector<const FileVersion*> order = ApplyOrder(commit, done);
   std::vector<PendingWrite> pending;
   // Removals, directories, links and conflict renames made outside a batch are durable only
   // after a sync: the index must not record them before (a power cut would bring back a removed
@@ -936,8 +937,56 @@ absl::Status Applier::Restore(std::vector<FileVersion> versions) {
     ++stats_.files_written;
     restored.push_back(IndexEntry{v, installed, absl::ToUnixNanos(clock_->Now())});
   }
-  Log()->warn("restored {} of {} deleted entries", restored.size(), versions.size());
+  Log()->info("restored {} of {} entries", restored.size(), versions.size());
   return index_->Update(restored, std::nullopt);
+}
+
+void Applier::RecordExcluded(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
+                             std::vector<IndexEntry>* applied) {
+  if (selection_.empty()) return;
+  const int64_t now = absl::ToUnixNanos(clock_->Now());
+  for (const FileVersion& v : commit.files) {
+    if (done->contains(&v) || !selection_.Excluded(v.path)) continue;
+    applied->push_back(IndexEntry{v, LocalStat{}, now});
+    done->insert(&v);
+  }
+}
+
+absl::StatusOr<bool> Applier::StillAsSynced(const IndexEntry& entry, const LocalStat& now) {
+  if (!now.exists || now.kind != entry.version.kind) return false;
+  if (now.kind == FileKind::kDirectory) return true;
+  if (entry.local.Same(now) && Trusted(entry)) return true;
+  if (now.kind == FileKind::kSymlink) {
+    CONVERGE_ASSIGN_OR_RETURN(std::string target, fs_->ReadLink(entry.version.path));
+    return target == entry.version.symlink_target;
+  }
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> f, fs_->OpenRead(entry.version.path));
+  CONVERGE_ASSIGN_OR_RETURN(FileContent content, ChunkFile(f.get(), params_));
+  return content.sha256 == entry.version.content_sha256;
+}
+
+absl::Status Applier::Vacate(std::vector<IndexEntry> entries, uint64_t* kept) {
+  // Children before their directories.
+  std::sort(entries.begin(), entries.end(),
+            [](const IndexEntry& a, const IndexEntry& b) { return a.version.path > b.version.path; });
+  std::vector<IndexEntry> vacated;
+  const int64_t now = absl::ToUnixNanos(clock_->Now());
+  for (const IndexEntry& e : entries) {
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(e.version.path));
+    CONVERGE_ASSIGN_OR_RETURN(bool as_synced, StillAsSynced(e, local));
+    absl::Status removed = as_synced ? fs_->Remove(e.version.path) : absl::OkStatus();
+    if (absl::IsFailedPrecondition(removed)) as_synced = false;  // a directory still holding something
+    CONVERGE_RETURN_IF_ERROR(absl::IsFailedPrecondition(removed) ? absl::OkStatus() : removed);
+    if (!as_synced && local.exists) {
+      ++*kept;
+      continue;
+    }
+    vacated.push_back(IndexEntry{e.version, LocalStat{}, now});
+  }
+  if (!entries.empty()) {
+    Log()->info("{} synced entries taken out of the folder ({} changed here left in place)", vacated.size(), *kept);
+  }
+  return index_->Update(vacated, std::nullopt);
 }
 
 }  // namespace converge::engine

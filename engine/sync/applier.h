@@ -26,6 +26,7 @@
 #include "engine/sync/chunker.h"
 #include "engine/sync/local_index.h"
 #include "engine/sync/planner.h"
+#include "engine/sync/selection.h"
 
 namespace converge::engine {
 
@@ -127,6 +128,15 @@ class Applier {
   // set_progress: called with every chunk's bytes as they are fetched or reused (progress of a
   // long download).
   void set_progress(std::function<void(uint64_t bytes)> fn) { progress_ = std::move(fn); }
+  // set_selection: remote versions at paths `selection` excludes are recorded in the index as
+  // absent here, never written (selective sync; Vacate and Restore move a subtree out and in).
+  void set_selection(Selection selection) { selection_ = std::move(selection); }
+
+  // Vacate removes the local copies of `entries` (synced entries of a subtree this device now
+  // keeps out) that are still as synced, children first, and records them absent in the index.
+  // A file changed here since it was synced stays, as does a directory still holding something;
+  // they are counted in *kept. Nothing is reported deleted: the scanner skips excluded paths.
+  absl::Status Vacate(std::vector<IndexEntry> entries, uint64_t* kept);
 
  private:
   // A small file to write in the next batch; planned_local is the local entry it replaces (absent
@@ -222,6 +232,13 @@ class Applier {
   // anything is removed or moved aside).
   absl::flat_hash_set<std::string> dirs_in_place_;
   std::function<void(uint64_t)> progress_;
+  Selection selection_;
+  // StillAsSynced: the local file at entry's path is the content `entry` recorded.
+  absl::StatusOr<bool> StillAsSynced(const IndexEntry& entry, const LocalStat& now);
+  // RecordExcluded takes the versions of `commit` at excluded paths (not in `done`) into `applied`
+  // as absent here and adds them to `done`.
+  void RecordExcluded(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
+                      std::vector<IndexEntry>* applied);
   std::vector<std::pair<std::string, std::string>> local_moves_;
   struct BlockedVersion {
     FileVersion version;

@@ -109,7 +109,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
   // The folder's walk and the index's live entries side by side: an entry its stat shows
   // unchanged is settled at once; only what differs, and what is gone, is kept for the
   // comparison (a new path may be a gone one moved, so they are compared whole).
-  const IgnoreRules& rules = IgnoreRulesNow();
+  const ScanFilter filter = this->filter();
   std::vector<std::pair<std::string, LocalStat>> walked;  // what differs
   std::map<std::string, IndexEntry> known;                // its entries, and those gone
   uint64_t unchanged = 0;
@@ -119,7 +119,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
         const bool syncable = !syncable_ || syncable_(path);
         if (entry != nullptr && syncable && entry->version.kind == st.kind && UnchangedByStat(*entry, st)) {
           // Nothing to compare: counted as the comparison would count it.
-          if (rules.Ignored(path, st.kind == FileKind::kDirectory)) {
+          if (filter.Skipped(path, st.kind == FileKind::kDirectory)) {
             ++result.ignored;
           } else {
             ++unchanged;
@@ -129,7 +129,7 @@ absl::StatusOr<ScanResult> Scanner::Scan() {
         if (syncable) walked.emplace_back(path, st);
         if (entry != nullptr) known.emplace(path, *entry);
       }));
-  CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
+  CONVERGE_RETURN_IF_ERROR(Compare(filter, std::move(walked), std::move(known), &result));
   result.entries_seen += unchanged;
   return result;
 }
@@ -180,11 +180,11 @@ absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& pa
     if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
   }
   std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
-  CONVERGE_RETURN_IF_ERROR(Compare(std::move(walked), std::move(known), &result));
+  CONVERGE_RETURN_IF_ERROR(Compare(filter(), std::move(walked), std::move(known), &result));
   return result;
 }
 
-absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& rules) const {
+absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const ScanFilter& filter) const {
   CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
   // The folder's walk and the index's entries side by side: nothing is held per file but the
   // suspects.
@@ -198,12 +198,12 @@ absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const IgnoreRules& ru
   CONVERGE_RETURN_IF_ERROR(SideBySide(
       fs_, index_,
       [&](const IndexEntry& gone) {
-        if (!rules.Ignored(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
+        if (!filter.Skipped(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
       },
       [&](const std::string& path, const LocalStat& st, const IndexEntry* e) {
         const bool is_dir = st.kind == FileKind::kDirectory;
-        const bool counts = (!syncable_ || syncable_(path)) && !rules.Ignored(path, is_dir);
-        if (e == nullptr || rules.Ignored(path, was_dir(*e))) {
+        const bool counts = (!syncable_ || syncable_(path)) && !filter.Skipped(path, is_dir);
+        if (e == nullptr || filter.Skipped(path, was_dir(*e))) {
           if (counts) suspect(path, is_dir);  // new (to the synced set, if its kind changed how it is ruled)
         } else if (!counts) {
           suspect(path, was_dir(*e));  // gone from it
@@ -246,15 +246,15 @@ const IgnoreRules& Scanner::IgnoreRulesNow() {
 // changes. Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
 class Scanner::Comparison {
  public:
-  Comparison(Scanner* scanner, const IgnoreRules& rules, ScanResult* result)
-      : scanner_(scanner), rules_(rules), result_(*result) {}
+  Comparison(Scanner* scanner, const ScanFilter& filter, ScanResult* result)
+      : scanner_(scanner), filter_(filter), result_(*result) {}
 
   // Filter takes what was walked and what the index knows (moved in, not copied: a folder's
   // whole listing is held once), less what the ignore rules leave out.
   void Filter(std::vector<std::pair<std::string, LocalStat>> all_walked, std::map<std::string, IndexEntry> all_known) {
     walked_ = std::move(all_walked);
     const auto ignored = std::remove_if(walked_.begin(), walked_.end(), [&](const auto& w) {
-      return rules_.Ignored(w.first, w.second.kind == FileKind::kDirectory);
+      return filter_.Skipped(w.first, w.second.kind == FileKind::kDirectory);
     });
     result_.ignored += static_cast<uint64_t>(walked_.end() - ignored);
     walked_.erase(ignored, walked_.end());
@@ -262,7 +262,7 @@ class Scanner::Comparison {
     for (const auto& w : walked_) seen_.insert(w.first);  // views into walked_, which stays as it is
     known_ = std::move(all_known);
     for (auto it = known_.begin(); it != known_.end();) {
-      if (rules_.Ignored(it->first, it->second.version.kind == FileKind::kDirectory)) {
+      if (filter_.Skipped(it->first, it->second.version.kind == FileKind::kDirectory)) {
         it = known_.erase(it);
       } else {
         ++it;
@@ -400,7 +400,7 @@ class Scanner::Comparison {
     CONVERGE_ASSIGN_OR_RETURN(elsewhere_, scanner_->index_->Get(*was));
     CONVERGE_ASSIGN_OR_RETURN(LocalStat there, scanner_->fs_->Stat(*was));
     if (elsewhere_.has_value() && RenamedFrom(*elsewhere_, st) && (!there.exists || there.inode != st.inode) &&
-        !rules_.Ignored(*was, false)) {
+        !filter_.Skipped(*was, false)) {
       return Claim(&*elsewhere_);
     }
     return nullptr;
@@ -467,7 +467,7 @@ class Scanner::Comparison {
   }
 
   Scanner* const scanner_;
-  const IgnoreRules& rules_;
+  const ScanFilter& filter_;
   ScanResult& result_;
   std::vector<std::pair<std::string, LocalStat>> walked_;
   std::map<std::string, IndexEntry> known_;
@@ -481,9 +481,9 @@ class Scanner::Comparison {
 
 std::string Scanner::NewFileId() { return new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes); }
 
-absl::Status Scanner::Compare(std::vector<std::pair<std::string, LocalStat>> walked,
+absl::Status Scanner::Compare(const ScanFilter& filter, std::vector<std::pair<std::string, LocalStat>> walked,
                               std::map<std::string, IndexEntry> known, ScanResult* result) {
-  Comparison comparison(this, IgnoreRulesNow(), result);
+  Comparison comparison(this, filter, result);
   comparison.Filter(std::move(walked), std::move(known));
   for (const auto& [path, st] : comparison.walked()) {
     CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));

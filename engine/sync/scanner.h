@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/base/clock.h"
 #include "common/model/ignore.h"
+#include "engine/sync/selection.h"
 #include "engine/fs/filesystem.h"
 #include "engine/sync/chunker.h"
 #include "engine/sync/local_index.h"
@@ -58,6 +59,16 @@ bool Trusted(const IndexEntry& entry);
 // rename keeps all of them; the content need not be read again).
 bool RenamedFrom(const IndexEntry& entry, const LocalStat& st);
 
+// ScanFilter: what scans leave out, neither uploaded nor taken as deleted: the folder's ignore
+// rules (every device's) and this device's selection (the subtrees it keeps out).
+struct ScanFilter {
+  IgnoreRules rules;
+  Selection selection;
+  bool Skipped(absl::string_view path, bool is_dir) const {
+    return rules.Ignored(path, is_dir) || selection.Excluded(path);
+  }
+};
+
 class Scanner {
  public:
   Scanner(Filesystem* fs, LocalIndex* index, Clock* clock, ChunkParams params)
@@ -79,11 +90,12 @@ class Scanner {
   // both in path order, holding nothing per file but the suspects. It only reads, so the
   // engine runs it on a thread of its own while it goes on syncing (the verifying scan beside
   // the rounds): a path that changes meanwhile is at worst named needlessly, and ScanPaths judges
-  // each one. `rules` are the folder's ignore rules (ignore_rules(), taken on the engine's
-  // thread).
-  absl::StatusOr<std::vector<std::string>> Suspects(const IgnoreRules& rules) const;
-  // ignore_rules: the rules of the folder's .convergeignore now (a copy).
-  IgnoreRules ignore_rules() { return IgnoreRulesNow(); }
+  // each one. `filter` is what scans leave out (filter(), taken on the engine's thread).
+  absl::StatusOr<std::vector<std::string>> Suspects(const ScanFilter& filter) const;
+  // filter: the rules of the folder's .convergeignore now and the selection (a copy).
+  ScanFilter filter() { return ScanFilter{IgnoreRulesNow(), selection_}; }
+  // set_selection: the subtrees this device keeps out, from the next scan on.
+  void set_selection(Selection selection) { selection_ = std::move(selection); }
 
   // set_file_ids replaces the random new file ids (kFileIdBytes each) with `next` (a simulation
   // that must replay exactly).
@@ -124,7 +136,7 @@ class Scanner {
   std::string NewFileId();
   // Compare turns what is on disk (`walked`, parents before children) and what the index knows
   // of the same part of the tree (`known`, live entries) into changes.
-  absl::Status Compare(std::vector<std::pair<std::string, LocalStat>> walked,
+  absl::Status Compare(const ScanFilter& filter, std::vector<std::pair<std::string, LocalStat>> walked,
                        std::map<std::string, IndexEntry> known, ScanResult* result);
 
   Filesystem* const fs_;
@@ -139,6 +151,7 @@ class Scanner {
   std::function<bool(const std::string&)> syncable_;
   LocalStat ignore_stat_;  // of the .convergeignore ignore_rules_ were read from
   IgnoreRules ignore_rules_;
+  Selection selection_;
 };
 
 }  // namespace converge::engine

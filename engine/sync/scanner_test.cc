@@ -203,7 +203,7 @@ TEST_F(ScannerTest, ScansReadTheFolderAndTheIndexSideBySide) {
   EXPECT_EQ(second->ignored, 1u);        // old.log: synced before the rule, neither sent nor deleted
   Accept(*second, 2);
 
-  auto none = scanner.Suspects(scanner.ignore_rules());
+  auto none = scanner.Suspects(scanner.filter());
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty()) << absl::StrJoin(*none, ", ");
 
@@ -212,7 +212,7 @@ TEST_F(ScannerTest, ScansReadTheFolderAndTheIndexSideBySide) {
   WriteFile(root_ + "/a-b", "edited, longer");
   std::filesystem::remove_all(root_ + "/z/1/2");
   WriteFile(root_ + "/zz", "last");
-  auto suspects = scanner.Suspects(scanner.ignore_rules());
+  auto suspects = scanner.Suspects(scanner.filter());
   ASSERT_TRUE(suspects.ok()) << suspects.status();
   EXPECT_EQ(*suspects, (std::vector<std::string>{"a-b", "a.txt", "a/y", "z/1/2", "zz"}));
 }
@@ -227,7 +227,7 @@ TEST_F(ScannerTest, SuspectsAreWhatAFullScanWouldFindChangedToldByStatAlone) {
   auto first = scanner.Scan();
   ASSERT_TRUE(first.ok());
   Accept(*first, 1);
-  auto none = scanner.Suspects(scanner.ignore_rules());
+  auto none = scanner.Suspects(scanner.filter());
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty());
 
@@ -239,7 +239,7 @@ TEST_F(ScannerTest, SuspectsAreWhatAFullScanWouldFindChangedToldByStatAlone) {
   WriteFile(root_ + "/fresh/deeper/2", "two");
   WriteFile(root_ + "/.convergeignore", "*.log\n");
   WriteFile(root_ + "/noise.log", "ignored");
-  auto suspects = scanner.Suspects(scanner.ignore_rules());
+  auto suspects = scanner.Suspects(scanner.filter());
   ASSERT_TRUE(suspects.ok()) << suspects.status();
   // A directory stands for what it holds; nothing ignored; docs/a.txt was not touched.
   EXPECT_EQ(*suspects, (std::vector<std::string>{".convergeignore", "docs/b.txt", "fresh", "gone", "keep.txt"}));

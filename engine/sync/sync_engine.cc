@@ -19,6 +19,9 @@
 
 namespace converge::engine {
 namespace {
+
+// The index setting holding the selection this device adopted (Selection::ToText).
+constexpr char kSelectionSetting[] = "selection";
 // Index setting: "1" while re-syncing after the store was found behind this device.
 constexpr char kResyncSetting[] = "resync_after_store_loss";
 }  // namespace
@@ -150,6 +153,17 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
   if (options_.syncable) scanner_.set_syncable(options_.syncable);
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   status_.cursor = index_->cursor();
+  absl::StatusOr<std::optional<std::string>> saved = index_->GetSetting(kSelectionSetting);
+  absl::StatusOr<Selection> selection = saved.ok() ? Selection::Parse(saved->value_or("")) : saved.status();
+  if (!selection.ok()) {
+    // The files of the folder are as they are: nothing is excluded until a selection is set again.
+    Log()->error("the selection this device kept cannot be read: {}", selection.status().ToString());
+    return;
+  }
+  scanner_.set_selection(*selection);
+  applier_.set_selection(*selection);
+  absl::MutexLock lock(&mu_);
+  selection_ = *std::move(selection);
 }
 
 EngineStatus SyncEngine::status() const {
@@ -161,6 +175,8 @@ EngineStatus SyncEngine::status() const {
   absl::MutexLock lock(&mu_);
   s.remote_head = std::max(s.remote_head, remote_head_);
   s.pending_uploads = dirty_.size();
+  s.excluded = selection_.Rules();
+  s.selection_pending = wanted_selection_.has_value();
   if (paused_) s.state = EngineStatus::State::kPaused;
   return s;
 }
@@ -190,6 +206,77 @@ void SyncEngine::EndTransfer() {
   absl::MutexLock lock(&status_mu_);
   status_.transfer.clear();
   status_.cursor = index_->cursor();
+}
+
+void SyncEngine::SetSelection(Selection wanted) {
+  absl::MutexLock lock(&mu_);
+  if (wanted_selection_.has_value() ? *wanted_selection_ == wanted : selection_ == wanted) return;
+  wanted_selection_ = std::move(wanted);
+}
+
+absl::Status SyncEngine::AdoptSelection() {
+  Selection wanted;
+  Selection before;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!wanted_selection_.has_value()) return absl::OkStatus();
+    wanted = *wanted_selection_;
+    before = selection_;
+  }
+  // A path changes side only with its deepest ruled ancestor, so the subtrees that change are
+  // those of the ruled paths (of either selection) that change.
+  std::vector<std::string> ruled = before.Paths();
+  for (std::string& p : wanted.Paths()) ruled.push_back(std::move(p));
+  std::sort(ruled.begin(), ruled.end());
+  ruled.erase(std::unique(ruled.begin(), ruled.end()), ruled.end());
+  std::vector<std::string> leaving;
+  std::vector<std::string> entering;
+  for (const std::string& p : ruled) {
+    if (wanted.Excluded(p) != before.Excluded(p)) (wanted.Excluded(p) ? leaving : entering).push_back(p);
+  }
+  // The synced entries of those subtrees whose side changes.
+  auto entries_under = [&](const std::vector<std::string>& roots, bool excluded_now) {
+    std::vector<IndexEntry> out;
+    auto take = [&](const IndexEntry& e) {
+      if (wanted.Excluded(e.version.path) == excluded_now && before.Excluded(e.version.path) != excluded_now) {
+        out.push_back(e);
+      }
+    };
+    absl::Status status;
+    for (const std::string& root : roots) {
+      absl::StatusOr<std::optional<IndexEntry>> at = index_->Get(root);
+      if (at.ok() && at->has_value() && !(*at)->version.deleted) take(**at);
+      status.Update(at.status());
+      status.Update(index_->ForEachLiveUnder(root, take));
+    }
+    return status.ok() ? absl::StatusOr<std::vector<IndexEntry>>(std::move(out)) : status;
+  };
+  // What was made or changed here in the subtrees leaving goes up first: nothing made here is
+  // lost by being kept out.
+  if (!leaving.empty()) CONVERGE_RETURN_IF_ERROR(SyncOnce(leaving));
+  // What comes back is written before the selection changes: an entry the index has that is
+  // missing from an included path would be taken for a deletion.
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<IndexEntry> back, entries_under(entering, false));
+  std::vector<FileVersion> versions;
+  versions.reserve(back.size());
+  for (IndexEntry& e : back) versions.push_back(std::move(e.version));
+  if (!versions.empty()) CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(versions)));
+  // Recorded before any copy is removed: a crash from here on cannot make them deletions.
+  CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kSelectionSetting, wanted.ToText()));
+  scanner_.set_selection(wanted);
+  applier_.set_selection(wanted);
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<IndexEntry> out, entries_under(leaving, true));
+  uint64_t kept = 0;
+  CONVERGE_RETURN_IF_ERROR(applier_.Vacate(std::move(out), &kept));
+  {
+    absl::MutexLock lock(&status_mu_);
+    status_.excluded_kept = kept;
+  }
+  absl::MutexLock lock(&mu_);
+  selection_ = wanted;
+  if (wanted_selection_.has_value() && *wanted_selection_ == wanted) wanted_selection_.reset();
+  Log()->info("selection adopted: {} subtree(s) left, {} came back", leaving.size(), entering.size());
+  return absl::OkStatus();
 }
 
 void SyncEngine::SetPaused(bool paused) {
@@ -1014,7 +1101,7 @@ SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
   auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stopping_) return true;
     if (paused_) return false;
-    if (remote_head_ > cursor || pull_requested_ || full_scan_requested_) return true;
+    if (remote_head_ > cursor || pull_requested_ || full_scan_requested_ || wanted_selection_.has_value()) return true;
     for (const auto& [path, d] : dirty_) {
       if (!d.writing && !d.deletion) return true;
     }
@@ -1039,6 +1126,7 @@ SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
   round.local = round.full_scan;
   for (const auto& [path, d] : dirty_) round.local = round.local || Ready(d, now);
   round.pull = remote_head_ > cursor || pull_requested_;
+  round.select = wanted_selection_.has_value();
   pull_requested_ = false;
   return round;
 }
@@ -1117,10 +1205,15 @@ void SyncEngine::Run() {
       StartVerify();
       next_scan = clock_->Now() + options_.rescan_interval;
     }
-    if (!round.local && !round.pull) continue;
+    if (!round.local && !round.pull && !round.select) continue;
     // A retry keeps the failure in view: the status of a folder failing every round reads
     // "syncing: retrying after: <why>", never a bare "syncing" between two errors.
     SetState(EngineStatus::State::kSyncing, last.ok() ? "" : absl::StrCat("retrying after: ", last.ToString()));
+    if (round.select) {
+      const absl::Status s = AdoptSelection();
+      if (!AfterRound(s, &last, &next_scan)) break;
+      if (!s.ok() || (!round.local && !round.pull)) continue;
+    }
     const absl::Status s = round.local ? SyncLocal(round.full_scan, &next_scan) : PullAndApply();
     if (!AfterRound(s, &last, &next_scan)) break;
   }
@@ -1130,12 +1223,12 @@ void SyncEngine::Run() {
 void SyncEngine::StartVerify() {
   if (verifying_.valid() && verifying_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
   own_installs_.clear();  // as a full scan does: their echoes are long past, or suspected
-  verifying_ = std::async(std::launch::async, [this, rules = scanner_.ignore_rules()] { Verify(rules); });
+  verifying_ = std::async(std::launch::async, [this, filter = scanner_.filter()] { Verify(filter); });
 }
 
-void SyncEngine::Verify(const IgnoreRules& rules) {
+void SyncEngine::Verify(const ScanFilter& filter) {
   const absl::Time started = clock_->Now();
-  absl::StatusOr<std::vector<std::string>> suspects = scanner_.Suspects(rules);
+  absl::StatusOr<std::vector<std::string>> suspects = scanner_.Suspects(filter);
   const absl::Time now = clock_->Now();
   if (suspects.ok()) {
     // The case collisions still there are new paths to the index, hence suspects (or below a

@@ -97,6 +97,11 @@ struct EngineStatus {
   // Remote versions a lasting local obstruction keeps from being applied here ("path: why");
   // they are tried again every round (Applier::Blocked).
   std::vector<std::string> blocked;
+  // The subtrees this device keeps out (Selection::Rules), as adopted; selection_pending while
+  // a change of them is still being carried out.
+  std::vector<std::string> excluded;
+  bool selection_pending = false;
+  uint64_t excluded_kept = 0;  // local entries changed here left in place when they were excluded
   // The transfer in progress (direction empty when none): bytes done of total, since started.
   std::string transfer;           // "upload" or "download"
   uint64_t transfer_done = 0;
@@ -146,6 +151,15 @@ class SyncEngine {
   // SetChunkGear: the chunker's table (an encrypted namespace's), from the next sync round on;
   // thread-safe.
   void SetChunkGear(std::shared_ptr<const GearTable> gear);
+  // SetSelection: the subtrees this device keeps out (`converge-engine select`), carried out at
+  // the next round (AdoptSelection); thread-safe. The same selection again does nothing.
+  void SetSelection(Selection wanted);
+  // AdoptSelection carries out the selection SetSelection asked for (Run calls it): changes
+  // made here below what becomes excluded are committed first; what becomes included is written
+  // back from the versions the index recorded meanwhile (Applier::Restore); then the new
+  // selection is recorded in the index (a crash from then on cannot turn removed copies into
+  // deletions) and the local copies still as synced are removed (Applier::Vacate).
+  absl::Status AdoptSelection();
   // SetPaused: a paused engine neither scans nor pulls until resumed.
   void SetPaused(bool paused);
   // set_local_event_flush: called before every pull to have the watcher report what it has
@@ -297,13 +311,14 @@ class SyncEngine {
     bool full_scan = false;
     bool verify = false;  // start a verifying scan beside the rounds
     bool pull = false;
+    bool select = false;  // a new selection waits (AdoptSelection)
   };
   Round WaitForWork(absl::Time next_scan);
   // StartVerify starts a verifying scan on a thread of its own unless one still runs; Verify is
   // that thread: Scanner::Suspects, marked dirty for targeted scans (too many, or an error: a
   // full scan instead). The case collisions no longer on disk leave the status.
   void StartVerify();
-  void Verify(const IgnoreRules& rules);
+  void Verify(const ScanFilter& filter);
   // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
   // pull is not recent.
   bool PullDue();
@@ -360,6 +375,8 @@ class SyncEngine {
 
   mutable absl::Mutex mu_;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<Selection> wanted_selection_ ABSL_GUARDED_BY(mu_);
+  Selection selection_ ABSL_GUARDED_BY(mu_);  // as adopted (written by the engine thread only)
   std::optional<std::shared_ptr<const GearTable>> new_gear_ ABSL_GUARDED_BY(mu_);  // for the next round
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_pull_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // of the last complete pull

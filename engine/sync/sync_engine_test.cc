@@ -260,5 +260,49 @@ TEST_F(SyncEngineTest, TheVerifyingScanRunsBesideTheRoundsAndFindsWhatTheWatcher
   EXPECT_EQ(engine.scan_stats().scans - engine.scan_stats().targeted_scans, 1u);
 }
 
+TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhatCameMeanwhile) {
+  ASSERT_TRUE(one_->fs.UserWrite("a/x.txt", "x").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("a/y.txt", "y").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("b.txt", "b").ok());
+  Sync();
+  // An edit made on two just before it excludes a/ goes up first: nothing made here is lost.
+  ASSERT_TRUE(two_->fs.UserWrite("a/y.txt", "y edited on two").ok());
+  clock_.Advance(absl::Seconds(2));
+  Selection out;
+  ASSERT_TRUE(out.Exclude("a").ok());
+  two_->engine->SetSelection(out);
+  ASSERT_TRUE(two_->engine->AdoptSelection().ok());
+  std::map<std::string, std::string> two = two_->fs.Snapshot();
+  EXPECT_FALSE(two.count("a/x.txt") || two.count("a/y.txt") || two.count("a")) << "a/ is still here";
+  EXPECT_EQ(two["b.txt"], "b");
+  EXPECT_EQ(two_->engine->status().excluded, std::vector<std::string>{"a"});
+  // Others' changes there are not written here; what is made here there is not uploaded; the
+  // removed copies are no deletions, not even after a restart.
+  ASSERT_TRUE(one_->fs.UserWrite("a/z.txt", "z").ok());
+  ASSERT_TRUE(two_->fs.UserWrite("a/local.txt", "two's own").ok());
+  ASSERT_TRUE(two_->fs.UserWrite("a/x.txt", "two's x").ok());  // a path the namespace has
+  Sync();
+  two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2",
+                                              EngineOptions{});
+  Sync();
+  EXPECT_FALSE(two_->fs.Snapshot().count("a/z.txt"));
+  absl::StatusOr<std::map<std::string, std::string>> stored = store_->Files();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)["a/x.txt"], "x");
+  EXPECT_EQ((*stored)["a/y.txt"], "y edited on two");
+  EXPECT_EQ((*stored)["a/z.txt"], "z");
+  EXPECT_FALSE(stored->count("a/local.txt"));
+  EXPECT_EQ(one_->fs.Snapshot()["a/y.txt"], "y edited on two");
+  // Back in: what came meanwhile arrives, two's own file stays and goes up.
+  two_->engine->SetSelection(Selection());
+  ASSERT_TRUE(two_->engine->AdoptSelection().ok());
+  Sync();
+  EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
+  EXPECT_EQ(one_->fs.Snapshot()["a/local.txt"], "two's own");
+  EXPECT_EQ(two_->fs.Snapshot()["a/z.txt"], "z");
+  EXPECT_EQ(one_->fs.Snapshot()["a/x.txt"], "two's x");  // the next version; "x" is in its history
+  EXPECT_TRUE(two_->engine->status().excluded.empty());
+}
+
 }  // namespace
 }  // namespace converge::engine

@@ -655,7 +655,7 @@ int Verify() {
   }
   converge::engine::Scanner scanner(fs->get(), index->get(), converge::Clock::Real(), converge::engine::ChunkParams{});
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<std::vector<std::string>> suspects = scanner.Suspects(converge::IgnoreRules());
+  absl::StatusOr<std::vector<std::string>> suspects = scanner.Suspects(converge::engine::ScanFilter{});
   const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   if (!suspects.ok()) {
     std::cerr << suspects.status() << "\n";
