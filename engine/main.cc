@@ -67,6 +67,11 @@ ABSL_FLAG(std::string, fingerprint, "",
 ABSL_FLAG(std::string, passphrase_file, "",
           "keys init / recover: a file holding the namespace's recovery passphrase (or "
           "$CONVERGE_RECOVERY_PASSPHRASE)");
+ABSL_FLAG(std::string, folder_type, "send-receive",
+          "send-receive; receive-only: local changes are never uploaded (status lists them; "
+          "`converge-engine revert` sets them aside and brings the namespace's versions back); or "
+          "send-only: other devices' changes are not applied here (status counts them; "
+          "`converge-engine override` pushes this folder's state over them)");
 ABSL_FLAG(std::string, exclude, "", "select: keep this subtree of the folder out of this device");
 ABSL_FLAG(std::string, include, "", "select: bring this subtree back to this device");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
@@ -125,6 +130,13 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   o.engine.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
   o.engine.coalesce_delay = absl::GetFlag(FLAGS_coalesce);
   o.engine.write_settle = absl::GetFlag(FLAGS_write_settle);
+  const std::string folder_type = absl::GetFlag(FLAGS_folder_type);
+  if (folder_type != "send-receive" && folder_type != "receive-only" && folder_type != "send-only") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--folder_type=", folder_type, ": send-receive, receive-only or send-only"));
+  }
+  o.engine.receive_only = folder_type == "receive-only";
+  o.engine.send_only = folder_type == "send-only";
   o.heartbeat = absl::GetFlag(FLAGS_heartbeat);
   o.watch = absl::GetFlag(FLAGS_watch);
   const std::string watcher = absl::GetFlag(FLAGS_watcher);

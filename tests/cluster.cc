@@ -344,6 +344,9 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::st
                                    "--rescan_interval=" + absl::FormatDuration(options_.rescan_interval),
                                    "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file};
   argv.insert(argv.end(), options_.engine_args.begin(), options_.engine_args.end());
+  if (auto own = options_.engine_args_of.find(name); own != options_.engine_args_of.end()) {
+    argv.insert(argv.end(), own->second.begin(), own->second.end());
+  }
   argv.insert(argv.begin(), options_.engine_wrapper.begin(), options_.engine_wrapper.end());
   return ChildProcess::Start(argv, EngineLogPath(name));
 }

@@ -29,6 +29,8 @@ struct ClusterOptions {
   // Extra flags for converge-notify and for every engine.
   std::vector<std::string> notify_args;
   std::vector<std::string> engine_args;
+  // Extra flags for the engine of one folder, by its name.
+  std::map<std::string, std::vector<std::string>> engine_args_of;
   // Store shards (separate services only): management spreads users over them.
   int store_shards = 1;
   // Extra flags for every converge-store.

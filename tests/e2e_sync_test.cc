@@ -471,6 +471,78 @@ TEST_F(E2eScenarioTest, ASubtreeKeptOutOfOneDeviceStaysEverywhereElseAndComesBac
   EXPECT_EQ(Read(0, "photos/p1.jpg"), p1);
 }
 
+// StartWithFolderType starts a cluster whose engine `name` runs with --folder_type=`type`.
+absl::StatusOr<std::unique_ptr<Cluster>> StartWithFolderType(const std::string& name, const std::string& type) {
+  ClusterOptions options;
+  options.dir = std::string(getenv("TEST_TMPDIR")) + "/" + type;
+  std::filesystem::remove_all(options.dir);
+  options.engine_args_of[name] = {"--folder_type=" + type};
+  return Cluster::Start(options);
+}
+
+TEST(E2eOneWayTest, AReceiveOnlyDeviceUploadsNothingAndRevertsWithoutLosingItsOwn) {
+  auto cluster = StartWithFolderType("beta", "receive-only");
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->AddEngine("alpha").ok());
+  ASSERT_TRUE((*cluster)->AddEngine("beta").ok());
+  const std::string a = (*cluster)->folder(0), b = (*cluster)->folder(1);
+  WriteFile(a + "/a.txt", "a");
+  WriteFile(a + "/d/b.txt", "b");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(b + "/a.txt") == "a" && ReadFile(b + "/d/b.txt") == "b"; }, absl::Seconds(30)));
+
+  WriteFile(b + "/a.txt", "beta's a");
+  WriteFile(b + "/new.txt", "beta's new");
+  WriteFile(a + "/d/b.txt", "b2");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(b + "/d/b.txt") == "b2"; }, absl::Seconds(30)));
+  std::string status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = (*cluster)->EngineCommand({"status", "--folder=" + b}).out;
+    return status.find("2 local change(s) not uploaded: a.txt (changed), new.txt (added)") != std::string::npos;
+  }, absl::Seconds(30))) << status;
+  absl::SleepFor(absl::Seconds(1));  // a verifying scan or two
+  EXPECT_EQ(ReadFile(a + "/a.txt"), "a");
+  EXPECT_FALSE(std::filesystem::exists(a + "/new.txt"));
+
+  CommandResult reverted = (*cluster)->EngineCommand({"revert", "--folder=" + b});
+  ASSERT_EQ(reverted.exit_code, 0) << reverted.err;
+  const size_t at = reverted.out.find(b + "/.converge/reverted/");
+  ASSERT_NE(at, std::string::npos) << reverted.out;
+  const std::string bin = reverted.out.substr(at, reverted.out.find('\n', at) - at);
+  EXPECT_EQ(ReadFile(bin + "/a.txt"), "beta's a");
+  EXPECT_EQ(ReadFile(bin + "/new.txt"), "beta's new");
+  EXPECT_EQ(ReadFile(b + "/a.txt"), "a");
+  EXPECT_FALSE(std::filesystem::exists(b + "/new.txt"));
+  ASSERT_TRUE((*cluster)->WaitConverged(absl::Seconds(30)).ok());
+  CommandResult refused = (*cluster)->EngineCommand({"revert", "--folder=" + a});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("not a receive-only folder"), std::string::npos) << refused.err;
+}
+
+TEST(E2eOneWayTest, ASendOnlyDeviceAppliesNothingAndOverridePushesItsFolder) {
+  auto cluster = StartWithFolderType("gamma", "send-only");
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->AddEngine("alpha").ok());
+  const std::string a = (*cluster)->folder(0);
+  WriteFile(a + "/a.txt", "alpha's");
+  ASSERT_TRUE((*cluster)->AddEngine("gamma").ok());
+  const std::string g = (*cluster)->folder(1);
+  WriteFile(g + "/g.txt", "gamma's");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(a + "/g.txt") == "gamma's"; }, absl::Seconds(30)));
+  std::string status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = (*cluster)->EngineCommand({"status", "--folder=" + g}).out;
+    return status.find("send-only  1 change(s) made elsewhere not applied here: a.txt;") != std::string::npos;
+  }, absl::Seconds(30))) << status;
+  EXPECT_FALSE(std::filesystem::exists(g + "/a.txt"));
+
+  CommandResult overrode = (*cluster)->EngineCommand({"override", "--folder=" + g});
+  ASSERT_EQ(overrode.exit_code, 0) << overrode.err;
+  EXPECT_NE(overrode.out.find("0 change(s) made elsewhere left not applied"), std::string::npos) << overrode.out;
+  ASSERT_TRUE((*cluster)->WaitConverged(absl::Seconds(30)).ok());
+  EXPECT_FALSE(std::filesystem::exists(a + "/a.txt"));  // the namespace is gamma's folder now
+  EXPECT_EQ((*cluster)->EngineCommand({"override", "--folder=" + a}).exit_code, 1);
+}
+
 TEST_F(E2eScenarioTest, NamesModesTimesAndEmptyDirectoriesArriveAsTheyAre) {
   const std::string a = cluster_->folder(0), b = cluster_->folder(1);
   std::filesystem::create_directories(a + "/empty dir/nested");

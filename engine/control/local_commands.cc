@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "absl/time/clock.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "converge/engine/v1/status.pb.h"
 #include "common/base/files.h"
@@ -90,14 +91,56 @@ int Select(const std::string& folder, const std::string& exclude, const std::str
   return 0;
 }
 
+// OneWay asks the running engine of a receive-only folder to revert (set its local changes
+// aside and bring the namespace's versions back), or that of a send-only folder to override
+// (push its state over the changes it did not apply), and waits until it has.
+int OneWay(const std::string& folder, bool revert) {
+  absl::StatusOr<v1::EngineStatusFile> s = ReadStatus(folder);
+  if (!s.ok() || !EngineRunning(*s, absl::Now())) {
+    std::cerr << "converge-engine: no engine is running on " << folder << "\n";
+    return 1;
+  }
+  if (revert ? !s->receive_only() : !s->send_only()) {
+    std::cerr << "converge-engine: " << folder << " is not a " << (revert ? "receive-only" : "send-only")
+              << " folder: there is nothing to " << (revert ? "revert" : "override")
+              << " (restore brings back an older version)\n";
+    return 1;
+  }
+  const std::string flag = revert ? RevertFlagPath(folder) : OverrideFlagPath(folder);
+  if (absl::Status w = WriteFileAtomically(flag, "asked\n"); !w.ok()) {
+    std::cerr << "converge-engine: " << w.message() << "\n";
+    return 1;
+  }
+  std::error_code ec;
+  const absl::Time deadline = absl::Now() + absl::Minutes(10);
+  while (std::filesystem::exists(flag, ec)) {
+    if (absl::Now() > deadline) {
+      std::cerr << "converge-engine: the engine has not done it within 10 minutes; see converge-engine status\n";
+      return 1;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  s = ReadStatus(folder);
+  if (!s.ok()) return 1;
+  if (revert) {
+    std::cout << "reverted " << folder << ": " << s->local_differences() << " local change(s) left"
+              << (s->reverted_to().empty() ? "" : absl::StrCat("; this device's own versions are in ", s->reverted_to()))
+              << "\n";
+  } else {
+    std::cout << "overrode " << folder << ": " << s->not_applied() << " change(s) made elsewhere left not applied\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunLocalCommand(const LocalCommand& command) {
   const std::string& name = command.name;
   const bool control = IsControlCommand(name);
   if ((!command.control.args.empty() && !control) ||
-      (name != "status" && name != "pause" && name != "resume" && name != "select" && !control)) {
-    std::cerr << "converge-engine: unknown command; try status, pause, resume, select, history, restore, conflicts, "
+      (name != "status" && name != "pause" && name != "resume" && name != "select" && name != "revert" &&
+       name != "override" && !control)) {
+    std::cerr << "converge-engine: unknown command; try status, pause, resume, select, revert, override, history, restore, conflicts, "
                  "resolve or keys (--help for flags)\n";
     return 2;
   }
@@ -107,6 +150,7 @@ int RunLocalCommand(const LocalCommand& command) {
   }
   if (name == "keys") return RunKeysCommand(command.control);
   if (control) return RunControlCommand(name, command.control);
+  if (name == "revert" || name == "override") return OneWay(command.control.folder, name == "revert");
   if (name == "select") return Select(command.control.folder, command.exclude, command.include);
   if (name == "status") return Status(command.control.folder, command.watch, command.json);
   return Pause(command.control.folder, name == "pause");

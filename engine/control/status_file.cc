@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,42 @@ absl::StatusOr<Selection> ReadSelection(const std::string& folder) {
   absl::StatusOr<Selection> s = Selection::Parse(text);
   if (!s.ok()) return absl::Status(s.status().code(), absl::StrCat(SelectionPath(folder), ": ", s.status().message()));
   return s;
+}
+
+std::string RevertFlagPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/revert"); }
+
+std::string OverrideFlagPath(const std::string& folder) {
+  return absl::StrCat(folder, "/", kStateDirName, "/override");
+}
+
+void StatusWriter::FollowFlags(const EngineStatus& s) {
+  struct Flag {
+    std::string path;
+    bool allowed;  // the folder's type has this to do
+    bool pending;  // the engine has not done it yet
+    bool* asked;
+    std::function<void()> ask;
+  };
+  const std::string& folder = identity_.folder();
+  for (const Flag& f : {Flag{RevertFlagPath(folder), s.receive_only, s.revert_pending, &revert_asked_,
+                             [this] { engine_->RequestRevert(); }},
+                        Flag{OverrideFlagPath(folder), s.send_only, s.override_pending, &override_asked_,
+                             [this] { engine_->RequestOverride(); }}}) {
+    std::error_code ec;
+    if (*f.asked) {
+      if (f.pending) continue;
+      std::filesystem::remove(f.path, ec);
+      *f.asked = false;
+    } else if (std::filesystem::exists(f.path, ec)) {
+      if (!f.allowed) {
+        GetLogger("engine")->error("{}: this folder's type has nothing of the kind to do", f.path);
+        std::filesystem::remove(f.path, ec);
+        continue;
+      }
+      f.ask();
+      *f.asked = true;
+    }
+  }
 }
 
 void StatusWriter::FollowSelection() {
@@ -75,6 +112,7 @@ void StatusWriter::WriteOnce(bool force) {
   engine_->SetPaused(std::filesystem::exists(PauseFlagPath(identity_.folder()), ec));
   FollowSelection();
   const EngineStatus s = engine_->status();
+  FollowFlags(s);
   engine::v1::EngineStatusFile out = identity_;
   out.set_pid(getpid());
   out.set_version(kVersion);
@@ -95,6 +133,15 @@ void StatusWriter::WriteOnce(bool force) {
   for (const std::string& p : s.excluded) out.add_excluded(p);
   out.set_selection_pending(s.selection_pending);
   out.set_excluded_kept(s.excluded_kept);
+  out.set_receive_only(s.receive_only);
+  out.set_local_differences(s.local_differences);
+  for (const std::string& d : s.differences_shown) out.add_differences_shown(d);
+  out.set_revert_pending(s.revert_pending || revert_asked_);
+  out.set_reverted_to(s.reverted_to);
+  out.set_send_only(s.send_only);
+  out.set_not_applied(s.not_applied);
+  for (const std::string& p : s.not_applied_shown) out.add_not_applied_shown(p);
+  out.set_override_pending(s.override_pending || override_asked_);
   const absl::Time now = absl::Now();
   std::string unchanged;
   if (!out.SerializeToString(&unchanged)) return;
@@ -148,6 +195,45 @@ std::vector<std::string> ConflictCopiesIn(const std::string& folder) {
   return out;
 }
 
+namespace {
+
+// OneWayLine: a one-way folder's line: what it keeps from the namespace (`count`, the first of
+// them `shown`), what it does about them, and whether that is under way.
+std::string OneWayLine(absl::string_view label, uint64_t count, const google::protobuf::RepeatedPtrField<std::string>& shown,
+                       absl::string_view none, absl::string_view what, absl::string_view action, bool pending) {
+  return absl::StrCat(label, count == 0 ? none
+                                        : absl::StrCat(count, what, absl::StrJoin(shown, ", "),
+                                                       count > static_cast<uint64_t>(shown.size()) ? ", ..." : "", "; ",
+                                                       action),
+                      pending ? " (under way)" : "", "\n");
+}
+
+// AppendSelectionAndFolderType adds what this device keeps out (selective sync) and, for a
+// one-way folder, what it keeps apart from the namespace.
+void AppendSelectionAndFolderType(const engine::v1::EngineStatusFile& s, std::string* out) {
+  if (s.excluded_size() > 0 || s.selection_pending()) {
+    absl::StrAppend(out, "excluded   ", s.excluded_size() == 0 ? "nothing" : absl::StrJoin(s.excluded(), ", "),
+                    " (kept out of this device only)", s.selection_pending() ? "; a change is being carried out" : "",
+                    s.excluded_kept() > 0 ? absl::StrCat("; ", s.excluded_kept(), " changed here left in place") : "",
+                    "\n");
+  }
+  if (s.receive_only()) {
+    absl::StrAppend(out, OneWayLine("receive-only ", s.local_differences(), s.differences_shown(),
+                                    "(local changes are not uploaded): none here", " local change(s) not uploaded: ",
+                                    "converge-engine revert sets them aside and brings the namespace's versions back",
+                                    s.revert_pending()));
+    if (!s.reverted_to().empty()) absl::StrAppend(out, "reverted   last set aside in ", s.reverted_to(), "\n");
+  }
+  if (s.send_only()) {
+    absl::StrAppend(out, OneWayLine("send-only  ", s.not_applied(), s.not_applied_shown(),
+                                    "(others' changes are not applied here): none waiting",
+                                    " change(s) made elsewhere not applied here: ",
+                                    "converge-engine override pushes this folder's state over them", s.override_pending()));
+  }
+}
+
+}  // namespace
+
 std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                          const std::vector<std::string>& conflicts, absl::Time now) {
   std::string out;
@@ -183,12 +269,7 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                     absl::StrJoin(s.blocked().begin(), s.blocked().begin() + std::min(s.blocked_size(), 5), "; "),
                     s.blocked_size() > 5 ? "; ..." : "", "\n");
   }
-  if (s.excluded_size() > 0 || s.selection_pending()) {
-    absl::StrAppend(&out, "excluded   ", s.excluded_size() == 0 ? "nothing" : absl::StrJoin(s.excluded(), ", "),
-                    " (kept out of this device only)", s.selection_pending() ? "; a change is being carried out" : "",
-                    s.excluded_kept() > 0 ? absl::StrCat("; ", s.excluded_kept(), " changed here left in place") : "",
-                    "\n");
-  }
+  AppendSelectionAndFolderType(s, &out);
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));
     const double rate = secs > 0 ? static_cast<double>(s.transfer_done_bytes()) / secs : 0;

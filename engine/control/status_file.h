@@ -23,6 +23,10 @@ std::string PauseFlagPath(const std::string& folder);
 std::string SelectionPath(const std::string& folder);
 // ReadSelection reads it (no file: nothing excluded).
 absl::StatusOr<Selection> ReadSelection(const std::string& folder);
+// RevertFlagPath and OverrideFlagPath: `converge-engine revert` (a receive-only folder) and
+// `override` (a send-only one) leave them; the running engine does it and removes the flag.
+std::string RevertFlagPath(const std::string& folder);
+std::string OverrideFlagPath(const std::string& folder);
 
 // StatusWriter looks at the engine's status every `period` and applies the pause flag and the
 // selection file (when it changed), on its own thread, until destroyed. It writes the status file when the status changed, and every
@@ -37,6 +41,9 @@ class StatusWriter {
   void WriteOnce(bool force);
   // FollowSelection hands the engine the selection file's rules when the file changed.
   void FollowSelection();
+  // FollowFlags asks the engine to revert or override when that flag appears, and removes the
+  // flag once the engine has done it.
+  void FollowFlags(const EngineStatus& s);
 
   SyncEngine* const engine_;
   const engine::v1::EngineStatusFile identity_;
@@ -44,6 +51,8 @@ class StatusWriter {
   std::string last_;  // the last status written, its time left out (used by the thread only)
   absl::Time last_written_ = absl::InfinitePast();
   std::optional<std::string> selection_seen_;  // the selection file's text last handed over
+  bool revert_asked_ = false;
+  bool override_asked_ = false;
   std::thread thread_;
 };
 

@@ -176,6 +176,13 @@ class Filesystem {
   virtual absl::Status Remove(const std::string& path) = 0;
   // Rename moves an entry within the folder; AlreadyExists if `to` exists.
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+  // SetAside moves an entry (a directory with all it holds) out of the synced tree into the
+  // engine's state directory, to `bin`/`path` there (kept for the user: local changes a
+  // receive-only folder reverted), and returns where that is for people. NotFound if nothing
+  // is at `path`.
+  virtual absl::StatusOr<std::string> SetAside(const std::string& path, const std::string& bin) {
+    return absl::UnimplementedError("setting entries aside is not supported here");
+  }
   // ReadLink returns the target of the symlink at `path` (InvalidArgument if it is not one).
   virtual absl::StatusOr<std::string> ReadLink(const std::string& path) {
     return absl::UnimplementedError("symlinks are not supported here");

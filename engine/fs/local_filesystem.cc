@@ -787,6 +787,32 @@ absl::Status LocalFilesystem::Remove(const std::string& path) {
   return Errno("remove directory", path);
 }
 
+absl::StatusOr<std::string> LocalFilesystem::SetAside(const std::string& path, const std::string& bin) {
+  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(path));
+  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(bin));
+  CONVERGE_RETURN_IF_ERROR(Release(path));
+  CONVERGE_ASSIGN_OR_RETURN(int from_raw, OpenDirBeneath(std::string(ParentPath(path))));
+  Fd from_dir(from_raw);
+  // The directories on the way in the state dir: made as needed, never through a symlink.
+  const std::string rel = absl::StrCat(kStateDirName, "/reverted/", bin, "/", ParentPath(path));
+  Fd to_dir(ReopenRoot());
+  for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
+    const std::string name(part);
+    if (mkdirat(to_dir.get(), name.c_str(), 0700) != 0 && errno != EEXIST) return Errno("create", rel);
+    Fd next(openat(to_dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) return Errno("open", rel);
+    to_dir.reset(next.release());
+  }
+  CONVERGE_RETURN_IF_ERROR(StillBeneath(from_dir.get(), std::string(ParentPath(path))));
+  const std::string base(BaseName(path));
+  if (renameat2(from_dir.get(), base.c_str(), to_dir.get(), base.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": nothing there to set aside"));
+    return Errno("set aside", path);
+  }
+  if (fsync(to_dir.get()) != 0 || fsync(from_dir.get()) != 0) return Errno("fsync directories of", path);
+  return absl::StrCat(root_, "/", kStateDirName, "/reverted/", bin, "/", path);
+}
+
 absl::StatusOr<std::string> LocalFilesystem::ReadLink(const std::string& path) {
   const std::string parent(ParentPath(path));
   int raw = parent.empty() ? ReopenRoot() : OpenBeneath(root_fd_, parent, O_RDONLY | O_DIRECTORY);

@@ -45,6 +45,8 @@ class LocalFilesystem : public Filesystem {
   absl::StatusOr<std::unique_ptr<TempFile>> OpenPartial(const std::string& key, uint64_t* existing_bytes) override;
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
+  // SetAside: into <folder>/.converge/reverted/<bin>/<path>.
+  absl::StatusOr<std::string> SetAside(const std::string& path, const std::string& bin) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::StatusOr<std::string> ReadLink(const std::string& path) override;
   absl::Status MakeSymlink(const std::string& path, const std::string& target) override;

@@ -850,22 +850,25 @@ absl::Status Applier::ApplyCommitInPlace(const Commit& commit, std::optional<uin
     return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
   }
   dirs_in_place_.clear();
+  absl::flat_hash_set<const FileVersion*> done;
+  std::vector<IndexEntry> applied;
+  if (absl::Status s = RecordNotApplied(commit, &done, &applied); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
+  }
   // What this commit may install is recorded first: a power cut before the index records it
   // must not make the installed files look like edits made here.
   std::vector<FileVersion> intents;
   for (const FileVersion& v : commit.files) {
-    if (v.origin_device.empty() || v.origin_device != device_) intents.push_back(v);
+    if ((v.origin_device.empty() || v.origin_device != device_) && !done.contains(&v)) intents.push_back(v);
   }
   if (absl::Status s = index_->RecordIntents(intents); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply@", commit.seq, ": ", s.message()));
   }
   // The directories of the commit's files are opened once for all of them.
   FilesystemBatch batch(fs_);
-  absl::flat_hash_set<const FileVersion*> done;
-  if (absl::Status s = MoveInPlace(commit, &done); !s.ok()) {
+  if (absl::Status s = send_only_ ? absl::OkStatus() : MoveInPlace(commit, &done); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("apply moves@", commit.seq, ": ", s.message()));
   }
-  std::vector<IndexEntry> applied;
   RecordExcluded(commit, &done, &applied);
   const std::vector<const FileVersion*> order = ApplyOrder(commit, done);
   std::vector<PendingWrite> pending;
@@ -950,6 +953,26 @@ void Applier::RecordExcluded(const Commit& commit, absl::flat_hash_set<const Fil
     applied->push_back(IndexEntry{v, LocalStat{}, now});
     done->insert(&v);
   }
+}
+
+absl::Status Applier::RecordNotApplied(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
+                                       std::vector<IndexEntry>* applied) {
+  if (!send_only_) return absl::OkStatus();
+  for (const FileVersion& v : commit.files) {
+    if (!v.origin_device.empty() && v.origin_device == device_) continue;  // this device's own
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(v.path));
+    done->insert(&v);
+    if (entry.has_value() && entry->version.seq >= v.seq) continue;
+    // What is here stays what it was: the entry keeps the stat it was last synced with.
+    IndexEntry e{v, LocalStat{}, 0};
+    e.not_applied = true;
+    if (entry.has_value()) {
+      e.local = entry->local;
+      e.recorded_at_ns = entry->recorded_at_ns;
+    }
+    applied->push_back(std::move(e));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> Applier::StillAsSynced(const IndexEntry& entry, const LocalStat& now) {

@@ -131,6 +131,9 @@ class Applier {
   // set_selection: remote versions at paths `selection` excludes are recorded in the index as
   // absent here, never written (selective sync; Vacate and Restore move a subtree out and in).
   void set_selection(Selection selection) { selection_ = std::move(selection); }
+  // set_send_only: other devices' versions are recorded in the index as not applied
+  // (IndexEntry::not_applied), never written; this device's own apply as usual.
+  void set_send_only(bool on) { send_only_ = on; }
 
   // Vacate removes the local copies of `entries` (synced entries of a subtree this device now
   // keeps out) that are still as synced, children first, and records them absent in the index.
@@ -233,6 +236,11 @@ class Applier {
   absl::flat_hash_set<std::string> dirs_in_place_;
   std::function<void(uint64_t)> progress_;
   Selection selection_;
+  bool send_only_ = false;
+  // RecordNotApplied takes the versions of `commit` from other devices into `applied` as not
+  // applied here (a send-only folder) and adds them to `done`.
+  absl::Status RecordNotApplied(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
+                                std::vector<IndexEntry>* applied);
   // StillAsSynced: the local file at entry's path is the content `entry` recorded.
   absl::StatusOr<bool> StillAsSynced(const IndexEntry& entry, const LocalStat& now);
   // RecordExcluded takes the versions of `commit` at excluded paths (not in `done`) into `applied`

@@ -30,6 +30,9 @@ std::string InodeKey(uint64_t inode) {
 
 absl::Status Rocks(const rocksdb::Status& s, absl::string_view what) { return FromRocksStatus(s, what); }
 
+// An entry's flags.
+constexpr uint64_t kNotApplied = 1;
+
 std::string EncodeEntry(const IndexEntry& e) {
   std::string out;
   PutLengthPrefixed(&out, EncodeFileVersion(e.version));
@@ -41,6 +44,7 @@ std::string EncodeEntry(const IndexEntry& e) {
   PutVarint64(&out, e.local.inode);
   PutVarint64(&out, e.local.mode);
   PutVarint64(&out, static_cast<uint64_t>(e.recorded_at_ns));
+  if (e.not_applied) PutVarint64(&out, kNotApplied);  // flags: absent in entries written before them
   return out;
 }
 
@@ -51,9 +55,14 @@ absl::StatusOr<IndexEntry> DecodeEntry(absl::string_view bytes) {
   IndexEntry e;
   if (!d.GetLengthPrefixed(&version) || !d.GetVarint64(&exists) || !d.GetVarint64(&kind) ||
       !d.GetVarint64(&e.local.size) || !d.GetVarint64(&mtime) || !d.GetVarint64(&ctime) ||
-      !d.GetVarint64(&e.local.inode) || !d.GetVarint64(&mode) || !d.GetVarint64(&at) || !d.done()) {
+      !d.GetVarint64(&e.local.inode) || !d.GetVarint64(&mode) || !d.GetVarint64(&at)) {
     return absl::DataLossError("corrupt index entry");
   }
+  uint64_t flags = 0;
+  if (!d.done() && (!d.GetVarint64(&flags) || !d.done() || (flags & ~kNotApplied) != 0)) {
+    return absl::DataLossError("corrupt index entry");
+  }
+  e.not_applied = (flags & kNotApplied) != 0;
   CONVERGE_ASSIGN_OR_RETURN(e.version, DecodeFileVersion(version));
   e.local.exists = exists != 0;
   e.local.kind = static_cast<FileKind>(kind);
@@ -144,6 +153,10 @@ absl::StatusOr<std::optional<IndexEntry>> LocalIndex::Get(const std::string& pat
 
 absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)>& fn) {
   return ForEachLiveWithPrefix("p:", fn);
+}
+
+absl::Status LocalIndex::ForEachTombstone(const std::function<void(const IndexEntry&)>& fn) {
+  return ForEachLiveWithPrefix("t:", fn);
 }
 
 LocalIndex::LiveCursor::LiveCursor(LocalIndex* index) : index_(index), upper_("p;"), bound_(upper_) {

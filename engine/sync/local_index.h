@@ -34,6 +34,10 @@ struct IndexEntry {
   FileVersion version;  // what the store has for this path, as of version.seq
   LocalStat local;      // the local entry when it last matched `version` (exists=false: absent)
   int64_t recorded_at_ns = 0;  // when `local` was taken; stats too close to it are not trusted
+  // A send-only folder recorded `version` without writing it: `local` is still what was here
+  // before (absent if nothing was), and the folder keeps it until it changes here or is
+  // pushed over the namespace's (SyncEngine::Override).
+  bool not_applied = false;
 };
 
 class LocalIndex {
@@ -48,6 +52,8 @@ class LocalIndex {
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
   // ForEachLive calls fn for every entry that is not a tombstone, in path order.
   absl::Status ForEachLive(const std::function<void(const IndexEntry&)>& fn);
+  // ForEachTombstone calls fn for every tombstone, in path order.
+  absl::Status ForEachTombstone(const std::function<void(const IndexEntry&)>& fn);
   // LiveCursor reads the live entries in path order one at a time, for a caller that walks
   // something else beside them (the verifying scan, the folder). The database stays open while
   // it lives; it may be used on another thread than the engine's.

@@ -198,7 +198,8 @@ absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const ScanFilter& fil
   CONVERGE_RETURN_IF_ERROR(SideBySide(
       fs_, index_,
       [&](const IndexEntry& gone) {
-        if (!filter.Skipped(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
+        const bool never_here = gone.not_applied && !gone.local.exists;
+        if (!never_here && !filter.Skipped(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
       },
       [&](const std::string& path, const LocalStat& st, const IndexEntry* e) {
         const bool is_dir = st.kind == FileKind::kDirectory;
@@ -262,7 +263,9 @@ class Scanner::Comparison {
     for (const auto& w : walked_) seen_.insert(w.first);  // views into walked_, which stays as it is
     known_ = std::move(all_known);
     for (auto it = known_.begin(); it != known_.end();) {
-      if (filter_.Skipped(it->first, it->second.version.kind == FileKind::kDirectory)) {
+      // A version a send-only folder never had here is no deletion (nor a move's source).
+      const bool never_here = it->second.not_applied && !it->second.local.exists;
+      if (never_here || filter_.Skipped(it->first, it->second.version.kind == FileKind::kDirectory)) {
         it = known_.erase(it);
       } else {
         ++it;
@@ -295,6 +298,10 @@ class Scanner::Comparison {
     }
     const bool live = entry != nullptr && !entry->version.deleted;
     if (live && UnchangedByStat(*entry, st)) return absl::OkStatus();
+    if (!live && entry != nullptr && entry->not_applied && entry->local.exists && entry->local.kind == st.kind &&
+        (st.kind == FileKind::kDirectory || entry->local.Same(st))) {
+      return absl::OkStatus();  // deleted elsewhere, kept as it was by a send-only folder
+    }
     CONVERGE_ASSIGN_OR_RETURN(const bool installed, Installed(path, st));
     if (installed) return absl::OkStatus();
     FileVersion v;

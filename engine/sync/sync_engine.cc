@@ -7,7 +7,9 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/base/logging.h"
 #include "common/base/metrics.h"
 #include "common/base/status_macros.h"
@@ -152,6 +154,7 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
   scanner_.set_sync_xattrs(options_.sync_xattrs);
   if (options_.syncable) scanner_.set_syncable(options_.syncable);
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
+  applier_.set_send_only(options_.send_only);
   status_.cursor = index_->cursor();
   absl::StatusOr<std::optional<std::string>> saved = index_->GetSetting(kSelectionSetting);
   absl::StatusOr<Selection> selection = saved.ok() ? Selection::Parse(saved->value_or("")) : saved.status();
@@ -177,6 +180,10 @@ EngineStatus SyncEngine::status() const {
   s.pending_uploads = dirty_.size();
   s.excluded = selection_.Rules();
   s.selection_pending = wanted_selection_.has_value();
+  s.receive_only = options_.receive_only;
+  s.revert_pending = revert_requested_;
+  s.send_only = options_.send_only;
+  s.override_pending = override_requested_;
   if (paused_) s.state = EngineStatus::State::kPaused;
   return s;
 }
@@ -279,6 +286,173 @@ absl::Status SyncEngine::AdoptSelection() {
   return absl::OkStatus();
 }
 
+absl::Status SyncEngine::NoteLocalDifferences(const std::optional<std::vector<std::string>>& paths) {
+  const absl::Time started = clock_->Now();
+  std::optional<std::vector<std::string>> look = paths;
+  if (look.has_value()) {
+    // A difference already noted whose stat has not moved is not read again.
+    std::vector<std::string> kept;
+    for (const std::string& p : *look) {
+      auto known = differences_.find(p);
+      absl::StatusOr<LocalStat> now = fs_->Stat(p);
+      if (known != differences_.end() && now.ok() && now->kind != FileKind::kDirectory &&
+          now->exists == known->second.local.exists && (!now->exists || now->Same(known->second.local))) {
+        continue;
+      }
+      kept.push_back(p);
+    }
+    if (kept.empty()) return absl::OkStatus();
+    look = std::move(kept);
+  }
+  absl::StatusOr<ScanResult> scanned = look.has_value() ? scanner_.ScanPaths(*look) : scanner_.Scan();
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
+  RecordScan(scan, look.has_value(), clock_->Now() - started);
+  CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
+  // What this scan looked at is replaced by what it found.
+  if (!look.has_value()) {
+    differences_.clear();
+  } else {
+    for (const std::string& p : *look) {
+      differences_.erase(p);
+      const std::string below = absl::StrCat(p, "/");
+      for (auto it = differences_.lower_bound(below); it != differences_.end() && absl::StartsWith(it->first, below);) {
+        it = differences_.erase(it);
+      }
+    }
+  }
+  for (const LocalChange& c : scan.changes) {
+    absl::StatusOr<std::optional<IndexEntry>> entry = index_->Get(c.version.path);
+    const bool synced = entry.ok() && entry->has_value() && !(*entry)->version.deleted;
+    const char* kind = c.version.deleted ? "deleted" : synced ? "changed" : "added";
+    differences_[c.version.path] = Difference{kind, c.version.deleted ? LocalStat{} : c.local};
+  }
+  PublishDifferences();
+  return absl::OkStatus();
+}
+
+void SyncEngine::PublishDifferences() {
+  constexpr size_t kShown = 10;
+  std::vector<std::string> shown;
+  for (const auto& [path, d] : differences_) {
+    if (shown.size() == kShown) break;
+    shown.push_back(absl::StrCat(path, " (", d.kind, ")"));
+  }
+  absl::MutexLock lock(&status_mu_);
+  status_.local_differences = differences_.size();
+  status_.differences_shown = std::move(shown);
+}
+
+void SyncEngine::Answered(bool* request) {
+  absl::MutexLock lock(&mu_);
+  *request = false;
+}
+
+void SyncEngine::RequestRevert() {
+  absl::MutexLock lock(&mu_);
+  revert_requested_ = true;
+}
+
+absl::Status SyncEngine::Revert() {
+  // Asked for until done (status shows it pending; a failed revert is tried again).
+  auto done = [this] { Answered(&revert_requested_); };
+  if (!options_.receive_only) {
+    done();
+    return absl::FailedPreconditionError("only a receive-only folder keeps local differences to revert");
+  }
+  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, scanner_.Scan());
+  const std::string bin = absl::FormatTime("%Y%m%dT%H%M%E3SZ", clock_->Now(), absl::UTCTimeZone());
+  std::vector<FileVersion> back;         // the namespace's versions to write again
+  absl::flat_hash_set<std::string> set_aside;
+  std::string where;
+  for (const LocalChange& c : scan.changes) {  // parents before what they hold, then deletions
+    const std::string& path = c.version.path;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
+    const bool synced = entry.has_value() && !entry->version.deleted;
+    if (synced) back.push_back(entry->version);
+    // What is here and is not the namespace's goes aside; a synced directory stays (only what
+    // it holds differs).
+    if (c.version.deleted || (synced && entry->version.kind == FileKind::kDirectory &&
+                              c.version.kind == FileKind::kDirectory)) {
+      continue;
+    }
+    bool below = false;
+    for (absl::string_view p = ParentPath(path); !p.empty() && !below; p = ParentPath(p)) below = set_aside.contains(p);
+    if (below) continue;
+    absl::StatusOr<std::string> moved = fs_->SetAside(path, bin);
+    if (absl::IsNotFound(moved.status())) continue;
+    CONVERGE_RETURN_IF_ERROR(moved.status());
+    set_aside.insert(path);
+    where = moved->substr(0, moved->size() - path.size() - 1);
+  }
+  const size_t written = back.size();
+  CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(back)));
+  differences_.clear();
+  PublishDifferences();
+  Log()->info("reverted: {} local entr{} set aside{}{}, {} namespace version(s) written back", set_aside.size(),
+              set_aside.size() == 1 ? "y" : "ies", where.empty() ? "" : " in ", where, written);
+  {
+    absl::MutexLock lock(&status_mu_);
+    if (!where.empty()) status_.reverted_to = where;
+  }
+  done();
+  return absl::OkStatus();
+}
+
+void SyncEngine::RequestOverride() {
+  absl::MutexLock lock(&mu_);
+  override_requested_ = true;
+}
+
+absl::Status SyncEngine::CountNotApplied() {
+  constexpr size_t kShown = 10;
+  uint64_t count = 0;
+  std::vector<std::string> shown;
+  auto note = [&](const IndexEntry& e) {
+    if (!e.not_applied) return;
+    ++count;
+    if (shown.size() < kShown) shown.push_back(absl::StrCat(e.version.path, e.version.deleted ? " (deleted)" : ""));
+  };
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive(note));
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachTombstone(note));
+  std::sort(shown.begin(), shown.end());
+  absl::MutexLock lock(&status_mu_);
+  status_.not_applied = count;
+  status_.not_applied_shown = std::move(shown);
+  return absl::OkStatus();
+}
+
+absl::Status SyncEngine::Override() {
+  auto done = [this] { Answered(&override_requested_); };
+  if (!options_.send_only) {
+    done();
+    return absl::FailedPreconditionError("only a send-only folder keeps changes it did not apply to override");
+  }
+  CONVERGE_RETURN_IF_ERROR(PullAndApply());
+  // Each entry not applied is made to read as changed here: the scan below then uploads what
+  // the folder holds, or deletes what it never had, on top of the namespace's version.
+  std::vector<IndexEntry> pushed;
+  auto push = [&](const IndexEntry& e) {
+    if (!e.not_applied) return;
+    IndexEntry p = e;
+    p.not_applied = false;
+    if (!e.version.deleted) {
+      p.local = LocalStat{};
+      p.local.exists = true;  // a stat no file has: read again, or gone (a deletion)
+      p.local.kind = e.local.exists ? e.local.kind : e.version.kind;
+    }
+    pushed.push_back(std::move(p));
+  };
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive(push));
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachTombstone(push));
+  CONVERGE_RETURN_IF_ERROR(index_->Update(pushed, std::nullopt));
+  Log()->info("override: {} change(s) made elsewhere replaced by this folder's state", pushed.size());
+  CONVERGE_RETURN_IF_ERROR(SyncOnce());
+  CONVERGE_RETURN_IF_ERROR(CountNotApplied());
+  done();
+  return absl::OkStatus();
+}
+
 void SyncEngine::SetPaused(bool paused) {
   absl::MutexLock lock(&mu_);
   paused_ = paused;
@@ -336,6 +510,7 @@ absl::Status SyncEngine::PullAndApply() {
     }
     if (!s.ok() || pulled < kPullBatch) {
       AckApplied(before);
+      if (s.ok() && options_.send_only && index_->cursor() != before) CONVERGE_RETURN_IF_ERROR(CountNotApplied());
       if (s.ok()) {
         absl::MutexLock lock(&mu_);
         last_pull_ = clock_->Now();
@@ -654,6 +829,7 @@ std::vector<SyncEngine::OutgoingChunk> SyncEngine::TakePending(ScanUploads* u) {
 }
 
 absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::string>>& paths) {
+  if (options_.receive_only) return NoteLocalDifferences(paths);
   const absl::Time started = clock_->Now();
   // The files the scan reads go to the store as they are read (once), batch by batch.
   ScanUploads uploads;
@@ -1101,7 +1277,10 @@ SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
   auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stopping_) return true;
     if (paused_) return false;
-    if (remote_head_ > cursor || pull_requested_ || full_scan_requested_ || wanted_selection_.has_value()) return true;
+    if (remote_head_ > cursor || pull_requested_ || full_scan_requested_ || wanted_selection_.has_value() ||
+        revert_requested_ || override_requested_) {
+      return true;
+    }
     for (const auto& [path, d] : dirty_) {
       if (!d.writing && !d.deletion) return true;
     }
@@ -1127,6 +1306,8 @@ SyncEngine::Round SyncEngine::WaitForWork(absl::Time next_scan) {
   for (const auto& [path, d] : dirty_) round.local = round.local || Ready(d, now);
   round.pull = remote_head_ > cursor || pull_requested_;
   round.select = wanted_selection_.has_value();
+  round.revert = revert_requested_;
+  round.override = override_requested_;
   pull_requested_ = false;
   return round;
 }
@@ -1163,6 +1344,10 @@ absl::Status SyncEngine::SyncLocal(bool full_scan, absl::Time* next_scan) {
 }
 
 bool SyncEngine::AfterRound(const absl::Status& s, absl::Status* last, absl::Time* next_scan) {
+  if (s.ok() && options_.send_only) {
+    // Local changes committed on top of versions not applied here make them applied.
+    if (absl::Status counted = CountNotApplied(); !counted.ok()) Log()->warn("counting changes not applied: {}", counted.ToString());
+  }
   if (!s.ok() && s.ToString() != last->ToString()) Log()->error("sync: {}", s.ToString());
   if (s.ok() && !last->ok()) Log()->info("sync healthy again");
   *last = s;
@@ -1205,12 +1390,17 @@ void SyncEngine::Run() {
       StartVerify();
       next_scan = clock_->Now() + options_.rescan_interval;
     }
-    if (!round.local && !round.pull && !round.select) continue;
+    if (!round.local && !round.pull && !round.select && !round.revert && !round.override) continue;
     // A retry keeps the failure in view: the status of a folder failing every round reads
     // "syncing: retrying after: <why>", never a bare "syncing" between two errors.
     SetState(EngineStatus::State::kSyncing, last.ok() ? "" : absl::StrCat("retrying after: ", last.ToString()));
     if (round.select) {
       const absl::Status s = AdoptSelection();
+      if (!AfterRound(s, &last, &next_scan)) break;
+      if (!s.ok() || (!round.local && !round.pull && !round.revert)) continue;
+    }
+    if (round.revert || round.override) {
+      const absl::Status s = round.revert ? Revert() : Override();
       if (!AfterRound(s, &last, &next_scan)) break;
       if (!s.ok() || (!round.local && !round.pull)) continue;
     }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -67,6 +68,14 @@ struct EngineOptions {
   // encryption (IsNamespaceConverted): this engine syncs it plain and stops; the caller starts
   // one that syncs it sealed.
   std::function<void()> on_converted;
+  // receive_only: local changes are never uploaded; they are kept as local differences (status)
+  // until RequestRevert sets them aside and writes the namespace's versions back. Remote
+  // changes apply as usual (a local edit they meet is kept as a conflict copy).
+  bool receive_only = false;
+  // send_only: other devices' changes are not applied here (the index records them as not
+  // applied: IndexEntry::not_applied; status counts them); local changes go up as usual, on top
+  // of them. RequestOverride pushes this folder's state over them.
+  bool send_only = false;
   // new_file_id: where new files' ids come from (default: random; a simulation makes them
   // deterministic).
   std::function<std::string()> new_file_id;
@@ -102,6 +111,20 @@ struct EngineStatus {
   std::vector<std::string> excluded;
   bool selection_pending = false;
   uint64_t excluded_kept = 0;  // local entries changed here left in place when they were excluded
+  // A receive-only folder: how many local changes are not uploaded, the first of them as
+  // "path (added|changed|deleted)", whether a revert waits, and where the last one set this
+  // device's own versions aside.
+  bool receive_only = false;
+  uint64_t local_differences = 0;
+  std::vector<std::string> differences_shown;
+  bool revert_pending = false;
+  std::string reverted_to;
+  // A send-only folder: other devices' changes not applied here (paths, the first of them), and
+  // whether an override waits.
+  bool send_only = false;
+  uint64_t not_applied = 0;
+  std::vector<std::string> not_applied_shown;
+  bool override_pending = false;
   // The transfer in progress (direction empty when none): bytes done of total, since started.
   std::string transfer;           // "upload" or "download"
   uint64_t transfer_done = 0;
@@ -160,6 +183,21 @@ class SyncEngine {
   // selection is recorded in the index (a crash from then on cannot turn removed copies into
   // deletions) and the local copies still as synced are removed (Applier::Vacate).
   absl::Status AdoptSelection();
+  // RequestRevert: a receive-only folder reverts its local differences at the next round
+  // (Revert); thread-safe.
+  void RequestRevert();
+  // Revert sets a receive-only folder's local differences aside (Filesystem::SetAside: new and
+  // changed entries; nothing is deleted) and writes the namespace's versions back where they
+  // differ. FailedPrecondition for a folder that is not receive-only.
+  absl::Status Revert();
+  // RequestOverride: a send-only folder pushes its state over the changes it did not apply, at
+  // the next round (Override); thread-safe.
+  void RequestOverride();
+  // Override makes the namespace match a send-only folder where it did not apply others'
+  // changes: a file here goes up as the next version, one never here is deleted, one deleted
+  // elsewhere and kept here is made again (a mass delete is held as any other).
+  // FailedPrecondition for a folder that is not send-only.
+  absl::Status Override();
   // SetPaused: a paused engine neither scans nor pulls until resumed.
   void SetPaused(bool paused);
   // set_local_event_flush: called before every pull to have the watcher report what it has
@@ -312,6 +350,8 @@ class SyncEngine {
     bool verify = false;  // start a verifying scan beside the rounds
     bool pull = false;
     bool select = false;  // a new selection waits (AdoptSelection)
+    bool revert = false;  // a revert waits
+    bool override = false;  // an override waits
   };
   Round WaitForWork(absl::Time next_scan);
   // StartVerify starts a verifying scan on a thread of its own unless one still runs; Verify is
@@ -319,6 +359,21 @@ class SyncEngine {
   // full scan instead). The case collisions no longer on disk leave the status.
   void StartVerify();
   void Verify(const ScanFilter& filter);
+  // NoteLocalDifferences is ScanAndUpload for a receive-only folder: it scans (not reading again
+  // a file whose difference was noted and whose stat has not changed since) and keeps what it
+  // finds as the folder's local differences, uploading nothing.
+  absl::Status NoteLocalDifferences(const std::optional<std::vector<std::string>>& paths);
+  void PublishDifferences();
+  // Answered clears a request flag (revert_requested_, override_requested_) once carried out.
+  void Answered(bool* request);
+  // CountNotApplied puts the number of versions a send-only folder did not apply in the status
+  // (a walk of the index).
+  absl::Status CountNotApplied();
+  struct Difference {
+    const char* kind;  // added, changed, deleted
+    LocalStat local;   // when noted
+  };
+  std::map<std::string, Difference> differences_;  // engine thread only
   // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
   // pull is not recent.
   bool PullDue();
@@ -376,6 +431,8 @@ class SyncEngine {
   mutable absl::Mutex mu_;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Selection> wanted_selection_ ABSL_GUARDED_BY(mu_);
+  bool revert_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool override_requested_ ABSL_GUARDED_BY(mu_) = false;
   Selection selection_ ABSL_GUARDED_BY(mu_);  // as adopted (written by the engine thread only)
   std::optional<std::shared_ptr<const GearTable>> new_gear_ ABSL_GUARDED_BY(mu_);  // for the next round
   uint64_t remote_head_ ABSL_GUARDED_BY(mu_) = 0;

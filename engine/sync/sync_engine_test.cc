@@ -304,5 +304,96 @@ TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhat
   EXPECT_TRUE(two_->engine->status().excluded.empty());
 }
 
+TEST_F(SyncEngineTest, AReceiveOnlyFolderKeepsItsChangesHomeAndARevertLosesNone) {
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("d/b.txt", "b").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("c.txt", "c").ok());
+  Sync();
+  EngineOptions receive_only;
+  receive_only.receive_only = true;
+  receive_only.delete_settle = absl::ZeroDuration();
+  two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2", receive_only);
+  ASSERT_TRUE(two_->fs.UserWrite("a.txt", "two's a").ok());
+  ASSERT_TRUE(two_->fs.UserWrite("n/new.txt", "new").ok());
+  ASSERT_TRUE(two_->fs.UserRemove("c.txt").ok());
+  Sync();
+  // Nothing went up; the differences are shown.
+  absl::StatusOr<std::map<std::string, std::string>> stored = store_->Files();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)["a.txt"], "a");
+  EXPECT_EQ((*stored)["c.txt"], "c");
+  EXPECT_FALSE(stored->count("n/new.txt"));
+  EXPECT_EQ(one_->fs.Snapshot()["a.txt"], "a");
+  EngineStatus status = two_->engine->status();
+  EXPECT_TRUE(status.receive_only);
+  EXPECT_EQ(status.local_differences, 4u);  // a.txt, c.txt, n, n/new.txt
+  EXPECT_EQ(status.differences_shown,
+            (std::vector<std::string>{"a.txt (changed)", "c.txt (deleted)", "n (added)", "n/new.txt (added)"}));
+  // Other devices' changes still arrive.
+  ASSERT_TRUE(one_->fs.UserWrite("d/b.txt", "b2").ok());
+  Sync();
+  EXPECT_EQ(two_->fs.Snapshot()["d/b.txt"], "b2");
+  // A revert brings the namespace's versions back and keeps this device's own aside.
+  ASSERT_TRUE(two_->engine->Revert().ok());
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  std::map<std::string, std::string> aside = two_->fs.SetAsideSnapshot();
+  std::vector<std::string> kept;
+  for (const auto& [path, content] : aside) {
+    if (absl::EndsWith(path, "/a.txt")) EXPECT_EQ(content, "two's a");
+    if (absl::EndsWith(path, "/n/new.txt")) EXPECT_EQ(content, "new");
+    kept.push_back(path.substr(path.find('/') + 1));
+  }
+  EXPECT_EQ(kept, (std::vector<std::string>{"a.txt", "n", "n/new.txt"}));
+  EXPECT_EQ(two_->engine->status().local_differences, 0u);
+  Sync();
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  // A folder that uploads its changes has nothing to revert.
+  EXPECT_TRUE(absl::IsFailedPrecondition(one_->engine->Revert()));
+}
+
+TEST_F(SyncEngineTest, ASendOnlyFolderAppliesNoOtherDevicesChangeUntilItOverrides) {
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("gone.txt", "g").ok());
+  Sync();
+  EngineOptions send_only;
+  send_only.send_only = true;
+  send_only.delete_settle = absl::ZeroDuration();
+  auto restart_two = [&] {
+    two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2", send_only);
+  };
+  restart_two();
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a from one").ok());
+  ASSERT_TRUE(one_->fs.UserRemove("gone.txt").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("new.txt", "n").ok());
+  ASSERT_TRUE(two_->fs.UserWrite("mine.txt", "two's").ok());
+  Sync();
+  std::map<std::string, std::string> two = two_->fs.Snapshot();
+  EXPECT_EQ(two["a.txt"], "a");
+  EXPECT_EQ(two["gone.txt"], "g");
+  EXPECT_FALSE(two.count("new.txt"));
+  EXPECT_EQ(one_->fs.Snapshot()["mine.txt"], "two's");  // its own changes go up
+  EngineStatus status = two_->engine->status();
+  EXPECT_TRUE(status.send_only);
+  EXPECT_EQ(status.not_applied, 3u);
+  EXPECT_EQ(status.not_applied_shown, (std::vector<std::string>{"a.txt", "gone.txt (deleted)", "new.txt"}));
+  // An edit here goes up on top of the version it did not apply (no conflict); what it never
+  // had and what it kept are no changes, not even after a restart.
+  ASSERT_TRUE(two_->fs.UserWrite("a.txt", "a from two").ok());
+  restart_two();
+  Sync();
+  std::map<std::string, std::string> one = one_->fs.Snapshot();
+  EXPECT_EQ(one["a.txt"], "a from two");
+  EXPECT_EQ(one.size(), 3u) << "a conflict copy, or gone.txt made again";  // a.txt, mine.txt, new.txt
+  EXPECT_EQ(one["new.txt"], "n");
+  // Override: the namespace becomes this folder.
+  ASSERT_TRUE(two_->engine->Override().ok());
+  Sync();
+  EXPECT_EQ(one_->fs.Snapshot(), two_->fs.Snapshot());
+  EXPECT_EQ(one_->fs.Snapshot()["gone.txt"], "g");
+  EXPECT_FALSE(one_->fs.Snapshot().count("new.txt"));
+  EXPECT_EQ(two_->engine->status().not_applied, 0u);
+  EXPECT_TRUE(absl::IsFailedPrecondition(one_->engine->Override()));
+}
+
 }  // namespace
 }  // namespace converge::engine

@@ -404,6 +404,27 @@ void MemFilesystem::SetMarkerPresent(bool present) {
   marker_ = present;
 }
 
+absl::StatusOr<std::string> MemFilesystem::SetAside(const std::string& path, const std::string& bin) {
+  absl::MutexLock l(&mu_);
+  if (Dead()) return absl::UnavailableError("power cut");
+  if (Lookup(path) == nullptr) return absl::NotFoundError(absl::StrCat(path, ": nothing there to set aside"));
+  std::vector<std::string> moved = {path};
+  ForEachBelow(names_, path, [&](Names::iterator it) { moved.push_back(it->first); });
+  for (const std::string& k : moved) {
+    aside_[absl::StrCat(bin, "/", k)] = names_[k];
+    names_.erase(k);
+    durable_names_.erase(k);
+  }
+  return absl::StrCat("aside/", bin, "/", path);
+}
+
+std::map<std::string, std::string> MemFilesystem::SetAsideSnapshot() {
+  absl::MutexLock l(&mu_);
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : aside_) out[k] = v->dir ? "/" : v->data;
+  return out;
+}
+
 std::map<std::string, std::string> MemFilesystem::Snapshot() {
   absl::MutexLock l(&mu_);
   std::map<std::string, std::string> out;

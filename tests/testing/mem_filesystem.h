@@ -49,6 +49,7 @@ class MemFilesystem : public Filesystem {
   absl::Status MakeDirs(const std::string& path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::StatusOr<std::string> SetAside(const std::string& path, const std::string& bin) override;
   absl::StatusOr<LocalStat> SetMetadata(const std::string& path, uint32_t mode, int64_t mtime_ns,
                                         const std::vector<Xattr>* xattrs = nullptr) override;
   absl::Status SyncAll() override;
@@ -68,6 +69,8 @@ class MemFilesystem : public Filesystem {
 
   // The visible folder (the engine's state area left out): path -> content, "/" for directories.
   std::map<std::string, std::string> Snapshot();
+  // What SetAside moved out: "BIN/PATH" -> content, "/" for directories.
+  std::map<std::string, std::string> SetAsideSnapshot();
 
   // PowerCut drops everything not durable; temp files not installed vanish (partial downloads
   // keep what was synced).
@@ -98,6 +101,7 @@ class MemFilesystem : public Filesystem {
   absl::Mutex mu_;
   Names names_ ABSL_GUARDED_BY(mu_);          // visible: folder paths and "\x01tmp/NAME" temp files
   Names durable_names_ ABSL_GUARDED_BY(mu_);  // after a power cut
+  Names aside_ ABSL_GUARDED_BY(mu_);          // what SetAside moved out, by "BIN/PATH" (durable)
   uint64_t next_ino_ ABSL_GUARDED_BY(mu_) = 100;
   uint64_t next_temp_ ABSL_GUARDED_BY(mu_) = 0;
   bool marker_ ABSL_GUARDED_BY(mu_) = true;
