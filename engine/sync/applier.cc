@@ -443,6 +443,8 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
                                                             std::vector<PendingWrite>* pending) {
   CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(remote.path));
   CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(remote.path));
+  // Materializing: an entry never written here, or gone from here, is written as a new one.
+  if (materializing_ && entry.has_value() && (!entry->local.exists || !local.exists)) entry.reset();
   auto hash_local = [&]() -> absl::StatusOr<Digest> {
     if (local.kind == FileKind::kSymlink) {  // a link is its target
       CONVERGE_ASSIGN_OR_RETURN(std::string target, fs_->ReadLink(remote.path));
@@ -944,9 +946,21 @@ absl::Status Applier::Restore(std::vector<FileVersion> versions) {
   return index_->Update(restored, std::nullopt);
 }
 
+absl::Status Applier::Materialize(std::vector<FileVersion> versions) {
+  if (versions.empty()) return absl::OkStatus();
+  Commit commit;
+  commit.seq = index_->cursor();
+  commit.files = std::move(versions);
+  materializing_ = true;
+  absl::Status applied = ApplyCommitInPlace(commit, std::nullopt);
+  materializing_ = false;
+  Log()->info("wrote {} entries back into the folder", commit.files.size());
+  return applied;
+}
+
 void Applier::RecordExcluded(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
                              std::vector<IndexEntry>* applied) {
-  if (selection_.empty()) return;
+  if (selection_.empty() || materializing_) return;
   const int64_t now = absl::ToUnixNanos(clock_->Now());
   for (const FileVersion& v : commit.files) {
     if (done->contains(&v) || !selection_.Excluded(v.path)) continue;
@@ -957,7 +971,7 @@ void Applier::RecordExcluded(const Commit& commit, absl::flat_hash_set<const Fil
 
 absl::Status Applier::RecordNotApplied(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,
                                        std::vector<IndexEntry>* applied) {
-  if (!send_only_) return absl::OkStatus();
+  if (!send_only_ || materializing_) return absl::OkStatus();
   for (const FileVersion& v : commit.files) {
     if (!v.origin_device.empty() && v.origin_device == device_) continue;  // this device's own
     CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(v.path));

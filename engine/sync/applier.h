@@ -135,6 +135,12 @@ class Applier {
   // (IndexEntry::not_applied), never written; this device's own apply as usual.
   void set_send_only(bool on) { send_only_ = on; }
 
+  // Materialize writes `versions` (the index's own, of entries that are not here: a subtree this
+  // device includes again, a receive-only folder's changes set aside) as an apply of them would:
+  // parents first, small files in batches (one fetch each), a local entry in the way of one
+  // never written here kept as a conflict copy. The cursor stays.
+  absl::Status Materialize(std::vector<FileVersion> versions);
+
   // Vacate removes the local copies of `entries` (synced entries of a subtree this device now
   // keeps out) that are still as synced, children first, and records them absent in the index.
   // A file changed here since it was synced stays, as does a directory still holding something;
@@ -237,6 +243,7 @@ class Applier {
   std::function<void(uint64_t)> progress_;
   Selection selection_;
   bool send_only_ = false;
+  bool materializing_ = false;  // in Materialize: entries recorded as not here count as none
   // RecordNotApplied takes the versions of `commit` from other devices into `applied` as not
   // applied here (a send-only folder) and adds them to `done`.
   absl::Status RecordNotApplied(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,

@@ -267,7 +267,7 @@ absl::Status SyncEngine::AdoptSelection() {
   std::vector<FileVersion> versions;
   versions.reserve(back.size());
   for (IndexEntry& e : back) versions.push_back(std::move(e.version));
-  if (!versions.empty()) CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(versions)));
+  CONVERGE_RETURN_IF_ERROR(applier_.Materialize(std::move(versions)));
   // Recorded before any copy is removed: a crash from here on cannot make them deletions.
   CONVERGE_RETURN_IF_ERROR(index_->SetSetting(kSelectionSetting, wanted.ToText()));
   scanner_.set_selection(wanted);
@@ -386,7 +386,7 @@ absl::Status SyncEngine::Revert() {
     where = moved->substr(0, moved->size() - path.size() - 1);
   }
   const size_t written = back.size();
-  CONVERGE_RETURN_IF_ERROR(applier_.Restore(std::move(back)));
+  CONVERGE_RETURN_IF_ERROR(applier_.Materialize(std::move(back)));
   differences_.clear();
   PublishDifferences();
   Log()->info("reverted: {} local entr{} set aside{}{}, {} namespace version(s) written back", set_aside.size(),

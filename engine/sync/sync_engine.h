@@ -179,7 +179,7 @@ class SyncEngine {
   void SetSelection(Selection wanted);
   // AdoptSelection carries out the selection SetSelection asked for (Run calls it): changes
   // made here below what becomes excluded are committed first; what becomes included is written
-  // back from the versions the index recorded meanwhile (Applier::Restore); then the new
+  // back from the versions the index recorded meanwhile (Applier::Materialize); then the new
   // selection is recorded in the index (a crash from then on cannot turn removed copies into
   // deletions) and the local copies still as synced are removed (Applier::Vacate).
   absl::Status AdoptSelection();
