@@ -318,6 +318,7 @@ class Tool:
     """A way to sync a.* to b.*; subclasses start daemons or run commands."""
     name = "?"
     continuous = False  # True: runs all the time and notices changes itself
+    selective = False  # S12 drives keep_out and bring_back
     exact_mtime = True
 
     def __init__(self, work):
@@ -361,6 +362,12 @@ class Tool:
     def wire_bytes(self):
         return 0
 
+    def keep_out(self, scope, timeout):
+        """S12 (tools with `selective`): makes B keep no copy of scope."""
+
+    def bring_back(self, scope):
+        """S12: the change that has B hold scope again after keep_out."""
+
     def hop_bytes(self):
         """Tools that relay through a server: bytes of each device's own link; None: one link."""
         return None
@@ -383,6 +390,7 @@ class Tool:
 class Converge(Tool):
     name = "converge"
     continuous = True
+    selective = True
 
     def __init__(self, work):
         super().__init__(work)
@@ -504,6 +512,21 @@ class Converge(Tool):
     def wire_bytes(self):
         return tcp_bytes([self.daemons["engine_a"].pid, self.daemons["engine_b"].pid])
 
+    def select(self, flag, scope):
+        subprocess.run([f"{BIN}/engine/converge-engine", "select", f"--folder={self.b}", f"{flag}={scope}"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def keep_out(self, scope, timeout):
+        self.select("--exclude", scope)
+        deadline = time.time() + timeout
+        while os.path.exists(os.path.join(self.b, scope)):
+            if time.time() > deadline:
+                raise RuntimeError(f"{self.name}: {scope} still on B after select --exclude")
+            time.sleep(0.05)
+
+    def bring_back(self, scope):
+        self.select("--include", scope)
+
     def hop_bytes(self):
         # Every byte crosses two links, A -> store and store -> B: wire_bytes counts both.
         return {"a": tcp_bytes([self.daemons["engine_a"].pid]), "b": tcp_bytes([self.daemons["engine_b"].pid])}
@@ -511,8 +534,13 @@ class Converge(Tool):
 
 class RsyncLocal(Tool):
     name = "rsync_local"
+    selective = True
 
     total = 0
+
+    def keep_out(self, scope, timeout):
+        # rsync has no selection: the subtree is gone from B, and the next run copies it back.
+        shutil.rmtree(os.path.join(self.b, scope))
 
     def sync(self):
         out = self.run_client(["rsync", "-a", "--delete", "--no-whole-file", "--stats", *RSYNC_EXACT, self.a + "/", self.b + "/"])
@@ -869,7 +897,7 @@ class Bench:
         self.tool_names = tools
         self.results = []  # {scenario, tool, runs: [...]} or extra figures
         self.notes = []
-        self.only = set()  # scenario tags to run (S1..S11); empty: all
+        self.only = set()  # scenario tags to run (S1..S12); empty: all
         self.states = ["fresh"]  # and/or "steady"
         self.figures = []  # S11's converged steps
         self.seeded = None  # what converge-bench history made (steady state)
@@ -935,10 +963,35 @@ class Bench:
             self.sustained(tool)
         if want("S11"):
             self.real_history(tool)
+        if want("S12") and self.state == "fresh":
+            self.selective(tool, n2, size2)
         # Last: a Syncthing whose first scan of S7's tree runs past its limit is still indexing
         # when rescan returns, and would time out whatever came after it.
         if want("S7") and self.state == "fresh":
             self.rescan(tool)
+
+    def selective(self, tool, count, size):
+        """S12: a synced subtree of count x size files kept off B (Converge: select --exclude on B,
+        its copies removed; rsync: the subtree deleted on B), then brought back (select --include;
+        an rsync run): until B holds it again, verified."""
+        timeout, scope = self.cfg["timeout"], "s12"
+        scenario = f"S12 {count}x{size // 1024}KiB subtree brought back to B"
+
+        def build(root):
+            for i in range(count):
+                write_file(os.path.join(root, f"d{i % 20:02d}", f"f{i:06d}.bin"), os.urandom(size))
+
+        if not tool.selective:
+            self.notes.append(f"S12: {tool.name} not measured (its selective sync is not driven here)")
+            return
+        src = self.staged(scope, build)
+        measure(tool, lambda: os.rename(src, os.path.join(tool.a, scope)), scope, timeout)
+        for rep in range(self.cfg["reps"]):
+            tool.keep_out(scope, timeout)
+            rec = measure(tool, lambda: tool.bring_back(scope), scope, timeout)
+            self.add(scenario, tool.name, rec)
+            log(f"{tool.name:14s} {'S12 subtree brought back':32s} {rec['seconds']:8.3f}s {rec['bytes']:>12,d} B")
+        remove_scope(tool, scope, timeout)
 
     def want(self, tag):
         return not self.only or tag in self.only
@@ -1757,7 +1810,7 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
-    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S11 (S3: S3a-c; S4 and S5 "
+    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S12 (S3: S3a-c; S4 and S5 "
                     "run together; S8 and S9 too); default: all")
     ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
                     help="fresh services and engines, ones that hold a history already (steady), or both")
