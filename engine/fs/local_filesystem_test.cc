@@ -42,6 +42,27 @@ TEST(LocalFilesystemTest, WalkIsRepeatableSkipsStateDirAndDoesNotFollowSymlinks)
   EXPECT_EQ(WalkPaths(fs->get()), want);
 }
 
+TEST(LocalFilesystemTest, SetAsideMovesEntriesIntoTheStateDirAndNeverThroughASymlink) {
+  const std::string root = MakeTestDir();
+  WriteFile(root + "/d/e/f.txt", "mine");
+  WriteFile(root + "/new/a.txt", "a");
+  WriteFile(root + "/elsewhere/g.txt", "g");
+  ASSERT_EQ(symlink((root + "/elsewhere").c_str(), (root + "/link").c_str()), 0);
+  auto fs = LocalFilesystem::Open(root);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  auto moved = (*fs)->SetAside("d/e/f.txt", "20261207T0530Z");
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, root + "/.converge/reverted/20261207T0530Z/d/e/f.txt");
+  EXPECT_EQ(ReadFile(*moved), "mine");
+  EXPECT_FALSE(std::filesystem::exists(root + "/d/e/f.txt"));
+  ASSERT_TRUE((*fs)->SetAside("new", "20261207T0530Z").ok());  // a directory, with what it holds
+  EXPECT_EQ(ReadFile(root + "/.converge/reverted/20261207T0530Z/new/a.txt"), "a");
+  EXPECT_TRUE(absl::IsNotFound((*fs)->SetAside("new", "20261207T0530Z").status()));
+  EXPECT_FALSE((*fs)->SetAside("link/g.txt", "20261207T0530Z").ok());  // not through the link
+  EXPECT_EQ(ReadFile(root + "/elsewhere/g.txt"), "g");
+  EXPECT_FALSE((*fs)->SetAside("d/../../etc", "b").ok());
+}
+
 TEST(LocalFilesystemTest, InstallIsAtomicAndSetsModeAndMtime) {
   const std::string root = MakeTestDir();
   WriteFile(root + "/f.txt", "old");

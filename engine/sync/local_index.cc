@@ -22,6 +22,8 @@ std::string ChunkKey(const Digest& d) { return absl::StrCat("k:", DigestToBytes(
 std::string TombstoneKey(absl::string_view path) { return absl::StrCat("t:", path); }
 std::string SettingKey(absl::string_view name) { return absl::StrCat("s:", name); }
 std::string IntentKey(absl::string_view path) { return absl::StrCat("n:", path); }
+// A marker per entry recorded as not applied (its value empty).
+std::string NotAppliedKey(absl::string_view path) { return absl::StrCat("x:", path); }
 std::string InodeKey(uint64_t inode) {
   std::string k = "i:";
   PutFixed64BE(&k, inode);
@@ -110,7 +112,10 @@ absl::Status LocalIndex::Reopen() {
   } else if (!s.IsNotFound()) {
     return Rocks(s, "read index cursor");
   }
-  return absl::OkStatus();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek("x:");
+  any_not_applied_ = it->Valid() && it->key().starts_with("x:");
+  return Rocks(it->status(), "read index");
 }
 
 absl::Status LocalIndex::Usable() {
@@ -155,8 +160,25 @@ absl::Status LocalIndex::ForEachLive(const std::function<void(const IndexEntry&)
   return ForEachLiveWithPrefix("p:", fn);
 }
 
-absl::Status LocalIndex::ForEachTombstone(const std::function<void(const IndexEntry&)>& fn) {
-  return ForEachLiveWithPrefix("t:", fn);
+absl::Status LocalIndex::ForEachNotApplied(const std::function<void(const IndexEntry&)>& fn) {
+  CONVERGE_RETURN_IF_ERROR(Usable());
+  std::vector<std::string> paths;
+  {
+    std::string upper = "x;";
+    rocksdb::Slice bound(upper);
+    rocksdb::ReadOptions options;
+    options.iterate_upper_bound = &bound;
+    absl::ReaderMutexLock lock(&db_mu_);
+    if (db_ == nullptr) return absl::UnavailableError("the index is being reopened after a write error");
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+    for (it->Seek("x:"); it->Valid(); it->Next()) paths.emplace_back(View(it->key()).substr(2));
+    CONVERGE_RETURN_IF_ERROR(Rocks(it->status(), "scan index"));
+  }
+  for (const std::string& path : paths) {
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> e, Get(path));
+    if (e.has_value() && e->not_applied) fn(*e);
+  }
+  return absl::OkStatus();
 }
 
 LocalIndex::LiveCursor::LiveCursor(LocalIndex* index) : index_(index), upper_("p;"), bound_(upper_) {
@@ -216,7 +238,7 @@ absl::Status LocalIndex::ForEachLiveWithPrefix(const std::string& prefix,
 
 absl::Status LocalIndex::ForgetSyncState() {
   rocksdb::WriteBatch batch;
-  for (const char* prefix : {"p:", "t:", "k:", "i:", "n:"}) {
+  for (const char* prefix : {"p:", "t:", "k:", "i:", "n:", "x:"}) {
     std::string end = prefix;
     end.back() = static_cast<char>(end.back() + 1);
     batch.DeleteRange(prefix, end);
@@ -226,6 +248,7 @@ absl::Status LocalIndex::ForgetSyncState() {
   batch.Put(kCursorKey, zero);
   CONVERGE_RETURN_IF_ERROR(WriteSynced(&batch, "forget sync state"));
   cursor_ = 0;
+  any_not_applied_ = false;
   return absl::OkStatus();
 }
 
@@ -238,6 +261,12 @@ absl::Status LocalIndex::Update(const std::vector<IndexEntry>& entries,
     batch.Put(e.version.deleted ? TombstoneKey(path) : PathKey(path), EncodeEntry(e));
     batch.Delete(e.version.deleted ? PathKey(path) : TombstoneKey(path));
     batch.Delete(IntentKey(path));  // recorded: no longer only intended
+    if (e.not_applied) {
+      batch.Put(NotAppliedKey(path), "");
+      any_not_applied_ = true;
+    } else if (any_not_applied_) {
+      batch.Delete(NotAppliedKey(path));
+    }
     // Where each chunk can be found locally (a hint: readers check the path's entry and hash).
     if (!e.version.deleted && e.version.kind == FileKind::kFile) {
       for (const ChunkRef& c : e.version.chunks) {

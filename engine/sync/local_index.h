@@ -52,8 +52,9 @@ class LocalIndex {
   absl::StatusOr<std::optional<IndexEntry>> Get(const std::string& path);
   // ForEachLive calls fn for every entry that is not a tombstone, in path order.
   absl::Status ForEachLive(const std::function<void(const IndexEntry&)>& fn);
-  // ForEachTombstone calls fn for every tombstone, in path order.
-  absl::Status ForEachTombstone(const std::function<void(const IndexEntry&)>& fn);
+  // ForEachNotApplied calls fn for every entry, live or tombstone, recorded as not applied
+  // (IndexEntry::not_applied), in path order: as many reads as there are such entries.
+  absl::Status ForEachNotApplied(const std::function<void(const IndexEntry&)>& fn);
   // LiveCursor reads the live entries in path order one at a time, for a caller that walks
   // something else beside them (the verifying scan, the folder). The database stays open while
   // it lives; it may be used on another thread than the engine's.
@@ -121,6 +122,9 @@ class LocalIndex {
   absl::Mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;  // null after a write error, until reopened
   std::atomic<uint64_t> cursor_{0};  // read by status and upload threads too
+  // Whether any entry may be marked not applied (a marker key each): until one is, writes do
+  // not delete markers that cannot be there.
+  std::atomic<bool> any_not_applied_{false};
   // RocksDB deletion markers slow prefix scans until compaction drops them; after this many
   // deletions the index compacts itself.
   uint64_t deletions_since_compaction_ = 0;

@@ -71,6 +71,30 @@ TEST_F(LocalIndexTest, EntriesAndTheCursorSurviveReopen) {
   EXPECT_EQ(LivePaths(), (std::vector<std::string>{"a/x.txt", "b.txt"}));
 }
 
+TEST_F(LocalIndexTest, EntriesNotAppliedAreFoundWithoutAWalkAndSurviveReopen) {
+  std::vector<std::string> listed;
+  auto list = [&] {
+    listed.clear();
+    EXPECT_TRUE(index_->ForEachNotApplied([&](const IndexEntry& e) { listed.push_back(e.version.path); }).ok());
+    return listed;
+  };
+  ASSERT_TRUE(index_->Update({Entry("a.txt", 1, "a", 1), Entry("b.txt", 1, "b", 2)}, 1).ok());
+  EXPECT_TRUE(list().empty());
+  IndexEntry edited = Entry("a.txt", 2, "a2", 1);
+  edited.not_applied = true;
+  IndexEntry deleted = Entry("b.txt", 3, "", 0, /*deleted=*/true);
+  deleted.not_applied = true;
+  ASSERT_TRUE(index_->Update({edited, deleted}, 3).ok());
+  Open();
+  EXPECT_EQ(list(), (std::vector<std::string>{"a.txt", "b.txt"}));
+  EXPECT_TRUE(index_->Get("b.txt")->value().not_applied);
+  ASSERT_TRUE(index_->Update({Entry("a.txt", 4, "a4", 1)}, 4).ok());  // applied (or overridden) now
+  EXPECT_EQ(list(), std::vector<std::string>{"b.txt"});
+  EXPECT_FALSE(index_->Get("a.txt")->value().not_applied);
+  ASSERT_TRUE(index_->ForgetSyncState().ok());
+  EXPECT_TRUE(list().empty());
+}
+
 TEST_F(LocalIndexTest, TombstonesAreKeptButNotListedAsLive) {
   ASSERT_TRUE(index_->Update({Entry("gone.txt", 1, "g", 21), Entry("kept.txt", 1, "k", 22)}, 1).ok());
   ASSERT_TRUE(index_->Update({Entry("gone.txt", 2, "", 0, /*deleted=*/true)}, 2).ok());

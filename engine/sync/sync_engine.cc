@@ -156,17 +156,24 @@ SyncEngine::SyncEngine(Filesystem* fs, LocalIndex* index, StoreClient* store, Cl
   applier_.set_progress([this](uint64_t bytes) { AddTransferred(bytes); });
   applier_.set_send_only(options_.send_only);
   status_.cursor = index_->cursor();
+  selection_loaded_ = LoadSelection();
+  if (!selection_loaded_.ok()) Log()->error("{}", selection_loaded_.ToString());
+}
+
+absl::Status SyncEngine::LoadSelection() {
   absl::StatusOr<std::optional<std::string>> saved = index_->GetSetting(kSelectionSetting);
   absl::StatusOr<Selection> selection = saved.ok() ? Selection::Parse(saved->value_or("")) : saved.status();
   if (!selection.ok()) {
-    // The files of the folder are as they are: nothing is excluded until a selection is set again.
-    Log()->error("the selection this device kept cannot be read: {}", selection.status().ToString());
-    return;
+    return absl::Status(selection.status().code(),
+                        absl::StrCat("the selection this device keeps cannot be read (nothing syncs until it can: "
+                                     "its excluded copies would read as deletions): ",
+                                     selection.status().message()));
   }
   scanner_.set_selection(*selection);
   applier_.set_selection(*selection);
   absl::MutexLock lock(&mu_);
   selection_ = *std::move(selection);
+  return absl::OkStatus();
 }
 
 EngineStatus SyncEngine::status() const {
@@ -222,6 +229,10 @@ void SyncEngine::SetSelection(Selection wanted) {
 }
 
 absl::Status SyncEngine::AdoptSelection() {
+  if (!selection_loaded_.ok()) {
+    selection_loaded_ = LoadSelection();
+    CONVERGE_RETURN_IF_ERROR(selection_loaded_);
+  }
   Selection wanted;
   Selection before;
   {
@@ -413,9 +424,7 @@ absl::Status SyncEngine::CountNotApplied() {
     ++count;
     if (shown.size() < kShown) shown.push_back(absl::StrCat(e.version.path, e.version.deleted ? " (deleted)" : ""));
   };
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive(note));
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachTombstone(note));
-  std::sort(shown.begin(), shown.end());
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachNotApplied(note));
   absl::MutexLock lock(&status_mu_);
   status_.not_applied = count;
   status_.not_applied_shown = std::move(shown);
@@ -443,8 +452,7 @@ absl::Status SyncEngine::Override() {
     }
     pushed.push_back(std::move(p));
   };
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachLive(push));
-  CONVERGE_RETURN_IF_ERROR(index_->ForEachTombstone(push));
+  CONVERGE_RETURN_IF_ERROR(index_->ForEachNotApplied(push));
   CONVERGE_RETURN_IF_ERROR(index_->Update(pushed, std::nullopt));
   Log()->info("override: {} change(s) made elsewhere replaced by this folder's state", pushed.size());
   CONVERGE_RETURN_IF_ERROR(SyncOnce());
@@ -1142,6 +1150,10 @@ void SyncEngine::SetChunkGear(std::shared_ptr<const GearTable> gear) {
 }
 
 absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>& reported) {
+  if (!selection_loaded_.ok()) {
+    selection_loaded_ = LoadSelection();
+    CONVERGE_RETURN_IF_ERROR(selection_loaded_);
+  }
   {
     absl::MutexLock lock(&mu_);
     if (new_gear_.has_value()) {

@@ -374,6 +374,10 @@ class SyncEngine {
     LocalStat local;   // when noted
   };
   std::map<std::string, Difference> differences_;  // engine thread only
+  // LoadSelection reads the selection this device adopted from the index into the scanner, the
+  // applier and selection_. Until it has, nothing syncs (selection_loaded_).
+  absl::Status LoadSelection();
+  absl::Status selection_loaded_;  // engine thread only after construction
   // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
   // pull is not recent.
   bool PullDue();

@@ -311,6 +311,27 @@ TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhat
   EXPECT_TRUE(two_->engine->status().excluded.empty());
 }
 
+TEST_F(SyncEngineTest, AnUnreadableSelectionStopsSyncingRatherThanDeletingWhatItKeptOut) {
+  ASSERT_TRUE(one_->fs.UserWrite("a/x.txt", "x").ok());
+  Sync();
+  Selection out;
+  ASSERT_TRUE(out.Exclude("a").ok());
+  two_->engine->SetSelection(out);
+  ASSERT_TRUE(two_->engine->AdoptSelection().ok());
+  ASSERT_FALSE(two_->fs.Snapshot().count("a/x.txt"));
+  ASSERT_TRUE(two_->index->SetSetting("selection", "a mangled rule\n").ok());
+  two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2",
+                                              EngineOptions{});
+  clock_.Advance(absl::Seconds(2));
+  const absl::Status refused = two_->engine->SyncOnce();
+  EXPECT_TRUE(absl::StrContains(refused.message(), "selection this device keeps cannot be read")) << refused;
+  ASSERT_TRUE(two_->index->SetSetting("selection", out.ToText()).ok());  // readable again
+  EXPECT_TRUE(two_->engine->SyncOnce().ok());
+  absl::StatusOr<std::map<std::string, std::string>> stored = store_->Files();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)["a/x.txt"], "x");
+}
+
 TEST_F(SyncEngineTest, AReceiveOnlyFolderKeepsItsChangesHomeAndARevertLosesNone) {
   ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a").ok());
   ASSERT_TRUE(one_->fs.UserWrite("d/b.txt", "b").ok());
