@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -445,6 +446,17 @@ absl::StatusOr<std::optional<IndexEntry>> Applier::ApplyOne(const FileVersion& r
   CONVERGE_ASSIGN_OR_RETURN(LocalStat local, fs_->Stat(remote.path));
   // Materializing: an entry never written here, or gone from here, is written as a new one.
   if (materializing_ && entry.has_value() && (!entry->local.exists || !local.exists)) entry.reset();
+  if (catching_up_ && entry.has_value() && entry->not_applied) {
+    // What the folder had when the version was recorded: its stat, of no version the remote
+    // one could be (so unchanged means replaced, changed means a conflict).
+    if (!entry->local.exists) {
+      entry.reset();
+    } else {
+      entry->version = FileVersion{};
+      entry->version.path = remote.path;
+      entry->version.kind = entry->local.kind;
+    }
+  }
   auto hash_local = [&]() -> absl::StatusOr<Digest> {
     if (local.kind == FileKind::kSymlink) {  // a link is its target
       CONVERGE_ASSIGN_OR_RETURN(std::string target, fs_->ReadLink(remote.path));
@@ -955,6 +967,20 @@ absl::Status Applier::Materialize(std::vector<FileVersion> versions) {
   absl::Status applied = ApplyCommitInPlace(commit, std::nullopt);
   materializing_ = false;
   Log()->info("wrote {} entries back into the folder", commit.files.size());
+  return applied;
+}
+
+absl::Status Applier::ApplyNotApplied(const std::vector<IndexEntry>& entries) {
+  if (entries.empty()) return absl::OkStatus();
+  Commit commit;
+  commit.seq = index_->cursor();
+  for (const IndexEntry& e : entries) commit.files.push_back(e.version);
+  catching_up_ = true;
+  const bool send_only = std::exchange(send_only_, false);
+  absl::Status applied = ApplyCommitInPlace(commit, std::nullopt);
+  send_only_ = send_only;
+  catching_up_ = false;
+  Log()->info("applied {} version(s) this folder had not applied while send-only", entries.size());
   return applied;
 }
 

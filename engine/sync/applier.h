@@ -141,6 +141,12 @@ class Applier {
   // never written here kept as a conflict copy. The cursor stays.
   absl::Status Materialize(std::vector<FileVersion> versions);
 
+  // ApplyNotApplied applies the versions a send-only folder recorded without writing (`entries`,
+  // IndexEntry::not_applied), now that the folder takes others' changes: each is planned
+  // against what the folder had when it was recorded (a file unchanged since is replaced or
+  // removed; one changed here is kept as a conflict copy or stays). The cursor stays.
+  absl::Status ApplyNotApplied(const std::vector<IndexEntry>& entries);
+
   // Vacate removes the local copies of `entries` (synced entries of a subtree this device now
   // keeps out) that are still as synced, children first, and records them absent in the index.
   // A file changed here since it was synced stays, as does a directory still holding something;
@@ -244,6 +250,7 @@ class Applier {
   Selection selection_;
   bool send_only_ = false;
   bool materializing_ = false;  // in Materialize: entries recorded as not here count as none
+  bool catching_up_ = false;    // in ApplyNotApplied: a not-applied entry stands for what was here
   // RecordNotApplied takes the versions of `commit` from other devices into `applied` as not
   // applied here (a send-only folder) and adds them to `done`.
   absl::Status RecordNotApplied(const Commit& commit, absl::flat_hash_set<const FileVersion*>* done,

@@ -1154,6 +1154,14 @@ absl::Status SyncEngine::SyncOnce(const std::optional<std::vector<std::string>>&
     selection_loaded_ = LoadSelection();
     CONVERGE_RETURN_IF_ERROR(selection_loaded_);
   }
+  if (!options_.send_only && !caught_up_) {
+    // Versions recorded while this folder was send-only are applied now that it takes others'
+    // changes (else the folder would keep them out for good).
+    std::vector<IndexEntry> waiting;
+    CONVERGE_RETURN_IF_ERROR(index_->ForEachNotApplied([&](const IndexEntry& e) { waiting.push_back(e); }));
+    CONVERGE_RETURN_IF_ERROR(applier_.ApplyNotApplied(waiting));
+    caught_up_ = true;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (new_gear_.has_value()) {

@@ -378,6 +378,7 @@ class SyncEngine {
   // applier and selection_. Until it has, nothing syncs (selection_loaded_).
   absl::Status LoadSelection();
   absl::Status selection_loaded_;  // engine thread only after construction
+  bool caught_up_ = false;  // versions a send-only run of this folder did not apply are applied
   // PullDue: a head past the cursor was heard of, a pull was asked for, or the last complete
   // pull is not recent.
   bool PullDue();

@@ -423,5 +423,30 @@ TEST_F(SyncEngineTest, ASendOnlyFolderAppliesNoOtherDevicesChangeUntilItOverride
   EXPECT_TRUE(absl::IsFailedPrecondition(one_->engine->Override()));
 }
 
+TEST_F(SyncEngineTest, AFolderNoLongerSendOnlyTakesWhatItDidNotApply) {
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("gone.txt", "g").ok());
+  Sync();
+  EngineOptions send_only;
+  send_only.send_only = true;
+  two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2", send_only);
+  ASSERT_TRUE(one_->fs.UserWrite("a.txt", "a from one").ok());
+  ASSERT_TRUE(one_->fs.UserRemove("gone.txt").ok());
+  ASSERT_TRUE(one_->fs.UserWrite("new.txt", "n").ok());
+  Sync();
+  ASSERT_EQ(two_->engine->status().not_applied, 3u);
+  // Back to sending and receiving: the three arrive, nothing goes up in their place.
+  two_->engine = std::make_unique<SyncEngine>(&two_->fs, two_->index.get(), &two_->client, &clock_, "dev2",
+                                              EngineOptions{});
+  Sync();
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  EXPECT_EQ(one_->fs.Snapshot()["a.txt"], "a from one");
+  EXPECT_FALSE(two_->fs.Snapshot().count("gone.txt"));
+  EXPECT_EQ(two_->fs.Snapshot()["new.txt"], "n");
+  bool any = false;
+  ASSERT_TRUE(two_->index->ForEachNotApplied([&](const IndexEntry&) { any = true; }).ok());
+  EXPECT_FALSE(any);
+}
+
 }  // namespace
 }  // namespace converge::engine
