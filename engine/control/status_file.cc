@@ -63,9 +63,8 @@ void StatusWriter::FollowFlags(const EngineStatus& s) {
                              [this] { engine_->RequestOverride(); }}}) {
     std::error_code ec;
     if (*f.asked) {
-      if (f.pending) continue;
-      std::filesystem::remove(f.path, ec);
-      *f.asked = false;
+      // Done: the flag goes once the status file says so (the command reads it then).
+      if (!f.pending) done_flags_.emplace_back(f.path, f.asked);
     } else if (std::filesystem::exists(f.path, ec)) {
       if (!f.allowed) {
         GetLogger("engine")->error("{}: this folder's type has nothing of the kind to do", f.path);
@@ -112,7 +111,9 @@ void StatusWriter::WriteOnce(bool force) {
   engine_->SetPaused(std::filesystem::exists(PauseFlagPath(identity_.folder()), ec));
   FollowSelection();
   const EngineStatus s = engine_->status();
+  done_flags_.clear();
   FollowFlags(s);
+  force = force || !done_flags_.empty();
   engine::v1::EngineStatusFile out = identity_;
   out.set_pid(getpid());
   out.set_version(kVersion);
@@ -157,6 +158,11 @@ void StatusWriter::WriteOnce(bool force) {
   if (written.ok()) {
     last_ = std::move(unchanged);
     last_written_ = now;
+    for (const auto& [flag, asked] : done_flags_) {
+      std::error_code ec;
+      std::filesystem::remove(flag, ec);
+      *asked = false;
+    }
   } else {
     static auto log = GetLogger("engine");
     log->warn("status file: {}", written.ToString());

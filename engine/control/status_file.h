@@ -7,6 +7,8 @@
 #include <string>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -41,8 +43,8 @@ class StatusWriter {
   void WriteOnce(bool force);
   // FollowSelection hands the engine the selection file's rules when the file changed.
   void FollowSelection();
-  // FollowFlags asks the engine to revert or override when that flag appears, and removes the
-  // flag once the engine has done it.
+  // FollowFlags asks the engine to revert or override when that flag appears, and notes in
+  // done_flags_ the flags whose work the engine has done.
   void FollowFlags(const EngineStatus& s);
 
   SyncEngine* const engine_;
@@ -53,6 +55,8 @@ class StatusWriter {
   std::optional<std::string> selection_seen_;  // the selection file's text last handed over
   bool revert_asked_ = false;
   bool override_asked_ = false;
+  // Flags whose work the engine has done, removed once the status file written says so.
+  std::vector<std::pair<std::string, bool*>> done_flags_;
   std::thread thread_;
 };
 
