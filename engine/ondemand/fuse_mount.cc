@@ -1,0 +1,251 @@
+#define FUSE_USE_VERSION 31
+#include "engine/ondemand/fuse_mount.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse3/fuse.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/logging.h"
+
+namespace converge::engine {
+
+struct FuseMount::Context {
+  OnDemandView* view = nullptr;
+  int state_fd = -1;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+namespace {
+
+constexpr char kStateName[] = ".converge";
+
+FuseMount::Context* Ctx() { return static_cast<FuseMount::Context*>(fuse_get_context()->private_data); }
+
+// Rel turns the kernel's "/a/b" into the namespace's "a/b" ("" for the root).
+std::string Rel(const char* path) { return path[0] == '/' ? std::string(path + 1) : std::string(path); }
+
+// InState: a path under .converge, as relative to the state directory ("." for itself).
+bool InState(const std::string& rel, std::string* inside) {
+  if (rel == kStateName) {
+    *inside = ".";
+    return Ctx()->state_fd >= 0;
+  }
+  if (!absl::StartsWith(rel, absl::StrCat(kStateName, "/"))) return false;
+  *inside = rel.substr(sizeof(kStateName));
+  return Ctx()->state_fd >= 0;
+}
+
+int ErrnoOf(const absl::Status& s) {
+  if (absl::IsNotFound(s)) return -ENOENT;
+  if (absl::IsFailedPrecondition(s)) return -ENOTDIR;
+  return -EIO;
+}
+
+void FillStat(const FileVersion& v, struct stat* st) {
+  std::memset(st, 0, sizeof(*st));
+  switch (v.kind) {
+    case FileKind::kDirectory:
+      st->st_mode = S_IFDIR | (v.mode & 07777);
+      st->st_nlink = 2;
+      break;
+    case FileKind::kSymlink:
+      st->st_mode = S_IFLNK | 0777;
+      st->st_nlink = 1;
+      st->st_size = v.symlink_target.size();
+      break;
+    case FileKind::kFile:
+      st->st_mode = S_IFREG | (v.mode & 07777);
+      st->st_nlink = 1;
+      st->st_size = v.size;
+      st->st_blocks = (v.size + 511) / 512;
+      break;
+  }
+  st->st_uid = Ctx()->uid;
+  st->st_gid = Ctx()->gid;
+  st->st_mtim.tv_sec = v.mtime_ns / 1000000000;
+  st->st_mtim.tv_nsec = v.mtime_ns % 1000000000;
+  st->st_ctim = st->st_mtim;
+  st->st_atim = st->st_mtim;
+  st->st_blksize = 128 << 10;
+}
+
+void* Init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
+  (void)conn;
+  cfg->entry_timeout = 1.0;  // the tree changes only when the namespace does (a new listing)
+  cfg->attr_timeout = 1.0;
+  cfg->negative_timeout = 1.0;
+  cfg->kernel_cache = 0;  // a file's pages are dropped on open: a new version shows at once
+  return fuse_get_context()->private_data;
+}
+
+int GetAttr(const char* path, struct stat* st, struct fuse_file_info* fi) {
+  (void)fi;
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) {
+    return fstatat(Ctx()->state_fd, inside.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+  }
+  absl::StatusOr<FileVersion> v = Ctx()->view->Stat(rel);
+  if (!v.ok()) return ErrnoOf(v.status());
+  FillStat(*v, st);
+  return 0;
+}
+
+int ReadLink(const char* path, char* buf, size_t size) {
+  absl::StatusOr<FileVersion> v = Ctx()->view->Stat(Rel(path));
+  if (!v.ok()) return ErrnoOf(v.status());
+  if (v->kind != FileKind::kSymlink) return -EINVAL;
+  if (size == 0) return -EINVAL;
+  const size_t n = std::min(size - 1, v->symlink_target.size());
+  std::memcpy(buf, v->symlink_target.data(), n);
+  buf[n] = '\0';
+  return 0;
+}
+
+int ReadStateDir(const std::string& inside, void* buf, fuse_fill_dir_t filler) {
+  const int fd = openat(Ctx()->state_fd, inside.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    close(fd);
+    return -errno;
+  }
+  while (struct dirent* e = readdir(dir)) filler(buf, e->d_name, nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  closedir(dir);
+  return 0;
+}
+
+int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info* fi,
+            enum fuse_readdir_flags flags) {
+  (void)offset;
+  (void)fi;
+  (void)flags;
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) return ReadStateDir(inside, buf, filler);
+  absl::StatusOr<std::vector<std::string>> names = Ctx()->view->List(rel);
+  if (!names.ok()) return ErrnoOf(names.status());
+  const auto none = static_cast<fuse_fill_dir_flags>(0);
+  filler(buf, ".", nullptr, 0, none);
+  filler(buf, "..", nullptr, 0, none);
+  if (rel.empty() && Ctx()->state_fd >= 0) filler(buf, kStateName, nullptr, 0, none);
+  for (const std::string& name : *names) {
+    if (rel.empty() && name == kStateName) continue;  // never synced; the engine's own
+    if (filler(buf, name.c_str(), nullptr, 0, none) != 0) break;
+  }
+  return 0;
+}
+
+int Open(const char* path, struct fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) {
+    const int fd = openat(Ctx()->state_fd, inside.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -errno;
+    fi->fh = static_cast<uint64_t>(fd) + 1;  // 0: a file of the view
+    return 0;
+  }
+  absl::StatusOr<FileVersion> v = Ctx()->view->Stat(rel);
+  if (!v.ok()) return ErrnoOf(v.status());
+  if (v->kind == FileKind::kDirectory) return -EISDIR;
+  fi->fh = 0;
+  return 0;
+}
+
+int Read(const char* path, char* buf, size_t size, off_t offset, struct fuse_file_info* fi) {
+  if (fi != nullptr && fi->fh != 0) {
+    const ssize_t n = pread(static_cast<int>(fi->fh - 1), buf, size, offset);
+    return n < 0 ? -errno : static_cast<int>(n);
+  }
+  const std::string rel = Rel(path);
+  absl::StatusOr<std::string> bytes = Ctx()->view->Read(rel, offset, size);
+  if (!bytes.ok()) {
+    static auto log = GetLogger("engine");
+    log->warn("read of {}: {}", rel, bytes.status().message());
+    return ErrnoOf(bytes.status());
+  }
+  std::memcpy(buf, bytes->data(), bytes->size());
+  return static_cast<int>(bytes->size());
+}
+
+int Release(const char* path, struct fuse_file_info* fi) {
+  (void)path;
+  if (fi->fh != 0) close(static_cast<int>(fi->fh - 1));
+  return 0;
+}
+
+struct fuse_operations Operations() {
+  struct fuse_operations ops {};
+  ops.init = Init;
+  ops.getattr = GetAttr;
+  ops.readlink = ReadLink;
+  ops.readdir = ReadDir;
+  ops.open = Open;
+  ops.read = Read;
+  ops.release = Release;
+  return ops;
+}
+
+}  // namespace
+
+bool FuseMount::FuseAvailable() {
+  const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(OnDemandView* view, const std::string& mountpoint,
+                                                             int state_fd) {
+  struct stat st {};
+  if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+    GetLogger("engine")->warn("{}: a mount left by an engine that died; detaching it", mountpoint);
+    if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot detach the stale mount at ", mountpoint, ": ", std::strerror(errno)));
+    }
+  }
+  std::unique_ptr<FuseMount> m(new FuseMount());
+  m->context_ = std::make_unique<Context>();
+  m->context_->view = view;
+  m->context_->state_fd = state_fd;
+  m->context_->uid = getuid();
+  m->context_->gid = getgid();
+  std::vector<std::string> argv_strings = {"converge-engine", "-o", "ro,default_permissions,fsname=converge,subtype=converge"};
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  const struct fuse_operations ops = Operations();
+  m->fuse_ = fuse_new(&args, &ops, sizeof(ops), m->context_.get());
+  if (m->fuse_ == nullptr) return absl::InternalError("fuse_new failed (see the log above)");
+  if (fuse_mount(m->fuse_, mountpoint.c_str()) != 0) {
+    fuse_destroy(m->fuse_);
+    m->fuse_ = nullptr;
+    return absl::FailedPreconditionError(absl::StrCat("cannot mount the on-demand folder at ", mountpoint,
+                                                      " (is /dev/fuse there, and are we root?)"));
+  }
+  struct fuse* f = m->fuse_;
+  m->loop_ = std::thread([f] { fuse_loop_mt(f, 0); });
+  return m;
+}
+
+FuseMount::~FuseMount() {
+  if (fuse_ == nullptr) return;
+  fuse_exit(fuse_);
+  fuse_unmount(fuse_);  // wakes the loop's threads
+  if (loop_.joinable()) loop_.join();
+  fuse_destroy(fuse_);
+}
+
+}  // namespace converge::engine

@@ -1,0 +1,240 @@
+#include "engine/ondemand/on_demand_view.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+
+namespace converge::engine {
+namespace {
+
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+std::string NameOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool IsUnder(const std::string& path, const std::string& pin) {
+  return pin.empty() || path == pin || (absl::StartsWith(path, pin) && path[pin.size()] == '/');
+}
+
+FileVersion ImpliedDirectory(const std::string& path) {
+  FileVersion dir;
+  dir.path = path;
+  dir.kind = FileKind::kDirectory;
+  dir.mode = 0755;
+  return dir;
+}
+
+}  // namespace
+
+void OnDemandView::Replace(const std::vector<FileVersion>& versions, uint64_t seq) {
+  auto tree = std::make_shared<Tree>();
+  (*tree)[""].version = ImpliedDirectory("");
+  for (const FileVersion& v : versions) {
+    if (v.deleted || v.path.empty()) continue;
+    Node& node = (*tree)[v.path];
+    node.version = v;
+    uint64_t at = 0;
+    for (const ChunkRef& c : v.chunks) {
+      node.starts.push_back(at);
+      at += c.length;
+    }
+  }
+  std::vector<std::string> paths;
+  paths.reserve(tree->size());
+  for (const auto& [path, node] : *tree) paths.push_back(path);
+  for (std::string path : paths) {
+    while (!path.empty()) {  // link it into its parent, making parents the listing left implied
+      const std::string parent = ParentOf(path);
+      auto [it, made] = tree->try_emplace(parent);
+      if (made) it->second.version = ImpliedDirectory(parent);
+      it->second.children.push_back(NameOf(path));
+      if (!made) break;
+      path = parent;
+    }
+  }
+  uint64_t files = 0, bytes = 0;
+  for (auto& [path, node] : *tree) {
+    std::sort(node.children.begin(), node.children.end());
+    if (node.version.kind != FileKind::kFile) continue;
+    ++files;
+    bytes += node.version.size;
+  }
+  const std::vector<std::string> pins = this->pins();
+  cache_->SetPinned(PinnedChunks(*tree, pins));
+  absl::MutexLock lock(&mu_);
+  tree_ = std::move(tree);
+  files_ = files;
+  bytes_shown_ = bytes;
+  seq_ = seq;
+}
+
+std::vector<std::string> OnDemandView::pins() const {
+  absl::MutexLock lock(&mu_);
+  return pins_;
+}
+
+std::shared_ptr<const OnDemandView::Tree> OnDemandView::tree() const {
+  absl::MutexLock lock(&mu_);
+  return tree_;
+}
+
+absl::StatusOr<FileVersion> OnDemandView::Stat(const std::string& path) const {
+  std::shared_ptr<const Tree> t = tree();
+  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
+  auto it = t->find(path);
+  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
+  return it->second.version;
+}
+
+absl::StatusOr<std::vector<std::string>> OnDemandView::List(const std::string& dir) const {
+  std::shared_ptr<const Tree> t = tree();
+  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
+  auto it = t->find(dir);
+  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", dir, "' in the namespace"));
+  if (it->second.version.kind != FileKind::kDirectory) {
+    return absl::FailedPreconditionError(absl::StrCat("'", dir, "' is not a directory"));
+  }
+  return it->second.children;
+}
+
+absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t offset, uint64_t size) {
+  std::shared_ptr<const Tree> t = tree();  // held: the node stays while this read uses it
+  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
+  auto it = t->find(path);
+  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
+  const Node& node = it->second;
+  if (node.version.kind != FileKind::kFile) {
+    return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
+  }
+  std::string out;
+  if (offset >= node.version.size) return out;
+  const uint64_t end = std::min(node.version.size, offset + size);
+  out.reserve(end - offset);
+  size_t i = std::upper_bound(node.starts.begin(), node.starts.end(), offset) - node.starts.begin() - 1;
+  for (uint64_t at = offset; at < end; ++i) {
+    const ChunkRef& chunk = node.version.chunks[i];
+    const uint64_t from = at - node.starts[i];
+    const uint64_t take = std::min<uint64_t>(chunk.length - from, end - at);
+    if (chunk.hole()) {
+      out.append(take, '\0');
+    } else {
+      absl::StatusOr<std::string> bytes = ChunkBytes(node, i);
+      if (!bytes.ok()) {
+        NoteFailure(path, bytes.status());
+        return absl::UnavailableError(absl::StrCat(
+            "'", path, "' is not cached on this device and the store could not send it: ", bytes.status().message()));
+      }
+      out.append(*bytes, from, take);
+    }
+    at += take;
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> OnDemandView::ChunkBytes(const Node& node, size_t i) {
+  const Digest& wanted = node.version.chunks[i].sha256;
+  absl::StatusOr<std::string> cached = cache_->Get(wanted);
+  if (!absl::IsNotFound(cached.status())) return cached;
+  std::vector<Digest> fetch = {wanted};
+  // Reading on from a chunk this device has: a sequential reader, served ahead. A first read
+  // (`head -c 100`) fetches only the chunk it needs.
+  const bool sequential = i > 0 && (node.version.chunks[i - 1].hole() || cache_->Has(node.version.chunks[i - 1].sha256));
+  for (size_t j = i + 1; sequential && j < node.version.chunks.size() && fetch.size() < kReadAheadChunks; ++j) {
+    const ChunkRef& ahead = node.version.chunks[j];
+    if (ahead.hole() || std::find(fetch.begin(), fetch.end(), ahead.sha256) != fetch.end()) continue;
+    if (!cache_->Has(ahead.sha256)) fetch.push_back(ahead.sha256);
+  }
+  std::string kept;
+  hydrating_++;
+  absl::Status fetched = source_->Fetch(fetch, [&](const Digest& d, std::string bytes) -> absl::Status {
+    bytes_fetched_ += bytes.size();
+    chunks_fetched_++;
+    CONVERGE_RETURN_IF_ERROR(cache_->Put(d, bytes));  // checked against d by the source
+    if (d == wanted) kept = std::move(bytes);  // the cache may evict it before it is read back
+    return absl::OkStatus();
+  });
+  hydrating_--;
+  if (!fetched.ok()) return fetched;
+  if (kept.size() != node.version.chunks[i].length) {
+    return absl::DataLossError(absl::StrCat("the store sent no chunk ", DigestToHex(wanted)));
+  }
+  return kept;
+}
+
+void OnDemandView::NoteFailure(const std::string& path, const absl::Status& why) {
+  reads_failed_++;
+  absl::MutexLock lock(&mu_);
+  last_failure_ = absl::StrCat(path, ": ", why.message());
+}
+
+void OnDemandView::SetPins(std::vector<std::string> paths) {
+  std::shared_ptr<const Tree> t;
+  {
+    absl::MutexLock lock(&mu_);
+    pins_ = paths;
+    t = tree_;
+  }
+  if (t != nullptr) cache_->SetPinned(PinnedChunks(*t, paths));
+}
+
+absl::flat_hash_set<Digest> OnDemandView::PinnedChunks(const Tree& tree, const std::vector<std::string>& pins) {
+  absl::flat_hash_set<Digest> pinned;
+  if (pins.empty()) return pinned;
+  for (const auto& [path, node] : tree) {
+    if (!std::any_of(pins.begin(), pins.end(), [&](const std::string& pin) { return IsUnder(path, pin); })) {
+      continue;
+    }
+    for (const ChunkRef& c : node.version.chunks) {
+      if (!c.hole()) pinned.insert(c.sha256);
+    }
+  }
+  return pinned;
+}
+
+absl::Status OnDemandView::HydratePins() {
+  std::shared_ptr<const Tree> t = tree();
+  if (t == nullptr) return absl::OkStatus();
+  const absl::flat_hash_set<Digest> pinned = PinnedChunks(*t, pins());
+  std::vector<Digest> missing;
+  for (const Digest& d : pinned) {
+    if (!cache_->Has(d)) missing.push_back(d);
+  }
+  constexpr size_t kBatch = 64;
+  for (size_t from = 0; from < missing.size(); from += kBatch) {
+    std::vector<Digest> batch(missing.begin() + from, missing.begin() + std::min(missing.size(), from + kBatch));
+    hydrating_++;
+    absl::Status fetched = source_->Fetch(batch, [&](const Digest& d, std::string bytes) -> absl::Status {
+      bytes_fetched_ += bytes.size();
+      chunks_fetched_++;
+      return cache_->Put(d, bytes);
+    });
+    hydrating_--;
+    CONVERGE_RETURN_IF_ERROR(fetched);
+  }
+  return absl::OkStatus();
+}
+
+OnDemandView::Stats OnDemandView::stats() const {
+  Stats s;
+  {
+    absl::MutexLock lock(&mu_);
+    s.last_failure = last_failure_;
+    s.files = files_;
+    s.bytes_shown = bytes_shown_;
+  }
+  s.bytes_fetched = bytes_fetched_;
+  s.chunks_fetched = chunks_fetched_;
+  s.reads_failed = reads_failed_;
+  s.hydrating = hydrating_;
+  return s;
+}
+
+}  // namespace converge::engine

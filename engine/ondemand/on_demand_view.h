@@ -1,0 +1,105 @@
+// OnDemandView: a namespace's files as an on-demand folder shows them, every file listed with
+// its real size, mode and mtime, its bytes fetched from the store only when read: chunk by chunk
+// for the range asked (and a few chunks ahead of a sequential reader), each checked against its digest before any byte
+// of it is returned, kept in a ChunkCache. Knows nothing of FUSE (engine/ondemand/fuse_mount.h
+// serves it to the kernel).
+//
+//   OnDemandView view(store_client, cache.get());
+//   view.Replace(live_versions, seq);               // after each listing of the namespace
+//   absl::StatusOr<std::string> bytes = view.Read("docs/a.txt", 4096, 65536);
+//
+// Thread-safe: a listing replaces an immutable tree that readers hold while they use it, so a
+// read never waits for a refresh and a refresh never waits for a fetch.
+#ifndef CONVERGE_ENGINE_ONDEMAND_ON_DEMAND_VIEW_H_
+#define CONVERGE_ENGINE_ONDEMAND_ON_DEMAND_VIEW_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/model/model.h"
+#include "engine/ondemand/chunk_cache.h"
+#include "engine/sync/applier.h"
+
+namespace converge::engine {
+
+class OnDemandView {
+ public:
+  // A read that misses the cache right after a chunk it has (a sequential reader) fetches up to
+  // this many chunks of the file from that point on in one call to the store.
+  static constexpr size_t kReadAheadChunks = 8;
+
+  OnDemandView(ChunkSource* source, ChunkCache* cache) : source_(source), cache_(cache) {}
+
+  // Replace shows `versions` (tombstones are skipped; a path's parent directories are shown
+  // even where the listing has no entry for them) as of namespace seq `seq`.
+  void Replace(const std::vector<FileVersion>& versions, uint64_t seq);
+  uint64_t seq() const { return seq_.load(); }
+
+  // Stat returns the version shown at `path` ("" is the folder itself, a directory);
+  // NotFound if none.
+  absl::StatusOr<FileVersion> Stat(const std::string& path) const;
+  // List returns the names of a directory's entries, sorted.
+  absl::StatusOr<std::vector<std::string>> List(const std::string& dir) const;
+  // Read returns up to `size` bytes of a file from `offset` (fewer at its end). Unavailable,
+  // naming the file, when a chunk it needs is not cached and the store cannot be reached.
+  absl::StatusOr<std::string> Read(const std::string& path, uint64_t offset, uint64_t size);
+
+  // SetPins keeps the files under these paths ("" for all) from eviction, as the tree shown
+  // now and after each Replace has them; HydratePins fetches what of them is not cached yet.
+  // The set is the caller's to keep across restarts.
+  void SetPins(std::vector<std::string> paths);
+  absl::Status HydratePins();
+
+  struct Stats {
+    uint64_t files = 0;
+    uint64_t bytes_shown = 0;    // the files' sizes, summed
+    uint64_t bytes_fetched = 0;  // since start
+    uint64_t chunks_fetched = 0;
+    uint64_t reads_failed = 0;   // reads refused because a chunk could not be had
+    std::string last_failure;    // "path: why" of the latest
+    uint64_t hydrating = 0;      // fetches in progress
+  };
+  Stats stats() const;
+
+ private:
+  struct Node {
+    FileVersion version;
+    std::vector<uint64_t> starts;  // each chunk's offset in the file
+    std::vector<std::string> children;  // directories: entry names, sorted
+  };
+  using Tree = absl::flat_hash_map<std::string, Node>;
+  std::shared_ptr<const Tree> tree() const;
+  // ChunkBytes returns chunk `i` of `node`, from the cache or fetched with those after it.
+  absl::StatusOr<std::string> ChunkBytes(const Node& node, size_t i);
+  absl::Status FetchInto(const std::vector<Digest>& wanted);
+  void NoteFailure(const std::string& path, const absl::Status& why);
+  // PinnedChunks: the chunks of the files of `tree` under `pins`.
+  static absl::flat_hash_set<Digest> PinnedChunks(const Tree& tree, const std::vector<std::string>& pins);
+  std::vector<std::string> pins() const;
+
+  ChunkSource* const source_;
+  ChunkCache* const cache_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Tree> tree_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> seq_{0};
+  std::atomic<uint64_t> bytes_fetched_{0};
+  std::atomic<uint64_t> chunks_fetched_{0};
+  std::atomic<uint64_t> hydrating_{0};
+  std::atomic<uint64_t> reads_failed_{0};
+  std::string last_failure_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> pins_ ABSL_GUARDED_BY(mu_);
+  uint64_t files_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_shown_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace converge::engine
+
+#endif  // CONVERGE_ENGINE_ONDEMAND_ON_DEMAND_VIEW_H_

@@ -1,0 +1,161 @@
+#include "engine/ondemand/on_demand_view.h"
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/sync/local_index.h"
+#include "engine/sync/sync_engine.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/mem_filesystem.h"
+#include "tests/testing/power_cut_env.h"
+#include "tests/testing/random_bytes_for_test.h"
+#include "tests/testing/sim_store.h"
+#include "tests/testing/test_folder.h"
+
+namespace converge::engine {
+namespace {
+
+// A namespace one device synced up through the store's logic; the view is another device's,
+// fetching from that store (offline at the test's word).
+class OnDemandViewTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    writer_fs_ = std::make_unique<MemFilesystem>(&clock_);
+    writer_client_ = std::make_unique<sim::SimStoreClient>(store_.get(), "dev1");
+    absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", env_.env());
+    ASSERT_TRUE(index.ok()) << index.status();
+    writer_index_ = std::move(*index);
+    writer_ = std::make_unique<SyncEngine>(writer_fs_.get(), writer_index_.get(), writer_client_.get(), &clock_,
+                                           "dev1", EngineOptions{});
+    reader_ = std::make_unique<sim::SimStoreClient>(store_.get(), "dev2", [this](const char*) {
+      return offline_ ? sim::Fault::kDropRequest : sim::Fault::kNone;
+    });
+    big_ = RandomBytesForTest(3 << 20, 11);
+    ASSERT_TRUE(writer_fs_->UserWrite("big.bin", big_).ok());
+    ASSERT_TRUE(writer_fs_->UserWrite("docs/a.txt", "alpha").ok());
+    ASSERT_TRUE(writer_fs_->UserWrite("docs/deep/b.txt", RandomBytesForTest(300 << 10, 12)).ok());
+    ASSERT_TRUE(writer_fs_->UserMkdir("empty").ok());
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(writer_->SyncOnce().ok());
+  }
+
+  // Open lists the namespace into a view whose cache holds `budget` bytes.
+  void Open(uint64_t budget) {
+    absl::StatusOr<std::unique_ptr<ChunkCache>> cache =
+        ChunkCache::Open(testing::MakeTestDir() + "/cache", budget);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = std::move(*cache);
+    view_ = std::make_unique<OnDemandView>(reader_.get(), cache_.get());
+    std::vector<FileVersion> listed;
+    absl::StatusOr<uint64_t> seq = reader_->ListFiles([&](const FileVersion& v) { listed.push_back(v); }, -1);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    view_->Replace(listed, *seq);
+  }
+
+  std::string ReadAll(const std::string& path, uint64_t piece) {
+    std::string out;
+    for (;;) {
+      absl::StatusOr<std::string> got = view_->Read(path, out.size(), piece);
+      EXPECT_TRUE(got.ok()) << got.status();
+      if (!got.ok() || got->empty()) return out;
+      out += *got;
+    }
+  }
+
+  FakeClock clock_;
+  PowerCutEnv env_;
+  std::unique_ptr<sim::SimStore> store_;
+  std::unique_ptr<MemFilesystem> writer_fs_;
+  std::unique_ptr<sim::SimStoreClient> writer_client_;
+  std::unique_ptr<LocalIndex> writer_index_;
+  std::unique_ptr<SyncEngine> writer_;
+  bool offline_ = false;
+  std::unique_ptr<sim::SimStoreClient> reader_;
+  std::unique_ptr<ChunkCache> cache_;
+  std::unique_ptr<OnDemandView> view_;
+  std::string big_;
+};
+
+TEST_F(OnDemandViewTest, EveryFileIsShownWithItsSizeBeforeAnyByteIsFetched) {
+  Open(64 << 20);
+  absl::StatusOr<std::vector<std::string>> root = view_->List("");
+  ASSERT_TRUE(root.ok()) << root.status();
+  EXPECT_EQ(*root, (std::vector<std::string>{"big.bin", "docs", "empty"}));
+  absl::StatusOr<std::vector<std::string>> docs = view_->List("docs");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  EXPECT_EQ(*docs, (std::vector<std::string>{"a.txt", "deep"}));
+  absl::StatusOr<FileVersion> big = view_->Stat("big.bin");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->size, big_.size());
+  EXPECT_EQ(big->kind, FileKind::kFile);
+  EXPECT_EQ(view_->Stat("docs/deep")->kind, FileKind::kDirectory);
+  EXPECT_TRUE(absl::IsNotFound(view_->Stat("nope").status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(view_->List("big.bin").status()));
+  EXPECT_EQ(view_->stats().files, 3u);
+  EXPECT_EQ(view_->stats().bytes_fetched, 0u);
+}
+
+TEST_F(OnDemandViewTest, AReadFetchesOnlyTheChunksOfItsRangeAndMatchesByteForByte) {
+  Open(64 << 20);
+  absl::StatusOr<std::string> head = view_->Read("big.bin", 0, 100);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(*head, big_.substr(0, 100));
+  EXPECT_EQ(view_->stats().chunks_fetched, 1u);  // `head -c 100`: one chunk
+  EXPECT_LT(view_->stats().bytes_fetched, big_.size() / 2);
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 40; ++i) {
+    const uint64_t offset = rng() % (big_.size() + 1000);
+    const uint64_t size = 1 + rng() % (200 << 10);
+    absl::StatusOr<std::string> got = view_->Read("big.bin", offset, size);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, offset >= big_.size() ? "" : big_.substr(offset, size)) << offset << "+" << size;
+  }
+  EXPECT_EQ(ReadAll("docs/a.txt", 4096), "alpha");
+  EXPECT_LE(view_->stats().bytes_fetched, big_.size() + (1 << 20));  // each chunk about once
+}
+
+TEST_F(OnDemandViewTest, ASmallBudgetEvictsWhileAReaderGoesThroughTheWholeFile) {
+  Open(512 << 10);
+  EXPECT_EQ(ReadAll("big.bin", 128 << 10), big_);
+  const ChunkCache::Stats s = cache_->stats();
+  EXPECT_GT(s.evicted_bytes, 0u);
+  EXPECT_LE(s.cached_bytes, 512u << 10);
+  EXPECT_EQ(ReadAll("big.bin", 128 << 10), big_);  // again, fetching what was evicted
+}
+
+TEST_F(OnDemandViewTest, OfflineAFileNotCachedFailsNamingItWhileACachedOneReads) {
+  Open(64 << 20);
+  EXPECT_EQ(ReadAll("docs/a.txt", 4096), "alpha");
+  offline_ = true;
+  EXPECT_EQ(ReadAll("docs/a.txt", 4096), "alpha");
+  absl::StatusOr<std::string> failed = view_->Read("docs/deep/b.txt", 0, 10);
+  EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+  EXPECT_NE(failed.status().message().find("docs/deep/b.txt"), std::string::npos) << failed.status();
+  EXPECT_EQ(view_->stats().reads_failed, 1u);
+  EXPECT_NE(view_->stats().last_failure.find("docs/deep/b.txt"), std::string::npos);
+}
+
+TEST_F(OnDemandViewTest, APinnedSubtreeIsFetchedWholeAndOutlastsEvictionOffline) {
+  Open(400 << 10);  // room for docs/, not for big.bin beside it
+  view_->SetPins({"docs"});
+  ASSERT_TRUE(view_->HydratePins().ok());
+  EXPECT_GE(cache_->stats().pinned_bytes, 300u << 10);
+  EXPECT_EQ(ReadAll("big.bin", 128 << 10), big_);  // passes through the cache, evicting others
+  offline_ = true;
+  EXPECT_EQ(ReadAll("docs/a.txt", 4096), "alpha");
+  absl::StatusOr<std::string> deep = view_->Read("docs/deep/b.txt", 0, 400 << 10);
+  ASSERT_TRUE(deep.ok()) << deep.status();
+  EXPECT_EQ(deep->size(), 300u << 10);
+  view_->SetPins({});
+  EXPECT_EQ(cache_->stats().pinned_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace converge::engine
