@@ -12,6 +12,7 @@
 // revoked (after a remote wipe, its synced files were deleted).
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -21,6 +22,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/base/memory_trim.h"
 #include "common/rpc/server_runner.h"
@@ -72,6 +75,10 @@ ABSL_FLAG(std::string, folder_type, "send-receive",
           "`converge-engine revert` sets them aside and brings the namespace's versions back); or "
           "send-only: other devices' changes are not applied here (status counts them; "
           "`converge-engine override` pushes this folder's state over them)");
+ABSL_FLAG(bool, on_demand, false,
+          "mount the namespace over --folder (FUSE, as root; the folder starts empty): every file shown, "
+          "its bytes fetched when read (read-only in this version)");
+ABSL_FLAG(std::string, cache_budget, "1G", "on demand: the disk the fetched chunks may take (bytes, or 512M, 4G)");
 ABSL_FLAG(std::string, exclude, "", "select: keep this subtree of the folder out of this device");
 ABSL_FLAG(std::string, include, "", "select: bring this subtree back to this device");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
@@ -114,6 +121,21 @@ absl::StatusOr<converge::engine::EnrollmentRequest> EnrollmentFromFlags() {
   return request;
 }
 
+// ParseBytes reads "4096", "512K", "512M" or "4G" (powers of 1024).
+absl::StatusOr<uint64_t> ParseBytes(const std::string& text) {
+  uint64_t unit = 1;
+  std::string digits = text;
+  if (!digits.empty() && std::string("KMG").find(std::toupper(digits.back())) != std::string::npos) {
+    unit = uint64_t{1} << (10 * (1 + std::string("KMG").find(std::toupper(digits.back()))));
+    digits.pop_back();
+  }
+  uint64_t n = 0;
+  if (!absl::SimpleAtoi(digits, &n) || n == 0 || n > (uint64_t{1} << 50) / unit) {
+    return absl::InvalidArgumentError(absl::StrCat("--cache_budget=", text, ": a size such as 4096, 512M or 4G"));
+  }
+  return n * unit;
+}
+
 absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   DaemonOptions o;
   o.folder = absl::GetFlag(FLAGS_folder);
@@ -137,6 +159,10 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   }
   o.engine.receive_only = folder_type == "receive-only";
   o.engine.send_only = folder_type == "send-only";
+  o.on_demand = absl::GetFlag(FLAGS_on_demand);
+  absl::StatusOr<uint64_t> budget = ParseBytes(absl::GetFlag(FLAGS_cache_budget));
+  if (!budget.ok()) return budget.status();
+  o.cache_budget_bytes = *budget;
   o.heartbeat = absl::GetFlag(FLAGS_heartbeat);
   o.watch = absl::GetFlag(FLAGS_watch);
   const std::string watcher = absl::GetFlag(FLAGS_watcher);

@@ -5,13 +5,18 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "converge/engine/v1/status.pb.h"
 #include "common/base/files.h"
 #include "engine/control/status_file.h"
+#include "engine/fs/local_filesystem.h"
+#include "engine/ondemand/on_demand_folder.h"
 #include "engine/sync/selection.h"
 
 namespace converge::engine {
@@ -91,6 +96,47 @@ int Select(const std::string& folder, const std::string& exclude, const std::str
   return 0;
 }
 
+// Pin adds a subtree to (or Unpin takes it from) the pins file of an on-demand folder: the
+// engine fetches pinned files and keeps them from eviction (offline use).
+int Pin(const std::string& folder, const std::vector<std::string>& args, bool pin) {
+  absl::StatusOr<engine::v1::EngineStatusFile> s = ReadStatus(folder);
+  if (!s.ok() || !s->on_demand()) {
+    std::cerr << "converge-engine: " << folder << " is not an on-demand folder (--on_demand)\n";
+    return 1;
+  }
+  if (args.size() != 1) {
+    std::cerr << "converge-engine: " << (pin ? "pin" : "unpin") << " --folder=F PATH (\".\" for the whole folder)\n";
+    return 2;
+  }
+  std::string path = args[0];
+  if (path != "." && path != "/") {
+    absl::StatusOr<std::string> normal = NormalizeSelectionPath(path);
+    if (!normal.ok()) {
+      std::cerr << "converge-engine: " << normal.status().message() << "\n";
+      return 2;
+    }
+    path = *normal;
+  } else {
+    path = ".";
+  }
+  const std::string file = absl::StrCat(folder, "/", kStateDirName, "/", OnDemandFolder::kPinsFile);
+  std::vector<std::string> pins;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line != path) pins.push_back(line);
+  }
+  if (pin) pins.push_back(path);
+  if (absl::Status w = WriteFileAtomically(file, pins.empty() ? "" : absl::StrCat(absl::StrJoin(pins, "\n"), "\n"));
+      !w.ok()) {
+    std::cerr << "converge-engine: " << w.message() << "\n";
+    return 1;
+  }
+  std::cout << (pin ? "pinned " : "unpinned ") << path
+            << (pin ? ": the engine fetches it and keeps it here (status shows the pinned bytes cached)\n"
+                    : ": its files may leave the cache again\n");
+  return 0;
+}
+
 // OneWay asks the running engine of a receive-only folder to revert (set its local changes
 // aside and bring the namespace's versions back), or that of a send-only folder to override
 // (push its state over the changes it did not apply), and waits until it has.
@@ -137,11 +183,12 @@ int OneWay(const std::string& folder, bool revert) {
 int RunLocalCommand(const LocalCommand& command) {
   const std::string& name = command.name;
   const bool control = IsControlCommand(name);
-  if ((!command.control.args.empty() && !control) ||
+  const bool pin = name == "pin" || name == "unpin";
+  if ((!command.control.args.empty() && !control && !pin) ||
       (name != "status" && name != "pause" && name != "resume" && name != "select" && name != "revert" &&
-       name != "override" && !control)) {
-    std::cerr << "converge-engine: unknown command; try status, pause, resume, select, revert, override, history, restore, conflicts, "
-                 "resolve or keys (--help for flags)\n";
+       name != "override" && !pin && !control)) {
+    std::cerr << "converge-engine: unknown command; try status, pause, resume, select, revert, override, pin, unpin, "
+                 "history, restore, conflicts, resolve or keys (--help for flags)\n";
     return 2;
   }
   if (command.control.folder.empty()) {
@@ -151,6 +198,7 @@ int RunLocalCommand(const LocalCommand& command) {
   if (name == "keys") return RunKeysCommand(command.control);
   if (control) return RunControlCommand(name, command.control);
   if (name == "revert" || name == "override") return OneWay(command.control.folder, name == "revert");
+  if (pin) return Pin(command.control.folder, command.control.args, name == "pin");
   if (name == "select") return Select(command.control.folder, command.exclude, command.include);
   if (name == "status") return Status(command.control.folder, command.watch, command.json);
   return Pause(command.control.folder, name == "pause");

@@ -240,6 +240,59 @@ void AppendSelectionAndFolderType(const engine::v1::EngineStatusFile& s, std::st
 
 }  // namespace
 
+namespace {
+
+void AppendOnDemand(const engine::v1::EngineStatusFile& s, std::string* out) {
+  if (!s.on_demand()) return;
+  absl::StrAppend(out, "on demand  ", s.files_shown(), " files (", HumanBytes(s.bytes_shown()), ") shown, ",
+                  HumanBytes(s.cached_bytes()), " cached of a ", HumanBytes(s.cache_budget_bytes()), " budget",
+                  s.hydrating() > 0 ? absl::StrCat(", ", s.hydrating(), " fetch(es) in progress") : "", ", ",
+                  HumanBytes(s.fetched_bytes()), " fetched since start\n");
+  if (s.pinned_size() > 0) {
+    std::vector<std::string> pins;
+    for (const std::string& p : s.pinned()) pins.push_back(p.empty() ? "(the whole folder)" : p);
+    absl::StrAppend(out, "pinned     ", absl::StrJoin(pins, ", "), " (", HumanBytes(s.pinned_bytes()), " cached)\n");
+  }
+  if (s.reads_failed() > 0) {
+    absl::StrAppend(out, "unreadable ", s.reads_failed(), " read(s) refused with EIO; latest: ", s.last_read_failure(),
+                    "\n");
+  }
+}
+
+}  // namespace
+
+absl::Status WriteOnDemandStatus(engine::v1::EngineStatusFile out, const OnDemandStatus& s,
+                                 const std::string& state_path) {
+  out.set_pid(getpid());
+  out.set_version(kVersion);
+  out.set_state(s.state);
+  out.set_error(s.error);
+  out.set_cursor(s.seq);
+  out.set_remote_head(s.remote_head);
+  out.set_last_synced_unix_ms(s.listed_at_unix_ms);
+  out.set_on_demand(true);
+  out.set_files_shown(s.view.files);
+  out.set_bytes_shown(s.view.bytes_shown);
+  out.set_cache_budget_bytes(s.cache.budget_bytes);
+  out.set_cached_bytes(s.cache.cached_bytes);
+  out.set_pinned_bytes(s.cache.pinned_bytes);
+  for (const std::string& p : s.pins) out.add_pinned(p);
+  out.set_hydrating(s.view.hydrating);
+  out.set_fetched_bytes(s.view.bytes_fetched);
+  out.set_reads_failed(s.view.reads_failed);
+  out.set_last_read_failure(s.view.last_failure);
+  out.set_updated_at_unix_ms(absl::ToUnixMillis(absl::Now()));
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(out, &json, options).ok()) {
+    return absl::InternalError("cannot print the status as JSON");
+  }
+  return WriteFileAtomically(state_path + "/status.json", json);
+}
+
 std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                          const std::vector<std::string>& conflicts, absl::Time now) {
   std::string out;
@@ -257,9 +310,11 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   absl::StrAppend(&out, "cursor     ", s.cursor(), behind > 0 ? absl::StrCat(" (", behind, " commits to download)") : "",
                   "\n");
   if (!s.watcher().empty()) absl::StrAppend(&out, "watching   ", s.watcher(), "\n");
-  absl::StrAppend(&out, "uploads    ", s.pending_uploads() == 0 ? "none waiting"
-                                                                 : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
-                  "\n");
+  if (!s.on_demand()) {  // an on-demand folder uploads nothing (read-only in this version)
+    absl::StrAppend(&out, "uploads    ",
+                    s.pending_uploads() == 0 ? "none waiting" : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
+                    "\n");
+  }
   if (s.held_deletes() > 0) {
     absl::StrAppend(&out, "deletes    ", s.held_deletes(), " local deletions held by the store (", s.held(),
                     "); an operator approves or rejects them with convergectl deletes\n");
@@ -276,6 +331,7 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
                     s.blocked_size() > 5 ? "; ..." : "", "\n");
   }
   AppendSelectionAndFolderType(s, &out);
+  AppendOnDemand(s, &out);
   if (!s.transfer().empty()) {
     const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.transfer_started_unix_ms()));
     const double rate = secs > 0 ? static_cast<double>(s.transfer_done_bytes()) / secs : 0;

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "engine/ondemand/on_demand_folder.h"
 #include "converge/engine/v1/status.pb.h"
 #include "engine/sync/selection.h"
 #include "engine/sync/sync_engine.h"
@@ -63,6 +64,11 @@ class StatusWriter {
 inline constexpr absl::Duration kStatusHeartbeat = absl::Seconds(2);
 
 absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder);
+
+// WriteOnDemandStatus writes an on-demand folder's status (`identity` filled in with it) to
+// status.json in its state directory, reached at `state_path` (the folder is mounted over).
+absl::Status WriteOnDemandStatus(engine::v1::EngineStatusFile identity, const OnDemandStatus& s,
+                                 const std::string& state_path);
 
 // FormatStatus renders a status for people: state, cursor, pending work, the transfer with its
 // rate and ETA, conflict copies found in the folder. `now` judges whether the engine runs.

@@ -1,6 +1,7 @@
 #include "engine/daemon/daemon.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -96,7 +97,7 @@ class Daemon::Running {
     status_writer_ = std::make_unique<StatusWriter>(&engine_, identity, absl::Milliseconds(250));
     StartControlServer();
     runner_ = std::thread([this] { engine_.Run(); });
-    if (!daemon->tokens_->Get().empty()) refresher_ = std::thread([this] { KeepTokenFresh(); });
+    if (!daemon->tokens_->Get().empty()) refresher_ = std::thread([this] { daemon_->KeepTokenFresh(&stop_refresh_); });
     if (keys_ != nullptr) key_watcher_ = std::thread([this] { WatchKeys(); });
   }
 
@@ -253,25 +254,6 @@ class Daemon::Running {
     }
   }
 
-  // KeepTokenFresh renews the device token at a third of its life left, until stopped.
-  void KeepTokenFresh() {
-    auto log = GetLogger("engine");
-    absl::Time expires = absl::Now() + absl::Minutes(1);
-    for (;;) {
-      const absl::Duration left = expires - absl::Now();
-      if (stop_refresh_.WaitForNotificationWithTimeout(std::max(left * 2 / 3, absl::Seconds(1)))) return;
-      absl::StatusOr<absl::Time> renewed =
-          RefreshDeviceToken(daemon_->management_.get(), daemon_->enrollment_.device_id,
-                             daemon_->enrollment_.credential, daemon_->tokens_.get());
-      if (renewed.ok()) {
-        expires = *renewed;
-      } else {
-        log->warn("cannot renew the device token: {}", renewed.status().ToString());
-        expires = absl::Now() + absl::Seconds(3);  // retry soon
-      }
-    }
-  }
-
   Daemon* const daemon_;
   GrpcStoreClient store_;
   EncryptingStoreClient encrypting_;  // what the engine syncs through in an encrypted namespace
@@ -299,10 +281,30 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   options_.engine.on_converted = [this] { converted_ = true; };
 }
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  index_.reset();
+  if (state_fd_ >= 0) close(state_fd_);
+}
 
 void Daemon::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+}
+
+void Daemon::KeepTokenFresh(absl::Notification* stop) {
+  auto log = GetLogger("engine");
+  absl::Time expires = absl::Now() + absl::Minutes(1);
+  for (;;) {
+    const absl::Duration left = expires - absl::Now();
+    if (stop->WaitForNotificationWithTimeout(std::max(left * 2 / 3, absl::Seconds(1)))) return;
+    absl::StatusOr<absl::Time> renewed =
+        RefreshDeviceToken(management_.get(), enrollment_.device_id, enrollment_.credential, tokens_.get());
+    if (renewed.ok()) {
+      expires = *renewed;
+    } else {
+      log->warn("cannot renew the device token: {}", renewed.status().ToString());
+      expires = absl::Now() + absl::Seconds(3);  // retry soon
+    }
+  }
 }
 
 std::shared_ptr<grpc::Channel> Daemon::Channel(const std::string& address) {
@@ -318,10 +320,12 @@ std::shared_ptr<grpc::Channel> Daemon::Channel(const std::string& address) {
 }
 
 absl::Status Daemon::Open() {
+  if (options_.on_demand) CONVERGE_RETURN_IF_ERROR(OpenOnDemandState());
   absl::StatusOr<std::unique_ptr<LocalFilesystem>> fs = LocalFilesystem::Open(options_.folder);
   if (!fs.ok()) return fs.status();
   fs_ = std::move(*fs);
-  absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open(fs_->state_dir() + "/index.rocksdb");
+  if (state_path_.empty()) state_path_ = fs_->state_dir();
+  absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open(state_path_ + "/index.rocksdb");
   if (!index.ok()) return index.status();
   index_ = std::move(*index);
   management_ = management::v1::ManagementService::NewStub(Channel(options_.management_address));
@@ -401,6 +405,13 @@ int Daemon::Run() {
       OrElse(options_.notify_address, enrollment_.notification_address, options_.management_address);
   log->info("device {} syncing {} as namespace '{}' from cursor {} (store {}, notify {})", enrollment_.device_id,
             options_.folder, options_.enrollment.namespace_id, index_->cursor(), store, notify);
+  if (options_.on_demand) {
+    if (absl::Status ran = RunOnDemand(store, notify); !ran.ok()) {
+      log->error("{}", ran.ToString());
+      return kExitError;
+    }
+    return kExitOk;
+  }
   if (options_.once) {
     GrpcStoreClient client(Channel(store), options_.enrollment.namespace_id, enrollment_.device_id);
     SyncEngine engine(fs_.get(), index_.get(), &client, Clock::Real(), enrollment_.device_id, EngineOptionsNow());

@@ -46,6 +46,10 @@ struct DaemonOptions {
   bool once = false;                             // sync once and return
   std::string metrics_listen;                    // host:port; empty: no /metrics
   std::string metrics_port_file;
+  // On demand (--on_demand): the folder is a FUSE mount of the namespace, files fetched when
+  // read and cached within `cache_budget_bytes` (engine/ondemand).
+  bool on_demand = false;
+  uint64_t cache_budget_bytes = uint64_t{1} << 30;
   // Every channel's credentials (TLS verified against the CA, or plaintext in tests).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
@@ -85,6 +89,14 @@ class Daemon {
   // AfterRefusedEnrollment: a device revoked while it was off is wiped if so asked.
   int AfterRefusedEnrollment(const absl::Status& refused);
   int SyncOnce(SyncEngine* engine);
+  // KeepTokenFresh renews the device token at a third of its life left, until `stop`.
+  void KeepTokenFresh(absl::Notification* stop);
+  // OpenOnDemandState readies an on-demand folder: a mount a killed engine left is detached, the
+  // folder must hold nothing but the state directory, which is then reached through a
+  // descriptor (state_path_), since the mount hides its path.
+  absl::Status OpenOnDemandState();
+  // RunOnDemand mounts the folder on demand and follows the namespace until Stop.
+  absl::Status RunOnDemand(const std::string& store, const std::string& notify);
   // OnDenied: the store refused this device; true (and Stop) if management says it is revoked.
   bool OnDenied(const absl::Status& why);
   // Revoked ends a revoked device: for a remote wipe, deletes the synced files, tells
@@ -94,6 +106,10 @@ class Daemon {
   DaemonOptions options_;  // engine.on_denied is the daemon's
   const std::shared_ptr<TokenSource> tokens_ = std::make_shared<TokenSource>();
   std::unique_ptr<LocalFilesystem> fs_;
+  // The state directory as the engine reaches it: fs_->state_dir(), or for an on-demand folder
+  // /proc/self/fd/<state_fd_>.
+  std::string state_path_;
+  int state_fd_ = -1;
   std::unique_ptr<LocalIndex> index_;
   std::unique_ptr<management::v1::ManagementService::Stub> management_;
   Enrollment enrollment_;

@@ -6,6 +6,7 @@
 #include <fuse3/fuse.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/base/status_macros.h"
 
 namespace converge::engine {
 
@@ -147,15 +149,16 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset, s
 }
 
 int Open(const char* path, struct fuse_file_info* fi) {
-  if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
   const std::string rel = Rel(path);
   std::string inside;
   if (InState(rel, &inside)) {
-    const int fd = openat(Ctx()->state_fd, inside.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    const int flags = fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND);
+    const int fd = openat(Ctx()->state_fd, inside.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return -errno;
     fi->fh = static_cast<uint64_t>(fd) + 1;  // 0: a file of the view
     return 0;
   }
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
   absl::StatusOr<FileVersion> v = Ctx()->view->Stat(rel);
   if (!v.ok()) return ErrnoOf(v.status());
   if (v->kind == FileKind::kDirectory) return -EISDIR;
@@ -185,6 +188,71 @@ int Release(const char* path, struct fuse_file_info* fi) {
   return 0;
 }
 
+// The state directory takes the CLI's writes (flags, the pins file); the view takes none.
+int Create(const char* path, mode_t mode, struct fuse_file_info* fi) {
+  std::string inside;
+  if (!InState(Rel(path), &inside)) return -EROFS;
+  const int flags = fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_EXCL);
+  const int fd = openat(Ctx()->state_fd, inside.c_str(), flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
+  if (fd < 0) return -errno;
+  fi->fh = static_cast<uint64_t>(fd) + 1;
+  return 0;
+}
+
+int Write(const char* path, const char* buf, size_t size, off_t offset, struct fuse_file_info* fi) {
+  (void)path;
+  if (fi == nullptr || fi->fh == 0) return -EROFS;
+  const ssize_t n = pwrite(static_cast<int>(fi->fh - 1), buf, size, offset);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+int Truncate(const char* path, off_t size, struct fuse_file_info* fi) {
+  if (fi != nullptr && fi->fh != 0) return ftruncate(static_cast<int>(fi->fh - 1), size) == 0 ? 0 : -errno;
+  std::string inside;
+  if (!InState(Rel(path), &inside)) return -EROFS;
+  const int fd = openat(Ctx()->state_fd, inside.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -errno;
+  const int rc = ftruncate(fd, size) == 0 ? 0 : -errno;
+  close(fd);
+  return rc;
+}
+
+int Rename(const char* from, const char* to, unsigned int flags) {
+  std::string a, b;
+  const bool from_state = InState(Rel(from), &a), to_state = InState(Rel(to), &b);
+  if (!from_state && !to_state) return -EROFS;
+  if (from_state != to_state) return -EXDEV;
+  if (flags != 0) return -EINVAL;
+  return renameat(Ctx()->state_fd, a.c_str(), Ctx()->state_fd, b.c_str()) == 0 ? 0 : -errno;
+}
+
+int Unlink(const char* path) {
+  std::string inside;
+  if (!InState(Rel(path), &inside)) return -EROFS;
+  return unlinkat(Ctx()->state_fd, inside.c_str(), 0) == 0 ? 0 : -errno;
+}
+
+int MkDir(const char* path, mode_t mode) {
+  std::string inside;
+  if (!InState(Rel(path), &inside)) return -EROFS;
+  return mkdirat(Ctx()->state_fd, inside.c_str(), mode & 0777) == 0 ? 0 : -errno;
+}
+
+int RmDir(const char* path) {
+  std::string inside;
+  if (!InState(Rel(path), &inside)) return -EROFS;
+  return unlinkat(Ctx()->state_fd, inside.c_str(), AT_REMOVEDIR) == 0 ? 0 : -errno;
+}
+
+int FSync(const char* path, int datasync, struct fuse_file_info* fi) {
+  (void)path;
+  (void)datasync;
+  if (fi == nullptr || fi->fh == 0) return 0;
+  return fsync(static_cast<int>(fi->fh - 1)) == 0 ? 0 : -errno;
+}
+
+int Refuse() { return -EROFS; }
+
 struct fuse_operations Operations() {
   struct fuse_operations ops {};
   ops.init = Init;
@@ -194,6 +262,19 @@ struct fuse_operations Operations() {
   ops.open = Open;
   ops.read = Read;
   ops.release = Release;
+  ops.create = Create;
+  ops.write = Write;
+  ops.truncate = Truncate;
+  ops.rename = Rename;
+  ops.unlink = Unlink;
+  ops.mkdir = MkDir;
+  ops.rmdir = RmDir;
+  ops.fsync = FSync;
+  ops.symlink = [](const char*, const char*) { return Refuse(); };
+  ops.link = [](const char*, const char*) { return Refuse(); };
+  ops.chmod = [](const char*, mode_t, struct fuse_file_info*) { return Refuse(); };
+  ops.chown = [](const char*, uid_t, gid_t, struct fuse_file_info*) { return Refuse(); };
+  ops.utimens = [](const char*, const struct timespec*, struct fuse_file_info*) { return Refuse(); };
   return ops;
 }
 
@@ -206,23 +287,38 @@ bool FuseMount::FuseAvailable() {
   return true;
 }
 
+absl::Status FuseMount::DetachStale(const std::string& mountpoint) {
+  // The kernel may answer stat from its cache for a moment; a dead connection fails the rest.
+  struct stat st {};
+  struct statfs fs {};
+  bool dead = (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) ||
+              (statfs(mountpoint.c_str(), &fs) != 0 && errno == ENOTCONN);
+  if (DIR* dir = dead ? nullptr : opendir(mountpoint.c_str()); dir != nullptr) {
+    errno = 0;
+    dead = readdir(dir) == nullptr && errno == ENOTCONN;
+    closedir(dir);
+  } else if (!dead && errno == ENOTCONN) {
+    dead = true;
+  }
+  if (!dead) return absl::OkStatus();
+  GetLogger("engine")->warn("{}: a mount left by an engine that died; detaching it", mountpoint);
+  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot detach the stale mount at ", mountpoint, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(OnDemandView* view, const std::string& mountpoint,
                                                              int state_fd) {
-  struct stat st {};
-  if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
-    GetLogger("engine")->warn("{}: a mount left by an engine that died; detaching it", mountpoint);
-    if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot detach the stale mount at ", mountpoint, ": ", std::strerror(errno)));
-    }
-  }
+  CONVERGE_RETURN_IF_ERROR(DetachStale(mountpoint));
   std::unique_ptr<FuseMount> m(new FuseMount());
   m->context_ = std::make_unique<Context>();
   m->context_->view = view;
   m->context_->state_fd = state_fd;
   m->context_->uid = getuid();
   m->context_->gid = getgid();
-  std::vector<std::string> argv_strings = {"converge-engine", "-o", "ro,default_permissions,fsname=converge,subtype=converge"};
+  std::vector<std::string> argv_strings = {"converge-engine", "-o", "default_permissions,fsname=converge,subtype=converge"};
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
   struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());

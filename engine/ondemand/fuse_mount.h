@@ -2,8 +2,8 @@
 // every program sees the namespace's files there. The engine's state directory, which the mount
 // hides, shows through read-only at .converge (the CLI reads status.json there).
 //
-// This first cut of on-demand folders is read-only: the mount is `ro`, and a write is refused by
-// the kernel with EROFS. A read of a file whose chunks are not cached and cannot be fetched fails
+// This first cut of on-demand folders is read-only: a write to the namespace's files is refused
+// with EROFS (only .converge, the CLI's flags and pins, takes writes). A read of a file whose chunks are not cached and cannot be fetched fails
 // with EIO (the view's status names the file).
 //
 //   absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Mount(&view, folder, state_fd);
@@ -30,6 +30,9 @@ class FuseMount {
  public:
   // FuseAvailable says whether this machine can mount (FUSE's device is there and openable).
   static bool FuseAvailable();
+  // DetachStale detaches a mount a killed engine left at `mountpoint` (its stat fails with
+  // ENOTCONN); OK when there is none.
+  static absl::Status DetachStale(const std::string& mountpoint);
   // Mount serves `view` at `mountpoint` (an existing directory) until destruction. `state_fd`
   // (a directory, kept open by the caller) is shown at .converge; -1: not shown.
   static absl::StatusOr<std::unique_ptr<FuseMount>> Mount(OnDemandView* view, const std::string& mountpoint,
