@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -57,7 +58,7 @@ void FillStat(const FileVersion& v, struct stat* st) {
   std::memset(st, 0, sizeof(*st));
   switch (v.kind) {
     case FileKind::kDirectory:
-      st->st_mode = S_IFDIR | (v.mode & 07777);
+      st->st_mode = S_IFDIR | (v.mode & 0777);  // no set-id or sticky bit from the network
       st->st_nlink = 2;
       break;
     case FileKind::kSymlink:
@@ -66,7 +67,7 @@ void FillStat(const FileVersion& v, struct stat* st) {
       st->st_size = v.symlink_target.size();
       break;
     case FileKind::kFile:
-      st->st_mode = S_IFREG | (v.mode & 07777);
+      st->st_mode = S_IFREG | (v.mode & 0777);
       st->st_nlink = 1;
       st->st_size = v.size;
       st->st_blocks = (v.size + 511) / 512;
@@ -127,25 +128,32 @@ int ReadStateDir(const std::string& inside, void* buf, fuse_fill_dir_t filler) {
   return 0;
 }
 
+// ReadDir serves a directory in pieces, each entry with its offset (the next one's index), so
+// the kernel may ask for the rest from there; with readdirplus each entry carries its attributes
+// and `ls -l` costs no lookup per entry (libfuse passes them on only in this offset mode).
 int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info* fi,
             enum fuse_readdir_flags flags) {
-  (void)offset;
   (void)fi;
-  (void)flags;
   const std::string rel = Rel(path);
   std::string inside;
-  if (InState(rel, &inside)) return ReadStateDir(inside, buf, filler);
-  absl::StatusOr<std::vector<std::string>> names = Ctx()->view->List(rel);
-  if (!names.ok()) return ErrnoOf(names.status());
-  const auto none = static_cast<fuse_fill_dir_flags>(0);
-  filler(buf, ".", nullptr, 0, none);
-  filler(buf, "..", nullptr, 0, none);
-  if (rel.empty() && Ctx()->state_fd >= 0) filler(buf, kStateName, nullptr, 0, none);
-  for (const std::string& name : *names) {
-    if (rel.empty() && name == kStateName) continue;  // never synced; the engine's own
-    if (filler(buf, name.c_str(), nullptr, 0, none) != 0) break;
+  if (InState(rel, &inside)) return offset == 0 ? ReadStateDir(inside, buf, filler) : 0;
+  const auto plus = (flags & FUSE_READDIR_PLUS) != 0 ? FUSE_FILL_DIR_PLUS : static_cast<fuse_fill_dir_flags>(0);
+  // Offsets: 1 ".", 2 "..", 3 ".converge" (the root only), then the view's entries.
+  const off_t own = rel.empty() && Ctx()->state_fd >= 0 ? 3 : 2;
+  struct stat st {};
+  st.st_mode = S_IFDIR;
+  for (off_t i = offset; i < own; ++i) {
+    const char* name = i == 0 ? "." : i == 1 ? ".." : kStateName;
+    if (filler(buf, name, &st, i + 1, static_cast<fuse_fill_dir_flags>(0)) != 0) return 0;
   }
-  return 0;
+  off_t next = std::max(offset, own);
+  absl::Status listed = Ctx()->view->ListFrom(rel, next - own, [&](const std::string& name, const FileVersion& v) {
+    ++next;
+    if (rel.empty() && name == kStateName) return true;  // never synced; the engine's own
+    FillStat(v, &st);
+    return filler(buf, name.c_str(), &st, next, plus) == 0;
+  });
+  return listed.ok() ? 0 : ErrnoOf(listed);
 }
 
 int Open(const char* path, struct fuse_file_info* fi) {
@@ -318,7 +326,7 @@ absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(OnDemandView* view, 
   m->context_->state_fd = state_fd;
   m->context_->uid = getuid();
   m->context_->gid = getgid();
-  std::vector<std::string> argv_strings = {"converge-engine", "-o", "default_permissions,fsname=converge,subtype=converge"};
+  std::vector<std::string> argv_strings = {"converge-engine", "-o", "default_permissions,nosuid,nodev,fsname=converge,subtype=converge"};
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
   struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());

@@ -46,6 +46,7 @@ void OnDemandView::Replace(const std::vector<FileVersion>& versions, uint64_t se
       node.starts.push_back(at);
       at += c.length;
     }
+    node.whole = v.kind != FileKind::kFile || at == v.size;  // else unreadable, never guessed at
   }
   std::vector<std::string> paths;
   paths.reserve(tree->size());
@@ -105,6 +106,25 @@ absl::StatusOr<std::vector<std::string>> OnDemandView::List(const std::string& d
   return it->second.children;
 }
 
+absl::Status OnDemandView::ListFrom(
+    const std::string& dir, size_t from,
+    const std::function<bool(const std::string& name, const FileVersion& v)>& fn) const {
+  std::shared_ptr<const Tree> t = tree();
+  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
+  auto it = t->find(dir);
+  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", dir, "' in the namespace"));
+  if (it->second.version.kind != FileKind::kDirectory) {
+    return absl::FailedPreconditionError(absl::StrCat("'", dir, "' is not a directory"));
+  }
+  const std::vector<std::string>& children = it->second.children;
+  for (size_t i = from; i < children.size(); ++i) {
+    auto child = t->find(dir.empty() ? children[i] : absl::StrCat(dir, "/", children[i]));
+    if (child == t->end()) continue;  // cannot be: the tree links only what it holds
+    if (!fn(children[i], child->second.version)) break;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t offset, uint64_t size) {
   std::shared_ptr<const Tree> t = tree();  // held: the node stays while this read uses it
   if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
@@ -113,6 +133,10 @@ absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t
   const Node& node = it->second;
   if (node.version.kind != FileKind::kFile) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
+  }
+  if (!node.whole) {
+    NoteFailure(path, absl::DataLossError("its chunks do not add up to its size"));
+    return absl::DataLossError(absl::StrCat("'", path, "': the listing's chunks do not add up to its size"));
   }
   std::string out;
   if (offset >= node.version.size) return out;

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ class OnDemandView {
   absl::StatusOr<FileVersion> Stat(const std::string& path) const;
   // List returns the names of a directory's entries, sorted.
   absl::StatusOr<std::vector<std::string>> List(const std::string& dir) const;
+  // ListFrom calls fn with a directory's entries from the `from`th on (sorted by name), until fn
+  // returns false; nothing is copied (a listing served in many pieces, as FUSE asks for it).
+  absl::Status ListFrom(const std::string& dir, size_t from,
+                        const std::function<bool(const std::string& name, const FileVersion& v)>& fn) const;
   // Read returns up to `size` bytes of a file from `offset` (fewer at its end). Unavailable,
   // naming the file, when a chunk it needs is not cached and the store cannot be reached.
   absl::StatusOr<std::string> Read(const std::string& path, uint64_t offset, uint64_t size);
@@ -73,6 +78,7 @@ class OnDemandView {
   struct Node {
     FileVersion version;
     std::vector<uint64_t> starts;  // each chunk's offset in the file
+    bool whole = true;             // a file's chunks add up to its size
     std::vector<std::string> children;  // directories: entry names, sorted
   };
   using Tree = absl::flat_hash_map<std::string, Node>;

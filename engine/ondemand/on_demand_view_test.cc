@@ -157,5 +157,22 @@ TEST_F(OnDemandViewTest, APinnedSubtreeIsFetchedWholeAndOutlastsEvictionOffline)
   EXPECT_EQ(cache_->stats().pinned_bytes, 0u);
 }
 
+TEST_F(OnDemandViewTest, AListingWhoseChunksDoNotAddUpIsRefusedNotGuessedAt) {
+  Open(1 << 20);
+  FileVersion lying;
+  lying.path = "lying.bin";
+  lying.size = 100;  // and no chunks at all
+  FileVersion short_chunks = lying;
+  short_chunks.path = "short.bin";
+  short_chunks.chunks.push_back(ChunkRef{HashOf("abc"), 3});
+  view_->Replace({lying, short_chunks}, 9);
+  for (const char* path : {"lying.bin", "short.bin"}) {
+    absl::StatusOr<std::string> got = view_->Read(path, 0, 100);
+    EXPECT_TRUE(absl::IsDataLoss(got.status())) << path << ": " << got.status();
+  }
+  EXPECT_EQ(view_->stats().reads_failed, 2u);
+  EXPECT_EQ(view_->stats().bytes_fetched, 0u);
+}
+
 }  // namespace
 }  // namespace converge::engine

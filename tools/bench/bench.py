@@ -46,11 +46,12 @@ MODES = {
     "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
                   corpus_limit=8 * MiB, latency_edits=15, sustained_s=3, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
                   commits=300, fanout=[100], timeout=120,
-                  steady=dict(commits=300, files=3000), history_steps=12, history_timeout=60),
+                  steady=dict(commits=300, files=3000), history_steps=12, history_timeout=60, on_demand_entries=2000),
     "full": dict(reps=3, many=(10000, 1024, 10), few=(2000, 4096), big=100 * MiB, huge=1024 * MiB,
                  corpus_limit=None, latency_edits=200, sustained_s=10, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
                  commits=3000, fanout=[100, 1000], timeout=900,
-                 steady=dict(commits=5000, files=50000), history_steps=None, history_timeout=120),
+                 steady=dict(commits=5000, files=50000), history_steps=None, history_timeout=120,
+                 on_demand_entries=100000),
 }
 IGNORED = {".converge", ".stfolder", ".stversions"}
 
@@ -319,6 +320,7 @@ class Tool:
     name = "?"
     continuous = False  # True: runs all the time and notices changes itself
     selective = False  # S12 drives keep_out and bring_back
+    on_demand = False  # S13 drives mount_on_demand and unmount_on_demand
     exact_mtime = True
 
     def __init__(self, work):
@@ -365,6 +367,13 @@ class Tool:
     def keep_out(self, scope, timeout):
         """S12 (tools with `selective`): makes B keep no copy of scope."""
 
+    def mount_on_demand(self, shows, timeout):
+        """S13 (tools with `on_demand`): a third device's folder on demand; returns its path once
+        it shows `shows`."""
+
+    def unmount_on_demand(self):
+        """S13: stops the third device."""
+
     def bring_back(self, scope):
         """S12: the change that has B hold scope again after keep_out."""
 
@@ -391,6 +400,7 @@ class Converge(Tool):
     name = "converge"
     continuous = True
     selective = True
+    on_demand = True
 
     def __init__(self, work):
         super().__init__(work)
@@ -526,6 +536,22 @@ class Converge(Tool):
 
     def bring_back(self, scope):
         self.select("--include", scope)
+
+    def mount_on_demand(self, shows, timeout):
+        c = os.path.join(self.work, "c")
+        os.makedirs(c, exist_ok=True)
+        self._spawn("engine_c", self.engine_argv(c, "bench", "engine_c", "--on_demand", "--cache_budget=4G"))
+        deadline = time.time() + timeout
+        while not os.path.exists(os.path.join(c, shows)):
+            if time.time() > deadline or self.daemons["engine_c"].poll() is not None:
+                raise RuntimeError(f"converge: the on-demand folder {c} does not show {shows}; see its log")
+            time.sleep(0.02)
+        return c
+
+    def unmount_on_demand(self):
+        p = self.daemons.pop("engine_c")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
 
     def hop_bytes(self):
         # Every byte crosses two links, A -> store and store -> B: wire_bytes counts both.
@@ -897,7 +923,7 @@ class Bench:
         self.tool_names = tools
         self.results = []  # {scenario, tool, runs: [...]} or extra figures
         self.notes = []
-        self.only = set()  # scenario tags to run (S1..S12); empty: all
+        self.only = set()  # scenario tags to run (S1..S13); empty: all
         self.states = ["fresh"]  # and/or "steady"
         self.figures = []  # S11's converged steps
         self.seeded = None  # what converge-bench history made (steady state)
@@ -965,10 +991,75 @@ class Bench:
             self.real_history(tool)
         if want("S12") and self.state == "fresh":
             self.selective(tool, n2, size2)
+        if want("S13") and self.state == "fresh":
+            self.on_demand(tool)
         # Last: a Syncthing whose first scan of S7's tree runs past its limit is still indexing
         # when rescan returns, and would time out whatever came after it.
         if want("S7") and self.state == "fresh":
             self.rescan(tool)
+
+    def on_demand(self, tool):
+        """S13 (tools with `on_demand`): once A's files reached B, a third device mounts the
+        namespace on demand (FUSE) and is timed there: the first byte at never-fetched offsets of a
+        big file, a cold sequential read of another (its rate set against B's full download of that
+        file, timed in this run), and ls -lR of a tree of many entries against ls -lR of A's copy."""
+        cfg, timeout, scope = self.cfg, self.cfg["timeout"], "s13"
+        if not tool.on_demand:
+            self.notes.append(f"S13: {tool.name} has no on-demand folders (not measured)")
+            return
+        big, count, reps = cfg["big"], cfg["on_demand_entries"], max(cfg["reps"], 3)
+
+        def build(root):
+            write_file(os.path.join(root, "first.bin"), random_bytes(big))
+            for i in range(count):
+                write_file(os.path.join(root, "tree", f"d{i % 100:03d}", f"f{i:06d}"), b"x")
+
+        src = self.staged(scope, build)
+        measure(tool, lambda: os.rename(src, os.path.join(tool.a, scope)), scope, timeout, verify=False)
+        cold = self.staged(scope + "-cold", lambda root: write_file(os.path.join(root, "cold.bin"), random_bytes(big)))
+        download = measure(tool, lambda: os.rename(os.path.join(cold, "cold.bin"), os.path.join(tool.a, scope, "cold.bin")),
+                           scope, timeout, verify=False)["seconds"]
+        c = tool.mount_on_demand(os.path.join(scope, "cold.bin"), timeout)
+        try:
+            with open(os.path.join(tool.a, scope, "first.bin"), "rb") as f:
+                want = f.read()
+            firsts = []
+            for rep in range(reps):  # each at an offset no read has fetched yet
+                offset = rep * (big // reps)
+                t0 = time.perf_counter()
+                fd = os.open(os.path.join(c, scope, "first.bin"), os.O_RDONLY)
+                got = os.pread(fd, 1, offset)
+                firsts.append(time.perf_counter() - t0)
+                os.close(fd)
+                if got != want[offset:offset + 1]:
+                    raise RuntimeError(f"{tool.name}: S13 first byte at {offset} differs from A's")
+            h = hashlib.sha256()
+            t0 = time.perf_counter()
+            with open(os.path.join(c, scope, "cold.bin"), "rb", buffering=0) as f:
+                while block := f.read(MiB):
+                    h.update(block)
+            cold_s = time.perf_counter() - t0
+            with open(os.path.join(tool.a, scope, "cold.bin"), "rb") as f:
+                a_digest = hashlib.sha256(f.read()).hexdigest()
+            if h.hexdigest() != a_digest:
+                raise RuntimeError(f"{tool.name}: S13 cold read differs from A's file")
+            ls_c, ls_a = [], []
+            for rep in range(reps):
+                for where, times in ((c, ls_c), (tool.a, ls_a)):
+                    t0 = time.perf_counter()
+                    subprocess.run(["ls", "-lR", os.path.join(where, scope, "tree")], check=True,
+                                   stdout=subprocess.DEVNULL)
+                    times.append(time.perf_counter() - t0)
+        finally:
+            tool.unmount_on_demand()
+        rec = {"seconds": 0, "first_byte_s": firsts, "cold_read_s": cold_s, "full_download_s": download,
+               "bytes": big, "entries": count + 100, "ls_on_demand_s": ls_c, "ls_local_s": ls_a}
+        self.add_figure("S13 on demand", tool.name, rec)
+        log(f"{tool.name:14s} {'S13 first byte (median)':32s} {statistics.median(firsts) * 1000:8.1f}ms")
+        log(f"{tool.name:14s} {'S13 cold read vs full download':32s} {cold_s:8.3f}s vs {download:.3f}s")
+        log(f"{tool.name:14s} {'S13 ls -lR on demand vs local':32s} {statistics.median(ls_c):8.3f}s vs "
+            f"{statistics.median(ls_a):.3f}s")
+        remove_scope(tool, scope, timeout)
 
     def selective(self, tool, count, size):
         """S12: a synced subtree of count x size files kept off B (Converge: select --exclude on B,
@@ -1389,7 +1480,7 @@ def targets(results, figures, cfg):
     rows = []
     for steady in (False, True):
         state = "steady" if steady else "fresh"
-        if not any(r["scenario"].endswith(STEADY) == steady for r in results):
+        if not any(r["scenario"].endswith(STEADY) == steady for r in results + figures):
             continue
 
         def ratio(prefix, peer="rsync_local"):
@@ -1443,7 +1534,32 @@ def targets(results, figures, cfg):
                          f"p50 {run['p50'] * 1000:.1f} ms, p99 {run['p99'] * 1000:.1f} ms", "met" if ok else "not met"))
         else:
             rows.append(("single small edit: p50 <= 15 ms, p99 <= 50 ms", state, "not measured", "not measured"))
+        rows.extend(on_demand_targets(figures, state, steady))
     return rows
+
+
+def on_demand_targets(figures, state, steady):
+    """Issue 27's on-demand targets, from S13's figure (fresh state only)."""
+    found = [f for f in figures if f["tool"] == "converge" and f["scenario"].startswith("S13")
+             and f["scenario"].endswith(STEADY) == steady]
+    if not found:
+        return []
+    f = found[0]
+    first = statistics.median(f["first_byte_s"])
+    ls_ratio = statistics.median(f["ls_on_demand_s"]) / statistics.median(f["ls_local_s"])
+    rate_share = f["full_download_s"] / f["cold_read_s"]
+    size = f"{f['bytes'] // MiB} MiB"
+    return [
+        (f"on demand: first byte of a never-fetched {size} file <= 50 ms", state,
+         f"{first * 1000:.1f} ms (median of {len(f['first_byte_s'])})", "met" if first <= 0.050 else "not met"),
+        (f"on demand: ls -lR of {f['entries']:,} entries <= 1.5x a local ls -lR", state,
+         f"x{ls_ratio:.2f} ({statistics.median(f['ls_on_demand_s']):.3f} s against "
+         f"{statistics.median(f['ls_local_s']):.3f} s; first, cold: {f['ls_on_demand_s'][0]:.3f} s)",
+         "met" if ls_ratio <= 1.5 else "not met"),
+        (f"on demand: cold sequential read of {size} >= 50% of the full-download rate", state,
+         f"{rate_share * 100:.0f}% ({f['cold_read_s']:.3f} s against B's download in {f['full_download_s']:.3f} s)",
+         "met" if rate_share >= 0.5 else "not met"),
+    ]
 
 
 def targets_table(rows):
@@ -1810,7 +1926,7 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
-    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S12 (S3: S3a-c; S4 and S5 "
+    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S13 (S3: S3a-c; S4 and S5 "
                     "run together; S8 and S9 too); default: all")
     ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
                     help="fresh services and engines, ones that hold a history already (steady), or both")
