@@ -87,36 +87,37 @@ std::shared_ptr<const OnDemandView::Tree> OnDemandView::tree() const {
   return tree_;
 }
 
-absl::StatusOr<FileVersion> OnDemandView::Stat(const std::string& path) const {
-  std::shared_ptr<const Tree> t = tree();
+absl::StatusOr<const OnDemandView::Node*> OnDemandView::Find(const Tree* t, const std::string& path) {
   if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
   auto it = t->find(path);
   if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
-  return it->second.version;
+  return &it->second;
+}
+
+absl::StatusOr<FileVersion> OnDemandView::Stat(const std::string& path) const {
+  std::shared_ptr<const Tree> t = tree();
+  CONVERGE_ASSIGN_OR_RETURN(const Node* node, Find(t.get(), path));
+  return node->version;
 }
 
 absl::StatusOr<std::vector<std::string>> OnDemandView::List(const std::string& dir) const {
-  std::shared_ptr<const Tree> t = tree();
-  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
-  auto it = t->find(dir);
-  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", dir, "' in the namespace"));
-  if (it->second.version.kind != FileKind::kDirectory) {
-    return absl::FailedPreconditionError(absl::StrCat("'", dir, "' is not a directory"));
-  }
-  return it->second.children;
+  std::vector<std::string> names;
+  CONVERGE_RETURN_IF_ERROR(ListFrom(dir, 0, [&](const std::string& name, const FileVersion&) {
+    names.push_back(name);
+    return true;
+  }));
+  return names;
 }
 
 absl::Status OnDemandView::ListFrom(
     const std::string& dir, size_t from,
     const std::function<bool(const std::string& name, const FileVersion& v)>& fn) const {
   std::shared_ptr<const Tree> t = tree();
-  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
-  auto it = t->find(dir);
-  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", dir, "' in the namespace"));
-  if (it->second.version.kind != FileKind::kDirectory) {
+  CONVERGE_ASSIGN_OR_RETURN(const Node* node, Find(t.get(), dir));
+  if (node->version.kind != FileKind::kDirectory) {
     return absl::FailedPreconditionError(absl::StrCat("'", dir, "' is not a directory"));
   }
-  const std::vector<std::string>& children = it->second.children;
+  const std::vector<std::string>& children = node->children;
   for (size_t i = from; i < children.size(); ++i) {
     auto child = t->find(dir.empty() ? children[i] : absl::StrCat(dir, "/", children[i]));
     if (child == t->end()) continue;  // cannot be: the tree links only what it holds
@@ -127,10 +128,8 @@ absl::Status OnDemandView::ListFrom(
 
 absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t offset, uint64_t size) {
   std::shared_ptr<const Tree> t = tree();  // held: the node stays while this read uses it
-  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
-  auto it = t->find(path);
-  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
-  const Node& node = it->second;
+  CONVERGE_ASSIGN_OR_RETURN(const Node* found, Find(t.get(), path));
+  const Node& node = *found;
   if (node.version.kind != FileKind::kFile) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
   }

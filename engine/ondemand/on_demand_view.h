@@ -83,6 +83,8 @@ class OnDemandView {
   };
   using Tree = absl::flat_hash_map<std::string, Node>;
   std::shared_ptr<const Tree> tree() const;
+  // Find returns the node at `path` in `t` (null: never listed).
+  static absl::StatusOr<const Node*> Find(const Tree* t, const std::string& path);
   // ChunkBytes returns chunk `i` of `node`, from the cache or fetched with those after it.
   absl::StatusOr<std::string> ChunkBytes(const Node& node, size_t i);
   absl::Status FetchInto(const std::vector<Digest>& wanted);
