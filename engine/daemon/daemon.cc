@@ -388,6 +388,14 @@ int Daemon::SyncOnce(SyncEngine* engine) {
   return s.ok() ? kExitOk : kExitError;
 }
 
+std::string Daemon::StoreAddress() const {
+  return OrElse(options_.store_address, enrollment_.store_address, options_.management_address);
+}
+
+std::string Daemon::NotifyAddress() const {
+  return OrElse(options_.notify_address, enrollment_.notification_address, options_.management_address);
+}
+
 int Daemon::Run() {
   auto log = GetLogger("engine");
   RaiseFileLimit();
@@ -395,23 +403,16 @@ int Daemon::Run() {
     log->error("{}", opened.ToString());
     return kExitError;
   }
+  if (options_.on_demand) return RunOnDemand();  // mounted before enrolling: offline too
   if (absl::Status enrolled = Enroll(); !enrolled.ok()) {
     if (absl::IsCancelled(enrolled)) return kExitOk;
     log->error("enrollment failed: {}", enrolled.ToString());
     return AfterRefusedEnrollment(enrolled);
   }
-  const std::string store = OrElse(options_.store_address, enrollment_.store_address, options_.management_address);
-  const std::string notify =
-      OrElse(options_.notify_address, enrollment_.notification_address, options_.management_address);
+  const std::string store = StoreAddress();
+  const std::string notify = NotifyAddress();
   log->info("device {} syncing {} as namespace '{}' from cursor {} (store {}, notify {})", enrollment_.device_id,
             options_.folder, options_.enrollment.namespace_id, index_->cursor(), store, notify);
-  if (options_.on_demand) {
-    if (absl::Status ran = RunOnDemand(store, notify); !ran.ok()) {
-      log->error("{}", ran.ToString());
-      return kExitError;
-    }
-    return kExitOk;
-  }
   if (options_.once) {
     GrpcStoreClient client(Channel(store), options_.enrollment.namespace_id, enrollment_.device_id);
     SyncEngine engine(fs_.get(), index_.get(), &client, Clock::Real(), enrollment_.device_id, EngineOptionsNow());

@@ -95,8 +95,12 @@ class Daemon {
   // folder must hold nothing but the state directory, which is then reached through a
   // descriptor (state_path_), since the mount hides its path.
   absl::Status OpenOnDemandState();
-  // RunOnDemand mounts the folder on demand and follows the namespace until Stop.
-  absl::Status RunOnDemand(const std::string& store, const std::string& notify);
+  // RunOnDemand mounts the folder on demand (the listing saved last time, readable offline),
+  // enrolls, then follows the namespace until Stop; returns the exit code.
+  int RunOnDemand();
+  // Where the store and the notification service are: the flags, or as enrollment said.
+  std::string StoreAddress() const;
+  std::string NotifyAddress() const;
   // OnDenied: the store refused this device; true (and Stop) if management says it is revoked.
   bool OnDenied(const absl::Status& why);
   // Revoked ends a revoked device: for a remote wipe, deletes the synced files, tells

@@ -7,11 +7,19 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <thread>
+#include <fstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/base/files.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/wire/wire.h"
 #include "converge/engine/v1/status.pb.h"
+#include "converge/store/v1/store.pb.h"
 #include "engine/client/grpc_store_client.h"
 #include "engine/client/notification_listener.h"
 #include "engine/control/status_file.h"
@@ -20,6 +28,42 @@
 #include "engine/ondemand/on_demand_folder.h"
 
 namespace converge::engine {
+namespace {
+
+// FileListingStore keeps the listing in the state directory as the store's ListFilesResponse,
+// each version validated again when read back (the file is as untrusted as the wire).
+class FileListingStore : public ListingStore {
+ public:
+  explicit FileListingStore(std::string path) : path_(std::move(path)) {}
+
+  absl::Status Save(const Listing& listing) override {
+    store::v1::ListFilesResponse out;
+    out.set_head_seq(listing.seq);
+    for (const FileVersion& v : listing.versions) wire::FileVersionToProto(v, out.add_files());
+    std::string bytes;
+    if (!out.SerializeToString(&bytes)) return absl::InternalError("cannot encode the listing");
+    return WriteFileAtomically(path_, bytes);
+  }
+
+  absl::StatusOr<Listing> Load() override {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("no listing saved at ", path_));
+    store::v1::ListFilesResponse saved;
+    if (!saved.ParseFromIstream(&in)) return absl::DataLossError(absl::StrCat(path_, " does not parse"));
+    Listing listing;
+    listing.seq = saved.head_seq();
+    for (const common::v1::FileVersion& p : saved.files()) {
+      CONVERGE_ASSIGN_OR_RETURN(FileVersion v, wire::FileVersionFromProto(p));
+      listing.versions.push_back(std::move(v));
+    }
+    return listing;
+  }
+
+ private:
+  const std::string path_;
+};
+
+}  // namespace
 
 absl::Status Daemon::OpenOnDemandState() {
   const std::string& folder = options_.folder;
@@ -40,32 +84,57 @@ absl::Status Daemon::OpenOnDemandState() {
   return absl::OkStatus();
 }
 
-absl::Status Daemon::RunOnDemand(const std::string& store, const std::string& notify) {
+int Daemon::RunOnDemand() {
   auto log = GetLogger("engine");
-  if (enrollment_.encrypted) {
-    return absl::UnimplementedError(absl::StrCat("namespace '", options_.enrollment.namespace_id,
-                                                 "' is end-to-end encrypted: on-demand folders of encrypted "
-                                                 "namespaces are not built yet; sync it as a folder"));
-  }
-  GrpcStoreClient client(Channel(store), options_.enrollment.namespace_id, enrollment_.device_id);
+  absl::Mutex identity_mu;  // the device id is known once enrolled
   engine::v1::EngineStatusFile identity;
   identity.set_folder(options_.folder);
-  identity.set_device_id(enrollment_.device_id);
   identity.set_namespace_id(options_.enrollment.namespace_id);
+  if (absl::StatusOr<std::optional<std::string>> id = index_->GetSetting("device_id"); id.ok() && id->has_value()) {
+    identity.set_device_id(**id);
+  }
+  FileListingStore listings(state_path_ + "/listing.pb");
   OnDemandOptions o;
   o.folder = options_.folder;
   o.state_path = state_path_;
   o.state_fd = state_fd_;
   o.cache_budget_bytes = options_.cache_budget_bytes;
-  o.relist_interval = options_.engine.rescan_interval;
-  OnDemandFolder folder(&client, o, [&](const OnDemandStatus& s) {
+  o.follow_interval = options_.engine.rescan_interval;
+  o.listings = &listings;
+  OnDemandFolder folder(nullptr, o, [&](const OnDemandStatus& s) {
+    absl::MutexLock lock(&identity_mu);
     if (absl::Status written = WriteOnDemandStatus(identity, s, state_path_); !written.ok()) {
       log->warn("status file: {}", written.ToString());
     }
   });
-  CONVERGE_RETURN_IF_ERROR(folder.Start());
+  if (absl::Status started = folder.Start(); !started.ok()) {
+    log->error("{}", started.ToString());
+    return kExitError;
+  }
+  if (absl::Status enrolled = Enroll(); !enrolled.ok()) {
+    folder.Stop();
+    if (absl::IsCancelled(enrolled)) return kExitOk;
+    log->error("enrollment failed: {}", enrolled.ToString());
+    return AfterRefusedEnrollment(enrolled);
+  }
+  if (enrollment_.encrypted) {
+    folder.Stop();
+    log->error("namespace '{}' is end-to-end encrypted: on-demand folders of encrypted namespaces are not built yet; "
+               "sync it as a folder",
+               options_.enrollment.namespace_id);
+    return kExitError;
+  }
+  {
+    absl::MutexLock lock(&identity_mu);
+    identity.set_device_id(enrollment_.device_id);
+  }
+  log->info("device {} shows namespace '{}' on demand at {} (store {}, notify {})", enrollment_.device_id,
+            options_.enrollment.namespace_id, options_.folder, StoreAddress(), NotifyAddress());
+  GrpcStoreClient client(Channel(StoreAddress()), options_.enrollment.namespace_id, enrollment_.device_id);
+  folder.Connect(&client);
   NotificationListener::Callbacks callbacks;
   callbacks.on_head = [&folder](uint64_t seq) { folder.NotifyRemoteHead(seq); };
+  const std::string notify = NotifyAddress();
   NotificationListener listener([this, notify] { return Channel(notify); }, enrollment_.device_id,
                                 options_.enrollment.namespace_id, options_.heartbeat, std::move(callbacks));
   listener.Start();
@@ -77,8 +146,8 @@ absl::Status Daemon::RunOnDemand(const std::string& store, const std::string& no
   stop_refresh.Notify();
   if (refresher.joinable()) refresher.join();
   listener.Stop();
-  folder.Stop();
-  return absl::OkStatus();
+  folder.Stop();  // before the client it uses goes
+  return kExitOk;
 }
 
 }  // namespace converge::engine

@@ -10,6 +10,7 @@
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/model/path.h"
+#include "common/model/store_behind.h"
 
 namespace converge::engine {
 namespace {
@@ -40,19 +41,44 @@ OnDemandFolder::OnDemandFolder(StoreClient* store, OnDemandOptions options,
 
 OnDemandFolder::~OnDemandFolder() { Stop(); }
 
+void OnDemandFolder::Connect(StoreClient* store) {
+  store_ = store;
+  view_->SetSource(store);
+  listed_ok_ = false;  // follow at once
+}
+
+absl::StatusOr<StoreClient*> OnDemandFolder::store() const {
+  StoreClient* store = store_.load();
+  if (store == nullptr) return absl::UnavailableError("not connected to the store yet (enrolling)");
+  return store;
+}
+
 absl::Status OnDemandFolder::Start() {
+  auto log = GetLogger("engine");
   CONVERGE_ASSIGN_OR_RETURN(cache_, ChunkCache::Open(options_.state_path + "/cache", options_.cache_budget_bytes));
-  view_ = std::make_unique<OnDemandView>(store_, cache_.get());
+  view_ = std::make_unique<OnDemandView>(store_.load(), cache_.get());
   view_->Replace({}, 0);
-  if (absl::Status listed = Relist(); !listed.ok()) {
-    GetLogger("engine")->warn("listing the namespace: {} (the folder shows nothing until it succeeds)",
-                              listed.ToString());
+  if (options_.listings != nullptr) {
+    absl::StatusOr<Listing> saved = options_.listings->Load();
+    if (saved.ok()) {
+      for (FileVersion& v : saved->versions) versions_[v.path] = std::move(v);
+      seq_ = saved_seq_ = saved->seq;
+      have_listing_ = true;
+      Publish();
+    } else if (!absl::IsNotFound(saved.status())) {
+      log->warn("the saved listing: {} (listing the namespace anew)", saved.status().ToString());
+    }
+  }
+  if (absl::Status followed = Follow(); !followed.ok()) {
+    log->warn("the store: {} (the folder shows {} until it answers)", followed.ToString(),
+              have_listing_ ? absl::StrCat("the listing saved at seq ", seq_) : std::string("nothing"));
   }
   FollowPins();
-  CONVERGE_ASSIGN_OR_RETURN(mount_, FuseMount::Mount(view_.get(), options_.folder, options_.state_fd));
-  GetLogger("engine")->info("{} mounted on demand: {} files, {} bytes shown; cache budget {} bytes",
-                            options_.folder, view_->stats().files, view_->stats().bytes_shown,
-                            options_.cache_budget_bytes);
+  if (options_.mount) {
+    CONVERGE_ASSIGN_OR_RETURN(mount_, FuseMount::Mount(view_.get(), options_.folder, options_.state_fd));
+  }
+  log->info("{} mounted on demand: {} files, {} bytes shown at seq {}; cache budget {} bytes", options_.folder,
+            view_->stats().files, view_->stats().bytes_shown, seq_, options_.cache_budget_bytes);
   runner_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -70,15 +96,15 @@ void OnDemandFolder::Stop() {
 }
 
 void OnDemandFolder::Run() {
-  absl::Time next_list = absl::Now() + options_.relist_interval;  // even without news
-  absl::Time retry_at = absl::InfinitePast();                       // after a failed listing
+  absl::Time next_ask = absl::Now() + options_.follow_interval;  // even without news
+  absl::Time retry_at = absl::InfinitePast();                     // after a failed call
   absl::Time next_report = absl::InfinitePast();
   while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(20))) {
     const absl::Time now = absl::Now();
-    const bool behind = remote_head_ > view_->seq() || listed_ok_ == false;
-    if (now >= next_list || (behind && now >= retry_at)) {
-      const bool ok = Relist().ok();
-      next_list = now + options_.relist_interval;
+    const bool behind = remote_head_ > seq_ || !listed_ok_;
+    if (now >= next_ask || (behind && now >= retry_at)) {
+      const bool ok = Follow().ok();
+      next_ask = now + options_.follow_interval;
       retry_at = ok ? now : now + absl::Seconds(1);
     }
     FollowPins();
@@ -87,27 +113,84 @@ void OnDemandFolder::Run() {
       next_report = now + options_.report_interval;
     }
   }
+  Save(/*now=*/true);
   report_(StatusNow());
 }
 
-absl::Status OnDemandFolder::Relist() {
-  std::vector<FileVersion> listed;
-  absl::StatusOr<uint64_t> seq = store_->ListFiles([&](const FileVersion& v) {
-    if (!v.deleted) listed.push_back(v);
-  });
-  absl::MutexLock lock(&mu_);
-  if (!seq.ok()) {
-    error_ = std::string(seq.status().message());
-    listed_ok_ = false;
-    return seq.status();
+absl::Status OnDemandFolder::Follow() {
+  absl::StatusOr<StoreClient*> store = this->store();
+  absl::Status s = !store.ok() ? store.status() : have_listing_ ? absl::OkStatus() : ListWhole();
+  constexpr uint32_t kBatch = 256;
+  for (uint32_t pulled = kBatch; s.ok() && pulled == kBatch;) {
+    pulled = 0;
+    s = (*store)->Pull(seq_, kBatch, [&](const Commit& c) {
+      ++pulled;
+      for (const FileVersion& v : c.files) {
+        if (v.deleted) {
+          versions_.erase(v.path);
+        } else {
+          versions_[v.path] = v;
+        }
+      }
+      seq_ = std::max(seq_, c.seq);
+      return absl::OkStatus();
+    });
+    // Offline longer than the store keeps its log, or the store restored from a backup: the
+    // file table is the truth.
+    if (IsLogCompacted(s) || IsStoreBehind(s)) s = ListWhole();
   }
-  view_->Replace(listed, *seq);
-  NotifyRemoteHead(*seq);
-  error_.clear();
-  listed_ok_ = true;
-  pins_hydrated_ = false;
-  listed_at_unix_ms_ = absl::ToUnixMillis(absl::Now());
+  {
+    absl::MutexLock lock(&mu_);
+    listed_ok_ = s.ok();
+    error_ = s.ok() ? "" : std::string(s.message());
+    if (s.ok()) listed_at_unix_ms_ = absl::ToUnixMillis(absl::Now());
+  }
+  if (s.ok()) Publish();
+  return s;
+}
+
+absl::Status OnDemandFolder::ListWhole() {
+  CONVERGE_ASSIGN_OR_RETURN(StoreClient* store, this->store());
+  std::map<std::string, FileVersion> listed;
+  CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store->ListFiles([&](const FileVersion& v) {
+    if (!v.deleted) listed[v.path] = v;
+  }));
+  versions_ = std::move(listed);
+  seq_ = seq;
+  shown_seq_ = ~uint64_t{0};  // shown anew, even at the same seq
+  have_listing_ = true;
   return absl::OkStatus();
+}
+
+void OnDemandFolder::Publish() {
+  if (seq_ == shown_seq_) return;
+  std::vector<FileVersion> live;
+  live.reserve(versions_.size());
+  for (const auto& [path, v] : versions_) live.push_back(v);
+  view_->Replace(live, seq_);
+  shown_seq_ = seq_;
+  NotifyRemoteHead(seq_);
+  pins_hydrated_ = false;
+  absl::StatusOr<StoreClient*> store = this->store();
+  if (absl::Status acked = store.ok() ? (*store)->Ack(seq_, {}) : store.status(); !acked.ok()) {
+    GetLogger("engine")->debug("ack {}: {}", seq_, acked.ToString());
+  }
+  Save(/*now=*/false);
+}
+
+void OnDemandFolder::Save(bool now) {
+  if (options_.listings == nullptr || !have_listing_ || seq_ == saved_seq_) return;
+  if (!now && absl::Now() - saved_at_ < options_.save_interval) return;
+  Listing listing;
+  listing.seq = seq_;
+  listing.versions.reserve(versions_.size());
+  for (const auto& [path, v] : versions_) listing.versions.push_back(v);
+  if (absl::Status saved = options_.listings->Save(listing); !saved.ok()) {
+    GetLogger("engine")->warn("saving the listing: {}", saved.ToString());
+    return;
+  }
+  saved_seq_ = seq_;
+  saved_at_ = absl::Now();
 }
 
 void OnDemandFolder::FollowPins() {
@@ -119,9 +202,10 @@ void OnDemandFolder::FollowPins() {
     view_->SetPins(ParsePins(pins_text_));
     pins_hydrated_ = false;
   }
-  if (pins_hydrated_) return;
+  if (pins_hydrated_ || !listed_ok_ || absl::Now() < pins_retry_at_) return;
   if (absl::Status fetched = view_->HydratePins(); !fetched.ok()) {
-    GetLogger("engine")->warn("fetching pinned files: {}", fetched.ToString());
+    GetLogger("engine")->warn("fetching pinned files: {} (trying again in a few seconds)", fetched.ToString());
+    pins_retry_at_ = absl::Now() + absl::Seconds(5);
     return;
   }
   pins_hydrated_ = true;

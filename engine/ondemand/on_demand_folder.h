@@ -1,10 +1,12 @@
-// OnDemandFolder: a folder in on-demand mode (`converge-engine --on_demand`). It lists the
-// namespace into an OnDemandView, mounts it over the folder with FUSE, lists it again when the
-// store announces a new head (and every `relist_interval`), keeps pinned subtrees fetched, and
-// reports what it holds. Knows no gRPC: the daemon hands it a StoreClient and the heads its
-// notification listener hears.
+// OnDemandFolder: a folder in on-demand mode (`converge-engine --on_demand`). It shows the
+// namespace through an OnDemandView mounted over the folder with FUSE, follows the store's log
+// (Pull, as a syncing engine does; the file table when there is no log to follow) when a new
+// head is announced and every `follow_interval`, acknowledges what it shows, keeps its latest
+// listing across restarts (ListingStore), keeps pinned subtrees fetched, and reports what it
+// holds. Knows no gRPC: the daemon hands it a StoreClient and the heads its notification
+// listener hears.
 //
-//   OnDemandFolder folder(store_client, options);
+//   OnDemandFolder folder(store_client, options, report);
 //   CONVERGE_RETURN_IF_ERROR(folder.Start());   // mounted once this returns
 //   listener.on_head = [&](uint64_t seq) { folder.NotifyRemoteHead(seq); };
 //   ...
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +36,23 @@
 
 namespace converge::engine {
 
+// A namespace as listed: its live versions as of `seq`.
+struct Listing {
+  std::vector<FileVersion> versions;
+  uint64_t seq = 0;
+};
+
+// ListingStore keeps an on-demand folder's latest listing across restarts, so an engine started
+// while the store is out of reach shows the folder as it last saw it (its cached and pinned
+// files readable). The daemon keeps it in the state directory.
+class ListingStore {
+ public:
+  virtual ~ListingStore() = default;
+  virtual absl::Status Save(const Listing& listing) = 0;
+  // NotFound when none was saved.
+  virtual absl::StatusOr<Listing> Load() = 0;
+};
+
 struct OnDemandOptions {
   std::string folder;      // the mount point: empty but for the state directory
   // The state directory as the engine reaches it once the folder is mounted over (a path
@@ -40,8 +60,11 @@ struct OnDemandOptions {
   std::string state_path;
   int state_fd = -1;
   uint64_t cache_budget_bytes = uint64_t{1} << 30;
-  absl::Duration relist_interval = absl::Seconds(10);
+  absl::Duration follow_interval = absl::Seconds(10);  // asks the store for news even unprompted
+  ListingStore* listings = nullptr;                   // null: nothing kept across restarts
+  absl::Duration save_interval = absl::Seconds(30);   // the listing is saved at most this often
   absl::Duration report_interval = absl::Milliseconds(250);
+  bool mount = true;  // false: the view is followed but not mounted (tests without FUSE)
 };
 
 struct OnDemandStatus {
@@ -58,39 +81,61 @@ struct OnDemandStatus {
 class OnDemandFolder {
  public:
   // `report` is called every report_interval with the folder's status (the daemon writes it to
-  // the status file).
+  // the status file). `store` may be null until Connect: the folder then shows what was saved.
   OnDemandFolder(StoreClient* store, OnDemandOptions options, std::function<void(const OnDemandStatus&)> report);
+  // Connect hands over the store once the device could enroll (before that, nothing is fetched
+  // or followed); the store must outlive Stop.
+  void Connect(StoreClient* store);
   ~OnDemandFolder();
 
-  // Start opens the cache, lists the namespace (an unreachable store leaves the folder empty
-  // until a listing succeeds), mounts the folder and starts following the store.
+  // Start opens the cache, shows the listing saved last time (if any) brought up to date from
+  // the store's log, or else the store's file table (an unreachable store leaves the folder as
+  // saved, or empty, until it answers), mounts the folder and starts following the store.
   absl::Status Start();
   void NotifyRemoteHead(uint64_t seq);
   void Stop();
+  // The view the mount serves (valid from Start until destruction).
+  OnDemandView* view() { return view_.get(); }
 
   // The pins file: one path per line, kept in the state directory (`converge-engine pin`).
   static constexpr char kPinsFile[] = "pins";
 
  private:
   void Run();
-  absl::Status Relist();
+  // Follow brings the versions shown up to the store's head: the log after the seq shown (Pull),
+  // or the whole file table when there is none yet or the log was compacted past it; then the
+  // view shows them, the store hears this device has them (Ack), and the listing is saved.
+  absl::Status Follow();
+  absl::Status ListWhole();
+  void Publish();
+  void Save(bool now);
   // FollowPins reads the pins file when it changed and fetches what pinned files lack.
   void FollowPins();
   OnDemandStatus StatusNow();
 
-  StoreClient* const store_;
+  // The store, from Connect on; store() fails until then.
+  absl::StatusOr<StoreClient*> store() const;
+  std::atomic<StoreClient*> store_;
   const OnDemandOptions options_;
   const std::function<void(const OnDemandStatus&)> report_;
   std::unique_ptr<ChunkCache> cache_;
   std::unique_ptr<OnDemandView> view_;
   std::unique_ptr<FuseMount> mount_;
   std::atomic<uint64_t> remote_head_{0};
+  // The namespace as followed (the runner's thread, and Start before it runs).
+  std::map<std::string, FileVersion> versions_;
+  uint64_t seq_ = 0;
+  bool have_listing_ = false;
+  uint64_t shown_seq_ = 0;  // what the view shows
+  uint64_t saved_seq_ = 0;
+  absl::Time saved_at_ = absl::InfinitePast();
   std::atomic<bool> listed_ok_{false};  // the latest listing succeeded
   absl::Mutex mu_;
   std::string error_ ABSL_GUARDED_BY(mu_);
   int64_t listed_at_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   std::string pins_text_;  // the pins file as last read (the runner's thread only)
   bool pins_hydrated_ = true;
+  absl::Time pins_retry_at_ = absl::InfinitePast();
   absl::Notification stop_;
   std::thread runner_;
 };

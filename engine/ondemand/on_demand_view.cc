@@ -177,7 +177,7 @@ absl::StatusOr<std::string> OnDemandView::ChunkBytes(const Node& node, size_t i)
   }
   std::string kept;
   hydrating_++;
-  absl::Status fetched = source_->Fetch(fetch, [&](const Digest& d, std::string bytes) -> absl::Status {
+  absl::Status fetched = Fetch(fetch, [&](const Digest& d, std::string bytes) -> absl::Status {
     bytes_fetched_ += bytes.size();
     chunks_fetched_++;
     CONVERGE_RETURN_IF_ERROR(cache_->Put(d, bytes));  // checked against d by the source
@@ -190,6 +190,12 @@ absl::StatusOr<std::string> OnDemandView::ChunkBytes(const Node& node, size_t i)
     return absl::DataLossError(absl::StrCat("the store sent no chunk ", DigestToHex(wanted)));
   }
   return kept;
+}
+
+absl::Status OnDemandView::Fetch(const std::vector<Digest>& digests, const ChunkSource::Sink& sink) {
+  ChunkSource* source = source_.load();
+  if (source == nullptr) return absl::UnavailableError("not connected to the store yet");
+  return source->Fetch(digests, sink);
 }
 
 void OnDemandView::NoteFailure(const std::string& path, const absl::Status& why) {
@@ -234,7 +240,7 @@ absl::Status OnDemandView::HydratePins() {
   for (size_t from = 0; from < missing.size(); from += kBatch) {
     std::vector<Digest> batch(missing.begin() + from, missing.begin() + std::min(missing.size(), from + kBatch));
     hydrating_++;
-    absl::Status fetched = source_->Fetch(batch, [&](const Digest& d, std::string bytes) -> absl::Status {
+    absl::Status fetched = Fetch(batch, [&](const Digest& d, std::string bytes) -> absl::Status {
       bytes_fetched_ += bytes.size();
       chunks_fetched_++;
       return cache_->Put(d, bytes);

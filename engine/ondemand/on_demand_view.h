@@ -37,7 +37,10 @@ class OnDemandView {
   // this many chunks of the file from that point on in one call to the store.
   static constexpr size_t kReadAheadChunks = 8;
 
+  // `source` may be null until SetSource (a folder mounted before its device could enroll):
+  // reads of chunks not cached fail as offline ones do.
   OnDemandView(ChunkSource* source, ChunkCache* cache) : source_(source), cache_(cache) {}
+  void SetSource(ChunkSource* source) { source_ = source; }
 
   // Replace shows `versions` (tombstones are skipped; a path's parent directories are shown
   // even where the listing has no entry for them) as of namespace seq `seq`.
@@ -93,7 +96,9 @@ class OnDemandView {
   static absl::flat_hash_set<Digest> PinnedChunks(const Tree& tree, const std::vector<std::string>& pins);
   std::vector<std::string> pins() const;
 
-  ChunkSource* const source_;
+  // Fetch reads chunks from source_, or fails when there is none yet.
+  absl::Status Fetch(const std::vector<Digest>& digests, const ChunkSource::Sink& sink);
+  std::atomic<ChunkSource*> source_;
   ChunkCache* const cache_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Tree> tree_ ABSL_GUARDED_BY(mu_);

@@ -6,14 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/sync/local_index.h"
-#include "engine/sync/sync_engine.h"
+#include "engine/ondemand/writer_for_test.h"
 #include "gtest/gtest.h"
-#include "tests/testing/fake_clock.h"
-#include "tests/testing/mem_filesystem.h"
-#include "tests/testing/power_cut_env.h"
 #include "tests/testing/random_bytes_for_test.h"
-#include "tests/testing/sim_store.h"
 #include "tests/testing/test_folder.h"
 
 namespace converge::engine {
@@ -24,26 +19,16 @@ namespace {
 class OnDemandViewTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2"});
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-    writer_fs_ = std::make_unique<MemFilesystem>(&clock_);
-    writer_client_ = std::make_unique<sim::SimStoreClient>(store_.get(), "dev1");
-    absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", env_.env());
-    ASSERT_TRUE(index.ok()) << index.status();
-    writer_index_ = std::move(*index);
-    writer_ = std::make_unique<SyncEngine>(writer_fs_.get(), writer_index_.get(), writer_client_.get(), &clock_,
-                                           "dev1", EngineOptions{});
-    reader_ = std::make_unique<sim::SimStoreClient>(store_.get(), "dev2", [this](const char*) {
+    ASSERT_TRUE(writer_.Open().ok());
+    reader_ = std::make_unique<sim::SimStoreClient>(writer_.store.get(), "dev2", [this](const char*) {
       return offline_ ? sim::Fault::kDropRequest : sim::Fault::kNone;
     });
     big_ = RandomBytesForTest(3 << 20, 11);
-    ASSERT_TRUE(writer_fs_->UserWrite("big.bin", big_).ok());
-    ASSERT_TRUE(writer_fs_->UserWrite("docs/a.txt", "alpha").ok());
-    ASSERT_TRUE(writer_fs_->UserWrite("docs/deep/b.txt", RandomBytesForTest(300 << 10, 12)).ok());
-    ASSERT_TRUE(writer_fs_->UserMkdir("empty").ok());
-    clock_.Advance(absl::Seconds(2));
-    ASSERT_TRUE(writer_->SyncOnce().ok());
+    ASSERT_TRUE(writer_.fs->UserWrite("big.bin", big_).ok());
+    ASSERT_TRUE(writer_.fs->UserWrite("docs/a.txt", "alpha").ok());
+    ASSERT_TRUE(writer_.fs->UserWrite("docs/deep/b.txt", RandomBytesForTest(300 << 10, 12)).ok());
+    ASSERT_TRUE(writer_.fs->UserMkdir("empty").ok());
+    ASSERT_TRUE(writer_.Sync().ok());
   }
 
   // Open lists the namespace into a view whose cache holds `budget` bytes.
@@ -69,13 +54,7 @@ class OnDemandViewTest : public ::testing::Test {
     }
   }
 
-  FakeClock clock_;
-  PowerCutEnv env_;
-  std::unique_ptr<sim::SimStore> store_;
-  std::unique_ptr<MemFilesystem> writer_fs_;
-  std::unique_ptr<sim::SimStoreClient> writer_client_;
-  std::unique_ptr<LocalIndex> writer_index_;
-  std::unique_ptr<SyncEngine> writer_;
+  WriterForTest writer_;
   bool offline_ = false;
   std::unique_ptr<sim::SimStoreClient> reader_;
   std::unique_ptr<ChunkCache> cache_;
