@@ -216,6 +216,13 @@ TEST_F(E2eOnDemandTest, OfflineCachedFilesReadAndOthersFailWithEioNamedInStatus)
   EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/remote.bin").size() == (1u << 20); }, absl::Seconds(20)));
   WriteFile(a_ + "/after.txt", "after the outage");  // followed from the log again
   EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/after.txt") == "after the outage"; }, absl::Seconds(20)));
+
+  CommandResult unpin = cluster_->EngineCommand({"unpin", "--folder=" + b_, "trip"});
+  ASSERT_EQ(unpin.exit_code, 0) << unpin.err;
+  EXPECT_TRUE(WaitFor([&] {
+    status = Status();
+    return status.find("on demand") != std::string::npos && status.find("pinned ") == std::string::npos;
+  }, absl::Seconds(10))) << status;
 }
 
 TEST_F(E2eOnDemandTest, AnEngineKilledWithItsMountBusyMountsAgain) {

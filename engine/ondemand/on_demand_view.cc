@@ -175,21 +175,54 @@ absl::StatusOr<std::string> OnDemandView::ChunkBytes(const Node& node, size_t i)
     if (ahead.hole() || std::find(fetch.begin(), fetch.end(), ahead.sha256) != fetch.end()) continue;
     if (!cache_->Has(ahead.sha256)) fetch.push_back(ahead.sha256);
   }
-  std::string kept;
+  // A chunk another reader is fetching is waited for, not fetched twice (the kernel's read-ahead
+  // and the read it runs ahead of often want the same one).
+  std::shared_ptr<InFlight> other;
+  std::vector<std::pair<Digest, std::shared_ptr<InFlight>>> mine;
+  {
+    absl::MutexLock lock(&fetch_mu_);
+    if (auto it = in_flight_.find(wanted); it != in_flight_.end()) {
+      other = it->second;
+    } else {
+      for (const Digest& d : fetch) {
+        if (in_flight_.contains(d)) continue;  // another reader brings that one
+        auto& slot = in_flight_[d];
+        slot = std::make_shared<InFlight>();
+        mine.emplace_back(d, slot);
+      }
+    }
+  }
+  if (other != nullptr) {
+    other->done.WaitForNotification();
+    if (!other->status.ok()) return other->status;
+    return other->bytes;
+  }
+  std::vector<Digest> digests;
+  for (const auto& [d, f] : mine) digests.push_back(d);
   hydrating_++;
-  absl::Status fetched = Fetch(fetch, [&](const Digest& d, std::string bytes) -> absl::Status {
+  const absl::Status fetched = Fetch(digests, [&](const Digest& d, std::string bytes) -> absl::Status {
     bytes_fetched_ += bytes.size();
     chunks_fetched_++;
     CONVERGE_RETURN_IF_ERROR(cache_->Put(d, bytes));  // checked against d by the source
-    if (d == wanted) kept = std::move(bytes);  // the cache may evict it before it is read back
+    for (auto& [md, f] : mine) {
+      if (md == d) f->bytes = std::move(bytes);  // the cache may evict it before it is read back
+    }
     return absl::OkStatus();
   });
   hydrating_--;
-  if (!fetched.ok()) return fetched;
-  if (kept.size() != node.version.chunks[i].length) {
-    return absl::DataLossError(absl::StrCat("the store sent no chunk ", DigestToHex(wanted)));
+  {
+    absl::MutexLock lock(&fetch_mu_);
+    for (auto& [d, f] : mine) {
+      in_flight_.erase(d);
+      f->status = !fetched.ok()        ? fetched
+                  : f->bytes.empty() ? absl::DataLossError(absl::StrCat("the store sent no chunk ", DigestToHex(d)))
+                                     : absl::OkStatus();
+      f->done.Notify();
+    }
   }
-  return kept;
+  const InFlight& got = *mine.front().second;  // `wanted` is first
+  if (!got.status.ok()) return got.status;
+  return got.bytes;
 }
 
 absl::Status OnDemandView::Fetch(const std::vector<Digest>& digests, const ChunkSource::Sink& sink) {

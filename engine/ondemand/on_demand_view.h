@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/model/model.h"
 #include "engine/ondemand/chunk_cache.h"
 #include "engine/sync/applier.h"
@@ -99,6 +100,14 @@ class OnDemandView {
   // Fetch reads chunks from source_, or fails when there is none yet.
   absl::Status Fetch(const std::vector<Digest>& digests, const ChunkSource::Sink& sink);
   std::atomic<ChunkSource*> source_;
+  // Chunks being fetched, so that readers wanting one at once wait for one fetch.
+  struct InFlight {
+    absl::Notification done;
+    absl::Status status;  // set before done
+    std::string bytes;
+  };
+  absl::Mutex fetch_mu_;
+  absl::flat_hash_map<Digest, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(fetch_mu_);
   ChunkCache* const cache_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Tree> tree_ ABSL_GUARDED_BY(mu_);

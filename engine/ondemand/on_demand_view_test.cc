@@ -1,6 +1,8 @@
 #include "engine/ondemand/on_demand_view.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <memory>
 #include <random>
 #include <string>
@@ -98,6 +100,21 @@ TEST_F(OnDemandViewTest, AReadFetchesOnlyTheChunksOfItsRangeAndMatchesByteForByt
   }
   EXPECT_EQ(ReadAll("docs/a.txt", 4096), "alpha");
   EXPECT_LE(view_->stats().bytes_fetched, big_.size() + (1 << 20));  // each chunk about once
+}
+
+TEST_F(OnDemandViewTest, ReadersWantingTheSameChunkAtOnceWaitForOneFetch) {
+  Open(64 << 20);
+  std::vector<std::thread> readers;
+  std::atomic<int> right{0};
+  for (int t = 0; t < 8; ++t) {
+    readers.emplace_back([&, t] {
+      absl::StatusOr<std::string> got = view_->Read("big.bin", 1000 + t, 100);
+      if (got.ok() && *got == big_.substr(1000 + t, 100)) ++right;
+    });
+  }
+  for (std::thread& r : readers) r.join();
+  EXPECT_EQ(right.load(), 8);
+  EXPECT_EQ(view_->stats().chunks_fetched, 1u);
 }
 
 TEST_F(OnDemandViewTest, ASmallBudgetEvictsWhileAReaderGoesThroughTheWholeFile) {
