@@ -121,9 +121,12 @@ TEST_F(E2eOnDemandTest, EveryFileIsListedAndReadsFetchOnlyWhatTheyNeed) {
   WriteFile(a_ + "/docs/a.txt", "alpha");
   std::filesystem::create_directories(a_ + "/empty");
   ASSERT_EQ(chmod((a_ + "/docs/a.txt").c_str(), 0640), 0);
+  for (int i = 0; i < 3000; ++i) WriteFile(absl::StrCat(a_, "/many/f", i), "");  // listed in many pieces
   StartOnDemand("docs/a.txt");
 
-  EXPECT_EQ(Names(b_), (std::vector<std::string>{".converge", "big.bin", "docs", "empty"}));
+  EXPECT_EQ(Names(b_), (std::vector<std::string>{".converge", "big.bin", "docs", "empty", "many"}));
+  ASSERT_TRUE(WaitFor([&] { return Names(b_ + "/many").size() == 3000; }, absl::Seconds(20)));
+  EXPECT_EQ(Names(b_ + "/many"), Names(a_ + "/many"));
   struct stat sa {}, sb {};
   ASSERT_EQ(stat((a_ + "/big.bin").c_str(), &sa), 0);
   ASSERT_EQ(stat((b_ + "/big.bin").c_str(), &sb), 0);
@@ -136,7 +139,7 @@ TEST_F(E2eOnDemandTest, EveryFileIsListedAndReadsFetchOnlyWhatTheyNeed) {
   std::string status;
   ASSERT_TRUE(WaitFor([&] {
     status = Status();
-    return status.find("on demand  2 files (8.0 MiB) shown, 0 B cached") != std::string::npos;
+    return status.find("on demand  3002 files (8.0 MiB) shown, 0 B cached") != std::string::npos;
   }, absl::Seconds(10))) << status;
 
   const int fd = open((b_ + "/big.bin").c_str(), O_RDONLY);
