@@ -184,6 +184,11 @@ void ChunkCache::SetPinned(absl::flat_hash_set<Digest> pinned) {
   pinned_ = std::move(pinned);
 }
 
+void ChunkCache::AddPinned(const std::vector<Digest>& more) {
+  absl::MutexLock lock(&mu_);
+  pinned_.insert(more.begin(), more.end());
+}
+
 ChunkCache::Stats ChunkCache::stats() {
   absl::MutexLock lock(&mu_);
   Stats s;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -42,6 +43,7 @@ class ChunkCache {
   absl::Status Put(const Digest& d, absl::string_view bytes);
   // SetPinned replaces the chunks eviction never takes (those of pinned subtrees).
   void SetPinned(absl::flat_hash_set<Digest> pinned);
+  void AddPinned(const std::vector<Digest>& more);
 
   struct Stats {
     uint64_t budget_bytes = 0;

@@ -61,10 +61,9 @@ absl::Status OnDemandFolder::Start() {
   if (options_.listings != nullptr) {
     absl::StatusOr<Listing> saved = options_.listings->Load();
     if (saved.ok()) {
-      for (FileVersion& v : saved->versions) versions_[v.path] = std::move(v);
-      seq_ = saved_seq_ = saved->seq;
+      view_->Replace(saved->versions, saved->seq);
+      seq_ = saved_seq_ = shown_seq_ = saved->seq;
       have_listing_ = true;
-      Publish();
     } else if (!absl::IsNotFound(saved.status())) {
       log->warn("the saved listing: {} (listing the namespace anew)", saved.status().ToString());
     }
@@ -121,20 +120,17 @@ absl::Status OnDemandFolder::Follow() {
   absl::StatusOr<StoreClient*> store = this->store();
   absl::Status s = !store.ok() ? store.status() : have_listing_ ? absl::OkStatus() : ListWhole();
   constexpr uint32_t kBatch = 256;
+  std::vector<FileVersion> changes;
   for (uint32_t pulled = kBatch; s.ok() && pulled == kBatch;) {
     pulled = 0;
     s = (*store)->Pull(seq_, kBatch, [&](const Commit& c) {
       ++pulled;
-      for (const FileVersion& v : c.files) {
-        if (v.deleted) {
-          versions_.erase(v.path);
-        } else {
-          versions_[v.path] = v;
-        }
-      }
+      changes.insert(changes.end(), c.files.begin(), c.files.end());
       seq_ = std::max(seq_, c.seq);
       return absl::OkStatus();
     });
+    if (!changes.empty()) view_->Apply(changes, seq_);  // the whole commits pulled, also before an error
+    changes.clear();
     // Offline longer than the store keeps its log, or the store restored from a backup: the
     // file table is the truth.
     if (IsLogCompacted(s) || IsStoreBehind(s)) s = ListWhole();
@@ -145,29 +141,25 @@ absl::Status OnDemandFolder::Follow() {
     error_ = s.ok() ? "" : std::string(s.message());
     if (s.ok()) listed_at_unix_ms_ = absl::ToUnixMillis(absl::Now());
   }
-  if (s.ok()) Publish();
+  Shown();
   return s;
 }
 
 absl::Status OnDemandFolder::ListWhole() {
   CONVERGE_ASSIGN_OR_RETURN(StoreClient* store, this->store());
-  std::map<std::string, FileVersion> listed;
+  std::vector<FileVersion> listed;
   CONVERGE_ASSIGN_OR_RETURN(uint64_t seq, store->ListFiles([&](const FileVersion& v) {
-    if (!v.deleted) listed[v.path] = v;
+    if (!v.deleted) listed.push_back(v);
   }));
-  versions_ = std::move(listed);
+  view_->Replace(listed, seq);
   seq_ = seq;
   shown_seq_ = ~uint64_t{0};  // shown anew, even at the same seq
   have_listing_ = true;
   return absl::OkStatus();
 }
 
-void OnDemandFolder::Publish() {
+void OnDemandFolder::Shown() {
   if (seq_ == shown_seq_) return;
-  std::vector<FileVersion> live;
-  live.reserve(versions_.size());
-  for (const auto& [path, v] : versions_) live.push_back(v);
-  view_->Replace(live, seq_);
   shown_seq_ = seq_;
   NotifyRemoteHead(seq_);
   pins_hydrated_ = false;
@@ -183,8 +175,7 @@ void OnDemandFolder::Save(bool now) {
   if (!now && absl::Now() - saved_at_ < options_.save_interval) return;
   Listing listing;
   listing.seq = seq_;
-  listing.versions.reserve(versions_.size());
-  for (const auto& [path, v] : versions_) listing.versions.push_back(v);
+  listing.versions = view_->Snapshot();
   if (absl::Status saved = options_.listings->Save(listing); !saved.ok()) {
     GetLogger("engine")->warn("saving the listing: {}", saved.ToString());
     return;

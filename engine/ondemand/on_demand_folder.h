@@ -102,12 +102,13 @@ class OnDemandFolder {
 
  private:
   void Run();
-  // Follow brings the versions shown up to the store's head: the log after the seq shown (Pull),
-  // or the whole file table when there is none yet or the log was compacted past it; then the
-  // view shows them, the store hears this device has them (Ack), and the listing is saved.
+  // Follow brings the view up to the store's head: the log after the seq shown (Pull; the view
+  // applies each batch's changes), or the whole file table when there is none yet or the log was
+  // compacted past it. Then Shown: the store hears this device has them (Ack), and the listing
+  // is saved.
   absl::Status Follow();
   absl::Status ListWhole();
-  void Publish();
+  void Shown();
   void Save(bool now);
   // FollowPins reads the pins file when it changed and fetches what pinned files lack.
   void FollowPins();
@@ -122,8 +123,7 @@ class OnDemandFolder {
   std::unique_ptr<OnDemandView> view_;
   std::unique_ptr<FuseMount> mount_;
   std::atomic<uint64_t> remote_head_{0};
-  // The namespace as followed (the runner's thread, and Start before it runs).
-  std::map<std::string, FileVersion> versions_;
+  // What is followed (the runner's thread, and Start before it runs).
   uint64_t seq_ = 0;
   bool have_listing_ = false;
   uint64_t shown_seq_ = 0;  // what the view shows

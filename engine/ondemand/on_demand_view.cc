@@ -34,47 +34,169 @@ FileVersion ImpliedDirectory(const std::string& path) {
 
 }  // namespace
 
+std::shared_ptr<OnDemandView::Node> OnDemandView::MakeNode(const FileVersion& v) {
+  auto node = std::make_shared<Node>();
+  node->version = v;
+  uint64_t at = 0;
+  for (const ChunkRef& c : v.chunks) {
+    node->starts.push_back(at);
+    at += c.length;
+  }
+  node->whole = v.kind != FileKind::kFile || at == v.size;  // else unreadable, never guessed at
+  return node;
+}
+
 void OnDemandView::Replace(const std::vector<FileVersion>& versions, uint64_t seq) {
-  auto tree = std::make_shared<Tree>();
-  (*tree)[""].version = ImpliedDirectory("");
+  absl::flat_hash_map<std::string, std::shared_ptr<Node>> made;
+  made[""] = MakeNode(ImpliedDirectory(""));
+  made[""]->implied = true;
   for (const FileVersion& v : versions) {
     if (v.deleted || v.path.empty()) continue;
-    Node& node = (*tree)[v.path];
-    node.version = v;
-    uint64_t at = 0;
-    for (const ChunkRef& c : v.chunks) {
-      node.starts.push_back(at);
-      at += c.length;
-    }
-    node.whole = v.kind != FileKind::kFile || at == v.size;  // else unreadable, never guessed at
+    made[v.path] = MakeNode(v);
   }
   std::vector<std::string> paths;
-  paths.reserve(tree->size());
-  for (const auto& [path, node] : *tree) paths.push_back(path);
+  paths.reserve(made.size());
+  for (const auto& [path, node] : made) paths.push_back(path);
   for (std::string path : paths) {
     while (!path.empty()) {  // link it into its parent, making parents the listing left implied
       const std::string parent = ParentOf(path);
-      auto [it, made] = tree->try_emplace(parent);
-      if (made) it->second.version = ImpliedDirectory(parent);
-      it->second.children.push_back(NameOf(path));
-      if (!made) break;
+      auto [it, is_new] = made.try_emplace(parent);
+      if (is_new) {
+        it->second = MakeNode(ImpliedDirectory(parent));
+        it->second->implied = true;
+      }
+      it->second->children.push_back(NameOf(path));
+      if (!is_new) break;
       path = parent;
     }
   }
+  Tree tree;
+  tree.reserve(made.size());
   uint64_t files = 0, bytes = 0;
-  for (auto& [path, node] : *tree) {
-    std::sort(node.children.begin(), node.children.end());
-    if (node.version.kind != FileKind::kFile) continue;
-    ++files;
-    bytes += node.version.size;
+  for (auto& [path, node] : made) {
+    std::sort(node->children.begin(), node->children.end());
+    if (node->version.kind == FileKind::kFile) {
+      ++files;
+      bytes += node->version.size;
+    }
+    tree.emplace(path, std::move(node));
   }
+  {
+    absl::MutexLock lock(&tree_mu_);
+    tree_.swap(tree);
+    listed_ = true;
+    files_ = files;
+    bytes_shown_ = bytes;
+    seq_ = seq;
+  }
+  cache_->SetPinned(PinnedChunks(pins()));
+  // `tree` (the old one) goes here, outside the lock.
+}
+
+void OnDemandView::Apply(const std::vector<FileVersion>& changes, uint64_t seq) {
   const std::vector<std::string> pins = this->pins();
-  cache_->SetPinned(PinnedChunks(*tree, pins));
-  absl::MutexLock lock(&mu_);
-  tree_ = std::move(tree);
-  files_ = files;
-  bytes_shown_ = bytes;
-  seq_ = seq;
+  std::vector<Digest> pinned;
+  {
+    absl::MutexLock lock(&tree_mu_);
+    Edited edited;
+    for (const FileVersion& v : changes) {
+      if (v.path.empty()) continue;
+      if (v.deleted) {
+        Remove(v.path, &edited);
+        continue;
+      }
+      Put(v, &edited);
+      if (std::any_of(pins.begin(), pins.end(), [&](const std::string& pin) { return IsUnder(v.path, pin); })) {
+        for (const ChunkRef& c : v.chunks) {
+          if (!c.hole()) pinned.push_back(c.sha256);
+        }
+      }
+    }
+    seq_ = seq;
+  }
+  // Chunks of versions replaced stay pinned until the pins are next set (a full recount).
+  if (!pinned.empty()) cache_->AddPinned(pinned);
+}
+
+OnDemandView::Node* OnDemandView::Editable(const std::string& path, Edited* edited) {
+  if (auto it = edited->find(path); it != edited->end()) return it->second.get();
+  auto copy = std::make_shared<Node>(*tree_.at(path));
+  tree_[path] = copy;
+  (*edited)[path] = copy;
+  return copy.get();
+}
+
+void OnDemandView::Count(const Node& node, int sign) {
+  if (node.version.kind != FileKind::kFile) return;
+  files_ += sign;
+  bytes_shown_ += sign * static_cast<int64_t>(node.version.size);
+}
+
+void OnDemandView::Put(const FileVersion& v, Edited* edited) {
+  std::shared_ptr<Node> node = MakeNode(v);
+  if (auto it = tree_.find(v.path); it != tree_.end()) {
+    node->children = it->second->children;  // a directory keeps what lies below it
+    Count(*it->second, -1);
+    Count(*node, +1);
+    it->second = node;
+    (*edited)[v.path] = node;
+    return;
+  }
+  Count(*node, +1);
+  tree_[v.path] = node;
+  (*edited)[v.path] = node;
+  for (std::string path = v.path; !path.empty();) {  // link it in, making implied parents
+    const std::string parent = ParentOf(path);
+    const bool had = tree_.contains(parent);
+    if (!had) {
+      std::shared_ptr<Node> dir = MakeNode(ImpliedDirectory(parent));
+      dir->implied = true;
+      tree_[parent] = dir;
+      (*edited)[parent] = dir;
+    }
+    std::vector<std::string>& children = Editable(parent, edited)->children;
+    const std::string name = NameOf(path);
+    auto at = std::lower_bound(children.begin(), children.end(), name);
+    if (at == children.end() || *at != name) children.insert(at, name);
+    if (had) break;
+    path = parent;
+  }
+}
+
+void OnDemandView::Remove(const std::string& path, Edited* edited) {
+  auto it = tree_.find(path);
+  if (it == tree_.end()) return;
+  if (!it->second->children.empty()) {  // what lies below stays reachable, under an implied one
+    std::shared_ptr<Node> dir = MakeNode(ImpliedDirectory(path));
+    dir->implied = true;
+    dir->children = it->second->children;
+    Count(*it->second, -1);
+    it->second = dir;
+    (*edited)[path] = dir;
+    return;
+  }
+  for (std::string gone = path; !gone.empty();) {  // unlink it; an implied parent left empty goes too
+    Count(*tree_.at(gone), -1);
+    tree_.erase(gone);
+    edited->erase(gone);
+    const std::string parent = ParentOf(gone);
+    std::vector<std::string>& children = Editable(parent, edited)->children;
+    auto at = std::lower_bound(children.begin(), children.end(), NameOf(gone));
+    if (at != children.end() && *at == NameOf(gone)) children.erase(at);
+    const Node& p = *tree_.at(parent);
+    if (parent.empty() || !p.implied || !p.children.empty()) break;
+    gone = parent;
+  }
+}
+
+std::vector<FileVersion> OnDemandView::Snapshot() const {
+  std::vector<FileVersion> out;
+  absl::ReaderMutexLock lock(&tree_mu_);
+  out.reserve(tree_.size());
+  for (const auto& [path, node] : tree_) {
+    if (!node->implied) out.push_back(node->version);
+  }
+  return out;
 }
 
 std::vector<std::string> OnDemandView::pins() const {
@@ -82,21 +204,16 @@ std::vector<std::string> OnDemandView::pins() const {
   return pins_;
 }
 
-std::shared_ptr<const OnDemandView::Tree> OnDemandView::tree() const {
-  absl::MutexLock lock(&mu_);
-  return tree_;
-}
-
-absl::StatusOr<const OnDemandView::Node*> OnDemandView::Find(const Tree* t, const std::string& path) {
-  if (t == nullptr) return absl::UnavailableError("the namespace has not been listed yet");
-  auto it = t->find(path);
-  if (it == t->end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
-  return &it->second;
+absl::StatusOr<std::shared_ptr<const OnDemandView::Node>> OnDemandView::Find(const std::string& path) const {
+  absl::ReaderMutexLock lock(&tree_mu_);
+  if (!listed_) return absl::UnavailableError("the namespace has not been listed yet");
+  auto it = tree_.find(path);
+  if (it == tree_.end()) return absl::NotFoundError(absl::StrCat("no '", path, "' in the namespace"));
+  return it->second;
 }
 
 absl::StatusOr<FileVersion> OnDemandView::Stat(const std::string& path) const {
-  std::shared_ptr<const Tree> t = tree();
-  CONVERGE_ASSIGN_OR_RETURN(const Node* node, Find(t.get(), path));
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Node> node, Find(path));
   return node->version;
 }
 
@@ -112,23 +229,23 @@ absl::StatusOr<std::vector<std::string>> OnDemandView::List(const std::string& d
 absl::Status OnDemandView::ListFrom(
     const std::string& dir, size_t from,
     const std::function<bool(const std::string& name, const FileVersion& v)>& fn) const {
-  std::shared_ptr<const Tree> t = tree();
-  CONVERGE_ASSIGN_OR_RETURN(const Node* node, Find(t.get(), dir));
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Node> node, Find(dir));
   if (node->version.kind != FileKind::kDirectory) {
     return absl::FailedPreconditionError(absl::StrCat("'", dir, "' is not a directory"));
   }
-  const std::vector<std::string>& children = node->children;
+  const std::vector<std::string>& children = node->children;  // as of when it was found
   for (size_t i = from; i < children.size(); ++i) {
-    auto child = t->find(dir.empty() ? children[i] : absl::StrCat(dir, "/", children[i]));
-    if (child == t->end()) continue;  // cannot be: the tree links only what it holds
-    if (!fn(children[i], child->second.version)) break;
+    absl::StatusOr<std::shared_ptr<const Node>> child =
+        Find(dir.empty() ? children[i] : absl::StrCat(dir, "/", children[i]));
+    if (!child.ok()) continue;  // removed since
+    if (!fn(children[i], (*child)->version)) break;
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t offset, uint64_t size) {
-  std::shared_ptr<const Tree> t = tree();  // held: the node stays while this read uses it
-  CONVERGE_ASSIGN_OR_RETURN(const Node* found, Find(t.get(), path));
+  // Held: the node stays as found while this read uses it, whatever changes meanwhile.
+  CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Node> found, Find(path));
   const Node& node = *found;
   if (node.version.kind != FileKind::kFile) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
@@ -238,23 +355,22 @@ void OnDemandView::NoteFailure(const std::string& path, const absl::Status& why)
 }
 
 void OnDemandView::SetPins(std::vector<std::string> paths) {
-  std::shared_ptr<const Tree> t;
   {
     absl::MutexLock lock(&mu_);
     pins_ = paths;
-    t = tree_;
   }
-  if (t != nullptr) cache_->SetPinned(PinnedChunks(*t, paths));
+  cache_->SetPinned(PinnedChunks(paths));
 }
 
-absl::flat_hash_set<Digest> OnDemandView::PinnedChunks(const Tree& tree, const std::vector<std::string>& pins) {
+absl::flat_hash_set<Digest> OnDemandView::PinnedChunks(const std::vector<std::string>& pins) const {
   absl::flat_hash_set<Digest> pinned;
   if (pins.empty()) return pinned;
-  for (const auto& [path, node] : tree) {
+  absl::ReaderMutexLock lock(&tree_mu_);
+  for (const auto& [path, node] : tree_) {
     if (!std::any_of(pins.begin(), pins.end(), [&](const std::string& pin) { return IsUnder(path, pin); })) {
       continue;
     }
-    for (const ChunkRef& c : node.version.chunks) {
+    for (const ChunkRef& c : node->version.chunks) {
       if (!c.hole()) pinned.insert(c.sha256);
     }
   }
@@ -262,9 +378,7 @@ absl::flat_hash_set<Digest> OnDemandView::PinnedChunks(const Tree& tree, const s
 }
 
 absl::Status OnDemandView::HydratePins() {
-  std::shared_ptr<const Tree> t = tree();
-  if (t == nullptr) return absl::OkStatus();
-  const absl::flat_hash_set<Digest> pinned = PinnedChunks(*t, pins());
+  const absl::flat_hash_set<Digest> pinned = PinnedChunks(pins());
   std::vector<Digest> missing;
   for (const Digest& d : pinned) {
     if (!cache_->Has(d)) missing.push_back(d);
@@ -289,6 +403,9 @@ OnDemandView::Stats OnDemandView::stats() const {
   {
     absl::MutexLock lock(&mu_);
     s.last_failure = last_failure_;
+  }
+  {
+    absl::ReaderMutexLock lock(&tree_mu_);
     s.files = files_;
     s.bytes_shown = bytes_shown_;
   }

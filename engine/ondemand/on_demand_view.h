@@ -8,8 +8,9 @@
 //   view.Replace(live_versions, seq);               // after each listing of the namespace
 //   absl::StatusOr<std::string> bytes = view.Read("docs/a.txt", 4096, 65536);
 //
-// Thread-safe: a listing replaces an immutable tree that readers hold while they use it, so a
-// read never waits for a refresh and a refresh never waits for a fetch.
+// Thread-safe: each path's node is immutable and readers hold it while they use it; a change
+// swaps nodes under a lock that lookups take shared and nothing holds across a fetch, so a read
+// never waits for a fetch of another and a change never waits for a read.
 #ifndef CONVERGE_ENGINE_ONDEMAND_ON_DEMAND_VIEW_H_
 #define CONVERGE_ENGINE_ONDEMAND_ON_DEMAND_VIEW_H_
 
@@ -46,6 +47,11 @@ class OnDemandView {
   // Replace shows `versions` (tombstones are skipped; a path's parent directories are shown
   // even where the listing has no entry for them) as of namespace seq `seq`.
   void Replace(const std::vector<FileVersion>& versions, uint64_t seq);
+  // Apply shows the changes of commits up to `seq` (a tombstone removes its path), touching only
+  // those paths and their parents: a commit costs what it changed, not the namespace's size.
+  void Apply(const std::vector<FileVersion>& changes, uint64_t seq);
+  // Snapshot returns the versions shown (not the directories only implied), in no order.
+  std::vector<FileVersion> Snapshot() const;
   uint64_t seq() const { return seq_.load(); }
 
   // Stat returns the version shown at `path` ("" is the folder itself, a directory);
@@ -79,22 +85,32 @@ class OnDemandView {
   Stats stats() const;
 
  private:
+  // A path shown. Immutable once in the tree: readers hold it while they use it, a change
+  // puts a new one in its place.
   struct Node {
     FileVersion version;
     std::vector<uint64_t> starts;  // each chunk's offset in the file
     bool whole = true;             // a file's chunks add up to its size
+    bool implied = false;          // a directory shown only because paths lie below it
     std::vector<std::string> children;  // directories: entry names, sorted
   };
-  using Tree = absl::flat_hash_map<std::string, Node>;
-  std::shared_ptr<const Tree> tree() const;
-  // Find returns the node at `path` in `t` (null: never listed).
-  static absl::StatusOr<const Node*> Find(const Tree* t, const std::string& path);
+  using Tree = absl::flat_hash_map<std::string, std::shared_ptr<const Node>>;
+  static std::shared_ptr<Node> MakeNode(const FileVersion& v);
+  // Find returns the node at `path`.
+  absl::StatusOr<std::shared_ptr<const Node>> Find(const std::string& path) const;
+  // Put and Remove change tree_ (Apply's steps); `edited` holds the nodes made in this Apply,
+  // which it may still change in place (no reader has seen them).
+  using Edited = absl::flat_hash_map<std::string, std::shared_ptr<Node>>;
+  void Put(const FileVersion& v, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  void Remove(const std::string& path, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // Editable returns a node of the tree that this Apply may change (copied once).
+  Node* Editable(const std::string& path, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  void Count(const Node& node, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
   // ChunkBytes returns chunk `i` of `node`, from the cache or fetched with those after it.
   absl::StatusOr<std::string> ChunkBytes(const Node& node, size_t i);
-  absl::Status FetchInto(const std::vector<Digest>& wanted);
   void NoteFailure(const std::string& path, const absl::Status& why);
-  // PinnedChunks: the chunks of the files of `tree` under `pins`.
-  static absl::flat_hash_set<Digest> PinnedChunks(const Tree& tree, const std::vector<std::string>& pins);
+  // PinnedChunks: the chunks of the files shown under `pins`.
+  absl::flat_hash_set<Digest> PinnedChunks(const std::vector<std::string>& pins) const;
   std::vector<std::string> pins() const;
 
   // Fetch reads chunks from source_, or fails when there is none yet.
@@ -109,8 +125,13 @@ class OnDemandView {
   absl::Mutex fetch_mu_;
   absl::flat_hash_map<Digest, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(fetch_mu_);
   ChunkCache* const cache_;
+  // Held shared by lookups, exclusively by Replace and Apply (never across a fetch).
+  mutable absl::Mutex tree_mu_;
+  Tree tree_ ABSL_GUARDED_BY(tree_mu_);
+  bool listed_ ABSL_GUARDED_BY(tree_mu_) = false;
+  uint64_t files_ ABSL_GUARDED_BY(tree_mu_) = 0;
+  uint64_t bytes_shown_ ABSL_GUARDED_BY(tree_mu_) = 0;
   mutable absl::Mutex mu_;
-  std::shared_ptr<const Tree> tree_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> seq_{0};
   std::atomic<uint64_t> bytes_fetched_{0};
   std::atomic<uint64_t> chunks_fetched_{0};
@@ -118,8 +139,6 @@ class OnDemandView {
   std::atomic<uint64_t> reads_failed_{0};
   std::string last_failure_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> pins_ ABSL_GUARDED_BY(mu_);
-  uint64_t files_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t bytes_shown_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace converge::engine

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/ondemand/writer_for_test.h"
 #include "gtest/gtest.h"
 #include "tests/testing/random_bytes_for_test.h"
@@ -168,6 +170,61 @@ TEST_F(OnDemandViewTest, AListingWhoseChunksDoNotAddUpIsRefusedNotGuessedAt) {
   }
   EXPECT_EQ(view_->stats().reads_failed, 2u);
   EXPECT_EQ(view_->stats().bytes_fetched, 0u);
+}
+
+// AllListed walks a view from its root: every path with its kind and size.
+std::map<std::string, std::string> AllListed(const OnDemandView& view) {
+  std::map<std::string, std::string> out;
+  std::vector<std::string> dirs = {""};
+  while (!dirs.empty()) {
+    const std::string dir = dirs.back();
+    dirs.pop_back();
+    absl::Status listed = view.ListFrom(dir, 0, [&](const std::string& name, const FileVersion& v) {
+      const std::string path = dir.empty() ? name : dir + "/" + name;
+      out[path] = absl::StrCat(static_cast<int>(v.kind), ":", v.size);
+      if (v.kind == FileKind::kDirectory) dirs.push_back(path);
+      return true;
+    });
+    EXPECT_TRUE(listed.ok()) << dir << ": " << listed;
+  }
+  return out;
+}
+
+TEST(OnDemandViewApplyTest, CommitsAppliedOneByOneShowWhatAWholeListingShows) {
+  absl::StatusOr<std::unique_ptr<ChunkCache>> cache = ChunkCache::Open(testing::MakeTestDir() + "/cache", 1 << 20);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  OnDemandView applied(nullptr, cache->get()), replaced(nullptr, cache->get());
+  applied.Replace({}, 0);
+  std::map<std::string, FileVersion> live;
+  std::mt19937_64 rng(17);
+  const std::vector<std::string> names = {"a", "b", "c"};
+  for (uint64_t seq = 1; seq <= 400; ++seq) {
+    std::vector<FileVersion> commit;
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 3); ++k) {
+      std::string path = names[rng() % 3];
+      for (int depth = rng() % 3; depth > 0; --depth) path += "/" + names[rng() % 3];
+      FileVersion v;
+      v.path = path;
+      if (rng() % 3 == 0) {
+        v.deleted = true;
+        live.erase(path);
+      } else {
+        v.kind = rng() % 4 == 0 ? FileKind::kDirectory : FileKind::kFile;
+        v.size = v.kind == FileKind::kFile ? rng() % 100 : 0;
+        live[path] = v;
+      }
+      commit.push_back(v);
+    }
+    applied.Apply(commit, seq);
+    std::vector<FileVersion> all;
+    for (const auto& [path, v] : live) all.push_back(v);
+    replaced.Replace(all, seq);
+    ASSERT_EQ(AllListed(applied), AllListed(replaced)) << "after seq " << seq;
+    ASSERT_EQ(applied.stats().files, replaced.stats().files);
+    ASSERT_EQ(applied.stats().bytes_shown, replaced.stats().bytes_shown);
+  }
+  std::vector<FileVersion> snapshot = applied.Snapshot();
+  EXPECT_EQ(snapshot.size(), live.size());  // the implied directories are not versions
 }
 
 }  // namespace
