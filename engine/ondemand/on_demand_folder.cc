@@ -190,7 +190,8 @@ void OnDemandFolder::FollowPins() {
   text << in.rdbuf();
   if (text.str() != pins_text_) {
     pins_text_ = text.str();
-    view_->SetPins(ParsePins(pins_text_));
+    pins_ = ParsePins(pins_text_);  // a bad line is reported once, when the file changes
+    view_->SetPins(pins_);
     pins_hydrated_ = false;
   }
   if (pins_hydrated_ || !listed_ok_ || absl::Now() < pins_retry_at_) return;
@@ -208,7 +209,7 @@ OnDemandStatus OnDemandFolder::StatusNow() {
   s.cache = cache_->stats();
   s.seq = view_->seq();
   s.remote_head = remote_head_;
-  s.pins = ParsePins(pins_text_);
+  s.pins = pins_;
   absl::MutexLock lock(&mu_);
   s.error = error_;
   s.listed_at_unix_ms = listed_at_unix_ms_;

@@ -134,6 +134,7 @@ class OnDemandFolder {
   std::string error_ ABSL_GUARDED_BY(mu_);
   int64_t listed_at_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
   std::string pins_text_;  // the pins file as last read (the runner's thread only)
+  std::vector<std::string> pins_;  // as parsed from it
   bool pins_hydrated_ = true;
   absl::Time pins_retry_at_ = absl::InfinitePast();
   absl::Notification stop_;
