@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/base/files.h"
+#include "common/base/status_macros.h"
 #include "common/base/human_format.h"
 #include "common/base/logging.h"
 #include "common/base/version.h"
@@ -30,6 +31,19 @@ int64_t Millis(absl::Time t) { return t == absl::Time() ? 0 : absl::ToUnixMillis
 }  // namespace
 
 std::string StatusPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/status.json"); }
+
+// StatusJson prints a status as the status file holds it.
+absl::StatusOr<std::string> StatusJson(const engine::v1::EngineStatusFile& s) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(s, &json, options).ok()) {
+    return absl::InternalError("cannot print the status as JSON");
+  }
+  return json;
+}
 std::string PauseFlagPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/paused"); }
 std::string SelectionPath(const std::string& folder) { return absl::StrCat(folder, "/", kStateDirName, "/selection"); }
 
@@ -148,13 +162,9 @@ void StatusWriter::WriteOnce(bool force) {
   if (!out.SerializeToString(&unchanged)) return;
   if (!force && unchanged == last_ && now - last_written_ < kStatusHeartbeat) return;
   out.set_updated_at_unix_ms(absl::ToUnixMillis(now));
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(out, &json, options).ok()) return;
-  absl::Status written = WriteFileAtomically(StatusPath(identity_.folder()), json);
+  absl::StatusOr<std::string> json = StatusJson(out);
+  if (!json.ok()) return;
+  absl::Status written = WriteFileAtomically(StatusPath(identity_.folder()), *json);
   if (written.ok()) {
     last_ = std::move(unchanged);
     last_written_ = now;
@@ -261,8 +271,14 @@ void AppendOnDemand(const engine::v1::EngineStatusFile& s, std::string* out) {
 
 }  // namespace
 
-absl::Status WriteOnDemandStatus(engine::v1::EngineStatusFile out, const OnDemandStatus& s,
-                                 const std::string& state_path) {
+void OnDemandStatusFile::set_device_id(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  identity_.set_device_id(id);
+}
+
+absl::Status OnDemandStatusFile::Write(const OnDemandStatus& s) {
+  absl::MutexLock lock(&mu_);
+  engine::v1::EngineStatusFile out = identity_;
   out.set_pid(getpid());
   out.set_version(kVersion);
   out.set_state(s.state);
@@ -281,16 +297,16 @@ absl::Status WriteOnDemandStatus(engine::v1::EngineStatusFile out, const OnDeman
   out.set_fetched_bytes(s.view.bytes_fetched);
   out.set_reads_failed(s.view.reads_failed);
   out.set_last_read_failure(s.view.last_failure);
-  out.set_updated_at_unix_ms(absl::ToUnixMillis(absl::Now()));
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(out, &json, options).ok()) {
-    return absl::InternalError("cannot print the status as JSON");
-  }
-  return WriteFileAtomically(state_path + "/status.json", json);
+  const absl::Time now = absl::Now();
+  std::string unchanged;
+  if (!out.SerializeToString(&unchanged)) return absl::InternalError("cannot encode the status");
+  if (unchanged == last_ && now - last_written_ < kStatusHeartbeat) return absl::OkStatus();
+  out.set_updated_at_unix_ms(absl::ToUnixMillis(now));
+  CONVERGE_ASSIGN_OR_RETURN(std::string json, StatusJson(out));
+  CONVERGE_RETURN_IF_ERROR(WriteFileAtomically(state_path_ + "/status.json", json));
+  last_ = std::move(unchanged);
+  last_written_ = now;
+  return absl::OkStatus();
 }
 
 std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,

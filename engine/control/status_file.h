@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "engine/ondemand/on_demand_folder.h"
 #include "converge/engine/v1/status.pb.h"
 #include "engine/sync/selection.h"
@@ -65,10 +67,24 @@ inline constexpr absl::Duration kStatusHeartbeat = absl::Seconds(2);
 
 absl::StatusOr<engine::v1::EngineStatusFile> ReadStatus(const std::string& folder);
 
-// WriteOnDemandStatus writes an on-demand folder's status (`identity` filled in with it) to
-// status.json in its state directory, reached at `state_path` (the folder is mounted over).
-absl::Status WriteOnDemandStatus(engine::v1::EngineStatusFile identity, const OnDemandStatus& s,
-                                 const std::string& state_path);
+// OnDemandStatusFile writes an on-demand folder's status to status.json in its state directory,
+// reached at `state_path` (the folder is mounted over), as StatusWriter does a syncing one's:
+// when it changed, or kStatusHeartbeat after the last write. Thread-safe.
+class OnDemandStatusFile {
+ public:
+  OnDemandStatusFile(engine::v1::EngineStatusFile identity, std::string state_path)
+      : identity_(std::move(identity)), state_path_(std::move(state_path)) {}
+  // set_device_id: the device's id, once enrollment says it.
+  void set_device_id(const std::string& id);
+  absl::Status Write(const OnDemandStatus& s);
+
+ private:
+  absl::Mutex mu_;
+  engine::v1::EngineStatusFile identity_ ABSL_GUARDED_BY(mu_);
+  const std::string state_path_;
+  std::string last_ ABSL_GUARDED_BY(mu_);  // the last status written, serialized without its time
+  absl::Time last_written_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
 
 // FormatStatus renders a status for people: state, cursor, pending work, the transfer with its
 // rate and ETA, conflict copies found in the folder. `now` judges whether the engine runs.

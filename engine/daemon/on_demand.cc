@@ -13,7 +13,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/base/files.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
@@ -86,13 +85,13 @@ absl::Status Daemon::OpenOnDemandState() {
 
 int Daemon::RunOnDemand() {
   auto log = GetLogger("engine");
-  absl::Mutex identity_mu;  // the device id is known once enrolled
   engine::v1::EngineStatusFile identity;
   identity.set_folder(options_.folder);
   identity.set_namespace_id(options_.enrollment.namespace_id);
   if (absl::StatusOr<std::optional<std::string>> id = index_->GetSetting("device_id"); id.ok() && id->has_value()) {
-    identity.set_device_id(**id);
+    identity.set_device_id(**id);  // known before enrolling if it enrolled before
   }
+  OnDemandStatusFile status(std::move(identity), state_path_);
   FileListingStore listings(state_path_ + "/listing.pb");
   OnDemandOptions o;
   o.folder = options_.folder;
@@ -102,10 +101,7 @@ int Daemon::RunOnDemand() {
   o.follow_interval = options_.engine.rescan_interval;
   o.listings = &listings;
   OnDemandFolder folder(nullptr, o, [&](const OnDemandStatus& s) {
-    absl::MutexLock lock(&identity_mu);
-    if (absl::Status written = WriteOnDemandStatus(identity, s, state_path_); !written.ok()) {
-      log->warn("status file: {}", written.ToString());
-    }
+    if (absl::Status written = status.Write(s); !written.ok()) log->warn("status file: {}", written.ToString());
   });
   if (absl::Status started = folder.Start(); !started.ok()) {
     log->error("{}", started.ToString());
@@ -124,10 +120,7 @@ int Daemon::RunOnDemand() {
                options_.enrollment.namespace_id);
     return kExitError;
   }
-  {
-    absl::MutexLock lock(&identity_mu);
-    identity.set_device_id(enrollment_.device_id);
-  }
+  status.set_device_id(enrollment_.device_id);
   log->info("device {} shows namespace '{}' on demand at {} (store {}, notify {})", enrollment_.device_id,
             options_.enrollment.namespace_id, options_.folder, StoreAddress(), NotifyAddress());
   GrpcStoreClient client(Channel(StoreAddress()), options_.enrollment.namespace_id, enrollment_.device_id);

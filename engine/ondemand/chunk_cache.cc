@@ -22,7 +22,8 @@ bool IsHexName(const std::string& name) {
          std::all_of(name.begin(), name.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-absl::StatusOr<Digest> DigestFromHex(const std::string& hex) {
+// DigestFromHex reads a name IsHexName accepted.
+Digest DigestFromHex(const std::string& hex) {
   Digest d{};
   for (size_t i = 0; i < kDigestSize; ++i) {
     auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
@@ -74,8 +75,7 @@ absl::StatusOr<std::unique_ptr<ChunkCache>> ChunkCache::Open(std::string dir, ui
       std::filesystem::remove(entry.path(), ec);  // an interrupted write's leftover
       continue;
     }
-    absl::StatusOr<Digest> d = DigestFromHex(name);
-    found.push_back({entry.last_write_time(ec), {*d, entry.file_size(ec)}});
+    found.push_back({entry.last_write_time(ec), {DigestFromHex(name), entry.file_size(ec)}});
   }
   if (ec) return absl::InternalError(absl::StrCat("cannot list the chunk cache ", dir, ": ", ec.message()));
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

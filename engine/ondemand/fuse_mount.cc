@@ -288,13 +288,6 @@ struct fuse_operations Operations() {
 
 }  // namespace
 
-bool FuseMount::FuseAvailable() {
-  const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  close(fd);
-  return true;
-}
-
 absl::Status FuseMount::DetachStale(const std::string& mountpoint) {
   // The kernel may answer stat from its cache for a moment; a dead connection fails the rest.
   struct stat st {};

@@ -28,8 +28,6 @@ namespace converge::engine {
 
 class FuseMount {
  public:
-  // FuseAvailable says whether this machine can mount (FUSE's device is there and openable).
-  static bool FuseAvailable();
   // DetachStale detaches a mount a killed engine left at `mountpoint` (its stat fails with
   // ENOTCONN); OK when there is none.
   static absl::Status DetachStale(const std::string& mountpoint);
