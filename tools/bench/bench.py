@@ -991,7 +991,7 @@ class Bench:
             self.real_history(tool)
         if want("S12") and self.state == "fresh":
             self.selective(tool, n2, size2)
-        if want("S13") and self.state == "fresh":
+        if want("S13"):
             self.on_demand(tool)
         # Last: a Syncthing whose first scan of S7's tree runs past its limit is still indexing
         # when rescan returns, and would time out whatever came after it.
