@@ -282,7 +282,10 @@ absl::Status OnDemandStatusFile::Write(const OnDemandStatus& s) {
   out.set_pid(getpid());
   out.set_version(kVersion);
   out.set_state(s.state);
-  out.set_error(s.error);
+  out.set_error(s.error.empty() ? s.upload_error : s.error);
+  out.set_pending_uploads(s.edits.pending);
+  out.set_held_deletes(s.held_deletes);
+  out.set_held(s.held_message);
   out.set_cursor(s.seq);
   out.set_remote_head(s.remote_head);
   out.set_last_synced_unix_ms(s.listed_at_unix_ms);
@@ -326,11 +329,9 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   absl::StrAppend(&out, "cursor     ", s.cursor(), behind > 0 ? absl::StrCat(" (", behind, " commits to download)") : "",
                   "\n");
   if (!s.watcher().empty()) absl::StrAppend(&out, "watching   ", s.watcher(), "\n");
-  if (!s.on_demand()) {  // an on-demand folder uploads nothing (read-only in this version)
-    absl::StrAppend(&out, "uploads    ",
-                    s.pending_uploads() == 0 ? "none waiting" : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
-                    "\n");
-  }
+  absl::StrAppend(&out, "uploads    ",
+                  s.pending_uploads() == 0 ? "none waiting" : absl::StrCat(s.pending_uploads(), " changed paths waiting"),
+                  "\n");
   if (s.held_deletes() > 0) {
     absl::StrAppend(&out, "deletes    ", s.held_deletes(), " local deletions held by the store (", s.held(),
                     "); an operator approves or rejects them with convergectl deletes\n");

@@ -12,11 +12,16 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/base/files.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/wire/wire.h"
+#include "converge/engine/v1/local.pb.h"
 #include "converge/engine/v1/status.pb.h"
 #include "converge/store/v1/store.pb.h"
 #include "engine/client/grpc_store_client.h"
@@ -24,6 +29,7 @@
 #include "engine/control/status_file.h"
 #include "engine/daemon/daemon.h"
 #include "engine/ondemand/fuse_mount.h"
+#include "engine/ondemand/local_edits.h"
 #include "engine/ondemand/on_demand_folder.h"
 
 namespace converge::engine {
@@ -62,6 +68,103 @@ class FileListingStore : public ListingStore {
   const std::string path_;
 };
 
+// FileChangeJournal keeps each pending local change as <id>.rec (a LocalChange) in the state
+// directory's local/, written beside and renamed into place: a crash of the engine leaves the
+// old record or the new one. Sync fsyncs the records written since the last Sync and the
+// directory. A record is validated again when read back.
+class FileChangeJournal : public ChangeJournal {
+ public:
+  explicit FileChangeJournal(std::string dir) : dir_(std::move(dir)) {}
+  ~FileChangeJournal() override {
+    if (dir_fd_ >= 0) close(dir_fd_);
+  }
+
+  absl::Status Put(const PendingChange& change) override {
+    engine::v1::LocalChange out;
+    wire::FileVersionToProto(change.version, out.mutable_version());
+    out.set_has_data(change.has_data);
+    std::string bytes;
+    if (!out.SerializeToString(&bytes)) return absl::InternalError("cannot encode a local change");
+    CONVERGE_RETURN_IF_ERROR(OpenDir());
+    const std::string name = absl::StrCat(change.id, ".rec"), temp = absl::StrCat(change.id, ".rec.tmp");
+    const int fd = openat(dir_fd_, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Errno("create", temp);
+    const bool written = write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    const int err = errno;
+    close(fd);
+    if (!written) return absl::ResourceExhaustedError(absl::StrCat("writing ", temp, ": ", std::strerror(err)));
+    if (renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str()) != 0) return Errno("rename", temp);
+    absl::MutexLock lock(&mu_);
+    unsynced_.insert(change.id);
+    return absl::OkStatus();
+  }
+
+  absl::Status Drop(uint64_t id) override {
+    CONVERGE_RETURN_IF_ERROR(OpenDir());
+    const std::string name = absl::StrCat(id, ".rec");
+    if (unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT) return Errno("unlink", name);
+    absl::MutexLock lock(&mu_);
+    unsynced_.erase(id);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<PendingChange>> LoadAll() override {
+    CONVERGE_RETURN_IF_ERROR(OpenDir());
+    std::vector<PendingChange> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+      const std::string name = entry.path().filename().string();
+      uint64_t id = 0;
+      if (absl::EndsWith(name, ".rec.tmp")) {
+        unlinkat(dir_fd_, name.c_str(), 0);  // a write the crash cut short: the record before it stands
+        continue;
+      }
+      if (!absl::EndsWith(name, ".rec") || !absl::SimpleAtoi(name.substr(0, name.size() - 4), &id)) continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      engine::v1::LocalChange saved;
+      if (!saved.ParseFromIstream(&in)) return absl::DataLossError(absl::StrCat(entry.path().string(), " does not parse"));
+      absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(saved.version());
+      if (!v.ok()) return absl::DataLossError(absl::StrCat(entry.path().string(), ": ", v.status().message()));
+      out.push_back(PendingChange{id, *std::move(v), saved.has_data()});
+    }
+    if (ec) return absl::InternalError(absl::StrCat("reading ", dir_, ": ", ec.message()));
+    return out;
+  }
+
+  absl::Status Sync() override {
+    CONVERGE_RETURN_IF_ERROR(OpenDir());
+    absl::flat_hash_set<uint64_t> ids;
+    {
+      absl::MutexLock lock(&mu_);
+      ids.swap(unsynced_);
+    }
+    for (uint64_t id : ids) {
+      const int fd = openat(dir_fd_, absl::StrCat(id, ".rec").c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;  // dropped since
+      fsync(fd);
+      close(fd);
+    }
+    return fsync(dir_fd_) == 0 ? absl::OkStatus() : Errno("fsync", dir_);
+  }
+
+ private:
+  absl::Status OpenDir() {
+    absl::MutexLock lock(&mu_);
+    if (dir_fd_ >= 0) return absl::OkStatus();
+    if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) return Errno("mkdir", dir_);
+    dir_fd_ = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return dir_fd_ >= 0 ? absl::OkStatus() : Errno("open", dir_);
+  }
+  static absl::Status Errno(const char* what, const std::string& name) {
+    return absl::InternalError(absl::StrCat(what, " ", name, ": ", std::strerror(errno)));
+  }
+
+  const std::string dir_;
+  absl::Mutex mu_;
+  int dir_fd_ = -1;
+  absl::flat_hash_set<uint64_t> unsynced_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 absl::Status Daemon::OpenOnDemandState() {
@@ -93,6 +196,7 @@ int Daemon::RunOnDemand() {
   }
   OnDemandStatusFile status(std::move(identity), state_path_);
   FileListingStore listings(state_path_ + "/listing.pb");
+  FileChangeJournal journal(state_path_ + "/local");
   OnDemandOptions o;
   o.folder = options_.folder;
   o.state_path = state_path_;
@@ -100,6 +204,9 @@ int Daemon::RunOnDemand() {
   o.cache_budget_bytes = options_.cache_budget_bytes;
   o.follow_interval = options_.engine.rescan_interval;
   o.listings = &listings;
+  o.journal = &journal;
+  o.device_id = identity.device_id();
+  o.device_name = options_.enrollment.device_name;
   OnDemandFolder folder(nullptr, o, [&](const OnDemandStatus& s) {
     if (absl::Status written = status.Write(s); !written.ok()) log->warn("status file: {}", written.ToString());
   });
@@ -124,7 +231,7 @@ int Daemon::RunOnDemand() {
   log->info("device {} shows namespace '{}' on demand at {} (store {}, notify {})", enrollment_.device_id,
             options_.enrollment.namespace_id, options_.folder, StoreAddress(), NotifyAddress());
   GrpcStoreClient client(Channel(StoreAddress()), options_.enrollment.namespace_id, enrollment_.device_id);
-  folder.Connect(&client);
+  folder.Connect(&client, enrollment_.device_id);
   NotificationListener::Callbacks callbacks;
   callbacks.on_head = [&folder](uint64_t seq) { folder.NotifyRemoteHead(seq); };
   const std::string notify = NotifyAddress();

@@ -12,10 +12,13 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 
@@ -23,6 +26,7 @@ namespace converge::engine {
 
 struct FuseMount::Context {
   OnDemandView* view = nullptr;
+  LocalEdits* edits = nullptr;  // null: the view takes no writes
   int state_fd = -1;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -48,11 +52,33 @@ bool InState(const std::string& rel, std::string* inside) {
   return Ctx()->state_fd >= 0;
 }
 
-int ErrnoOf(const absl::Status& s) {
+int ReadError(const absl::Status& s) {
   if (absl::IsNotFound(s)) return -ENOENT;
   if (absl::IsFailedPrecondition(s)) return -ENOTDIR;
   return -EIO;
 }
+
+// An edit's answer: 0, or the errno it failed with (EROFS where the view takes no writes).
+int Edit(const std::function<absl::Status(LocalEdits*)>& edit) {
+  LocalEdits* edits = Ctx()->edits;
+  if (edits == nullptr) return -EROFS;
+  absl::Status s = edit(edits);
+  return s.ok() ? 0 : -ErrnoOf(s);
+}
+
+// An open file other than a view file opened for reading (fh 0): one of the state directory's,
+// or one being written through LocalEdits.
+struct OpenFile {
+  int fd = -1;
+  bool edit = false;
+  LocalEdits::Handle handle;
+};
+
+OpenFile* Opened(struct fuse_file_info* fi) {
+  return fi == nullptr || fi->fh == 0 ? nullptr : reinterpret_cast<OpenFile*>(fi->fh);
+}
+
+void SetOpened(struct fuse_file_info* fi, OpenFile file) { fi->fh = reinterpret_cast<uint64_t>(new OpenFile(file)); }
 
 void FillStat(const FileVersion& v, struct stat* st) {
   std::memset(st, 0, sizeof(*st));
@@ -88,6 +114,7 @@ void* Init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   cfg->attr_timeout = 1.0;
   cfg->negative_timeout = 1.0;
   cfg->kernel_cache = 0;  // a file's pages are dropped on open: a new version shows at once
+  cfg->hard_remove = 1;   // a file deleted while open goes at once (no .fuse_hidden rename)
   return fuse_get_context()->private_data;
 }
 
@@ -99,14 +126,14 @@ int GetAttr(const char* path, struct stat* st, struct fuse_file_info* fi) {
     return fstatat(Ctx()->state_fd, inside.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
   }
   absl::StatusOr<FileVersion> v = Ctx()->view->Stat(rel);
-  if (!v.ok()) return ErrnoOf(v.status());
+  if (!v.ok()) return ReadError(v.status());
   FillStat(*v, st);
   return 0;
 }
 
 int ReadLink(const char* path, char* buf, size_t size) {
   absl::StatusOr<FileVersion> v = Ctx()->view->Stat(Rel(path));
-  if (!v.ok()) return ErrnoOf(v.status());
+  if (!v.ok()) return ReadError(v.status());
   if (v->kind != FileKind::kSymlink) return -EINVAL;
   if (size == 0) return -EINVAL;
   const size_t n = std::min(size - 1, v->symlink_target.size());
@@ -153,7 +180,7 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t offset, s
     FillStat(v, &st);
     return filler(buf, name.c_str(), &st, next, plus) == 0;
   });
-  return listed.ok() ? 0 : ErrnoOf(listed);
+  return listed.ok() ? 0 : ReadError(listed);
 }
 
 int Open(const char* path, struct fuse_file_info* fi) {
@@ -163,20 +190,29 @@ int Open(const char* path, struct fuse_file_info* fi) {
     const int flags = fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND);
     const int fd = openat(Ctx()->state_fd, inside.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return -errno;
-    fi->fh = static_cast<uint64_t>(fd) + 1;  // 0: a file of the view
+    SetOpened(fi, OpenFile{fd, false, {}});
     return 0;
   }
-  if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    LocalEdits::Handle h;
+    const int rc = Edit([&](LocalEdits* edits) {
+      absl::StatusOr<LocalEdits::Handle> opened = edits->OpenForWrite(rel, (fi->flags & O_TRUNC) != 0);
+      if (opened.ok()) h = *opened;
+      return opened.status();
+    });
+    if (rc == 0) SetOpened(fi, OpenFile{h.fd, true, h});
+    return rc;
+  }
   absl::StatusOr<FileVersion> v = Ctx()->view->Stat(rel);
-  if (!v.ok()) return ErrnoOf(v.status());
+  if (!v.ok()) return ReadError(v.status());
   if (v->kind == FileKind::kDirectory) return -EISDIR;
   fi->fh = 0;
   return 0;
 }
 
 int Read(const char* path, char* buf, size_t size, off_t offset, struct fuse_file_info* fi) {
-  if (fi != nullptr && fi->fh != 0) {
-    const ssize_t n = pread(static_cast<int>(fi->fh - 1), buf, size, offset);
+  if (OpenFile* f = Opened(fi); f != nullptr) {
+    const ssize_t n = pread(f->fd, buf, size, offset);
     return n < 0 ? -errno : static_cast<int>(n);
   }
   const std::string rel = Rel(path);
@@ -184,7 +220,7 @@ int Read(const char* path, char* buf, size_t size, off_t offset, struct fuse_fil
   if (!bytes.ok()) {
     static auto log = GetLogger("engine");
     log->warn("read of {}: {}", rel, bytes.status().message());
-    return ErrnoOf(bytes.status());
+    return ReadError(bytes.status());
   }
   std::memcpy(buf, bytes->data(), bytes->size());
   return static_cast<int>(bytes->size());
@@ -192,32 +228,57 @@ int Read(const char* path, char* buf, size_t size, off_t offset, struct fuse_fil
 
 int Release(const char* path, struct fuse_file_info* fi) {
   (void)path;
-  if (fi->fh != 0) close(static_cast<int>(fi->fh - 1));
+  std::unique_ptr<OpenFile> f(Opened(fi));
+  if (f == nullptr) return 0;
+  if (f->edit) {
+    Ctx()->edits->Release(f->handle);
+  } else {
+    close(f->fd);
+  }
   return 0;
 }
 
-// The state directory takes the CLI's writes (flags, the pins file); the view takes none.
+// The state directory takes the CLI's writes (flags, the pins file); the view takes programs'
+// writes as LocalEdits.
 int Create(const char* path, mode_t mode, struct fuse_file_info* fi) {
+  const std::string rel = Rel(path);
   std::string inside;
-  if (!InState(Rel(path), &inside)) return -EROFS;
+  if (!InState(rel, &inside)) {
+    LocalEdits::Handle h;
+    const int rc = Edit([&](LocalEdits* edits) {
+      absl::StatusOr<LocalEdits::Handle> made = edits->Create(rel, mode);
+      if (made.ok()) h = *made;
+      return made.status();
+    });
+    if (rc == 0) SetOpened(fi, OpenFile{h.fd, true, h});
+    return rc;
+  }
   const int flags = fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_EXCL);
   const int fd = openat(Ctx()->state_fd, inside.c_str(), flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
   if (fd < 0) return -errno;
-  fi->fh = static_cast<uint64_t>(fd) + 1;
+  SetOpened(fi, OpenFile{fd, false, {}});
   return 0;
 }
 
 int Write(const char* path, const char* buf, size_t size, off_t offset, struct fuse_file_info* fi) {
   (void)path;
-  if (fi == nullptr || fi->fh == 0) return -EROFS;
-  const ssize_t n = pwrite(static_cast<int>(fi->fh - 1), buf, size, offset);
-  return n < 0 ? -errno : static_cast<int>(n);
+  OpenFile* f = Opened(fi);
+  if (f == nullptr) return -EBADF;
+  const ssize_t n = pwrite(f->fd, buf, size, offset);
+  if (n < 0) return -errno;
+  if (f->edit) Ctx()->edits->Wrote(f->handle.id);
+  return static_cast<int>(n);
 }
 
 int Truncate(const char* path, off_t size, struct fuse_file_info* fi) {
-  if (fi != nullptr && fi->fh != 0) return ftruncate(static_cast<int>(fi->fh - 1), size) == 0 ? 0 : -errno;
+  if (OpenFile* f = Opened(fi); f != nullptr) {
+    if (ftruncate(f->fd, size) != 0) return -errno;
+    if (f->edit) Ctx()->edits->Wrote(f->handle.id);
+    return 0;
+  }
+  const std::string rel = Rel(path);
   std::string inside;
-  if (!InState(Rel(path), &inside)) return -EROFS;
+  if (!InState(rel, &inside)) return Edit([&](LocalEdits* edits) { return edits->Truncate(rel, size); });
   const int fd = openat(Ctx()->state_fd, inside.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return -errno;
   const int rc = ftruncate(fd, size) == 0 ? 0 : -errno;
@@ -228,38 +289,82 @@ int Truncate(const char* path, off_t size, struct fuse_file_info* fi) {
 int Rename(const char* from, const char* to, unsigned int flags) {
   std::string a, b;
   const bool from_state = InState(Rel(from), &a), to_state = InState(Rel(to), &b);
-  if (!from_state && !to_state) return -EROFS;
   if (from_state != to_state) return -EXDEV;
+  if ((flags & ~RENAME_NOREPLACE) != 0) return -EINVAL;  // RENAME_EXCHANGE, RENAME_WHITEOUT
+  if (!from_state) {
+    return Edit([&](LocalEdits* edits) { return edits->Rename(Rel(from), Rel(to), (flags & RENAME_NOREPLACE) != 0); });
+  }
   if (flags != 0) return -EINVAL;
   return renameat(Ctx()->state_fd, a.c_str(), Ctx()->state_fd, b.c_str()) == 0 ? 0 : -errno;
 }
 
 int Unlink(const char* path) {
+  const std::string rel = Rel(path);
   std::string inside;
-  if (!InState(Rel(path), &inside)) return -EROFS;
+  if (!InState(rel, &inside)) return Edit([&](LocalEdits* edits) { return edits->Unlink(rel); });
   return unlinkat(Ctx()->state_fd, inside.c_str(), 0) == 0 ? 0 : -errno;
 }
 
 int MkDir(const char* path, mode_t mode) {
+  const std::string rel = Rel(path);
   std::string inside;
-  if (!InState(Rel(path), &inside)) return -EROFS;
+  if (!InState(rel, &inside)) return Edit([&](LocalEdits* edits) { return edits->MkDir(rel, mode); });
   return mkdirat(Ctx()->state_fd, inside.c_str(), mode & 0777) == 0 ? 0 : -errno;
 }
 
 int RmDir(const char* path) {
+  const std::string rel = Rel(path);
   std::string inside;
-  if (!InState(Rel(path), &inside)) return -EROFS;
+  if (!InState(rel, &inside)) return Edit([&](LocalEdits* edits) { return edits->RmDir(rel); });
   return unlinkat(Ctx()->state_fd, inside.c_str(), AT_REMOVEDIR) == 0 ? 0 : -errno;
+}
+
+int Symlink(const char* target, const char* path) {
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) return -EPERM;
+  return Edit([&](LocalEdits* edits) { return edits->Symlink(target, rel); });
+}
+
+int ChMod(const char* path, mode_t mode, struct fuse_file_info* fi) {
+  (void)fi;
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) return fchmodat(Ctx()->state_fd, inside.c_str(), mode & 0777, 0) == 0 ? 0 : -errno;
+  return Edit([&](LocalEdits* edits) { return edits->SetMode(rel, mode); });
+}
+
+// Files show this user as their owner; giving them another is refused.
+int ChOwn(const char* path, uid_t uid, gid_t gid, struct fuse_file_info* fi) {
+  (void)path;
+  (void)fi;
+  const bool same = (uid == static_cast<uid_t>(-1) || uid == Ctx()->uid) && (gid == static_cast<gid_t>(-1) || gid == Ctx()->gid);
+  return same ? 0 : -EPERM;
+}
+
+int UTimens(const char* path, const struct timespec tv[2], struct fuse_file_info* fi) {
+  (void)fi;
+  const std::string rel = Rel(path);
+  std::string inside;
+  if (InState(rel, &inside)) return utimensat(Ctx()->state_fd, inside.c_str(), tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+  if (tv != nullptr && tv[1].tv_nsec == UTIME_OMIT) return 0;  // only the access time, which is not kept
+  const int64_t mtime_ns = tv == nullptr || tv[1].tv_nsec == UTIME_NOW
+                               ? absl::ToUnixNanos(absl::Now())
+                               : int64_t{tv[1].tv_sec} * 1000000000 + tv[1].tv_nsec;
+  return Edit([&](LocalEdits* edits) { return edits->SetMtime(rel, mtime_ns); });
 }
 
 int FSync(const char* path, int datasync, struct fuse_file_info* fi) {
   (void)path;
   (void)datasync;
-  if (fi == nullptr || fi->fh == 0) return 0;
-  return fsync(static_cast<int>(fi->fh - 1)) == 0 ? 0 : -errno;
+  OpenFile* f = Opened(fi);
+  if (f == nullptr) return 0;
+  if (f->edit) {
+    absl::Status synced = Ctx()->edits->Sync(f->handle);
+    return synced.ok() ? 0 : -ErrnoOf(synced);
+  }
+  return fsync(f->fd) == 0 ? 0 : -errno;
 }
-
-int Refuse() { return -EROFS; }
 
 struct fuse_operations Operations() {
   struct fuse_operations ops {};
@@ -278,11 +383,11 @@ struct fuse_operations Operations() {
   ops.mkdir = MkDir;
   ops.rmdir = RmDir;
   ops.fsync = FSync;
-  ops.symlink = [](const char*, const char*) { return Refuse(); };
-  ops.link = [](const char*, const char*) { return Refuse(); };
-  ops.chmod = [](const char*, mode_t, struct fuse_file_info*) { return Refuse(); };
-  ops.chown = [](const char*, uid_t, gid_t, struct fuse_file_info*) { return Refuse(); };
-  ops.utimens = [](const char*, const struct timespec*, struct fuse_file_info*) { return Refuse(); };
+  ops.symlink = Symlink;
+  ops.link = [](const char*, const char*) { return -EPERM; };  // hard links are not synced
+  ops.chmod = ChMod;
+  ops.chown = ChOwn;
+  ops.utimens = UTimens;
   return ops;
 }
 
@@ -310,12 +415,13 @@ absl::Status FuseMount::DetachStale(const std::string& mountpoint) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(OnDemandView* view, const std::string& mountpoint,
-                                                             int state_fd) {
+absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(OnDemandView* view, LocalEdits* edits,
+                                                             const std::string& mountpoint, int state_fd) {
   CONVERGE_RETURN_IF_ERROR(DetachStale(mountpoint));
   std::unique_ptr<FuseMount> m(new FuseMount());
   m->context_ = std::make_unique<Context>();
   m->context_->view = view;
+  m->context_->edits = edits;
   m->context_->state_fd = state_fd;
   m->context_->uid = getuid();
   m->context_->gid = getgid();

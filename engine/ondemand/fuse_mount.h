@@ -2,11 +2,13 @@
 // every program sees the namespace's files there. The engine's state directory, which the mount
 // hides, shows through read-only at .converge (the CLI reads status.json there).
 //
-// This first cut of on-demand folders is read-only: a write to the namespace's files is refused
-// with EROFS (only .converge, the CLI's flags and pins, takes writes). A read of a file whose chunks are not cached and cannot be fetched fails
-// with EIO (the view's status names the file).
+// Programs' changes to the namespace's files (writes, new files and directories, symlinks,
+// deletions, moves, modes, mtimes) go to LocalEdits, which keeps them until the store has them;
+// hard links are refused (EPERM). Without LocalEdits the mount is read-only (EROFS). A read of
+// a file whose chunks are not cached and cannot be fetched fails with EIO (the view's status
+// names the file).
 //
-//   absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Mount(&view, folder, state_fd);
+//   absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Mount(&view, &edits, folder, state_fd);
 //   ...
 //   m->reset();  // unmounts, waits for the requests being served
 //
@@ -20,6 +22,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "engine/ondemand/local_edits.h"
 #include "engine/ondemand/on_demand_view.h"
 
 struct fuse;
@@ -33,8 +36,9 @@ class FuseMount {
   static absl::Status DetachStale(const std::string& mountpoint);
   // Mount serves `view` at `mountpoint` (an existing directory) until destruction. `state_fd`
   // (a directory, kept open by the caller) is shown at .converge; -1: not shown.
-  static absl::StatusOr<std::unique_ptr<FuseMount>> Mount(OnDemandView* view, const std::string& mountpoint,
-                                                           int state_fd);
+  // `edits` (null: read-only) takes the writes.
+  static absl::StatusOr<std::unique_ptr<FuseMount>> Mount(OnDemandView* view, LocalEdits* edits,
+                                                           const std::string& mountpoint, int state_fd);
   ~FuseMount();
   FuseMount(const FuseMount&) = delete;
   FuseMount& operator=(const FuseMount&) = delete;

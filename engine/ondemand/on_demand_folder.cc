@@ -11,6 +11,7 @@
 #include "common/base/status_macros.h"
 #include "common/model/path.h"
 #include "common/model/store_behind.h"
+#include "engine/ondemand/upload.h"
 
 namespace converge::engine {
 namespace {
@@ -41,7 +42,8 @@ OnDemandFolder::OnDemandFolder(StoreClient* store, OnDemandOptions options,
 
 OnDemandFolder::~OnDemandFolder() { Stop(); }
 
-void OnDemandFolder::Connect(StoreClient* store) {
+void OnDemandFolder::Connect(StoreClient* store, const std::string& device_id) {
+  if (edits_ != nullptr && !device_id.empty()) edits_->SetDevice(device_id);
   store_ = store;
   view_->SetSource(store);
   listed_ok_ = false;  // follow at once
@@ -73,8 +75,13 @@ absl::Status OnDemandFolder::Start() {
               have_listing_ ? absl::StrCat("the listing saved at seq ", seq_) : std::string("nothing"));
   }
   FollowPins();
+  if (options_.journal != nullptr) {
+    edits_ = std::make_unique<LocalEdits>(view_.get(), options_.journal, options_.state_path + "/local",
+                                          options_.device_id, options_.device_name);
+    CONVERGE_RETURN_IF_ERROR(edits_->Load());
+  }
   if (options_.mount) {
-    CONVERGE_ASSIGN_OR_RETURN(mount_, FuseMount::Mount(view_.get(), options_.folder, options_.state_fd));
+    CONVERGE_ASSIGN_OR_RETURN(mount_, FuseMount::Mount(view_.get(), edits_.get(), options_.folder, options_.state_fd));
   }
   log->info("{} mounted on demand: {} files, {} bytes shown at seq {}; cache budget {} bytes", options_.folder,
             view_->stats().files, view_->stats().bytes_shown, seq_, options_.cache_budget_bytes);
@@ -107,6 +114,7 @@ void OnDemandFolder::Run() {
       retry_at = ok ? now : now + absl::Seconds(1);
     }
     FollowPins();
+    Upload();
     if (now >= next_report) {
       report_(StatusNow());
       next_report = now + options_.report_interval;
@@ -114,6 +122,27 @@ void OnDemandFolder::Run() {
   }
   Save(/*now=*/true);
   report_(StatusNow());
+}
+
+void OnDemandFolder::Upload() {
+  absl::StatusOr<StoreClient*> store = this->store();
+  if (edits_ == nullptr || !store.ok() || absl::Now() < upload_retry_at_) return;
+  absl::StatusOr<UploadOutcome> sent = UploadLocalEdits(*store, edits_.get(), view_.get(), cache_.get(), options_.upload_quiet);
+  absl::MutexLock lock(&mu_);
+  upload_error_ = sent.ok() ? "" : std::string(sent.status().message());
+  if (!sent.ok()) {
+    GetLogger("engine")->warn("uploading local changes: {} (trying again in a second)", sent.status().ToString());
+    upload_retry_at_ = absl::Now() + absl::Seconds(1);
+    return;
+  }
+  if (sent->held_deletes > 0 && sent->held_message != held_message_) {
+    GetLogger("engine")->warn("{} local deletion(s) held by the store until an operator approves: {}",
+                              sent->held_deletes, sent->held_message);
+  }
+  held_deletes_ = sent->held_deletes;
+  held_message_ = sent->held_message;
+  // Held deletions are asked about again every few seconds, not at every turn.
+  if (sent->held_deletes > 0) upload_retry_at_ = absl::Now() + absl::Seconds(2);
 }
 
 absl::Status OnDemandFolder::Follow() {
@@ -210,10 +239,18 @@ OnDemandStatus OnDemandFolder::StatusNow() {
   s.seq = view_->seq();
   s.remote_head = remote_head_;
   s.pins = pins_;
+  if (edits_ != nullptr) s.edits = edits_->stats();
   absl::MutexLock lock(&mu_);
+  s.held_deletes = held_deletes_;
+  s.held_message = held_message_;
+  s.upload_error = upload_error_;
   s.error = error_;
   s.listed_at_unix_ms = listed_at_unix_ms_;
-  s.state = !error_.empty() ? "offline" : s.seq < s.remote_head ? "listing" : "up to date";
+  s.state = !error_.empty()            ? "offline"
+            : s.seq < s.remote_head     ? "listing"
+            : s.held_deletes > 0        ? "held"
+            : s.edits.pending > 0       ? "uploading"
+                                        : "up to date";
   return s;
 }
 

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "engine/ondemand/chunk_cache.h"
 #include "engine/ondemand/fuse_mount.h"
+#include "engine/ondemand/local_edits.h"
 #include "engine/ondemand/on_demand_view.h"
 #include "engine/sync/store_client.h"
 
@@ -65,6 +66,12 @@ struct OnDemandOptions {
   absl::Duration save_interval = absl::Seconds(30);   // the listing is saved at most this often
   absl::Duration report_interval = absl::Milliseconds(250);
   bool mount = true;  // false: the view is followed but not mounted (tests without FUSE)
+  // Local changes (writes through the mount) are kept here until the store has them; null:
+  // the folder is read-only.
+  ChangeJournal* journal = nullptr;
+  absl::Duration upload_quiet = absl::Milliseconds(50);  // a change untouched this long goes up
+  std::string device_id;    // known before enrolling if it enrolled before (else from Connect)
+  std::string device_name;  // conflict copies made here carry it
 };
 
 struct OnDemandStatus {
@@ -76,6 +83,10 @@ struct OnDemandStatus {
   ChunkCache::Stats cache;
   std::vector<std::string> pins;
   int64_t listed_at_unix_ms = 0;
+  LocalEdits::Stats edits;        // changes made here, not yet in the store
+  uint64_t held_deletes = 0;      // of them, deletions the store holds for an operator
+  std::string held_message;
+  std::string upload_error;       // why the latest upload failed ("" if it did not)
 };
 
 class OnDemandFolder {
@@ -83,9 +94,9 @@ class OnDemandFolder {
   // `report` is called every report_interval with the folder's status (the daemon writes it to
   // the status file). `store` may be null until Connect: the folder then shows what was saved.
   OnDemandFolder(StoreClient* store, OnDemandOptions options, std::function<void(const OnDemandStatus&)> report);
-  // Connect hands over the store once the device could enroll (before that, nothing is fetched
-  // or followed); the store must outlive Stop.
-  void Connect(StoreClient* store);
+  // Connect hands over the store once the device could enroll (before that, nothing is fetched,
+  // followed or uploaded), and the device's id; the store must outlive Stop.
+  void Connect(StoreClient* store, const std::string& device_id = "");
   ~OnDemandFolder();
 
   // Start opens the cache, shows the listing saved last time (if any) brought up to date from
@@ -96,6 +107,8 @@ class OnDemandFolder {
   void Stop();
   // The view the mount serves (valid from Start until destruction).
   OnDemandView* view() { return view_.get(); }
+  // The local changes (null if the folder is read-only).
+  LocalEdits* edits() { return edits_.get(); }
 
   // The pins file: one path per line, kept in the state directory (`converge-engine pin`).
   static constexpr char kPinsFile[] = "pins";
@@ -109,6 +122,8 @@ class OnDemandFolder {
   absl::Status Follow();
   absl::Status ListWhole();
   void Shown();
+  // Upload sends the local changes that settled (engine/ondemand/upload.h).
+  void Upload();
   void Save(bool now);
   // FollowPins reads the pins file when it changed and fetches what pinned files lack.
   void FollowPins();
@@ -121,7 +136,9 @@ class OnDemandFolder {
   const std::function<void(const OnDemandStatus&)> report_;
   std::unique_ptr<ChunkCache> cache_;
   std::unique_ptr<OnDemandView> view_;
+  std::unique_ptr<LocalEdits> edits_;
   std::unique_ptr<FuseMount> mount_;
+  absl::Time upload_retry_at_ = absl::InfinitePast();  // the runner's thread only
   std::atomic<uint64_t> remote_head_{0};
   // What is followed (the runner's thread, and Start before it runs).
   uint64_t seq_ = 0;
@@ -133,6 +150,9 @@ class OnDemandFolder {
   absl::Mutex mu_;
   std::string error_ ABSL_GUARDED_BY(mu_);
   int64_t listed_at_unix_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t held_deletes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string held_message_ ABSL_GUARDED_BY(mu_);
+  std::string upload_error_ ABSL_GUARDED_BY(mu_);
   std::string pins_text_;  // the pins file as last read (the runner's thread only)
   std::vector<std::string> pins_;  // as parsed from it
   bool pins_hydrated_ = true;

@@ -1,6 +1,12 @@
 #include "engine/ondemand/on_demand_view.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -83,11 +89,29 @@ void OnDemandView::Replace(const std::vector<FileVersion>& versions, uint64_t se
   }
   {
     absl::MutexLock lock(&tree_mu_);
+    // Local changes stay shown over the new listing, its versions of their paths underneath.
+    std::vector<std::pair<std::string, std::shared_ptr<const Node>>> local;
+    for (auto& [path, under] : shadowed_) {
+      auto shown = tree_.find(path);
+      local.emplace_back(path, shown == tree_.end() || shown->second->implied ? nullptr : shown->second);
+      auto listed = tree.find(path);
+      under = listed == tree.end() || listed->second->implied ? nullptr : listed->second;
+    }
     tree_.swap(tree);
     listed_ = true;
     files_ = files;
     bytes_shown_ = bytes;
     seq_ = seq;
+    Edited edited;
+    for (const auto& [path, node] : local) {
+      if (node != nullptr) {
+        auto copy = std::make_shared<Node>(*node);
+        copy->children.clear();  // linked anew below it
+        Put(std::move(copy), &edited);
+      } else {
+        Remove(path, &edited);
+      }
+    }
   }
   cache_->SetPinned(PinnedChunks(pins()));
   // `tree` (the old one) goes here, outside the lock.
@@ -101,6 +125,10 @@ void OnDemandView::Apply(const std::vector<FileVersion>& changes, uint64_t seq) 
     Edited edited;
     for (const FileVersion& v : changes) {
       if (v.path.empty()) continue;
+      if (auto under = shadowed_.find(v.path); under != shadowed_.end()) {
+        under->second = v.deleted ? nullptr : MakeNode(v);  // a local change stays shown over it
+        continue;
+      }
       if (v.deleted) {
         Remove(v.path, &edited);
         continue;
@@ -132,20 +160,20 @@ void OnDemandView::Count(const Node& node, int sign) {
   bytes_shown_ += sign * static_cast<int64_t>(node.version.size);
 }
 
-void OnDemandView::Put(const FileVersion& v, Edited* edited) {
-  std::shared_ptr<Node> node = MakeNode(v);
-  if (auto it = tree_.find(v.path); it != tree_.end()) {
+void OnDemandView::Put(std::shared_ptr<Node> node, Edited* edited) {
+  const std::string& at_path = node->version.path;
+  if (auto it = tree_.find(at_path); it != tree_.end()) {
     node->children = it->second->children;  // a directory keeps what lies below it
     Count(*it->second, -1);
     Count(*node, +1);
     it->second = node;
-    (*edited)[v.path] = node;
+    (*edited)[at_path] = node;
     return;
   }
   Count(*node, +1);
-  tree_[v.path] = node;
-  (*edited)[v.path] = node;
-  for (std::string path = v.path; !path.empty();) {  // link it in, making implied parents
+  tree_[at_path] = node;
+  (*edited)[at_path] = node;
+  for (std::string path = at_path; !path.empty();) {  // link it in, making implied parents
     const std::string parent = ParentOf(path);
     const bool had = tree_.contains(parent);
     if (!had) {
@@ -194,8 +222,87 @@ std::vector<FileVersion> OnDemandView::Snapshot() const {
   absl::ReaderMutexLock lock(&tree_mu_);
   out.reserve(tree_.size());
   for (const auto& [path, node] : tree_) {
-    if (!node->implied) out.push_back(node->version);
+    if (!node->implied && !shadowed_.contains(path)) out.push_back(node->version);
   }
+  for (const auto& [path, under] : shadowed_) {
+    if (under != nullptr) out.push_back(under->version);
+  }
+  return out;
+}
+
+void OnDemandView::Shadow(const std::string& path) {
+  if (shadowed_.contains(path)) return;
+  auto it = tree_.find(path);
+  shadowed_[path] = it == tree_.end() || it->second->implied ? nullptr : it->second;
+}
+
+void OnDemandView::ShowLocal(const FileVersion& v, const std::string& data) {
+  std::shared_ptr<Node> node = MakeNode(v);
+  node->local = data;
+  absl::MutexLock lock(&tree_mu_);
+  Shadow(v.path);
+  Edited edited;
+  Put(std::move(node), &edited);
+}
+
+void OnDemandView::HideLocal(const std::string& path) {
+  absl::MutexLock lock(&tree_mu_);
+  Shadow(path);
+  Edited edited;
+  Remove(path, &edited);
+}
+
+void OnDemandView::Settle(const std::string& path, const FileVersion* committed) {
+  absl::MutexLock lock(&tree_mu_);
+  auto under = shadowed_.find(path);
+  if (under == shadowed_.end()) return;
+  std::shared_ptr<const Node> remote = under->second;
+  shadowed_.erase(under);
+  Edited edited;
+  if (committed != nullptr && !committed->deleted) {
+    Put(*committed, &edited);
+  } else if (committed == nullptr && remote != nullptr) {
+    auto copy = std::make_shared<Node>(*remote);
+    copy->children.clear();  // what lies below is the tree's now
+    Put(std::move(copy), &edited);
+  } else {
+    Remove(path, &edited);
+  }
+}
+
+std::optional<FileVersion> OnDemandView::Remote(const std::string& path) const {
+  absl::ReaderMutexLock lock(&tree_mu_);
+  if (auto under = shadowed_.find(path); under != shadowed_.end()) {
+    if (under->second == nullptr) return std::nullopt;
+    return under->second->version;
+  }
+  auto it = tree_.find(path);
+  if (it == tree_.end() || it->second->implied) return std::nullopt;
+  return it->second->version;
+}
+
+FileVersion OnDemandView::Shown(const Node& node) {
+  if (node.local.empty()) return node.version;
+  FileVersion v = node.version;
+  struct stat st {};
+  if (stat(node.local.c_str(), &st) == 0) {
+    v.size = st.st_size;
+    v.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  }
+  return v;
+}
+
+absl::StatusOr<std::string> OnDemandView::ReadLocal(const Node& node, uint64_t offset, uint64_t size) {
+  const int fd = open(node.local.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("'", node.version.path, "' written here: ", std::strerror(errno)));
+  }
+  std::string out(size, '\0');
+  const ssize_t n = pread(fd, out.data(), size, static_cast<off_t>(offset));
+  const int err = errno;
+  close(fd);
+  if (n < 0) return absl::UnavailableError(absl::StrCat("'", node.version.path, "' written here: ", std::strerror(err)));
+  out.resize(n);
   return out;
 }
 
@@ -214,7 +321,7 @@ absl::StatusOr<std::shared_ptr<const OnDemandView::Node>> OnDemandView::Find(con
 
 absl::StatusOr<FileVersion> OnDemandView::Stat(const std::string& path) const {
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Node> node, Find(path));
-  return node->version;
+  return Shown(*node);
 }
 
 absl::StatusOr<std::vector<std::string>> OnDemandView::List(const std::string& dir) const {
@@ -238,7 +345,7 @@ absl::Status OnDemandView::ListFrom(
     absl::StatusOr<std::shared_ptr<const Node>> child =
         Find(dir.empty() ? children[i] : absl::StrCat(dir, "/", children[i]));
     if (!child.ok()) continue;  // removed since
-    if (!fn(children[i], (*child)->version)) break;
+    if (!fn(children[i], (*child)->local.empty() ? (*child)->version : Shown(**child))) break;
   }
   return absl::OkStatus();
 }
@@ -250,6 +357,7 @@ absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t
   if (node.version.kind != FileKind::kFile) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
   }
+  if (!node.local.empty()) return ReadLocal(node, offset, size);
   if (!node.whole) {
     NoteFailure(path, absl::DataLossError("its chunks do not add up to its size"));
     return absl::DataLossError(absl::StrCat("'", path, "': the listing's chunks do not add up to its size"));

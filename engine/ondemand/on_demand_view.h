@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,23 @@ class OnDemandView {
   // Apply shows the changes of commits up to `seq` (a tombstone removes its path), touching only
   // those paths and their parents: a commit costs what it changed, not the namespace's size.
   void Apply(const std::vector<FileVersion>& changes, uint64_t seq);
-  // Snapshot returns the versions shown (not the directories only implied), in no order.
+  // Snapshot returns the namespace's versions shown (not the directories only implied, nor local
+  // changes: the namespace's versions under them), in no order.
   std::vector<FileVersion> Snapshot() const;
+
+  // Local changes (engine/ondemand/local_edits.h) are shown over the namespace's version of
+  // their path until Settle; the namespace's changes of that path meanwhile go underneath.
+  // ShowLocal shows `v`; a file written here has its bytes in the file `data` ("" otherwise),
+  // whose size and mtime are the file's.
+  void ShowLocal(const FileVersion& v, const std::string& data);
+  // HideLocal shows `path` deleted (what lies below it stays shown).
+  void HideLocal(const std::string& path);
+  // Settle ends the local change of `path`: shows `committed` (the store's version of it now,
+  // a tombstone hides it) or, if null, the namespace's version underneath.
+  void Settle(const std::string& path, const FileVersion* committed);
+  // Remote returns the namespace's version of `path`, under a local change too; nullopt if
+  // none (or only a directory implied).
+  std::optional<FileVersion> Remote(const std::string& path) const;
   uint64_t seq() const { return seq_.load(); }
 
   // Stat returns the version shown at `path` ("" is the folder itself, a directory);
@@ -92,6 +108,7 @@ class OnDemandView {
     std::vector<uint64_t> starts;  // each chunk's offset in the file
     bool whole = true;             // a file's chunks add up to its size
     bool implied = false;          // a directory shown only because paths lie below it
+    std::string local;             // a file written here: the file holding its bytes
     std::vector<std::string> children;  // directories: entry names, sorted
   };
   using Tree = absl::flat_hash_map<std::string, std::shared_ptr<const Node>>;
@@ -101,7 +118,13 @@ class OnDemandView {
   // Put and Remove change tree_ (Apply's steps); `edited` holds the nodes made in this Apply,
   // which it may still change in place (no reader has seen them).
   using Edited = absl::flat_hash_map<std::string, std::shared_ptr<Node>>;
-  void Put(const FileVersion& v, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  void Put(const FileVersion& v, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_) { Put(MakeNode(v), edited); }
+  void Put(std::shared_ptr<Node> node, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // Shadow keeps the namespace's node of `path` underneath before a local change is shown.
+  void Shadow(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // Shown: a node's version as shown (a local file's size and mtime are its data file's).
+  static FileVersion Shown(const Node& node);
+  absl::StatusOr<std::string> ReadLocal(const Node& node, uint64_t offset, uint64_t size);
   void Remove(const std::string& path, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
   // Editable returns a node of the tree that this Apply may change (copied once).
   Node* Editable(const std::string& path, Edited* edited) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
@@ -129,6 +152,8 @@ class OnDemandView {
   mutable absl::Mutex tree_mu_;
   Tree tree_ ABSL_GUARDED_BY(tree_mu_);
   bool listed_ ABSL_GUARDED_BY(tree_mu_) = false;
+  // Paths with a local change shown: the namespace's node underneath (null: none).
+  absl::flat_hash_map<std::string, std::shared_ptr<const Node>> shadowed_ ABSL_GUARDED_BY(tree_mu_);
   uint64_t files_ ABSL_GUARDED_BY(tree_mu_) = 0;
   uint64_t bytes_shown_ ABSL_GUARDED_BY(tree_mu_) = 0;
   mutable absl::Mutex mu_;

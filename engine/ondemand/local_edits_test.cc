@@ -1,0 +1,210 @@
+// Writes in an on-demand folder (LocalEdits, uploaded by the folder) reaching a syncing device
+// through the store's logic, conflicts with that device's edits, and a restart with changes
+// still pending. The FUSE side is tests/e2e_on_demand_test.cc.
+#include "engine/ondemand/local_edits.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "engine/ondemand/on_demand_folder.h"
+#include "engine/ondemand/writer_for_test.h"
+#include "gtest/gtest.h"
+#include "tests/testing/sim_store.h"
+#include "tests/testing/test_folder.h"
+
+namespace converge::engine {
+namespace {
+
+// Keeps records in memory, across folders (a restart), as the daemon keeps them in files.
+class MemJournal : public ChangeJournal {
+ public:
+  absl::Status Put(const PendingChange& change) override {
+    if (fail_) return absl::ResourceExhaustedError("disk full");
+    records_[change.id] = change;
+    return absl::OkStatus();
+  }
+  absl::Status Drop(uint64_t id) override {
+    records_.erase(id);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<PendingChange>> LoadAll() override {
+    std::vector<PendingChange> out;
+    for (const auto& [id, c] : records_) out.push_back(c);
+    return out;
+  }
+  absl::Status Sync() override { return absl::OkStatus(); }
+  std::map<uint64_t, PendingChange> records_;
+  bool fail_ = false;
+};
+
+bool WaitFor(const std::function<bool()>& cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return cond();
+}
+
+class LocalEditsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(writer_.Open().ok());
+    reader_ = std::make_unique<sim::SimStoreClient>(writer_.store.get(), "dev2");
+    options_.state_path = testing::MakeTestDir();
+    options_.mount = false;
+    options_.journal = &journal_;
+    options_.device_id = "dev2";
+    options_.device_name = "laptop";
+    options_.upload_quiet = absl::Milliseconds(10);
+    options_.follow_interval = absl::Hours(1);  // only what the test announces is followed
+  }
+  void Write(const std::string& path, const std::string& content) {
+    ASSERT_TRUE(writer_.fs->UserWrite(path, content).ok());
+    ASSERT_TRUE(writer_.Sync().ok());
+  }
+  // WriteThrough writes `content` at `offset` of a file of the folder, as a program would.
+  static void WriteThrough(LocalEdits* edits, const std::string& path, const std::string& content, bool create,
+                           off_t offset = 0) {
+    absl::StatusOr<LocalEdits::Handle> h = create ? edits->Create(path, 0644) : edits->OpenForWrite(path, false);
+    ASSERT_TRUE(h.ok()) << h.status();
+    ASSERT_EQ(pwrite(h->fd, content.data(), content.size(), offset), static_cast<ssize_t>(content.size()));
+    edits->Wrote(h->id);
+    edits->Release(*h);
+  }
+  static bool Uploaded(OnDemandFolder& f) { return f.edits()->stats().pending == 0; }
+  std::string Read(OnDemandFolder& f, const std::string& path) {
+    absl::StatusOr<std::string> bytes = f.view()->Read(path, 0, 1 << 20);
+    return bytes.ok() ? *bytes : "<" + bytes.status().ToString() + ">";
+  }
+  std::map<std::string, std::string> WriterSees() {
+    EXPECT_TRUE(writer_.Sync().ok());
+    return writer_.fs->Snapshot();
+  }
+
+  WriterForTest writer_;
+  std::unique_ptr<sim::SimStoreClient> reader_;
+  MemJournal journal_;
+  OnDemandOptions options_;
+};
+
+TEST_F(LocalEditsTest, ChangesMadeHereReachASyncingDevice) {
+  Write("a.txt", "alpha");
+  Write("b.txt", "bravo");
+  Write("c.txt", "charlie");
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  LocalEdits* edits = folder.edits();
+  WriteThrough(edits, "new.txt", "fresh", /*create=*/true);
+  WriteThrough(edits, "a.txt", "ALPHA-and-more", /*create=*/false);  // over the fetched copy
+  ASSERT_TRUE(edits->MkDir("d", 0755).ok());
+  ASSERT_TRUE(edits->Rename("b.txt", "d/b.txt", false).ok());
+  ASSERT_TRUE(edits->Unlink("c.txt").ok());
+  ASSERT_TRUE(edits->SetMode("new.txt", 0600).ok());
+  // Shown at once, before the store has them.
+  EXPECT_EQ(Read(folder, "new.txt"), "fresh");
+  EXPECT_EQ(Read(folder, "d/b.txt"), "bravo");
+  EXPECT_FALSE(folder.view()->Stat("c.txt").ok());
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  std::map<std::string, std::string> seen = WriterSees();
+  EXPECT_EQ(seen["new.txt"], "fresh");
+  EXPECT_EQ(seen["a.txt"], "ALPHA-and-more");
+  EXPECT_EQ(seen["d/b.txt"], "bravo");
+  EXPECT_EQ(seen.count("b.txt"), 0u);
+  EXPECT_EQ(seen.count("c.txt"), 0u);
+  EXPECT_TRUE(journal_.records_.empty());
+  // The move kept the file's id (a move, not a new file), and the data files are gone.
+  absl::StatusOr<std::vector<HistoryVersion>> moved = reader_->ListVersions("d/b.txt", 1);
+  absl::StatusOr<std::vector<HistoryVersion>> before = reader_->ListVersions("b.txt", 2);
+  ASSERT_TRUE(moved.ok() && before.ok() && !moved->empty() && before->size() == 2);
+  EXPECT_EQ(moved->front().version.file_id, before->back().version.file_id);
+  // Read back from the cache, not the written copy.
+  EXPECT_EQ(Read(folder, "a.txt"), "ALPHA-and-more");
+  EXPECT_EQ(folder.view()->Stat("new.txt")->mode, 0600u);
+}
+
+TEST_F(LocalEditsTest, AnEditOfAFileEditedElsewhereBecomesAConflictCopy) {
+  Write("notes.txt", "base");
+  Write("gone.txt", "to delete here");
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  Write("notes.txt", "theirs");          // the folder has not heard of it
+  Write("gone.txt", "edited there");
+  WriteThrough(folder.edits(), "notes.txt", "mine", /*create=*/false);
+  ASSERT_TRUE(folder.edits()->Unlink("gone.txt").ok());
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(folder.edits()->stats().conflicts, 1u);
+  EXPECT_EQ(Read(folder, "notes.txt"), "theirs");
+  EXPECT_EQ(Read(folder, "gone.txt"), "edited there");  // an edit beats a delete
+  std::map<std::string, std::string> seen = WriterSees();
+  EXPECT_EQ(seen["notes.txt"], "theirs");
+  EXPECT_EQ(seen["gone.txt"], "edited there");
+  std::string copy;
+  for (const auto& [path, content] : seen) {
+    if (absl::StartsWith(path, "notes (conflict laptop dev2 ")) copy = path;
+  }
+  ASSERT_FALSE(copy.empty()) << "no conflict copy of notes.txt";
+  EXPECT_EQ(seen[copy], "mine");
+  EXPECT_EQ(Read(folder, copy), "mine");
+}
+
+TEST_F(LocalEditsTest, ANewFileOverAPathDeletedLongAgoIsMadeAgain) {
+  Write("old.txt", "once");
+  ASSERT_TRUE(writer_.fs->UserRemove("old.txt").ok());
+  ASSERT_TRUE(writer_.Sync().ok());  // a tombstone the folder's listing does not show
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  WriteThrough(folder.edits(), "old.txt", "again", /*create=*/true);
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(folder.edits()->stats().conflicts, 0u);
+  EXPECT_EQ(WriterSees()["old.txt"], "again");
+}
+
+TEST_F(LocalEditsTest, ChangesPendingAtARestartAreUploadedAfterIt) {
+  Write("keep.txt", "keep");
+  {
+    OnDemandFolder offline(nullptr, options_, [](const OnDemandStatus&) {});  // never connected
+    ASSERT_TRUE(offline.Start().ok());
+    WriteThrough(offline.edits(), "made-offline.txt", "offline bytes", /*create=*/true);
+    ASSERT_TRUE(offline.edits()->MkDir("dir", 0700).ok());
+    offline.Stop();
+  }
+  EXPECT_EQ(journal_.records_.size(), 2u);
+  OnDemandFolder folder(nullptr, options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  EXPECT_EQ(Read(folder, "made-offline.txt"), "offline bytes");  // shown before the store is reached
+  folder.Connect(reader_.get(), "dev2");
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  std::map<std::string, std::string> seen = WriterSees();
+  EXPECT_EQ(seen["made-offline.txt"], "offline bytes");
+  EXPECT_EQ(seen["dir"], "/");
+  EXPECT_EQ(seen["keep.txt"], "keep");
+}
+
+TEST_F(LocalEditsTest, BadNamesAndMissingParentsAreRefusedAndChangeNothing) {
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  LocalEdits* edits = folder.edits();
+  EXPECT_EQ(ErrnoOf(edits->Create("no/such/dir.txt", 0644).status()), ENOENT);
+  EXPECT_EQ(ErrnoOf(edits->Create("con.txt", 0644).status()), EINVAL);  // not syncable everywhere
+  EXPECT_EQ(ErrnoOf(edits->MkDir("trailing.", 0755)), EINVAL);
+  ASSERT_TRUE(edits->MkDir("d", 0755).ok());
+  WriteThrough(edits, "d/f", "x", /*create=*/true);
+  EXPECT_EQ(ErrnoOf(edits->RmDir("d")), ENOTEMPTY);
+  EXPECT_EQ(ErrnoOf(edits->Rename("d", "d/inside", false)), EINVAL);
+  EXPECT_EQ(ErrnoOf(edits->Unlink("d")), EISDIR);
+  journal_.fail_ = true;  // the record cannot be written: the change is refused, not half made
+  EXPECT_FALSE(edits->MkDir("e", 0755).ok());
+  EXPECT_FALSE(folder.view()->Stat("e").ok());
+  journal_.fail_ = false;
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(WriterSees()["d/f"], "x");
+}
+
+}  // namespace
+}  // namespace converge::engine
