@@ -333,7 +333,8 @@ void Cluster::ResumeNotify() { kill(notify_->pid(), SIGCONT); }
 absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::SpawnEngine(const std::string& name, const EngineIdentity& id) {
   const std::string folder = options_.dir + "/folders/" + name;
   const std::string metrics_port_file = options_.dir + "/run/engine-" + name + ".metrics";
-  std::filesystem::create_directories(folder);
+  std::error_code ignored;  // a mount an engine killed on demand left behind: the engine detaches it
+  std::filesystem::create_directories(folder, ignored);
   std::filesystem::remove(metrics_port_file);
   std::vector<std::string> argv = {Runfile("engine/converge-engine"), "--folder=" + folder,
                                    "--management=" + (id.management.empty() ? management_address() : id.management),

@@ -162,10 +162,6 @@ TEST_F(E2eOnDemandTest, EveryFileIsListedAndReadsFetchOnlyWhatTheyNeed) {
   EXPECT_EQ(ReadAll(b_ + "/big.bin"), big);
   EXPECT_EQ(ReadAll(b_ + "/docs/a.txt"), "alpha");
 
-  // Read-only in this version: the kernel refuses writes.
-  EXPECT_LT(open((b_ + "/new.txt").c_str(), O_WRONLY | O_CREAT, 0644), 0);
-  EXPECT_EQ(errno, EROFS);
-
   // A change on alpha shows up on beta's mount.
   WriteFile(a_ + "/docs/a.txt", "alpha, edited");
   WriteFile(a_ + "/later.txt", "later");
@@ -228,7 +224,56 @@ TEST_F(E2eOnDemandTest, OfflineCachedFilesReadAndOthersFailWithEioNamedInStatus)
   }, absl::Seconds(10))) << status;
 }
 
-TEST_F(E2eOnDemandTest, AnEngineKilledWithItsMountBusyMountsAgain) {
+TEST_F(E2eOnDemandTest, WritesThroughTheMountReachTheOtherDevice) {
+  WriteFile(a_ + "/log.txt", "line 1\n");
+  WriteFile(a_ + "/old/x.txt", "x");
+  WriteFile(a_ + "/old/deep/y.txt", "y");
+  WriteFile(a_ + "/doomed.txt", "doomed");
+  StartOnDemand("doomed.txt");
+
+  const std::string big = RandomBytes(5 << 20, 7);
+  WriteFile(b_ + "/made/on/beta.bin", big);  // mkdir -p, then a 5 MiB file in 64 KiB writes
+  const int log = open((b_ + "/log.txt").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(log, 0) << strerror(errno);
+  ASSERT_EQ(write(log, "line 2\n", 7), 7);  // appended to the copy fetched on open
+  close(log);
+  ASSERT_EQ(rename((b_ + "/old").c_str(), (b_ + "/new").c_str()), 0) << strerror(errno);
+  ASSERT_EQ(unlink((b_ + "/doomed.txt").c_str()), 0) << strerror(errno);
+  ASSERT_EQ(symlink("new/x.txt", (b_ + "/link").c_str()), 0) << strerror(errno);
+  ASSERT_EQ(chmod((b_ + "/new/x.txt").c_str(), 0600), 0) << strerror(errno);
+  const struct timespec when[2] = {{0, UTIME_OMIT}, {1700000000, 5}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (b_ + "/made/on/beta.bin").c_str(), when, 0), 0) << strerror(errno);
+  EXPECT_NE(link((b_ + "/log.txt").c_str(), (b_ + "/hard").c_str()), 0);  // hard links are not synced
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_TRUE(ReadAll(b_ + "/made/on/beta.bin") == big);  // read back at once, before the upload
+  EXPECT_EQ(ReadAll(b_ + "/new/deep/y.txt"), "y");
+
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(a_ + "/made/on/beta.bin") == big; }, absl::Seconds(30)))
+      << cluster_->EngineLog(1);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(a_ + "/log.txt") == "line 1\nline 2\n"; }, absl::Seconds(20)));
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(a_ + "/new/deep/y.txt") == "y"; }, absl::Seconds(20)));
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(a_ + "/old") && !std::filesystem::exists(a_ + "/doomed.txt"); },
+                      absl::Seconds(20)));
+  char target[64] = {};
+  EXPECT_GT(readlink((a_ + "/link").c_str(), target, sizeof(target) - 1), 0);
+  EXPECT_STREQ(target, "new/x.txt");
+  struct stat st {};
+  ASSERT_EQ(stat((a_ + "/new/x.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(stat((a_ + "/made/on/beta.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1700000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 5);
+  std::string status;
+  EXPECT_TRUE(WaitFor([&] {
+    status = Status();
+    return status.find("uploads    none waiting") != std::string::npos;
+  }, absl::Seconds(10))) << status;
+  // And alpha's next change of the moved file comes back through the mount.
+  WriteFile(a_ + "/new/x.txt", "x, edited on alpha");
+  EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/new/x.txt") == "x, edited on alpha"; }, absl::Seconds(20)));
+}
+
+TEST_F(E2eOnDemandTest, AnEngineKilledWithItsMountBusyMountsAgainAndLosesNoWrittenByte) {
   const std::string data = RandomBytes(2 << 20, 3);
   WriteFile(a_ + "/f.bin", data);
   StartOnDemand("f.bin");
@@ -236,14 +281,24 @@ TEST_F(E2eOnDemandTest, AnEngineKilledWithItsMountBusyMountsAgain) {
   ASSERT_GE(fd, 0) << strerror(errno);
   int error = 0;
   EXPECT_EQ(PRead(fd, 0, 1000, &error), data.substr(0, 1000));
-  cluster_->StopEngine(1, /*kill=*/true);  // kill -9 with a file open on the mount
+  // A file being written when the engine dies: open, its bytes written, not closed.
+  const std::string written = RandomBytes(1 << 20, 9);
+  const int out = open((b_ + "/unfinished.bin").c_str(), O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(out, 0) << strerror(errno);
+  ASSERT_EQ(write(out, written.data(), written.size()), static_cast<ssize_t>(written.size()));
+  cluster_->StopEngine(1, /*kill=*/true);  // kill -9 with files open on the mount
   EXPECT_EQ(PRead(fd, 1 << 20, 1000, &error), "");  // past what the kernel read ahead
   EXPECT_NE(error, 0);  // the dead mount answers ENOTCONN
   close(fd);
+  close(out);
+  EXPECT_FALSE(std::filesystem::exists(a_ + "/unfinished.bin"));  // it never settled
   ASSERT_TRUE(cluster_->StartEngine(1).ok());
   EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/f.bin") == data; }, absl::Seconds(30)))
       << cluster_->EngineLog(1);
-  EXPECT_EQ(ReadFile(a_ + "/f.bin"), data);  // nothing written through the mount, nothing lost
+  EXPECT_TRUE(ReadAll(b_ + "/unfinished.bin") == written);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(a_ + "/unfinished.bin") == written; }, absl::Seconds(30)))
+      << cluster_->EngineLog(1);
+  EXPECT_EQ(ReadFile(a_ + "/f.bin"), data);
 }
 
 }  // namespace

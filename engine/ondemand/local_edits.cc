@@ -202,6 +202,7 @@ absl::StatusOr<LocalEdits::Handle> LocalEdits::Create(const std::string& path, u
   v.path = path;
   v.kind = FileKind::kFile;
   v.mode = mode & 0777;
+  v.content_sha256 = ContentDigest({});
   Base(path, &v);
   const uint64_t id = next_id_++;
   const int fd = open(DataPath(id).c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -246,7 +247,7 @@ absl::StatusOr<LocalEdits::Handle> LocalEdits::OpenLocked(const std::string& pat
   FileVersion v = shown;
   v.chunks.clear();
   v.size = 0;
-  v.content_sha256 = Digest{};
+  v.content_sha256 = ContentDigest({});  // as an empty file: its bytes are the data file's until the upload
   Base(path, &v);
   absl::StatusOr<Entry*> e = copied.ok() ? Record(std::move(v), true, id) : absl::StatusOr<Entry*>(copied);
   if (!e.ok()) {
