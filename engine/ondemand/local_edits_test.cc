@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/ondemand/on_demand_folder.h"
 #include "engine/ondemand/writer_for_test.h"
@@ -204,6 +205,40 @@ TEST_F(LocalEditsTest, BadNamesAndMissingParentsAreRefusedAndChangeNothing) {
   journal_.fail_ = false;
   ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
   EXPECT_EQ(WriterSees()["d/f"], "x");
+}
+
+// rm -r of most of the namespace through the mount: held by the store like a syncing device's,
+// given back when an operator rejects it, applied when one approves the next.
+TEST_F(LocalEditsTest, AMassDeleteIsHeldThenRestoredOrApplied) {
+  for (int i = 0; i < 120; ++i) ASSERT_TRUE(writer_.fs->UserWrite(absl::StrCat("many/f", i), "x").ok());
+  ASSERT_TRUE(writer_.Sync().ok());
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  auto remove_all = [&] {
+    for (int i = 0; i < 120; ++i) ASSERT_TRUE(folder.edits()->Unlink(absl::StrCat("many/f", i)).ok());
+  };
+  auto pending_hold = [&]() -> std::string {
+    absl::StatusOr<std::vector<HeldDelete>> held = writer_.store->log()->ListHeld(sim::SimStore::kNamespace);
+    if (!held.ok()) return "";
+    for (const HeldDelete& h : *held) {
+      if (h.state == HeldDelete::State::kPending) return h.id;
+    }
+    return "";
+  };
+  remove_all();
+  ASSERT_TRUE(WaitFor([&] { return !pending_hold().empty(); }));
+  EXPECT_FALSE(folder.view()->Stat("many/f3").ok());  // gone here while held
+  EXPECT_EQ(folder.edits()->stats().pending_deletes, 120u);
+  ASSERT_TRUE(writer_.store->log()->ResolveHeld(sim::SimStore::kNamespace, pending_hold(), false).ok());
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(Read(folder, "many/f3"), "x");  // rejected: shown again
+  EXPECT_EQ(WriterSees().count("many/f3"), 1u);
+
+  remove_all();
+  ASSERT_TRUE(WaitFor([&] { return !pending_hold().empty(); }));
+  ASSERT_TRUE(writer_.store->log()->ResolveHeld(sim::SimStore::kNamespace, pending_hold(), true).ok());
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(WriterSees().count("many/f3"), 0u);
 }
 
 }  // namespace
