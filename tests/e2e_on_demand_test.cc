@@ -268,6 +268,10 @@ TEST_F(E2eOnDemandTest, WritesThroughTheMountReachTheOtherDevice) {
     status = Status();
     return status.find("uploads    none waiting") != std::string::npos;
   }, absl::Seconds(10))) << status;
+  // The folder's history, as a synced folder's (the control socket beside the mount).
+  CommandResult history = cluster_->EngineCommand({"history", "--folder=" + b_, "log.txt"});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_NE(history.out.find("seq "), history.out.rfind("seq ")) << history.out;  // two versions
   // And alpha's next change of the moved file comes back through the mount.
   WriteFile(a_ + "/new/x.txt", "x, edited on alpha");
   EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/new/x.txt") == "x, edited on alpha"; }, absl::Seconds(20)));

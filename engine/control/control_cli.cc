@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,8 @@ namespace {
 
 // sun_path holds 108 bytes with the NUL.
 constexpr size_t kMaxSocketPath = 100;
+
+constexpr decltype(statfs::f_type) kFuseSuperMagic = 0x65735546;
 
 std::string ShortSocketDir() { return absl::StrCat("/tmp/converge-", getuid()); }
 
@@ -139,7 +142,11 @@ std::string ControlSocketPath(const std::string& folder) {
   std::string absolute = std::filesystem::weakly_canonical(std::filesystem::absolute(folder, ec), ec).string();
   if (absolute.empty()) absolute = folder;
   const std::string beside = absl::StrCat(absolute, "/", kStateDirName, "/control.sock");
-  if (beside.size() < kMaxSocketPath) return beside;
+  // An on-demand folder's state directory shows through its FUSE mount, where no socket can be
+  // reached: its engine serves at the short path.
+  struct statfs fs {};
+  const bool mounted_on_demand = statfs(absolute.c_str(), &fs) == 0 && fs.f_type == kFuseSuperMagic;
+  if (beside.size() < kMaxSocketPath && !mounted_on_demand) return beside;
   return absl::StrCat(ShortSocketDir(), "/", DigestToHex(HashOf(absolute)).substr(0, 32), ".sock");
 }
 

@@ -20,8 +20,9 @@
 namespace converge::engine {
 
 // ControlSocketPath: where the running engine of `folder` serves its control API: in the
-// folder's state directory, or (a Unix socket path has at most 107 bytes) in
-// /tmp/converge-<uid>/, named by the hash of the folder's absolute path.
+// folder's state directory, or (a Unix socket path has at most 107 bytes, and an on-demand
+// folder's state directory shows through its mount) in /tmp/converge-<uid>/, named by the hash
+// of the folder's absolute path.
 std::string ControlSocketPath(const std::string& folder);
 
 // PrepareControlSocket returns ControlSocketPath after making sure its directory is this user's

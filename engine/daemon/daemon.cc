@@ -220,27 +220,7 @@ class Daemon::Running {
   }
 
   // The local control API (history, restore, conflicts) on a socket only this user can reach.
-  void StartControlServer() {
-    auto log = GetLogger("engine");
-    absl::StatusOr<std::string> socket = PrepareControlSocket(daemon_->options_.folder);
-    if (!socket.ok()) {
-      log->warn("no control socket: {}", socket.status().message());
-      return;
-    }
-    ServerOptions options;
-    options.listen = "unix:" + *socket;
-    options.max_threads = 4;
-    absl::StatusOr<std::unique_ptr<RunningServer>> started = StartServer(options, {&control_});
-    if (!started.ok()) {
-      log->warn("no control socket ({}): history, restore and conflicts commands will not reach this engine",
-                started.status().message());
-      return;
-    }
-    control_server_ = std::move(*started);
-    std::error_code ec;
-    std::filesystem::permissions(*socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                                 ec);
-  }
+  void StartControlServer() { control_server_ = daemon_->ServeControl(&control_); }
 
   // WatchKeys: every few seconds, a newer epoch granted to this device is taken, and a device
   // that held the keyring and left makes this one rotate it (NamespaceKeys::Watch), until stopped.
@@ -288,6 +268,27 @@ Daemon::~Daemon() {
 
 void Daemon::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+}
+
+std::unique_ptr<RunningServer> Daemon::ServeControl(ControlService* control) {
+  auto log = GetLogger("engine");
+  absl::StatusOr<std::string> socket = PrepareControlSocket(options_.folder);
+  if (!socket.ok()) {
+    log->warn("no control socket: {}", socket.status().message());
+    return nullptr;
+  }
+  ServerOptions options;
+  options.listen = "unix:" + *socket;
+  options.max_threads = 4;
+  absl::StatusOr<std::unique_ptr<RunningServer>> started = StartServer(options, {control});
+  if (!started.ok()) {
+    log->warn("no control socket ({}): history, restore and conflicts commands will not reach this engine",
+              started.status().message());
+    return nullptr;
+  }
+  std::error_code ec;
+  std::filesystem::permissions(*socket, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
+  return *std::move(started);
 }
 
 void Daemon::KeepTokenFresh(absl::Notification* stop) {

@@ -20,10 +20,12 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/rpc/server_runner.h"
 #include "common/security/bearer_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "engine/client/device_control.h"
 #include "engine/client/enrollment.h"
+#include "engine/control/control_service.h"
 #include "engine/fs/local_filesystem.h"
 #include "engine/fs/watcher.h"
 #include "engine/sync/local_index.h"
@@ -89,6 +91,9 @@ class Daemon {
   // AfterRefusedEnrollment: a device revoked while it was off is wiped if so asked.
   int AfterRefusedEnrollment(const absl::Status& refused);
   int SyncOnce(SyncEngine* engine);
+  // ServeControl serves `control` (history, restore, conflicts, keys) on the folder's control
+  // socket, only this user can reach; null (logged) if it cannot.
+  std::unique_ptr<RunningServer> ServeControl(ControlService* control);
   // KeepTokenFresh renews the device token at a third of its life left, until `stop`.
   void KeepTokenFresh(absl::Notification* stop);
   // OpenOnDemandState readies an on-demand folder: a mount a killed engine left is detached, the

@@ -24,6 +24,8 @@
 #include "converge/engine/v1/local.pb.h"
 #include "converge/engine/v1/status.pb.h"
 #include "converge/store/v1/store.pb.h"
+#include "common/base/random_id.h"
+#include "engine/client/device_names.h"
 #include "engine/client/grpc_store_client.h"
 #include "engine/client/notification_listener.h"
 #include "engine/control/status_file.h"
@@ -31,6 +33,7 @@
 #include "engine/ondemand/fuse_mount.h"
 #include "engine/ondemand/local_edits.h"
 #include "engine/ondemand/on_demand_folder.h"
+#include "engine/sync/history.h"
 
 namespace converge::engine {
 namespace {
@@ -232,6 +235,11 @@ int Daemon::RunOnDemand() {
             options_.enrollment.namespace_id, options_.folder, StoreAddress(), NotifyAddress());
   GrpcStoreClient client(Channel(StoreAddress()), options_.enrollment.namespace_id, enrollment_.device_id);
   folder.Connect(&client, enrollment_.device_id);
+  // history, restore, conflicts and resolve work on the store's history, as for a synced folder.
+  FolderHistory history(&client, [] { return RandomBytes(kFileIdBytes); });
+  DeviceNames names(management_.get(), options_.enrollment.namespace_id);
+  ControlService control(&history, [&names](const std::string& id) { return names.NameOf(id); });
+  std::unique_ptr<RunningServer> control_server = ServeControl(&control);
   NotificationListener::Callbacks callbacks;
   callbacks.on_head = [&folder](uint64_t seq) { folder.NotifyRemoteHead(seq); };
   const std::string notify = NotifyAddress();
@@ -246,6 +254,7 @@ int Daemon::RunOnDemand() {
   stop_refresh.Notify();
   if (refresher.joinable()) refresher.join();
   listener.Stop();
+  control_server.reset();
   folder.Stop();  // before the client it uses goes
   return kExitOk;
 }

@@ -353,11 +353,17 @@ absl::Status OnDemandView::ListFrom(
 absl::StatusOr<std::string> OnDemandView::Read(const std::string& path, uint64_t offset, uint64_t size) {
   // Held: the node stays as found while this read uses it, whatever changes meanwhile.
   CONVERGE_ASSIGN_OR_RETURN(std::shared_ptr<const Node> found, Find(path));
+  if (!found->local.empty()) {
+    absl::StatusOr<std::string> local = ReadLocal(*found, offset, size);
+    if (local.ok()) return local;
+    // Uploaded meanwhile, its written copy gone: it reads from its chunks now.
+    CONVERGE_ASSIGN_OR_RETURN(found, Find(path));
+    if (!found->local.empty()) return local.status();
+  }
   const Node& node = *found;
   if (node.version.kind != FileKind::kFile) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a file"));
   }
-  if (!node.local.empty()) return ReadLocal(node, offset, size);
   if (!node.whole) {
     NoteFailure(path, absl::DataLossError("its chunks do not add up to its size"));
     return absl::DataLossError(absl::StrCat("'", path, "': the listing's chunks do not add up to its size"));
