@@ -263,6 +263,11 @@ void AppendOnDemand(const engine::v1::EngineStatusFile& s, std::string* out) {
     for (const std::string& p : s.pinned()) pins.push_back(p.empty() ? "(the whole folder)" : p);
     absl::StrAppend(out, "pinned     ", absl::StrJoin(pins, ", "), " (", HumanBytes(s.pinned_bytes()), " cached)\n");
   }
+  if (s.refused_changes() > 0) {
+    absl::StrAppend(out, "refused    ", s.refused_changes(),
+                    " change(s) made here that the store will not take (kept here; change them to try again); first: ",
+                    s.first_refused(), "\n");
+  }
   if (s.reads_failed() > 0) {
     absl::StrAppend(out, "unreadable ", s.reads_failed(), " read(s) refused with EIO; latest: ", s.last_read_failure(),
                     "\n");
@@ -300,6 +305,8 @@ absl::Status OnDemandStatusFile::Write(const OnDemandStatus& s) {
   out.set_fetched_bytes(s.view.bytes_fetched);
   out.set_reads_failed(s.view.reads_failed);
   out.set_last_read_failure(s.view.last_failure);
+  out.set_refused_changes(s.edits.refused);
+  out.set_first_refused(s.edits.first_refused);
   const absl::Time now = absl::Now();
   std::string unchanged;
   if (!out.SerializeToString(&unchanged)) return absl::InternalError("cannot encode the status");

@@ -324,7 +324,7 @@ absl::Status LocalEdits::Symlink(const std::string& target, const std::string& p
   absl::MutexLock lock(&mu_);
   CONVERGE_RETURN_IF_ERROR(CheckNewPath(path));
   if (view_->Stat(path).ok()) return PosixError(EEXIST, path);
-  if (target.empty() || target.size() > 4095 || target.find('\0') != std::string::npos) return PosixError(EINVAL, path);
+  if (target.empty() || target.size() > kMaxSymlinkTarget || target.find('\0') != std::string::npos) return PosixError(EINVAL, path);
   FileVersion v;
   v.path = path;
   v.kind = FileKind::kSymlink;
@@ -457,7 +457,7 @@ std::vector<LocalEdits::Settled> LocalEdits::TakeSettled(absl::Duration quiet) {
   std::vector<Settled> out;
   absl::MutexLock lock(&mu_);
   for (const auto& [path, e] : pending_) {
-    if (e.writers > 0 || now - e.touched < quiet) continue;
+    if (e.writers > 0 || now - e.touched < quiet || e.refused_generation == e.generation) continue;
     out.push_back(Settled{e.change, e.generation, e.change.has_data ? DataPath(e.change.id) : ""});
   }
   return out;
@@ -537,6 +537,18 @@ void LocalEdits::Restore() {
   }
 }
 
+void LocalEdits::Refuse(const Settled& change, const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  auto p = by_id_.find(change.change.id);
+  if (p == by_id_.end()) return;
+  Entry& e = pending_.at(p->second);
+  if (e.generation != change.generation) return;  // changed since: tried again
+  GetLogger("engine")->warn("the store will not take '{}' ({}): kept here, not uploaded until it changes", p->second,
+                            why);
+  e.refused_generation = e.generation;
+  e.refused = why;
+}
+
 LocalEdits::Stats LocalEdits::stats() const {
   Stats s;
   absl::MutexLock lock(&mu_);
@@ -544,6 +556,9 @@ LocalEdits::Stats LocalEdits::stats() const {
   for (const auto& [path, e] : pending_) {
     if (e.change.version.deleted) ++s.pending_deletes;
     s.open_writers += e.writers;
+    if (e.refused_generation == e.generation) {
+      if (s.refused++ == 0) s.first_refused = absl::StrCat(path, ": ", e.refused);
+    }
   }
   s.conflicts = conflicts_;
   return s;

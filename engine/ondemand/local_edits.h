@@ -113,12 +113,18 @@ class LocalEdits {
   void Conflicted(const absl::flat_hash_map<std::string, std::optional<FileVersion>>& current);
   // Restore drops pending deletions (the store refused them: a mass delete rejected).
   void Restore();
+  // Refuse keeps a change the store will not take (a name differing only in case from another,
+  // a version it finds invalid) pending but out of the uploads until it changes again; status
+  // names it.
+  void Refuse(const Settled& change, const std::string& why);
 
   struct Stats {
     uint64_t pending = 0;
     uint64_t pending_deletes = 0;
     uint64_t open_writers = 0;
     uint64_t conflicts = 0;  // conflict copies made since start
+    uint64_t refused = 0;    // changes the store will not take (Refuse)
+    std::string first_refused;  // "path: why"
   };
   Stats stats() const;
 
@@ -128,6 +134,8 @@ class LocalEdits {
     uint64_t generation = 0;
     int writers = 0;
     absl::Time touched;
+    uint64_t refused_generation = 0;  // Refuse: the generation refused (0: none)
+    std::string refused;
   };
   std::string DataPath(uint64_t id) const;
   // Shown: what the folder shows at `path` now; NotFound (ENOENT) if nothing.

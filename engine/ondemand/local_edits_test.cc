@@ -207,6 +207,24 @@ TEST_F(LocalEditsTest, BadNamesAndMissingParentsAreRefusedAndChangeNothing) {
   EXPECT_EQ(WriterSees()["d/f"], "x");
 }
 
+TEST_F(LocalEditsTest, AChangeTheStoreRefusesIsKeptAndHoldsNoOtherBack) {
+  Write("README.txt", "readme");
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  WriteThrough(folder.edits(), "Readme.txt", "differs only in case", /*create=*/true);
+  WriteThrough(folder.edits(), "other.txt", "fine", /*create=*/true);
+  ASSERT_TRUE(WaitFor([&] { return folder.edits()->stats().refused == 1 && folder.edits()->stats().pending == 1; }));
+  EXPECT_TRUE(absl::StartsWith(folder.edits()->stats().first_refused, "Readme.txt: ")) << folder.edits()->stats().first_refused;
+  EXPECT_EQ(Read(folder, "Readme.txt"), "differs only in case");  // kept here
+  std::map<std::string, std::string> seen = WriterSees();
+  EXPECT_EQ(seen["other.txt"], "fine");
+  EXPECT_EQ(seen.count("Readme.txt"), 0u);
+  // Renamed, it goes.
+  ASSERT_TRUE(folder.edits()->Rename("Readme.txt", "readme-2.txt", false).ok());
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(WriterSees()["readme-2.txt"], "differs only in case");
+}
+
 // rm -r of most of the namespace through the mount: held by the store like a syncing device's,
 // given back when an operator rejects it, applied when one approves the next.
 TEST_F(LocalEditsTest, AMassDeleteIsHeldThenRestoredOrApplied) {

@@ -156,6 +156,12 @@ absl::Status Conflicts(StoreClient* store, LocalEdits* edits, const std::vector<
   return absl::OkStatus();
 }
 
+// Refused: the store will not take the commit as it is (and trying again changes nothing).
+bool Refused(const absl::Status& s) {
+  return absl::IsInvalidArgument(s) || absl::IsAlreadyExists(s) ||
+         (absl::IsFailedPrecondition(s) && !IsMassDeleteHeld(s) && !IsMassDeleteRejected(s));
+}
+
 }  // namespace
 
 absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* edits, OnDemandView* view,
@@ -180,10 +186,29 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
   CONVERGE_RETURN_IF_ERROR(sender.Flush());
   out.bytes_sent = sender.sent();
   if (!unchanged.empty()) edits->Committed(unchanged, as_they_are);
-  for (std::vector<LocalEdits::Settled>& batch : Batches(std::move(changed))) {
+  std::vector<LocalEdits::Settled> valid;
+  for (LocalEdits::Settled& s : changed) {
+    if (absl::Status ok = ValidateFileVersion(s.change.version); !ok.ok()) {
+      edits->Refuse(s, std::string(ok.message()));
+      continue;
+    }
+    valid.push_back(std::move(s));
+  }
+  std::vector<std::vector<LocalEdits::Settled>> batches = Batches(std::move(valid));
+  for (size_t b = 0; b < batches.size(); ++b) {
+    std::vector<LocalEdits::Settled> batch = std::move(batches[b]);
     std::vector<FileVersion> versions;
     for (const LocalEdits::Settled& s : batch) versions.push_back(s.change.version);
     absl::StatusOr<uint64_t> seq = store->Commit(versions);
+    if (Refused(seq.status())) {
+      if (batch.size() == 1) {
+        edits->Refuse(batch.front(), std::string(seq.status().message()));
+        continue;
+      }
+      // One of them: each goes alone, so the others are not held back by it.
+      for (LocalEdits::Settled& s : batch) batches.push_back({std::move(s)});
+      continue;
+    }
     if (absl::IsAborted(seq.status())) {
       GetLogger("engine")->info("another device changed some of these paths first ({})", seq.status().message());
       CONVERGE_RETURN_IF_ERROR(Conflicts(store, edits, batch));
