@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,9 +56,6 @@ class ChunkSender {
 
   void Add(const Digest& d, absl::string_view bytes) {
     if (!status_.ok() || !seen_.insert(d).second) return;
-    if (absl::Status kept = cache_->Put(d, bytes); !kept.ok()) {
-      GetLogger("engine")->debug("caching a written chunk: {}", kept.ToString());
-    }
     batch_.emplace_back(d, std::string(bytes));
     batch_bytes_ += bytes.size();
     if (batch_bytes_ >= kBatchBytes) status_ = Flush();  // kept: Flush reports it at the end
@@ -70,17 +68,26 @@ class ChunkSender {
     absl::StatusOr<std::vector<Digest>> missing = store_->FindMissing(digests);
     if (!missing.ok()) return status_ = missing.status();
     const absl::flat_hash_set<Digest> lacked(missing->begin(), missing->end());
+    // The cache takes the batch on another core while it goes to the store.
+    std::thread cacher([this] {
+      for (const auto& [d, bytes] : batch_) {
+        if (absl::Status kept = cache_->Put(d, bytes); !kept.ok()) {
+          GetLogger("engine")->debug("caching a written chunk: {}", kept.ToString());
+        }
+      }
+    });
     size_t next = 0;
     status_ = store_->PutChunks([&](ChunkUpload* out) -> absl::StatusOr<bool> {
       while (next < batch_.size() && !lacked.contains(batch_[next].first)) ++next;
       if (next == batch_.size()) return false;
       out->sha256 = batch_[next].first;
-      out->data = std::move(batch_[next].second);
+      out->data = batch_[next].second;
       out->encoding = ChunkEncoding::kRaw;
       sent_ += out->data.size();
       ++next;
       return true;
     });
+    cacher.join();
     batch_.clear();
     batch_bytes_ = 0;
     return status_;

@@ -1062,7 +1062,8 @@ class Bench:
         log(f"{tool.name:14s} {'S13 cold read vs full download':32s} {cold_s:8.3f}s vs {download:.3f}s")
         log(f"{tool.name:14s} {'S13 ls -lR on demand vs local':32s} {statistics.median(ls_c):8.3f}s vs "
             f"{statistics.median(ls_a):.3f}s")
-        log(f"{tool.name:14s} {'S13 written through the mount':32s} {written_s:8.3f}s on A (A to B: {download:.3f}s); "
+        log(f"{tool.name:14s} {'S13 written through the mount':32s} {statistics.median(written_s):8.3f}s on A "
+            f"(A to B: {download:.3f}s); "
             f"{ON_DEMAND_SMALL} small files {small_s:.3f}s")
         remove_scope(tool, scope, timeout)
 
@@ -1092,14 +1093,16 @@ class Bench:
             except OSError:
                 return False
 
-        times = []
-        for src, check in ((lambda: shutil.copyfile(os.path.join(staged, "written.bin"),
-                                                    os.path.join(c, scope, "written.bin")),
-                            lambda: arrived(os.path.join(tool.a, scope, "written.bin"))),
-                           (lambda: shutil.copytree(os.path.join(staged, "small"), os.path.join(c, scope, "small")),
-                            lambda: small_arrived(os.path.join(tool.a, scope, "small")))):
+        times, copies = [], []
+        reps = max(self.cfg["reps"], 3)
+        runs = [(lambda n=n: shutil.copyfile(os.path.join(staged, "written.bin"), os.path.join(c, scope, f"written-{n}.bin")),
+                 lambda n=n: arrived(os.path.join(tool.a, scope, f"written-{n}.bin"))) for n in range(reps)]
+        runs.append((lambda: shutil.copytree(os.path.join(staged, "small"), os.path.join(c, scope, "small")),
+                     lambda: small_arrived(os.path.join(tool.a, scope, "small"))))
+        for src, check in runs:
             t0 = time.perf_counter()
             src()
+            copies.append(time.perf_counter() - t0)
             deadline = t0 + timeout
             while not check():
                 if time.perf_counter() > deadline:
@@ -1109,7 +1112,9 @@ class Bench:
         strip = lambda hashes: {os.path.basename(k): v for k, v in hashes.items()}
         if strip(content_hashes(staged, "small")) != strip(content_hashes(tool.a, os.path.join(scope, "small"))):
             raise RuntimeError(f"{tool.name}: S13 small files written through the mount differ on A")
-        return times[0], times[1]
+        log(f"{tool.name:14s} {'S13 copies into the mount took':32s} {statistics.median(copies[:-1]):8.3f}s and "
+            f"{copies[-1]:.3f}s")
+        return times[:-1], times[-1]
 
     def selective(self, tool, count, size):
         """S12: a synced subtree of count x size files kept off B (Converge: select --exclude on B,
@@ -1609,10 +1614,20 @@ def on_demand_targets(figures, state, steady):
         (f"on demand: cold sequential read of {size} >= 50% of the full-download rate", state,
          f"{rate_share * 100:.0f}% ({f['cold_read_s']:.3f} s against B's download in {f['full_download_s']:.3f} s)",
          "met" if rate_share >= 0.5 else "not met"),
-    ] + ([(f"on demand: a {size} file written through the mount reaches A <= 1.5x a synced folder's A to B", state,
-           f"x{f['written_up_s'] / f['full_download_s']:.2f} ({f['written_up_s']:.3f} s against "
-           f"{f['full_download_s']:.3f} s; {f['small_files']:,} x 4 KiB files {f['small_written_up_s']:.3f} s)",
-           "met" if f["written_up_s"] <= 1.5 * f["full_download_s"] else "not met")] if "written_up_s" in f else [])
+    ] + written_target(f, state, size)
+
+
+def written_target(f, state, size):
+    """S13's writes through the mount, set against A to B of a file of the same size."""
+    if "written_up_s" not in f:
+        return []
+    up = f["written_up_s"]
+    up = statistics.median(up) if isinstance(up, list) else up
+    n = len(f["written_up_s"]) if isinstance(f["written_up_s"], list) else 1
+    return [(f"on demand: a {size} file written through the mount reaches A <= 1.5x a synced folder's A to B", state,
+             f"x{up / f['full_download_s']:.2f} ({up:.3f} s, median of {n}, against {f['full_download_s']:.3f} s; "
+             f"{f['small_files']:,} x 4 KiB files {f['small_written_up_s']:.3f} s)",
+             "met" if up <= 1.5 * f["full_download_s"] else "not met")]
 
 
 def targets_table(rows):
