@@ -57,6 +57,7 @@ int ErrnoOf(const absl::Status& s) {
   if (absl::IsNotFound(s)) return ENOENT;
   if (absl::IsAlreadyExists(s)) return EEXIST;
   if (absl::IsInvalidArgument(s)) return EINVAL;
+  if (absl::IsResourceExhausted(s)) return ENOSPC;  // the journal could not write its record
   return EIO;
 }
 

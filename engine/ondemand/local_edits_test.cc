@@ -200,7 +200,7 @@ TEST_F(LocalEditsTest, BadNamesAndMissingParentsAreRefusedAndChangeNothing) {
   EXPECT_EQ(ErrnoOf(edits->Rename("d", "d/inside", false)), EINVAL);
   EXPECT_EQ(ErrnoOf(edits->Unlink("d")), EISDIR);
   journal_.fail_ = true;  // the record cannot be written: the change is refused, not half made
-  EXPECT_FALSE(edits->MkDir("e", 0755).ok());
+  EXPECT_EQ(ErrnoOf(edits->MkDir("e", 0755)), ENOSPC);
   EXPECT_FALSE(folder.view()->Stat("e").ok());
   journal_.fail_ = false;
   ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
