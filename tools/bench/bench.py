@@ -1994,6 +1994,8 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
+    ap.add_argument("--rescan-files", type=int, default=None,
+                    help="override S7's file count (1000000: issue 24's million-file folder, by hand)")
     ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S13 (S3: S3a-c; S4 and S5 "
                     "run together; S8 and S9 too); default: all")
     ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
@@ -2022,6 +2024,8 @@ def main():
         return 0
     if args.reps:
         MODES[args.mode]["reps"] = args.reps
+    if args.rescan_files:
+        MODES[args.mode]["rescan_files"] = args.rescan_files
     date = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H%M%SZ")
     out_dir = args.out or os.path.join(ROOT, "bench", "results", f"{args.mode}-{date}")
     os.makedirs(out_dir, exist_ok=True)
