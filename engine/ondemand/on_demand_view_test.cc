@@ -229,3 +229,65 @@ TEST(OnDemandViewApplyTest, CommitsAppliedOneByOneShowWhatAWholeListingShows) {
 
 }  // namespace
 }  // namespace converge::engine
+
+namespace converge::engine {
+namespace {
+
+FileVersion Version(const std::string& path, uint64_t seq, FileKind kind = FileKind::kFile) {
+  FileVersion v;
+  v.path = path;
+  v.kind = kind;
+  v.seq = seq;
+  v.file_id = "id-" + path;
+  v.content_sha256 = ContentDigest({});
+  return v;
+}
+
+// A local change stays shown over the namespace's version of its path whatever the namespace
+// does meanwhile (a pulled commit, a whole new listing); the namespace's goes underneath and is
+// what the saved listing holds; settled, the path shows the store's version again.
+TEST(OnDemandViewOverlayTest, LocalChangesStayOverTheNamespaceUntilSettled) {
+  absl::StatusOr<std::unique_ptr<ChunkCache>> cache = ChunkCache::Open(testing::MakeTestDir() + "/cache", 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  OnDemandView view(nullptr, cache->get());
+  view.Replace({Version("a.txt", 1), Version("d", 1, FileKind::kDirectory), Version("d/b.txt", 2)}, 2);
+  const std::string data = testing::MakeTestDir() + "/a.data";
+  testing::WriteFile(data, "written here");
+  FileVersion mine = Version("a.txt", 0);
+  mine.mode = 0600;
+  view.ShowLocal(mine, data);
+  view.HideLocal("d/b.txt");
+  ASSERT_TRUE(view.Stat("a.txt").ok());
+  EXPECT_EQ(view.Stat("a.txt")->size, 12u);  // the data file's
+  EXPECT_EQ(*view.Read("a.txt", 0, 100), "written here");
+  EXPECT_FALSE(view.Stat("d/b.txt").ok());
+
+  view.Apply({Version("a.txt", 3), Version("d/b.txt", 3), Version("c.txt", 3)}, 3);
+  EXPECT_EQ(view.Stat("a.txt")->mode, 0600u);           // still this device's
+  EXPECT_EQ(view.Remote("a.txt")->seq, 3u);             // the namespace's underneath
+  EXPECT_FALSE(view.Stat("d/b.txt").ok());
+  EXPECT_TRUE(view.Stat("c.txt").ok());
+
+  view.Replace({Version("a.txt", 4), Version("d", 1, FileKind::kDirectory), Version("d/b.txt", 3),
+                Version("e.txt", 4)}, 4);
+  EXPECT_EQ(*view.Read("a.txt", 0, 100), "written here");
+  EXPECT_EQ(view.Remote("a.txt")->seq, 4u);
+  EXPECT_FALSE(view.Stat("d/b.txt").ok());
+  EXPECT_FALSE(view.Stat("c.txt").ok());
+  EXPECT_TRUE(view.Stat("e.txt").ok());
+  std::map<std::string, uint64_t> saved;
+  for (const FileVersion& v : view.Snapshot()) saved[v.path] = v.seq;
+  EXPECT_EQ(saved, (std::map<std::string, uint64_t>{{"a.txt", 4}, {"d", 1}, {"d/b.txt", 3}, {"e.txt", 4}}));
+
+  FileVersion committed = Version("a.txt", 5);
+  view.Settle("a.txt", &committed);
+  view.Settle("d/b.txt", nullptr);  // the deletion gave way: the namespace's version again
+  EXPECT_EQ(view.Stat("a.txt")->seq, 5u);
+  EXPECT_EQ(view.Stat("d/b.txt")->seq, 3u);
+  EXPECT_EQ(view.List("d")->size(), 1u);
+  view.Apply({Version("a.txt", 6)}, 6);  // no longer shadowed: shown at once
+  EXPECT_EQ(view.Stat("a.txt")->seq, 6u);
+}
+
+}  // namespace
+}  // namespace converge::engine
