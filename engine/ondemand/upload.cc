@@ -180,7 +180,12 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
   std::vector<LocalEdits::Settled> unchanged, changed;
   std::vector<FileVersion> as_they_are;
   for (LocalEdits::Settled& s : settled) {
-    if (!s.data_path.empty()) CONVERGE_RETURN_IF_ERROR(Fill(s.data_path, &sender, &s.change.version));
+    if (!s.data_path.empty()) {
+      if (absl::Status filled = Fill(s.data_path, &sender, &s.change.version); !filled.ok()) {
+        edits->Refuse(s, std::string(filled.message()));  // its bytes are unreadable here (say so, go on)
+        continue;
+      }
+    }
     std::optional<FileVersion> remote = view->Remote(s.change.version.path);
     if (!s.change.version.deleted && remote.has_value() && remote->seq == s.change.version.base_seq &&
         SameAs(*remote, s.change.version)) {
