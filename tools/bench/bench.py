@@ -47,12 +47,13 @@ MODES = {
     "quick": dict(reps=2, many=(1000, 1024, 10), few=(200, 4096), big=8 * MiB, huge=32 * MiB,
                   corpus_limit=8 * MiB, latency_edits=15, sustained_s=3, rescan_files=3000, first_scan_limit=120, ingest_mib=32,
                   commits=300, fanout=[100], timeout=120,
-                  steady=dict(commits=300, files=3000), history_steps=12, history_timeout=60, on_demand_entries=2000),
+                  steady=dict(commits=300, files=3000), history_steps=12, history_timeout=60, on_demand_entries=2000,
+                  million_files=20000),
     "full": dict(reps=3, many=(10000, 1024, 10), few=(2000, 4096), big=100 * MiB, huge=1024 * MiB,
                  corpus_limit=None, latency_edits=200, sustained_s=10, rescan_files=100000, first_scan_limit=300, ingest_mib=512,
                  commits=3000, fanout=[100, 1000], timeout=900,
                  steady=dict(commits=5000, files=50000), history_steps=None, history_timeout=120,
-                 on_demand_entries=100000),
+                 on_demand_entries=100000, million_files=200000),
 }
 IGNORED = {".converge", ".stfolder", ".stversions"}
 
@@ -378,6 +379,15 @@ class Tool:
     def bring_back(self, scope):
         """S12: the change that has B hold scope again after keep_out."""
 
+    def join_new_device(self, c, scope, want, timeout):
+        """S14: brings the empty folder c up to A's scope (manifest `want`) as a new device would;
+        returns the new device's peak RSS in bytes (0: not measured)."""
+        raise NotImplementedError(f"{self.name}: S14's new device is not driven here")
+
+    def leave_new_device(self, c):
+        """S14: stops the new device and removes its folder."""
+        shutil.rmtree(c, ignore_errors=True)
+
     def hop_bytes(self):
         """Tools that relay through a server: bytes of each device's own link; None: one link."""
         return None
@@ -554,6 +564,43 @@ class Converge(Tool):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
 
+    def join_new_device(self, c, scope, want, timeout):
+        # A third device enrolls into the namespace and pulls it: done when its engine says it is
+        # up to date at A's cursor and its folder holds every file of the scope.
+        with open(os.path.join(self.a, ".converge", "status.json")) as f:
+            cursor = json.load(f).get("cursor", 0)
+        self._spawn("engine_c", self.engine_argv(c, "bench", "engine_c"))
+        status = os.path.join(c, ".converge", "status.json")
+        deadline = time.time() + timeout
+        while True:
+            if time.time() > deadline or self.daemons["engine_c"].poll() is not None:
+                raise RuntimeError(f"converge: the new device did not catch up in {timeout}s; see its log")
+            try:
+                with open(status) as f:
+                    st = json.load(f)
+                if st.get("state") == "up to date" and int(st.get("cursor", 0)) >= int(cursor):
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        if not same(manifest(c, scope), want, self.exact_mtime):
+            raise RuntimeError("converge: the new device says it is up to date but its folder differs from A's")
+        return proc_mem(self.daemons["engine_c"].pid, "VmHWM")
+
+    def leave_new_device(self, c):
+        p = self.daemons.pop("engine_c")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+        shutil.rmtree(c, ignore_errors=True)
+
+    def namespace_status_seconds(self):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            self.ctl("namespaces", "status", "bench")
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
     def hop_bytes(self):
         # Every byte crosses two links, A -> store and store -> B: wire_bytes counts both.
         return {"a": tcp_bytes([self.daemons["engine_a"].pid]), "b": tcp_bytes([self.daemons["engine_b"].pid])}
@@ -572,6 +619,10 @@ class RsyncLocal(Tool):
     def sync(self):
         out = self.run_client(["rsync", "-a", "--delete", "--no-whole-file", "--stats", *RSYNC_EXACT, self.a + "/", self.b + "/"])
         self.total += rsync_stat_bytes(out)
+
+    def join_new_device(self, c, scope, want, timeout):
+        self.run_client(["rsync", "-a", "--delete", *RSYNC_EXACT, self.a + "/", c + "/"])
+        return self.last_client[1]
 
     def wire_bytes(self):
         return self.total
@@ -819,6 +870,16 @@ TOOLS = {"converge": Converge, "converge_e2e": ConvergeEncrypted, "rsync_local":
 
 # ----- measuring one change --------------------------------------------------------------------
 
+def check_sample(a, b, scope, want, n=200):
+    """S14: a folder too large to hash whole is checked by its manifest (taken by the caller)
+    and the content of n files picked at random."""
+    files = [rel for rel, what in want.items() if what != "dir"]
+    for rel in random.Random(14).sample(files, min(n, len(files))):
+        with open(os.path.join(a, rel), "rb") as fa, open(os.path.join(b, rel), "rb") as fb:
+            if fa.read() != fb.read():
+                raise RuntimeError(f"{b}: {rel} differs from A's")
+
+
 def measure(tool, change, scope, timeout, verify=True):
     """Makes `change` on A and returns the record of how tool brought B in line."""
     pids = tool.pids()
@@ -994,6 +1055,8 @@ class Bench:
             self.selective(tool, n2, size2)
         if want("S13"):
             self.on_demand(tool)
+        if want("S14") and self.state == "fresh":
+            self.million(tool)
         # Last: a Syncthing whose first scan of S7's tree runs past its limit is still indexing
         # when rescan returns, and would time out whatever came after it.
         if want("S7") and self.state == "fresh":
@@ -1065,6 +1128,62 @@ class Bench:
         log(f"{tool.name:14s} {'S13 written through the mount':32s} {statistics.median(written_s):8.3f}s on A "
             f"(A to B: {download:.3f}s); "
             f"{ON_DEMAND_SMALL} small files {small_s:.3f}s")
+        remove_scope(tool, scope, timeout)
+
+    def million(self, tool):
+        """S14 (issue 24): a folder of many 1 KiB files, ten a directory (1,000,000 in 100,000
+        directories by hand: --million-files): the first sync A to B; what each file costs the
+        engines (peak RSS, index on disk) and the store (peak RSS); a new device catching up from
+        nothing (Converge: a third engine joining, from the store's file table; rsync: a run into
+        an empty folder); and, for Converge, how fast an operator's namespace status answers."""
+        count, scope = self.cfg["million_files"], "s14"
+        timeout = max(self.cfg["timeout"], count // 200)
+        scenario = f"S14 {count:,} files first sync"
+
+        def build(root):
+            for i in range(count):
+                write_file(os.path.join(root, f"d{i // 10:06d}", f"f{i:07d}"), f"{i:07d}".encode() * 128)
+
+        t_build = time.perf_counter()
+        src = self.staged(scope, build)
+        want = manifest(self.stage, scope)
+        log(f"{tool.name:14s} S14 staged {count:,} files in {time.perf_counter() - t_build:.1f}s")
+        pids = tool.pids()
+        for pid in pids.values():
+            reset_peak(pid)
+        t0 = time.perf_counter()
+        os.rename(src, os.path.join(tool.a, scope))
+        if tool.continuous:
+            tool.kick()
+            first = wait_until_same(tool, scope, want, timeout) - t0
+        else:
+            tool.sync()
+            first = time.perf_counter() - t0
+        rec = {"seconds": first, "files": count, "peak_rss": {label: proc_mem(pid, "VmHWM") for label, pid in pids.items()}}
+        check_sample(tool.a, tool.b, scope, want)
+        c = os.path.join(self.work, "c14")
+        shutil.rmtree(c, ignore_errors=True)
+        os.makedirs(c)
+        t0 = time.perf_counter()
+        rss_c = tool.join_new_device(c, scope, want, timeout)
+        rec["new_device_s"] = time.perf_counter() - t0
+        if rss_c:
+            rec["peak_rss"]["engine_c"] = rss_c
+        check_sample(tool.a, c, scope, want)
+        if isinstance(tool, Converge):
+            rec["index_bytes"] = {side: tree_bytes(os.path.join(folder, ".converge", "index.rocksdb"))
+                                  for side, folder in (("a", tool.a), ("b", tool.b), ("c", c))}
+            rec["status_s"] = tool.namespace_status_seconds()
+        tool.leave_new_device(c)
+        self.add(scenario, tool.name, rec)
+        per = lambda b: f"{b / count:.0f} B/file"
+        extra = ""
+        if "index_bytes" in rec:
+            extra = (f"; engine RSS A {per(rec['peak_rss'].get('engine_a', 0))}, B {per(rec['peak_rss'].get('engine_b', 0))}, "
+                     f"C {per(rec['peak_rss'].get('engine_c', 0))}; index A {per(rec['index_bytes']['a'])}, "
+                     f"B {per(rec['index_bytes']['b'])}; store RSS {rec['peak_rss'].get('store', 0) / MiB:.0f} MiB; "
+                     f"status {rec['status_s'] * 1000:.0f} ms")
+        log(f"{tool.name:14s} {'S14 first sync / new device':32s} {first:8.3f}s / {rec['new_device_s']:.3f}s{extra}")
         remove_scope(tool, scope, timeout)
 
     def write_on_demand(self, tool, c, scope):
@@ -1590,6 +1709,36 @@ def targets(results, figures, cfg):
         else:
             rows.append(("single small edit: p50 <= 15 ms, p99 <= 50 ms", state, "not measured", "not measured"))
         rows.extend(on_demand_targets(figures, state, steady))
+        rows.extend(million_targets(results, state, steady))
+    return rows
+
+
+def million_targets(results, state, steady):
+    """Issue 24's targets, from S14 (at the size the run used; the issue's are at 1,000,000 files)."""
+    c, r = _find(results, "S14", "converge", steady), _find(results, "S14", "rsync_local", steady)
+    if not c:
+        return []
+    run = c["runs"][0]
+    n = run["files"]
+    size = f"{n:,} files"
+    rows = []
+    engine_rss = max(run["peak_rss"].get(k, 0) for k in ("engine_a", "engine_b", "engine_c")) / n
+    index = max(run["index_bytes"].values()) / n
+    rows.append((f"{size}: engine <= 300 B of RAM a file", state, f"{engine_rss:.0f} B (peak RSS of the largest engine)",
+                 "met" if engine_rss <= 300 else "not met"))
+    rows.append((f"{size}: engine <= 300 B of index on disk a file", state, f"{index:.0f} B",
+                 "met" if index <= 300 else "not met"))
+    store = run["peak_rss"].get("store", 0)
+    rows.append((f"{size}: store memory <= 512 MiB while serving it", state, f"{store / MiB:.0f} MiB",
+                 "met" if store <= 512 * MiB else "not met"))
+    rows.append((f"{size}: convergectl namespaces status < 1 s", state, f"{run['status_s'] * 1000:.0f} ms",
+                 "met" if run["status_s"] < 1 else "not met"))
+    if r:
+        rr = r["runs"][0]
+        for label, key in (("first sync", "seconds"), ("new device catch-up", "new_device_s")):
+            ratio = run[key] / rr[key]
+            rows.append((f"{size}: {label} <= 2x rsync_local", state,
+                         f"x{ratio:.2f} ({run[key]:.1f} s against {rr[key]:.1f} s)", "met" if ratio <= 2 else "not met"))
     return rows
 
 
@@ -1994,9 +2143,11 @@ def main():
     ap.add_argument("--work", default="/tmp/converge-bench", help="scratch folder (wiped)")
     ap.add_argument("--out", default=None, help="results folder (default bench/results/<mode>-<date>)")
     ap.add_argument("--reps", type=int, default=None, help="override the runs per scenario")
+    ap.add_argument("--million-files", type=int, default=None,
+                    help="override S14's file count (1000000: issue 24's folder, by hand)")
     ap.add_argument("--rescan-files", type=int, default=None,
                     help="override S7's file count (1000000: issue 24's million-file folder, by hand)")
-    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S13 (S3: S3a-c; S4 and S5 "
+    ap.add_argument("--scenarios", default="", help="comma-separated subset of S1..S14 (S3: S3a-c; S4 and S5 "
                     "run together; S8 and S9 too); default: all")
     ap.add_argument("--state", choices=["fresh", "steady", "both"], default="both",
                     help="fresh services and engines, ones that hold a history already (steady), or both")
@@ -2026,6 +2177,8 @@ def main():
         MODES[args.mode]["reps"] = args.reps
     if args.rescan_files:
         MODES[args.mode]["rescan_files"] = args.rescan_files
+    if args.million_files:
+        MODES[args.mode]["million_files"] = args.million_files
     date = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H%M%SZ")
     out_dir = args.out or os.path.join(ROOT, "bench", "results", f"{args.mode}-{date}")
     os.makedirs(out_dir, exist_ok=True)
