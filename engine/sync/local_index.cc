@@ -82,6 +82,10 @@ absl::StatusOr<std::unique_ptr<LocalIndex>> LocalIndex::Open(const std::string& 
   if (env != nullptr) options.env = env;
   options.create_if_missing = true;
   options.max_open_files = 64;
+  // Memory a folder's size does not change: two memtables of 16 MiB (RocksDB's default, 64 MiB
+  // each, held 128 MiB of an engine's memory while a large folder was indexed).
+  options.write_buffer_size = 16 << 20;
+  options.max_write_buffer_number = 2;
   // Most lookups are of one path (every file a scan or a pull touches), many of them of paths the
   // index does not have yet (new files): a Bloom filter answers those without reading a block,
   // in the memtable as in the tables.

@@ -558,8 +558,7 @@ absl::Status SyncEngine::ApplyPulled(const Commit& c) {
   EndTransfer();
   for (IndexEntry& e : applier_.TakeInstalled()) {
     if (own_installs_.size() >= Applier::kMaxInstalledKept) break;
-    std::string path = e.version.path;
-    own_installs_.insert_or_assign(std::move(path), std::move(e));
+    own_installs_.insert_or_assign(std::move(e.version.path), Installed{e.version.kind, e.local, Trusted(e)});
   }
   if (applied.ok()) {
     M().applied->Add();
@@ -935,15 +934,15 @@ absl::Status SyncEngine::CommitInBatches(const std::vector<LocalChange>& changes
 bool SyncEngine::AsInstalled(const std::string& path, const LocalStat& now) const {
   auto it = own_installs_.find(path);
   if (it == own_installs_.end()) return false;
-  const IndexEntry& made = it->second;
-  if (made.version.kind == FileKind::kDirectory) {
+  const Installed& made = it->second;
+  if (made.kind == FileKind::kDirectory) {
     // Still the directory the applier made (its mtime moves as files go in): what arrived in
     // it since is reported on its own (the watcher reports what a new directory held before
     // its watch).
     return now.exists && now.kind == FileKind::kDirectory && now.inode == made.local.inode;
   }
   // As a scan would judge it against the index entry the applier recorded.
-  return made.local.Same(now) && Trusted(made);
+  return made.local.Same(now) && made.trusted;
 }
 
 void SyncEngine::DropOwnEchoes(std::vector<std::string>* paths) {

@@ -235,8 +235,16 @@ class SyncEngine {
   // Paths of this round the watcher reported, to look for local moves among before a pull
   // applies anything (PullAndApply).
   std::vector<std::string> moves_to_detect_;
-  // Files and directories the applier installed whose watcher events are still to come.
-  absl::flat_hash_map<std::string, IndexEntry> own_installs_;
+  // Files and directories the applier installed whose watcher events are still to come: the
+  // stat each was installed with, and whether that stat can stand for its content (Trusted).
+  // Only these, not whole index entries: up to Applier::kMaxInstalledKept are kept, and a large
+  // folder's first download keeps that many (whole entries held 82 MB there).
+  struct Installed {
+    FileKind kind = FileKind::kFile;  // the version's
+    LocalStat local;
+    bool trusted = false;
+  };
+  absl::flat_hash_map<std::string, Installed> own_installs_;
   // DropOwnEchoes takes out of `paths` those the applier installed that are still exactly as
   // installed (the watcher reporting this engine's own writes: nothing to scan).
   void DropOwnEchoes(std::vector<std::string>* paths);
