@@ -550,6 +550,11 @@ void LocalEdits::Refuse(const Settled& change, const std::string& why) {
   e.refused = why;
 }
 
+void LocalEdits::RetryRefused() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [path, e] : pending_) e.refused_generation = 0;
+}
+
 LocalEdits::Stats LocalEdits::stats() const {
   Stats s;
   absl::MutexLock lock(&mu_);

@@ -117,6 +117,9 @@ class LocalEdits {
   // a version it finds invalid) pending but out of the uploads until it changes again; status
   // names it.
   void Refuse(const Settled& change, const std::string& why);
+  // RetryRefused puts the refused changes back into the uploads (after a commit went through:
+  // what the store refused may depend on what it holds, as a directory deleted only once empty).
+  void RetryRefused();
 
   struct Stats {
     uint64_t pending = 0;

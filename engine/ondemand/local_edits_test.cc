@@ -207,6 +207,30 @@ TEST_F(LocalEditsTest, BadNamesAndMissingParentsAreRefusedAndChangeNothing) {
   EXPECT_EQ(WriterSees()["d/f"], "x");
 }
 
+// A directory moved while a file in it is held open: the rest of the move goes up first, and
+// the old directory's deletion waits for that file's (the store deletes a directory only once
+// everything in it is deleted) instead of being refused for good.
+TEST_F(LocalEditsTest, ADirectoryMovedWhileAFileInItIsOpenGoesUpWhole) {
+  Write("old/x.txt", "x");
+  Write("old/deep/y.txt", "y");
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  ASSERT_TRUE(folder.edits()->Rename("old", "new", false).ok());
+  absl::StatusOr<LocalEdits::Handle> held = folder.edits()->OpenForWrite("new/x.txt", false);
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_TRUE(WaitFor([&] { return folder.edits()->stats().pending <= 3; }));  // the rest went up
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_EQ(pwrite(held->fd, "X", 1, 0), 1);
+  folder.edits()->Wrote(held->id);
+  folder.edits()->Release(*held);
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); })) << folder.edits()->stats().first_refused;
+  std::map<std::string, std::string> seen = WriterSees();
+  EXPECT_EQ(seen["new/x.txt"], "X");
+  EXPECT_EQ(seen["new/deep/y.txt"], "y");
+  EXPECT_EQ(seen.count("old"), 0u);
+  EXPECT_EQ(seen.count("old/deep"), 0u);
+}
+
 TEST_F(LocalEditsTest, AChangeTheStoreRefusesIsKeptAndHoldsNoOtherBack) {
   Write("README.txt", "readme");
   OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});

@@ -128,8 +128,9 @@ bool SameAs(const FileVersion& a, const FileVersion& b) {
          a.mtime_ns == b.mtime_ns && a.symlink_target == b.symlink_target;
 }
 
-// Batches: edits and moves (each move's tombstone beside its new version) in path order, then
-// plain deletions, deepest first.
+// Batches: edits and moves (each moved file's tombstone beside its new version) in path order,
+// then plain deletions and directories' tombstones, deepest first (the store deletes a directory
+// only once everything in it is deleted, in that commit or before).
 std::vector<std::vector<LocalEdits::Settled>> Batches(std::vector<LocalEdits::Settled> settled) {
   absl::flat_hash_set<std::string> live_ids;
   for (const auto& s : settled) {
@@ -137,8 +138,9 @@ std::vector<std::vector<LocalEdits::Settled>> Batches(std::vector<LocalEdits::Se
   }
   std::vector<LocalEdits::Settled> first, deletions;
   for (auto& s : settled) {
-    (s.change.version.deleted && !live_ids.contains(s.change.version.file_id) ? deletions : first)
-        .push_back(std::move(s));
+    const FileVersion& v = s.change.version;
+    const bool moved = live_ids.contains(v.file_id) && v.kind != FileKind::kDirectory;
+    (v.deleted && !moved ? deletions : first).push_back(std::move(s));
   }
   std::reverse(deletions.begin(), deletions.end());
   std::vector<std::vector<LocalEdits::Settled>> out;
@@ -241,6 +243,7 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
     CONVERGE_RETURN_IF_ERROR(seq.status());
     for (FileVersion& v : versions) v.seq = *seq;
     edits->Committed(batch, versions);
+    edits->RetryRefused();  // the store changed: what it refused may go now (a directory emptied)
     out.committed += batch.size();
     GetLogger("engine")->info("committed {} local change(s) as seq {}", batch.size(), *seq);
   }

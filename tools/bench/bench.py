@@ -379,6 +379,8 @@ class Tool:
     def bring_back(self, scope):
         """S12: the change that has B hold scope again after keep_out."""
 
+    new_device = False  # S14 drives join_new_device and leave_new_device
+
     def join_new_device(self, c, scope, want, timeout):
         """S14: brings the empty folder c up to A's scope (manifest `want`) as a new device would;
         returns the new device's peak RSS in bytes (0: not measured)."""
@@ -412,6 +414,7 @@ class Converge(Tool):
     continuous = True
     selective = True
     on_demand = True
+    new_device = True
 
     def __init__(self, work):
         super().__init__(work)
@@ -609,6 +612,7 @@ class Converge(Tool):
 class RsyncLocal(Tool):
     name = "rsync_local"
     selective = True
+    new_device = True
 
     total = 0
 
@@ -1136,6 +1140,9 @@ class Bench:
         engines (peak RSS, index on disk) and the store (peak RSS); a new device catching up from
         nothing (Converge: a third engine joining, from the store's file table; rsync: a run into
         an empty folder); and, for Converge, how fast an operator's namespace status answers."""
+        if not tool.new_device:
+            self.notes.append(f"S14: {tool.name} not measured (its new device is not driven here)")
+            return
         count, scope = self.cfg["million_files"], "s14"
         timeout = max(self.cfg["timeout"], count // 200)
         scenario = f"S14 {count:,} files first sync"
