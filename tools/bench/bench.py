@@ -643,6 +643,7 @@ def rsync_stat_bytes(out):
 
 class RsyncDaemon(RsyncLocal):
     name = "rsync_daemon"
+    new_device = False  # S14 sets Converge against rsync_local
 
     def start(self):
         self.port = free_port()
