@@ -181,6 +181,10 @@ absl::Status LocalEdits::Forget(const std::string& path, bool keep_data) {
 
 absl::Status LocalEdits::Delete(const std::string& path) {
   CONVERGE_RETURN_IF_ERROR(Forget(path, /*keep_data=*/false));
+  return Gone(path);
+}
+
+absl::Status LocalEdits::Gone(const std::string& path) {
   std::optional<FileVersion> remote = view_->Remote(path);
   if (!remote.has_value()) {
     view_->Settle(path, nullptr);  // made here and gone before the store had it
@@ -373,17 +377,7 @@ absl::Status LocalEdits::MoveOne(const FileVersion& shown, const std::string& to
   } else {
     CONVERGE_RETURN_IF_ERROR(Record(std::move(v), false, 0).status());
   }
-  std::optional<FileVersion> remote = view_->Remote(from);
-  if (!remote.has_value()) {
-    view_->Settle(from, nullptr);
-    return absl::OkStatus();
-  }
-  FileVersion gone = *remote;
-  gone.deleted = true;
-  gone.base_seq = remote->seq;
-  gone.chunks.clear();
-  gone.size = 0;
-  return Record(std::move(gone), false, 0).status();
+  return Gone(from);
 }
 
 absl::Status LocalEdits::Rename(const std::string& from, const std::string& to, bool no_replace) {

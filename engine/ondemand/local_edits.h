@@ -146,8 +146,10 @@ class LocalEdits {
   absl::Status CheckNewPath(const std::string& path) const;
   // Record puts a change of `v.path` (new, or replacing the pending one) and shows it.
   absl::StatusOr<Entry*> Record(FileVersion v, bool has_data, uint64_t reuse_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Delete records that `path` is gone (a tombstone if the namespace has it, else nothing).
+  // Delete forgets the pending change of `path` and records that it is gone; Gone records that
+  // (a tombstone of the namespace's version, if it has one; else the path just goes).
   absl::Status Delete(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Gone(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Forget(const std::string& path, bool keep_data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MoveOne(const FileVersion& shown, const std::string& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Handle> OpenLocked(const std::string& path, bool truncate) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -173,11 +173,13 @@ bool Refused(const absl::Status& s) {
 
 }  // namespace
 
-absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* edits, OnDemandView* view,
-                                               ChunkCache* cache, absl::Duration quiet) {
-  UploadOutcome out;
-  std::vector<LocalEdits::Settled> settled = edits->TakeSettled(quiet);
-  if (settled.empty()) return out;
+namespace {
+
+// Prepare completes each settled change (a written file chunked, the chunks the store lacks
+// sent), settles those left as they were, refuses what cannot go, and returns the rest.
+absl::StatusOr<std::vector<LocalEdits::Settled>> Prepare(StoreClient* store, LocalEdits* edits, OnDemandView* view,
+                                                         ChunkCache* cache, std::vector<LocalEdits::Settled> settled,
+                                                         UploadOutcome* out) {
   ChunkSender sender(store, cache);
   std::vector<LocalEdits::Settled> unchanged, changed;
   std::vector<FileVersion> as_they_are;
@@ -195,20 +197,21 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
       as_they_are.push_back(*remote);
       continue;
     }
-    changed.push_back(std::move(s));
-  }
-  CONVERGE_RETURN_IF_ERROR(sender.Flush());
-  out.bytes_sent = sender.sent();
-  if (!unchanged.empty()) edits->Committed(unchanged, as_they_are);
-  std::vector<LocalEdits::Settled> valid;
-  for (LocalEdits::Settled& s : changed) {
     if (absl::Status ok = ValidateFileVersion(s.change.version); !ok.ok()) {
       edits->Refuse(s, std::string(ok.message()));
       continue;
     }
-    valid.push_back(std::move(s));
+    changed.push_back(std::move(s));
   }
-  std::vector<std::vector<LocalEdits::Settled>> batches = Batches(std::move(valid));
+  CONVERGE_RETURN_IF_ERROR(sender.Flush());
+  out->bytes_sent = sender.sent();
+  if (!unchanged.empty()) edits->Committed(unchanged, as_they_are);
+  return changed;
+}
+
+// CommitAll commits the batches, settling conflicts, holds and refusals as the store answers.
+absl::Status CommitAll(StoreClient* store, LocalEdits* edits, std::vector<std::vector<LocalEdits::Settled>> batches,
+                       UploadOutcome* out) {
   for (size_t b = 0; b < batches.size(); ++b) {
     std::vector<LocalEdits::Settled> batch = std::move(batches[b]);
     std::vector<FileVersion> versions;
@@ -226,12 +229,12 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
     if (absl::IsAborted(seq.status())) {
       GetLogger("engine")->info("another device changed some of these paths first ({})", seq.status().message());
       CONVERGE_RETURN_IF_ERROR(Conflicts(store, edits, batch));
-      out.conflicts += batch.size();
+      out->conflicts += batch.size();
       continue;
     }
     if (IsMassDeleteHeld(seq.status())) {
-      out.held_deletes += batch.size();
-      out.held_message = std::string(seq.status().message());
+      out->held_deletes += batch.size();
+      out->held_message = std::string(seq.status().message());
       continue;
     }
     if (IsMassDeleteRejected(seq.status())) {
@@ -244,9 +247,22 @@ absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* e
     for (FileVersion& v : versions) v.seq = *seq;
     edits->Committed(batch, versions);
     edits->RetryRefused();  // the store changed: what it refused may go now (a directory emptied)
-    out.committed += batch.size();
+    out->committed += batch.size();
     GetLogger("engine")->info("committed {} local change(s) as seq {}", batch.size(), *seq);
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<UploadOutcome> UploadLocalEdits(StoreClient* store, LocalEdits* edits, OnDemandView* view,
+                                               ChunkCache* cache, absl::Duration quiet) {
+  UploadOutcome out;
+  std::vector<LocalEdits::Settled> settled = edits->TakeSettled(quiet);
+  if (settled.empty()) return out;
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<LocalEdits::Settled> ready,
+                            Prepare(store, edits, view, cache, std::move(settled), &out));
+  CONVERGE_RETURN_IF_ERROR(CommitAll(store, edits, Batches(std::move(ready)), &out));
   return out;
 }
 
