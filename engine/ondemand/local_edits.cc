@@ -129,6 +129,18 @@ absl::Status LocalEdits::CheckNewPath(const std::string& path) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<FileVersion> LocalEdits::NewVersion(const std::string& path, FileKind kind, uint32_t mode) const {
+  CONVERGE_RETURN_IF_ERROR(CheckNewPath(path));
+  if (view_->Stat(path).ok()) return PosixError(EEXIST, path);
+  FileVersion v;
+  v.path = path;
+  v.kind = kind;
+  v.mode = mode & 0777;
+  v.mtime_ns = absl::ToUnixNanos(absl::Now());  // a file's is its data file's
+  Base(path, &v);
+  return v;
+}
+
 void LocalEdits::Base(const std::string& path, FileVersion* v) const {
   std::optional<FileVersion> remote = view_->Remote(path);
   v->base_seq = remote.has_value() ? remote->seq : 0;
@@ -201,14 +213,8 @@ absl::Status LocalEdits::Gone(const std::string& path) {
 
 absl::StatusOr<LocalEdits::Handle> LocalEdits::Create(const std::string& path, uint32_t mode) {
   absl::MutexLock lock(&mu_);
-  CONVERGE_RETURN_IF_ERROR(CheckNewPath(path));
-  if (view_->Stat(path).ok()) return PosixError(EEXIST, path);
-  FileVersion v;
-  v.path = path;
-  v.kind = FileKind::kFile;
-  v.mode = mode & 0777;
+  CONVERGE_ASSIGN_OR_RETURN(FileVersion v, NewVersion(path, FileKind::kFile, mode));
   v.content_sha256 = ContentDigest({});
-  Base(path, &v);
   const uint64_t id = next_id_++;
   const int fd = open(DataPath(id).c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return PosixError(errno, DataPath(id));
@@ -314,30 +320,18 @@ absl::Status LocalEdits::Truncate(const std::string& path, uint64_t size) {
 
 absl::Status LocalEdits::MkDir(const std::string& path, uint32_t mode) {
   absl::MutexLock lock(&mu_);
-  CONVERGE_RETURN_IF_ERROR(CheckNewPath(path));
-  if (view_->Stat(path).ok()) return PosixError(EEXIST, path);
-  FileVersion v;
-  v.path = path;
-  v.kind = FileKind::kDirectory;
-  v.mode = mode & 0777;
-  v.mtime_ns = absl::ToUnixNanos(absl::Now());
-  Base(path, &v);
+  CONVERGE_ASSIGN_OR_RETURN(FileVersion v, NewVersion(path, FileKind::kDirectory, mode));
   return Record(std::move(v), false, 0).status();
 }
 
 absl::Status LocalEdits::Symlink(const std::string& target, const std::string& path) {
   absl::MutexLock lock(&mu_);
-  CONVERGE_RETURN_IF_ERROR(CheckNewPath(path));
-  if (view_->Stat(path).ok()) return PosixError(EEXIST, path);
-  if (target.empty() || target.size() > kMaxSymlinkTarget || target.find('\0') != std::string::npos) return PosixError(EINVAL, path);
-  FileVersion v;
-  v.path = path;
-  v.kind = FileKind::kSymlink;
-  v.mode = 0777;
+  if (target.empty() || target.size() > kMaxSymlinkTarget || target.find('\0') != std::string::npos) {
+    return PosixError(EINVAL, path);
+  }
+  CONVERGE_ASSIGN_OR_RETURN(FileVersion v, NewVersion(path, FileKind::kSymlink, 0777));
   v.symlink_target = target;
   v.content_sha256 = HashOf(target);
-  v.mtime_ns = absl::ToUnixNanos(absl::Now());
-  Base(path, &v);
   return Record(std::move(v), false, 0).status();
 }
 

@@ -144,6 +144,8 @@ class LocalEdits {
   // Shown: what the folder shows at `path` now; NotFound (ENOENT) if nothing.
   absl::StatusOr<FileVersion> Shown(const std::string& path) const;
   absl::Status CheckNewPath(const std::string& path) const;
+  // NewVersion: the version of a path made here (valid, its parent a directory, nothing there).
+  absl::StatusOr<FileVersion> NewVersion(const std::string& path, FileKind kind, uint32_t mode) const;
   // Record puts a change of `v.path` (new, or replacing the pending one) and shows it.
   absl::StatusOr<Entry*> Record(FileVersion v, bool has_data, uint64_t reuse_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Delete forgets the pending change of `path` and records that it is gone; Gone records that
