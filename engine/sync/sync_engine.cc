@@ -90,6 +90,10 @@ constexpr int kStaleRetries = 3;
 constexpr absl::Duration kHeldRetry = absl::Seconds(2);
 // A verifying scan that suspects more paths than this hands over a full scan instead.
 constexpr size_t kMaxSuspects = 10000;
+// Changed paths kept to scan one by one: past this many (a new device installing a million
+// files hears each of them), the next round scans the whole folder instead, and paths reported
+// until that scan begins are not kept (the scan looks at them).
+constexpr size_t kMaxDirtyPaths = 32768;
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("engine");
@@ -1255,6 +1259,13 @@ void SyncEngine::NotifyLocalPaths(const std::vector<std::pair<std::string, bool>
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   last_local_event_ = now;
+  if (full_scan_requested_) return;
+  if (dirty_.size() + paths.size() > kMaxDirtyPaths) {
+    full_scan_requested_ = true;
+    ++dirty_overflows_;
+    dirty_.clear();
+    return;
+  }
   for (const auto& [path, writing] : paths) {
     auto [it, inserted] = dirty_.try_emplace(path);
     if (inserted) it->second.first_event = now;

@@ -211,6 +211,12 @@ class SyncEngine {
     absl::MutexLock lock(&mu_);
     return {verifications_, last_suspects_};
   }
+  // How many times more changed paths were reported than the engine keeps one by one, and a
+  // scan of the whole folder took their place.
+  uint64_t dirty_overflows() const {
+    absl::MutexLock lock(&mu_);
+    return dirty_overflows_;
+  }
 
   const ApplyStats& apply_stats() const { return applier_.stats(); }
   const UploadStats& upload_stats() const { return upload_stats_; }
@@ -459,6 +465,7 @@ class SyncEngine {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t verifications_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_suspects_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dirty_overflows_ ABSL_GUARDED_BY(mu_) = 0;
   // The verifying scan beside the rounds, if one was started (Run waits for it before it
   // returns); engine thread only, as are the two below.
   std::future<void> verifying_;

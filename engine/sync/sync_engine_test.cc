@@ -260,6 +260,48 @@ TEST_F(SyncEngineTest, TheVerifyingScanRunsBesideTheRoundsAndFindsWhatTheWatcher
   EXPECT_EQ(engine.scan_stats().scans - engine.scan_stats().targeted_scans, 1u);
 }
 
+TEST_F(SyncEngineTest, MoreChangedPathsThanItKeepsBecomeOneScanOfTheFolder) {
+  MemFilesystem fs(&clock_);
+  PowerCutEnv env;
+  absl::StatusOr<std::unique_ptr<LocalIndex>> index = LocalIndex::Open("/index", env.env());
+  ASSERT_TRUE(index.ok()) << index.status();
+  sim::SimStoreClient client(store_.get(), "dev1");
+  ASSERT_TRUE(fs.UserWrite("old.txt", "old").ok());
+  EngineOptions options;
+  options.rescan_interval = absl::Hours(1);  // no verifying scan: only the reports and the overflow
+  SyncEngine engine(&fs, index->get(), &client, &clock_, "dev1", options);
+  engine.set_local_event_flush([] {});
+  std::thread runner([&] { engine.Run(); });
+  absl::Cleanup stop = [&] {
+    engine.Stop();
+    runner.join();
+  };
+  auto stored = [&](const std::string& path, const std::string& content) {
+    for (int i = 0; i < 2000; ++i) {
+      absl::StatusOr<std::map<std::string, std::string>> files = store_->Files();
+      if (files.ok() && files->count(path) != 0 && files->at(path) == content) return true;
+      clock_.Advance(absl::Milliseconds(100));
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return false;
+  };
+  ASSERT_TRUE(stored("old.txt", "old"));
+  const uint64_t full_scans = engine.scan_stats().scans - engine.scan_stats().targeted_scans;
+
+  // A new device installing a large folder hears every file: past what it keeps one by one,
+  // nothing more is kept and the next round scans the whole folder.
+  ASSERT_TRUE(fs.UserWrite("new.txt", "new").ok());
+  std::vector<std::pair<std::string, bool>> heard;
+  for (int i = 0; i < 40000; ++i) heard.emplace_back(absl::StrCat("installed/f", i), false);
+  heard.emplace_back("new.txt", false);
+  engine.NotifyLocalPaths(heard);
+  EXPECT_EQ(engine.dirty_overflows(), 1u);
+  EXPECT_EQ(engine.status().pending_uploads, 0u);
+  EXPECT_TRUE(stored("new.txt", "new"));
+  std::move(stop).Invoke();
+  EXPECT_EQ(engine.scan_stats().scans - engine.scan_stats().targeted_scans, full_scans + 1);
+}
+
 TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhatCameMeanwhile) {
   ASSERT_TRUE(one_->fs.UserWrite("a/x.txt", "x").ok());
   ASSERT_TRUE(one_->fs.UserWrite("a/y.txt", "y").ok());
