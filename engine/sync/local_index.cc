@@ -142,7 +142,11 @@ absl::Status LocalIndex::WriteSynced(rocksdb::WriteBatch* batch, absl::string_vi
     GetLogger("index")->warn("index write failed ({}): reopening the index", s.ToString());
     if (compactor_.joinable()) compactor_.join();
     absl::WriterMutexLock lock(&db_mu_);  // after any listing on another thread
-    db_.reset();
+    if (open_cursors_ > 0) {
+      close_pending_ = true;  // their snapshots are of this database: the last one closes it
+    } else {
+      db_.reset();
+    }
   }
   return Rocks(s, what);
 }
@@ -185,34 +189,65 @@ absl::Status LocalIndex::ForEachNotApplied(const std::function<void(const IndexE
   return absl::OkStatus();
 }
 
-LocalIndex::LiveCursor::LiveCursor(LocalIndex* index) : index_(index), upper_("p;"), bound_(upper_) {
-  index_->db_mu_.ReaderLock();
-}
-
 LocalIndex::LiveCursor::~LiveCursor() {
-  it_.reset();
-  index_->db_mu_.ReaderUnlock();
+  if (db_ == nullptr) return;
+  absl::WriterMutexLock lock(&index_->db_mu_);
+  db_->ReleaseSnapshot(snapshot_);
+  if (--index_->open_cursors_ == 0 && index_->close_pending_) {
+    index_->close_pending_ = false;
+    index_->db_.reset();
+  }
 }
 
 absl::Status LocalIndex::LiveCursor::Next() {
-  if (it_ == nullptr) return absl::FailedPreconditionError("the cursor is not open");
-  if (valid_) it_->Next();
-  valid_ = false;
-  if (!it_->Valid()) return Rocks(it_->status(), "scan index");
-  CONVERGE_ASSIGN_OR_RETURN(entry_, DecodeEntry(View(it_->value())));
-  valid_ = true;
-  return absl::OkStatus();
+  if (db_ == nullptr) return absl::FailedPreconditionError("the cursor is not open");
+  if (++pos_ < page_.size() || done_) return absl::OkStatus();
+  return Fill();
+}
+
+absl::Status LocalIndex::LiveCursor::Fill() {
+  constexpr size_t kPage = 256;
+  page_.clear();
+  pos_ = 0;
+  absl::ReaderMutexLock lock(&index_->db_mu_);
+  std::string upper = "p;";  // past "p:" (':' + 1): no deletion markers beyond
+  rocksdb::Slice bound(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &bound;
+  options.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+  if (last_key_.empty()) {
+    it->Seek("p:");
+  } else {
+    it->Seek(last_key_);
+    if (it->Valid() && it->key() == rocksdb::Slice(last_key_)) it->Next();
+  }
+  for (; it->Valid() && page_.size() < kPage; it->Next()) {
+    absl::StatusOr<IndexEntry> e = DecodeEntry(View(it->value()));
+    if (!e.ok()) {
+      page_.clear();
+      return e.status();
+    }
+    page_.push_back(std::move(*e));
+  }
+  if (!page_.empty()) last_key_ = PathKey(page_.back().version.path);
+  done_ = page_.size() < kPage;
+  absl::Status s = Rocks(it->status(), "scan index");
+  if (!s.ok()) page_.clear();
+  return s;
 }
 
 absl::StatusOr<std::unique_ptr<LocalIndex::LiveCursor>> LocalIndex::Live() {
   CONVERGE_RETURN_IF_ERROR(Usable());
   std::unique_ptr<LiveCursor> cursor(new LiveCursor(this));
-  if (db_ == nullptr) return absl::UnavailableError("the index is being reopened after a write error");
-  rocksdb::ReadOptions options;
-  options.iterate_upper_bound = &cursor->bound_;  // past "p:" (':' + 1): no deletion markers beyond
-  cursor->it_.reset(db_->NewIterator(options));
-  cursor->it_->Seek("p:");
-  CONVERGE_RETURN_IF_ERROR(cursor->Next());
+  {
+    absl::WriterMutexLock lock(&db_mu_);
+    if (db_ == nullptr || close_pending_) return absl::UnavailableError("the index is being reopened after a write error");
+    cursor->db_ = db_.get();
+    cursor->snapshot_ = db_->GetSnapshot();
+    ++open_cursors_;
+  }
+  CONVERGE_RETURN_IF_ERROR(cursor->Fill());
   return cursor;
 }
 

@@ -56,25 +56,30 @@ class LocalIndex {
   // (IndexEntry::not_applied), in path order: as many reads as there are such entries.
   absl::Status ForEachNotApplied(const std::function<void(const IndexEntry&)>& fn);
   // LiveCursor reads the live entries in path order one at a time, for a caller that walks
-  // something else beside them (the verifying scan, the folder). The database stays open while
-  // it lives; it may be used on another thread than the engine's.
+  // something else beside them (the verifying scan, the folder), as they were when it was made
+  // (a snapshot: what the caller writes meanwhile is not read back). It reads a page at a time
+  // and holds no lock between pages, so its caller may use the index (and write to it) while it
+  // lives; it may be used on another thread than the engine's.
   class LiveCursor {
    public:
     ~LiveCursor();
-    bool Valid() const { return valid_; }
-    const IndexEntry& entry() const { return entry_; }
+    bool Valid() const { return pos_ < page_.size(); }
+    const IndexEntry& entry() const { return page_[pos_]; }
     // Next moves to the next entry (an error leaves the cursor invalid).
     absl::Status Next();
 
    private:
     friend class LocalIndex;
-    explicit LiveCursor(LocalIndex* index);
+    explicit LiveCursor(LocalIndex* index) : index_(index) {}
+    // Fill reads the page after last_key_.
+    absl::Status Fill();
     LocalIndex* const index_;
-    std::string upper_;
-    rocksdb::Slice bound_;
-    std::unique_ptr<rocksdb::Iterator> it_;
-    IndexEntry entry_;
-    bool valid_ = false;
+    rocksdb::DB* db_ = nullptr;  // the database the snapshot is of
+    const rocksdb::Snapshot* snapshot_ = nullptr;
+    std::vector<IndexEntry> page_;
+    size_t pos_ = 0;
+    std::string last_key_;
+    bool done_ = false;
   };
   absl::StatusOr<std::unique_ptr<LiveCursor>> Live();
   // ForEachLiveUnder calls fn for every live entry below directory `dir` (not dir itself).
@@ -121,6 +126,9 @@ class LocalIndex {
   // replaced only then; the engine's own calls read it after Usable).
   absl::Mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;  // null after a write error, until reopened
+  // Cursors holding a snapshot of db_: a close after a write error waits for the last of them.
+  int open_cursors_ ABSL_GUARDED_BY(db_mu_) = 0;
+  bool close_pending_ ABSL_GUARDED_BY(db_mu_) = false;
   std::atomic<uint64_t> cursor_{0};  // read by status and upload threads too
   // Whether any entry may be marked not applied (a marker key each): until one is, writes do
   // not delete markers that cannot be there.

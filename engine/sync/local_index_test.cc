@@ -1,10 +1,12 @@
 #include "engine/sync/local_index.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/sha256.h"
 #include "common/model/model.h"
 #include "gtest/gtest.h"
@@ -103,6 +105,37 @@ TEST_F(LocalIndexTest, TombstonesAreKeptButNotListedAsLive) {
   ASSERT_TRUE(gone.ok() && gone->has_value());
   EXPECT_TRUE((*gone)->version.deleted);
   EXPECT_EQ((*gone)->version.seq, 2u);
+}
+
+TEST_F(LocalIndexTest, ALiveCursorReadsPageByPageTheEntriesAsTheyWereWhenItWasMade) {
+  std::vector<IndexEntry> entries;
+  for (int i = 0; i < 600; ++i) entries.push_back(Entry(absl::StrCat("f", 1000 + i), 1, "x", 100 + i));
+  entries.push_back(Entry("gone", 1, "g", 99));
+  ASSERT_TRUE(index_->Update(entries, 1).ok());
+  ASSERT_TRUE(index_->Update({Entry("gone", 2, "", 0, /*deleted=*/true)}, 2).ok());
+  absl::StatusOr<std::unique_ptr<LocalIndex::LiveCursor>> cursor = index_->Live();
+  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  std::vector<std::string> read;
+  while ((*cursor)->Valid()) {
+    read.push_back((*cursor)->entry().version.path);
+    if (read.size() == 10) {
+      // Its caller uses the index meanwhile (an entry behind it, one ahead, one changed): the
+      // cursor goes on with the entries as they were.
+      ASSERT_TRUE(index_->Update({Entry("e-behind", 3, "b", 7), Entry("f1500-ahead", 3, "a", 8),
+                                  Entry("f1300", 3, "", 0, /*deleted=*/true)}, 3).ok());
+      ASSERT_TRUE(index_->Get("f1000").ok());
+    }
+    ASSERT_TRUE((*cursor)->Next().ok());
+  }
+  ASSERT_EQ(read.size(), 600u);  // three pages; no tombstone
+  EXPECT_TRUE(std::is_sorted(read.begin(), read.end()));
+  EXPECT_EQ(read.front(), "f1000");
+  EXPECT_EQ(read.back(), "f1599");
+  EXPECT_EQ(std::count(read.begin(), read.end(), "f1300"), 1);
+  cursor->reset();
+  absl::StatusOr<std::unique_ptr<LocalIndex::LiveCursor>> again = index_->Live();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->entry().version.path, "e-behind");
 }
 
 TEST_F(LocalIndexTest, ListsWhatIsBelowADirectoryOnly) {

@@ -101,191 +101,50 @@ absl::Status SideBySide(Filesystem* fs, LocalIndex* index, const std::function<v
 
 }  // namespace
 
-absl::StatusOr<ScanResult> Scanner::Scan() {
-  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  ScanResult result;
-  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
-
-  // The folder's walk and the index's live entries side by side: an entry its stat shows
-  // unchanged is settled at once; only what differs, and what is gone, is kept for the
-  // comparison (a new path may be a gone one moved, so they are compared whole).
-  const ScanFilter filter = this->filter();
-  std::vector<std::pair<std::string, LocalStat>> walked;  // what differs
-  std::map<std::string, IndexEntry> known;                // its entries, and those gone
-  uint64_t unchanged = 0;
-  CONVERGE_RETURN_IF_ERROR(SideBySide(
-      fs_, index_, [&](const IndexEntry& gone) { known.emplace(gone.version.path, gone); },
-      [&](const std::string& path, const LocalStat& st, const IndexEntry* entry) {
-        const bool syncable = !syncable_ || syncable_(path);
-        if (entry != nullptr && syncable && entry->version.kind == st.kind && UnchangedByStat(*entry, st)) {
-          // Nothing to compare: counted as the comparison would count it.
-          if (filter.Skipped(path, st.kind == FileKind::kDirectory)) {
-            ++result.ignored;
-          } else {
-            ++unchanged;
-          }
-          return;
-        }
-        if (syncable) walked.emplace_back(path, st);
-        if (entry != nullptr) known.emplace(path, *entry);
-      }));
-  CONVERGE_RETURN_IF_ERROR(Compare(filter, std::move(walked), std::move(known), &result));
-  result.entries_seen += unchanged;
-  return result;
-}
-
-absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& paths) {
-  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  ScanResult result;
-  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
-
-  // Sorted, so parents come before children; a path below another listed directory is covered
-  // by that directory's walk but listing it twice is harmless (maps dedupe).
-  std::map<std::string, LocalStat> on_disk;
-  std::map<std::string, IndexEntry> known;
-  FilesystemBatch batch(fs_);  // each directory opened once for the paths in it
-  absl::flat_hash_set<std::string> indexed_parents;  // directories the index has, looked up once
-  std::vector<std::string> sorted(paths.begin(), paths.end());
-  std::sort(sorted.begin(), sorted.end());
-  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  for (const std::string& path : sorted) {
-    if (!ValidateRelativePath(path).ok() || (syncable_ && !syncable_(path))) continue;
-    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
-    if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
-    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
-    // Only a directory (known or on disk) has a subtree to compare.
-    const bool known_dir = entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kDirectory;
-    if (known_dir || (st.exists && st.kind == FileKind::kDirectory)) {
-      CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
-        known.emplace(e.version.path, e);
-      }));
-    }
-    if (!st.exists || st.special) continue;
-    // A new entry's parent must exist on the other devices first: include parents the index
-    // does not know yet (a watcher may report a file before its new directory).
-    for (std::string parent(ParentPath(path)); !parent.empty(); parent = std::string(ParentPath(parent))) {
-      if (on_disk.count(parent) > 0 || indexed_parents.contains(parent)) break;
-      CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> p, index_->Get(parent));
-      if (p.has_value() && !p->version.deleted) {
-        indexed_parents.insert(parent);  // and so are its own parents
-        break;
-      }
-      CONVERGE_ASSIGN_OR_RETURN(LocalStat pst, fs_->Stat(parent));
-      if (!pst.exists || pst.kind != FileKind::kDirectory) break;
-      on_disk.emplace(parent, pst);
-    }
-    on_disk[path] = st;
-    if (st.kind != FileKind::kDirectory) continue;
-    absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) { on_disk[p] = s; });
-    if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
-  }
-  std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
-  CONVERGE_RETURN_IF_ERROR(Compare(filter(), std::move(walked), std::move(known), &result));
-  return result;
-}
-
-absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const ScanFilter& filter) const {
-  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
-  // The folder's walk and the index's entries side by side: nothing is held per file but the
-  // suspects.
-  std::vector<std::string> suspects;
-  absl::flat_hash_set<std::string> dirs;  // suspects that are (or were) directories
-  auto suspect = [&](const std::string& path, bool dir) {
-    suspects.push_back(path);
-    if (dir) dirs.insert(path);
-  };
-  auto was_dir = [](const IndexEntry& e) { return e.version.kind == FileKind::kDirectory; };
-  CONVERGE_RETURN_IF_ERROR(SideBySide(
-      fs_, index_,
-      [&](const IndexEntry& gone) {
-        const bool never_here = gone.not_applied && !gone.local.exists;
-        if (!never_here && !filter.Skipped(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
-      },
-      [&](const std::string& path, const LocalStat& st, const IndexEntry* e) {
-        const bool is_dir = st.kind == FileKind::kDirectory;
-        const bool counts = (!syncable_ || syncable_(path)) && !filter.Skipped(path, is_dir);
-        if (e == nullptr || filter.Skipped(path, was_dir(*e))) {
-          if (counts) suspect(path, is_dir);  // new (to the synced set, if its kind changed how it is ruled)
-        } else if (!counts) {
-          suspect(path, was_dir(*e));  // gone from it
-        } else if (!UnchangedByStat(*e, st)) {
-          suspect(path, was_dir(*e) || is_dir);
-        }
-      }));
-  std::sort(suspects.begin(), suspects.end());
-  std::vector<std::string> named;
-  for (std::string& path : suspects) {
-    bool below = false;
-    for (absl::string_view p = ParentPath(path); !p.empty() && !below; p = ParentPath(p)) {
-      below = dirs.contains(p);
-    }
-    if (!below) named.push_back(std::move(path));
-  }
-  return named;
-}
-
-const IgnoreRules& Scanner::IgnoreRulesNow() {
-  absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
-  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) {
-    ignore_stat_ = LocalStat{};
-    ignore_rules_ = IgnoreRules();
-    return ignore_rules_;
-  }
-  if (st->Same(ignore_stat_)) return ignore_rules_;
-  absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(kIgnoreFileName);
-  std::string text;
-  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return ignore_rules_;  // the next scan tries again
-  if (st->size > kMaxIgnoreFileBytes) {
-    Log()->warn("{} is over {} bytes: only its start is read", kIgnoreFileName, kMaxIgnoreFileBytes);
-  }
-  ignore_stat_ = *st;
-  ignore_rules_ = IgnoreRules::Parse(text);
-  return ignore_rules_;
-}
-
-// Comparison: what one scan walked against what the index knows, turned into the scan's
-// changes. Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
 class Scanner::Comparison {
  public:
   Comparison(Scanner* scanner, const ScanFilter& filter, ScanResult* result)
       : scanner_(scanner), filter_(filter), result_(*result) {}
 
-  // Filter takes what was walked and what the index knows (moved in, not copied: a folder's
-  // whole listing is held once), less what the ignore rules leave out.
-  void Filter(std::vector<std::pair<std::string, LocalStat>> all_walked, std::map<std::string, IndexEntry> all_known) {
-    walked_ = std::move(all_walked);
+  // Part takes a part of what was walked (in walk order, after the parts before it) and what
+  // the index knows of it, less what the ignore rules leave out: the entries of walked paths
+  // for this part, the others (gone from their paths) for the whole scan.
+  void Part(std::vector<std::pair<std::string, LocalStat>> part_walked, std::map<std::string, IndexEntry> part_known) {
+    parted_ = parted_ || !walked_.empty();
+    walked_ = std::move(part_walked);
     const auto ignored = std::remove_if(walked_.begin(), walked_.end(), [&](const auto& w) {
       return filter_.Skipped(w.first, w.second.kind == FileKind::kDirectory);
     });
     result_.ignored += static_cast<uint64_t>(walked_.end() - ignored);
     walked_.erase(ignored, walked_.end());
+    seen_.clear();
     seen_.reserve(walked_.size());
     for (const auto& w : walked_) seen_.insert(w.first);  // views into walked_, which stays as it is
-    known_ = std::move(all_known);
-    for (auto it = known_.begin(); it != known_.end();) {
+    known_.clear();
+    for (auto& [path, e] : part_known) {
       // A version a send-only folder never had here is no deletion (nor a move's source).
-      const bool never_here = it->second.not_applied && !it->second.local.exists;
-      if (never_here || filter_.Skipped(it->first, it->second.version.kind == FileKind::kDirectory)) {
-        it = known_.erase(it);
-      } else {
-        ++it;
+      const bool never_here = e.not_applied && !e.local.exists;
+      if (never_here || filter_.Skipped(path, e.version.kind == FileKind::kDirectory)) continue;
+      if (seen_.contains(path)) {
+        known_.emplace(path, std::move(e));
+        continue;
       }
+      // Moves: a known file that is gone from its path, found again at a new path by its inode
+      // with the same size and mtime (a rename: not read again), or by its content (a rename
+      // that also touched it, a copy then a delete). It keeps its file_id. (Directories are not
+      // matched: an inode number is reused once freed, and their files are matched one by one.)
+      const IndexEntry& gone = gone_.emplace(path, std::move(e)).first->second;
+      if (gone.version.kind != FileKind::kFile) continue;
+      if (gone.local.exists && gone.local.inode != 0) gone_by_inode_.emplace(gone.local.inode, &gone);
+      if (gone.version.size > 0) gone_by_content_.emplace(DigestToBytes(gone.version.content_sha256), &gone);
     }
-    result_.entries_seen = walked_.size();
-    // Moves: a known file that is gone from its path, found again at a new path by its inode
-    // with the same size and mtime (a rename: not read again), or by its content (a rename that
-    // also touched it, a copy then a delete). It keeps its file_id. (Directories are not
-    // matched: an inode number is reused once freed, and their files are matched one by one.)
-    for (const auto& [path, e] : known_) {
-      if (seen_.contains(path) || e.version.kind != FileKind::kFile) continue;
-      if (e.local.exists && e.local.inode != 0) gone_by_inode_.emplace(e.local.inode, &e);
-      if (e.version.size > 0) gone_by_content_.emplace(DigestToBytes(e.version.content_sha256), &e);
-    }
+    result_.entries_seen += walked_.size();
   }
 
   const std::vector<std::pair<std::string, LocalStat>>& walked() const { return walked_; }
   // In order so far: no move, no change of kind (see Scanner::ChangeSink).
   bool in_order() const { return in_order_; }
+  ScanResult* result() { return &result_; }
 
   // Walked compares one walked entry with the index and records what changed.
   absl::Status Walked(const std::string& path, const LocalStat& st) {
@@ -339,9 +198,9 @@ class Scanner::Comparison {
 
   // Deletions: known entries no longer walked, children before their parents.
   absl::Status Deletions() {
-    for (auto it = known_.rbegin(); it != known_.rend(); ++it) {
+    for (auto it = gone_.rbegin(); it != gone_.rend(); ++it) {
       const IndexEntry& e = it->second;
-      if (e.version.deleted || seen_.contains(e.version.path) || moved_away_.contains(e.version.path)) continue;
+      if (e.version.deleted || moved_away_.contains(e.version.path)) continue;
       CONVERGE_ASSIGN_OR_RETURN(std::optional<FileVersion> intent, scanner_->index_->GetIntent(e.version.path));
       if (intent.has_value() && intent->deleted && intent->seq > e.version.seq) {
         // Removed here by an apply whose record a power cut lost: not a deletion made here.
@@ -406,7 +265,10 @@ class Scanner::Comparison {
     if (!was.has_value() || *was == path || seen_.contains(*was) || moved_away_.contains(*was)) return nullptr;
     CONVERGE_ASSIGN_OR_RETURN(elsewhere_, scanner_->index_->Get(*was));
     CONVERGE_ASSIGN_OR_RETURN(LocalStat there, scanner_->fs_->Stat(*was));
-    if (elsewhere_.has_value() && RenamedFrom(*elsewhere_, st) && (!there.exists || there.inode != st.inode) &&
+    // A scan in parts has not the walk of other parts at hand: an old path still there is then
+    // left to its own part.
+    if (elsewhere_.has_value() && RenamedFrom(*elsewhere_, st) &&
+        (!there.exists || (!parted_ && there.inode != st.inode)) &&
         !filter_.Skipped(*was, false)) {
       return Claim(&*elsewhere_);
     }
@@ -477,30 +339,207 @@ class Scanner::Comparison {
   const ScanFilter& filter_;
   ScanResult& result_;
   std::vector<std::pair<std::string, LocalStat>> walked_;
-  std::map<std::string, IndexEntry> known_;
+  std::map<std::string, IndexEntry> known_;      // the entries of walked_'s paths
+  std::map<std::string, IndexEntry> gone_;       // entries not walked, of every part so far
   absl::flat_hash_set<absl::string_view> seen_;  // the paths of walked_
   absl::flat_hash_map<uint64_t, const IndexEntry*> gone_by_inode_;
   absl::flat_hash_map<std::string, const IndexEntry*> gone_by_content_;
   absl::flat_hash_set<std::string> moved_away_;  // paths whose tombstone follows their move
   std::optional<IndexEntry> elsewhere_;           // a rename source outside this scan's paths
   bool in_order_ = true;
+  bool parted_ = false;  // more than one part
 };
 
+absl::StatusOr<ScanResult> Scanner::Scan() {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  // The folder's walk and the index's live entries side by side: an entry its stat shows
+  // unchanged is settled at once; what differs is compared part by part as the walk goes
+  // (a large new folder is never held whole); what is gone is kept to the end (a new path may
+  // be a gone one moved, and deletions go deepest first).
+  const ScanFilter filter = this->filter();
+  Comparison comparison(this, filter, &result);
+  std::vector<std::pair<std::string, LocalStat>> walked;  // what differs, in this part
+  std::map<std::string, IndexEntry> known;                // its entries, and those gone
+  uint64_t unchanged = 0;
+  absl::Status compared;
+  auto compare_part = [&]() {
+    if (compared.ok()) compared = ComparePart(&comparison, std::move(walked), std::move(known));
+    walked.clear();
+    known.clear();
+  };
+  CONVERGE_RETURN_IF_ERROR(SideBySide(
+      fs_, index_, [&](const IndexEntry& gone) { known.emplace(gone.version.path, gone); },
+      [&](const std::string& path, const LocalStat& st, const IndexEntry* entry) {
+        const bool syncable = !syncable_ || syncable_(path);
+        if (entry != nullptr && syncable && entry->version.kind == st.kind && UnchangedByStat(*entry, st)) {
+          // Nothing to compare: counted as the comparison would count it.
+          if (filter.Skipped(path, st.kind == FileKind::kDirectory)) {
+            ++result.ignored;
+          } else {
+            ++unchanged;
+          }
+          return;
+        }
+        if (syncable) walked.emplace_back(path, st);
+        if (entry != nullptr) known.emplace(path, *entry);
+        if (walked.size() >= kScanPart) compare_part();
+      }));
+  compare_part();
+  CONVERGE_RETURN_IF_ERROR(compared);
+  CONVERGE_RETURN_IF_ERROR(comparison.Deletions());
+  result.entries_seen += unchanged;
+  return result;
+}
+
+absl::StatusOr<ScanResult> Scanner::ScanPaths(const std::vector<std::string>& paths) {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  ScanResult result;
+  result.scanned_at_ns = absl::ToUnixNanos(clock_->Now());
+
+  // Sorted, so parents come before children; a path below another listed directory is covered
+  // by that directory's walk but listing it twice is harmless (maps dedupe).
+  std::map<std::string, LocalStat> on_disk;
+  std::map<std::string, IndexEntry> known;
+  FilesystemBatch batch(fs_);  // each directory opened once for the paths in it
+  absl::flat_hash_set<std::string> indexed_parents;  // directories the index has, looked up once
+  std::vector<std::string> sorted(paths.begin(), paths.end());
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  auto whole_folder = [&]() -> absl::StatusOr<ScanResult> {
+    // A large directory (moved in or away, a new device's installs): the whole folder is
+    // scanned instead, side by side with the index and part by part, not held whole here.
+    on_disk.clear();
+    known.clear();
+    CONVERGE_RETURN_IF_ERROR(batch.End());  // the whole folder's walk is of its own
+    absl::StatusOr<ScanResult> whole = Scan();
+    if (whole.ok()) whole->whole_folder = true;
+    return whole;
+  };
+  for (const std::string& path : sorted) {
+    if (!ValidateRelativePath(path).ok() || (syncable_ && !syncable_(path))) continue;
+    CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> entry, index_->Get(path));
+    if (entry.has_value() && !entry->version.deleted) known.emplace(path, *entry);
+    CONVERGE_ASSIGN_OR_RETURN(LocalStat st, fs_->Stat(path));
+    // Only a directory (known or on disk) has a subtree to compare.
+    const bool known_dir = entry.has_value() && !entry->version.deleted && entry->version.kind == FileKind::kDirectory;
+    if (known_dir || (st.exists && st.kind == FileKind::kDirectory)) {
+      CONVERGE_RETURN_IF_ERROR(index_->ForEachLiveUnder(path, [&](const IndexEntry& e) {
+        if (known.size() <= kScanPart) known.emplace(e.version.path, e);
+      }));
+      if (known.size() > kScanPart) return whole_folder();
+    }
+    if (!st.exists || st.special) continue;
+    // A new entry's parent must exist on the other devices first: include parents the index
+    // does not know yet (a watcher may report a file before its new directory).
+    for (std::string parent(ParentPath(path)); !parent.empty(); parent = std::string(ParentPath(parent))) {
+      if (on_disk.count(parent) > 0 || indexed_parents.contains(parent)) break;
+      CONVERGE_ASSIGN_OR_RETURN(std::optional<IndexEntry> p, index_->Get(parent));
+      if (p.has_value() && !p->version.deleted) {
+        indexed_parents.insert(parent);  // and so are its own parents
+        break;
+      }
+      CONVERGE_ASSIGN_OR_RETURN(LocalStat pst, fs_->Stat(parent));
+      if (!pst.exists || pst.kind != FileKind::kDirectory) break;
+      on_disk.emplace(parent, pst);
+    }
+    on_disk[path] = st;
+    if (st.kind != FileKind::kDirectory) continue;
+    bool too_many = false;
+    absl::Status walked = fs_->Walk(path, [&](const std::string& p, const LocalStat& s) {
+      if (too_many || (too_many = on_disk.size() + known.size() > kScanPart)) return;
+      on_disk[p] = s;
+    });
+    if (!walked.ok() && !absl::IsNotFound(walked)) return walked;
+    if (too_many) return whole_folder();
+  }
+  const ScanFilter filter = this->filter();
+  Comparison comparison(this, filter, &result);
+  std::vector<std::pair<std::string, LocalStat>> walked(on_disk.begin(), on_disk.end());
+  on_disk.clear();
+  CONVERGE_RETURN_IF_ERROR(ComparePart(&comparison, std::move(walked), std::move(known)));
+  CONVERGE_RETURN_IF_ERROR(comparison.Deletions());
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> Scanner::Suspects(const ScanFilter& filter) const {
+  CONVERGE_RETURN_IF_ERROR(fs_->RootIntact());
+  // The folder's walk and the index's entries side by side: nothing is held per file but the
+  // suspects.
+  std::vector<std::string> suspects;
+  absl::flat_hash_set<std::string> dirs;  // suspects that are (or were) directories
+  auto suspect = [&](const std::string& path, bool dir) {
+    suspects.push_back(path);
+    if (dir) dirs.insert(path);
+  };
+  auto was_dir = [](const IndexEntry& e) { return e.version.kind == FileKind::kDirectory; };
+  CONVERGE_RETURN_IF_ERROR(SideBySide(
+      fs_, index_,
+      [&](const IndexEntry& gone) {
+        const bool never_here = gone.not_applied && !gone.local.exists;
+        if (!never_here && !filter.Skipped(gone.version.path, was_dir(gone))) suspect(gone.version.path, was_dir(gone));
+      },
+      [&](const std::string& path, const LocalStat& st, const IndexEntry* e) {
+        const bool is_dir = st.kind == FileKind::kDirectory;
+        const bool counts = (!syncable_ || syncable_(path)) && !filter.Skipped(path, is_dir);
+        if (e == nullptr || filter.Skipped(path, was_dir(*e))) {
+          if (counts) suspect(path, is_dir);  // new (to the synced set, if its kind changed how it is ruled)
+        } else if (!counts) {
+          suspect(path, was_dir(*e));  // gone from it
+        } else if (!UnchangedByStat(*e, st)) {
+          suspect(path, was_dir(*e) || is_dir);
+        }
+      }));
+  std::sort(suspects.begin(), suspects.end());
+  std::vector<std::string> named;
+  for (std::string& path : suspects) {
+    bool below = false;
+    for (absl::string_view p = ParentPath(path); !p.empty() && !below; p = ParentPath(p)) {
+      below = dirs.contains(p);
+    }
+    if (!below) named.push_back(std::move(path));
+  }
+  return named;
+}
+
+const IgnoreRules& Scanner::IgnoreRulesNow() {
+  absl::StatusOr<LocalStat> st = fs_->Stat(kIgnoreFileName);
+  if (!st.ok() || !st->exists || st->kind != FileKind::kFile) {
+    ignore_stat_ = LocalStat{};
+    ignore_rules_ = IgnoreRules();
+    return ignore_rules_;
+  }
+  if (st->Same(ignore_stat_)) return ignore_rules_;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> f = fs_->OpenRead(kIgnoreFileName);
+  std::string text;
+  if (!f.ok() || !(*f)->Read(0, kMaxIgnoreFileBytes, &text).ok()) return ignore_rules_;  // the next scan tries again
+  if (st->size > kMaxIgnoreFileBytes) {
+    Log()->warn("{} is over {} bytes: only its start is read", kIgnoreFileName, kMaxIgnoreFileBytes);
+  }
+  ignore_stat_ = *st;
+  ignore_rules_ = IgnoreRules::Parse(text);
+  return ignore_rules_;
+}
+
+// Comparison: what one scan walked against what the index knows, turned into the scan's
+// changes. Ignored paths are neither uploaded nor taken as deleted: they drop out on both sides.
 std::string Scanner::NewFileId() { return new_file_id_ ? new_file_id_() : RandomBytes(kFileIdBytes); }
 
-absl::Status Scanner::Compare(const ScanFilter& filter, std::vector<std::pair<std::string, LocalStat>> walked,
-                              std::map<std::string, IndexEntry> known, ScanResult* result) {
-  Comparison comparison(this, filter, result);
-  comparison.Filter(std::move(walked), std::move(known));
-  for (const auto& [path, st] : comparison.walked()) {
-    CONVERGE_RETURN_IF_ERROR(comparison.Walked(path, st));
-    if (change_sink_ && comparison.in_order() && result->changes.size() >= change_every_) {
+absl::Status Scanner::ComparePart(Comparison* comparison, std::vector<std::pair<std::string, LocalStat>> walked,
+                                  std::map<std::string, IndexEntry> known) {
+  comparison->Part(std::move(walked), std::move(known));
+  ScanResult* result = comparison->result();
+  for (const auto& [path, st] : comparison->walked()) {
+    CONVERGE_RETURN_IF_ERROR(comparison->Walked(path, st));
+    if (change_sink_ && comparison->in_order() && result->changes.size() >= change_every_) {
       const size_t found = result->changes.size();
       CONVERGE_RETURN_IF_ERROR(change_sink_(&result->changes, result->scanned_at_ns));
       result->handed_over += found - result->changes.size();
     }
   }
-  return comparison.Deletions();
+  return absl::OkStatus();
 }
 
 }  // namespace converge::engine

@@ -46,7 +46,12 @@ struct ScanResult {
   uint64_t ignored = 0;  // entries left alone by the folder's .convergeignore
   int64_t scanned_at_ns = 0;
   uint64_t handed_over = 0;  // changes a ChangeSink took while the scan went on (not in `changes`)
+  bool whole_folder = false;  // ScanPaths: too many to look at alone, the whole folder was scanned
 };
+
+// A scan compares what differs in parts of this many walked entries (holding no more at once);
+// the paths a targeted scan would look at past it are scanned with the whole folder instead.
+inline constexpr size_t kScanPart = 16384;
 
 // Stats whose mtime is this close to when they were recorded are re-read.
 inline constexpr absl::Duration kRacyWindow = absl::Milliseconds(50);
@@ -134,10 +139,11 @@ class Scanner {
   const IgnoreRules& IgnoreRulesNow();
   class Comparison;
   std::string NewFileId();
-  // Compare turns what is on disk (`walked`, parents before children) and what the index knows
-  // of the same part of the tree (`known`, live entries) into changes.
-  absl::Status Compare(const ScanFilter& filter, std::vector<std::pair<std::string, LocalStat>> walked,
-                       std::map<std::string, IndexEntry> known, ScanResult* result);
+  // ComparePart turns a part of what is on disk (`walked`, parents before children, after the
+  // parts before) and what the index knows of the same part of the tree (`known`, live entries)
+  // into changes; the comparison's Deletions, after the last part, the deletions.
+  absl::Status ComparePart(Comparison* comparison, std::vector<std::pair<std::string, LocalStat>> walked,
+                           std::map<std::string, IndexEntry> known);
 
   Filesystem* const fs_;
   LocalIndex* const index_;

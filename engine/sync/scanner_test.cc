@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/fs/local_filesystem.h"
 #include "gtest/gtest.h"
@@ -393,6 +394,58 @@ TEST_F(ScannerTest, AMovedFileOrDirectoryKeepsItsFileIdsAndIsNotReadAgain) {
   EXPECT_EQ(alone->changes[0].version.file_id, ids["big.bin"]);
   EXPECT_TRUE(alone->changes[1].moved);
   EXPECT_EQ(alone->files_hashed, 0u);
+}
+
+TEST_F(ScannerTest, ALargeFolderIsComparedInPartsWithItsMovesAndDeletionsAcrossThem) {
+  WriteFile(root_ + "/a/old.bin", std::string(5000, 'o'));
+  for (const char* name : {"1", "2", "3"}) WriteFile(root_ + "/m/" + name, name);
+  Scanner scanner(fs_.get(), index_.get(), &clock_, kTestChunks);
+  auto first = scanner.Scan();
+  ASSERT_TRUE(first.ok()) << first.status();
+  Accept(*first, 1);
+  std::string old_id;
+  for (const LocalChange& c : first->changes) {
+    if (c.version.path == "a/old.bin") old_id = c.version.file_id;
+  }
+
+  // More new files than a part holds, between a file moved away (in the first part) and where
+  // it went (in a later one), and a directory deleted with its files.
+  clock_.Advance(absl::Seconds(10));
+  const size_t count = kScanPart + 100;
+  for (size_t i = 0; i < count; ++i) WriteFile(absl::StrCat(root_, "/n/f", 100000 + i), absl::StrCat("new ", i));
+  std::filesystem::create_directories(root_ + "/zz");
+  std::filesystem::rename(root_ + "/a/old.bin", root_ + "/zz/renamed.bin");
+  std::filesystem::remove_all(root_ + "/m");
+  size_t largest = 0;
+  scanner.set_change_sink(1000, [&](std::vector<LocalChange>* changes, int64_t) {
+    largest = std::max(largest, changes->size());
+    changes->clear();
+    return absl::OkStatus();
+  });
+  // The reported directory is too large to look at alone: the whole folder is scanned.
+  auto scan = scanner.ScanPaths({"n"});
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_TRUE(scan->whole_folder);
+  EXPECT_EQ(scan->moves, 1u);
+  EXPECT_EQ(scan->files_hashed, count);  // the moved file is not read
+  EXPECT_LE(largest, 1000u);
+  std::vector<std::string> plain_deletions;
+  size_t created = scan->handed_over;
+  for (size_t i = 0; i < scan->changes.size(); ++i) {
+    const LocalChange& c = scan->changes[i];
+    if (!c.moved_from.empty()) {
+      EXPECT_EQ(c.version.path, "zz/renamed.bin");
+      EXPECT_EQ(c.moved_from, "a/old.bin");
+      EXPECT_EQ(c.version.file_id, old_id);
+      ASSERT_LT(i + 1, scan->changes.size());
+      EXPECT_TRUE(scan->changes[i + 1].moved);
+      continue;
+    }
+    if (c.version.deleted && !c.moved) plain_deletions.push_back(c.version.path);
+    if (!c.version.deleted) ++created;
+  }
+  EXPECT_EQ(plain_deletions, (std::vector<std::string>{"m/3", "m/2", "m/1", "m"}));
+  EXPECT_EQ(created, count + 2);  // and the directories n and zz
 }
 
 TEST_F(ScannerTest, AChangeSinkTakesNewFilesBatchByBatchInWalkOrderUntilAMove) {

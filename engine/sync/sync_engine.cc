@@ -321,6 +321,7 @@ absl::Status SyncEngine::NoteLocalDifferences(const std::optional<std::vector<st
   }
   absl::StatusOr<ScanResult> scanned = look.has_value() ? scanner_.ScanPaths(*look) : scanner_.Scan();
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
+  if (scan.whole_folder) look.reset();
   RecordScan(scan, look.has_value(), clock_->Now() - started);
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   // What this scan looked at is replaced by what it found.
@@ -858,7 +859,8 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   AwaitScanBatch(&uploads);
   CONVERGE_RETURN_IF_ERROR(uploads.status);
   CONVERGE_ASSIGN_OR_RETURN(ScanResult scan, std::move(scanned));
-  RecordScan(scan, paths.has_value(), clock_->Now() - started);
+  const bool targeted = paths.has_value() && !scan.whole_folder;
+  RecordScan(scan, targeted, clock_->Now() - started);
   CONVERGE_RETURN_IF_ERROR(index_->Update(scan.refreshed, std::nullopt));
   if (scan.changes.empty()) return absl::OkStatus();
   inline_chunks_.clear();
@@ -879,7 +881,7 @@ absl::Status SyncEngine::ScanAndUpload(const std::optional<std::vector<std::stri
   HeldDeletions held;
   CONVERGE_RETURN_IF_ERROR(CommitDeletions(deletions, scan.scanned_at_ns, &held));
   // A full scan sees every pending deletion; a targeted one only says something if it had any.
-  if (!deferred && (!deletions.empty() || !paths.has_value())) {
+  if (!deferred && (!deletions.empty() || !targeted)) {
     absl::MutexLock lock(&status_mu_);
     if (held.count > 0 && held.message != status_.held_message) {
       Log()->warn("{} local deletion(s) held by the store until an operator approves: {}", held.count, held.message);
