@@ -134,6 +134,10 @@ TEST_F(E2eOperatorTest, EveryConvergectlCommand) {
   EXPECT_EQ(frames.size(), 3u) << r.out;  // two refreshes
   EXPECT_TRUE(absl::StrContains(r.out, "shared     e2e    ")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "2/2 up to date")) << r.out;
+  // Each device's progress since the last refresh: none needed, both are up to date.
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_TRUE(absl::StrContains(frames[2], "PROGRESS")) << r.out;
+  EXPECT_FALSE(absl::StrContains(frames[2], "stalled")) << r.out;
 
   // help and usage
   r = c_->Convergectl({"devices", "--help"});

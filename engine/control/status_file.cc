@@ -141,6 +141,11 @@ void StatusWriter::WriteOnce(bool force) {
   out.set_transfer_total_bytes(s.transfer_total);
   out.set_transfer_started_unix_ms(Millis(s.transfer_started));
   out.set_last_synced_unix_ms(Millis(s.last_synced));
+  if (s.catchup_started != absl::InfinitePast()) {
+    out.set_catchup_started_unix_ms(Millis(s.catchup_started));
+    out.set_catchup_from_seq(s.catchup_from);
+    out.set_catchup_files(s.catchup_files);
+  }
   out.set_held_deletes(s.held_deletes);
   out.set_held(s.held_message);
   for (const std::string& p : s.case_collisions) out.add_case_collisions(p);
@@ -252,6 +257,19 @@ void AppendSelectionAndFolderType(const engine::v1::EngineStatusFile& s, std::st
 
 namespace {
 
+// AppendCatchUp: a long catch-up's progress, with its rate and when it ends at that rate.
+void AppendCatchUp(const engine::v1::EngineStatusFile& s, uint64_t behind, absl::Time now, std::string* out) {
+  if (s.catchup_started_unix_ms() == 0 || behind == 0) return;
+  const double secs = absl::ToDoubleSeconds(now - absl::FromUnixMillis(s.catchup_started_unix_ms()));
+  const uint64_t done = s.cursor() > s.catchup_from_seq() ? s.cursor() - s.catchup_from_seq() : 0;
+  const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+  const std::string eta = rate > 0 ? absl::StrFormat("%.0fs", static_cast<double>(behind) / rate) : "?";
+  absl::StrAppend(out, "catch-up   ", done, " of ", done + behind,
+                  absl::StrFormat(" commits (%.0f%%), ", 100.0 * static_cast<double>(done) / static_cast<double>(done + behind)),
+                  s.catchup_files(), " files in ", absl::StrFormat("%.0fs", secs),
+                  absl::StrFormat(", %.1f commits/s, ETA %s", rate, eta), "\n");
+}
+
 void AppendOnDemand(const engine::v1::EngineStatusFile& s, std::string* out) {
   if (!s.on_demand()) return;
   absl::StrAppend(out, "on demand  ", s.files_shown(), " files (", HumanBytes(s.bytes_shown()), ") shown, ",
@@ -335,6 +353,7 @@ std::string FormatStatus(const engine::v1::EngineStatusFile& s, bool running,
   const uint64_t behind = s.remote_head() > s.cursor() ? s.remote_head() - s.cursor() : 0;
   absl::StrAppend(&out, "cursor     ", s.cursor(), behind > 0 ? absl::StrCat(" (", behind, " commits to download)") : "",
                   "\n");
+  AppendCatchUp(s, behind, now, &out);
   if (!s.watcher().empty()) absl::StrAppend(&out, "watching   ", s.watcher(), "\n");
   absl::StrAppend(&out, "uploads    ",
                   s.pending_uploads() == 0 ? "none waiting" : absl::StrCat(s.pending_uploads(), " changed paths waiting"),

@@ -86,6 +86,10 @@ void SortChanges(std::vector<LocalChange> changes, const absl::flat_hash_set<std
 }
 
 constexpr uint32_t kPullBatch = 500;
+// While a long pull applies, the store hears how far this device got this often (operators see
+// its lag fall), and the status shows it as a catch-up once this many commits wait.
+constexpr absl::Duration kProgressAckEvery = absl::Seconds(2);
+constexpr uint64_t kCatchUpCommits = 20;
 constexpr int kStaleRetries = 3;
 constexpr absl::Duration kHeldRetry = absl::Seconds(2);
 // A verifying scan that suspects more paths than this hands over a full scan instead.
@@ -491,12 +495,17 @@ absl::Status SyncEngine::PullAndApply() {
   };
   uint64_t before = index_->cursor();
   bool forgot = false;
+  progress_acked_ = clock_->Now();
+  absl::Cleanup caught_up = [&] { EndCatchUp(); };
   while (true) {
     uint32_t pulled = 0;
     absl::Status s = store_->Pull(index_->cursor(), kPullBatch, [&](const Commit& c) {
       ++pulled;
       CONVERGE_RETURN_IF_ERROR(note_moves());
-      return ApplyPulled(c);
+      StartCatchUp();  // the head may be heard of only now
+      CONVERGE_RETURN_IF_ERROR(ApplyPulled(c));
+      AckProgress(c.files.size());
+      return absl::OkStatus();
     });
     if (IsLogCompacted(s)) {
       // Offline longer than the store keeps its log: the file table, then the log after it.
@@ -573,6 +582,38 @@ absl::Status SyncEngine::ApplyPulled(const Commit& c) {
     }
   }
   return applied;
+}
+
+void SyncEngine::StartCatchUp() {
+  uint64_t head;
+  {
+    absl::MutexLock lock(&mu_);
+    head = remote_head_;
+  }
+  absl::MutexLock lock(&status_mu_);
+  if (status_.catchup_started != absl::InfinitePast() || head < index_->cursor() + kCatchUpCommits) return;
+  status_.catchup_started = clock_->Now();
+  status_.catchup_from = index_->cursor();
+  status_.catchup_files = 0;
+}
+
+void SyncEngine::EndCatchUp() {
+  absl::MutexLock lock(&status_mu_);
+  status_.catchup_started = absl::InfinitePast();
+}
+
+void SyncEngine::AckProgress(size_t files) {
+  {
+    absl::MutexLock lock(&status_mu_);
+    status_.catchup_files += files;
+    status_.cursor = index_->cursor();
+  }
+  const absl::Time now = clock_->Now();
+  if (now - progress_acked_ < kProgressAckEvery) return;
+  progress_acked_ = now;
+  if (absl::Status acked = store_->Ack(index_->cursor(), acked_blocked_); !acked.ok()) {
+    Log()->warn("ack {} failed: {}", index_->cursor(), acked.ToString());  // the pull goes on
+  }
 }
 
 void SyncEngine::AckApplied(uint64_t before) {

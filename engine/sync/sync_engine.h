@@ -131,6 +131,11 @@ struct EngineStatus {
   uint64_t transfer_total = 0;
   absl::Time transfer_started;
   absl::Time last_synced;         // when the engine was last up to date
+  // A catch-up in progress (many commits to apply; none: InfinitePast): since when, from which
+  // cursor, how many files applied since.
+  absl::Time catchup_started = absl::InfinitePast();
+  uint64_t catchup_from = 0;
+  uint64_t catchup_files = 0;
 };
 
 const char* StateName(EngineStatus::State s);
@@ -408,6 +413,12 @@ class SyncEngine {
   // AckApplied retries blocked versions and acks the cursor (and what stays blocked) if either
   // changed since `before`.
   void AckApplied(uint64_t before);
+  // StartCatchUp shows a catch-up in the status when many commits wait; EndCatchUp ends it.
+  void StartCatchUp();
+  void EndCatchUp();
+  // AckProgress counts a pulled commit's files and, every kProgressAckEvery, acks the cursor
+  // while the pull goes on.
+  void AckProgress(size_t files);
   // EncodeUpload fills `out` with a chunk's bytes: raw for the call's zstd stream, or an rsync
   // delta against `signature`'s base when that is under 90% of the chunk's compressed size.
   static void EncodeUpload(const Digest& d, const std::vector<Digest>& bases, std::string bytes,
@@ -466,6 +477,7 @@ class SyncEngine {
   uint64_t verifications_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_suspects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dirty_overflows_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time progress_acked_;  // the last ack sent while a pull was still applying
   // The verifying scan beside the rounds, if one was started (Run waits for it before it
   // returns); engine thread only, as are the two below.
   std::future<void> verifying_;

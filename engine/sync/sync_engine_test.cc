@@ -302,6 +302,67 @@ TEST_F(SyncEngineTest, MoreChangedPathsThanItKeepsBecomeOneScanOfTheFolder) {
   EXPECT_EQ(engine.scan_stats().scans - engine.scan_stats().targeted_scans, full_scans + 1);
 }
 
+// A folder whose every new file takes a second of the fake clock to write.
+class SlowWritesFilesystem : public MemFilesystem {
+ public:
+  SlowWritesFilesystem(FakeClock* clock, std::function<void()> on_write)
+      : MemFilesystem(clock), clock_(clock), on_write_(std::move(on_write)) {}
+  absl::StatusOr<std::unique_ptr<TempFile>> CreateTemp() override {
+    clock_->Advance(absl::Seconds(1));
+    on_write_();
+    return MemFilesystem::CreateTemp();
+  }
+
+ private:
+  FakeClock* const clock_;
+  const std::function<void()> on_write_;
+};
+
+TEST_F(SyncEngineTest, ALongCatchUpShowsItsProgressAndTellsTheStoreAsItGoes) {
+  constexpr int kCommits = 30;
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_TRUE(one_->fs.UserWrite(absl::StrCat("f", i), absl::StrCat("file ", i)).ok());
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(one_->engine->SyncOnce().ok());
+  }
+  const uint64_t head = one_->index->cursor();
+  ASSERT_GE(head, static_cast<uint64_t>(kCommits));
+
+  // Another device catches up, a second a file: the store hears of its progress every couple of
+  // seconds, and its status shows the catch-up while it lasts.
+  std::vector<uint64_t> acked;  // the cursor at each ack
+  SyncEngine* engine = nullptr;
+  LocalIndex* index = nullptr;
+  std::vector<EngineStatus> seen;
+  SlowWritesFilesystem fs(&clock_, [&] { seen.push_back(engine->status()); });
+  PowerCutEnv env;
+  absl::StatusOr<std::unique_ptr<LocalIndex>> opened = LocalIndex::Open("/index", env.env());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  index = opened->get();
+  sim::SimStoreClient client(store_.get(), "dev2", [&](const char* call) {
+    if (absl::string_view(call) == "Ack") acked.push_back(index->cursor());
+    return sim::Fault::kNone;
+  });
+  SyncEngine catching_up(&fs, index, &client, &clock_, "dev2", EngineOptions());
+  engine = &catching_up;
+  catching_up.NotifyRemoteHead(head);
+  ASSERT_TRUE(catching_up.SyncOnce().ok());
+  EXPECT_EQ(index->cursor(), head);
+  EXPECT_EQ(fs.Snapshot().size(), static_cast<size_t>(kCommits));
+  // Acks while it applied (not only at the end), the cursor moving up each time.
+  ASSERT_GE(acked.size(), static_cast<size_t>(kCommits / 3));
+  EXPECT_TRUE(std::is_sorted(acked.begin(), acked.end()));
+  EXPECT_LT(acked.front(), head / 2);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kCommits));
+  const EngineStatus& midway = seen[kCommits / 2];
+  EXPECT_NE(midway.catchup_started, absl::InfinitePast());
+  EXPECT_EQ(midway.catchup_from, 0u);
+  EXPECT_GT(midway.cursor, 0u);
+  EXPECT_LT(midway.cursor, head);
+  EXPECT_GE(midway.catchup_files, static_cast<uint64_t>(kCommits / 2 - 1));
+  EXPECT_EQ(catching_up.status().catchup_started, absl::InfinitePast());  // over
+}
+
 TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhatCameMeanwhile) {
   ASSERT_TRUE(one_->fs.UserWrite("a/x.txt", "x").ok());
   ASSERT_TRUE(one_->fs.UserWrite("a/y.txt", "y").ok());

@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -303,8 +305,30 @@ class Cli {
     PrintTable({"DEVICE", "USER", "NAME", "REGISTERED"}, rows);
   }
 
-  // PrintFleetDevices: one row per device and namespace, with the store's view.
-  void PrintFleetDevices(const google::protobuf::RepeatedPtrField<v1::Device>& devices) {
+  // A device's cursor in a namespace as a sample of `top`, to tell how fast it catches up.
+  struct CursorSample {
+    uint64_t acked = 0;
+    absl::Time at;
+  };
+  using CursorSamples = std::map<std::pair<std::string, std::string>, CursorSample>;
+
+  // Progress: how fast a device that is behind catches up since the last sample, and when it
+  // is done at that rate ("-": up to date; "measuring": no sample before; "stalled").
+  static std::string Progress(const v1::DeviceNamespaceStatus& n, const CursorSample* before, absl::Time now) {
+    if (n.lag_commits() == 0) return "-";
+    if (before == nullptr || now <= before->at) return "measuring";
+    const double secs = absl::ToDoubleSeconds(now - before->at);
+    const double rate = n.acked_seq() > before->acked ? static_cast<double>(n.acked_seq() - before->acked) / secs : 0;
+    if (rate == 0) return "stalled";
+    return absl::StrFormat("%.1f commits/s, ETA %s", rate, Seconds(static_cast<double>(n.lag_commits()) / rate));
+  }
+
+  // PrintFleetDevices: one row per device and namespace, with the store's view; given samples
+  // of an earlier look (top), with each one's progress, and they are replaced by this look's.
+  void PrintFleetDevices(const google::protobuf::RepeatedPtrField<v1::Device>& devices,
+                         CursorSamples* samples = nullptr) {
+    const absl::Time now = absl::Now();
+    CursorSamples next;
     std::vector<std::vector<std::string>> rows;
     for (const v1::Device& d : devices) {
       const std::vector<std::string> head = {d.device_id(), d.user_id(), d.name(), StateName(d.state()),
@@ -318,10 +342,22 @@ class Cli {
       for (const v1::DeviceNamespaceStatus& n : d.namespaces()) {
         std::vector<std::string> row = head;
         row.insert(row.end(), {n.namespace_id(), absl::StrCat(n.acked_seq(), "/", n.head_seq()), Lag(n)});
+        if (samples != nullptr) {
+          const auto key = std::make_pair(d.device_id(), n.namespace_id());
+          auto it = samples->find(key);
+          row.push_back(Progress(n, it == samples->end() ? nullptr : &it->second, now));
+          next[key] = CursorSample{n.acked_seq(), now};
+        }
         rows.push_back(row);
       }
     }
-    PrintTable({"DEVICE", "USER", "NAME", "STATE", "LAST SEEN", "VERSION", "NAMESPACE", "CURSOR", "LAG"}, rows);
+    std::vector<std::string> header = {"DEVICE", "USER", "NAME", "STATE", "LAST SEEN", "VERSION", "NAMESPACE", "CURSOR", "LAG"};
+    if (samples != nullptr) {
+      header.push_back("PROGRESS");
+      for (auto& row : rows) row.resize(header.size(), "-");
+      *samples = std::move(next);
+    }
+    PrintTable(header, rows);
   }
 
   int CreateUser(const std::string& id) {
@@ -640,6 +676,7 @@ class Cli {
   int Top() {
     const int iterations = absl::GetFlag(FLAGS_iterations);
     const bool tty = isatty(STDOUT_FILENO) != 0;
+    CursorSamples samples;
     for (int i = 0; iterations == 0 || i < iterations; ++i) {
       if (i > 0) absl::SleepFor(absl::GetFlag(FLAGS_interval));
       v1::ListNamespacesResponse namespaces;
@@ -670,7 +707,7 @@ class Cli {
       }
       PrintTable({"NAMESPACE", "OWNER", "HEAD", "FILES", "BYTES", "DEDUP", "DEVICES", "CONFLICTS"}, rows);
       std::cout << "\n";
-      PrintFleetDevices(devices.devices());
+      PrintFleetDevices(devices.devices(), &samples);
       if (!devices.store_error().empty()) std::cout << "\nstore: " << devices.store_error() << "\n";
       std::cout.flush();
     }
