@@ -358,7 +358,7 @@ TEST_F(E2eSemanticsTest, CompactionWaitsForDevicesAndAnEvictedDeviceGetsASnapsho
   // beta comes back below the compacted log: the file table, then the log after it.
   ASSERT_TRUE(cluster_->StartEngine(1).ok());
   Converge();
-  EXPECT_TRUE(absl::StrContains(EngineLog(1), "applying its file table")) << cluster_->logs_dir();
+  EXPECT_TRUE(absl::StrContains(EngineLog(1), "applied its file table")) << cluster_->logs_dir();
   EXPECT_EQ(ReadFile(Path(1, "f3.txt")), "v2 3");
   EXPECT_EQ(ReadFile(Path(1, "added.txt")), "new while beta was away");
   EXPECT_FALSE(std::filesystem::exists(Path(1, "f12.txt")));  // its tombstone was compacted away

@@ -845,11 +845,15 @@ std::vector<const FileVersion*> Applier::ApplyOrder(const Commit& commit,
   return order;
 }
 
-absl::Status Applier::ApplyCommit(const Commit& commit) {
+absl::Status Applier::ApplyCommit(const Commit& commit) { return ApplyWithMoves(commit, commit.seq); }
+
+absl::Status Applier::ApplyPart(const Commit& part) { return ApplyWithMoves(part, std::nullopt); }
+
+absl::Status Applier::ApplyWithMoves(const Commit& commit, std::optional<uint64_t> cursor) {
   CONVERGE_RETURN_IF_ERROR(LoadBlocked());
   // A local move undone for this commit is made again afterwards, whether or not it applied.
   const std::vector<std::pair<std::string, std::string>> redo = UndoLocalMoves(commit);
-  absl::Status applied = ApplyCommitInPlace(commit, commit.seq);
+  absl::Status applied = ApplyCommitInPlace(commit, cursor);
   for (const auto& [from, to] : redo) {
     absl::StatusOr<LocalStat> at_from = fs_->Stat(from);
     absl::StatusOr<LocalStat> at_to = fs_->Stat(to);

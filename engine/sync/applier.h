@@ -91,6 +91,9 @@ class Applier {
   // folder itself intact) does not hold the rest back: it is blocked (Blocked(), kept in the
   // index across restarts, tried again by RetryBlocked) and the commit completes without it.
   absl::Status ApplyCommit(const Commit& commit);
+  // ApplyPart applies a part of a larger whole as ApplyCommit does, leaving the cursor where it
+  // is (the store's file table, page by page).
+  absl::Status ApplyPart(const Commit& part);
   // Blocked lists the remote versions not applied here, as "path: why" (path order).
   absl::StatusOr<std::vector<std::string>> Blocked();
   // RetryBlocked applies the blocked versions that no later version replaced (the local
@@ -218,6 +221,9 @@ class Applier {
   // deletions children first.
   static std::vector<const FileVersion*> ApplyOrder(const Commit& commit,
                                                     const absl::flat_hash_set<const FileVersion*>& done);
+  // ApplyWithMoves undoes the local moves `commit` touches, applies it in place (moving the
+  // cursor to `cursor` if given) and makes the moves again.
+  absl::Status ApplyWithMoves(const Commit& commit, std::optional<uint64_t> cursor);
   // ApplyCommitInPlace is ApplyCommit without undoing and redoing local moves; it moves the
   // cursor to `cursor` if given.
   absl::Status ApplyCommitInPlace(const Commit& commit, std::optional<uint64_t> cursor);

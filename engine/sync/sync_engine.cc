@@ -1,6 +1,7 @@
 #include "engine/sync/sync_engine.h"
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <map>
 
@@ -635,29 +636,52 @@ void SyncEngine::AckApplied(uint64_t before) {
 }
 
 absl::Status SyncEngine::ApplySnapshot() {
-  Commit snapshot;
-  absl::flat_hash_set<std::string> listed;
+  // The table is applied a page at a time as it streams in, the cursor left where it is until
+  // all of it is: nothing holds the whole table, and an engine killed halfway lists it again
+  // and finds what it installed already in place. What is listed is remembered by a 128-bit
+  // hash of its path (16 bytes a file), to find what this device has that the table no longer
+  // lists: deleted, and compacted away since.
+  const uint64_t from = index_->cursor();
+  absl::flat_hash_set<std::pair<uint64_t, uint64_t>> listed;
+  auto key = [](const std::string& path) {
+    const Digest d = HashOf(path);
+    uint64_t a, b;
+    std::memcpy(&a, d.data(), 8);
+    std::memcpy(&b, d.data() + 8, 8);
+    return std::make_pair(a, b);
+  };
+  Commit page;
+  page.seq = from;
+  absl::Status applied;
+  auto apply_page = [&] {
+    if (applied.ok() && !page.files.empty()) applied = applier_.ApplyPart(page);
+    page.files.clear();
+  };
   CONVERGE_ASSIGN_OR_RETURN(uint64_t head, store_->ListFiles([&](const FileVersion& v) {
-    listed.insert(v.path);
-    snapshot.files.push_back(v);
+    listed.insert(key(v.path));
+    if (!applied.ok()) return;  // the rest of the listing is read and dropped
+    page.files.push_back(v);
+    if (page.files.size() >= options_.max_files_per_commit) apply_page();
   }));
-  snapshot.seq = head;
-  // What this device has that the table no longer lists was deleted, and compacted away since.
+  apply_page();
+  CONVERGE_RETURN_IF_ERROR(applied);
+  Commit gone;
+  gone.seq = head;
   CONVERGE_RETURN_IF_ERROR(index_->ForEachLive([&](const IndexEntry& e) {
-    if (listed.contains(e.version.path)) return;
-    FileVersion gone;
-    gone.file_id = e.version.file_id;
-    gone.path = e.version.path;
-    gone.kind = e.version.kind;
-    gone.deleted = true;
-    gone.seq = head;
-    snapshot.files.push_back(std::move(gone));
+    if (listed.contains(key(e.version.path))) return;
+    FileVersion v;
+    v.file_id = e.version.file_id;
+    v.path = e.version.path;
+    v.kind = e.version.kind;
+    v.deleted = true;
+    v.seq = head;
+    gone.files.push_back(std::move(v));
   }));
-  Log()->info("the store compacted the log past this device's cursor {}: applying its file table at seq {} "
-              "({} entries), then the log after it", index_->cursor(), head, snapshot.files.size());
+  Log()->info("the store compacted the log past this device's cursor {}: applied its file table at seq {} "
+              "({} entries, {} gone from it), then the log after it", from, head, listed.size(), gone.files.size());
   M().snapshots->Add();
   ++snapshots_;
-  return applier_.ApplyCommit(snapshot);
+  return applier_.ApplyCommit(gone);  // and the cursor moves to the table's seq
 }
 
 namespace {

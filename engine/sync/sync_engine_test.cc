@@ -41,7 +41,7 @@ struct Device {
 class SyncEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2"});
+    absl::StatusOr<std::unique_ptr<sim::SimStore>> store = sim::SimStore::Create(&clock_, {"dev1", "dev2", "dev3"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     one_ = std::make_unique<Device>("dev1", &clock_, store_.get());
@@ -361,6 +361,49 @@ TEST_F(SyncEngineTest, ALongCatchUpShowsItsProgressAndTellsTheStoreAsItGoes) {
   EXPECT_LT(midway.cursor, head);
   EXPECT_GE(midway.catchup_files, static_cast<uint64_t>(kCommits / 2 - 1));
   EXPECT_EQ(catching_up.status().catchup_started, absl::InfinitePast());  // over
+}
+
+TEST_F(SyncEngineTest, ADeviceBackAfterCompactionTakesTheFileTablePageByPage) {
+  ASSERT_TRUE(one_->fs.UserWrite("doomed.txt", "bye").ok());
+  Sync();
+  ASSERT_EQ(two_->fs.Snapshot()["doomed.txt"], "bye");
+
+  // While two is away: more files than a page, one deletion; two is evicted and the log folded.
+  constexpr int kFiles = 2500;
+  for (int i = 0; i < kFiles; ++i) ASSERT_TRUE(one_->fs.UserWrite(absl::StrCat("d", i % 7, "/f", i), absl::StrCat("v", i)).ok());
+  ASSERT_TRUE(one_->fs.UserRemove("doomed.txt").ok());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(one_->engine->SyncOnce().ok());
+  const uint64_t head = one_->index->cursor();
+  ASSERT_TRUE(store_->log()->Evict(sim::SimStore::kNamespace, "dev2").ok());
+  ASSERT_TRUE(store_->log()->Evict(sim::SimStore::kNamespace, "dev3").ok());  // a new device, to come
+  absl::StatusOr<CompactionResult> compacted = store_->log()->Compact(sim::SimStore::kNamespace, absl::Hours(24 * 30));
+  ASSERT_TRUE(compacted.ok()) << compacted.status();
+  ASSERT_GT(compacted->compacted_through, two_->index->cursor());
+
+  // Back: the table is applied as it streams in, the cursor left where it was until the end
+  // (a device killed halfway lists it again).
+  std::vector<uint64_t> cursors;  // at each file written
+  LocalIndex* index = nullptr;
+  SlowWritesFilesystem fs(&clock_, [&] { cursors.push_back(index->cursor()); });
+  PowerCutEnv env;
+  absl::StatusOr<std::unique_ptr<LocalIndex>> opened = LocalIndex::Open("/index", env.env());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  index = opened->get();
+  sim::SimStoreClient client(store_.get(), "dev3");
+  SyncEngine back(&fs, index, &client, &clock_, "dev3", EngineOptions());
+  ASSERT_TRUE(back.SyncOnce().ok());
+  EXPECT_EQ(back.snapshots(), 1u);
+  EXPECT_EQ(index->cursor(), head);
+  EXPECT_EQ(fs.Snapshot(), one_->fs.Snapshot());
+  ASSERT_EQ(cursors.size(), static_cast<size_t>(kFiles));
+  EXPECT_EQ(cursors.back(), 0u);
+
+  // The device that had the deleted file: gone from its folder too.
+  ASSERT_TRUE(two_->engine->SyncOnce().ok());
+  EXPECT_EQ(two_->engine->snapshots(), 1u);
+  EXPECT_EQ(two_->fs.Snapshot(), one_->fs.Snapshot());
+  EXPECT_EQ(two_->fs.Snapshot().count("doomed.txt"), 0u);
 }
 
 TEST_F(SyncEngineTest, AnExcludedSubtreeLeavesThisDeviceOnlyAndComesBackWithWhatCameMeanwhile) {
