@@ -299,7 +299,10 @@ TEST_F(E2eOnDemandTest, AnEngineKilledWithItsMountBusyMountsAgainAndLosesNoWritt
   ASSERT_TRUE(cluster_->StartEngine(1).ok());
   EXPECT_TRUE(WaitFor([&] { return ReadAll(b_ + "/f.bin") == data; }, absl::Seconds(30)))
       << cluster_->EngineLog(1);
-  EXPECT_TRUE(ReadAll(b_ + "/unfinished.bin") == written);
+  int read_error = 0;
+  const std::string read_back = ReadAll(b_ + "/unfinished.bin", &read_error);
+  EXPECT_TRUE(read_back == written) << read_back.size() << " bytes read back, errno " << read_error << "\n"
+                                    << cluster_->EngineLog(1);
   EXPECT_TRUE(WaitFor([&] { return ReadFile(a_ + "/unfinished.bin") == written; }, absl::Seconds(30)))
       << cluster_->EngineLog(1);
   EXPECT_EQ(ReadFile(a_ + "/f.bin"), data);

@@ -460,8 +460,9 @@ void LocalEdits::Committed(const std::vector<Settled>& done, const std::vector<F
     const bool unchanged = p != by_id_.end() && p->second == c.path &&
                            pending_.at(p->second).generation == done[i].generation;
     if (unchanged) {
-      if (absl::Status s = Forget(c.path, false); !s.ok()) GetLogger("engine")->warn("{}", s.ToString());
+      // The view shows the commit before the written copy goes: a read in between finds one.
       view_->Settle(c.path, &c);
+      if (absl::Status s = Forget(c.path, false); !s.ok()) GetLogger("engine")->warn("{}", s.ToString());
       continue;
     }
     // Changed again meanwhile (or another change took its path): made on top of this commit.

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,7 @@ class MemJournal : public ChangeJournal {
     return absl::OkStatus();
   }
   absl::Status Drop(uint64_t id) override {
+    if (on_drop) on_drop(id);
     records_.erase(id);
     return absl::OkStatus();
   }
@@ -42,6 +44,7 @@ class MemJournal : public ChangeJournal {
   absl::Status Sync() override { return absl::OkStatus(); }
   std::map<uint64_t, PendingChange> records_;
   bool fail_ = false;
+  std::function<void(uint64_t id)> on_drop;  // as a record is dropped
 };
 
 bool WaitFor(const std::function<bool()>& cond) {
@@ -127,6 +130,23 @@ TEST_F(LocalEditsTest, ChangesMadeHereReachASyncingDevice) {
   // Read back from the cache, not the written copy.
   EXPECT_EQ(Read(folder, "a.txt"), "ALPHA-and-more");
   EXPECT_EQ(folder.view()->Stat("new.txt")->mode, 0600u);
+}
+
+// A program reading a file as its upload settles: the moment its written copy goes, the view
+// already reads the committed one (it used to go first, and such a read failed with EIO).
+TEST_F(LocalEditsTest, AReadAsAnUploadSettlesFindsTheCommittedCopy) {
+  Write("a.txt", "alpha");
+  OnDemandFolder folder(reader_.get(), options_, [](const OnDemandStatus&) {});
+  ASSERT_TRUE(folder.Start().ok());
+  std::vector<std::string> seen;
+  journal_.on_drop = [&](uint64_t id) {
+    unlink(absl::StrCat(options_.state_path, "/local/", id, ".data").c_str());  // gone, as it is about to be
+    seen.push_back(Read(folder, "new.txt"));
+  };
+  WriteThrough(folder.edits(), "new.txt", "fresh", /*create=*/true);
+  ASSERT_TRUE(WaitFor([&] { return Uploaded(folder); }));
+  EXPECT_EQ(seen, std::vector<std::string>{"fresh"});
+  EXPECT_EQ(WriterSees()["new.txt"], "fresh");
 }
 
 TEST_F(LocalEditsTest, AnEditOfAFileEditedElsewhereBecomesAConflictCopy) {
