@@ -82,7 +82,7 @@ TEST(E2ePushTest, FrozenThenRestartedNotificationServiceLosesNothing) {
     reconnects = Cluster::MetricValue(last_scrape, "converge_engine_notify_reconnects_total");
     if (reconnects < 1) absl::SleepFor(absl::Milliseconds(50));
   }
-  EXPECT_GE(reconnects, 1) << last_scrape;
+  EXPECT_GE(reconnects, 1) << last_scrape << "\n" << c->EngineLog(1);
 
   // Killed under load and restarted on the same port: a writer keeps editing on A throughout.
   std::atomic<bool> done{false};

@@ -152,13 +152,15 @@ void NotificationListener::Run() {
         last_heard_ = absl::Now();
       }
       if (!got_any) {
-        Log()->debug("subscribed to {}", namespace_id_);
+        // A reconnect: a stream that hears something after an earlier one ended (whether or not
+        // that one heard anything: a stream cut before its first heartbeat is lost all the same).
+        Log()->log(first ? spdlog::level::debug : spdlog::level::info, "subscribed to {}{}", namespace_id_,
+                   first ? "" : " again");
         if (!first) {
           Reconnects()->Add();
           absl::MutexLock lock(&mu_);
           if (!to_announce_.has_value()) to_announce_ = newest_announced_;
         }
-        first = false;
         if (callbacks_.on_connected) callbacks_.on_connected();
       }
       got_any = true;
@@ -173,6 +175,7 @@ void NotificationListener::Run() {
       callbacks_.on_head(event.seq());
     }
     grpc::Status s = reader->Finish();
+    first = false;
     {
       absl::MutexLock lock(&mu_);
       current_ = nullptr;
