@@ -203,23 +203,42 @@ Cluster::~Cluster() {
   if (notify_) notify_->Stop(SIGTERM);
 }
 
-absl::Status Cluster::RestartNotify() {
+std::vector<std::string> Cluster::NotifyArgv(const std::string& name, int port) const {
   const std::string run = options_.dir + "/run";
-  std::filesystem::remove(run + "/notify.port");
-  // The first start picks a free port; a restart takes the same one (engines know it).
   const std::string tls = tls_dir();
   std::vector<std::string> argv = {Runfile("services/notification/converge-notify"),
-                                   absl::StrCat("--listen=127.0.0.1:", notify_port_),
-                                   "--port_file=" + run + "/notify.port",
+                                   absl::StrCat("--listen=127.0.0.1:", port),
+                                   "--port_file=" + run + "/" + name + ".port",
                                    std::string("--service_token=") + kServiceToken,
-                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + run + "/notify.metrics",
+                                   "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + run + "/" + name + ".metrics",
                                    "--tls_ca=" + tls + "/ca.crt", "--tls_cert=" + tls + "/service.crt",
                                    "--tls_key=" + tls + "/service.key",
                                    "--token_verify_key=" + tls + "/token-verify.pub"};
   argv.insert(argv.end(), options_.notify_args.begin(), options_.notify_args.end());
-  CONVERGE_ASSIGN_OR_RETURN(notify_, ChildProcess::Start(argv, logs_ + "/notify.log"));
+  return argv;
+}
+
+absl::Status Cluster::RestartNotify() {
+  const std::string run = options_.dir + "/run";
+  std::filesystem::remove(run + "/notify.port");
+  // The first start picks a free port; a restart takes the same one (engines know it).
+  CONVERGE_ASSIGN_OR_RETURN(notify_, ChildProcess::Start(NotifyArgv("notify", notify_port_), logs_ + "/notify.log"));
   CONVERGE_ASSIGN_OR_RETURN(notify_port_, WaitForPortFile(run + "/notify.port", absl::Seconds(20)));
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> Cluster::AddNotifyReplica(const std::string& name) {
+  const std::string run = options_.dir + "/run";
+  std::filesystem::remove(run + "/" + name + ".port");
+  CONVERGE_ASSIGN_OR_RETURN(notify_replicas_[name], ChildProcess::Start(NotifyArgv(name, 0), logs_ + "/" + name + ".log"));
+  return WaitForPortFile(run + "/" + name + ".port", absl::Seconds(20));
+}
+
+void Cluster::KillNotifyReplica(const std::string& name) {
+  auto it = notify_replicas_.find(name);
+  if (it == notify_replicas_.end()) return;
+  it->second->Stop(SIGKILL);
+  notify_replicas_.erase(it);
 }
 
 std::string Cluster::StoreDataDir(int shard) const {

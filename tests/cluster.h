@@ -101,6 +101,10 @@ class Cluster {
   absl::Status StartStore(int shard = 0);
   std::string StoreDataDir(int shard = 0) const;
   absl::Status RestartNotify();
+  // AddNotifyReplica starts one more converge-notify named `name` (the first one's flags, a port
+  // of its own, returned); ServiceMetrics(name) scrapes it. KillNotifyReplica kills it (SIGKILL).
+  absl::StatusOr<int> AddNotifyReplica(const std::string& name);
+  void KillNotifyReplica(const std::string& name);
   void PauseNotify();
   void ResumeNotify();
   // EngineMetrics scrapes an engine's Prometheus endpoint; ServiceMetrics a service's
@@ -185,6 +189,8 @@ class Cluster {
   int management_port_ = 0;
   int notify_port_ = 0;
   std::unique_ptr<ChildProcess> notify_, management_, server_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> notify_replicas_;
+  std::vector<std::string> NotifyArgv(const std::string& name, int port) const;
   std::vector<std::unique_ptr<ChildProcess>> engines_;
   std::vector<std::string> folders_;
   std::vector<std::string> names_;

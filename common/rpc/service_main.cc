@@ -76,7 +76,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags() {
   return server;
 }
 
-int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services) {
+int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services,
+                     const std::function<std::shared_ptr<void>(int port)>& on_serving) {
   auto log = GetLogger(name);
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -101,8 +102,10 @@ int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>&
     (*server)->Shutdown();
     return 1;
   }
+  std::shared_ptr<void> serving = on_serving ? on_serving((*server)->port()) : nullptr;
   const int sig = WaitForTerminationSignal();
   log->info("signal {}: shutting down", sig);
+  serving.reset();
   (*server)->Shutdown();
   return 0;
 }

@@ -11,6 +11,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,8 +55,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ServiceChannelCredenti
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags();
 
 // ServeUntilSignal serves `services` on --listen (writing --port_file) until SIGTERM or SIGINT,
-// then shuts down gracefully. Returns main()'s exit code.
-int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services);
+// then shuts down gracefully. Returns main()'s exit code. `on_serving`, if given, is called with
+// the port once it serves; what it returns is kept until the shutdown begins (e.g. this replica's
+// announcement in etcd, withdrawn before the server stops).
+int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services,
+                     const std::function<std::shared_ptr<void>(int port)>& on_serving = nullptr);
 
 }  // namespace converge
 

@@ -5,12 +5,15 @@
 #include "common/base/logging.h"
 #include "common/base/memory_trim.h"
 #include "common/rpc/service_main.h"
+#include "services/coord/etcd_flags.h"
+#include "services/store/notify_client.h"
 #include "services/store/store_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the store's RocksDB (required)");
 ABSL_FLAG(std::string, notify, "",
           "converge-notify to publish to (empty: none); several replicas: comma-separated host:port, or "
-          "all:NAME:PORT for every address NAME resolves to (re-resolved every 10 s)");
+          "all:NAME:PORT for every address NAME resolves to (re-resolved every 10 s); with --etcd, also every "
+          "replica announced there");
 
 int main(int argc, char** argv) {
   converge::InitService(argc, argv);
@@ -36,6 +39,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*store)->db()->ExportMetrics();
+  absl::StatusOr<std::unique_ptr<converge::coord::EtcdClient>> etcd = converge::coord::EtcdFromFlags();
+  if (!etcd.ok()) {
+    log->error("cannot start: {}", etcd.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<converge::coord::Roster> notify_replicas;
+  if (*etcd != nullptr && (*store)->fanout() != nullptr) {
+    converge::store::FanoutPublisher* fanout = (*store)->fanout();
+    notify_replicas = converge::coord::Roster::Follow(etcd->get(), converge::coord::ServicePrefix("notify"),
+                                                      [fanout](const converge::coord::Roster::Members& members) {
+                                                        fanout->Follow(converge::coord::Addresses(members));
+                                                      });
+  }
   converge::MemoryTrimmer trim(absl::Seconds(10), converge::kHeapTrimThreshold);
-  return converge::ServeUntilSignal("converge-store", {(*store)->service()});
+  return converge::ServeUntilSignal("converge-store", {(*store)->service()}, [&](int port) -> std::shared_ptr<void> {
+    return converge::coord::AnnounceFromFlags(etcd->get(), "store", port);
+  });
 }

@@ -184,23 +184,34 @@ void FanoutPublisher::Resolve() {
     }
     freeaddrinfo(found);
     absl::MutexLock lock(&mu_);
-    for (const std::string& address : now) {
-      if (publishers_.contains(address)) continue;
-      grpc::ChannelArguments args;
-      args.SetSslTargetNameOverride(tls_name_);  // the certificate names the service, not the pod
-      publishers_[address] = std::make_unique<GrpcPublisher>(address, service_token_, credentials_, args);
-      resolved_from_[address] = name;
-      log->info("publishing to notification replica {} ({})", address, name);
-    }
-    // Replicas of this name that went away.
-    for (auto it = resolved_from_.begin(); it != resolved_from_.end();) {
-      if (it->second == name && !now.contains(it->first)) {
-        log->info("notification replica {} is gone", it->first);
-        publishers_.erase(it->first);
-        resolved_from_.erase(it++);
-      } else {
-        ++it;
-      }
+    Reconcile(now, name);
+  }
+}
+
+void FanoutPublisher::Follow(const std::vector<std::string>& addresses) {
+  absl::flat_hash_set<std::string> now(addresses.begin(), addresses.end());
+  absl::MutexLock lock(&mu_);
+  Reconcile(now, "etcd");
+}
+
+void FanoutPublisher::Reconcile(const absl::flat_hash_set<std::string>& now, const std::string& from) {
+  static auto log = GetLogger("store.publish");
+  for (const std::string& address : now) {
+    if (publishers_.contains(address)) continue;
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride(tls_name_);  // the certificate names the service, not the pod
+    publishers_[address] = std::make_unique<GrpcPublisher>(address, service_token_, credentials_, args);
+    resolved_from_[address] = from;
+    log->info("publishing to notification replica {} ({})", address, from);
+  }
+  // Replicas found this way that went away.
+  for (auto it = resolved_from_.begin(); it != resolved_from_.end();) {
+    if (it->second == from && !now.contains(it->first)) {
+      log->info("notification replica {} is gone ({})", it->first, from);
+      publishers_.erase(it->first);
+      resolved_from_.erase(it++);
+    } else {
+      ++it;
     }
   }
 }

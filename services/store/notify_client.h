@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -66,9 +67,14 @@ class FanoutPublisher : public Publisher {
   void Publish(const std::string& ns, uint64_t seq, int64_t committed_at_unix_micros) override;
   // The addresses published to now.
   std::vector<std::string> addresses();
+  // Follow publishes to exactly `addresses` among those found in etcd (replicas announced there):
+  // new ones are added, those no longer announced dropped. Given addresses stay.
+  void Follow(const std::vector<std::string>& addresses);
 
  private:
   void Resolve();
+  // Reconcile publishes to each of `now`, and no longer to those found from `from` before and not now.
+  void Reconcile(const absl::flat_hash_set<std::string>& now, const std::string& from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string service_token_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
@@ -76,7 +82,7 @@ class FanoutPublisher : public Publisher {
   std::vector<std::string> resolved_names_;  // "host:port" of the "all:" entries
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<GrpcPublisher>> publishers_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::string> resolved_from_ ABSL_GUARDED_BY(mu_);  // address -> "all:" name
+  absl::flat_hash_map<std::string, std::string> resolved_from_ ABSL_GUARDED_BY(mu_);  // address -> "all:" name or "etcd"
   absl::Notification stop_;
   std::thread resolver_;
 };

@@ -37,8 +37,10 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
   s->log_ = std::make_unique<CommitLog>(s->db_.get(), s->chunks_.get(), Clock::Real(), options.mass_delete);
   Publisher* publisher = options.publisher;
   if (publisher == nullptr) {
-    s->own_publisher_ = std::make_unique<FanoutPublisher>(options.notify_address, options.service_token,
-                                                          options.client_credentials);
+    auto fanout = std::make_unique<FanoutPublisher>(options.notify_address, options.service_token,
+                                                    options.client_credentials);
+    s->fanout_ = fanout.get();
+    s->own_publisher_ = std::move(fanout);
     publisher = s->own_publisher_.get();
   }
   s->service_ = std::make_unique<StoreService>(s->chunks_.get(), s->log_.get(), publisher, options.auth,

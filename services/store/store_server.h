@@ -18,6 +18,8 @@
 
 namespace converge::store {
 
+class FanoutPublisher;
+
 // Compaction and garbage collection (commit_log.h Compact, CollectGarbage).
 struct CompactionOptions {
   absl::Duration history_retention = kDefaultHistoryRetention;
@@ -61,6 +63,8 @@ class StoreServer {
   CommitLog* log() { return log_.get(); }
   ChunkStore* chunks() { return chunks_.get(); }
   StoreDb* db() { return db_.get(); }
+  // The notify replicas it publishes to (null when StoreOptions gave a publisher).
+  FanoutPublisher* fanout() { return fanout_; }
 
  private:
   StoreServer() = default;
@@ -69,6 +73,7 @@ class StoreServer {
   std::unique_ptr<ChunkStore> chunks_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Publisher> own_publisher_;
+  FanoutPublisher* fanout_ = nullptr;  // own_publisher_, when the store made it
   std::unique_ptr<RegistryArea> registry_;
   std::unique_ptr<StoreService> service_;
   absl::Notification stop_;

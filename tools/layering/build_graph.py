@@ -55,7 +55,11 @@ def load_package(root, build_file):
     def rule(kind):
         def record(*args, **attrs):
             if "name" in attrs:
-                targets.append(Target(package, kind, attrs))
+                t = Target(package, kind, attrs)
+                if kind == "cc_library" and attrs.get("include_prefix"):
+                    # Generated headers included under a prefix (protos/etcd: "etcd/...").
+                    t.generated_headers = ["%s/%s" % (attrs["include_prefix"], h) for h in attrs.get("hdrs", [])]
+                targets.append(t)
         return record
 
     def converge_proto(name, src, deps=(), grpc=True, visibility=None):
@@ -69,7 +73,7 @@ def load_package(root, build_file):
 
     env = {k: rule(k) for k in CC_RULES + ("genrule", "filegroup", "sh_test", "sh_binary", "py_test",
                                            "py_binary", "exports_files", "test_suite", "alias")}
-    env.update(package=lambda **kw: None, glob=lambda *a, **kw: [], select=lambda d: [],
+    env.update(package=lambda **kw: None, glob=lambda *a, **kw: [], select=lambda d: [], PROTO_USERS=[],
                converge_proto=converge_proto, load=lambda *a, **kw: None)
     src = open(os.path.join(root, build_file)).read()
     src = re.sub(r'^load\(.*?\)\s*$', "", src, flags=re.M | re.S)

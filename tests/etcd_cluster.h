@@ -1,0 +1,47 @@
+// Test helper: a real etcd cluster (Debian's etcd-server) of N members on this machine, talking
+// over unix sockets in a directory of /tmp (no ports to pick), each member a child process stopped by
+// PID.
+#ifndef CONVERGE_TESTS_ETCD_CLUSTER_H_
+#define CONVERGE_TESTS_ETCD_CLUSTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/process.h"
+
+namespace converge::testing {
+
+class EtcdCluster {
+ public:
+  // Start runs `members` members with data and sockets under `dir` and waits until they answer.
+  static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members);
+  ~EtcdCluster();
+
+  // The client endpoints of all members ("unix:<dir>/c1:1,..."), or of member i alone.
+  std::string endpoints() const;
+  std::string endpoint(int i) const;
+  int size() const { return static_cast<int>(members_.size()); }
+  // Kill stops member i with SIGKILL; Restart starts it again on its data.
+  void Kill(int i);
+  absl::Status Restart(int i);
+  bool running(int i) const { return members_[i] != nullptr; }
+  // The index of the member that is the leader now (-1 if none answers).
+  int Leader() const;
+  std::string log_path(int i) const;
+
+ private:
+  EtcdCluster(std::string dir, std::string sockets, int members)
+      : dir_(std::move(dir)), sockets_(std::move(sockets)), members_(members) {}
+  absl::Status Spawn(int i, bool initial);
+
+  const std::string dir_;      // data and logs
+  const std::string sockets_;  // the members' client and peer sockets
+  std::vector<std::unique_ptr<ChildProcess>> members_;
+};
+
+}  // namespace converge::testing
+
+#endif  // CONVERGE_TESTS_ETCD_CLUSTER_H_
