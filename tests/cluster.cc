@@ -146,7 +146,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
                                      "--port_file=" + run + "/" + name + ".port", std::string("--token=") + kToken,
                                      std::string("--service_token=") + kServiceToken, "--metrics_listen=127.0.0.1:0",
                                      "--metrics_port_file=" + run + "/" + name + ".metrics", signing_key};
-    if (replicas > 1) argv.push_back("--registry_in_store");
+    const bool in_etcd = std::find(options.management_args.begin(), options.management_args.end(),
+                                   "--registry_in_etcd") != options.management_args.end();
+    if (replicas > 1 && !in_etcd) argv.push_back("--registry_in_store");
+    argv.insert(argv.end(), options.management_args.begin(), options.management_args.end());
     std::filesystem::remove(run + "/" + name + ".port");
     c->management_argv_.push_back(with(argv, service_tls));
     CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> m,

@@ -35,8 +35,11 @@ struct ClusterOptions {
   int store_shards = 1;
   // Extra flags for every converge-store.
   std::vector<std::string> store_args;
-  // Management replicas (separate services only); several keep the registry on the store.
+  // Management replicas (separate services only); several keep the registry on the store, unless
+  // `management_args` says --registry_in_etcd.
   int management_replicas = 1;
+  // Extra flags for every converge-management.
+  std::vector<std::string> management_args;
   // Commands the store and the engines run under (e.g. fiu-run for fault injection).
   std::vector<std::string> store_wrapper;
   std::vector<std::string> engine_wrapper;

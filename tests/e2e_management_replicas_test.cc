@@ -1,8 +1,10 @@
-// Two management replicas sharing one registry (kept on the store with --registry_in_store):
-// what one records the other serves at once, concurrent changes of the same record on both are
-// decided once, engines enroll through either, and one replica killed leaves the other serving.
+// Two management replicas sharing one registry, kept on the store (--registry_in_store) or in a
+// real three-member etcd (--registry_in_etcd): what one records the other serves at once,
+// concurrent changes of the same record on both are decided once, engines enroll through either,
+// and one replica killed leaves the other serving.
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
+#include "tests/etcd_cluster.h"
 
 namespace converge::testing {
 namespace {
@@ -30,9 +33,10 @@ bool WaitForContent(const std::string& path, const std::string& want, absl::Dura
   return false;
 }
 
-TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistry) {
-  ClusterOptions options;
-  options.dir = std::string(getenv("TEST_TMPDIR")) + "/replicas";
+// Two management replicas over one registry: what one records the other serves, a user raced on
+// both is created once, engines enroll through either, and one killed leaves the other serving.
+// `between` runs after the races (e.g. etcd losing its leader).
+void TwoReplicasShareOneRegistry(ClusterOptions options, const std::function<void()>& between) {
   options.management_replicas = 2;
   std::filesystem::remove_all(options.dir);
   auto started = Cluster::Start(options);
@@ -68,6 +72,8 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistry) {
     EXPECT_EQ(exists.load(), 1) << user << "; replica 0 " << said[0] << "; replica 1 " << said[1];
   }
 
+  between();
+
   // An enrollment token made on replica 1; one engine enrolls through each replica.
   CommandResult enroll = cluster.Convergectl({second, "users", "enroll", "e2e", "--uses=2"});
   ASSERT_EQ(enroll.exit_code, 0) << enroll.err;
@@ -89,6 +95,30 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistry) {
   EXPECT_TRUE(absl::StrContains(list.out, "\"after\"")) << list.out;
   std::ofstream(cluster.folder(*beta) + "/back.txt") << "still syncing";
   EXPECT_TRUE(WaitForContent(cluster.folder(*alpha) + "/back.txt", "still syncing", absl::Seconds(30)));
+}
+
+TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryOnTheStore) {
+  ClusterOptions options;
+  options.dir = std::string(getenv("TEST_TMPDIR")) + "/replicas";
+  TwoReplicasShareOneRegistry(options, [] {});
+}
+
+// The registry in etcd (three members), its leader killed once the races are done: the replicas
+// go on (enrollments, a change, syncing) through the two members left.
+TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryInEtcd) {
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/replicas-etcd";
+  auto etcd = EtcdCluster::Start(dir + "/etcd", 3);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ClusterOptions options;
+  options.dir = dir + "/cluster";
+  options.management_args = {"--etcd=" + (*etcd)->endpoints(), "--registry_in_etcd"};
+  TwoReplicasShareOneRegistry(options, [&] {
+    const int leader = (*etcd)->Leader();
+    ASSERT_GE(leader, 0);
+    (*etcd)->Kill(leader);
+  });
+  // Nothing of the registry stayed in a replica's own folder.
+  EXPECT_FALSE(std::filesystem::exists(options.dir + "/data/management/management.rocksdb"));
 }
 
 }  // namespace

@@ -162,6 +162,63 @@ absl::StatusOr<bool> EtcdClient::Delete(const std::string& key) {
   return resp.deleted() > 0;
 }
 
+namespace {
+
+void SetGuard(etcdserverpb::TxnRequest* req, const EtcdClient::Guard& guard) {
+  etcdserverpb::Compare* held = req->add_compare();
+  held->set_key(guard.key);
+  held->set_target(etcdserverpb::Compare::VALUE);
+  held->set_result(etcdserverpb::Compare::EQUAL);
+  held->set_value(guard.value);
+}
+
+}  // namespace
+
+absl::StatusOr<bool> EtcdClient::PutIf(const std::string& key, const std::string& value, const Guard& guard) {
+  etcdserverpb::TxnRequest req;
+  SetGuard(&req, guard);
+  etcdserverpb::PutRequest* put = req.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(value);
+  etcdserverpb::TxnResponse resp;
+  absl::Status s = Call("put " + key, [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Txn(ctx, req, &resp); });
+  if (!s.ok()) return s;
+  return resp.succeeded();
+}
+
+absl::StatusOr<bool> EtcdClient::DeleteIf(const std::string& key, const Guard& guard) {
+  etcdserverpb::TxnRequest req;
+  SetGuard(&req, guard);
+  req.add_success()->mutable_request_delete_range()->set_key(key);
+  etcdserverpb::TxnResponse resp;
+  absl::Status s = Call("delete " + key, [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Txn(ctx, req, &resp); });
+  if (!s.ok()) return s;
+  return resp.succeeded();
+}
+
+absl::Status EtcdClient::Scan(const std::string& prefix, const std::function<absl::Status(const EtcdKeyValue&)>& fn,
+                              int page) {
+  const std::string end = PrefixEnd(prefix);
+  std::string from = prefix;
+  int64_t revision = 0;
+  while (true) {
+    etcdserverpb::RangeRequest req;
+    req.set_key(from);
+    req.set_range_end(end);
+    req.set_limit(page);
+    req.set_revision(revision);
+    etcdserverpb::RangeResponse resp;
+    absl::Status s = Call("scan " + prefix, [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Range(ctx, req, &resp); });
+    if (!s.ok()) return s;
+    if (revision == 0) revision = resp.header().revision();
+    for (const mvccpb::KeyValue& kv : resp.kvs()) {
+      if (absl::Status done = fn(FromProto(kv)); !done.ok()) return done;
+    }
+    if (!resp.more() || resp.kvs_size() == 0) return absl::OkStatus();
+    from = resp.kvs(resp.kvs_size() - 1).key() + std::string(1, '\0');  // the next key after the last
+  }
+}
+
 absl::StatusOr<int64_t> EtcdClient::GrantLease(absl::Duration ttl) {
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(std::max<int64_t>(1, absl::ToInt64Seconds(ttl)));

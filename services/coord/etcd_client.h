@@ -70,6 +70,18 @@ class EtcdClient {
                                                              int64_t lease = 0);
   // Delete removes the key; true if it existed.
   absl::StatusOr<bool> Delete(const std::string& key);
+  // Guarded writes: made only if `guard.key` holds `guard.value` then (one transaction); false if
+  // it did not (e.g. a lock that is no longer this caller's).
+  struct Guard {
+    std::string key;
+    std::string value;
+  };
+  absl::StatusOr<bool> PutIf(const std::string& key, const std::string& value, const Guard& guard);
+  absl::StatusOr<bool> DeleteIf(const std::string& key, const Guard& guard);
+  // Scan calls `fn` for each key under `prefix` in key order, read a page of `page` keys at a
+  // time, every page at the first page's revision (one consistent view, however large).
+  absl::Status Scan(const std::string& prefix, const std::function<absl::Status(const EtcdKeyValue&)>& fn,
+                    int page = 1000);
 
   absl::StatusOr<int64_t> GrantLease(absl::Duration ttl);
   // KeepAlive renews the lease once; NotFound once it expired (its keys are gone).

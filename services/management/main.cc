@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/logging.h"
 #include "common/rpc/service_main.h"
+#include "services/coord/etcd_flags.h"
 #include "services/management/management_server.h"
 
 ABSL_FLAG(std::string, data_dir, "", "folder for the registry's RocksDB (required)");
@@ -18,6 +19,9 @@ ABSL_FLAG(std::string, token_signing_key, "",
 ABSL_FLAG(bool, registry_in_store, false,
           "keep the registry on the first store shard (not under --data_dir): several management replicas "
           "can then serve, changes serialised by the store's registry lock");
+ABSL_FLAG(bool, registry_in_etcd, false,
+          "keep the registry in etcd (--etcd): several management replicas can then serve, changes serialised "
+          "by an etcd lock");
 ABSL_FLAG(absl::Duration, device_token_ttl, absl::Minutes(10), "how long a device token lives (at most 1h)");
 
 int main(int argc, char** argv) {
@@ -35,6 +39,18 @@ int main(int argc, char** argv) {
       converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
   options.device_token_ttl = absl::GetFlag(FLAGS_device_token_ttl);
   options.registry_in_store = absl::GetFlag(FLAGS_registry_in_store);
+  absl::StatusOr<std::unique_ptr<converge::coord::EtcdClient>> etcd = converge::coord::EtcdFromFlags();
+  if (!etcd.ok()) {
+    log->error("cannot start: {}", etcd.status().ToString());
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_registry_in_etcd)) {
+    if (*etcd == nullptr) {
+      log->error("cannot start: --registry_in_etcd needs --etcd");
+      return 1;
+    }
+    options.registry_etcd = std::move(*etcd);
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = converge::ServiceChannelCredentials();
   if (!creds.ok()) {
     log->error("cannot start: {}", creds.status().ToString());

@@ -4,14 +4,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "services/management/etcd_registry_kv.h"
 #include "services/management/registry_kv_client.h"
 
 namespace converge::management {
 
 absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     const ManagementOptions& options) {
-  if (options.data_dir.empty() && !options.registry_in_store) {
-    return absl::InvalidArgumentError("--data_dir (or --registry_in_store) is required");
+  if (options.data_dir.empty() && !options.registry_in_store && options.registry_etcd == nullptr) {
+    return absl::InvalidArgumentError("--data_dir (or --registry_in_store, or --registry_in_etcd) is required");
+  }
+  if (options.registry_in_store && options.registry_etcd != nullptr) {
+    return absl::InvalidArgumentError("--registry_in_store and --registry_in_etcd: choose one");
   }
   if (options.registry_in_store && options.endpoints.store_addresses.empty()) {
     return absl::InvalidArgumentError("--registry_in_store needs --store");
@@ -32,7 +36,10 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
                                                         options.service_token, options.client_credentials);
     data_plane = s->own_data_plane_.get();
   }
-  if (options.registry_in_store) {
+  if (options.registry_etcd != nullptr) {
+    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(std::make_unique<EtcdRegistryKv>(options.registry_etcd),
+                                                           data_plane, Clock::Real()));
+  } else if (options.registry_in_store) {
     CONVERGE_ASSIGN_OR_RETURN(
         s->registry_, Registry::Open(std::make_unique<RegistryKvClient>(options.endpoints.store_addresses[0],
                                                                        options.service_token, options.client_credentials),

@@ -11,6 +11,10 @@
 #include "services/management/management_service.h"
 #include "services/management/registry.h"
 
+namespace converge::coord {
+class EtcdClient;
+}  // namespace converge::coord
+
 namespace converge::management {
 
 struct ManagementOptions {
@@ -30,6 +34,9 @@ struct ManagementOptions {
   // Keep the registry on the first store shard instead of under data_dir, so that several
   // management replicas can serve (--registry_in_store).
   bool registry_in_store = false;
+  // When set, the registry lives in etcd instead (--registry_in_etcd with --etcd): replicas keep
+  // no state of their own and serialise changes with an etcd lock.
+  std::shared_ptr<coord::EtcdClient> registry_etcd;
 };
 
 class ManagementServer {
