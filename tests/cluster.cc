@@ -132,7 +132,9 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     c->stores_.emplace_back();
     c->store_ports_.push_back(0);
     CONVERGE_RETURN_IF_ERROR(c->StartStore(shard));
-    shard_addresses.push_back(c->store_address(shard));
+    if (options.listed_store_shards == 0 || shard < options.listed_store_shards) {
+      shard_addresses.push_back(c->store_address(shard));
+    }
   }
   c->store_port_ = c->store_ports_[0];
   // Management replicas: "management" (0), "management-1", ...; several share the registry kept

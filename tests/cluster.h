@@ -33,6 +33,8 @@ struct ClusterOptions {
   std::map<std::string, std::vector<std::string>> engine_args_of;
   // Store shards (separate services only): management spreads users over them.
   int store_shards = 1;
+  // How many of them management's --store names (0: all); the others wait to be added.
+  int listed_store_shards = 0;
   // Extra flags for every converge-store.
   std::vector<std::string> store_args;
   // Management replicas (separate services only); several keep the registry on the store, unless

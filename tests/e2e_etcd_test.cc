@@ -108,5 +108,57 @@ TEST(E2eEtcdTest, TheStorePublishesToEveryNotifyReplicaAnnouncedInEtcdAndDropsDe
               absl::FormatDuration(gone).c_str(), absl::FormatDuration(found).c_str());
 }
 
+// The shard map in etcd: a store shard added through one management replica is followed by the
+// other at once, new users fill it, and engines are given its address.
+TEST(E2eEtcdTest, AStoreShardAddedThroughOneReplicaIsFollowedByTheOther) {
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/etcd-shards";
+  std::filesystem::remove_all(dir);
+  auto etcd = EtcdCluster::Start(dir + "/etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ClusterOptions options;
+  options.dir = dir + "/cluster";
+  options.store_shards = 2;
+  options.listed_store_shards = 1;  // management starts knowing shard 0 only
+  options.management_replicas = 2;
+  options.management_args = {"--etcd=" + (*etcd)->endpoints(), "--registry_in_etcd"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  Cluster* c = cluster->get();
+  const std::string first = "--management=" + c->management_address(0);
+  const std::string second = "--management=" + c->management_address(1);
+  CommandResult listed = c->Convergectl({second, "shards", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_FALSE(absl::StrContains(listed.out, c->store_address(1))) << listed.out;
+  EXPECT_TRUE(absl::StrContains(listed.out, "etcd's shard map")) << listed.out;
+
+  CommandResult added = c->Convergectl({first, "shards", "add", c->store_address(1)});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_TRUE(absl::StrContains(added.out, "store shard 1 is " + c->store_address(1))) << added.out;
+  const absl::Time at = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(c->Convergectl({second, "shards", "list"}).out, c->store_address(1)); },
+                      absl::Seconds(5)));
+  const absl::Duration followed = absl::Now() - at;
+
+  // New users fill the emptiest shard: created through the other replica, it lands on shard 1,
+  // and an engine asking for its namespace is given shard 1's address.
+  ASSERT_EQ(c->Convergectl({second, "users", "create", "newcomer"}).exit_code, 0);
+  ASSERT_EQ(c->Convergectl({second, "namespaces", "create", "fresh", "--owner=newcomer"}).exit_code, 0);
+  CommandResult endpoints = c->Convergectl({first, "endpoints", "fresh"});
+  EXPECT_TRUE(absl::StrContains(endpoints.out, "shard 1") && absl::StrContains(endpoints.out, c->store_address(1)))
+      << endpoints.out << endpoints.err;
+  CommandResult shards = c->Convergectl({first, "shards", "list"});
+  EXPECT_TRUE(absl::StrContains(shards.out, c->store_address(1) + "  1")) << shards.out;
+
+  // The same shard twice, or not an address: refused, the map unchanged.
+  CommandResult again = c->Convergectl({second, "shards", "add", c->store_address(1)});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(again.err, "already")) << again.err;
+  CommandResult bad = c->Convergectl({second, "shards", "add", "no-port-here"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(bad.err, "not a store address")) << bad.err;
+  std::printf("FIGURES etcd shard map: a shard added through one management replica was listed by the other "
+              "after %s\n", absl::FormatDuration(followed).c_str());
+}
+
 }  // namespace
 }  // namespace converge::testing

@@ -11,29 +11,34 @@
 
 namespace converge::management {
 
-GrpcDataPlane::GrpcDataPlane(const std::vector<std::string>& store_addresses,
-                                       const std::string& notify_address, std::string service_token,
-                                       std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : service_token_(std::move(service_token)) {
-  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
-  for (const std::string& address : store_addresses) {
-    stubs_.push_back(store::v1::StoreService::NewStub(grpc::CreateChannel(address, credentials)));
-  }
+GrpcDataPlane::GrpcDataPlane(const ShardList* shards, const std::string& notify_address, std::string service_token,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : shards_(shards),
+      credentials_(credentials != nullptr ? std::move(credentials) : grpc::InsecureChannelCredentials()),
+      service_token_(std::move(service_token)) {
   if (!notify_address.empty()) {
-    notify_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(notify_address, credentials));
+    notify_ = notification::v1::NotificationService::NewStub(grpc::CreateChannel(notify_address, credentials_));
   }
+}
+
+absl::StatusOr<store::v1::StoreService::Stub*> GrpcDataPlane::Stub(uint32_t shard, const std::string& what) {
+  std::optional<std::string> address = shards_->address(shard);
+  if (!address.has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is on store shard ", shard, " but only ", shards_->size(),
+                                                      " are configured (shards must never be removed)"));
+  }
+  absl::MutexLock lock(&mu_);
+  if (stubs_.size() <= shard) stubs_.resize(shard + 1);
+  if (stubs_[shard] == nullptr) stubs_[shard] = store::v1::StoreService::NewStub(grpc::CreateChannel(*address, credentials_));
+  return stubs_[shard].get();
 }
 
 absl::StatusOr<store::v1::StoreService::Stub*> GrpcDataPlane::ForShard(
     const std::function<absl::StatusOr<uint32_t>()>& shard_of, const std::string& what) {
-  if (stubs_.size() == 1) return stubs_[0].get();
+  if (shards_->size() == 1) return Stub(0, what);
   if (shard_map_ == nullptr) return absl::InternalError("several store shards but no shard map");
   CONVERGE_ASSIGN_OR_RETURN(uint32_t shard, shard_of());
-  if (shard >= stubs_.size()) {
-    return absl::FailedPreconditionError(absl::StrCat(what, " is on store shard ", shard, " but only ", stubs_.size(),
-                                                      " are configured (shards must never be removed)"));
-  }
-  return stubs_[shard].get();
+  return Stub(shard, what);
 }
 
 absl::StatusOr<store::v1::StoreService::Stub*> GrpcDataPlane::ForUser(const std::string& user_id) {

@@ -12,7 +12,9 @@
 
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
+#include "absl/synchronization/mutex.h"
 #include "services/management/registry.h"
+#include "services/management/shard_list.h"
 
 namespace converge::management {
 
@@ -20,12 +22,12 @@ class GrpcDataPlane : public DataPlane {
  public:
   // `credentials`: how management reaches the store and notify (null: plaintext). An empty
   // `notify_address` tells no notification service about revocations.
-  // `store_addresses`: the shards, in shard order (shards are only ever appended).
-  GrpcDataPlane(const std::vector<std::string>& store_addresses, const std::string& notify_address,
-                     std::string service_token, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // `shards`: the store shards, in shard order (only ever appended, also while it serves); not owned.
+  GrpcDataPlane(const ShardList* shards, const std::string& notify_address, std::string service_token,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   // The map from users and namespaces to shards (needed with more than one shard); not owned.
   void set_shard_map(ShardMap* map) { shard_map_ = map; }
-  uint32_t shard_count() const override { return static_cast<uint32_t>(stubs_.size()); }
+  uint32_t shard_count() const override { return static_cast<uint32_t>(shards_->size()); }
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                  const std::vector<std::string>& member_device_ids, bool encrypted) override;
@@ -46,7 +48,13 @@ class GrpcDataPlane : public DataPlane {
   absl::StatusOr<store::v1::StoreService::Stub*> ForUser(const std::string& user_id);
   absl::StatusOr<store::v1::StoreService::Stub*> ForNamespace(const std::string& ns);
 
-  std::vector<std::unique_ptr<store::v1::StoreService::Stub>> stubs_;
+  // The stub of shard i, made the first time it is needed.
+  absl::StatusOr<store::v1::StoreService::Stub*> Stub(uint32_t shard, const std::string& what);
+
+  const ShardList* const shards_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<store::v1::StoreService::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
   ShardMap* shard_map_ = nullptr;
   std::unique_ptr<notification::v1::NotificationService::Stub> notify_;
   const std::string service_token_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "services/management/etcd_registry_kv.h"
+#include "services/management/etcd_shard_map.h"
 #include "services/management/registry_kv_client.h"
 
 namespace converge::management {
@@ -29,9 +30,13 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     if (ec) return absl::UnavailableError(absl::StrCat("create ", options.data_dir, ": ", ec.message()));
   }
   std::unique_ptr<ManagementServer> s(new ManagementServer());
+  s->shards_ = std::make_unique<ShardList>(options.endpoints.store_addresses);
+  if (options.registry_etcd != nullptr) {
+    CONVERGE_ASSIGN_OR_RETURN(s->shard_map_, EtcdShardMap::Start(options.registry_etcd, s->shards_.get()));
+  }
   DataPlane* data_plane = options.data_plane;
   if (data_plane == nullptr) {
-    s->own_data_plane_ = std::make_unique<GrpcDataPlane>(options.endpoints.store_addresses,
+    s->own_data_plane_ = std::make_unique<GrpcDataPlane>(s->shards_.get(),
                                                         options.endpoints.notification_address,
                                                         options.service_token, options.client_credentials);
     data_plane = s->own_data_plane_.get();
@@ -57,6 +62,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   auth.service_token = options.service_token;
   s->service_ = std::make_unique<ManagementService>(s->registry_.get(), data_plane, std::move(auth), std::move(signer),
                                                     options.device_token_ttl, options.endpoints);
+  s->service_->set_shards(s->shards_.get(), s->shard_map_.get());
   return s;
 }
 

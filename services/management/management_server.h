@@ -8,8 +8,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "services/management/data_plane_client.h"
+#include "services/management/etcd_shard_map.h"
 #include "services/management/management_service.h"
 #include "services/management/registry.h"
+#include "services/management/shard_list.h"
 
 namespace converge::coord {
 class EtcdClient;
@@ -47,6 +49,8 @@ class ManagementServer {
 
  private:
   ManagementServer() = default;
+  std::unique_ptr<ShardList> shards_;          // the store shards, from --store (and etcd's map)
+  std::unique_ptr<EtcdShardMap> shard_map_;    // with the registry in etcd: follows etcd's shard map
   std::unique_ptr<GrpcDataPlane> own_data_plane_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagementService> service_;

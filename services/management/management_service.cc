@@ -1,5 +1,6 @@
 #include "services/management/management_service.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -225,16 +226,48 @@ grpc::Status ManagementService::ListMembers(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::ListShards(grpc::ServerContext* ctx, const v1::ListShardsRequest*,
+                                           v1::ListShardsResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  const std::vector<std::string> stores = shards_ != nullptr ? shards_->all() : endpoints_.store_addresses;
+  absl::StatusOr<std::vector<User>> users = registry_->ListUsers();
+  if (!users.ok()) return ToGrpcStatus(users.status());
+  for (size_t i = 0; i < stores.size(); ++i) {
+    v1::Shard* shard = resp->add_shards();
+    shard->set_index(static_cast<uint32_t>(i));
+    shard->set_address(stores[i]);
+    shard->set_users(std::count_if(users->begin(), users->end(), [&](const User& u) { return u.shard == i; }));
+  }
+  resp->set_in_etcd(shard_directory_ != nullptr);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::AddShard(grpc::ServerContext* ctx, const v1::AddShardRequest* req, v1::Shard* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  if (shard_directory_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        "the store shards are the --store list here: append the new shard there and restart management "
+        "(or keep the shard map in etcd: --etcd with --registry_in_etcd)"));
+  }
+  if (absl::Status valid = ValidateShardAddress(req->address()); !valid.ok()) return ToGrpcStatus(valid);
+  absl::StatusOr<uint32_t> index = shard_directory_->Add(req->address());
+  if (!index.ok()) return ToGrpcStatus(index.status());
+  resp->set_index(*index);
+  resp->set_address(req->address());
+  return grpc::Status::OK;
+}
+
 grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
                                              v1::Endpoints* resp) {
   if (absl::Status s = OperatorOrDevice(*ctx, ""); !s.ok()) return ToGrpcStatus(s);
+  const std::vector<std::string> stores = shards_ != nullptr ? shards_->all() : endpoints_.store_addresses;
   uint32_t shard = 0;
-  if (!req->namespace_id().empty() && endpoints_.store_addresses.size() > 1) {
+  if (!req->namespace_id().empty() && stores.size() > 1) {
     absl::StatusOr<uint32_t> found = registry_->ShardOfNamespace(req->namespace_id());
     if (!found.ok()) return ToGrpcStatus(found.status());
     shard = *found;
   }
-  if (shard < endpoints_.store_addresses.size()) resp->set_store_address(endpoints_.store_addresses[shard]);
+  if (shard < stores.size()) resp->set_store_address(stores[shard]);
   resp->set_shard(shard);
   resp->set_notification_address(endpoints_.notification_address);
   return grpc::Status::OK;

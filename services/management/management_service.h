@@ -17,6 +17,7 @@
 #include "services/management/fleet.h"
 #include "services/management/key_directory.h"
 #include "services/management/registry.h"
+#include "services/management/shard_list.h"
 
 namespace converge::management {
 
@@ -53,6 +54,15 @@ class ManagementService final : public v1::ManagementService::Service {
                            v1::ListMembersResponse* resp) override;
   grpc::Status GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
                             v1::Endpoints* resp) override;
+  grpc::Status ListShards(grpc::ServerContext* ctx, const v1::ListShardsRequest* req,
+                          v1::ListShardsResponse* resp) override;
+  grpc::Status AddShard(grpc::ServerContext* ctx, const v1::AddShardRequest* req, v1::Shard* resp) override;
+  // The store shards as they are now (they grow while it serves), and where they are added
+  // (null: --store lists them, fixed). Without it, EndpointsConfig's list. Not owned.
+  void set_shards(const ShardList* shards, ShardDirectory* directory) {
+    shards_ = shards;
+    shard_directory_ = directory;
+  }
   grpc::Status DisableUser(grpc::ServerContext* ctx, const v1::DisableUserRequest* req, v1::User* resp) override;
   grpc::Status RevokeDevice(grpc::ServerContext* ctx, const v1::RevokeDeviceRequest* req, v1::Device* resp) override;
   grpc::Status GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req, v1::Device* resp) override;
@@ -112,6 +122,8 @@ class ManagementService final : public v1::ManagementService::Service {
   const std::shared_ptr<const TokenSigner> signer_;
   const absl::Duration token_ttl_;
   const EndpointsConfig endpoints_;
+  const ShardList* shards_ = nullptr;
+  ShardDirectory* shard_directory_ = nullptr;
 };
 
 }  // namespace converge::management

@@ -99,6 +99,8 @@ commands:
   probe <host:port>                  gRPC health of one service (no token; container healthchecks)
   top [--interval=2s] [--iterations=N]
   endpoints [<namespace-id>]         the addresses engines are given (the namespace's store shard)
+  shards list                        the store shards in shard order, with the users on each
+  shards add <host:port>             append a store shard for good (with the shard map in etcd)
   help [<command>]
 
 flags: --management=HOST:PORT --token=TOKEN --json (also $CONVERGE_MANAGEMENT, $CONVERGE_TOKEN)
@@ -286,6 +288,8 @@ class Cli {
     if (noun == "health" && args.size() == 1) return Health();
     if (noun == "top" && args.size() == 1) return Top();
     if (noun == "endpoints" && args.size() <= 2) return Endpoints(args.size() == 2 ? args[1] : "");
+    if (noun == "shards" && verb == "list" && args.size() == 2) return ListShards();
+    if (noun == "shards" && verb == "add" && args.size() == 3) return AddShard(args[2]);
     return Usage(args.empty() ? "no command" : "unknown command: " + absl::StrJoin(args, " "));
   }
 
@@ -836,6 +840,33 @@ class Cli {
     PrintTable({"SERVICE", "ADDRESS"},
                {{absl::StrCat("store (shard ", resp.shard(), ")"), resp.store_address()},
                 {"notification", resp.notification_address()}});
+    return 0;
+  }
+
+  int ListShards() {
+    v1::ListShardsResponse resp;
+    grpc::Status s = stub_->ListShards(Ctx().get(), v1::ListShardsRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::Shard& shard : resp.shards()) {
+      rows.push_back({absl::StrCat(shard.index()), shard.address(), absl::StrCat(shard.users())});
+    }
+    PrintTable({"SHARD", "ADDRESS", "USERS"}, rows);
+    std::cout << (resp.in_etcd() ? "(etcd's shard map: every management replica follows it)"
+                                 : "(the --store list of this management replica)")
+              << "\n";
+    return 0;
+  }
+
+  int AddShard(const std::string& address) {
+    v1::AddShardRequest req;
+    req.set_address(address);
+    v1::Shard resp;
+    grpc::Status s = stub_->AddShard(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "store shard " << resp.index() << " is " << resp.address() << "\n";
     return 0;
   }
 
