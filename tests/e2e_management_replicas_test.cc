@@ -3,6 +3,7 @@
 // concurrent changes of the same record on both are decided once, engines enroll through either,
 // and one replica killed leaves the other serving.
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -35,8 +36,11 @@ bool WaitForContent(const std::string& path, const std::string& want, absl::Dura
 
 // Two management replicas over one registry: what one records the other serves, a user raced on
 // both is created once, engines enroll through either, and one killed leaves the other serving.
-// `between` runs after the races (e.g. etcd losing its leader).
-void TwoReplicasShareOneRegistry(ClusterOptions options, const std::function<void()>& between) {
+// `between` runs after the races (e.g. etcd losing its leader), `after` at the end with the
+// replica left and the two engines' folders.
+void TwoReplicasShareOneRegistry(
+    ClusterOptions options, const std::function<void()>& between,
+    const std::function<void(Cluster&, const std::string& management, int alpha, int beta)>& after = nullptr) {
   options.management_replicas = 2;
   std::filesystem::remove_all(options.dir);
   auto started = Cluster::Start(options);
@@ -95,6 +99,7 @@ void TwoReplicasShareOneRegistry(ClusterOptions options, const std::function<voi
   EXPECT_TRUE(absl::StrContains(list.out, "\"after\"")) << list.out;
   std::ofstream(cluster.folder(*beta) + "/back.txt") << "still syncing";
   EXPECT_TRUE(WaitForContent(cluster.folder(*alpha) + "/back.txt", "still syncing", absl::Seconds(30)));
+  if (after) after(cluster, second, *alpha, *beta);
 }
 
 TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryOnTheStore) {
@@ -104,7 +109,8 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryOnTheStore) {
 }
 
 // The registry in etcd (three members), its leader killed once the races are done: the replicas
-// go on (enrollments, a change, syncing) through the two members left.
+// go on (enrollments, a change, syncing) through the two members left; then a second member
+// killed (no quorum): changes are refused clearly and the folders still sync.
 TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryInEtcd) {
   const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/replicas-etcd";
   auto etcd = EtcdCluster::Start(dir + "/etcd", 3);
@@ -112,11 +118,34 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryInEtcd) {
   ClusterOptions options;
   options.dir = dir + "/cluster";
   options.management_args = {"--etcd=" + (*etcd)->endpoints(), "--registry_in_etcd"};
-  TwoReplicasShareOneRegistry(options, [&] {
-    const int leader = (*etcd)->Leader();
-    ASSERT_GE(leader, 0);
-    (*etcd)->Kill(leader);
-  });
+  TwoReplicasShareOneRegistry(
+      options,
+      [&] {
+        const int leader = (*etcd)->Leader();
+        ASSERT_GE(leader, 0);
+        (*etcd)->Kill(leader);
+      },
+      [&](Cluster& cluster, const std::string& management, int alpha, int beta) {
+        // Quorum lost (a second member killed): registry changes are refused with a clear status,
+        // and the engines keep syncing with the endpoints and tokens they hold.
+        for (int i = 0; i < (*etcd)->size(); ++i) {
+          if ((*etcd)->running(i)) {
+            (*etcd)->Kill(i);
+            break;
+          }
+        }
+        const absl::Time asked = absl::Now();
+        CommandResult refused = cluster.Convergectl({management, "users", "create", "no-quorum"});
+        const absl::Duration took = absl::Now() - asked;
+        EXPECT_NE(refused.exit_code, 0) << refused.out;
+        EXPECT_TRUE(absl::StrContains(refused.err, "UNAVAILABLE") && absl::StrContains(refused.err, "etcd"))
+            << refused.err;
+        EXPECT_LT(took, absl::Seconds(10));
+        std::ofstream(cluster.folder(alpha) + "/no-quorum.txt") << "synced without etcd";
+        EXPECT_TRUE(WaitForContent(cluster.folder(beta) + "/no-quorum.txt", "synced without etcd", absl::Seconds(30)));
+        std::printf("FIGURES etcd quorum lost: a registry change was refused in %s: %s\n",
+                    absl::FormatDuration(took).c_str(), refused.err.substr(0, 200).c_str());
+      });
   // Nothing of the registry stayed in a replica's own folder.
   EXPECT_FALSE(std::filesystem::exists(options.dir + "/data/management/management.rocksdb"));
 }

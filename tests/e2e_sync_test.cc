@@ -363,7 +363,7 @@ TEST_F(E2eScenarioTest, StoreRestoredFromAnOlderBackupLosesNothing) {
   // An engine found the store behind it and re-synced. Which one depends on timing: the first
   // to re-sync uploads what the store lost and may move its head past the other's cursor.
   std::string text;
-  for (const std::string& name : {"alpha", "beta"}) {
+  for (const char* name : {"alpha", "beta"}) {
     std::ifstream log(cluster_->logs_dir() + "/engine-" + name + ".log");
     text.append((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   }

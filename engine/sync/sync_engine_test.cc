@@ -513,8 +513,12 @@ TEST_F(SyncEngineTest, AReceiveOnlyFolderKeepsItsChangesHomeAndARevertLosesNone)
   std::map<std::string, std::string> aside = two_->fs.SetAsideSnapshot();
   std::vector<std::string> kept;
   for (const auto& [path, content] : aside) {
-    if (absl::EndsWith(path, "/a.txt")) EXPECT_EQ(content, "two's a");
-    if (absl::EndsWith(path, "/n/new.txt")) EXPECT_EQ(content, "new");
+    if (absl::EndsWith(path, "/a.txt")) {
+      EXPECT_EQ(content, "two's a");
+    }
+    if (absl::EndsWith(path, "/n/new.txt")) {
+      EXPECT_EQ(content, "new");
+    }
     kept.push_back(path.substr(path.find('/') + 1));
   }
   EXPECT_EQ(kept, (std::vector<std::string>{"a.txt", "n", "n/new.txt"}));

@@ -41,7 +41,9 @@ TEST_F(EtcdRegistryKvTest, OneReplicaHoldsTheLockAtATimeAndALostLockWritesNothin
   std::thread other([&] {
     absl::StatusOr<RegistryKv::Lease> mine = b.Lock();
     b_locked = mine.ok();
-    if (mine.ok()) EXPECT_TRUE(b.Put("users/bob", "B").ok());
+    if (mine.ok()) {
+      EXPECT_TRUE(b.Put("users/bob", "B").ok());
+    }
   });
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_FALSE(b_locked.load());  // waits while a holds it
