@@ -103,4 +103,23 @@ void EtcdRegistryKv::Release(const std::string& token, int64_t lease) {
   etcd_->RevokeLease(lease).IgnoreError();
 }
 
+absl::StatusOr<size_t> ImportRegistry(RegistryKv* from, EtcdRegistryKv* to) {
+  absl::StatusOr<RegistryKv::Lease> lease = to->Lock();
+  if (!lease.ok()) return lease.status();
+  bool empty = true;
+  absl::Status scanned = to->Scan("", [&](absl::string_view, absl::string_view) {
+    empty = false;
+    return absl::OkStatus();
+  });
+  if (!scanned.ok()) return scanned;
+  if (!empty) return size_t{0};
+  size_t copied = 0;
+  absl::Status copy = from->Scan("", [&](absl::string_view key, absl::string_view value) {
+    ++copied;
+    return to->Put(std::string(key), std::string(value));
+  });
+  if (!copy.ok()) return copy;
+  return copied;
+}
+
 }  // namespace converge::management

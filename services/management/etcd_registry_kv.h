@@ -38,6 +38,12 @@ class EtcdRegistryKv : public RegistryKv {
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// ImportRegistry copies every record of `from` (a registry kept under --data_dir before it moved
+// to etcd) into `to`, under the registry lock, if `to` holds no record yet: an upgrade that turns
+// on --registry_in_etcd keeps its users, devices and namespaces. Returns how many it copied (0
+// when etcd had records already: nothing there is overwritten). `from` is left as it was.
+absl::StatusOr<size_t> ImportRegistry(RegistryKv* from, EtcdRegistryKv* to);
+
 }  // namespace converge::management
 
 #endif  // CONVERGE_SERVICES_MANAGEMENT_ETCD_REGISTRY_KV_H_

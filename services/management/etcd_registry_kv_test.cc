@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -97,6 +98,28 @@ TEST_F(EtcdRegistryKvTest, AScanReadsPastOnePageInKeyOrder) {
   EXPECT_EQ(seen.front(), "10000");
   EXPECT_EQ(seen.back(), "12099");
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_F(EtcdRegistryKvTest, ARegistryKeptLocallyBeforeIsCopiedIntoAnEmptyEtcdOnce) {
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/local-registry";
+  std::filesystem::remove_all(dir);
+  auto local = LocalRegistryKv::Open(dir);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE((*local)->Put("u/alice", "A").ok());
+  ASSERT_TRUE((*local)->Put("u/bob", "B").ok());
+  ASSERT_TRUE((*local)->Put("n/docs", "D").ok());
+  EtcdRegistryKv etcd(client_);
+  absl::StatusOr<size_t> copied = ImportRegistry(local->get(), &etcd);
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_EQ(*copied, 3u);
+  EXPECT_EQ(*etcd.Get("u/bob"), "B");
+  EXPECT_EQ(*etcd.Get("n/docs"), "D");
+  // etcd holds records now (changed since): a second start copies nothing over them.
+  ASSERT_TRUE(etcd.Put("u/bob", "changed in etcd").ok());
+  copied = ImportRegistry(local->get(), &etcd);
+  ASSERT_TRUE(copied.ok());
+  EXPECT_EQ(*copied, 0u);
+  EXPECT_EQ(*etcd.Get("u/bob"), "changed in etcd");
 }
 
 }  // namespace

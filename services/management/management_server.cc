@@ -3,12 +3,28 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "services/management/etcd_registry_kv.h"
 #include "services/management/etcd_shard_map.h"
 #include "services/management/registry_kv_client.h"
 
 namespace converge::management {
+
+namespace {
+
+// A registry this replica kept under --data_dir before --registry_in_etcd: copied into etcd the
+// first time (etcd empty), so that turning etcd on loses no user, device or namespace.
+absl::Status ImportLocalRegistry(const std::string& data_dir, EtcdRegistryKv* etcd) {
+  const std::string dir = data_dir + "/management.rocksdb";
+  if (data_dir.empty() || !std::filesystem::exists(dir + "/CURRENT")) return absl::OkStatus();
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<LocalRegistryKv> local, LocalRegistryKv::Open(dir));
+  CONVERGE_ASSIGN_OR_RETURN(size_t copied, ImportRegistry(local.get(), etcd));
+  if (copied > 0) GetLogger("management")->info("copied {} registry records from {} into etcd", copied, dir);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     const ManagementOptions& options) {
@@ -42,8 +58,9 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     data_plane = s->own_data_plane_.get();
   }
   if (options.registry_etcd != nullptr) {
-    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(std::make_unique<EtcdRegistryKv>(options.registry_etcd),
-                                                           data_plane, Clock::Real()));
+    auto kv = std::make_unique<EtcdRegistryKv>(options.registry_etcd);
+    CONVERGE_RETURN_IF_ERROR(ImportLocalRegistry(options.data_dir, kv.get()));
+    CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(std::move(kv), data_plane, Clock::Real()));
   } else if (options.registry_in_store) {
     CONVERGE_ASSIGN_OR_RETURN(
         s->registry_, Registry::Open(std::make_unique<RegistryKvClient>(options.endpoints.store_addresses[0],
