@@ -286,12 +286,13 @@ void Cluster::KillManagement(int replica) {
   (replica == 0 ? management_ : extra_managements_.at(replica - 1))->Stop(SIGKILL);
 }
 
-absl::Status Cluster::StartManagement(int replica) {
+absl::Status Cluster::StartManagement(int replica, const std::vector<std::string>& extra_args) {
   const std::string name = replica == 0 ? "management" : absl::StrCat("management-", replica);
   const std::string port_file = options_.dir + "/run/" + name + ".port";
   std::filesystem::remove(port_file);
   // The same port as before: engines know it.
   std::vector<std::string> argv = management_argv_.at(replica);
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   argv.push_back(absl::StrCat("--listen=127.0.0.1:", management_ports_.at(replica)));
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> m, ChildProcess::Start(argv, logs_ + "/" + name + ".log"));
   (replica == 0 ? management_ : extra_managements_.at(replica - 1)) = std::move(m);

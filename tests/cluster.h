@@ -135,8 +135,9 @@ class Cluster {
     return "127.0.0.1:" + std::to_string(management_ports_.at(replica));
   }
   void KillManagement(int replica);
-  // StartManagement starts a killed replica again on its port and data directory.
-  absl::Status StartManagement(int replica);
+  // StartManagement starts a killed replica again on its port and data directory (with
+  // `extra_args` after its own flags, e.g. to turn a new feature on).
+  absl::Status StartManagement(int replica, const std::vector<std::string>& extra_args = {});
   std::string notify_address() const { return "127.0.0.1:" + std::to_string(all_in_one() ? management_port_ : notify_port_); }
   bool all_in_one() const { return options_.all_in_one; }
   // TLS material (tools/certs/make-certs): ca.crt, service.crt/.key, token keys.

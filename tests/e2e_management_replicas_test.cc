@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "services/coord/etcd_client.h"
 #include "tests/cluster.h"
 #include "tests/etcd_cluster.h"
 
@@ -148,6 +149,51 @@ TEST(E2eManagementReplicasTest, TwoReplicasShareOneRegistryInEtcd) {
       });
   // Nothing of the registry stayed in a replica's own folder.
   EXPECT_FALSE(std::filesystem::exists(options.dir + "/data/management/management.rocksdb"));
+}
+
+// An upgrade: replicas that kept the registry on the store are restarted with it in etcd (both
+// flags, as the Kubernetes manifests pass them): the first copies it over, and users, devices and
+// namespaces are all there; the second finds etcd holding it and copies nothing again.
+TEST(E2eManagementReplicasTest, ARegistryKeptOnTheStoreMovesIntoEtcdOnUpgrade) {
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/replicas-upgrade";
+  std::filesystem::remove_all(dir);
+  auto etcd = EtcdCluster::Start(dir + "/etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ClusterOptions options;
+  options.dir = dir + "/cluster";
+  options.management_replicas = 2;
+  auto started = Cluster::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  Cluster& cluster = **started;
+  ASSERT_EQ(cluster.Convergectl({"users", "create", "before-upgrade"}).exit_code, 0);
+  auto engine = cluster.AddEngine("laptop");
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  bool member = false;  // its engine enrolls as it starts
+  for (const absl::Time until = absl::Now() + absl::Seconds(20); !member && absl::Now() < until;) {
+    member = absl::StrContains(cluster.Convergectl({"members", "list", "shared"}).out, "laptop");
+    if (!member) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(member) << "logs in " << cluster.logs_dir();
+  const std::vector<std::string> to_etcd = {"--etcd=" + (*etcd)->endpoints(), "--registry_in_etcd"};
+  for (int replica : {0, 1}) {
+    cluster.KillManagement(replica);
+    ASSERT_TRUE(cluster.StartManagement(replica, to_etcd).ok()) << "logs in " << cluster.logs_dir();
+  }
+  const std::string second = "--management=" + cluster.management_address(1);
+  CommandResult users = cluster.Convergectl({second, "users", "list"});
+  EXPECT_TRUE(absl::StrContains(users.out, "before-upgrade") && absl::StrContains(users.out, "e2e")) << users.out;
+  CommandResult members = cluster.Convergectl({second, "members", "list", "shared"});
+  EXPECT_TRUE(absl::StrContains(members.out, "laptop")) << members.out;
+  const std::string log0 = ReadFile(cluster.logs_dir() + "/management.log");
+  const std::string log1 = ReadFile(cluster.logs_dir() + "/management-1.log");
+  EXPECT_TRUE(absl::StrContains(log0, "registry records from the store into etcd")) << log0;
+  EXPECT_FALSE(absl::StrContains(log1, "registry records from the store into etcd")) << log1;
+  // Changes now go to etcd: made on one replica, seen on the other.
+  ASSERT_EQ(cluster.Convergectl({"users", "create", "after-upgrade"}).exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(cluster.Convergectl({second, "users", "list"}).out, "after-upgrade"));
+  absl::StatusOr<std::unique_ptr<coord::EtcdClient>> client = coord::EtcdClient::Connect((*etcd)->endpoints());
+  ASSERT_TRUE(client.ok());
+  EXPECT_GT((*client)->List("/converge/registry/records/")->kvs.size(), 3u);
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ ABSL_FLAG(bool, registry_in_store, false,
           "can then serve, changes serialised by the store's registry lock");
 ABSL_FLAG(bool, registry_in_etcd, false,
           "keep the registry in etcd (--etcd): several management replicas can then serve, changes serialised "
-          "by an etcd lock");
+          "by an etcd lock. A registry kept before under --data_dir (or, with --registry_in_store too, on the "
+          "store) is copied into etcd the first time, while etcd holds none");
 ABSL_FLAG(absl::Duration, device_token_ttl, absl::Minutes(10), "how long a device token lives (at most 1h)");
 
 int main(int argc, char** argv) {

@@ -31,9 +31,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   if (options.data_dir.empty() && !options.registry_in_store && options.registry_etcd == nullptr) {
     return absl::InvalidArgumentError("--data_dir (or --registry_in_store, or --registry_in_etcd) is required");
   }
-  if (options.registry_in_store && options.registry_etcd != nullptr) {
-    return absl::InvalidArgumentError("--registry_in_store and --registry_in_etcd: choose one");
-  }
+
   if (options.registry_in_store && options.endpoints.store_addresses.empty()) {
     return absl::InvalidArgumentError("--registry_in_store needs --store");
   }
@@ -59,7 +57,14 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   }
   if (options.registry_etcd != nullptr) {
     auto kv = std::make_unique<EtcdRegistryKv>(options.registry_etcd);
-    CONVERGE_RETURN_IF_ERROR(ImportLocalRegistry(options.data_dir, kv.get()));
+    if (options.registry_in_store) {  // both: the registry moves from the first store shard to etcd
+      RegistryKvClient on_store(options.endpoints.store_addresses[0], options.service_token,
+                                options.client_credentials);
+      CONVERGE_ASSIGN_OR_RETURN(size_t copied, ImportRegistry(&on_store, kv.get()));
+      if (copied > 0) GetLogger("management")->info("copied {} registry records from the store into etcd", copied);
+    } else {
+      CONVERGE_RETURN_IF_ERROR(ImportLocalRegistry(options.data_dir, kv.get()));
+    }
     CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(std::move(kv), data_plane, Clock::Real()));
   } else if (options.registry_in_store) {
     CONVERGE_ASSIGN_OR_RETURN(

@@ -37,7 +37,8 @@ struct ManagementOptions {
   // management replicas can serve (--registry_in_store).
   bool registry_in_store = false;
   // When set, the registry lives in etcd instead (--registry_in_etcd with --etcd): replicas keep
-  // no state of their own and serialise changes with an etcd lock.
+  // no state of their own and serialise changes with an etcd lock. A registry kept before (under
+  // data_dir, or on the store when registry_in_store is set too) is copied into an empty etcd.
   std::shared_ptr<coord::EtcdClient> registry_etcd;
 };
 
