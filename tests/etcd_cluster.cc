@@ -85,6 +85,14 @@ absl::Status EtcdCluster::Restart(int i) {
   return Spawn(i, /*initial=*/false);
 }
 
+bool EtcdCluster::Healthy(int i) const {
+  if (members_[i] == nullptr) return false;
+  CommandResult r = RunCommand({"/usr/bin/etcdctl", absl::StrCat("--endpoints=unix://", sockets_, "/c", i + 1, ":1"),
+                                "endpoint", "health"},
+                               dir_, absl::Seconds(5));
+  return r.exit_code == 0;
+}
+
 int EtcdCluster::Leader() const {
   for (int i = 0; i < size(); ++i) {
     if (members_[i] == nullptr) continue;

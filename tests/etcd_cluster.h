@@ -28,6 +28,8 @@ class EtcdCluster {
   void Kill(int i);
   absl::Status Restart(int i);
   bool running(int i) const { return members_[i] != nullptr; }
+  // Healthy: member i answers and has a leader (etcdctl endpoint health).
+  bool Healthy(int i) const;
   // The index of the member that is the leader now (-1 if none answers).
   int Leader() const;
   std::string log_path(int i) const;
