@@ -106,13 +106,14 @@ void EtcdRegistryKv::Release(const std::string& token, int64_t lease) {
 absl::StatusOr<size_t> ImportRegistry(RegistryKv* from, EtcdRegistryKv* to) {
   absl::StatusOr<RegistryKv::Lease> lease = to->Lock();
   if (!lease.ok()) return lease.status();
-  bool empty = true;
+  // Empty? The first record answers it: the scan stops there (a large registry is not read).
+  bool found = false;
   absl::Status scanned = to->Scan("", [&](absl::string_view, absl::string_view) {
-    empty = false;
-    return absl::OkStatus();
+    found = true;
+    return absl::CancelledError("etcd holds registry records");
   });
+  if (found) return size_t{0};
   if (!scanned.ok()) return scanned;
-  if (!empty) return size_t{0};
   size_t copied = 0;
   absl::Status copy = from->Scan("", [&](absl::string_view key, absl::string_view value) {
     ++copied;
