@@ -487,7 +487,7 @@ absl::StatusOr<Snapshot> Cluster::SnapshotFolder(const std::string& folder) {
 
 absl::StatusOr<Snapshot> Cluster::SnapshotStore() {
   // Read as a member device of the namespace, with a token minted by the cluster's key.
-  std::string device;
+  std::string device, store;
   {
     auto management = management::v1::ManagementService::NewStub(
         grpc::CreateChannel(management_address(), DeviceCredentials()));
@@ -502,9 +502,19 @@ absl::StatusOr<Snapshot> Cluster::SnapshotStore() {
       if (d.state() == management::v1::DEVICE_STATE_ACTIVE) device = d.device_id();
     }
     if (device.empty()) return absl::UnavailableError("no member device yet");
+    // The shard the namespace is on (a move may have taken it off its owner's).
+    grpc::ClientContext ep_ctx;
+    ep_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ep_ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    management::v1::GetEndpointsRequest ep_req;
+    ep_req.set_namespace_id(options_.namespace_id);
+    management::v1::Endpoints endpoints;
+    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->GetEndpoints(&ep_ctx, ep_req, &endpoints), "GetEndpoints"));
+    store = endpoints.store_address();
   }
   CONVERGE_ASSIGN_OR_RETURN(std::string token, SignDeviceToken(device, options_.user, {options_.namespace_id}));
-  auto stub = store::v1::StoreService::NewStub(grpc::CreateChannel(store_address(), DeviceCredentials()));
+  auto stub = store::v1::StoreService::NewStub(
+      grpc::CreateChannel(store.empty() || all_in_one() ? store_address() : store, DeviceCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   ctx.AddMetadata("authorization", "Bearer " + token);

@@ -55,6 +55,20 @@ inline bool IsNamespaceConverted(const absl::Status& s) {
   return absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), kNamespaceConverted);
 }
 
+// A namespace moved to another store shard (an online move, services/store/namespace_transfer.h)
+// is refused by the shard it left with FAILED_PRECONDITION carrying this marker; the engine then
+// asks management for its endpoints again and goes on with the shard named there.
+inline constexpr char kNamespaceMoved[] = "moved to another store shard";
+
+inline absl::Status NamespaceMovedError(const std::string& ns) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("namespace '", ns, "' ", kNamespaceMoved, ": ask management for its endpoints"));
+}
+
+inline bool IsNamespaceMoved(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), kNamespaceMoved);
+}
+
 }  // namespace converge
 
 #endif  // CONVERGE_COMMON_MODEL_STORE_BEHIND_H_

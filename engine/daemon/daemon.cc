@@ -259,6 +259,7 @@ class Daemon::Running {
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   options_.engine.on_denied = [this](const absl::Status& why) { return OnDenied(why); };
   options_.engine.on_converted = [this] { converted_ = true; };
+  options_.engine.on_moved = [this] { moved_ = true; };
 }
 
 Daemon::~Daemon() {
@@ -456,22 +457,30 @@ absl::Status Daemon::MatchIndexToSealing() {
   return index_->SetSetting(kSyncedAs, now);
 }
 
-absl::Status Daemon::RunUntilStopped(const std::string& store, const std::string& notify) {
+absl::Status Daemon::RunUntilStopped(std::string store, std::string notify) {
   auto log = GetLogger("engine");
   for (;;) {
     CONVERGE_RETURN_IF_ERROR(MatchIndexToSealing());
     {
       Running running(this, store, notify);
-      while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200)) && !converted_) {
+      while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(50)) && !converted_ && !moved_) {
       }
       log->info(converted_ ? "the namespace was converted to end-to-end encryption: restarting the engine"
+                : moved_   ? "the namespace moved to another store shard: asking management where, and restarting"
                            : "stopping");
     }
     if (stop_.HasBeenNotified()) return absl::OkStatus();
+    const bool moved = moved_.exchange(false);
     converted_ = false;
     absl::Status enrolled = Enroll();
     if (absl::IsCancelled(enrolled)) return absl::OkStatus();
     CONVERGE_RETURN_IF_ERROR(enrolled);
+    if (moved) {
+      store = StoreAddress();
+      notify = NotifyAddress();
+      log->info("namespace '{}' is served by store {} now", options_.enrollment.namespace_id, store);
+      continue;
+    }
     if (!enrollment_.encrypted) {
       log->warn("the store says the namespace is encrypted, management does not yet: trying again shortly");
       if (stop_.WaitForNotificationWithTimeout(absl::Seconds(2))) return absl::OkStatus();

@@ -85,7 +85,7 @@ class Daemon {
   absl::Status MatchIndexToSealing();
   // RunUntilStopped runs the engine's parts until Stop, starting them again (enrolled anew)
   // after a conversion to end-to-end encryption.
-  absl::Status RunUntilStopped(const std::string& store, const std::string& notify);
+  absl::Status RunUntilStopped(std::string store, std::string notify);
   // EngineOptionsNow: the engine's options with what enrollment learned (the device's name).
   EngineOptions EngineOptionsNow() const;
   // AfterRefusedEnrollment: a device revoked while it was off is wiped if so asked.
@@ -127,6 +127,7 @@ class Daemon {
   // The namespace was converted to end-to-end encryption while this engine synced it plain: the
   // running parts stop and start again as an encrypted namespace's.
   std::atomic<bool> converted_{false};
+  std::atomic<bool> moved_{false};  // to another store shard: enroll again for the endpoints
 };
 
 }  // namespace converge::engine

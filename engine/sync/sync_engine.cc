@@ -1452,6 +1452,11 @@ bool SyncEngine::AfterRound(const absl::Status& s, absl::Status* last, absl::Tim
     SetState(EngineStatus::State::kRevoked, std::string(s.message()));
     return false;
   }
+  if (IsNamespaceMoved(s) && options_.on_moved) {
+    SetState(EngineStatus::State::kError, std::string(s.message()));
+    options_.on_moved();
+    return false;
+  }
   if (IsNamespaceConverted(s) && options_.on_converted) {
     SetState(EngineStatus::State::kError, std::string(s.message()));
     options_.on_converted();

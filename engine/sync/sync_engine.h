@@ -68,6 +68,10 @@ struct EngineOptions {
   // encryption (IsNamespaceConverted): this engine syncs it plain and stops; the caller starts
   // one that syncs it sealed.
   std::function<void()> on_converted;
+  // on_moved is told when the store says the namespace moved to another store shard
+  // (IsNamespaceMoved): this engine stops; the caller asks management where it is now and
+  // starts one there (its index and cursor stay: the log moved whole).
+  std::function<void()> on_moved;
   // receive_only: local changes are never uploaded; they are kept as local differences (status)
   // until RequestRevert sets them aside and writes the namespace's versions back. Remote
   // changes apply as usual (a local edit they meet is kept as a conflict copy).

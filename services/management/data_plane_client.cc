@@ -29,7 +29,11 @@ absl::StatusOr<store::v1::StoreService::Stub*> GrpcDataPlane::Stub(uint32_t shar
   }
   absl::MutexLock lock(&mu_);
   if (stubs_.size() <= shard) stubs_.resize(shard + 1);
-  if (stubs_[shard] == nullptr) stubs_[shard] = store::v1::StoreService::NewStub(grpc::CreateChannel(*address, credentials_));
+  if (stubs_[shard] == nullptr) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(16 << 20);  // a namespace move's pages: up to 1 MiB and a 4 MiB chunk
+    stubs_[shard] = store::v1::StoreService::NewStub(grpc::CreateCustomChannel(*address, credentials_, args));
+  }
   return stubs_[shard].get();
 }
 
@@ -86,7 +90,12 @@ absl::Status GrpcDataPlane::RegisterNamespace(
   for (const std::string& id : member_device_ids) req.add_member_device_ids(id);
   req.set_encrypted(encrypted);
   store::v1::RegisterNamespaceResponse resp;
-  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForUser(owner_user_id));
+  // Where the namespace is (a move may have put it off its owner's shard); a new one: its owner's.
+  auto shard_of = [&]() -> absl::StatusOr<uint32_t> {
+    absl::StatusOr<uint32_t> at = shard_map_->ShardOfNamespace(ns);
+    return absl::IsNotFound(at.status()) ? shard_map_->ShardOfUser(owner_user_id) : at;
+  };
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForShard(shard_of, absl::StrCat("namespace '", ns, "'")));
   return FromGrpcStatus(stub->RegisterNamespace(&ctx, req, &resp), "store.RegisterNamespace");
 }
 

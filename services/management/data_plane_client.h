@@ -13,12 +13,13 @@
 #include "converge/notification/v1/notification.grpc.pb.h"
 #include "converge/store/v1/store.grpc.pb.h"
 #include "absl/synchronization/mutex.h"
+#include "services/management/namespace_mover.h"
 #include "services/management/registry.h"
 #include "services/management/shard_list.h"
 
 namespace converge::management {
 
-class GrpcDataPlane : public DataPlane {
+class GrpcDataPlane : public DataPlane, public MoveTransport {
  public:
   // `credentials`: how management reaches the store and notify (null: plaintext). An empty
   // `notify_address` tells no notification service about revocations.
@@ -27,7 +28,7 @@ class GrpcDataPlane : public DataPlane {
                 std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   // The map from users and namespaces to shards (needed with more than one shard); not owned.
   void set_shard_map(ShardMap* map) { shard_map_ = map; }
-  uint32_t shard_count() const override { return static_cast<uint32_t>(shards_->size()); }
+  uint32_t shard_count() const override { return static_cast<uint32_t>(shards_->size()); }  // both bases
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                  const std::vector<std::string>& member_device_ids, bool encrypted) override;
@@ -40,6 +41,10 @@ class GrpcDataPlane : public DataPlane {
   absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) override;
   absl::StatusOr<CompactionResult> Compact(const std::string& ns) override;
   absl::Status Evict(const std::string& ns, const std::string& device_id) override;
+  // MoveTransport (data_plane_moves.cc).
+  absl::StatusOr<uint64_t> SetGate(uint32_t shard, const std::string& ns, MoveGate gate, bool drop_records) override;
+  absl::StatusOr<uint64_t> Copy(uint32_t from, uint32_t to, const std::string& ns, uint64_t after_seq,
+                                uint64_t* bytes) override;
 
  private:
   // The stub of the shard holding a user's / a namespace's data.

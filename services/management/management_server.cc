@@ -74,7 +74,16 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   } else {
     CONVERGE_ASSIGN_OR_RETURN(s->registry_, Registry::Open(options.data_dir + "/management.rocksdb", data_plane, Clock::Real()));
   }
-  if (s->own_data_plane_ != nullptr) s->own_data_plane_->set_shard_map(s->registry_.get());
+  ShardMap* shard_of = s->registry_.get();
+  if (options.registry_etcd != nullptr) {
+    CONVERGE_ASSIGN_OR_RETURN(s->placement_, NamespacePlacement::Start(options.registry_etcd, s->registry_.get()));
+    shard_of = s->placement_.get();
+    if (s->own_data_plane_ != nullptr) {
+      s->mover_ = std::make_unique<NamespaceMover>(s->own_data_plane_.get(), s->placement_.get(),
+                                                   options.registry_etcd.get());
+    }
+  }
+  if (s->own_data_plane_ != nullptr) s->own_data_plane_->set_shard_map(shard_of);
   std::shared_ptr<const TokenSigner> signer;
   if (!options.token_signing_key.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(signer, TokenSigner::FromPemFile(options.token_signing_key));
@@ -85,6 +94,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   s->service_ = std::make_unique<ManagementService>(s->registry_.get(), data_plane, std::move(auth), std::move(signer),
                                                     options.device_token_ttl, options.endpoints);
   s->service_->set_shards(s->shards_.get(), s->shard_map_.get());
+  s->service_->set_moves(s->mover_.get(), s->placement_.get());
   return s;
 }
 

@@ -10,6 +10,8 @@
 #include "services/management/data_plane_client.h"
 #include "services/management/etcd_shard_map.h"
 #include "services/management/management_service.h"
+#include "services/management/namespace_mover.h"
+#include "services/management/namespace_placement.h"
 #include "services/management/registry.h"
 #include "services/management/shard_list.h"
 
@@ -54,6 +56,8 @@ class ManagementServer {
   std::unique_ptr<EtcdShardMap> shard_map_;    // with the registry in etcd: follows etcd's shard map
   std::unique_ptr<GrpcDataPlane> own_data_plane_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<NamespacePlacement> placement_;  // with etcd: namespaces moved off their owner's shard
+  std::unique_ptr<NamespaceMover> mover_;
   std::unique_ptr<ManagementService> service_;
 };
 

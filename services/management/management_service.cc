@@ -238,6 +238,11 @@ grpc::Status ManagementService::ListShards(grpc::ServerContext* ctx, const v1::L
     shard->set_address(stores[i]);
     shard->set_users(std::count_if(users->begin(), users->end(), [&](const User& u) { return u.shard == i; }));
   }
+  if (placement_ != nullptr) {
+    for (const auto& [ns, index] : placement_->placed()) {
+      if (index < static_cast<uint32_t>(resp->shards_size())) resp->mutable_shards(index)->set_moved_in(resp->shards(index).moved_in() + 1);
+    }
+  }
   resp->set_in_etcd(shard_directory_ != nullptr);
   return grpc::Status::OK;
 }
@@ -257,13 +262,33 @@ grpc::Status ManagementService::AddShard(grpc::ServerContext* ctx, const v1::Add
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::MoveNamespace(grpc::ServerContext* ctx, const v1::MoveNamespaceRequest* req,
+                                              v1::MoveNamespaceResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  if (mover_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        "namespaces move between shards only with the shard map in etcd (--etcd with --registry_in_etcd)"));
+  }
+  absl::StatusOr<MoveReport> moved = mover_->Move(req->namespace_id(), req->to_shard());
+  if (!moved.ok()) return ToGrpcStatus(moved.status());
+  resp->set_from_shard(moved->from);
+  resp->set_to_shard(moved->to);
+  resp->set_head_seq(moved->head_seq);
+  resp->set_rounds(moved->rounds);
+  resp->set_bytes(moved->bytes);
+  resp->set_copy_ms(absl::ToInt64Milliseconds(moved->copy_time));
+  resp->set_write_pause_ms(absl::ToInt64Milliseconds(moved->write_pause));
+  return grpc::Status::OK;
+}
+
 grpc::Status ManagementService::GetEndpoints(grpc::ServerContext* ctx, const v1::GetEndpointsRequest* req,
                                              v1::Endpoints* resp) {
   if (absl::Status s = OperatorOrDevice(*ctx, ""); !s.ok()) return ToGrpcStatus(s);
   const std::vector<std::string> stores = shards_ != nullptr ? shards_->all() : endpoints_.store_addresses;
   uint32_t shard = 0;
   if (!req->namespace_id().empty() && stores.size() > 1) {
-    absl::StatusOr<uint32_t> found = registry_->ShardOfNamespace(req->namespace_id());
+    ShardMap* map = placement_ != nullptr ? static_cast<ShardMap*>(placement_) : registry_;
+    absl::StatusOr<uint32_t> found = map->ShardOfNamespace(req->namespace_id());
     if (!found.ok()) return ToGrpcStatus(found.status());
     shard = *found;
   }

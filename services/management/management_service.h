@@ -17,6 +17,8 @@
 #include "services/management/fleet.h"
 #include "services/management/key_directory.h"
 #include "services/management/registry.h"
+#include "services/management/namespace_mover.h"
+#include "services/management/namespace_placement.h"
 #include "services/management/shard_list.h"
 
 namespace converge::management {
@@ -62,6 +64,14 @@ class ManagementService final : public v1::ManagementService::Service {
   void set_shards(const ShardList* shards, ShardDirectory* directory) {
     shards_ = shards;
     shard_directory_ = directory;
+  }
+  grpc::Status MoveNamespace(grpc::ServerContext* ctx, const v1::MoveNamespaceRequest* req,
+                             v1::MoveNamespaceResponse* resp) override;
+  // Online moves (null: MoveNamespace is FAILED_PRECONDITION) and where moved namespaces are
+  // (GetEndpoints asks it before the registry). Not owned.
+  void set_moves(NamespaceMover* mover, NamespacePlacement* placement) {
+    mover_ = mover;
+    placement_ = placement;
   }
   grpc::Status DisableUser(grpc::ServerContext* ctx, const v1::DisableUserRequest* req, v1::User* resp) override;
   grpc::Status RevokeDevice(grpc::ServerContext* ctx, const v1::RevokeDeviceRequest* req, v1::Device* resp) override;
@@ -124,6 +134,8 @@ class ManagementService final : public v1::ManagementService::Service {
   const EndpointsConfig endpoints_;
   const ShardList* shards_ = nullptr;
   ShardDirectory* shard_directory_ = nullptr;
+  NamespaceMover* mover_ = nullptr;
+  NamespacePlacement* placement_ = nullptr;
 };
 
 }  // namespace converge::management

@@ -296,6 +296,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   absl::ReaderMutexLock not_sweeping(&sweep_mu_);
   absl::MutexLock lock(&n->mu);
   NamespaceState* const state = &n->state;
+  CONVERGE_RETURN_IF_ERROR(CheckGate(ns, /*writing=*/true));
   if (!state->members.contains(device)) {
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
@@ -616,6 +617,7 @@ absl::Status CommitLog::Ack(const std::string& ns, const std::string& device, ui
   }
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);  // cursor read-modify-write
+  CONVERGE_RETURN_IF_ERROR(CheckGate(ns, /*writing=*/true));
   return UpdateCursorLocked(ns, device, /*sync=*/false, [&](CursorRecord* record) {
     record->seq = std::max(record->seq, seq);
     record->evicted = false;  // it is back
@@ -821,6 +823,7 @@ absl::StatusOr<HeldDelete> CommitLog::ResolveHeld(const std::string& ns, const s
   CONVERGE_RETURN_IF_ERROR(ValidateId("held delete id", id));
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);  // against Append using the hold meanwhile
+  CONVERGE_RETURN_IF_ERROR(CheckGate(ns, /*writing=*/true));
   const std::string key = StoreDb::HeldKey(ns, id);
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);

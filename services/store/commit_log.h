@@ -164,6 +164,22 @@ class CommitLog {
   };
   absl::StatusOr<Sealing> SealingOf(const std::string& ns);
 
+  // Gates of online moves between shards (namespace_gate.cc; the moves: namespace_transfer.h).
+  // kLeaving: being copied out, served as usual but not compacted; kFrozen: the switch, commits
+  // and other writes refused retryably; kMoved: it lives on another shard now, every call refused
+  // (FailedPrecondition carrying the moved mark, common/rpc/grpc_status.h); kArriving: being
+  // copied in, refused retryably until opened.
+  enum class Gate { kOpen = 0, kFrozen = 1, kMoved = 2, kArriving = 3, kLeaving = 4 };
+  // SetGate makes the gate durable. Freezing waits for a commit in flight, so no write lands
+  // after it returns. Returns the head seq then (0 for a namespace not here).
+  absl::StatusOr<uint64_t> SetGate(const std::string& ns, Gate gate);
+  Gate GateOf(const std::string& ns);
+  // CheckGate: OK when a device may use the namespace now (`writing`: a commit, an ack, a
+  // resolution); Unavailable while it is frozen (writing) or arriving; moved as above.
+  absl::Status CheckGate(const std::string& ns, bool writing);
+  // Reload reads the namespace's records again (an import wrote them).
+  absl::Status Reload(const std::string& ns);
+
  private:
   struct NamespaceState {
     uint64_t head_seq = 0;
@@ -272,6 +288,10 @@ class CommitLog {
   absl::Mutex sweep_mu_;     // commits hold it shared, a garbage sweep exclusively
   absl::Mutex mu_;           // the map below only: held to look up or add an entry
   absl::flat_hash_map<std::string, std::unique_ptr<Namespace>> ns_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex gate_mu_;  // never held across I/O but the gate's own write
+  bool gates_loaded_ ABSL_GUARDED_BY(gate_mu_) = false;
+  absl::flat_hash_map<std::string, Gate> gates_ ABSL_GUARDED_BY(gate_mu_);  // namespaces not open
+  absl::Status LoadGatesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_);
   absl::Mutex activity_mu_;
   // ns '\0' device -> last call
   absl::flat_hash_map<std::string, Activity> activity_ ABSL_GUARDED_BY(activity_mu_);

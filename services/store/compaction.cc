@@ -41,6 +41,7 @@ absl::StatusOr<ConflictRecord> CommitLog::ResolveConflict(const std::string& ns,
                                                           const std::string& by) {
   CONVERGE_ASSIGN_OR_RETURN(Namespace * n, Find(ns));
   absl::MutexLock lock(&n->mu);  // not racing a commit that deletes the copy
+  CONVERGE_RETURN_IF_ERROR(CheckGate(ns, /*writing=*/true));
   const std::string key = ConflictKey(ns, copy_path);
   std::string value;
   rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), key, &value);
@@ -76,6 +77,10 @@ absl::Status CommitLog::Evict(const std::string& ns, const std::string& device) 
 
 absl::StatusOr<CompactionResult> CommitLog::Compact(const std::string& ns, absl::Duration retention) {
   absl::MutexLock one_at_a_time(&compaction_mu_);
+  if (GateOf(ns) != Gate::kOpen) {
+    // Moving: what the copy read must stay as it was (compaction resumes on the shard it lands on).
+    return absl::UnavailableError(absl::StrCat("namespace '", ns, "' is moving between store shards: not compacted now"));
+  }
   CompactionResult result;
   uint64_t head = 0, compacted_before = 0, dropped_before = 0;
   absl::flat_hash_set<std::string> members;

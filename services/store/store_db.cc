@@ -158,6 +158,7 @@ std::string StoreDb::CaseKey(absl::string_view ns, absl::string_view folded) {
 }
 std::string StoreDb::NamespaceOwnerKey(absl::string_view ns) { return absl::StrCat("w", ns); }
 std::string StoreDb::CompactionKey(absl::string_view ns) { return absl::StrCat("C", ns); }
+std::string StoreDb::GateKey(absl::string_view ns) { return absl::StrCat("M", ns); }
 std::string StoreDb::PackKey(uint64_t id) {
   std::string k = "P";
   PutFixed64BE(&k, id);

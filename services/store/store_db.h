@@ -11,6 +11,7 @@
 //   'H' ns '\0' id '\0' path        -> a path the hold covers ("d" directory, "f" other)
 //   'C' ns                          -> compaction record
 //   'v', 'x'                        -> history and conflict records (history.h)
+//   'M' ns                          -> the namespace's gate while it moves (CommitLog::Gate)
 #ifndef CONVERGE_SERVICES_STORE_STORE_DB_H_
 #define CONVERGE_SERVICES_STORE_STORE_DB_H_
 
@@ -92,6 +93,8 @@ class StoreDb {
   static std::string CompactionKey(absl::string_view ns);
   // A pack's live bytes.
   static std::string PackKey(uint64_t id);
+  // A namespace's gate while it moves between shards (CommitLog::Gate, one byte).
+  static std::string GateKey(absl::string_view ns);
 
  private:
   StoreDb(std::unique_ptr<rocksdb::DB> db, std::unique_ptr<PackFiles> packs)

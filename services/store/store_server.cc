@@ -47,6 +47,8 @@ absl::StatusOr<std::unique_ptr<StoreServer>> StoreServer::Create(const StoreOpti
                                              options.per_device);
   s->registry_ = std::make_unique<RegistryArea>(s->db_.get(), Clock::Real());
   s->service_->set_registry(s->registry_.get());
+  s->transfer_ = std::make_unique<NamespaceTransfer>(s->db_.get(), s->chunks_.get(), s->log_.get());
+  s->service_->set_transfer(s->transfer_.get());
   s->service_->set_compaction(options.compaction.history_retention, options.compaction.chunk_grace);
   if (options.compaction.interval > absl::ZeroDuration()) {
     StoreServer* server = s.get();

@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "services/store/chunk_store.h"
 #include "services/store/commit_log.h"
+#include "services/store/namespace_transfer.h"
 #include "services/store/publisher.h"
 #include "services/store/store_db.h"
 #include "services/store/store_service.h"
@@ -75,6 +76,7 @@ class StoreServer {
   std::unique_ptr<Publisher> own_publisher_;
   FanoutPublisher* fanout_ = nullptr;  // own_publisher_, when the store made it
   std::unique_ptr<RegistryArea> registry_;
+  std::unique_ptr<NamespaceTransfer> transfer_;
   std::unique_ptr<StoreService> service_;
   absl::Notification stop_;
   std::thread compactor_;  // joined first by the destructor

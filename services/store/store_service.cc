@@ -157,6 +157,9 @@ const grpc::ServerContext& ctx, const std::string& ns,
   absl::StatusOr<std::string> device = auth_.DeviceOf(ctx, request_device_id);
   if (!device.ok()) return device.status();
   if (absl::Status s = ValidateId("namespace id", ns); !s.ok()) return s;
+  // Moving between shards: writes wait for the switch in the commit log; moved, or still
+  // arriving, the namespace is not served here.
+  if (absl::Status s = log_->CheckGate(ns, /*writing=*/false); !s.ok()) return s;
   absl::StatusOr<std::string> owner = log_->OwnerFor(ns, *device);
   if (!owner.ok()) return owner.status();
   absl::StatusOr<CallLimiter::Slot> slot = limiter_.Acquire(*device);
@@ -424,6 +427,7 @@ grpc::Status StoreService::RegisterNamespace(grpc::ServerContext* ctx,
                                              const v1::RegisterNamespaceRequest* req,
                                              v1::RegisterNamespaceResponse*) {
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = log_->CheckGate(req->namespace_id(), /*writing=*/true); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::string> members(req->member_device_ids().begin(),
                                    req->member_device_ids().end());
   return ToGrpcStatus(log_->RegisterNamespace(req->namespace_id(), req->owner_user_id(), members, req->encrypted()));
@@ -472,6 +476,7 @@ absl::StatusOr<std::string> StoreService::MemberOrOperator(const grpc::ServerCon
                                                            const std::string& request_device_id) {
   if (auth_.RequireService(ctx).ok()) {
     CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
+    CONVERGE_RETURN_IF_ERROR(log_->CheckGate(ns, /*writing=*/false));
     CONVERGE_RETURN_IF_ERROR(log_->CheckAccess(ns, ""));
     return std::string("operator");
   }

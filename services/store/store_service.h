@@ -9,6 +9,7 @@
 #include "services/store/chunk_store.h"
 #include "services/store/chunk_transfer.h"
 #include "services/store/commit_log.h"
+#include "services/store/namespace_transfer.h"
 #include "services/store/publisher.h"
 #include "services/store/registry_area.h"
 
@@ -88,6 +89,15 @@ class StoreService final : public v1::StoreService::Service {
   // Where management's shared registry lives (null: the Registry RPCs are UNIMPLEMENTED). Not owned.
   void set_registry(RegistryArea* registry) { registry_ = registry; }
 
+  // Online moves (store_service_moves.cc; service only). Without a transfer they are UNIMPLEMENTED.
+  grpc::Status SetNamespaceGate(grpc::ServerContext* ctx, const v1::SetNamespaceGateRequest* req,
+                                v1::SetNamespaceGateResponse* resp) override;
+  grpc::Status ExportNamespace(grpc::ServerContext* ctx, const v1::ExportNamespaceRequest* req,
+                               grpc::ServerWriter<v1::NamespaceRecords>* writer) override;
+  grpc::Status ImportNamespace(grpc::ServerContext* ctx, grpc::ServerReader<v1::NamespaceRecords>* reader,
+                               v1::ImportNamespaceResponse* resp) override;
+  void set_transfer(NamespaceTransfer* transfer) { namespace_transfer_ = transfer; }
+
  private:
   // Caller: the device a call acts for (from its token) and the owner of the namespace it may
   // use (whose chunks it sees).
@@ -114,6 +124,7 @@ class StoreService final : public v1::StoreService::Service {
   CallLimiter limiter_;
   ChunkTransfer transfer_;
   RegistryArea* registry_ = nullptr;
+  NamespaceTransfer* namespace_transfer_ = nullptr;
   absl::Duration retention_ = kDefaultHistoryRetention;
   absl::Duration chunk_grace_ = absl::Hours(1);
 };

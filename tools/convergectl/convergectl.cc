@@ -101,6 +101,8 @@ commands:
   endpoints [<namespace-id>]         the addresses engines are given (the namespace's store shard)
   shards list                        the store shards in shard order, with the users on each
   shards add <host:port>             append a store shard for good (with the shard map in etcd)
+  shards move <namespace> <shard>    move a namespace to another shard online (devices keep syncing)
+  shards drain <shard>               move every namespace on a shard to the emptiest other shards
   help [<command>]
 
 flags: --management=HOST:PORT --token=TOKEN --json (also $CONVERGE_MANAGEMENT, $CONVERGE_TOKEN)
@@ -290,13 +292,15 @@ class Cli {
     if (noun == "endpoints" && args.size() <= 2) return Endpoints(args.size() == 2 ? args[1] : "");
     if (noun == "shards" && verb == "list" && args.size() == 2) return ListShards();
     if (noun == "shards" && verb == "add" && args.size() == 3) return AddShard(args[2]);
+    if (noun == "shards" && verb == "move" && args.size() == 4) return MoveNamespace(args[2], args[3]);
+    if (noun == "shards" && verb == "drain" && args.size() == 3) return DrainShard(args[2]);
     return Usage(args.empty() ? "no command" : "unknown command: " + absl::StrJoin(args, " "));
   }
 
  private:
-  std::unique_ptr<grpc::ClientContext> Ctx() {
+  std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::seconds deadline = std::chrono::seconds(10)) {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx->set_deadline(std::chrono::system_clock::now() + deadline);
     converge::AddBearerToken(ctx.get(), token_);
     return ctx;
   }
@@ -867,6 +871,60 @@ class Cli {
     if (!s.ok()) return Fail(s);
     if (json_) return PrintJson(resp);
     std::cout << "store shard " << resp.index() << " is " << resp.address() << "\n";
+    return 0;
+  }
+
+  // A move copies the whole namespace: it may take long (hours for terabytes).
+  static constexpr std::chrono::seconds kMoveDeadline{6 * 3600};
+
+  int MoveNamespace(const std::string& ns, const std::string& shard) {
+    v1::MoveNamespaceRequest req;
+    req.set_namespace_id(ns);
+    uint32_t to = 0;
+    if (!absl::SimpleAtoi(shard, &to)) return Usage(absl::StrCat("not a shard index: '", shard, "'"));
+    req.set_to_shard(to);
+    v1::MoveNamespaceResponse resp;
+    grpc::Status s = stub_->MoveNamespace(Ctx(kMoveDeadline).get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "moved " << ns << " from shard " << resp.from_shard() << " to " << resp.to_shard() << " at seq "
+              << resp.head_seq() << ": " << resp.bytes() << " bytes in " << resp.rounds() << " copies ("
+              << resp.copy_ms() << " ms), writes paused " << resp.write_pause_ms() << " ms\n";
+    return 0;
+  }
+
+  // DrainShard moves every namespace on `shard` to the other shards, each to the one holding the
+  // fewest namespaces then.
+  int DrainShard(const std::string& shard) {
+    uint32_t from = 0;
+    if (!absl::SimpleAtoi(shard, &from)) return Usage(absl::StrCat("not a shard index: '", shard, "'"));
+    v1::ListShardsResponse shards;
+    grpc::Status s = stub_->ListShards(Ctx().get(), v1::ListShardsRequest(), &shards);
+    if (!s.ok()) return Fail(s);
+    if (from >= static_cast<uint32_t>(shards.shards_size()) || shards.shards_size() < 2) {
+      return Usage(absl::StrCat("shard ", from, " cannot be drained: ", shards.shards_size(), " shards"));
+    }
+    v1::ListNamespacesResponse namespaces;
+    s = stub_->ListNamespaces(Ctx().get(), v1::ListNamespacesRequest(), &namespaces);
+    if (!s.ok()) return Fail(s);
+    std::vector<uint64_t> load(shards.shards_size(), 0);
+    std::vector<std::string> leaving;
+    for (const v1::Namespace& n : namespaces.namespaces()) {
+      v1::GetEndpointsRequest req;
+      req.set_namespace_id(n.namespace_id());
+      v1::Endpoints at;
+      s = stub_->GetEndpoints(Ctx().get(), req, &at);
+      if (!s.ok()) return Fail(s);
+      if (at.shard() < load.size()) ++load[at.shard()];
+      if (at.shard() == from) leaving.push_back(n.namespace_id());
+    }
+    load[from] = UINT64_MAX;
+    for (const std::string& ns : leaving) {
+      const uint32_t to = static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      if (int rc = MoveNamespace(ns, absl::StrCat(to)); rc != 0) return rc;
+      ++load[to];
+    }
+    std::cout << "shard " << from << " drained: " << leaving.size() << " namespaces moved\n";
     return 0;
   }
 
