@@ -298,9 +298,10 @@ absl::Status Cluster::StartManagement(int replica, const std::vector<std::string
   (replica == 0 ? management_ : extra_managements_.at(replica - 1)) = std::move(m);
   return WaitForPortFile(port_file, absl::Seconds(20)).status();
 }
-absl::StatusOr<TestDevice> Cluster::MakeDevice(const std::string& user, const std::string& ns, bool create) {
+absl::StatusOr<TestDevice> Cluster::MakeDevice(const std::string& user, const std::string& ns, bool create,
+                                               const std::string& name, int replica) {
   auto management = management::v1::ManagementService::NewStub(
-      grpc::CreateChannel(management_address(), DeviceCredentials()));
+      grpc::CreateChannel(replica == 0 ? management_address() : management_address(replica), DeviceCredentials()));
   auto call = [](const std::string& bearer) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -320,7 +321,7 @@ absl::StatusOr<TestDevice> Cluster::MakeDevice(const std::string& user, const st
   }
   management::v1::RegisterDeviceRequest r;
   r.set_user_id(user);
-  r.set_name("test-device");
+  r.set_name(name);
   management::v1::RegisterDeviceResponse reg;
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management->RegisterDevice(call(kToken).get(), r, &reg), "RegisterDevice"));
   management::v1::AddDeviceToNamespaceRequest a;

@@ -156,7 +156,9 @@ class Cluster {
   const std::string& enrollment_token() const { return enrollment_token_; }
   // MakeDevice registers a device of `user` (creating the user and namespace `ns` it owns when
   // `create`), adds it to `ns` and issues it a device token.
-  absl::StatusOr<TestDevice> MakeDevice(const std::string& user, const std::string& ns, bool create);
+  // `name` names the device; `replica` is the management replica asked.
+  absl::StatusOr<TestDevice> MakeDevice(const std::string& user, const std::string& ns, bool create,
+                                        const std::string& name = "test-device", int replica = 0);
   // TokenFile writes `token` into a file of its own (mode 0600) and returns its path: what an
   // engine's --enroll_token_file reads (a token is never on a command line).
   std::string TokenFile(const std::string& token) const;

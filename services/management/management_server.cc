@@ -1,5 +1,7 @@
 #include "services/management/management_server.h"
 
+#include "common/base/random_id.h"
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -81,6 +83,8 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     if (s->own_data_plane_ != nullptr) {
       s->mover_ = std::make_unique<NamespaceMover>(s->own_data_plane_.get(), s->placement_.get(),
                                                    options.registry_etcd.get());
+      s->moves_ = std::make_unique<MoveJobs>(options.registry_etcd.get(), s->mover_.get(), s->placement_.get(),
+                                             absl::StrCat("management-", RandomHex(6)));
     }
   }
   if (s->own_data_plane_ != nullptr) s->own_data_plane_->set_shard_map(shard_of);
@@ -94,7 +98,7 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   s->service_ = std::make_unique<ManagementService>(s->registry_.get(), data_plane, std::move(auth), std::move(signer),
                                                     options.device_token_ttl, options.endpoints);
   s->service_->set_shards(s->shards_.get(), s->shard_map_.get());
-  s->service_->set_moves(s->mover_.get(), s->placement_.get());
+  s->service_->set_moves(s->moves_.get(), s->placement_.get());
   return s;
 }
 

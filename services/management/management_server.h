@@ -10,6 +10,7 @@
 #include "services/management/data_plane_client.h"
 #include "services/management/etcd_shard_map.h"
 #include "services/management/management_service.h"
+#include "services/management/move_jobs.h"
 #include "services/management/namespace_mover.h"
 #include "services/management/namespace_placement.h"
 #include "services/management/registry.h"
@@ -58,6 +59,7 @@ class ManagementServer {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<NamespacePlacement> placement_;  // with etcd: namespaces moved off their owner's shard
   std::unique_ptr<NamespaceMover> mover_;
+  std::unique_ptr<MoveJobs> moves_;  // run by whichever replica leads (etcd election)
   std::unique_ptr<ManagementService> service_;
 };
 

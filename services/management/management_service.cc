@@ -265,11 +265,13 @@ grpc::Status ManagementService::AddShard(grpc::ServerContext* ctx, const v1::Add
 grpc::Status ManagementService::MoveNamespace(grpc::ServerContext* ctx, const v1::MoveNamespaceRequest* req,
                                               v1::MoveNamespaceResponse* resp) {
   CONVERGE_CHECK_TOKEN(ctx);
-  if (mover_ == nullptr) {
+  if (moves_ == nullptr) {
     return ToGrpcStatus(absl::FailedPreconditionError(
         "namespaces move between shards only with the shard map in etcd (--etcd with --registry_in_etcd)"));
   }
-  absl::StatusOr<MoveReport> moved = mover_->Move(req->namespace_id(), req->to_shard());
+  // A job the leading replica runs (this one or another); the caller's deadline bounds the wait.
+  const absl::Duration wait = std::max(absl::ZeroDuration(), absl::FromChrono(ctx->deadline()) - absl::Now());
+  absl::StatusOr<MoveReport> moved = moves_->Request(req->namespace_id(), req->to_shard(), std::min(wait, absl::Hours(6)));
   if (!moved.ok()) return ToGrpcStatus(moved.status());
   resp->set_from_shard(moved->from);
   resp->set_to_shard(moved->to);

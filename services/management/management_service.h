@@ -17,7 +17,7 @@
 #include "services/management/fleet.h"
 #include "services/management/key_directory.h"
 #include "services/management/registry.h"
-#include "services/management/namespace_mover.h"
+#include "services/management/move_jobs.h"
 #include "services/management/namespace_placement.h"
 #include "services/management/shard_list.h"
 
@@ -69,8 +69,8 @@ class ManagementService final : public v1::ManagementService::Service {
                              v1::MoveNamespaceResponse* resp) override;
   // Online moves (null: MoveNamespace is FAILED_PRECONDITION) and where moved namespaces are
   // (GetEndpoints asks it before the registry). Not owned.
-  void set_moves(NamespaceMover* mover, NamespacePlacement* placement) {
-    mover_ = mover;
+  void set_moves(MoveJobs* moves, NamespacePlacement* placement) {
+    moves_ = moves;
     placement_ = placement;
   }
   grpc::Status DisableUser(grpc::ServerContext* ctx, const v1::DisableUserRequest* req, v1::User* resp) override;
@@ -134,7 +134,7 @@ class ManagementService final : public v1::ManagementService::Service {
   const EndpointsConfig endpoints_;
   const ShardList* shards_ = nullptr;
   ShardDirectory* shard_directory_ = nullptr;
-  NamespaceMover* mover_ = nullptr;
+  MoveJobs* moves_ = nullptr;
   NamespacePlacement* placement_ = nullptr;
 };
 

@@ -55,7 +55,7 @@ class MoveLock {
 
 }  // namespace
 
-absl::StatusOr<MoveReport> NamespaceMover::Move(const std::string& ns, uint32_t to) {
+absl::StatusOr<MoveReport> NamespaceMover::Move(const std::string& ns, uint32_t to, const BeforeSwitch& before_switch) {
   CONVERGE_RETURN_IF_ERROR(ValidateId("namespace id", ns));
   if (to >= shards_->shard_count()) {
     return absl::InvalidArgumentError(absl::StrCat("there is no store shard ", to, " (", shards_->shard_count(), " known)"));
@@ -66,10 +66,11 @@ absl::StatusOr<MoveReport> NamespaceMover::Move(const std::string& ns, uint32_t 
   // Under the lock: a move that finished meanwhile may have put it elsewhere.
   CONVERGE_ASSIGN_OR_RETURN(from, placement_->ShardOfNamespace(ns));
   if (from == to) return absl::FailedPreconditionError(absl::StrCat("namespace '", ns, "' is on shard ", to, " already"));
-  return Run(ns, from, to);
+  return Run(ns, from, to, before_switch);
 }
 
-absl::StatusOr<MoveReport> NamespaceMover::Run(const std::string& ns, uint32_t from, uint32_t to) {
+absl::StatusOr<MoveReport> NamespaceMover::Run(const std::string& ns, uint32_t from, uint32_t to,
+                                               const BeforeSwitch& before_switch) {
   auto log = GetLogger("management");
   MoveReport report;
   report.from = from;
@@ -102,20 +103,34 @@ absl::StatusOr<MoveReport> NamespaceMover::Run(const std::string& ns, uint32_t f
   if (*last != *frozen_head) {
     return thaw(absl::InternalError(absl::StrCat("the copy ends at seq ", *last, ", the frozen head is ", *frozen_head)));
   }
+  if (before_switch) {
+    if (absl::Status noted = before_switch(from); !noted.ok()) return thaw(noted);
+  }
   if (absl::Status placed = placement_->Place(ns, to); !placed.ok()) return thaw(placed);
   // Switched: from here on the move only goes forward.
-  absl::Status opened = shards_->SetGate(to, ns, MoveGate::kOpen, false).status();
+  absl::StatusOr<MoveReport> finished = FinishSwitch(ns, from, to);
   report.write_pause = absl::Now() - frozen;
-  absl::Status moved = shards_->SetGate(from, ns, MoveGate::kMoved, /*drop_records=*/true).status();
-  if (!opened.ok() || !moved.ok()) {
-    return absl::UnavailableError(absl::StrCat("namespace '", ns, "' is placed on shard ", to,
-                                               " but finishing the switch failed (", (opened.ok() ? moved : opened).ToString(),
-                                               "): reopen it there (SetNamespaceGate OPEN) and close it on shard ", from));
-  }
+  CONVERGE_RETURN_IF_ERROR(finished.status());
   report.head_seq = *last;
   log->info("moved {} from shard {} to {}: seq {}, {} rounds, {} bytes, copy {}, write pause {}", ns, from, to,
             report.head_seq, report.rounds, report.bytes, absl::FormatDuration(report.copy_time),
             absl::FormatDuration(report.write_pause));
+  return report;
+}
+
+absl::StatusOr<MoveReport> NamespaceMover::FinishSwitch(const std::string& ns, uint32_t from, uint32_t to) {
+  MoveReport report;
+  report.from = from;
+  report.to = to;
+  absl::StatusOr<uint64_t> opened = shards_->SetGate(to, ns, MoveGate::kOpen, false);
+  absl::Status moved = shards_->SetGate(from, ns, MoveGate::kMoved, /*drop_records=*/true).status();
+  if (!opened.ok() || !moved.ok()) {
+    return absl::UnavailableError(absl::StrCat("namespace '", ns, "' is placed on shard ", to,
+                                               " but finishing the switch failed (",
+                                               (opened.ok() ? moved : opened.status()).ToString(),
+                                               "): the move's job stays pending and is finished again"));
+  }
+  report.head_seq = *opened;
   return report;
 }
 

@@ -16,6 +16,7 @@
 #define CONVERGE_SERVICES_MANAGEMENT_NAMESPACE_MOVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -59,10 +60,16 @@ class NamespaceMover {
 
   // Move puts `ns` on shard `to`. InvalidArgument for an unknown shard, FailedPrecondition if it
   // is there already, Aborted if another move of it runs; the stores' errors otherwise.
-  absl::StatusOr<MoveReport> Move(const std::string& ns, uint32_t to);
+  // `before_switch` (optional) is told the shard it leaves just before the placement changes; its
+  // error fails the move cleanly.
+  using BeforeSwitch = std::function<absl::Status(uint32_t from)>;
+  absl::StatusOr<MoveReport> Move(const std::string& ns, uint32_t to, const BeforeSwitch& before_switch = nullptr);
+  // FinishSwitch completes a move whose placement names `to` already (its runner died after the
+  // switch): the target opens, the source closes for good and drops its copy. Idempotent.
+  absl::StatusOr<MoveReport> FinishSwitch(const std::string& ns, uint32_t from, uint32_t to);
 
  private:
-  absl::StatusOr<MoveReport> Run(const std::string& ns, uint32_t from, uint32_t to);
+  absl::StatusOr<MoveReport> Run(const std::string& ns, uint32_t from, uint32_t to, const BeforeSwitch& before_switch);
 
   MoveTransport* const shards_;
   NamespacePlacement* const placement_;
