@@ -2,8 +2,8 @@
 // members, two management replicas (registry and shard map in etcd), two notify replicas
 // (announced there), two store shards, engines of two users. While 200 enrollments run through
 // both management replicas and both users' engines write, one namespace moves to the other
-// shard; an etcd member is killed (and restarted), then etcd's leader, then a management replica
-// and a notify replica. All folders converge, every file written arrives once, and every
+// shard; an etcd member is killed (and restarted), then etcd's leader, then a management replica,
+// a notify replica and the store shard holding both namespaces (restarted). All folders converge, every file written arrives once, and every
 // enrollment either succeeded once or failed with a clear status. Prints the etcd re-election
 // pause, the move's write pause and the time engines took to follow it.
 #include <atomic>
@@ -152,6 +152,10 @@ TEST(E2eCoordinationTest, EnrollmentsSyncsAndAMoveSurviveEtcdManagementAndNotify
   // A management replica and a notify replica killed.
   c->KillManagement(0);
   c->KillNotifyReplica("notify-b");
+  // The store shard both namespaces are on now, killed and restarted: engines retry and resume.
+  c->KillStore(1);
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(c->StartStore(1).ok());
   enrollments.join();
   absl::SleepFor(absl::Seconds(1));
   const int wrote_a = a.Stop(), wrote_g = g.Stop(), wrote_b = b.Stop();

@@ -114,6 +114,25 @@ TEST(E2eMoveTest, ANamespaceMovesToAnotherShardWhileItsDevicesWriteAndNothingIsL
   CommandResult again = c->Convergectl({"shards", "move", "shared", "1"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(again.err, "already")) << again.err;
+  // Draining shard 1: its user goes elsewhere, the namespace moves back, new users avoid it.
+  ASSERT_EQ(c->Convergectl({"users", "create", "zoe"}).exit_code, 0);
+  CommandResult users = c->Convergectl({"users", "list", "--json"});
+  CommandResult drained = c->Convergectl({"shards", "drain", "1"});
+  ASSERT_EQ(drained.exit_code, 0) << drained.err << " logs in " << c->logs_dir();
+  EXPECT_TRUE(absl::StrContains(drained.out, "1 users placed elsewhere, 1 namespaces moved")) << drained.out;
+  EXPECT_TRUE(absl::StrContains(c->Convergectl({"endpoints", "shared"}).out, "shard 0"));
+  ASSERT_EQ(c->Convergectl({"users", "create", "newbie"}).exit_code, 0);
+  ASSERT_EQ(c->Convergectl({"namespaces", "create", "fresh", "--owner=newbie"}).exit_code, 0);
+  ASSERT_EQ(c->Convergectl({"namespaces", "create", "zoes", "--owner=zoe"}).exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(c->Convergectl({"endpoints", "fresh"}).out, "shard 0"));
+  EXPECT_TRUE(absl::StrContains(c->Convergectl({"endpoints", "zoes"}).out, "shard 0"));
+  EXPECT_TRUE(absl::StrContains(c->Convergectl({"shards", "list"}).out, "drained"));
+  WriteFile(c->folder(1) + "/after-drain.txt", "back on shard 0");
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(c->folder(0) + "/after-drain.txt") == "back on shard 0"; },
+                      absl::Seconds(30)))
+      << "logs in " << c->logs_dir();
+  EXPECT_TRUE(absl::StrContains(users.out, "zoe")) << users.out;
+
   std::string summary = moved.out;
   while (!summary.empty() && summary.back() == '\n') summary.pop_back();
   std::printf("FIGURES namespace move: %d + %d files written during it; %s; move took %s; engines followed "

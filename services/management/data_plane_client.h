@@ -29,6 +29,9 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   // The map from users and namespaces to shards (needed with more than one shard); not owned.
   void set_shard_map(ShardMap* map) { shard_map_ = map; }
   uint32_t shard_count() const override { return static_cast<uint32_t>(shards_->size()); }  // both bases
+  bool AcceptsNewUsers(uint32_t shard) const override { return !accepts_users_ || accepts_users_(shard); }
+  // Which shards take new users (unset: all).
+  void set_accepts_users(std::function<bool(uint32_t)> accepts) { accepts_users_ = std::move(accepts); }
   // Returns the store's status (Unavailable if it cannot be reached within 5 s).
   absl::Status RegisterNamespace(const std::string& ns, const std::string& owner_user_id,
                                  const std::vector<std::string>& member_device_ids, bool encrypted) override;
@@ -61,6 +64,7 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   absl::Mutex mu_;
   std::vector<std::unique_ptr<store::v1::StoreService::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
   ShardMap* shard_map_ = nullptr;
+  std::function<bool(uint32_t)> accepts_users_;
   std::unique_ptr<notification::v1::NotificationService::Stub> notify_;
   const std::string service_token_;
 };

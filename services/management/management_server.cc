@@ -80,6 +80,10 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   if (options.registry_etcd != nullptr) {
     CONVERGE_ASSIGN_OR_RETURN(s->placement_, NamespacePlacement::Start(options.registry_etcd, s->registry_.get()));
     shard_of = s->placement_.get();
+    NamespacePlacement* placement = s->placement_.get();
+    if (s->own_data_plane_ != nullptr) {
+      s->own_data_plane_->set_accepts_users([placement](uint32_t shard) { return !placement->drained(shard); });
+    }
     if (s->own_data_plane_ != nullptr) {
       s->mover_ = std::make_unique<NamespaceMover>(s->own_data_plane_.get(), s->placement_.get(),
                                                    options.registry_etcd.get());

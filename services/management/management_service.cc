@@ -239,6 +239,7 @@ grpc::Status ManagementService::ListShards(grpc::ServerContext* ctx, const v1::L
     shard->set_users(std::count_if(users->begin(), users->end(), [&](const User& u) { return u.shard == i; }));
   }
   if (placement_ != nullptr) {
+    for (v1::Shard& shard : *resp->mutable_shards()) shard.set_drained(placement_->drained(shard.index()));
     for (const auto& [ns, index] : placement_->placed()) {
       if (index < static_cast<uint32_t>(resp->shards_size())) resp->mutable_shards(index)->set_moved_in(resp->shards(index).moved_in() + 1);
     }
@@ -280,6 +281,24 @@ grpc::Status ManagementService::MoveNamespace(grpc::ServerContext* ctx, const v1
   resp->set_bytes(moved->bytes);
   resp->set_copy_ms(absl::ToInt64Milliseconds(moved->copy_time));
   resp->set_write_pause_ms(absl::ToInt64Milliseconds(moved->write_pause));
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::DrainShard(grpc::ServerContext* ctx, const v1::DrainShardRequest* req,
+                                           v1::DrainShardResponse* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  if (placement_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        "shards are drained only with the shard map in etcd (--etcd with --registry_in_etcd)"));
+  }
+  const size_t shards = shards_ != nullptr ? shards_->size() : endpoints_.store_addresses.size();
+  if (req->shard() >= shards) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("there is no store shard ", req->shard())));
+  }
+  if (absl::Status s = placement_->SetDrained(req->shard()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<uint32_t> moved = registry_->DrainUsers(req->shard());
+  if (!moved.ok()) return ToGrpcStatus(moved.status());
+  resp->set_users_moved(*moved);
   return grpc::Status::OK;
 }
 

@@ -67,6 +67,8 @@ class ManagementService final : public v1::ManagementService::Service {
   }
   grpc::Status MoveNamespace(grpc::ServerContext* ctx, const v1::MoveNamespaceRequest* req,
                              v1::MoveNamespaceResponse* resp) override;
+  grpc::Status DrainShard(grpc::ServerContext* ctx, const v1::DrainShardRequest* req,
+                          v1::DrainShardResponse* resp) override;
   // Online moves (null: MoveNamespace is FAILED_PRECONDITION) and where moved namespaces are
   // (GetEndpoints asks it before the registry). Not owned.
   void set_moves(MoveJobs* moves, NamespacePlacement* placement) {

@@ -36,6 +36,21 @@ absl::StatusOr<std::unique_ptr<NamespacePlacement>> NamespacePlacement::Start(st
   NamespacePlacement* self = p.get();
   p->roster_ = coord::Roster::Follow(p->etcd_.get(), kPlacementPrefix,
                                      [self](const coord::Roster::Members& m) { self->Follow(m); });
+  absl::StatusOr<coord::EtcdListing> drained = p->etcd_->List(kDrainedPrefix);
+  if (!drained.ok()) return drained.status();
+  auto follow_drained = [self](const coord::Roster::Members& m) {
+    absl::flat_hash_set<uint32_t> shards;
+    for (const auto& [index, unused] : m) {
+      uint32_t shard = 0;
+      if (absl::SimpleAtoi(index, &shard)) shards.insert(shard);
+    }
+    absl::MutexLock lock(&self->mu_);
+    self->drained_ = std::move(shards);
+  };
+  coord::Roster::Members now;
+  for (const coord::EtcdKeyValue& kv : drained->kvs) now[kv.key.substr(sizeof(kDrainedPrefix) - 1)] = kv.value;
+  follow_drained(now);
+  p->drained_roster_ = coord::Roster::Follow(p->etcd_.get(), kDrainedPrefix, follow_drained);
   return p;
 }
 
@@ -65,6 +80,19 @@ absl::Status NamespacePlacement::Place(const std::string& ns, uint32_t shard) {
 absl::flat_hash_map<std::string, uint32_t> NamespacePlacement::placed() {
   absl::MutexLock lock(&mu_);
   return placed_;
+}
+
+absl::Status NamespacePlacement::SetDrained(uint32_t shard) {
+  absl::StatusOr<int64_t> put = etcd_->Put(absl::StrCat(kDrainedPrefix, shard), "drained");
+  if (!put.ok()) return put.status();
+  absl::MutexLock lock(&mu_);
+  drained_.insert(shard);
+  return absl::OkStatus();
+}
+
+bool NamespacePlacement::drained(uint32_t shard) {
+  absl::MutexLock lock(&mu_);
+  return drained_.contains(shard);
 }
 
 }  // namespace converge::management

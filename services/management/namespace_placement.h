@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "services/coord/etcd_client.h"
@@ -25,6 +26,7 @@
 namespace converge::management {
 
 inline constexpr char kPlacementPrefix[] = "/converge/placement/";
+inline constexpr char kDrainedPrefix[] = "/converge/drained/";
 
 class NamespacePlacement : public ShardMap {
  public:
@@ -41,6 +43,10 @@ class NamespacePlacement : public ShardMap {
   // How many namespaces are placed on each shard by a move.
   absl::flat_hash_map<std::string, uint32_t> placed();
 
+  // Drained shards (/converge/drained/<index>): they take no new users.
+  absl::Status SetDrained(uint32_t shard);
+  bool drained(uint32_t shard);
+
  private:
   NamespacePlacement(std::shared_ptr<coord::EtcdClient> etcd, ShardMap* fallback)
       : etcd_(std::move(etcd)), fallback_(fallback) {}
@@ -50,7 +56,9 @@ class NamespacePlacement : public ShardMap {
   ShardMap* const fallback_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, uint32_t> placed_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint32_t> drained_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<coord::Roster> roster_;
+  std::unique_ptr<coord::Roster> drained_roster_;
 };
 
 }  // namespace converge::management

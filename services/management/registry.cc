@@ -164,16 +164,58 @@ absl::StatusOr<User> Registry::CreateUser(const std::string& user_id,
   }
   User u{user_id, display_name.empty() ? user_id : display_name,
          absl::ToUnixMillis(clock_->Now())};
-  // The shard with the fewest users (the lowest on a tie).
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<uint64_t> users_on, UsersOnShardsLocked());
+  u.shard = EmptiestAccepting(users_on, UINT32_MAX);
+  CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(u)));
+  return u;
+}
+
+absl::StatusOr<std::vector<uint64_t>> Registry::UsersOnShardsLocked() {
   std::vector<uint64_t> users_on(std::max<uint32_t>(1, data_plane_->shard_count()), 0);
   CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv_.get(), "u", [&](absl::string_view id, absl::string_view v) {
     CONVERGE_ASSIGN_OR_RETURN(User other, DecodeUser(id, v));
     if (other.shard < users_on.size()) ++users_on[other.shard];
     return absl::OkStatus();
   }));
-  u.shard = static_cast<uint32_t>(std::min_element(users_on.begin(), users_on.end()) - users_on.begin());
-  CONVERGE_RETURN_IF_ERROR(Write(UserKey(user_id), EncodeUser(u)));
-  return u;
+  return users_on;
+}
+
+uint32_t Registry::EmptiestAccepting(const std::vector<uint64_t>& users_on, uint32_t except) const {
+  // The shard with the fewest users (the lowest on a tie) among those that take new users; if
+  // none does, among all.
+  uint32_t best = UINT32_MAX;
+  for (int pass = 0; pass < 2 && best == UINT32_MAX; ++pass) {
+    for (uint32_t i = 0; i < users_on.size(); ++i) {
+      if (i == except || (pass == 0 && !data_plane_->AcceptsNewUsers(i))) continue;
+      if (best == UINT32_MAX || users_on[i] < users_on[best]) best = i;
+    }
+  }
+  return best == UINT32_MAX ? 0 : best;
+}
+
+absl::StatusOr<uint32_t> Registry::DrainUsers(uint32_t shard) {
+  absl::MutexLock lock(&mu_);
+  CONVERGE_ASSIGN_OR_RETURN(RegistryKv::Lease lease, kv_->Lock());
+  CONVERGE_ASSIGN_OR_RETURN(std::vector<uint64_t> users_on, UsersOnShardsLocked());
+  std::vector<User> leaving;
+  CONVERGE_RETURN_IF_ERROR(ForEachWithPrefix(kv_.get(), "u", [&](absl::string_view id, absl::string_view v) {
+    CONVERGE_ASSIGN_OR_RETURN(User u, DecodeUser(id, v));
+    if (u.shard == shard) leaving.push_back(std::move(u));
+    return absl::OkStatus();
+  }));
+  uint32_t moved = 0;
+  for (User& u : leaving) {
+    const uint32_t to = EmptiestAccepting(users_on, shard);
+    if (to == shard || !data_plane_->AcceptsNewUsers(to)) {
+      return absl::FailedPreconditionError(absl::StrCat("no other store shard takes users: shard ", shard, " keeps them"));
+    }
+    u.shard = to;
+    ++users_on[to];
+    CONVERGE_RETURN_IF_ERROR(Write(UserKey(u.user_id), EncodeUser(u)));
+    if (u.quota_bytes > 0) CONVERGE_RETURN_IF_ERROR(data_plane_->SetQuota(u.user_id, u.quota_bytes).status());
+    ++moved;
+  }
+  return moved;
 }
 
 absl::StatusOr<uint32_t> Registry::ShardOfUser(const std::string& user_id) {

@@ -98,6 +98,8 @@ class DataPlane {
   virtual absl::Status Evict(const std::string& ns, const std::string& device_id) = 0;
   // How many store shards there are (namespaces live on their owner's shard).
   virtual uint32_t shard_count() const = 0;
+  // Whether new users may be placed on a shard (false while it is drained).
+  virtual bool AcceptsNewUsers(uint32_t /*shard*/) const { return true; }
 };
 
 // ShardMap says which store shard holds a user's or a namespace's data. Implemented by the
@@ -128,6 +130,11 @@ class Registry : public ShardMap {
   absl::StatusOr<User> CreateUser(const std::string& user_id, const std::string& display_name);
   absl::StatusOr<std::vector<User>> ListUsers();
 
+  // DrainUsers gives every user placed on `shard` the shard with the fewest users among those
+  // that accept new users (their new namespaces go there; their quota is set there too). Returns
+  // how many moved. FailedPrecondition if no other shard accepts users.
+  absl::StatusOr<uint32_t> DrainUsers(uint32_t shard);
+
   // DisableUser revokes every device of the user and refuses it new devices and namespaces.
   // NotFound for an unknown user. Idempotent.
   absl::StatusOr<User> DisableUser(const std::string& user_id);
@@ -151,6 +158,9 @@ class Registry : public ShardMap {
   absl::StatusOr<RegisteredDevice> RegisterDevice(const std::string& user_id,
                                                   const std::string& name);
  private:
+  // The users on each shard; the shard with the fewest users that takes new ones (not `except`).
+  absl::StatusOr<std::vector<uint64_t>> UsersOnShardsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t EmptiestAccepting(const std::vector<uint64_t>& users_on, uint32_t except) const;
   absl::StatusOr<RegisteredDevice> RegisterDeviceLocked(const std::string& user_id, const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -102,7 +102,7 @@ commands:
   shards list                        the store shards in shard order, with the users on each
   shards add <host:port>             append a store shard for good (with the shard map in etcd)
   shards move <namespace> <shard>    move a namespace to another shard online (devices keep syncing)
-  shards drain <shard>               move every namespace on a shard to the emptiest other shards
+  shards drain <shard>               no new users there; its users and namespaces to the emptiest other shards
   help [<command>]
 
 flags: --management=HOST:PORT --token=TOKEN --json (also $CONVERGE_MANAGEMENT, $CONVERGE_TOKEN)
@@ -854,9 +854,10 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::vector<std::vector<std::string>> rows;
     for (const v1::Shard& shard : resp.shards()) {
-      rows.push_back({absl::StrCat(shard.index()), shard.address(), absl::StrCat(shard.users())});
+      rows.push_back({absl::StrCat(shard.index()), shard.address(), absl::StrCat(shard.users()),
+                      absl::StrCat(shard.moved_in()), shard.drained() ? "drained" : ""});
     }
-    PrintTable({"SHARD", "ADDRESS", "USERS"}, rows);
+    PrintTable({"SHARD", "ADDRESS", "USERS", "MOVED IN", ""}, rows);
     std::cout << (resp.in_etcd() ? "(etcd's shard map: every management replica follows it)"
                                  : "(the --store list of this management replica)")
               << "\n";
@@ -898,8 +899,14 @@ class Cli {
   int DrainShard(const std::string& shard) {
     uint32_t from = 0;
     if (!absl::SimpleAtoi(shard, &from)) return Usage(absl::StrCat("not a shard index: '", shard, "'"));
+    // No new users there, and its users' new namespaces go elsewhere; then its namespaces move.
+    v1::DrainShardRequest drain;
+    drain.set_shard(from);
+    v1::DrainShardResponse drained;
+    grpc::Status s = stub_->DrainShard(Ctx().get(), drain, &drained);
+    if (!s.ok()) return Fail(s);
     v1::ListShardsResponse shards;
-    grpc::Status s = stub_->ListShards(Ctx().get(), v1::ListShardsRequest(), &shards);
+    s = stub_->ListShards(Ctx().get(), v1::ListShardsRequest(), &shards);
     if (!s.ok()) return Fail(s);
     if (from >= static_cast<uint32_t>(shards.shards_size()) || shards.shards_size() < 2) {
       return Usage(absl::StrCat("shard ", from, " cannot be drained: ", shards.shards_size(), " shards"));
@@ -918,13 +925,17 @@ class Cli {
       if (at.shard() < load.size()) ++load[at.shard()];
       if (at.shard() == from) leaving.push_back(n.namespace_id());
     }
+    for (const v1::Shard& shard : shards.shards()) {
+      if (shard.drained() && shard.index() < load.size()) load[shard.index()] = UINT64_MAX;
+    }
     load[from] = UINT64_MAX;
     for (const std::string& ns : leaving) {
       const uint32_t to = static_cast<uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
       if (int rc = MoveNamespace(ns, absl::StrCat(to)); rc != 0) return rc;
       ++load[to];
     }
-    std::cout << "shard " << from << " drained: " << leaving.size() << " namespaces moved\n";
+    std::cout << "shard " << from << " drained: " << drained.users_moved() << " users placed elsewhere, "
+              << leaving.size() << " namespaces moved\n";
     return 0;
   }
 
