@@ -288,7 +288,7 @@ class CommitLog {
   absl::Mutex sweep_mu_;     // commits hold it shared, a garbage sweep exclusively
   absl::Mutex mu_;           // the map below only: held to look up or add an entry
   absl::flat_hash_map<std::string, std::unique_ptr<Namespace>> ns_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex gate_mu_;  // never held across I/O but the gate's own write
+  absl::Mutex gate_mu_;  // held for lookups (and the gates' one first read), never across a write
   bool gates_loaded_ ABSL_GUARDED_BY(gate_mu_) = false;
   absl::flat_hash_map<std::string, Gate> gates_ ABSL_GUARDED_BY(gate_mu_);  // namespaces not open
   absl::Status LoadGatesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_);

@@ -34,12 +34,25 @@ absl::StatusOr<uint64_t> CommitLog::SetGate(const std::string& ns, Gate gate) {
   {
     absl::MutexLock lock(&gate_mu_);
     written = LoadGatesLocked();
-    if (written.ok()) {
-      written = gate == Gate::kOpen ? RocksStatus(db_->db()->Delete(rocksdb::WriteOptions(), StoreDb::GateKey(ns)), "open gate")
-                                    : RocksStatus(db_->PutSynced(StoreDb::GateKey(ns), std::string(1, static_cast<char>(gate))), "write gate");
+  }
+  // The write outside gate_mu_ (every device call reads the gates); moves are serialised by
+  // their caller, and a frozen namespace's commits wait on its commit lock, held here.
+  if (written.ok()) {
+    rocksdb::WriteBatch batch;  // synced either way: a gate must not come back after a crash
+    if (gate == Gate::kOpen) {
+      batch.Delete(StoreDb::GateKey(ns));
+    } else {
+      batch.Put(StoreDb::GateKey(ns), std::string(1, static_cast<char>(gate)));
     }
-    if (written.ok() && gate == Gate::kOpen) gates_.erase(ns);
-    if (written.ok() && gate != Gate::kOpen) gates_[ns] = gate;
+    written = RocksStatus(db_->WriteSynced(&batch), "write gate");
+  }
+  if (written.ok()) {
+    absl::MutexLock lock(&gate_mu_);
+    if (gate == Gate::kOpen) {
+      gates_.erase(ns);
+    } else {
+      gates_[ns] = gate;
+    }
   }
   if (n != nullptr) n->mu.Unlock();
   CONVERGE_RETURN_IF_ERROR(written);
@@ -47,6 +60,13 @@ absl::StatusOr<uint64_t> CommitLog::SetGate(const std::string& ns, Gate gate) {
 }
 
 CommitLog::Gate CommitLog::GateOf(const std::string& ns) {
+  {
+    absl::ReaderMutexLock read(&gate_mu_);
+    if (gates_loaded_) {
+      auto it = gates_.find(ns);
+      return it == gates_.end() ? Gate::kOpen : it->second;
+    }
+  }
   absl::MutexLock lock(&gate_mu_);
   if (!LoadGatesLocked().ok()) return Gate::kFrozen;  // unreadable: refuse writes, retryably
   auto it = gates_.find(ns);

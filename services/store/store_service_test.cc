@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/codec/chunk_codec.h"
 #include "common/codec/rsync_delta.h"
+#include "common/rpc/grpc_status.h"
 #include "common/rpc/server_runner.h"
 #include "common/wire/wire.h"
 #include "common/model/store_behind.h"
@@ -630,6 +631,51 @@ TEST_F(StoreServiceTest, ServiceCallsNeedTheToken) {
   v1::RegisterNamespaceResponse resp;
   EXPECT_EQ(stub_->RegisterNamespace(&ctx, req, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(StoreServiceTest, MoveCallsNeedTheServiceTokenAndTheGatesSteerDevices) {
+  auto gate = [&](v1::NamespaceGate g, bool with_token) {
+    grpc::ClientContext ctx;
+    if (with_token) ctx.AddMetadata("authorization", "Bearer secret");
+    v1::SetNamespaceGateRequest req;
+    req.set_namespace_id("ns");
+    req.set_gate(g);
+    v1::SetNamespaceGateResponse resp;
+    return stub_->SetNamespaceGate(&ctx, req, &resp);
+  };
+  EXPECT_EQ(gate(v1::NAMESPACE_GATE_MOVED, false).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  {
+    grpc::ClientContext ctx;
+    v1::ExportNamespaceRequest req;
+    req.set_namespace_id("ns");
+    auto reader = stub_->ExportNamespace(&ctx, req);
+    v1::NamespaceRecords page;
+    EXPECT_FALSE(reader->Read(&page));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ImportNamespaceResponse resp;
+    auto writer = stub_->ImportNamespace(&ctx, &resp);
+    v1::NamespaceRecords page;
+    page.set_namespace_id("ns");
+    writer->Write(page);
+    writer->WritesDone();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // Served here and open: it cannot arrive again.
+  EXPECT_EQ(gate(v1::NAMESPACE_GATE_ARRIVING, true).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  ASSERT_TRUE(Put("a", "a").ok());
+  ASSERT_TRUE(gate(v1::NAMESPACE_GATE_FROZEN, true).ok());
+  EXPECT_EQ(Commit("ns", "a.txt", "a", 0).error_code(), grpc::StatusCode::UNAVAILABLE);  // retried by engines
+  ASSERT_TRUE(gate(v1::NAMESPACE_GATE_OPEN, true).ok());
+  EXPECT_TRUE(Commit("ns", "a.txt", "a", 0).ok());
+  ASSERT_TRUE(gate(v1::NAMESPACE_GATE_MOVED, true).ok());
+  grpc::Status moved = Commit("ns", "b.txt", "a", 0);
+  EXPECT_EQ(moved.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(IsNamespaceMoved(FromGrpcStatus(moved))) << moved.error_message();
+  EXPECT_EQ(RegisterMembers({"dev1", "dev2"}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(StoreServiceTest, MalformedDigestAndOversizedRequest) {
