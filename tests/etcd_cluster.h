@@ -17,7 +17,10 @@ namespace converge::testing {
 class EtcdCluster {
  public:
   // Start runs `members` members with data and sockets under `dir` and waits until they answer.
-  static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members);
+  // With `tls_dir` (tools/certs/make-certs' files), clients must use TLS and present a
+  // certificate of its CA (etcd's --client-cert-auth); the endpoints are then "unixs:".
+  static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members,
+                                                            const std::string& tls_dir = "");
   ~EtcdCluster();
 
   // The client endpoints of all members ("unix:<dir>/c1:1,..."), or of member i alone.
@@ -35,12 +38,15 @@ class EtcdCluster {
   std::string log_path(int i) const;
 
  private:
-  EtcdCluster(std::string dir, std::string sockets, int members)
-      : dir_(std::move(dir)), sockets_(std::move(sockets)), members_(members) {}
+  EtcdCluster(std::string dir, std::string sockets, int members, std::string tls_dir)
+      : dir_(std::move(dir)), sockets_(std::move(sockets)), tls_dir_(std::move(tls_dir)), members_(members) {}
   absl::Status Spawn(int i, bool initial);
+  // Etcdctl runs etcdctl against member i.
+  CommandResult Etcdctl(int i, const std::vector<std::string>& args) const;
 
   const std::string dir_;      // data and logs
   const std::string sockets_;  // the members' client and peer sockets
+  const std::string tls_dir_;  // empty: plaintext
   std::vector<std::unique_ptr<ChildProcess>> members_;
 };
 

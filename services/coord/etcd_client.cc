@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/logging.h"
@@ -49,24 +50,41 @@ EtcdKeyValue FromProto(const mvccpb::KeyValue& kv) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Connect(const std::string& endpoints,
-                                                                absl::Duration call_timeout) {
+                                                                absl::Duration call_timeout,
+                                                                std::shared_ptr<grpc::ChannelCredentials> tls,
+                                                                const std::string& tls_server_name) {
   std::vector<std::string> list = absl::StrSplit(endpoints, ',', absl::SkipWhitespace());
   if (list.empty()) return absl::InvalidArgumentError("no etcd endpoint given");
   for (std::string& e : list) {
-    if (absl::StartsWith(e, "http://")) e = e.substr(7);  // as etcdctl writes them
-    if (absl::StartsWith(e, "https://")) return absl::InvalidArgumentError("etcd over TLS is not supported yet: " + e);
+    absl::string_view v = e;
+    const bool wants_tls = absl::ConsumePrefix(&v, "https://") || absl::StartsWith(v, "unixs:");
+    absl::ConsumePrefix(&v, "http://");  // as etcdctl writes them
+    std::string target(v);
+    if (absl::StartsWith(target, "unixs://")) target = "unix:" + target.substr(8);
+    if (absl::StartsWith(target, "unixs:")) target = "unix:" + target.substr(6);
+    if (absl::StartsWith(target, "unix://")) target = "unix:" + target.substr(7);
+    if (wants_tls && tls == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("etcd endpoint ", e, " is TLS: give its CA (--etcd_tls_ca)"));
+    }
+    e = std::move(target);
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(list), call_timeout));
+  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(list), call_timeout, std::move(tls), tls_server_name));
 }
 
-EtcdClient::EtcdClient(std::vector<std::string> endpoints, absl::Duration call_timeout) : call_timeout_(call_timeout) {
+EtcdClient::EtcdClient(std::vector<std::string> endpoints, absl::Duration call_timeout,
+                       std::shared_ptr<grpc::ChannelCredentials> tls, const std::string& tls_server_name)
+    : call_timeout_(call_timeout) {
   for (std::string& endpoint : endpoints) {
     Member m;
     m.endpoint = std::move(endpoint);
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    m.channel = grpc::CreateCustomChannel(m.endpoint, grpc::InsecureChannelCredentials(), args);
+    const bool unix_socket = absl::StartsWith(m.endpoint, "unix:");
+    if (tls != nullptr && (!tls_server_name.empty() || unix_socket)) {
+      args.SetSslTargetNameOverride(tls_server_name.empty() ? "localhost" : tls_server_name);
+    }
+    m.channel = grpc::CreateCustomChannel(m.endpoint, tls != nullptr ? tls : grpc::InsecureChannelCredentials(), args);
     m.kv = etcdserverpb::KV::NewStub(m.channel);
     m.lease = etcdserverpb::Lease::NewStub(m.channel);
     m.watch = etcdserverpb::Watch::NewStub(m.channel);

@@ -56,8 +56,14 @@ struct EtcdListing {
 
 class EtcdClient {
  public:
+  // Connect: `endpoints` comma-separated, "host:port" or "unix:PATH" (http:// and unix:// as
+  // etcdctl writes them); "https://host:port" and "unixs:PATH" need `tls`. With `tls` every
+  // member is reached over TLS (verified against its CA, presenting its certificate when etcd
+  // asks: --client-cert-auth), under `tls_server_name` when set ("localhost" for unix sockets).
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Connect(const std::string& endpoints,
-                                                             absl::Duration call_timeout = absl::Seconds(5));
+                                                             absl::Duration call_timeout = absl::Seconds(5),
+                                                             std::shared_ptr<grpc::ChannelCredentials> tls = nullptr,
+                                                             const std::string& tls_server_name = "");
 
   absl::StatusOr<std::optional<EtcdKeyValue>> Get(const std::string& key);
   absl::StatusOr<EtcdListing> List(const std::string& prefix);
@@ -98,7 +104,8 @@ class EtcdClient {
   absl::StatusOr<uint64_t> Leader();
 
  private:
-  explicit EtcdClient(std::vector<std::string> endpoints, absl::Duration call_timeout);
+  EtcdClient(std::vector<std::string> endpoints, absl::Duration call_timeout,
+             std::shared_ptr<grpc::ChannelCredentials> tls, const std::string& tls_server_name);
 
   struct Member {
     std::string endpoint;

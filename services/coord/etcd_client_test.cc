@@ -3,6 +3,7 @@
 #include "services/coord/etcd_client.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,9 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/security/tls.h"
 #include "gtest/gtest.h"
 #include "services/coord/service_directory.h"
 #include "tests/etcd_cluster.h"
+#include "tests/process.h"
 
 namespace converge::coord {
 namespace {
@@ -157,6 +160,48 @@ TEST(EtcdClientTest, LosingOneMemberOfThreeAndThenTheLeaderIsInvisibleToCallers)
   EXPECT_LT(pause, absl::Seconds(15));
   EXPECT_TRUE(WaitFor([&] { return seen.Get().count("2") == 1; }, absl::Seconds(5)));
   EXPECT_EQ((*c.Get("/r/1"))->value, "one");
+}
+
+}  // namespace
+}  // namespace converge::coord
+
+namespace converge::coord {
+namespace {
+
+// etcd with --client-cert-auth over TLS: a client with the CA and a certificate of it works; one
+// in plaintext, or over TLS without a certificate, is refused.
+TEST(EtcdClientTest, OverTlsOnlyAClientWithACertificateOfTheCaGetsIn) {
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/etcd-tls";
+  const std::string tls = dir + "/tls";
+  std::filesystem::create_directories(dir);
+  testing::CommandResult made = testing::RunCommand({testing::Runfile("tools/certs/make-certs"), tls}, dir);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto etcd = testing::EtcdCluster::Start(dir + "/etcd", 1, tls);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  EXPECT_TRUE(absl::IsInvalidArgument(EtcdClient::Connect((*etcd)->endpoints()).status()));  // unixs: without a CA
+
+  auto with_cert = ChannelCredentials(TlsFiles{tls + "/ca.crt", tls + "/service.crt", tls + "/service.key"});
+  ASSERT_TRUE(with_cert.ok());
+  auto client = EtcdClient::Connect((*etcd)->endpoints(), absl::Seconds(3), *with_cert);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->Put("/tls/k", "v").ok());
+  auto got = (*client)->Get("/tls/k");
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
+  EXPECT_EQ((*got)->value, "v");
+
+  std::string plain_endpoint = (*etcd)->endpoints();
+  plain_endpoint.replace(0, 6, "unix:");  // the same socket, spoken to in plaintext
+  auto plain = EtcdClient::Connect(plain_endpoint, absl::Seconds(2));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE((*plain)->Put("/tls/k", "plain").ok());
+  auto no_cert = ChannelCredentials(TlsFiles{tls + "/ca.crt", "", ""});
+  ASSERT_TRUE(no_cert.ok());
+  auto anonymous = EtcdClient::Connect((*etcd)->endpoints(), absl::Seconds(2), *no_cert);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_FALSE((*anonymous)->Put("/tls/k", "anonymous").ok());
+  got = (*client)->Get("/tls/k");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->value, "v");  // neither got in
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The flags a service takes to coordinate through etcd: --etcd (the cluster's client endpoints),
-// --advertise_host (how other replicas reach this one), --etcd_lease_ttl.
+// --advertise_host (how other replicas reach this one), --etcd_lease_ttl, and TLS to etcd
+// (--etcd_tls_ca, --etcd_tls_cert, --etcd_tls_key, --etcd_tls_server_name).
 //
 //   absl::StatusOr<std::unique_ptr<coord::EtcdClient>> etcd = coord::EtcdFromFlags();  // null without --etcd
 //   ServeUntilSignal("converge-notify", {...}, [&](int port) { return coord::AnnounceFromFlags(etcd->get(), "notify", port); });
