@@ -198,7 +198,13 @@ TEST(E2eCoordinationTest, EnrollmentsSyncsAndAMoveSurviveEtcdManagementAndNotify
                 absl::StrContains(status, "ABORTED"))
         << "enrollment " << i << ": " << status;
   }
-  EXPECT_GE(enrolled.load(), kEnrollments / 2);
+  // The replica left standing refused only while the store shard was down (or etcd elected).
+  for (const auto& [i, status] : failed) {
+    if (i % 4 >= 2) {
+      EXPECT_TRUE(absl::StrContains(status, "store") || absl::StrContains(status, "etcd")) << i << ": " << status;
+    }
+  }
+  EXPECT_GE(enrolled.load(), kEnrollments / 4);
   for (const auto& [kind, n] : kinds) std::printf("FIGURES coordination: %d enrollments failed with %s...\n", n, kind.c_str());
   std::printf("FIGURES coordination: %d of %d enrollments succeeded (%d listed, %zu failed clearly); "
               "files written: %d, %d, %d; %s; engines followed the move in %s; a write waited %s for etcd's "
