@@ -3,6 +3,10 @@
 // nothing is lost or applied twice; engines follow on their next call; the shard it left
 // refuses it; an etcd member killed during the move changes nothing. Prints the move's copy
 // time, its write pause and the time engines took to follow.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -139,6 +143,50 @@ TEST(E2eMoveTest, ANamespaceMovesToAnotherShardWhileItsDevicesWriteAndNothingIsL
               "(a new file on the other device) in %s\n",
               written[0].load(), written[1].load(), summary.c_str(),
               absl::FormatDuration(move_end - move_start).c_str(), absl::FormatDuration(follow).c_str());
+}
+
+// An on-demand folder (a FUSE mount) keeps its mount through a move: its next call meets the
+// moved mark, asks management, and goes on with the new shard.
+TEST(E2eMoveTest, AnOnDemandMountFollowsAMove) {
+  const int fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fuse < 0) GTEST_SKIP() << "/dev/fuse cannot be opened here: on-demand folders need FUSE";
+  close(fuse);
+  const std::string dir = std::string(getenv("TEST_TMPDIR")) + "/move-on-demand";
+  std::filesystem::remove_all(dir);
+  auto etcd = EtcdCluster::Start(dir + "/etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ClusterOptions options;
+  options.dir = dir + "/cluster";
+  options.store_shards = 2;
+  options.management_args = {"--etcd=" + (*etcd)->endpoints(), "--registry_in_etcd"};
+  options.engine_args_of["gamma"] = {"--on_demand"};
+  auto cluster = Cluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  Cluster* c = cluster->get();
+  ASSERT_TRUE(c->AddEngine("alpha").ok());
+  WriteFile(c->folder(0) + "/before.txt", "before the move");
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(c->EngineCommand({"status", "--folder=" + c->folder(0)}).out, "up to date");
+  }, absl::Seconds(30)));
+  absl::StatusOr<int> gamma = c->AddEngine("gamma");
+  ASSERT_TRUE(gamma.ok()) << gamma.status();
+  const std::string mount = c->folder(*gamma);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(mount + "/before.txt") == "before the move"; }, absl::Seconds(30)))
+      << c->EngineLog(*gamma);
+
+  CommandResult moved = c->Convergectl({"shards", "move", "shared", "1"});
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  WriteFile(c->folder(0) + "/after.txt", "after the move");
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(mount + "/after.txt") == "after the move"; }, absl::Seconds(30)))
+      << c->EngineLog(*gamma);
+  WriteFile(mount + "/from-mount.txt", "written through the mount");
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(c->folder(0) + "/from-mount.txt") == "written through the mount"; },
+                      absl::Seconds(30)))
+      << c->EngineLog(*gamma);
+  EXPECT_TRUE(absl::StrContains(c->EngineLog(*gamma), "moved: its store is " + c->store_address(1)))
+      << c->EngineLog(*gamma);
+  cluster->reset();
+  umount2(mount.c_str(), MNT_DETACH);  // only if the engine left it behind
 }
 
 }  // namespace

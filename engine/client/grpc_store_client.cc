@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/base/version.h"
+#include "common/model/store_behind.h"
 #include "common/rpc/grpc_status.h"
 #include "common/wire/store_wire.h"
 #include "common/wire/wire.h"
@@ -23,6 +24,24 @@ GrpcStoreClient::GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::st
       namespace_id_(std::move(namespace_id)),
       device_id_(std::move(device_id)) {}
 
+store::v1::StoreService::Stub* GrpcStoreClient::stub() {
+  absl::MutexLock lock(&stub_mu_);
+  return stub_.get();
+}
+
+absl::Status GrpcStoreClient::Checked(const grpc::Status& status, const char* what) {
+  absl::Status out = FromGrpcStatus(status, what);
+  if (!redirect_ || !IsNamespaceMoved(out)) return out;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = redirect_();
+  if (!channel.ok()) return out;  // asked again at the next call
+  {
+    absl::MutexLock lock(&stub_mu_);
+    retired_.push_back(std::move(stub_));
+    stub_ = store::v1::StoreService::NewStub(std::move(*channel));
+  }
+  return absl::UnavailableError(absl::StrCat(out.message(), " (its store shard was asked again: retry)"));
+}
+
 void GrpcStoreClient::Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   ctx->AddMetadata(kVersionHeader, absl::StrCat("converge-engine/", kVersion));
@@ -40,7 +59,7 @@ absl::StatusOr<std::vector<Digest>> GrpcStoreClient::FindMissing(const std::vect
       req.add_sha256(DigestToBytes(digests[i]));
     }
     store::v1::FindMissingChunksResponse resp;
-    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->FindMissingChunks(&ctx, req, &resp), "store.FindMissingChunks"));
+    CONVERGE_RETURN_IF_ERROR(Checked(stub()->FindMissingChunks(&ctx, req, &resp), "store.FindMissingChunks"));
     CONVERGE_ASSIGN_OR_RETURN(std::vector<Digest> part, wire::DigestsFromProto(resp.missing_sha256()));
     missing.insert(missing.end(), part.begin(), part.end());
   }
@@ -69,7 +88,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, Signature>> GrpcStoreClient::Sig
       }
     }
     store::v1::GetChunkSignaturesResponse resp;
-    CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetChunkSignatures(&ctx, req, &resp), "store.GetChunkSignatures"));
+    CONVERGE_RETURN_IF_ERROR(Checked(stub()->GetChunkSignatures(&ctx, req, &resp), "store.GetChunkSignatures"));
     for (const store::v1::ChunkSignature& p : resp.signatures()) {
       // A malformed signature only costs a larger upload: check it is consistent, else skip.
       if (p.block_bytes() == 0 || p.weak_size() != p.strong_size() ||
@@ -93,7 +112,7 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
   grpc::ClientContext ctx;
   Prepare(&ctx, absl::Minutes(30));
   store::v1::PutChunksResponse resp;
-  std::unique_ptr<grpc::ClientWriter<store::v1::PutChunksRequest>> writer = stub_->PutChunks(&ctx, &resp);
+  std::unique_ptr<grpc::ClientWriter<store::v1::PutChunksRequest>> writer = stub()->PutChunks(&ctx, &resp);
   bool first = true;
   absl::Status produced;
   ChunkUpload chunk;
@@ -150,7 +169,7 @@ absl::Status GrpcStoreClient::PutChunks(const std::function<absl::StatusOr<bool>
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   CONVERGE_RETURN_IF_ERROR(produced);
-  return FromGrpcStatus(s, "store.PutChunks");
+  return Checked(s, "store.PutChunks");
 }
 
 absl::StatusOr<uint64_t> GrpcStoreClient::Commit(const std::vector<FileVersion>& changes) {
@@ -178,7 +197,7 @@ absl::StatusOr<uint64_t> GrpcStoreClient::CommitSigned(const std::vector<FileVer
   }
   req.set_attestation(attestation);
   store::v1::CommitResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->Commit(&ctx, req, &resp), "store.Commit"));
+  CONVERGE_RETURN_IF_ERROR(Checked(stub()->Commit(&ctx, req, &resp), "store.Commit"));
   return resp.seq();
 }
 
@@ -222,7 +241,7 @@ absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
   req.set_since_seq(since_seq);
   req.set_max_commits(max_commits);
   req.set_sealed(sealed_);
-  auto reader = stub_->Pull(&ctx, req);
+  auto reader = stub()->Pull(&ctx, req);
   store::v1::PullResponse resp;
   absl::Status handled;
   uint64_t expected = since_seq + 1;
@@ -244,7 +263,7 @@ absl::Status GrpcStoreClient::Pull(uint64_t since_seq, uint32_t max_commits,
     reader->Finish().ok();
     return handled;
   }
-  return FromGrpcStatus(reader->Finish(), "store.Pull");
+  return Checked(reader->Finish(), "store.Pull");
 }
 
 absl::Status GrpcStoreClient::Ack(uint64_t seq, const std::vector<std::string>& blocked) {
@@ -259,7 +278,7 @@ absl::Status GrpcStoreClient::Ack(uint64_t seq, const std::vector<std::string>& 
   }
   req.set_blocked_count(blocked.size());
   store::v1::AckResponse resp;
-  return FromGrpcStatus(stub_->Ack(&ctx, req, &resp), "store.Ack");
+  return Checked(stub()->Ack(&ctx, req, &resp), "store.Ack");
 }
 
 namespace {
@@ -329,7 +348,7 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
       req.add_base_sha256(w->bases.empty() ? "" : DigestToBytes(w->bases[0]));
     }
   }
-  auto reader = stub_->GetChunks(&ctx, req);
+  auto reader = stub()->GetChunks(&ctx, req);
   store::v1::GetChunksResponse resp;
   size_t received = 0;
   absl::Status handled;
@@ -359,7 +378,7 @@ absl::Status GrpcStoreClient::Fetch(const std::vector<ChunkWant>& wants, const B
     reader->Finish().ok();
     return handled;
   }
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.GetChunks"));
+  CONVERGE_RETURN_IF_ERROR(Checked(reader->Finish(), "store.GetChunks"));
   if (received != asked.size()) {
     return absl::DataLossError(absl::StrCat("store sent ", received, " of ", asked.size(), " chunks"));
   }
@@ -386,13 +405,13 @@ absl::StatusOr<StoreClient::Table> GrpcStoreClient::List(const std::function<voi
     req.set_namespace_id(namespace_id_);
     req.set_device_id(device_id_);
     req.set_at_unix_ms(at_unix_ms);
-    reader = stub_->ListFilesAt(&ctx, req);
+    reader = stub()->ListFilesAt(&ctx, req);
   } else {
     store::v1::ListFilesRequest req;
     req.set_namespace_id(namespace_id_);
     req.set_device_id(device_id_);
     req.set_sealed(sealed_);
-    reader = stub_->ListFiles(&ctx, req);
+    reader = stub()->ListFiles(&ctx, req);
   }
   store::v1::ListFilesResponse resp;
   Table head;
@@ -421,7 +440,7 @@ absl::StatusOr<StoreClient::Table> GrpcStoreClient::List(const std::function<voi
     reader->Finish().ok();
     return handled;
   }
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.ListFiles"));
+  CONVERGE_RETURN_IF_ERROR(Checked(reader->Finish(), "store.ListFiles"));
   return head;
 }
 
@@ -434,7 +453,7 @@ absl::StatusOr<std::vector<HistoryVersion>> GrpcStoreClient::ListVersions(const 
   req.set_path(path);
   req.set_limit(limit);
   store::v1::ListVersionsResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListVersions(&ctx, req, &resp), "store.ListVersions"));
+  CONVERGE_RETURN_IF_ERROR(Checked(stub()->ListVersions(&ctx, req, &resp), "store.ListVersions"));
   std::vector<HistoryVersion> out;
   for (const auto& h : resp.versions()) {
     CONVERGE_ASSIGN_OR_RETURN(HistoryVersion v, wire::HistoryVersionFromProto(h));
@@ -452,7 +471,7 @@ absl::StatusOr<std::vector<ConflictRecord>> GrpcStoreClient::ListConflicts(bool 
   req.set_device_id(device_id_);
   req.set_include_resolved(include_resolved);
   store::v1::ListConflictsResponse resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListConflicts(&ctx, req, &resp), "store.ListConflicts"));
+  CONVERGE_RETURN_IF_ERROR(Checked(stub()->ListConflicts(&ctx, req, &resp), "store.ListConflicts"));
   std::vector<ConflictRecord> out;
   for (const auto& c : resp.conflicts()) out.push_back(wire::ConflictFromProto(namespace_id_, c));
   return out;
@@ -466,7 +485,7 @@ absl::StatusOr<ConflictRecord> GrpcStoreClient::ResolveConflict(const std::strin
   req.set_device_id(device_id_);
   req.set_copy_path(copy_path);
   store::v1::Conflict resp;
-  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub_->ResolveConflict(&ctx, req, &resp), "store.ResolveConflict"));
+  CONVERGE_RETURN_IF_ERROR(Checked(stub()->ResolveConflict(&ctx, req, &resp), "store.ResolveConflict"));
   return wire::ConflictFromProto(namespace_id_, resp);
 }
 

@@ -4,6 +4,7 @@
 #ifndef CONVERGE_ENGINE_CLIENT_GRPC_STORE_CLIENT_H_
 #define CONVERGE_ENGINE_CLIENT_GRPC_STORE_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,13 @@ class GrpcStoreClient : public StoreClient {
  public:
   GrpcStoreClient(std::shared_ptr<grpc::Channel> channel, std::string namespace_id,
                   std::string device_id);
+
+  // set_redirect: asked for the namespace's store again when the store answers that the namespace
+  // moved to another shard (IsNamespaceMoved); the calls after it go to the channel it gives, and
+  // the call that met the move fails with Unavailable (retry). Without it the moved error is
+  // returned as it came (a synced folder's engine restarts on it). Set before use.
+  using Redirect = std::function<absl::StatusOr<std::shared_ptr<grpc::Channel>>()>;
+  void set_redirect(Redirect redirect) { redirect_ = std::move(redirect); }
 
   // set_sealed: this device syncs the namespace sealed (beneath an EncryptingStoreClient); said
   // with every Pull and listing (store.proto PullRequest.sealed). Set before use.
@@ -62,8 +70,15 @@ class GrpcStoreClient : public StoreClient {
   size_t sent_along_bytes_ ABSL_GUARDED_BY(sent_along_mu_) = 0;
 
   void Prepare(grpc::ClientContext* ctx, absl::Duration deadline) const;
+  // The store's stub now; Checked converts a call's status and follows a move (set_redirect).
+  store::v1::StoreService::Stub* stub();
+  absl::Status Checked(const grpc::Status& status, const char* what);
 
-  std::unique_ptr<store::v1::StoreService::Stub> stub_;
+  absl::Mutex stub_mu_;
+  std::unique_ptr<store::v1::StoreService::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
+  // Stubs a move replaced: calls in flight may still use them.
+  std::vector<std::unique_ptr<store::v1::StoreService::Stub>> retired_ ABSL_GUARDED_BY(stub_mu_);
+  Redirect redirect_;
   const std::string namespace_id_;
   const std::string device_id_;
   bool sealed_ = false;

@@ -21,6 +21,7 @@
 #include "common/base/status_macros.h"
 #include "common/model/model.h"
 #include "common/rpc/channel.h"
+#include "common/rpc/grpc_status.h"
 #include "common/rpc/metrics_http.h"
 #include "common/rpc/server_runner.h"
 #include "converge/engine/v1/status.pb.h"
@@ -392,6 +393,18 @@ int Daemon::SyncOnce(SyncEngine* engine) {
 
 std::string Daemon::StoreAddress() const {
   return OrElse(options_.store_address, enrollment_.store_address, options_.management_address);
+}
+
+absl::StatusOr<std::string> Daemon::StoreOfNamespace() {
+  if (!options_.store_address.empty()) return options_.store_address;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  management::v1::GetEndpointsRequest req;
+  req.set_namespace_id(options_.enrollment.namespace_id);
+  management::v1::Endpoints endpoints;
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(management_->GetEndpoints(&ctx, req, &endpoints), "management.GetEndpoints"));
+  if (endpoints.store_address().empty()) return absl::UnavailableError("management named no store");
+  return endpoints.store_address();
 }
 
 std::string Daemon::NotifyAddress() const {

@@ -105,6 +105,9 @@ class Daemon {
   int RunOnDemand();
   // Where the store and the notification service are: the flags, or as enrollment said.
   std::string StoreAddress() const;
+  // StoreOfNamespace asks management where the namespace's store is now (after a move); --store
+  // when given.
+  absl::StatusOr<std::string> StoreOfNamespace();
   std::string NotifyAddress() const;
   // OnDenied: the store refused this device; true (and Stop) if management says it is revoked.
   bool OnDenied(const absl::Status& why);

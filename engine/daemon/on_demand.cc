@@ -234,6 +234,12 @@ int Daemon::RunOnDemand() {
   log->info("device {} shows namespace '{}' on demand at {} (store {}, notify {})", enrollment_.device_id,
             options_.enrollment.namespace_id, options_.folder, StoreAddress(), NotifyAddress());
   GrpcStoreClient client(Channel(StoreAddress()), options_.enrollment.namespace_id, enrollment_.device_id);
+  // The namespace moved to another store shard: the mount stays, its calls go there from now on.
+  client.set_redirect([this, log]() -> absl::StatusOr<std::shared_ptr<grpc::Channel>> {
+    CONVERGE_ASSIGN_OR_RETURN(std::string store, StoreOfNamespace());
+    log->info("namespace '{}' moved: its store is {} now", options_.enrollment.namespace_id, store);
+    return Channel(store);
+  });
   folder.Connect(&client, enrollment_.device_id);
   // history, restore, conflicts and resolve work on the store's history, as for a synced folder.
   FolderHistory history(&client, [] { return RandomBytes(kFileIdBytes); });
