@@ -57,6 +57,8 @@ void LeaderElection::Run() {
       } else if (absl::IsNotFound(kept) || absl::Now() - renewed >= ttl_) {
         // The lease is gone, or may be: someone else may lead now.
         GetLogger("etcd")->warn("{}: lost its lease on {} ({})", id_, key_, kept.ToString());
+        // Let go for good (etcd keeps a lease alive across its own re-election): another takes over.
+        if (!absl::IsNotFound(kept)) etcd_->RevokeLease(lease_).IgnoreError();
         lease_ = 0;
         SetLeading(false);
       }
