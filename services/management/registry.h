@@ -33,8 +33,9 @@ struct User {
   int64_t created_at_unix_ms = 0;
   bool disabled = false;
   uint64_t quota_bytes = 0;  // 0: unlimited
-  // The store shard holding the user's namespaces (and chunks), assigned at creation to the
-  // shard with the fewest users; never changes.
+  // The store shard of the user's new namespaces (and their chunks and quota), assigned at
+  // creation to the shard with the fewest users that takes new ones; a drain gives it another
+  // (DrainUsers). A namespace moved since lives where the placement says (namespace_placement.h).
   uint32_t shard = 0;
 };
 
