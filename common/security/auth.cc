@@ -57,6 +57,13 @@ absl::StatusOr<DeviceClaims> Authenticator::VerifyDevice(const grpc::ServerConte
   return claims;
 }
 
+absl::StatusOr<std::string> Authenticator::VerifyUser(const grpc::ServerContextBase& ctx) const {
+  if (options_.verifier == nullptr) return absl::FailedPreconditionError("this server verifies no user tokens");
+  absl::StatusOr<UserClaims> claims = options_.verifier->VerifyUser(BearerOf(ctx), absl::Now());
+  if (!claims.ok()) return claims.status();
+  return claims->user_id;
+}
+
 absl::StatusOr<std::string> Authenticator::DeviceOf(const grpc::ServerContextBase& ctx,
                                                     const std::string& request_device_id) const {
   if (options_.verifier == nullptr) {

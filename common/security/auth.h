@@ -3,6 +3,8 @@
 //   - a Converge service: over TLS, a client certificate the CA verified with CN converge-service
 //     (mutual TLS); over plaintext (tests of one process), the shared service token;
 //   - an operator: "authorization: Bearer <operator token>";
+//   - a person: "authorization: Bearer cvu1...." — a user token management signed at sign-in
+//     (the web console); it names only the user;
 //   - a device: "authorization: Bearer cvt1...." — a device token management signed, verified
 //     here without a round trip. The device and user of a call come from the token; a request's
 //     own device_id, if set, must name the same device.
@@ -51,6 +53,11 @@ class Authenticator {
   // or it does not verify (or has expired), PermissionDenied if the device was revoked.
   // FailedPrecondition when this server verifies no device tokens.
   absl::StatusOr<DeviceClaims> VerifyDevice(const grpc::ServerContextBase& ctx) const;
+
+  // VerifyUser returns the user of the call's user token (the web console's people):
+  // Unauthenticated if there is none or it does not verify; FailedPrecondition when this server
+  // verifies no tokens.
+  absl::StatusOr<std::string> VerifyUser(const grpc::ServerContextBase& ctx) const;
 
   // DeviceOf returns the device a call acts for: the token's device (PermissionDenied if
   // `request_device_id` is set and names another one), or, when this server verifies no tokens,

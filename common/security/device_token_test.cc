@@ -95,5 +95,28 @@ TEST_F(DeviceTokenTest, RejectsTamperingForgeriesAndGarbage) {
   EXPECT_FALSE(TokenSigner::FromPemFile(dir_ + "/ca.key").ok());  // not Ed25519
 }
 
+TEST_F(DeviceTokenTest, UserTokensNameOnlyTheUserAndAreNeverTakenForDeviceTokens) {
+  UserClaims user{"alice", claims_.issued_at, claims_.issued_at + absl::Hours(1)};
+  auto token = signer_->SignUser(user);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->rfind(kUserTokenPrefix, 0), 0u);
+  auto got = verifier_->VerifyUser(*token, claims_.issued_at + absl::Minutes(59));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->user_id, "alice");
+  EXPECT_EQ(verifier_->VerifyUser(*token, user.expires_at).status().code(), absl::StatusCode::kUnauthenticated);
+  // Neither kind passes for the other, not even with the prefix swapped.
+  EXPECT_EQ(verifier_->Verify(*token, claims_.issued_at).status().code(), absl::StatusCode::kUnauthenticated);
+  auto device = signer_->Sign(claims_);
+  ASSERT_TRUE(device.ok());
+  EXPECT_FALSE(verifier_->VerifyUser(*device, claims_.issued_at).ok());
+  std::string swapped = *token;
+  swapped.replace(0, 5, kDeviceTokenPrefix);
+  EXPECT_FALSE(verifier_->Verify(swapped, claims_.issued_at).ok());
+  std::string swapped_device = *device;
+  swapped_device.replace(0, 5, kUserTokenPrefix);
+  EXPECT_FALSE(verifier_->VerifyUser(swapped_device, claims_.issued_at).ok());
+  EXPECT_EQ(signer_->SignUser(UserClaims{}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace converge

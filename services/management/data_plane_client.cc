@@ -8,6 +8,7 @@
 #include "common/rpc/grpc_status.h"
 #include "common/security/bearer_token.h"
 #include "common/wire/store_wire.h"
+#include "common/wire/wire.h"
 
 namespace converge::management {
 
@@ -109,6 +110,59 @@ absl::StatusOr<NamespaceStats> GrpcDataPlane::Usage(const std::string& ns) {
   CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
   CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->GetNamespaceStats(&ctx, req, &resp), "store.GetNamespaceStats"));
   return wire::NamespaceStatsFromProto(resp);
+}
+
+absl::StatusOr<uint64_t> GrpcDataPlane::FilesAt(const std::string& ns, int64_t at_unix_ms,
+                                                const std::function<bool(const FileVersion&)>& fn) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ListFilesAtRequest req;
+  req.set_namespace_id(ns);
+  req.set_at_unix_ms(at_unix_ms);
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  std::unique_ptr<grpc::ClientReader<store::v1::ListFilesResponse>> reader = stub->ListFilesAt(&ctx, req);
+  store::v1::ListFilesResponse batch;
+  uint64_t head = 0;
+  bool stopped = false;
+  while (!stopped && reader->Read(&batch)) {
+    head = batch.head_seq();
+    for (const common::v1::FileVersion& p : batch.files()) {
+      absl::StatusOr<FileVersion> v = wire::FileVersionFromProto(p);
+      if (!v.ok()) continue;  // the store validated it; a version this build cannot read is left out
+      if (!fn(*v)) {
+        stopped = true;
+        break;
+      }
+    }
+  }
+  if (stopped) {
+    ctx.TryCancel();
+    reader->Finish().ok();
+    return head;
+  }
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "store.ListFilesAt"));
+  return head;
+}
+
+absl::StatusOr<std::vector<HistoryVersion>> GrpcDataPlane::Versions(const std::string& ns, const std::string& path,
+                                                                    uint32_t limit) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ListVersionsRequest req;
+  req.set_namespace_id(ns);
+  req.set_path(path);
+  req.set_limit(limit);
+  store::v1::ListVersionsResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->ListVersions(&ctx, req, &resp), "store.ListVersions"));
+  std::vector<HistoryVersion> out;
+  for (const store::v1::HistoryVersion& h : resp.versions()) {
+    CONVERGE_ASSIGN_OR_RETURN(HistoryVersion v, wire::HistoryVersionFromProto(h));
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<HeldDelete>> GrpcDataPlane::ListHeldDeletes(const std::string& ns) {

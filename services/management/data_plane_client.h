@@ -44,6 +44,10 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) override;
   absl::StatusOr<CompactionResult> Compact(const std::string& ns) override;
   absl::Status Evict(const std::string& ns, const std::string& device_id) override;
+  absl::StatusOr<uint64_t> FilesAt(const std::string& ns, int64_t at_unix_ms,
+                                   const std::function<bool(const FileVersion&)>& fn) override;
+  absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path,
+                                                       uint32_t limit) override;
   // MoveTransport (data_plane_moves.cc).
   absl::StatusOr<uint64_t> SetGate(uint32_t shard, const std::string& ns, MoveGate gate, bool drop_records) override;
   absl::StatusOr<uint64_t> Copy(uint32_t from, uint32_t to, const std::string& ns, uint64_t after_seq,

@@ -104,6 +104,8 @@ ManagementService::ManagementService(Registry* registry, DataPlane* store, AuthO
     : registry_(registry),
       fleet_(registry, store),
       keys_(registry, registry->records(), registry->clock()),
+      sign_in_(registry, signer.get(), kUserTokenTtl),
+      folders_(registry, store),
       auth_(WithVerifier(std::move(auth), signer)),
       signer_(std::move(signer)),
       token_ttl_(std::clamp(token_ttl, absl::Seconds(1), kMaxDeviceTokenTtl)),
@@ -150,6 +152,25 @@ grpc::Status ManagementService::ListUsers(grpc::ServerContext* ctx, const v1::Li
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::SetUserPassword(grpc::ServerContext* ctx, const v1::SetUserPasswordRequest* req,
+                                                v1::User* resp) {
+  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<User> user = sign_in_.SetPassword(req->user_id(), req->password());
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  ToProto(*user, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ManagementService::SignIn(grpc::ServerContext*, const v1::SignInRequest* req,
+                                       v1::SignInResponse* resp) {
+  absl::StatusOr<SignedIn> in = sign_in_.SignIn(req->user_id(), req->password());
+  if (!in.ok()) return ToGrpcStatus(in.status());
+  resp->set_token(in->token);
+  resp->set_expires_at_unix_ms(absl::ToUnixMillis(in->expires_at));
+  ToProto(in->user, resp->mutable_user());
+  return grpc::Status::OK;
+}
+
 grpc::Status ManagementService::RegisterDevice(grpc::ServerContext* ctx,
                                                const v1::RegisterDeviceRequest* req,
                                                v1::RegisterDeviceResponse* resp) {
@@ -170,9 +191,10 @@ grpc::Status ManagementService::RegisterDevice(grpc::ServerContext* ctx,
 grpc::Status ManagementService::ListDevices(grpc::ServerContext* ctx,
                                             const v1::ListDevicesRequest* req,
                                             v1::ListDevicesResponse* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<std::string> user = ForUser(*ctx, req->user_id());
+  if (!user.ok()) return ToGrpcStatus(user.status());
   std::string store_error;
-  absl::StatusOr<std::vector<DeviceReport>> devices = fleet_.Devices(req->user_id(), &store_error);
+  absl::StatusOr<std::vector<DeviceReport>> devices = fleet_.Devices(*user, &store_error);
   if (!devices.ok()) return ToGrpcStatus(devices.status());
   for (const DeviceReport& d : *devices) ToProto(d, resp->add_devices());
   resp->set_store_error(store_error);
@@ -194,8 +216,9 @@ grpc::Status ManagementService::CreateNamespace(grpc::ServerContext* ctx,
 grpc::Status ManagementService::ListNamespaces(grpc::ServerContext* ctx,
                                                const v1::ListNamespacesRequest* req,
                                                v1::ListNamespacesResponse* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
-  absl::StatusOr<std::vector<Namespace>> list = registry_->ListNamespaces(req->user_id());
+  absl::StatusOr<std::string> user = ForUser(*ctx, req->user_id());
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  absl::StatusOr<std::vector<Namespace>> list = registry_->ListNamespaces(*user);
   if (!list.ok()) return ToGrpcStatus(list.status());
   for (const Namespace& n : *list) ToProto(n, resp->add_namespaces());
   return grpc::Status::OK;
@@ -393,7 +416,9 @@ grpc::Status ManagementService::EncryptNamespace(grpc::ServerContext* ctx, const
 grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
                                                    const v1::GetNamespaceStatusRequest* req,
                                                    v1::NamespaceStatus* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  if (absl::StatusOr<std::string> who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) {
+    return ToGrpcStatus(who.status());
+  }
   absl::StatusOr<NamespaceReport> r = fleet_.NamespaceStatus(req->namespace_id());
   if (!r.ok()) return ToGrpcStatus(r.status());
   ToProto(r->ns, resp->mutable_namespace_());
@@ -415,7 +440,12 @@ grpc::Status ManagementService::GetNamespaceStatus(grpc::ServerContext* ctx,
 
 grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                                               v1::ListConflictsResponse* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  absl::StatusOr<std::string> who = OperatorOrUser(*ctx);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  if (!who->empty()) {  // a user: one namespace of its own
+    if (req->namespace_id().empty()) return ToGrpcStatus(absl::InvalidArgumentError("name the namespace"));
+    if (who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) return ToGrpcStatus(who.status());
+  }
   absl::StatusOr<std::vector<ConflictRecord>> list = fleet_.Conflicts(req->namespace_id(), req->include_resolved());
   if (!list.ok()) return ToGrpcStatus(list.status());
   for (const ConflictRecord& c : *list) {
@@ -428,7 +458,9 @@ grpc::Status ManagementService::ListConflicts(grpc::ServerContext* ctx, const v1
 
 grpc::Status ManagementService::ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,
                                                 v1::Conflict* resp) {
-  CONVERGE_CHECK_TOKEN(ctx);
+  if (absl::StatusOr<std::string> who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) {
+    return ToGrpcStatus(who.status());
+  }
   if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<ConflictRecord> c = fleet_.ResolveConflict(req->namespace_id(), req->path());
   if (!c.ok()) return ToGrpcStatus(c.status());

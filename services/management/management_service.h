@@ -4,7 +4,8 @@
 // enrollment token an operator issued, get short-lived device tokens with their long-term
 // credential (IssueDeviceToken), and with a device token may join their user's namespaces, read
 // the endpoints and their own record; ConfirmWipe and GetDevice also take the credential (a
-// revoked device has no token).
+// revoked device has no token). People sign in with a password for a user token, which the calls
+// the proto marks "users too" accept for the user's own namespaces and devices (people_service.cc).
 #ifndef CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 #define CONVERGE_SERVICES_MANAGEMENT_MANAGEMENT_SERVICE_H_
 
@@ -15,11 +16,13 @@
 #include "common/security/device_token.h"
 #include "converge/management/v1/management.grpc.pb.h"
 #include "services/management/fleet.h"
+#include "services/management/folder_view.h"
 #include "services/management/key_directory.h"
 #include "services/management/registry.h"
 #include "services/management/move_jobs.h"
 #include "services/management/namespace_placement.h"
 #include "services/management/shard_list.h"
+#include "services/management/user_sign_in.h"
 
 namespace converge::management {
 
@@ -105,6 +108,15 @@ class ManagementService final : public v1::ManagementService::Service {
                                 v1::DeviceToken* resp) override;
   grpc::Status SetUserQuota(grpc::ServerContext* ctx, const v1::SetUserQuotaRequest* req, v1::User* resp) override;
 
+  // People: passwords, sign-in, browsing a namespace (people_service.cc).
+  grpc::Status SetUserPassword(grpc::ServerContext* ctx, const v1::SetUserPasswordRequest* req,
+                               v1::User* resp) override;
+  grpc::Status SignIn(grpc::ServerContext* ctx, const v1::SignInRequest* req, v1::SignInResponse* resp) override;
+  grpc::Status ListFolder(grpc::ServerContext* ctx, const v1::ListFolderRequest* req,
+                          v1::ListFolderResponse* resp) override;
+  grpc::Status ListFileVersions(grpc::ServerContext* ctx, const v1::ListFileVersionsRequest* req,
+                                v1::ListFileVersionsResponse* resp) override;
+
   // Key records of end-to-end encrypted namespaces (key_service.cc).
   grpc::Status PublishDeviceKey(grpc::ServerContext* ctx, const v1::PublishDeviceKeyRequest* req,
                                 v1::KeyGrant* resp) override;
@@ -124,12 +136,23 @@ class ManagementService final : public v1::ManagementService::Service {
   absl::Status OperatorOrDevice(const grpc::ServerContext& ctx, const std::string& device_id,
                                 DeviceClaims* claims = nullptr) const;
 
+  // OperatorOrUser: "" for an operator, the user of a user token otherwise (PermissionDenied for
+  // a disabled user; what an operator would need when the call carries neither).
+  absl::StatusOr<std::string> OperatorOrUser(const grpc::ServerContext& ctx) const;
+  // OperatorOrUserOf: as OperatorOrUser, and a user must own `ns` or have it shared.
+  absl::StatusOr<std::string> OperatorOrUserOf(const grpc::ServerContext& ctx, const std::string& ns) const;
+  // ForUser: a user may ask only about itself (`requested` empty or its own id); an operator
+  // about anyone. Returns whom the call is about.
+  absl::StatusOr<std::string> ForUser(const grpc::ServerContext& ctx, const std::string& requested) const;
+
   // CallingDevice: the device whose token made the call (an operator has no keys to hand).
   absl::StatusOr<std::string> CallingDevice(const grpc::ServerContext& ctx) const;
 
   Registry* const registry_;
   Fleet fleet_;
   KeyDirectory keys_;
+  mutable UserSignIn sign_in_;
+  FolderView folders_;
   const Authenticator auth_;
   const std::shared_ptr<const TokenSigner> signer_;
   const absl::Duration token_ttl_;

@@ -302,7 +302,10 @@ absl::Status Registry::VerifyCredential(const std::string& device_id, const std:
   return Authenticate(device_id, credential, &hash).status();
 }
 
-absl::StatusOr<User> Registry::GetUserLocked(const std::string& user_id) {
+absl::StatusOr<User> Registry::GetUserLocked(const std::string& user_id) { return GetUser(user_id); }
+
+absl::StatusOr<User> Registry::GetUser(const std::string& user_id) {
+  CONVERGE_RETURN_IF_ERROR(ValidateId("user id", user_id));
   absl::StatusOr<std::string> value = Read(UserKey(user_id));
   if (absl::IsNotFound(value.status())) {
     return absl::NotFoundError(absl::StrCat("unknown user '", user_id, "'"));

@@ -13,6 +13,7 @@
 #define CONVERGE_SERVICES_MANAGEMENT_REGISTRY_H_
 
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,17 @@ class DataPlane {
   virtual absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) = 0;
   virtual absl::StatusOr<CompactionResult> Compact(const std::string& ns) = 0;
   virtual absl::Status Evict(const std::string& ns, const std::string& device_id) = 0;
+  // FilesAt hands `fn` each path's version as of `at_unix_ms` (tombstones included) as they
+  // stream from the store; `fn` returning false stops. Returns the namespace's head seq.
+  virtual absl::StatusOr<uint64_t> FilesAt(const std::string& /*ns*/, int64_t /*at_unix_ms*/,
+                                           const std::function<bool(const FileVersion&)>& /*fn*/) {
+    return absl::UnimplementedError("this deployment does not browse namespaces");
+  }
+  // Versions: the kept versions of one path, newest first (at most `limit`).
+  virtual absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& /*ns*/, const std::string& /*path*/,
+                                                               uint32_t /*limit*/) {
+    return absl::UnimplementedError("this deployment does not browse namespaces");
+  }
   // How many store shards there are (namespaces live on their owner's shard).
   virtual uint32_t shard_count() const = 0;
   // Whether new users may be placed on a shard (false while it is drained).
@@ -130,6 +142,8 @@ class Registry : public ShardMap {
   // store shard with the fewest users.
   absl::StatusOr<User> CreateUser(const std::string& user_id, const std::string& display_name);
   absl::StatusOr<std::vector<User>> ListUsers();
+  // GetUser: InvalidArgument for a bad id, NotFound for an unknown user.
+  absl::StatusOr<User> GetUser(const std::string& user_id);
 
   // DrainUsers gives every user placed on `shard` the shard with the fewest users among those
   // that accept new users (their new namespaces go there; their quota is set there too). Returns
