@@ -15,12 +15,8 @@ constexpr size_t kMaxRequestBytes = 8 << 10;
 constexpr int kThreads = 2;
 constexpr char kContentType[] = "text/plain; version=0.0.4";
 
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
+}  // namespace
 
-// SplitHostPort reads "host:port" or "[v6]:port".
 absl::StatusOr<HostPort> SplitHostPort(const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("no port in '", address, "'"));
@@ -36,7 +32,6 @@ absl::StatusOr<HostPort> SplitHostPort(const std::string& address) {
   return hp;
 }
 
-}  // namespace
 
 MetricsHttpServer::MetricsHttpServer(std::unique_ptr<httplib::Server> server, int port)
     : server_(std::move(server)), port_(port) {}

@@ -22,6 +22,14 @@ class Server;
 
 namespace converge {
 
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+// SplitHostPort reads "host:port" or "[v6]:port" (InvalidArgument otherwise).
+absl::StatusOr<HostPort> SplitHostPort(const std::string& address);
+
 class MetricsHttpServer {
  public:
   // Start binds `listen` ("host:port", IPv4 or [IPv6]; port 0 picks a free one).

@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags() {
 }
 
 int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services,
-                     const std::function<std::shared_ptr<void>(int port)>& on_serving) {
+                     const std::function<std::shared_ptr<void>(int port, grpc::Server* server)>& on_serving) {
   auto log = GetLogger(name);
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -102,7 +102,7 @@ int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>&
     (*server)->Shutdown();
     return 1;
   }
-  std::shared_ptr<void> serving = on_serving ? on_serving((*server)->port()) : nullptr;
+  std::shared_ptr<void> serving = on_serving ? on_serving((*server)->port(), (*server)->server()) : nullptr;
   const int sig = WaitForTerminationSignal();
   log->info("signal {}: shutting down", sig);
   serving.reset();

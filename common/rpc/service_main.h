@@ -56,10 +56,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsFromFlags();
 
 // ServeUntilSignal serves `services` on --listen (writing --port_file) until SIGTERM or SIGINT,
 // then shuts down gracefully. Returns main()'s exit code. `on_serving`, if given, is called with
-// the port once it serves; what it returns is kept until the shutdown begins (e.g. this replica's
+// the port and the gRPC server (for in-process channels) once it serves; what it returns is kept until the shutdown begins (e.g. this replica's
 // announcement in etcd, withdrawn before the server stops).
 int ServeUntilSignal(const std::string& name, const std::vector<grpc::Service*>& services,
-                     const std::function<std::shared_ptr<void>(int port)>& on_serving = nullptr);
+                     const std::function<std::shared_ptr<void>(int port, grpc::Server* server)>& on_serving = nullptr);
 
 }  // namespace converge
 

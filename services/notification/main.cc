@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   converge::notification::NotificationServer notify(converge::notification::OptionsFromFlags(*auth));
-  return converge::ServeUntilSignal("converge-notify", {notify.service()}, [&](int port) -> std::shared_ptr<void> {
+  return converge::ServeUntilSignal("converge-notify", {notify.service()}, [&](int port, grpc::Server*) -> std::shared_ptr<void> {
     return converge::coord::AnnounceFromFlags(etcd->get(), "notify", port);
   });
 }

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
                                                       });
   }
   converge::MemoryTrimmer trim(absl::Seconds(10), converge::kHeapTrimThreshold);
-  return converge::ServeUntilSignal("converge-store", {(*store)->service()}, [&](int port) -> std::shared_ptr<void> {
+  return converge::ServeUntilSignal("converge-store", {(*store)->service()}, [&](int port, grpc::Server*) -> std::shared_ptr<void> {
     return converge::coord::AnnounceFromFlags(etcd->get(), "store", port);
   });
 }

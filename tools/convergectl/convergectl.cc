@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/base/human_format.h"
@@ -53,6 +56,7 @@ ABSL_FLAG(absl::Duration, interval, absl::Seconds(2), "top: refresh interval");
 ABSL_FLAG(int, iterations, 0, "top: stop after this many refreshes (0: until interrupted)");
 ABSL_FLAG(bool, all, false, "deletes list: also approved, rejected and applied ones");
 ABSL_FLAG(absl::Duration, ttl, absl::Hours(24), "users enroll: how long the enrollment token is valid");
+ABSL_FLAG(std::string, password_file, "", "users password: a file holding the new password (or $CONVERGE_USER_PASSWORD)");
 ABSL_FLAG(uint32_t, uses, 1, "users enroll: how many devices the token may enroll (single use by default)");
 
 namespace {
@@ -70,6 +74,7 @@ commands:
   users disable <user-id>            revokes every device of the user
   users enroll <user-id> [--ttl=24h] a token engines register devices of the user with
   users quota <user-id> <bytes>      storage quota enforced by the store (0: unlimited)
+  users password <user-id> --password_file=F   the password the user signs in to the web console with
   devices list [--user=USER]         last seen, version, lag per namespace
   devices show <device-id>
   devices revoke <device-id> [--wipe]
@@ -267,6 +272,7 @@ class Cli {
     if (noun == "users" && verb == "disable" && args.size() == 3) return DisableUser(args[2]);
     if (noun == "users" && verb == "enroll" && args.size() == 3) return Enroll(args[2]);
     if (noun == "users" && verb == "quota" && args.size() == 4) return Quota(args[2], args[3]);
+    if (noun == "users" && verb == "password" && args.size() == 3) return Password(args[2]);
     if (noun == "devices" && verb == "list" && args.size() == 2) return ListDevices();
     if (noun == "devices" && verb == "show" && args.size() == 3) return ShowDevice(args[2]);
     if (noun == "devices" && verb == "revoke" && args.size() == 3) return RevokeDevice(args[2]);
@@ -463,6 +469,30 @@ class Cli {
     if (json_) return PrintJson(resp);
     std::cout << "user " << resp.user_id() << " quota: "
               << (resp.quota_bytes() == 0 ? std::string("unlimited") : HumanBytes(resp.quota_bytes())) << "\n";
+    return 0;
+  }
+
+  int Password(const std::string& id) {
+    std::string password;
+    if (const std::string file = absl::GetFlag(FLAGS_password_file); !file.empty()) {
+      std::ifstream in(file);
+      std::stringstream read;
+      read << in.rdbuf();
+      if (!in) return Usage(absl::StrCat("cannot read ", file));
+      password = std::string(absl::StripTrailingAsciiWhitespace(read.str()));
+    } else if (const char* env = std::getenv("CONVERGE_USER_PASSWORD"); env != nullptr) {
+      password = env;
+    } else {
+      return Usage("users password needs --password_file or $CONVERGE_USER_PASSWORD (never a command-line argument)");
+    }
+    v1::SetUserPasswordRequest req;
+    req.set_user_id(id);
+    req.set_password(password);
+    v1::User resp;
+    grpc::Status s = stub_->SetUserPassword(Ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) return PrintJson(resp);
+    std::cout << "user " << resp.user_id() << " can sign in to the web console with that password\n";
     return 0;
   }
 
