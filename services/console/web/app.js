@@ -53,7 +53,7 @@ const ErrorText = ({ text }) => (text ? html`<p class="error" role="alert">${tex
 
 function Table({ caption, head, rows, empty }) {
   if (!rows.length) return html`<p class="muted">${empty}</p>`;
-  return html`<div class="table-wrap"><table>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label=${caption}><table>
     <caption>${caption}</caption>
     <thead><tr>${head.map((h) => html`<th scope="col" class=${h.num ? 'num' : ''}>${h.label || h}</th>`)}</tr></thead>
     <tbody>${rows}</tbody></table></div>`;
