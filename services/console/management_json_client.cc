@@ -63,6 +63,7 @@ ManagementJsonClient::ManagementJsonClient(std::shared_ptr<grpc::Channel> channe
           CONVERGE_CONSOLE_METHOD(ResolveConflict, ResolveConflictRequest, Conflict),
           CONVERGE_CONSOLE_METHOD(ListFolder, ListFolderRequest, ListFolderResponse),
           CONVERGE_CONSOLE_METHOD(ListFileVersions, ListFileVersionsRequest, ListFileVersionsResponse),
+          CONVERGE_CONSOLE_METHOD(RestoreVersion, RestoreVersionRequest, RestoreVersionResponse),
           // Operators.
           CONVERGE_CONSOLE_METHOD(ListUsers, ListUsersRequest, ListUsersResponse),
           CONVERGE_CONSOLE_METHOD(CreateUser, CreateUserRequest, User),

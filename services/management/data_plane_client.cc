@@ -165,6 +165,20 @@ absl::StatusOr<std::vector<HistoryVersion>> GrpcDataPlane::Versions(const std::s
   return out;
 }
 
+absl::StatusOr<uint64_t> GrpcDataPlane::Restore(const std::string& ns, const std::string& path, uint64_t seq) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::RestoreVersionRequest req;
+  req.set_namespace_id(ns);
+  req.set_path(path);
+  req.set_seq(seq);
+  store::v1::RestoreVersionResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->RestoreVersion(&ctx, req, &resp)));
+  return resp.seq();
+}
+
 absl::StatusOr<std::vector<HeldDelete>> GrpcDataPlane::ListHeldDeletes(const std::string& ns) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -48,6 +48,7 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
                                    const std::function<bool(const FileVersion&)>& fn) override;
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path,
                                                        uint32_t limit) override;
+  absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq) override;
   // MoveTransport (data_plane_moves.cc).
   absl::StatusOr<uint64_t> SetGate(uint32_t shard, const std::string& ns, MoveGate gate, bool drop_records) override;
   absl::StatusOr<uint64_t> Copy(uint32_t from, uint32_t to, const std::string& ns, uint64_t after_seq,

@@ -66,4 +66,11 @@ absl::StatusOr<std::vector<HistoryVersion>> FolderView::Versions(const std::stri
   return store_->Versions(ns, path, limit);
 }
 
+absl::StatusOr<uint64_t> FolderView::Restore(const std::string& ns, const std::string& path, uint64_t seq) {
+  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(path));
+  CONVERGE_RETURN_IF_ERROR(CheckBrowsable(ns));
+  if (seq == 0) return absl::InvalidArgumentError("name the version (its seq) to restore");
+  return store_->Restore(ns, path, seq);
+}
+
 }  // namespace converge::management

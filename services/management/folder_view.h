@@ -1,5 +1,5 @@
 // FolderView: a namespace's tree as people browse it (the web console): the entries directly in
-// one folder, as of now or as of a time, and one path's kept versions — read from the store's
+// one folder, as of now or as of a time, one path's kept versions and restoring one of them — read from the store's
 // file table and history (DataPlane::FilesAt, Versions). Logic only; knows no gRPC.
 //
 // Memory is bounded by the page, not the namespace: the table streams past, and only the first
@@ -51,6 +51,9 @@ class FolderView {
                                        bool include_deleted, size_t limit);
   // Versions of `path`, newest first (at most `limit`, kMaxVersionsShown if 0 or more).
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path, uint32_t limit);
+  // Restore brings kept version `seq` of `path` back as a new commit every device applies (what
+  // it replaces stays in history). Returns the commit's seq.
+  absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq);
 
  private:
   absl::Status CheckBrowsable(const std::string& ns);

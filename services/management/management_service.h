@@ -116,6 +116,8 @@ class ManagementService final : public v1::ManagementService::Service {
                           v1::ListFolderResponse* resp) override;
   grpc::Status ListFileVersions(grpc::ServerContext* ctx, const v1::ListFileVersionsRequest* req,
                                 v1::ListFileVersionsResponse* resp) override;
+  grpc::Status RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
+                              v1::RestoreVersionResponse* resp) override;
 
   // Key records of end-to-end encrypted namespaces (key_service.cc).
   grpc::Status PublishDeviceKey(grpc::ServerContext* ctx, const v1::PublishDeviceKeyRequest* req,

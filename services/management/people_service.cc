@@ -110,4 +110,15 @@ grpc::Status ManagementService::ListFileVersions(grpc::ServerContext* ctx, const
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
+                                               v1::RestoreVersionResponse* resp) {
+  if (absl::StatusOr<std::string> who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) {
+    return ToGrpcStatus(who.status());
+  }
+  absl::StatusOr<uint64_t> seq = folders_.Restore(req->namespace_id(), req->path(), req->seq());
+  if (!seq.ok()) return ToGrpcStatus(seq.status());
+  resp->set_seq(*seq);
+  return grpc::Status::OK;
+}
+
 }  // namespace converge::management

@@ -109,6 +109,11 @@ class DataPlane {
                                                                uint32_t /*limit*/) {
     return absl::UnimplementedError("this deployment does not browse namespaces");
   }
+  // Restore commits kept version `seq` of `path` again (the web console's restore); returns the
+  // commit's seq.
+  virtual absl::StatusOr<uint64_t> Restore(const std::string& /*ns*/, const std::string& /*path*/, uint64_t /*seq*/) {
+    return absl::UnimplementedError("this deployment does not restore from the console");
+  }
   // How many store shards there are (namespaces live on their owner's shard).
   virtual uint32_t shard_count() const = 0;
   // Whether new users may be placed on a shard (false while it is drained).

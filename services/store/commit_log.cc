@@ -297,7 +297,7 @@ absl::StatusOr<Commit> CommitLog::Append(const std::string& ns, const std::strin
   absl::MutexLock lock(&n->mu);
   NamespaceState* const state = &n->state;
   CONVERGE_RETURN_IF_ERROR(CheckGate(ns, /*writing=*/true));
-  if (!state->members.contains(device)) {
+  if (!state->members.contains(device) && device != kConsoleOrigin) {
     return absl::PermissionDeniedError(
         absl::StrCat("device '", device, "' is not a member of namespace '", ns, "'"));
   }

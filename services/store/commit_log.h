@@ -49,6 +49,10 @@ struct MassDeletePolicy {
 // Commits scanned at most to compute a device's lag in bytes and seconds.
 inline constexpr uint32_t kMaxLagScan = 100000;
 
+// The origin of commits the web console makes (restores): never a device id (those are
+// management's "dev-..." ids), and never accepted from a device's call.
+inline constexpr char kConsoleOrigin[] = "console";
+
 class CommitLog {
  public:
   CommitLog(StoreDb* db, ChunkStore* chunks, Clock* clock, MassDeletePolicy policy = {})
@@ -124,6 +128,14 @@ class CommitLog {
   // History: the versions of a path, newest first (at most `limit`, 0: all); the state of the
   // namespace as of a time. Kept for the retention Compact is given.
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path, size_t limit);
+
+  // Restore commits kept version `seq` of `path` again on top of its current version — a
+  // person's restore from the web console, committed as origin kConsoleOrigin (no member device
+  // makes it): the content comes back, or the path is deleted if that version was a deletion.
+  // NotFound if no kept version has that seq; FailedPrecondition if it is the current version or
+  // the namespace is end-to-end encrypted (only its devices can write it); otherwise what Append
+  // says (ABORTED if the path changed meanwhile).
+  absl::StatusOr<Commit> Restore(const std::string& ns, const std::string& path, uint64_t seq);
   // ContentUnchanged: `v` replaces a version (its base_seq) with the same content (a change of
   // mode, mtime or attributes only). False when the history no longer has the base.
   bool ContentUnchanged(const std::string& ns, const FileVersion& v);

@@ -523,6 +523,19 @@ grpc::Status StoreService::ListFilesAt(grpc::ServerContext* ctx, const v1::ListF
   return grpc::Status::OK;
 }
 
+grpc::Status StoreService::RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
+                                          v1::RestoreVersionResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateId("namespace id", req->namespace_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<converge::Commit> commit = log_->Restore(req->namespace_id(), req->path(), req->seq());
+  if (!commit.ok()) return ToGrpcStatus(commit.status());
+  M().commits->Add();
+  publisher_->Publish(commit->namespace_id, commit->seq, absl::ToUnixMicros(absl::Now()));
+  resp->set_seq(commit->seq);
+  return grpc::Status::OK;
+}
+
 grpc::Status StoreService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                                          v1::ListConflictsResponse* resp) {
   absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());

@@ -67,6 +67,8 @@ class StoreService final : public v1::StoreService::Service {
                             v1::ListVersionsResponse* resp) override;
   grpc::Status ListFilesAt(grpc::ServerContext* ctx, const v1::ListFilesAtRequest* req,
                            grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
+  grpc::Status RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
+                              v1::RestoreVersionResponse* resp) override;
   grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                              v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,

@@ -180,6 +180,14 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
   ASSERT_TRUE(b_->WaitForText("20 B").ok());
   EXPECT_TRUE(absl::StrContains(*b_->PageText(), "11 B"));
   Shot("browse");
+  // Restore the first draft: a new commit both devices apply.
+  ASSERT_TRUE(b_->Script("window.confirm = () => true; return 1;").ok());
+  ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Restore")).ok());
+  ASSERT_TRUE(b_->WaitForText("your devices are applying it").ok()) << *b_->PageText();
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(c_->folder(1) + "/docs/report.txt") == "first draft"; }, absl::Seconds(15)))
+      << ReadFile(c_->folder(1) + "/docs/report.txt");
+  EXPECT_EQ(ReadFile(c_->folder(0) + "/docs/report.txt"), "first draft");
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
 
   // A conflict: both devices edit the file while the desktop is frozen.
   c_->PauseEngine(1);

@@ -252,11 +252,21 @@ function Browse({ ns }) {
   const [{ data, error }] = useCall(() => (ns ? call('ListFolder', { namespace_id: ns, folder, at_unix_ms: atMs, include_deleted: deleted })
     : Promise.resolve(null)), [ns, folder, atMs, deleted]);
   const [versions, setVersions] = useState({ data: null, error: null });
-  useEffect(() => {
+  const [restored, setRestored] = useState('');
+  const loadVersions = useCallback(() => {
     if (!file) return;
     call('ListFileVersions', { namespace_id: ns, path: file }).then((d) => setVersions({ data: d, error: null }),
       (e) => setVersions({ data: null, error: e.message }));
   }, [ns, file]);
+  useEffect(() => { setRestored(''); loadVersions(); }, [loadVersions]);
+  async function restore(v) {
+    if (!confirm(`Bring back version ${v.seq} of ${file}? Every device gets it; the current one stays in history.`)) return;
+    try {
+      const r = await call('RestoreVersion', { namespace_id: ns, path: file, seq: v.seq });
+      setRestored(`Restored version ${v.seq} of ${file} (commit ${r.seq}); your devices are applying it.`);
+      loadVersions();
+    } catch (e) { setRestored(e.message); }
+  }
   const parts = folder ? folder.split('/') : [];
   const join = (name) => (folder ? `${folder}/${name}` : name);
   return html`<main><h1>Browse</h1><${NamespacePicker} ns=${ns} base="#/browse" />
@@ -276,11 +286,14 @@ function Browse({ ns }) {
         <td>${e.device_name || e.device || ''}</td>
         <td>${e.directory ? '' : html`<button class="secondary" onClick=${() => setFile(join(e.name))} aria-label=${`Versions of ${e.name}`}>Versions</button>`}</td></tr>`)} />`}
     ${file && html`<h2>Versions of <code>${file}</code></h2><${ErrorText} text=${versions.error} />
+      ${restored && html`<p class="notice" role="status">${restored}</p>`}
       ${versions.data && html`<${Table} caption="Kept versions, newest first" empty="No kept versions."
-        head=${['Seq', 'Committed', { label: 'Size', num: true }, 'By', 'SHA-256']}
-        rows=${versions.data.versions.map((v) => html`<tr><td class="num">${v.seq}</td><td>${when(v.committed_at_unix_ms)}</td>
+        head=${['Seq', 'Committed', { label: 'Size', num: true }, 'By', 'SHA-256', 'Restore']}
+        rows=${versions.data.versions.map((v, i) => html`<tr><td class="num">${v.seq}</td><td>${when(v.committed_at_unix_ms)}</td>
           <td class="num">${v.deleted ? 'deleted' : bytes(v.size)}</td><td>${v.device_name || v.device}</td>
-          <td><code>${(v.content_sha256 || '').slice(0, 16)}</code></td></tr>`)} />`}`}`}
+          <td><code>${(v.content_sha256 || '').slice(0, 16)}</code></td>
+          <td>${i === 0 ? html`<span class="muted">current</span>`
+            : html`<button class="secondary" onClick=${() => restore(v)} aria-label=${`Restore version ${v.seq}`}>Restore</button>`}</td></tr>`)} />`}`}`}
   </main>`;
 }
 
