@@ -33,6 +33,10 @@ class ManagementServiceTest : public ::testing::Test {
     options.token = "admin";
     options.service_token = "svc";
     options.endpoints = {{store_server_->address()}, "127.0.0.1:1"};
+    if (WithSigningKey()) {
+      options.token_signing_key = dir + "/signing.key";
+      ASSERT_EQ(system(("openssl genpkey -algorithm ed25519 -out " + options.token_signing_key + " 2>/dev/null").c_str()), 0);
+    }
     auto management = ManagementServer::Create(options);
     ASSERT_TRUE(management.ok()) << management.status();
     management_ = std::move(*management);
@@ -42,6 +46,8 @@ class ManagementServiceTest : public ::testing::Test {
     stub_ = v1::ManagementService::NewStub(
         grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
+
+  virtual bool WithSigningKey() const { return false; }
 
   std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token = "admin") {
     auto ctx = std::make_unique<grpc::ClientContext>();
@@ -113,6 +119,129 @@ TEST_F(ManagementServiceTest, WrongTokenAndBadInput) {
   v1::Namespace ns_resp;
   EXPECT_EQ(stub_->CreateNamespace(Ctx().get(), ns, &ns_resp).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+class PeopleTest : public ManagementServiceTest {
+ protected:
+  bool WithSigningKey() const override { return true; }
+
+  void MakeUserWithNamespace(const std::string& user, const std::string& ns) {
+    v1::CreateUserRequest u;
+    u.set_user_id(user);
+    v1::User created;
+    ASSERT_TRUE(stub_->CreateUser(Ctx().get(), u, &created).ok());
+    v1::CreateNamespaceRequest n;
+    n.set_namespace_id(ns);
+    n.set_owner_user_id(user);
+    v1::Namespace made;
+    ASSERT_TRUE(stub_->CreateNamespace(Ctx().get(), n, &made).ok());
+  }
+
+  grpc::Status SignIn(const std::string& user, const std::string& password, std::string* token) {
+    v1::SignInRequest req;
+    req.set_user_id(user);
+    req.set_password(password);
+    v1::SignInResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->SignIn(&ctx, req, &resp);
+    if (token != nullptr) *token = resp.token();
+    return s;
+  }
+};
+
+TEST_F(PeopleTest, AUserSignsInWithAPasswordAndSeesOnlyItsOwnNamespaces) {
+  MakeUserWithNamespace("alice", "docs");
+  MakeUserWithNamespace("bob", "bobs");
+  v1::SetUserPasswordRequest set;
+  set.set_user_id("alice");
+  set.set_password("alice's long password");
+  v1::User user;
+  ASSERT_TRUE(stub_->SetUserPassword(Ctx().get(), set, &user).ok());
+  // Only an operator sets passwords; a short one is refused.
+  EXPECT_EQ(stub_->SetUserPassword(Ctx("nope").get(), set, &user).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  set.set_password("short");
+  EXPECT_EQ(stub_->SetUserPassword(Ctx().get(), set, &user).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  std::string token;
+  EXPECT_EQ(SignIn("alice", "wrong password!", nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SignIn("nobody", "alice's long password", nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SignIn("bob", "any password at all", nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);  // none set
+  ASSERT_TRUE(SignIn("alice", "alice's long password", &token).ok());
+  ASSERT_EQ(token.rfind("cvu1.", 0), 0u);
+
+  // Her namespaces, whatever she asks for.
+  v1::ListNamespacesRequest list;
+  v1::ListNamespacesResponse namespaces;
+  ASSERT_TRUE(stub_->ListNamespaces(Ctx(token).get(), list, &namespaces).ok());
+  ASSERT_EQ(namespaces.namespaces_size(), 1);
+  EXPECT_EQ(namespaces.namespaces(0).namespace_id(), "docs");
+  list.set_user_id("bob");
+  EXPECT_EQ(stub_->ListNamespaces(Ctx(token).get(), list, &namespaces).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::GetNamespaceStatusRequest status;
+  status.set_namespace_id("bobs");
+  v1::NamespaceStatus st;
+  EXPECT_EQ(stub_->GetNamespaceStatus(Ctx(token).get(), status, &st).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  status.set_namespace_id("no-such");
+  EXPECT_EQ(stub_->GetNamespaceStatus(Ctx(token).get(), status, &st).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  status.set_namespace_id("docs");
+  EXPECT_TRUE(stub_->GetNamespaceStatus(Ctx(token).get(), status, &st).ok());
+  v1::ListFolderRequest folder;
+  folder.set_namespace_id("bobs");
+  v1::ListFolderResponse entries;
+  EXPECT_EQ(stub_->ListFolder(Ctx(token).get(), folder, &entries).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  folder.set_namespace_id("docs");
+  EXPECT_TRUE(stub_->ListFolder(Ctx(token).get(), folder, &entries).ok());
+  folder.set_folder("../etc");
+  EXPECT_EQ(stub_->ListFolder(Ctx(token).get(), folder, &entries).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListConflictsRequest conflicts;  // every namespace: an operator's question
+  v1::ListConflictsResponse none;
+  EXPECT_EQ(stub_->ListConflicts(Ctx(token).get(), conflicts, &none).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Operators' calls stay operators'.
+  v1::ListUsersResponse users;
+  EXPECT_EQ(stub_->ListUsers(Ctx(token).get(), v1::ListUsersRequest(), &users).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  v1::RestoreVersionRequest restore;
+  restore.set_namespace_id("bobs");
+  restore.set_path("a.txt");
+  restore.set_seq(1);
+  v1::RestoreVersionResponse restored;
+  EXPECT_EQ(stub_->RestoreVersion(Ctx(token).get(), restore, &restored).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // A user token is no device token, and a tampered one is nothing.
+  v1::GetEndpointsRequest endpoints;
+  endpoints.set_namespace_id("docs");
+  v1::Endpoints got;
+  EXPECT_NE(stub_->GetEndpoints(Ctx(token).get(), endpoints, &got).error_code(), grpc::StatusCode::OK);
+  std::string tampered = token;
+  tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(stub_->ListNamespaces(Ctx(tampered).get(), v1::ListNamespacesRequest(), &namespaces).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  // A disabled user's token stops working at once.
+  v1::DisableUserRequest disable;
+  disable.set_user_id("alice");
+  ASSERT_TRUE(stub_->DisableUser(Ctx().get(), disable, &user).ok());
+  EXPECT_EQ(stub_->ListNamespaces(Ctx(token).get(), v1::ListNamespacesRequest(), &namespaces).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(SignIn("alice", "alice's long password", nullptr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(PeopleTest, FiveWrongPasswordsLockTheUserOutForAMinute) {
+  MakeUserWithNamespace("carol", "carols");
+  v1::SetUserPasswordRequest set;
+  set.set_user_id("carol");
+  set.set_password("carol's long password");
+  v1::User user;
+  ASSERT_TRUE(stub_->SetUserPassword(Ctx().get(), set, &user).ok());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(SignIn("carol", "guess number " + std::to_string(i), nullptr).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // Even the right password waits out the lockout.
+  EXPECT_EQ(SignIn("carol", "carol's long password", nullptr).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // An operator setting a new password lifts it.
+  ASSERT_TRUE(stub_->SetUserPassword(Ctx().get(), set, &user).ok());
+  EXPECT_TRUE(SignIn("carol", "carol's long password", nullptr).ok());
 }
 
 }  // namespace

@@ -619,6 +619,39 @@ TEST_F(CommitLogTest, HistoryKeepsEveryVersionAndTheStateAtATime) {
   EXPECT_EQ(then["a.txt"].content_sha256, HashOf("one"));
 }
 
+TEST_F(CommitLogTest, ARestoreCommitsAKeptVersionAgainAsTheConsole) {
+  PutChunk("one");
+  PutChunk("two");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "one", 0)}).ok());
+  ASSERT_TRUE(log_->Append("ns", "dev2", {File("a.txt", "two", 1)}).ok());
+  auto restored = log_->Restore("ns", "a.txt", 1);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->seq, 3u);
+  EXPECT_EQ(restored->origin_device, kConsoleOrigin);
+  ASSERT_EQ(restored->files.size(), 1u);
+  EXPECT_EQ(restored->files[0].content_sha256, HashOf("one"));
+  EXPECT_EQ(restored->files[0].base_seq, 2u);
+  auto versions = log_->Versions("ns", "a.txt", 0);
+  ASSERT_TRUE(versions.ok());
+  EXPECT_EQ(versions->size(), 3u);  // what it replaced stays in history
+
+  EXPECT_EQ(log_->Restore("ns", "a.txt", 3).status().code(), absl::StatusCode::kFailedPrecondition);  // current
+  EXPECT_EQ(log_->Restore("ns", "a.txt", 7).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(log_->Restore("ns", "b.txt", 1).status().code(), absl::StatusCode::kNotFound);
+  // A version that was a deletion deletes the path again.
+  FileVersion gone = File("a.txt", "", 3);
+  gone.deleted = true;
+  gone.chunks.clear();
+  ASSERT_TRUE(log_->Append("ns", "dev1", {gone}).ok());
+  ASSERT_TRUE(log_->Restore("ns", "a.txt", 2).ok());  // back from the dead
+  auto deleted_again = log_->Restore("ns", "a.txt", 4);
+  ASSERT_TRUE(deleted_again.ok()) << deleted_again.status();
+  EXPECT_TRUE(deleted_again->files[0].deleted);
+  // "console" is no member: a device could not commit as it (the service checks membership).
+  EXPECT_EQ(log_->Append("ns", "console2", {File("c.txt", "one", 0)}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST_F(CommitLogTest, ConflictCopiesAreRecordedUntilResolvedOrDeleted) {
   PutChunk("mine");
   PutChunk("theirs");

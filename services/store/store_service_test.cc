@@ -633,6 +633,27 @@ TEST_F(StoreServiceTest, ServiceCallsNeedTheToken) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST_F(StoreServiceTest, RestoreVersionNeedsTheServiceTokenAndAValidPath) {
+  ASSERT_TRUE(Put("one", "one").ok());
+  ASSERT_TRUE(Put("two", "two").ok());
+  ASSERT_TRUE(Commit("ns", "a.txt", "one", 0).ok());
+  ASSERT_TRUE(Commit("ns", "a.txt", "two", 1).ok());
+  auto restore = [&](const std::string& path, bool with_token, v1::RestoreVersionResponse* resp) {
+    grpc::ClientContext ctx;
+    if (with_token) ctx.AddMetadata("authorization", "Bearer secret");
+    v1::RestoreVersionRequest req;
+    req.set_namespace_id("ns");
+    req.set_path(path);
+    req.set_seq(1);
+    return stub_->RestoreVersion(&ctx, req, resp);
+  };
+  v1::RestoreVersionResponse resp;
+  EXPECT_EQ(restore("a.txt", false, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(restore("../a.txt", true, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(restore("a.txt", true, &resp).ok());
+  EXPECT_EQ(resp.seq(), 3u);
+}
+
 TEST_F(StoreServiceTest, MoveCallsNeedTheServiceTokenAndTheGatesSteerDevices) {
   auto gate = [&](v1::NamespaceGate g, bool with_token) {
     grpc::ClientContext ctx;
