@@ -4,7 +4,9 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -36,6 +38,19 @@ std::string CookieOf(const httplib::Request& req) {
     if (absl::ConsumePrefix(&part, kCookie) && absl::ConsumePrefix(&part, "=")) return std::string(part);
   }
   return "";
+}
+
+// PercentEncoded: RFC 5987's encoding of a file name for Content-Disposition.
+std::string PercentEncoded(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (absl::ascii_isalnum(c) || c == '.' || c == '-' || c == '_') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
 }
 
 // Every value here is plain: a fixed word, a validated user id, base64url, a number.
@@ -154,6 +169,29 @@ void ConsoleServer::Route() {
     if (!answer.ok()) return Fail(res, answer.status());
     res.set_header("Cache-Control", "no-store");
     res.set_content(*answer, kJson);
+  });
+  // A kept version's bytes, as an attachment (a read: the cookie alone, SameSite=Strict).
+  server.Get("/api/download", [this](const httplib::Request& req, httplib::Response& res) {
+    std::optional<Session> session = sessions_.Find(CookieOf(req));
+    if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
+    uint64_t seq = 0;
+    if (!absl::SimpleAtoi(req.get_param_value("seq"), &seq)) return Fail(res, absl::InvalidArgumentError("seq=N"));
+    const std::string path = req.get_param_value("path");
+    absl::StatusOr<std::unique_ptr<VersionReader>> reader =
+        management_.OpenDownload(session->bearer, req.get_param_value("namespace_id"), path, seq);
+    if (!reader.ok()) return Fail(res, reader.status());
+    const std::string name = path.substr(path.rfind('/') + 1);
+    res.set_header("Content-Disposition", absl::StrCat("attachment; filename*=UTF-8''", PercentEncoded(name)));
+    res.set_header("Cache-Control", "no-store");
+    std::shared_ptr<VersionReader> shared(std::move(*reader));
+    res.set_content_provider(shared->size(), "application/octet-stream",
+                             [shared](size_t, size_t, httplib::DataSink& sink) {
+                               std::string piece;
+                               while (shared->Next(&piece)) {
+                                 if (!sink.write(piece.data(), piece.size())) return false;
+                               }
+                               return shared->Finish().ok();
+                             });
   });
   // The pages (after the API: routes match in the order they were added).
   server.Get(R"(/[A-Za-z0-9_./-]*)", [](const httplib::Request& req, httplib::Response& res) {

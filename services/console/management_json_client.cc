@@ -101,6 +101,41 @@ absl::StatusOr<std::pair<std::string, absl::Time>> ManagementJsonClient::SignIn(
   return std::make_pair(resp.token(), absl::FromUnixMillis(resp.expires_at_unix_ms()));
 }
 
+bool VersionReader::Next(std::string* data) {
+  if (has_first_) {
+    has_first_ = false;
+    *data = std::move(*first_.mutable_data());
+    return true;
+  }
+  management::v1::DownloadVersionResponse piece;
+  if (!reader_->Read(&piece)) return false;
+  *data = std::move(*piece.mutable_data());
+  return true;
+}
+
+absl::Status VersionReader::Finish() { return FromGrpcStatus(reader_->Finish()); }
+
+absl::StatusOr<std::unique_ptr<VersionReader>> ManagementJsonClient::OpenDownload(const std::string& bearer,
+                                                                                 const std::string& ns,
+                                                                                 const std::string& path,
+                                                                                 uint64_t seq) const {
+  auto out = std::make_unique<VersionReader>();
+  out->ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  AddBearerToken(&out->ctx_, bearer);
+  v1::DownloadVersionRequest req;
+  req.set_namespace_id(ns);
+  req.set_path(path);
+  req.set_seq(seq);
+  out->reader_ = stub_->DownloadVersion(&out->ctx_, req);
+  if (!out->reader_->Read(&out->first_)) {
+    absl::Status s = FromGrpcStatus(out->reader_->Finish());
+    return s.ok() ? absl::NotFoundError("no such version") : s;
+  }
+  out->has_first_ = true;
+  out->size_ = out->first_.size();
+  return out;
+}
+
 absl::Status ManagementJsonClient::CheckOperator(const std::string& token) const {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);

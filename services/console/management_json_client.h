@@ -25,6 +25,23 @@
 
 namespace converge::console {
 
+// VersionReader: a kept file version's bytes as management streams them (DownloadVersion).
+class VersionReader {
+ public:
+  uint64_t size() const { return size_; }
+  // Next: the next piece of the file; false at its end or on a failure (Finish says which).
+  bool Next(std::string* data);
+  absl::Status Finish();
+
+ private:
+  friend class ManagementJsonClient;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<management::v1::DownloadVersionResponse>> reader_;
+  management::v1::DownloadVersionResponse first_;
+  bool has_first_ = false;
+  uint64_t size_ = 0;
+};
+
 class ManagementJsonClient {
  public:
   explicit ManagementJsonClient(std::shared_ptr<grpc::Channel> channel);
@@ -38,6 +55,10 @@ class ManagementJsonClient {
 
   // SignIn: a person's user token and when it expires (management's SignIn).
   absl::StatusOr<std::pair<std::string, absl::Time>> SignIn(const std::string& user_id, const std::string& password) const;
+  // OpenDownload starts DownloadVersion as `bearer` and reads its first piece: a call refused
+  // (not the person's namespace, no such version) fails here, before any byte is promised.
+  absl::StatusOr<std::unique_ptr<VersionReader>> OpenDownload(const std::string& bearer, const std::string& ns,
+                                                              const std::string& path, uint64_t seq) const;
   // CheckOperator: OK if management takes `token` as the operator token.
   absl::Status CheckOperator(const std::string& token) const;
 

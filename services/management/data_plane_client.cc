@@ -179,6 +179,32 @@ absl::StatusOr<uint64_t> GrpcDataPlane::Restore(const std::string& ns, const std
   return resp.seq();
 }
 
+absl::Status GrpcDataPlane::ReadVersion(const std::string& ns, const std::string& path, uint64_t seq,
+                                        const std::function<bool(uint64_t size, const std::string& bytes)>& fn) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::ReadVersionRequest req;
+  req.set_namespace_id(ns);
+  req.set_path(path);
+  req.set_seq(seq);
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  std::unique_ptr<grpc::ClientReader<store::v1::ReadVersionResponse>> reader = stub->ReadVersion(&ctx, req);
+  store::v1::ReadVersionResponse piece;
+  uint64_t size = 0;
+  bool first = true;
+  while (reader->Read(&piece)) {
+    if (first) size = piece.size();
+    if (!fn(first ? size : 0, piece.data())) {
+      ctx.TryCancel();
+      reader->Finish().ok();
+      return absl::CancelledError("the reader went away");
+    }
+    first = false;
+  }
+  return FromGrpcStatus(reader->Finish(), "store.ReadVersion");
+}
+
 absl::StatusOr<std::vector<HeldDelete>> GrpcDataPlane::ListHeldDeletes(const std::string& ns) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

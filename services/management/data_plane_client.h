@@ -49,6 +49,8 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path,
                                                        uint32_t limit) override;
   absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq) override;
+  absl::Status ReadVersion(const std::string& ns, const std::string& path, uint64_t seq,
+                           const std::function<bool(uint64_t size, const std::string& bytes)>& fn) override;
   // MoveTransport (data_plane_moves.cc).
   absl::StatusOr<uint64_t> SetGate(uint32_t shard, const std::string& ns, MoveGate gate, bool drop_records) override;
   absl::StatusOr<uint64_t> Copy(uint32_t from, uint32_t to, const std::string& ns, uint64_t after_seq,

@@ -73,4 +73,11 @@ absl::StatusOr<uint64_t> FolderView::Restore(const std::string& ns, const std::s
   return store_->Restore(ns, path, seq);
 }
 
+absl::Status FolderView::Read(const std::string& ns, const std::string& path, uint64_t seq,
+                              const std::function<bool(uint64_t size, const std::string& bytes)>& fn) {
+  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(path));
+  CONVERGE_RETURN_IF_ERROR(CheckBrowsable(ns));
+  return store_->ReadVersion(ns, path, seq, fn);
+}
+
 }  // namespace converge::management

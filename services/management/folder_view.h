@@ -11,6 +11,7 @@
 #define CONVERGE_SERVICES_MANAGEMENT_FOLDER_VIEW_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class FolderView {
   // Restore brings kept version `seq` of `path` back as a new commit every device applies (what
   // it replaces stays in history). Returns the commit's seq.
   absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq);
+  // Read streams kept file version `seq` of `path` to `fn` (DataPlane::ReadVersion).
+  absl::Status Read(const std::string& ns, const std::string& path, uint64_t seq,
+                    const std::function<bool(uint64_t size, const std::string& bytes)>& fn);
 
  private:
   absl::Status CheckBrowsable(const std::string& ns);

@@ -118,6 +118,8 @@ class ManagementService final : public v1::ManagementService::Service {
                                 v1::ListFileVersionsResponse* resp) override;
   grpc::Status RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
                               v1::RestoreVersionResponse* resp) override;
+  grpc::Status DownloadVersion(grpc::ServerContext* ctx, const v1::DownloadVersionRequest* req,
+                               grpc::ServerWriter<v1::DownloadVersionResponse>* writer) override;
 
   // Key records of end-to-end encrypted namespaces (key_service.cc).
   grpc::Status PublishDeviceKey(grpc::ServerContext* ctx, const v1::PublishDeviceKeyRequest* req,

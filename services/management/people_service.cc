@@ -121,4 +121,20 @@ grpc::Status ManagementService::RestoreVersion(grpc::ServerContext* ctx, const v
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::DownloadVersion(grpc::ServerContext* ctx, const v1::DownloadVersionRequest* req,
+                                                grpc::ServerWriter<v1::DownloadVersionResponse>* writer) {
+  if (absl::StatusOr<std::string> who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) {
+    return ToGrpcStatus(who.status());
+  }
+  v1::DownloadVersionResponse piece;
+  absl::Status read = folders_.Read(req->namespace_id(), req->path(), req->seq(),
+                                    [&](uint64_t size, const std::string& bytes) {
+                                      if (ctx->IsCancelled()) return false;
+                                      piece.set_size(size);
+                                      piece.set_data(bytes);
+                                      return writer->Write(piece);
+                                    });
+  return ToGrpcStatus(read);
+}
+
 }  // namespace converge::management

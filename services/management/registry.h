@@ -114,6 +114,12 @@ class DataPlane {
   virtual absl::StatusOr<uint64_t> Restore(const std::string& /*ns*/, const std::string& /*path*/, uint64_t /*seq*/) {
     return absl::UnimplementedError("this deployment does not restore from the console");
   }
+  // ReadVersion hands `fn` the bytes of kept file version `seq` of `path` in order (the total
+  // size first, with no bytes); `fn` returning false stops.
+  virtual absl::Status ReadVersion(const std::string& /*ns*/, const std::string& /*path*/, uint64_t /*seq*/,
+                                   const std::function<bool(uint64_t size, const std::string& bytes)>& /*fn*/) {
+    return absl::UnimplementedError("this deployment does not download from the console");
+  }
   // How many store shards there are (namespaces live on their owner's shard).
   virtual uint32_t shard_count() const = 0;
   // Whether new users may be placed on a shard (false while it is drained).

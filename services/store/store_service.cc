@@ -536,6 +536,52 @@ grpc::Status StoreService::RestoreVersion(grpc::ServerContext* ctx, const v1::Re
   return grpc::Status::OK;
 }
 
+grpc::Status StoreService::ReadVersion(grpc::ServerContext* ctx, const v1::ReadVersionRequest* req,
+                                       grpc::ServerWriter<v1::ReadVersionResponse>* writer) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateId("namespace id", req->namespace_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<CommitLog::Sealing> sealing = log_->SealingOf(req->namespace_id());
+  if (!sealing.ok()) return ToGrpcStatus(sealing.status());
+  if (sealing->encrypted) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "an end-to-end encrypted namespace is read on its devices");
+  }
+  absl::StatusOr<std::vector<HistoryVersion>> versions = log_->Versions(req->namespace_id(), req->path(), 0);
+  if (!versions.ok()) return ToGrpcStatus(versions.status());
+  const FileVersion* v = nullptr;
+  for (const HistoryVersion& h : *versions) {
+    if (h.version.seq == req->seq()) v = &h.version;
+  }
+  if (v == nullptr || v->deleted || v->kind != FileKind::kFile) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("'", req->path(), "' has no kept file version ", req->seq()));
+  }
+  absl::StatusOr<std::string> owner = log_->OwnerOf(req->namespace_id());
+  if (!owner.ok()) return ToGrpcStatus(owner.status());
+  v1::ReadVersionResponse piece;
+  piece.set_size(v->size);
+  for (const ChunkRef& c : v->chunks) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    if (c.hole()) {
+      for (uint32_t left = c.length; left > 0;) {  // zeros, at most 1 MiB a message
+        const uint32_t n = std::min<uint32_t>(left, 1 << 20);
+        piece.mutable_data()->assign(n, '\0');
+        if (!writer->Write(piece)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        piece.clear_size();
+        left -= n;
+      }
+      continue;
+    }
+    absl::StatusOr<std::string> bytes = chunks_->Get(*owner, c.sha256);
+    if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+    if (bytes->size() != c.length) return grpc::Status(grpc::StatusCode::DATA_LOSS, "a chunk has another length than its version says");
+    *piece.mutable_data() = std::move(*bytes);
+    if (!writer->Write(piece)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    piece.clear_size();
+  }
+  if (v->chunks.empty()) writer->Write(piece);  // an empty file: its size alone
+  return grpc::Status::OK;
+}
+
 grpc::Status StoreService::ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                                          v1::ListConflictsResponse* resp) {
   absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());

@@ -69,6 +69,8 @@ class StoreService final : public v1::StoreService::Service {
                            grpc::ServerWriter<v1::ListFilesResponse>* writer) override;
   grpc::Status RestoreVersion(grpc::ServerContext* ctx, const v1::RestoreVersionRequest* req,
                               v1::RestoreVersionResponse* resp) override;
+  grpc::Status ReadVersion(grpc::ServerContext* ctx, const v1::ReadVersionRequest* req,
+                           grpc::ServerWriter<v1::ReadVersionResponse>* writer) override;
   grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                              v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,

@@ -180,6 +180,14 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
   ASSERT_TRUE(b_->WaitForText("20 B").ok());
   EXPECT_TRUE(absl::StrContains(*b_->PageText(), "11 B"));
   Shot("browse");
+  // Each version downloads as it was.
+  absl::StatusOr<google::protobuf::Value> body = b_->ScriptAsync(
+      "const done = arguments[arguments.length - 1];"
+      "const a = [...document.querySelectorAll('a[download]')];"
+      "Promise.all(a.map(x => fetch(x.href).then(r => r.text()))).then(t => done(t.join('|')));",
+      absl::Seconds(10));
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(body->string_value(), "second draft, longer|first draft");
   // Restore the first draft: a new commit both devices apply.
   ASSERT_TRUE(b_->Script("window.confirm = () => true; return 1;").ok());
   ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Restore")).ok());
@@ -212,6 +220,12 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
       "fetch('/api/session').then(r => r.json()).then(s => fetch('/api/v1/ListFolder', {method: 'POST',"
       "  headers: {'X-CSRF-Token': s.csrf}, body: JSON.stringify({namespace_id: 'bobs'})}))"
       ".then(r => done(r.status));",
+      absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->number_value(), 403);
+  status = b_->ScriptAsync(
+      "const done = arguments[arguments.length - 1];"
+      "fetch('/api/download?namespace_id=bobs&path=a.txt&seq=1').then(r => done(r.status));",
       absl::Seconds(10));
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->number_value(), 403);

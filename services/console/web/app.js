@@ -288,10 +288,12 @@ function Browse({ ns }) {
     ${file && html`<h2>Versions of <code>${file}</code></h2><${ErrorText} text=${versions.error} />
       ${restored && html`<p class="notice" role="status">${restored}</p>`}
       ${versions.data && html`<${Table} caption="Kept versions, newest first" empty="No kept versions."
-        head=${['Seq', 'Committed', { label: 'Size', num: true }, 'By', 'SHA-256', 'Restore']}
+        head=${['Seq', 'Committed', { label: 'Size', num: true }, 'By', 'SHA-256', 'Download', 'Restore']}
         rows=${versions.data.versions.map((v, i) => html`<tr><td class="num">${v.seq}</td><td>${when(v.committed_at_unix_ms)}</td>
           <td class="num">${v.deleted ? 'deleted' : bytes(v.size)}</td><td>${v.device_name || v.device}</td>
           <td><code>${(v.content_sha256 || '').slice(0, 16)}</code></td>
+          <td>${v.deleted || v.directory ? '' : html`<a href=${`/api/download?namespace_id=${encodeURIComponent(ns)}&path=${encodeURIComponent(file)}&seq=${v.seq}`}
+            download aria-label=${`Download version ${v.seq}`}>Download</a>`}</td>
           <td>${i === 0 ? html`<span class="muted">current</span>`
             : html`<button class="secondary" onClick=${() => restore(v)} aria-label=${`Restore version ${v.seq}`}>Restore</button>`}</td></tr>`)} />`}`}`}
   </main>`;
