@@ -73,6 +73,7 @@ ManagementJsonClient::ManagementJsonClient(std::shared_ptr<grpc::Channel> channe
           CONVERGE_CONSOLE_METHOD(ResolvePendingDelete, ResolvePendingDeleteRequest, PendingDelete),
           CONVERGE_CONSOLE_METHOD(CreateEnrollmentToken, CreateEnrollmentTokenRequest, EnrollmentToken),
           CONVERGE_CONSOLE_METHOD(ListShards, ListShardsRequest, ListShardsResponse),
+          CONVERGE_CONSOLE_METHOD(GetLagHistory, GetLagHistoryRequest, LagHistory),
           CONVERGE_CONSOLE_METHOD(ListKeyGrants, ListKeyGrantsRequest, ListKeyGrantsResponse),
       }) {}
 

@@ -103,6 +103,11 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
                                                     options.device_token_ttl, options.endpoints);
   s->service_->set_shards(s->shards_.get(), s->shard_map_.get());
   s->service_->set_moves(s->moves_.get(), s->placement_.get());
+  if (options.lag_sample_interval > absl::ZeroDuration()) {
+    s->lag_ = std::make_unique<LagHistory>(s->registry_.get(), data_plane);
+    s->lag_->Start(options.lag_sample_interval);
+    s->service_->set_lag_history(s->lag_.get());
+  }
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "services/management/data_plane_client.h"
 #include "services/management/etcd_shard_map.h"
+#include "services/management/lag_history.h"
 #include "services/management/management_service.h"
 #include "services/management/move_jobs.h"
 #include "services/management/namespace_mover.h"
@@ -29,6 +30,8 @@ struct ManagementOptions {
   // Signs device tokens (empty: no device tokens; engines must then use the operator token).
   std::string token_signing_key;
   absl::Duration device_token_ttl = absl::Minutes(10);
+  // How often the console's lag charts are sampled (0: never).
+  absl::Duration lag_sample_interval = absl::Seconds(15);
   // How management reaches the store and notify (null: plaintext).
   std::shared_ptr<grpc::ChannelCredentials> client_credentials;
   // Handed to engines; store_address is also where namespaces are registered unless `data_plane` is
@@ -60,6 +63,7 @@ class ManagementServer {
   std::unique_ptr<NamespacePlacement> placement_;  // with etcd: namespaces moved off their owner's shard
   std::unique_ptr<NamespaceMover> mover_;
   std::unique_ptr<MoveJobs> moves_;  // run by whichever replica leads (etcd election)
+  std::unique_ptr<LagHistory> lag_;
   std::unique_ptr<ManagementService> service_;
 };
 

@@ -18,6 +18,7 @@
 #include "services/management/fleet.h"
 #include "services/management/folder_view.h"
 #include "services/management/key_directory.h"
+#include "services/management/lag_history.h"
 #include "services/management/registry.h"
 #include "services/management/move_jobs.h"
 #include "services/management/namespace_placement.h"
@@ -120,6 +121,10 @@ class ManagementService final : public v1::ManagementService::Service {
                               v1::RestoreVersionResponse* resp) override;
   grpc::Status DownloadVersion(grpc::ServerContext* ctx, const v1::DownloadVersionRequest* req,
                                grpc::ServerWriter<v1::DownloadVersionResponse>* writer) override;
+  grpc::Status GetLagHistory(grpc::ServerContext* ctx, const v1::GetLagHistoryRequest* req,
+                             v1::LagHistory* resp) override;
+  // The lag samples GetLagHistory answers from (null: none kept). Not owned.
+  void set_lag_history(LagHistory* lag) { lag_ = lag; }
 
   // Key records of end-to-end encrypted namespaces (key_service.cc).
   grpc::Status PublishDeviceKey(grpc::ServerContext* ctx, const v1::PublishDeviceKeyRequest* req,
@@ -165,6 +170,7 @@ class ManagementService final : public v1::ManagementService::Service {
   ShardDirectory* shard_directory_ = nullptr;
   MoveJobs* moves_ = nullptr;
   NamespacePlacement* placement_ = nullptr;
+  LagHistory* lag_ = nullptr;
 };
 
 }  // namespace converge::management

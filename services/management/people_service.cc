@@ -121,6 +121,25 @@ grpc::Status ManagementService::RestoreVersion(grpc::ServerContext* ctx, const v
   return grpc::Status::OK;
 }
 
+grpc::Status ManagementService::GetLagHistory(grpc::ServerContext* ctx, const v1::GetLagHistoryRequest* req,
+                                              v1::LagHistory* resp) {
+  if (absl::Status s = auth_.RequireOperator(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (lag_ == nullptr) return grpc::Status::OK;
+  for (const auto& [ns, points] : lag_->Series(req->namespace_id())) {
+    v1::NamespaceLag* n = resp->add_namespaces();
+    n->set_namespace_id(ns);
+    for (const LagPoint& p : points) {
+      v1::LagPoint* q = n->add_points();
+      q->set_at_unix_ms(p.at_unix_ms);
+      q->set_max_lag_seconds(p.max_lag_seconds);
+      q->set_lag_commits(p.lag_commits);
+      q->set_devices_behind(p.devices_behind);
+      q->set_devices(p.devices);
+    }
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status ManagementService::DownloadVersion(grpc::ServerContext* ctx, const v1::DownloadVersionRequest* req,
                                                 grpc::ServerWriter<v1::DownloadVersionResponse>* writer) {
   if (absl::StatusOr<std::string> who = OperatorOrUserOf(*ctx, req->namespace_id()); !who.ok()) {

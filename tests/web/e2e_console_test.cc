@@ -39,7 +39,8 @@ class E2eConsoleTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     ClusterOptions options;
     options.dir = dir_ + "/cluster";
-    options.management_args = {"--console_listen=127.0.0.1:0", "--console_port_file=" + dir_ + "/console.port"};
+    options.management_args = {"--console_listen=127.0.0.1:0", "--console_port_file=" + dir_ + "/console.port",
+                               "--lag_sample_interval=1s"};
     auto cluster = Cluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     c_ = std::move(*cluster);
@@ -135,6 +136,11 @@ TEST_F(E2eConsoleTest, AnOperatorSeesTheFleetAndApprovesAHeldDelete) {
   ASSERT_TRUE(b_->WaitForText("laptop").ok());
   ASSERT_TRUE(b_->WaitForText("desktop").ok());
   ASSERT_TRUE(b_->WaitForText("in sync").ok());
+  // The lag chart fills once it has two samples (one a second here); the page asks every 15 s.
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(b_->Navigate(url_).ok());
+  ASSERT_TRUE(b_->WaitForText("the slowest device is 0.0 s behind now").ok()) << *b_->PageText();
+  ASSERT_TRUE(b_->Find("svg[role=img] polyline.lag").ok());
   Shot("fleet");
 
   // The laptop deletes 150 files: the store holds them; the page shows the hold.

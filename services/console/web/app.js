@@ -89,6 +89,49 @@ function SignIn({ onIn }) {
     </div></main>`;
 }
 
+// LagChart: one namespace's lag over the last hour, as an SVG line chart (no library).
+function LagChart({ series }) {
+  const pts = series.points;
+  const ns = series.namespace_id;
+  if (pts.length < 2) return html`<p class="muted">${ns}: collecting lag samples…</p>`;
+  const W = 600; const H = 170; const L = 44; const R = 44; const T = 12; const B = 26;
+  const t0 = num(pts[0].at_unix_ms); const t1 = num(pts[pts.length - 1].at_unix_ms);
+  const maxLag = Math.max(1, ...pts.map((p) => p.max_lag_seconds));
+  const maxCommits = Math.max(1, ...pts.map((p) => num(p.lag_commits)));
+  const x = (t) => L + ((W - L - R) * (num(t) - t0)) / Math.max(1, t1 - t0);
+  const y = (v, m) => H - B - ((H - T - B) * v) / m;
+  const line = (f, m) => pts.map((p) => `${x(p.at_unix_ms).toFixed(1)},${y(f(p), m).toFixed(1)}`).join(' ');
+  const last = pts[pts.length - 1];
+  const minutes = Math.max(1, Math.round((t1 - t0) / 60000));
+  const peakLag = Math.max(...pts.map((p) => p.max_lag_seconds));
+  const peakCommits = Math.max(...pts.map((p) => num(p.lag_commits)));
+  const summary = `${ns}: the slowest device is ${last.max_lag_seconds.toFixed(1)} s behind now (at most ${peakLag.toFixed(1)} s in the last ${minutes} min); ${last.lag_commits} commits still to apply (at most ${peakCommits}).`;
+  return html`<figure class="chart"><figcaption>${summary}</figcaption>
+    <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${summary}>
+      <line x1=${L} y1=${H - B} x2=${W - R} y2=${H - B} class="axis" />
+      <line x1=${L} y1=${T} x2=${L} y2=${H - B} class="axis" />
+      <text x=${L - 6} y=${T + 10} class="tick" text-anchor="end">${maxLag.toFixed(0)} s</text>
+      <text x=${L - 6} y=${H - B} class="tick" text-anchor="end">0</text>
+      <text x=${W - R + 6} y=${T + 10} class="tick">${maxCommits}</text>
+      <text x=${L} y=${H - 6} class="tick">${minutes} min ago</text>
+      <text x=${W - R} y=${H - 6} class="tick" text-anchor="end">now</text>
+      <polyline points=${line((p) => p.max_lag_seconds, maxLag)} class="lag" />
+      <polyline points=${line((p) => num(p.lag_commits), maxCommits)} class="commits" />
+    </svg>
+    <p class="legend"><span class="key lag"></span> slowest device's lag (s, left) <span class="key commits"></span> commits to apply (right)</p></figure>`;
+}
+
+function LagCharts() {
+  const [{ data, error }] = useCall(() => call('GetLagHistory', {}), [], 15000);
+  // The namespaces with devices, the most behind first.
+  const peak = (s) => Math.max(0, ...s.points.map((p) => p.max_lag_seconds));
+  const list = ((data && data.namespaces) || []).filter((s) => s.points.some((p) => p.devices > 0))
+    .sort((a, b) => peak(b) - peak(a)).slice(0, 6);
+  return html`<h2>Lag over the last hour</h2><${ErrorText} text=${error} />
+    ${list.length ? html`<div class="charts">${list.map((s) => html`<${LagChart} series=${s} />`)}</div>`
+    : html`<p class="muted">No samples yet (one every 15 s).</p>`}`;
+}
+
 function Fleet({ session }) {
   const op = session.kind === 'operator';
   const [{ data, error }, reload] = useCall(() => call('ListDevices', {}), [], 5000);
@@ -122,6 +165,7 @@ function Fleet({ session }) {
           <button class="danger" onClick=${() => revoke(d, false)} aria-label=${`Revoke ${d.name}`}>Revoke</button>
           <button class="secondary" onClick=${() => revoke(d, true)} aria-label=${`Revoke and wipe ${d.name}`}>Wipe</button>`}
         </div></td>`}</tr>`)} />
+    ${op && html`<${LagCharts} />`}
   </main>`;
 }
 
