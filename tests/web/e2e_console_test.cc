@@ -212,6 +212,9 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
   Go("conflicts/shared", "The other edit, kept as a copy");
   ASSERT_TRUE(b_->WaitForText("docs/report.txt").ok());
+  // Both sides, side by side: their sizes and who made them.
+  ASSERT_TRUE(b_->WaitForText("13 B · by laptop").ok()) << *b_->PageText();
+  ASSERT_TRUE(b_->WaitForText("14 B · by desktop").ok()) << *b_->PageText();
   Shot("conflicts");
   ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Mark resolved")).ok());
   ASSERT_TRUE(b_->WaitForText("Resolved: docs/report (conflict").ok()) << *b_->PageText();

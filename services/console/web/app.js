@@ -343,6 +343,16 @@ function Browse({ ns }) {
   </main>`;
 }
 
+// Side: one file of a conflict, as its newest kept version says, with a download.
+function Side({ ns, path, title }) {
+  const [{ data, error }] = useCall(() => call('ListFileVersions', { namespace_id: ns, path, limit: 1 }), [ns, path]);
+  const v = data && data.versions[0];
+  return html`<div><h2>${title}</h2><p><code>${path}</code></p><${ErrorText} text=${error} />
+    ${v && html`<p>${v.deleted ? 'deleted' : bytes(v.size)} · by ${v.device_name || v.device} · ${when(v.committed_at_unix_ms)}
+      ${!v.deleted && html` · <a href=${`/api/download?namespace_id=${encodeURIComponent(ns)}&path=${encodeURIComponent(path)}&seq=${v.seq}`}
+        download aria-label=${`Download ${path}`}>Download</a>`}</p>`}</div>`;
+}
+
 function Conflicts({ ns }) {
   const [{ data, error }, reload] = useCall(() => (ns ? call('ListConflicts', { namespace_id: ns }) : Promise.resolve(null)), [ns]);
   const [msg, setMsg] = useState('');
@@ -355,10 +365,11 @@ function Conflicts({ ns }) {
     ${msg && html`<p class="notice" role="status">${msg}</p>`}
     ${ns && data && (list.length ? list.map((c) => html`<section class="card" aria-label=${`Conflict ${c.path}`}>
       <div class="side-by-side">
-        <div><h2>Kept at the path</h2><p><code>${c.original_path}</code></p></div>
-        <div><h2>The other edit, kept as a copy</h2><p><code>${c.path}</code></p>
-          <p class="muted">by ${c.device_name || c.device}, detected ${c.detected_at}</p></div>
+        <${Side} ns=${ns} path=${c.original_path} title="Kept at the path" />
+        <${Side} ns=${ns} path=${c.path} title="The other edit, kept as a copy" />
       </div>
+      <p class="muted">The copy was made by ${c.device_name || c.device}, detected ${c.detected_at}. Keep what you want in
+        either file on a device, then mark it resolved (deleting the copy resolves it too).</p>
       <p><button onClick=${() => resolve(c)} aria-label=${`Mark ${c.path} resolved`}>Mark resolved</button></p></section>`)
       : html`<p class="muted">No open conflicts in ${ns}.</p>`)}
   </main>`;
