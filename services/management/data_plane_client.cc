@@ -179,6 +179,21 @@ absl::StatusOr<uint64_t> GrpcDataPlane::Restore(const std::string& ns, const std
   return resp.seq();
 }
 
+absl::StatusOr<uint64_t> GrpcDataPlane::KeepConflictSide(const std::string& ns, const std::string& copy_path,
+                                                         bool keep_copy) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  AddBearerToken(&ctx, service_token_);
+  store::v1::KeepConflictSideRequest req;
+  req.set_namespace_id(ns);
+  req.set_copy_path(copy_path);
+  req.set_keep_copy(keep_copy);
+  store::v1::RestoreVersionResponse resp;
+  CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
+  CONVERGE_RETURN_IF_ERROR(FromGrpcStatus(stub->KeepConflictSide(&ctx, req, &resp)));
+  return resp.seq();
+}
+
 absl::Status GrpcDataPlane::ReadVersion(const std::string& ns, const std::string& path, uint64_t seq,
                                         const std::function<bool(uint64_t size, const std::string& bytes)>& fn) {
   grpc::ClientContext ctx;

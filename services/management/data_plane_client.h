@@ -49,6 +49,7 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path,
                                                        uint32_t limit) override;
   absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq) override;
+  absl::StatusOr<uint64_t> KeepConflictSide(const std::string& ns, const std::string& copy_path, bool keep_copy) override;
   absl::Status ReadVersion(const std::string& ns, const std::string& path, uint64_t seq,
                            const std::function<bool(uint64_t size, const std::string& bytes)>& fn) override;
   // MoveTransport (data_plane_moves.cc).

@@ -73,6 +73,13 @@ absl::StatusOr<uint64_t> FolderView::Restore(const std::string& ns, const std::s
   return store_->Restore(ns, path, seq);
 }
 
+absl::StatusOr<uint64_t> FolderView::KeepConflictSide(const std::string& ns, const std::string& copy_path,
+                                                      bool keep_copy) {
+  CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(copy_path));
+  CONVERGE_RETURN_IF_ERROR(CheckBrowsable(ns));
+  return store_->KeepConflictSide(ns, copy_path, keep_copy);
+}
+
 absl::Status FolderView::Read(const std::string& ns, const std::string& path, uint64_t seq,
                               const std::function<bool(uint64_t size, const std::string& bytes)>& fn) {
   CONVERGE_RETURN_IF_ERROR(ValidateRelativePath(path));

@@ -55,6 +55,8 @@ class FolderView {
   // Restore brings kept version `seq` of `path` back as a new commit every device applies (what
   // it replaces stays in history). Returns the commit's seq.
   absl::StatusOr<uint64_t> Restore(const std::string& ns, const std::string& path, uint64_t seq);
+  // KeepConflictSide settles conflict copy `copy_path`: kept as the file (`keep_copy`) or dropped.
+  absl::StatusOr<uint64_t> KeepConflictSide(const std::string& ns, const std::string& copy_path, bool keep_copy);
   // Read streams kept file version `seq` of `path` to `fn` (DataPlane::ReadVersion).
   absl::Status Read(const std::string& ns, const std::string& path, uint64_t seq,
                     const std::function<bool(uint64_t size, const std::string& bytes)>& fn);

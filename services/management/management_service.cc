@@ -462,6 +462,16 @@ grpc::Status ManagementService::ResolveConflict(grpc::ServerContext* ctx, const 
     return ToGrpcStatus(who.status());
   }
   if (absl::Status s = ValidateRelativePath(req->path()); !s.ok()) return ToGrpcStatus(s);
+  if (req->keep() != v1::ResolveConflictRequest::KEEP_UNSPECIFIED) {
+    absl::StatusOr<uint64_t> seq = folders_.KeepConflictSide(req->namespace_id(), req->path(),
+                                                              req->keep() == v1::ResolveConflictRequest::KEEP_COPY);
+    if (!seq.ok()) return ToGrpcStatus(seq.status());
+    resp->set_namespace_id(req->namespace_id());
+    resp->set_path(req->path());
+    resp->set_resolved(true);
+    resp->set_resolved_by("console");
+    return grpc::Status::OK;
+  }
   absl::StatusOr<ConflictRecord> c = fleet_.ResolveConflict(req->namespace_id(), req->path());
   if (!c.ok()) return ToGrpcStatus(c.status());
   ToProto(*c, resp);

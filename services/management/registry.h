@@ -114,6 +114,12 @@ class DataPlane {
   virtual absl::StatusOr<uint64_t> Restore(const std::string& /*ns*/, const std::string& /*path*/, uint64_t /*seq*/) {
     return absl::UnimplementedError("this deployment does not restore from the console");
   }
+  // KeepConflictSide settles a conflict: the copy deleted, its content first made the original's
+  // when `keep_copy`. Returns the commit's seq.
+  virtual absl::StatusOr<uint64_t> KeepConflictSide(const std::string& /*ns*/, const std::string& /*copy_path*/,
+                                                    bool /*keep_copy*/) {
+    return absl::UnimplementedError("this deployment does not settle conflicts from the console");
+  }
   // ReadVersion hands `fn` the bytes of kept file version `seq` of `path` in order (the total
   // size first, with no bytes); `fn` returning false stops.
   virtual absl::Status ReadVersion(const std::string& /*ns*/, const std::string& /*path*/, uint64_t /*seq*/,

@@ -136,6 +136,11 @@ class CommitLog {
   // the namespace is end-to-end encrypted (only its devices can write it); otherwise what Append
   // says (ABORTED if the path changed meanwhile).
   absl::StatusOr<Commit> Restore(const std::string& ns, const std::string& path, uint64_t seq);
+  // KeepConflictSide settles an open conflict in one commit (origin kConsoleOrigin): the copy
+  // is deleted, and with `keep_copy` its content first becomes the original path's new version.
+  // NotFound unless `copy_path` is an open conflict copy; FailedPrecondition in an end-to-end
+  // encrypted namespace; otherwise what Append says.
+  absl::StatusOr<Commit> KeepConflictSide(const std::string& ns, const std::string& copy_path, bool keep_copy);
   // ContentUnchanged: `v` replaces a version (its base_seq) with the same content (a change of
   // mode, mtime or attributes only). False when the history no longer has the base.
   bool ContentUnchanged(const std::string& ns, const FileVersion& v);

@@ -652,6 +652,33 @@ TEST_F(CommitLogTest, ARestoreCommitsAKeptVersionAgainAsTheConsole) {
             absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(CommitLogTest, KeepingAConflictSideIsOneCommitThatClosesTheRecord) {
+  PutChunk("mine");
+  PutChunk("theirs");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("doc.txt", "theirs", 0)}).ok());
+  const std::string copy = "doc (conflict dev2 20261127T101500Z).txt";
+  const std::string copy2 = "doc (conflict dev2 20261127T101600Z).txt";
+  ASSERT_TRUE(log_->Append("ns", "dev2", {File(copy, "mine", 0), File(copy2, "mine", 0)}).ok());
+  EXPECT_EQ(log_->KeepConflictSide("ns", "doc.txt", true).status().code(), absl::StatusCode::kNotFound);
+
+  auto kept = log_->KeepConflictSide("ns", copy, /*keep_copy=*/true);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->origin_device, kConsoleOrigin);
+  ASSERT_EQ(kept->files.size(), 2u);
+  EXPECT_EQ(kept->files[0].path, "doc.txt");
+  EXPECT_EQ(kept->files[0].content_sha256, HashOf("mine"));
+  EXPECT_EQ(kept->files[0].base_seq, 1u);
+  EXPECT_TRUE(kept->files[1].deleted);
+  auto dropped = log_->KeepConflictSide("ns", copy2, /*keep_copy=*/false);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  ASSERT_EQ(dropped->files.size(), 1u);
+  EXPECT_TRUE(dropped->files[0].deleted);
+  auto open = log_->ListConflicts("ns", false);
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty());
+  EXPECT_EQ(log_->KeepConflictSide("ns", copy, true).status().code(), absl::StatusCode::kNotFound);  // settled
+}
+
 TEST_F(CommitLogTest, ConflictCopiesAreRecordedUntilResolvedOrDeleted) {
   PutChunk("mine");
   PutChunk("theirs");

@@ -17,34 +17,6 @@ absl::StatusOr<std::vector<HistoryVersion>> CommitLog::Versions(const std::strin
   return store::Versions(db_, ns, path, limit);
 }
 
-absl::StatusOr<Commit> CommitLog::Restore(const std::string& ns, const std::string& path, uint64_t seq) {
-  CONVERGE_ASSIGN_OR_RETURN(Sealing sealing, SealingOf(ns));
-  if (sealing.encrypted) {
-    return absl::FailedPreconditionError("an end-to-end encrypted namespace is restored on its devices");
-  }
-  CONVERGE_ASSIGN_OR_RETURN(std::vector<HistoryVersion> versions, Versions(ns, path, 0));
-  if (versions.empty()) return absl::NotFoundError(absl::StrCat("no kept version of '", path, "'"));
-  const FileVersion& now = versions.front().version;  // newest first: the current version
-  const HistoryVersion* then = nullptr;
-  for (const HistoryVersion& h : versions) {
-    if (h.version.seq == seq) then = &h;
-  }
-  if (then == nullptr) return absl::NotFoundError(absl::StrCat("'", path, "' has no kept version ", seq));
-  if (seq == now.seq) return absl::FailedPreconditionError(absl::StrCat("version ", seq, " is the current one"));
-  FileVersion v = then->version;
-  if (v.deleted) {
-    v = FileVersion{};
-    v.file_id = now.file_id;
-    v.path = now.path;
-    v.kind = now.kind;
-    v.deleted = true;
-  }
-  v.seq = 0;
-  v.origin_device.clear();
-  v.base_seq = now.seq;
-  return Append(ns, kConsoleOrigin, {std::move(v)});
-}
-
 bool CommitLog::ContentUnchanged(const std::string& ns, const FileVersion& v) {
   if (v.base_seq == 0 || v.deleted) return false;
   std::string value;

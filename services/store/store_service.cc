@@ -536,6 +536,19 @@ grpc::Status StoreService::RestoreVersion(grpc::ServerContext* ctx, const v1::Re
   return grpc::Status::OK;
 }
 
+grpc::Status StoreService::KeepConflictSide(grpc::ServerContext* ctx, const v1::KeepConflictSideRequest* req,
+                                            v1::RestoreVersionResponse* resp) {
+  if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateId("namespace id", req->namespace_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateRelativePath(req->copy_path()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<converge::Commit> commit = log_->KeepConflictSide(req->namespace_id(), req->copy_path(), req->keep_copy());
+  if (!commit.ok()) return ToGrpcStatus(commit.status());
+  M().commits->Add();
+  publisher_->Publish(commit->namespace_id, commit->seq, absl::ToUnixMicros(absl::Now()));
+  resp->set_seq(commit->seq);
+  return grpc::Status::OK;
+}
+
 grpc::Status StoreService::ReadVersion(grpc::ServerContext* ctx, const v1::ReadVersionRequest* req,
                                        grpc::ServerWriter<v1::ReadVersionResponse>* writer) {
   if (absl::Status s = auth_.RequireService(*ctx); !s.ok()) return ToGrpcStatus(s);

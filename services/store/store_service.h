@@ -71,6 +71,8 @@ class StoreService final : public v1::StoreService::Service {
                               v1::RestoreVersionResponse* resp) override;
   grpc::Status ReadVersion(grpc::ServerContext* ctx, const v1::ReadVersionRequest* req,
                            grpc::ServerWriter<v1::ReadVersionResponse>* writer) override;
+  grpc::Status KeepConflictSide(grpc::ServerContext* ctx, const v1::KeepConflictSideRequest* req,
+                                v1::RestoreVersionResponse* resp) override;
   grpc::Status ListConflicts(grpc::ServerContext* ctx, const v1::ListConflictsRequest* req,
                              v1::ListConflictsResponse* resp) override;
   grpc::Status ResolveConflict(grpc::ServerContext* ctx, const v1::ResolveConflictRequest* req,

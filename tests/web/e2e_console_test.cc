@@ -216,11 +216,19 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
   ASSERT_TRUE(b_->WaitForText("13 B · by laptop").ok()) << *b_->PageText();
   ASSERT_TRUE(b_->WaitForText("14 B · by desktop").ok()) << *b_->PageText();
   Shot("conflicts");
-  ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Mark resolved")).ok());
-  ASSERT_TRUE(b_->WaitForText("Resolved: docs/report (conflict").ok()) << *b_->PageText();
+  // One click keeps the other edit: it becomes the file on both devices, and the copy goes.
+  ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Keep this one instead")).ok());
+  ASSERT_TRUE(b_->WaitForText("Kept the other edit at docs/report.txt").ok()) << *b_->PageText();
   ASSERT_TRUE(b_->WaitForText("No open conflicts in shared").ok());
   CommandResult r = c_->Convergectl({"conflicts", "list", "shared"});
   EXPECT_FALSE(absl::StrContains(r.out, "report (conflict")) << r.out;
+  ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  for (int e = 0; e < 2; ++e) {
+    EXPECT_EQ(ReadFile(c_->folder(e) + "/docs/report.txt"), "desktop's edit");
+    absl::StatusOr<Snapshot> files = Cluster::SnapshotFolder(c_->folder(e));
+    ASSERT_TRUE(files.ok());
+    EXPECT_EQ(files->size(), 2u) << "docs/ and docs/report.txt only";
+  }
 
   // Another user's namespace: refused by the API, whatever the page asks.
   Go("namespace/bobs", "not one of yours");

@@ -344,33 +344,40 @@ function Browse({ ns }) {
 }
 
 // Side: one file of a conflict, as its newest kept version says, with a download.
-function Side({ ns, path, title }) {
+function Side({ ns, path, title, onKeep, keepLabel }) {
   const [{ data, error }] = useCall(() => call('ListFileVersions', { namespace_id: ns, path, limit: 1 }), [ns, path]);
   const v = data && data.versions[0];
   return html`<div><h2>${title}</h2><p><code>${path}</code></p><${ErrorText} text=${error} />
     ${v && html`<p>${v.deleted ? 'deleted' : bytes(v.size)} · by ${v.device_name || v.device} · ${when(v.committed_at_unix_ms)}
       ${!v.deleted && html` · <a href=${`/api/download?namespace_id=${encodeURIComponent(ns)}&path=${encodeURIComponent(path)}&seq=${v.seq}`}
-        download aria-label=${`Download ${path}`}>Download</a>`}</p>`}</div>`;
+        download aria-label=${`Download ${path}`}>Download</a>`}</p>`}
+    <p><button onClick=${onKeep}>${keepLabel}</button></p></div>`;
 }
 
 function Conflicts({ ns }) {
   const [{ data, error }, reload] = useCall(() => (ns ? call('ListConflicts', { namespace_id: ns }) : Promise.resolve(null)), [ns]);
   const [msg, setMsg] = useState('');
-  async function resolve(c) {
-    try { await call('ResolveConflict', { namespace_id: ns, path: c.path }); setMsg(`Resolved: ${c.path}`); reload(); }
-    catch (e) { setMsg(e.message); }
+  async function resolve(c, keep) {
+    try {
+      await call('ResolveConflict', { namespace_id: ns, path: c.path, keep });
+      setMsg(keep === 'KEEP_COPY' ? `Kept the other edit at ${c.original_path}; the copy is gone from your devices.`
+        : keep === 'KEEP_ORIGINAL' ? `Kept ${c.original_path}; the copy is gone from your devices.` : `Resolved: ${c.path}`);
+      reload();
+    } catch (e) { setMsg(e.message); }
   }
   const list = (data && data.conflicts) || [];
   return html`<main><h1>Conflicts</h1><${NamespacePicker} ns=${ns} base="#/conflicts" /><${ErrorText} text=${error} />
     ${msg && html`<p class="notice" role="status">${msg}</p>`}
     ${ns && data && (list.length ? list.map((c) => html`<section class="card" aria-label=${`Conflict ${c.path}`}>
       <div class="side-by-side">
-        <${Side} ns=${ns} path=${c.original_path} title="Kept at the path" />
-        <${Side} ns=${ns} path=${c.path} title="The other edit, kept as a copy" />
+        <${Side} ns=${ns} path=${c.original_path} title="Kept at the path" keepLabel="Keep this one"
+          onKeep=${() => resolve(c, 'KEEP_ORIGINAL')} />
+        <${Side} ns=${ns} path=${c.path} title="The other edit, kept as a copy" keepLabel="Keep this one instead"
+          onKeep=${() => resolve(c, 'KEEP_COPY')} />
       </div>
-      <p class="muted">The copy was made by ${c.device_name || c.device}, detected ${c.detected_at}. Keep what you want in
-        either file on a device, then mark it resolved (deleting the copy resolves it too).</p>
-      <p><button onClick=${() => resolve(c)} aria-label=${`Mark ${c.path} resolved`}>Mark resolved</button></p></section>`)
+      <p class="muted">The copy was made by ${c.device_name || c.device}, detected ${c.detected_at}. Keeping one side
+        deletes the copy on every device (the other side stays in history); or keep both files and only mark it resolved.</p>
+      <p><button class="secondary" onClick=${() => resolve(c)} aria-label=${`Keep both files and mark ${c.path} resolved`}>Keep both</button></p></section>`)
       : html`<p class="muted">No open conflicts in ${ns}.</p>`)}
   </main>`;
 }
