@@ -159,9 +159,22 @@ TEST_F(E2eConsoleTest, AnOperatorSeesTheFleetAndApprovesAHeldDelete) {
   ASSERT_TRUE(b_->WaitForText("files").ok());
   Shot("namespace");
   Go("users", "Users and enrollment");
+  // An enrollment token for two more devices, shown once.
+  ASSERT_TRUE(b_->Type(*b_->Find("#enroll-user"), "e2e").ok());
+  ASSERT_TRUE(b_->Click(*b_->FindWithText("button", "Create token")).ok());
+  ASSERT_TRUE(b_->WaitForText("Enrollment token for e2e (shown once, 1 use(s)").ok()) << *b_->PageText();
   Shot("users");
   Go("shards", "Store shards");
   Shot("shards");
+
+  // Revoking the desktop from the fleet page: management refuses it from then on.
+  Go("", "Fleet");
+  ASSERT_TRUE(b_->Script("window.confirm = () => true; return 1;").ok());
+  ASSERT_TRUE(b_->Click(*b_->Find("button[aria-label='Revoke desktop']")).ok());
+  ASSERT_TRUE(b_->WaitForText("Device desktop revoked.").ok());
+  ASSERT_TRUE(b_->WaitForText("revoked").ok());
+  EXPECT_TRUE(absl::StrContains(c_->Convergectl({"devices", "list"}).out, "revoked"))
+      << c_->Convergectl({"devices", "list"}).out;
 }
 
 TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersNamespace) {
