@@ -121,78 +121,15 @@ void ConsoleServer::Route() {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  server.Post("/api/session", [this, tls](const httplib::Request& req, httplib::Response& res) {
-    absl::StatusOr<ManagementJsonClient::SignInBody> body = ManagementJsonClient::ParseSignIn(req.body);
-    if (!body.ok()) return Fail(res, body.status());
-    std::optional<Session> session;
-    if (!body->operator_token.empty()) {
-      // The operator token is checked by management, as on any call.
-      if (!management_.CheckOperator(body->operator_token).ok()) {
-        return Fail(res, absl::UnauthenticatedError("that is not the operator token"));
-      }
-      session = sessions_.Create(body->operator_token, "", absl::Now() + kOperatorSession);
-    } else {
-      absl::StatusOr<std::pair<std::string, absl::Time>> token = management_.SignIn(body->user_id, body->password);
-      if (!token.ok()) return Fail(res, token.status());
-      session = sessions_.Create(token->first, body->user_id, token->second);
-    }
-    res.set_header("Set-Cookie", absl::StrCat(kCookie, "=", session->id, "; Path=/; HttpOnly; SameSite=Strict",
-                                              tls ? "; Secure" : ""));
-    res.set_header("Cache-Control", "no-store");
-    res.set_content(SessionJson(*session), kJson);
-  });
-  server.Get("/api/session", [this](const httplib::Request& req, httplib::Response& res) {
-    std::optional<Session> session = sessions_.Find(CookieOf(req));
-    if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
-    res.set_header("Cache-Control", "no-store");
-    res.set_content(SessionJson(*session), kJson);
-  });
-  server.Delete("/api/session", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string id = CookieOf(req);
-    std::optional<Session> session = sessions_.Find(id);
-    if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
-    if (!SessionStore::CsrfMatches(*session, req.get_header_value("X-CSRF-Token"))) {
-      return Fail(res, absl::PermissionDeniedError("missing or wrong X-CSRF-Token"));
-    }
-    sessions_.Remove(id);
-    res.set_header("Set-Cookie", absl::StrCat(kCookie, "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"));
-    res.set_content("{}", kJson);
-  });
-  server.Post(R"(/api/v1/([A-Za-z]+))", [this](const httplib::Request& req, httplib::Response& res) {
-    std::optional<Session> session = sessions_.Find(CookieOf(req));
-    if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
-    if (!SessionStore::CsrfMatches(*session, req.get_header_value("X-CSRF-Token"))) {
-      return Fail(res, absl::PermissionDeniedError("missing or wrong X-CSRF-Token"));
-    }
-    const std::string method = req.matches[1];
-    absl::StatusOr<std::string> answer = management_.Call(method, req.body, session->bearer);
-    if (!answer.ok()) return Fail(res, answer.status());
-    res.set_header("Cache-Control", "no-store");
-    res.set_content(*answer, kJson);
-  });
-  // A kept version's bytes, as an attachment (a read: the cookie alone, SameSite=Strict).
-  server.Get("/api/download", [this](const httplib::Request& req, httplib::Response& res) {
-    std::optional<Session> session = sessions_.Find(CookieOf(req));
-    if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
-    uint64_t seq = 0;
-    if (!absl::SimpleAtoi(req.get_param_value("seq"), &seq)) return Fail(res, absl::InvalidArgumentError("seq=N"));
-    const std::string path = req.get_param_value("path");
-    absl::StatusOr<std::unique_ptr<VersionReader>> reader =
-        management_.OpenDownload(session->bearer, req.get_param_value("namespace_id"), path, seq);
-    if (!reader.ok()) return Fail(res, reader.status());
-    const std::string name = path.substr(path.rfind('/') + 1);
-    res.set_header("Content-Disposition", absl::StrCat("attachment; filename*=UTF-8''", PercentEncoded(name)));
-    res.set_header("Cache-Control", "no-store");
-    std::shared_ptr<VersionReader> shared(std::move(*reader));
-    res.set_content_provider(shared->size(), "application/octet-stream",
-                             [shared](size_t, size_t, httplib::DataSink& sink) {
-                               std::string piece;
-                               while (shared->Next(&piece)) {
-                                 if (!sink.write(piece.data(), piece.size())) return false;
-                               }
-                               return shared->Finish().ok();
-                             });
-  });
+  using Handler = void (ConsoleServer::*)(const httplib::Request&, httplib::Response&);
+  auto bind = [this](Handler h) {
+    return [this, h](const httplib::Request& req, httplib::Response& res) { (this->*h)(req, res); };
+  };
+  server.Post("/api/session", bind(&ConsoleServer::SignIn));
+  server.Get("/api/session", bind(&ConsoleServer::WhoIsSignedIn));
+  server.Delete("/api/session", bind(&ConsoleServer::SignOut));
+  server.Post(R"(/api/v1/([A-Za-z]+))", bind(&ConsoleServer::Call));
+  server.Get("/api/download", bind(&ConsoleServer::Download));
   // The pages (after the API: routes match in the order they were added).
   server.Get(R"(/[A-Za-z0-9_./-]*)", [](const httplib::Request& req, httplib::Response& res) {
     const Asset* asset = FindAsset(req.path);
@@ -204,6 +141,84 @@ void ConsoleServer::Route() {
     res.set_header("Cache-Control", req.path == "/" ? "no-store" : "no-cache");
     res.set_content(reinterpret_cast<const char*>(asset->data), asset->size, asset->content_type);
   });
+}
+
+void ConsoleServer::SignIn(const httplib::Request& req, httplib::Response& res) {
+  const bool tls = !options_.tls_cert.empty();
+  absl::StatusOr<ManagementJsonClient::SignInBody> body = ManagementJsonClient::ParseSignIn(req.body);
+  if (!body.ok()) return Fail(res, body.status());
+  std::optional<Session> session;
+  if (!body->operator_token.empty()) {
+    // The operator token is checked by management, as on any call.
+    if (!management_.CheckOperator(body->operator_token).ok()) {
+      return Fail(res, absl::UnauthenticatedError("that is not the operator token"));
+    }
+    session = sessions_.Create(body->operator_token, "", absl::Now() + kOperatorSession);
+  } else {
+    absl::StatusOr<std::pair<std::string, absl::Time>> token = management_.SignIn(body->user_id, body->password);
+    if (!token.ok()) return Fail(res, token.status());
+    session = sessions_.Create(token->first, body->user_id, token->second);
+  }
+  res.set_header("Set-Cookie", absl::StrCat(kCookie, "=", session->id, "; Path=/; HttpOnly; SameSite=Strict",
+                                            tls ? "; Secure" : ""));
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(SessionJson(*session), kJson);
+}
+
+void ConsoleServer::WhoIsSignedIn(const httplib::Request& req, httplib::Response& res) {
+  std::optional<Session> session = sessions_.Find(CookieOf(req));
+  if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(SessionJson(*session), kJson);
+}
+
+void ConsoleServer::SignOut(const httplib::Request& req, httplib::Response& res) {
+  const std::string id = CookieOf(req);
+  std::optional<Session> session = sessions_.Find(id);
+  if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
+  if (!SessionStore::CsrfMatches(*session, req.get_header_value("X-CSRF-Token"))) {
+    return Fail(res, absl::PermissionDeniedError("missing or wrong X-CSRF-Token"));
+  }
+  sessions_.Remove(id);
+  res.set_header("Set-Cookie", absl::StrCat(kCookie, "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"));
+  res.set_content("{}", kJson);
+}
+
+void ConsoleServer::Call(const httplib::Request& req, httplib::Response& res) {
+  std::optional<Session> session = sessions_.Find(CookieOf(req));
+  if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
+  if (!SessionStore::CsrfMatches(*session, req.get_header_value("X-CSRF-Token"))) {
+    return Fail(res, absl::PermissionDeniedError("missing or wrong X-CSRF-Token"));
+  }
+  const std::string method = req.matches[1];
+  absl::StatusOr<std::string> answer = management_.Call(method, req.body, session->bearer);
+  if (!answer.ok()) return Fail(res, answer.status());
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(*answer, kJson);
+}
+
+// A kept version's bytes, as an attachment (a read: the cookie alone, SameSite=Strict).
+void ConsoleServer::Download(const httplib::Request& req, httplib::Response& res) {
+  std::optional<Session> session = sessions_.Find(CookieOf(req));
+  if (!session) return Fail(res, absl::UnauthenticatedError("not signed in"));
+  uint64_t seq = 0;
+  if (!absl::SimpleAtoi(req.get_param_value("seq"), &seq)) return Fail(res, absl::InvalidArgumentError("seq=N"));
+  const std::string path = req.get_param_value("path");
+  absl::StatusOr<std::unique_ptr<VersionReader>> reader =
+      management_.OpenDownload(session->bearer, req.get_param_value("namespace_id"), path, seq);
+  if (!reader.ok()) return Fail(res, reader.status());
+  const std::string name = path.substr(path.rfind('/') + 1);
+  res.set_header("Content-Disposition", absl::StrCat("attachment; filename*=UTF-8''", PercentEncoded(name)));
+  res.set_header("Cache-Control", "no-store");
+  std::shared_ptr<VersionReader> shared(std::move(*reader));
+  res.set_content_provider(shared->size(), "application/octet-stream",
+                           [shared](size_t, size_t, httplib::DataSink& sink) {
+                             std::string piece;
+                             while (shared->Next(&piece)) {
+                               if (!sink.write(piece.data(), piece.size())) return false;
+                             }
+                             return shared->Finish().ok();
+                           });
 }
 
 }  // namespace converge::console

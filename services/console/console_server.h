@@ -26,6 +26,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }  // namespace httplib
 
 namespace converge::console {
@@ -49,6 +51,11 @@ class ConsoleServer {
  private:
   ConsoleServer(ConsoleOptions options);
   void Route();
+  void SignIn(const httplib::Request& req, httplib::Response& res);
+  void WhoIsSignedIn(const httplib::Request& req, httplib::Response& res);
+  void SignOut(const httplib::Request& req, httplib::Response& res);
+  void Call(const httplib::Request& req, httplib::Response& res);
+  void Download(const httplib::Request& req, httplib::Response& res);
 
   const ConsoleOptions options_;
   ManagementJsonClient management_;

@@ -112,7 +112,7 @@ absl::StatusOr<NamespaceStats> GrpcDataPlane::Usage(const std::string& ns) {
   return wire::NamespaceStatsFromProto(resp);
 }
 
-absl::StatusOr<uint64_t> GrpcDataPlane::FilesAt(const std::string& ns, int64_t at_unix_ms,
+absl::StatusOr<uint64_t> GrpcDataPlane::FilesAt(const std::string& ns, int64_t at_unix_ms, const std::string& prefix,
                                                 const std::function<bool(const FileVersion&)>& fn) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -120,6 +120,7 @@ absl::StatusOr<uint64_t> GrpcDataPlane::FilesAt(const std::string& ns, int64_t a
   store::v1::ListFilesAtRequest req;
   req.set_namespace_id(ns);
   req.set_at_unix_ms(at_unix_ms);
+  req.set_prefix(prefix);
   CONVERGE_ASSIGN_OR_RETURN(store::v1::StoreService::Stub * stub, ForNamespace(ns));
   std::unique_ptr<grpc::ClientReader<store::v1::ListFilesResponse>> reader = stub->ListFilesAt(&ctx, req);
   store::v1::ListFilesResponse batch;

@@ -44,7 +44,7 @@ class GrpcDataPlane : public DataPlane, public MoveTransport {
   absl::StatusOr<ConflictRecord> ResolveConflict(const std::string& ns, const std::string& copy_path) override;
   absl::StatusOr<CompactionResult> Compact(const std::string& ns) override;
   absl::Status Evict(const std::string& ns, const std::string& device_id) override;
-  absl::StatusOr<uint64_t> FilesAt(const std::string& ns, int64_t at_unix_ms,
+  absl::StatusOr<uint64_t> FilesAt(const std::string& ns, int64_t at_unix_ms, const std::string& prefix,
                                    const std::function<bool(const FileVersion&)>& fn) override;
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path,
                                                        uint32_t limit) override;

@@ -39,7 +39,7 @@ absl::StatusOr<FolderListing> FolderView::Folder(const std::string& ns, const st
     }
     kept.emplace(e.name, std::move(e));
   };
-  CONVERGE_ASSIGN_OR_RETURN(out.head_seq, store_->FilesAt(ns, at_ms, [&](const FileVersion& v) {
+  CONVERGE_ASSIGN_OR_RETURN(out.head_seq, store_->FilesAt(ns, at_ms, prefix, [&](const FileVersion& v) {
     if (v.path.size() <= prefix.size() || v.path.compare(0, prefix.size(), prefix) != 0) return true;
     if (v.deleted && !include_deleted) return true;
     const std::string rest = v.path.substr(prefix.size());

@@ -2,8 +2,9 @@
 // one folder, as of now or as of a time, one path's kept versions and restoring one of them — read from the store's
 // file table and history (DataPlane::FilesAt, Versions). Logic only; knows no gRPC.
 //
-// Memory is bounded by the page, not the namespace: the table streams past, and only the first
-// `limit` names of the folder (sorted) are kept. An end-to-end encrypted namespace cannot be
+// Memory is bounded by the page, not the namespace: the store reads only the folder's part of
+// its history and streams it past, and only the first `limit` names of the folder (sorted) are
+// kept. A folder's listing still reads every kept version below it (its whole subtree). An end-to-end encrypted namespace cannot be
 // browsed here: the store holds no names (FailedPrecondition).
 //
 // Thread-safe (the registry and the data_plane are).

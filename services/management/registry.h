@@ -100,7 +100,8 @@ class DataPlane {
   virtual absl::Status Evict(const std::string& ns, const std::string& device_id) = 0;
   // FilesAt hands `fn` each path's version as of `at_unix_ms` (tombstones included) as they
   // stream from the store; `fn` returning false stops. Returns the namespace's head seq.
-  virtual absl::StatusOr<uint64_t> FilesAt(const std::string& /*ns*/, int64_t /*at_unix_ms*/,
+  // Only paths starting with `prefix` ("dir/"; empty: all).
+  virtual absl::StatusOr<uint64_t> FilesAt(const std::string& /*ns*/, int64_t /*at_unix_ms*/, const std::string& /*prefix*/,
                                            const std::function<bool(const FileVersion&)>& /*fn*/) {
     return absl::UnimplementedError("this deployment does not browse namespaces");
   }

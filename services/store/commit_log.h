@@ -144,7 +144,8 @@ class CommitLog {
   // ContentUnchanged: `v` replaces a version (its base_seq) with the same content (a change of
   // mode, mtime or attributes only). False when the history no longer has the base.
   bool ContentUnchanged(const std::string& ns, const FileVersion& v);
-  absl::Status StateAt(const std::string& ns, int64_t at_unix_ms, const std::function<void(const HistoryVersion&)>& fn);
+  absl::Status StateAt(const std::string& ns, int64_t at_unix_ms, const std::function<void(const HistoryVersion&)>& fn,
+                       const std::string& path_prefix = "");
 
   // Conflict copies committed in the namespace (history.h ConflictRecord). ResolveConflict marks
   // one resolved (NotFound if there is no record of that copy); the copy stays until deleted.

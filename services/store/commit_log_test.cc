@@ -619,6 +619,17 @@ TEST_F(CommitLogTest, HistoryKeepsEveryVersionAndTheStateAtATime) {
   EXPECT_EQ(then["a.txt"].content_sha256, HashOf("one"));
 }
 
+TEST_F(CommitLogTest, TheStateAtATimeCanBeReadForOneFolderOnly) {
+  PutChunk("one");
+  ASSERT_TRUE(log_->Append("ns", "dev1", {File("a.txt", "one", 0), File("docs/b.txt", "one", 0),
+                                          File("docs/sub/c.txt", "one", 0), File("docsx.txt", "one", 0)}).ok());
+  std::vector<std::string> paths;
+  ASSERT_TRUE(log_->StateAt("ns", absl::ToUnixMillis(clock_.Now()), [&](const HistoryVersion& h) {
+    paths.push_back(h.version.path);
+  }, "docs/").ok());
+  EXPECT_EQ(paths, (std::vector<std::string>{"docs/b.txt", "docs/sub/c.txt"}));
+}
+
 TEST_F(CommitLogTest, ARestoreCommitsAKeptVersionAgainAsTheConsole) {
   PutChunk("one");
   PutChunk("two");

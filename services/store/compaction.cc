@@ -27,9 +27,9 @@ bool CommitLog::ContentUnchanged(const std::string& ns, const FileVersion& v) {
 }
 
 absl::Status CommitLog::StateAt(const std::string& ns, int64_t at_unix_ms,
-                                const std::function<void(const HistoryVersion&)>& fn) {
+                                const std::function<void(const HistoryVersion&)>& fn, const std::string& path_prefix) {
   CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
-  return store::StateAt(db_, ns, at_unix_ms, fn);
+  return store::StateAt(db_, ns, at_unix_ms, fn, path_prefix);
 }
 
 absl::StatusOr<std::vector<ConflictRecord>> CommitLog::ListConflicts(const std::string& ns, bool include_resolved) {

@@ -135,8 +135,8 @@ absl::StatusOr<std::vector<HistoryVersion>> Versions(StoreDb* db, absl::string_v
 }
 
 absl::Status StateAt(StoreDb* db, absl::string_view ns, int64_t at_unix_ms,
-                     const std::function<void(const HistoryVersion&)>& fn) {
-  const std::string prefix = HistoryPrefix(ns);
+                     const std::function<void(const HistoryVersion&)>& fn, absl::string_view path_prefix) {
+  const std::string prefix = absl::StrCat(HistoryPrefix(ns), path_prefix);
   std::unique_ptr<rocksdb::Iterator> it(db->db()->NewIterator(rocksdb::ReadOptions()));
   std::optional<HistoryVersion> best;  // of the current path
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

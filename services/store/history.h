@@ -47,9 +47,10 @@ absl::StatusOr<std::vector<HistoryVersion>> Versions(StoreDb* db, absl::string_v
                                                      size_t limit);
 
 // StateAt calls fn with, for each path the history knows, its version as of `at_unix_ms` (the
-// newest committed at or before it; tombstones included), in path order.
+// newest committed at or before it; tombstones included), in path order; only paths starting
+// with `path_prefix` when given (a seek: the rest of the history is not read).
 absl::Status StateAt(StoreDb* db, absl::string_view ns, int64_t at_unix_ms,
-                     const std::function<void(const HistoryVersion&)>& fn);
+                     const std::function<void(const HistoryVersion&)>& fn, absl::string_view path_prefix = "");
 
 // Conflicts returns the namespace's conflict records (open only, unless `include_resolved`).
 absl::StatusOr<std::vector<ConflictRecord>> Conflicts(StoreDb* db, absl::string_view ns, bool include_resolved);

@@ -504,6 +504,10 @@ grpc::Status StoreService::ListFilesAt(grpc::ServerContext* ctx, const v1::ListF
                                        grpc::ServerWriter<v1::ListFilesResponse>* writer) {
   absl::StatusOr<std::string> who = MemberOrOperator(*ctx, req->namespace_id(), req->device_id());
   if (!who.ok()) return ToGrpcStatus(who.status());
+  if (!req->prefix().empty() && (req->prefix().back() != '/' ||
+                                  !ValidateStoredPath(req->prefix().substr(0, req->prefix().size() - 1)).ok())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a listing's prefix is a folder's path and '/'");
+  }
   absl::StatusOr<uint64_t> head = log_->HeadSeq(req->namespace_id());
   if (!head.ok()) return ToGrpcStatus(head.status());
   v1::ListFilesResponse batch;
@@ -516,7 +520,7 @@ grpc::Status StoreService::ListFilesAt(grpc::ServerContext* ctx, const v1::ListF
       broken = !writer->Write(batch);
       batch.clear_files();
     }
-  });
+  }, req->prefix());
   if (broken) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   if (!s.ok()) return ToGrpcStatus(s);
   if (batch.files_size() > 0 && !writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");

@@ -180,6 +180,9 @@ TEST_F(E2eConsoleTest, AnOperatorSeesTheFleetAndApprovesAHeldDelete) {
 TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersNamespace) {
   WriteFile(c_->folder(0) + "/docs/report.txt", "first draft");
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
+  absl::SleepFor(absl::Milliseconds(500));
+  const int64_t between_drafts = absl::ToUnixMillis(absl::Now());
+  absl::SleepFor(absl::Milliseconds(500));
   WriteFile(c_->folder(0) + "/docs/report.txt", "second draft, longer");
   ASSERT_TRUE(c_->WaitConverged(absl::Seconds(30)).ok());
 
@@ -199,6 +202,15 @@ TEST_F(E2eConsoleTest, AUserBrowsesResolvesAConflictAndIsRefusedAnotherUsersName
   ASSERT_TRUE(b_->WaitForText("20 B").ok());
   EXPECT_TRUE(absl::StrContains(*b_->PageText(), "11 B"));
   Shot("browse");
+  // The folder as it was between the drafts (what the "as of" field asks for).
+  absl::StatusOr<google::protobuf::Value> then = b_->ScriptAsync(absl::StrCat(
+      "const done = arguments[arguments.length - 1];"
+      "fetch('/api/session').then(r => r.json()).then(s => fetch('/api/v1/ListFolder', {method: 'POST',"
+      "  headers: {'X-CSRF-Token': s.csrf}, body: JSON.stringify({namespace_id: 'shared', folder: 'docs',"
+      "  at_unix_ms: ", between_drafts, "})})).then(r => r.json()).then(j => done(j.entries.map(e => e.name + ':' + e.size).join()));"),
+      absl::Seconds(10));
+  ASSERT_TRUE(then.ok()) << then.status();
+  EXPECT_EQ(then->string_value(), "report.txt:11");
   // Each version downloads as it was.
   absl::StatusOr<google::protobuf::Value> body = b_->ScriptAsync(
       "const done = arguments[arguments.length - 1];"
