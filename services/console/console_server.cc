@@ -211,6 +211,14 @@ void ConsoleServer::Download(const httplib::Request& req, httplib::Response& res
   res.set_header("Content-Disposition", absl::StrCat("attachment; filename*=UTF-8''", PercentEncoded(name)));
   res.set_header("Cache-Control", "no-store");
   std::shared_ptr<VersionReader> shared(std::move(*reader));
+  if (shared->size() == 0) {  // nothing to stream (a provider of no bytes is never called)
+    std::string piece;
+    while (shared->Next(&piece)) {
+    }
+    if (absl::Status s = shared->Finish(); !s.ok()) return Fail(res, s);
+    res.set_content("", "application/octet-stream");
+    return;
+  }
   res.set_content_provider(shared->size(), "application/octet-stream",
                            [shared](size_t, size_t, httplib::DataSink& sink) {
                              std::string piece;
