@@ -34,7 +34,8 @@ ABSL_FLAG(std::string, console_port_file, "", "write the console's port here onc
 ABSL_FLAG(std::string, console_tls_cert, "", "the console's certificate (PEM; default: --tls_cert)");
 ABSL_FLAG(std::string, console_tls_key, "", "its key (default: --tls_key)");
 ABSL_FLAG(absl::Duration, lag_sample_interval, absl::Seconds(15),
-          "how often the web console's lag charts ask the store how far behind devices are (0: never)");
+          "how often the web console's lag charts ask the store how far behind devices are (0: never; "
+          "never without --console_listen)");
 ABSL_FLAG(absl::Duration, device_token_ttl, absl::Minutes(10), "how long a device token lives (at most 1h)");
 
 namespace {
@@ -85,7 +86,9 @@ int main(int argc, char** argv) {
   options.token_signing_key =
       converge::FlagOrEnv(absl::GetFlag(FLAGS_token_signing_key), "CONVERGE_TOKEN_SIGNING_KEY");
   options.device_token_ttl = absl::GetFlag(FLAGS_device_token_ttl);
-  options.lag_sample_interval = absl::GetFlag(FLAGS_lag_sample_interval);
+  // Only a console draws the lag charts: without one, nothing is sampled.
+  options.lag_sample_interval =
+      absl::GetFlag(FLAGS_console_listen).empty() ? absl::ZeroDuration() : absl::GetFlag(FLAGS_lag_sample_interval);
   options.registry_in_store = absl::GetFlag(FLAGS_registry_in_store);
   absl::StatusOr<std::unique_ptr<converge::coord::EtcdClient>> etcd = converge::coord::EtcdFromFlags();
   if (!etcd.ok()) {

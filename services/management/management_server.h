@@ -30,8 +30,9 @@ struct ManagementOptions {
   // Signs device tokens (empty: no device tokens; engines must then use the operator token).
   std::string token_signing_key;
   absl::Duration device_token_ttl = absl::Minutes(10);
-  // How often the console's lag charts are sampled (0: never).
-  absl::Duration lag_sample_interval = absl::Seconds(15);
+  // How often the console's lag charts are sampled (0: never; converge-management samples every
+  // 15 s when it serves a console).
+  absl::Duration lag_sample_interval = absl::ZeroDuration();
   // How management reaches the store and notify (null: plaintext).
   std::shared_ptr<grpc::ChannelCredentials> client_credentials;
   // Handed to engines; store_address is also where namespaces are registered unless `data_plane` is

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/model/path.h"
 
 namespace converge::management {
 namespace {
@@ -16,7 +17,7 @@ std::string MakeDecoy() {
 }  // namespace
 
 UserSignIn::UserSignIn(Registry* registry, const TokenSigner* signer, absl::Duration ttl)
-    : registry_(registry), signer_(signer), ttl_(ttl), decoy_(MakeDecoy()) {}
+    : registry_(registry), signer_(signer), ttl_(ttl) {}
 
 absl::StatusOr<User> UserSignIn::SetPassword(const std::string& user_id, const std::string& password) {
   CONVERGE_ASSIGN_OR_RETURN(User user, registry_->GetUser(user_id));
@@ -36,6 +37,8 @@ absl::StatusOr<SignedIn> UserSignIn::SignIn(const std::string& user_id, const st
   if (signer_ == nullptr) {
     return absl::FailedPreconditionError("management has no --token_signing_key: people cannot sign in");
   }
+  // Only well-formed ids are remembered for lockouts (64 bytes at most each).
+  if (!ValidateId("user id", user_id).ok()) return absl::UnauthenticatedError("wrong user or password");
   CONVERGE_RETURN_IF_ERROR(CheckNotLockedOut(user_id));
   CONVERGE_RETURN_IF_ERROR(slots_.Acquire(absl::Seconds(2)));
   const bool ok = Check(user_id, password);
@@ -57,6 +60,7 @@ bool UserSignIn::Check(const std::string& user_id, const std::string& password) 
                                            ? registry_->records()->Get(PasswordKey(user_id))
                                            : absl::StatusOr<std::string>(absl::NotFoundError(""));
   if (!stored.ok()) {
+    absl::call_once(decoy_once_, [this] { decoy_ = MakeDecoy(); });
     crypto::VerifyPassword(password, decoy_);  // the same work as for a known user
     return false;
   }

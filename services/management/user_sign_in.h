@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/call_once.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -63,7 +64,8 @@ class UserSignIn {
   const TokenSigner* const signer_;
   const absl::Duration ttl_;
   crypto::PasswordSlots slots_{2};
-  const std::string decoy_;  // checked for unknown users
+  absl::once_flag decoy_once_;
+  std::string decoy_;  // checked for unknown users (made the first time one signs in)
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Failures> failures_ ABSL_GUARDED_BY(mu_);
 };

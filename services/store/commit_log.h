@@ -128,6 +128,8 @@ class CommitLog {
   // History: the versions of a path, newest first (at most `limit`, 0: all); the state of the
   // namespace as of a time. Kept for the retention Compact is given.
   absl::StatusOr<std::vector<HistoryVersion>> Versions(const std::string& ns, const std::string& path, size_t limit);
+  // VersionAt: the kept version `seq` of `path` (one read); NotFound if history has none.
+  absl::StatusOr<HistoryVersion> VersionAt(const std::string& ns, const std::string& path, uint64_t seq);
 
   // Restore commits kept version `seq` of `path` again on top of its current version — a
   // person's restore from the web console, committed as origin kConsoleOrigin (no member device

@@ -17,6 +17,15 @@ absl::StatusOr<std::vector<HistoryVersion>> CommitLog::Versions(const std::strin
   return store::Versions(db_, ns, path, limit);
 }
 
+absl::StatusOr<HistoryVersion> CommitLog::VersionAt(const std::string& ns, const std::string& path, uint64_t seq) {
+  CONVERGE_RETURN_IF_ERROR(CheckAccess(ns, ""));
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), HistoryKey(ns, path, seq), &value);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("'", path, "' has no kept version ", seq));
+  CONVERGE_RETURN_IF_ERROR(RocksStatus(s, "read history"));
+  return DecodeHistory(value);
+}
+
 bool CommitLog::ContentUnchanged(const std::string& ns, const FileVersion& v) {
   if (v.base_seq == 0 || v.deleted) return false;
   std::string value;

@@ -43,16 +43,10 @@ absl::StatusOr<Commit> CommitLog::Restore(const std::string& ns, const std::stri
   if (sealing.encrypted) {
     return absl::FailedPreconditionError("an end-to-end encrypted namespace is restored on its devices");
   }
-  CONVERGE_ASSIGN_OR_RETURN(std::vector<HistoryVersion> versions, Versions(ns, path, 0));
-  if (versions.empty()) return absl::NotFoundError(absl::StrCat("no kept version of '", path, "'"));
-  const FileVersion& now = versions.front().version;  // newest first: the current version
-  const HistoryVersion* then = nullptr;
-  for (const HistoryVersion& h : versions) {
-    if (h.version.seq == seq) then = &h;
-  }
-  if (then == nullptr) return absl::NotFoundError(absl::StrCat("'", path, "' has no kept version ", seq));
+  CONVERGE_ASSIGN_OR_RETURN(FileVersion now, Newest(this, ns, path));
   if (seq == now.seq) return absl::FailedPreconditionError(absl::StrCat("version ", seq, " is the current one"));
-  FileVersion v = then->version;
+  CONVERGE_ASSIGN_OR_RETURN(HistoryVersion then, VersionAt(ns, path, seq));
+  FileVersion v = std::move(then.version);
   if (v.deleted) {
     v = FileVersion{};
     v.file_id = now.file_id;

@@ -563,12 +563,9 @@ grpc::Status StoreService::ReadVersion(grpc::ServerContext* ctx, const v1::ReadV
   if (sealing->encrypted) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "an end-to-end encrypted namespace is read on its devices");
   }
-  absl::StatusOr<std::vector<HistoryVersion>> versions = log_->Versions(req->namespace_id(), req->path(), 0);
-  if (!versions.ok()) return ToGrpcStatus(versions.status());
-  const FileVersion* v = nullptr;
-  for (const HistoryVersion& h : *versions) {
-    if (h.version.seq == req->seq()) v = &h.version;
-  }
+  absl::StatusOr<HistoryVersion> kept = log_->VersionAt(req->namespace_id(), req->path(), req->seq());
+  if (!kept.ok() && !absl::IsNotFound(kept.status())) return ToGrpcStatus(kept.status());
+  const FileVersion* v = kept.ok() ? &kept->version : nullptr;
   if (v == nullptr || v->deleted || v->kind != FileKind::kFile) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("'", req->path(), "' has no kept file version ", req->seq()));
   }
