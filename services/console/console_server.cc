@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<ConsoleServer>> ConsoleServer::Start(ConsoleOptio
   server.set_read_timeout(10, 0);
   server.set_write_timeout(30, 0);
   server.set_payload_max_length(kMaxBodyBytes);
+  server.set_tcp_nodelay(true);  // an answer in one go, not held back 40 ms for a delayed ACK
   out->Route();
   const int port = hp->port == 0 ? server.bind_to_any_port(hp->host)
                                  : (server.bind_to_port(hp->host, hp->port) ? hp->port : -1);
