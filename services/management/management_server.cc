@@ -92,6 +92,11 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
     }
   }
   if (s->own_data_plane_ != nullptr) s->own_data_plane_->set_shard_map(shard_of);
+  CONVERGE_RETURN_IF_ERROR(s->StartService(options, data_plane));
+  return s;
+}
+
+absl::Status ManagementServer::StartService(const ManagementOptions& options, DataPlane* data_plane) {
   std::shared_ptr<const TokenSigner> signer;
   if (!options.token_signing_key.empty()) {
     CONVERGE_ASSIGN_OR_RETURN(signer, TokenSigner::FromPemFile(options.token_signing_key));
@@ -99,16 +104,16 @@ absl::StatusOr<std::unique_ptr<ManagementServer>> ManagementServer::Create(
   AuthOptions auth;
   auth.operator_token = options.token;
   auth.service_token = options.service_token;
-  s->service_ = std::make_unique<ManagementService>(s->registry_.get(), data_plane, std::move(auth), std::move(signer),
-                                                    options.device_token_ttl, options.endpoints);
-  s->service_->set_shards(s->shards_.get(), s->shard_map_.get());
-  s->service_->set_moves(s->moves_.get(), s->placement_.get());
+  service_ = std::make_unique<ManagementService>(registry_.get(), data_plane, std::move(auth), std::move(signer),
+                                                 options.device_token_ttl, options.endpoints);
+  service_->set_shards(shards_.get(), shard_map_.get());
+  service_->set_moves(moves_.get(), placement_.get());
   if (options.lag_sample_interval > absl::ZeroDuration()) {
-    s->lag_ = std::make_unique<LagHistory>(s->registry_.get(), data_plane);
-    s->lag_->Start(options.lag_sample_interval);
-    s->service_->set_lag_history(s->lag_.get());
+    lag_ = std::make_unique<LagHistory>(registry_.get(), data_plane);
+    lag_->Start(options.lag_sample_interval);
+    service_->set_lag_history(lag_.get());
   }
-  return s;
+  return absl::OkStatus();
 }
 
 }  // namespace converge::management

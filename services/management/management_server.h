@@ -57,6 +57,8 @@ class ManagementServer {
 
  private:
   ManagementServer() = default;
+  // StartService makes the gRPC service over what Create built (and, if asked, the lag samples).
+  absl::Status StartService(const ManagementOptions& options, DataPlane* data_plane);
   std::unique_ptr<ShardList> shards_;          // the store shards, from --store (and etcd's map)
   std::unique_ptr<EtcdShardMap> shard_map_;    // with the registry in etcd: follows etcd's shard map
   std::unique_ptr<GrpcDataPlane> own_data_plane_;
